@@ -1,0 +1,6 @@
+//! One module per subcommand: its arguments and its `run`.
+
+pub mod cohort;
+pub mod ingest;
+pub mod stats;
+pub mod synth;

@@ -1,0 +1,68 @@
+//! `qiao`: the one binary of the Qiao federated real-world-data platform.
+//!
+//! A thin shell over the library crates: parse the command line, run one subcommand, print the
+//! whole error chain once. A broken pipe (e.g. `qiao stats | head`) is not an error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "qiao",
+    version,
+    about = "Qiao (桥): a federated OMOP CDM real-world-data platform"
+)]
+struct Cli {
+    /// Log filter (e.g. `info`, `qiao=debug`); also read from QIAO_LOG.
+    #[arg(long, global = true, env = "QIAO_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read a hospital's OMOP CDM (CSV folder or PostgreSQL schema) into a Qiao store.
+    Ingest(cmd::ingest::Args),
+    /// Print what a store holds: rows per table, persons, date range, top concepts.
+    Stats(cmd::stats::Args),
+    /// Write synthetic hospitals (OMOP CSV folders) resampled from a source CDM.
+    Synth(cmd::synth::Args),
+    /// Run, explain or check OHDSI ATLAS/Circe cohort definitions on a store.
+    #[command(subcommand)]
+    Cohort(cmd::cohort::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Ingest(a) => cmd::ingest::run(a),
+        Command::Stats(a) => cmd::stats::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Cohort(c) => cmd::cohort::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
