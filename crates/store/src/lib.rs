@@ -1,14 +1,78 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The Qiao store: a hospital's OMOP CDM as one immutable, memory-mapped file laid out for the
+//! cohort engine.
+//!
+//! - **Persons**: every person id (rows of `person`, plus orphan ids that only event tables name),
+//!   by dense index in ascending id order; person attributes by that index.
+//! - **Domains**: each clinical table sorted by (person, start date, event id), with a 16-byte core per
+//!   event (person index, start, Circe end, concept: 4 bytes each) plus the event id, per-person row
+//!   ranges, per-concept postings (ascending rows), and attribute columns stored apart and read only
+//!   when a criterion filters on them.
+//! - **Vocabulary**: concepts, the ancestor → descendants closure and "Maps to" (target → sources).
+//!
+//! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.
+
+mod build;
+mod error;
+pub mod format;
+mod meta;
+mod read;
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::Path;
+
+use qiao_cdm::RawTable;
+
+pub use error::StoreError;
+pub use meta::{Meta, TableMeta};
+pub use read::{ColumnRef, ConceptInfo, Domain, Persons, Reference, Store, TextRef, Vocabulary};
+
+/// Builds a store from `tables` and writes it to `path` atomically: the file is written to a
+/// temporary name beside `path`, synced, and renamed into place only when complete.
+pub fn write(
+    path: &Path,
+    tables: Vec<RawTable>,
+    ingest_report: serde_json::Value,
+) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
+    let tmp = path.with_file_name(format!(".{file_name}.qstore.tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        let out = build::write_image(
+            BufWriter::with_capacity(1 << 20, file),
+            tables,
+            ingest_report,
+        )?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Builds a store in memory (tests, small fixtures).
+pub fn from_tables(tables: Vec<RawTable>) -> Result<Store, StoreError> {
+    let bytes = write_to_vec(tables, serde_json::Value::Null)?;
+    Store::from_bytes(&bytes)
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// The bytes of a store built from `tables`.
+pub fn write_to_vec(
+    tables: Vec<RawTable>,
+    ingest_report: serde_json::Value,
+) -> Result<Vec<u8>, StoreError> {
+    build::write_image(Vec::new(), tables, ingest_report).map_err(|source| StoreError::Io {
+        path: "<memory>".into(),
+        source,
+    })
 }

@@ -1,0 +1,503 @@
+//! Building a store from CDM tables held in memory: index persons, sort events, build postings and
+//! vocabulary closures, and write it all as sections.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use qiao_cdm::{date, Column, EndRule, RawTable, TableKind, NULL_ID, NULL_INT};
+use rayon::prelude::*;
+
+use crate::format::{Element, SectionWriter};
+use crate::meta::{Meta, TableMeta};
+
+/// Builds every section of a store from `tables` and writes them to `out`.
+/// Tables may come in any order; at most one per CDM table name (later ones are appended to earlier ones).
+pub fn write_image<W: Write>(
+    out: W,
+    tables: Vec<RawTable>,
+    ingest_report: serde_json::Value,
+) -> io::Result<W> {
+    let mut by_name: BTreeMap<&'static str, RawTable> = BTreeMap::new();
+    let mut order: Vec<&'static str> = Vec::new();
+    for t in tables {
+        match by_name.get_mut(t.spec.name) {
+            Some(existing) => existing.append(t),
+            None => {
+                order.push(t.spec.name);
+                by_name.insert(t.spec.name, t);
+            }
+        }
+    }
+
+    let mut w = SectionWriter::new(out)?;
+    let mut meta = Meta {
+        ingest_report,
+        ..Meta::default()
+    };
+
+    // 1. The person universe: person rows plus every person id an event table mentions.
+    let person = by_name.get("person");
+    let person_ids: Vec<i64> = person
+        .and_then(|p| p.column("person_id"))
+        .and_then(Column::as_id)
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
+    let mut universe: Vec<i64> = person_ids
+        .iter()
+        .copied()
+        .filter(|&id| id != NULL_ID)
+        .collect();
+    for t in by_name.values() {
+        if let Some(ev) = &t.spec.event {
+            if let Some(ids) = t.column(ev.person).and_then(Column::as_id) {
+                universe.extend(ids.iter().copied().filter(|&id| id != NULL_ID));
+            }
+        }
+    }
+    universe.par_sort_unstable();
+    universe.dedup();
+    let index_of = |id: i64| universe.binary_search(&id).ok().map(|i| i as u32);
+
+    // Person rows, aligned to the universe (first row wins for a duplicated id).
+    let mut person_row: Vec<u32> = vec![u32::MAX; universe.len()];
+    for (row, &id) in person_ids.iter().enumerate() {
+        if let Some(idx) = index_of(id) {
+            let slot = &mut person_row[idx as usize];
+            if *slot == u32::MAX {
+                *slot = row as u32;
+            }
+        }
+    }
+    let has_row: Vec<u8> = person_row.iter().map(|&r| (r != u32::MAX) as u8).collect();
+    meta.persons = has_row.iter().filter(|&&h| h == 1).count() as u64;
+    meta.person_universe = universe.len() as u64;
+    w.section("person/id", &universe)?;
+    w.section("person/has_row", &has_row)?;
+    if let Some(p) = person {
+        for (name, col) in &p.columns {
+            if *name == "person_id" {
+                continue;
+            }
+            write_column(
+                &mut w,
+                &format!("person/col/{name}"),
+                &gather_or_null(col, &person_row),
+            )?;
+        }
+        meta.tables.insert(
+            "person".into(),
+            TableMeta {
+                rows: p.rows() as u64,
+                columns_present: present(p),
+                ..TableMeta::default()
+            },
+        );
+    }
+
+    // 2. Observation periods first: every other table counts its events outside them.
+    let mut op_index: Option<(Vec<u64>, Vec<i32>, Vec<i32>)> = None;
+    let mut first_date = i32::MAX;
+    let mut last_date = i32::MIN;
+    let mut event_names: Vec<&'static str> = order
+        .iter()
+        .copied()
+        .filter(|n| by_name[n].spec.kind == TableKind::Event)
+        .collect();
+    event_names.sort_by_key(|n| *n != "observation_period");
+    for name in event_names {
+        let t = &by_name[name];
+        let ev = t.spec.event.as_ref().expect("event table has roles");
+        let built = sort_events(t, &universe);
+        let n = built.order.len();
+        let mut tm = TableMeta {
+            rows: n as u64,
+            columns_present: present(t),
+            ..TableMeta::default()
+        };
+        tm.orphans = built
+            .person
+            .iter()
+            .filter(|&&p| has_row[p as usize] == 0)
+            .count() as u64;
+
+        // Per-person row ranges.
+        let mut offsets = vec![0u64; universe.len() + 1];
+        for &p in &built.person {
+            offsets[p as usize + 1] += 1;
+        }
+        for i in 0..universe.len() {
+            offsets[i + 1] += offsets[i];
+        }
+
+        if name == "observation_period" {
+            op_index = Some((offsets.clone(), built.start.clone(), built.end.clone()));
+        } else if let Some((op_off, op_start, op_end)) = &op_index {
+            tm.outside_observation = (0..n)
+                .into_par_iter()
+                .filter(|&r| {
+                    let p = built.person[r] as usize;
+                    let s = built.start[r];
+                    let range = op_off[p] as usize..op_off[p + 1] as usize;
+                    !range
+                        .into_iter()
+                        .any(|o| op_start[o] <= s && s <= op_end[o])
+                })
+                .count() as u64;
+        }
+        if name != "location_history" && n > 0 {
+            first_date = first_date.min(*built.start.iter().min().unwrap_or(&i32::MAX));
+            let max_start = *built.start.iter().max().unwrap_or(&i32::MIN);
+            let max_end = if matches!(ev.end_rule, EndRule::StartPlusOne) {
+                i32::MIN
+            } else {
+                ev.end
+                    .and_then(|e| t.column(e))
+                    .and_then(Column::as_i32)
+                    .map_or(i32::MIN, |v| {
+                        built
+                            .order
+                            .iter()
+                            .map(|&i| v[i as usize])
+                            .filter(|&d| d != NULL_INT)
+                            .max()
+                            .unwrap_or(i32::MIN)
+                    })
+            };
+            last_date = last_date.max(max_start).max(max_end);
+        }
+
+        let prefix = format!("dom/{name}");
+        w.section(format!("{prefix}/person"), &built.person)?;
+        w.section(format!("{prefix}/start"), &built.start)?;
+        w.section(format!("{prefix}/end"), &built.end)?;
+        w.section(format!("{prefix}/concept"), &built.concept)?;
+        w.section(format!("{prefix}/event_id"), &built.event_id)?;
+        w.section(format!("{prefix}/person_offsets"), &offsets)?;
+        let (keys, post_offsets, rows) = postings(&built.concept);
+        w.section(format!("{prefix}/post_keys"), &keys)?;
+        w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
+        w.section(format!("{prefix}/post_rows"), &rows)?;
+        for (cname, col) in &t.columns {
+            write_column(
+                &mut w,
+                &format!("{prefix}/col/{cname}"),
+                &col.gather(&built.order),
+            )?;
+        }
+        meta.tables.insert(name.into(), tm);
+    }
+    if first_date != i32::MAX {
+        meta.first_date = Some(date::format(first_date));
+        meta.last_date = Some(date::format(last_date));
+    }
+
+    // 3. Reference tables (location, care_site, provider), sorted by primary key.
+    for name in &order {
+        let t = &by_name[name];
+        if t.spec.kind != TableKind::Reference {
+            continue;
+        }
+        let pk = t.spec.columns[0].name;
+        let ids = t.column(pk).and_then(Column::as_id).unwrap_or(&[]);
+        let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
+        perm.sort_by_key(|&i| ids[i as usize]);
+        for (cname, col) in &t.columns {
+            write_column(
+                &mut w,
+                &format!("ref/{name}/col/{cname}"),
+                &col.gather(&perm),
+            )?;
+        }
+        meta.tables.insert(
+            (*name).into(),
+            TableMeta {
+                rows: t.rows() as u64,
+                columns_present: present(t),
+                ..TableMeta::default()
+            },
+        );
+    }
+
+    // 4. Vocabulary.
+    if let Some(c) = by_name.get("concept") {
+        let ids = c
+            .column("concept_id")
+            .and_then(Column::as_i32)
+            .unwrap_or(&[]);
+        let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
+        perm.sort_by_key(|&i| ids[i as usize]);
+        perm.dedup_by_key(|i| ids[*i as usize]);
+        for (cname, col) in &c.columns {
+            write_column(
+                &mut w,
+                &format!("vocab/concept/col/{cname}"),
+                &col.gather(&perm),
+            )?;
+        }
+        meta.tables.insert(
+            "concept".into(),
+            TableMeta {
+                rows: c.rows() as u64,
+                columns_present: present(c),
+                ..TableMeta::default()
+            },
+        );
+    }
+    if let Some(ca) = by_name.get("concept_ancestor") {
+        let a = ca
+            .column("ancestor_concept_id")
+            .and_then(Column::as_i32)
+            .unwrap_or(&[]);
+        let d = ca
+            .column("descendant_concept_id")
+            .and_then(Column::as_i32)
+            .unwrap_or(&[]);
+        let pairs: Vec<(i32, i32)> = a.iter().copied().zip(d.iter().copied()).collect();
+        write_multimap(&mut w, "vocab/ancestor", pairs)?;
+        meta.tables.insert(
+            "concept_ancestor".into(),
+            TableMeta {
+                rows: ca.rows() as u64,
+                columns_present: present(ca),
+                ..TableMeta::default()
+            },
+        );
+    }
+    if let Some(cr) = by_name.get("concept_relationship") {
+        let c1 = cr
+            .column("concept_id_1")
+            .and_then(Column::as_i32)
+            .unwrap_or(&[]);
+        let c2 = cr
+            .column("concept_id_2")
+            .and_then(Column::as_i32)
+            .unwrap_or(&[]);
+        let rel = cr.column("relationship_id").and_then(Column::as_text);
+        let inv = cr.column("invalid_reason").and_then(Column::as_text);
+        let pairs: Vec<(i32, i32)> = (0..c1.len())
+            .filter(|&i| {
+                rel.and_then(|r| r.get(i)) == Some("Maps to")
+                    && inv.is_none_or(|v| v.get(i).is_none())
+            })
+            .map(|i| (c2[i], c1[i]))
+            .collect();
+        write_multimap(&mut w, "vocab/mapped_from", pairs)?;
+        meta.tables.insert(
+            "concept_relationship".into(),
+            TableMeta {
+                rows: cr.rows() as u64,
+                columns_present: present(cr),
+                ..TableMeta::default()
+            },
+        );
+    }
+
+    w.finish(meta)
+}
+
+fn present(t: &RawTable) -> Vec<String> {
+    t.columns.iter().map(|(n, _)| n.to_string()).collect()
+}
+
+/// Rows of `col` at `rows`, NULL where the row is `u32::MAX`.
+fn gather_or_null(col: &Column, rows: &[u32]) -> Column {
+    let mut out = Column::for_type(match col {
+        Column::Id(_) => qiao_cdm::ColType::Id,
+        Column::I32(_) => qiao_cdm::ColType::Int,
+        Column::Float(_) => qiao_cdm::ColType::Float,
+        Column::Text(_) => qiao_cdm::ColType::Text,
+    })
+    .expect("kept type");
+    let present: Vec<u32> = rows.iter().copied().filter(|&r| r != u32::MAX).collect();
+    let gathered = col.gather(&present);
+    let mut next = 0usize;
+    for &r in rows {
+        if r == u32::MAX {
+            out.push_null();
+        } else {
+            push_from(&mut out, &gathered, next);
+            next += 1;
+        }
+    }
+    out
+}
+
+fn push_from(out: &mut Column, src: &Column, i: usize) {
+    match (out, src) {
+        (Column::Id(o), Column::Id(s)) => o.push(s[i]),
+        (Column::I32(o), Column::I32(s)) => o.push(s[i]),
+        (Column::Float(o), Column::Float(s)) => o.push(s[i]),
+        (Column::Text(o), Column::Text(s)) => o.push(s.get(i)),
+        _ => unreachable!("same column type"),
+    }
+}
+
+fn write_column<W: Write>(w: &mut SectionWriter<W>, name: &str, col: &Column) -> io::Result<()> {
+    match col {
+        Column::Id(v) => w.section(name, v),
+        Column::I32(v) => w.section(name, v),
+        Column::Float(v) => w.section(name, v),
+        Column::Text(t) => {
+            w.section(format!("{name}.offsets"), &t.offsets)?;
+            w.section(format!("{name}.data"), &t.data)?;
+            let nulls: Vec<u8> = t.nulls.iter().map(|&b| b as u8).collect();
+            w.section(format!("{name}.nulls"), &nulls)
+        }
+    }
+}
+
+/// `key → sorted distinct values` as three sections: keys, offsets (len keys+1), values.
+fn write_multimap<W: Write>(
+    w: &mut SectionWriter<W>,
+    prefix: &str,
+    mut pairs: Vec<(i32, i32)>,
+) -> io::Result<()> {
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    let mut keys: Vec<i32> = Vec::new();
+    let mut offsets: Vec<u64> = vec![0];
+    let mut values: Vec<i32> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if keys.last() != Some(&k) {
+            if !keys.is_empty() {
+                offsets.push(values.len() as u64);
+            }
+            keys.push(k);
+        }
+        values.push(v);
+    }
+    if !keys.is_empty() {
+        offsets.push(values.len() as u64);
+    }
+    write3(w, prefix, &keys, &offsets, &values)
+}
+
+fn write3<W: Write, K: Element, V: Element>(
+    w: &mut SectionWriter<W>,
+    prefix: &str,
+    keys: &[K],
+    offsets: &[u64],
+    values: &[V],
+) -> io::Result<()> {
+    w.section(format!("{prefix}/keys"), keys)?;
+    w.section(format!("{prefix}/offsets"), offsets)?;
+    w.section(format!("{prefix}/values"), values)
+}
+
+/// Per-concept postings: distinct concepts (ascending), offsets, and the rows of each (ascending).
+fn postings(concept: &[i32]) -> (Vec<i32>, Vec<u64>, Vec<u32>) {
+    // Sort (concept, row) packed into u64 so rows stay ascending within a concept.
+    let mut packed: Vec<u64> = concept
+        .par_iter()
+        .enumerate()
+        .filter(|(_, &c)| c != NULL_INT)
+        .map(|(row, &c)| (((c as u32) ^ 0x8000_0000) as u64) << 32 | row as u64)
+        .collect();
+    packed.par_sort_unstable();
+    let mut keys = Vec::new();
+    let mut offsets = vec![0u64];
+    let mut rows = Vec::with_capacity(packed.len());
+    for p in packed {
+        let c = ((p >> 32) as u32 ^ 0x8000_0000) as i32;
+        if keys.last() != Some(&c) {
+            if !keys.is_empty() {
+                offsets.push(rows.len() as u64);
+            }
+            keys.push(c);
+        }
+        rows.push(p as u32);
+    }
+    if !keys.is_empty() {
+        offsets.push(rows.len() as u64);
+    }
+    (keys, offsets, rows)
+}
+
+struct SortedEvents {
+    /// Source row of each stored row.
+    order: Vec<u32>,
+    person: Vec<u32>,
+    start: Vec<i32>,
+    end: Vec<i32>,
+    concept: Vec<i32>,
+    event_id: Vec<i64>,
+}
+
+/// Sorts an event table by (person, start date, event id) and derives Circe's core columns.
+/// Rows without a person or a start date (which ingest rejects) are dropped.
+fn sort_events(t: &RawTable, universe: &[i64]) -> SortedEvents {
+    let ev = t.spec.event.as_ref().expect("event roles");
+    let empty_id: Vec<i64> = Vec::new();
+    let empty_i32: Vec<i32> = Vec::new();
+    let persons = t
+        .column(ev.person)
+        .and_then(Column::as_id)
+        .unwrap_or(&empty_id);
+    let starts = t
+        .column(ev.start)
+        .and_then(Column::as_i32)
+        .unwrap_or(&empty_i32);
+    let ids = ev
+        .pk
+        .and_then(|pk| t.column(pk))
+        .and_then(Column::as_id)
+        .unwrap_or(persons);
+    let n = t.rows();
+
+    let mut keyed: Vec<(u32, i32, i64, u32)> = (0..n)
+        .into_par_iter()
+        .filter_map(|r| {
+            let pid = *persons.get(r)?;
+            let s = *starts.get(r)?;
+            if pid == NULL_ID || s == NULL_INT {
+                return None;
+            }
+            let p = universe.binary_search(&pid).ok()? as u32;
+            Some((p, s, ids.get(r).copied().unwrap_or(NULL_ID), r as u32))
+        })
+        .collect();
+    keyed.par_sort_unstable();
+
+    let order: Vec<u32> = keyed.iter().map(|k| k.3).collect();
+    let person: Vec<u32> = keyed.iter().map(|k| k.0).collect();
+    let start: Vec<i32> = keyed.iter().map(|k| k.1).collect();
+    let event_id: Vec<i64> = keyed.iter().map(|k| k.2).collect();
+    let col_i32 = |name: Option<&str>| name.and_then(|n| t.column(n)).and_then(Column::as_i32);
+    let raw_end = col_i32(ev.end);
+    let days_supply = t.column("days_supply").and_then(Column::as_i32);
+    let end: Vec<i32> = keyed
+        .par_iter()
+        .map(|&(_, s, _, r)| {
+            let r = r as usize;
+            let e = raw_end.map_or(NULL_INT, |v| v[r]);
+            let plus = |d: i32| s.saturating_add(d);
+            match ev.end_rule {
+                EndRule::Column => e,
+                EndRule::StartPlusOne => plus(1),
+                EndRule::ColumnOrStartPlusOne if e != NULL_INT => e,
+                EndRule::ColumnOrStartPlusOne => plus(1),
+                EndRule::ColumnOrDaysSupplyOrStartPlusOne if e != NULL_INT => e,
+                EndRule::ColumnOrDaysSupplyOrStartPlusOne => {
+                    match days_supply.map_or(NULL_INT, |v| v[r]) {
+                        NULL_INT => plus(1),
+                        d => plus(d),
+                    }
+                }
+                EndRule::ColumnOr2099 if e != NULL_INT => e,
+                EndRule::ColumnOr2099 => date::from_ymd(2099, 12, 31),
+            }
+        })
+        .collect();
+    let concept: Vec<i32> = match col_i32(ev.concept) {
+        Some(v) => order.iter().map(|&r| v[r as usize]).collect(),
+        None => vec![NULL_INT; order.len()],
+    };
+    SortedEvents {
+        order,
+        person,
+        start,
+        end,
+        concept,
+        event_id,
+    }
+}

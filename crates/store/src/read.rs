@@ -1,0 +1,637 @@
+//! Opening a store and viewing its sections as typed slices.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use qiao_cdm::{TableSpec, NULL_INT};
+
+use crate::error::StoreError;
+use crate::format::{self, DType, Element, SectionInfo, Toc};
+use crate::meta::Meta;
+
+/// The bytes of a store: a memory-mapped file, or an owned buffer (tests, in-memory stores).
+enum Backing {
+    Mmap(Mmap),
+    /// u64 words so that every section is at least 8-byte aligned.
+    Owned(Vec<u64>, usize),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mmap(m) => m,
+            Backing::Owned(words, len) => &bytemuck::cast_slice(words)[..*len],
+        }
+    }
+}
+
+/// An open, immutable Qiao store. Cheap to clone (shared); safe to read from many threads.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backing: Backing,
+    sections: HashMap<String, SectionInfo>,
+    meta: Meta,
+    source: String,
+}
+
+impl Store {
+    /// Opens a store file: checks magic, version, table of contents, and every section's bounds and
+    /// checksum, then serves the data straight from the memory map.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let io = |source| StoreError::Io {
+            path: PathBuf::from(path),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.is_dir() {
+            return Err(StoreError::Corrupt {
+                store: path.display().to_string(),
+                what: "is a directory, not a store file".into(),
+            });
+        }
+        // SAFETY: the store file is immutable once written (writers create a new file and rename it
+        // into place), so the mapped bytes do not change under us. A file truncated by someone else
+        // while mapped could raise SIGBUS; that is outside what a reader can defend against.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Store::from_backing(Backing::Mmap(mmap), path.display().to_string())
+    }
+
+    /// A store from bytes in memory (as [`crate::write_to_vec`] makes them).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Store, StoreError> {
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Store::from_backing(Backing::Owned(words, bytes.len()), "<memory>".into())
+    }
+
+    fn from_backing(backing: Backing, source: String) -> Result<Store, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            store: source.clone(),
+            what,
+        };
+        let b = backing.bytes();
+        if b.len() < 8 || &b[..8] != format::MAGIC {
+            return Err(corrupt("not a Qiao store (bad magic)".into()));
+        }
+        if b.len() < format::HEADER_LEN + format::FOOTER_LEN {
+            return Err(corrupt(format!("truncated: {} bytes", b.len())));
+        }
+        let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+        if version != format::FORMAT_VERSION {
+            return Err(StoreError::Version {
+                store: source.clone(),
+                found: version,
+                supported: format::FORMAT_VERSION,
+            });
+        }
+        let footer = &b[b.len() - format::FOOTER_LEN..];
+        if &footer[24..32] != format::FOOTER_MAGIC {
+            return Err(corrupt("truncated or damaged: no footer".into()));
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(footer[o..o + 8].try_into().expect("8 bytes"));
+        let (toc_off, toc_len) = (u64_at(0), u64_at(8));
+        let toc_crc = u32::from_le_bytes(footer[16..20].try_into().expect("4 bytes"));
+        let toc_end = toc_off
+            .checked_add(toc_len)
+            .filter(|&e| e <= (b.len() - format::FOOTER_LEN) as u64);
+        let Some(toc_end) = toc_end else {
+            return Err(corrupt("table of contents out of bounds".into()));
+        };
+        let toc_bytes = &b[toc_off as usize..toc_end as usize];
+        if crc32fast::hash(toc_bytes) != toc_crc {
+            return Err(corrupt("table of contents checksum mismatch".into()));
+        }
+        let toc: Toc = serde_json::from_slice(toc_bytes)
+            .map_err(|e| corrupt(format!("table of contents: {e}")))?;
+        let mut sections = HashMap::with_capacity(toc.sections.len());
+        for s in toc.sections {
+            let end = s.offset.checked_add(s.len).filter(|&e| e <= toc_off);
+            if end.is_none() || s.offset as usize % 8 != 0 || s.len as usize % s.dtype.size() != 0 {
+                return Err(corrupt(format!(
+                    "section {} out of bounds or misaligned",
+                    s.name
+                )));
+            }
+            let data = &b[s.offset as usize..(s.offset + s.len) as usize];
+            if crc32fast::hash(data) != s.crc32 {
+                return Err(corrupt(format!("section {} checksum mismatch", s.name)));
+            }
+            sections.insert(s.name.clone(), s);
+        }
+        let store = Store {
+            inner: Arc::new(Inner {
+                backing,
+                sections,
+                meta: toc.meta,
+                source,
+            }),
+        };
+        store.check_structure()?;
+        Ok(store)
+    }
+
+    /// Invariants the views rely on (lengths agree, offsets monotone and in range, person indexes valid):
+    /// with them, no lookup can go out of bounds.
+    fn check_structure(&self) -> Result<(), StoreError> {
+        let n = self.persons().len();
+        let bad = |what: String| StoreError::Corrupt {
+            store: self.inner.source.clone(),
+            what,
+        };
+        for name in self.domain_names() {
+            let d = self.domain_by_name(&name).map_err(|e| bad(e.to_string()))?;
+            let rows = d.person.len();
+            if [
+                d.start.len(),
+                d.end.len(),
+                d.concept.len(),
+                d.event_id.len(),
+            ]
+            .iter()
+            .any(|&l| l != rows)
+                || d.person_offsets.len() != n + 1
+                || d.person.iter().any(|&p| p as usize >= n)
+                || !offsets_ok(d.person_offsets, rows)
+                || !offsets_ok(d.post_offsets, d.post_rows.len())
+                || d.post_offsets.len() != d.post_keys.len() + 1
+                || d.post_rows.iter().any(|&r| r as usize >= rows)
+            {
+                return Err(bad(format!("domain {name}: inconsistent index")));
+            }
+            for c in d.columns.values() {
+                if !c.len_is(rows) {
+                    return Err(bad(format!("domain {name}: column length")));
+                }
+            }
+        }
+        for prefix in ["vocab/ancestor", "vocab/mapped_from"] {
+            if let Ok(m) = self.multimap(prefix) {
+                if m.offsets.len() != m.keys.len() + 1 || !offsets_ok(m.offsets, m.values.len()) {
+                    return Err(bad(format!("{prefix}: inconsistent index")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.inner.meta
+    }
+
+    /// Where the store was opened from (a path, or `<memory>`).
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    fn section<T: Element>(&self, name: &str) -> Result<&[T], StoreError> {
+        let s = self
+            .inner
+            .sections
+            .get(name)
+            .ok_or_else(|| StoreError::Missing {
+                name: name.to_string(),
+            })?;
+        if s.dtype != T::DTYPE {
+            return Err(StoreError::Corrupt {
+                store: self.inner.source.clone(),
+                what: format!("section {name} has type {:?}", s.dtype),
+            });
+        }
+        let bytes = &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize];
+        bytemuck::try_cast_slice(bytes).map_err(|e| StoreError::Corrupt {
+            store: self.inner.source.clone(),
+            what: format!("section {name}: {e}"),
+        })
+    }
+
+    fn column_at(&self, name: &str) -> Option<ColumnRef<'_>> {
+        let s = self
+            .inner
+            .sections
+            .get(name)
+            .or_else(|| self.inner.sections.get(&format!("{name}.offsets")))?;
+        Some(match s.dtype {
+            DType::I64 => ColumnRef::Id(self.section(name).ok()?),
+            DType::I32 => ColumnRef::I32(self.section(name).ok()?),
+            DType::F64 => ColumnRef::Float(self.section(name).ok()?),
+            DType::U64 => ColumnRef::Text(TextRef {
+                offsets: self.section(&format!("{name}.offsets")).ok()?,
+                data: self.section(&format!("{name}.data")).ok()?,
+                nulls: self.section(&format!("{name}.nulls")).ok()?,
+            }),
+            DType::U8 | DType::U32 => return None,
+        })
+    }
+
+    fn columns_under(&self, prefix: &str) -> HashMap<String, ColumnRef<'_>> {
+        let mut out = HashMap::new();
+        for name in self.inner.sections.keys() {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                let col = rest.split('.').next().unwrap_or(rest);
+                if !out.contains_key(col) {
+                    if let Some(c) = self.column_at(&format!("{prefix}{col}")) {
+                        out.insert(col.to_string(), c);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every person id known to the store (person rows and orphans).
+    pub fn persons(&self) -> Persons<'_> {
+        Persons {
+            ids: self.section("person/id").unwrap_or(&[]),
+            has_row: self.section("person/has_row").unwrap_or(&[]),
+            columns: self.columns_under("person/col/"),
+        }
+    }
+
+    /// Names of the event tables stored (in no particular order).
+    pub fn domain_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner
+            .sections
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("dom/")?
+                    .strip_suffix("/person")
+                    .map(str::to_string)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// An event table (e.g. `condition_occurrence`, `observation_period`), or None if the CDM had none.
+    pub fn domain(&self, table: &str) -> Option<Domain<'_>> {
+        self.domain_by_name(table).ok()
+    }
+
+    fn domain_by_name(&self, table: &str) -> Result<Domain<'_>, StoreError> {
+        let spec = qiao_cdm::table(table).ok_or_else(|| StoreError::Missing {
+            name: table.to_string(),
+        })?;
+        let p = format!("dom/{}", spec.name);
+        Ok(Domain {
+            spec,
+            person: self.section(&format!("{p}/person"))?,
+            start: self.section(&format!("{p}/start"))?,
+            end: self.section(&format!("{p}/end"))?,
+            concept: self.section(&format!("{p}/concept"))?,
+            event_id: self.section(&format!("{p}/event_id"))?,
+            person_offsets: self.section(&format!("{p}/person_offsets"))?,
+            post_keys: self.section(&format!("{p}/post_keys"))?,
+            post_offsets: self.section(&format!("{p}/post_offsets"))?,
+            post_rows: self.section(&format!("{p}/post_rows"))?,
+            columns: self.columns_under(&format!("{p}/col/")),
+        })
+    }
+
+    /// A reference table (`location`, `care_site`, `provider`), rows sorted by primary key.
+    pub fn reference(&self, table: &str) -> Option<Reference<'_>> {
+        let spec = qiao_cdm::table(table)?;
+        let columns = self.columns_under(&format!("ref/{}/col/", spec.name));
+        if columns.is_empty() {
+            return None;
+        }
+        Some(Reference { spec, columns })
+    }
+
+    fn multimap(&self, prefix: &str) -> Result<MultiMap<'_>, StoreError> {
+        Ok(MultiMap {
+            keys: self.section(&format!("{prefix}/keys"))?,
+            offsets: self.section(&format!("{prefix}/offsets"))?,
+            values: self.section(&format!("{prefix}/values"))?,
+        })
+    }
+
+    /// The vocabulary: concepts, ancestor closure, and "Maps to".
+    pub fn vocabulary(&self) -> Vocabulary<'_> {
+        let empty = MultiMap {
+            keys: &[],
+            offsets: &[0],
+            values: &[],
+        };
+        Vocabulary {
+            columns: self.columns_under("vocab/concept/col/"),
+            ancestor: self.multimap("vocab/ancestor").unwrap_or(empty),
+            mapped_from: self.multimap("vocab/mapped_from").unwrap_or(empty),
+        }
+    }
+}
+
+fn offsets_ok(offsets: &[u64], len: usize) -> bool {
+    offsets.first().is_some_and(|&o| o == 0)
+        && offsets.windows(2).all(|w| w[0] <= w[1])
+        && offsets.last().is_some_and(|&o| o as usize == len)
+}
+
+/// A typed view of one stored column. NULL: `i64::MIN`, `i32::MIN`, NaN, `None`.
+#[derive(Clone, Copy, Debug)]
+pub enum ColumnRef<'a> {
+    Id(&'a [i64]),
+    /// Concept ids, integers and dates (days since 1970-01-01).
+    I32(&'a [i32]),
+    Float(&'a [f64]),
+    Text(TextRef<'a>),
+}
+
+impl<'a> ColumnRef<'a> {
+    fn len_is(&self, n: usize) -> bool {
+        match self {
+            ColumnRef::Id(v) => v.len() == n,
+            ColumnRef::I32(v) => v.len() == n,
+            ColumnRef::Float(v) => v.len() == n,
+            ColumnRef::Text(t) => {
+                t.nulls.len() == n
+                    && t.offsets.len() == n + 1
+                    && offsets_ok(t.offsets, t.data.len())
+            }
+        }
+    }
+    pub fn as_id(self) -> Option<&'a [i64]> {
+        match self {
+            ColumnRef::Id(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_i32(self) -> Option<&'a [i32]> {
+        match self {
+            ColumnRef::I32(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_f64(self) -> Option<&'a [f64]> {
+        match self {
+            ColumnRef::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_text(self) -> Option<TextRef<'a>> {
+        match self {
+            ColumnRef::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A stored text column.
+#[derive(Clone, Copy, Debug)]
+pub struct TextRef<'a> {
+    offsets: &'a [u64],
+    data: &'a [u8],
+    nulls: &'a [u8],
+}
+
+impl<'a> TextRef<'a> {
+    pub fn len(&self) -> usize {
+        self.nulls.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nulls.is_empty()
+    }
+    /// Row `i`'s text, None if NULL (or out of range).
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        if *self.nulls.get(i)? != 0 {
+            return None;
+        }
+        let bytes = self
+            .data
+            .get(*self.offsets.get(i)? as usize..*self.offsets.get(i + 1)? as usize)?;
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Every person id the store knows, by dense index `0..len()` in ascending person id order.
+pub struct Persons<'a> {
+    ids: &'a [i64],
+    has_row: &'a [u8],
+    columns: HashMap<String, ColumnRef<'a>>,
+}
+
+impl<'a> Persons<'a> {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+    pub fn ids(&self) -> &'a [i64] {
+        self.ids
+    }
+    pub fn person_id(&self, idx: u32) -> i64 {
+        self.ids[idx as usize]
+    }
+    pub fn index_of(&self, person_id: i64) -> Option<u32> {
+        self.ids.binary_search(&person_id).ok().map(|i| i as u32)
+    }
+    /// True if the person has a row in `person` (false for orphans known only from event tables).
+    pub fn has_row(&self, idx: u32) -> bool {
+        self.has_row.get(idx as usize).is_some_and(|&h| h != 0)
+    }
+    /// A person column (`year_of_birth`, `gender_concept_id`, …) by person index; NULL for orphans.
+    pub fn column(&self, name: &str) -> Option<ColumnRef<'a>> {
+        self.columns.get(name).copied()
+    }
+    /// `person.<name>` as i32 values by person index (concepts, year_of_birth, …).
+    pub fn i32_column(&self, name: &str) -> &'a [i32] {
+        self.column(name).and_then(ColumnRef::as_i32).unwrap_or(&[])
+    }
+    pub fn year_of_birth(&self, idx: u32) -> Option<i32> {
+        self.i32_column("year_of_birth")
+            .get(idx as usize)
+            .copied()
+            .filter(|&y| y != NULL_INT)
+    }
+}
+
+/// One event table, rows sorted by (person index, start date, event id).
+pub struct Domain<'a> {
+    spec: &'static TableSpec,
+    person: &'a [u32],
+    start: &'a [i32],
+    end: &'a [i32],
+    concept: &'a [i32],
+    event_id: &'a [i64],
+    person_offsets: &'a [u64],
+    post_keys: &'a [i32],
+    post_offsets: &'a [u64],
+    post_rows: &'a [u32],
+    columns: HashMap<String, ColumnRef<'a>>,
+}
+
+impl<'a> Domain<'a> {
+    pub fn spec(&self) -> &'static TableSpec {
+        self.spec
+    }
+    pub fn len(&self) -> usize {
+        self.person.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.person.is_empty()
+    }
+    /// Person index of each row (ascending).
+    pub fn person(&self) -> &'a [u32] {
+        self.person
+    }
+    /// Start date of each row (ascending within a person).
+    pub fn start(&self) -> &'a [i32] {
+        self.start
+    }
+    /// Circe's end date of each row (the table's end-date rule applied: see [`qiao_cdm::EndRule`]).
+    pub fn end(&self) -> &'a [i32] {
+        self.end
+    }
+    /// The domain concept of each row (NULL_CONCEPT where the table has none, e.g. observation_period).
+    pub fn concept(&self) -> &'a [i32] {
+        self.concept
+    }
+    /// Circe's event id: the table's primary key (death: the person id).
+    pub fn event_id(&self) -> &'a [i64] {
+        self.event_id
+    }
+    /// The rows of one person.
+    pub fn person_rows(&self, person_idx: u32) -> Range<usize> {
+        let i = person_idx as usize;
+        match (self.person_offsets.get(i), self.person_offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
+    /// Rows whose domain concept is `concept_id`, ascending (hence sorted by person, start).
+    pub fn concept_rows(&self, concept_id: i32) -> &'a [u32] {
+        match self.post_keys.binary_search(&concept_id) {
+            Ok(i) => {
+                &self.post_rows[self.post_offsets[i] as usize..self.post_offsets[i + 1] as usize]
+            }
+            Err(_) => &[],
+        }
+    }
+    /// Distinct concepts with their row counts, ascending by concept id.
+    pub fn concept_counts(&self) -> impl Iterator<Item = (i32, u64)> + 'a {
+        let (keys, offsets) = (self.post_keys, self.post_offsets);
+        keys.iter()
+            .enumerate()
+            .map(move |(i, &k)| (k, offsets[i + 1] - offsets[i]))
+    }
+    /// A stored attribute column by CDM name (e.g. `condition_type_concept_id`, `value_as_number`).
+    pub fn column(&self, name: &str) -> Option<ColumnRef<'a>> {
+        self.columns.get(name).copied()
+    }
+}
+
+/// A reference table (location, care_site, provider): rows sorted by primary key.
+pub struct Reference<'a> {
+    spec: &'static TableSpec,
+    columns: HashMap<String, ColumnRef<'a>>,
+}
+
+impl<'a> Reference<'a> {
+    pub fn spec(&self) -> &'static TableSpec {
+        self.spec
+    }
+    pub fn column(&self, name: &str) -> Option<ColumnRef<'a>> {
+        self.columns.get(name).copied()
+    }
+    /// The row of a primary key value.
+    pub fn row_of(&self, id: i64) -> Option<usize> {
+        let ids = self.column(self.spec.columns[0].name)?.as_id()?;
+        ids.binary_search(&id).ok()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct MultiMap<'a> {
+    keys: &'a [i32],
+    offsets: &'a [u64],
+    values: &'a [i32],
+}
+
+impl<'a> MultiMap<'a> {
+    fn get(&self, key: i32) -> &'a [i32] {
+        match self.keys.binary_search(&key) {
+            Ok(i) => &self.values[self.offsets[i] as usize..self.offsets[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
+}
+
+/// One concept's row in the vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConceptInfo<'a> {
+    pub concept_id: i32,
+    pub concept_name: Option<&'a str>,
+    pub domain_id: Option<&'a str>,
+    pub vocabulary_id: Option<&'a str>,
+    pub concept_class_id: Option<&'a str>,
+    pub standard_concept: Option<&'a str>,
+    pub concept_code: Option<&'a str>,
+    pub invalid_reason: Option<&'a str>,
+}
+
+/// Concepts, the ancestor closure and "Maps to", ready for concept-set expansion.
+pub struct Vocabulary<'a> {
+    columns: HashMap<String, ColumnRef<'a>>,
+    ancestor: MultiMap<'a>,
+    mapped_from: MultiMap<'a>,
+}
+
+impl<'a> Vocabulary<'a> {
+    fn ids(&self) -> &'a [i32] {
+        self.columns
+            .get("concept_id")
+            .and_then(|c| c.as_i32())
+            .unwrap_or(&[])
+    }
+    fn row(&self, id: i32) -> Option<usize> {
+        self.ids().binary_search(&id).ok()
+    }
+    fn text(&self, col: &str, row: usize) -> Option<&'a str> {
+        self.columns.get(col)?.as_text()?.get(row)
+    }
+    /// Number of concepts.
+    pub fn len(&self) -> usize {
+        self.ids().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids().is_empty()
+    }
+    pub fn contains(&self, id: i32) -> bool {
+        self.row(id).is_some()
+    }
+    /// The concept exists and its `invalid_reason` is NULL.
+    pub fn is_valid(&self, id: i32) -> bool {
+        self.row(id)
+            .is_some_and(|r| self.text("invalid_reason", r).is_none())
+    }
+    pub fn concept(&self, id: i32) -> Option<ConceptInfo<'a>> {
+        let r = self.row(id)?;
+        Some(ConceptInfo {
+            concept_id: id,
+            concept_name: self.text("concept_name", r),
+            domain_id: self.text("domain_id", r),
+            vocabulary_id: self.text("vocabulary_id", r),
+            concept_class_id: self.text("concept_class_id", r),
+            standard_concept: self.text("standard_concept", r),
+            concept_code: self.text("concept_code", r),
+            invalid_reason: self.text("invalid_reason", r),
+        })
+    }
+    /// `concept_ancestor` descendants of `ancestor` (ascending; includes `ancestor` only if its self-row exists).
+    pub fn descendants(&self, ancestor: i32) -> &'a [i32] {
+        self.ancestor.get(ancestor)
+    }
+    /// Source concepts with a valid "Maps to" relationship to `target` (ascending).
+    pub fn mapped_from(&self, target: i32) -> &'a [i32] {
+        self.mapped_from.get(target)
+    }
+}

@@ -1,0 +1,278 @@
+//! Round trip through the file format, and every way a store file can be damaged.
+
+use qiao_cdm::{date, Column, RawTable, NULL_INT};
+use qiao_store::{Store, StoreError};
+
+fn d(s: &str) -> i32 {
+    date::parse(s.as_bytes()).unwrap()
+}
+
+fn table(name: &str, rows: &[&[&str]]) -> RawTable {
+    let spec = qiao_cdm::table(name).unwrap();
+    let mut t = RawTable::new(spec);
+    let kept: Vec<_> = spec.kept_columns().collect();
+    for row in rows {
+        for (c, col) in kept.iter().enumerate() {
+            let v = row.get(c).copied().unwrap_or("");
+            let target = t.column_mut(col.name).unwrap();
+            if v.is_empty() {
+                target.push_null();
+                continue;
+            }
+            match target {
+                Column::Id(x) => x.push(v.parse().unwrap()),
+                Column::I32(x) if col.ty == qiao_cdm::ColType::Date => x.push(d(v)),
+                Column::I32(x) => x.push(v.parse().unwrap()),
+                Column::Float(x) => x.push(v.parse().unwrap()),
+                Column::Text(x) => x.push(Some(v)),
+            }
+        }
+    }
+    t
+}
+
+fn sample() -> Vec<RawTable> {
+    // kept person columns: person_id, gender, yob, month, day, race, ethnicity, location, provider, care_site, gender_src, race_src, eth_src
+    let person = table(
+        "person",
+        &[
+            &["2", "8507", "1950", "", "", "0", "0"],
+            &["1", "8532", "1980", "", "", "0", "0"],
+        ],
+    );
+    let op = table(
+        "observation_period",
+        &[
+            &["10", "1", "2000-01-01", "2010-12-31", "44814724"],
+            &["11", "2", "2005-01-01", "2006-01-01", "44814724"],
+            &["12", "99", "2001-01-01", "2002-01-01", "44814724"],
+        ],
+    );
+    // kept condition columns: id, person, concept, start, end, type, status, stop_reason, provider, visit, visit_detail, source
+    let cond = table(
+        "condition_occurrence",
+        &[
+            &[
+                "5",
+                "2",
+                "201826",
+                "2005-06-01",
+                "",
+                "32020",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "201826",
+            ],
+            &[
+                "3",
+                "1",
+                "201826",
+                "2003-02-01",
+                "2003-02-10",
+                "32020",
+                "",
+                "stopped",
+                "",
+                "",
+                "",
+                "",
+            ],
+            &[
+                "4",
+                "1",
+                "4112343",
+                "2001-05-05",
+                "",
+                "32020",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ],
+            &[
+                "6",
+                "1",
+                "201826",
+                "2020-01-01",
+                "",
+                "32020",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+            ],
+        ],
+    );
+    let concept = table(
+        "concept",
+        &[
+            &[
+                "201826",
+                "Type 2 diabetes mellitus",
+                "Condition",
+                "SNOMED",
+                "Clinical Finding",
+                "S",
+                "44054006",
+                "",
+            ],
+            &[
+                "1",
+                "Old",
+                "Condition",
+                "SNOMED",
+                "Clinical Finding",
+                "",
+                "x",
+                "D",
+            ],
+        ],
+    );
+    let anc = table(
+        "concept_ancestor",
+        &[&["201826", "201826"], &["201826", "4112343"]],
+    );
+    let rel = table(
+        "concept_relationship",
+        &[
+            &["45", "201826", "Maps to", ""],
+            &["46", "201826", "Maps to", "D"],
+            &["47", "201826", "Is a", ""],
+        ],
+    );
+    vec![person, op, cond, concept, anc, rel]
+}
+
+#[test]
+fn round_trip_sorts_events_and_indexes_concepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.qiao");
+    qiao_store::write(&path, sample(), serde_json::json!({"ok": true})).unwrap();
+    let store = Store::open(&path).unwrap();
+
+    let persons = store.persons();
+    assert_eq!(persons.ids(), &[1, 2, 99]);
+    assert!(persons.has_row(0) && persons.has_row(1) && !persons.has_row(2));
+    assert_eq!(persons.year_of_birth(0), Some(1980));
+    assert_eq!(persons.year_of_birth(2), None);
+    assert_eq!(store.meta().persons, 2);
+    assert_eq!(store.meta().tables["observation_period"].orphans, 1);
+    assert_eq!(
+        store.meta().tables["condition_occurrence"].outside_observation,
+        1
+    );
+    assert_eq!(store.meta().first_date.as_deref(), Some("2000-01-01"));
+    assert_eq!(store.meta().ingest_report["ok"], true);
+
+    let c = store.domain("condition_occurrence").unwrap();
+    assert_eq!(c.event_id(), &[4, 3, 6, 5]);
+    assert_eq!(c.person(), &[0, 0, 0, 1]);
+    assert_eq!(
+        c.start(),
+        &[
+            d("2001-05-05"),
+            d("2003-02-01"),
+            d("2020-01-01"),
+            d("2005-06-01")
+        ]
+    );
+    // NULL end → start + 1 (Circe's COALESCE).
+    assert_eq!(c.end()[0], d("2001-05-06"));
+    assert_eq!(c.end()[1], d("2003-02-10"));
+    assert_eq!(c.concept_rows(201826), &[1, 2, 3]);
+    assert_eq!(c.concept_rows(4112343), &[0]);
+    assert!(c.concept_rows(42).is_empty());
+    assert_eq!(c.person_rows(0), 0..3);
+    assert_eq!(c.person_rows(2), 4..4);
+    let stop = c.column("stop_reason").unwrap().as_text().unwrap();
+    assert_eq!((stop.get(0), stop.get(1)), (None, Some("stopped")));
+    let src = c
+        .column("condition_source_concept_id")
+        .unwrap()
+        .as_i32()
+        .unwrap();
+    assert_eq!(src, &[NULL_INT, NULL_INT, NULL_INT, 201826]);
+
+    let op = store.domain("observation_period").unwrap();
+    assert_eq!(op.person(), &[0, 1, 2]);
+    assert_eq!(op.concept(), &[NULL_INT; 3]);
+
+    let v = store.vocabulary();
+    assert_eq!(v.len(), 2);
+    assert!(v.is_valid(201826) && v.contains(1) && !v.is_valid(1) && !v.contains(5));
+    assert_eq!(
+        v.concept(201826).unwrap().concept_name,
+        Some("Type 2 diabetes mellitus")
+    );
+    assert_eq!(v.descendants(201826), &[201826, 4112343]);
+    assert_eq!(v.mapped_from(201826), &[45]);
+}
+
+#[test]
+fn in_memory_store_equals_file_store() {
+    let bytes = qiao_store::write_to_vec(sample(), serde_json::Value::Null).unwrap();
+    let mem = qiao_store::from_tables(sample()).unwrap();
+    let again = Store::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        mem.domain("condition_occurrence").unwrap().event_id(),
+        again.domain("condition_occurrence").unwrap().event_id()
+    );
+}
+
+fn expect_corrupt(bytes: &[u8], needle: &str) {
+    match Store::from_bytes(bytes) {
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "{e} should mention {needle}"
+        ),
+        Ok(_) => panic!("damaged store opened"),
+    }
+}
+
+#[test]
+fn damaged_stores_are_refused_with_clear_errors() {
+    let bytes = qiao_store::write_to_vec(sample(), serde_json::Value::Null).unwrap();
+    expect_corrupt(&bytes[..bytes.len() / 2], "no footer");
+    expect_corrupt(&bytes[..10], "truncated");
+    expect_corrupt(
+        b"hello world, not a store at all................................................",
+        "bad magic",
+    );
+    let mut other = bytes.clone();
+    other[8] = 99;
+    match Store::from_bytes(&other) {
+        Err(StoreError::Version { found: 99, .. }) => {}
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("opened"),
+    }
+    // A flipped byte inside the data is caught by the section checksum.
+    let mut flipped = bytes.clone();
+    flipped[200] ^= 0x55;
+    expect_corrupt(&flipped, "checksum");
+    // Every single-byte truncation or flip is an error or a clean open, never a panic.
+    for cut in (0..bytes.len()).step_by(7) {
+        let _ = Store::from_bytes(&bytes[..cut]);
+        let mut f = bytes.clone();
+        f[cut] = f[cut].wrapping_add(1);
+        let _ = Store::from_bytes(&f);
+    }
+}
+
+#[test]
+fn opening_a_missing_file_or_a_directory_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Store::open(dir.path().join("nope"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+    let e = Store::open(dir.path()).err().unwrap().to_string();
+    assert!(e.contains("directory"), "{e}");
+}
