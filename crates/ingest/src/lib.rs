@@ -1,14 +1,221 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Ingest: read a hospital's OMOP CDM (a folder of CSV/TSV files, or a PostgreSQL schema), check
+//! every row, and write a Qiao store. The store is written to a temporary file and renamed into
+//! place only when complete, so a failed or interrupted ingest never leaves a half store.
+
+mod delimited;
+mod postgres_source;
+mod progress;
+mod report;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use qiao_cdm::{RawTable, TableSpec, TABLES};
+use rayon::prelude::*;
+
+pub use delimited::{read_table, ReadOptions};
+pub use postgres_source::PostgresSource;
+pub use report::{IngestReport, Problem, ProblemKind, TableReport};
+
+/// Why an ingest stopped. Structural problems always stop it; bad rows only under `--strict`.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: cannot read: {detail}")]
+    Unreadable { path: String, detail: String },
+    #[error("{dir}: required table {table} not found (looked for {table}.csv / {table}.tsv in any case)")]
+    MissingTable { dir: String, table: &'static str },
+    #[error("{file}: table {table} is empty: no header row")]
+    EmptyTable { file: String, table: &'static str },
+    #[error("{file}: table {table} has no column {column}{hint}")]
+    MissingColumn {
+        file: String,
+        table: &'static str,
+        column: &'static str,
+        hint: &'static str,
+    },
+    #[error("{file}: column {column} appears twice in the header")]
+    DuplicateColumn { file: String, column: String },
+    #[error("{0} (--strict: nothing was written)")]
+    Strict(Box<Problem>),
+    #[error("postgres: {0}")]
+    Postgres(String),
+    #[error(transparent)]
+    Store(#[from] qiao_store::StoreError),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Ingest options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Fail on the first bad row (nothing is written).
+    pub strict: bool,
+    /// Draw progress bars on stderr (only when it is a terminal).
+    pub progress: bool,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Where the CDM comes from.
+pub enum Source {
+    /// A folder with one delimited file per table.
+    CsvDir(PathBuf),
+    /// A PostgreSQL schema (and a vocabulary schema, by default the same).
+    Postgres(PostgresSource),
+}
+
+/// Reads every CDM table of `source`, writes the store to `out`, and returns the report.
+pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport, IngestError> {
+    let t0 = Instant::now();
+    let (tables, mut report) = read_all(source, opts)?;
+    report.read_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let report_json = serde_json::to_value(&report).unwrap_or_default();
+    qiao_store::write(out, tables, report_json)?;
+    report.build_seconds = t1.elapsed().as_secs_f64();
+    // Orphans and events outside observation are found while building the person index.
+    let store = qiao_store::Store::open(out)?;
+    for (name, tm) in &store.meta().tables {
+        if let Some(tr) = report.tables.get_mut(name) {
+            tr.orphans = tm.orphans;
+            tr.outside_observation = tm.outside_observation;
+        }
     }
+    Ok(report)
+}
+
+/// Reads every table the source has into memory, checking each row.
+pub fn read_all(
+    source: &Source,
+    opts: Options,
+) -> Result<(Vec<RawTable>, IngestReport), IngestError> {
+    let mut report = IngestReport::default();
+    let located: Vec<(&'static TableSpec, Located)> = match source {
+        Source::CsvDir(dir) => locate_files(dir, &mut report)?,
+        Source::Postgres(pg) => pg.locate(&mut report)?,
+    };
+    let bars = progress::Bars::new(opts.progress);
+    let read_opts = ReadOptions {
+        strict: opts.strict,
+    };
+    let results: Vec<Result<(RawTable, TableReport), IngestError>> = located
+        .par_iter()
+        .map(|(spec, loc)| {
+            let bar = bars.table(spec.name, loc.size());
+            let mut on_bytes = |n| bar.inc(n);
+            let r = match (loc, source) {
+                (Located::File(path), _) => {
+                    let file = fs::File::open(path).map_err(|e| IngestError::Unreadable {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                    read_table(
+                        spec,
+                        &path.display().to_string(),
+                        file,
+                        read_opts,
+                        &mut on_bytes,
+                    )
+                }
+                (Located::Postgres { schema, table }, Source::Postgres(pg)) => {
+                    pg.read(spec, schema, table, read_opts, &mut on_bytes)
+                }
+                (Located::Postgres { .. }, Source::CsvDir(_)) => {
+                    unreachable!("located from the same source")
+                }
+            };
+            bar.finish();
+            r
+        })
+        .collect();
+    bars.clear();
+    let mut tables = Vec::with_capacity(results.len());
+    for r in results {
+        let (table, tr) = r?;
+        if !tr.extra_columns.is_empty() {
+            let w = format!(
+                "{}: ignored column(s) the CDM does not define: {}",
+                tr.source,
+                tr.extra_columns.join(", ")
+            );
+            tracing::warn!("{w}");
+            report.warnings.push(w);
+        }
+        report.tables.insert(table.spec.name.to_string(), tr);
+        tables.push(table);
+    }
+    Ok((tables, report))
+}
+
+/// Where one table's rows are.
+pub(crate) enum Located {
+    File(PathBuf),
+    Postgres { schema: String, table: String },
+}
+
+impl Located {
+    fn size(&self) -> Option<u64> {
+        match self {
+            Located::File(p) => fs::metadata(p).ok().map(|m| m.len()),
+            Located::Postgres { .. } => None,
+        }
+    }
+}
+
+/// Finds each CDM table's file in `dir` (`person.csv`, `PERSON.csv`, `person.tsv`, …).
+fn locate_files(
+    dir: &Path,
+    report: &mut IngestReport,
+) -> Result<Vec<(&'static TableSpec, Located)>, IngestError> {
+    let unreadable = |e: std::io::Error| IngestError::Unreadable {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    };
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+            continue;
+        };
+        let ext = ext.to_string_lossy().to_ascii_lowercase();
+        if matches!(ext.as_str(), "csv" | "tsv" | "txt") {
+            by_name
+                .entry(stem.to_string_lossy().to_ascii_lowercase())
+                .or_insert(path);
+        }
+    }
+    let mut out = Vec::new();
+    for spec in TABLES {
+        match by_name.get(spec.name) {
+            Some(path) => {
+                let empty = fs::metadata(path).map(|m| m.len() == 0).map_err(|e| {
+                    IngestError::Unreadable {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    }
+                })?;
+                if empty {
+                    if spec.required {
+                        return Err(IngestError::EmptyTable {
+                            file: path.display().to_string(),
+                            table: spec.name,
+                        });
+                    }
+                    report.warnings.push(format!(
+                        "{}: empty file (no header), treated as absent",
+                        path.display()
+                    ));
+                    report.absent_tables.push(spec.name.to_string());
+                    continue;
+                }
+                out.push((*spec, Located::File(path.clone())));
+            }
+            None if spec.required => {
+                return Err(IngestError::MissingTable {
+                    dir: dir.display().to_string(),
+                    table: spec.name,
+                })
+            }
+            None => report.absent_tables.push(spec.name.to_string()),
+        }
+    }
+    Ok(out)
 }
