@@ -25,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job on built-in data: ingest the bundled GiBleed CDM and show what it holds.
+    Demo(cmd::demo::Args),
     /// Read a hospital's OMOP CDM (CSV folder or PostgreSQL schema) into a Qiao store.
     Ingest(cmd::ingest::Args),
     /// Print what a store holds: rows per table, persons, date range, top concepts.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Synth(a) => cmd::synth::run(a),

@@ -9,13 +9,13 @@ use serde_json::json;
 #[derive(clap::Args)]
 pub struct Args {
     /// The store file.
-    store: PathBuf,
+    pub store: PathBuf,
     /// One JSON object: {"tables": {...}, "persons": N, "first_date", "last_date", "orphans": {...}}.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// How many top concepts to list per domain.
     #[arg(long, default_value_t = 5)]
-    top: usize,
+    pub top: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
