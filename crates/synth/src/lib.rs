@@ -124,7 +124,7 @@ fn power_of_ten_above(span: i128) -> Option<i64> {
 }
 
 /// The id offset for a set of tables, checked so that `max_copy * offset` plus any id fits an i64.
-fn id_offset<'a>(
+fn id_offset(
     ranges: impl Iterator<Item = Option<(i64, i64)>>,
     max_copy: u64,
     what: &str,
