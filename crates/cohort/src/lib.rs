@@ -1,14 +1,14 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Qiao's cohort engine: OHDSI Circe (circe-be) cohort definitions — the JSON that ATLAS exports —
+//! parsed, validated and executed over a Qiao store with circe-be's exact semantics.
+//!
+//! - [`model`]: the `CohortExpression` serde model; errors name the JSON path.
+//! - [`conceptset`]: concept set expression resolution against a [`conceptset::Vocabulary`].
+//! - [`exec`]: the executor: [`exec::Prepared`] compiles a definition against a store and runs it,
+//!   pushing cohort rows into a [`exec::CohortSink`] and returning Circe's statistics.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod conceptset;
+pub mod exec;
+pub mod model;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use exec::{CohortError, CohortRow, CohortSink, CohortStats, Counter, CsvSink, Prepared};
+pub use model::{parse, CohortDefinition, Issue, ModelError};

@@ -1,0 +1,306 @@
+//! Executes a cohort definition over a Qiao store with circe-be semantics.
+//!
+//! The work is per person (every Circe window function partitions by person): the persons who may
+//! have an entry event are found from the concept posting lists of the primary criteria, then each is
+//! evaluated independently (in parallel with rayon; results are merged in person order, so output
+//! and statistics are identical to a single-threaded run).
+
+mod plan;
+mod run;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+use qiao_cdm::date::{self, Day};
+use qiao_store::Store;
+use rayon::prelude::*;
+
+pub use plan::{count_column_supported, CountKindPublic, Unsupported};
+
+use crate::conceptset;
+use crate::model::{CohortDefinition, CohortExpression, ModelError};
+use run::{CodeSet, Ctx, Person, PersonOut};
+
+/// Why a cohort could not be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum CohortError {
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    #[error("unsupported: {0}")]
+    Unsupported(Unsupported),
+    #[error("writing results: {0}")]
+    Sink(String),
+}
+
+/// One row of the OHDSI cohort table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CohortRow {
+    pub subject_id: i64,
+    pub start: Day,
+    pub end: Day,
+}
+
+/// Receives cohort rows in (subject_id, start) order.
+pub trait CohortSink {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError>;
+}
+
+/// Counts rows and distinct subjects.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counter {
+    pub entries: u64,
+    pub subjects: u64,
+    last: Option<i64>,
+}
+
+impl CohortSink for Counter {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        self.entries += 1;
+        if self.last != Some(row.subject_id) {
+            self.subjects += 1;
+            self.last = Some(row.subject_id);
+        }
+        Ok(())
+    }
+}
+
+impl CohortSink for Vec<CohortRow> {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        Vec::push(self, row);
+        Ok(())
+    }
+}
+
+/// Writes OHDSI cohort rows as CSV
+/// (`cohort_definition_id,subject_id,cohort_start_date,cohort_end_date`).
+pub struct CsvSink<W: Write> {
+    out: W,
+    cohort_id: i64,
+}
+
+impl<W: Write> CsvSink<W> {
+    pub fn new(mut out: W, cohort_id: i64, header: bool) -> Result<Self, CohortError> {
+        if header {
+            writeln!(
+                out,
+                "cohort_definition_id,subject_id,cohort_start_date,cohort_end_date"
+            )
+            .map_err(|e| CohortError::Sink(e.to_string()))?;
+        }
+        Ok(CsvSink { out, cohort_id })
+    }
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> CohortSink for CsvSink<W> {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        writeln!(
+            self.out,
+            "{},{},{},{}",
+            self.cohort_id,
+            row.subject_id,
+            date::format(row.start),
+            date::format(row.end)
+        )
+        .map_err(|e| CohortError::Sink(e.to_string()))
+    }
+}
+
+/// Feeds two sinks.
+pub struct Tee<'a, A: CohortSink, B: CohortSink>(pub &'a mut A, pub &'a mut B);
+
+impl<A: CohortSink, B: CohortSink> CohortSink for Tee<'_, A, B> {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        self.0.push(row)?;
+        self.1.push(row)
+    }
+}
+
+/// Inclusion statistics of one mode (0: all events, 1: best event per person).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModeStats {
+    /// `cohort_inclusion_result`: inclusion rule mask → count.
+    pub masks: BTreeMap<u64, u64>,
+    /// `cohort_inclusion_stats` per rule: (person_count, gain_count, person_total).
+    pub rules: Vec<RuleStat>,
+    /// `cohort_summary_stats`.
+    pub base_count: u64,
+    pub final_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleStat {
+    pub person_count: u64,
+    pub gain_count: u64,
+    pub person_total: u64,
+}
+
+/// What a run produced besides the rows.
+#[derive(Debug, Clone, Default)]
+pub struct CohortStats {
+    pub rule_names: Vec<String>,
+    /// `[mode 0 (events), mode 1 (persons: best event)]`.
+    pub modes: [ModeStats; 2],
+    /// `cohort_censor_stats.lost_count` (only when a censor window is set).
+    pub censor_lost: Option<u64>,
+    pub entries: u64,
+    pub subjects: u64,
+    /// Persons evaluated (had a candidate entry event).
+    pub candidates: u64,
+}
+
+/// A definition compiled against a store's vocabulary, ready to run.
+pub struct Prepared {
+    plan: plan::Plan,
+    codesets: HashMap<i32, CodeSet>,
+    warnings: Vec<crate::model::Issue>,
+}
+
+impl Prepared {
+    /// Resolves concept sets against the store's vocabulary and compiles the plan.
+    pub fn new(def: &CohortDefinition, store: &Store) -> Result<Prepared, CohortError> {
+        Self::with_vocabulary(def, &store.vocabulary())
+    }
+
+    pub fn with_vocabulary<V: conceptset::Vocabulary + ?Sized>(
+        def: &CohortDefinition,
+        vocab: &V,
+    ) -> Result<Prepared, CohortError> {
+        let plan = plan::compile(&def.expression).map_err(CohortError::Unsupported)?;
+        let codesets = resolve_codesets(&def.expression, vocab);
+        Ok(Prepared {
+            plan,
+            codesets,
+            warnings: def.warnings.clone(),
+        })
+    }
+
+    pub fn warnings(&self) -> &[crate::model::Issue] {
+        &self.warnings
+    }
+
+    /// A readable description of the execution plan.
+    pub fn explain(&self) -> String {
+        let mut sizes: Vec<(i32, usize)> = self
+            .codesets
+            .iter()
+            .map(|(k, v)| (*k, v.ids.len()))
+            .collect();
+        sizes.sort_unstable();
+        self.plan.explain(&sizes)
+    }
+
+    /// Generates the cohort: rows go to `sink` in (subject_id, start) order; statistics are returned.
+    pub fn run(
+        &self,
+        store: &Store,
+        sink: &mut dyn CohortSink,
+    ) -> Result<CohortStats, CohortError> {
+        self.run_with(store, sink, true)
+    }
+
+    /// As [`Prepared::run`], optionally single-threaded (the results are identical).
+    pub fn run_with(
+        &self,
+        store: &Store,
+        sink: &mut dyn CohortSink,
+        parallel: bool,
+    ) -> Result<CohortStats, CohortError> {
+        let ctx = Ctx::new(store, &self.plan, &self.codesets);
+        let candidates = ctx.candidates();
+        let eval = |&p: &u32| -> (u32, PersonOut) { (p, Person::new(&ctx, p).run()) };
+        let outs: Vec<(u32, PersonOut)> = if parallel && candidates.len() > 256 {
+            candidates
+                .par_chunks(64)
+                .flat_map_iter(|chunk| chunk.iter().map(eval).collect::<Vec<_>>())
+                .collect()
+        } else {
+            candidates.iter().map(eval).collect()
+        };
+
+        let persons = store.persons();
+        let n_rules = self.plan.rules.len();
+        let mut stats = CohortStats {
+            rule_names: self.plan.rules.iter().map(|(n, _)| n.clone()).collect(),
+            candidates: candidates.len() as u64,
+            ..Default::default()
+        };
+        let mut in_final = 0u64;
+        for (p, out) in &outs {
+            for &m in &out.event_masks {
+                *stats.modes[0].masks.entry(m).or_default() += 1;
+            }
+            if let Some(m) = out.best_mask {
+                *stats.modes[1].masks.entry(m).or_default() += 1;
+            }
+            in_final += out.in_final as u64;
+            if !out.rows.is_empty() {
+                stats.subjects += 1;
+            }
+            let subject_id = persons.person_id(*p);
+            for &(start, end) in &out.rows {
+                stats.entries += 1;
+                sink.push(CohortRow {
+                    subject_id,
+                    start,
+                    end,
+                })?;
+            }
+        }
+        let full: u64 = if n_rules == 0 {
+            0
+        } else {
+            (1u64 << n_rules) - 1
+        };
+        for mode in &mut stats.modes {
+            let total: u64 = mode.masks.values().sum();
+            mode.base_count = total;
+            mode.final_count = mode.masks.get(&full).copied().unwrap_or(0);
+            mode.rules = (0..n_rules)
+                .map(|i| RuleStat {
+                    person_count: mode
+                        .masks
+                        .iter()
+                        .filter(|(m, _)| *m & (1 << i) != 0)
+                        .map(|(_, c)| c)
+                        .sum(),
+                    gain_count: mode.masks.get(&(full & !(1u64 << i))).copied().unwrap_or(0),
+                    person_total: total,
+                })
+                .collect();
+        }
+        if self.plan.censor_start.is_some() || self.plan.censor_end.is_some() {
+            stats.censor_lost = Some(in_final.saturating_sub(stats.subjects));
+        }
+        Ok(stats)
+    }
+}
+
+fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
+    e: &CohortExpression,
+    vocab: &V,
+) -> HashMap<i32, CodeSet> {
+    e.concept_sets
+        .iter()
+        .map(|cs| {
+            let ids = cs
+                .expression
+                .as_ref()
+                .map(|x| conceptset::resolve(x, vocab))
+                .unwrap_or_default();
+            (cs.id, CodeSet::new(ids))
+        })
+        .collect()
+}
+
+/// Parses, validates, compiles and runs a definition in one call.
+pub fn generate(
+    json: &str,
+    store: &Store,
+    sink: &mut dyn CohortSink,
+) -> Result<CohortStats, CohortError> {
+    let def = crate::model::parse(json)?;
+    Prepared::new(&def, store)?.run(store, sink)
+}

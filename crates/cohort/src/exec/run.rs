@@ -1,0 +1,1244 @@
+//! Per-person evaluation of a compiled plan over a store.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
+
+use qiao_cdm::date::{self, Day, NULL_DAY};
+use qiao_store::{ColumnRef, Domain, Store, TextRef};
+
+use super::plan::*;
+use crate::model::{GroupType, LimitType, RangeOp, TextOp};
+
+// ------------------------------------------------------------------ concept sets
+
+/// A fast hasher for concept ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.0 = (i as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+pub(crate) type IdSet = std::collections::HashSet<i32, BuildHasherDefault<IdHasher>>;
+
+/// A resolved codeset.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CodeSet {
+    pub ids: Vec<i32>,
+    set: IdSet,
+}
+
+impl CodeSet {
+    pub fn new(ids: Vec<i32>) -> CodeSet {
+        let set = ids.iter().copied().collect();
+        CodeSet { ids, set }
+    }
+    #[inline]
+    pub fn contains(&self, id: i32) -> bool {
+        id != i32::MIN && self.set.contains(&id)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+// ------------------------------------------------------------------ events
+
+/// A criteria event (a row of a Circe criteria query).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ev {
+    pub id: i64,
+    pub start: Day,
+    pub end: Day,
+    pub sort: Day,
+    pub visit: i64,
+    pub row: u32,
+}
+
+/// An index event (primary / qualified events, or a criteria's events joined to their
+/// observation period).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Idx {
+    pub id: i64,
+    pub start: Day,
+    pub end: Day,
+    pub visit: i64,
+    pub op_start: Day,
+    pub op_end: Day,
+}
+
+const NULL_ID: i64 = i64::MIN;
+
+// ------------------------------------------------------------------ bound data
+
+fn col_i32<'s>(c: Option<ColumnRef<'s>>) -> Option<&'s [i32]> {
+    c.and_then(ColumnRef::as_i32)
+}
+fn col_id<'s>(c: Option<ColumnRef<'s>>) -> Option<&'s [i64]> {
+    c.and_then(ColumnRef::as_id)
+}
+
+/// A number from a column: None for NULL.
+fn num_at(c: Option<ColumnRef<'_>>, r: usize) -> Option<f64> {
+    match c? {
+        ColumnRef::I32(v) => v.get(r).copied().filter(|&x| x != i32::MIN).map(f64::from),
+        ColumnRef::Id(v) => v
+            .get(r)
+            .copied()
+            .filter(|&x| x != i64::MIN)
+            .map(|x| x as f64),
+        ColumnRef::Float(v) => v.get(r).copied().filter(|x| !x.is_nan()),
+        ColumnRef::Text(_) => None,
+    }
+}
+
+/// A reference table keyed by id with one concept column.
+struct RefLookup<'s> {
+    ids: &'s [i64],
+    values: &'s [i32],
+}
+
+impl RefLookup<'_> {
+    /// Ok(value or NULL) if the row exists, Err(()) if not.
+    fn get(&self, id: i64) -> Result<i32, ()> {
+        if id == NULL_ID {
+            return Err(());
+        }
+        match self.ids.binary_search(&id) {
+            Ok(i) => Ok(self.values.get(i).copied().unwrap_or(i32::MIN)),
+            Err(_) => Err(()),
+        }
+    }
+}
+
+fn ref_lookup<'s>(store: &'s Store, table: &str, id_col: &str, col: &str) -> Option<RefLookup<'s>> {
+    let r = store.reference(table)?;
+    Some(RefLookup {
+        ids: col_id(r.column(id_col))?,
+        values: col_i32(r.column(col)).unwrap_or(&[]),
+    })
+}
+
+/// Columns a node reads, resolved once per run.
+pub(crate) struct NodeData<'s> {
+    pub dom: Option<usize>,
+    source: Option<&'s [i32]>,
+    visit: Option<&'s [i64]>,
+    provider: Option<&'s [i64]>,
+    care_site: Option<&'s [i64]>,
+    location: Option<&'s [i64]>,
+    domain_id: Option<TextRef<'s>>,
+    /// One resolved column per filter (None where the filter reads no domain column or the store
+    /// lacks it: all NULL).
+    filter_cols: Vec<Option<ColumnRef<'s>>>,
+    extra: HashMap<&'static str, Option<ColumnRef<'s>>>,
+}
+
+pub(crate) struct Ctx<'s> {
+    pub plan: &'s Plan,
+    pub codesets: &'s HashMap<i32, CodeSet>,
+    pub domains: Vec<Domain<'s>>,
+    pub nodes: Vec<NodeData<'s>>,
+    pub op: Option<usize>,
+    pub visit_dom: Option<usize>,
+    pub drug_dom: Option<usize>,
+    drug_source: Option<&'s [i32]>,
+    pub has_row: Vec<bool>,
+    yob: &'s [i32],
+    person_cols: HashMap<&'static str, &'s [i32]>,
+    provider: Option<RefLookup<'s>>,
+    care_site: Option<RefLookup<'s>>,
+    location: Option<RefLookup<'s>>,
+    empty: CodeSet,
+}
+
+fn filter_column(f: &Filter) -> Option<&'static str> {
+    match f {
+        Filter::Num {
+            expr: NumExpr::Col(c),
+            ..
+        } => Some(c),
+        Filter::InList {
+            col: ConceptExpr::Col(c),
+            ..
+        }
+        | Filter::InCodeset {
+            col: ConceptExpr::Col(c),
+            ..
+        } => Some(c),
+        Filter::Text { col, .. } => Some(col),
+        _ => None,
+    }
+}
+
+impl<'s> Ctx<'s> {
+    pub fn new(store: &'s Store, plan: &'s Plan, codesets: &'s HashMap<i32, CodeSet>) -> Ctx<'s> {
+        let mut domains: Vec<Domain<'s>> = Vec::new();
+        let mut names: Vec<&'static str> = Vec::new();
+        let mut dom_index = |table: &'static str, domains: &mut Vec<Domain<'s>>| -> Option<usize> {
+            if let Some(i) = names.iter().position(|n| *n == table) {
+                return Some(i).filter(|&i| i < domains.len() && names[i] == table);
+            }
+            let d = store.domain(table)?;
+            domains.push(d);
+            names.push(table);
+            Some(domains.len() - 1)
+        };
+        let op = dom_index("observation_period", &mut domains);
+        let visit_dom = dom_index("visit_occurrence", &mut domains);
+        let drug_dom = if matches!(plan.end, EndPlan::CustomEra { .. }) {
+            dom_index("drug_exposure", &mut domains)
+        } else {
+            None
+        };
+        let mut nodes = Vec::with_capacity(plan.nodes.len());
+        for n in &plan.nodes {
+            let dom = dom_index(n.table, &mut domains);
+            let d = dom.map(|i| &domains[i]);
+            let col = |name: &str| d.and_then(|d| d.column(name));
+            let mut extra = HashMap::new();
+            for name in [
+                "value_as_number",
+                "range_low",
+                "range_high",
+                "value_as_concept_id",
+                "days_supply",
+                "quantity",
+                "refills",
+                "drug_exposure_count",
+                "gap_days",
+                "condition_occurrence_count",
+                "unit_concept_id",
+                "dose_value",
+                "period_type_concept_id",
+                "payer_concept_id",
+            ] {
+                extra.insert(name, col(name));
+            }
+            nodes.push(NodeData {
+                dom,
+                source: n.source.and_then(|(c, _)| col_i32(col(c))),
+                visit: n.visit_col.and_then(|c| col_id(col(c))),
+                provider: col_id(col("provider_id")),
+                care_site: col_id(col("care_site_id")),
+                location: col_id(col("location_id")),
+                domain_id: col("domain_id").and_then(ColumnRef::as_text),
+                filter_cols: n
+                    .filters
+                    .iter()
+                    .map(|f| filter_column(f).and_then(col))
+                    .collect(),
+                extra,
+            });
+        }
+        let drug_source =
+            drug_dom.and_then(|i| col_i32(domains[i].column("drug_source_concept_id")));
+        let persons = store.persons();
+        let has_row = (0..persons.len() as u32)
+            .map(|i| persons.has_row(i))
+            .collect();
+        let mut person_cols = HashMap::new();
+        for c in [
+            "gender_concept_id",
+            "race_concept_id",
+            "ethnicity_concept_id",
+        ] {
+            person_cols.insert(c, persons.i32_column(c));
+        }
+        Ctx {
+            plan,
+            codesets,
+            domains,
+            nodes,
+            op,
+            visit_dom,
+            drug_dom,
+            drug_source,
+            has_row,
+            yob: persons.i32_column("year_of_birth"),
+            person_cols,
+            provider: ref_lookup(store, "provider", "provider_id", "specialty_concept_id"),
+            care_site: ref_lookup(
+                store,
+                "care_site",
+                "care_site_id",
+                "place_of_service_concept_id",
+            ),
+            location: ref_lookup(store, "location", "location_id", "region_concept_id"),
+            empty: CodeSet::default(),
+        }
+    }
+
+    fn codeset(&self, id: i32) -> &CodeSet {
+        self.codesets.get(&id).unwrap_or(&self.empty)
+    }
+
+    fn person_i32(&self, col: &str, p: u32) -> i32 {
+        self.person_cols
+            .get(col)
+            .and_then(|v| v.get(p as usize).copied())
+            .unwrap_or(i32::MIN)
+    }
+
+    fn has_person_row(&self, p: u32) -> bool {
+        self.has_row.get(p as usize).copied().unwrap_or(false)
+    }
+
+    /// Persons who may have a primary event (ascending person index).
+    pub fn candidates(&self) -> Vec<u32> {
+        let n = self.has_row.len();
+        let mut mark = vec![false; n];
+        for &id in &self.plan.primary {
+            let node = &self.plan.nodes[id];
+            let Some(di) = self.nodes[id].dom else {
+                continue;
+            };
+            let d = &self.domains[di];
+            let person = d.person();
+            if let Some(cs) = node.codeset {
+                for &c in &self.codeset(cs).ids {
+                    for &r in d.concept_rows(c) {
+                        if let Some(&p) = person.get(r as usize) {
+                            if let Some(m) = mark.get_mut(p as usize) {
+                                *m = true;
+                            }
+                        }
+                    }
+                }
+            } else if let (Some((_, cs)), Some(src)) = (node.source, self.nodes[id].source) {
+                let cs = self.codeset(cs);
+                for (r, &v) in src.iter().enumerate() {
+                    if cs.contains(v) {
+                        if let Some(m) = person.get(r).and_then(|&p| mark.get_mut(p as usize)) {
+                            *m = true;
+                        }
+                    }
+                }
+            } else if node.source.is_some() {
+                // The source column is absent: no row matches.
+            } else {
+                for &p in person {
+                    if let Some(m) = mark.get_mut(p as usize) {
+                        *m = true;
+                    }
+                }
+            }
+        }
+        (0..n as u32).filter(|&p| mark[p as usize]).collect()
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+#[inline]
+fn add(d: Day, off: i64) -> i64 {
+    d as i64 + off
+}
+
+fn sat(d: i64) -> Day {
+    d.clamp(i32::MIN as i64 + 1, i32::MAX as i64) as Day
+}
+
+fn range_ok(op: RangeOp, v: f64, a: f64, b: f64) -> bool {
+    match op {
+        RangeOp::Lt => v < a,
+        RangeOp::Lte => v <= a,
+        RangeOp::Eq => v == a,
+        RangeOp::NotEq => v != a,
+        RangeOp::Gt => v > a,
+        RangeOp::Gte => v >= a,
+        RangeOp::Bt => v >= a && v <= b,
+        RangeOp::NotBt => !(v >= a && v <= b),
+    }
+}
+
+fn date_ok(op: RangeOp, v: Day, a: Day, b: Day) -> bool {
+    if v == NULL_DAY {
+        return false;
+    }
+    range_ok(op, v as f64, a as f64, b as f64)
+}
+
+/// SQL `col [not] in (codeset)` with NULL semantics (`NULL not in (empty)` is true).
+fn in_codeset(v: i32, cs: &CodeSet, exclude: bool) -> bool {
+    if exclude {
+        cs.is_empty() || (v != i32::MIN && !cs.contains(v))
+    } else {
+        cs.contains(v)
+    }
+}
+
+/// SQL `LIKE` with `%` and `_` wildcards (case-sensitive).
+fn like(text: &str, pattern: &[char]) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let (mut ti, mut pi) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < pattern.len() && (pattern[pi] == '_' || pattern[pi] == t[ti]) {
+            ti += 1;
+            pi += 1;
+        } else if pi < pattern.len() && pattern[pi] == '%' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < pattern.len() && pattern[pi] == '%' {
+        pi += 1;
+    }
+    pi == pattern.len()
+}
+
+fn like_pattern(op: TextOp, text: &str) -> (Vec<char>, bool) {
+    let negate = matches!(
+        op,
+        TextOp::NotStartsWith | TextOp::NotContains | TextOp::NotEndsWith
+    );
+    let prefix = matches!(
+        op,
+        TextOp::EndsWith | TextOp::NotEndsWith | TextOp::Contains | TextOp::NotContains
+    );
+    let postfix = matches!(
+        op,
+        TextOp::StartsWith | TextOp::NotStartsWith | TextOp::Contains | TextOp::NotContains
+    );
+    let mut p = Vec::new();
+    if prefix {
+        p.push('%');
+    }
+    p.extend(text.chars());
+    if postfix {
+        p.push('%');
+    }
+    (p, negate)
+}
+
+// ------------------------------------------------------------------ per-person state
+
+/// What one person contributes.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PersonOut {
+    /// Final cohort rows (after collapse and censor window), ascending by start.
+    pub rows: Vec<(Day, Day)>,
+    /// Inclusion masks of qualified events (mode 0).
+    pub event_masks: Vec<u64>,
+    /// Inclusion mask of the best event (mode 1), if the person had a qualified event.
+    pub best_mask: Option<u64>,
+    /// The person had rows in #final_cohort (before the censor window).
+    pub in_final: bool,
+}
+
+pub(crate) struct Person<'c, 's> {
+    ctx: &'c Ctx<'s>,
+    p: u32,
+    cache: Vec<Option<Rc<Vec<Ev>>>>,
+    ops: Vec<(Day, Day)>,
+}
+
+impl<'c, 's> Person<'c, 's> {
+    pub fn new(ctx: &'c Ctx<'s>, p: u32) -> Self {
+        let ops = match ctx.op {
+            Some(i) => {
+                let d = &ctx.domains[i];
+                let (s, e) = (d.start(), d.end());
+                d.person_rows(p)
+                    .filter_map(|r| Some((*s.get(r)?, *e.get(r)?)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Person {
+            ctx,
+            p,
+            cache: vec![None; ctx.plan.nodes.len()],
+            ops,
+        }
+    }
+
+    // -------------------------------------------------------------- criteria
+
+    fn events(&mut self, node: usize) -> Rc<Vec<Ev>> {
+        if let Some(Some(v)) = self.cache.get(node) {
+            return v.clone();
+        }
+        let v = Rc::new(self.compute(node));
+        if let Some(slot) = self.cache.get_mut(node) {
+            *slot = Some(v.clone());
+        }
+        v
+    }
+
+    fn concept_of(
+        &self,
+        nd: &NodeData<'s>,
+        col: ConceptExpr,
+        fcol: Option<ColumnRef<'s>>,
+        r: usize,
+    ) -> Result<i32, ()> {
+        let ctx = self.ctx;
+        match col {
+            ConceptExpr::Col(_) => Ok(col_i32(fcol)
+                .and_then(|v| v.get(r).copied())
+                .unwrap_or(i32::MIN)),
+            ConceptExpr::Person(c) => Ok(ctx.person_i32(c, self.p)),
+            ConceptExpr::ProviderSpecialty => {
+                let id = nd
+                    .provider
+                    .and_then(|v| v.get(r).copied())
+                    .unwrap_or(NULL_ID);
+                Ok(ctx
+                    .provider
+                    .as_ref()
+                    .and_then(|l| l.get(id).ok())
+                    .unwrap_or(i32::MIN))
+            }
+            ConceptExpr::VisitConcept => {
+                let id = nd.visit.and_then(|v| v.get(r).copied()).unwrap_or(NULL_ID);
+                if id == NULL_ID {
+                    return Err(());
+                }
+                let vd = ctx.visit_dom.map(|i| &ctx.domains[i]).ok_or(())?;
+                let (ids, concepts) = (vd.event_id(), vd.concept());
+                for vr in vd.person_rows(self.p) {
+                    if ids.get(vr) == Some(&id) {
+                        return Ok(concepts.get(vr).copied().unwrap_or(i32::MIN));
+                    }
+                }
+                Err(())
+            }
+            ConceptExpr::PlaceOfService => {
+                let id = nd
+                    .care_site
+                    .and_then(|v| v.get(r).copied())
+                    .unwrap_or(NULL_ID);
+                ctx.care_site.as_ref().ok_or(())?.get(id)
+            }
+        }
+    }
+
+    fn year_of_birth(&self) -> Option<i32> {
+        self.ctx
+            .yob
+            .get(self.p as usize)
+            .copied()
+            .filter(|&y| y != i32::MIN)
+    }
+
+    fn filter_ok(
+        &self,
+        nd: &NodeData<'s>,
+        f: &Filter,
+        fcol: Option<ColumnRef<'s>>,
+        r: usize,
+        start: Day,
+        end: Day,
+    ) -> bool {
+        match f {
+            Filter::Date { expr, op, a, b } => {
+                let v = if *expr == DateExpr::Start { start } else { end };
+                date_ok(*op, v, *a, *b)
+            }
+            Filter::Num { expr, op, a, b } => {
+                let v = match expr {
+                    NumExpr::Col(_) => num_at(fcol, r),
+                    NumExpr::Age { at_end } => {
+                        let d = if *at_end { end } else { start };
+                        self.year_of_birth()
+                            .filter(|_| d != NULL_DAY)
+                            .map(|y| (date::year(d) - y) as f64)
+                    }
+                    NumExpr::Duration => {
+                        if start == NULL_DAY || end == NULL_DAY {
+                            None
+                        } else {
+                            Some(end as f64 - start as f64)
+                        }
+                    }
+                    NumExpr::Ratio(c) => {
+                        let v = num_at(nd.extra.get("value_as_number").copied().flatten(), r);
+                        let d = num_at(nd.extra.get(c).copied().flatten(), r).filter(|&d| d != 0.0);
+                        match (v, d) {
+                            (Some(v), Some(d)) => Some(v / d),
+                            _ => None,
+                        }
+                    }
+                };
+                v.is_some_and(|v| range_ok(*op, v, *a, *b))
+            }
+            Filter::InList { col, ids, negate } => match self.concept_of(nd, *col, fcol, r) {
+                Err(()) => false,
+                Ok(v) if v == i32::MIN => false,
+                Ok(v) => ids.contains(&v) != *negate,
+            },
+            Filter::InCodeset {
+                col,
+                codeset,
+                exclude,
+            } => match self.concept_of(nd, *col, fcol, r) {
+                Err(()) => false,
+                Ok(v) => match codeset {
+                    Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
+                    None => (v == i32::MIN) == *exclude,
+                },
+            },
+            Filter::Text { op, text, .. } => {
+                let Some(t) = fcol.and_then(ColumnRef::as_text).and_then(|t| t.get(r)) else {
+                    return false;
+                };
+                let (pat, negate) = like_pattern(*op, text);
+                like(t, &pat) != negate
+            }
+            Filter::Abnormal => {
+                let v = num_at(nd.extra.get("value_as_number").copied().flatten(), r);
+                let lo = num_at(nd.extra.get("range_low").copied().flatten(), r);
+                let hi = num_at(nd.extra.get("range_high").copied().flatten(), r);
+                let vc = col_i32(nd.extra.get("value_as_concept_id").copied().flatten())
+                    .and_then(|c| c.get(r).copied())
+                    .unwrap_or(i32::MIN);
+                matches!((v, lo), (Some(v), Some(lo)) if v < lo)
+                    || matches!((v, hi), (Some(v), Some(hi)) if v > hi)
+                    || vc == 4155142
+                    || vc == 4155143
+            }
+            Filter::Covers(d) => start <= *d && end >= *d,
+            Filter::EndGeStart => end >= start,
+            Filter::DomainIsPerson => nd
+                .domain_id
+                .and_then(|t| t.get(r))
+                .is_some_and(|s| s == "PERSON"),
+        }
+    }
+
+    fn compute(&mut self, node_id: usize) -> Vec<Ev> {
+        let ctx = self.ctx;
+        let node = &ctx.plan.nodes[node_id];
+        let nd = &ctx.nodes[node_id];
+        let Some(di) = nd.dom else { return Vec::new() };
+        if node.needs_person && !ctx.has_person_row(self.p) {
+            return Vec::new();
+        }
+        let d = &ctx.domains[di];
+        let (starts, ends, concepts, ids) = (d.start(), d.end(), d.concept(), d.event_id());
+        let codeset = node.codeset.map(|c| ctx.codeset(c));
+        let source = node.source.map(|(_, c)| ctx.codeset(c));
+        let region = node.region_codeset.map(|c| ctx.codeset(c));
+        let mut out = Vec::new();
+        let mut taken_first = false;
+        for r in d.person_rows(self.p) {
+            let concept = concepts.get(r).copied().unwrap_or(i32::MIN);
+            if let Some(cs) = codeset {
+                if !cs.contains(concept) {
+                    continue;
+                }
+            }
+            if let Some(cs) = source {
+                let v = nd
+                    .source
+                    .and_then(|s| s.get(r).copied())
+                    .unwrap_or(i32::MIN);
+                if !cs.contains(v) {
+                    continue;
+                }
+            }
+            if let Some(cs) = region {
+                let loc = nd
+                    .location
+                    .and_then(|l| l.get(r).copied())
+                    .unwrap_or(NULL_ID);
+                let reg = ctx
+                    .location
+                    .as_ref()
+                    .and_then(|l| l.get(loc).ok())
+                    .unwrap_or(i32::MIN);
+                if !cs.contains(reg) {
+                    continue;
+                }
+            }
+            if node.first {
+                if taken_first {
+                    break;
+                }
+                taken_first = true;
+            }
+            let (s0, e0) = (
+                starts.get(r).copied().unwrap_or(NULL_DAY),
+                ends.get(r).copied().unwrap_or(NULL_DAY),
+            );
+            let (start, end) = match node.adjust {
+                Some(a) => (
+                    sat(add(
+                        if a.start_from_end { e0 } else { s0 },
+                        a.start_offset as i64,
+                    )),
+                    sat(add(
+                        if a.end_from_end { e0 } else { s0 },
+                        a.end_offset as i64,
+                    )),
+                ),
+                None => (s0, e0),
+            };
+            let ok = node
+                .filters
+                .iter()
+                .zip(&nd.filter_cols)
+                .all(|(f, c)| self.filter_ok(nd, f, *c, r, start, end));
+            if !ok {
+                continue;
+            }
+            out.push(Ev {
+                id: ids.get(r).copied().unwrap_or(NULL_ID),
+                start: node.user_start.unwrap_or(start),
+                end: node.user_end.unwrap_or(end),
+                sort: start,
+                visit: nd.visit.and_then(|v| v.get(r).copied()).unwrap_or(NULL_ID),
+                row: r as u32,
+            });
+        }
+        if let Some(g) = &node.correlated {
+            // Join each event to the observation period containing its start, evaluate the group
+            // with these as index events, keep the events that pass.
+            let mut idx = Vec::new();
+            let mut owner = Vec::new();
+            for (i, e) in out.iter().enumerate() {
+                for &(os, oe) in &self.ops {
+                    if os <= e.start && oe >= e.start {
+                        idx.push(Idx {
+                            id: e.id,
+                            start: e.start,
+                            end: e.end,
+                            visit: e.visit,
+                            op_start: os,
+                            op_end: oe,
+                        });
+                        owner.push(i);
+                    }
+                }
+            }
+            let pass = self.group(g, &idx);
+            let mut keep = vec![false; out.len()];
+            for (k, &i) in owner.iter().enumerate() {
+                if pass[k] {
+                    keep[i] = true;
+                }
+            }
+            let mut i = 0;
+            out.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        out
+    }
+
+    // -------------------------------------------------------------- groups
+
+    pub(crate) fn group(&mut self, g: &GroupPlan, idx: &[Idx]) -> Vec<bool> {
+        if g.members.is_empty() {
+            return vec![true; idx.len()];
+        }
+        let mut counts = vec![0i64; idx.len()];
+        for m in &g.members {
+            let sat = match m {
+                Member::Corr(c) => self.corelated(c, idx),
+                Member::Demo(d) => self.demographic(d, idx),
+                Member::Group(sub) => self.group(sub, idx),
+            };
+            for (c, s) in counts.iter_mut().zip(sat) {
+                *c += s as i64;
+            }
+        }
+        let n = g.members.len() as i64;
+        counts
+            .into_iter()
+            .map(|c| match g.kind {
+                GroupType::All => c == n,
+                GroupType::Any => c > 0,
+                GroupType::AtLeast => c >= g.count,
+                GroupType::AtMost => c <= g.count,
+            })
+            .collect()
+    }
+
+    fn demographic(&self, d: &DemoPlan, idx: &[Idx]) -> Vec<bool> {
+        if !self.ctx.has_person_row(self.p) {
+            return vec![false; idx.len()];
+        }
+        idx.iter()
+            .map(|e| {
+                d.filters.iter().all(|f| match f {
+                    DemoFilter::Age { op, a, b } => self
+                        .year_of_birth()
+                        .is_some_and(|y| range_ok(*op, (date::year(e.start) - y) as f64, *a, *b)),
+                    DemoFilter::InList { col, ids } => {
+                        let v = self.ctx.person_i32(col, self.p);
+                        v != i32::MIN && ids.contains(&v)
+                    }
+                    DemoFilter::InCodeset {
+                        col,
+                        codeset,
+                        exclude,
+                    } => {
+                        let v = self.ctx.person_i32(col, self.p);
+                        match codeset {
+                            Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
+                            None => (v == i32::MIN) == *exclude,
+                        }
+                    }
+                    DemoFilter::Date { end, op, a, b } => {
+                        date_ok(*op, if *end { e.end } else { e.start }, *a, *b)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn count_key(&self, node_id: usize, k: CountKind, e: &Ev) -> Option<i64> {
+        let ctx = self.ctx;
+        let nd = &ctx.nodes[node_id];
+        let r = e.row as usize;
+        match k {
+            CountKind::Start => Some(e.start as i64),
+            CountKind::End => Some(e.end as i64),
+            CountKind::Visit => Some(e.visit).filter(|&v| v != NULL_ID),
+            CountKind::Concept { coalesce_zero } => {
+                let c = nd
+                    .dom
+                    .and_then(|d| ctx.domains[d].concept().get(r).copied())
+                    .unwrap_or(i32::MIN);
+                if c == i32::MIN {
+                    coalesce_zero.then_some(0)
+                } else {
+                    Some(c as i64)
+                }
+            }
+            CountKind::Col(name) => {
+                let col = nd.extra.get(name).copied().flatten();
+                match col? {
+                    ColumnRef::I32(v) => {
+                        v.get(r).copied().filter(|&x| x != i32::MIN).map(i64::from)
+                    }
+                    ColumnRef::Id(v) => v.get(r).copied().filter(|&x| x != i64::MIN),
+                    ColumnRef::Float(v) => v
+                        .get(r)
+                        .copied()
+                        .filter(|x| !x.is_nan())
+                        .map(|x| if x == 0.0 { 0.0f64 } else { x }.to_bits() as i64),
+                    ColumnRef::Text(_) => None,
+                }
+            }
+            CountKind::Duration => Some(e.end as i64 - e.start as i64),
+            CountKind::One => Some(1),
+        }
+    }
+
+    fn corelated(&mut self, c: &CorrPlan, idx: &[Idx]) -> Vec<bool> {
+        let evs = self.events(c.node);
+        let mut keys: Vec<i64> = Vec::new();
+        idx.iter()
+            .map(|p| {
+                let mut n: i64 = 0;
+                keys.clear();
+                for a in evs.iter() {
+                    if !window_ok(c, p, a) {
+                        continue;
+                    }
+                    match c.distinct {
+                        None => n += 1,
+                        Some(k) => {
+                            if let Some(key) = self.count_key(c.node, k, a) {
+                                keys.push(key);
+                            }
+                        }
+                    }
+                }
+                if c.distinct.is_some() {
+                    keys.sort_unstable();
+                    keys.dedup();
+                    n = keys.len() as i64;
+                }
+                match c.occ_type {
+                    0 => n == c.occ_count,
+                    1 => n <= c.occ_count,
+                    _ => n >= c.occ_count,
+                }
+            })
+            .collect()
+    }
+
+    // -------------------------------------------------------------- pipeline
+
+    /// Runs the whole cohort pipeline for this person.
+    pub fn run(mut self) -> PersonOut {
+        let ctx = self.ctx;
+        let plan = ctx.plan;
+        let mut out = PersonOut::default();
+
+        // Primary events.
+        struct Cand {
+            sort: Day,
+            id: i64,
+            crit: usize,
+            pos: usize,
+            ev: Idx,
+        }
+        let mut cands: Vec<Cand> = Vec::new();
+        for (ci, &node) in plan.primary.iter().enumerate() {
+            let evs = self.events(node);
+            for (pos, e) in evs.iter().enumerate() {
+                for &(os, oe) in &self.ops {
+                    if e.start >= os
+                        && e.start <= oe
+                        && add(os, plan.prior_days as i64) <= e.start as i64
+                        && add(e.start, plan.post_days as i64) <= oe as i64
+                    {
+                        cands.push(Cand {
+                            sort: e.sort,
+                            id: e.id,
+                            crit: ci,
+                            pos,
+                            ev: Idx {
+                                id: 0,
+                                start: e.start,
+                                end: e.end,
+                                visit: e.visit,
+                                op_start: os,
+                                op_end: oe,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        if cands.is_empty() {
+            return out;
+        }
+        let desc = plan.primary_limit == LimitType::Last;
+        cands.sort_by(|a, b| {
+            let s = if desc {
+                b.sort.cmp(&a.sort)
+            } else {
+                a.sort.cmp(&b.sort)
+            };
+            s.then(a.id.cmp(&b.id))
+                .then(a.crit.cmp(&b.crit))
+                .then(a.pos.cmp(&b.pos))
+        });
+        if plan.primary_limit != LimitType::All {
+            cands.truncate(1);
+        }
+        let primary: Vec<Idx> = cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Idx {
+                id: i as i64 + 1,
+                ..c.ev
+            })
+            .collect();
+
+        // Qualified events.
+        let mut qualified: Vec<Idx> = match &plan.additional {
+            Some(g) => {
+                let pass = self.group(g, &primary);
+                primary
+                    .iter()
+                    .zip(pass)
+                    .filter(|(_, p)| *p)
+                    .map(|(e, _)| *e)
+                    .collect()
+            }
+            None => primary,
+        };
+        if plan.additional_present && plan.qualified_limit != LimitType::All {
+            limit_first(&mut qualified, plan.qualified_limit == LimitType::Last);
+        }
+        if qualified.is_empty() {
+            return out;
+        }
+
+        // Inclusion rules.
+        let mut masks = vec![0u64; qualified.len()];
+        for (i, (_, g)) in plan.rules.iter().enumerate() {
+            let pass = self.group(g, &qualified);
+            for (m, p) in masks.iter_mut().zip(pass) {
+                if p {
+                    *m |= 1u64 << i;
+                }
+            }
+        }
+        let full: u64 = if plan.rules.is_empty() {
+            0
+        } else {
+            (1u64 << plan.rules.len()) - 1
+        };
+        out.event_masks = masks.clone();
+        // Best event: most rules, then lowest min rule id, then earliest start (then event id).
+        let best = qualified
+            .iter()
+            .zip(&masks)
+            .min_by(|(a, ma), (b, mb)| {
+                let min_rule = |m: u64| if m == 0 { 0 } else { m.trailing_zeros() };
+                mb.count_ones()
+                    .cmp(&ma.count_ones())
+                    .then(min_rule(**ma).cmp(&min_rule(**mb)))
+                    .then(a.start.cmp(&b.start))
+                    .then(a.id.cmp(&b.id))
+            })
+            .map(|(_, m)| *m);
+        out.best_mask = best;
+
+        let mut included: Vec<Idx> = qualified
+            .iter()
+            .zip(&masks)
+            .filter(|(_, m)| **m == full)
+            .map(|(e, _)| *e)
+            .collect();
+        if plan.expression_limit != LimitType::All {
+            limit_first(&mut included, plan.expression_limit == LimitType::Last);
+        }
+        if included.is_empty() {
+            return out;
+        }
+
+        // End dates.
+        let mut ends: Vec<Option<Day>> = vec![None; included.len()];
+        let offer = |ends: &mut Vec<Option<Day>>, i: usize, start: Day, d: Day| {
+            if d >= start {
+                let slot = &mut ends[i];
+                *slot = Some(slot.map_or(d, |x: Day| x.min(d)));
+            }
+        };
+        match &plan.end {
+            EndPlan::OpEnd => {
+                for (i, e) in included.iter().enumerate() {
+                    offer(&mut ends, i, e.start, e.op_end);
+                }
+            }
+            EndPlan::DateOffset { from_end, offset } => {
+                for (i, e) in included.iter().enumerate() {
+                    let base = if *from_end { e.end } else { e.start };
+                    let d = add(base, *offset as i64);
+                    let d = if d > e.op_end as i64 {
+                        e.op_end
+                    } else {
+                        sat(d)
+                    };
+                    offer(&mut ends, i, e.start, d);
+                }
+            }
+            EndPlan::CustomEra {
+                codeset,
+                gap,
+                offset,
+                supply_override,
+            } => {
+                for (i, e) in included.iter().enumerate() {
+                    offer(&mut ends, i, e.start, e.op_end);
+                }
+                let eras = self.drug_eras(*codeset, *gap, *offset, *supply_override);
+                for (i, e) in included.iter().enumerate() {
+                    for &(es, ee) in &eras {
+                        if e.start >= es && e.start <= ee {
+                            offer(&mut ends, i, e.start, ee);
+                        }
+                    }
+                }
+            }
+        }
+        for &node in &plan.censoring {
+            let evs = self.events(node);
+            for (i, e) in included.iter().enumerate() {
+                let m = evs
+                    .iter()
+                    .filter(|c| c.start >= e.start && c.start <= e.op_end)
+                    .map(|c| c.start)
+                    .min();
+                if let Some(m) = m {
+                    offer(&mut ends, i, e.start, m);
+                }
+            }
+        }
+        let mut rows: Vec<(i64, i64)> = included
+            .iter()
+            .zip(&ends)
+            .filter_map(|(e, end)| end.map(|end| (e.start as i64, end as i64)))
+            .collect();
+        if rows.is_empty() {
+            return out;
+        }
+
+        // Collapse into eras (pad), then the censor window.
+        let pad = plan.era_pad as i64;
+        rows.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        let mut running_max = i64::MIN;
+        for (s, e) in rows {
+            let e = e + pad;
+            if !merged.is_empty() && running_max >= s {
+                let last = merged.last_mut().expect("non-empty");
+                last.1 = last.1.max(e);
+            } else {
+                merged.push((s, e));
+            }
+            running_max = running_max.max(e);
+        }
+        out.in_final = !merged.is_empty();
+        for (s, e) in merged {
+            let mut s = sat(s);
+            let mut e = sat(e - pad);
+            if plan.censor_start.is_some() || plan.censor_end.is_some() {
+                if let Some(cs) = plan.censor_start {
+                    s = s.max(cs);
+                }
+                if let Some(ce) = plan.censor_end {
+                    e = e.min(ce);
+                }
+                if s > e {
+                    continue;
+                }
+            }
+            out.rows.push((s, e));
+        }
+        out
+    }
+
+    /// Drug eras for the custom era end strategy: (era start, era end) per person.
+    fn drug_eras(
+        &self,
+        codeset: i32,
+        gap: i32,
+        offset: i32,
+        supply_override: Option<i32>,
+    ) -> Vec<(Day, Day)> {
+        let ctx = self.ctx;
+        let Some(di) = ctx.drug_dom else {
+            return Vec::new();
+        };
+        let d = &ctx.domains[di];
+        let cs = ctx.codeset(codeset);
+        let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
+        let mut exp: Vec<(i64, i64)> = Vec::new();
+        for r in d.person_rows(self.p) {
+            let s = starts.get(r).copied().unwrap_or(NULL_DAY);
+            let end = match supply_override {
+                Some(o) => add(s, o as i64),
+                None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
+            };
+            let by_concept = cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN));
+            let by_source = cs.contains(
+                ctx.drug_source
+                    .and_then(|v| v.get(r).copied())
+                    .unwrap_or(i32::MIN),
+            );
+            for _ in 0..(by_concept as u8 + by_source as u8) {
+                exp.push((s as i64, end + gap as i64 + offset as i64));
+            }
+        }
+        exp.sort_unstable();
+        let mut eras: Vec<(i64, i64)> = Vec::new();
+        let mut running_max = i64::MIN;
+        for (s, e) in exp {
+            if !eras.is_empty() && running_max >= s {
+                let last = eras.last_mut().expect("non-empty");
+                last.1 = last.1.max(e);
+            } else {
+                eras.push((s, e));
+            }
+            running_max = running_max.max(e);
+        }
+        eras.into_iter()
+            .map(|(s, e)| (sat(s), sat(e - gap as i64)))
+            .collect()
+    }
+}
+
+/// Keeps the first (or last) event by start date, ties by event id.
+fn limit_first(v: &mut Vec<Idx>, last: bool) {
+    let best = v.iter().copied().min_by(|a, b| {
+        let s = if last {
+            b.start.cmp(&a.start)
+        } else {
+            a.start.cmp(&b.start)
+        };
+        s.then(a.id.cmp(&b.id))
+    });
+    v.clear();
+    v.extend(best);
+}
+
+fn window_ok(c: &CorrPlan, p: &Idx, a: &Ev) -> bool {
+    if c.check_op && !(a.start >= p.op_start && a.start <= p.op_end) {
+        return false;
+    }
+    let check = |w: &WindowPlan| -> bool {
+        let index = if w.index_end { p.end } else { p.start };
+        let ev = if w.event_end { a.end } else { a.start } as i64;
+        let lo_ok = match w.lo {
+            Bound::Days(d) => ev >= add(index, d),
+            Bound::OpStart => ev >= p.op_start as i64,
+            Bound::OpEnd => ev >= p.op_end as i64,
+            Bound::Unbounded => true,
+        };
+        let hi_ok = match w.hi {
+            Bound::Days(d) => ev <= add(index, d),
+            Bound::OpStart => ev <= p.op_start as i64,
+            Bound::OpEnd => ev <= p.op_end as i64,
+            Bound::Unbounded => true,
+        };
+        lo_ok && hi_ok
+    };
+    if !check(&c.start) {
+        return false;
+    }
+    if let Some(w) = &c.end {
+        if !check(w) {
+            return false;
+        }
+    }
+    if c.restrict_visit && !(a.visit != NULL_ID && a.visit == p.visit) {
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_sql_semantics() {
+        let (p, n) = like_pattern(TextOp::Contains, "ab");
+        assert!(like("xxabyy", &p) && !n);
+        let (p, _) = like_pattern(TextOp::StartsWith, "ab");
+        assert!(like("abc", &p) && !like("cab", &p));
+        let (p, _) = like_pattern(TextOp::EndsWith, "a_c");
+        assert!(like("zzabc", &p) && !like("abcz", &p));
+        let (p, n) = like_pattern(TextOp::NotContains, "q");
+        assert!(!like("abc", &p) && n);
+    }
+
+    #[test]
+    fn not_in_empty_codeset_is_true_even_for_null() {
+        let empty = CodeSet::default();
+        assert!(in_codeset(i32::MIN, &empty, true));
+        assert!(!in_codeset(i32::MIN, &CodeSet::new(vec![1]), true));
+        assert!(in_codeset(2, &CodeSet::new(vec![1]), true));
+        assert!(!in_codeset(i32::MIN, &CodeSet::new(vec![1]), false));
+    }
+}
