@@ -82,7 +82,11 @@ fn run_case(dir: &str) -> (usize, Vec<String>) {
                     errs.push(format!("censor stats: got {got:?}, want {want:?}"));
                 }
             } else if table.ends_with(".cohort_inclusion_result") {
-                let want = rows_of(&exp, id, &["inclusion_rule_mask", "person_count", "mode_id"]);
+                let want = rows_of(
+                    &exp,
+                    id,
+                    &["inclusion_rule_mask", "person_count", "mode_id"],
+                );
                 let mut got = Vec::new();
                 for (mode, m) in stats.modes.iter().enumerate() {
                     for (mask, n) in &m.masks {

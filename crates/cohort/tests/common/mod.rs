@@ -35,7 +35,9 @@ pub fn load_dbunit(files: &[PathBuf]) -> (Vec<RawTable>, BTreeMap<String, Vec<Va
                     continue;
                 }
             };
-            let t = tables.entry(spec.name).or_insert_with(|| RawTable::new(spec));
+            let t = tables
+                .entry(spec.name)
+                .or_insert_with(|| RawTable::new(spec));
             for row in &rows {
                 let obj = row.as_object().unwrap();
                 // Columns our CDM schema does not list (e.g. datetimes) are not read.
