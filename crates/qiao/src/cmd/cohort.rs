@@ -1,6 +1,345 @@
+//! `qiao cohort`: run, explain or check OHDSI ATLAS/Circe cohort definitions on a store.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use qiao_cohort::conceptset::MemVocabulary;
+use qiao_cohort::exec::{CohortStats, Counter, CsvSink, Prepared, Tee};
+use qiao_store::Store;
+use serde_json::json;
+
 #[derive(clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Generate cohorts: entries, subjects and (with --stats) Circe's inclusion statistics.
+    Run(RunArgs),
+    /// Print the execution plan of a definition.
+    Explain(ExplainArgs),
+    /// Parse and validate definitions; print Circe's design-time warnings.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The store file.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Also report inclusion rule statistics and censoring losses.
+    #[arg(long)]
+    pub stats: bool,
+    /// One JSON object per definition on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write OHDSI cohort rows (cohort_definition_id,subject_id,cohort_start_date,cohort_end_date)
+    /// to this CSV; with --stats the inclusion/summary/censor statistics CSVs go beside it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// cohort_definition_id of the first definition (the next ones count up from it).
+    #[arg(long, default_value_t = 1)]
+    pub cohort_id: i64,
+    /// Evaluate on one thread (the results are the same).
+    #[arg(long)]
+    pub single_thread: bool,
+    /// Cohort definition JSON files (ATLAS / Circe export).
+    #[arg(required = true)]
+    pub definitions: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    /// Resolve concept sets against this store's vocabulary (sizes shown in the plan).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    pub definition: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[arg(required = true)]
+    pub definitions: Vec<PathBuf>,
+}
 
 pub fn run(c: Command) -> anyhow::Result<()> {
-    match c {}
+    match c {
+        Command::Run(a) => run_cohorts(a),
+        Command::Explain(a) => explain(a),
+        Command::Check(a) => check(a),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<qiao_cohort::CohortDefinition> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    qiao_cohort::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn check(a: CheckArgs) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for p in &a.definitions {
+        match load(p) {
+            Ok(def) => {
+                println!("{}: ok", p.display());
+                for w in &def.warnings {
+                    println!("  warning: {w}");
+                }
+                if let Err(e) = Prepared::with_vocabulary(&def, &MemVocabulary::new()) {
+                    failed += 1;
+                    println!("  error: {e}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} definitions are not valid", a.definitions.len());
+    }
+    Ok(())
+}
+
+fn explain(a: ExplainArgs) -> anyhow::Result<()> {
+    let def = load(&a.definition)?;
+    let prepared = match &a.store {
+        Some(s) => {
+            let store = Store::open(s)?;
+            Prepared::new(&def, &store)?
+        }
+        None => Prepared::with_vocabulary(&def, &MemVocabulary::new())?,
+    };
+    if a.store.is_none() {
+        println!("(no --store: concept sets not resolved)");
+    }
+    print!("{}", prepared.explain());
+    for w in prepared.warnings() {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+/// Persons still in after rules 0..=i (best event per person), as ATLAS's attrition shows.
+fn attrition(stats: &CohortStats, i: usize) -> u64 {
+    let need = (1u64 << (i + 1)) - 1;
+    stats.modes[1]
+        .masks
+        .iter()
+        .filter(|(m, _)| *m & need == need)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+struct StatsFiles {
+    inclusion: BufWriter<File>,
+    result: BufWriter<File>,
+    stats: BufWriter<File>,
+    summary: BufWriter<File>,
+    censor: BufWriter<File>,
+}
+
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cohort".into());
+    out.with_file_name(format!("{stem}_{suffix}.csv"))
+}
+
+fn create(p: &Path, header: &str) -> anyhow::Result<BufWriter<File>> {
+    let mut w = BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?);
+    writeln!(w, "{header}")?;
+    Ok(w)
+}
+
+impl StatsFiles {
+    fn new(out: &Path) -> anyhow::Result<Self> {
+        Ok(StatsFiles {
+            inclusion: create(
+                &beside(out, "inclusion"),
+                "cohort_definition_id,rule_sequence,name,description",
+            )?,
+            result: create(
+                &beside(out, "inclusion_result"),
+                "cohort_definition_id,inclusion_rule_mask,person_count,mode_id",
+            )?,
+            stats: create(
+                &beside(out, "inclusion_stats"),
+                "cohort_definition_id,rule_sequence,person_count,gain_count,person_total,mode_id",
+            )?,
+            summary: create(
+                &beside(out, "summary_stats"),
+                "cohort_definition_id,base_count,final_count,mode_id",
+            )?,
+            censor: create(&beside(out, "censor_stats"), "cohort_definition_id,lost_count")?,
+        })
+    }
+
+    /// Circe writes the inclusion tables only for definitions with inclusion rules, and censor
+    /// stats only with a censor window.
+    fn write(&mut self, id: i64, s: &CohortStats) -> anyhow::Result<()> {
+        if !s.rule_names.is_empty() {
+            for (i, name) in s.rule_names.iter().enumerate() {
+                let name = name.replace('"', "\"\"");
+                writeln!(self.inclusion, "{id},{i},\"{name}\",")?;
+            }
+            for (mode, m) in s.modes.iter().enumerate() {
+                for (mask, n) in &m.masks {
+                    writeln!(self.result, "{id},{mask},{n},{mode}")?;
+                }
+                for (i, r) in m.rules.iter().enumerate() {
+                    writeln!(
+                        self.stats,
+                        "{id},{i},{},{},{},{mode}",
+                        r.person_count, r.gain_count, r.person_total
+                    )?;
+                }
+                writeln!(self.summary, "{id},{},{},{mode}", m.base_count, m.final_count)?;
+            }
+        }
+        if let Some(lost) = s.censor_lost {
+            writeln!(self.censor, "{id},{lost}")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        for w in [
+            &mut self.inclusion,
+            &mut self.result,
+            &mut self.stats,
+            &mut self.summary,
+            &mut self.censor,
+        ] {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
+    let store = Store::open(&a.store)?;
+    let mut csv = match &a.out {
+        Some(p) => Some(CsvSink::new(
+            BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+            a.cohort_id,
+            true,
+        )?),
+        None => None,
+    };
+    let mut stats_files = match (&a.out, a.stats) {
+        (Some(p), true) => Some(StatsFiles::new(p)?),
+        _ => None,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0usize;
+    for (k, path) in a.definitions.iter().enumerate() {
+        let cohort_id = a.cohort_id + k as i64;
+        let t0 = Instant::now();
+        let result = load(path).and_then(|def| {
+            for w in &def.warnings {
+                tracing::info!("{}: {w}", path.display());
+            }
+            let prepared = Prepared::new(&def, &store)?;
+            let mut counter = Counter::default();
+            let stats = match csv.take() {
+                Some(sink) => {
+                    let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
+                    let r = prepared.run_with(&store, &mut Tee(&mut counter, &mut sink), !a.single_thread);
+                    csv = Some(sink);
+                    r?
+                }
+                None => prepared.run_with(&store, &mut counter, !a.single_thread)?,
+            };
+            Ok((counter, stats))
+        });
+        let millis = t0.elapsed().as_secs_f64() * 1000.0;
+        let (counter, stats) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                failed += 1;
+                if a.json {
+                    let v = json!({"definition": path.display().to_string(), "error": format!("{e:#}")});
+                    writeln!(out, "{v}")?;
+                } else {
+                    eprintln!("error: {e:#}");
+                }
+                continue;
+            }
+        };
+        if let Some(f) = &mut stats_files {
+            f.write(cohort_id, &stats)?;
+        }
+        if a.json {
+            let mut v = json!({
+                "definition": path.display().to_string(),
+                "entries": counter.entries,
+                "subjects": counter.subjects,
+            });
+            if a.stats {
+                let rules: Vec<_> = stats
+                    .rule_names
+                    .iter()
+                    .zip(&stats.modes[1].rules)
+                    .map(|(name, r)| json!({"name": name, "persons": r.person_count, "gain": r.gain_count}))
+                    .collect();
+                v["rules"] = json!(rules);
+                v["final_persons"] = json!(stats.modes[1].final_count);
+                v["censor_lost"] = json!(stats.censor_lost.unwrap_or(0));
+            }
+            v["millis"] = json!((millis * 1000.0).round() / 1000.0);
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(
+                out,
+                "{}: {} entries, {} subjects ({:.1} ms)",
+                path.display(),
+                counter.entries,
+                counter.subjects,
+                millis
+            )?;
+            if a.stats {
+                writeln!(
+                    out,
+                    "  {:<40} {:>10} {:>10} {:>10}",
+                    "attrition (persons, best event)", "satisfied", "gain", "remaining"
+                )?;
+                writeln!(
+                    out,
+                    "  {:<40} {:>10} {:>10} {:>10}",
+                    "qualifying entry events", "", "", stats.modes[1].base_count
+                )?;
+                for (i, (name, r)) in stats.rule_names.iter().zip(&stats.modes[1].rules).enumerate() {
+                    let label: String = format!("{i}. {name}").chars().take(40).collect();
+                    writeln!(
+                        out,
+                        "  {:<40} {:>10} {:>10} {:>10}",
+                        label,
+                        r.person_count,
+                        r.gain_count,
+                        attrition(&stats, i)
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "  {:<40} {:>10} {:>10} {:>10}",
+                    "final (all rules)", "", "", stats.modes[1].final_count
+                )?;
+                if let Some(lost) = stats.censor_lost {
+                    writeln!(out, "  lost to the censor window: {lost} persons")?;
+                }
+            }
+        }
+    }
+    if let Some(sink) = csv {
+        sink.into_inner().flush()?;
+    }
+    if let Some(f) = &mut stats_files {
+        f.flush()?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} definitions failed", a.definitions.len());
+    }
+    Ok(())
 }
