@@ -83,6 +83,16 @@ impl Column {
         self.len() == 0
     }
 
+    /// True when every value is NULL (or the column is empty).
+    pub fn all_null(&self) -> bool {
+        match self {
+            Column::Id(v) => v.iter().all(|&x| x == NULL_ID),
+            Column::I32(v) => v.iter().all(|&x| x == NULL_INT),
+            Column::Float(v) => v.iter().all(|x| x.is_nan()),
+            Column::Text(t) => t.nulls.iter().all(|&n| n),
+        }
+    }
+
     /// Appends a NULL.
     pub fn push_null(&mut self) {
         match self {

@@ -177,7 +177,12 @@ pub fn write_image<W: Write>(
         w.section(format!("{prefix}/post_keys"), &keys)?;
         w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
         w.section(format!("{prefix}/post_rows"), &rows)?;
+        // Attribute columns. The primary key is the event id and the person column is the person
+        // index, so neither is stored twice; an all-NULL column is not stored at all.
         for (cname, col) in &t.columns {
+            if Some(*cname) == ev.pk || *cname == ev.person || col.all_null() {
+                continue;
+            }
             write_column(
                 &mut w,
                 &format!("{prefix}/col/{cname}"),
@@ -338,7 +343,14 @@ fn write_column<W: Write>(w: &mut SectionWriter<W>, name: &str, col: &Column) ->
         Column::I32(v) => w.section(name, v),
         Column::Float(v) => w.section(name, v),
         Column::Text(t) => {
-            w.section(format!("{name}.offsets"), &t.offsets)?;
+            // 32-bit offsets unless the column holds 4 GiB of text or more.
+            match u32::try_from(t.data.len()) {
+                Ok(_) => {
+                    let narrow: Vec<u32> = t.offsets.iter().map(|&o| o as u32).collect();
+                    w.section(format!("{name}.offsets"), &narrow)?
+                }
+                Err(_) => w.section(format!("{name}.offsets"), &t.offsets)?,
+            }
             w.section(format!("{name}.data"), &t.data)?;
             let nulls: Vec<u8> = t.nulls.iter().map(|&b| b as u8).collect();
             w.section(format!("{name}.nulls"), &nulls)

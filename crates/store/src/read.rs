@@ -222,12 +222,19 @@ impl Store {
             DType::I64 => ColumnRef::Id(self.section(name).ok()?),
             DType::I32 => ColumnRef::I32(self.section(name).ok()?),
             DType::F64 => ColumnRef::Float(self.section(name).ok()?),
-            DType::U64 => ColumnRef::Text(TextRef {
-                offsets: self.section(&format!("{name}.offsets")).ok()?,
-                data: self.section(&format!("{name}.data")).ok()?,
-                nulls: self.section(&format!("{name}.nulls")).ok()?,
-            }),
-            DType::U8 | DType::U32 => return None,
+            DType::U32 | DType::U64 => {
+                let off = format!("{name}.offsets");
+                let offsets = match s.dtype {
+                    DType::U32 => Offsets::Narrow(self.section(&off).ok()?),
+                    _ => Offsets::Wide(self.section(&off).ok()?),
+                };
+                ColumnRef::Text(TextRef {
+                    offsets,
+                    data: self.section(&format!("{name}.data")).ok()?,
+                    nulls: self.section(&format!("{name}.nulls")).ok()?,
+                })
+            }
+            DType::U8 => return None,
         })
     }
 
@@ -292,7 +299,14 @@ impl Store {
             post_keys: self.section(&format!("{p}/post_keys"))?,
             post_offsets: self.section(&format!("{p}/post_offsets"))?,
             post_rows: self.section(&format!("{p}/post_rows"))?,
-            columns: self.columns_under(&format!("{p}/col/")),
+            columns: {
+                let mut cols = self.columns_under(&format!("{p}/col/"));
+                let event_id = self.section(&format!("{p}/event_id"))?;
+                if let Some(pk) = spec.event.as_ref().and_then(|e| e.pk) {
+                    cols.insert(pk.to_string(), ColumnRef::Id(event_id));
+                }
+                cols
+            },
         })
     }
 
@@ -352,9 +366,7 @@ impl<'a> ColumnRef<'a> {
             ColumnRef::I32(v) => v.len() == n,
             ColumnRef::Float(v) => v.len() == n,
             ColumnRef::Text(t) => {
-                t.nulls.len() == n
-                    && t.offsets.len() == n + 1
-                    && offsets_ok(t.offsets, t.data.len())
+                t.nulls.len() == n && t.offsets.len() == n + 1 && t.offsets.valid_for(t.data.len())
             }
         }
     }
@@ -384,10 +396,39 @@ impl<'a> ColumnRef<'a> {
     }
 }
 
+/// Text offsets: 32-bit unless a column holds 4 GiB of text or more.
+#[derive(Clone, Copy, Debug)]
+enum Offsets<'a> {
+    Narrow(&'a [u32]),
+    Wide(&'a [u64]),
+}
+
+impl Offsets<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(v) => v.len(),
+            Offsets::Wide(v) => v.len(),
+        }
+    }
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Offsets::Narrow(v) => v.get(i).map(|&o| o as usize),
+            Offsets::Wide(v) => v.get(i).map(|&o| o as usize),
+        }
+    }
+    fn valid_for(&self, len: usize) -> bool {
+        let n = self.len();
+        n > 0
+            && self.get(0) == Some(0)
+            && self.get(n - 1) == Some(len)
+            && (1..n).all(|i| self.get(i - 1) <= self.get(i))
+    }
+}
+
 /// A stored text column.
 #[derive(Clone, Copy, Debug)]
 pub struct TextRef<'a> {
-    offsets: &'a [u64],
+    offsets: Offsets<'a>,
     data: &'a [u8],
     nulls: &'a [u8],
 }
@@ -406,7 +447,7 @@ impl<'a> TextRef<'a> {
         }
         let bytes = self
             .data
-            .get(*self.offsets.get(i)? as usize..*self.offsets.get(i + 1)? as usize)?;
+            .get(self.offsets.get(i)?..self.offsets.get(i + 1)?)?;
         std::str::from_utf8(bytes).ok()
     }
 }
@@ -523,7 +564,9 @@ impl<'a> Domain<'a> {
             .enumerate()
             .map(move |(i, &k)| (k, offsets[i + 1] - offsets[i]))
     }
-    /// A stored attribute column by CDM name (e.g. `condition_type_concept_id`, `value_as_number`).
+    /// An attribute column by CDM name (e.g. `condition_type_concept_id`, `value_as_number`), in row
+    /// order. `None` means every value is NULL (the column was absent from the source, or empty in
+    /// every row). The primary key is the event id; the person column is [`Domain::person`].
     pub fn column(&self, name: &str) -> Option<ColumnRef<'a>> {
         self.columns.get(name).copied()
     }

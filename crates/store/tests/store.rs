@@ -191,6 +191,16 @@ fn round_trip_sorts_events_and_indexes_concepts() {
     assert!(c.concept_rows(42).is_empty());
     assert_eq!(c.person_rows(0), 0..3);
     assert_eq!(c.person_rows(2), 4..4);
+    // The primary key is served from the event ids; an all-NULL column is not stored.
+    assert_eq!(
+        c.column("condition_occurrence_id")
+            .unwrap()
+            .as_id()
+            .unwrap(),
+        c.event_id()
+    );
+    assert!(c.column("visit_detail_id").is_none());
+    assert!(c.column("person_id").is_none());
     let stop = c.column("stop_reason").unwrap().as_text().unwrap();
     assert_eq!((stop.get(0), stop.get(1)), (None, Some("stopped")));
     let src = c
