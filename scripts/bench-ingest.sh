@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What's measured: ingest of GiBleed×K (default K=100: 269,400 persons, ~34 M rows, ~3 GB of CSV)
+# by `qiao ingest` and by DuckDB (CREATE TABLE … AS SELECT * FROM read_csv(…) per table, into a
+# database file), side by side on this machine: wall time (median of RUNS), peak memory, rows/s,
+# MB/s and output size; then the store's cold and warm open time and bytes per event.
+#
+# Run with: bash scripts/bench-ingest.sh [K] [RUNS]    (needs ~12 GB free under $BENCH_DIR, default /tmp/qiao-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+K=${1:-100}
+RUNS=${2:-3}
+DIR=${BENCH_DIR:-/tmp/qiao-bench}
+mkdir -p "$DIR"
+cargo build --release -q -p qiao
+QIAO=$PWD/target/release/qiao
+VENV=${QIAO_TEST_VENV:-$PWD/.work/venv}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c "import duckdb" 2>/dev/null || "$VENV/bin/pip" install -q duckdb
+CDM=$DIR/gibleed_x$K
+[ -f "$CDM/person.csv" ] || "$QIAO" synth --replicate "$K" --out "$CDM" --quiet
+CSV_BYTES=$(du -cb "$CDM"/*.csv | tail -1 | cut -f1)
+
+measure() { # name, command...: prints "seconds peak_kb" of one run
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$DIR/$name.time" "$@" >/dev/null 2>"$DIR/$name.err" || { cat "$DIR/$name.err"; exit 1; }
+  cat "$DIR/$name.time"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+for run in $(seq "$RUNS"); do
+  measure qiao "$QIAO" ingest --cdm "$CDM" --out "$DIR/g.qiao" --json >> "$DIR/qiao.runs"
+  rm -f "$DIR/g.duckdb"
+  measure duckdb "$VENV/bin/python" scripts/duckdb_load.py "$CDM" "$DIR/g.duckdb" >> "$DIR/duckdb.runs"
+done
+ROWS=$("$QIAO" stats "$DIR/g.qiao" --json | "$VENV/bin/python" -c "import json,sys; print(sum(json.load(sys.stdin)['tables'].values()))")
+q=$(cut -d' ' -f1 "$DIR/qiao.runs" | median); d=$(cut -d' ' -f1 "$DIR/duckdb.runs" | median)
+qm=$(cut -d' ' -f2 "$DIR/qiao.runs" | sort -n | tail -1); dm=$(cut -d' ' -f2 "$DIR/duckdb.runs" | sort -n | tail -1)
+qs=$(stat -c %s "$DIR/g.qiao"); ds=$(stat -c %s "$DIR/g.duckdb")
+rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs"
+echo "GiBleed x$K: $ROWS rows, $((CSV_BYTES / 1000000)) MB CSV, $RUNS runs each"
+printf "%-8s %10s %12s %10s %12s %12s\n" engine "median s" "rows/s" "MB/s" "peak MB" "output MB"
+printf "%-8s %10s %12.0f %10.0f %12d %12d\n" qiao "$q" "$(echo "$ROWS / $q" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $q" | bc -l)" $((qm / 1024)) $((qs / 1000000))
+printf "%-8s %10s %12.0f %10.0f %12d %12d\n" duckdb "$d" "$(echo "$ROWS / $d" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $d" | bc -l)" $((dm / 1024)) $((ds / 1000000))
+echo "ratio duckdb/qiao wall time: $(echo "$d / $q" | bc -l | cut -c1-5)x; size qiao/duckdb: $(echo "$qs / $ds" | bc -l | cut -c1-5)"
+# Open time: cold (page cache dropped, if permitted) and warm.
+sync; (echo 3 > /proc/sys/vm/drop_caches) 2>/dev/null && cold=yes || cold=no
+/usr/bin/time -f "%e s" "$QIAO" stats "$DIR/g.qiao" --json 2>&1 >/dev/null | sed "s/^/open+stats (cold=$cold): /"
+/usr/bin/time -f "%e s" "$QIAO" stats "$DIR/g.qiao" --json 2>&1 >/dev/null | sed "s/^/open+stats (warm): /"
