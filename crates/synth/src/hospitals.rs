@@ -14,7 +14,7 @@ use crate::error::{io, Error, Result};
 use crate::out::{copy, write_rowcounts, OutFile};
 use crate::source::{load, Loaded, People, SourceFile};
 use crate::template::{Mode, Template, NULL};
-use crate::{id_offset, report, same_dir, TableSummary, Written};
+use crate::{id_offset, report, run_tasks, same_dir, TableSummary, Written};
 
 /// Options of [`hospitals`]; [`HospitalOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -111,16 +111,16 @@ pub fn hospital_sizes(persons: u64, hospitals: u32, spread: f64) -> Vec<u64> {
         .collect()
 }
 
-/// Rows of a table grouped by source person: person `p`'s rows are
-/// `rows[starts[p]..starts[p + 1]]`, in source order.
-struct Groups {
+/// A table's rows grouped by source person: the table is reordered so that person `p`'s rows
+/// are `starts[p]..starts[p + 1]` (in source order); orphan rows are left out.
+struct Grouped {
+    table: Template,
     starts: Vec<usize>,
-    rows: Vec<u32>,
     orphans: u64,
 }
 
-impl Groups {
-    fn new(t: &Template, people: &People) -> Result<Groups> {
+impl Grouped {
+    fn new(t: &Template, people: &People) -> Result<Grouped> {
         if t.person_hole.is_none() {
             let col = t.spec.event.map_or("person_id", |e| e.person);
             return Err(Error::Invalid(format!(
@@ -137,26 +137,27 @@ impl Groups {
             starts[i] += starts[i - 1];
         }
         let mut fill = starts.clone();
-        let mut rows = vec![0u32; starts[people.ids.len()]];
+        let mut order = vec![0u32; starts[people.ids.len()]];
         let mut orphans = 0;
         for (r, p) in of.iter().enumerate() {
             match p {
                 Some(p) => {
-                    rows[fill[*p as usize]] = r as u32;
+                    order[fill[*p as usize]] = r as u32;
                     fill[*p as usize] += 1;
                 }
                 None => orphans += 1,
             }
         }
-        Ok(Groups {
+        Ok(Grouped {
+            table: t.reorder(&order),
             starts,
-            rows,
             orphans,
         })
     }
 
-    fn of(&self, p: u32) -> &[u32] {
-        &self.rows[self.starts[p as usize]..self.starts[p as usize + 1]]
+    /// Rows of person `p` in `self.table`.
+    fn of(&self, p: u32) -> std::ops::Range<usize> {
+        self.starts[p as usize]..self.starts[p as usize + 1]
     }
 }
 
@@ -171,20 +172,20 @@ struct Marker {
 const MARKER_TABLES: [&str; 2] = ["condition_occurrence", "drug_exposure"];
 const MARKERS_PER_TABLE: usize = 10;
 
-fn marker_pool(src: &Loaded, groups: &HashMap<&str, Groups>, n: usize) -> Vec<Marker> {
+fn marker_pool(grouped: &[Grouped], n: usize) -> Vec<Marker> {
     let mut pool = Vec::new();
     for table in MARKER_TABLES {
-        let (Some(t), Some(g)) = (src.table(table), groups.get(table)) else {
+        let Some(g) = grouped.iter().find(|g| g.table.name == table) else {
             continue;
         };
-        let Some(concepts) = &t.concepts else {
+        let Some(concepts) = &g.table.concepts else {
             continue;
         };
         let mut holders: HashMap<i64, Vec<u32>> = HashMap::new();
         let mut mine = Vec::new();
         for p in 0..n as u32 {
             mine.clear();
-            mine.extend(g.of(p).iter().map(|&r| concepts[r as usize]));
+            mine.extend(g.of(p).map(|r| concepts[r]));
             mine.sort_unstable();
             mine.dedup();
             for &c in &mine {
@@ -343,7 +344,7 @@ fn plan(
 }
 
 enum Task<'a> {
-    Linked(&'a Plan, &'a Template, &'a Groups),
+    Linked(&'a Plan, &'a Grouped),
     Copy(&'a Plan, &'a SourceFile, u64),
 }
 
@@ -362,7 +363,9 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
         return Err(Error::Invalid("shift years must be at most 1000".into()));
     }
     let sizes = hospital_sizes(opts.persons, opts.hospitals, opts.size_spread);
+    let t0 = Instant::now();
     let src = load(&opts.from, Mode::Shift)?;
+    tracing::debug!("loaded {} in {:?}", opts.from.display(), t0.elapsed());
     let Some(person) = src.table("person") else {
         return Err(Error::Invalid(format!(
             "{}: no person table (person.csv)",
@@ -376,10 +379,10 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
             person.path.display()
         )));
     }
-    let groups: HashMap<&str, Groups> = src
+    let grouped: Vec<Grouped> = src
         .templates
         .par_iter()
-        .map(|t| Ok((t.name.as_str(), Groups::new(t, &people)?)))
+        .map(|t| Grouped::new(t, &people))
         .collect::<Result<_>>()?;
     let max_size = sizes.iter().copied().max().unwrap_or(0);
     let offset = id_offset(
@@ -387,7 +390,9 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
         max_size,
         &opts.from.display().to_string(),
     )?;
-    let pool = marker_pool(&src, &groups, people.ids.len());
+    tracing::debug!("grouped at {:?}", t0.elapsed());
+    let pool = marker_pool(&grouped, people.ids.len());
+    tracing::debug!("marker pool at {:?}", t0.elapsed());
     let plans = (0..opts.hospitals)
         .into_par_iter()
         .map(|h| plan(h, sizes[h as usize], opts, &people, &pool))
@@ -402,42 +407,41 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
         }
     }
 
+    tracing::debug!("planned at {:?}", t0.elapsed());
     let mut tasks: Vec<(u64, Task)> = Vec::new();
     for p in &plans {
-        for t in &src.templates {
-            let est =
-                t.literal_bytes() as u64 * p.picks.len() as u64 / people.ids.len().max(1) as u64;
-            tasks.push((est, Task::Linked(p, t, &groups[t.name.as_str()])));
+        for g in &grouped {
+            let est = g.table.literal_bytes() as u64 * p.picks.len() as u64
+                / people.ids.len().max(1) as u64;
+            tasks.push((est, Task::Linked(p, g)));
         }
         for (f, rows) in &src.copied {
             let est = std::fs::metadata(&f.path).map_or(0, |m| m.len());
             tasks.push((est, Task::Copy(p, f, *rows)));
         }
     }
+    // Largest first, so that no big table is left to the end on one core.
     tasks.sort_by_key(|(est, _)| std::cmp::Reverse(*est));
-    let written = tasks
-        .par_iter()
-        .map(|(_, task)| {
-            let started = Instant::now();
-            let (plan, summary) = match *task {
-                Task::Linked(plan, t, g) => (plan, write_resampled(plan, t, g, offset)?),
-                Task::Copy(plan, f, rows) => {
-                    let path = plan.dir.join(format!("{}.csv", f.name));
-                    let summary = TableSummary {
-                        name: f.name.clone(),
-                        rows,
-                        bytes: copy(&f.path, &path)?,
-                        path,
-                        written: Written::Copied,
-                        orphan_rows: 0,
-                    };
-                    (plan, summary)
-                }
-            };
-            report(opts.progress, &summary, started.elapsed().as_secs_f64());
-            Ok((plan.name.clone(), summary))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let written = run_tasks(&tasks, |(_, task)| {
+        let started = Instant::now();
+        let (plan, summary) = match *task {
+            Task::Linked(plan, g) => (plan, write_resampled(plan, g, offset)?),
+            Task::Copy(plan, f, rows) => {
+                let path = plan.dir.join(format!("{}.csv", f.name));
+                let summary = TableSummary {
+                    name: f.name.clone(),
+                    rows,
+                    bytes: copy(&f.path, &path)?,
+                    path,
+                    written: Written::Copied,
+                    orphan_rows: 0,
+                };
+                (plan, summary)
+            }
+        };
+        report(opts.progress, &summary, started.elapsed().as_secs_f64());
+        Ok((plan.name.clone(), summary))
+    })?;
 
     let marker_ids: Vec<i64> = pool.iter().map(|m| m.concept).collect();
     let names = concept_names(&src, &marker_ids);
@@ -478,15 +482,16 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
     Ok(summaries)
 }
 
-fn write_resampled(plan: &Plan, t: &Template, g: &Groups, offset: i64) -> Result<TableSummary> {
+fn write_resampled(plan: &Plan, g: &Grouped, offset: i64) -> Result<TableSummary> {
+    let t = &g.table;
     let path: PathBuf = plan.dir.join(format!("{}.csv", t.name));
     let mut f = OutFile::create(&path)?;
     f.buf.extend_from_slice(&t.header);
     let mut rows = 0u64;
     for (c, (&p, &shift)) in plan.picks.iter().zip(&plan.shifts).enumerate() {
         let off = (c as i64 + 1) * offset;
-        for &r in g.of(p) {
-            t.write_row(r as usize, off, shift, &mut f.buf);
+        for r in g.of(p) {
+            t.write_row(r, off, shift, &mut f.buf);
             rows += 1;
         }
         f.maybe_flush()?;

@@ -147,6 +147,58 @@ fn id_offset(
     Ok(offset)
 }
 
+/// Runs `run` on every task on all rayon threads, taking tasks in the given order (put the largest
+/// first: each idle thread takes the next one). Results come back in task order; the first error
+/// stops the threads from taking more tasks.
+fn run_tasks<T: Sync, R: Send>(
+    tasks: &[T],
+    run: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..tasks.len()).map(|_| None).collect());
+    rayon::scope(|s| {
+        for _ in 0..rayon::current_num_threads().min(tasks.len()) {
+            s.spawn(|_| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = tasks.get(i) else { break };
+                let r = run(task);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut results) = results.lock() {
+                    results[i] = Some(r);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Invalid("a writer thread failed".into()))?;
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None if out.len() == tasks.len() => Ok(out),
+        None => Err(Error::Invalid("a writer thread stopped early".into())),
+    }
+}
+
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,

@@ -3,13 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use crate::error::{io, Error, Result};
 use crate::out::{copy, write_rowcounts, OutFile};
 use crate::source::{load, People, SourceFile};
 use crate::template::{Mode, Template};
-use crate::{id_offset, report, same_dir, Summary, TableSummary, Written};
+use crate::{id_offset, report, run_tasks, same_dir, Summary, TableSummary, Written};
 
 /// Options of [`replicate_with`].
 #[derive(Debug, Clone)]
@@ -80,47 +78,44 @@ pub fn replicate_with(opts: &ReplicateOptions) -> Result<Summary> {
             Task::Copy(f, _) => std::fs::metadata(&f.path).map_or(0, |m| m.len()),
         })
     });
-    let mut tables = tasks
-        .par_iter()
-        .map(|task| {
-            let started = Instant::now();
-            let summary = match *task {
-                Task::Linked(t, orphan_rows) => {
-                    let path = opts.out.join(format!("{}.csv", t.name));
-                    let mut f = OutFile::create(&path)?;
-                    f.buf.extend_from_slice(&t.header);
-                    for copy in 0..k as i64 {
-                        let off = copy * offset;
-                        for r in 0..t.rows {
-                            t.write_row(r, off, 0, &mut f.buf);
-                            f.maybe_flush()?;
-                        }
-                    }
-                    TableSummary {
-                        name: t.name.clone(),
-                        rows: t.rows as u64 * k as u64,
-                        bytes: f.finish()?,
-                        path,
-                        written: Written::Replicated,
-                        orphan_rows,
+    let mut tables = run_tasks(&tasks, |task| {
+        let started = Instant::now();
+        let summary = match *task {
+            Task::Linked(t, orphan_rows) => {
+                let path = opts.out.join(format!("{}.csv", t.name));
+                let mut f = OutFile::create(&path)?;
+                f.buf.extend_from_slice(&t.header);
+                for copy in 0..k as i64 {
+                    let off = copy * offset;
+                    for r in 0..t.rows {
+                        t.write_row(r, off, 0, &mut f.buf);
+                        f.maybe_flush()?;
                     }
                 }
-                Task::Copy(f, rows) => {
-                    let path = opts.out.join(format!("{}.csv", f.name));
-                    TableSummary {
-                        name: f.name.clone(),
-                        rows,
-                        bytes: copy(&f.path, &path)?,
-                        path,
-                        written: Written::Copied,
-                        orphan_rows: 0,
-                    }
+                TableSummary {
+                    name: t.name.clone(),
+                    rows: t.rows as u64 * k as u64,
+                    bytes: f.finish()?,
+                    path,
+                    written: Written::Replicated,
+                    orphan_rows,
                 }
-            };
-            report(opts.progress, &summary, started.elapsed().as_secs_f64());
-            Ok(summary)
-        })
-        .collect::<Result<Vec<_>>>()?;
+            }
+            Task::Copy(f, rows) => {
+                let path = opts.out.join(format!("{}.csv", f.name));
+                TableSummary {
+                    name: f.name.clone(),
+                    rows,
+                    bytes: copy(&f.path, &path)?,
+                    path,
+                    written: Written::Copied,
+                    orphan_rows: 0,
+                }
+            }
+        };
+        report(opts.progress, &summary, started.elapsed().as_secs_f64());
+        Ok(summary)
+    })?;
     tables.sort_by(|a, b| a.name.cmp(&b.name));
     let counts: Vec<(String, u64)> = tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
     write_rowcounts(&opts.out, &counts)?;

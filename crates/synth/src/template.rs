@@ -318,6 +318,46 @@ impl Template {
         Ok(t)
     }
 
+    /// This table with its rows in `order` (a selection of row indices), e.g. grouped by person so
+    /// that writing one person's rows reads memory sequentially.
+    pub fn reorder(&self, order: &[u32]) -> Template {
+        let n = self.holes.len();
+        let mut lit = Vec::with_capacity(self.lit.len());
+        let mut ends = Vec::with_capacity(order.len() * (n + 1));
+        let mut vals = Vec::with_capacity(order.len() * n);
+        for &r in order {
+            let r = r as usize;
+            let start = if r == 0 {
+                0
+            } else {
+                self.ends[r * (n + 1) - 1]
+            };
+            let row_ends = &self.ends[r * (n + 1)..(r + 1) * (n + 1)];
+            let new_start = lit.len();
+            lit.extend_from_slice(&self.lit[start..row_ends[n]]);
+            ends.extend(row_ends.iter().map(|&e| e - start + new_start));
+            vals.extend_from_slice(&self.vals[r * n..(r + 1) * n]);
+        }
+        Template {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            spec: self.spec,
+            header: self.header.clone(),
+            holes: self.holes.clone(),
+            rows: order.len(),
+            person_hole: self.person_hole,
+            concepts: self
+                .concepts
+                .as_ref()
+                .map(|c| order.iter().map(|&r| c[r as usize]).collect()),
+            id_range: self.id_range,
+            lit,
+            ends,
+            vals,
+            birth: self.birth,
+        }
+    }
+
     /// The value of hole `h` in row `r` (NULL if empty).
     pub fn value(&self, r: usize, h: usize) -> i64 {
         self.vals[r * self.holes.len() + h]

@@ -1,6 +1,6 @@
 //! `qiao synth`: synthetic hospitals (or exact K-fold replicas) resampled from a source CDM.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -47,6 +47,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let started = Instant::now();
+    let mut out = std::io::stdout().lock();
     if let Some(k) = args.replicate {
         let s = qiao_synth::replicate_with(&qiao_synth::ReplicateOptions {
             from: args.from.clone(),
@@ -55,7 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             progress,
         })
         .with_context(|| format!("replicating {}", args.from.display()))?;
-        println!(
+        writeln!(
+            out,
             "{}: {} copies of {} (id offset {}): {} persons, {} rows, {:.1} MB in {:.1}s",
             s.out.display(),
             s.copies,
@@ -65,12 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.rows,
             s.bytes as f64 / 1e6,
             started.elapsed().as_secs_f64()
-        );
+        )?;
         for t in &s.tables {
-            println!("  {:<24} {:>12} rows", t.name, t.rows);
+            writeln!(out, "  {:<24} {:>12} rows", t.name, t.rows)?;
         }
         if !s.skipped.is_empty() {
-            println!("  skipped: {}", s.skipped.join(", "));
+            writeln!(out, "  skipped: {}", s.skipped.join(", "))?;
         }
         return Ok(());
     }
@@ -87,32 +89,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let hs = qiao_synth::hospitals(&opts)
         .with_context(|| format!("synthesizing hospitals from {}", args.from.display()))?;
-    println!(
+    writeln!(
+        out,
         "{}: {} hospitals from {} (seed {}) in {:.1}s",
         args.out.display(),
         hs.len(),
         args.from.display(),
         args.seed,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     for h in &hs {
-        println!(
+        writeln!(
+            out,
             "  {:<12} {:>9} persons {:>11} rows {:>9.1} MB  age tilt {:+.2}",
             h.name,
             h.persons,
             h.rows,
             h.bytes as f64 / 1e6,
             h.age_tilt
-        );
+        )?;
         for b in &h.case_mix {
-            println!(
+            writeln!(
+                out,
                 "    x{:.2} {} {} ({}, {} source persons)",
                 b.factor,
                 b.concept_id,
                 b.concept_name.as_deref().unwrap_or("?"),
                 b.table,
                 b.source_persons
-            );
+            )?;
         }
     }
     if let Some(h) = hs.first() {
@@ -123,10 +128,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|t| format!("{} {}", t.name, t.orphan_rows))
             .collect();
         if !orphans.is_empty() {
-            println!("  orphan source rows left out: {}", orphans.join(", "));
+            writeln!(out, "  orphan source rows left out: {}", orphans.join(", "))?;
         }
         if !h.skipped.is_empty() {
-            println!("  skipped: {}", h.skipped.join(", "));
+            writeln!(out, "  skipped: {}", h.skipped.join(", "))?;
         }
     }
     Ok(())
