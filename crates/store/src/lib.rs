@@ -42,7 +42,9 @@ pub fn write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store".into());
-    let tmp = path.with_file_name(format!(".{file_name}.qstore.tmp-{}", std::process::id()));
+    let prefix = format!(".{file_name}.qstore.tmp-");
+    remove_stale_temporaries(path, &prefix);
+    let tmp = path.with_file_name(format!("{prefix}{}", std::process::id()));
     let result = (|| {
         let file = File::create(&tmp)?;
         let out = build::write_image(
@@ -58,6 +60,34 @@ pub fn write(
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Removes temporary files that an interrupted write of the same store left behind (their process is
+/// gone). A killed ingest leaves at most such a file, never a store at `path`.
+fn remove_stale_temporaries(path: &Path, prefix: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            tracing::warn!(
+                "removing {} left by an interrupted write",
+                entry.path().display()
+            );
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Builds a store in memory (tests, small fixtures).

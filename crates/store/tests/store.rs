@@ -286,3 +286,21 @@ fn opening_a_missing_file_or_a_directory_names_it() {
     let e = Store::open(dir.path()).err().unwrap().to_string();
     assert!(e.contains("directory"), "{e}");
 }
+
+#[test]
+fn a_write_removes_what_an_interrupted_write_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.qiao");
+    // A temporary file of a process that no longer exists (pid beyond the kernel's maximum).
+    let stale = dir.path().join(".s.qiao.qstore.tmp-4294967295");
+    std::fs::write(&stale, b"half a store").unwrap();
+    let other = dir.path().join(".other.qiao.qstore.tmp-4294967295");
+    std::fs::write(&other, b"not ours").unwrap();
+    qiao_store::write(&path, sample(), serde_json::Value::Null).unwrap();
+    assert!(!stale.exists());
+    assert!(
+        other.exists(),
+        "only temporaries of the same store are touched"
+    );
+    Store::open(&path).unwrap();
+}
