@@ -129,10 +129,11 @@ impl PostgresSource {
     }
 }
 
-/// The URL without its password, for messages.
+/// The connection string without its password, for messages: a URL's `user:password@` and
+/// `password=` query parameter, or a key/value conninfo's `password=…` (quoted or not).
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s && !url[s + 3..at].contains(['/', '?']) => {
             let creds = &url[s + 3..at];
             match creds.find(':') {
                 Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
@@ -140,7 +141,71 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    if out.contains("://") {
+        // Query parameters: ?password=…&…
+        if let Some(q) = out.find('?') {
+            let query: Vec<String> = out[q + 1..]
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            out = format!("{}?{}", &out[..q], query.join("&"));
+        }
+        return out;
     }
+    redact_conninfo(&out)
+}
+
+/// `key=value` conninfo with every `password` value replaced by `***`.
+fn redact_conninfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        // Copy whitespace, then one key.
+        if b[i].is_ascii_whitespace() {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        let key_start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &s[key_start..i];
+        out.push_str(key);
+        // Spaces and '=' between key and value.
+        let sep_start = i;
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'=') {
+            i += 1;
+        }
+        out.push_str(&s[sep_start..i]);
+        if !s[sep_start..i].contains('=') {
+            continue;
+        }
+        // The value: 'quoted, with \' escapes' or up to whitespace.
+        let value_start = i;
+        if i < b.len() && b[i] == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != b'\'' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(b.len());
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+        }
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str("***");
+        } else {
+            out.push_str(&s[value_start..i]);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -156,5 +221,22 @@ mod tests {
             "postgres://u:***@h:5/db"
         );
         assert_eq!(redact("host=/tmp user=x"), "host=/tmp user=x");
+        assert_eq!(
+            redact("host=h user=u password=secret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(
+            redact("host=h password = 'sec ret\\'s' port=5"),
+            "host=h password = *** port=5"
+        );
+        assert_eq!(
+            redact("postgres://h:5/db?user=u&password=secret&sslmode=disable"),
+            "postgres://h:5/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgresql://u:secret@h/db?connect_timeout=5"),
+            "postgresql://u:***@h/db?connect_timeout=5"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
