@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Qiao's whole test run: what CI runs (.ci/run), and what a developer runs before submitting.
+#
+#   scripts/test.sh
+#
+# 1. PostgreSQL: starts the private test server (scripts/pg-test-server.sh; installs
+#    postgresql-15 if missing), loads GiBleed into schema gibleed (scripts/pg-load-gibleed.sh,
+#    skipped when already loaded) and exports QIAO_TEST_PG (and QIAO_TEST_PG_REQUIRED=1, so the
+#    PostgreSQL tests fail rather than skip if it is missing). A server this script started is
+#    stopped when it ends; one that was already running is left running.
+# 2. Python: a venv at .work/venv with duckdb and duckcdm (the Circe-on-DuckDB reference the cohort
+#    tests may compare with), installed once; exported as QIAO_TEST_VENV when it works. If pip
+#    fails, a warning is printed and the run goes on without it.
+# 3. cargo build --release -p qiao, cargo test --workspace --release (the qiao binary sits beside
+#    the release test executables for the CLI tests), cargo clippy --workspace --all-targets
+#    -- -D warnings.
+# Prints the time of each phase at the end.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+mkdir -p .work
+
+PHASES=()
+PHASE=""
+PHASE_START=$SECONDS
+RUN_START=$SECONDS
+PG_STARTED=0
+
+phase() {
+  end_phase
+  PHASE="$1"
+  PHASE_START=$SECONDS
+  echo
+  echo "==> $PHASE"
+}
+
+end_phase() {
+  if [[ -n $PHASE ]]; then
+    PHASES+=("$(printf '%-52s %5d s' "$PHASE" $((SECONDS - PHASE_START)))")
+    PHASE=""
+  fi
+}
+
+warn() { echo "WARNING: $*" >&2; }
+
+finish() {
+  local rc=$?
+  end_phase
+  if ((PG_STARTED)); then
+    scripts/pg-test-server.sh stop || true
+  fi
+  echo
+  echo "==> phase times"
+  local p
+  for p in "${PHASES[@]}"; do
+    echo "    $p"
+  done
+  printf '    %-52s %5d s\n' "total" $((SECONDS - RUN_START))
+  if ((rc == 0)); then
+    echo "==> scripts/test.sh: all passed"
+  else
+    echo "==> scripts/test.sh: FAILED (exit $rc)"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+
+# --- 1. PostgreSQL ---------------------------------------------------------------------------
+phase "postgres: start server"
+if scripts/pg-test-server.sh status 2>/dev/null; then
+  echo "already running: left running at the end"
+else
+  scripts/pg-test-server.sh start
+  PG_STARTED=1
+fi
+phase "postgres: load GiBleed"
+scripts/pg-load-gibleed.sh
+eval "$(scripts/pg-test-server.sh env)"
+export QIAO_TEST_PG
+export QIAO_TEST_PG_REQUIRED=1
+
+# --- 2. Python test dependencies -------------------------------------------------------------
+phase "python: venv with duckdb, duckcdm"
+VENV="$ROOT/.work/venv"
+py_ok() { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import duckdb, duckcdm' 2>/dev/null; }
+if py_ok; then
+  echo "already installed in $VENV"
+else
+  if [[ ! -x $VENV/bin/python ]]; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || warn "python3 -m venv $VENV failed"
+  fi
+  if [[ -x $VENV/bin/pip ]]; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check duckdb duckcdm </dev/null ||
+      warn "pip install duckdb duckcdm failed"
+  fi
+fi
+if py_ok; then
+  export QIAO_TEST_VENV="$VENV"
+  echo "QIAO_TEST_VENV=$VENV ($("$VENV/bin/python" -c 'import duckdb; print("duckdb", duckdb.__version__)'))"
+else
+  warn "no Python venv with duckdb and duckcdm: tests that compare with duckcdm will skip (QIAO_TEST_VENV unset)"
+  unset QIAO_TEST_VENV
+fi
+
+# --- 3. Rust -----------------------------------------------------------------------------------
+phase "cargo build --release -p qiao"
+cargo build --release -p qiao
+
+phase "cargo test --workspace --release"
+cargo test --workspace --release
+
+phase "cargo clippy --workspace --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
