@@ -164,3 +164,25 @@ fn phenotype_library_on_gibleed_matches_duckcdm() {
     assert_eq!(n, 110);
     assert!(bad.is_empty(), "{ok}/{n} match\n{}", bad.join("\n"));
 }
+
+#[test]
+fn parallel_and_single_threaded_runs_are_identical() {
+    let store = gibleed();
+    let mut compared = 0;
+    for entry in std::fs::read_dir(data("phenotypes-dev/cohorts")).unwrap() {
+        let p = entry.unwrap().path();
+        let def = qiao_cohort::parse(&read(&p)).unwrap();
+        let prepared = Prepared::new(&def, store).unwrap();
+        let mut a: Vec<qiao_cohort::CohortRow> = Vec::new();
+        let mut b: Vec<qiao_cohort::CohortRow> = Vec::new();
+        let sa = prepared.run_with(store, &mut a, true).unwrap();
+        let sb = prepared.run_with(store, &mut b, false).unwrap();
+        assert_eq!(a, b, "{}", p.display());
+        assert_eq!(sa.modes, sb.modes, "{}", p.display());
+        assert!(a
+            .windows(2)
+            .all(|w| (w[0].subject_id, w[0].start) < (w[1].subject_id, w[1].start)));
+        compared += !a.is_empty() as usize;
+    }
+    assert!(compared >= 16);
+}

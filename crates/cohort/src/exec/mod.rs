@@ -210,14 +210,27 @@ impl Prepared {
     ) -> Result<CohortStats, CohortError> {
         let ctx = Ctx::new(store, &self.plan, &self.codesets);
         let candidates = ctx.candidates();
-        let eval = |&p: &u32| -> (u32, PersonOut) { (p, Person::new(&ctx, p).run()) };
-        let outs: Vec<(u32, PersonOut)> = if parallel && candidates.len() > 256 {
-            candidates
-                .par_chunks(64)
-                .flat_map_iter(|chunk| chunk.iter().map(eval).collect::<Vec<_>>())
-                .collect()
+        let eval_chunk = |chunk: &[u32]| -> ChunkOut {
+            let mut worker = Person::new(&ctx);
+            let mut out = PersonOut::default();
+            let mut acc = ChunkOut::default();
+            for &p in chunk {
+                worker.run(p, &mut out);
+                for &m in &out.event_masks {
+                    *acc.masks[0].entry(m).or_default() += 1;
+                }
+                if let Some(m) = out.best_mask {
+                    *acc.masks[1].entry(m).or_default() += 1;
+                }
+                acc.in_final += out.in_final as u64;
+                acc.rows.extend(out.rows.iter().map(|&(s, e)| (p, s, e)));
+            }
+            acc
+        };
+        let chunks: Vec<ChunkOut> = if parallel && candidates.len() > 256 {
+            candidates.par_chunks(256).map(eval_chunk).collect()
         } else {
-            candidates.iter().map(eval).collect()
+            vec![eval_chunk(&candidates)]
         };
 
         let persons = store.persons();
@@ -228,22 +241,22 @@ impl Prepared {
             ..Default::default()
         };
         let mut in_final = 0u64;
-        for (p, out) in &outs {
-            for &m in &out.event_masks {
-                *stats.modes[0].masks.entry(m).or_default() += 1;
+        let mut last = None;
+        for chunk in chunks {
+            for (mode, masks) in chunk.masks.into_iter().enumerate() {
+                for (m, n) in masks {
+                    *stats.modes[mode].masks.entry(m).or_default() += n;
+                }
             }
-            if let Some(m) = out.best_mask {
-                *stats.modes[1].masks.entry(m).or_default() += 1;
-            }
-            in_final += out.in_final as u64;
-            if !out.rows.is_empty() {
-                stats.subjects += 1;
-            }
-            let subject_id = persons.person_id(*p);
-            for &(start, end) in &out.rows {
+            in_final += chunk.in_final;
+            for (p, start, end) in chunk.rows {
+                if last != Some(p) {
+                    stats.subjects += 1;
+                    last = Some(p);
+                }
                 stats.entries += 1;
                 sink.push(CohortRow {
-                    subject_id,
+                    subject_id: persons.person_id(p),
                     start,
                     end,
                 })?;
@@ -293,6 +306,14 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
             (cs.id, CodeSet::new(ids))
         })
         .collect()
+}
+
+/// What a chunk of persons contributes.
+#[derive(Default)]
+struct ChunkOut {
+    rows: Vec<(u32, Day, Day)>,
+    masks: [HashMap<u64, u64>; 2],
+    in_final: u64,
 }
 
 /// Parses, validates, compiles and runs a definition in one call.

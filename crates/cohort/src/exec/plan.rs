@@ -1095,6 +1095,12 @@ pub(crate) fn compile(e: &CohortExpression) -> Result<Plan, Unsupported> {
         }
         _ => None,
     };
+    if e.inclusion_rules.len() > 62 {
+        return Err(Unsupported {
+            path: "InclusionRules".into(),
+            what: "more than 62 inclusion rules".into(),
+        });
+    }
     let mut rules = Vec::new();
     for (i, r) in e.inclusion_rules.iter().enumerate() {
         c.path = vec![

@@ -2,10 +2,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
 
 use qiao_cdm::date::{self, Day, NULL_DAY};
-use qiao_store::{ColumnRef, Domain, Store, TextRef};
+use qiao_store::{ColumnRef, Domain, Persons, Store, TextRef};
 
 use super::plan::*;
 use crate::model::{GroupType, LimitType, RangeOp, TextOp};
@@ -154,7 +153,7 @@ pub(crate) struct Ctx<'s> {
     pub visit_dom: Option<usize>,
     pub drug_dom: Option<usize>,
     drug_source: Option<&'s [i32]>,
-    pub has_row: Vec<bool>,
+    persons: Persons<'s>,
     yob: &'s [i32],
     person_cols: HashMap<&'static str, &'s [i32]>,
     provider: Option<RefLookup<'s>>,
@@ -245,9 +244,6 @@ impl<'s> Ctx<'s> {
         let drug_source =
             drug_dom.and_then(|i| col_i32(domains[i].column("drug_source_concept_id")));
         let persons = store.persons();
-        let has_row = (0..persons.len() as u32)
-            .map(|i| persons.has_row(i))
-            .collect();
         let mut person_cols = HashMap::new();
         for c in [
             "gender_concept_id",
@@ -265,7 +261,6 @@ impl<'s> Ctx<'s> {
             visit_dom,
             drug_dom,
             drug_source,
-            has_row,
             yob: persons.i32_column("year_of_birth"),
             person_cols,
             provider: ref_lookup(store, "provider", "provider_id", "specialty_concept_id"),
@@ -276,6 +271,7 @@ impl<'s> Ctx<'s> {
                 "place_of_service_concept_id",
             ),
             location: ref_lookup(store, "location", "location_id", "region_concept_id"),
+            persons,
             empty: CodeSet::default(),
         }
     }
@@ -292,12 +288,12 @@ impl<'s> Ctx<'s> {
     }
 
     fn has_person_row(&self, p: u32) -> bool {
-        self.has_row.get(p as usize).copied().unwrap_or(false)
+        self.persons.has_row(p)
     }
 
     /// Persons who may have a primary event (ascending person index).
     pub fn candidates(&self) -> Vec<u32> {
-        let n = self.has_row.len();
+        let n = self.persons.len();
         let mut mark = vec![false; n];
         for &id in &self.plan.primary {
             let node = &self.plan.nodes[id];
@@ -327,9 +323,15 @@ impl<'s> Ctx<'s> {
                 }
             } else if node.source.is_some() {
                 // The source column is absent: no row matches.
-            } else {
+            } else if person.len() < n {
                 for &p in person {
                     if let Some(m) = mark.get_mut(p as usize) {
+                        *m = true;
+                    }
+                }
+            } else {
+                for (p, m) in mark.iter_mut().enumerate() {
+                    if !d.person_rows(p as u32).is_empty() {
                         *m = true;
                     }
                 }
@@ -448,41 +450,49 @@ pub(crate) struct PersonOut {
 pub(crate) struct Person<'c, 's> {
     ctx: &'c Ctx<'s>,
     p: u32,
-    cache: Vec<Option<Rc<Vec<Ev>>>>,
+    cache: Vec<Vec<Ev>>,
+    done: Vec<bool>,
     ops: Vec<(Day, Day)>,
 }
 
 impl<'c, 's> Person<'c, 's> {
-    pub fn new(ctx: &'c Ctx<'s>, p: u32) -> Self {
-        let ops = match ctx.op {
-            Some(i) => {
-                let d = &ctx.domains[i];
-                let (s, e) = (d.start(), d.end());
-                d.person_rows(p)
-                    .filter_map(|r| Some((*s.get(r)?, *e.get(r)?)))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+    /// A reusable evaluator; [`Person::run`] evaluates one person at a time.
+    pub fn new(ctx: &'c Ctx<'s>) -> Self {
         Person {
             ctx,
-            p,
-            cache: vec![None; ctx.plan.nodes.len()],
-            ops,
+            p: 0,
+            cache: vec![Vec::new(); ctx.plan.nodes.len()],
+            done: vec![false; ctx.plan.nodes.len()],
+            ops: Vec::new(),
+        }
+    }
+
+    fn reset(&mut self, p: u32) {
+        self.p = p;
+        self.done.iter_mut().for_each(|d| *d = false);
+        self.ops.clear();
+        if let Some(i) = self.ctx.op {
+            let d = &self.ctx.domains[i];
+            let (s, e) = (d.start(), d.end());
+            self.ops.extend(
+                d.person_rows(p)
+                    .filter_map(|r| Some((*s.get(r)?, *e.get(r)?))),
+            );
         }
     }
 
     // -------------------------------------------------------------- criteria
 
-    fn events(&mut self, node: usize) -> Rc<Vec<Ev>> {
-        if let Some(Some(v)) = self.cache.get(node) {
-            return v.clone();
+    /// Computes a node's events for the current person (once), into `self.cache[node]`.
+    fn ensure(&mut self, node: usize) {
+        if self.done[node] {
+            return;
         }
-        let v = Rc::new(self.compute(node));
-        if let Some(slot) = self.cache.get_mut(node) {
-            *slot = Some(v.clone());
-        }
-        v
+        let mut out = std::mem::take(&mut self.cache[node]);
+        out.clear();
+        self.compute(node, &mut out);
+        self.cache[node] = out;
+        self.done[node] = true;
     }
 
     fn concept_of(
@@ -562,7 +572,7 @@ impl<'c, 's> Person<'c, 's> {
                         let d = if *at_end { end } else { start };
                         self.year_of_birth()
                             .filter(|_| d != NULL_DAY)
-                            .map(|y| (date::year(d) - y) as f64)
+                            .map(|y| (date::year(d) as i64 - y as i64) as f64)
                     }
                     NumExpr::Duration => {
                         if start == NULL_DAY || end == NULL_DAY {
@@ -626,20 +636,19 @@ impl<'c, 's> Person<'c, 's> {
         }
     }
 
-    fn compute(&mut self, node_id: usize) -> Vec<Ev> {
+    fn compute(&mut self, node_id: usize, out: &mut Vec<Ev>) {
         let ctx = self.ctx;
         let node = &ctx.plan.nodes[node_id];
         let nd = &ctx.nodes[node_id];
-        let Some(di) = nd.dom else { return Vec::new() };
+        let Some(di) = nd.dom else { return };
         if node.needs_person && !ctx.has_person_row(self.p) {
-            return Vec::new();
+            return;
         }
         let d = &ctx.domains[di];
         let (starts, ends, concepts, ids) = (d.start(), d.end(), d.concept(), d.event_id());
         let codeset = node.codeset.map(|c| ctx.codeset(c));
         let source = node.source.map(|(_, c)| ctx.codeset(c));
         let region = node.region_codeset.map(|c| ctx.codeset(c));
-        let mut out = Vec::new();
         let mut taken_first = false;
         for r in d.person_rows(self.p) {
             let concept = concepts.get(r).copied().unwrap_or(i32::MIN);
@@ -744,7 +753,6 @@ impl<'c, 's> Person<'c, 's> {
                 keep[i - 1]
             });
         }
-        out
     }
 
     // -------------------------------------------------------------- groups
@@ -783,9 +791,9 @@ impl<'c, 's> Person<'c, 's> {
         idx.iter()
             .map(|e| {
                 d.filters.iter().all(|f| match f {
-                    DemoFilter::Age { op, a, b } => self
-                        .year_of_birth()
-                        .is_some_and(|y| range_ok(*op, (date::year(e.start) - y) as f64, *a, *b)),
+                    DemoFilter::Age { op, a, b } => self.year_of_birth().is_some_and(|y| {
+                        range_ok(*op, (date::year(e.start) as i64 - y as i64) as f64, *a, *b)
+                    }),
                     DemoFilter::InList { col, ids } => {
                         let v = self.ctx.person_i32(col, self.p);
                         v != i32::MIN && ids.contains(&v)
@@ -849,7 +857,8 @@ impl<'c, 's> Person<'c, 's> {
     }
 
     fn corelated(&mut self, c: &CorrPlan, idx: &[Idx]) -> Vec<bool> {
-        let evs = self.events(c.node);
+        self.ensure(c.node);
+        let evs = &self.cache[c.node];
         let mut keys: Vec<i64> = Vec::new();
         idx.iter()
             .map(|p| {
@@ -885,10 +894,14 @@ impl<'c, 's> Person<'c, 's> {
     // -------------------------------------------------------------- pipeline
 
     /// Runs the whole cohort pipeline for this person.
-    pub fn run(mut self) -> PersonOut {
+    pub fn run(&mut self, p: u32, out: &mut PersonOut) {
+        self.reset(p);
+        out.rows.clear();
+        out.event_masks.clear();
+        out.best_mask = None;
+        out.in_final = false;
         let ctx = self.ctx;
         let plan = ctx.plan;
-        let mut out = PersonOut::default();
 
         // Primary events.
         struct Cand {
@@ -900,7 +913,8 @@ impl<'c, 's> Person<'c, 's> {
         }
         let mut cands: Vec<Cand> = Vec::new();
         for (ci, &node) in plan.primary.iter().enumerate() {
-            let evs = self.events(node);
+            self.ensure(node);
+            let evs = &self.cache[node];
             for (pos, e) in evs.iter().enumerate() {
                 for &(os, oe) in &self.ops {
                     if e.start >= os
@@ -927,7 +941,7 @@ impl<'c, 's> Person<'c, 's> {
             }
         }
         if cands.is_empty() {
-            return out;
+            return;
         }
         let desc = plan.primary_limit == LimitType::Last;
         cands.sort_by(|a, b| {
@@ -969,7 +983,7 @@ impl<'c, 's> Person<'c, 's> {
             limit_first(&mut qualified, plan.qualified_limit == LimitType::Last);
         }
         if qualified.is_empty() {
-            return out;
+            return;
         }
 
         // Inclusion rules.
@@ -1013,7 +1027,7 @@ impl<'c, 's> Person<'c, 's> {
             limit_first(&mut included, plan.expression_limit == LimitType::Last);
         }
         if included.is_empty() {
-            return out;
+            return;
         }
 
         // End dates.
@@ -1062,7 +1076,8 @@ impl<'c, 's> Person<'c, 's> {
             }
         }
         for &node in &plan.censoring {
-            let evs = self.events(node);
+            self.ensure(node);
+            let evs = &self.cache[node];
             for (i, e) in included.iter().enumerate() {
                 let m = evs
                     .iter()
@@ -1080,7 +1095,7 @@ impl<'c, 's> Person<'c, 's> {
             .filter_map(|(e, end)| end.map(|end| (e.start as i64, end as i64)))
             .collect();
         if rows.is_empty() {
-            return out;
+            return;
         }
 
         // Collapse into eras (pad), then the censor window.
@@ -1115,7 +1130,6 @@ impl<'c, 's> Person<'c, 's> {
             }
             out.rows.push((s, e));
         }
-        out
     }
 
     /// Drug eras for the custom era end strategy: (era start, era end) per person.
