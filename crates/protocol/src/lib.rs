@@ -1,1 +1,36 @@
-//! stub
+//! The Qiao hub ↔ site wire protocol.
+//!
+//! Sites pull jobs from the hub and post back disclosure-controlled aggregates; everything in
+//! between is a signed [`Envelope`]. This crate is pure: no network, no database, no clock
+//! (time is passed in as unix seconds), and file I/O only for key files ([`keys`]).
+//!
+//! - [`message`]: [`Job`], [`JobResult`] and the aggregate-only result types.
+//! - [`guard`]: [`assert_aggregate_only`] and [`check_against_job`], what keeps patient-level
+//!   data from being expressible or sent.
+//! - [`envelope`]: [`Envelope`], [`Signer`], [`Verifier`] with pinned keys, [`ReplayGuard`].
+//! - [`keys`]: key generation, fingerprints, key files.
+//! - [`enroll`]: one-time enrollment tokens and the enrollment request/response.
+
+pub mod enroll;
+pub mod envelope;
+pub mod guard;
+mod hex;
+pub mod ids;
+pub mod keys;
+pub mod message;
+
+pub use enroll::{
+    enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
+};
+pub use envelope::{
+    Envelope, KeyRegistrationError, Message, MessageKind, Opened, Principal, ReplayGuard,
+    SealError, Signer, Verifier, VerifyError,
+};
+pub use guard::{assert_aggregate_only, check_against_job, AggregateViolation};
+pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
+pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
+pub use message::{
+    AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary, DpMechanism, DpParams,
+    FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, QueryType,
+    RefusalReason, Released, Requester, RuleName, RuleResult, SuppressionBasis, UserRole,
+};

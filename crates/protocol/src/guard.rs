@@ -1,0 +1,572 @@
+//! The aggregate-only guard: what stops patient-level data from leaving a site.
+//!
+//! Three layers, each sufficient against a different mistake:
+//!
+//! 1. **Types.** Result types (see [`crate::message`]) have no field that can hold a list of
+//!    ids, a date, a map or free text. This stops honest code from doing it by accident.
+//! 2. **[`check_result_json`]** walks the *serialized* result and accepts only keys from
+//!    [`ALLOWED_KEYS`], string values only under [`STRING_KEYS`], and arrays only of objects.
+//!    This still holds if someone later adds a field such as `person_ids: Vec<u64>` to a result
+//!    type: the unknown key, and the array of raw integers, are rejected before anything is
+//!    signed. Extending the allow-list is a deliberate, reviewable change (the crate's tests
+//!    keep an independent copy of it).
+//! 3. **[`assert_aggregate_only`]** checks values: bounded numbers of rules and cells, no
+//!    duplicate cells, plausible bands and years, every threshold equal to the declared minimum
+//!    cell count, no exact count below it, obfuscated/DP numbers only when the summary says
+//!    that mechanism was on, finite non-negative parameters. [`check_against_job`] further ties
+//!    the result to its job: same job id, the payload type the query asked for, and rule names
+//!    exactly those of the job's own definition (so the only strings that are not enum tags are
+//!    strings the hub sent).
+//!
+//! [`crate::envelope::Signer::seal_result`] runs [`assert_aggregate_only`] before signing, and
+//! the hub's [`crate::envelope::ReplayGuard::open`] runs it again on receipt, so a result that
+//! fails it is neither sent nor accepted.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::message::{
+    AgeBand, DisclosureSummary, Job, JobResult, Outcome, Payload, QueryType, Released,
+};
+
+/// Most inclusion rules in a cohort-count result.
+pub const MAX_RULES: usize = 256;
+/// Most cells in a demographics result.
+pub const MAX_CELLS: usize = 65_536;
+/// Highest age accepted in an age band.
+pub const MAX_AGE: u8 = 150;
+/// Earliest index year accepted.
+pub const MIN_INDEX_YEAR: u16 = 1800;
+/// Latest index year accepted.
+pub const MAX_INDEX_YEAR: u16 = 2300;
+/// Longest string value accepted anywhere in a serialized result, in bytes.
+pub const MAX_STRING_BYTES: usize = 1024;
+
+/// Every object key that may appear in a serialized [`JobResult`].
+pub const ALLOWED_KEYS: &[&str] = &[
+    // JobResult, Outcome
+    "job_id",
+    "site_id",
+    "outcome",
+    "status",
+    "payload",
+    "reason",
+    "error",
+    // Payload
+    "type",
+    // CohortCountResult, RuleResult
+    "entries",
+    "subjects",
+    "rules",
+    "name",
+    "persons",
+    "gain",
+    "final_persons",
+    // DemographicsResult, Cell, AgeBand
+    "total",
+    "cells",
+    "age_band",
+    "min_age",
+    "max_age",
+    "gender",
+    "index_year",
+    "count",
+    // Released
+    "kind",
+    "value",
+    "threshold",
+    "basis",
+    "max_error",
+    "epsilon",
+    "delta",
+    // DisclosureSummary
+    "disclosure",
+    "min_cell_count",
+    "obfuscation",
+    "bin",
+    "sigma",
+    "clamp",
+    "secondary_suppression",
+    "dp",
+    "mechanism",
+    "epsilon_spent",
+    "delta_spent",
+];
+
+/// The keys whose values may be strings: identifiers, enum tags and rule names.
+pub const STRING_KEYS: &[&str] = &[
+    "job_id",
+    "site_id",
+    "status",
+    "reason",
+    "error",
+    "type",
+    "name",
+    "gender",
+    "kind",
+    "basis",
+    "mechanism",
+];
+
+/// A result that could carry more than aggregates, or is inconsistent with its job.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AggregateViolation {
+    /// A key outside [`ALLOWED_KEYS`].
+    #[error("{path}: key {key:?} is not allowed in a result")]
+    UnexpectedKey {
+        /// JSON path of the object.
+        path: String,
+        /// The key.
+        key: String,
+    },
+    /// An array with an element that is not an object (e.g. a list of ids).
+    #[error("{path}: arrays in a result may hold only records, not raw values")]
+    RawArray {
+        /// JSON path of the array.
+        path: String,
+    },
+    /// A string where none is allowed, or one too long.
+    #[error("{path}: a string is not allowed here (or is longer than {MAX_STRING_BYTES} bytes)")]
+    UnexpectedString {
+        /// JSON path of the string.
+        path: String,
+    },
+    /// The result could not be serialized (e.g. a non-finite float).
+    #[error("the result cannot be serialized: {0}")]
+    Serialize(String),
+    /// Too many rules or cells.
+    #[error("{what}: {found} entries, at most {max} allowed")]
+    TooMany {
+        /// Rules or cells.
+        what: &'static str,
+        /// How many.
+        found: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Two cells with the same coordinates.
+    #[error("cells[{index}]: a cell with the same age band, gender and index year came before")]
+    DuplicateCell {
+        /// Index of the second cell.
+        index: usize,
+    },
+    /// An age band with `min_age > max_age` or ages above [`MAX_AGE`].
+    #[error("cells[{index}]: invalid age band {band:?}")]
+    InvalidAgeBand {
+        /// Index of the cell.
+        index: usize,
+        /// The band.
+        band: AgeBand,
+    },
+    /// An index year outside [`MIN_INDEX_YEAR`]..=[`MAX_INDEX_YEAR`].
+    #[error("cells[{index}]: index year {year} out of range")]
+    IndexYearOutOfRange {
+        /// Index of the cell.
+        index: usize,
+        /// The year.
+        year: u16,
+    },
+    /// A released number whose threshold differs from the declared minimum cell count.
+    #[error("{path}: threshold {found} differs from the declared minimum cell count {declared}")]
+    ThresholdMismatch {
+        /// Which number.
+        path: String,
+        /// Its threshold.
+        found: u64,
+        /// `disclosure.min_cell_count`.
+        declared: u64,
+    },
+    /// An exact count below the declared minimum cell count.
+    #[error("{path}: exact count {value} is below the minimum cell count {threshold}")]
+    ExactBelowThreshold {
+        /// Which number.
+        path: String,
+        /// The count.
+        value: u64,
+        /// `disclosure.min_cell_count`.
+        threshold: u64,
+    },
+    /// An obfuscated or DP number although the summary says that mechanism was off.
+    #[error("{path}: {mechanism} number but the disclosure summary does not declare {mechanism}")]
+    UndeclaredMechanism {
+        /// Which number.
+        path: String,
+        /// "obfuscation" or "differential privacy".
+        mechanism: &'static str,
+    },
+    /// A disclosure parameter that is not a finite, non-negative number (or a DP ε that is not
+    /// positive, or a δ not below 1).
+    #[error("{path}: invalid parameter {value}")]
+    InvalidParameter {
+        /// Which parameter.
+        path: String,
+        /// Its value.
+        value: f64,
+    },
+    /// The result is for another job.
+    #[error("result is for job {found}, expected {expected}")]
+    JobMismatch {
+        /// The job sent.
+        expected: String,
+        /// The job answered.
+        found: String,
+    },
+    /// The payload does not answer the query type.
+    #[error("payload is {found}, the job asked for {expected}")]
+    PayloadMismatch {
+        /// The query's payload type.
+        expected: &'static str,
+        /// The payload's type.
+        found: &'static str,
+    },
+    /// Rule names differ from the inclusion rules of the job's definition.
+    #[error("rules[{index}]: {detail}")]
+    RuleMismatch {
+        /// Index of the first differing rule.
+        index: usize,
+        /// What differs.
+        detail: String,
+    },
+    /// A breakdown cell inconsistent with the query's parameters.
+    #[error("cells[{index}]: {detail}")]
+    CellMismatch {
+        /// Index of the cell.
+        index: usize,
+        /// What differs.
+        detail: String,
+    },
+}
+
+/// Checks that `result` can carry only aggregates (layers 2 and 3 of the module docs).
+/// Sites call it (through [`crate::envelope::Signer::seal_result`]) before anything is sent.
+pub fn assert_aggregate_only(result: &JobResult) -> Result<(), AggregateViolation> {
+    // Values first: a non-finite float would not serialize faithfully.
+    if let Outcome::Done { payload } = &result.outcome {
+        check_payload(payload)?;
+    }
+    let value =
+        serde_json::to_value(result).map_err(|e| AggregateViolation::Serialize(e.to_string()))?;
+    check_result_json(&value)
+}
+
+/// [`assert_aggregate_only`] plus the ties to the job: same job id, payload of the requested
+/// type, rule names exactly the definition's `InclusionRules[*].name` in order, and breakdown
+/// cells of the requested band width and split.
+pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateViolation> {
+    assert_aggregate_only(result)?;
+    if result.job_id != job.job_id {
+        return Err(AggregateViolation::JobMismatch {
+            expected: job.job_id.to_string(),
+            found: result.job_id.to_string(),
+        });
+    }
+    let Outcome::Done { payload } = &result.outcome else {
+        return Ok(());
+    };
+    if payload.payload_type() != job.query.payload_type() {
+        return Err(AggregateViolation::PayloadMismatch {
+            expected: job.query.payload_type(),
+            found: payload.payload_type(),
+        });
+    }
+    match (payload, &job.query) {
+        (Payload::CohortCount(r), _) => {
+            let expected = inclusion_rule_names(&job.definition);
+            for (index, rule) in r.rules.iter().enumerate() {
+                match expected.get(index) {
+                    Some(name) if name == rule.name.as_str() => {}
+                    Some(name) => {
+                        return Err(AggregateViolation::RuleMismatch {
+                            index,
+                            detail: format!(
+                                "name {:?} differs from the definition's {:?}",
+                                rule.name.as_str(),
+                                name
+                            ),
+                        })
+                    }
+                    None => {
+                        return Err(AggregateViolation::RuleMismatch {
+                            index,
+                            detail: format!(
+                                "the definition has only {} inclusion rules",
+                                expected.len()
+                            ),
+                        })
+                    }
+                }
+            }
+            if r.rules.len() != expected.len() {
+                return Err(AggregateViolation::RuleMismatch {
+                    index: r.rules.len(),
+                    detail: format!(
+                        "the definition has {} inclusion rules, the result {}",
+                        expected.len(),
+                        r.rules.len()
+                    ),
+                });
+            }
+        }
+        (
+            Payload::Demographics(r),
+            QueryType::Demographics {
+                age_band_years,
+                by_index_year,
+            },
+        ) => {
+            let width = u16::from(*age_band_years);
+            for (index, cell) in r.cells.iter().enumerate() {
+                if cell.index_year.is_some() && !by_index_year {
+                    return Err(AggregateViolation::CellMismatch {
+                        index,
+                        detail: "split by index year, which the job did not ask for".into(),
+                    });
+                }
+                if let Some(band) = cell.age_band {
+                    let min = u16::from(band.min_age);
+                    let aligned = width > 0 && min % width == 0;
+                    let right_width = match band.max_age {
+                        Some(max) => u16::from(max) + 1 == min + width,
+                        None => true,
+                    };
+                    if !aligned || !right_width {
+                        return Err(AggregateViolation::CellMismatch {
+                            index,
+                            detail: format!(
+                                "age band {band:?} is not a {age_band_years}-year band"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        (Payload::Demographics(_), QueryType::CohortCount) => {
+            // Unreachable: payload types were compared above.
+            return Err(AggregateViolation::PayloadMismatch {
+                expected: job.query.payload_type(),
+                found: payload.payload_type(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The inclusion rule names of a Circe definition (`InclusionRules[*].name`, a missing or null
+/// name read as empty), in order.
+pub fn inclusion_rule_names(definition: &Value) -> Vec<String> {
+    definition
+        .get("InclusionRules")
+        .and_then(Value::as_array)
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| {
+                    r.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Walks a serialized result: keys only from [`ALLOWED_KEYS`], strings only under
+/// [`STRING_KEYS`] (and at most [`MAX_STRING_BYTES`]), arrays only of objects.
+pub fn check_result_json(value: &Value) -> Result<(), AggregateViolation> {
+    walk(value, "$", None)
+}
+
+fn walk(value: &Value, path: &str, key: Option<&str>) -> Result<(), AggregateViolation> {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        Value::String(s) => {
+            if key.is_some_and(|k| STRING_KEYS.contains(&k)) && s.len() <= MAX_STRING_BYTES {
+                Ok(())
+            } else {
+                Err(AggregateViolation::UnexpectedString {
+                    path: path.to_owned(),
+                })
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                if !item.is_object() {
+                    return Err(AggregateViolation::RawArray { path: item_path });
+                }
+                walk(item, &item_path, key)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                if !ALLOWED_KEYS.contains(&k.as_str()) {
+                    return Err(AggregateViolation::UnexpectedKey {
+                        path: path.to_owned(),
+                        key: k.clone(),
+                    });
+                }
+                walk(v, &format!("{path}.{k}"), Some(k))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
+    let disclosure = payload.disclosure();
+    check_summary(disclosure)?;
+    match payload {
+        Payload::CohortCount(r) => {
+            if r.rules.len() > MAX_RULES {
+                return Err(AggregateViolation::TooMany {
+                    what: "rules",
+                    found: r.rules.len(),
+                    max: MAX_RULES,
+                });
+            }
+            check_released(&r.entries, "$.entries", disclosure)?;
+            check_released(&r.subjects, "$.subjects", disclosure)?;
+            for (i, rule) in r.rules.iter().enumerate() {
+                check_released(&rule.persons, &format!("$.rules[{i}].persons"), disclosure)?;
+                check_released(&rule.gain, &format!("$.rules[{i}].gain"), disclosure)?;
+            }
+            check_released(&r.final_persons, "$.final_persons", disclosure)?;
+        }
+        Payload::Demographics(r) => {
+            if r.cells.len() > MAX_CELLS {
+                return Err(AggregateViolation::TooMany {
+                    what: "cells",
+                    found: r.cells.len(),
+                    max: MAX_CELLS,
+                });
+            }
+            check_released(&r.total, "$.total", disclosure)?;
+            let mut seen = HashSet::with_capacity(r.cells.len());
+            for (index, cell) in r.cells.iter().enumerate() {
+                if let Some(band) = cell.age_band {
+                    let bad_max = band
+                        .max_age
+                        .is_some_and(|m| m < band.min_age || m > MAX_AGE);
+                    if band.min_age > MAX_AGE || bad_max {
+                        return Err(AggregateViolation::InvalidAgeBand { index, band });
+                    }
+                }
+                if let Some(year) = cell.index_year {
+                    if !(MIN_INDEX_YEAR..=MAX_INDEX_YEAR).contains(&year) {
+                        return Err(AggregateViolation::IndexYearOutOfRange { index, year });
+                    }
+                }
+                if !seen.insert(cell.key()) {
+                    return Err(AggregateViolation::DuplicateCell { index });
+                }
+                check_released(&cell.count, &format!("$.cells[{index}].count"), disclosure)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
+    if let Some(o) = &s.obfuscation {
+        non_negative("$.disclosure.obfuscation.sigma", o.sigma)?;
+        non_negative("$.disclosure.obfuscation.clamp", o.clamp)?;
+    }
+    if let Some(dp) = &s.dp {
+        positive("$.disclosure.dp.epsilon_spent", dp.epsilon_spent)?;
+        if let Some(d) = dp.delta_spent {
+            probability("$.disclosure.dp.delta_spent", d)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_released(
+    r: &Released,
+    path: &str,
+    summary: &DisclosureSummary,
+) -> Result<(), AggregateViolation> {
+    let declared = summary.min_cell_count;
+    let same_threshold = |found: u64| {
+        if found == declared {
+            Ok(())
+        } else {
+            Err(AggregateViolation::ThresholdMismatch {
+                path: path.to_owned(),
+                found,
+                declared,
+            })
+        }
+    };
+    match *r {
+        Released::Exact { value } => {
+            if value < declared {
+                return Err(AggregateViolation::ExactBelowThreshold {
+                    path: path.to_owned(),
+                    value,
+                    threshold: declared,
+                });
+            }
+        }
+        Released::BelowThreshold { threshold } | Released::Suppressed { threshold, .. } => {
+            same_threshold(threshold)?;
+        }
+        Released::Obfuscated { threshold, .. } => {
+            same_threshold(threshold)?;
+            if summary.obfuscation.is_none() {
+                return Err(AggregateViolation::UndeclaredMechanism {
+                    path: path.to_owned(),
+                    mechanism: "obfuscation",
+                });
+            }
+        }
+        Released::Dp { epsilon, delta, .. } => {
+            positive(&format!("{path}.epsilon"), epsilon)?;
+            if let Some(d) = delta {
+                probability(&format!("{path}.delta"), d)?;
+            }
+            if summary.dp.is_none() {
+                return Err(AggregateViolation::UndeclaredMechanism {
+                    path: path.to_owned(),
+                    mechanism: "differential privacy",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn non_negative(path: &str, value: f64) -> Result<(), AggregateViolation> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(AggregateViolation::InvalidParameter {
+            path: path.to_owned(),
+            value,
+        })
+    }
+}
+
+fn positive(path: &str, value: f64) -> Result<(), AggregateViolation> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(AggregateViolation::InvalidParameter {
+            path: path.to_owned(),
+            value,
+        })
+    }
+}
+
+fn probability(path: &str, value: f64) -> Result<(), AggregateViolation> {
+    if value.is_finite() && (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(AggregateViolation::InvalidParameter {
+            path: path.to_owned(),
+            value,
+        })
+    }
+}

@@ -1,0 +1,470 @@
+//! What travels inside envelopes: jobs (hub → site) and results (site → hub).
+//!
+//! Result types are built so that they *cannot* express patient-level data: every number is a
+//! [`Released`] count (or a disclosure-control parameter), every string is an enum tag, a
+//! restricted identifier, or an inclusion-rule name that [`crate::guard::check_against_job`]
+//! ties to the job's own definition; every list is a list of structured records, never of raw
+//! numbers. There is no map, no free text and no date of any individual anywhere in a result.
+//!
+//! The recruitment pre-screening list (patient ids of a cohort at one site) is deliberately
+//! **not** a [`QueryType`]: it is served only by the site's local API and never by the hub.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{JobId, ProjectId, SiteId, UserId};
+
+/// Longest inclusion-rule name, in characters.
+pub const MAX_RULE_NAME_CHARS: usize = 256;
+
+/// A job the hub asks sites to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// The job; the same id for every site the job goes to.
+    pub job_id: JobId,
+    /// The approved project the job runs under.
+    pub project_id: ProjectId,
+    /// What to compute.
+    pub query: QueryType,
+    /// The OHDSI Circe cohort expression (ATLAS JSON), passed through unchanged.
+    pub definition: serde_json::Value,
+    /// Who asked.
+    pub requested_by: Requester,
+    /// When the hub accepted the job (unix seconds).
+    pub created_at: i64,
+}
+
+/// The user on whose behalf a job runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    /// The user's id at the hub.
+    pub user_id: UserId,
+    /// The role the user acted in.
+    pub role: UserRole,
+}
+
+/// The roles of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    /// Runs the alliance (the hub).
+    AllianceAdmin,
+    /// Reviews and approves projects.
+    CommitteeMember,
+    /// A researcher of a member enterprise or hospital.
+    SponsorResearcher,
+    /// Controls what a site runs and releases.
+    SiteDataSteward,
+    /// A clinical investigator at a site.
+    SiteInvestigator,
+    /// Reads audit logs.
+    Auditor,
+}
+
+/// The kinds of job a hub can send. There is intentionally no patient-list query type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueryType {
+    /// Cohort count with the full attrition funnel over the inclusion rules.
+    CohortCount,
+    /// Breakdown of the cohort by age band, gender and (optionally) index year.
+    Demographics {
+        /// Width of the age bands in years (1 to 100); ages are taken at the index date.
+        age_band_years: u8,
+        /// Whether cells are also split by the year of the index date.
+        by_index_year: bool,
+    },
+}
+
+impl QueryType {
+    /// The payload type that answers this query.
+    pub fn payload_type(&self) -> &'static str {
+        match self {
+            QueryType::CohortCount => "cohort_count",
+            QueryType::Demographics { .. } => "demographics",
+        }
+    }
+}
+
+/// A site's answer to a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobResult {
+    /// The job answered.
+    pub job_id: JobId,
+    /// The site answering.
+    pub site_id: SiteId,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What happened to a job at a site.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// Computed; the payload has passed disclosure control.
+    Done {
+        /// The released aggregate.
+        payload: Payload,
+    },
+    /// The site declined to run the job.
+    Refused {
+        /// Why.
+        reason: RefusalReason,
+    },
+    /// The site tried and failed. Details stay in the site's own log: an error message could
+    /// quote data, so only a code crosses the wire.
+    Failed {
+        /// What kind of failure.
+        error: FailureKind,
+    },
+}
+
+/// Why a site refused a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The site's policy denies this query type.
+    QueryTypeDenied,
+    /// The project is not approved (or not approved at this site).
+    ProjectNotApproved,
+    /// The data steward rejected the job in the manual approval queue.
+    RejectedBySteward,
+    /// The requesting user exceeded the site's query rate.
+    RateLimited,
+    /// The requesting user is locked out (e.g. repeated queries with the same true count).
+    LockedOut,
+    /// The user's differential-privacy budget for the project is spent.
+    PrivacyBudgetExhausted,
+    /// Any other policy of the site.
+    Policy,
+}
+
+/// Why a job failed at a site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The cohort definition is malformed or invalid.
+    InvalidDefinition,
+    /// The definition uses something the site's engine does not support.
+    UnsupportedDefinition,
+    /// The site's data store could not be read.
+    StoreUnavailable,
+    /// The job exceeded the site's time limit.
+    Timeout,
+    /// Anything else.
+    Internal,
+}
+
+/// A released aggregate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Payload {
+    /// Answer to [`QueryType::CohortCount`].
+    CohortCount(CohortCountResult),
+    /// Answer to [`QueryType::Demographics`].
+    Demographics(DemographicsResult),
+}
+
+impl Payload {
+    /// The payload's type tag (matches [`QueryType::payload_type`]).
+    pub fn payload_type(&self) -> &'static str {
+        match self {
+            Payload::CohortCount(_) => "cohort_count",
+            Payload::Demographics(_) => "demographics",
+        }
+    }
+
+    /// The disclosure-control summary.
+    pub fn disclosure(&self) -> &DisclosureSummary {
+        match self {
+            Payload::CohortCount(r) => &r.disclosure,
+            Payload::Demographics(r) => &r.disclosure,
+        }
+    }
+}
+
+/// Cohort count with the attrition funnel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortCountResult {
+    /// Cohort entries (events) before inclusion rules.
+    pub entries: Released,
+    /// Distinct persons before inclusion rules.
+    pub subjects: Released,
+    /// One line of the funnel per inclusion rule, in the definition's order.
+    pub rules: Vec<RuleResult>,
+    /// Persons in the final cohort.
+    pub final_persons: Released,
+    /// The disclosure control applied.
+    pub disclosure: DisclosureSummary,
+}
+
+/// One inclusion rule's line of the attrition funnel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleResult {
+    /// The rule's name, exactly as in the job's definition.
+    pub name: RuleName,
+    /// Persons remaining after this rule (and all before it).
+    pub persons: Released,
+    /// Persons this rule removes (or, as Circe reports it, its gain).
+    pub gain: Released,
+}
+
+/// Cohort breakdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemographicsResult {
+    /// Persons in the cohort.
+    pub total: Released,
+    /// The cells; a cell with a dimension left out (`None`) is a margin over that dimension.
+    pub cells: Vec<Cell>,
+    /// The disclosure control applied.
+    pub disclosure: DisclosureSummary,
+}
+
+/// One cell of a breakdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    /// Age at index, or `None` for all ages.
+    pub age_band: Option<AgeBand>,
+    /// Gender, or `None` for all.
+    pub gender: Option<Gender>,
+    /// Year of the index date, or `None` for all years.
+    pub index_year: Option<u16>,
+    /// Persons in the cell.
+    pub count: Released,
+}
+
+impl Cell {
+    /// The cell's coordinates, for duplicate detection.
+    pub fn key(&self) -> (Option<AgeBand>, Option<Gender>, Option<u16>) {
+        (self.age_band, self.gender, self.index_year)
+    }
+}
+
+/// An age band in whole years: `min_age ..= max_age`, or `min_age` and over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBand {
+    /// Lowest age in the band.
+    pub min_age: u8,
+    /// Highest age in the band, or `None` for an open-ended top band.
+    pub max_age: Option<u8>,
+}
+
+/// Gender as OMOP records it (concepts 8532 female, 8507 male; anything else is other, a missing
+/// value unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    /// 8532.
+    Female,
+    /// 8507.
+    Male,
+    /// Any other gender concept.
+    Other,
+    /// No gender concept.
+    Unknown,
+}
+
+/// How a released number was produced. This is the wire form; the site converts from its
+/// disclosure crate's richer value, and the hub shows it next to each number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Released {
+    /// The exact count (at or above the site's threshold).
+    Exact {
+        /// The count.
+        value: u64,
+    },
+    /// A count below the site's threshold (zero included): shown as "< threshold".
+    BelowThreshold {
+        /// The site's minimum cell count.
+        threshold: u64,
+    },
+    /// Withheld without implying it is small: a breakdown cell suppressed to protect another
+    /// cell, or a DP count whose noised value fell below the threshold.
+    Suppressed {
+        /// The site's minimum cell count.
+        threshold: u64,
+        /// Why.
+        basis: SuppressionBasis,
+    },
+    /// SHRINE-style obfuscated: the true count is within `max_error` of `value` and at least
+    /// `threshold`. Bin width and noise parameters are in the [`DisclosureSummary`].
+    Obfuscated {
+        /// The released value.
+        value: u64,
+        /// The site's minimum cell count.
+        threshold: u64,
+        /// Largest possible difference between `value` and the true count.
+        max_error: u64,
+    },
+    /// Differentially private noisy count (post-processed to be non-negative).
+    Dp {
+        /// The released value.
+        value: u64,
+        /// ε charged for this number.
+        epsilon: f64,
+        /// δ charged for this number (Gaussian mechanism), if any.
+        delta: Option<f64>,
+    },
+}
+
+/// Why a number was withheld (see [`Released::Suppressed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuppressionBasis {
+    /// A breakdown cell or margin suppressed (primary or complementary; deliberately not told
+    /// apart).
+    Table,
+    /// Differential privacy: the noised count fell below the threshold.
+    NoisyCount,
+}
+
+impl Released {
+    /// The number shown, if any.
+    pub fn point(&self) -> Option<u64> {
+        match *self {
+            Released::Exact { value }
+            | Released::Obfuscated { value, .. }
+            | Released::Dp { value, .. } => Some(value),
+            Released::BelowThreshold { .. } | Released::Suppressed { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Released {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Released::Exact { value } => write!(f, "{value}"),
+            Released::BelowThreshold { threshold } => write!(f, "< {threshold}"),
+            Released::Suppressed {
+                threshold,
+                basis: SuppressionBasis::NoisyCount,
+            } => write!(f, "< {threshold} (DP)"),
+            Released::Suppressed { .. } => f.write_str("suppressed"),
+            Released::Obfuscated {
+                value, max_error, ..
+            } => write!(f, "{value} ±{max_error}"),
+            Released::Dp {
+                value,
+                epsilon,
+                delta: None,
+            } => write!(f, "{value} (DP ε={epsilon})"),
+            Released::Dp {
+                value,
+                epsilon,
+                delta: Some(delta),
+            } => write!(f, "{value} (DP ε={epsilon}, δ={delta})"),
+        }
+    }
+}
+
+/// The disclosure-control rules a site applied to one result, shown by the hub with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureSummary {
+    /// The site's minimum cell count; every [`Released`] threshold equals it.
+    pub min_cell_count: u64,
+    /// SHRINE-style obfuscation parameters, if obfuscation was on.
+    pub obfuscation: Option<ObfuscationParams>,
+    /// Whether complementary (secondary) suppression was applied to breakdowns.
+    pub secondary_suppression: bool,
+    /// Differential-privacy accounting, if DP mode was on.
+    pub dp: Option<DpParams>,
+}
+
+/// SHRINE-style obfuscation: bin, add clamped Gaussian noise, bin again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObfuscationParams {
+    /// Bin width.
+    pub bin: u64,
+    /// Noise standard deviation.
+    pub sigma: f64,
+    /// Noise clamp (±).
+    pub clamp: f64,
+}
+
+/// Differential-privacy accounting for one result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpParams {
+    /// The noise mechanism.
+    pub mechanism: DpMechanism,
+    /// Total ε charged to the user's project budget for this result.
+    pub epsilon_spent: f64,
+    /// Total δ charged, if any.
+    pub delta_spent: Option<f64>,
+}
+
+/// A differential-privacy noise mechanism.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpMechanism {
+    /// (Discrete) Laplace: ε-DP.
+    Laplace,
+    /// (Discrete) Gaussian: (ε, δ)-DP.
+    Gaussian,
+}
+
+/// An inclusion rule's name: at most [`MAX_RULE_NAME_CHARS`] characters, no control
+/// characters. [`crate::guard::check_against_job`] requires it to equal the name in the job's
+/// definition, so it cannot carry anything the hub did not send.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RuleName(String);
+
+/// A rule name that is too long or has control characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an inclusion rule name must be at most {MAX_RULE_NAME_CHARS} characters without control characters")]
+pub struct RuleNameError;
+
+impl RuleName {
+    /// Validates and wraps `s`.
+    pub fn new(s: impl Into<String>) -> Result<Self, RuleNameError> {
+        let s = s.into();
+        if s.chars().count() <= MAX_RULE_NAME_CHARS && !s.chars().any(char::is_control) {
+            Ok(Self(s))
+        } else {
+            Err(RuleNameError)
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RuleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for RuleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for RuleName {
+    type Error = RuleNameError;
+    fn try_from(s: String) -> Result<Self, RuleNameError> {
+        Self::new(s)
+    }
+}
+
+impl From<RuleName> for String {
+    fn from(n: RuleName) -> String {
+        n.0
+    }
+}
