@@ -93,6 +93,16 @@ impl Column {
         }
     }
 
+    /// True when some value is NULL.
+    pub fn any_null(&self) -> bool {
+        match self {
+            Column::Id(v) => v.contains(&NULL_ID),
+            Column::I32(v) => v.contains(&NULL_INT),
+            Column::Float(v) => v.iter().any(|x| x.is_nan()),
+            Column::Text(t) => t.nulls.contains(&true),
+        }
+    }
+
     /// Appends a NULL.
     pub fn push_null(&mut self) {
         match self {

@@ -177,10 +177,17 @@ pub fn write_image<W: Write>(
         w.section(format!("{prefix}/post_keys"), &keys)?;
         w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
         w.section(format!("{prefix}/post_rows"), &rows)?;
-        // Attribute columns. The primary key is the event id and the person column is the person
-        // index, so neither is stored twice; an all-NULL column is not stored at all.
+        // Attribute columns. The primary key, start, concept and (when never NULL) end columns are the
+        // core columns and the person column is the person index: none is stored twice. An all-NULL
+        // column is not stored at all.
         for (cname, col) in &t.columns {
-            if Some(*cname) == ev.pk || *cname == ev.person || col.all_null() {
+            let is_core = Some(*cname) == ev.pk
+                || *cname == ev.person
+                || *cname == ev.start
+                || Some(*cname) == ev.concept
+                || (Some(*cname) == ev.end && !col.any_null());
+            // (An end column with NULLs is kept even when all NULL: its absence means "equals end".)
+            if is_core || (col.all_null() && Some(*cname) != ev.end) {
                 continue;
             }
             write_column(

@@ -302,8 +302,36 @@ impl Store {
             columns: {
                 let mut cols = self.columns_under(&format!("{p}/col/"));
                 let event_id = self.section(&format!("{p}/event_id"))?;
-                if let Some(pk) = spec.event.as_ref().and_then(|e| e.pk) {
-                    cols.insert(pk.to_string(), ColumnRef::Id(event_id));
+                // Core columns answer for the CDM columns they were built from.
+                if let Some(ev) = spec.event.as_ref() {
+                    if let Some(pk) = ev.pk {
+                        cols.insert(pk.to_string(), ColumnRef::Id(event_id));
+                    }
+                    cols.insert(
+                        ev.start.to_string(),
+                        ColumnRef::I32(self.section(&format!("{p}/start"))?),
+                    );
+                    if let Some(c) = ev.concept {
+                        cols.insert(
+                            c.to_string(),
+                            ColumnRef::I32(self.section(&format!("{p}/concept"))?),
+                        );
+                    }
+                    if let Some(e) = ev.end {
+                        if !cols.contains_key(e)
+                            && self
+                                .inner
+                                .meta
+                                .tables
+                                .get(spec.name)
+                                .is_some_and(|t| t.columns_present.iter().any(|c| c == e))
+                        {
+                            cols.insert(
+                                e.to_string(),
+                                ColumnRef::I32(self.section(&format!("{p}/end"))?),
+                            );
+                        }
+                    }
                 }
                 cols
             },

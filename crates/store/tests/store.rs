@@ -201,6 +201,27 @@ fn round_trip_sorts_events_and_indexes_concepts() {
     );
     assert!(c.column("visit_detail_id").is_none());
     assert!(c.column("person_id").is_none());
+    // Core columns answer for their CDM columns; an end column with NULLs keeps its NULLs.
+    assert_eq!(
+        c.column("condition_start_date").unwrap().as_i32().unwrap(),
+        c.start()
+    );
+    assert_eq!(
+        c.column("condition_concept_id").unwrap().as_i32().unwrap(),
+        c.concept()
+    );
+    assert_eq!(
+        c.column("condition_end_date").unwrap().as_i32().unwrap()[0],
+        NULL_INT
+    );
+    let op = store.domain("observation_period").unwrap();
+    assert_eq!(
+        op.column("observation_period_end_date")
+            .unwrap()
+            .as_i32()
+            .unwrap(),
+        op.end()
+    );
     let stop = c.column("stop_reason").unwrap().as_text().unwrap();
     assert_eq!((stop.get(0), stop.get(1)), (None, Some("stopped")));
     let src = c
