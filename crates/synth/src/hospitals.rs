@@ -16,6 +16,11 @@ use crate::source::{load, Loaded, People, SourceFile};
 use crate::template::{Mode, Template, NULL};
 use crate::{id_offset, report, run_tasks, same_dir, TableSummary, Written};
 
+/// Largest hospital [`hospitals`] draws (its plan is held in memory before writing).
+pub const MAX_HOSPITAL_PERSONS: u64 = 100_000_000;
+/// Largest [`HospitalOptions::shift_years`].
+pub const MAX_SHIFT_YEARS: u32 = 100;
+
 /// Options of [`hospitals`]; [`HospitalOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct HospitalOptions {
@@ -34,7 +39,7 @@ pub struct HospitalOptions {
     /// Marker concepts boosted per hospital (0 = same case mix everywhere). Default 3.
     pub case_mix: u32,
     /// Each copy's timeline moves by a whole number of years in `-shift_years..=shift_years` plus up
-    /// to ±182 days; 0 leaves all dates as in the source. Default 5.
+    /// to ±182 days; 0 leaves all dates as in the source. Default 5, at most [`MAX_SHIFT_YEARS`].
     pub shift_years: u32,
     /// Print a line per table written to stderr.
     pub progress: bool,
@@ -78,7 +83,10 @@ pub struct HospitalSummary {
     pub dir: PathBuf,
     /// Persons drawn (= [`hospital_sizes`]); rows of its `person.csv` if every source person has one.
     pub persons: u64,
+    /// Rows of every table written.
     pub rows: u64,
+    /// Rows of the person and clinical tables (without vocabulary and reference tables).
+    pub clinical_rows: u64,
     pub bytes: u64,
     /// Copy `c` (0-based) added `(c + 1) * id_offset` to every id.
     pub id_offset: i64,
@@ -359,10 +367,17 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
             opts.size_spread
         )));
     }
-    if opts.shift_years > 1000 {
-        return Err(Error::Invalid("shift years must be at most 1000".into()));
+    if opts.shift_years > MAX_SHIFT_YEARS {
+        return Err(Error::Invalid(format!(
+            "shift years must be at most {MAX_SHIFT_YEARS}"
+        )));
     }
     let sizes = hospital_sizes(opts.persons, opts.hospitals, opts.size_spread);
+    if let Some(big) = sizes.iter().find(|&&n| n > MAX_HOSPITAL_PERSONS) {
+        return Err(Error::Invalid(format!(
+            "a hospital of {big} persons is too big (at most {MAX_HOSPITAL_PERSONS}; lower --persons or --size-spread)"
+        )));
+    }
     let t0 = Instant::now();
     let src = load(&opts.from, Mode::Shift)?;
     tracing::debug!("loaded {} in {:?}", opts.from.display(), t0.elapsed());
@@ -460,6 +475,11 @@ pub fn hospitals(opts: &HospitalOptions) -> Result<Vec<HospitalSummary>> {
             dir: p.dir.clone(),
             persons: p.picks.len() as u64,
             rows: tables.iter().map(|t| t.rows).sum(),
+            clinical_rows: tables
+                .iter()
+                .filter(|t| t.written != Written::Copied)
+                .map(|t| t.rows)
+                .sum(),
             bytes: tables.iter().map(|t| t.bytes).sum(),
             id_offset: offset,
             age_tilt: p.age_tilt,

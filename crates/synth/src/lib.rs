@@ -63,7 +63,10 @@ mod source;
 mod template;
 
 pub use error::{Error, Result};
-pub use hospitals::{hospital_sizes, hospitals, CaseMixBoost, HospitalOptions, HospitalSummary};
+pub use hospitals::{
+    hospital_sizes, hospitals, CaseMixBoost, HospitalOptions, HospitalSummary,
+    MAX_HOSPITAL_PERSONS, MAX_SHIFT_YEARS,
+};
 pub use replicate::{replicate, replicate_with, ReplicateOptions};
 pub use source::COPIED_EXTRA_TABLES;
 pub use template::UNCHANGED_ID_COLUMNS;
@@ -106,7 +109,10 @@ pub struct Summary {
     pub id_offset: i64,
     /// Rows written to `person.csv`.
     pub persons: u64,
+    /// Rows of every table written.
     pub rows: u64,
+    /// Rows of the person and clinical tables (without vocabulary and reference tables).
+    pub clinical_rows: u64,
     pub bytes: u64,
     /// Tables written, sorted by name.
     pub tables: Vec<TableSummary>,
@@ -208,7 +214,8 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 
 fn report(progress: bool, t: &TableSummary, secs: f64) {
     tracing::info!(table = %t.name, rows = t.rows, bytes = t.bytes, "wrote {}", t.path.display());
-    if progress {
+    // With info logging on, the log line above already says it.
+    if progress && !tracing::enabled!(tracing::Level::INFO) {
         eprintln!(
             "qiao synth: {}: {} rows, {:.1} MB, {:.1}s",
             t.path.display(),

@@ -128,6 +128,11 @@ pub fn replicate_with(opts: &ReplicateOptions) -> Result<Summary> {
             .find(|t| t.name == "person")
             .map_or(0, |t| t.rows),
         rows: tables.iter().map(|t| t.rows).sum(),
+        clinical_rows: tables
+            .iter()
+            .filter(|t| t.written != Written::Copied)
+            .map(|t| t.rows)
+            .sum(),
         bytes: tables.iter().map(|t| t.bytes).sum(),
         tables,
         skipped: src.skipped,

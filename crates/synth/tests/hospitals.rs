@@ -448,6 +448,13 @@ fn bad_input_is_reported_with_file_and_line() {
     o.size_spread = 2.0;
     o.hospitals = 0;
     assert!(qiao_synth::hospitals(&o).is_err());
+    o.hospitals = 2;
+    o.persons = u64::MAX;
+    let e = qiao_synth::hospitals(&o).unwrap_err().to_string();
+    assert!(e.contains("too big"), "{e}");
+    o.persons = 5;
+    o.shift_years = 101;
+    assert!(qiao_synth::hospitals(&o).is_err());
 }
 
 #[test]

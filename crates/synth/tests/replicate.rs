@@ -17,6 +17,8 @@ fn three_copies_of_gibleed_scale_every_table_exactly() {
     assert_eq!(s.id_offset, 1_000_000);
     assert_eq!(s.copies, 3);
     assert_eq!(s.persons, 3 * 2694);
+    // GiBleed's person and clinical tables hold 343,279 rows.
+    assert_eq!(s.clinical_rows, 3 * 343_279);
     assert_eq!(
         s.skipped,
         [

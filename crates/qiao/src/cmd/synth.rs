@@ -58,12 +58,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("replicating {}", args.from.display()))?;
         writeln!(
             out,
-            "{}: {} copies of {} (id offset {}): {} persons, {} rows, {:.1} MB in {:.1}s",
+            "{}: {} copies of {} (id offset {}): {} persons, {} clinical rows ({} in all), {:.1} MB in {:.1}s",
             s.out.display(),
             s.copies,
             args.from.display(),
             s.id_offset,
             s.persons,
+            s.clinical_rows,
             s.rows,
             s.bytes as f64 / 1e6,
             started.elapsed().as_secs_f64()
@@ -101,10 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for h in &hs {
         writeln!(
             out,
-            "  {:<12} {:>9} persons {:>11} rows {:>9.1} MB  age tilt {:+.2}",
+            "  {:<12} {:>9} persons {:>11} clinical rows {:>9.1} MB  age tilt {:+.2}",
             h.name,
             h.persons,
-            h.rows,
+            h.clinical_rows,
             h.bytes as f64 / 1e6,
             h.age_tilt
         )?;
