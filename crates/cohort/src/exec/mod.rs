@@ -325,3 +325,65 @@ pub fn generate(
     let def = crate::model::parse(json)?;
     Prepared::new(&def, store)?.run(store, sink)
 }
+
+/// An index event for [`Prepared::rule_matches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEvent {
+    pub person_id: i64,
+    pub event_id: i64,
+    pub start: Day,
+    pub end: Day,
+    pub visit_occurrence_id: Option<i64>,
+    pub op_start: Day,
+    pub op_end: Day,
+}
+
+impl Prepared {
+    /// Evaluates inclusion rule `rule` of the definition over arbitrary index events, as circe-be's
+    /// `getCriteriaGroupQuery` does over an event table: returns the (person_id, event_id) pairs
+    /// that satisfy it, in input order. Events of persons unknown to the store never match.
+    pub fn rule_matches(
+        &self,
+        store: &Store,
+        rule: usize,
+        events: &[IndexEvent],
+    ) -> Result<Vec<(i64, i64)>, CohortError> {
+        let (_, group) = self.plan.rules.get(rule).ok_or_else(|| {
+            CohortError::Unsupported(Unsupported {
+                path: format!("InclusionRules[{rule}]"),
+                what: "no such inclusion rule".into(),
+            })
+        })?;
+        let ctx = Ctx::new(store, &self.plan, &self.codesets);
+        let persons = store.persons();
+        let mut worker = Person::new(&ctx);
+        let mut out = Vec::new();
+        let mut by_person: BTreeMap<u32, Vec<&IndexEvent>> = BTreeMap::new();
+        for e in events {
+            if let Some(p) = persons.index_of(e.person_id) {
+                by_person.entry(p).or_default().push(e);
+            }
+        }
+        for (p, evs) in by_person {
+            let idx: Vec<run::Idx> = evs
+                .iter()
+                .map(|e| run::Idx {
+                    id: e.event_id,
+                    start: e.start,
+                    end: e.end,
+                    visit: e.visit_occurrence_id.unwrap_or(i64::MIN),
+                    op_start: e.op_start,
+                    op_end: e.op_end,
+                })
+                .collect();
+            let pass = worker.group_for(p, group, &idx);
+            out.extend(
+                evs.iter()
+                    .zip(pass)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(e, _)| (e.person_id, e.event_id)),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -467,6 +467,12 @@ impl<'c, 's> Person<'c, 's> {
         }
     }
 
+    /// Evaluates a group for person `p` over the given index events.
+    pub(crate) fn group_for(&mut self, p: u32, g: &GroupPlan, idx: &[Idx]) -> Vec<bool> {
+        self.reset(p);
+        self.group(g, idx)
+    }
+
     fn reset(&mut self, p: u32) {
         self.p = p;
         self.done.iter_mut().for_each(|d| *d = false);
