@@ -95,7 +95,10 @@ fn check(a: CheckArgs) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        bail!("{failed} of {} definitions are not valid", a.definitions.len());
+        bail!(
+            "{failed} of {} definitions are not valid",
+            a.definitions.len()
+        );
     }
     Ok(())
 }
@@ -147,7 +150,8 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
 }
 
 fn create(p: &Path, header: &str) -> anyhow::Result<BufWriter<File>> {
-    let mut w = BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?);
+    let mut w =
+        BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?);
     writeln!(w, "{header}")?;
     Ok(w)
 }
@@ -171,7 +175,10 @@ impl StatsFiles {
                 &beside(out, "summary_stats"),
                 "cohort_definition_id,base_count,final_count,mode_id",
             )?,
-            censor: create(&beside(out, "censor_stats"), "cohort_definition_id,lost_count")?,
+            censor: create(
+                &beside(out, "censor_stats"),
+                "cohort_definition_id,lost_count",
+            )?,
         })
     }
 
@@ -194,7 +201,11 @@ impl StatsFiles {
                         r.person_count, r.gain_count, r.person_total
                     )?;
                 }
-                writeln!(self.summary, "{id},{},{},{mode}", m.base_count, m.final_count)?;
+                writeln!(
+                    self.summary,
+                    "{id},{},{},{mode}",
+                    m.base_count, m.final_count
+                )?;
             }
         }
         if let Some(lost) = s.censor_lost {
@@ -246,7 +257,11 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
             let stats = match csv.take() {
                 Some(sink) => {
                     let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
-                    let r = prepared.run_with(&store, &mut Tee(&mut counter, &mut sink), !a.single_thread);
+                    let r = prepared.run_with(
+                        &store,
+                        &mut Tee(&mut counter, &mut sink),
+                        !a.single_thread,
+                    );
                     csv = Some(sink);
                     r?
                 }
@@ -310,7 +325,12 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                     "  {:<40} {:>10} {:>10} {:>10}",
                     "qualifying entry events", "", "", stats.modes[1].base_count
                 )?;
-                for (i, (name, r)) in stats.rule_names.iter().zip(&stats.modes[1].rules).enumerate() {
+                for (i, (name, r)) in stats
+                    .rule_names
+                    .iter()
+                    .zip(&stats.modes[1].rules)
+                    .enumerate()
+                {
                     let label: String = format!("{i}. {name}").chars().take(40).collect();
                     writeln!(
                         out,
