@@ -1,0 +1,422 @@
+//! No patient-level data can be expressed in, or sent as, a result.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use proptest::prelude::*;
+use qiao_protocol::guard::{check_result_json, MAX_CELLS, MAX_RULES};
+use qiao_protocol::*;
+use serde_json::{json, Value};
+
+/// An independent copy of the allow-list: widening the library's list without updating this
+/// one (a reviewable change) fails the schema test.
+const EXPECTED_KEYS: &[&str] = &[
+    "job_id",
+    "site_id",
+    "outcome",
+    "status",
+    "payload",
+    "reason",
+    "error",
+    "type",
+    "entries",
+    "subjects",
+    "rules",
+    "name",
+    "persons",
+    "gain",
+    "final_persons",
+    "total",
+    "cells",
+    "age_band",
+    "min_age",
+    "max_age",
+    "gender",
+    "index_year",
+    "count",
+    "kind",
+    "value",
+    "threshold",
+    "basis",
+    "max_error",
+    "epsilon",
+    "delta",
+    "disclosure",
+    "min_cell_count",
+    "obfuscation",
+    "bin",
+    "sigma",
+    "clamp",
+    "secondary_suppression",
+    "dp",
+    "mechanism",
+    "epsilon_spent",
+    "delta_spent",
+];
+
+fn collect(value: &Value, keys: &mut BTreeSet<String>, raw_arrays: &mut Vec<String>, path: &str) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                keys.insert(k.clone());
+                collect(v, keys, raw_arrays, &format!("{path}.{k}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if !item.is_object() {
+                    raw_arrays.push(format!("{path}[{i}]"));
+                }
+                collect(item, keys, raw_arrays, &format!("{path}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn library_allow_list_matches_the_reviewed_copy() {
+    let lib: BTreeSet<_> = qiao_protocol::guard::ALLOWED_KEYS.iter().collect();
+    let ours: BTreeSet<_> = EXPECTED_KEYS.iter().collect();
+    assert_eq!(lib, ours);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Every result type, with arbitrary values: only allow-listed keys, no array of raw
+    /// values anywhere, the guard accepts it, and it round-trips.
+    #[test]
+    fn every_result_serializes_to_the_allowed_schema(result in arb_result()) {
+        let value = serde_json::to_value(&result).unwrap();
+        let mut keys = BTreeSet::new();
+        let mut raw_arrays = Vec::new();
+        collect(&value, &mut keys, &mut raw_arrays, "$");
+        for k in &keys {
+            prop_assert!(EXPECTED_KEYS.contains(&k.as_str()), "key {k:?} not in the allow-list");
+        }
+        prop_assert!(raw_arrays.is_empty(), "arrays of raw values at {raw_arrays:?}");
+        prop_assert_eq!(check_result_json(&value), Ok(()));
+        prop_assert_eq!(assert_aggregate_only(&result), Ok(()));
+        let text = serde_json::to_string(&result).unwrap();
+        let back: JobResult = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(back, result);
+    }
+
+    /// The walker never panics and rejects any array of scalars, whatever it is wrapped in.
+    #[test]
+    fn raw_integer_arrays_are_rejected_anywhere(
+        ids in proptest::collection::vec(any::<i64>(), 1..20),
+        key in proptest::sample::select(EXPECTED_KEYS),
+    ) {
+        let value = json!({ "outcome": { "payload": { key: ids } } });
+        prop_assert!(
+            matches!(check_result_json(&value), Err(AggregateViolation::RawArray { .. })),
+            "accepted {value}"
+        );
+    }
+}
+
+#[test]
+fn a_result_type_with_person_ids_would_be_caught_before_signing() {
+    // What a careless future change might serialize.
+    let mut value = serde_json::to_value(count_result(&job(), &site("a"))).unwrap();
+    value["outcome"]["payload"]["person_ids"] = json!([101, 202, 303]);
+    assert!(matches!(
+        check_result_json(&value),
+        Err(AggregateViolation::UnexpectedKey { key, .. }) if key == "person_ids"
+    ));
+    // ... even under an allowed key.
+    let mut value = serde_json::to_value(count_result(&job(), &site("a"))).unwrap();
+    value["outcome"]["payload"]["rules"] = json!([101, 202, 303]);
+    assert!(matches!(
+        check_result_json(&value),
+        Err(AggregateViolation::RawArray { path }) if path == "$.outcome.payload.rules[0]"
+    ));
+    // Dates or ids smuggled as strings where numbers belong.
+    let mut value = serde_json::to_value(count_result(&job(), &site("a"))).unwrap();
+    value["outcome"]["payload"]["entries"]["value"] = json!("2019-03-04");
+    assert!(matches!(
+        check_result_json(&value),
+        Err(AggregateViolation::UnexpectedString { .. })
+    ));
+    // And the typed form refuses to deserialize such extras at all.
+    let mut value = serde_json::to_value(count_result(&job(), &site("a"))).unwrap();
+    value["outcome"]["payload"]["person_ids"] = json!([101]);
+    assert!(serde_json::from_value::<JobResult>(value).is_err());
+}
+
+#[test]
+fn there_is_no_patient_list_query_type() {
+    let mut j = serde_json::to_value(job()).unwrap();
+    for t in [
+        "prescreening",
+        "recruitment_list",
+        "patient_list",
+        "person_ids",
+    ] {
+        j["query"] = json!({"type": t});
+        assert!(serde_json::from_value::<Job>(j.clone()).is_err(), "{t}");
+    }
+    j["query"] = json!({"type": "cohort_count"});
+    assert!(serde_json::from_value::<Job>(j).is_ok());
+}
+
+#[test]
+fn unknown_released_kinds_and_fields_are_rejected() {
+    for bad in [
+        json!({"kind": "exact", "value": 12, "person_id": 7}),
+        json!({"kind": "raw", "value": 12}),
+        json!({"kind": "exact", "value": -1}),
+        json!({"kind": "exact", "value": "12"}),
+    ] {
+        assert!(
+            serde_json::from_value::<Released>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+fn payload_mut(r: &mut JobResult) -> &mut Payload {
+    match &mut r.outcome {
+        Outcome::Done { payload } => payload,
+        _ => unreachable!(),
+    }
+}
+
+fn count_mut(r: &mut JobResult) -> &mut CohortCountResult {
+    match payload_mut(r) {
+        Payload::CohortCount(c) => c,
+        _ => unreachable!(),
+    }
+}
+
+fn demo_mut(r: &mut JobResult) -> &mut DemographicsResult {
+    match payload_mut(r) {
+        Payload::Demographics(d) => d,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn guard_checks_values() {
+    let j = job();
+    let s = site("a");
+    assert_eq!(assert_aggregate_only(&count_result(&j, &s)), Ok(()));
+    assert_eq!(
+        assert_aggregate_only(&demographics_result(j.job_id, &s)),
+        Ok(())
+    );
+
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).final_persons = Released::Exact { value: 3 };
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::ExactBelowThreshold { value: 3, threshold: 10, path }) if path == "$.final_persons"
+    ));
+
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).rules[1].gain = Released::BelowThreshold { threshold: 5 };
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::ThresholdMismatch {
+            found: 5,
+            declared: 10,
+            ..
+        })
+    ));
+
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).disclosure.obfuscation = None;
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::UndeclaredMechanism {
+            mechanism: "obfuscation",
+            ..
+        })
+    ));
+
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).entries = Released::Dp {
+        value: 1200,
+        epsilon: 0.5,
+        delta: None,
+    };
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::UndeclaredMechanism { .. })
+    ));
+    count_mut(&mut r).disclosure.dp = Some(DpParams {
+        mechanism: DpMechanism::Laplace,
+        epsilon_spent: 0.5,
+        delta_spent: None,
+    });
+    assert_eq!(assert_aggregate_only(&r), Ok(()));
+    for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
+        count_mut(&mut r).entries = Released::Dp {
+            value: 1200,
+            epsilon: bad,
+            delta: None,
+        };
+        assert!(matches!(
+            assert_aggregate_only(&r),
+            Err(AggregateViolation::InvalidParameter { .. })
+        ));
+    }
+
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).disclosure.obfuscation = Some(ObfuscationParams {
+        bin: 5,
+        sigma: f64::NAN,
+        clamp: 10.0,
+    });
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::InvalidParameter { .. })
+    ));
+
+    let mut r = count_result(&j, &s);
+    let rule = count_mut(&mut r).rules[0].clone();
+    count_mut(&mut r).rules = vec![rule; MAX_RULES + 1];
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::TooMany { what: "rules", .. })
+    ));
+
+    let mut r = demographics_result(j.job_id, &s);
+    let c = demo_mut(&mut r).cells[0].clone();
+    demo_mut(&mut r).cells.push(c);
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::DuplicateCell { index: 3 })
+    ));
+
+    let mut r = demographics_result(j.job_id, &s);
+    demo_mut(&mut r).cells = (0..=MAX_CELLS)
+        .map(|i| Cell {
+            age_band: None,
+            gender: None,
+            index_year: Some(1800 + (i % 500) as u16),
+            count: Released::BelowThreshold { threshold: 10 },
+        })
+        .collect();
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::TooMany { what: "cells", .. })
+    ));
+
+    let mut r = demographics_result(j.job_id, &s);
+    demo_mut(&mut r).cells[0].age_band = Some(AgeBand {
+        min_age: 50,
+        max_age: Some(40),
+    });
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::InvalidAgeBand { index: 0, .. })
+    ));
+
+    let mut r = demographics_result(j.job_id, &s);
+    demo_mut(&mut r).cells[1].index_year = Some(12345);
+    assert!(matches!(
+        assert_aggregate_only(&r),
+        Err(AggregateViolation::IndexYearOutOfRange {
+            index: 1,
+            year: 12345
+        })
+    ));
+
+    // Refusals and failures carry only codes.
+    for outcome in [
+        Outcome::Refused {
+            reason: RefusalReason::RateLimited,
+        },
+        Outcome::Failed {
+            error: FailureKind::Internal,
+        },
+    ] {
+        let r = JobResult {
+            job_id: j.job_id,
+            site_id: s.clone(),
+            outcome,
+        };
+        assert_eq!(assert_aggregate_only(&r), Ok(()));
+    }
+}
+
+#[test]
+fn results_are_tied_to_their_job() {
+    let j = job();
+    let s = site("a");
+    assert_eq!(check_against_job(&j, &count_result(&j, &s)), Ok(()));
+
+    let other = job();
+    assert!(matches!(
+        check_against_job(&other, &count_result(&j, &s)),
+        Err(AggregateViolation::JobMismatch { .. })
+    ));
+
+    // A rule name is the only free-ish string; it must be the definition's own.
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).rules[1].name = RuleName::new("person 12345 born 1950-02-03").unwrap();
+    assert!(matches!(
+        check_against_job(&j, &r),
+        Err(AggregateViolation::RuleMismatch { index: 1, .. })
+    ));
+    let mut r = count_result(&j, &s);
+    count_mut(&mut r).rules.pop();
+    assert!(matches!(
+        check_against_job(&j, &r),
+        Err(AggregateViolation::RuleMismatch { index: 1, .. })
+    ));
+    let mut r = count_result(&j, &s);
+    let extra = count_mut(&mut r).rules[0].clone();
+    count_mut(&mut r).rules.push(extra);
+    assert!(matches!(
+        check_against_job(&j, &r),
+        Err(AggregateViolation::RuleMismatch { index: 2, .. })
+    ));
+
+    assert!(matches!(
+        check_against_job(&j, &demographics_result(j.job_id, &s)),
+        Err(AggregateViolation::PayloadMismatch {
+            expected: "cohort_count",
+            found: "demographics"
+        })
+    ));
+
+    let mut dj = job();
+    dj.query = QueryType::Demographics {
+        age_band_years: 10,
+        by_index_year: true,
+    };
+    assert_eq!(
+        check_against_job(&dj, &demographics_result(dj.job_id, &s)),
+        Ok(())
+    );
+    dj.query = QueryType::Demographics {
+        age_band_years: 5,
+        by_index_year: true,
+    };
+    assert!(matches!(
+        check_against_job(&dj, &demographics_result(dj.job_id, &s)),
+        Err(AggregateViolation::CellMismatch { index: 0, .. })
+    ));
+    dj.query = QueryType::Demographics {
+        age_band_years: 10,
+        by_index_year: false,
+    };
+    assert!(matches!(
+        check_against_job(&dj, &demographics_result(dj.job_id, &s)),
+        Err(AggregateViolation::CellMismatch { index: 0, .. })
+    ));
+}
+
+#[test]
+fn rule_names_reject_control_characters_and_length() {
+    assert!(RuleName::new("Age >= 18 ").is_ok());
+    assert!(RuleName::new("a\nb").is_err());
+    assert!(RuleName::new("x".repeat(257)).is_err());
+    assert!(serde_json::from_value::<RuleName>(json!("a\u{0}b")).is_err());
+}
