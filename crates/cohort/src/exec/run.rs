@@ -45,7 +45,12 @@ impl CodeSet {
     }
     #[inline]
     pub fn contains(&self, id: i32) -> bool {
-        id != i32::MIN && self.set.contains(&id)
+        if self.ids.len() <= 8 {
+            // Small sets (the common case) are faster to scan than to hash.
+            id != i32::MIN && self.ids.contains(&id)
+        } else {
+            id != i32::MIN && self.set.contains(&id)
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
