@@ -396,6 +396,56 @@ mod tests {
     }
 
     #[test]
+    fn person_set_basis_and_per_project_scope() {
+        let p = Policy {
+            lockout: crate::LockoutPolicy {
+                basis: LockoutBasis::PersonSet,
+                scope: LedgerScope::PerUserProject,
+                duration_secs: Some(DAY_SECS),
+                ..crate::LockoutPolicy::default()
+            },
+            ..Policy::default()
+        };
+        let s = SiteSecret::from_bytes(&[1u8; 32]).unwrap();
+        let mut l = QueryLedger::new();
+        // Ten different sets of the same size: no lockout on the person-set basis.
+        for i in 0..10 {
+            let d = PersonSetDigest::of(&s, (100 * i)..(100 * i + 42));
+            l.check_and_record(&p, "u", "p", 100 * i as u64, &d)
+                .unwrap();
+        }
+        let same = PersonSetDigest::of(&s, 0..42);
+        for i in 0..9 {
+            l.check_and_record(&p, "u", "p", 2000 + 100 * i, &same)
+                .unwrap();
+        }
+        let e = l.check_and_record(&p, "u", "p", 5000, &same).unwrap_err();
+        assert!(
+            matches!(e, Refusal::LockedOut { since: 5000, until: Some(u), .. } if u == 5000 + DAY_SECS)
+        );
+        // Per-project scope: the same user in another project is not locked.
+        l.check_and_record(&p, "u", "q", 5000, &same).unwrap();
+        assert!(l.precheck(&p, "u", "p", 5001).is_err());
+        assert!(l.lockout(&p, "u", "p").is_some());
+        // The lockout expires by itself.
+        l.precheck(&p, "u", "p", 5000 + DAY_SECS).unwrap();
+    }
+
+    #[test]
+    fn clock_going_back_is_conservative() {
+        let p = Policy::default();
+        let mut l = QueryLedger::new();
+        for _ in 0..10 {
+            l.check_and_record(&p, "u", "p", 10_000, &digest(20))
+                .unwrap();
+        }
+        assert!(matches!(
+            l.check_and_record(&p, "u", "p", 5, &digest(30)),
+            Err(Refusal::RateLimited { .. })
+        ));
+    }
+
+    #[test]
     fn same_count_outside_window_does_not_lock() {
         let p = Policy::default();
         let mut l = QueryLedger::new();

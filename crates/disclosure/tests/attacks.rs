@@ -164,8 +164,9 @@ fn differencing_attack() {
         "differencing, DP ε=0.2: sign-attacker {:.4}, differ-attacker {:.4}, bound {bound:.4}",
         dp.greater, dp.differ
     );
-    assert!(dp.greater <= 0.60, "{}", dp.greater);
-    assert!(dp.differ <= 0.60, "{}", dp.differ);
+    // 3000 trials: sampling standard deviation ≈ 0.009.
+    assert!(dp.greater <= bound + 0.03, "{}", dp.greater);
+    assert!(dp.differ <= bound + 0.03, "{}", dp.differ);
 }
 
 #[test]
@@ -412,7 +413,7 @@ fn tracker_padding_attack() {
     // same-count lockout stops it; only the rate limit slows it to 10 queries a minute).
     let hit_20 = tracker(&on, &model_on, 20, 24);
     eprintln!("tracker, 20 trackers averaged: hit rate {hit_20:.4}");
-    assert!(hit_20 <= 0.60, "{hit_20}");
+    assert!(hit_20 <= 0.35, "{hit_20}");
 }
 
 #[test]
@@ -431,9 +432,6 @@ fn cross_site_total_never_reveals_a_suppressed_site() {
         );
         let total = network_total(&released);
         let true_total = hidden + others.iter().sum::<u64>();
-        assert!(
-            total.low <= true_total && Some(true_total) <= total.high.map(|h| h.max(true_total))
-        );
         assert!(total.low <= true_total && true_total <= total.high.unwrap());
         // The attacker subtracts the other sites' released values from the released total:
         // all they get is the suppressed site's own range, [0, threshold - 1].

@@ -222,3 +222,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn dp_breakdown_is_additive_and_closed() {
+    let site = Discloser::new(
+        Policy {
+            dp: Some(DpPolicy {
+                mechanism: DpMechanism::Laplace { epsilon: 0.5 },
+                epsilon_budget: 100.0,
+                delta_budget: 0.0,
+                sensitivity: 1,
+                threshold_basis: DpThresholdBasis::TrueCount,
+            }),
+            ..Policy::default()
+        },
+        secret(),
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let mut ledger = QueryLedger::new();
+    let counts = [[3u64, 40, 55], [25, 0, 61], [70, 44, 12], [8, 90, 33]];
+    let mut next = 0i64;
+    let cells = counts
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|&n| {
+                    let d = site.digest(next..next + n as i64);
+                    next += n as i64;
+                    d
+                })
+                .collect()
+        })
+        .collect();
+    let input = Breakdown::from_cells(cells).unwrap();
+    for i in 0..10u64 {
+        let ctx = QueryContext {
+            user: "u",
+            project: "p",
+            now_unix_secs: 1_000_000 + 3600 * i,
+        };
+        let rel = site
+            .answer_breakdown(&mut ledger, &ctx, &input, &mut rng)
+            .unwrap();
+        // Primary cells are never released.
+        for (r, row) in counts.iter().enumerate() {
+            for (c, &n) in row.iter().enumerate() {
+                if n < 10 {
+                    assert!(rel.cells[r][c].is_suppressed());
+                }
+            }
+        }
+        let pattern = rel.map(|_, v| v.is_suppressed());
+        assert!(qiao_disclosure::computable_entries(&pattern)
+            .unwrap()
+            .is_empty());
+        // Released rows whose cells are all shown add up to their shown total.
+        for (r, row) in rel.cells.iter().enumerate() {
+            if let (Some(t), true) = (
+                rel.row_totals[r].point(),
+                row.iter().all(|v| !v.is_suppressed()),
+            ) {
+                assert_eq!(row.iter().filter_map(Released::point).sum::<u64>(), t);
+            }
+        }
+    }
+    let (spent, _) = ledger.spent("u", "p");
+    assert!((spent - 5.0).abs() < 1e-9, "{spent}");
+}
