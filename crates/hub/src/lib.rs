@@ -1,0 +1,1 @@
+//! The Qiao hub (work in progress).
