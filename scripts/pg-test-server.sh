@@ -31,10 +31,10 @@ else
   RUN_USER="$(id -un)"
 fi
 
-# Runs a command as the server's user.
+# Runs a command as the server's user (from /: the caller's directory may be closed to it).
 as_pg() {
   if [[ $EUID -eq 0 ]]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
