@@ -6,4 +6,4 @@ mod schema;
 mod table;
 
 pub use schema::*;
-pub use table::{Column, RawTable, NULL_CONCEPT, NULL_ID, NULL_INT};
+pub use table::{Column, RawTable, TextColumn, NULL_CONCEPT, NULL_ID, NULL_INT};

@@ -116,7 +116,7 @@ fn run(
 /// The ingest fails with a message containing every `needle`, and writes nothing at all.
 fn fails(dir: &Path, strict: bool, needles: &[&str]) {
     let (r, path, out) = run(dir, strict);
-    let msg = r.err().expect("ingest must fail").to_string();
+    let msg = r.expect_err("ingest must fail").to_string();
     for n in needles {
         assert!(msg.contains(n), "{msg:?} should contain {n:?}");
     }
@@ -201,11 +201,7 @@ fn bad_row(file: &str, body: &[u8], kind: ProblemKind, line: u64, column: usize)
         t.rows_read - 1
     );
 
-    let msg = run(d.path(), true)
-        .0
-        .err()
-        .expect("strict fails")
-        .to_string();
+    let msg = run(d.path(), true).0.expect_err("strict fails").to_string();
     assert!(msg.contains(&format!("{file}:{line}:{column}")), "{msg}");
     fails(d.path(), true, &["--strict"]);
 }

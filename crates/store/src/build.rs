@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use qiao_cdm::{date, Column, EndRule, RawTable, TableKind, NULL_ID, NULL_INT};
 use rayon::prelude::*;
 
+use crate::column;
 use crate::format::{Element, SectionWriter};
 use crate::meta::{Meta, TableMeta};
 
@@ -78,10 +79,11 @@ pub fn write_image<W: Write>(
             if *name == "person_id" {
                 continue;
             }
-            write_column(
+            column::write_encoded(
                 &mut w,
                 &format!("person/col/{name}"),
                 &gather_or_null(col, &person_row),
+                false,
             )?;
         }
         meta.tables.insert(
@@ -190,10 +192,11 @@ pub fn write_image<W: Write>(
             if is_core || (col.all_null() && Some(*cname) != ev.end) {
                 continue;
             }
-            write_column(
+            column::write_encoded(
                 &mut w,
                 &format!("{prefix}/col/{cname}"),
                 &col.gather(&built.order),
+                true,
             )?;
         }
         meta.tables.insert(name.into(), tm);
@@ -214,10 +217,11 @@ pub fn write_image<W: Write>(
         let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
         perm.sort_by_key(|&i| ids[i as usize]);
         for (cname, col) in &t.columns {
-            write_column(
+            column::write_encoded(
                 &mut w,
                 &format!("ref/{name}/col/{cname}"),
                 &col.gather(&perm),
+                false,
             )?;
         }
         meta.tables.insert(
@@ -240,10 +244,11 @@ pub fn write_image<W: Write>(
         perm.sort_by_key(|&i| ids[i as usize]);
         perm.dedup_by_key(|i| ids[*i as usize]);
         for (cname, col) in &c.columns {
-            write_column(
+            column::write_encoded(
                 &mut w,
                 &format!("vocab/concept/col/{cname}"),
                 &col.gather(&perm),
+                false,
             )?;
         }
         meta.tables.insert(
@@ -341,27 +346,6 @@ fn push_from(out: &mut Column, src: &Column, i: usize) {
         (Column::Float(o), Column::Float(s)) => o.push(s[i]),
         (Column::Text(o), Column::Text(s)) => o.push(s.get(i)),
         _ => unreachable!("same column type"),
-    }
-}
-
-fn write_column<W: Write>(w: &mut SectionWriter<W>, name: &str, col: &Column) -> io::Result<()> {
-    match col {
-        Column::Id(v) => w.section(name, v),
-        Column::I32(v) => w.section(name, v),
-        Column::Float(v) => w.section(name, v),
-        Column::Text(t) => {
-            // 32-bit offsets unless the column holds 4 GiB of text or more.
-            match u32::try_from(t.data.len()) {
-                Ok(_) => {
-                    let narrow: Vec<u32> = t.offsets.iter().map(|&o| o as u32).collect();
-                    w.section(format!("{name}.offsets"), &narrow)?
-                }
-                Err(_) => w.section(format!("{name}.offsets"), &t.offsets)?,
-            }
-            w.section(format!("{name}.data"), &t.data)?;
-            let nulls: Vec<u8> = t.nulls.iter().map(|&b| b as u8).collect();
-            w.section(format!("{name}.nulls"), &nulls)
-        }
     }
 }
 

@@ -28,6 +28,7 @@ pub const ALIGN: usize = 64;
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     U8,
+    U16,
     I32,
     U32,
     I64,
@@ -39,6 +40,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::U8 => 1,
+            DType::U16 => 2,
             DType::I32 | DType::U32 => 4,
             DType::I64 | DType::U64 | DType::F64 => 8,
         }
@@ -51,6 +53,9 @@ pub trait Element: bytemuck::Pod {
 }
 impl Element for u8 {
     const DTYPE: DType = DType::U8;
+}
+impl Element for u16 {
+    const DTYPE: DType = DType::U16;
 }
 impl Element for i32 {
     const DTYPE: DType = DType::I32;

@@ -12,6 +12,7 @@
 //! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.
 
 mod build;
+mod column;
 mod error;
 pub mod format;
 mod meta;
@@ -23,9 +24,10 @@ use std::path::Path;
 
 use qiao_cdm::RawTable;
 
+pub use column::{ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
-pub use read::{ColumnRef, ConceptInfo, Domain, Persons, Reference, Store, TextRef, Vocabulary};
+pub use read::{ConceptInfo, Domain, Persons, Reference, Store, Vocabulary};
 
 /// Builds a store from `tables` and writes it to `path` atomically: the file is written to a
 /// temporary name beside `path`, synced, and renamed into place only when complete.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use qiao_cdm::{TableSpec, NULL_INT};
 
+use crate::column::{self, ColumnRef, I32Column, IdColumn, Offsets, Parts, TextRef};
 use crate::error::StoreError;
 use crate::format::{self, DType, Element, SectionInfo, Toc};
 use crate::meta::Meta;
@@ -114,7 +115,10 @@ impl Store {
         let mut sections = HashMap::with_capacity(toc.sections.len());
         for s in toc.sections {
             let end = s.offset.checked_add(s.len).filter(|&e| e <= toc_off);
-            if end.is_none() || s.offset as usize % 8 != 0 || s.len as usize % s.dtype.size() != 0 {
+            if end.is_none()
+                || !(s.offset as usize).is_multiple_of(8)
+                || !(s.len as usize).is_multiple_of(s.dtype.size())
+            {
                 return Err(corrupt(format!(
                     "section {} out of bounds or misaligned",
                     s.name
@@ -166,10 +170,15 @@ impl Store {
             {
                 return Err(bad(format!("domain {name}: inconsistent index")));
             }
-            for c in d.columns.values() {
-                if !c.len_is(rows) {
-                    return Err(bad(format!("domain {name}: column length")));
-                }
+            // Every stored column must have come out as a view of the right length.
+            let stored = self.column_names_under(&format!("dom/{name}/col/"));
+            if stored
+                .iter()
+                .any(|c| d.columns.get(c).is_none_or(|v| v.len() != rows))
+            {
+                return Err(bad(format!(
+                    "domain {name}: column parts or lengths disagree"
+                )));
             }
         }
         for prefix in ["vocab/ancestor", "vocab/mapped_from"] {
@@ -212,39 +221,54 @@ impl Store {
         })
     }
 
-    fn column_at(&self, name: &str) -> Option<ColumnRef<'_>> {
-        let s = self
-            .inner
-            .sections
-            .get(name)
-            .or_else(|| self.inner.sections.get(&format!("{name}.offsets")))?;
-        Some(match s.dtype {
-            DType::I64 => ColumnRef::Id(self.section(name).ok()?),
-            DType::I32 => ColumnRef::I32(self.section(name).ok()?),
-            DType::F64 => ColumnRef::Float(self.section(name).ok()?),
-            DType::U32 | DType::U64 => {
+    fn raw(&self, name: &str) -> Option<(DType, &[u8])> {
+        let s = self.inner.sections.get(name)?;
+        Some((
+            s.dtype,
+            &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize],
+        ))
+    }
+
+    /// The typed view of the column stored under `name` (any encoding), of `rows` rows.
+    fn column_at(&self, name: &str, rows: usize) -> Option<ColumnRef<'_>> {
+        let text = match self.raw(&format!("{name}.offsets")) {
+            Some((dtype, _)) => {
                 let off = format!("{name}.offsets");
-                let offsets = match s.dtype {
+                let offsets = match dtype {
                     DType::U32 => Offsets::Narrow(self.section(&off).ok()?),
                     _ => Offsets::Wide(self.section(&off).ok()?),
                 };
-                ColumnRef::Text(TextRef {
+                Some(TextRef::stored(
                     offsets,
-                    data: self.section(&format!("{name}.data")).ok()?,
-                    nulls: self.section(&format!("{name}.nulls")).ok()?,
-                })
+                    self.section(&format!("{name}.data")).ok()?,
+                    self.section(&format!("{name}.nulls")).ok()?,
+                )?)
             }
-            DType::U8 => return None,
-        })
+            None => None,
+        };
+        column::view(
+            Parts {
+                plain: self.raw(name),
+                constant: self.raw(&format!("{name}.const")),
+                base: self.raw(&format!("{name}.base")),
+                u16: self.section(&format!("{name}.u16")).ok(),
+                u32: self.section(&format!("{name}.u32")).ok(),
+                text_const: self.raw(&format!("{name}.text_const")).map(|(_, b)| b),
+                text,
+            },
+            rows,
+        )
     }
 
-    fn columns_under(&self, prefix: &str) -> HashMap<String, ColumnRef<'_>> {
+    /// Every column stored under `prefix`, each of `rows` rows. A column whose parts disagree is
+    /// reported by [`Store::check_structure`].
+    fn columns_under(&self, prefix: &str, rows: usize) -> HashMap<String, ColumnRef<'_>> {
         let mut out = HashMap::new();
         for name in self.inner.sections.keys() {
             if let Some(rest) = name.strip_prefix(prefix) {
                 let col = rest.split('.').next().unwrap_or(rest);
                 if !out.contains_key(col) {
-                    if let Some(c) = self.column_at(&format!("{prefix}{col}")) {
+                    if let Some(c) = self.column_at(&format!("{prefix}{col}"), rows) {
                         out.insert(col.to_string(), c);
                     }
                 }
@@ -253,12 +277,31 @@ impl Store {
         out
     }
 
+    /// Column names stored under `prefix` (whatever their encoding).
+    fn column_names_under(&self, prefix: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner
+            .sections
+            .keys()
+            .filter_map(|n| {
+                n.strip_prefix(prefix)
+                    .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Every person id known to the store (person rows and orphans).
     pub fn persons(&self) -> Persons<'_> {
         Persons {
             ids: self.section("person/id").unwrap_or(&[]),
             has_row: self.section("person/has_row").unwrap_or(&[]),
-            columns: self.columns_under("person/col/"),
+            columns: self.columns_under(
+                "person/col/",
+                self.section::<i64>("person/id").map_or(0, |v| v.len()),
+            ),
         }
     }
 
@@ -300,21 +343,27 @@ impl Store {
             post_offsets: self.section(&format!("{p}/post_offsets"))?,
             post_rows: self.section(&format!("{p}/post_rows"))?,
             columns: {
-                let mut cols = self.columns_under(&format!("{p}/col/"));
+                let rows = self.section::<u32>(&format!("{p}/person"))?.len();
+                let mut cols = self.columns_under(&format!("{p}/col/"), rows);
                 let event_id = self.section(&format!("{p}/event_id"))?;
                 // Core columns answer for the CDM columns they were built from.
                 if let Some(ev) = spec.event.as_ref() {
                     if let Some(pk) = ev.pk {
-                        cols.insert(pk.to_string(), ColumnRef::Id(event_id));
+                        cols.insert(
+                            pk.to_string(),
+                            ColumnRef::Id(IdColumn::from_slice(event_id)),
+                        );
                     }
                     cols.insert(
                         ev.start.to_string(),
-                        ColumnRef::I32(self.section(&format!("{p}/start"))?),
+                        ColumnRef::I32(I32Column::from_slice(self.section(&format!("{p}/start"))?)),
                     );
                     if let Some(c) = ev.concept {
                         cols.insert(
                             c.to_string(),
-                            ColumnRef::I32(self.section(&format!("{p}/concept"))?),
+                            ColumnRef::I32(I32Column::from_slice(
+                                self.section(&format!("{p}/concept"))?,
+                            )),
                         );
                     }
                     if let Some(e) = ev.end {
@@ -328,7 +377,9 @@ impl Store {
                         {
                             cols.insert(
                                 e.to_string(),
-                                ColumnRef::I32(self.section(&format!("{p}/end"))?),
+                                ColumnRef::I32(I32Column::from_slice(
+                                    self.section(&format!("{p}/end"))?,
+                                )),
                             );
                         }
                     }
@@ -341,7 +392,11 @@ impl Store {
     /// A reference table (`location`, `care_site`, `provider`), rows sorted by primary key.
     pub fn reference(&self, table: &str) -> Option<Reference<'_>> {
         let spec = qiao_cdm::table(table)?;
-        let columns = self.columns_under(&format!("ref/{}/col/", spec.name));
+        let prefix = format!("ref/{}/col/", spec.name);
+        let rows = self
+            .raw(&format!("{prefix}{}", spec.columns[0].name))
+            .map_or(0, |(dt, b)| b.len() / dt.size());
+        let columns = self.columns_under(&prefix, rows);
         if columns.is_empty() {
             return None;
         }
@@ -364,7 +419,11 @@ impl Store {
             values: &[],
         };
         Vocabulary {
-            columns: self.columns_under("vocab/concept/col/"),
+            columns: self.columns_under(
+                "vocab/concept/col/",
+                self.section::<i32>("vocab/concept/col/concept_id")
+                    .map_or(0, |v| v.len()),
+            ),
             ancestor: self.multimap("vocab/ancestor").unwrap_or(empty),
             mapped_from: self.multimap("vocab/mapped_from").unwrap_or(empty),
         }
@@ -375,109 +434,6 @@ fn offsets_ok(offsets: &[u64], len: usize) -> bool {
     offsets.first().is_some_and(|&o| o == 0)
         && offsets.windows(2).all(|w| w[0] <= w[1])
         && offsets.last().is_some_and(|&o| o as usize == len)
-}
-
-/// A typed view of one stored column. NULL: `i64::MIN`, `i32::MIN`, NaN, `None`.
-#[derive(Clone, Copy, Debug)]
-pub enum ColumnRef<'a> {
-    Id(&'a [i64]),
-    /// Concept ids, integers and dates (days since 1970-01-01).
-    I32(&'a [i32]),
-    Float(&'a [f64]),
-    Text(TextRef<'a>),
-}
-
-impl<'a> ColumnRef<'a> {
-    fn len_is(&self, n: usize) -> bool {
-        match self {
-            ColumnRef::Id(v) => v.len() == n,
-            ColumnRef::I32(v) => v.len() == n,
-            ColumnRef::Float(v) => v.len() == n,
-            ColumnRef::Text(t) => {
-                t.nulls.len() == n && t.offsets.len() == n + 1 && t.offsets.valid_for(t.data.len())
-            }
-        }
-    }
-    pub fn as_id(self) -> Option<&'a [i64]> {
-        match self {
-            ColumnRef::Id(v) => Some(v),
-            _ => None,
-        }
-    }
-    pub fn as_i32(self) -> Option<&'a [i32]> {
-        match self {
-            ColumnRef::I32(v) => Some(v),
-            _ => None,
-        }
-    }
-    pub fn as_f64(self) -> Option<&'a [f64]> {
-        match self {
-            ColumnRef::Float(v) => Some(v),
-            _ => None,
-        }
-    }
-    pub fn as_text(self) -> Option<TextRef<'a>> {
-        match self {
-            ColumnRef::Text(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
-/// Text offsets: 32-bit unless a column holds 4 GiB of text or more.
-#[derive(Clone, Copy, Debug)]
-enum Offsets<'a> {
-    Narrow(&'a [u32]),
-    Wide(&'a [u64]),
-}
-
-impl Offsets<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Offsets::Narrow(v) => v.len(),
-            Offsets::Wide(v) => v.len(),
-        }
-    }
-    fn get(&self, i: usize) -> Option<usize> {
-        match self {
-            Offsets::Narrow(v) => v.get(i).map(|&o| o as usize),
-            Offsets::Wide(v) => v.get(i).map(|&o| o as usize),
-        }
-    }
-    fn valid_for(&self, len: usize) -> bool {
-        let n = self.len();
-        n > 0
-            && self.get(0) == Some(0)
-            && self.get(n - 1) == Some(len)
-            && (1..n).all(|i| self.get(i - 1) <= self.get(i))
-    }
-}
-
-/// A stored text column.
-#[derive(Clone, Copy, Debug)]
-pub struct TextRef<'a> {
-    offsets: Offsets<'a>,
-    data: &'a [u8],
-    nulls: &'a [u8],
-}
-
-impl<'a> TextRef<'a> {
-    pub fn len(&self) -> usize {
-        self.nulls.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.nulls.is_empty()
-    }
-    /// Row `i`'s text, None if NULL (or out of range).
-    pub fn get(&self, i: usize) -> Option<&'a str> {
-        if *self.nulls.get(i)? != 0 {
-            return None;
-        }
-        let bytes = self
-            .data
-            .get(self.offsets.get(i)?..self.offsets.get(i + 1)?)?;
-        std::str::from_utf8(bytes).ok()
-    }
 }
 
 /// Every person id the store knows, by dense index `0..len()` in ascending person id order.
@@ -513,7 +469,10 @@ impl<'a> Persons<'a> {
     }
     /// `person.<name>` as i32 values by person index (concepts, year_of_birth, …).
     pub fn i32_column(&self, name: &str) -> &'a [i32] {
-        self.column(name).and_then(ColumnRef::as_i32).unwrap_or(&[])
+        self.column(name)
+            .and_then(ColumnRef::as_i32)
+            .and_then(|c| c.as_slice())
+            .unwrap_or(&[])
     }
     pub fn year_of_birth(&self, idx: u32) -> Option<i32> {
         self.i32_column("year_of_birth")
@@ -615,7 +574,10 @@ impl<'a> Reference<'a> {
     }
     /// The row of a primary key value.
     pub fn row_of(&self, id: i64) -> Option<usize> {
-        let ids = self.column(self.spec.columns[0].name)?.as_id()?;
+        let ids = self
+            .column(self.spec.columns[0].name)?
+            .as_id()?
+            .as_slice()?;
         ids.binary_search(&id).ok()
     }
 }
@@ -661,6 +623,7 @@ impl<'a> Vocabulary<'a> {
         self.columns
             .get("concept_id")
             .and_then(|c| c.as_i32())
+            .and_then(|c| c.as_slice())
             .unwrap_or(&[])
     }
     fn row(&self, id: i32) -> Option<usize> {

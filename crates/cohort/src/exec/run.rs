@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use qiao_cdm::date::{self, Day, NULL_DAY};
-use qiao_store::{ColumnRef, Domain, Persons, Store, TextRef};
+use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, Persons, Store, TextRef};
 
 use super::plan::*;
 use crate::model::{GroupType, LimitType, RangeOp, TextOp};
@@ -86,23 +86,19 @@ const NULL_ID: i64 = i64::MIN;
 
 // ------------------------------------------------------------------ bound data
 
-fn col_i32<'s>(c: Option<ColumnRef<'s>>) -> Option<&'s [i32]> {
+fn col_i32<'s>(c: Option<ColumnRef<'s>>) -> Option<I32Column<'s>> {
     c.and_then(ColumnRef::as_i32)
 }
-fn col_id<'s>(c: Option<ColumnRef<'s>>) -> Option<&'s [i64]> {
+fn col_id<'s>(c: Option<ColumnRef<'s>>) -> Option<IdColumn<'s>> {
     c.and_then(ColumnRef::as_id)
 }
 
 /// A number from a column: None for NULL.
 fn num_at(c: Option<ColumnRef<'_>>, r: usize) -> Option<f64> {
     match c? {
-        ColumnRef::I32(v) => v.get(r).copied().filter(|&x| x != i32::MIN).map(f64::from),
-        ColumnRef::Id(v) => v
-            .get(r)
-            .copied()
-            .filter(|&x| x != i64::MIN)
-            .map(|x| x as f64),
-        ColumnRef::Float(v) => v.get(r).copied().filter(|x| !x.is_nan()),
+        ColumnRef::I32(v) => v.get(r).filter(|&x| x != i32::MIN).map(f64::from),
+        ColumnRef::Id(v) => v.get(r).filter(|&x| x != i64::MIN).map(|x| x as f64),
+        ColumnRef::Float(v) => v.get(r).filter(|x| !x.is_nan()),
         ColumnRef::Text(_) => None,
     }
 }
@@ -129,19 +125,21 @@ impl RefLookup<'_> {
 fn ref_lookup<'s>(store: &'s Store, table: &str, id_col: &str, col: &str) -> Option<RefLookup<'s>> {
     let r = store.reference(table)?;
     Some(RefLookup {
-        ids: col_id(r.column(id_col))?,
-        values: col_i32(r.column(col)).unwrap_or(&[]),
+        ids: col_id(r.column(id_col))?.as_slice()?,
+        values: col_i32(r.column(col))
+            .and_then(|c| c.as_slice())
+            .unwrap_or(&[]),
     })
 }
 
 /// Columns a node reads, resolved once per run.
 pub(crate) struct NodeData<'s> {
     pub dom: Option<usize>,
-    source: Option<&'s [i32]>,
-    visit: Option<&'s [i64]>,
-    provider: Option<&'s [i64]>,
-    care_site: Option<&'s [i64]>,
-    location: Option<&'s [i64]>,
+    source: Option<I32Column<'s>>,
+    visit: Option<IdColumn<'s>>,
+    provider: Option<IdColumn<'s>>,
+    care_site: Option<IdColumn<'s>>,
+    location: Option<IdColumn<'s>>,
     domain_id: Option<TextRef<'s>>,
     /// One resolved column per filter (None where the filter reads no domain column or the store
     /// lacks it: all NULL).
@@ -157,7 +155,7 @@ pub(crate) struct Ctx<'s> {
     pub op: Option<usize>,
     pub visit_dom: Option<usize>,
     pub drug_dom: Option<usize>,
-    drug_source: Option<&'s [i32]>,
+    drug_source: Option<I32Column<'s>>,
     persons: Persons<'s>,
     yob: &'s [i32],
     person_cols: HashMap<&'static str, &'s [i32]>,
@@ -319,7 +317,7 @@ impl<'s> Ctx<'s> {
                 }
             } else if let (Some((_, cs)), Some(src)) = (node.source, self.nodes[id].source) {
                 let cs = self.codeset(cs);
-                for (r, &v) in src.iter().enumerate() {
+                for (r, v) in src.iter().enumerate() {
                     if cs.contains(v) {
                         if let Some(m) = person.get(r).and_then(|&p| mark.get_mut(p as usize)) {
                             *m = true;
@@ -515,15 +513,10 @@ impl<'c, 's> Person<'c, 's> {
     ) -> Result<i32, ()> {
         let ctx = self.ctx;
         match col {
-            ConceptExpr::Col(_) => Ok(col_i32(fcol)
-                .and_then(|v| v.get(r).copied())
-                .unwrap_or(i32::MIN)),
+            ConceptExpr::Col(_) => Ok(col_i32(fcol).and_then(|v| v.get(r)).unwrap_or(i32::MIN)),
             ConceptExpr::Person(c) => Ok(ctx.person_i32(c, self.p)),
             ConceptExpr::ProviderSpecialty => {
-                let id = nd
-                    .provider
-                    .and_then(|v| v.get(r).copied())
-                    .unwrap_or(NULL_ID);
+                let id = nd.provider.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
                 Ok(ctx
                     .provider
                     .as_ref()
@@ -531,7 +524,7 @@ impl<'c, 's> Person<'c, 's> {
                     .unwrap_or(i32::MIN))
             }
             ConceptExpr::VisitConcept => {
-                let id = nd.visit.and_then(|v| v.get(r).copied()).unwrap_or(NULL_ID);
+                let id = nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
                 if id == NULL_ID {
                     return Err(());
                 }
@@ -545,10 +538,7 @@ impl<'c, 's> Person<'c, 's> {
                 Err(())
             }
             ConceptExpr::PlaceOfService => {
-                let id = nd
-                    .care_site
-                    .and_then(|v| v.get(r).copied())
-                    .unwrap_or(NULL_ID);
+                let id = nd.care_site.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
                 ctx.care_site.as_ref().ok_or(())?.get(id)
             }
         }
@@ -631,7 +621,7 @@ impl<'c, 's> Person<'c, 's> {
                 let lo = num_at(nd.extra.get("range_low").copied().flatten(), r);
                 let hi = num_at(nd.extra.get("range_high").copied().flatten(), r);
                 let vc = col_i32(nd.extra.get("value_as_concept_id").copied().flatten())
-                    .and_then(|c| c.get(r).copied())
+                    .and_then(|c| c.get(r))
                     .unwrap_or(i32::MIN);
                 matches!((v, lo), (Some(v), Some(lo)) if v < lo)
                     || matches!((v, hi), (Some(v), Some(hi)) if v > hi)
@@ -669,19 +659,13 @@ impl<'c, 's> Person<'c, 's> {
                 }
             }
             if let Some(cs) = source {
-                let v = nd
-                    .source
-                    .and_then(|s| s.get(r).copied())
-                    .unwrap_or(i32::MIN);
+                let v = nd.source.and_then(|s| s.get(r)).unwrap_or(i32::MIN);
                 if !cs.contains(v) {
                     continue;
                 }
             }
             if let Some(cs) = region {
-                let loc = nd
-                    .location
-                    .and_then(|l| l.get(r).copied())
-                    .unwrap_or(NULL_ID);
+                let loc = nd.location.and_then(|l| l.get(r)).unwrap_or(NULL_ID);
                 let reg = ctx
                     .location
                     .as_ref()
@@ -727,7 +711,7 @@ impl<'c, 's> Person<'c, 's> {
                 start: node.user_start.unwrap_or(start),
                 end: node.user_end.unwrap_or(end),
                 sort: start,
-                visit: nd.visit.and_then(|v| v.get(r).copied()).unwrap_or(NULL_ID),
+                visit: nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID),
                 row: r as u32,
             });
         }
@@ -850,13 +834,10 @@ impl<'c, 's> Person<'c, 's> {
             CountKind::Col(name) => {
                 let col = nd.extra.get(name).copied().flatten();
                 match col? {
-                    ColumnRef::I32(v) => {
-                        v.get(r).copied().filter(|&x| x != i32::MIN).map(i64::from)
-                    }
-                    ColumnRef::Id(v) => v.get(r).copied().filter(|&x| x != i64::MIN),
+                    ColumnRef::I32(v) => v.get(r).filter(|&x| x != i32::MIN).map(i64::from),
+                    ColumnRef::Id(v) => v.get(r).filter(|&x| x != i64::MIN),
                     ColumnRef::Float(v) => v
                         .get(r)
-                        .copied()
                         .filter(|x| !x.is_nan())
                         .map(|x| if x == 0.0 { 0.0f64 } else { x }.to_bits() as i64),
                     ColumnRef::Text(_) => None,
@@ -1166,11 +1147,7 @@ impl<'c, 's> Person<'c, 's> {
                 None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
             };
             let by_concept = cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN));
-            let by_source = cs.contains(
-                ctx.drug_source
-                    .and_then(|v| v.get(r).copied())
-                    .unwrap_or(i32::MIN),
-            );
+            let by_source = cs.contains(ctx.drug_source.and_then(|v| v.get(r)).unwrap_or(i32::MIN));
             for _ in 0..(by_concept as u8 + by_source as u8) {
                 exp.push((s as i64, end + gap as i64 + offset as i64));
             }

@@ -1,0 +1,484 @@
+//! Attribute columns: how they are encoded on disk and the typed views that read them.
+//!
+//! An attribute column is stored in the smallest of a few fixed-width encodings that keep random
+//! access a shift or an add away (no decompression on the query path):
+//!
+//! | encoding | sections | when |
+//! |---|---|---|
+//! | plain | `NAME` (i32 / i64 / f64) | otherwise |
+//! | constant | `NAME.const` (one value) | every row holds the same non-NULL value |
+//! | 16-bit offsets | `NAME.base` (i32), `NAME.u16` | i32 values within 65,535 of their minimum |
+//! | 32-bit offsets | `NAME.base` (i64), `NAME.u32` | i64 values within 2³²−1 of their minimum |
+//!
+//! In the offset encodings the all-ones code is NULL. Text columns are offsets + bytes + NULL flags,
+//! or one constant string.
+
+use std::io::{self, Write};
+
+use qiao_cdm::{Column, NULL_ID, NULL_INT};
+
+use crate::format::{DType, SectionWriter};
+
+const NULL_U16: u16 = u16::MAX;
+const NULL_U32: u32 = u32::MAX;
+
+/// Writes `col` under `name`: in its smallest encoding if `encode`, else plain (columns that are
+/// searched by value, such as concept ids and person attributes, stay plain slices).
+pub(crate) fn write_encoded<W: Write>(
+    w: &mut SectionWriter<W>,
+    name: &str,
+    col: &Column,
+    encode: bool,
+) -> io::Result<()> {
+    if !encode {
+        return match col {
+            Column::I32(v) => w.section(name, v),
+            Column::Id(v) => w.section(name, v),
+            Column::Float(v) => w.section(name, v),
+            Column::Text(t) => write_text(w, name, t),
+        };
+    }
+    match col {
+        Column::I32(v) => {
+            let (min, max, nulls) = range(v.iter().copied(), NULL_INT);
+            match (min, max) {
+                (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
+                (Some(a), Some(b)) if (b as i64 - a as i64) < NULL_U16 as i64 => {
+                    let codes: Vec<u16> = v
+                        .iter()
+                        .map(|&x| {
+                            if x == NULL_INT {
+                                NULL_U16
+                            } else {
+                                (x as i64 - a as i64) as u16
+                            }
+                        })
+                        .collect();
+                    w.section(format!("{name}.base"), &[a])?;
+                    w.section(format!("{name}.u16"), &codes)
+                }
+                _ => w.section(name, v),
+            }
+        }
+        Column::Id(v) => {
+            let (min, max, nulls) = range(v.iter().copied(), NULL_ID);
+            match (min, max) {
+                (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
+                (Some(a), Some(b)) if (b as i128 - a as i128) < NULL_U32 as i128 => {
+                    let codes: Vec<u32> = v
+                        .iter()
+                        .map(|&x| {
+                            if x == NULL_ID {
+                                NULL_U32
+                            } else {
+                                (x as i128 - a as i128) as u32
+                            }
+                        })
+                        .collect();
+                    w.section(format!("{name}.base"), &[a])?;
+                    w.section(format!("{name}.u32"), &codes)
+                }
+                _ => w.section(name, v),
+            }
+        }
+        Column::Float(v) => match v.first() {
+            Some(&f) if !f.is_nan() && v.iter().all(|x| x.to_bits() == f.to_bits()) => {
+                w.section(format!("{name}.const"), &[f])
+            }
+            _ => w.section(name, v),
+        },
+        Column::Text(t) => {
+            let first = (!t.is_empty()).then(|| t.get(0)).flatten();
+            if let Some(s) = first.filter(|s| (0..t.len()).all(|i| t.get(i) == Some(s))) {
+                return w.section(format!("{name}.text_const"), s.as_bytes());
+            }
+            write_text(w, name, t)
+        }
+    }
+}
+
+fn write_text<W: Write>(
+    w: &mut SectionWriter<W>,
+    name: &str,
+    t: &qiao_cdm::TextColumn,
+) -> io::Result<()> {
+    // 32-bit offsets unless the column holds 4 GiB of text or more.
+    match u32::try_from(t.data.len()) {
+        Ok(_) => {
+            let narrow: Vec<u32> = t.offsets.iter().map(|&o| o as u32).collect();
+            w.section(format!("{name}.offsets"), &narrow)?
+        }
+        Err(_) => w.section(format!("{name}.offsets"), &t.offsets)?,
+    }
+    w.section(format!("{name}.data"), &t.data)?;
+    let nulls: Vec<u8> = t.nulls.iter().map(|&b| b as u8).collect();
+    w.section(format!("{name}.nulls"), &nulls)
+}
+
+/// (min, max) of the non-NULL values, and whether any value is NULL.
+fn range<T: Ord + Copy>(values: impl Iterator<Item = T>, null: T) -> (Option<T>, Option<T>, bool) {
+    let (mut min, mut max, mut nulls) = (None, None, false);
+    for x in values {
+        if x == null {
+            nulls = true;
+            continue;
+        }
+        min = Some(min.map_or(x, |m: T| m.min(x)));
+        max = Some(max.map_or(x, |m: T| m.max(x)));
+    }
+    (min, max, nulls)
+}
+
+/// The sections of one encoded column, as found in the table of contents.
+pub(crate) struct Parts<'a> {
+    pub plain: Option<(DType, &'a [u8])>,
+    pub constant: Option<(DType, &'a [u8])>,
+    pub base: Option<(DType, &'a [u8])>,
+    pub u16: Option<&'a [u16]>,
+    pub u32: Option<&'a [u32]>,
+    pub text_const: Option<&'a [u8]>,
+    pub text: Option<TextRef<'a>>,
+}
+
+/// Builds the typed view of a column of `rows` rows from its sections (None if inconsistent).
+pub(crate) fn view<'a>(p: Parts<'a>, rows: usize) -> Option<ColumnRef<'a>> {
+    let one = |(dtype, bytes): (DType, &'a [u8]), want: DType| -> Option<&'a [u8]> {
+        (dtype == want).then_some(bytes)
+    };
+    if let Some(t) = p.text {
+        return (t.len() == rows).then_some(ColumnRef::Text(t));
+    }
+    if let Some(bytes) = p.text_const {
+        let s = std::str::from_utf8(bytes).ok()?;
+        return Some(ColumnRef::Text(TextRef {
+            enc: TextEnc::Const(s, rows),
+        }));
+    }
+    if let Some((dtype, bytes)) = p.plain {
+        let col = match dtype {
+            DType::I32 => ColumnRef::I32(I32Column(I32Enc::Plain(
+                bytemuck::try_cast_slice(bytes).ok()?,
+            ))),
+            DType::I64 => ColumnRef::Id(IdColumn(IdEnc::Plain(
+                bytemuck::try_cast_slice(bytes).ok()?,
+            ))),
+            DType::F64 => ColumnRef::Float(FloatColumn(FloatEnc::Plain(
+                bytemuck::try_cast_slice(bytes).ok()?,
+            ))),
+            _ => return None,
+        };
+        return (col.len() == rows).then_some(col);
+    }
+    if let Some(c) = p.constant {
+        return Some(match c.0 {
+            DType::I32 => ColumnRef::I32(I32Column(I32Enc::Const(
+                *bytemuck::try_from_bytes(one(c, DType::I32)?).ok()?,
+                rows,
+            ))),
+            DType::I64 => ColumnRef::Id(IdColumn(IdEnc::Const(
+                *bytemuck::try_from_bytes(one(c, DType::I64)?).ok()?,
+                rows,
+            ))),
+            DType::F64 => ColumnRef::Float(FloatColumn(FloatEnc::Const(
+                *bytemuck::try_from_bytes(one(c, DType::F64)?).ok()?,
+                rows,
+            ))),
+            _ => return None,
+        });
+    }
+    let base = p.base?;
+    if let Some(codes) = p.u16 {
+        let base: i32 = *bytemuck::try_from_bytes(one(base, DType::I32)?).ok()?;
+        return (codes.len() == rows)
+            .then_some(ColumnRef::I32(I32Column(I32Enc::U16 { base, codes })));
+    }
+    if let Some(codes) = p.u32 {
+        let base: i64 = *bytemuck::try_from_bytes(one(base, DType::I64)?).ok()?;
+        return (codes.len() == rows)
+            .then_some(ColumnRef::Id(IdColumn(IdEnc::U32 { base, codes })));
+    }
+    None
+}
+
+/// A typed view of one attribute column. NULL reads as `i64::MIN`, `i32::MIN`, NaN or `None`.
+#[derive(Clone, Copy, Debug)]
+pub enum ColumnRef<'a> {
+    /// 64-bit ids.
+    Id(IdColumn<'a>),
+    /// Concept ids, integers and dates (days since 1970-01-01).
+    I32(I32Column<'a>),
+    Float(FloatColumn<'a>),
+    Text(TextRef<'a>),
+}
+
+impl<'a> ColumnRef<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnRef::Id(c) => c.len(),
+            ColumnRef::I32(c) => c.len(),
+            ColumnRef::Float(c) => c.len(),
+            ColumnRef::Text(t) => t.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn as_id(self) -> Option<IdColumn<'a>> {
+        match self {
+            ColumnRef::Id(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_i32(self) -> Option<I32Column<'a>> {
+        match self {
+            ColumnRef::I32(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_f64(self) -> Option<FloatColumn<'a>> {
+        match self {
+            ColumnRef::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_text(self) -> Option<TextRef<'a>> {
+        match self {
+            ColumnRef::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// Row `r` as a number (None if NULL, text, or out of range).
+    pub fn number(&self, r: usize) -> Option<f64> {
+        match self {
+            ColumnRef::Id(c) => c.get(r).filter(|&x| x != NULL_ID).map(|x| x as f64),
+            ColumnRef::I32(c) => c.get(r).filter(|&x| x != NULL_INT).map(f64::from),
+            ColumnRef::Float(c) => c.get(r).filter(|x| !x.is_nan()),
+            ColumnRef::Text(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum I32Enc<'a> {
+    Plain(&'a [i32]),
+    Const(i32, usize),
+    U16 { base: i32, codes: &'a [u16] },
+}
+
+/// An i32 column (concepts, integers, dates). `get` is like `slice.get(r).copied()`.
+#[derive(Clone, Copy, Debug)]
+pub struct I32Column<'a>(I32Enc<'a>);
+
+impl<'a> I32Column<'a> {
+    /// A column over a plain slice (e.g. a core column).
+    pub fn from_slice(v: &'a [i32]) -> Self {
+        I32Column(I32Enc::Plain(v))
+    }
+    pub fn len(&self) -> usize {
+        match self.0 {
+            I32Enc::Plain(v) => v.len(),
+            I32Enc::Const(_, n) => n,
+            I32Enc::U16 { codes, .. } => codes.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Row `r` (`Some(i32::MIN)` for NULL), None past the end.
+    #[inline]
+    pub fn get(&self, r: usize) -> Option<i32> {
+        match self.0 {
+            I32Enc::Plain(v) => v.get(r).copied(),
+            I32Enc::Const(x, n) => (r < n).then_some(x),
+            I32Enc::U16 { base, codes } => codes.get(r).map(|&c| {
+                if c == NULL_U16 {
+                    NULL_INT
+                } else {
+                    base + c as i32
+                }
+            }),
+        }
+    }
+    /// The values as a slice, when stored plain.
+    pub fn as_slice(&self) -> Option<&'a [i32]> {
+        match self.0 {
+            I32Enc::Plain(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {
+        (0..self.len()).filter_map(|r| self.get(r))
+    }
+    pub fn to_vec(&self) -> Vec<i32> {
+        self.iter().collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum IdEnc<'a> {
+    Plain(&'a [i64]),
+    Const(i64, usize),
+    U32 { base: i64, codes: &'a [u32] },
+}
+
+/// An i64 id column. `get` is like `slice.get(r).copied()`.
+#[derive(Clone, Copy, Debug)]
+pub struct IdColumn<'a>(IdEnc<'a>);
+
+impl<'a> IdColumn<'a> {
+    pub fn from_slice(v: &'a [i64]) -> Self {
+        IdColumn(IdEnc::Plain(v))
+    }
+    pub fn len(&self) -> usize {
+        match self.0 {
+            IdEnc::Plain(v) => v.len(),
+            IdEnc::Const(_, n) => n,
+            IdEnc::U32 { codes, .. } => codes.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Row `r` (`Some(i64::MIN)` for NULL), None past the end.
+    #[inline]
+    pub fn get(&self, r: usize) -> Option<i64> {
+        match self.0 {
+            IdEnc::Plain(v) => v.get(r).copied(),
+            IdEnc::Const(x, n) => (r < n).then_some(x),
+            IdEnc::U32 { base, codes } => codes.get(r).map(|&c| {
+                if c == NULL_U32 {
+                    NULL_ID
+                } else {
+                    base + c as i64
+                }
+            }),
+        }
+    }
+    pub fn as_slice(&self) -> Option<&'a [i64]> {
+        match self.0 {
+            IdEnc::Plain(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.len()).filter_map(|r| self.get(r))
+    }
+    pub fn to_vec(&self) -> Vec<i64> {
+        self.iter().collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FloatEnc<'a> {
+    Plain(&'a [f64]),
+    Const(f64, usize),
+}
+
+/// A floating-point column. `get` is like `slice.get(r).copied()` (NaN for NULL).
+#[derive(Clone, Copy, Debug)]
+pub struct FloatColumn<'a>(FloatEnc<'a>);
+
+impl FloatColumn<'_> {
+    pub fn len(&self) -> usize {
+        match self.0 {
+            FloatEnc::Plain(v) => v.len(),
+            FloatEnc::Const(_, n) => n,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    #[inline]
+    pub fn get(&self, r: usize) -> Option<f64> {
+        match self.0 {
+            FloatEnc::Plain(v) => v.get(r).copied(),
+            FloatEnc::Const(x, n) => (r < n).then_some(x),
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.len()).filter_map(|r| self.get(r))
+    }
+}
+
+/// Text offsets: 32-bit unless a column holds 4 GiB of text or more.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Offsets<'a> {
+    Narrow(&'a [u32]),
+    Wide(&'a [u64]),
+}
+
+impl Offsets<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(v) => v.len(),
+            Offsets::Wide(v) => v.len(),
+        }
+    }
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Offsets::Narrow(v) => v.get(i).map(|&o| o as usize),
+            Offsets::Wide(v) => v.get(i).map(|&o| o as usize),
+        }
+    }
+    fn valid_for(&self, len: usize) -> bool {
+        let n = self.len();
+        n > 0
+            && self.get(0) == Some(0)
+            && self.get(n - 1) == Some(len)
+            && (1..n).all(|i| self.get(i - 1) <= self.get(i))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum TextEnc<'a> {
+    Stored {
+        offsets: Offsets<'a>,
+        data: &'a [u8],
+        nulls: &'a [u8],
+    },
+    Const(&'a str, usize),
+}
+
+/// A text column.
+#[derive(Clone, Copy, Debug)]
+pub struct TextRef<'a> {
+    enc: TextEnc<'a>,
+}
+
+impl<'a> TextRef<'a> {
+    /// A stored text column, if its parts agree.
+    pub(crate) fn stored(offsets: Offsets<'a>, data: &'a [u8], nulls: &'a [u8]) -> Option<Self> {
+        (offsets.len() == nulls.len() + 1 && offsets.valid_for(data.len())).then_some(TextRef {
+            enc: TextEnc::Stored {
+                offsets,
+                data,
+                nulls,
+            },
+        })
+    }
+    pub fn len(&self) -> usize {
+        match self.enc {
+            TextEnc::Stored { nulls, .. } => nulls.len(),
+            TextEnc::Const(_, n) => n,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Row `i`'s text, None if NULL (or out of range).
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self.enc {
+            TextEnc::Stored {
+                offsets,
+                data,
+                nulls,
+            } => {
+                if *nulls.get(i)? != 0 {
+                    return None;
+                }
+                std::str::from_utf8(data.get(offsets.get(i)?..offsets.get(i + 1)?)?).ok()
+            }
+            TextEnc::Const(s, n) => (i < n).then_some(s),
+        }
+    }
+}
