@@ -9,7 +9,7 @@
 //!   data from being expressible or sent.
 //! - [`envelope`]: [`Envelope`], [`Signer`], [`Verifier`] with pinned keys, [`ReplayGuard`].
 //! - [`keys`]: key generation, fingerprints, key files.
-//! - [`enroll`]: one-time enrollment tokens and the enrollment request/response.
+//! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
 
 pub mod enroll;
 pub mod envelope;
