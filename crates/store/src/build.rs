@@ -51,7 +51,13 @@ pub fn write_image<W: Write>(
     for t in by_name.values() {
         if let Some(ev) = &t.spec.event {
             if let Some(ids) = t.column(ev.person).and_then(Column::as_id) {
-                universe.extend(ids.iter().copied().filter(|&id| id != NULL_ID));
+                let rows = PersonRows::of(t);
+                universe.extend(
+                    ids.iter()
+                        .enumerate()
+                        .filter(|&(r, &id)| id != NULL_ID && rows.is_person(r))
+                        .map(|(_, &id)| id),
+                );
             }
         }
     }
@@ -416,6 +422,25 @@ fn postings(concept: &[i32]) -> (Vec<i32>, Vec<u64>, Vec<u32>) {
     (keys, offsets, rows)
 }
 
+/// Which rows of an event table are events of a person: all of them, except that `location_history`
+/// also holds the locations of care sites and providers (`domain_id` other than `PERSON`), which
+/// Circe's LocationRegion criterion ignores and which are not persons.
+struct PersonRows<'a> {
+    domain: Option<&'a qiao_cdm::TextColumn>,
+}
+
+impl<'a> PersonRows<'a> {
+    fn of(t: &'a RawTable) -> Self {
+        let domain = (t.spec.name == "location_history")
+            .then(|| t.column("domain_id").and_then(Column::as_text))
+            .flatten();
+        PersonRows { domain }
+    }
+    fn is_person(&self, r: usize) -> bool {
+        self.domain.is_none_or(|d| d.get(r) == Some("PERSON"))
+    }
+}
+
 struct SortedEvents {
     /// Source row of each stored row.
     order: Vec<u32>,
@@ -446,13 +471,14 @@ fn sort_events(t: &RawTable, universe: &[i64]) -> SortedEvents {
         .and_then(Column::as_id)
         .unwrap_or(persons);
     let n = t.rows();
+    let person_rows = PersonRows::of(t);
 
     let mut keyed: Vec<(u32, i32, i64, u32)> = (0..n)
         .into_par_iter()
         .filter_map(|r| {
             let pid = *persons.get(r)?;
             let s = *starts.get(r)?;
-            if pid == NULL_ID || s == NULL_INT {
+            if pid == NULL_ID || s == NULL_INT || !person_rows.is_person(r) {
                 return None;
             }
             let p = universe.binary_search(&pid).ok()? as u32;

@@ -357,3 +357,21 @@ fn a_write_removes_what_an_interrupted_write_left_behind() {
     );
     Store::open(&path).unwrap();
 }
+
+#[test]
+fn location_history_of_care_sites_is_not_a_person() {
+    let mut tables = sample();
+    // kept location_history columns: id, location_id, relationship_type, domain_id, entity_id, start, end
+    tables.push(table(
+        "location_history",
+        &[
+            &["1", "7", "", "PERSON", "1", "2001-01-01", ""],
+            &["2", "7", "", "CARE_SITE", "555", "2001-01-01", ""],
+        ],
+    ));
+    let store = qiao_store::from_tables(tables).unwrap();
+    assert_eq!(store.persons().ids(), &[1, 2, 99]);
+    let lh = store.domain("location_history").unwrap();
+    assert_eq!(lh.event_id(), &[1]);
+    assert_eq!(lh.end(), &[d("2099-12-31")]);
+}
