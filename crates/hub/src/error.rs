@@ -1,0 +1,135 @@
+//! API errors: an HTTP status and `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use qiao_protocol::VerifyError;
+
+use crate::store::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code (snake_case).
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Seconds to wait before retrying (429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 422.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 500, details logged, not shown.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {detail}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the hub's log",
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{m} already exists"),
+            ),
+            StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
+            StoreError::Invalid(m) => ApiError::invalid("invalid", m),
+            StoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "wrong_site", m),
+            e @ (StoreError::Backend(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::TooNew { .. }) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        let (status, code) = match &e {
+            VerifyError::TooLarge { .. } | VerifyError::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            }
+            VerifyError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_envelope"),
+            VerifyError::UnsupportedVersion { .. } => {
+                (StatusCode::BAD_REQUEST, "unsupported_version")
+            }
+            VerifyError::UnknownSigner { .. } => (StatusCode::UNAUTHORIZED, "unknown_signer"),
+            VerifyError::BadSignature { .. } => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            VerifyError::WrongDirection { .. } => (StatusCode::FORBIDDEN, "wrong_direction"),
+            VerifyError::WrongSite { .. } | VerifyError::SiteImpersonation { .. } => {
+                (StatusCode::FORBIDDEN, "wrong_site")
+            }
+            VerifyError::JobIdPresence { .. } => (StatusCode::BAD_REQUEST, "malformed_envelope"),
+            VerifyError::Expired { .. } => (StatusCode::UNAUTHORIZED, "expired"),
+            VerifyError::FromTheFuture { .. } => (StatusCode::UNAUTHORIZED, "from_the_future"),
+            VerifyError::Replay { .. } => (StatusCode::CONFLICT, "replay"),
+            VerifyError::ReplayCacheFull { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "replay_cache_full")
+            }
+            VerifyError::MalformedBody { .. } | VerifyError::BodyMismatch { .. } => {
+                (StatusCode::BAD_REQUEST, "malformed_body")
+            }
+            VerifyError::NotAggregate(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_aggregate"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

@@ -1,0 +1,282 @@
+//! A job's results for people: the per-site and total funnel as a table, or one JSON object
+//! (`qiao query`, `qiao demo`).
+
+use qiao_protocol::{AgeBand, Gender, Payload, Released};
+use serde_json::{json, Value};
+
+use crate::view::{JobView, NetworkTotals, SiteJobView, SiteStatus, TotalValue};
+
+fn status_name(s: SiteStatus) -> &'static str {
+    match s {
+        SiteStatus::Pending => "pending",
+        SiteStatus::Done => "done",
+        SiteStatus::Refused => "refused",
+        SiteStatus::Failed => "failed",
+    }
+}
+
+fn tag<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
+}
+
+fn status_text(s: &SiteJobView) -> String {
+    match (s.status, s.reason, s.error) {
+        (SiteStatus::Refused, Some(r), _) => format!("refused ({})", tag(&r)),
+        (SiteStatus::Failed, _, Some(e)) => format!("failed ({})", tag(&e)),
+        (st, _, _) => status_name(st).to_owned(),
+    }
+}
+
+/// An age band as text: `18-27` or `90+`.
+pub fn band_text(b: &Option<AgeBand>) -> String {
+    match b {
+        None => "all".into(),
+        Some(AgeBand {
+            min_age,
+            max_age: Some(max),
+        }) => format!("{min_age}-{max}"),
+        Some(AgeBand {
+            min_age,
+            max_age: None,
+        }) => format!("{min_age}+"),
+    }
+}
+
+fn gender_text(g: &Option<Gender>) -> String {
+    g.as_ref().map_or_else(|| "all".into(), tag)
+}
+
+/// The JSON form: `{"job_id", "project", "query_type", "complete", "sites": [{"site", "status",
+/// "entries", ...}], "total": {...}}`; every number is its released text (e.g. `"< 10"`).
+pub fn to_json(v: &JobView) -> Value {
+    let sites: Vec<Value> = v
+        .sites
+        .iter()
+        .map(|s| {
+            let mut o = json!({"site": s.site, "status": status_name(s.status)});
+            if let Some(r) = s.reason {
+                o["reason"] = json!(r);
+            }
+            if let Some(e) = s.error {
+                o["error"] = json!(e);
+            }
+            match &s.payload {
+                Some(Payload::CohortCount(r)) => {
+                    o["entries"] = json!(r.entries.to_string());
+                    o["subjects"] = json!(r.subjects.to_string());
+                    o["rules"] = r
+                        .rules
+                        .iter()
+                        .map(|x| {
+                            json!({"name": x.name.as_str(), "persons": x.persons.to_string(),
+                                   "gain": x.gain.to_string()})
+                        })
+                        .collect();
+                    o["final_persons"] = json!(r.final_persons.to_string());
+                }
+                Some(Payload::Demographics(r)) => {
+                    o["total"] = json!(r.total.to_string());
+                    o["cells"] = r
+                        .cells
+                        .iter()
+                        .map(|c| {
+                            json!({"age_band": band_text(&c.age_band), "gender": gender_text(&c.gender),
+                                   "index_year": c.index_year, "count": c.count.to_string()})
+                        })
+                        .collect();
+                }
+                None => {}
+            }
+            if s.payload.is_some() {
+                o["disclosure"] = json!(s.disclosure);
+            }
+            o
+        })
+        .collect();
+    let total_value = |t: &TotalValue| json!(t.display);
+    let total = match &v.total {
+        NetworkTotals::CohortCount {
+            sites_done,
+            entries,
+            subjects,
+            rules,
+            final_persons,
+        } => json!({
+            "sites_done": sites_done,
+            "entries": total_value(entries),
+            "subjects": total_value(subjects),
+            "rules": rules.iter().map(|r| json!({"name": r.name, "persons": total_value(&r.persons)})).collect::<Vec<_>>(),
+            "final_persons": total_value(final_persons),
+        }),
+        NetworkTotals::Demographics {
+            sites_done,
+            total,
+            cells,
+        } => json!({
+            "sites_done": sites_done,
+            "total": total_value(total),
+            "cells": cells.iter().map(|c| json!({"age_band": band_text(&c.age_band),
+                "gender": gender_text(&c.gender), "index_year": c.index_year,
+                "count": total_value(&c.count)})).collect::<Vec<_>>(),
+        }),
+    };
+    json!({
+        "job_id": v.job_id,
+        "project": v.project_id,
+        "query_type": v.query.payload_type(),
+        "complete": v.complete,
+        "sites": sites,
+        "total": total,
+    })
+}
+
+fn released(r: Option<&Released>) -> String {
+    r.map_or_else(String::new, ToString::to_string)
+}
+
+/// The table form: one column per site and one for the network total, one row per funnel step
+/// (or breakdown cell), then the disclosure rules each site applied.
+pub fn to_table(v: &JobView) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec![String::new()];
+    header.extend(v.sites.iter().map(|s| s.site.to_string()));
+    header.push("total".into());
+    rows.push(header);
+    let mut status = vec!["status".to_owned()];
+    status.extend(v.sites.iter().map(status_text));
+    let pending = v
+        .sites
+        .iter()
+        .filter(|s| s.status == SiteStatus::Pending)
+        .count();
+    status.push(format!(
+        "{} of {} done",
+        v.sites.len() - pending,
+        v.sites.len()
+    ));
+    rows.push(status);
+    match &v.total {
+        NetworkTotals::CohortCount {
+            entries,
+            subjects,
+            rules,
+            final_persons,
+            ..
+        } => {
+            let cohort = |s: &SiteJobView| match &s.payload {
+                Some(Payload::CohortCount(r)) => Some(r.clone()),
+                _ => None,
+            };
+            let mut line = |label: String,
+                            f: &dyn Fn(&qiao_protocol::CohortCountResult) -> Option<Released>,
+                            total: &TotalValue| {
+                let mut row = vec![label];
+                row.extend(
+                    v.sites
+                        .iter()
+                        .map(|s| released(cohort(s).and_then(|r| f(&r)).as_ref())),
+                );
+                row.push(total.display.clone());
+                rows.push(row);
+            };
+            line("entries".into(), &|r| Some(r.entries.clone()), entries);
+            line("subjects".into(), &|r| Some(r.subjects.clone()), subjects);
+            for (i, rule) in rules.iter().enumerate() {
+                line(
+                    format!("rule {}: {}", i + 1, rule.name),
+                    &move |r| r.rules.get(i).map(|x| x.persons.clone()),
+                    &rule.persons,
+                );
+            }
+            line(
+                "final persons".into(),
+                &|r| Some(r.final_persons.clone()),
+                final_persons,
+            );
+        }
+        NetworkTotals::Demographics { total, cells, .. } => {
+            let mut row = vec!["persons".to_owned()];
+            row.extend(v.sites.iter().map(|s| match &s.payload {
+                Some(Payload::Demographics(r)) => r.total.to_string(),
+                _ => String::new(),
+            }));
+            row.push(total.display.clone());
+            rows.push(row);
+            for c in cells {
+                let mut label = format!(
+                    "age {} gender {}",
+                    band_text(&c.age_band),
+                    gender_text(&c.gender)
+                );
+                if let Some(y) = c.index_year {
+                    label.push_str(&format!(" year {y}"));
+                }
+                let mut row = vec![label];
+                row.extend(v.sites.iter().map(|s| {
+                    match &s.payload {
+                        Some(Payload::Demographics(r)) => r
+                            .cells
+                            .iter()
+                            .find(|x| {
+                                (x.age_band, x.gender, x.index_year)
+                                    == (c.age_band, c.gender, c.index_year)
+                            })
+                            .map(|x| x.count.to_string())
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    }
+                }));
+                row.push(c.count.display.clone());
+                rows.push(row);
+            }
+        }
+    }
+    let ncols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "job {}  project {}  {}\n\n",
+        v.job_id,
+        v.project_id,
+        v.query.payload_type()
+    );
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (s, w))| {
+                let pad = w.saturating_sub(s.chars().count());
+                if i == 0 {
+                    format!("{s}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{s}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let with_rules: Vec<&SiteJobView> = v
+        .sites
+        .iter()
+        .filter(|s| !s.disclosure.is_empty())
+        .collect();
+    if !with_rules.is_empty() {
+        out.push_str("\ndisclosure control applied:\n");
+        for s in with_rules {
+            out.push_str(&format!("  {}: {}\n", s.site, s.disclosure.join("; ")));
+        }
+    }
+    out.push_str("\ntotals add released values only (a withheld value adds its range).\n");
+    out
+}

@@ -1,0 +1,152 @@
+//! The hub's state: a small set of ordered tables of JSON documents behind the [`HubStore`]
+//! trait, with two implementations — [`RedbStore`] (embedded, file-backed, ACID; the default)
+//! and [`PgStore`] (a PostgreSQL server) — and every domain operation written once on top of it
+//! (`impl dyn HubStore`), so both backends behave identically and one test suite covers both.
+//!
+//! Every mutating operation runs in one write transaction that also appends its audit entry,
+//! and returns only after the transaction is durably committed: a caller that responds after
+//! the call returns never acknowledges anything a crash could lose.
+
+mod ops;
+mod pg;
+mod redb_store;
+
+use std::fmt;
+
+pub use ops::{EnrollFailure, LeasedJob, ResultOutcome};
+pub use pg::PgStore;
+pub use redb_store::RedbStore;
+
+/// The current schema version of both backends.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The logical tables. Keys are ASCII strings compared bytewise; values are JSON documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Hub-wide values: the signing key, counters.
+    Meta,
+    /// User accounts by id.
+    Users,
+    /// Session and API tokens by the hex SHA-256 of the token.
+    Tokens,
+    /// Sites by id.
+    Sites,
+    /// Projects by id.
+    Projects,
+    /// Jobs by job id.
+    Jobs,
+    /// `site/seq` → job id for every job still waiting for that site's result.
+    Pending,
+    /// `job/site` → the site's stored result.
+    Results,
+    /// The audit chain by zero-padded sequence number.
+    Audit,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 9] = [
+        Table::Meta,
+        Table::Users,
+        Table::Tokens,
+        Table::Sites,
+        Table::Projects,
+        Table::Jobs,
+        Table::Pending,
+        Table::Results,
+        Table::Audit,
+    ];
+
+    /// The table's name (a fixed identifier, never user input).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Users => "users",
+            Table::Tokens => "tokens",
+            Table::Sites => "sites",
+            Table::Projects => "projects",
+            Table::Jobs => "jobs",
+            Table::Pending => "pending",
+            Table::Results => "results",
+            Table::Audit => "audit",
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The record already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is inconsistent with the stored state.
+    #[error("{0}")]
+    Invalid(String),
+    /// A site acted on a job that was not sent to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database failed (I/O, connection, ...).
+    #[error("database error: {0}")]
+    Backend(String),
+    /// A stored document could not be read back.
+    #[error("corrupt stored record in {table}/{key}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database was written by a newer Qiao.
+    #[error(
+        "database schema version {found} is newer than this build's {SCHEMA_VERSION}; upgrade qiao"
+    )]
+    TooNew {
+        /// The stored version.
+        found: u32,
+    },
+}
+
+/// One transaction over the tables. Keys are compared bytewise.
+pub trait Tx {
+    /// The value stored under `key`.
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Inserts or replaces. Fails in a read transaction.
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Removes; returns whether the key was there. Fails in a read transaction.
+    fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The entry with the greatest key.
+    fn last(&mut self, table: Table) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+}
+
+/// The body of a transaction.
+pub type TxFn<'a> = dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + 'a;
+
+/// A transactional store of ordered JSON tables: the hub's storage backend.
+///
+/// Implementations: [`RedbStore`] and [`PgStore`]. Write transactions are serialized (one at a
+/// time), committed durably before [`HubStore::write`] returns, and rolled back entirely if
+/// the body returns an error. The domain operations are inherent methods on `dyn HubStore`.
+pub trait HubStore: Send + Sync + fmt::Debug {
+    /// `"redb"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Where the state is (a path or a redacted URL), for messages.
+    fn location(&self) -> String;
+    /// Runs `f` in a read-only snapshot.
+    fn read(&self, f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// Runs `f` in a write transaction and commits it durably if `f` returns `Ok`.
+    fn write(&self, f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// The schema version recorded in the database.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+/// Zero-padded decimal, so that keys sort numerically.
+pub(crate) fn seq_key(seq: u64) -> String {
+    format!("{seq:020}")
+}

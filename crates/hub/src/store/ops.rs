@@ -1,0 +1,636 @@
+//! The domain operations, written once over [`HubStore`] transactions.
+
+use ed25519_dalek::SigningKey;
+use qiao_audit::{verify_entries, Actor, ChainError, Entry, EntryDraft, EntryHash, VerifyReport};
+use qiao_protocol::{
+    check_against_job, EnrollError, EnrollRequest, Job, JobId, JobResult, Outcome, ProjectId,
+    SiteId, StoredToken, UserId,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{seq_key, HubStore, StoreError, Table, Tx};
+use crate::model::{Delivery, JobRecord, Project, Site, StoredResult, TokenRecord, User};
+
+const META_SIGNING_KEY: &str = "hub_signing_key";
+const META_JOB_SEQ: &str = "job_seq";
+
+fn get_json<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    table: Table,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match tx.get(table, key)? {
+        None => Ok(None),
+        Some(bytes) => decode(table, key, &bytes).map(Some),
+    }
+}
+
+fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: table.name(),
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn put_json<T: Serialize>(
+    tx: &mut dyn Tx,
+    table: Table,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+    tx.put(table, key, &bytes)
+}
+
+fn scan_json<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    table: Table,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
+    tx.scan(table, prefix)?
+        .into_iter()
+        .map(|(k, v)| decode(table, &k, &v))
+        .collect()
+}
+
+/// Appends an audit entry inside the current transaction.
+fn audit(tx: &mut dyn Tx, draft: EntryDraft) -> Result<Entry, StoreError> {
+    let (seq, prev) = match tx.last(Table::Audit)? {
+        None => (1, EntryHash::GENESIS),
+        Some((k, v)) => {
+            let head: Entry = decode(Table::Audit, &k, &v)?;
+            (head.seq.saturating_add(1), head.hash)
+        }
+    };
+    let entry = Entry::seal(draft, seq, prev);
+    put_json(tx, Table::Audit, &seq_key(seq), &entry)?;
+    Ok(entry)
+}
+
+fn pending_key(site: &SiteId, seq: u64) -> String {
+    format!("{site}/{}", seq_key(seq))
+}
+
+fn result_key(job: &JobId, site: &SiteId) -> String {
+    format!("{job}/{site}")
+}
+
+/// SHA-256 of a JSON value's compact text, in hex.
+pub fn json_sha256(value: &serde_json::Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why an enrollment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollFailure {
+    /// The token, expiry, single use or proof failed (unknown sites look like a bad token).
+    #[error(transparent)]
+    Enroll(#[from] EnrollError),
+    /// The key is already registered for another site.
+    #[error("this public key is already registered for another site")]
+    KeyInUse,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job handed to a site by a poll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeasedJob {
+    /// The job.
+    pub job: Job,
+    /// Whether this was the first delivery to the site.
+    pub first_delivery: bool,
+}
+
+/// What storing a result did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Stored now.
+    Stored,
+    /// A result for this job and site was already stored; nothing changed.
+    Duplicate,
+}
+
+impl dyn HubStore + '_ {
+    fn write_with<R>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut out = None;
+        self.write(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Backend("transaction produced no result".into()))
+    }
+
+    fn read_with<R>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut out = None;
+        self.read(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Backend("transaction produced no result".into()))
+    }
+
+    /// The hub's Ed25519 signing key, generated and stored on first use.
+    pub fn signing_key(&self) -> Result<SigningKey, StoreError> {
+        let existing: Option<String> =
+            self.read_with(|tx| get_json(tx, Table::Meta, META_SIGNING_KEY))?;
+        let hex = match existing {
+            Some(h) => h,
+            None => self.write_with(|tx| {
+                if let Some(h) = get_json::<String>(tx, Table::Meta, META_SIGNING_KEY)? {
+                    return Ok(h);
+                }
+                let key = qiao_protocol::keys::generate_signing_key();
+                let h = crate::util::hex(key.as_bytes());
+                put_json(tx, Table::Meta, META_SIGNING_KEY, &h)?;
+                Ok(h)
+            })?,
+        };
+        let bytes = crate::util::unhex32(&hex).ok_or_else(|| StoreError::Corrupt {
+            table: "meta",
+            key: META_SIGNING_KEY.into(),
+            reason: "not 64 hex digits".into(),
+        })?;
+        Ok(SigningKey::from_bytes(&bytes))
+    }
+
+    // ---- users and tokens -------------------------------------------------------------------
+
+    /// Creates a user; `Conflict` if the id is taken.
+    pub fn create_user(&self, user: &User, actor: &Actor, now: i64) -> Result<(), StoreError> {
+        self.write_with(|tx| {
+            if tx.get(Table::Users, user.id.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("user {}", user.id)));
+            }
+            put_json(tx, Table::Users, user.id.as_str(), user)?;
+            let mut d = EntryDraft::new(now, actor.clone(), "user.create")
+                .decision(crate::model::role_name(user.role));
+            d.released = Some(format!("user {}", user.id));
+            audit(tx, d)?;
+            Ok(())
+        })
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.read_with(|tx| get_json(tx, Table::Users, id.as_str()))
+    }
+
+    /// Every user, by id.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read_with(|tx| scan_json(tx, Table::Users, ""))
+    }
+
+    /// Stores a token (and audits its creation with `action`).
+    pub fn put_token(
+        &self,
+        token: &TokenRecord,
+        action: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_with(|tx| {
+            if tx.get(Table::Users, token.user_id.as_str())?.is_none() {
+                return Err(StoreError::NotFound(format!("user {}", token.user_id)));
+            }
+            put_json(tx, Table::Tokens, &token.hash, token)?;
+            audit(tx, EntryDraft::new(now, actor.clone(), action))?;
+            Ok(())
+        })
+    }
+
+    /// A token by its hash.
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.read_with(|tx| get_json(tx, Table::Tokens, hash))
+    }
+
+    /// Appends a stand-alone audit entry (e.g. a failed login).
+    pub fn audit(&self, draft: EntryDraft) -> Result<Entry, StoreError> {
+        self.write_with(|tx| audit(tx, draft.clone()))
+    }
+
+    // ---- sites ------------------------------------------------------------------------------
+
+    /// Creates a site; `Conflict` if the id is taken.
+    pub fn create_site(&self, site: &Site, actor: &Actor, now: i64) -> Result<(), StoreError> {
+        self.write_with(|tx| {
+            if tx.get(Table::Sites, site.id.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("site {}", site.id)));
+            }
+            put_json(tx, Table::Sites, site.id.as_str(), site)?;
+            let mut d = EntryDraft::new(now, actor.clone(), "site.create");
+            d.released = Some(format!("site {}", site.id));
+            audit(tx, d)?;
+            Ok(())
+        })
+    }
+
+    /// A site by id.
+    pub fn site(&self, id: &SiteId) -> Result<Option<Site>, StoreError> {
+        self.read_with(|tx| get_json(tx, Table::Sites, id.as_str()))
+    }
+
+    /// Every site, by id.
+    pub fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.read_with(|tx| scan_json(tx, Table::Sites, ""))
+    }
+
+    /// Replaces the site's enrollment token (the previous one stops working).
+    pub fn set_enrollment_token(
+        &self,
+        site: &SiteId,
+        token: &StoredToken,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_with(|tx| {
+            let mut s: Site = get_json(tx, Table::Sites, site.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("site {site}")))?;
+            s.enrollment = Some(token.clone());
+            put_json(tx, Table::Sites, site.as_str(), &s)?;
+            let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token")
+                .decision(format!("issued, expires {}", token.expires_at));
+            let mut d = d;
+            d.released = Some(format!("site {site}"));
+            audit(tx, d)?;
+            Ok(())
+        })
+    }
+
+    /// Enrolls a site: checks the one-time token (constant time), expiry, single use and the
+    /// proof of possession, then registers the key and marks the token used, in one
+    /// transaction. An unknown site is reported as an invalid token.
+    pub fn enroll(&self, req: &EnrollRequest, now: i64) -> Result<Site, EnrollFailure> {
+        let mut failure: Option<EnrollFailure> = None;
+        let site = self.write_with(|tx| {
+            failure = None;
+            let Some(mut site) = get_json::<Site>(tx, Table::Sites, req.site_name.as_str())? else {
+                failure = Some(EnrollFailure::Enroll(EnrollError::InvalidToken));
+                return Ok(None);
+            };
+            let Some(mut stored) = site.enrollment.clone() else {
+                failure = Some(EnrollFailure::Enroll(EnrollError::InvalidToken));
+                return Ok(None);
+            };
+            let key = match qiao_protocol::enroll(&mut stored, req, now) {
+                Ok(k) => k,
+                Err(e) => {
+                    failure = Some(EnrollFailure::Enroll(e));
+                    return Ok(None);
+                }
+            };
+            let all: Vec<Site> = scan_json(tx, Table::Sites, "")?;
+            if all.iter().any(|other| {
+                other.id != site.id && other.public_key.is_some_and(|k| k.verifying_key() == &key)
+            }) {
+                failure = Some(EnrollFailure::KeyInUse);
+                return Ok(None);
+            }
+            site.public_key = Some(req.public_key);
+            site.enrolled_at = Some(now);
+            site.enrollment = Some(stored);
+            put_json(tx, Table::Sites, site.id.as_str(), &site)?;
+            let d = EntryDraft::new(now, Actor::Site(site.id.to_string()), "site.enroll")
+                .decision(format!("key {}", req.public_key.fingerprint()));
+            audit(tx, d)?;
+            Ok(Some(site))
+        })?;
+        match (site, failure) {
+            (Some(s), _) => Ok(s),
+            (None, Some(f)) => Err(f),
+            (None, None) => Err(EnrollFailure::Enroll(EnrollError::InvalidToken)),
+        }
+    }
+
+    // ---- projects ---------------------------------------------------------------------------
+
+    /// Creates a project; `Conflict` if the id is taken.
+    pub fn create_project(
+        &self,
+        project: &Project,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_with(|tx| {
+            if tx.get(Table::Projects, project.id.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("project {}", project.id)));
+            }
+            for m in &project.members {
+                if tx.get(Table::Users, m.as_str())?.is_none() {
+                    return Err(StoreError::NotFound(format!("user {m}")));
+                }
+            }
+            put_json(tx, Table::Projects, project.id.as_str(), project)?;
+            let d = EntryDraft::new(now, actor.clone(), "project.create")
+                .project(project.id.to_string())
+                .decision(if project.approved {
+                    "approved"
+                } else {
+                    "pending"
+                });
+            audit(tx, d)?;
+            Ok(())
+        })
+    }
+
+    /// A project by id.
+    pub fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        self.read_with(|tx| get_json(tx, Table::Projects, id.as_str()))
+    }
+
+    /// Every project, by id.
+    pub fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.read_with(|tx| scan_json(tx, Table::Projects, ""))
+    }
+
+    /// Sets the approval flag.
+    pub fn set_project_approved(
+        &self,
+        id: &ProjectId,
+        approved: bool,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Project, StoreError> {
+        self.write_with(|tx| {
+            let mut p: Project = get_json(tx, Table::Projects, id.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
+            p.approved = approved;
+            put_json(tx, Table::Projects, id.as_str(), &p)?;
+            let d = EntryDraft::new(
+                now,
+                actor.clone(),
+                if approved {
+                    "project.approve"
+                } else {
+                    "project.revoke"
+                },
+            )
+            .project(id.to_string());
+            audit(tx, d)?;
+            Ok(p)
+        })
+    }
+
+    /// Adds a member (idempotent).
+    pub fn add_project_member(
+        &self,
+        id: &ProjectId,
+        user: &UserId,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Project, StoreError> {
+        self.write_with(|tx| {
+            let mut p: Project = get_json(tx, Table::Projects, id.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
+            if tx.get(Table::Users, user.as_str())?.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            if !p.members.contains(user) {
+                p.members.push(user.clone());
+                put_json(tx, Table::Projects, id.as_str(), &p)?;
+                let mut d = EntryDraft::new(now, actor.clone(), "project.member_add")
+                    .project(id.to_string());
+                d.released = Some(format!("user {user}"));
+                audit(tx, d)?;
+            }
+            Ok(p)
+        })
+    }
+
+    // ---- jobs and results -------------------------------------------------------------------
+
+    /// Stores a new job for `sites` (assigning its sequence number) and audits the submission.
+    /// `Conflict` if the job id exists.
+    pub fn create_job(
+        &self,
+        job: &Job,
+        sites: &[SiteId],
+        now: i64,
+    ) -> Result<JobRecord, StoreError> {
+        self.write_with(|tx| {
+            let id = job.job_id.to_string();
+            if tx.get(Table::Jobs, &id)?.is_some() {
+                return Err(StoreError::Conflict(format!("job {id}")));
+            }
+            let seq = get_json::<u64>(tx, Table::Meta, META_JOB_SEQ)?.unwrap_or(0) + 1;
+            put_json(tx, Table::Meta, META_JOB_SEQ, &seq)?;
+            let record = JobRecord {
+                job: job.clone(),
+                sites: sites.to_vec(),
+                seq,
+                deliveries: sites
+                    .iter()
+                    .map(|s| Delivery {
+                        site: s.clone(),
+                        first_at: None,
+                        last_at: None,
+                        count: 0,
+                    })
+                    .collect(),
+            };
+            put_json(tx, Table::Jobs, &id, &record)?;
+            for s in sites {
+                put_json(tx, Table::Pending, &pending_key(s, seq), &id)?;
+            }
+            let what = serde_json::json!({
+                "query": job.query,
+                "sites": sites,
+                "definition_sha256": json_sha256(&job.definition),
+            });
+            let d = EntryDraft::new(
+                now,
+                Actor::User(job.requested_by.user_id.to_string()),
+                "job.submit",
+            )
+            .project(job.project_id.to_string())
+            .job(id.clone())
+            .decision("accepted")
+            .released_json(&what);
+            audit(tx, d)?;
+            Ok(record.clone())
+        })
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.read_with(|tx| get_json(tx, Table::Jobs, &id.to_string()))
+    }
+
+    /// Every job, in submission order.
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut jobs: Vec<JobRecord> = self.read_with(|tx| scan_json(tx, Table::Jobs, ""))?;
+        jobs.sort_by_key(|j| j.seq);
+        Ok(jobs)
+    }
+
+    /// Whether `site` has a job it could be handed now (cheap, read-only).
+    pub fn has_deliverable(
+        &self,
+        site: &SiteId,
+        now: i64,
+        redeliver_secs: i64,
+    ) -> Result<bool, StoreError> {
+        self.read_with(|tx| Ok(next_deliverable(tx, site, now, redeliver_secs)?.is_some()))
+    }
+
+    /// Hands `site` its oldest job still waiting for its result that was never delivered, or
+    /// last delivered at least `redeliver_secs` ago, and records the delivery. A job stays
+    /// pending for the site until its result is stored, so a site that lost a job gets it again.
+    pub fn lease_job(
+        &self,
+        site: &SiteId,
+        now: i64,
+        redeliver_secs: i64,
+    ) -> Result<Option<LeasedJob>, StoreError> {
+        if !self.has_deliverable(site, now, redeliver_secs)? {
+            return Ok(None);
+        }
+        self.write_with(|tx| {
+            let Some(mut record) = next_deliverable(tx, site, now, redeliver_secs)? else {
+                return Ok(None);
+            };
+            let mut first = false;
+            if let Some(d) = record.deliveries.iter_mut().find(|d| &d.site == site) {
+                first = d.first_at.is_none();
+                d.first_at.get_or_insert(now);
+                d.last_at = Some(now);
+                d.count = d.count.saturating_add(1);
+            }
+            put_json(tx, Table::Jobs, &record.job.job_id.to_string(), &record)?;
+            if first {
+                let d = EntryDraft::new(now, Actor::Site(site.to_string()), "job.deliver")
+                    .project(record.job.project_id.to_string())
+                    .job(record.job.job_id.to_string());
+                audit(tx, d)?;
+            }
+            Ok(Some(LeasedJob {
+                job: record.job,
+                first_delivery: first,
+            }))
+        })
+    }
+
+    /// Stores a site's verified result once: a second result for the same job and site is a
+    /// [`ResultOutcome::Duplicate`] and changes nothing. The result must be for a job sent to
+    /// that site and pass [`check_against_job`].
+    pub fn put_result(&self, result: &JobResult, now: i64) -> Result<ResultOutcome, StoreError> {
+        self.write_with(|tx| {
+            let id = result.job_id.to_string();
+            let record: JobRecord = get_json(tx, Table::Jobs, &id)?
+                .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+            if !record.sites.contains(&result.site_id) {
+                return Err(StoreError::Forbidden(format!(
+                    "job {id} was not sent to site {}",
+                    result.site_id
+                )));
+            }
+            let key = result_key(&result.job_id, &result.site_id);
+            if tx.get(Table::Results, &key)?.is_some() {
+                return Ok(ResultOutcome::Duplicate);
+            }
+            check_against_job(&record.job, result)
+                .map_err(|e| StoreError::Invalid(format!("result does not answer the job: {e}")))?;
+            put_json(
+                tx,
+                Table::Results,
+                &key,
+                &StoredResult {
+                    result: result.clone(),
+                    received_at: now,
+                },
+            )?;
+            tx.delete(Table::Pending, &pending_key(&result.site_id, record.seq))?;
+            let decision = match &result.outcome {
+                Outcome::Done { .. } => "done".to_owned(),
+                Outcome::Refused { reason } => format!("refused:{}", json_tag(reason)),
+                Outcome::Failed { error } => format!("failed:{}", json_tag(error)),
+            };
+            let mut d = EntryDraft::new(
+                now,
+                Actor::Site(result.site_id.to_string()),
+                "result.receive",
+            )
+            .project(record.job.project_id.to_string())
+            .job(id.clone())
+            .decision(decision);
+            if let Outcome::Done { payload } = &result.outcome {
+                if let Ok(v) = serde_json::to_value(payload) {
+                    d = d.released_json(&v);
+                }
+            }
+            audit(tx, d)?;
+            Ok(ResultOutcome::Stored)
+        })
+    }
+
+    /// The stored results of a job, by site.
+    pub fn results(&self, job: &JobId) -> Result<Vec<StoredResult>, StoreError> {
+        self.read_with(|tx| scan_json(tx, Table::Results, &format!("{job}/")))
+    }
+
+    // ---- audit ------------------------------------------------------------------------------
+
+    /// Audit entries with `seq > after`, at most `limit`.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        // Keys are zero-padded, so all entries scan in order; fine for the sizes a hub keeps.
+        let all: Vec<Entry> = self.read_with(|tx| scan_json(tx, Table::Audit, ""))?;
+        Ok(all
+            .into_iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .collect())
+    }
+
+    /// Reads and verifies the whole audit chain.
+    pub fn verify_audit(
+        &self,
+    ) -> Result<(Vec<Entry>, Result<VerifyReport, ChainError>), StoreError> {
+        let all: Vec<Entry> = self.read_with(|tx| scan_json(tx, Table::Audit, ""))?;
+        let report = verify_entries(&all, None);
+        Ok((all, report))
+    }
+}
+
+fn next_deliverable(
+    tx: &mut dyn Tx,
+    site: &SiteId,
+    now: i64,
+    redeliver_secs: i64,
+) -> Result<Option<JobRecord>, StoreError> {
+    for (k, v) in tx.scan(Table::Pending, &format!("{site}/"))? {
+        let id: String = decode(Table::Pending, &k, &v)?;
+        let Some(record) = get_json::<JobRecord>(tx, Table::Jobs, &id)? else {
+            continue;
+        };
+        let due = record
+            .deliveries
+            .iter()
+            .find(|d| &d.site == site)
+            .is_none_or(|d| {
+                d.last_at
+                    .is_none_or(|t| now.saturating_sub(t) >= redeliver_secs)
+            });
+        if due {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+fn json_tag<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "unknown".into(),
+    }
+}

@@ -1,0 +1,381 @@
+//! What `GET /api/v1/jobs/{id}` returns: per-site status and released results, and network
+//! totals computed from released values only, by addition only
+//! ([`qiao_disclosure::network_total`]).
+
+use std::collections::BTreeMap;
+
+use qiao_disclosure as dc;
+use qiao_protocol::{
+    AgeBand, DisclosureSummary, DpMechanism, FailureKind, Gender, JobId, Outcome, Payload,
+    ProjectId, QueryType, RefusalReason, Released, SiteId, SuppressionBasis, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{JobRecord, StoredResult};
+
+/// A site's status for a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteStatus {
+    /// No result yet.
+    Pending,
+    /// Computed and released.
+    Done,
+    /// The site declined.
+    Refused,
+    /// The site tried and failed.
+    Failed,
+}
+
+/// One site's line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteJobView {
+    /// The site.
+    pub site: SiteId,
+    /// Its status.
+    pub status: SiteStatus,
+    /// How often the job was delivered to the site.
+    pub deliveries: u32,
+    /// When the result arrived.
+    pub received_at: Option<i64>,
+    /// Why it refused.
+    pub reason: Option<RefusalReason>,
+    /// Why it failed.
+    pub error: Option<FailureKind>,
+    /// The released aggregate; each number carries the rule that produced it.
+    pub payload: Option<Payload>,
+    /// The disclosure-control rules the site applied, in words.
+    pub disclosure: Vec<String>,
+}
+
+/// A network total of one number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalValue {
+    /// As shown: the sum, or the sum with its range.
+    pub display: String,
+    /// Sum of the shown numbers.
+    pub point_sum: u64,
+    /// Smallest true total consistent with the released values.
+    pub low: u64,
+    /// Largest, if bounded.
+    pub high: Option<u64>,
+    /// Whether every site value was exact.
+    pub exact: bool,
+    /// Number of site values added.
+    pub sites: usize,
+    /// How many of them were withheld.
+    pub suppressed_sites: usize,
+}
+
+impl TotalValue {
+    fn of(values: &[dc::Released]) -> Self {
+        let t = dc::network_total(values);
+        Self {
+            display: t.to_string(),
+            point_sum: t.point_sum,
+            low: t.low,
+            high: t.high,
+            exact: t.exact,
+            sites: t.sites,
+            suppressed_sites: t.suppressed_sites,
+        }
+    }
+}
+
+/// One inclusion rule's network total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleTotal {
+    /// The rule's name.
+    pub name: String,
+    /// Persons remaining after it.
+    pub persons: TotalValue,
+}
+
+/// One breakdown cell's network total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellTotal {
+    /// Age band, or all.
+    pub age_band: Option<AgeBand>,
+    /// Gender, or all.
+    pub gender: Option<Gender>,
+    /// Index year, or all.
+    pub index_year: Option<u16>,
+    /// Persons.
+    pub count: TotalValue,
+}
+
+/// Network totals over the sites that are done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NetworkTotals {
+    /// Cohort count funnel.
+    CohortCount {
+        /// Sites added.
+        sites_done: usize,
+        /// Entries.
+        entries: TotalValue,
+        /// Subjects.
+        subjects: TotalValue,
+        /// Per inclusion rule.
+        rules: Vec<RuleTotal>,
+        /// Final persons.
+        final_persons: TotalValue,
+    },
+    /// Demographics breakdown.
+    Demographics {
+        /// Sites added.
+        sites_done: usize,
+        /// Persons.
+        total: TotalValue,
+        /// Cells present at any site; each adds only the sites that reported it.
+        cells: Vec<CellTotal>,
+    },
+}
+
+/// A job as API clients see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job.
+    pub job_id: JobId,
+    /// Its project.
+    pub project_id: ProjectId,
+    /// What was asked.
+    pub query: QueryType,
+    /// Who asked.
+    pub requested_by: UserId,
+    /// When.
+    pub created_at: i64,
+    /// Whether every site has answered (done, refused or failed).
+    pub complete: bool,
+    /// Per site, in the order asked.
+    pub sites: Vec<SiteJobView>,
+    /// Network totals from the released values of the sites that are done.
+    pub total: NetworkTotals,
+}
+
+/// Converts a wire value into the disclosure crate's, for [`dc::network_total`].
+pub fn to_disclosure(r: &Released, summary: &DisclosureSummary) -> dc::Released {
+    match *r {
+        Released::Exact { value } => dc::Released::Exact { value },
+        Released::BelowThreshold { threshold } => dc::Released::Suppressed {
+            threshold,
+            basis: dc::SuppressionBasis::TrueCount,
+        },
+        Released::Suppressed { threshold, basis } => dc::Released::Suppressed {
+            threshold,
+            basis: match basis {
+                SuppressionBasis::Table => dc::SuppressionBasis::Table,
+                SuppressionBasis::NoisyCount => dc::SuppressionBasis::NoisyCount,
+            },
+        },
+        Released::Obfuscated {
+            value,
+            threshold,
+            max_error,
+        } => {
+            let (bin, sigma, clamp) = summary
+                .obfuscation
+                .as_ref()
+                .map(|o| (o.bin, o.sigma, o.clamp))
+                .unwrap_or((1, 0.0, 0.0));
+            let bin_nz = bin.max(1);
+            dc::Released::Obfuscated {
+                value,
+                bin,
+                sigma,
+                clamp,
+                threshold,
+                floor: threshold.div_ceil(bin_nz).saturating_mul(bin_nz),
+                max_error,
+            }
+        }
+        Released::Dp {
+            value,
+            epsilon,
+            delta,
+        } => {
+            let noise = match delta {
+                Some(delta) => dc::DpNoise::Gaussian {
+                    epsilon,
+                    delta,
+                    sensitivity: 1,
+                    sigma: 0.0,
+                },
+                None => dc::DpNoise::Laplace {
+                    epsilon,
+                    sensitivity: 1,
+                    scale: 0.0,
+                },
+            };
+            dc::Released::DpNoised {
+                value,
+                noise,
+                floor: 0,
+            }
+        }
+    }
+}
+
+/// The disclosure rules of a summary, in words.
+pub fn describe_disclosure(s: &DisclosureSummary) -> Vec<String> {
+    let mut out = vec![format!("minimum cell count {}", s.min_cell_count)];
+    if let Some(o) = &s.obfuscation {
+        out.push(format!(
+            "obfuscation: bin {}, Gaussian noise σ={} clamped to ±{}, bin again",
+            o.bin, o.sigma, o.clamp
+        ));
+    }
+    if s.secondary_suppression {
+        out.push("secondary (complementary) suppression".into());
+    }
+    if let Some(dp) = &s.dp {
+        let mech = match dp.mechanism {
+            DpMechanism::Laplace => "Laplace",
+            DpMechanism::Gaussian => "Gaussian",
+        };
+        match dp.delta_spent {
+            Some(d) => out.push(format!(
+                "differential privacy ({mech}): ε={} δ={d} charged",
+                dp.epsilon_spent
+            )),
+            None => out.push(format!(
+                "differential privacy ({mech}): ε={} charged",
+                dp.epsilon_spent
+            )),
+        }
+    }
+    out
+}
+
+type CellKey = (Option<AgeBand>, Option<Gender>, Option<u16>);
+
+/// Builds the view of a job from its record and stored results.
+pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
+    let mut sites = Vec::with_capacity(record.sites.len());
+    let mut done: Vec<&Payload> = Vec::new();
+    for site in &record.sites {
+        let deliveries = record
+            .deliveries
+            .iter()
+            .find(|d| &d.site == site)
+            .map_or(0, |d| d.count);
+        let stored = results.iter().find(|r| &r.result.site_id == site);
+        let mut v = SiteJobView {
+            site: site.clone(),
+            status: SiteStatus::Pending,
+            deliveries,
+            received_at: stored.map(|r| r.received_at),
+            reason: None,
+            error: None,
+            payload: None,
+            disclosure: Vec::new(),
+        };
+        if let Some(r) = stored {
+            match &r.result.outcome {
+                Outcome::Done { payload } => {
+                    v.status = SiteStatus::Done;
+                    v.disclosure = describe_disclosure(payload.disclosure());
+                    v.payload = Some(payload.clone());
+                    done.push(payload);
+                }
+                Outcome::Refused { reason } => {
+                    v.status = SiteStatus::Refused;
+                    v.reason = Some(*reason);
+                }
+                Outcome::Failed { error } => {
+                    v.status = SiteStatus::Failed;
+                    v.error = Some(*error);
+                }
+            }
+        }
+        sites.push(v);
+    }
+    let complete = sites.iter().all(|s| s.status != SiteStatus::Pending);
+    let total = match &record.job.query {
+        QueryType::CohortCount => cohort_totals(&done),
+        QueryType::Demographics { .. } => demographics_totals(&done),
+    };
+    JobView {
+        job_id: record.job.job_id,
+        project_id: record.job.project_id.clone(),
+        query: record.job.query.clone(),
+        requested_by: record.job.requested_by.user_id.clone(),
+        created_at: record.job.created_at,
+        complete,
+        sites,
+        total,
+    }
+}
+
+fn cohort_totals(done: &[&Payload]) -> NetworkTotals {
+    let mut entries = Vec::new();
+    let mut subjects = Vec::new();
+    let mut finals = Vec::new();
+    let mut rules: Vec<(String, Vec<dc::Released>)> = Vec::new();
+    let mut n = 0;
+    for p in done {
+        let Payload::CohortCount(r) = p else { continue };
+        n += 1;
+        let s = &r.disclosure;
+        entries.push(to_disclosure(&r.entries, s));
+        subjects.push(to_disclosure(&r.subjects, s));
+        finals.push(to_disclosure(&r.final_persons, s));
+        for (i, rule) in r.rules.iter().enumerate() {
+            match rules.get_mut(i) {
+                Some((name, vals)) if name == rule.name.as_str() => {
+                    vals.push(to_disclosure(&rule.persons, s))
+                }
+                Some(_) => {}
+                None => rules.push((
+                    rule.name.as_str().to_owned(),
+                    vec![to_disclosure(&rule.persons, s)],
+                )),
+            }
+        }
+    }
+    NetworkTotals::CohortCount {
+        sites_done: n,
+        entries: TotalValue::of(&entries),
+        subjects: TotalValue::of(&subjects),
+        rules: rules
+            .into_iter()
+            .map(|(name, vals)| RuleTotal {
+                name,
+                persons: TotalValue::of(&vals),
+            })
+            .collect(),
+        final_persons: TotalValue::of(&finals),
+    }
+}
+
+fn demographics_totals(done: &[&Payload]) -> NetworkTotals {
+    let mut total = Vec::new();
+    let mut cells: BTreeMap<CellKey, Vec<dc::Released>> = BTreeMap::new();
+    let mut n = 0;
+    for p in done {
+        let Payload::Demographics(r) = p else {
+            continue;
+        };
+        n += 1;
+        total.push(to_disclosure(&r.total, &r.disclosure));
+        for c in &r.cells {
+            cells
+                .entry(c.key())
+                .or_default()
+                .push(to_disclosure(&c.count, &r.disclosure));
+        }
+    }
+    NetworkTotals::Demographics {
+        sites_done: n,
+        total: TotalValue::of(&total),
+        cells: cells
+            .into_iter()
+            .map(|((age_band, gender, index_year), v)| CellTotal {
+                age_band,
+                gender,
+                index_year,
+                count: TotalValue::of(&v),
+            })
+            .collect(),
+    }
+}
