@@ -1,0 +1,669 @@
+//! Running a job on the store and putting every number through disclosure control.
+//!
+//! The cohort engine (qiao-cohort) gives the cohort rows and Circe's inclusion statistics;
+//! [`true_funnel`] is the attrition funnel before any disclosure control (what
+//! `qiao cohort run --stats` prints); [`execute`] turns a job into a [`JobResult`] whose every
+//! number went through [`qiao_disclosure`]:
+//!
+//! - the ledger first (lockout and rate limit before running, the repeated-result rule and, in
+//!   DP mode, the ε budget after), once per job;
+//! - each count released by threshold + SHRINE obfuscation keyed on its **person set**:
+//!   `subjects` on the cohort's distinct subject ids, `entries` on the cohort rows, and the
+//!   funnel lines on the final person set when their count equals it (then they are that set).
+//!   The engine does not expose the person sets of intermediate funnel lines; those are keyed
+//!   on (the cohort's person set, the line's true count), so asking again, or asking an
+//!   equivalent definition, gives the same answer;
+//! - breakdowns through [`Breakdown`] with complementary suppression.
+//!
+//! Nothing patient-level leaves this module: the result types cannot express it, and
+//! [`execute`] runs [`check_against_job`] before returning a result.
+
+use qiao_cdm::date::{self, Day};
+use qiao_cdm::NULL_INT;
+use qiao_cohort::{CohortError, CohortRow, CohortStats, Prepared};
+use qiao_disclosure::{
+    Breakdown, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger, Refusal,
+    Released as DReleased, SuppressionBasis as DBasis,
+};
+use qiao_protocol::{
+    check_against_job, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
+    DpMechanism, DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome,
+    Payload, QueryType, RefusalReason, Released, RuleName, RuleResult, SiteId, SuppressionBasis,
+};
+use qiao_store::Store;
+use rand::{CryptoRng, RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+
+/// Ages at or above this go into the open-ended top band (rounded up to a band boundary).
+pub const TOP_AGE: u16 = 90;
+
+/// The cohort a definition gives on a store.
+#[derive(Debug, Clone)]
+pub struct CohortRun {
+    /// The cohort rows, in (subject_id, start) order. Patient-level: never leaves the site.
+    pub rows: Vec<CohortRow>,
+    /// Circe's statistics.
+    pub stats: CohortStats,
+}
+
+/// Why a definition could not be run. The message stays at the site (logs, audit); only the
+/// [`FailureKind`] crosses the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Malformed or invalid definition.
+    #[error("invalid cohort definition: {0}")]
+    Invalid(String),
+    /// Valid but not supported by the engine.
+    #[error("unsupported cohort definition: {0}")]
+    Unsupported(String),
+    /// Anything else.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ExecError {
+    /// The wire code.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ExecError::Invalid(_) => FailureKind::InvalidDefinition,
+            ExecError::Unsupported(_) => FailureKind::UnsupportedDefinition,
+            ExecError::Internal(_) => FailureKind::Internal,
+        }
+    }
+}
+
+/// Parses, compiles and runs a Circe definition on `store`.
+pub fn run_definition(
+    store: &Store,
+    definition: &serde_json::Value,
+) -> Result<CohortRun, ExecError> {
+    let text = definition.to_string();
+    let def = qiao_cohort::parse(&text).map_err(|e| ExecError::Invalid(e.to_string()))?;
+    let prepared = Prepared::new(&def, store).map_err(map_cohort_error)?;
+    let mut rows: Vec<CohortRow> = Vec::new();
+    let stats = prepared.run(store, &mut rows).map_err(map_cohort_error)?;
+    Ok(CohortRun { rows, stats })
+}
+
+fn map_cohort_error(e: CohortError) -> ExecError {
+    match e {
+        CohortError::Model(m) => ExecError::Invalid(m.to_string()),
+        CohortError::Unsupported(u) => ExecError::Unsupported(u.to_string()),
+        CohortError::Sink(s) => ExecError::Internal(s),
+    }
+}
+
+/// The attrition funnel before disclosure control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrueFunnel {
+    /// Cohort rows.
+    pub entries: u64,
+    /// Distinct persons in the cohort.
+    pub subjects: u64,
+    /// Per inclusion rule: name, persons remaining after it and every rule before it (best
+    /// event per person, as ATLAS's attrition shows), and Circe's gain.
+    pub rules: Vec<(String, u64, u64)>,
+    /// Persons whose best event passes every rule (Circe's `final_count`, mode 1).
+    pub final_persons: u64,
+}
+
+/// The funnel of a run.
+pub fn true_funnel(run: &CohortRun) -> TrueFunnel {
+    let s = &run.stats;
+    let mode = &s.modes[1];
+    let rules = s
+        .rule_names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let need = if i + 1 >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << (i + 1)) - 1
+            };
+            let remaining = mode
+                .masks
+                .iter()
+                .filter(|(m, _)| *m & need == need)
+                .map(|(_, n)| n)
+                .sum();
+            let gain = mode.rules.get(i).map_or(0, |r| r.gain_count);
+            (name.clone(), remaining, gain)
+        })
+        .collect();
+    TrueFunnel {
+        entries: s.entries,
+        subjects: s.subjects,
+        rules,
+        final_persons: mode.final_count,
+    }
+}
+
+/// The distinct subject ids of a run's rows.
+pub fn subject_ids(rows: &[CohortRow]) -> impl Iterator<Item = i64> + '_ {
+    let mut last = None;
+    rows.iter().filter_map(move |r| {
+        if last == Some(r.subject_id) {
+            None
+        } else {
+            last = Some(r.subject_id);
+            Some(r.subject_id)
+        }
+    })
+}
+
+/// A stable 64-bit key of one cohort row (splitmix64 of its fields), so that `entries` is keyed
+/// on the set of rows.
+fn row_key(r: &CohortRow) -> i64 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let a = mix(r.subject_id as u64);
+    let b = mix(a ^ (r.start as u32 as u64));
+    mix(b ^ ((r.end as u32 as u64) << 32)) as i64
+}
+
+/// The digest standing for a funnel line whose person set the engine does not expose: `n`
+/// pseudo-members drawn deterministically from (the cohort's person set, n). Same cohort and
+/// same count → same digest → same released value.
+fn line_digest(d: &Discloser, anchor: &PersonSetDigest, n: u64) -> PersonSetDigest {
+    let mut h = Sha256::new();
+    h.update(b"qiao-site/funnel-line/v1\0");
+    h.update(anchor.to_bytes());
+    h.update(n.to_le_bytes());
+    let seed: [u8; 32] = h.finalize().into();
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    let mut dg = d.digester();
+    for _ in 0..n {
+        dg.add(rng.next_u64() as i64);
+    }
+    dg.finish()
+}
+
+/// Converts the disclosure crate's released value to the wire form.
+pub fn to_wire(r: &DReleased) -> Released {
+    match *r {
+        DReleased::Exact { value } => Released::Exact { value },
+        DReleased::Suppressed {
+            threshold,
+            basis: DBasis::TrueCount,
+        } => Released::BelowThreshold { threshold },
+        DReleased::Suppressed {
+            threshold,
+            basis: DBasis::Table,
+        } => Released::Suppressed {
+            threshold,
+            basis: SuppressionBasis::Table,
+        },
+        DReleased::Suppressed {
+            threshold,
+            basis: DBasis::NoisyCount,
+        } => Released::Suppressed {
+            threshold,
+            basis: SuppressionBasis::NoisyCount,
+        },
+        DReleased::Obfuscated {
+            value,
+            threshold,
+            max_error,
+            ..
+        } => Released::Obfuscated {
+            value,
+            threshold,
+            max_error,
+        },
+        DReleased::DpNoised { value, noise, .. } => match noise {
+            qiao_disclosure::DpNoise::Laplace { epsilon, .. } => Released::Dp {
+                value,
+                epsilon,
+                delta: None,
+            },
+            qiao_disclosure::DpNoise::Gaussian { epsilon, delta, .. } => Released::Dp {
+                value,
+                epsilon,
+                delta: Some(delta),
+            },
+        },
+    }
+}
+
+fn refusal_reason(r: &Refusal) -> Result<RefusalReason, ExecError> {
+    match r {
+        Refusal::RateLimited { .. } => Ok(RefusalReason::RateLimited),
+        Refusal::LockedOut { .. } => Ok(RefusalReason::LockedOut),
+        Refusal::BudgetExhausted { .. } | Refusal::DeltaBudgetExhausted { .. } => {
+            Ok(RefusalReason::PrivacyBudgetExhausted)
+        }
+        Refusal::InvalidRequest { reason } => Err(ExecError::Internal(reason.clone())),
+    }
+}
+
+fn summary(policy: &Policy, numbers: u64, breakdown: bool) -> DisclosureSummary {
+    DisclosureSummary {
+        min_cell_count: policy.min_cell_count,
+        obfuscation: policy.obfuscation.as_ref().map(|o| ObfuscationParams {
+            bin: o.bin,
+            sigma: o.sigma,
+            clamp: o.clamp,
+        }),
+        secondary_suppression: breakdown && policy.secondary_suppression,
+        dp: policy.dp.as_ref().map(|dp| {
+            let n = numbers as f64;
+            let (mechanism, delta) = match dp.mechanism {
+                qiao_disclosure::DpMechanism::Laplace { .. } => (DpMechanism::Laplace, None),
+                qiao_disclosure::DpMechanism::Gaussian { delta, .. } => {
+                    (DpMechanism::Gaussian, Some((delta * n).min(0.999_999)))
+                }
+            };
+            DpParams {
+                mechanism,
+                epsilon_spent: dp.mechanism.epsilon() * n,
+                delta_spent: delta,
+            }
+        }),
+    }
+}
+
+/// What happened to a job, with a note for the site's own log and audit.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The result to send.
+    pub result: JobResult,
+    /// Local detail (never sent): the refusal or error text.
+    pub note: String,
+}
+
+/// Everything [`execute`] needs besides the job.
+pub struct ExecContext<'a, R: RngCore + CryptoRng> {
+    /// This site.
+    pub site_id: &'a SiteId,
+    /// The store.
+    pub store: &'a Store,
+    /// The site's disclosure control.
+    pub discloser: &'a Discloser,
+    /// The ledger (persisted by the caller).
+    pub ledger: &'a mut QueryLedger,
+    /// Now (unix seconds).
+    pub now: i64,
+    /// Randomness for DP mode.
+    pub rng: &'a mut R,
+}
+
+/// A refusal result.
+pub fn refused(job: &Job, site_id: &SiteId, reason: RefusalReason, note: String) -> Executed {
+    Executed {
+        result: JobResult {
+            job_id: job.job_id,
+            site_id: site_id.clone(),
+            outcome: Outcome::Refused { reason },
+        },
+        note,
+    }
+}
+
+/// A failure result.
+pub fn failed(job: &Job, site_id: &SiteId, error: FailureKind, note: String) -> Executed {
+    Executed {
+        result: JobResult {
+            job_id: job.job_id,
+            site_id: site_id.clone(),
+            outcome: Outcome::Failed { error },
+        },
+        note,
+    }
+}
+
+enum Stop {
+    Refused(RefusalReason, String),
+    Failed(ExecError),
+}
+
+impl From<ExecError> for Stop {
+    fn from(e: ExecError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+fn refusal(r: Refusal) -> Stop {
+    match refusal_reason(&r) {
+        Ok(reason) => Stop::Refused(reason, r.to_string()),
+        Err(e) => Stop::Failed(e),
+    }
+}
+
+/// Runs an approved job: ledger, engine, disclosure control, guards. Never panics on a bad job;
+/// every outcome is a [`JobResult`] for the hub.
+pub fn execute<R: RngCore + CryptoRng>(job: &Job, cx: &mut ExecContext<'_, R>) -> Executed {
+    let payload = match &job.query {
+        QueryType::CohortCount => cohort_count(job, cx).map(Payload::CohortCount),
+        QueryType::Demographics {
+            age_band_years,
+            by_index_year,
+        } => demographics(job, cx, *age_band_years, *by_index_year).map(Payload::Demographics),
+    };
+    let executed = match payload {
+        Ok(payload) => Executed {
+            result: JobResult {
+                job_id: job.job_id,
+                site_id: cx.site_id.clone(),
+                outcome: Outcome::Done { payload },
+            },
+            note: "released".into(),
+        },
+        Err(Stop::Refused(reason, note)) => refused(job, cx.site_id, reason, note),
+        Err(Stop::Failed(e)) => failed(job, cx.site_id, e.kind(), e.to_string()),
+    };
+    match check_against_job(job, &executed.result) {
+        Ok(()) => executed,
+        Err(v) => failed(
+            job,
+            cx.site_id,
+            FailureKind::Internal,
+            format!("result withheld by the aggregate-only guard: {v}"),
+        ),
+    }
+}
+
+fn ctx<'j>(job: &'j Job, now: i64) -> QueryContext<'j> {
+    QueryContext {
+        user: job.requested_by.user_id.as_str(),
+        project: job.project_id.as_str(),
+        now_unix_secs: u64::try_from(now).unwrap_or(0),
+    }
+}
+
+/// Lockout and rate limit before running; in DP mode also whether the budget covers
+/// `numbers` releases.
+fn precheck<R: RngCore + CryptoRng>(
+    job: &Job,
+    cx: &mut ExecContext<'_, R>,
+    numbers: u64,
+) -> Result<(), Stop> {
+    let policy = cx.discloser.policy();
+    let q = ctx(job, cx.now);
+    cx.ledger
+        .precheck(policy, q.user, q.project, q.now_unix_secs)
+        .map_err(refusal)?;
+    if let Some(dp) = &policy.dp {
+        let n = numbers as f64;
+        cx.ledger
+            .check_budget(
+                policy,
+                q.user,
+                q.project,
+                dp.mechanism.epsilon() * n,
+                dp.mechanism.delta() * n,
+            )
+            .map_err(refusal)?;
+    }
+    Ok(())
+}
+
+fn cohort_count<R: RngCore + CryptoRng>(
+    job: &Job,
+    cx: &mut ExecContext<'_, R>,
+) -> Result<CohortCountResult, Stop> {
+    let rule_names = qiao_protocol::guard::inclusion_rule_names(&job.definition);
+    let numbers = 3 + 2 * rule_names.len() as u64;
+    precheck(job, cx, numbers)?;
+    let run = run_definition(cx.store, &job.definition)?;
+    let funnel = true_funnel(&run);
+    let d = cx.discloser;
+    let subjects = d.digest(subject_ids(&run.rows));
+    let entries = d.digest(run.rows.iter().map(row_key));
+    let line = |n: u64| {
+        if n == subjects.count() {
+            // Every counted line contains the cohort's persons; equal size means equal set.
+            subjects
+        } else {
+            line_digest(d, &subjects, n)
+        }
+    };
+    let final_persons = line(funnel.final_persons);
+    let policy = d.policy().clone();
+    let q = ctx(job, cx.now);
+    cx.ledger
+        .check_and_record(&policy, q.user, q.project, q.now_unix_secs, &final_persons)
+        .map_err(refusal)?;
+    let mut release: Box<dyn FnMut(&PersonSetDigest) -> Result<Released, Stop> + '_> =
+        match &policy.dp {
+            Some(dp) => {
+                let n = numbers as f64;
+                cx.ledger
+                    .charge(
+                        &policy,
+                        q.user,
+                        q.project,
+                        dp.mechanism.epsilon() * n,
+                        dp.mechanism.delta() * n,
+                    )
+                    .map_err(refusal)?;
+                let rng = &mut *cx.rng;
+                Box::new(move |digest: &PersonSetDigest| {
+                    // The budget was charged above for every number; a scratch ledger only
+                    // drives the DP pipeline for one number.
+                    d.answer_count(&mut QueryLedger::new(), &q, digest, rng)
+                        .map(|r| to_wire(&r))
+                        .map_err(refusal)
+                })
+            }
+            None => Box::new(|digest: &PersonSetDigest| Ok(to_wire(&d.release_count(digest)))),
+        };
+    let mut rules = Vec::with_capacity(funnel.rules.len());
+    for (i, (name, remaining, gain)) in funnel.rules.iter().enumerate() {
+        let expected = rule_names.get(i).map(String::as_str).unwrap_or(name);
+        let name = RuleName::new(expected).map_err(|e| {
+            Stop::Failed(ExecError::Invalid(format!("InclusionRules[{i}].name: {e}")))
+        })?;
+        rules.push(RuleResult {
+            name,
+            persons: release(&line(*remaining))?,
+            gain: release(&line_digest(d, &subjects, *gain))?,
+        });
+    }
+    Ok(CohortCountResult {
+        entries: release(&entries)?,
+        subjects: release(&subjects)?,
+        rules,
+        final_persons: release(&final_persons)?,
+        disclosure: summary(&policy, numbers, false),
+    })
+}
+
+/// Gender as the protocol knows it, from `person.gender_concept_id`.
+pub fn gender_of(concept: Option<i32>) -> Gender {
+    match concept {
+        Some(8532) => Gender::Female,
+        Some(8507) => Gender::Male,
+        None | Some(0) | Some(NULL_INT) => Gender::Unknown,
+        Some(_) => Gender::Other,
+    }
+}
+
+/// The fixed age bands for a band width: `[0, w-1], [w, 2w-1], …` up to the first boundary at
+/// or above [`TOP_AGE`], which opens the top band.
+pub fn age_bands(width: u8) -> Vec<AgeBand> {
+    let w = u16::from(width.max(1));
+    let top = TOP_AGE.div_ceil(w) * w;
+    let mut bands = Vec::new();
+    let mut min = 0u16;
+    while min < top {
+        bands.push(AgeBand {
+            min_age: min as u8,
+            max_age: Some((min + w - 1) as u8),
+        });
+        min += w;
+    }
+    bands.push(AgeBand {
+        min_age: top.min(u16::from(u8::MAX)) as u8,
+        max_age: None,
+    });
+    bands
+}
+
+/// Index of the band holding `age`.
+fn band_index(bands: &[AgeBand], age: i64) -> usize {
+    let age = age.max(0);
+    bands
+        .iter()
+        .position(|b| match b.max_age {
+            Some(max) => age <= i64::from(max),
+            None => true,
+        })
+        .unwrap_or(bands.len().saturating_sub(1))
+}
+
+const GENDERS: [Gender; 4] = [Gender::Female, Gender::Male, Gender::Other, Gender::Unknown];
+
+/// The index years shown: the years the store's observation periods span (site-level, not
+/// cohort-level, so which rows exist says nothing about the cohort), widened to the cohort's.
+fn year_range(store: &Store, index_years: impl Iterator<Item = i32>) -> Option<(i32, i32)> {
+    let mut lo = i32::MAX;
+    let mut hi = i32::MIN;
+    if let Some(op) = store.domain("observation_period") {
+        for &d in op.start().iter().chain(op.end().iter()) {
+            if d != qiao_cdm::date::NULL_DAY {
+                let y = date::year(d);
+                lo = lo.min(y);
+                hi = hi.max(y);
+            }
+        }
+    }
+    for y in index_years {
+        lo = lo.min(y);
+        hi = hi.max(y);
+    }
+    let lo = lo.max(i32::from(qiao_protocol::guard::MIN_INDEX_YEAR));
+    let hi = hi.min(i32::from(qiao_protocol::guard::MAX_INDEX_YEAR));
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Per person of the cohort: (age at index, gender, index year); persons with no year of
+/// birth (absent from `person`) are left out.
+fn person_facts(store: &Store, rows: &[CohortRow]) -> Vec<(i64, i64, Gender, i32)> {
+    let persons = store.persons();
+    let genders = persons.i32_column("gender_concept_id");
+    let mut out = Vec::new();
+    let mut last = None;
+    for r in rows {
+        if last == Some(r.subject_id) {
+            continue;
+        }
+        last = Some(r.subject_id);
+        let Some(idx) = persons.index_of(r.subject_id) else {
+            continue;
+        };
+        let Some(yob) = persons.year_of_birth(idx) else {
+            continue;
+        };
+        let index: Day = r.start;
+        let year = date::year(index);
+        let gender = gender_of(genders.get(idx as usize).copied());
+        out.push((
+            r.subject_id,
+            i64::from(year) - i64::from(yob),
+            gender,
+            year,
+        ));
+    }
+    out
+}
+
+fn demographics<R: RngCore + CryptoRng>(
+    job: &Job,
+    cx: &mut ExecContext<'_, R>,
+    age_band_years: u8,
+    by_index_year: bool,
+) -> Result<DemographicsResult, Stop> {
+    if !(1..=100).contains(&age_band_years) {
+        return Err(Stop::Failed(ExecError::Invalid(format!(
+            "age_band_years must be 1 to 100, not {age_band_years}"
+        ))));
+    }
+    precheck(job, cx, 1)?;
+    let run = run_definition(cx.store, &job.definition)?;
+    let facts = person_facts(cx.store, &run.rows);
+    let bands = age_bands(age_band_years);
+    let years: Vec<Option<u16>> = if by_index_year {
+        match year_range(cx.store, facts.iter().map(|f| f.3)) {
+            Some((lo, hi)) => (lo..=hi).map(|y| u16::try_from(y).ok()).collect(),
+            None => vec![None],
+        }
+    } else {
+        vec![None]
+    };
+    let d = cx.discloser;
+    let row_of = |band: usize, year: Option<u16>| -> Option<usize> {
+        let y = match (year, years.first().copied().flatten()) {
+            (Some(y), Some(first)) => usize::from(y.checked_sub(first)?),
+            _ => 0,
+        };
+        (y < years.len()).then_some(y * bands.len() + band)
+    };
+    let mut digesters: Vec<Vec<_>> = (0..years.len() * bands.len())
+        .map(|_| (0..GENDERS.len()).map(|_| d.digester()).collect())
+        .collect();
+    for &(person, age, gender, year) in &facts {
+        let band = band_index(&bands, age);
+        let y = if by_index_year {
+            u16::try_from(year).ok()
+        } else {
+            None
+        };
+        let Some(row) = row_of(band, y) else {
+            // Outside the representable years (1800..=2300): not counted.
+            continue;
+        };
+        let col = GENDERS.iter().position(|g| *g == gender).unwrap_or(3);
+        if let Some(dg) = digesters.get_mut(row).and_then(|r| r.get_mut(col)) {
+            dg.add(person);
+        }
+    }
+    let cells: Vec<Vec<PersonSetDigest>> = digesters
+        .iter()
+        .map(|r| r.iter().map(|dg| dg.finish()).collect())
+        .collect();
+    let table = Breakdown::from_cells(cells)
+        .map_err(|e| Stop::Failed(ExecError::Internal(e.to_string())))?;
+    let q = ctx(job, cx.now);
+    let released = d
+        .answer_breakdown(cx.ledger, &q, &table, cx.rng)
+        .map_err(refusal)?;
+    let mut out = Vec::new();
+    for (row, values) in released.cells.iter().enumerate() {
+        let band = bands.get(row % bands.len()).copied();
+        let year = years.get(row / bands.len()).copied().flatten();
+        for (col, v) in values.iter().enumerate() {
+            out.push(Cell {
+                age_band: band,
+                gender: GENDERS.get(col).copied(),
+                index_year: year,
+                count: to_wire(v),
+            });
+        }
+        if let Some(total) = released.row_totals.get(row) {
+            out.push(Cell {
+                age_band: band,
+                gender: None,
+                index_year: year,
+                count: to_wire(total),
+            });
+        }
+    }
+    for (col, v) in released.col_totals.iter().enumerate() {
+        out.push(Cell {
+            age_band: None,
+            gender: GENDERS.get(col).copied(),
+            index_year: None,
+            count: to_wire(v),
+        });
+    }
+    Ok(DemographicsResult {
+        total: to_wire(&released.total),
+        cells: out,
+        disclosure: summary(d.policy(), 1, true),
+    })
+}

@@ -1,0 +1,36 @@
+//! The Qiao site: a hospital's end of the federated network.
+//!
+//! A site holds its store and **pulls** jobs from the hub (it opens no inbound port):
+//!
+//! - [`serve::enroll`]: generate the site's Ed25519 key pair, register it with a one-time
+//!   token, pin the hub's key.
+//! - [`serve::serve`]: long-poll the hub, verify every job envelope (pinned key, addressee,
+//!   timestamp, nonce), decide by the [`policy::SitePolicy`] (auto / manual approval / deny),
+//!   run approved jobs with the cohort engine ([`exec`]), put every number through
+//!   qiao-disclosure, check the result is aggregate-only and tied to its job, journal it, and
+//!   post it signed until the hub acknowledges it. A job is computed at most once
+//!   ([`queue::Journal`]); the loop backs off while the hub is down.
+//! - [`prescreen`]: the recruitment pre-screening list (patient ids), for the site's own
+//!   investigators through the local CLI only: never sent to the hub.
+//! - [`audit`]: every job seen, every decision, everything released and every pre-screening
+//!   access in a hash-chained, append-only log.
+//! - [`cli`]: `qiao site …`.
+//!
+//! Files: see [`data`].
+
+pub mod audit;
+pub mod cli;
+pub mod client;
+pub mod data;
+pub mod exec;
+pub mod policy;
+pub mod prescreen;
+pub mod queue;
+pub mod serve;
+pub mod users;
+
+pub use client::{HubClient, HubError, TlsOptions};
+pub use data::{SiteConfig, SiteDir};
+pub use exec::{execute, run_definition, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel};
+pub use policy::{Approval, DpSettings, SitePolicy};
+pub use serve::{enroll, serve, EnrollOptions, ServeOptions};

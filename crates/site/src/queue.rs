@@ -1,0 +1,209 @@
+//! The manual approval queue and the journal of finished jobs.
+//!
+//! Both are directories of one JSON file per job id (`approvals/ID.json`, `journal/ID.json`),
+//! replaced atomically, so the steward's CLI and the running `serve` loop share them safely
+//! (state transitions hold the data directory's lock).
+
+use std::fs;
+
+use anyhow::{bail, Context};
+use qiao_protocol::{Job, JobId, JobResult};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{read_json, write_json, SiteDir};
+
+/// Where a queued job stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for the steward.
+    Pending,
+    /// Approved; `serve` runs it.
+    Approved {
+        /// The steward.
+        by: String,
+        /// When (unix seconds).
+        at: i64,
+    },
+    /// Denied; `serve` sends a refusal.
+    Denied {
+        /// The steward.
+        by: String,
+        /// When (unix seconds).
+        at: i64,
+        /// Why (kept at the site; only the refusal code reaches the hub).
+        reason: String,
+    },
+}
+
+/// One job in the approval queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalItem {
+    /// The verified job, exactly as the hub sent it.
+    pub job: Job,
+    /// When it was queued (unix seconds).
+    pub queued_at: i64,
+    /// The decision.
+    pub state: ApprovalState,
+}
+
+/// The approval queue.
+pub struct Approvals<'a> {
+    dir: &'a SiteDir,
+}
+
+impl<'a> Approvals<'a> {
+    /// The queue of `dir`.
+    pub fn new(dir: &'a SiteDir) -> Self {
+        Self { dir }
+    }
+
+    fn path(&self, id: &JobId) -> std::path::PathBuf {
+        self.dir.approvals_dir().join(format!("{id}.json"))
+    }
+
+    /// One item.
+    pub fn get(&self, id: &JobId) -> anyhow::Result<Option<ApprovalItem>> {
+        read_json(&self.path(id))
+    }
+
+    /// Queues a job as pending, unless it is already queued. Returns the item as stored.
+    pub fn enqueue(&self, job: &Job, now: i64) -> anyhow::Result<ApprovalItem> {
+        self.dir.locked(|| {
+            if let Some(existing) = self.get(&job.job_id)? {
+                return Ok(existing);
+            }
+            let item = ApprovalItem {
+                job: job.clone(),
+                queued_at: now,
+                state: ApprovalState::Pending,
+            };
+            write_json(&self.path(&job.job_id), &item)?;
+            Ok(item)
+        })
+    }
+
+    /// Records the steward's decision on a pending item.
+    pub fn decide(&self, id: &JobId, state: ApprovalState) -> anyhow::Result<ApprovalItem> {
+        self.dir.locked(|| {
+            let Some(mut item) = self.get(id)? else {
+                bail!("no job {id} in the approval queue");
+            };
+            if item.state != ApprovalState::Pending {
+                bail!("job {id} was already decided");
+            }
+            item.state = state;
+            write_json(&self.path(id), &item)?;
+            Ok(item)
+        })
+    }
+
+    /// Every item, oldest first.
+    pub fn list(&self) -> anyhow::Result<Vec<ApprovalItem>> {
+        let mut items = Vec::new();
+        let dir = self.dir.approvals_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(items),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| JobId::parse(n).ok())
+            else {
+                continue;
+            };
+            if let Some(item) = self.get(&id)? {
+                items.push(item);
+            }
+        }
+        items.sort_by_key(|i| (i.queued_at, i.job.job_id));
+        Ok(items)
+    }
+
+    /// Removes an item (after its result is journaled).
+    pub fn remove(&self, id: &JobId) -> anyhow::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).context("removing an approval item"),
+        }
+    }
+}
+
+/// What the journal knows of a finished job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalEntry {
+    /// The job's result, as released (already through disclosure control and the guards).
+    pub result: JobResult,
+    /// When it was computed (unix seconds).
+    pub finished_at: i64,
+    /// Whether the hub acknowledged it (a signed result_ack).
+    pub acked: bool,
+    /// Times the result was sent.
+    pub sends: u32,
+    /// The hub refused it for good (a 4xx), with its message.
+    pub hub_rejected: Option<String>,
+}
+
+/// The journal of finished jobs: a job in it is never computed again; its stored result is
+/// re-sent until the hub acknowledges it.
+pub struct Journal<'a> {
+    dir: &'a SiteDir,
+}
+
+impl<'a> Journal<'a> {
+    /// The journal of `dir`.
+    pub fn new(dir: &'a SiteDir) -> Self {
+        Self { dir }
+    }
+
+    fn path(&self, id: &JobId) -> std::path::PathBuf {
+        self.dir.journal_dir().join(format!("{id}.json"))
+    }
+
+    /// The entry for a job.
+    pub fn get(&self, id: &JobId) -> anyhow::Result<Option<JournalEntry>> {
+        read_json(&self.path(id))
+    }
+
+    /// Stores an entry (durably, before the result is first sent).
+    pub fn put(&self, entry: &JournalEntry) -> anyhow::Result<()> {
+        write_json(&self.path(&entry.result.job_id), entry)
+    }
+
+    /// Entries not yet acknowledged (nor refused for good by the hub).
+    pub fn unacked(&self) -> anyhow::Result<Vec<JournalEntry>> {
+        let mut out = Vec::new();
+        let dir = self.dir.journal_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| JobId::parse(n).ok())
+            else {
+                continue;
+            };
+            if let Some(e) = self.get(&id)? {
+                if !e.acked && e.hub_rejected.is_none() {
+                    out.push(e);
+                }
+            }
+        }
+        out.sort_by_key(|e| e.finished_at);
+        Ok(out)
+    }
+}

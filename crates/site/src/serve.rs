@@ -1,0 +1,599 @@
+//! Enrollment and the pull loop.
+//!
+//! The site opens no port: it long-polls the hub for jobs, verifies every job envelope
+//! (pinned hub key, addressee, timestamp window, nonce), decides by its policy (auto, manual
+//! approval through the steward's queue, deny), runs approved jobs on its store, applies
+//! disclosure control, journals the result, and posts it signed until the hub acknowledges it.
+//!
+//! Idempotence: a job in the journal is never computed again; after a crash its stored result is
+//! re-sent (sealed afresh) until acknowledged. Network errors back off exponentially and never
+//! stop the loop.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use qiao_audit::{Actor, EntryDraft};
+use qiao_disclosure::{Discloser, QueryLedger};
+use qiao_protocol::keys::{generate_signing_key, load_signing_key, save_signing_key};
+use qiao_protocol::{
+    EnrollRequest, Envelope, Job, JobId, Message, Outcome, RefusalReason, ReplayGuard, Signer,
+    SiteId, Verifier,
+};
+use qiao_store::Store;
+use sha2::{Digest, Sha256};
+
+use crate::audit;
+use crate::client::{HubClient, HubError, TlsOptions};
+use crate::data::{now_unix, read_json, write_json, SiteConfig, SiteDir};
+use crate::exec::{self, ExecContext, Executed};
+use crate::policy::{Approval, SitePolicy};
+use crate::queue::{ApprovalState, Approvals, Journal, JournalEntry};
+
+/// `qiao site enroll`.
+#[derive(Clone, Debug)]
+pub struct EnrollOptions {
+    /// The hub's base URL.
+    pub hub: String,
+    /// The one-time enrollment token from the alliance admin.
+    pub token: String,
+    /// The site name asked for.
+    pub name: String,
+    /// The site's data directory.
+    pub data: PathBuf,
+    /// The hub key's fingerprint (`SHA256:…`), given out of band; enrollment fails if the hub
+    /// presents another key.
+    pub hub_fingerprint: Option<String>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+}
+
+/// Generates the site's key pair (kept, 0600, if an earlier attempt left one), registers it
+/// with the hub, pins the hub's key and saves the enrollment in the data directory.
+pub async fn enroll(o: &EnrollOptions) -> anyhow::Result<SiteConfig> {
+    let dir = SiteDir::create(&o.data)?;
+    if dir.config_path().exists() {
+        bail!(
+            "{} is already enrolled; use a new data directory to enroll again",
+            dir.root().display()
+        );
+    }
+    let name = SiteId::new(o.name.clone()).context("site name")?;
+    let key_path = dir.key_path();
+    let key = if key_path.exists() {
+        load_signing_key(&key_path)?
+    } else {
+        let key = generate_signing_key();
+        save_signing_key(&key_path, &key)?;
+        key
+    };
+    // The disclosure secret, created now so that it exists before any job.
+    dir.secret()?;
+    let client = HubClient::new(&o.hub, &o.tls)?;
+    let request = EnrollRequest::new(&o.token, name.clone(), &key)?;
+    let response = client.enroll(&request).await?;
+    let hub_key = response
+        .pin(o.hub_fingerprint.as_deref())
+        .context("pinning the hub's key")?;
+    let hub_public_key = qiao_protocol::PublicKey::new(hub_key)?;
+    // The hub key must be usable by a site verifier.
+    Verifier::for_site(response.site_id.clone(), hub_key)?;
+    let config = SiteConfig {
+        site_id: response.site_id.clone(),
+        name: o.name.clone(),
+        hub_url: client.base().to_owned(),
+        hub_fingerprint: hub_public_key.fingerprint(),
+        hub_public_key,
+        enrolled_at: now_unix(),
+    };
+    write_json(&dir.config_path(), &config)?;
+    if !dir.policy_path().exists() {
+        SitePolicy::default().save(&dir)?;
+    }
+    audit::append(
+        &dir,
+        EntryDraft::new(now_unix(), Actor::Site(config.site_id.to_string()), "site.enroll")
+            .decision(format!(
+                "enrolled at {} as {}; hub key {}",
+                config.hub_url, config.site_id, config.hub_fingerprint
+            )),
+    )?;
+    Ok(config)
+}
+
+/// `qiao site serve`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The site's data directory.
+    pub data: PathBuf,
+    /// The store.
+    pub store: PathBuf,
+    /// The hub's URL, if not the one enrolled with.
+    pub hub: Option<String>,
+    /// TLS settings.
+    pub tls: TlsOptions,
+    /// Long-poll duration asked of the hub.
+    pub wait_secs: u64,
+    /// Longest pause between retries when the hub cannot be reached.
+    pub max_backoff: Duration,
+}
+
+impl ServeOptions {
+    /// Defaults: 25 s long polls, back off up to 60 s.
+    pub fn new(data: impl Into<PathBuf>, store: impl Into<PathBuf>) -> Self {
+        Self {
+            data: data.into(),
+            store: store.into(),
+            hub: None,
+            tls: TlsOptions::default(),
+            wait_secs: 25,
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+struct Site {
+    dir: SiteDir,
+    config: SiteConfig,
+    signer: Signer,
+    verifier: Verifier,
+    guard: ReplayGuard,
+    store: Arc<Store>,
+    client: HubClient,
+    wait_secs: u64,
+    max_backoff: Duration,
+    backoff: Duration,
+}
+
+/// Runs the pull loop until `shutdown` completes.
+pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let dir = SiteDir::open(&o.data)?;
+    let lock_path = dir.root().join("serve.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        bail!(
+            "another `qiao site serve` is running on {}",
+            dir.root().display()
+        );
+    }
+    let config = dir.config()?;
+    let signer = Signer::new(load_signing_key(&dir.key_path())?);
+    let verifier = Verifier::for_site(
+        config.site_id.clone(),
+        *config.hub_public_key.verifying_key(),
+    )?;
+    // Check the policy and the secret before taking jobs.
+    SitePolicy::load(&dir)?.disclosure()?;
+    dir.secret()?;
+    let store = Arc::new(
+        Store::open(&o.store).with_context(|| format!("opening store {}", o.store.display()))?,
+    );
+    let hub_url = o.hub.clone().unwrap_or_else(|| config.hub_url.clone());
+    let client = HubClient::new(&hub_url, &o.tls)?;
+    tracing::info!(site = %config.site_id, hub = %hub_url, "site serving");
+    let mut site = Site {
+        dir,
+        config,
+        signer,
+        verifier,
+        guard: ReplayGuard::default(),
+        store,
+        client,
+        wait_secs: o.wait_secs,
+        max_backoff: o.max_backoff.max(Duration::from_millis(100)),
+        backoff: Duration::ZERO,
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            pause = site.step() => {
+                if !pause.is_zero() {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+    drop(lock);
+    Ok(())
+}
+
+impl Site {
+    fn next_backoff(&mut self) -> Duration {
+        self.backoff = if self.backoff.is_zero() {
+            Duration::from_millis(250)
+        } else {
+            (self.backoff * 2).min(self.max_backoff)
+        };
+        self.backoff
+    }
+
+    /// One round: decided approvals, unacknowledged results, one poll. Returns how long to
+    /// pause before the next round.
+    async fn step(&mut self) -> Duration {
+        if let Err(e) = self.process_decided().await {
+            tracing::error!("approval queue: {e:#}");
+        }
+        match self.flush_unacked().await {
+            Ok(()) => {}
+            Err(e) => {
+                let pause = self.next_backoff();
+                tracing::warn!("sending results: {e:#}; retrying in {pause:?}");
+                return pause;
+            }
+        }
+        let poll = match self.signer.seal_poll(&self.config.site_id, now_unix()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("signing a poll: {e}");
+                return self.next_backoff();
+            }
+        };
+        match self.client.poll(&poll, self.wait_secs).await {
+            Ok(None) => {
+                self.backoff = Duration::ZERO;
+                Duration::ZERO
+            }
+            Ok(Some(env)) => {
+                self.backoff = Duration::ZERO;
+                match self.handle_envelope(env).await {
+                    Ok(waiting) if waiting => Duration::from_secs(self.wait_secs.clamp(1, 5)),
+                    Ok(_) => Duration::ZERO,
+                    Err(e) => {
+                        let pause = self.next_backoff();
+                        tracing::warn!("handling a job: {e:#}; retrying in {pause:?}");
+                        pause
+                    }
+                }
+            }
+            Err(e) => {
+                let pause = self.next_backoff();
+                if e.is_transient() {
+                    tracing::warn!("polling the hub: {e}; retrying in {pause:?}");
+                } else {
+                    tracing::error!("polling the hub: {e}; retrying in {pause:?}");
+                }
+                pause
+            }
+        }
+    }
+
+    /// Verifies a job envelope and handles the job. `Ok(true)` when the job waits for the
+    /// steward (the hub will keep offering it: pause before polling again).
+    async fn handle_envelope(&mut self, env: Envelope) -> anyhow::Result<bool> {
+        let now = now_unix();
+        let opened = match self.guard.open(&self.verifier, &env, now) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("rejected an envelope from the hub: {e}");
+                let mut draft = EntryDraft::new(now, Actor::Hub, "envelope.reject")
+                    .decision(format!("rejected, not executed: {e}"));
+                if let Some(id) = env.job_id {
+                    draft = draft.job(format!("{id} (claimed)"));
+                }
+                audit::append(&self.dir, draft)?;
+                return Ok(false);
+            }
+        };
+        let Message::Job(job) = opened.message else {
+            tracing::warn!("the hub sent a {} where a job was expected", opened.kind);
+            return Ok(false);
+        };
+        self.handle_job(job).await
+    }
+
+    async fn handle_job(&mut self, job: Job) -> anyhow::Result<bool> {
+        let journal = Journal::new(&self.dir);
+        if let Some(mut entry) = journal.get(&job.job_id)? {
+            // Finished before (and perhaps not acknowledged, or the ack was lost): re-send the
+            // stored result, never recompute.
+            entry.acked = false;
+            entry.hub_rejected = None;
+            journal.put(&entry)?;
+            self.send(entry).await?;
+            return Ok(false);
+        }
+        let approvals = Approvals::new(&self.dir);
+        let queued = approvals.get(&job.job_id)?;
+        if queued.is_none() {
+            audit::append(&self.dir, received(&job))?;
+        }
+        let policy = SitePolicy::load(&self.dir)?;
+        match policy.approval(&job.query) {
+            Approval::Deny => {
+                let e = exec::refused(
+                    &job,
+                    &self.config.site_id,
+                    RefusalReason::QueryTypeDenied,
+                    format!("site policy denies {} queries", job.query.payload_type()),
+                );
+                self.finish(&job, e, Actor::System).await?;
+                Ok(false)
+            }
+            Approval::Auto => {
+                self.run_and_finish(job, Actor::System).await?;
+                Ok(false)
+            }
+            Approval::Manual => match queued.map(|q| q.state) {
+                None => {
+                    approvals.enqueue(&job, now_unix())?;
+                    audit::append(
+                        &self.dir,
+                        EntryDraft::new(now_unix(), Actor::System, "job.queue")
+                            .project(job.project_id.to_string())
+                            .job(job.job_id.to_string())
+                            .decision("waiting for the data steward (manual approval)"),
+                    )?;
+                    Ok(true)
+                }
+                Some(ApprovalState::Pending) => Ok(true),
+                // Decided: the queue processing at the top of the next round finishes it.
+                Some(_) => {
+                    self.process_decided().await?;
+                    Ok(false)
+                }
+            },
+        }
+    }
+
+    /// Finishes every job the steward has decided.
+    async fn process_decided(&mut self) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        let approvals = Approvals::new(&dir);
+        for item in approvals.list()? {
+            let id = item.job.job_id;
+            if Journal::new(&self.dir).get(&id)?.is_some() {
+                approvals.remove(&id)?;
+                continue;
+            }
+            match item.state {
+                ApprovalState::Pending => {}
+                ApprovalState::Approved { by, .. } => {
+                    self.run_and_finish(item.job, audit::user(&by)).await?;
+                    approvals.remove(&id)?;
+                }
+                ApprovalState::Denied { by, reason, .. } => {
+                    let e = exec::refused(
+                        &item.job,
+                        &self.config.site_id,
+                        RefusalReason::RejectedBySteward,
+                        format!("denied by the data steward {by}: {reason}"),
+                    );
+                    self.finish(&item.job, e, audit::user(&by)).await?;
+                    approvals.remove(&id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the job on a blocking thread (journaling the result there), then sends it.
+    async fn run_and_finish(&mut self, job: Job, decided_by: Actor) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        let store = Arc::clone(&self.store);
+        let site_id = self.config.site_id.clone();
+        let job_id = job.job_id;
+        let task = tokio::task::spawn_blocking(move || {
+            compute_and_journal(&dir, &store, &site_id, &job, decided_by)
+        });
+        let entry = match task.await {
+            Ok(r) => r?,
+            Err(e) => bail!("job {job_id}: the execution thread died: {e}"),
+        };
+        self.send(entry).await
+    }
+
+    /// Journals a result decided without running anything (refusals), then sends it.
+    async fn finish(&mut self, job: &Job, e: Executed, decided_by: Actor) -> anyhow::Result<()> {
+        let entry = journal_and_audit(&self.dir, job, e, decided_by)?;
+        self.send(entry).await
+    }
+
+    /// Re-sends every result the hub has not acknowledged yet.
+    async fn flush_unacked(&mut self) -> anyhow::Result<()> {
+        for entry in Journal::new(&self.dir).unacked()? {
+            self.send(entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Seals the result afresh (new nonce and timestamp) and posts it; records the
+    /// acknowledgement. A transient failure is an error (the caller backs off); a permanent
+    /// refusal by the hub is recorded and not retried.
+    async fn send(&mut self, mut entry: JournalEntry) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        let journal = Journal::new(&dir);
+        let id = entry.result.job_id;
+        let env = self
+            .signer
+            .seal_result(&entry.result, now_unix())
+            .with_context(|| format!("sealing the result of job {id}"))?;
+        entry.sends = entry.sends.saturating_add(1);
+        match self.client.send_result(&env).await {
+            Ok(ack) => {
+                self.check_ack(&ack, id)?;
+                entry.acked = true;
+                journal.put(&entry)?;
+                audit::append(
+                    &self.dir,
+                    EntryDraft::new(now_unix(), Actor::Hub, "result.ack")
+                        .job(id.to_string())
+                        .decision("the hub acknowledged the result"),
+                )?;
+                tracing::info!(job = %id, "result acknowledged by the hub");
+                Ok(())
+            }
+            Err(e) if e.is_transient() => {
+                journal.put(&entry)?;
+                Err(e).with_context(|| format!("sending the result of job {id}"))
+            }
+            Err(e) => {
+                tracing::error!(job = %id, "the hub refused the result: {e}");
+                entry.hub_rejected = Some(e.to_string());
+                journal.put(&entry)?;
+                audit::append(
+                    &self.dir,
+                    EntryDraft::new(now_unix(), Actor::Hub, "result.reject")
+                        .job(id.to_string())
+                        .decision(format!("the hub refused the result: {e}")),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn check_ack(&mut self, ack: &Envelope, id: JobId) -> anyhow::Result<()> {
+        let opened = self
+            .guard
+            .open(&self.verifier, ack, now_unix())
+            .map_err(|e| HubError::Protocol(format!("result acknowledgement rejected: {e}")))?;
+        match opened.message {
+            Message::ResultAck if opened.job_id == Some(id) => Ok(()),
+            _ => Err(HubError::Protocol(format!(
+                "expected a result_ack for job {id}, got a {} for {:?}",
+                opened.kind, opened.job_id
+            ))
+            .into()),
+        }
+    }
+}
+
+/// The audit entry for a job seen for the first time: who asked what, under which project.
+fn received(job: &Job) -> EntryDraft {
+    let definition = Sha256::digest(job.definition.to_string().as_bytes());
+    let query = serde_json::to_string(&job.query).unwrap_or_default();
+    EntryDraft::new(
+        now_unix(),
+        audit::user(job.requested_by.user_id.as_str()),
+        "job.receive",
+    )
+    .project(job.project_id.to_string())
+    .job(job.job_id.to_string())
+    .decision(format!(
+        "received {query} as {} (created at {}, definition sha256:{})",
+        serde_json::to_value(job.requested_by.role)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        job.created_at,
+        crate::data::hex_encode(&definition)
+    ))
+}
+
+/// Runs an approved job under the data directory's lock (the ledger is read, updated and saved
+/// around the run), journals and audits the result.
+pub fn compute_and_journal(
+    dir: &SiteDir,
+    store: &Store,
+    site_id: &SiteId,
+    job: &Job,
+    decided_by: Actor,
+) -> anyhow::Result<JournalEntry> {
+    let executed = dir.locked(|| {
+        if let Some(done) = Journal::new(dir).get(&job.job_id)? {
+            return Ok(Err(done));
+        }
+        let policy = SitePolicy::load(dir)?.disclosure()?;
+        let discloser = Discloser::new(policy, dir.secret()?)
+            .map_err(|e| anyhow::anyhow!("invalid site policy: {e}"))?;
+        let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
+        let mut rng = rand::rngs::OsRng;
+        let now = now_unix();
+        let started = std::time::Instant::now();
+        let executed = {
+            let mut cx = ExecContext {
+                site_id,
+                store,
+                discloser: &discloser,
+                ledger: &mut ledger,
+                now,
+                rng: &mut rng,
+            };
+            let job = job.clone();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                exec::execute(&job, &mut cx)
+            }))
+            .unwrap_or_else(|_| {
+                exec::failed(
+                    &job,
+                    site_id,
+                    qiao_protocol::FailureKind::Internal,
+                    "the cohort engine panicked".into(),
+                )
+            })
+        };
+        ledger.prune_all(discloser.policy(), u64::try_from(now).unwrap_or(0));
+        write_json(&dir.ledger_path(), &ledger)?;
+        tracing::info!(job = %job.job_id, millis = started.elapsed().as_millis() as u64, note = %executed.note, "job executed");
+        Ok(Ok(executed))
+    })?;
+    match executed {
+        Ok(e) => journal_and_audit(dir, job, e, decided_by),
+        Err(done) => Ok(done),
+    }
+}
+
+/// Journals a result (durably, before it is sent) and audits the decision and what is
+/// released.
+pub fn journal_and_audit(
+    dir: &SiteDir,
+    job: &Job,
+    e: Executed,
+    decided_by: Actor,
+) -> anyhow::Result<JournalEntry> {
+    let entry = JournalEntry {
+        result: e.result,
+        finished_at: now_unix(),
+        acked: false,
+        sends: 0,
+        hub_rejected: None,
+    };
+    Journal::new(dir).put(&entry)?;
+    let (decision, released) = match &entry.result.outcome {
+        Outcome::Done { payload } => (
+            "done".to_owned(),
+            Some(serde_json::to_value(payload).unwrap_or_default()),
+        ),
+        Outcome::Refused { reason } => (
+            format!(
+                "refused:{}",
+                serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+        Outcome::Failed { error } => (
+            format!(
+                "failed:{}",
+                serde_json::to_value(error)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+    };
+    let mut draft = EntryDraft::new(now_unix(), decided_by, "job.decide")
+        .project(job.project_id.to_string())
+        .job(job.job_id.to_string())
+        .decision(format!("{decision} ({})", e.note));
+    if let Some(r) = &released {
+        draft = draft.released_json(r);
+    }
+    audit::append(dir, draft)?;
+    Ok(entry)
+}

@@ -1,0 +1,141 @@
+//! Local accounts of the site's own staff: investigators (pre-screening lists) and data
+//! stewards (approval queue). Passwords are stored as argon2id PHC strings in `DIR/users.json`;
+//! these accounts never exist at the hub.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{read_json, write_json, SiteDir};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// A local role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalRole {
+    /// May list the site's own patients of a cohort (pre-screening for recruitment).
+    Investigator,
+    /// Decides the manual approval queue.
+    Steward,
+}
+
+impl std::fmt::Display for LocalRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LocalRole::Investigator => "investigator",
+            LocalRole::Steward => "steward",
+        })
+    }
+}
+
+/// One account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalUser {
+    /// The role.
+    pub role: LocalRole,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// When it was created (unix seconds).
+    pub created_at: i64,
+}
+
+/// `DIR/users.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// By user name.
+    pub users: BTreeMap<String, LocalUser>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
+}
+
+impl Users {
+    /// Loads the accounts (none if the file does not exist).
+    pub fn load(dir: &SiteDir) -> anyhow::Result<Self> {
+        Ok(read_json(&dir.users_path())?.unwrap_or_default())
+    }
+
+    /// Adds an account (refusing an existing name or a short password).
+    pub fn add(
+        dir: &SiteDir,
+        name: &str,
+        role: LocalRole,
+        password: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        if !valid_name(name) {
+            bail!("a user name is 1 to 64 characters of A-Z a-z 0-9 . _ - @");
+        }
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            bail!("a password needs at least {MIN_PASSWORD_CHARS} characters");
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let password_hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
+            .to_string();
+        dir.locked(|| {
+            let mut users = Self::load(dir)?;
+            if users.users.contains_key(name) {
+                bail!("user {name} already exists");
+            }
+            users.users.insert(
+                name.to_owned(),
+                LocalUser {
+                    role,
+                    password_hash,
+                    created_at: now,
+                },
+            );
+            write_json(&dir.users_path(), &users)
+        })
+    }
+
+    /// Checks `name`'s password and that the account has `role`. The error does not say
+    /// which of the two failed for an unknown user or a wrong password.
+    pub fn authenticate(
+        dir: &SiteDir,
+        name: &str,
+        password: &str,
+        role: LocalRole,
+    ) -> anyhow::Result<()> {
+        let users = Self::load(dir)?;
+        let denied = || anyhow::anyhow!("authentication failed for user {name:?}");
+        let Some(user) = users.users.get(name) else {
+            // Spend the same time as a real check, so timing does not tell names apart.
+            let _ = verify(password, DUMMY_HASH);
+            return Err(denied());
+        };
+        if !verify(password, &user.password_hash).context("checking the password")? {
+            return Err(denied());
+        }
+        if user.role != role {
+            bail!("user {name} is a {}, not a {role}", user.role);
+        }
+        Ok(())
+    }
+}
+
+/// argon2id of a random password, for constant-time refusal of unknown users.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0c8oHZ1xQm8sJ2Bf6n3uW3mQy4b0u2j6B5mH7m0c9Lk";
+
+fn verify(password: &str, phc: &str) -> anyhow::Result<bool> {
+    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
