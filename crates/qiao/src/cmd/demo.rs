@@ -9,7 +9,11 @@ use qiao_ingest::{Options, Source};
 #[derive(clap::Args)]
 pub struct Args {
     /// The OMOP CDM CSV folder to use (default: the bundled Eunomia GiBleed test data).
-    #[arg(long, value_name = "DIR", default_value = "../shared/data/eunomia-gibleed-5.3")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "../shared/data/eunomia-gibleed-5.3"
+    )]
     cdm: PathBuf,
     /// Where to put the demo's files.
     #[arg(long, value_name = "DIR", default_value = ".work/demo")]
@@ -17,11 +21,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.work).with_context(|| format!("creating {}", args.work.display()))?;
+    std::fs::create_dir_all(&args.work)
+        .with_context(|| format!("creating {}", args.work.display()))?;
     let store = args.work.join("gibleed.qiao");
     println!("== ingest {} → {}", args.cdm.display(), store.display());
-    let report = qiao_ingest::ingest(&Source::CsvDir(args.cdm.clone()), &store, Options { strict: false, progress: true })
-        .with_context(|| format!("ingesting {}", args.cdm.display()))?;
+    let report = qiao_ingest::ingest(
+        &Source::CsvDir(args.cdm.clone()),
+        &store,
+        Options {
+            strict: false,
+            progress: true,
+        },
+    )
+    .with_context(|| format!("ingesting {}", args.cdm.display()))?;
     println!(
         "   {} tables, {} rows in {:.2} s (+ {:.2} s to build the store); {} rows skipped, {} flagged",
         report.tables.len(),
@@ -32,5 +44,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.flagged()
     );
     println!();
-    super::stats::run(super::stats::Args { store, json: false, top: 5 })
+    super::stats::run(super::stats::Args {
+        store,
+        json: false,
+        top: 5,
+    })
 }
