@@ -859,7 +859,6 @@ impl ReplayGuard {
                 max_skew_secs: self.max_skew_secs,
             });
         }
-        let message = parse_body(env.kind, env.job_id.as_ref(), &env.site_id, &env.body)?;
         self.prune(oldest);
         let key = (env.key_id, env.nonce);
         if self.seen.contains_key(&key) {
@@ -873,6 +872,7 @@ impl ReplayGuard {
                 max: self.max_nonces,
             });
         }
+        let message = parse_body(env.kind, env.job_id.as_ref(), &env.site_id, &env.body)?;
         self.seen.insert(key, env.timestamp);
         self.by_time.insert((env.timestamp, env.key_id, env.nonce));
         Ok(Opened {
