@@ -121,6 +121,14 @@ pub fn read_table(
         }
     }
 
+    // Kept columns the source lacks: NULL in every row.
+    let absent: Vec<usize> = (0..table.columns.len())
+        .filter(|k| {
+            !slots
+                .iter()
+                .any(|s| matches!(s, Slot::Kept(j, ..) if j == k))
+        })
+        .collect();
     let mut record = csv::ByteRecord::new();
     let mut last_pos = 0u64;
     let mut lines: Vec<u64> = Vec::new();
@@ -143,7 +151,9 @@ pub fn read_table(
         }
         report.rows_read += 1;
         let line = record.position().map_or(0, |p| p.line());
-        if let Some(problem) = parse_row(&record, &slots, &mut table, source, line, &header) {
+        if let Some(problem) =
+            parse_row(&record, &slots, &absent, &mut table, source, line, &header)
+        {
             if opts.strict {
                 return Err(IngestError::Strict(Box::new(problem)));
             }
@@ -178,6 +188,7 @@ fn sniff_delimiter<R: Read>(input: &mut BufReader<R>) -> std::io::Result<Option<
 fn parse_row(
     record: &csv::ByteRecord,
     slots: &[Slot],
+    absent: &[usize],
     table: &mut RawTable,
     source: &str,
     line: u64,
@@ -213,12 +224,10 @@ fn parse_row(
         return Some(problem(ProblemKind::NotUtf8, col, String::new()));
     }
     let rows = table.rows();
-    let mut filled = vec![false; table.columns.len()];
     for (i, (field, slot)) in record.iter().zip(slots).enumerate() {
         let Slot::Kept(k, ty, required) = *slot else {
             continue;
         };
-        filled[k] = true;
         let col = &mut table.columns[k].1;
         let value = trim(field);
         let result = if value.is_empty() {
@@ -247,10 +256,8 @@ fn parse_row(
             return Some(problem(kind, i + 1, detail));
         }
     }
-    for (k, f) in filled.iter().enumerate() {
-        if !f {
-            table.columns[k].1.push_null();
-        }
+    for &k in absent {
+        table.columns[k].1.push_null();
     }
     None
 }
