@@ -29,4 +29,9 @@ pub use api::{router, Hub, HubConfig};
 pub use client::{ClientError, HubClient};
 pub use error::ApiError;
 pub use serve::{BackgroundHub, Listen};
-pub use store::{HubStore, PgStore, RedbStore, StoreError};
+pub use store::{open_store, HubStore, PgStore, RedbStore, StoreError};
+
+/// The audit crate, re-exported for the CLI.
+pub use qiao_audit as audit;
+/// The wire protocol crate, re-exported for the CLI.
+pub use qiao_protocol as protocol;

@@ -200,3 +200,47 @@ impl Drop for BackgroundHub {
         }
     }
 }
+
+/// Serves a hub over `store` in the foreground until SIGINT or SIGTERM, calling `ready` with
+/// the bound address once it accepts connections.
+pub fn run_foreground(
+    store: Arc<dyn HubStore>,
+    config: HubConfig,
+    listen: Listen,
+    ready: impl FnOnce(SocketAddr, &Hub),
+) -> anyhow::Result<()> {
+    let hub = Arc::new(Hub::new(store, config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(listen.addr)
+            .await
+            .with_context(|| format!("binding {}", listen.addr))?;
+        let addr = listener.local_addr()?;
+        ready(addr, &hub);
+        let app = router(hub);
+        serve(listener, app, listen.tls, shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -36,6 +36,11 @@ enum Command {
     /// Run, explain or check OHDSI ATLAS/Circe cohort definitions on a store.
     #[command(subcommand)]
     Cohort(cmd::cohort::Command),
+    /// Run the alliance's hub (HTTP API, site protocol, audit) and administer its state.
+    #[command(subcommand)]
+    Hub(cmd::hub::Command),
+    /// Ask the network through a hub: per-site and total results of a cohort definition.
+    Query(cmd::query::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Cohort(c) => cmd::cohort::run(c),
+        Command::Hub(c) => cmd::hub::run(c),
+        Command::Query(a) => cmd::query::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

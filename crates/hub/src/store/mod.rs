@@ -150,3 +150,19 @@ pub trait HubStore: Send + Sync + fmt::Debug {
 pub(crate) fn seq_key(seq: u64) -> String {
     format!("{seq:020}")
 }
+
+/// Opens the hub's state: the PostgreSQL database at `database` (tables in `schema` if given),
+/// or else the redb data directory `data`.
+pub fn open_store(
+    data: Option<&std::path::Path>,
+    database: Option<&str>,
+    schema: Option<&str>,
+) -> Result<std::sync::Arc<dyn HubStore>, StoreError> {
+    match (database, data) {
+        (Some(url), _) => Ok(std::sync::Arc::new(PgStore::open_in_schema(url, schema)?)),
+        (None, Some(dir)) => Ok(std::sync::Arc::new(RedbStore::open(dir)?)),
+        (None, None) => Err(StoreError::Invalid(
+            "give --data DIR (embedded database) or --database postgres://...".into(),
+        )),
+    }
+}

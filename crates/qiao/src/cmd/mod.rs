@@ -2,6 +2,8 @@
 
 pub mod cohort;
 pub mod demo;
+pub mod hub;
 pub mod ingest;
+pub mod query;
 pub mod stats;
 pub mod synth;

@@ -1,0 +1,465 @@
+//! `qiao hub`: run the alliance's hub, and administer its state directly (for set-up and demos).
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use qiao_hub::api::{build_user, issue_enrollment_token, CreateUserRequest};
+use qiao_hub::audit::Actor;
+use qiao_hub::model::{parse_role, valid_text, Project, Site, TokenKind, TokenRecord};
+use qiao_hub::protocol::{ProjectId, SiteId, UserId};
+use qiao_hub::serve::{run_foreground, tls_config, Listen};
+use qiao_hub::util::{now, random_token, token_hash};
+use qiao_hub::{open_store, HubConfig, HubStore};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Serve the hub's HTTP API (TLS unless --insecure-http).
+    Serve(ServeArgs),
+    /// Print the hub's audit log and verify its hash chain.
+    Audit(AuditArgs),
+    /// Create a user account.
+    CreateUser(CreateUserArgs),
+    /// Create a site and print its one-time enrollment token.
+    CreateSite(CreateSiteArgs),
+    /// Issue a new one-time enrollment token for an existing site.
+    EnrollmentToken(EnrollmentTokenArgs),
+    /// Create a project.
+    CreateProject(CreateProjectArgs),
+    /// Approve a project (queries run only under approved projects).
+    ApproveProject(ApproveProjectArgs),
+    /// Add a member to a project.
+    AddMember(AddMemberArgs),
+    /// Create an API token for a user and print it.
+    CreateToken(CreateTokenArgs),
+}
+
+/// Where the hub's state is.
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// Data directory of the embedded database (created if missing).
+    #[arg(long, required_unless_present = "database")]
+    pub data: Option<PathBuf>,
+    /// A PostgreSQL database instead: postgres://user:password@host:port/db.
+    #[arg(long, env = "QIAO_HUB_DATABASE", conflicts_with = "data")]
+    pub database: Option<String>,
+    /// With --database: keep the hub's tables in this schema (created if missing).
+    #[arg(long, requires = "database")]
+    pub database_schema: Option<String>,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<Arc<dyn HubStore>> {
+        Ok(open_store(
+            self.data.as_deref(),
+            self.database.as_deref(),
+            self.database_schema.as_deref(),
+        )?)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key", conflicts_with = "insecure_http")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP without TLS (local demos and tests only).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Deliver a job again to a site that has not answered it after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub redeliver_secs: i64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// One JSON entry per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only verify; print the summary line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Login name.
+    #[arg(long)]
+    pub id: String,
+    /// alliance_admin, committee_member, sponsor_researcher, site_data_steward,
+    /// site_investigator or auditor.
+    #[arg(long)]
+    pub role: String,
+    /// The member enterprise or hospital (sponsor researchers).
+    #[arg(long)]
+    pub institution: Option<String>,
+    /// The site (site data stewards and investigators).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// The password (prefer QIAO_HUB_PASSWORD or --password-stdin: arguments are visible to
+    /// other local users).
+    #[arg(long, env = "QIAO_HUB_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CreateSiteArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Site id (what the site's messages carry).
+    #[arg(long)]
+    pub id: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime of the enrollment token, in seconds.
+    #[arg(long, default_value_t = 7 * 86_400)]
+    pub token_ttl_secs: i64,
+}
+
+#[derive(clap::Args)]
+pub struct EnrollmentTokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Site id.
+    #[arg(long)]
+    pub site: String,
+    /// Lifetime of the token, in seconds.
+    #[arg(long, default_value_t = 7 * 86_400)]
+    pub token_ttl_secs: i64,
+}
+
+#[derive(clap::Args)]
+pub struct CreateProjectArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Project id.
+    #[arg(long)]
+    pub id: String,
+    /// Title.
+    #[arg(long)]
+    pub title: String,
+    /// Members (repeat or comma-separate).
+    #[arg(long = "member", value_delimiter = ',')]
+    pub members: Vec<String>,
+    /// Create it approved.
+    #[arg(long)]
+    pub approved: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ApproveProjectArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Project id.
+    #[arg(long)]
+    pub id: String,
+    /// Withdraw the approval instead.
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+#[derive(clap::Args)]
+pub struct AddMemberArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Project id.
+    #[arg(long)]
+    pub project: String,
+    /// User id.
+    #[arg(long)]
+    pub user: String,
+}
+
+#[derive(clap::Args)]
+pub struct CreateTokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// User id.
+    #[arg(long)]
+    pub user: String,
+    /// A label for the token.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+pub fn run(c: Command) -> anyhow::Result<()> {
+    match c {
+        Command::Serve(a) => serve(a),
+        Command::Audit(a) => audit(a),
+        Command::CreateUser(a) => create_user(a),
+        Command::CreateSite(a) => create_site(a),
+        Command::EnrollmentToken(a) => enrollment_token(a),
+        Command::CreateProject(a) => create_project(a),
+        Command::ApproveProject(a) => approve_project(a),
+        Command::AddMember(a) => add_member(a),
+        Command::CreateToken(a) => create_token(a),
+    }
+}
+
+/// Administrative changes made from the command line are audited as the local system.
+fn cli_actor() -> Actor {
+    Actor::System
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let tls = match (&a.tls_cert, &a.tls_key, a.insecure_http) {
+        (Some(c), Some(k), false) => Some(tls_config(c, k)?),
+        (None, None, true) => None,
+        (None, None, false) => bail!(
+            "give --tls-cert FILE --tls-key FILE, or --insecure-http to serve plain HTTP (local demos only)"
+        ),
+        _ => bail!("--tls-cert and --tls-key go together, and not with --insecure-http"),
+    };
+    if a.redeliver_secs < 1 {
+        bail!("--redeliver-secs must be at least 1");
+    }
+    let store = a.store.open()?;
+    let location = format!("{} {}", store.backend(), store.location());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = HubConfig {
+        redeliver_secs: a.redeliver_secs,
+        ..HubConfig::default()
+    };
+    run_foreground(
+        store,
+        config,
+        Listen {
+            addr: a.listen,
+            tls,
+        },
+        |addr, hub| {
+            let fp = hub
+                .public_key()
+                .map(|k| k.fingerprint())
+                .unwrap_or_default();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "qiao hub listening on {scheme}://{addr} (state: {location}; hub key {fp})"
+            );
+            let _ = out.flush();
+        },
+    )
+}
+
+fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    let store = a.store.open()?;
+    let (entries, report) = store.verify_audit()?;
+    let mut out = std::io::stdout().lock();
+    if !a.quiet {
+        for e in &entries {
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+            } else {
+                writeln!(out, "{e}")?;
+            }
+        }
+    }
+    match report {
+        Ok(r) => {
+            let head = r
+                .head
+                .map(|h| format!(", head #{} {}", h.seq, h.hash))
+                .unwrap_or_default();
+            eprintln!("audit chain OK: {} entries{head}", r.entries);
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
+fn read_password(a: &CreateUserArgs) -> anyhow::Result<String> {
+    if a.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    a.password
+        .clone()
+        .context("give the password with QIAO_HUB_PASSWORD, --password-stdin or --password")
+}
+
+fn create_user(a: CreateUserArgs) -> anyhow::Result<()> {
+    let role = parse_role(&a.role).with_context(|| {
+        format!(
+            "unknown role {:?}: alliance_admin, committee_member, sponsor_researcher, site_data_steward, site_investigator or auditor",
+            a.role
+        )
+    })?;
+    let password = read_password(&a)?;
+    let store = a.store.open()?;
+    let req = CreateUserRequest {
+        id: UserId::new(a.id.clone())?,
+        password,
+        role,
+        institution: a.institution.clone(),
+        site: a.site.as_deref().map(SiteId::new).transpose()?,
+    };
+    let t = now();
+    let user = build_user(store.as_ref(), req, t).map_err(|e| anyhow::anyhow!(e.message))?;
+    store.create_user(&user, &cli_actor(), t)?;
+    println!("created user {} ({})", user.id, a.role);
+    Ok(())
+}
+
+fn create_site(a: CreateSiteArgs) -> anyhow::Result<()> {
+    let id = SiteId::new(a.id.clone())?;
+    let name = a.name.clone().unwrap_or_else(|| a.id.clone());
+    if !valid_text(&name) {
+        bail!("--name: 1 to 200 characters without control characters");
+    }
+    let store = a.store.open()?;
+    let t = now();
+    store.create_site(
+        &Site {
+            id: id.clone(),
+            name,
+            public_key: None,
+            enrolled_at: None,
+            enrollment: None,
+            created_at: t,
+        },
+        &cli_actor(),
+        t,
+    )?;
+    print_token(store.as_ref(), &id, a.token_ttl_secs)
+}
+
+fn print_token(store: &dyn HubStore, site: &SiteId, ttl: i64) -> anyhow::Result<()> {
+    if !(60..=30 * 86_400).contains(&ttl) {
+        bail!("--token-ttl-secs must be between 60 and 2592000");
+    }
+    let (token, stored) = issue_enrollment_token(store, site, ttl, &cli_actor())
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let fp = qiao_hub::protocol::Signer::new(store.signing_key()?)
+        .public_key()?
+        .fingerprint();
+    println!(
+        "site {site}: one-time enrollment token (expires at {}):",
+        stored.expires_at
+    );
+    println!("{token}");
+    println!("hub key fingerprint: {fp}");
+    Ok(())
+}
+
+fn enrollment_token(a: EnrollmentTokenArgs) -> anyhow::Result<()> {
+    let site = SiteId::new(a.site.clone())?;
+    let store = a.store.open()?;
+    print_token(store.as_ref(), &site, a.token_ttl_secs)
+}
+
+fn create_project(a: CreateProjectArgs) -> anyhow::Result<()> {
+    if !valid_text(&a.title) {
+        bail!("--title: 1 to 200 characters without control characters");
+    }
+    let mut members = a
+        .members
+        .iter()
+        .filter(|m| !m.is_empty())
+        .map(|m| UserId::new(m.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    members.sort();
+    members.dedup();
+    let store = a.store.open()?;
+    let t = now();
+    let p = Project {
+        id: ProjectId::new(a.id.clone())?,
+        title: a.title.clone(),
+        approved: a.approved,
+        members,
+        created_at: t,
+    };
+    store.create_project(&p, &cli_actor(), t)?;
+    println!(
+        "created project {} ({}, {} members)",
+        p.id,
+        if p.approved {
+            "approved"
+        } else {
+            "not approved"
+        },
+        p.members.len()
+    );
+    Ok(())
+}
+
+fn approve_project(a: ApproveProjectArgs) -> anyhow::Result<()> {
+    let store = a.store.open()?;
+    let p = store.set_project_approved(
+        &ProjectId::new(a.id.clone())?,
+        !a.revoke,
+        &cli_actor(),
+        now(),
+    )?;
+    println!(
+        "project {} is {}",
+        p.id,
+        if p.approved {
+            "approved"
+        } else {
+            "not approved"
+        }
+    );
+    Ok(())
+}
+
+fn add_member(a: AddMemberArgs) -> anyhow::Result<()> {
+    let store = a.store.open()?;
+    let p = store.add_project_member(
+        &ProjectId::new(a.project.clone())?,
+        &UserId::new(a.user.clone())?,
+        &cli_actor(),
+        now(),
+    )?;
+    println!("project {}: {} members", p.id, p.members.len());
+    Ok(())
+}
+
+fn create_token(a: CreateTokenArgs) -> anyhow::Result<()> {
+    let user = UserId::new(a.user.clone())?;
+    if let Some(l) = &a.label {
+        if !valid_text(l) {
+            bail!("--label: 1 to 200 characters without control characters");
+        }
+    }
+    let store = a.store.open()?;
+    let t = now();
+    let token = random_token(qiao_hub::auth::API_PREFIX);
+    store.put_token(
+        &TokenRecord {
+            hash: token_hash(&token),
+            user_id: user,
+            kind: TokenKind::Api,
+            created_at: t,
+            expires_at: None,
+            label: a.label.clone(),
+        },
+        "token.create",
+        &cli_actor(),
+        t,
+    )?;
+    println!("{token}");
+    Ok(())
+}
