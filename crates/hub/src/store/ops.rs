@@ -174,9 +174,11 @@ impl dyn HubStore + '_ {
                 return Err(StoreError::Conflict(format!("user {}", user.id)));
             }
             put_json(tx, Table::Users, user.id.as_str(), user)?;
-            let mut d = EntryDraft::new(now, actor.clone(), "user.create")
-                .decision(crate::model::role_name(user.role));
-            d.released = Some(format!("user {}", user.id));
+            let d = EntryDraft::new(now, actor.clone(), "user.create").decision(format!(
+                "user {} as {}",
+                user.id,
+                crate::model::role_name(user.role)
+            ));
             audit(tx, d)?;
             Ok(())
         })
@@ -205,7 +207,15 @@ impl dyn HubStore + '_ {
                 return Err(StoreError::NotFound(format!("user {}", token.user_id)));
             }
             put_json(tx, Table::Tokens, &token.hash, token)?;
-            audit(tx, EntryDraft::new(now, actor.clone(), action))?;
+            let kind = match token.kind {
+                crate::model::TokenKind::Session => "session",
+                crate::model::TokenKind::Api => "api token",
+            };
+            audit(
+                tx,
+                EntryDraft::new(now, actor.clone(), action)
+                    .decision(format!("{kind} for user {}", token.user_id)),
+            )?;
             Ok(())
         })
     }
@@ -229,8 +239,8 @@ impl dyn HubStore + '_ {
                 return Err(StoreError::Conflict(format!("site {}", site.id)));
             }
             put_json(tx, Table::Sites, site.id.as_str(), site)?;
-            let mut d = EntryDraft::new(now, actor.clone(), "site.create");
-            d.released = Some(format!("site {}", site.id));
+            let d = EntryDraft::new(now, actor.clone(), "site.create")
+                .decision(format!("site {}", site.id));
             audit(tx, d)?;
             Ok(())
         })
@@ -259,10 +269,9 @@ impl dyn HubStore + '_ {
                 .ok_or_else(|| StoreError::NotFound(format!("site {site}")))?;
             s.enrollment = Some(token.clone());
             put_json(tx, Table::Sites, site.as_str(), &s)?;
-            let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token")
-                .decision(format!("issued, expires {}", token.expires_at));
-            let mut d = d;
-            d.released = Some(format!("site {site}"));
+            let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token").decision(
+                format!("issued for site {site}, expires {}", token.expires_at),
+            );
             audit(tx, d)?;
             Ok(())
         })
@@ -399,9 +408,9 @@ impl dyn HubStore + '_ {
             if !p.members.contains(user) {
                 p.members.push(user.clone());
                 put_json(tx, Table::Projects, id.as_str(), &p)?;
-                let mut d = EntryDraft::new(now, actor.clone(), "project.member_add")
-                    .project(id.to_string());
-                d.released = Some(format!("user {user}"));
+                let d = EntryDraft::new(now, actor.clone(), "project.member_add")
+                    .project(id.to_string())
+                    .decision(format!("user {user}"));
                 audit(tx, d)?;
             }
             Ok(p)
