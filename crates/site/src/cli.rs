@@ -451,7 +451,11 @@ pub fn apply_policy_args(p: &mut SitePolicy, a: &PolicySetArgs) -> anyhow::Resul
                 .unwrap_or(0.1);
             let delta = a
                 .delta
-                .or_else(|| old.as_ref().map(|d| d.mechanism.delta()).filter(|d| *d > 0.0))
+                .or_else(|| {
+                    old.as_ref()
+                        .map(|d| d.mechanism.delta())
+                        .filter(|d| *d > 0.0)
+                })
                 .unwrap_or(1e-6);
             let mechanism = if m == DpMode::Laplace {
                 DpMechanism::Laplace { epsilon }

@@ -165,7 +165,11 @@ impl HubClient {
     }
 
     /// `POST /api/v1/site/poll?wait_secs=N`: a job envelope, or `None` if none came in time.
-    pub async fn poll(&self, poll: &Envelope, wait_secs: u64) -> Result<Option<Envelope>, HubError> {
+    pub async fn poll(
+        &self,
+        poll: &Envelope,
+        wait_secs: u64,
+    ) -> Result<Option<Envelope>, HubError> {
         let path = format!("/api/v1/site/poll?wait_secs={wait_secs}");
         let timeout = Duration::from_secs(wait_secs.saturating_add(20));
         match self.post(&path, poll.to_json(), timeout).await? {

@@ -215,7 +215,10 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> 
         .read_to_end(&mut bytes)
         .with_context(|| format!("reading {}", path.display()))?;
     if bytes.len() as u64 > MAX_STATE_FILE_BYTES {
-        bail!("{}: larger than {MAX_STATE_FILE_BYTES} bytes", path.display());
+        bail!(
+            "{}: larger than {MAX_STATE_FILE_BYTES} bytes",
+            path.display()
+        );
     }
     serde_json::from_slice(&bytes)
         .map(Some)

@@ -562,12 +562,7 @@ fn person_facts(store: &Store, rows: &[CohortRow]) -> Vec<(i64, i64, Gender, i32
         let index: Day = r.start;
         let year = date::year(index);
         let gender = gender_of(genders.get(idx as usize).copied());
-        out.push((
-            r.subject_id,
-            i64::from(year) - i64::from(yob),
-            gender,
-            year,
-        ));
+        out.push((r.subject_id, i64::from(year) - i64::from(yob), gender, year));
     }
     out
 }

@@ -31,6 +31,8 @@ pub mod users;
 
 pub use client::{HubClient, HubError, TlsOptions};
 pub use data::{SiteConfig, SiteDir};
-pub use exec::{execute, run_definition, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel};
+pub use exec::{
+    execute, run_definition, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
+};
 pub use policy::{Approval, DpSettings, SitePolicy};
 pub use serve::{enroll, serve, EnrollOptions, ServeOptions};

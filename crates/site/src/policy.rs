@@ -108,8 +108,7 @@ impl SitePolicy {
     pub fn disclosure(&self) -> anyhow::Result<Policy> {
         let p = Policy {
             min_cell_count: self.min_cell_count,
-            obfuscation: (self.obfuscation && self.dp.is_none())
-                .then(ObfuscationParams::default),
+            obfuscation: (self.obfuscation && self.dp.is_none()).then(ObfuscationParams::default),
             secondary_suppression: self.secondary_suppression,
             rate_limit: self.rate_limit.clone(),
             lockout: self.lockout.clone(),

@@ -94,11 +94,15 @@ pub async fn enroll(o: &EnrollOptions) -> anyhow::Result<SiteConfig> {
     }
     audit::append(
         &dir,
-        EntryDraft::new(now_unix(), Actor::Site(config.site_id.to_string()), "site.enroll")
-            .decision(format!(
-                "enrolled at {} as {}; hub key {}",
-                config.hub_url, config.site_id, config.hub_fingerprint
-            )),
+        EntryDraft::new(
+            now_unix(),
+            Actor::Site(config.site_id.to_string()),
+            "site.enroll",
+        )
+        .decision(format!(
+            "enrolled at {} as {}; hub key {}",
+            config.hub_url, config.site_id, config.hub_fingerprint
+        )),
     )?;
     Ok(config)
 }

@@ -61,6 +61,16 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
     hub.state.lock().unwrap().hold_results = false;
     let mut child = serve(&data);
     let r = hub.wait_result(&j.job_id, 90).await;
+    // Let the site record the acknowledgement before stopping it.
+    let id = j.job_id.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !audit_entries(&data)
+        .iter()
+        .any(|e| e.action == "result.ack" && e.job_id.as_deref() == Some(id.as_str()))
+    {
+        assert!(Instant::now() < deadline, "the site never recorded the ack");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -71,7 +81,6 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
     assert_eq!(s.results.len(), 1);
     drop(s);
     let audit = audit_entries(&data);
-    let id = j.job_id.to_string();
     let count = |action: &str| {
         audit
             .iter()
@@ -111,7 +120,11 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = qiao_site::SiteDir::open(&data).unwrap();
     let p = qiao_site::SitePolicy::load(&dir).unwrap();
     assert_eq!(p.demographics, qiao_site::Approval::Deny);
@@ -132,7 +145,10 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert_eq!(qiao_site::SitePolicy::load(&dir).unwrap().min_cell_count, 20);
+    assert_eq!(
+        qiao_site::SitePolicy::load(&dir).unwrap().min_cell_count,
+        20
+    );
     // A tampered log is detected.
     let path = data.join("audit.log");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -143,5 +159,4 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken"));
-
 }

@@ -35,7 +35,11 @@ fn cohort(r: &qiao_protocol::JobResult) -> &qiao_protocol::CohortCountResult {
 /// otherwise a multiple of 5, at least 10, within 12 of the truth.
 fn assert_obfuscated(r: &Released, truth: u64) {
     if truth < 10 {
-        assert_eq!(*r, Released::BelowThreshold { threshold: 10 }, "truth {truth}");
+        assert_eq!(
+            *r,
+            Released::BelowThreshold { threshold: 10 },
+            "truth {truth}"
+        );
         return;
     }
     match *r {
@@ -229,7 +233,10 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     let j4 = job(QueryType::CohortCount, definition(3), "carol");
     hub.offer(Offer::Job(j4.clone()));
     let c4 = cohort(&hub.wait_result(&j4.job_id, 60).await).clone();
-    assert_eq!(c4.final_persons, Released::BelowThreshold { threshold: 300 });
+    assert_eq!(
+        c4.final_persons,
+        Released::BelowThreshold { threshold: 300 }
+    );
     assert_eq!(c4.rules[0].persons, Released::Exact { value: 569 });
     assert_eq!(c4.rules[0].gain, Released::Exact { value: 628 });
     assert_eq!(c4.rules[1].gain, Released::Exact { value: 303 });
@@ -356,7 +363,10 @@ async fn demographics_breakdown_is_secondary_suppressed_and_exact_where_released
     };
     let genders = [Gender::Female, Gender::Male, Gender::Other, Gender::Unknown];
     for b in &bands {
-        let n = genders.iter().filter(|g| is_supp(Some(*b), Some(**g))).count()
+        let n = genders
+            .iter()
+            .filter(|g| is_supp(Some(*b), Some(**g)))
+            .count()
             + usize::from(is_supp(Some(*b), None));
         assert_ne!(n, 1, "band {b:?}");
     }
@@ -381,7 +391,14 @@ async fn manual_approval_queue_and_deny_policy() {
         p.demographics = Approval::Deny;
     });
     let dir = SiteDir::open(&data).unwrap();
-    Users::add(&dir, "steward1", LocalRole::Steward, "correct horse battery", 0).unwrap();
+    Users::add(
+        &dir,
+        "steward1",
+        LocalRole::Steward,
+        "correct horse battery",
+        0,
+    )
+    .unwrap();
     let (stop, site) = spawn_site(&data, None);
 
     // Denied by policy: refused at once, never run.
@@ -432,7 +449,15 @@ async fn manual_approval_queue_and_deny_policy() {
     let a_id = ja.job_id.to_string();
     let b_id = jb.job_id.to_string();
     let out = cli(
-        &["approvals", "approve", "--data", d, "--user", "steward1", &a_id],
+        &[
+            "approvals",
+            "approve",
+            "--data",
+            d,
+            "--user",
+            "steward1",
+            &a_id,
+        ],
         "wrong password!",
     );
     assert!(!out.status.success());
@@ -443,22 +468,48 @@ async fn manual_approval_queue_and_deny_policy() {
     );
     assert!(out.status.success());
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains(&a_id) && listing.contains(&b_id), "{listing}");
+    assert!(
+        listing.contains(&a_id) && listing.contains(&b_id),
+        "{listing}"
+    );
     assert!(listing.contains("pending"));
 
     let out = cli(
-        &["approvals", "approve", "--data", d, "--user", "steward1", &a_id],
-        "correct horse battery",
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cli(
         &[
-            "approvals", "deny", "--data", d, "--user", "steward1", "--reason",
-            "outside the project's scope", &b_id,
+            "approvals",
+            "approve",
+            "--data",
+            d,
+            "--user",
+            "steward1",
+            &a_id,
         ],
         "correct horse battery",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &[
+            "approvals",
+            "deny",
+            "--data",
+            d,
+            "--user",
+            "steward1",
+            "--reason",
+            "outside the project's scope",
+            &b_id,
+        ],
+        "correct horse battery",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let ra = hub.wait_result(&ja.job_id, 60).await;
     let ca = cohort(&ra);
@@ -519,10 +570,16 @@ async fn forged_tampered_replayed_expired_and_misaddressed_jobs_are_not_executed
         .seal_job(&other_job, &SiteId::new("hospital-b").unwrap(), now())
         .unwrap();
     let old_job = job(QueryType::CohortCount, definition(1), "mallory");
-    let expired = hub.signer.seal_job(&old_job, &site_id, now() - 3600).unwrap();
+    let expired = hub
+        .signer
+        .seal_job(&old_job, &site_id, now() - 3600)
+        .unwrap();
     // A result_ack where a job is expected, signed by the hub.
     let ack_job = JobId::random();
-    let wrong_kind = hub.signer.seal_result_ack(ack_job, &site_id, now()).unwrap();
+    let wrong_kind = hub
+        .signer
+        .seal_result_ack(ack_job, &site_id, now())
+        .unwrap();
     // A valid envelope delivered twice: the second is a replay.
     let replayed_job = job(QueryType::CohortCount, definition(1), "alice");
     let original = hub.signer.seal_job(&replayed_job, &site_id, now()).unwrap();
@@ -630,7 +687,14 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         p.obfuscation = false;
     });
     let dir = SiteDir::open(&data).unwrap();
-    Users::add(&dir, "dr.li", LocalRole::Investigator, "investigator pw 1", 0).unwrap();
+    Users::add(
+        &dir,
+        "dr.li",
+        LocalRole::Investigator,
+        "investigator pw 1",
+        0,
+    )
+    .unwrap();
     Users::add(&dir, "steward1", LocalRole::Steward, "steward pw 1234", 0).unwrap();
     let (stop, site) = spawn_site(&data, None);
 
@@ -639,7 +703,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         job(QueryType::CohortCount, definition(3), "alice"),
         job(
             QueryType::Demographics {
-                age_band_years: 1,
+                age_band_years: 5,
                 by_index_year: true,
             },
             definition(3),
@@ -664,9 +728,15 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
 
     // The investigator's list, locally.
     let def = definition(3).to_string();
-    let rows =
-        qiao_site::prescreen::prescreen(&dir, store(), "dr.li", "investigator pw 1", &def, "3.json")
-            .unwrap();
+    let rows = qiao_site::prescreen::prescreen(
+        &dir,
+        store(),
+        "dr.li",
+        "investigator pw 1",
+        &def,
+        "3.json",
+    )
+    .unwrap();
     let run = qiao_site::run_definition(store(), &definition(3)).unwrap();
     assert_eq!(rows, run.rows);
     assert_eq!(rows.len(), 266);
@@ -674,18 +744,33 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
     assert_eq!(ids.len(), 266);
     assert!(ids.iter().all(|&id| id > ID_OFFSET));
     // Only investigators, only with the right password.
-    assert!(
-        qiao_site::prescreen::prescreen(&dir, store(), "steward1", "steward pw 1234", &def, "3.json")
-            .is_err()
-    );
-    assert!(
-        qiao_site::prescreen::prescreen(&dir, store(), "dr.li", "wrong password", &def, "3.json")
-            .is_err()
-    );
-    assert!(
-        qiao_site::prescreen::prescreen(&dir, store(), "nobody", "whatever pw", &def, "3.json")
-            .is_err()
-    );
+    assert!(qiao_site::prescreen::prescreen(
+        &dir,
+        store(),
+        "steward1",
+        "steward pw 1234",
+        &def,
+        "3.json"
+    )
+    .is_err());
+    assert!(qiao_site::prescreen::prescreen(
+        &dir,
+        store(),
+        "dr.li",
+        "wrong password",
+        &def,
+        "3.json"
+    )
+    .is_err());
+    assert!(qiao_site::prescreen::prescreen(
+        &dir,
+        store(),
+        "nobody",
+        "whatever pw",
+        &def,
+        "3.json"
+    )
+    .is_err());
     // The same through the CLI.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_qiao-site"))
         .args([
@@ -701,7 +786,11 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         .env("QIAO_SITE_PASSWORD", "investigator pw 1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
     assert_eq!(listing.lines().count(), 1 + 266);
     let first = &rows[0];
@@ -740,10 +829,19 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
 
     // Audited, without the ids.
     let audit = audit_entries(&data);
-    let listed: Vec<_> = audit.iter().filter(|e| e.action == "prescreen.list").collect();
+    let listed: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "prescreen.list")
+        .collect();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].actor.to_string(), "user:dr.li");
-    assert_eq!(audit.iter().filter(|e| e.action == "prescreen.deny").count(), 3);
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "prescreen.deny")
+            .count(),
+        3
+    );
     let log = std::fs::read_to_string(dir.audit_path()).unwrap();
     for id in &ids {
         assert!(!log.contains(&id.to_string()));

@@ -80,7 +80,9 @@ fn offset_person_ids(from: &Path, to: &Path) {
         .from_path(from)
         .unwrap();
     let headers = r.headers().unwrap().clone();
-    let col = headers.iter().position(|h| h.eq_ignore_ascii_case("person_id"));
+    let col = headers
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("person_id"));
     let mut w = csv::Writer::from_path(to).unwrap();
     w.write_record(&headers).unwrap();
     for rec in r.records() {
@@ -147,6 +149,8 @@ pub struct Hub {
     pub result_posts: u64,
     /// Jobs handed out, in order (job ids of sealed offers).
     pub delivered: Vec<JobId>,
+    /// When each job was last handed out.
+    pub leases: BTreeMap<JobId, Instant>,
     /// Hold result posts (never answer them) and keep their bodies here.
     pub hold_results: bool,
     pub held: Vec<Vec<u8>>,
@@ -196,7 +200,10 @@ impl FakeHub {
             if let Some(r) = self.result(id) {
                 return r;
             }
-            assert!(Instant::now() < deadline, "no result for job {id} within {secs} s");
+            assert!(
+                Instant::now() < deadline,
+                "no result for job {id} within {secs} s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -216,7 +223,8 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 fn record(hub: &FakeHub, uri: &Uri, headers: &HeaderMap, body: &[u8]) {
     let mut s = hub.state.lock().unwrap();
-    s.traffic.extend_from_slice(format!("POST {uri}\n").as_bytes());
+    s.traffic
+        .extend_from_slice(format!("POST {uri}\n").as_bytes());
     for (k, v) in headers {
         s.traffic.extend_from_slice(k.as_str().as_bytes());
         s.traffic.extend_from_slice(b": ");
@@ -300,8 +308,16 @@ async fn poll(
             let mut s = hub.state.lock().unwrap();
             let site = s.site.clone().unwrap();
             let acked: HashSet<JobId> = s.results.keys().copied().collect();
+            // Like the real hub: a delivered job is leased for a while before it is offered
+            // again (until its result is acknowledged).
+            let leased: HashSet<JobId> = s
+                .leases
+                .iter()
+                .filter(|(_, t)| t.elapsed() < Duration::from_secs(3))
+                .map(|(id, _)| *id)
+                .collect();
             let pos = s.offers.iter().position(|o| match o {
-                Offer::Job(j) => !acked.contains(&j.job_id),
+                Offer::Job(j) => !acked.contains(&j.job_id) && !leased.contains(&j.job_id),
                 Offer::Raw(_) => true,
             });
             if let Some(i) = pos {
@@ -310,6 +326,7 @@ async fn poll(
                         let env = hub.signer.seal_job(j, &site, now()).unwrap();
                         let id = j.job_id;
                         s.delivered.push(id);
+                        s.leases.insert(id, Instant::now());
                         env
                     }
                     Offer::Raw(_) => {
@@ -326,7 +343,7 @@ async fn poll(
         if left.is_zero() {
             return StatusCode::NO_CONTENT.into_response();
         }
-        let _ = tokio::time::timeout(left, notified).await;
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), notified).await;
     }
 }
 
@@ -364,7 +381,11 @@ async fn result(
         return error(StatusCode::NOT_FOUND, "unknown_job", "no such job");
     };
     if let Err(e) = check_against_job(&job, &result) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "not_aggregate", e.to_string());
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_aggregate",
+            e.to_string(),
+        );
     }
     if s.results.contains_key(&result.job_id) {
         s.duplicate_results.push(result.clone());
@@ -457,5 +478,7 @@ pub fn set_policy(data: &Path, f: impl FnOnce(&mut qiao_site::SitePolicy)) {
 /// Audit entries of a site.
 pub fn audit_entries(data: &Path) -> Vec<qiao_audit::Entry> {
     let dir = qiao_site::SiteDir::open(data).unwrap();
-    qiao_site::audit::read(&dir).expect("audit chain verifies").0
+    qiao_site::audit::read(&dir)
+        .expect("audit chain verifies")
+        .0
 }
