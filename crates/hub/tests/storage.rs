@@ -58,7 +58,12 @@ fn users_tokens_and_conflicts() {
         assert_eq!(s.user(&uid("bob")).unwrap(), None);
         s.create_user(&user("bob", UserRole::Auditor), &admin(), T0)
             .unwrap();
-        let ids: Vec<String> = s.users().unwrap().iter().map(|u| u.id.to_string()).collect();
+        let ids: Vec<String> = s
+            .users()
+            .unwrap()
+            .iter()
+            .map(|u| u.id.to_string())
+            .collect();
         assert_eq!(ids, ["alice", "bob"]);
         let tok = TokenRecord {
             hash: qiao_hub::util::token_hash("qiao-t-secret"),
@@ -91,7 +96,11 @@ fn injection_attempts_are_stored_verbatim() {
         p.title = "Robert'); DELETE FROM projects; -- \" \\ %_".into();
         s.create_project(&p, &admin(), T0).unwrap();
         assert_eq!(
-            s.user(&uid("mallory")).unwrap().unwrap().institution.as_deref(),
+            s.user(&uid("mallory"))
+                .unwrap()
+                .unwrap()
+                .institution
+                .as_deref(),
             Some(evil)
         );
         assert_eq!(s.project(&p.id).unwrap().unwrap().title, p.title);
@@ -150,7 +159,10 @@ fn enrollment_is_one_time_and_checked() {
         s.set_enrollment_token(&sid("h2"), &st2, &admin(), T0)
             .unwrap();
         let dup = EnrollRequest::new(&t2.expose_secret(), sid("h2"), key.signing_key()).unwrap();
-        assert!(matches!(s.enroll(&dup, T0 + 4), Err(EnrollFailure::KeyInUse)));
+        assert!(matches!(
+            s.enroll(&dup, T0 + 4),
+            Err(EnrollFailure::KeyInUse)
+        ));
         assert_eq!(s.site(&sid("h2")).unwrap().unwrap().public_key, None);
     });
 }
@@ -168,10 +180,18 @@ fn projects_approval_and_members() {
         ));
         let id: ProjectId = "p1".parse().unwrap();
         assert!(!s.project(&id).unwrap().unwrap().approved);
-        assert!(s.set_project_approved(&id, true, &admin(), T0).unwrap().approved);
-        let p = s.add_project_member(&id, &uid("alice"), &admin(), T0).unwrap();
+        assert!(
+            s.set_project_approved(&id, true, &admin(), T0)
+                .unwrap()
+                .approved
+        );
+        let p = s
+            .add_project_member(&id, &uid("alice"), &admin(), T0)
+            .unwrap();
         assert_eq!(p.members, vec![uid("alice")]);
-        let p = s.add_project_member(&id, &uid("alice"), &admin(), T0).unwrap();
+        let p = s
+            .add_project_member(&id, &uid("alice"), &admin(), T0)
+            .unwrap();
         assert_eq!(p.members.len(), 1, "adding twice is idempotent");
         assert!(matches!(
             s.add_project_member(&id, &uid("ghost"), &admin(), T0),
@@ -212,7 +232,10 @@ fn jobs_lease_redeliver_and_store_results_once() {
         assert_eq!(s.put_result(&res, T0 + 50).unwrap(), ResultOutcome::Stored);
         let mut again = res.clone();
         again.outcome = cohort_result(&j1.job_id, &h1, 999, 999).outcome;
-        assert_eq!(s.put_result(&again, T0 + 51).unwrap(), ResultOutcome::Duplicate);
+        assert_eq!(
+            s.put_result(&again, T0 + 51).unwrap(),
+            ResultOutcome::Duplicate
+        );
         let stored = s.results(&j1.job_id).unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].result, res);
@@ -223,9 +246,15 @@ fn jobs_lease_redeliver_and_store_results_once() {
         assert_eq!(s.lease_job(&h1, T0 + 101, 30).unwrap(), None);
         // A result for a job not sent to the site, for an unknown job, or not matching it.
         let wrong = cohort_result(&j2.job_id, &h2, 50, 40);
-        assert!(matches!(s.put_result(&wrong, T0), Err(StoreError::Forbidden(_))));
+        assert!(matches!(
+            s.put_result(&wrong, T0),
+            Err(StoreError::Forbidden(_))
+        ));
         let unknown = cohort_result(&JobId::random(), &h1, 50, 40);
-        assert!(matches!(s.put_result(&unknown, T0), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            s.put_result(&unknown, T0),
+            Err(StoreError::NotFound(_))
+        ));
         let mut mismatch = cohort_result(&j1.job_id, &h2, 50, 40);
         if let qiao_hub::protocol::Outcome::Done {
             payload: qiao_hub::protocol::Payload::CohortCount(c),
@@ -233,11 +262,17 @@ fn jobs_lease_redeliver_and_store_results_once() {
         {
             c.rules[0].name = qiao_hub::protocol::RuleName::new("Other rule").unwrap();
         }
-        assert!(matches!(s.put_result(&mismatch, T0), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            s.put_result(&mismatch, T0),
+            Err(StoreError::Invalid(_))
+        ));
         assert_eq!(s.results(&j1.job_id).unwrap().len(), 1);
         let rec = s.job(&j1.job_id).unwrap().unwrap();
         let d1 = rec.deliveries.iter().find(|d| d.site == h1).unwrap();
-        assert_eq!((d1.count, d1.first_at, d1.last_at), (2, Some(T0 + 10), Some(T0 + 40)));
+        assert_eq!(
+            (d1.count, d1.first_at, d1.last_at),
+            (2, Some(T0 + 10), Some(T0 + 40))
+        );
         assert_eq!(s.jobs().unwrap().len(), 2);
     });
 }
@@ -259,7 +294,13 @@ fn audit_chain_records_everything_and_verifies() {
         let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
             actions,
-            ["user.create", "project.create", "job.submit", "job.deliver", "result.receive"]
+            [
+                "user.create",
+                "project.create",
+                "job.submit",
+                "job.deliver",
+                "result.receive"
+            ]
         );
         let rr = &entries[4];
         assert_eq!(rr.actor, Actor::Site("h1".into()));
@@ -268,7 +309,10 @@ fn audit_chain_records_everything_and_verifies() {
         assert_eq!(rr.decision.as_deref(), Some("done"));
         let released: serde_json::Value =
             serde_json::from_str(rr.released.as_deref().unwrap()).unwrap();
-        assert_eq!(released["entries"], serde_json::json!({"kind": "below_threshold", "threshold": 10}));
+        assert_eq!(
+            released["entries"],
+            serde_json::json!({"kind": "below_threshold", "threshold": 10})
+        );
         assert_eq!(s.audit_entries(3, 10).unwrap().len(), 2);
     });
 }
@@ -284,7 +328,11 @@ fn state_survives_reopening() {
     };
     let s = qiao_hub::RedbStore::open(dir.path()).unwrap();
     let s: &dyn HubStore = &s;
-    assert_eq!(s.signing_key().unwrap().to_bytes(), key, "the hub key is kept");
+    assert_eq!(
+        s.signing_key().unwrap().to_bytes(),
+        key,
+        "the hub key is kept"
+    );
     assert!(s.site(&sid("h1")).unwrap().is_some());
     if let Some(url) = pg_url() {
         let schema = format!("qiao_hub_test_reopen_{}", std::process::id());
@@ -292,7 +340,10 @@ fn state_survives_reopening() {
         let key = (&a as &dyn HubStore).signing_key().unwrap().to_bytes();
         let b = qiao_hub::PgStore::open_in_schema(&url, Some(&schema)).unwrap();
         assert_eq!((&b as &dyn HubStore).signing_key().unwrap().to_bytes(), key);
-        assert_eq!((&b as &dyn HubStore).schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            (&b as &dyn HubStore).schema_version().unwrap(),
+            SCHEMA_VERSION
+        );
         b.drop_schema().unwrap();
     }
 }

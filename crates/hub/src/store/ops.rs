@@ -269,9 +269,10 @@ impl dyn HubStore + '_ {
                 .ok_or_else(|| StoreError::NotFound(format!("site {site}")))?;
             s.enrollment = Some(token.clone());
             put_json(tx, Table::Sites, site.as_str(), &s)?;
-            let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token").decision(
-                format!("issued for site {site}, expires {}", token.expires_at),
-            );
+            let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token").decision(format!(
+                "issued for site {site}, expires {}",
+                token.expires_at
+            ));
             audit(tx, d)?;
             Ok(())
         })

@@ -9,8 +9,8 @@ use qiao_hub::client::{HubClient, RawResponse};
 use qiao_hub::model::{Project, Site, User};
 use qiao_hub::protocol::{
     CohortCountResult, DisclosureSummary, EnrollRequest, EnrollResponse, Envelope, Job, JobId,
-    JobResult, Message, MessageKind, Outcome, Payload, ReplayGuard, Released, RuleName,
-    RuleResult, Signer, SiteId, UserId, UserRole, Verifier,
+    JobResult, Message, MessageKind, Outcome, Payload, Released, ReplayGuard, RuleName, RuleResult,
+    Signer, SiteId, UserId, UserRole, Verifier,
 };
 use qiao_hub::util::now;
 use qiao_hub::{BackgroundHub, HubStore, Listen, PgStore, RedbStore};

@@ -1,0 +1,740 @@
+//! The HTTP API on loopback: enrollment, the signed poll/result protocol, rejected messages,
+//! body limits, login rate limit, the role × endpoint matrix, TLS.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use qiao_hub::api::HubConfig;
+use qiao_hub::audit::Actor;
+use qiao_hub::client::HubClient;
+use qiao_hub::model::{TokenKind, TokenRecord};
+use qiao_hub::protocol::{Envelope, JobId, MessageKind, Nonce, QueryType, Signer, UserRole};
+use qiao_hub::util::{now, token_hash};
+use qiao_hub::view::{JobView, NetworkTotals, SiteStatus};
+use qiao_hub::{BackgroundHub, HubStore};
+use serde_json::json;
+
+const ROLES: [(&str, UserRole); 6] = [
+    ("admin", UserRole::AllianceAdmin),
+    ("carol", UserRole::CommitteeMember),
+    ("alice", UserRole::SponsorResearcher),
+    ("steve", UserRole::SiteDataSteward),
+    ("ivan", UserRole::SiteInvestigator),
+    ("audrey", UserRole::Auditor),
+];
+
+struct World {
+    _ts: TestStore,
+    store: Arc<dyn HubStore>,
+    hub: BackgroundHub,
+    tokens: Vec<(String, String)>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(HubConfig::default())
+    }
+
+    fn with(config: HubConfig) -> Self {
+        let ts = redb();
+        let store = ts.store.clone();
+        let sys = Actor::System;
+        store.create_site(&site("h1"), &sys, 1).unwrap();
+        store.create_site(&site("h2"), &sys, 1).unwrap();
+        let mut tokens = Vec::new();
+        for (name, role) in ROLES {
+            store.create_user(&user(name, role), &sys, 1).unwrap();
+            let token = format!("qiao-t-test-{name}");
+            store
+                .put_token(
+                    &TokenRecord {
+                        hash: token_hash(&token),
+                        user_id: uid(name),
+                        kind: TokenKind::Api,
+                        created_at: 1,
+                        expires_at: None,
+                        label: None,
+                    },
+                    "token.create",
+                    &sys,
+                    1,
+                )
+                .unwrap();
+            tokens.push((name.to_owned(), token));
+        }
+        store
+            .create_project(&project("p1", true, &["alice", "steve", "ivan"]), &sys, 1)
+            .unwrap();
+        store
+            .create_project(&project("p2", false, &["alice"]), &sys, 1)
+            .unwrap();
+        let hub = start_hub(store.clone(), config);
+        Self {
+            _ts: ts,
+            store,
+            hub,
+            tokens,
+        }
+    }
+
+    fn client(&self, name: &str) -> HubClient {
+        let t = &self.tokens.iter().find(|(n, _)| n == name).unwrap().1;
+        HubClient::new(&self.hub.url(), None).unwrap().with_token(t)
+    }
+
+    fn anon(&self) -> HubClient {
+        HubClient::new(&self.hub.url(), None).unwrap()
+    }
+
+    /// A site enrolled through the API with a token issued through the API.
+    fn enrolled_site(&self, id: &str) -> FakeSite {
+        let t = self
+            .client("admin")
+            .raw(
+                "POST",
+                &format!("/api/v1/sites/{id}/enrollment-token"),
+                None,
+            )
+            .unwrap();
+        assert_eq!(t.status, 201, "{}", String::from_utf8_lossy(&t.body));
+        let token = t.json()["token"].as_str().unwrap().to_owned();
+        let mut s = FakeSite::new(id, &self.hub.url());
+        let r = s.enroll(&token);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        s
+    }
+
+    fn submit(
+        &self,
+        who: &str,
+        project: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client(who)
+            .raw(
+                "POST",
+                &format!("/api/v1/projects/{project}/queries"),
+                Some(body.to_string().as_bytes()),
+            )
+            .unwrap();
+        (r.status, r.json())
+    }
+}
+
+fn query() -> serde_json::Value {
+    json!({"query_type": "cohort_count", "definition": definition()})
+}
+
+#[test]
+fn enrollment_poll_result_round_trip() {
+    let w = World::new();
+    let mut h1 = w.enrolled_site("h1");
+    let mut h2 = w.enrolled_site("h2");
+    // The token is one-time.
+    let t = w
+        .client("admin")
+        .raw("POST", "/api/v1/sites/h1/enrollment-token", None)
+        .unwrap()
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut again = FakeSite::new("h1", &w.hub.url());
+    assert_eq!(again.enroll(&t).status, 200, "a new token re-keys the site");
+    let r = FakeSite::new("h1", &w.hub.url()).enroll(&t);
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (409, Some("token_used"))
+    );
+    // The old key of h1 no longer verifies; the new one does.
+    let r = h1.post_envelope("/api/v1/site/poll?wait_secs=0", &h1.poll_envelope());
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (401, Some("unknown_signer"))
+    );
+    h1 = again;
+
+    // Nothing pending: 204 after the wait.
+    let start = Instant::now();
+    assert_eq!(h1.poll(1), None);
+    assert!(start.elapsed() >= Duration::from_millis(900));
+
+    // A waiting poll is woken by a submission.
+    let url = w.hub.url();
+    let waiter = std::thread::spawn(move || {
+        let start = Instant::now();
+        let job = h2.poll(20);
+        (h2, job, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = w.submit("alice", "p1", query());
+    assert_eq!(status, 201, "{body}");
+    let job_id: JobId = body["job_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(body["sites"], json!(["h1", "h2"]));
+    let (mut h2, job, waited) = waiter.join().unwrap();
+    let job = job.expect("job delivered to the waiting poll");
+    assert!(
+        waited < Duration::from_secs(5),
+        "long poll woke after {waited:?}"
+    );
+    assert_eq!(job.job_id, job_id);
+    assert_eq!(job.project_id.as_str(), "p1");
+    assert_eq!(job.query, QueryType::CohortCount);
+    assert_eq!(job.definition, definition());
+    assert_eq!(job.requested_by.user_id.as_str(), "alice");
+    let _ = url;
+
+    // h1 gets the same job; polling again before the redelivery time gives nothing.
+    let j1 = h1.poll(0).expect("job for h1");
+    assert_eq!(j1.job_id, job_id);
+    assert_eq!(h1.poll(0), None);
+
+    // Partial results: h1 done, h2 pending.
+    h1.post_result(&cohort_result(&job_id, &h1.id, 120, 100));
+    let v: JobView = w.client("alice").job(&job_id).unwrap();
+    assert!(!v.complete);
+    assert_eq!(v.sites[0].status, SiteStatus::Done);
+    assert_eq!(v.sites[1].status, SiteStatus::Pending);
+    assert_eq!(v.sites[1].deliveries, 1);
+    // A duplicate result is acknowledged and not stored twice.
+    h1.post_result(&cohort_result(&job_id, &h1.id, 999, 999));
+    h2.post_result(&cohort_result(&job_id, &h2.id, 5, 3));
+    let v = w.client("alice").job(&job_id).unwrap();
+    assert!(v.complete);
+    assert_eq!(w.store.results(&job_id).unwrap().len(), 2);
+    let NetworkTotals::CohortCount {
+        sites_done,
+        entries,
+        final_persons,
+        rules,
+        ..
+    } = &v.total
+    else {
+        panic!("cohort totals expected")
+    };
+    assert_eq!(*sites_done, 2);
+    // 120 exact + "< 10": point sum 120, true total in [120, 129]; never subtracted.
+    assert_eq!(
+        (entries.point_sum, entries.low, entries.high),
+        (120, 120, Some(129))
+    );
+    assert_eq!(entries.display, "120 (between 120 and 129)");
+    assert_eq!(
+        (final_persons.point_sum, final_persons.high),
+        (100, Some(109))
+    );
+    assert_eq!(rules[0].name, "Age >= 18");
+    assert_eq!(rules[0].persons.suppressed_sites, 1);
+    assert_eq!(
+        v.sites[0].disclosure,
+        vec!["minimum cell count 10".to_owned()]
+    );
+    let table = qiao_hub::report::to_table(&v);
+    assert!(table.contains("120 (between 120 and 129)"), "{table}");
+    let j = qiao_hub::report::to_json(&v);
+    assert_eq!(j["sites"][0]["entries"], "120");
+    assert_eq!(j["sites"][1]["entries"], "< 10");
+    assert_eq!(j["total"]["entries"], "120 (between 120 and 129)");
+    // Answered: no more deliveries.
+    assert_eq!(h1.poll(0), None);
+
+    // The audit log tells the story.
+    let audit = w
+        .client("audrey")
+        .raw("GET", "/api/v1/audit", None)
+        .unwrap()
+        .json();
+    assert_eq!(audit["verified"]["ok"], true);
+    let actions: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "site:h1 site.enroll",
+        "user:alice job.submit",
+        "site:h2 job.deliver",
+        "site:h1 result.receive",
+        "site:h2 result.receive",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.ends_with("result.receive"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn redelivery_after_the_interval() {
+    let w = World::with(HubConfig {
+        redeliver_secs: 1,
+        ..HubConfig::default()
+    });
+    let mut h1 = w.enrolled_site("h1");
+    let (_, body) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": definition(), "sites": ["h1"]}),
+    );
+    let id = body["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(h1.poll(0).unwrap().job_id.to_string(), id);
+    // "Crash": the site lost the job; it polls again and gets it back within the interval.
+    let start = Instant::now();
+    assert_eq!(h1.poll(5).unwrap().job_id.to_string(), id);
+    assert!(start.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn bad_envelopes_are_rejected() {
+    let w = World::new();
+    let mut h1 = w.enrolled_site("h1");
+    let h2 = w.enrolled_site("h2");
+    let (_, body) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": definition(), "sites": ["h2"]}),
+    );
+    let job_id: JobId = body["job_id"].as_str().unwrap().parse().unwrap();
+    let code = |r: qiao_hub::client::RawResponse| (r.status, r.error_code().unwrap_or_default());
+
+    // Replay: the same poll twice.
+    let env = h1.poll_envelope();
+    assert_eq!(
+        h1.post_envelope("/api/v1/site/poll?wait_secs=0", &env)
+            .status,
+        204
+    );
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll?wait_secs=0", &env)),
+        (409, "replay".into())
+    );
+    // Forged: altered after signing.
+    let mut forged = h1.poll_envelope();
+    forged.timestamp += 1;
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll", &forged)),
+        (401, "bad_signature".into())
+    );
+    // Expired.
+    let old = h1.signer.seal_poll(&h1.id, now() - 3600).unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll", &old)),
+        (401, "expired".into())
+    );
+    let future = h1.signer.seal_poll(&h1.id, now() + 3600).unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll", &future)),
+        (401, "from_the_future".into())
+    );
+    // Wrong site: h1's key claiming to be h2.
+    let imp = h1
+        .signer
+        .seal(
+            MessageKind::Poll,
+            None,
+            h2.id.clone(),
+            "{}".into(),
+            Nonce::random(),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll", &imp)),
+        (403, "wrong_site".into())
+    );
+    // Wrong site: h1 answering a job that was sent to h2 only.
+    let res = cohort_result(&job_id, &h1.id, 50, 40);
+    let env = h1.signer.seal_result(&res, now()).unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/result", &env)),
+        (403, "wrong_site".into())
+    );
+    // Unknown job.
+    let env = h1
+        .signer
+        .seal_result(&cohort_result(&JobId::random(), &h1.id, 50, 40), now())
+        .unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/result", &env)),
+        (404, "unknown_job".into())
+    );
+    // An unenrolled key.
+    let stranger = Signer::generate();
+    let env = stranger.seal_poll(&h1.id, now()).unwrap();
+    assert_eq!(
+        code(h1.post_envelope("/api/v1/site/poll", &env)),
+        (401, "unknown_signer".into())
+    );
+    // A hub-kind message signed by a site, and the wrong kind for the endpoint.
+    let env = h2
+        .signer
+        .seal_result(&cohort_result(&job_id, &h2.id, 50, 40), now())
+        .unwrap();
+    assert_eq!(
+        code(h2.post_envelope("/api/v1/site/poll", &env)),
+        (400, "wrong_kind".into())
+    );
+    // Not an envelope.
+    let r = h1
+        .client
+        .raw("POST", "/api/v1/site/poll", Some(b"{\"v\":1}"))
+        .unwrap();
+    assert_eq!(code(r), (400, "malformed_envelope".into()));
+    // A hub-signed job replayed back to the hub is refused.
+    let job_env: Envelope = {
+        let r = h2.post_envelope("/api/v1/site/poll?wait_secs=0", &h2.poll_envelope());
+        assert_eq!(r.status, 200);
+        Envelope::from_json(&r.body).unwrap()
+    };
+    let r = h1.post_envelope("/api/v1/site/result", &job_env);
+    assert_eq!(code(r), (400, "wrong_kind".into()));
+    // The genuine result is still accepted afterwards, and nothing was stored before.
+    assert_eq!(w.store.results(&job_id).unwrap().len(), 0);
+    let mut h2 = h2;
+    h2.post_result(&cohort_result(&job_id, &h2.id, 50, 40));
+    assert_eq!(w.store.results(&job_id).unwrap().len(), 1);
+    let _ = &mut h1;
+}
+
+#[test]
+fn bodies_are_validated() {
+    let w = World::new();
+    let _h1 = w.enrolled_site("h1");
+    let alice = w.client("alice");
+    let big = vec![b'a'; 3 * 1024 * 1024];
+    let r = alice
+        .raw("POST", "/api/v1/projects/p1/queries", Some(&big))
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (413, "body_too_large".into())
+    );
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2097152"));
+    let huge_def =
+        json!({"query_type": "cohort_count", "definition": {"x": "y".repeat(1_500_000)}});
+    let (s, b) = w.submit("alice", "p1", huge_def);
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (413, "definition_too_large")
+    );
+    let (s, b) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": [1, 2]}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (422, "invalid_definition")
+    );
+    let (s, b) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "patient_list", "definition": {}}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (422, "invalid_query_type")
+    );
+    let (s, b) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": {}, "extra": 1}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (422, "invalid_body")
+    );
+    let (s, b) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": {}, "sites": ["nowhere"]}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (422, "unknown_site")
+    );
+    let r = alice
+        .raw("POST", "/api/v1/projects/p1/queries", Some(b"{not json"))
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (400, "invalid_json".into())
+    );
+    // Injection attempts in identifiers are refused before any SQL, in bodies as values.
+    let r = alice
+        .raw(
+            "GET",
+            "/api/v1/projects/p1';DROP%20TABLE%20projects;--",
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (400, "invalid_id".into())
+    );
+    let admin = w.client("admin");
+    let r = admin
+        .raw("POST", "/api/v1/users", Some(json!({"id": "x'; DROP TABLE users;--", "password": "longenough", "role": "auditor"}).to_string().as_bytes()))
+        .unwrap();
+    assert_eq!(r.status, 422);
+    let r = admin
+        .raw("POST", "/api/v1/users", Some(json!({"id": "bobby", "password": "longenough", "role": "sponsor_researcher", "institution": "x'); DROP TABLE users;--"}).to_string().as_bytes()))
+        .unwrap();
+    assert_eq!(r.status, 201);
+    assert_eq!(w.store.users().unwrap().len(), 7);
+    // Demographics needs a sane band.
+    let (s, _) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "demographics", "definition": {}, "age_band_years": 0}),
+    );
+    assert_eq!(s, 422);
+    let (s, _) = w.submit("alice", "p1", json!({"query_type": "demographics", "definition": {}, "age_band_years": 5, "by_index_year": true}));
+    assert_eq!(s, 201);
+    // Unapproved project, non-member.
+    let (s, b) = w.submit("alice", "p2", query());
+    assert_eq!(
+        (s, b["error"]["code"].as_str().unwrap()),
+        (403, "project_not_approved")
+    );
+    w.store
+        .create_user(&user("zed", UserRole::SponsorResearcher), &Actor::System, 1)
+        .unwrap();
+    w.store
+        .put_token(
+            &TokenRecord {
+                hash: token_hash("qiao-t-zed"),
+                user_id: uid("zed"),
+                kind: TokenKind::Api,
+                created_at: 1,
+                expires_at: None,
+                label: None,
+            },
+            "token.create",
+            &Actor::System,
+            1,
+        )
+        .unwrap();
+    let zed = HubClient::new(&w.hub.url(), None)
+        .unwrap()
+        .with_token("qiao-t-zed");
+    let r = zed
+        .raw(
+            "POST",
+            "/api/v1/projects/p1/queries",
+            Some(query().to_string().as_bytes()),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (403, "forbidden".into())
+    );
+}
+
+#[test]
+fn login_sessions_and_rate_limit() {
+    let w = World::new();
+    let anon = w.anon();
+    let s = anon.login("alice", PASSWORD).unwrap();
+    assert!(s.token.starts_with("qiao-s-"));
+    let me: serde_json::Value = anon
+        .clone()
+        .with_token(&s.token)
+        .call("GET", "/api/v1/me", None)
+        .unwrap();
+    assert_eq!(me["role"], "sponsor_researcher");
+    let api = anon
+        .clone()
+        .with_token(&s.token)
+        .create_api_token(Some("laptop"))
+        .unwrap();
+    assert!(api.token.starts_with("qiao-t-"));
+    assert_eq!(api.expires_at, None);
+    let r = anon
+        .clone()
+        .with_token("qiao-t-forged")
+        .raw("GET", "/api/v1/me", None)
+        .unwrap();
+    assert_eq!(r.status, 401);
+    for _ in 0..5 {
+        let r = anon
+            .raw(
+                "POST",
+                "/api/v1/login",
+                Some(br#"{"username":"alice","password":"wrong password"}"#),
+            )
+            .unwrap();
+        assert_eq!(
+            (r.status, r.error_code().unwrap()),
+            (401, "invalid_credentials".into())
+        );
+    }
+    // Locked for this user and address, even with the right password.
+    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
+    let r = anon
+        .raw("POST", "/api/v1/login", Some(body.as_bytes()))
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (429, "rate_limited".into())
+    );
+    // Other users are not affected; unknown users get the same answer as a wrong password.
+    assert!(anon.login("ivan", PASSWORD).is_ok());
+    let r = anon
+        .raw(
+            "POST",
+            "/api/v1/login",
+            Some(br#"{"username":"nobody","password":"whatever1"}"#),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.error_code().unwrap()),
+        (401, "invalid_credentials".into())
+    );
+}
+
+/// Each row: method, path, body, and per role in ROLES order `A` (allowed) or `-` (403).
+/// Members of p1: alice (sponsor), steve (steward), ivan (investigator). Anonymous: always 401.
+const MATRIX: &[(&str, &str, &str, &str)] = &[
+    ("GET", "/api/v1/me", "", "AAAAAA"),
+    ("POST", "/api/v1/tokens", "{}", "AAAAAA"),
+    ("GET", "/api/v1/users", "", "A-----"),
+    (
+        "POST",
+        "/api/v1/users",
+        r#"{"id":"new-{role}","password":"longenough","role":"auditor"}"#,
+        "A-----",
+    ),
+    ("GET", "/api/v1/sites", "", "AAAAAA"),
+    ("POST", "/api/v1/sites", r#"{"id":"site-{role}"}"#, "A-----"),
+    ("POST", "/api/v1/sites/h2/enrollment-token", "", "A-----"),
+    ("GET", "/api/v1/projects", "", "AAAAAA"),
+    (
+        "POST",
+        "/api/v1/projects",
+        r#"{"id":"proj-{role}","title":"T"}"#,
+        "A-----",
+    ),
+    ("GET", "/api/v1/projects/p1", "", "AAAAAA"),
+    ("POST", "/api/v1/projects/p1/approve", "", "AA----"),
+    (
+        "POST",
+        "/api/v1/projects/p1/members",
+        r#"{"user":"alice"}"#,
+        "A-----",
+    ),
+    (
+        "POST",
+        "/api/v1/projects/p1/queries",
+        r#"{"query_type":"cohort_count","definition":{}}"#,
+        "--A-A-",
+    ),
+    ("GET", "/api/v1/jobs/{job}", "", "A-AAAA"),
+    ("GET", "/api/v1/audit", "", "-----A"),
+];
+
+#[test]
+fn authorization_matrix() {
+    let w = World::new();
+    let _h1 = w.enrolled_site("h1");
+    let (s, b) = w.submit("alice", "p1", query());
+    assert_eq!(s, 201);
+    let job = b["job_id"].as_str().unwrap().to_owned();
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in MATRIX {
+        let path = path.replace("{job}", &job);
+        assert_eq!(expected.len(), ROLES.len());
+        for ((name, role), want) in ROLES.iter().zip(expected.chars()) {
+            let role_name = qiao_hub::model::role_name(*role);
+            let body = body.replace("{role}", &role_name.replace('_', "-"));
+            let body = (!body.is_empty()).then_some(body.as_bytes());
+            let r = w.client(name).raw(method, &path, body).unwrap();
+            let ok = match want {
+                'A' => (200..300).contains(&r.status),
+                _ => r.status == 403,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} as {role_name}: expected {}, got {} {}",
+                    if want == 'A' { "2xx" } else { "403" },
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
+            }
+        }
+        let r = w
+            .anon()
+            .raw(
+                method,
+                &path,
+                body.is_empty()
+                    .then_some(&b""[..])
+                    .or(Some(body.as_bytes())),
+            )
+            .unwrap();
+        if r.status != 401 {
+            failures.push(format!(
+                "{method} {path} anonymous: expected 401, got {}",
+                r.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn tls_only_with_the_right_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert_path = dir.path().join("hub.crt");
+    let key_path = dir.path().join("hub.key");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let tls = qiao_hub::serve::tls_config(&cert_path, &key_path).unwrap();
+    let ts = redb();
+    let hub = BackgroundHub::start(
+        ts.store.clone(),
+        HubConfig::default(),
+        qiao_hub::Listen {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(tls),
+        },
+    )
+    .unwrap();
+    assert!(hub.url().starts_with("https://"));
+    let good = HubClient::new(&hub.url(), Some(&cert_path)).unwrap();
+    let v: serde_json::Value = good.call("GET", "/api/v1/health", None).unwrap();
+    assert_eq!(v["status"], "ok");
+    let untrusting = HubClient::new(&hub.url(), None).unwrap();
+    assert!(matches!(
+        untrusting.raw("GET", "/api/v1/health", None),
+        Err(qiao_hub::ClientError::Transport(_))
+    ));
+    let plain = HubClient::new(&hub.url().replace("https", "http"), None).unwrap();
+    assert!(plain
+        .raw("GET", "/api/v1/health", None)
+        .map(|r| r.status != 200)
+        .unwrap_or(true));
+}
