@@ -316,6 +316,9 @@ pub fn failed(job: &Job, site_id: &SiteId, error: FailureKind, note: String) -> 
     }
 }
 
+/// Releases one count (threshold + obfuscation, or DP noise).
+type ReleaseFn<'a> = Box<dyn FnMut(&PersonSetDigest) -> Result<Released, Stop> + 'a>;
+
 enum Stop {
     Refused(RefusalReason, String),
     Failed(ExecError),
@@ -428,30 +431,29 @@ fn cohort_count<R: RngCore + CryptoRng>(
     cx.ledger
         .check_and_record(&policy, q.user, q.project, q.now_unix_secs, &final_persons)
         .map_err(refusal)?;
-    let mut release: Box<dyn FnMut(&PersonSetDigest) -> Result<Released, Stop> + '_> =
-        match &policy.dp {
-            Some(dp) => {
-                let n = numbers as f64;
-                cx.ledger
-                    .charge(
-                        &policy,
-                        q.user,
-                        q.project,
-                        dp.mechanism.epsilon() * n,
-                        dp.mechanism.delta() * n,
-                    )
-                    .map_err(refusal)?;
-                let rng = &mut *cx.rng;
-                Box::new(move |digest: &PersonSetDigest| {
-                    // The budget was charged above for every number; a scratch ledger only
-                    // drives the DP pipeline for one number.
-                    d.answer_count(&mut QueryLedger::new(), &q, digest, rng)
-                        .map(|r| to_wire(&r))
-                        .map_err(refusal)
-                })
-            }
-            None => Box::new(|digest: &PersonSetDigest| Ok(to_wire(&d.release_count(digest)))),
-        };
+    let mut release: ReleaseFn<'_> = match &policy.dp {
+        Some(dp) => {
+            let n = numbers as f64;
+            cx.ledger
+                .charge(
+                    &policy,
+                    q.user,
+                    q.project,
+                    dp.mechanism.epsilon() * n,
+                    dp.mechanism.delta() * n,
+                )
+                .map_err(refusal)?;
+            let rng = &mut *cx.rng;
+            Box::new(move |digest: &PersonSetDigest| {
+                // The budget was charged above for every number; a scratch ledger only
+                // drives the DP pipeline for one number.
+                d.answer_count(&mut QueryLedger::new(), &q, digest, rng)
+                    .map(|r| to_wire(&r))
+                    .map_err(refusal)
+            })
+        }
+        None => Box::new(|digest: &PersonSetDigest| Ok(to_wire(&d.release_count(digest)))),
+    };
     let mut rules = Vec::with_capacity(funnel.rules.len());
     for (i, (name, remaining, gain)) in funnel.rules.iter().enumerate() {
         let expected = rule_names.get(i).map(String::as_str).unwrap_or(name);

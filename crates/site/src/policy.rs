@@ -113,7 +113,7 @@ impl SitePolicy {
             rate_limit: self.rate_limit.clone(),
             lockout: self.lockout.clone(),
             dp: self.dp.as_ref().map(|d| DpPolicy {
-                mechanism: d.mechanism.clone(),
+                mechanism: d.mechanism,
                 epsilon_budget: d.epsilon_budget,
                 delta_budget: d.delta_budget,
                 sensitivity: 1,

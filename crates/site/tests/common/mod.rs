@@ -268,22 +268,28 @@ struct Wait {
     wait_secs: Option<u64>,
 }
 
-fn open_site_envelope(hub: &FakeHub, body: &[u8]) -> Result<Message, Response> {
+fn open_site_envelope(hub: &FakeHub, body: &[u8]) -> Result<Message, Box<Response>> {
     let env = Envelope::from_json(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
-    let verifier = hub
-        .state
-        .lock()
-        .unwrap()
-        .verifier
-        .clone()
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "not_enrolled", "no site enrolled"))?;
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, "malformed", e.to_string())))?;
+    let verifier = hub.state.lock().unwrap().verifier.clone().ok_or_else(|| {
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "not_enrolled",
+            "no site enrolled",
+        ))
+    })?;
     let opened = hub
         .guard
         .lock()
         .unwrap()
         .open(&verifier, &env, now())
-        .map_err(|e| error(StatusCode::UNAUTHORIZED, "bad_envelope", e.to_string()))?;
+        .map_err(|e| {
+            Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "bad_envelope",
+                e.to_string(),
+            ))
+        })?;
     Ok(opened.message)
 }
 
@@ -298,7 +304,7 @@ async fn poll(
     match open_site_envelope(&hub, &body) {
         Ok(Message::Poll) => {}
         Ok(_) => return error(StatusCode::BAD_REQUEST, "wrong_kind", "expected a poll"),
-        Err(r) => return r,
+        Err(r) => return *r,
     }
     hub.state.lock().unwrap().polls += 1;
     let deadline = Instant::now() + Duration::from_secs(w.wait_secs.unwrap_or(0).min(30));
@@ -370,7 +376,7 @@ async fn result(
     let result = match open_site_envelope(&hub, &body) {
         Ok(Message::Result(r)) => r,
         Ok(_) => return error(StatusCode::BAD_REQUEST, "wrong_kind", "expected a result"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut s = hub.state.lock().unwrap();
     let job = s.offers.iter().find_map(|o| match o {
@@ -387,10 +393,11 @@ async fn result(
             e.to_string(),
         );
     }
-    if s.results.contains_key(&result.job_id) {
-        s.duplicate_results.push(result.clone());
-    } else {
-        s.results.insert(result.job_id, result.clone());
+    match s.results.entry(result.job_id) {
+        std::collections::btree_map::Entry::Occupied(_) => s.duplicate_results.push(result.clone()),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(result.clone());
+        }
     }
     let site = s.site.clone().unwrap();
     drop(s);
