@@ -41,6 +41,9 @@ enum Command {
     Hub(cmd::hub::Command),
     /// Ask the network through a hub: per-site and total results of a cohort definition.
     Query(cmd::query::Args),
+    /// Run a hospital's site: enroll, pull jobs from the hub, policy, approvals, pre-screening, audit.
+    #[command(subcommand)]
+    Site(cmd::site::Command),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Cohort(c) => cmd::cohort::run(c),
         Command::Hub(c) => cmd::hub::run(c),
         Command::Query(a) => cmd::query::run(a),
+        Command::Site(c) => cmd::site::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,6 @@ pub mod demo;
 pub mod hub;
 pub mod ingest;
 pub mod query;
+pub mod site;
 pub mod stats;
 pub mod synth;
