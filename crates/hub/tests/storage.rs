@@ -211,10 +211,12 @@ fn jobs_lease_redeliver_and_store_results_once() {
         let j1 = job("p1", "alice");
         let j2 = job("p1", "alice");
         let r1 = s.create_job(&j1, &[h1.clone(), h2.clone()], T0).unwrap();
-        let r2 = s.create_job(&j2, &[h1.clone()], T0 + 1).unwrap();
+        let r2 = s
+            .create_job(&j2, std::slice::from_ref(&h1), T0 + 1)
+            .unwrap();
         assert_eq!((r1.seq, r2.seq), (1, 2));
         assert!(matches!(
-            s.create_job(&j1, &[h1.clone()], T0),
+            s.create_job(&j1, std::slice::from_ref(&h1), T0),
             Err(StoreError::Conflict(_))
         ));
         // Oldest first; a delivered job is not handed out again before the redelivery time.
