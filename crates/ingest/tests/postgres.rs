@@ -219,10 +219,15 @@ fn same_f64(x: &f64, y: &f64) -> bool {
 fn same_column(what: &str, a: Option<ColumnRef<'_>>, b: Option<ColumnRef<'_>>) {
     match (a, b) {
         (None, None) => {}
-        (Some(ColumnRef::Id(x)), Some(ColumnRef::Id(y))) => same_slice(what, x, y),
-        (Some(ColumnRef::I32(x)), Some(ColumnRef::I32(y))) => same_slice(what, x, y),
+        (Some(ColumnRef::Id(x)), Some(ColumnRef::Id(y))) => {
+            same_slice(what, &x.to_vec(), &y.to_vec())
+        }
+        (Some(ColumnRef::I32(x)), Some(ColumnRef::I32(y))) => {
+            same_slice(what, &x.to_vec(), &y.to_vec())
+        }
         (Some(ColumnRef::Float(x)), Some(ColumnRef::Float(y))) => {
-            if let Some(i) = first_diff(x, y, same_f64) {
+            let (x, y): (Vec<f64>, Vec<f64>) = (x.iter().collect(), y.iter().collect());
+            if let Some(i) = first_diff(&x, &y, same_f64) {
                 panic!(
                     "{what}: differ at row {i}: {:?} vs {:?}",
                     x.get(i),
@@ -776,20 +781,20 @@ fn typed_columns_reach_the_store_exactly() {
             .as_f64()
             .unwrap()
             .iter()
-            .all(|&x| x == 0.1));
+            .all(|x| x == 0.1));
         assert!(m
             .column("range_high")
             .unwrap()
             .as_f64()
             .unwrap()
             .iter()
-            .all(|&x| x == 1e-20));
+            .all(|x| x == 1e-20));
         // All NULL: stored as NULLs, or not stored at all.
         assert!(m.column("unit_concept_id").is_none_or(|c| c
             .as_i32()
             .unwrap()
             .iter()
-            .all(|&x| x == qiao_cdm::NULL_CONCEPT)));
+            .all(|x| x == qiao_cdm::NULL_CONCEPT)));
 
         let c = store.domain("condition_occurrence").unwrap();
         assert_eq!(c.event_id(), &[10, 11, 12]);
