@@ -181,8 +181,9 @@ fn death_date_adjustment_in_circe_sql_ignores_start_with_and_end_with() {
     }
 }
 
+/// circe-be's DeathSqlBuilder always adjusts death_date (start) and death_date + 1 (end), whatever
+/// StartWith/EndWith say.
 #[test]
-#[ignore = "engine bug: Death DateAdjustment honours StartWith/EndWith; circe-be's DeathSqlBuilder always adjusts death_date (start) and death_date + 1 (end)"]
 fn death_date_adjustment_ignores_start_with_and_end_with() {
     let (dir, defs, want) = death_adjustment_case("death_date_adjustment_qiao");
     let store = store_of(&dir);

@@ -496,10 +496,13 @@ impl Compiler {
         };
         // Every builder but Specimen and LocationRegion applies the date adjustment and then keeps
         // only rows with end >= start.
+        // DeathSqlBuilder ignores StartWith/EndWith: it always adjusts death_date (start) and
+        // death_date + 1 (end).
+        let is_death = matches!(c, Criteria::Death(_));
         let adjust = adj.as_ref().map(|a| Adjust {
-            start_from_end: a.start_with == Some(DateType::EndDate),
+            start_from_end: !is_death && a.start_with == Some(DateType::EndDate),
             start_offset: a.start_offset,
-            end_from_end: a.end_with.unwrap_or(DateType::EndDate) == DateType::EndDate,
+            end_from_end: is_death || a.end_with.unwrap_or(DateType::EndDate) == DateType::EndDate,
             end_offset: a.end_offset,
         });
         let apply_adjust = !matches!(c, Criteria::Specimen(_) | Criteria::LocationRegion(_));
