@@ -11,9 +11,12 @@
 # 2. Python: a venv at .work/venv with duckdb and duckcdm (the Circe-on-DuckDB reference the cohort
 #    tests may compare with), installed once; exported as QIAO_TEST_VENV when it works. If pip
 #    fails, a warning is printed and the run goes on without it.
-# 3. cargo build --release -p qiao, cargo test --workspace --release (the qiao binary sits beside
-#    the release test executables for the CLI tests), cargo clippy --workspace --all-targets
-#    -- -D warnings.
+# 3. cargo build --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
+#    binary sits beside the release test executables for the CLI tests), cargo clippy --workspace
+#    --all-targets -- -D warnings. Release, not debug: measured cold on this 2-core machine, the
+#    release build + tests cost 688 CPU-s against 1033 CPU-s for debug (the dev profile's full
+#    debuginfo and a second build of the dependencies for the test profile); test run times are
+#    small either way.
 # Prints the time of each phase at the end.
 set -euo pipefail
 
@@ -26,6 +29,7 @@ PHASE=""
 PHASE_START=$SECONDS
 RUN_START=$SECONDS
 PG_STARTED=0
+FAILED=()
 
 phase() {
   end_phase
@@ -108,8 +112,15 @@ fi
 phase "cargo build --release -p qiao"
 cargo build --release -p qiao
 
+# Tests and clippy both run even if one fails, so that one run reports every failure.
 phase "cargo test --workspace --release"
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast || FAILED+=("cargo test")
 
 phase "cargo clippy --workspace --all-targets -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings || FAILED+=("cargo clippy")
+
+end_phase
+if ((${#FAILED[@]})); then
+  echo "FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
