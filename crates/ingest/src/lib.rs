@@ -69,11 +69,10 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
     report.read_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let report_json = serde_json::to_value(&report).unwrap_or_default();
-    qiao_store::write(out, tables, report_json)?;
+    let meta = qiao_store::write(out, tables, report_json)?;
     report.build_seconds = t1.elapsed().as_secs_f64();
     // Orphans and events outside observation are found while building the person index.
-    let store = qiao_store::Store::open(out)?;
-    for (name, tm) in &store.meta().tables {
+    for (name, tm) in &meta.tables {
         if let Some(tr) = report.tables.get_mut(name) {
             tr.orphans = tm.orphans;
             tr.outside_observation = tm.outside_observation;

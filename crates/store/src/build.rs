@@ -11,13 +11,14 @@ use crate::column;
 use crate::format::{Element, SectionWriter};
 use crate::meta::{Meta, TableMeta};
 
-/// Builds every section of a store from `tables` and writes them to `out`.
+/// Builds every section of a store from `tables`, writes them to `out`, and returns the writer and
+/// what the store says about itself (so a caller need not reopen the file to learn it).
 /// Tables may come in any order; at most one per CDM table name (later ones are appended to earlier ones).
 pub fn write_image<W: Write>(
     out: W,
     tables: Vec<RawTable>,
     ingest_report: serde_json::Value,
-) -> io::Result<W> {
+) -> io::Result<(W, Meta)> {
     let mut by_name: BTreeMap<&'static str, RawTable> = BTreeMap::new();
     let mut order: Vec<&'static str> = Vec::new();
     for t in tables {
@@ -315,7 +316,8 @@ pub fn write_image<W: Write>(
         );
     }
 
-    w.finish(meta)
+    let out = w.finish(meta.clone())?;
+    Ok((out, meta))
 }
 
 fn present(t: &RawTable) -> Vec<String> {

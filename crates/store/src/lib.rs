@@ -35,7 +35,7 @@ pub fn write(
     path: &Path,
     tables: Vec<RawTable>,
     ingest_report: serde_json::Value,
-) -> Result<(), StoreError> {
+) -> Result<Meta, StoreError> {
     let io = |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -49,14 +49,15 @@ pub fn write(
     let tmp = path.with_file_name(format!("{prefix}{}", std::process::id()));
     let result = (|| {
         let file = File::create(&tmp)?;
-        let out = build::write_image(
+        let (out, meta) = build::write_image(
             BufWriter::with_capacity(1 << 20, file),
             tables,
             ingest_report,
         )?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        Ok(meta)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -103,8 +104,10 @@ pub fn write_to_vec(
     tables: Vec<RawTable>,
     ingest_report: serde_json::Value,
 ) -> Result<Vec<u8>, StoreError> {
-    build::write_image(Vec::new(), tables, ingest_report).map_err(|source| StoreError::Io {
-        path: "<memory>".into(),
-        source,
-    })
+    build::write_image(Vec::new(), tables, ingest_report)
+        .map(|(bytes, _)| bytes)
+        .map_err(|source| StoreError::Io {
+            path: "<memory>".into(),
+            source,
+        })
 }

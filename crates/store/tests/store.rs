@@ -154,8 +154,13 @@ fn sample() -> Vec<RawTable> {
 fn round_trip_sorts_events_and_indexes_concepts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.qiao");
-    qiao_store::write(&path, sample(), serde_json::json!({"ok": true})).unwrap();
+    let written = qiao_store::write(&path, sample(), serde_json::json!({"ok": true})).unwrap();
     let store = Store::open(&path).unwrap();
+    assert_eq!(
+        &written,
+        store.meta(),
+        "write returns the meta the file holds"
+    );
 
     let persons = store.persons();
     assert_eq!(persons.ids(), &[1, 2, 99]);
