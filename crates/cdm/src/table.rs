@@ -42,8 +42,9 @@ impl TextColumn {
         self.offsets.push(self.data.len() as u64);
         self.nulls.push(value.is_none());
     }
+    /// Row `i`, None if NULL or past the end.
     pub fn get(&self, i: usize) -> Option<&str> {
-        if self.nulls[i] {
+        if *self.nulls.get(i)? {
             return None;
         }
         let bytes = &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize];
@@ -129,16 +130,33 @@ impl Column {
         }
     }
 
-    /// The rows of this column taken in `order` (a permutation or selection of row indices).
+    /// The rows of this column taken in `order` (a permutation or selection of row indices); an index
+    /// past the end (e.g. `u32::MAX` for "no row") reads as NULL.
     pub fn gather(&self, order: &[u32]) -> Column {
+        let at = |i: u32| i as usize;
         match self {
-            Column::Id(v) => Column::Id(order.iter().map(|&i| v[i as usize]).collect()),
-            Column::I32(v) => Column::I32(order.iter().map(|&i| v[i as usize]).collect()),
-            Column::Float(v) => Column::Float(order.iter().map(|&i| v[i as usize]).collect()),
+            Column::Id(v) => Column::Id(
+                order
+                    .iter()
+                    .map(|&i| v.get(at(i)).copied().unwrap_or(NULL_ID))
+                    .collect(),
+            ),
+            Column::I32(v) => Column::I32(
+                order
+                    .iter()
+                    .map(|&i| v.get(at(i)).copied().unwrap_or(NULL_INT))
+                    .collect(),
+            ),
+            Column::Float(v) => Column::Float(
+                order
+                    .iter()
+                    .map(|&i| v.get(at(i)).copied().unwrap_or(f64::NAN))
+                    .collect(),
+            ),
             Column::Text(t) => {
                 let mut out = TextColumn::new();
                 for &i in order {
-                    out.push(t.get(i as usize));
+                    out.push(t.get(at(i)));
                 }
                 Column::Text(out)
             }

@@ -89,7 +89,7 @@ pub fn write_image<W: Write>(
             column::write_encoded(
                 &mut w,
                 &format!("person/col/{name}"),
-                &gather_or_null(col, &person_row),
+                &col.gather(&person_row),
                 false,
             )?;
         }
@@ -322,39 +322,6 @@ pub fn write_image<W: Write>(
 
 fn present(t: &RawTable) -> Vec<String> {
     t.columns.iter().map(|(n, _)| n.to_string()).collect()
-}
-
-/// Rows of `col` at `rows`, NULL where the row is `u32::MAX`.
-fn gather_or_null(col: &Column, rows: &[u32]) -> Column {
-    let mut out = Column::for_type(match col {
-        Column::Id(_) => qiao_cdm::ColType::Id,
-        Column::I32(_) => qiao_cdm::ColType::Int,
-        Column::Float(_) => qiao_cdm::ColType::Float,
-        Column::Text(_) => qiao_cdm::ColType::Text,
-    })
-    .expect("kept type");
-    let present: Vec<u32> = rows.iter().copied().filter(|&r| r != u32::MAX).collect();
-    let gathered = col.gather(&present);
-    let mut next = 0usize;
-    for &r in rows {
-        if r == u32::MAX {
-            out.push_null();
-        } else {
-            push_from(&mut out, &gathered, next);
-            next += 1;
-        }
-    }
-    out
-}
-
-fn push_from(out: &mut Column, src: &Column, i: usize) {
-    match (out, src) {
-        (Column::Id(o), Column::Id(s)) => o.push(s[i]),
-        (Column::I32(o), Column::I32(s)) => o.push(s[i]),
-        (Column::Float(o), Column::Float(s)) => o.push(s[i]),
-        (Column::Text(o), Column::Text(s)) => o.push(s.get(i)),
-        _ => unreachable!("same column type"),
-    }
 }
 
 /// `key → sorted distinct values` as three sections: keys, offsets (len keys+1), values.
