@@ -11,7 +11,13 @@
 # 2. Python: a venv at .work/venv with duckdb and duckcdm (the Circe-on-DuckDB reference the cohort
 #    tests may compare with), installed once; exported as QIAO_TEST_VENV when it works. If pip
 #    fails, a warning is printed and the run goes on without it.
-# 3. cargo build --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
+# 3. Browser tests: Debian's chromium (apt-get, when /usr/bin/chromium is missing; with
+#    fonts-noto-cjk so Chinese pages render in screenshots) and playwright-core from npm into
+#    .work/node (from crates/portal/e2e/package.json + package-lock.json, `npm ci`, redone only when
+#    the lock file changes). Exports QIAO_CHROMIUM and QIAO_E2E_NODE_MODULES, which the browser
+#    test (crates/qiao/tests/browser.rs) requires: without them it fails, it never skips. Node and
+#    Chromium are test-only: nothing is built with them.
+# 4. cargo build --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
 #    binary sits beside the release test executables for the CLI tests), cargo clippy --workspace
 #    --all-targets -- -D warnings. Release, not debug: measured cold on this 2-core machine, the
 #    release build + tests cost 688 CPU-s against 1033 CPU-s for debug (the dev profile's full
@@ -108,7 +114,41 @@ else
   unset QIAO_TEST_VENV
 fi
 
-# --- 3. Rust -----------------------------------------------------------------------------------
+# --- 3. Browser test dependencies (test-only) ---------------------------------------------
+phase "browser: chromium, node, playwright-core"
+apt_updated=0
+apt_install() {
+  if ((!apt_updated)); then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" </dev/null
+}
+if [[ ! -x /usr/bin/chromium ]]; then
+  apt_install chromium fonts-noto-cjk
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+E2E_SRC="$ROOT/crates/portal/e2e"
+NODE_DIR="$ROOT/.work/node"
+if [[ -f $E2E_SRC/package-lock.json ]]; then
+  mkdir -p "$NODE_DIR"
+  if [[ -f $NODE_DIR/node_modules/playwright-core/package.json ]] &&
+    cmp -s "$E2E_SRC/package-lock.json" "$NODE_DIR/package-lock.json"; then
+    echo "playwright-core already installed in $NODE_DIR"
+  else
+    cp "$E2E_SRC/package.json" "$E2E_SRC/package-lock.json" "$NODE_DIR/"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+  fi
+  export QIAO_E2E_NODE_MODULES="$NODE_DIR/node_modules"
+else
+  warn "no $E2E_SRC/package-lock.json: QIAO_E2E_NODE_MODULES unset, the browser test will fail"
+fi
+export QIAO_CHROMIUM=/usr/bin/chromium
+echo "QIAO_CHROMIUM=$QIAO_CHROMIUM ($("$QIAO_CHROMIUM" --version 2>/dev/null || echo "not runnable")), node $(node --version)"
+
+# --- 4. Rust -----------------------------------------------------------------------------------
 phase "cargo build --release -p qiao"
 cargo build --release -p qiao
 

@@ -1,0 +1,308 @@
+//! Browser end-to-end test: real `qiao hub serve`, two `qiao site serve` and two `qiao site ui`
+//! processes on loopback, driven by headless Chromium through playwright-core
+//! (`crates/portal/e2e/flow.mjs`), one screenshot per step under `target/portal-screenshots/`.
+//!
+//! Needs `QIAO_CHROMIUM` (Debian's `/usr/bin/chromium`) and `QIAO_E2E_NODE_MODULES` (the
+//! `node_modules` holding playwright-core), which `bash scripts/test.sh` installs and exports.
+//! Without them the test fails with that message: it never skips silently.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
+const PASSWORD: &str = "correct-horse-battery";
+
+fn qiao() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_qiao"))
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing running.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(name: &str, logs: &Path, args: &[&str]) -> Proc {
+        let log = logs.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("creating a process log");
+        let err = out.try_clone().expect("cloning a log handle");
+        let child = qiao()
+            .args(args)
+            .env("QIAO_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// Panics with the process's log if it has exited.
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("{} exited ({status}):\n{log}", self.name);
+        }
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+    l.local_addr().expect("local address")
+}
+
+/// GET `path` on `addr` with a plain HTTP/1.1 request; the status code, or None if the
+/// server does not answer yet.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_ready(p: &mut Proc, addr: SocketAddr, path: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        p.check_alive();
+        if http_status(addr, path).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} did not answer on {addr}{path} within 30 s", p.name);
+}
+
+fn run_ok(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut c = qiao();
+    c.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("running qiao");
+    assert!(
+        out.status.success(),
+        "qiao {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: the browser test needs Chromium and playwright-core, which \
+             `bash scripts/test.sh` installs and exports (QIAO_CHROMIUM, QIAO_E2E_NODE_MODULES). \
+             Run the browser test through `bash scripts/test.sh`."
+        ),
+    }
+}
+
+/// The workspace's `target/` (the test executable is `target/release/deps/browser-…`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("../../target"))
+}
+
+/// One hospital: its data directory, and once started its `site serve` and `site ui`.
+struct Hospital {
+    id: &'static str,
+    data: PathBuf,
+    ui: SocketAddr,
+}
+
+#[test]
+fn portal_flow_in_headless_chromium() {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    assert!(
+        Path::new(&chromium).is_file(),
+        "QIAO_CHROMIUM={chromium} does not exist: run `bash scripts/test.sh`"
+    );
+    assert!(
+        Path::new(&node_modules).join("playwright-core").is_dir(),
+        "QIAO_E2E_NODE_MODULES={node_modules} has no playwright-core: run `bash scripts/test.sh`"
+    );
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let screenshots = target_dir().join("portal-screenshots");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+
+    // The hospitals' store: GiBleed.
+    let store = root.join("gibleed.qiao");
+    run_ok(
+        &["ingest", "--cdm", GIBLEED, "--out", store.to_str().expect("utf-8 path")],
+        &[],
+    );
+
+    // The hub's state, set up before it serves (the embedded database has one writer).
+    let hub_data = root.join("hub");
+    let hub_data_s = hub_data.to_str().expect("utf-8 path").to_owned();
+    let pw_env = [("QIAO_HUB_PASSWORD", PASSWORD)];
+    run_ok(
+        &["hub", "create-user", "--data", &hub_data_s, "--id", "admin", "--role", "alliance_admin"],
+        &pw_env,
+    );
+    let mut hospitals = vec![
+        Hospital {
+            id: "hospital-a",
+            data: root.join("site-a"),
+            ui: free_addr(),
+        },
+        Hospital {
+            id: "hospital-b",
+            data: root.join("site-b"),
+            ui: free_addr(),
+        },
+    ];
+    let mut tokens = Vec::new();
+    for h in &hospitals {
+        let out = run_ok(
+            &["hub", "create-site", "--data", &hub_data_s, "--id", h.id],
+            &[],
+        );
+        let token = out
+            .lines()
+            .find(|l| l.starts_with("qiao-enroll-"))
+            .unwrap_or_else(|| panic!("no enrollment token in {out}"))
+            .to_owned();
+        tokens.push(token);
+    }
+
+    let hub_addr = free_addr();
+    let hub_url = format!("http://{hub_addr}");
+    let mut procs = Vec::new();
+    let mut hub = Proc::spawn(
+        "hub",
+        &logs,
+        &["hub", "serve", "--data", &hub_data_s, "--listen", &hub_addr.to_string(), "--insecure-http"],
+    );
+    wait_ready(&mut hub, hub_addr, "/api/v1/health");
+    procs.push(hub);
+
+    let store_s = store.to_str().expect("utf-8 path").to_owned();
+    for (h, token) in hospitals.iter_mut().zip(&tokens) {
+        let data = h.data.to_str().expect("utf-8 path").to_owned();
+        run_ok(
+            &["site", "enroll", "--hub", &hub_url, "--token", token, "--name", h.id, "--data", &data, "--insecure-http"],
+            &[],
+        );
+        let site_pw = [("QIAO_SITE_PASSWORD", PASSWORD)];
+        let prefix = &h.id[h.id.len() - 1..];
+        run_ok(
+            &["site", "users", "add", "--data", &data, "--role", "steward", &format!("steward.{prefix}")],
+            &site_pw,
+        );
+        run_ok(
+            &["site", "users", "add", "--data", &data, "--role", "investigator", &format!("dr.{prefix}")],
+            &site_pw,
+        );
+        procs.push(Proc::spawn(
+            &format!("{}-serve", h.id),
+            &logs,
+            &["site", "serve", "--store", &store_s, "--data", &data, "--hub", &hub_url, "--insecure-http", "--wait-secs", "2"],
+        ));
+        let mut ui = Proc::spawn(
+            &format!("{}-ui", h.id),
+            &logs,
+            &["site", "ui", "--store", &store_s, "--data", &data, "--listen", &h.ui.to_string(), "--insecure-http"],
+        );
+        wait_ready(&mut ui, h.ui, "/login");
+        procs.push(ui);
+    }
+
+    // QIAO_E2E_FLOW: another copy of the script (while developing it).
+    let flow = std::env::var_os("QIAO_E2E_FLOW")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/flow.mjs"));
+    assert!(flow.is_file(), "{} is missing", flow.display());
+    let started = Instant::now();
+    let mut node = Command::new("node")
+        .arg(&flow)
+        .env("QIAO_CHROMIUM", &chromium)
+        .env("QIAO_E2E_NODE_MODULES", &node_modules)
+        .env("QIAO_E2E_SCREENSHOTS", &screenshots)
+        .env("QIAO_E2E_HUB", &hub_url)
+        .env("QIAO_E2E_SITE_A", format!("http://{}", hospitals[0].ui))
+        .env("QIAO_E2E_SITE_B", format!("http://{}", hospitals[1].ui))
+        .env("QIAO_E2E_PASSWORD", PASSWORD)
+        .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut o) = node.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = node.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let status = node.wait().expect("waiting for node");
+    for p in &mut procs {
+        p.check_alive();
+    }
+    let mut server_logs = String::new();
+    for p in &procs {
+        server_logs += &format!("--- {} ---\n", p.name);
+        server_logs += &std::fs::read_to_string(&p.log).unwrap_or_default();
+    }
+    assert!(
+        status.success(),
+        "flow.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nservers:\n{server_logs}",
+        started.elapsed()
+    );
+
+    // Every step the flow reports: its name, the screenshot it saved, what it checked.
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("flow output {l}: {e}")))
+        .collect();
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    eprintln!("{stdout}");
+    for s in &steps {
+        let shot = s["screenshot"].as_str().unwrap_or_else(|| panic!("{s}: no screenshot"));
+        let meta = std::fs::metadata(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+    }
+    for expected in EXPECTED_STEPS {
+        assert!(names.contains(expected), "step {expected} missing from {names:?}");
+    }
+}
+
+/// The steps flow.mjs must report (each with a screenshot).
+const EXPECTED_STEPS: &[&str] = &["hub-health", "site-login"];
