@@ -182,11 +182,11 @@ pub fn to_table(v: &JobView) -> String {
                 row.push(total.display.clone());
                 rows.push(row);
             };
-            line("entries".into(), &|r| Some(r.entries.clone()), entries);
-            line("subjects".into(), &|r| Some(r.subjects.clone()), subjects);
+            // The funnel top-down: persons remaining after each rule, the final persons, then
+            // the final cohort's rows (entries) and distinct persons (subjects).
             for (i, rule) in rules.iter().enumerate() {
                 line(
-                    format!("rule {}: {}", i + 1, rule.name),
+                    format!("after rule {}: {}", i + 1, rule.name),
                     &move |r| r.rules.get(i).map(|x| x.persons.clone()),
                     &rule.persons,
                 );
@@ -195,6 +195,16 @@ pub fn to_table(v: &JobView) -> String {
                 "final persons".into(),
                 &|r| Some(r.final_persons.clone()),
                 final_persons,
+            );
+            line(
+                "cohort entries".into(),
+                &|r| Some(r.entries.clone()),
+                entries,
+            );
+            line(
+                "cohort subjects".into(),
+                &|r| Some(r.subjects.clone()),
+                subjects,
             );
         }
         NetworkTotals::Demographics { total, cells, .. } => {
@@ -276,6 +286,12 @@ pub fn to_table(v: &JobView) -> String {
         for s in with_rules {
             out.push_str(&format!("  {}: {}\n", s.site, s.disclosure.join("; ")));
         }
+    }
+    if matches!(v.total, NetworkTotals::CohortCount { .. }) {
+        out.push_str(
+            "\n\"after rule N\": persons (best event each) passing rules 1..N; entries and subjects:\n\
+             rows and distinct persons of the final cohort.",
+        );
     }
     out.push_str("\ntotals add released values only (a withheld value adds its range).\n");
     out

@@ -1,52 +1,623 @@
-//! `qiao demo`: the main job on built-in data. Today: ingest the bundled Eunomia GiBleed CDM and
-//! print what the store holds.
+//! `qiao demo`: a whole Qiao network on one machine, on built-in data.
+//!
+//! 1. [`synthesize`] three hospitals of different sizes and case mix from the bundled Eunomia
+//!    GiBleed CDM, and [`ingest`] each into its own store;
+//! 2. [`Network::start`]: a hub (embedded redb, plain HTTP on a free loopback port) and one
+//!    site per hospital, each enrolled with a one-time token and pulling jobs over the real
+//!    signed protocol, exactly as separate `qiao site serve` processes would; demo accounts
+//!    (one per role) and an approved project, all made through the hub's HTTP API;
+//! 3. [`Network::feasibility`]: the sponsor runs the CohortGenerator "celecoxib, age ≥ 40,
+//!    male" definition across the network; the per-site and total funnel is printed;
+//! 4. the network keeps serving (hub URL and logins printed) until Ctrl-C, or stops with
+//!    `--exit`.
+//!
+//! With `--json` the result is one JSON object on stdout and everything else goes to stderr.
+//! Every run starts from a clean work directory (`.work/demo` by default).
 
-use std::path::PathBuf;
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use qiao_hub::api::{build_user, CreateUserRequest, EnrollmentTokenResponse, QueryRequest};
+use qiao_hub::audit::Actor;
+use qiao_hub::protocol::{ProjectId, SiteId, UserId, UserRole};
+use qiao_hub::serve::{BackgroundHub, Listen};
+use qiao_hub::view::{JobView, SiteStatus};
+use qiao_hub::{report, HubClient, HubConfig, HubStore, RedbStore};
 use qiao_ingest::{Options, Source};
+use qiao_site::{EnrollOptions, ServeOptions, TlsOptions};
+use serde_json::json;
+
+/// The demo's question: OHDSI CohortGenerator's Eunomia cohort 3 (celecoxib exposure, age at
+/// index ≥ 40, male), compiled in so the demo runs from any directory.
+pub const DEFINITION: &str = include_str!("../../data/cohorts/celecoxib-age40-male.json");
+/// File name the definition is written to in the work directory (for `qiao query`).
+pub const DEFINITION_FILE: &str = "celecoxib-age40-male.json";
+/// The demo project.
+pub const PROJECT: &str = "celecoxib-feasibility";
+/// Where the bundled GiBleed CDM is, relative to the project root.
+const BUNDLED_CDM: &str = "../shared/data/eunomia-gibleed-5.3";
+/// Marks a directory as a demo work directory (only such directories are ever cleared).
+const MARKER: &str = ".qiao-demo";
+/// Held while a demo runs on a work directory.
+const LOCK: &str = "demo.lock";
+/// How long the demo waits for every site to answer.
+const QUERY_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The OMOP CDM CSV folder to use (default: the bundled Eunomia GiBleed test data).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "../shared/data/eunomia-gibleed-5.3"
-    )]
-    cdm: PathBuf,
-    /// Where to put the demo's files.
+    /// The OMOP CDM CSV folder to synthesize the hospitals from (default: the bundled Eunomia
+    /// GiBleed data, ../shared/data/eunomia-gibleed-5.3 from the project root).
+    #[arg(long, value_name = "DIR")]
+    cdm: Option<PathBuf>,
+    /// The demo's work directory (cleared at every run; only directories made by `qiao demo`).
     #[arg(long, value_name = "DIR", default_value = ".work/demo")]
     work: PathBuf,
+    /// Number of hospitals (sites).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    hospitals: u32,
+    /// Geometric mean hospital size in persons (the largest is 2x, the smallest 1/2x).
+    #[arg(long, value_name = "P", default_value_t = 2000)]
+    persons: u64,
+    /// Seed of the synthetic hospitals.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    seed: u64,
+    /// Address the hub listens on (plain HTTP: keep it on loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Stop after the query instead of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+    /// Print the result as one JSON object on stdout (everything else on stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.work)
-        .with_context(|| format!("creating {}", args.work.display()))?;
-    let store = args.work.join("gibleed.qiao");
-    println!("== ingest {} → {}", args.cdm.display(), store.display());
-    let report = qiao_ingest::ingest(
-        &Source::CsvDir(args.cdm.clone()),
-        &store,
-        Options {
-            strict: false,
-            progress: true,
-        },
+    let console = Console { json: args.json };
+    let started = Instant::now();
+    let cdm = resolve_cdm(args.cdm.as_deref())?;
+    let work = WorkDir::prepare(&args.work)?;
+    let hospitals = synthesize(&console, &cdm, &work, &args)?;
+    let stores = ingest(&console, &work, &hospitals)?;
+    let net = Network::start(&console, &work, &stores, args.listen)?;
+    let view = net.feasibility(&console, &work)?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", report::to_json(&view))?;
+        out.flush()?;
+    } else {
+        console.say("");
+        console.say(report::to_table(&view));
+    }
+    console.say(format!(
+        "demo network up and query answered in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    if !view.complete {
+        console.say("note: not every site answered in time");
+    }
+    if !args.exit {
+        net.print_access(&console, &work);
+        net.wait_for_ctrl_c()?;
+        console.say("stopping");
+    }
+    net.stop()
+}
+
+/// Where the demo's narrative goes: stdout, or stderr when stdout carries the JSON result.
+pub struct Console {
+    json: bool,
+}
+
+impl Console {
+    fn say(&self, s: impl Display) {
+        // A closed terminal is not worth failing the demo for.
+        if self.json {
+            let _ = writeln!(std::io::stderr().lock(), "{s}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{s}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// The source CDM: `--cdm`, else the bundled GiBleed from the project root, else from the
+/// source tree this binary was built from.
+fn resolve_cdm(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        if !p.is_dir() {
+            bail!("--cdm {}: not a directory", p.display());
+        }
+        return Ok(p.to_owned());
+    }
+    let from_root = PathBuf::from(BUNDLED_CDM);
+    let from_source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(BUNDLED_CDM);
+    for p in [&from_root, &from_source] {
+        if p.join("person.csv").is_file() {
+            return Ok(p.clone());
+        }
+    }
+    bail!(
+        "the bundled Eunomia GiBleed CDM is missing: looked for {} (from the current directory) \
+         and {} (from the source tree); put the shared test data at ../shared/data beside the \
+         project root, or give --cdm DIR",
+        from_root.display(),
+        from_source.display()
     )
-    .with_context(|| format!("ingesting {}", args.cdm.display()))?;
-    println!(
-        "   {} tables, {} rows in {:.2} s (+ {:.2} s to build the store); {} rows skipped, {} flagged",
-        report.tables.len(),
-        report.tables.values().map(|t| t.rows_kept).sum::<u64>(),
-        report.read_seconds,
-        report.build_seconds,
-        report.problems(),
-        report.flagged()
-    );
-    println!();
-    super::stats::run(super::stats::Args {
-        store,
-        json: false,
-        top: 5,
-    })
+}
+
+/// The demo's work directory, held (locked) for the whole run and cleared at its start.
+pub struct WorkDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl WorkDir {
+    fn prepare(root: &Path) -> anyhow::Result<Self> {
+        let marker = root.join(MARKER);
+        if root.exists() {
+            let mut entries = std::fs::read_dir(root)
+                .with_context(|| format!("reading {}", root.display()))?;
+            if entries.next().is_some() && !marker.exists() {
+                bail!(
+                    "{} exists and was not made by `qiao demo`; give another --work directory",
+                    root.display()
+                );
+            }
+        }
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        std::fs::write(&marker, "work directory of `qiao demo`, cleared at every run\n")
+            .with_context(|| format!("writing {}", marker.display()))?;
+        let lock_path = root.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "another `qiao demo` is running on {} (stop it with Ctrl-C, or give another --work)",
+                root.display()
+            );
+        }
+        for entry in
+            std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?
+        {
+            let entry = entry.with_context(|| format!("reading {}", root.display()))?;
+            let name = entry.file_name();
+            if name == MARKER || name == LOCK {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("clearing {}", path.display()))?;
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Writes the synthetic hospitals' CDM folders under `WORK/cdm`.
+fn synthesize(
+    console: &Console,
+    cdm: &Path,
+    work: &WorkDir,
+    args: &Args,
+) -> anyhow::Result<Vec<qiao_synth::HospitalSummary>> {
+    let t = Instant::now();
+    console.say(format!(
+        "== 1. synthesize {} hospitals from {}",
+        args.hospitals,
+        cdm.display()
+    ));
+    let mut opts = qiao_synth::HospitalOptions::new(cdm, work.path("cdm"));
+    opts.hospitals = args.hospitals;
+    opts.persons = args.persons;
+    opts.seed = args.seed;
+    opts.progress = std::io::stderr().is_terminal();
+    let hospitals = qiao_synth::hospitals(&opts)
+        .with_context(|| format!("synthesizing hospitals from {}", cdm.display()))?;
+    for h in &hospitals {
+        let mix: Vec<String> = h
+            .case_mix
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} x{:.1}",
+                    b.concept_name.as_deref().unwrap_or("concept"),
+                    b.factor
+                )
+            })
+            .collect();
+        console.say(format!(
+            "   {:<11} {:>6} persons {:>8} clinical rows  {}; more of: {}",
+            h.name,
+            h.persons,
+            h.clinical_rows,
+            if h.age_tilt >= 0.0 {
+                "younger"
+            } else {
+                "older"
+            },
+            mix.join(", ")
+        ));
+    }
+    console.say(format!("   ({:.1} s)", t.elapsed().as_secs_f64()));
+    Ok(hospitals)
+}
+
+/// A hospital's store.
+pub struct HospitalStore {
+    /// `hospital_1`, …: also its site id.
+    pub name: String,
+    /// The store file.
+    pub store: PathBuf,
+    /// Persons synthesized.
+    pub persons: u64,
+}
+
+/// Ingests each hospital's CDM into `WORK/stores/NAME.qiao`.
+fn ingest(
+    console: &Console,
+    work: &WorkDir,
+    hospitals: &[qiao_synth::HospitalSummary],
+) -> anyhow::Result<Vec<HospitalStore>> {
+    console.say("== 2. ingest each hospital into its own store");
+    let dir = work.path("stores");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut out = Vec::new();
+    for h in hospitals {
+        let store = dir.join(format!("{}.qiao", h.name));
+        let r = qiao_ingest::ingest(
+            &Source::CsvDir(h.dir.clone()),
+            &store,
+            Options {
+                strict: false,
+                progress: std::io::stderr().is_terminal(),
+            },
+        )
+        .with_context(|| format!("ingesting {}", h.dir.display()))?;
+        console.say(format!(
+            "   {:<11} {:>9} rows in {:.2} s → {}{}",
+            h.name,
+            r.tables.values().map(|t| t.rows_kept).sum::<u64>(),
+            r.read_seconds + r.build_seconds,
+            store.display(),
+            match r.problems() {
+                0 => String::new(),
+                n => format!(" ({n} rows skipped, see `qiao ingest`)"),
+            }
+        ));
+        out.push(HospitalStore {
+            name: h.name.clone(),
+            store,
+            persons: h.persons,
+        });
+    }
+    Ok(out)
+}
+
+/// A demo account.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Login name.
+    pub id: String,
+    /// Role.
+    pub role: UserRole,
+    /// Password (random per run).
+    pub password: String,
+    /// What the account is for.
+    pub about: String,
+}
+
+/// The running network: the hub, one site task per hospital, the demo accounts.
+pub struct Network {
+    /// The hub (serving on its own runtime).
+    pub hub: BackgroundHub,
+    /// The hub's base URL.
+    pub url: String,
+    /// One account per role.
+    pub accounts: Vec<Account>,
+    /// The approved demo project.
+    pub project: ProjectId,
+    /// The sites (ids) with their data directories.
+    pub sites: Vec<(SiteId, PathBuf)>,
+    /// An API token of the sponsor (for `qiao query`).
+    pub sponsor_token: String,
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn password() -> String {
+    qiao_hub::util::random_token("")[..12].to_owned()
+}
+
+fn account(id: &str, role: UserRole, about: &str) -> Account {
+    Account {
+        id: id.to_owned(),
+        role,
+        password: password(),
+        about: about.to_owned(),
+    }
+}
+
+impl Network {
+    /// Starts the hub and the sites, creates the accounts and the approved project.
+    pub fn start(
+        console: &Console,
+        work: &WorkDir,
+        stores: &[HospitalStore],
+        listen: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let t = Instant::now();
+        console.say("== 3. start the hub and the sites");
+        let first_site = stores.first().map(|s| s.name.clone()).unwrap_or_default();
+        let accounts = vec![
+            account("admin", UserRole::AllianceAdmin, "runs the alliance: users, sites, projects"),
+            account("committee", UserRole::CommitteeMember, "approves projects"),
+            account("sponsor", UserRole::SponsorResearcher, "asks questions under the demo project"),
+            account("steward", UserRole::SiteDataSteward, &format!("data steward of {first_site}")),
+            account("investigator", UserRole::SiteInvestigator, &format!("investigator at {first_site}")),
+            account("auditor", UserRole::Auditor, "reads the hub's audit log"),
+        ];
+        let store: Arc<dyn HubStore> = Arc::new(RedbStore::open(&work.path("hub"))?);
+        // The first administrator is made on the state directly (as `qiao hub create-user`);
+        // everything else goes through the HTTP API.
+        let admin = &accounts[0];
+        let t0 = qiao_hub::util::now();
+        let user = build_user(
+            store.as_ref(),
+            CreateUserRequest {
+                id: UserId::new(admin.id.clone())?,
+                password: admin.password.clone(),
+                role: admin.role,
+                institution: None,
+                site: None,
+            },
+            t0,
+        )
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+        store.create_user(&user, &Actor::System, t0)?;
+        let hub = BackgroundHub::start(
+            store,
+            HubConfig::default(),
+            Listen {
+                addr: listen,
+                tls: None,
+            },
+        )?;
+        let url = hub.url();
+        console.say(format!("   hub listening on {url} (plain HTTP, state in {})", work.path("hub").display()));
+        let admin_api = login(&url, admin)?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("qiao-demo-site")
+            .enable_all()
+            .build()
+            .context("starting the sites' runtime")?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut sites = Vec::new();
+        let mut tasks = Vec::new();
+        for h in stores {
+            let id = SiteId::new(h.name.clone())?;
+            admin_api.call::<serde_json::Value>(
+                "POST",
+                "/api/v1/sites",
+                Some(&json!({"id": id, "name": format!("Demo {} ({} persons)", h.name, h.persons)})),
+            )?;
+            let token: EnrollmentTokenResponse = admin_api.call(
+                "POST",
+                &format!("/api/v1/sites/{id}/enrollment-token"),
+                Some(&json!({"ttl_secs": 600})),
+            )?;
+            let data = work.path("sites").join(&h.name);
+            let config = runtime
+                .block_on(qiao_site::enroll(&EnrollOptions {
+                    hub: url.clone(),
+                    token: token.token,
+                    name: h.name.clone(),
+                    data: data.clone(),
+                    hub_fingerprint: Some(token.hub_key_fingerprint.clone()),
+                    tls: TlsOptions {
+                        ca_cert: None,
+                        insecure_http: true,
+                    },
+                }))
+                .with_context(|| format!("enrolling site {id}"))?;
+            let mut o = ServeOptions::new(&data, &h.store);
+            o.tls.insecure_http = true;
+            o.max_backoff = Duration::from_secs(2);
+            let mut stopped = stopped.clone();
+            tasks.push(runtime.spawn(async move {
+                qiao_site::serve(&o, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+            }));
+            console.say(format!(
+                "   site {:<11} enrolled with a one-time token, hub key pinned ({}); serving {}",
+                config.site_id,
+                config.hub_fingerprint,
+                h.store.display()
+            ));
+            sites.push((id, data));
+        }
+
+        for a in &accounts[1..] {
+            let (institution, site) = match a.role {
+                UserRole::SponsorResearcher => (Some("Demo Pharma"), None),
+                UserRole::SiteDataSteward | UserRole::SiteInvestigator => {
+                    (None, Some(first_site.as_str()))
+                }
+                _ => (None, None),
+            };
+            admin_api.call::<serde_json::Value>(
+                "POST",
+                "/api/v1/users",
+                Some(&json!({"id": a.id, "password": a.password, "role": a.role,
+                             "institution": institution, "site": site})),
+            )?;
+        }
+        let project = ProjectId::new(PROJECT)?;
+        admin_api.call::<serde_json::Value>(
+            "POST",
+            "/api/v1/projects",
+            Some(&json!({"id": project, "title": "Celecoxib users aged 40 and over: feasibility",
+                         "members": ["sponsor", "investigator"]})),
+        )?;
+        let committee = login(&url, &accounts[1])?;
+        committee.call::<serde_json::Value>(
+            "POST",
+            &format!("/api/v1/projects/{project}/approve"),
+            Some(&json!({"approved": true})),
+        )?;
+        let sponsor_token = login(&url, &accounts[2])?
+            .create_api_token(Some("qiao demo"))?
+            .token;
+        console.say(format!(
+            "   accounts: {}; project {project} created by admin, approved by committee ({:.1} s)",
+            accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", "),
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(Self {
+            hub,
+            url,
+            accounts,
+            project,
+            sites,
+            sponsor_token,
+            runtime,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The account with `id`.
+    pub fn account(&self, id: &str) -> anyhow::Result<&Account> {
+        self.accounts
+            .iter()
+            .find(|a| a.id == id)
+            .with_context(|| format!("no demo account {id}"))
+    }
+
+    /// The sponsor runs the demo definition on every site and waits for the answers.
+    pub fn feasibility(&self, console: &Console, work: &WorkDir) -> anyhow::Result<JobView> {
+        let definition: serde_json::Value =
+            serde_json::from_str(DEFINITION).context("the bundled cohort definition")?;
+        let path = work.path(DEFINITION_FILE);
+        std::fs::write(&path, DEFINITION).with_context(|| format!("writing {}", path.display()))?;
+        console.say(
+            "== 4. feasibility query by sponsor: celecoxib exposure, age at index ≥ 40, male \
+             (OHDSI CohortGenerator cohort 3)",
+        );
+        let t = Instant::now();
+        let sponsor = login(&self.url, self.account("sponsor")?)?;
+        let submitted = sponsor.submit_query(
+            &self.project,
+            &QueryRequest {
+                query_type: "cohort_count".into(),
+                definition,
+                sites: None,
+                age_band_years: None,
+                by_index_year: None,
+            },
+        )?;
+        let view = sponsor.wait_job(&submitted.job_id, QUERY_WAIT)?;
+        console.say(format!(
+            "   job {} answered by {} of {} sites in {:.0} ms",
+            view.job_id,
+            view.sites
+                .iter()
+                .filter(|s| s.status != SiteStatus::Pending)
+                .count(),
+            view.sites.len(),
+            t.elapsed().as_secs_f64() * 1000.0
+        ));
+        Ok(view)
+    }
+
+    /// Prints how to use the running network.
+    pub fn print_access(&self, console: &Console, work: &WorkDir) {
+        console.say("");
+        console.say(format!("The demo network is serving. Hub: {}", self.url));
+        console.say("Demo logins (POST /api/v1/login with {\"username\", \"password\"}):");
+        for a in &self.accounts {
+            console.say(format!(
+                "   {:<13} {:<14} {:<19} {}",
+                a.id,
+                a.password,
+                qiao_hub::model::role_name(a.role),
+                a.about
+            ));
+        }
+        console.say(format!(
+            "Ask again from another terminal (sponsor's API token):\n   qiao query --hub {} --token {} --project {} {}",
+            self.url,
+            self.sponsor_token,
+            self.project,
+            work.path(DEFINITION_FILE).display()
+        ));
+        console.say(format!(
+            "Sites' data, journals and audit logs: {} (e.g. qiao site audit --data {})",
+            work.path("sites").display(),
+            self.sites.first().map_or_else(String::new, |(_, d)| d.display().to_string())
+        ));
+        console.say("Press Ctrl-C to stop.");
+    }
+
+    fn wait_for_ctrl_c(&self) -> anyhow::Result<()> {
+        self.runtime
+            .block_on(tokio::signal::ctrl_c())
+            .context("waiting for Ctrl-C")
+    }
+
+    /// Stops the sites, then the hub.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let mut failed = Vec::new();
+        for t in self.tasks {
+            match self.runtime.block_on(t) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push(format!("{e:#}")),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+        drop(self.hub);
+        if !failed.is_empty() {
+            bail!("a site stopped with an error: {}", failed.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// A client of the hub logged in as `a` (a session token).
+fn login(url: &str, a: &Account) -> anyhow::Result<HubClient> {
+    let client = HubClient::new(url, None)?;
+    let session = client
+        .login(&a.id, &a.password)
+        .with_context(|| format!("logging in as {}", a.id))?;
+    Ok(client.with_token(session.token))
 }
