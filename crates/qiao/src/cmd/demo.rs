@@ -165,8 +165,8 @@ impl WorkDir {
     fn prepare(root: &Path) -> anyhow::Result<Self> {
         let marker = root.join(MARKER);
         if root.exists() {
-            let mut entries = std::fs::read_dir(root)
-                .with_context(|| format!("reading {}", root.display()))?;
+            let mut entries =
+                std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
             if entries.next().is_some() && !marker.exists() {
                 bail!(
                     "{} exists and was not made by `qiao demo`; give another --work directory",
@@ -175,8 +175,11 @@ impl WorkDir {
             }
         }
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-        std::fs::write(&marker, "work directory of `qiao demo`, cleared at every run\n")
-            .with_context(|| format!("writing {}", marker.display()))?;
+        std::fs::write(
+            &marker,
+            "work directory of `qiao demo`, cleared at every run\n",
+        )
+        .with_context(|| format!("writing {}", marker.display()))?;
         let lock_path = root.join(LOCK);
         let lock = File::options()
             .create(true)
@@ -374,11 +377,27 @@ impl Network {
         console.say("== 3. start the hub and the sites");
         let first_site = stores.first().map(|s| s.name.clone()).unwrap_or_default();
         let accounts = vec![
-            account("admin", UserRole::AllianceAdmin, "runs the alliance: users, sites, projects"),
+            account(
+                "admin",
+                UserRole::AllianceAdmin,
+                "runs the alliance: users, sites, projects",
+            ),
             account("committee", UserRole::CommitteeMember, "approves projects"),
-            account("sponsor", UserRole::SponsorResearcher, "asks questions under the demo project"),
-            account("steward", UserRole::SiteDataSteward, &format!("data steward of {first_site}")),
-            account("investigator", UserRole::SiteInvestigator, &format!("investigator at {first_site}")),
+            account(
+                "sponsor",
+                UserRole::SponsorResearcher,
+                "asks questions under the demo project",
+            ),
+            account(
+                "steward",
+                UserRole::SiteDataSteward,
+                &format!("data steward of {first_site}"),
+            ),
+            account(
+                "investigator",
+                UserRole::SiteInvestigator,
+                &format!("investigator at {first_site}"),
+            ),
             account("auditor", UserRole::Auditor, "reads the hub's audit log"),
         ];
         let store: Arc<dyn HubStore> = Arc::new(RedbStore::open(&work.path("hub"))?);
@@ -408,7 +427,10 @@ impl Network {
             },
         )?;
         let url = hub.url();
-        console.say(format!("   hub listening on {url} (plain HTTP, state in {})", work.path("hub").display()));
+        console.say(format!(
+            "   hub listening on {url} (plain HTTP, state in {})",
+            work.path("hub").display()
+        ));
         let admin_api = login(&url, admin)?;
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -425,7 +447,9 @@ impl Network {
             admin_api.call::<serde_json::Value>(
                 "POST",
                 "/api/v1/sites",
-                Some(&json!({"id": id, "name": format!("Demo {} ({} persons)", h.name, h.persons)})),
+                Some(
+                    &json!({"id": id, "name": format!("Demo {} ({} persons)", h.name, h.persons)}),
+                ),
             )?;
             let token: EnrollmentTokenResponse = admin_api.call(
                 "POST",
@@ -484,8 +508,10 @@ impl Network {
         admin_api.call::<serde_json::Value>(
             "POST",
             "/api/v1/projects",
-            Some(&json!({"id": project, "title": "Celecoxib users aged 40 and over: feasibility",
-                         "members": ["sponsor", "investigator"]})),
+            Some(
+                &json!({"id": project, "title": "Celecoxib users aged 40 and over: feasibility",
+                         "members": ["sponsor", "investigator"]}),
+            ),
         )?;
         let committee = login(&url, &accounts[1])?;
         committee.call::<serde_json::Value>(
@@ -498,7 +524,11 @@ impl Network {
             .token;
         console.say(format!(
             "   accounts: {}; project {project} created by admin, approved by committee ({:.1} s)",
-            accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", "),
+            accounts
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             t.elapsed().as_secs_f64()
         ));
         Ok(Self {
@@ -582,7 +612,9 @@ impl Network {
         console.say(format!(
             "Sites' data, journals and audit logs: {} (e.g. qiao site audit --data {})",
             work.path("sites").display(),
-            self.sites.first().map_or_else(String::new, |(_, d)| d.display().to_string())
+            self.sites
+                .first()
+                .map_or_else(String::new, |(_, d)| d.display().to_string())
         ));
         console.say("Press Ctrl-C to stop.");
     }
