@@ -1,0 +1,308 @@
+//! Server-made SVG charts: horizontal bars (site ranking, funnel), an age pyramid and a line
+//! chart (enrollment against target). Each chart is an `<svg role="img">` whose `<title>` names
+//! it, and each bar or point carries its own `<title>` (label and value) for screen readers and
+//! tooltips. Colours come from CSS classes in the embedded stylesheet (no inline style, so the
+//! CSP holds). Labels and values arrive translated and formatted: this module knows no language.
+
+use maud::{html, Markup};
+
+/// One bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    /// The label (left of the bar).
+    pub label: String,
+    /// The value (bar length).
+    pub value: f64,
+    /// The value as shown (formatted per locale, with any mark).
+    pub display: String,
+    /// Draw it in the highlight colour.
+    pub highlight: bool,
+}
+
+impl Bar {
+    /// A bar.
+    pub fn new(label: impl Into<String>, value: f64, display: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            value,
+            display: display.into(),
+            highlight: false,
+        }
+    }
+}
+
+const WIDTH: f64 = 640.0;
+const ROW: f64 = 26.0;
+const LABEL_W: f64 = 200.0;
+const VALUE_W: f64 = 110.0;
+
+fn fmt_num(x: f64) -> String {
+    format!("{:.1}", if x.is_finite() { x } else { 0.0 })
+}
+
+fn clean(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// Horizontal bars, longest = the largest value. `id` must be unique on the page.
+pub fn bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
+    let max = bars.iter().map(|b| clean(b.value)).fold(0.0, f64::max);
+    let plot = WIDTH - LABEL_W - VALUE_W;
+    let height = ROW * bars.len() as f64 + 10.0;
+    let title_id = format!("{id}-title");
+    html! {
+        svg.chart.bars id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {WIDTH} {}", fmt_num(height))) width=(WIDTH) height=(fmt_num(height)) {
+            title id=(title_id) { (title) }
+            @for (i, b) in bars.iter().enumerate() {
+                @let y = 5.0 + ROW * i as f64;
+                @let w = if max > 0.0 { plot * clean(b.value) / max } else { 0.0 };
+                g.bar.highlight[b.highlight] {
+                    title { (b.label) ": " (b.display) }
+                    text.label x=(fmt_num(LABEL_W - 8.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (b.label) }
+                    rect x=(fmt_num(LABEL_W)) y=(fmt_num(y + 3.0)) width=(fmt_num(w.max(1.0))) height=(fmt_num(ROW - 6.0)) rx="2";
+                    text.value x=(fmt_num(LABEL_W + w + 6.0)) y=(fmt_num(y + ROW * 0.65)) { (b.display) }
+                }
+            }
+        }
+    }
+}
+
+/// An attrition funnel: the steps as bars, each scaled to the first, with its share of the
+/// first shown after the value (`share` formats a fraction 0..=1).
+pub fn funnel(id: &str, title: &str, steps: &[Bar], share: impl Fn(f64) -> String) -> Markup {
+    let first = steps.first().map(|b| clean(b.value)).unwrap_or(0.0);
+    let with_share: Vec<Bar> = steps
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            if first > 0.0 {
+                b.display = format!("{} ({})", b.display, share(clean(b.value) / first));
+            }
+            b
+        })
+        .collect();
+    bars(id, title, &with_share)
+}
+
+/// One row of an age pyramid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyramidRow {
+    /// The band label (`40–49`).
+    pub band: String,
+    /// Left side value (e.g. male).
+    pub left: f64,
+    /// Left value as shown.
+    pub left_display: String,
+    /// Right side value (e.g. female).
+    pub right: f64,
+    /// Right value as shown.
+    pub right_display: String,
+}
+
+/// An age pyramid: bands top (oldest) to bottom as given, left and right halves.
+pub fn pyramid(
+    id: &str,
+    title: &str,
+    left_name: &str,
+    right_name: &str,
+    rows: &[PyramidRow],
+) -> Markup {
+    let max = rows
+        .iter()
+        .flat_map(|r| [clean(r.left), clean(r.right)])
+        .fold(0.0, f64::max);
+    let mid = WIDTH / 2.0;
+    let band_w = 70.0;
+    let half = mid - band_w / 2.0 - 70.0;
+    let height = ROW * (rows.len() as f64 + 1.0) + 10.0;
+    let title_id = format!("{id}-title");
+    html! {
+        svg.chart.pyramid id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {WIDTH} {}", fmt_num(height))) width=(WIDTH) height=(fmt_num(height)) {
+            title id=(title_id) { (title) }
+            text.legend x=(fmt_num(mid - band_w / 2.0 - 4.0)) y="16" text-anchor="end" { (left_name) }
+            text.legend x=(fmt_num(mid + band_w / 2.0 + 4.0)) y="16" { (right_name) }
+            @for (i, r) in rows.iter().enumerate() {
+                @let y = ROW * (i as f64 + 1.0) + 5.0;
+                @let lw = if max > 0.0 { half * clean(r.left) / max } else { 0.0 };
+                @let rw = if max > 0.0 { half * clean(r.right) / max } else { 0.0 };
+                g.row {
+                    text.label x=(fmt_num(mid)) y=(fmt_num(y + ROW * 0.65)) text-anchor="middle" { (r.band) }
+                    g.bar.left {
+                        title { (r.band) " · " (left_name) ": " (r.left_display) }
+                        rect x=(fmt_num(mid - band_w / 2.0 - lw)) y=(fmt_num(y + 3.0)) width=(fmt_num(lw.max(1.0))) height=(fmt_num(ROW - 6.0));
+                        text.value x=(fmt_num(mid - band_w / 2.0 - lw - 4.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (r.left_display) }
+                    }
+                    g.bar.right {
+                        title { (r.band) " · " (right_name) ": " (r.right_display) }
+                        rect x=(fmt_num(mid + band_w / 2.0)) y=(fmt_num(y + 3.0)) width=(fmt_num(rw.max(1.0))) height=(fmt_num(ROW - 6.0));
+                        text.value x=(fmt_num(mid + band_w / 2.0 + rw + 4.0)) y=(fmt_num(y + ROW * 0.65)) { (r.right_display) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One line of a [`line`] chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// CSS class (`s0`, `s1`, `target`, ...).
+    pub class: &'static str,
+    /// One value per x label (`None`: no point).
+    pub values: Vec<Option<f64>>,
+}
+
+/// A line chart over categorical x labels (months), y from 0 to the largest value.
+pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Markup {
+    let height = 260.0;
+    let (left, right, top, bottom) = (60.0, 20.0, 30.0, 40.0);
+    let plot_w = WIDTH - left - right;
+    let plot_h = height - top - bottom;
+    let max = series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .map(|v| clean(*v))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let n = x_labels.len().max(1);
+    let x_at = |i: usize| {
+        if n == 1 {
+            left + plot_w / 2.0
+        } else {
+            left + plot_w * i as f64 / (n - 1) as f64
+        }
+    };
+    let y_at = |v: f64| top + plot_h * (1.0 - clean(v) / max);
+    let title_id = format!("{id}-title");
+    let step = (n / 8).max(1);
+    html! {
+        svg.chart.line id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height) {
+            title id=(title_id) { (title) }
+            line.axis x1=(left) y1=(fmt_num(top + plot_h)) x2=(fmt_num(left + plot_w)) y2=(fmt_num(top + plot_h));
+            line.axis x1=(left) y1=(top) x2=(left) y2=(fmt_num(top + plot_h));
+            text.tick x=(fmt_num(left - 6.0)) y=(fmt_num(top + 4.0)) text-anchor="end" { (fmt_num(max).trim_end_matches(".0")) }
+            text.tick x=(fmt_num(left - 6.0)) y=(fmt_num(top + plot_h + 4.0)) text-anchor="end" { "0" }
+            @for (i, l) in x_labels.iter().enumerate() {
+                @if i % step == 0 || i + 1 == n {
+                    text.tick x=(fmt_num(x_at(i))) y=(fmt_num(height - bottom + 18.0)) text-anchor="middle" { (l) }
+                }
+            }
+            @for (si, s) in series.iter().enumerate() {
+                @let pts: Vec<String> = s.values.iter().enumerate()
+                    .filter_map(|(i, v)| v.map(|v| format!("{},{}", fmt_num(x_at(i)), fmt_num(y_at(v)))))
+                    .collect();
+                g class=(format!("series {}", s.class)) {
+                    polyline fill="none" points=(pts.join(" "));
+                    @for (i, v) in s.values.iter().enumerate() {
+                        @if let Some(v) = v {
+                            circle cx=(fmt_num(x_at(i))) cy=(fmt_num(y_at(*v))) r="3" {
+                                title { (s.label) " · " (x_labels.get(i).map(String::as_str).unwrap_or("")) ": " (fmt_num(*v).trim_end_matches(".0")) }
+                            }
+                        }
+                    }
+                    rect.key x=(fmt_num(left + 10.0 + 160.0 * si as f64)) y="8" width="12" height="12";
+                    text.legend x=(fmt_num(left + 26.0 + 160.0 * si as f64)) y="18" { (s.label) }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_largest_and_carry_titles() {
+        let svg = bars(
+            "c",
+            "Sites <&>",
+            &[
+                Bar::new("A", 100.0, "100"),
+                Bar::new("B", 50.0, "50"),
+                Bar::new("C", f64::NAN, "–"),
+            ],
+        )
+        .into_string();
+        assert!(
+            svg.contains("<title id=\"c-title\">Sites &lt;&amp;&gt;</title>"),
+            "{svg}"
+        );
+        // plot width 640 - 200 - 110 = 330: A full, B half.
+        assert!(svg.contains("width=\"330.0\""), "{svg}");
+        assert!(svg.contains("width=\"165.0\""), "{svg}");
+        assert!(svg.contains("<title>B: 50</title>"), "{svg}");
+        assert!(!svg.contains("NaN"), "{svg}");
+    }
+
+    #[test]
+    fn funnel_shows_share_of_the_first_step() {
+        let svg = funnel(
+            "f",
+            "Funnel",
+            &[Bar::new("All", 200.0, "200"), Bar::new("Kept", 50.0, "50")],
+            |x| format!("{:.0}%", x * 100.0),
+        )
+        .into_string();
+        assert!(svg.contains("<title>Kept: 50 (25%)</title>"), "{svg}");
+        assert!(svg.contains("<title>All: 200 (100%)</title>"), "{svg}");
+    }
+
+    #[test]
+    fn pyramid_and_line_render_every_point() {
+        let rows = vec![
+            PyramidRow {
+                band: "60+".into(),
+                left: 10.0,
+                left_display: "10".into(),
+                right: 20.0,
+                right_display: "20".into(),
+            },
+            PyramidRow {
+                band: "0–59".into(),
+                left: 5.0,
+                left_display: "5".into(),
+                right: 0.0,
+                right_display: "0".into(),
+            },
+        ];
+        let svg = pyramid("p", "Ages", "M", "F", &rows).into_string();
+        assert_eq!(svg.matches("<rect").count(), 4);
+        assert!(svg.contains("<title>60+ · F: 20</title>"), "{svg}");
+        let xs: Vec<String> = ["Jan", "Feb", "Mar"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let svg = line(
+            "l",
+            "Enrollment",
+            &xs,
+            &[
+                Series {
+                    label: "Enrolled".into(),
+                    class: "s0",
+                    values: vec![Some(1.0), Some(3.0), None],
+                },
+                Series {
+                    label: "Target".into(),
+                    class: "target",
+                    values: vec![Some(2.0), Some(4.0), Some(6.0)],
+                },
+            ],
+        )
+        .into_string();
+        assert_eq!(svg.matches("<circle").count(), 5);
+        assert!(svg.contains("<title>Target · Mar: 6</title>"), "{svg}");
+        // The largest value (6) is at the top of the plot (y = 30).
+        assert!(svg.contains("cy=\"30.0\""), "{svg}");
+    }
+}
