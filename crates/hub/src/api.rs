@@ -261,17 +261,9 @@ impl FromRequestParts<Arc<Hub>> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        let hash = token_hash(token);
-        let store = hub.store.clone();
-        let user = blocking(move || {
-            let rec = store.token(&hash)?;
-            let Some(rec) = rec else { return Ok(None) };
-            if rec.expires_at.is_some_and(|t| now() >= t) {
-                return Ok(None);
-            }
-            Ok(store.user(&rec.user_id)?)
-        })
-        .await?;
+        let token = token.to_owned();
+        let h = hub.clone();
+        let user = blocking(move || Ok(h.token_user(&token)?.map(|(_, u)| u))).await?;
         user.map(Caller)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
     }
@@ -323,46 +315,80 @@ pub struct TokenResponse {
     pub user: UserView,
 }
 
-async fn login(
-    State(hub): State<Arc<Hub>>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let ip = addr.ip();
-    let name: String = req.username.chars().take(256).collect();
-    if let Err(secs) = hub.limiter.check(&name, ip, Instant::now()) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed logins for this user from this address; retry in {secs} s"),
-        );
-        e.retry_after = Some(secs);
-        return Err(e);
+/// Why a password login was refused.
+#[derive(Debug)]
+pub enum LoginRefused {
+    /// Too many recent failures for this user from this address: retry after this many seconds.
+    RateLimited(u64),
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    InvalidCredentials,
+    /// Storage failed.
+    Failed(ApiError),
+}
+
+impl From<LoginRefused> for ApiError {
+    fn from(r: LoginRefused) -> Self {
+        match r {
+            LoginRefused::RateLimited(secs) => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many failed logins for this user from this address; retry in {secs} s"
+                    ),
+                );
+                e.retry_after = Some(secs);
+                e
+            }
+            LoginRefused::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong user name or password",
+            ),
+            LoginRefused::Failed(e) => e,
+        }
     }
-    let h = hub.clone();
-    let password = req.password;
-    let result = blocking(move || {
+}
+
+impl Hub {
+    /// A password login from `ip`: the rate limit, argon2 verification (slow: call it off the
+    /// async threads), the audit entry, and a new session token. Used by the API's
+    /// `POST /api/v1/login` and the portal's sign-in form.
+    pub fn password_login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<TokenResponse, LoginRefused> {
+        let name: String = username.chars().take(256).collect();
+        self.limiter
+            .check(&name, ip, Instant::now())
+            .map_err(LoginRefused::RateLimited)?;
+        let fail = |e: StoreError| LoginRefused::Failed(e.into());
         let id = UserId::new(name.clone()).ok();
         let user = match &id {
-            Some(id) => h.store.user(id)?,
+            Some(id) => self.store.user(id).map_err(fail)?,
             None => None,
         };
         let t = now();
         let ok = match &user {
-            Some(u) => auth::verify_password(&u.password_hash, &password),
+            Some(u) => auth::verify_password(&u.password_hash, password),
             None => {
-                auth::burn_verify(&password);
+                auth::burn_verify(password);
                 false
             }
         };
         let Some(user) = user.filter(|_| ok) else {
             if let Some(id) = id {
-                h.store.audit(
-                    EntryDraft::new(t, Actor::User(id.to_string()), "user.login")
-                        .decision("failed"),
-                )?;
+                self.store
+                    .audit(
+                        EntryDraft::new(t, Actor::User(id.to_string()), "user.login")
+                            .decision("failed"),
+                    )
+                    .map_err(fail)?;
             }
-            return Ok(Err(name));
+            self.limiter.failure(&name, ip, Instant::now());
+            return Err(LoginRefused::InvalidCredentials);
         };
         let token = random_token(auth::SESSION_PREFIX);
         let rec = TokenRecord {
@@ -370,32 +396,47 @@ async fn login(
             user_id: user.id.clone(),
             kind: TokenKind::Session,
             created_at: t,
-            expires_at: Some(t.saturating_add(h.config.session_ttl_secs)),
+            expires_at: Some(t.saturating_add(self.config.session_ttl_secs)),
             label: None,
         };
-        h.store.put_token(&rec, "user.login", &actor(&user), t)?;
-        Ok(Ok(TokenResponse {
+        self.store
+            .put_token(&rec, "user.login", &actor(&user), t)
+            .map_err(fail)?;
+        self.limiter.success(&user.id.to_string(), ip);
+        Ok(TokenResponse {
             token,
             kind: TokenKind::Session,
             expires_at: rec.expires_at,
             user: UserView::from(&user),
-        }))
-    })
-    .await?;
-    match result {
-        Ok(resp) => {
-            hub.limiter.success(&resp.user.id.to_string(), ip);
-            Ok(Json(resp))
-        }
-        Err(name) => {
-            hub.limiter.failure(&name, ip, Instant::now());
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "wrong user name or password",
-            ))
-        }
+        })
     }
+
+    /// The user of a bearer or session token, if it exists and has not expired.
+    pub fn token_user(&self, token: &str) -> Result<Option<(TokenRecord, User)>, StoreError> {
+        let Some(rec) = self.store.token(&token_hash(token))? else {
+            return Ok(None);
+        };
+        if rec.expires_at.is_some_and(|t| now() >= t) {
+            return Ok(None);
+        }
+        Ok(self.store.user(&rec.user_id)?.map(|u| (rec, u)))
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+}
+
+async fn login(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let h = hub.clone();
+    let resp =
+        blocking(move || Ok(h.password_login(&req.username, &req.password, addr.ip()))).await??;
+    Ok(Json(resp))
 }
 
 async fn me(Caller(user): Caller) -> Json<UserView> {

@@ -140,6 +140,17 @@ impl BackgroundHub {
         config: HubConfig,
         listen: Listen,
     ) -> anyhow::Result<Self> {
+        Self::start_with(store, config, listen, router)
+    }
+
+    /// Like [`BackgroundHub::start`], serving the router `app` makes from the hub (e.g. the API
+    /// merged with the portal's pages).
+    pub fn start_with(
+        store: Arc<dyn HubStore>,
+        config: HubConfig,
+        listen: Listen,
+        app: impl FnOnce(Arc<Hub>) -> Router,
+    ) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(store, config)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -150,7 +161,7 @@ impl BackgroundHub {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = router(hub.clone());
+        let app = app(hub.clone());
         let scheme = if listen.tls.is_some() {
             "https"
         } else {
@@ -209,6 +220,17 @@ pub fn run_foreground(
     listen: Listen,
     ready: impl FnOnce(SocketAddr, &Hub),
 ) -> anyhow::Result<()> {
+    run_foreground_with(store, config, listen, router, ready)
+}
+
+/// Like [`run_foreground`], serving the router `app` makes from the hub.
+pub fn run_foreground_with(
+    store: Arc<dyn HubStore>,
+    config: HubConfig,
+    listen: Listen,
+    app: impl FnOnce(Arc<Hub>) -> Router,
+    ready: impl FnOnce(SocketAddr, &Hub),
+) -> anyhow::Result<()> {
     let hub = Arc::new(Hub::new(store, config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -219,7 +241,7 @@ pub fn run_foreground(
             .with_context(|| format!("binding {}", listen.addr))?;
         let addr = listener.local_addr()?;
         ready(addr, &hub);
-        let app = router(hub);
+        let app = app(hub);
         serve(listener, app, listen.tls, shutdown_signal()).await;
         anyhow::Ok(())
     })?;
