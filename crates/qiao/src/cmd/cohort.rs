@@ -124,7 +124,11 @@ fn explain(a: ExplainArgs) -> anyhow::Result<()> {
 
 /// Persons still in after rules 0..=i (best event per person), as ATLAS's attrition shows.
 fn attrition(stats: &CohortStats, i: usize) -> u64 {
-    let need = (1u64 << (i + 1)) - 1;
+    let need = if i + 1 >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << (i + 1)) - 1
+    };
     stats.modes[1]
         .masks
         .iter()
@@ -293,11 +297,18 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                 "subjects": counter.subjects,
             });
             if a.stats {
+                // `persons`: Circe's person_count (persons whose best event satisfies the
+                // rule on its own); `remaining`: persons passing this rule and every rule
+                // before it, the funnel line a site releases to the hub as `persons`.
                 let rules: Vec<_> = stats
                     .rule_names
                     .iter()
                     .zip(&stats.modes[1].rules)
-                    .map(|(name, r)| json!({"name": name, "persons": r.person_count, "gain": r.gain_count}))
+                    .enumerate()
+                    .map(|(i, (name, r))| {
+                        json!({"name": name, "persons": r.person_count, "gain": r.gain_count,
+                               "remaining": attrition(&stats, i)})
+                    })
                     .collect();
                 v["rules"] = json!(rules);
                 v["final_persons"] = json!(stats.modes[1].final_count);

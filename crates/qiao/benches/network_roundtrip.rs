@@ -1,0 +1,360 @@
+//! Feasibility round trip through a real network on loopback.
+//!
+//! What's measured: submit → every result, for a cohort count (CohortGenerator cohort 3,
+//! celecoxib + age ≥ 40 + male, two inclusion rules) asked of 5 sites, each serving GiBleed×20
+//! (53,880 persons; `qiao synth --replicate 20`, ingested once, the store file shared by the
+//! 5 sites), auto-approval. One `qiao hub serve` process (redb, plain HTTP) and 5
+//! `qiao site serve` processes, all on this machine; the client submits with the sponsor's API
+//! token and polls the job every 2 ms until every site is done. Queries run one after another.
+//! The sites' rate limit and SHRINE lockout are raised for the run (they would, by design,
+//! refuse the 11th identical question); everything else is the default policy (threshold 10,
+//! obfuscation on).
+//!
+//! Also reported: the cohort alone (`qiao cohort run` on the store, best of 5) and each site's
+//! own execution time (its `job executed … millis` log line), to show what dominates.
+//!
+//! Run with `cargo bench -p qiao --bench network_roundtrip` or `scripts/bench-network.sh`;
+//! environment: QIAO_BENCH_QUERIES (200), QIAO_BENCH_SITES (5), QIAO_BENCH_REPLICATE (20),
+//! QIAO_BENCH_DIR (where the replicated store is cached; default target/bench-network).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qiao_hub::api::QueryRequest;
+use qiao_hub::protocol::ProjectId;
+use qiao_hub::HubClient;
+use qiao_site::{SiteDir, SitePolicy};
+
+const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
+const DEFINITION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/data/cohorts/celecoxib-age40-male.json"
+);
+const GIBLEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/eunomia-gibleed-5.3"
+);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Processes killed when the benchmark ends.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn qiao(args: &[&str]) -> String {
+    let out = Command::new(QIAO)
+        .args(args)
+        .env("QIAO_HUB_PASSWORD", "bench-password")
+        .env_remove("QIAO_LOG")
+        .output()
+        .expect("run qiao");
+    assert!(
+        out.status.success(),
+        "qiao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// GiBleed×K ingested once and kept between runs.
+fn replicated_store(dir: &Path, k: u64) -> PathBuf {
+    let store = dir.join(format!("gibleed-x{k}.qiao"));
+    if store.exists() {
+        return store;
+    }
+    std::fs::create_dir_all(dir).expect("bench dir");
+    let cdm = dir.join(format!("gibleed-x{k}"));
+    let t = Instant::now();
+    qiao(&[
+        "synth",
+        "--from",
+        GIBLEED,
+        "--replicate",
+        &k.to_string(),
+        "--out",
+        s(&cdm),
+        "--quiet",
+    ]);
+    qiao(&["ingest", "--cdm", s(&cdm), "--out", s(&store)]);
+    let _ = std::fs::remove_dir_all(&cdm);
+    eprintln!(
+        "GiBleed x{k} replicated and ingested in {:.1} s → {}",
+        t.elapsed().as_secs_f64(),
+        store.display()
+    );
+    store
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(label: &str, mut v: Vec<f64>) {
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "{label:<34} n={:<5} p50 {:>7.1} ms  p90 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  mean {:>7.1} ms",
+        v.len(),
+        percentile(&v, 50.0),
+        percentile(&v, 90.0),
+        percentile(&v, 99.0),
+        v.last().copied().unwrap_or(f64::NAN),
+        mean
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only when asked.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let queries = env_or("QIAO_BENCH_QUERIES", 200);
+    let n_sites = env_or("QIAO_BENCH_SITES", 5);
+    let k = env_or("QIAO_BENCH_REPLICATE", 20);
+    let cache = std::env::var_os("QIAO_BENCH_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-network"),
+        PathBuf::from,
+    );
+    let store = replicated_store(&cache, k);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let hub = d.join("hub");
+
+    qiao(&[
+        "hub",
+        "create-user",
+        "--data",
+        s(&hub),
+        "--id",
+        "sponsor",
+        "--role",
+        "sponsor_researcher",
+        "--institution",
+        "Pharma",
+    ]);
+    let mut enrollments = Vec::new();
+    for i in 1..=n_sites {
+        let name = format!("site{i}");
+        let out = qiao(&["hub", "create-site", "--data", s(&hub), "--id", &name]);
+        let token = out
+            .lines()
+            .find(|l| l.starts_with("qiao-enroll-"))
+            .expect("enrollment token")
+            .to_owned();
+        enrollments.push((name, token));
+    }
+    qiao(&[
+        "hub",
+        "create-project",
+        "--data",
+        s(&hub),
+        "--id",
+        "bench",
+        "--title",
+        "Round trip benchmark",
+        "--member",
+        "sponsor",
+        "--approved",
+    ]);
+    let token = qiao(&[
+        "hub",
+        "create-token",
+        "--data",
+        s(&hub),
+        "--user",
+        "sponsor",
+    ])
+    .trim()
+    .to_owned();
+
+    let mut procs = Procs(Vec::new());
+    let mut hub_proc = Command::new(QIAO)
+        .args([
+            "hub",
+            "serve",
+            "--data",
+            s(&hub),
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("QIAO_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn hub");
+    let hub_out = hub_proc.stdout.take().expect("hub stdout");
+    procs.0.push(hub_proc);
+    let mut banner = String::new();
+    BufReader::new(hub_out)
+        .read_line(&mut banner)
+        .expect("hub banner");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("hub URL")
+        .to_owned();
+
+    let mut logs = Vec::new();
+    for (name, enroll) in &enrollments {
+        let data = d.join(name);
+        qiao(&[
+            "site",
+            "enroll",
+            "--hub",
+            &url,
+            "--token",
+            enroll,
+            "--name",
+            name,
+            "--data",
+            s(&data),
+            "--insecure-http",
+        ]);
+        let dir = SiteDir::open(&data).expect("site dir");
+        let mut policy = SitePolicy::load(&dir).expect("policy");
+        policy.rate_limit.max_queries = u32::MAX;
+        policy.lockout.max_same_result = u32::MAX;
+        policy.save(&dir).expect("save policy");
+        let log = d.join(format!("{name}.log"));
+        let child = Command::new(QIAO)
+            .args([
+                "site",
+                "serve",
+                "--store",
+                s(&store),
+                "--data",
+                s(&data),
+                "--insecure-http",
+            ])
+            .env("QIAO_LOG", "qiao_site=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("site log"))
+            .spawn()
+            .expect("spawn site");
+        procs.0.push(child);
+        logs.push(log);
+    }
+
+    let client = HubClient::new(&url, None)
+        .expect("client")
+        .with_token(token);
+    let definition: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DEFINITION).expect("definition"))
+            .expect("definition JSON");
+    let project = ProjectId::new("bench").expect("project id");
+    let request = QueryRequest {
+        query_type: "cohort_count".into(),
+        definition,
+        sites: None,
+        age_band_years: None,
+        by_index_year: None,
+    };
+    let round_trip = |check: bool| -> f64 {
+        let t = Instant::now();
+        let job = client.submit_query(&project, &request).expect("submit");
+        loop {
+            let v = client.job(&job.job_id).expect("job status");
+            if v.complete {
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                if check {
+                    assert!(
+                        v.sites
+                            .iter()
+                            .all(|s| s.status == qiao_hub::view::SiteStatus::Done),
+                        "not every site is done: {:?}",
+                        v.sites.iter().map(|s| s.status).collect::<Vec<_>>()
+                    );
+                    assert_eq!(v.sites.len() as u64, n_sites);
+                }
+                return ms;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "job {} not complete after 60 s",
+                job.job_id
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // Sites enrolled and polling; first queries warm the page cache and connections.
+    for _ in 0..5 {
+        round_trip(true);
+    }
+    let mut times = Vec::new();
+    let started = Instant::now();
+    for _ in 0..queries {
+        times.push(round_trip(true));
+    }
+    let wall = started.elapsed().as_secs_f64();
+
+    let mut cohort = Vec::new();
+    for _ in 0..5 {
+        let out = qiao(&[
+            "cohort",
+            "run",
+            "--json",
+            "--stats",
+            "--store",
+            s(&store),
+            DEFINITION,
+        ]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("cohort JSON");
+        cohort.push(v["millis"].as_f64().unwrap_or(f64::NAN));
+        if cohort.len() == 1 {
+            eprintln!(
+                "cohort on the store: {} entries, final {}",
+                v["entries"], v["final_persons"]
+            );
+        }
+    }
+    drop(procs);
+    let mut executed = Vec::new();
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines().filter(|l| l.contains("job executed")) {
+            if let Some(ms) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("millis="))
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                executed.push(ms);
+            }
+        }
+    }
+    println!(
+        "network round trip: {n_sites} sites x GiBleed x{k} on loopback, {queries} sequential cohort_count queries in {wall:.1} s ({:.1} queries/s)",
+        queries as f64 / wall
+    );
+    summary("submit -> all results", times);
+    summary("site: job executed (each site)", executed);
+    cohort.sort_by(f64::total_cmp);
+    println!(
+        "{:<34} best of 5 {:>7.1} ms (qiao cohort run, parse + plan + run, all threads)",
+        "cohort alone",
+        cohort.first().copied().unwrap_or(f64::NAN)
+    );
+}

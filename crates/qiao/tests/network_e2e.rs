@@ -1,0 +1,607 @@
+//! End-to-end tests with real processes on loopback: `qiao synth` and `qiao ingest` make three
+//! hospitals, `qiao hub serve` and three `qiao site serve` processes form the network (sites
+//! enrolled with one-time tokens and the pinned hub key), `qiao query` asks it, and every
+//! released number is checked against `qiao cohort run --stats --json` on that site's store,
+//! before disclosure control. Also `qiao demo --exit --json`, run from outside the project.
+//!
+//! Every process is killed when a test ends, also when it fails ([`Procs`]).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
+const PASSWORD: &str = "e2e-sponsor-password";
+/// The bundled demo definition (CohortGenerator cohort 3: celecoxib, age ≥ 40, male).
+const DEFINITION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/data/cohorts/celecoxib-age40-male.json"
+);
+const GIBLEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/eunomia-gibleed-5.3"
+);
+const REFERENCE_DEFINITION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts/3.json"
+);
+
+/// Child processes, killed and reaped when dropped (the test passed, failed or panicked).
+#[derive(Default)]
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `qiao ARGS` to completion (at most `timeout`), killing it if it takes longer.
+fn run_for(args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Output {
+    let mut cmd = Command::new(QIAO);
+    cmd.args(args)
+        .env("QIAO_HUB_PASSWORD", PASSWORD)
+        .env_remove("QIAO_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().expect("spawn qiao");
+    let mut out_pipe = child.stdout.take().expect("stdout");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let mut guard = Procs(vec![child]);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0[0].try_wait().expect("wait for qiao") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "qiao {args:?} did not finish within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(guard);
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Runs `qiao ARGS`, asserts it succeeded, returns its stdout.
+fn qiao(args: &[&str]) -> String {
+    let out = run_for(args, None, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "qiao {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// What `qiao cohort run --stats --json` says about a store: the true funnel.
+#[derive(Debug, Clone)]
+struct Truth {
+    entries: u64,
+    subjects: u64,
+    /// (name, Circe's person_count, gain, remaining after rules 1..=i)
+    rules: Vec<(String, u64, u64, u64)>,
+    final_persons: u64,
+}
+
+fn num(v: &Value, what: &str) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{what}: not a count: {v}"))
+}
+
+fn truth(store: &Path, definition: &str) -> Truth {
+    let out = qiao(&[
+        "cohort",
+        "run",
+        "--stats",
+        "--json",
+        "--store",
+        s(store),
+        definition,
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).expect("cohort run JSON");
+    let rules = v["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("rule name").to_owned(),
+                num(&r["persons"], "persons"),
+                num(&r["gain"], "gain"),
+                num(&r["remaining"], "remaining"),
+            )
+        })
+        .collect();
+    Truth {
+        entries: num(&v["entries"], "entries"),
+        subjects: num(&v["subjects"], "subjects"),
+        rules,
+        final_persons: num(&v["final_persons"], "final_persons"),
+    }
+}
+
+/// A released number as `qiao query --json` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Exact(u64),
+    Below(u64),
+    Obfuscated(u64, u64),
+}
+
+fn shown(v: &Value) -> Shown {
+    let t = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a released value: {v}"));
+    if let Some(th) = t.strip_prefix("< ") {
+        return Shown::Below(th.parse().unwrap_or_else(|_| panic!("{t:?}")));
+    }
+    if let Some((a, b)) = t.split_once(" ±") {
+        return Shown::Obfuscated(
+            a.parse().unwrap_or_else(|_| panic!("{t:?}")),
+            b.parse().unwrap_or_else(|_| panic!("{t:?}")),
+        );
+    }
+    Shown::Exact(t.parse().unwrap_or_else(|_| panic!("{t:?}")))
+}
+
+/// Every released number of a site with its true value: (label, released, true).
+fn pairs(site: &Value, t: &Truth) -> Vec<(String, Shown, u64)> {
+    let rules = site["rules"].as_array().expect("site rules");
+    assert_eq!(rules.len(), t.rules.len(), "{site}");
+    let mut out = vec![
+        ("entries".to_owned(), shown(&site["entries"]), t.entries),
+        ("subjects".to_owned(), shown(&site["subjects"]), t.subjects),
+        (
+            "final_persons".to_owned(),
+            shown(&site["final_persons"]),
+            t.final_persons,
+        ),
+    ];
+    for (r, (name, _person_count, gain, remaining)) in rules.iter().zip(&t.rules) {
+        assert_eq!(r["name"].as_str(), Some(name.as_str()));
+        out.push((format!("{name} persons"), shown(&r["persons"]), *remaining));
+        out.push((format!("{name} gain"), shown(&r["gain"]), *gain));
+    }
+    out
+}
+
+/// Checks one released value against the truth under threshold `threshold` with obfuscation
+/// on: below the threshold only "< threshold"; otherwise binned to 5 within ±max_error.
+fn check_obfuscated(label: &str, released: Shown, truth: u64, threshold: u64) {
+    match released {
+        Shown::Below(t) => {
+            assert_eq!(t, threshold, "{label}");
+            assert!(truth < threshold, "{label}: {truth} released as < {t}");
+        }
+        Shown::Obfuscated(v, e) => {
+            assert!(
+                truth >= threshold,
+                "{label}: {truth} < {threshold} released as {v}"
+            );
+            assert_eq!(v % 5, 0, "{label}: {v} not binned to 5");
+            assert!(e <= 15, "{label}: max error {e}");
+            assert!(
+                v.abs_diff(truth) <= e,
+                "{label}: released {v} ±{e}, true {truth}"
+            );
+        }
+        Shown::Exact(v) => panic!("{label}: exact {v} released with obfuscation on"),
+    }
+}
+
+fn point(total: &Value) -> (u64, u64, u64) {
+    let t = total.as_str().expect("total text");
+    match t.split_once(" (between ") {
+        Some((p, range)) => {
+            let range = range.trim_end_matches(')');
+            let (lo, hi) = range.split_once(" and ").expect("range");
+            (
+                p.parse().expect("point"),
+                lo.parse().expect("low"),
+                hi.parse().expect("high"),
+            )
+        }
+        None => {
+            let p = t.parse().unwrap_or_else(|_| panic!("total {t:?}"));
+            (p, p, p)
+        }
+    }
+}
+
+/// A hub and three sites as separate processes.
+struct Network {
+    procs: Procs,
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    /// (site name, data directory, store)
+    sites: Vec<(String, PathBuf, PathBuf)>,
+}
+
+impl Network {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_owned();
+        let cdm = d.join("cdm");
+        qiao(&[
+            "synth",
+            "--from",
+            GIBLEED,
+            "--out",
+            s(&cdm),
+            "--hospitals",
+            "3",
+            "--persons",
+            "600",
+            "--seed",
+            "11",
+            "--quiet",
+        ]);
+        let hub = d.join("hub");
+        qiao(&[
+            "hub",
+            "create-user",
+            "--data",
+            s(&hub),
+            "--id",
+            "sponsor",
+            "--role",
+            "sponsor_researcher",
+            "--institution",
+            "Pharma",
+        ]);
+        let mut enrollments = Vec::new();
+        for i in 1..=3 {
+            let name = format!("hospital_{i}");
+            let store = d.join(format!("{name}.qiao"));
+            qiao(&["ingest", "--cdm", s(&cdm.join(&name)), "--out", s(&store)]);
+            let out = qiao(&["hub", "create-site", "--data", s(&hub), "--id", &name]);
+            let token = out
+                .lines()
+                .find(|l| l.starts_with("qiao-enroll-"))
+                .unwrap_or_else(|| panic!("no token in {out}"))
+                .to_owned();
+            let fp = out
+                .lines()
+                .find_map(|l| l.strip_prefix("hub key fingerprint: "))
+                .unwrap_or_else(|| panic!("no fingerprint in {out}"))
+                .to_owned();
+            enrollments.push((name, store, token, fp));
+        }
+        qiao(&[
+            "hub",
+            "create-project",
+            "--data",
+            s(&hub),
+            "--id",
+            "p1",
+            "--title",
+            "End to end",
+            "--member",
+            "sponsor",
+            "--approved",
+        ]);
+        let token = qiao(&[
+            "hub",
+            "create-token",
+            "--data",
+            s(&hub),
+            "--user",
+            "sponsor",
+        ])
+        .trim()
+        .to_owned();
+        let mut procs = Procs::default();
+        let mut child = Command::new(QIAO)
+            .args([
+                "hub",
+                "serve",
+                "--data",
+                s(&hub),
+                "--insecure-http",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("QIAO_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn qiao hub serve");
+        let stdout = child.stdout.take().expect("hub stdout");
+        procs.0.push(child);
+        let mut banner = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut banner)
+            .expect("hub banner");
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {banner:?}"))
+            .to_owned();
+        let mut sites = Vec::new();
+        for (name, store, enroll_token, fp) in enrollments {
+            let data = d.join(format!("site-{name}"));
+            let out = qiao(&[
+                "site",
+                "enroll",
+                "--hub",
+                &url,
+                "--token",
+                &enroll_token,
+                "--name",
+                &name,
+                "--data",
+                s(&data),
+                "--hub-fingerprint",
+                &fp,
+                "--insecure-http",
+            ]);
+            assert!(out.contains(&fp), "{out}");
+            let child = Command::new(QIAO)
+                .args([
+                    "site",
+                    "serve",
+                    "--store",
+                    s(&store),
+                    "--data",
+                    s(&data),
+                    "--insecure-http",
+                    "--wait-secs",
+                    "5",
+                    "--max-backoff-secs",
+                    "1",
+                ])
+                .env_remove("QIAO_LOG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn qiao site serve");
+            procs.0.push(child);
+            sites.push((name, data, store));
+        }
+        Network {
+            procs,
+            dir,
+            url,
+            token,
+            sites,
+        }
+    }
+
+    fn policy(&self, site: usize, flags: &[&str]) {
+        let data = &self.sites[site].1;
+        let mut args = vec!["site", "policy", "set", "--data", s(data)];
+        args.extend_from_slice(flags);
+        qiao(&args);
+    }
+
+    fn query(&self) -> Value {
+        let out = qiao(&[
+            "query",
+            "--hub",
+            &self.url,
+            "--token",
+            &self.token,
+            "--project",
+            "p1",
+            "--wait",
+            "60",
+            "--json",
+            DEFINITION,
+        ]);
+        let v: Value = serde_json::from_str(out.trim()).expect("qiao query --json");
+        assert_eq!(v["complete"], true, "{v}");
+        v
+    }
+}
+
+#[test]
+fn released_counts_equal_cohort_run_before_disclosure_control() {
+    let net = Network::start();
+    let truths: Vec<Truth> = net
+        .sites
+        .iter()
+        .map(|(_, _, store)| truth(store, DEFINITION))
+        .collect();
+    // The hospitals differ (size and case mix) and the definition has two rules.
+    for t in &truths {
+        assert_eq!(t.rules.len(), 2, "{t:?}");
+        assert!(t.final_persons > 0, "{t:?}");
+        assert_eq!(t.rules[1].3, t.final_persons, "{t:?}");
+        assert_eq!(t.rules[0].1, t.rules[0].3, "rule 1 alone = after rule 1");
+    }
+    assert!(truths[0].subjects > truths[2].subjects, "{truths:?}");
+
+    // 1. Obfuscation off, threshold 1: every released number is the true one.
+    for i in 0..3 {
+        net.policy(i, &["--obfuscation", "off", "--min-cell-count", "1"]);
+    }
+    let v = net.query();
+    let sites = v["sites"].as_array().expect("sites");
+    assert_eq!(sites.len(), 3);
+    let mut sum_entries = 0;
+    let mut sum_rule1 = 0;
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = sites
+            .iter()
+            .find(|x| x["site"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        assert_eq!(site["status"], "done", "{site}");
+        for (label, released, true_value) in pairs(site, t) {
+            assert_eq!(
+                released,
+                Shown::Exact(true_value),
+                "{name} {label}: released {released:?}, cohort run says {true_value}"
+            );
+        }
+        sum_entries += t.entries;
+        sum_rule1 += t.rules[0].3;
+    }
+    assert_eq!(v["total"]["sites_done"], 3);
+    assert_eq!(
+        point(&v["total"]["entries"]),
+        (sum_entries, sum_entries, sum_entries)
+    );
+    assert_eq!(
+        point(&v["total"]["rules"][0]["persons"]),
+        (sum_rule1, sum_rule1, sum_rule1)
+    );
+
+    // 2. The default policy (threshold 10, obfuscation on) on two sites, and a threshold just
+    //    above the final cohort on the third: "< threshold" exactly for the true counts below
+    //    it, binned values within the stated error for the others.
+    let high = truths[2].final_persons + 1;
+    let thresholds = [10, 10, high];
+    for (i, th) in thresholds.iter().enumerate() {
+        net.policy(
+            i,
+            &["--obfuscation", "on", "--min-cell-count", &th.to_string()],
+        );
+    }
+    let v = net.query();
+    let mut below = 0;
+    let mut obfuscated = 0;
+    let mut released_values = Vec::new();
+    for (((name, _, _), t), th) in net.sites.iter().zip(&truths).zip(thresholds) {
+        let site = v["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        assert_eq!(site["status"], "done", "{site}");
+        for (label, released, true_value) in pairs(site, t) {
+            check_obfuscated(&format!("{name} {label}"), released, true_value, th);
+            match released {
+                Shown::Below(_) => below += 1,
+                _ => obfuscated += 1,
+            }
+            released_values.push(released);
+        }
+    }
+    assert!(
+        below >= 1 && obfuscated >= 1,
+        "{below} below, {obfuscated} obfuscated"
+    );
+    // The total adds released values only: the truth is inside its range.
+    let sum_final: u64 = truths.iter().map(|t| t.final_persons).sum();
+    let (_, lo, hi) = point(&v["total"]["final_persons"]);
+    assert!(
+        lo <= sum_final && sum_final <= hi,
+        "{} vs {sum_final}",
+        v["total"]
+    );
+
+    // 3. The same question again: the same answers (noise keyed on the person sets).
+    let again = net.query();
+    let mut released_again = Vec::new();
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = again["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {again}"));
+        released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
+    }
+    assert_eq!(released_values, released_again);
+    drop(net.procs);
+    drop(net.dir);
+}
+
+#[test]
+fn bundled_demo_definition_is_the_reference_cohort_3() {
+    let bundled: Value =
+        serde_json::from_str(&std::fs::read_to_string(DEFINITION).expect("bundled")).unwrap();
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(REFERENCE_DEFINITION).expect("reference cohort 3"),
+    )
+    .unwrap();
+    assert_eq!(bundled, reference);
+}
+
+/// `qiao demo --exit --json` from a directory outside the project (the bundled data is found
+/// from the source tree), run twice on the same work directory.
+#[test]
+fn demo_exit_json_reports_three_sites_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("demo-work");
+    for run in 0..2 {
+        let out = run_for(
+            &["demo", "--exit", "--json", "--work", s(&work)],
+            Some(dir.path()),
+            Duration::from_secs(180),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run}: {stderr}");
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "stdout: {stdout}\nstderr: {stderr}"
+        );
+        assert!(stderr.contains("== 4. feasibility query"), "{stderr}");
+        let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        let sites = v["sites"].as_array().expect("sites");
+        let names: Vec<&str> = sites.iter().filter_map(|s| s["site"].as_str()).collect();
+        assert_eq!(names, ["hospital_1", "hospital_2", "hospital_3"], "{v}");
+        let mut sum_entries = 0;
+        let mut point_entries = 0;
+        let mut sizes = Vec::new();
+        for site in sites {
+            assert_eq!(site["status"], "done", "{site}");
+            assert!(site["rules"].is_array(), "{site}");
+            let name = site["site"].as_str().unwrap_or_default();
+            let store = work.join("stores").join(format!("{name}.qiao"));
+            let t = truth(&store, DEFINITION);
+            for (label, released, true_value) in pairs(site, &t) {
+                check_obfuscated(&format!("{name} {label}"), released, true_value, 10);
+            }
+            sum_entries += t.entries;
+            sizes.push(t.rules[0].3);
+            if let Shown::Obfuscated(p, _) = shown(&site["entries"]) {
+                point_entries += p;
+            }
+        }
+        // The hospitals differ in size (largest first).
+        assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
+        let (p, lo, hi) = point(&v["total"]["entries"]);
+        assert_eq!(p, point_entries, "{}", v["total"]);
+        assert!(
+            lo <= sum_entries && sum_entries <= hi,
+            "{} vs {sum_entries}",
+            v["total"]
+        );
+        assert_eq!(v["total"]["sites_done"], 3);
+        // Re-runs start clean: one job, three enrolled sites.
+        let sites_dir: Vec<_> = std::fs::read_dir(work.join("sites"))
+            .expect("sites dir")
+            .collect();
+        assert_eq!(sites_dir.len(), 3);
+    }
+}
