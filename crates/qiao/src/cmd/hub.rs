@@ -10,7 +10,7 @@ use qiao_hub::api::{build_user, issue_enrollment_token, CreateUserRequest};
 use qiao_hub::audit::Actor;
 use qiao_hub::model::{parse_role, valid_text, Project, Site, TokenKind, TokenRecord};
 use qiao_hub::protocol::{ProjectId, SiteId, UserId};
-use qiao_hub::serve::{run_foreground, tls_config, Listen};
+use qiao_hub::serve::{run_foreground_with, tls_config, Listen};
 use qiao_hub::util::{now, random_token, token_hash};
 use qiao_hub::{open_store, HubConfig, HubStore};
 
@@ -238,13 +238,17 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         redeliver_secs: a.redeliver_secs,
         ..HubConfig::default()
     };
-    run_foreground(
+    let portal = qiao_portal::PortalConfig {
+        secure_cookies: tls.is_some(),
+    };
+    run_foreground_with(
         store,
         config,
         Listen {
             addr: a.listen,
             tls,
         },
+        |hub| qiao_portal::app(hub, portal),
         |addr, hub| {
             let fp = hub
                 .public_key()
