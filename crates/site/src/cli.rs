@@ -14,7 +14,7 @@ use qiao_store::Store;
 use crate::client::TlsOptions;
 use crate::data::{now_unix, SiteDir};
 use crate::policy::{Approval, DpSettings, SitePolicy};
-use crate::queue::{ApprovalState, Approvals};
+use crate::queue::{ApprovalItem, ApprovalState, Approvals};
 use crate::serve::{EnrollOptions, ServeOptions};
 use crate::users::{LocalRole, Users};
 use crate::{audit, prescreen};
@@ -44,6 +44,26 @@ pub enum Command {
     Prescreen(PrescreenArgs),
     /// Print and verify the site's hash-chained audit log.
     Audit(AuditArgs),
+    /// Serve the site's own web pages (data steward, investigators) on the hospital's network.
+    Ui(UiArgs),
+}
+
+/// `qiao site ui`.
+#[derive(clap::Args, Debug)]
+pub struct UiArgs {
+    /// The site's data directory.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The site's store (pre-screening lists run on it).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Address to listen on: keep it on the hospital's own network.
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    pub listen: std::net::SocketAddr,
+    /// Plain HTTP: session cookies without `Secure` (local tests and demos; otherwise serve
+    /// behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 /// TLS flags.
@@ -309,6 +329,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         }
         Command::Prescreen(a) => prescreen_cmd(a),
         Command::Audit(a) => audit_cmd(a),
+        Command::Ui(a) => ui_cmd(a),
     }
 }
 
@@ -360,46 +381,70 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     o.tls = a.tls.options();
     o.wait_secs = a.wait_secs;
     o.max_backoff = Duration::from_secs_f64(a.max_backoff_secs.clamp(0.1, 3600.0));
-    runtime()?.block_on(async {
-        let shutdown = async {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = term => {}
+    runtime()?.block_on(async { crate::serve::serve(&o, shutdown_signal()).await })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
             }
-        };
-        crate::serve::serve(&o, shutdown).await
-    })
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn ui_cmd(a: UiArgs) -> anyhow::Result<()> {
+    let o = crate::ui::UiOptions {
+        data: a.data,
+        store: a.store,
+        listen: a.listen,
+        insecure_http: a.insecure_http,
+    };
+    runtime()?.block_on(async { crate::ui::serve_ui(&o, shutdown_signal()).await })
 }
 
 fn policy_set(a: PolicySetArgs) -> anyhow::Result<()> {
     let dir = SiteDir::open(&a.data)?;
-    let updated = dir.locked(|| {
-        let mut p = SitePolicy::load(&dir)?;
-        let before = p.clone();
+    let after = set_policy_audited(&dir, qiao_audit::Actor::System, |p| {
+        let mut p = p.clone();
         apply_policy_args(&mut p, &a)?;
-        p.save(&dir)?;
-        Ok((before, p))
+        Ok(p)
     })?;
-    let (before, after) = updated;
+    println!("{}", serde_json::to_string_pretty(&after)?);
+    Ok(())
+}
+
+/// Changes the site policy under the data directory's lock: `change` maps the current policy
+/// to the new one, which is validated and written in one atomic replacement (or not at all),
+/// then audited (`policy.set`, before and after) with `actor`.
+pub fn set_policy_audited(
+    dir: &SiteDir,
+    actor: qiao_audit::Actor,
+    change: impl FnOnce(&SitePolicy) -> anyhow::Result<SitePolicy>,
+) -> anyhow::Result<SitePolicy> {
+    let (before, after) = dir.locked(|| {
+        let before = SitePolicy::load(dir)?;
+        let after = change(&before)?;
+        after.save(dir)?;
+        Ok((before, after))
+    })?;
     audit::append(
-        &dir,
-        EntryDraft::new(now_unix(), qiao_audit::Actor::System, "policy.set")
+        dir,
+        EntryDraft::new(now_unix(), actor, "policy.set")
             .decision("site policy changed")
             .released_json(&serde_json::json!({
                 "before": serde_json::to_value(&before)?,
                 "after": serde_json::to_value(&after)?,
             })),
     )?;
-    println!("{}", serde_json::to_string_pretty(&after)?);
-    Ok(())
+    Ok(after)
 }
 
 /// Applies `qiao site policy set` flags to a policy (validated by [`SitePolicy::save`]).
@@ -529,20 +574,7 @@ fn approvals(c: ApprovalsCommand) -> anyhow::Result<()> {
         ApprovalsCommand::Approve { data, user, id } => {
             let dir = steward(data, &user)?;
             let id = JobId::parse(&id)?;
-            let item = Approvals::new(&dir).decide(
-                &id,
-                ApprovalState::Approved {
-                    by: user.clone(),
-                    at: now_unix(),
-                },
-            )?;
-            audit::append(
-                &dir,
-                EntryDraft::new(now_unix(), audit::user(&user), "job.approve")
-                    .project(item.job.project_id.to_string())
-                    .job(id.to_string())
-                    .decision("approved by the data steward"),
-            )?;
+            approve_job(&dir, &user, &id)?;
             println!("approved job {id}; the running site will execute it");
             Ok(())
         }
@@ -554,25 +586,56 @@ fn approvals(c: ApprovalsCommand) -> anyhow::Result<()> {
         } => {
             let dir = steward(data, &user)?;
             let id = JobId::parse(&id)?;
-            let item = Approvals::new(&dir).decide(
-                &id,
-                ApprovalState::Denied {
-                    by: user.clone(),
-                    at: now_unix(),
-                    reason: reason.clone(),
-                },
-            )?;
-            audit::append(
-                &dir,
-                EntryDraft::new(now_unix(), audit::user(&user), "job.deny")
-                    .project(item.job.project_id.to_string())
-                    .job(id.to_string())
-                    .decision(format!("denied by the data steward: {reason}")),
-            )?;
+            deny_job(&dir, &user, &id, &reason)?;
             println!("denied job {id}");
             Ok(())
         }
     }
+}
+
+/// Records an authenticated steward's approval of a pending job, audited (`job.approve`).
+pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<ApprovalItem> {
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Approved {
+            by: steward.to_owned(),
+            at: now_unix(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.approve")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision("approved by the data steward"),
+    )?;
+    Ok(item)
+}
+
+/// Records an authenticated steward's refusal of a pending job with its reason, audited
+/// (`job.deny`; the reason stays at the site).
+pub fn deny_job(
+    dir: &SiteDir,
+    steward: &str,
+    id: &JobId,
+    reason: &str,
+) -> anyhow::Result<ApprovalItem> {
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Denied {
+            by: steward.to_owned(),
+            at: now_unix(),
+            reason: reason.to_owned(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.deny")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision(format!("denied by the data steward: {reason}")),
+    )?;
+    Ok(item)
 }
 
 fn prescreen_cmd(a: PrescreenArgs) -> anyhow::Result<()> {

@@ -14,6 +14,8 @@
 //!   investigators through the local CLI only: never sent to the hub.
 //! - [`audit`]: every job seen, every decision, everything released and every pre-screening
 //!   access in a hash-chained, append-only log.
+//! - [`ui`]: `qiao site ui`, the site's own web pages (approval queue, policy, audit log,
+//!   pre-screening lists), on the hospital's network only.
 //! - [`cli`]: `qiao site …`.
 //!
 //! Files: see [`data`].
@@ -21,12 +23,14 @@
 pub mod audit;
 pub mod cli;
 pub mod client;
+pub mod cohorts;
 pub mod data;
 pub mod exec;
 pub mod policy;
 pub mod prescreen;
 pub mod queue;
 pub mod serve;
+pub mod ui;
 pub mod users;
 
 pub use client::{HubClient, HubError, TlsOptions};

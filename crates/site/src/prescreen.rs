@@ -35,6 +35,19 @@ pub fn prescreen(
         )?;
         return Err(e);
     }
+    list_for(dir, store, user, definition, label)
+}
+
+/// Runs `definition` on `store` for `user`, an investigator already authenticated (a `qiao site
+/// ui` session), and returns the cohort rows. Audited like [`prescreen`].
+pub fn list_for(
+    dir: &SiteDir,
+    store: &Store,
+    user: &str,
+    definition: &str,
+    label: &str,
+) -> anyhow::Result<Vec<CohortRow>> {
+    let digest = hex_encode(&Sha256::digest(definition.as_bytes()));
     let value: serde_json::Value =
         serde_json::from_str(definition).with_context(|| format!("{label}: not JSON"))?;
     let run = match run_definition(store, &value) {

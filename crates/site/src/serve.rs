@@ -313,6 +313,8 @@ impl Site {
         let queued = approvals.get(&job.job_id)?;
         if queued.is_none() {
             audit::append(&self.dir, received(&job))?;
+            // What a local investigator's pre-screening list can be run on (`qiao site ui`).
+            crate::cohorts::remember(&self.dir, &job, now_unix())?;
         }
         let policy = SitePolicy::load(&self.dir)?;
         match policy.approval(&job.query) {

@@ -1,0 +1,116 @@
+//! The cohort definitions this site has received, by project: what a local investigator's
+//! pre-screening list is run on (`DIR/cohorts/PROJECT/DIGEST.json`, written by `serve` when a
+//! job first arrives). The definitions come from signed, verified jobs of approved projects; the
+//! lists they produce never leave the site.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use qiao_protocol::Job;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::{hex_encode, read_json, write_json, SiteDir};
+
+/// One received definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectCohort {
+    /// The hub's project id.
+    pub project: String,
+    /// sha256 of the definition's JSON text (hex): its identity here.
+    pub digest: String,
+    /// The cohort definition's `name`/`title`, if it has one.
+    pub name: Option<String>,
+    /// The Circe definition as the job carried it.
+    pub definition: serde_json::Value,
+    /// When it first arrived (unix seconds).
+    pub first_seen: i64,
+}
+
+fn dir_of(dir: &SiteDir) -> PathBuf {
+    dir.root().join("cohorts")
+}
+
+/// The digest identifying a definition.
+pub fn digest(definition: &serde_json::Value) -> String {
+    hex_encode(&Sha256::digest(definition.to_string().as_bytes()))
+}
+
+/// A project id usable as a folder name (hub ids are already restricted; anything else is
+/// refused here rather than escaped).
+fn safe_component(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Records the definition of a job (once per project and definition).
+pub fn remember(dir: &SiteDir, job: &Job, now: i64) -> anyhow::Result<()> {
+    let project = job.project_id.to_string();
+    if !safe_component(&project) {
+        return Ok(());
+    }
+    let digest = digest(&job.definition);
+    let folder = dir_of(dir).join(&project);
+    let path = folder.join(format!("{digest}.json"));
+    if path.exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let name = ["name", "title"]
+        .iter()
+        .find_map(|k| job.definition.get(k).and_then(|v| v.as_str()))
+        .map(|s| s.chars().take(200).collect());
+    write_json(
+        &path,
+        &ProjectCohort {
+            project,
+            digest,
+            name,
+            definition: job.definition.clone(),
+            first_seen: now,
+        },
+    )
+}
+
+/// Every received definition, by project then first arrival.
+pub fn list(dir: &SiteDir) -> anyhow::Result<Vec<ProjectCohort>> {
+    let mut out = Vec::new();
+    let root = dir_of(dir);
+    let projects = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
+    };
+    for p in projects {
+        let p = p?;
+        if !p.file_type()?.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(p.path())? {
+            let path = f?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                if let Some(c) = read_json::<ProjectCohort>(&path)? {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.project, a.first_seen, &a.digest).cmp(&(&b.project, b.first_seen, &b.digest))
+    });
+    Ok(out)
+}
+
+/// One definition of a project, by digest.
+pub fn get(dir: &SiteDir, project: &str, digest: &str) -> anyhow::Result<Option<ProjectCohort>> {
+    if !safe_component(project) || !safe_component(digest) {
+        return Ok(None);
+    }
+    read_json(&dir_of(dir).join(project).join(format!("{digest}.json")))
+}

@@ -1,0 +1,736 @@
+//! The steward's and the investigator's pages.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use qiao_disclosure::DpMechanism;
+use qiao_protocol::{JobId, QueryType};
+use qiao_web::i18n::{fmt_datetime, fmt_int, fmt_ymd};
+use qiao_web::layout::{self, Flash, FormErrors, InputKind};
+use qiao_web::{html, t, tf, Lang, Markup};
+use serde::Deserialize;
+
+use super::{csrf_checked, require, Signed, Ui};
+use crate::audit;
+use crate::cohorts;
+use crate::policy::{Approval, DpSettings, SitePolicy};
+use crate::queue::{ApprovalItem, ApprovalState, Approvals};
+use crate::users::LocalRole;
+
+pub(super) fn routes() -> Router<Arc<Ui>> {
+    Router::new()
+        .route("/approvals", get(approvals))
+        .route("/approvals/{id}/{action}", post(decide))
+        .route("/policy", get(policy).post(policy_save))
+        .route("/audit", get(audit_log))
+        .route("/prescreen", get(prescreen_index))
+        .route("/prescreen/{project}/{digest}", get(prescreen_list))
+}
+
+#[derive(Deserialize, Default)]
+struct FlashQuery {
+    flash: Option<String>,
+}
+
+fn query_label(lang: Lang, q: &QueryType) -> &'static str {
+    match q {
+        QueryType::CohortCount => t(lang, "site.query.cohort_count"),
+        QueryType::Demographics { .. } => t(lang, "site.query.demographics"),
+    }
+}
+
+// --- approvals -------------------------------------------------------------------------------
+
+async fn approvals(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Steward, "/approvals")?;
+    let lang = Lang::negotiate(&headers);
+    Ok(render_approvals(
+        &ui,
+        lang,
+        &who,
+        Flash::from_query(lang, q.flash.as_deref()),
+        None,
+    ))
+}
+
+/// The queue page; `deny_errors` re-shows a rejected deny form (job id, its errors, the text).
+fn render_approvals(
+    ui: &Ui,
+    lang: Lang,
+    who: &Signed,
+    flash: Option<Flash>,
+    deny_errors: Option<(JobId, FormErrors, String)>,
+) -> Response {
+    let items = match Approvals::new(&ui.dir).list() {
+        Ok(i) => i,
+        Err(e) => return internal(ui, lang, who, &e),
+    };
+    let mut page = ui.page(lang, "site.approvals.title", "/approvals", who);
+    page.flash = flash;
+    let status = if deny_errors.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let pending = items
+        .iter()
+        .filter(|i| i.state == ApprovalState::Pending)
+        .count();
+    let body = html! {
+        p { (tf(lang, "site.approvals.intro", &[("pending", &fmt_int(lang, pending as i64))])) }
+        @if items.is_empty() {
+            p.empty { (t(lang, "site.approvals.empty")) }
+        } @else {
+            table.approvals {
+                thead { tr {
+                    th { (t(lang, "site.approvals.job")) }
+                    th { (t(lang, "site.approvals.query")) }
+                    th { (t(lang, "site.approvals.project")) }
+                    th { (t(lang, "site.approvals.requested_by")) }
+                    th { (t(lang, "site.approvals.queued")) }
+                    th { (t(lang, "site.approvals.state")) }
+                } }
+                tbody {
+                    @for item in &items {
+                        (approval_row(lang, who, item, deny_errors.as_ref()))
+                    }
+                }
+            }
+        }
+    };
+    layout::html_response(status, page.render(body))
+}
+
+fn approval_row(
+    lang: Lang,
+    who: &Signed,
+    item: &ApprovalItem,
+    deny_errors: Option<&(JobId, FormErrors, String)>,
+) -> Markup {
+    let id = item.job.job_id;
+    let empty = FormErrors::new();
+    let (errors, reason) = match deny_errors {
+        Some((eid, errs, text)) if *eid == id => (errs, text.as_str()),
+        _ => (&empty, ""),
+    };
+    html! {
+        tr id=(format!("job-{id}")) {
+            td { code { (id) } }
+            td { (query_label(lang, &item.job.query)) }
+            td { (item.job.project_id) }
+            td { (item.job.requested_by.user_id) }
+            td { (fmt_datetime(lang, item.queued_at)) }
+            td {
+                @match &item.state {
+                    ApprovalState::Pending => {
+                        span.state.pending { (t(lang, "site.approvals.pending")) }
+                        form.inline method="post" action=(format!("/approvals/{id}/approve")) {
+                            (layout::csrf_field(&who.csrf))
+                            (layout::submit(lang, "site.approvals.approve"))
+                        }
+                        form.deny method="post" action=(format!("/approvals/{id}/deny")) {
+                            (layout::csrf_field(&who.csrf))
+                            (layout::textarea(lang, "reason", "site.approvals.reason", reason, 2, errors))
+                            (layout::submit(lang, "site.approvals.deny"))
+                        }
+                    }
+                    ApprovalState::Approved { by, at } => {
+                        span.state.ok { (tf(lang, "site.approvals.approved_by", &[("user", by), ("when", &fmt_datetime(lang, *at))])) }
+                    }
+                    ApprovalState::Denied { by, at, reason } => {
+                        span.state.err { (tf(lang, "site.approvals.denied_by", &[("user", by), ("when", &fmt_datetime(lang, *at))])) }
+                        p.reason { (reason) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct DenyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Longest deny reason kept.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// `POST /approvals/{id}/approve` and `POST /approvals/{id}/deny` (with a reason).
+async fn decide(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<DenyForm>,
+) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Steward, "/approvals")?;
+    let lang = Lang::negotiate(&headers);
+    csrf_checked(&who, &f.csrf, lang)?;
+    let no_job = || layout::see_other("/approvals?flash=flash.err_site_no_job");
+    let Ok(id) = JobId::parse(&id) else {
+        return Ok(no_job());
+    };
+    if action == "approve" {
+        return Ok(match crate::cli::approve_job(&ui.dir, &who.user, &id) {
+            Ok(_) => layout::see_other("/approvals?flash=flash.site_approved"),
+            Err(e) => {
+                tracing::warn!("approve {id}: {e:#}");
+                no_job()
+            }
+        });
+    }
+    if action != "deny" {
+        return Ok(layout::error_page(
+            lang,
+            StatusCode::NOT_FOUND,
+            "site.error.title",
+            t(lang, "site.error.not_found"),
+        ));
+    }
+    let reason = f.reason.trim();
+    let mut errors = FormErrors::new();
+    if reason.is_empty() {
+        errors.add("reason", t(lang, "site.approvals.reason_required"));
+    } else if reason.chars().count() > MAX_REASON_CHARS
+        || reason
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        errors.add(
+            "reason",
+            tf(
+                lang,
+                "site.approvals.reason_too_long",
+                &[("max", &MAX_REASON_CHARS.to_string())],
+            ),
+        );
+    }
+    if !errors.is_empty() {
+        return Ok(render_approvals(
+            &ui,
+            lang,
+            &who,
+            None,
+            Some((id, errors, f.reason.clone())),
+        ));
+    }
+    Ok(
+        match crate::cli::deny_job(&ui.dir, &who.user, &id, reason) {
+            Ok(_) => layout::see_other("/approvals?flash=flash.site_denied"),
+            Err(e) => {
+                tracing::warn!("deny {id}: {e:#}");
+                no_job()
+            }
+        },
+    )
+}
+
+// --- policy ----------------------------------------------------------------------------------
+
+/// ε per release accepted by qiao-disclosure's `DpPolicy::validate` (checked again on save).
+const EPSILON_MIN: f64 = 1e-4;
+/// Largest ε (per release, or budget).
+const EPSILON_MAX: f64 = 1e6;
+
+/// The policy form's fields, as submitted (strings, so a bad value is shown back as typed).
+#[derive(Deserialize, Default, Clone)]
+struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    cohort_count: String,
+    #[serde(default)]
+    demographics: String,
+    #[serde(default)]
+    min_cell_count: String,
+    #[serde(default)]
+    obfuscation: String,
+    #[serde(default)]
+    secondary_suppression: String,
+    #[serde(default)]
+    dp: String,
+    #[serde(default)]
+    epsilon: String,
+    #[serde(default)]
+    delta: String,
+    #[serde(default)]
+    epsilon_budget: String,
+}
+
+impl PolicyForm {
+    fn of(p: &SitePolicy) -> Self {
+        let on = |b: bool| if b { "on" } else { "off" }.to_owned();
+        let (dp, epsilon, delta, budget) = match &p.dp {
+            None => ("off", String::new(), String::new(), String::new()),
+            Some(d) => {
+                let kind = match d.mechanism {
+                    DpMechanism::Laplace { .. } => "laplace",
+                    DpMechanism::Gaussian { .. } => "gaussian",
+                };
+                let delta = match d.mechanism {
+                    DpMechanism::Gaussian { delta, .. } => delta.to_string(),
+                    DpMechanism::Laplace { .. } => String::new(),
+                };
+                (
+                    kind,
+                    d.mechanism.epsilon().to_string(),
+                    delta,
+                    d.epsilon_budget.to_string(),
+                )
+            }
+        };
+        Self {
+            csrf: String::new(),
+            cohort_count: p.cohort_count.to_string(),
+            demographics: p.demographics.to_string(),
+            min_cell_count: p.min_cell_count.to_string(),
+            obfuscation: on(p.obfuscation),
+            secondary_suppression: on(p.secondary_suppression),
+            dp: dp.to_owned(),
+            epsilon,
+            delta,
+            epsilon_budget: budget,
+        }
+    }
+
+    /// Applies the form to `base`, or the errors by field.
+    fn apply(&self, lang: Lang, base: &SitePolicy) -> Result<SitePolicy, FormErrors> {
+        let mut e = FormErrors::new();
+        let mut p = base.clone();
+        let approval = |v: &str| match v {
+            "auto" => Some(Approval::Auto),
+            "manual" => Some(Approval::Manual),
+            "deny" => Some(Approval::Deny),
+            _ => None,
+        };
+        let on_off = |v: &str| match v {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        };
+        match approval(&self.cohort_count) {
+            Some(a) => p.cohort_count = a,
+            None => e.add("cohort_count", t(lang, "site.policy.err_choice")),
+        }
+        match approval(&self.demographics) {
+            Some(a) => p.demographics = a,
+            None => e.add("demographics", t(lang, "site.policy.err_choice")),
+        }
+        match self.min_cell_count.trim().parse::<u64>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => p.min_cell_count = n,
+            _ => e.add("min_cell_count", t(lang, "site.policy.err_threshold")),
+        }
+        match on_off(&self.obfuscation) {
+            Some(b) => p.obfuscation = b,
+            None => e.add("obfuscation", t(lang, "site.policy.err_choice")),
+        }
+        match on_off(&self.secondary_suppression) {
+            Some(b) => p.secondary_suppression = b,
+            None => e.add("secondary_suppression", t(lang, "site.policy.err_choice")),
+        }
+        let number = |field: &str,
+                      v: &str,
+                      ok: &dyn Fn(f64) -> bool,
+                      key: &'static str,
+                      e: &mut FormErrors| {
+            match v.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && ok(x) => Some(x),
+                _ => {
+                    e.add(field, t(lang, key));
+                    None
+                }
+            }
+        };
+        let eps_ok = |x: f64| (EPSILON_MIN..=EPSILON_MAX).contains(&x);
+        match self.dp.as_str() {
+            "off" => p.dp = None,
+            kind @ ("laplace" | "gaussian") => {
+                let eps = number(
+                    "epsilon",
+                    &self.epsilon,
+                    &eps_ok,
+                    "site.policy.err_epsilon",
+                    &mut e,
+                );
+                let budget = number(
+                    "epsilon_budget",
+                    &self.epsilon_budget,
+                    &|x| x > 0.0 && x <= EPSILON_MAX,
+                    "site.policy.err_budget",
+                    &mut e,
+                );
+                let delta = if kind == "gaussian" {
+                    number(
+                        "delta",
+                        &self.delta,
+                        &|x| x > 1e-300 && x < 1.0,
+                        "site.policy.err_delta",
+                        &mut e,
+                    )
+                } else {
+                    Some(0.0)
+                };
+                if let (Some(epsilon), Some(budget), Some(delta)) = (eps, budget, delta) {
+                    if budget < epsilon {
+                        e.add(
+                            "epsilon_budget",
+                            t(lang, "site.policy.err_budget_below_epsilon"),
+                        );
+                    }
+                    let mechanism = if kind == "gaussian" {
+                        DpMechanism::Gaussian { epsilon, delta }
+                    } else {
+                        DpMechanism::Laplace { epsilon }
+                    };
+                    let old = base.dp.as_ref();
+                    p.dp = Some(DpSettings {
+                        mechanism,
+                        epsilon_budget: budget,
+                        delta_budget: if kind == "gaussian" {
+                            old.map(|d| d.delta_budget)
+                                .filter(|d| *d > 0.0)
+                                .unwrap_or(1e-5)
+                        } else {
+                            0.0
+                        },
+                        threshold_basis: old
+                            .map(|d| d.threshold_basis)
+                            .unwrap_or(qiao_disclosure::DpThresholdBasis::TrueCount),
+                    });
+                }
+            }
+            _ => e.add("dp", t(lang, "site.policy.err_choice")),
+        }
+        if e.is_empty() {
+            // Whatever the disclosure crate still refuses (e.g. a noise scale its samplers
+            // cannot handle) is reported on the DP fields.
+            if let Err(err) = p.disclosure() {
+                tracing::info!("policy form refused: {err:#}");
+                e.add(
+                    if p.dp.is_some() {
+                        "epsilon"
+                    } else {
+                        "min_cell_count"
+                    },
+                    t(lang, "site.policy.err_invalid"),
+                );
+            }
+        }
+        if e.is_empty() {
+            Ok(p)
+        } else {
+            Err(e)
+        }
+    }
+}
+
+fn render_policy(
+    ui: &Ui,
+    lang: Lang,
+    who: &Signed,
+    f: &PolicyForm,
+    errors: &FormErrors,
+    flash: Option<Flash>,
+) -> Markup {
+    let mut page = ui.page(lang, "site.policy.title", "/policy", who);
+    page.flash = flash;
+    let approvals = [
+        ("auto".to_owned(), t(lang, "site.policy.auto").to_owned()),
+        (
+            "manual".to_owned(),
+            t(lang, "site.policy.manual").to_owned(),
+        ),
+        ("deny".to_owned(), t(lang, "site.policy.deny").to_owned()),
+    ];
+    let on_off = [
+        ("on".to_owned(), t(lang, "site.policy.on").to_owned()),
+        ("off".to_owned(), t(lang, "site.policy.off").to_owned()),
+    ];
+    let dp = [
+        ("off".to_owned(), t(lang, "site.policy.dp_off").to_owned()),
+        (
+            "laplace".to_owned(),
+            t(lang, "site.policy.dp_laplace").to_owned(),
+        ),
+        (
+            "gaussian".to_owned(),
+            t(lang, "site.policy.dp_gaussian").to_owned(),
+        ),
+    ];
+    page.render(html! {
+        p { (t(lang, "site.policy.intro")) }
+        form.policy method="post" action="/policy" {
+            (layout::csrf_field(&who.csrf))
+            fieldset {
+                legend { (t(lang, "site.policy.query_types")) }
+                (layout::select(lang, "cohort_count", "site.query.cohort_count", &approvals, &f.cohort_count, errors))
+                (layout::select(lang, "demographics", "site.query.demographics", &approvals, &f.demographics, errors))
+            }
+            fieldset {
+                legend { (t(lang, "site.policy.release")) }
+                (layout::field(lang, InputKind::Number, "min_cell_count", "site.policy.min_cell_count", &f.min_cell_count, errors))
+                (layout::select(lang, "obfuscation", "site.policy.obfuscation", &on_off, &f.obfuscation, errors))
+                (layout::select(lang, "secondary_suppression", "site.policy.secondary_suppression", &on_off, &f.secondary_suppression, errors))
+            }
+            fieldset {
+                legend { (t(lang, "site.policy.dp")) }
+                (layout::select(lang, "dp", "site.policy.dp_mode", &dp, &f.dp, errors))
+                (layout::field(lang, InputKind::Text, "epsilon", "site.policy.epsilon", &f.epsilon, errors))
+                (layout::field(lang, InputKind::Text, "delta", "site.policy.delta", &f.delta, errors))
+                (layout::field(lang, InputKind::Text, "epsilon_budget", "site.policy.epsilon_budget", &f.epsilon_budget, errors))
+            }
+            (layout::submit(lang, "site.policy.save"))
+        }
+    })
+}
+
+async fn policy(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Steward, "/policy")?;
+    let lang = Lang::negotiate(&headers);
+    let p = match SitePolicy::load(&ui.dir) {
+        Ok(p) => p,
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let flash = Flash::from_query(lang, q.flash.as_deref());
+    Ok(layout::html_response(
+        StatusCode::OK,
+        render_policy(
+            &ui,
+            lang,
+            &who,
+            &PolicyForm::of(&p),
+            &FormErrors::new(),
+            flash,
+        ),
+    ))
+}
+
+async fn policy_save(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Form(f): Form<PolicyForm>,
+) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Steward, "/policy")?;
+    let lang = Lang::negotiate(&headers);
+    csrf_checked(&who, &f.csrf, lang)?;
+    // Validate and write under the data directory's lock: one atomic replacement of
+    // policy.json, or nothing.
+    let result = crate::cli::set_policy_audited(&ui.dir, audit::user(&who.user), |p| {
+        f.apply(lang, p)
+            .map_err(PolicyRefused)
+            .map_err(anyhow::Error::new)
+    });
+    Ok(match result {
+        Ok(_) => layout::see_other("/policy?flash=flash.site_policy_saved"),
+        Err(e) => match e.downcast::<PolicyRefused>() {
+            Ok(PolicyRefused(errors)) => layout::html_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render_policy(&ui, lang, &who, &f, &errors, None),
+            ),
+            Err(e) => internal(&ui, lang, &who, &e),
+        },
+    })
+}
+
+/// The policy form's errors, carried through the locked update.
+#[derive(Debug)]
+struct PolicyRefused(FormErrors);
+
+impl std::fmt::Display for PolicyRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "policy form refused: {:?}",
+            self.0 .0.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+impl std::error::Error for PolicyRefused {}
+
+// --- audit -----------------------------------------------------------------------------------
+
+/// Entries shown on the audit page (newest first).
+const AUDIT_PAGE_ENTRIES: usize = 500;
+
+async fn audit_log(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Steward, "/audit")?;
+    let lang = Lang::negotiate(&headers);
+    let page = ui.page(lang, "site.audit.title", "/audit", &who);
+    let body = match audit::read(&ui.dir) {
+        Ok((entries, report)) => html! {
+            p.verified.ok role="status" id="chain" {
+                @match &report.head {
+                    Some(h) => (tf(lang, "site.audit.verified", &[
+                        ("entries", &fmt_int(lang, report.entries as i64)),
+                        ("seq", &h.seq.to_string()),
+                        ("hash", &h.hash.to_string()),
+                    ])),
+                    None => (t(lang, "site.audit.empty")),
+                }
+            }
+            @if entries.len() > AUDIT_PAGE_ENTRIES {
+                p { (tf(lang, "site.audit.showing", &[("shown", &fmt_int(lang, AUDIT_PAGE_ENTRIES as i64)), ("entries", &fmt_int(lang, entries.len() as i64))])) }
+            }
+            table.audit {
+                thead { tr {
+                    th { "#" }
+                    th { (t(lang, "site.audit.when")) }
+                    th { (t(lang, "site.audit.actor")) }
+                    th { (t(lang, "site.audit.action")) }
+                    th { (t(lang, "site.audit.project")) }
+                    th { (t(lang, "site.audit.decision")) }
+                } }
+                tbody {
+                    @for e in entries.iter().rev().take(AUDIT_PAGE_ENTRIES) {
+                        tr {
+                            td { (e.seq) }
+                            td { (fmt_datetime(lang, e.timestamp)) }
+                            td { (e.actor.to_string()) }
+                            td { code { (e.action) } }
+                            td { (e.project.as_deref().unwrap_or("")) }
+                            td { (e.decision.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        },
+        Err(e) => html! {
+            p.verified.err role="alert" id="chain" {
+                (t(lang, "site.audit.broken")) " " code { (format!("{e:#}")) }
+            }
+        },
+    };
+    Ok(page.respond(body))
+}
+
+// --- pre-screening ---------------------------------------------------------------------------
+
+async fn prescreen_index(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+) -> Result<Response, super::Gate> {
+    let who = require(&ui, &headers, LocalRole::Investigator, "/prescreen")?;
+    let lang = Lang::negotiate(&headers);
+    let list = match cohorts::list(&ui.dir) {
+        Ok(l) => l,
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let page = ui.page(lang, "site.prescreen.title", "/prescreen", &who);
+    Ok(page.respond(html! {
+        p { (tf(lang, "site.prescreen.intro", &[("site", &ui.site_name)])) }
+        @if list.is_empty() {
+            p.empty { (t(lang, "site.prescreen.none")) }
+        } @else {
+            table.cohorts {
+                thead { tr {
+                    th { (t(lang, "site.prescreen.project")) }
+                    th { (t(lang, "site.prescreen.cohort")) }
+                    th { (t(lang, "site.prescreen.received")) }
+                    th {}
+                } }
+                tbody {
+                    @for c in &list {
+                        tr {
+                            td { (c.project) }
+                            td { (c.name.as_deref().unwrap_or(&c.digest[..12])) }
+                            td { (fmt_datetime(lang, c.first_seen)) }
+                            td { a.open href=(format!("/prescreen/{}/{}", c.project, c.digest)) { (t(lang, "site.prescreen.open")) } }
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}
+
+async fn prescreen_list(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path((project, digest)): Path<(String, String)>,
+) -> Result<Response, super::Gate> {
+    let path = format!("/prescreen/{project}/{digest}");
+    let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
+    let lang = Lang::negotiate(&headers);
+    let cohort = match cohorts::get(&ui.dir, &project, &digest) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Ok(layout::error_page(
+                lang,
+                StatusCode::NOT_FOUND,
+                "site.prescreen.title",
+                t(lang, "site.prescreen.not_found"),
+            ))
+        }
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let ui2 = Arc::clone(&ui);
+    let user = who.user.clone();
+    let text = cohort.definition.to_string();
+    let label = format!(
+        "project {project}, received cohort {}",
+        &digest[..12.min(digest.len())]
+    );
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::prescreen::list_for(&ui2.dir, &ui2.store, &user, &text, &label)
+    })
+    .await
+    .unwrap_or_else(|e| Err(anyhow::anyhow!("pre-screening task: {e}")));
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let persons = crate::exec::subject_ids(&rows).count();
+    let date = |d| {
+        let (y, m, dd) = qiao_cdm::date::to_ymd(d);
+        fmt_ymd(lang, i64::from(y), m, dd)
+    };
+    let page = ui.page(lang, "site.prescreen.list_title", &path, &who);
+    Ok(page.respond(html! {
+        p.local role="note" { (t(lang, "site.prescreen.local_only")) }
+        p { (tf(lang, "site.prescreen.summary", &[
+            ("project", &project),
+            ("cohort", cohort.name.as_deref().unwrap_or(&digest)),
+            ("persons", &fmt_int(lang, persons as i64)),
+            ("rows", &fmt_int(lang, rows.len() as i64)),
+        ])) }
+        table.prescreen {
+            thead { tr {
+                th { (t(lang, "site.prescreen.person")) }
+                th { (t(lang, "site.prescreen.index_date")) }
+                th { (t(lang, "site.prescreen.end_date")) }
+            } }
+            tbody {
+                @for r in &rows {
+                    tr { td { (r.subject_id) } td { (date(r.start)) } td { (date(r.end)) } }
+                }
+            }
+        }
+    }))
+}
+
+// --- errors ----------------------------------------------------------------------------------
+
+/// An internal error: logged, with a generic translated page (the detail stays in the log).
+fn internal(ui: &Ui, lang: Lang, who: &Signed, e: &anyhow::Error) -> Response {
+    tracing::error!("site ui: {e:#}");
+    let page = ui.page(lang, "site.error.title", "/", who);
+    layout::html_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page.render(html! { p.error role="alert" { (t(lang, "site.error.internal")) } }),
+    )
+}

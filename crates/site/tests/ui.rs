@@ -1,0 +1,595 @@
+//! `qiao site ui` over real HTTP on loopback: the route × role matrix, CSRF, cookies and security
+//! headers, the approval queue, the policy form (errors next to fields, nothing half-saved), the
+//! audit page's chain verification, the pre-screening list, and page render times.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use qiao_protocol::QueryType;
+use qiao_site::queue::{ApprovalState, Approvals};
+use qiao_site::ui::{serve_ui_on, UiOptions};
+use qiao_site::users::{LocalRole, Users};
+use qiao_site::SiteDir;
+use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+
+const PW: &str = "correct-horse-battery";
+
+struct Server {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_ui(data: &Path, insecure_http: bool) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let o = UiOptions {
+        data: data.to_owned(),
+        store: store_path().to_owned(),
+        listen: addr,
+        insecure_http,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve_ui_on(&o, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("site ui");
+    });
+    Server {
+        base: format!("http://{addr}"),
+        _stop: tx,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of a `Set-Cookie` header for cookie `name`, and the whole header.
+fn set_cookie(h: &HeaderMap, name: &str) -> Option<(String, String)> {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap_or("").to_owned(), v.to_owned()))
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+/// A signed-in browser: its cookie and its CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn sign_in(base: &str, user: &str, password: &str) -> Result<Browser, (StatusCode, String)> {
+    let c = client();
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let (pre, _) = set_cookie(r.headers(), "qiao_pre").expect("pre-login cookie");
+    let csrf = hidden_csrf(&r.text().await.unwrap());
+    let r = c
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user", user),
+            ("password", password),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != StatusCode::SEE_OTHER {
+        let s = r.status();
+        return Err((s, r.text().await.unwrap()));
+    }
+    let (session, attrs) = set_cookie(r.headers(), "qiao_session").expect("session cookie");
+    assert!(
+        attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
+        "{attrs}"
+    );
+    let cookie = format!("{session}; lang=en");
+    let r = c
+        .get(format!("{base}/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let home = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let r = c
+        .get(format!("{base}{home}"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&r.text().await.unwrap());
+    Ok(Browser { cookie, csrf })
+}
+
+async fn get(base: &str, b: Option<&Browser>, path: &str) -> (StatusCode, HeaderMap, String) {
+    let mut rq = client().get(format!("{base}{path}"));
+    if let Some(b) = b {
+        rq = rq.header(COOKIE, &b.cookie);
+    }
+    let r = rq.send().await.unwrap();
+    let (s, h) = (r.status(), r.headers().clone());
+    (s, h, r.text().await.unwrap())
+}
+
+async fn post(
+    base: &str,
+    b: Option<&Browser>,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
+    let mut rq = client().post(format!("{base}{path}")).form(form);
+    if let Some(b) = b {
+        rq = rq.header(COOKIE, &b.cookie);
+    }
+    let r = rq.send().await.unwrap();
+    let (s, h) = (r.status(), r.headers().clone());
+    (s, h, r.text().await.unwrap())
+}
+
+/// An enrolled site with a steward, an investigator, a pending demographics job and a received
+/// cohort definition (CohortGenerator cohort 3: 266 persons on GiBleed).
+async fn site(tmp: &Path) -> (std::path::PathBuf, qiao_protocol::Job, qiao_protocol::Job) {
+    let hub = FakeHub::new();
+    let (url, _task) = start(hub.clone(), 0).await;
+    let data = tmp.join("site");
+    enroll_site(&hub, &url, &data, "hospital-ui").await;
+    let dir = SiteDir::open(&data).unwrap();
+    Users::add(&dir, "steward1", LocalRole::Steward, PW, now()).unwrap();
+    Users::add(&dir, "dr.wang", LocalRole::Investigator, PW, now()).unwrap();
+    let pending = job(
+        QueryType::Demographics {
+            age_band_years: 10,
+            by_index_year: false,
+        },
+        definition(3),
+        "sponsor1",
+    );
+    Approvals::new(&dir).enqueue(&pending, now()).unwrap();
+    let counted = job(QueryType::CohortCount, definition(3), "sponsor1");
+    qiao_site::cohorts::remember(&dir, &counted, now()).unwrap();
+    (data, pending, counted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_the_role_and_csrf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, pending, counted) = site(tmp.path()).await;
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let steward = sign_in(base, "steward1", PW)
+        .await
+        .expect("steward signs in");
+    let investigator = sign_in(base, "dr.wang", PW)
+        .await
+        .expect("investigator signs in");
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let list = format!("/prescreen/{}/{digest}", counted.project_id);
+    let id = pending.job_id.to_string();
+
+    // GET: (path, role allowed).
+    let pages: [(&str, LocalRole); 5] = [
+        ("/approvals", LocalRole::Steward),
+        ("/policy", LocalRole::Steward),
+        ("/audit", LocalRole::Steward),
+        ("/prescreen", LocalRole::Investigator),
+        (list.as_str(), LocalRole::Investigator),
+    ];
+    for (path, allowed) in pages {
+        let (s, h, _) = get(base, None, path).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "anonymous {path}");
+        assert!(
+            h[LOCATION].to_str().unwrap().starts_with("/login?next="),
+            "{path}"
+        );
+        for (role, b) in [
+            (LocalRole::Steward, &steward),
+            (LocalRole::Investigator, &investigator),
+        ] {
+            let (s, h, body) = get(base, Some(b), path).await;
+            if role == allowed {
+                assert_eq!(s, StatusCode::OK, "{role} {path}: {body}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{role} {path}");
+                assert!(body.contains("Access refused at site"), "{body}");
+            }
+            assert!(
+                h["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("default-src 'self'"),
+                "{path}"
+            );
+            assert_eq!(h["x-frame-options"], "DENY");
+            assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+            assert!(!body.contains("<script"), "no inline script on {path}");
+        }
+    }
+
+    // POST: wrong role refused, right role without (or with a wrong) CSRF token refused, and
+    // nothing changes.
+    let approve = format!("/approvals/{id}/approve");
+    let deny = format!("/approvals/{id}/deny");
+    let posts: [(&str, LocalRole); 3] = [
+        (approve.as_str(), LocalRole::Steward),
+        (deny.as_str(), LocalRole::Steward),
+        ("/policy", LocalRole::Steward),
+    ];
+    let policy_before = std::fs::read(data.join("policy.json")).ok();
+    for (path, _) in posts {
+        let (s, h, _) = post(base, None, path, &[("reason", "x")]).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "anonymous POST {path}");
+        assert!(h[LOCATION].to_str().unwrap().starts_with("/login"));
+        let (s, _, _) = post(
+            base,
+            Some(&investigator),
+            path,
+            &[("csrf", &investigator.csrf), ("reason", "x")],
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "investigator POST {path}");
+        let (s, _, _) = post(base, Some(&steward), path, &[("reason", "x")]).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "steward POST {path} without CSRF");
+        let (s, _, _) = post(
+            base,
+            Some(&steward),
+            path,
+            &[("csrf", &investigator.csrf), ("reason", "x")],
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "steward POST {path} with another session's CSRF"
+        );
+    }
+    let dir = SiteDir::open(&data).unwrap();
+    assert_eq!(
+        Approvals::new(&dir)
+            .get(&pending.job_id)
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Pending
+    );
+    assert_eq!(std::fs::read(data.join("policy.json")).ok(), policy_before);
+
+    // The refusals are audited.
+    let actions: Vec<String> = audit_entries(&data).into_iter().map(|e| e.action).collect();
+    assert!(
+        actions.iter().filter(|a| *a == "prescreen.deny").count() >= 2,
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a == "ui.refused"), "{actions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_unless_plain_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, _) = site(tmp.path()).await;
+    let srv = start_ui(&data, false).await;
+    let r = client()
+        .get(format!("{}/login", srv.base))
+        .send()
+        .await
+        .unwrap();
+    let (_, attrs) = set_cookie(r.headers(), "qiao_pre").unwrap();
+    assert!(attrs.contains("; Secure"), "{attrs}");
+    let plain = start_ui(&data, true).await;
+    let r = client()
+        .get(format!("{}/login", plain.base))
+        .send()
+        .await
+        .unwrap();
+    let (_, attrs) = set_cookie(r.headers(), "qiao_pre").unwrap();
+    assert!(!attrs.contains("Secure"), "{attrs}");
+    assert!(
+        attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
+        "{attrs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steward_and_investigator_pages_do_their_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, pending, counted) = site(tmp.path()).await;
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let dir = SiteDir::open(&data).unwrap();
+
+    // Wrong password: refused, said next to the field, audited.
+    let (s, body) = match sign_in(base, "steward1", "wrong-password!").await {
+        Err(e) => e,
+        Ok(_) => panic!("a wrong password signed in"),
+    };
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("id=\"err-password\""), "{body}");
+    assert!(
+        body.contains("unknown user or wrong password at site"),
+        "{body}"
+    );
+
+    let steward = sign_in(base, "steward1", PW).await.unwrap();
+    let id = pending.job_id.to_string();
+    let (_, _, queue) = get(base, Some(&steward), "/approvals").await;
+    assert!(queue.contains(&id), "{queue}");
+    assert!(queue.contains("Demographics"), "{queue}");
+
+    // Deny without a reason: 422, the message next to the field, still pending.
+    let (s, _, body) = post(
+        base,
+        Some(&steward),
+        &format!("/approvals/{id}/deny"),
+        &[("csrf", &steward.csrf), ("reason", "  ")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("id=\"err-reason\"") && body.contains("Give a reason to deny a job."),
+        "{body}"
+    );
+    assert_eq!(
+        Approvals::new(&dir)
+            .get(&pending.job_id)
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Pending
+    );
+
+    // Deny with a reason: recorded, audited, POST-redirect-GET with a flash.
+    let (s, h, _) = post(
+        base,
+        Some(&steward),
+        &format!("/approvals/{id}/deny"),
+        &[
+            ("csrf", &steward.csrf),
+            ("reason", "outside the protocol's scope"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[LOCATION], "/approvals?flash=flash.site_denied");
+    match Approvals::new(&dir)
+        .get(&pending.job_id)
+        .unwrap()
+        .unwrap()
+        .state
+    {
+        ApprovalState::Denied { by, reason, .. } => {
+            assert_eq!(
+                (by.as_str(), reason.as_str()),
+                ("steward1", "outside the protocol's scope")
+            );
+        }
+        s => panic!("{s:?}"),
+    }
+    // Deciding twice is refused.
+    let (_, h, _) = post(
+        base,
+        Some(&steward),
+        &format!("/approvals/{id}/approve"),
+        &[("csrf", &steward.csrf)],
+    )
+    .await;
+    assert_eq!(h[LOCATION], "/approvals?flash=flash.err_site_no_job");
+
+    // Policy: every bad field gets its own message; nothing is saved.
+    let before = qiao_site::SitePolicy::load(&dir).unwrap();
+    let bad = [
+        ("csrf", steward.csrf.as_str()),
+        ("cohort_count", "manual"),
+        ("demographics", "sometimes"),
+        ("min_cell_count", "0"),
+        ("obfuscation", "on"),
+        ("secondary_suppression", "on"),
+        ("dp", "gaussian"),
+        ("epsilon", "NaN"),
+        ("delta", "1.5"),
+        ("epsilon_budget", "-1"),
+    ];
+    let (s, _, body) = post(base, Some(&steward), "/policy", &bad).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in [
+        "demographics",
+        "min_cell_count",
+        "epsilon",
+        "delta",
+        "epsilon_budget",
+    ] {
+        assert!(
+            body.contains(&format!("id=\"err-{field}\"")),
+            "no error next to {field}: {body}"
+        );
+    }
+    assert!(!body.contains("id=\"err-cohort_count\""));
+    assert_eq!(
+        qiao_site::SitePolicy::load(&dir).unwrap(),
+        before,
+        "nothing half-saved"
+    );
+
+    let good = [
+        ("csrf", steward.csrf.as_str()),
+        ("cohort_count", "manual"),
+        ("demographics", "deny"),
+        ("min_cell_count", "11"),
+        ("obfuscation", "off"),
+        ("secondary_suppression", "on"),
+        ("dp", "laplace"),
+        ("epsilon", "0.5"),
+        ("delta", ""),
+        ("epsilon_budget", "3"),
+    ];
+    let (s, h, _) = post(base, Some(&steward), "/policy", &good).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[LOCATION], "/policy?flash=flash.site_policy_saved");
+    let after = qiao_site::SitePolicy::load(&dir).unwrap();
+    assert_eq!(after.cohort_count, qiao_site::Approval::Manual);
+    assert_eq!(after.demographics, qiao_site::Approval::Deny);
+    assert_eq!(after.min_cell_count, 11);
+    assert!(!after.obfuscation);
+    let dp = after.dp.as_ref().expect("DP on");
+    assert_eq!(
+        dp.mechanism,
+        qiao_disclosure::DpMechanism::Laplace { epsilon: 0.5 }
+    );
+    assert_eq!(dp.epsilon_budget, 3.0);
+
+    // The audit page verifies the chain and shows the steward's actions.
+    let (s, _, body) = get(base, Some(&steward), "/audit").await;
+    assert_eq!(s, StatusCode::OK);
+    let entries = audit_entries(&data);
+    let head = entries.last().unwrap();
+    assert!(
+        body.contains(&format!(
+            "Hash chain verified: {} entries, head #{} {}",
+            entries.len(),
+            head.seq,
+            head.hash
+        )),
+        "{body}"
+    );
+    for action in ["job.deny", "policy.set", "ui.login", "ui.login_fail"] {
+        assert!(
+            body.contains(&format!("<code>{action}</code>")),
+            "{action}: {body}"
+        );
+    }
+    let policy_entry = entries.iter().find(|e| e.action == "policy.set").unwrap();
+    assert_eq!(
+        policy_entry.actor.to_string(),
+        qiao_audit::Actor::User("steward1".into()).to_string()
+    );
+
+    // A tampered log is reported as broken on the page.
+    let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    std::fs::write(
+        data.join("audit.log"),
+        log.replacen("outside the protocol", "inside the protocol", 1),
+    )
+    .unwrap();
+    let (_, _, body) = get(base, Some(&steward), "/audit").await;
+    assert!(body.contains("Hash chain verification FAILED"), "{body}");
+    std::fs::write(data.join("audit.log"), log).unwrap();
+
+    // The investigator's pre-screening list: cohort 3's 266 persons, their index dates, audited.
+    let inv = sign_in(base, "dr.wang", PW).await.unwrap();
+    let (_, _, index) = get(base, Some(&inv), "/prescreen").await;
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let list = format!("/prescreen/{}/{digest}", counted.project_id);
+    assert!(index.contains(&format!("href=\"{list}\"")), "{index}");
+    let (s, _, body) = get(base, Some(&inv), &list).await;
+    assert_eq!(s, StatusCode::OK);
+    let rows = qiao_site::run_definition(store(), &counted.definition)
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 266);
+    assert_eq!(
+        body.matches("<tr><td>").count(),
+        266,
+        "one row per cohort entry"
+    );
+    let first = &rows[0];
+    let (y, m, d) = qiao_cdm::date::to_ymd(first.start);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    assert!(
+        body.contains(&format!(
+            "<tr><td>{}</td><td>{d} {} {y}</td>",
+            first.subject_id,
+            months[m as usize - 1]
+        )),
+        "first row {first:?}: {body}"
+    );
+    assert!(body.contains("266 patients (266 cohort entries)"), "{body}");
+    let last = audit_entries(&data).pop().unwrap();
+    assert_eq!(last.action, "prescreen.list");
+    assert!(last
+        .decision
+        .unwrap()
+        .contains("listed 266 cohort rows of 266 persons to investigator dr.wang"));
+    // A definition the site never received is not listed (no arbitrary paths either).
+    let (s, _, _) = get(
+        base,
+        Some(&inv),
+        &format!("/prescreen/{}/{}", counted.project_id, "0".repeat(64)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = get(base, Some(&inv), "/prescreen/..%2F..%2Fetc/passwd").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Chinese pages from the lang cookie.
+    let zh = Browser {
+        cookie: inv.cookie.replace("lang=en", "lang=zh-CN"),
+        csrf: inv.csrf.clone(),
+    };
+    let (_, _, body) = get(base, Some(&zh), &list).await;
+    assert!(
+        body.contains("<html lang=\"zh-CN\">") && body.contains("预筛选名单"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<td>{y}年{m}月{d}日</td>")),
+        "{body}"
+    );
+}
+
+/// Render times of every page (server side, loopback, GiBleed), printed for the README: the
+/// median of 20 requests each. Not asserted (a shared machine's timing is not a test result).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_render_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, counted) = site(tmp.path()).await;
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let steward = sign_in(base, "steward1", PW).await.unwrap();
+    let inv = sign_in(base, "dr.wang", PW).await.unwrap();
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let list = format!("/prescreen/{}/{digest}", counted.project_id);
+    let mut medians: HashMap<String, Duration> = HashMap::new();
+    for (path, b) in [
+        ("/login", None),
+        ("/approvals", Some(&steward)),
+        ("/policy", Some(&steward)),
+        ("/audit", Some(&steward)),
+        ("/prescreen", Some(&inv)),
+        (list.as_str(), Some(&inv)),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let (s, _, _) = get(base, b, path).await;
+            times.push(t.elapsed());
+            assert_eq!(s, StatusCode::OK, "{path}");
+        }
+        times.sort();
+        medians.insert(path.to_owned(), times[times.len() / 2]);
+    }
+    let mut lines: Vec<_> = medians.iter().collect();
+    lines.sort();
+    for (path, d) in lines {
+        eprintln!(
+            "site ui render median {:>8.2} ms  {path}",
+            d.as_secs_f64() * 1000.0
+        );
+    }
+}
