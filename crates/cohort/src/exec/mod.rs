@@ -9,6 +9,7 @@ mod plan;
 mod run;
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::io::Write;
 
 use qiao_cdm::date::{self, Day};
@@ -208,12 +209,15 @@ impl Prepared {
         sink: &mut dyn CohortSink,
         parallel: bool,
     ) -> Result<CohortStats, CohortError> {
-        let ctx = Ctx::new(store, &self.plan, &self.codesets);
+        let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
         let candidates = ctx.candidates();
+        ctx.gather(candidates.len());
+        let ctx = ctx;
         let eval_chunk = |chunk: &[u32]| -> ChunkOut {
             let mut worker = Person::new(&ctx);
             let mut out = PersonOut::default();
             let mut acc = ChunkOut::default();
+            worker.preload(chunk);
             for &p in chunk {
                 worker.run(p, &mut out);
                 for &m in &out.event_masks {
@@ -312,7 +316,7 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
 #[derive(Default)]
 struct ChunkOut {
     rows: Vec<(u32, Day, Day)>,
-    masks: [HashMap<u64, u64>; 2],
+    masks: [HashMap<u64, u64, BuildHasherDefault<run::IdHasher>>; 2],
     in_final: u64,
 }
 

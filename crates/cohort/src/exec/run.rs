@@ -1,10 +1,13 @@
 //! Per-person evaluation of a compiled plan over a store.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use qiao_cdm::date::{self, Day, NULL_DAY};
 use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, Persons, Store, TextRef};
+
+use rayon::prelude::*;
 
 use super::plan::*;
 use crate::model::{GroupType, LimitType, RangeOp, TextOp};
@@ -20,6 +23,9 @@ impl Hasher for IdHasher {
         for &b in bytes {
             self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (i ^ (i >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     fn write_i32(&mut self, i: i32) {
         self.0 = (i as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -144,7 +150,164 @@ pub(crate) struct NodeData<'s> {
     /// One resolved column per filter (None where the filter reads no domain column or the store
     /// lacks it: all NULL).
     filter_cols: Vec<Option<ColumnRef<'s>>>,
-    extra: HashMap<&'static str, Option<ColumnRef<'s>>>,
+    /// Measurement / observation value columns (Abnormal, ratio filters).
+    value_as_number: Option<ColumnRef<'s>>,
+    range_low: Option<ColumnRef<'s>>,
+    range_high: Option<ColumnRef<'s>>,
+    value_as_concept: Option<I32Column<'s>>,
+    /// The column a distinct occurrence count of this node reads (`CountKind::Col`).
+    count_col: Option<ColumnRef<'s>>,
+    /// The rows whose domain concept is in the node's codeset.
+    matched: Matched<'s>,
+}
+
+/// The rows of a domain a node can select, found from the per-concept postings so a person's
+/// other rows are never read.
+pub(crate) enum Matched<'s> {
+    /// No codeset on the domain concept: every row of the person is a candidate.
+    Scan,
+    /// Ascending rows: one posting list (a single-concept or empty codeset), or several merged.
+    Rows(Cow<'s, [u32]>),
+    /// Several concepts: one bit per domain row.
+    Bits(Vec<u64>),
+    /// The matched rows with their core columns copied out in row order.
+    Gathered(Gathered),
+}
+
+/// A node's matched rows with the columns every event reads, gathered in one ascending pass (many
+/// independent loads in flight) instead of one person's scattered rows at a time.
+pub(crate) struct Gathered {
+    rows: Vec<u32>,
+    person: Vec<u32>,
+    start: Vec<Day>,
+    end: Vec<Day>,
+    id: Vec<i64>,
+    visit: Vec<i64>,
+}
+
+impl<'s> Matched<'s> {
+    fn new(d: &Domain<'s>, cs: &CodeSet) -> Matched<'s> {
+        match cs.ids.as_slice() {
+            [] => Matched::Rows(Cow::Borrowed(&[])),
+            [c] => Matched::Rows(Cow::Borrowed(d.concept_rows(*c))),
+            ids if ids.iter().map(|&c| d.concept_rows(c).len()).sum::<usize>() < d.len() / 64 => {
+                // Few rows: merged postings are cheaper than a bitmap over the whole domain.
+                let mut rows: Vec<u32> = ids
+                    .iter()
+                    .flat_map(|&c| d.concept_rows(c).iter().copied())
+                    .collect();
+                rows.sort_unstable();
+                Matched::Rows(Cow::Owned(rows))
+            }
+            ids => {
+                let mut bits = vec![0u64; d.len().div_ceil(64)];
+                for &c in ids {
+                    for &r in d.concept_rows(c) {
+                        if let Some(w) = bits.get_mut(r as usize / 64) {
+                            *w |= 1u64 << (r % 64);
+                        }
+                    }
+                }
+                Matched::Bits(bits)
+            }
+        }
+    }
+}
+
+impl Matched<'_> {
+    /// The number of matched rows (None: every row).
+    fn len(&self) -> Option<usize> {
+        match self {
+            Matched::Scan => None,
+            Matched::Rows(r) => Some(r.len()),
+            Matched::Bits(b) => Some(b.iter().map(|w| w.count_ones() as usize).sum()),
+            Matched::Gathered(g) => Some(g.rows.len()),
+        }
+    }
+
+    /// Copies the matched rows' start, end, event id and visit out of the domain.
+    fn gather(&self, d: &Domain<'_>, visit: Option<IdColumn<'_>>) -> Option<Gathered> {
+        let rows: Vec<u32> = match self {
+            Matched::Scan | Matched::Gathered(_) => return None,
+            Matched::Rows(r) => r.to_vec(),
+            Matched::Bits(bits) => {
+                let mut rows = Vec::new();
+                for (w, &word) in bits.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        rows.push((w * 64) as u32 + word.trailing_zeros());
+                        word &= word - 1;
+                    }
+                }
+                rows
+            }
+        };
+        let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
+        let at = |v: &[i32], r: u32| v.get(r as usize).copied().unwrap_or(NULL_DAY);
+        let person = d.person();
+        Some(Gathered {
+            person: rows
+                .iter()
+                .map(|&r| person.get(r as usize).copied().unwrap_or(u32::MAX))
+                .collect(),
+            start: rows.iter().map(|&r| at(starts, r)).collect(),
+            end: rows.iter().map(|&r| at(ends, r)).collect(),
+            id: rows
+                .iter()
+                .map(|&r| ids.get(r as usize).copied().unwrap_or(NULL_ID))
+                .collect(),
+            visit: match visit {
+                Some(v) => rows
+                    .iter()
+                    .map(|&r| v.get(r as usize).unwrap_or(NULL_ID))
+                    .collect(),
+                None => Vec::new(),
+            },
+            rows,
+        })
+    }
+}
+
+/// The first index `i >= from` of ascending `rows` with `rows[i] >= target` (galloping from `from`,
+/// which is a hint: a `from` past the answer falls back to a binary search).
+fn seek(rows: &[u32], from: usize, target: usize) -> usize {
+    let below = |r: &u32| (*r as usize) < target;
+    if from > rows.len() || (from > 0 && !below(&rows[from - 1])) {
+        return rows.partition_point(below);
+    }
+    let (mut lo, mut hi, mut step) = (from, from, 1usize);
+    while hi < rows.len() && below(&rows[hi]) {
+        lo = hi + 1;
+        hi += step;
+        step *= 2;
+    }
+    let hi = hi.min(rows.len());
+    lo + rows[lo..hi].partition_point(below)
+}
+
+/// Calls `f` for each row of `range` whose bit is set, ascending.
+#[inline]
+fn for_each_bit(bits: &[u64], range: std::ops::Range<usize>, mut f: impl FnMut(usize) -> bool) {
+    if range.is_empty() {
+        return;
+    }
+    let (first, last) = (range.start / 64, (range.end - 1) / 64);
+    for w in first..=last {
+        let mut word = bits.get(w).copied().unwrap_or(0);
+        if w == first {
+            word &= u64::MAX << (range.start % 64);
+        }
+        if w == last && !range.end.is_multiple_of(64) {
+            word &= u64::MAX >> (64 - range.end % 64);
+        }
+        while word != 0 {
+            let r = w * 64 + word.trailing_zeros() as usize;
+            if !f(r) {
+                return;
+            }
+            word &= word - 1;
+        }
+    }
 }
 
 pub(crate) struct Ctx<'s> {
@@ -158,7 +321,9 @@ pub(crate) struct Ctx<'s> {
     drug_source: Option<I32Column<'s>>,
     persons: Persons<'s>,
     yob: &'s [i32],
-    person_cols: HashMap<&'static str, &'s [i32]>,
+    gender: &'s [i32],
+    race: &'s [i32],
+    ethnicity: &'s [i32],
     provider: Option<RefLookup<'s>>,
     care_site: Option<RefLookup<'s>>,
     location: Option<RefLookup<'s>>,
@@ -168,7 +333,7 @@ pub(crate) struct Ctx<'s> {
 fn filter_column(f: &Filter) -> Option<&'static str> {
     match f {
         Filter::Num {
-            expr: NumExpr::Col(c),
+            expr: NumExpr::Col(c) | NumExpr::Ratio(c),
             ..
         } => Some(c),
         Filter::InList {
@@ -205,29 +370,16 @@ impl<'s> Ctx<'s> {
             None
         };
         let mut nodes = Vec::with_capacity(plan.nodes.len());
+        let empty = CodeSet::default();
+        let count_cols = count_columns(plan);
         for n in &plan.nodes {
             let dom = dom_index(n.table, &mut domains);
             let d = dom.map(|i| &domains[i]);
             let col = |name: &str| d.and_then(|d| d.column(name));
-            let mut extra = HashMap::new();
-            for name in [
-                "value_as_number",
-                "range_low",
-                "range_high",
-                "value_as_concept_id",
-                "days_supply",
-                "quantity",
-                "refills",
-                "drug_exposure_count",
-                "gap_days",
-                "condition_occurrence_count",
-                "unit_concept_id",
-                "dose_value",
-                "period_type_concept_id",
-                "payer_concept_id",
-            ] {
-                extra.insert(name, col(name));
-            }
+            let matched = match (n.codeset, d) {
+                (Some(cs), Some(d)) => Matched::new(d, codesets.get(&cs).unwrap_or(&empty)),
+                _ => Matched::Scan,
+            };
             nodes.push(NodeData {
                 dom,
                 source: n.source.and_then(|(c, _)| col_i32(col(c))),
@@ -241,20 +393,17 @@ impl<'s> Ctx<'s> {
                     .iter()
                     .map(|f| filter_column(f).and_then(col))
                     .collect(),
-                extra,
+                value_as_number: col("value_as_number"),
+                range_low: col("range_low"),
+                range_high: col("range_high"),
+                value_as_concept: col_i32(col("value_as_concept_id")),
+                count_col: count_cols.get(nodes.len()).copied().flatten().and_then(col),
+                matched,
             });
         }
         let drug_source =
             drug_dom.and_then(|i| col_i32(domains[i].column("drug_source_concept_id")));
         let persons = store.persons();
-        let mut person_cols = HashMap::new();
-        for c in [
-            "gender_concept_id",
-            "race_concept_id",
-            "ethnicity_concept_id",
-        ] {
-            person_cols.insert(c, persons.i32_column(c));
-        }
         Ctx {
             plan,
             codesets,
@@ -265,7 +414,9 @@ impl<'s> Ctx<'s> {
             drug_dom,
             drug_source,
             yob: persons.i32_column("year_of_birth"),
-            person_cols,
+            gender: persons.i32_column("gender_concept_id"),
+            race: persons.i32_column("race_concept_id"),
+            ethnicity: persons.i32_column("ethnicity_concept_id"),
             provider: ref_lookup(store, "provider", "provider_id", "specialty_concept_id"),
             care_site: ref_lookup(
                 store,
@@ -279,15 +430,47 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// Gathers the matched rows of the primary criteria, and of every other node whose matched rows
+    /// are not many more than the candidates' (`candidates` persons will be evaluated).
+    pub fn gather(&mut self, candidates: usize) {
+        let primary = &self.plan.primary;
+        let domains = &self.domains;
+        let work: Vec<(usize, &mut NodeData<'s>)> = self
+            .nodes
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, nd)| {
+                nd.matched
+                    .len()
+                    .is_some_and(|m| primary.contains(i) || m <= candidates.saturating_mul(4))
+            })
+            .collect();
+        let gathered: Vec<Option<Gathered>> = work
+            .par_iter()
+            .map(|(_, nd)| {
+                let d = nd.dom.and_then(|i| domains.get(i))?;
+                nd.matched.gather(d, nd.visit)
+            })
+            .collect();
+        for ((_, nd), g) in work.into_iter().zip(gathered) {
+            if let Some(g) = g {
+                nd.matched = Matched::Gathered(g);
+            }
+        }
+    }
+
     fn codeset(&self, id: i32) -> &CodeSet {
         self.codesets.get(&id).unwrap_or(&self.empty)
     }
 
     fn person_i32(&self, col: &str, p: u32) -> i32 {
-        self.person_cols
-            .get(col)
-            .and_then(|v| v.get(p as usize).copied())
-            .unwrap_or(i32::MIN)
+        let v = match col {
+            "gender_concept_id" => self.gender,
+            "race_concept_id" => self.race,
+            "ethnicity_concept_id" => self.ethnicity,
+            _ => &[],
+        };
+        v.get(p as usize).copied().unwrap_or(i32::MIN)
     }
 
     fn has_person_row(&self, p: u32) -> bool {
@@ -297,7 +480,12 @@ impl<'s> Ctx<'s> {
     /// Persons who may have a primary event (ascending person index).
     pub fn candidates(&self) -> Vec<u32> {
         let n = self.persons.len();
-        let mut mark = vec![false; n];
+        let mut mark = vec![0u64; n.div_ceil(64)];
+        let mut set = |p: u32| {
+            if let Some(w) = mark.get_mut(p as usize / 64) {
+                *w |= 1u64 << (p % 64);
+            }
+        };
         for &id in &self.plan.primary {
             let node = &self.plan.nodes[id];
             let Some(di) = self.nodes[id].dom else {
@@ -309,9 +497,7 @@ impl<'s> Ctx<'s> {
                 for &c in &self.codeset(cs).ids {
                     for &r in d.concept_rows(c) {
                         if let Some(&p) = person.get(r as usize) {
-                            if let Some(m) = mark.get_mut(p as usize) {
-                                *m = true;
-                            }
+                            set(p);
                         }
                     }
                 }
@@ -319,29 +505,55 @@ impl<'s> Ctx<'s> {
                 let cs = self.codeset(cs);
                 for (r, v) in src.iter().enumerate() {
                     if cs.contains(v) {
-                        if let Some(m) = person.get(r).and_then(|&p| mark.get_mut(p as usize)) {
-                            *m = true;
+                        if let Some(&p) = person.get(r) {
+                            set(p);
                         }
                     }
                 }
             } else if node.source.is_some() {
                 // The source column is absent: no row matches.
-            } else if person.len() < n {
-                for &p in person {
-                    if let Some(m) = mark.get_mut(p as usize) {
-                        *m = true;
-                    }
-                }
             } else {
-                for (p, m) in mark.iter_mut().enumerate() {
-                    if !d.person_rows(p as u32).is_empty() {
-                        *m = true;
-                    }
+                for &p in person {
+                    set(p);
                 }
             }
         }
-        (0..n as u32).filter(|&p| mark[p as usize]).collect()
+        let mut out = Vec::new();
+        for_each_bit(&mark, 0..n, |p| {
+            out.push(p as u32);
+            true
+        });
+        out
     }
+}
+
+/// Per node, the column its distinct occurrence count reads (`CountKind::Col`), if any.
+fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
+    fn walk(g: &GroupPlan, out: &mut [Option<&'static str>]) {
+        for m in &g.members {
+            match m {
+                Member::Corr(c) => {
+                    if let (Some(CountKind::Col(name)), Some(slot)) =
+                        (c.distinct, out.get_mut(c.node))
+                    {
+                        *slot = Some(name);
+                    }
+                }
+                Member::Group(sub) => walk(sub, out),
+                Member::Demo(_) => {}
+            }
+        }
+    }
+    let mut out = vec![None; plan.nodes.len()];
+    for g in plan
+        .additional
+        .iter()
+        .chain(plan.rules.iter().map(|(_, g)| g))
+        .chain(plan.nodes.iter().filter_map(|n| n.correlated.as_ref()))
+    {
+        walk(g, &mut out);
+    }
+    out
 }
 
 // ------------------------------------------------------------------ helpers
@@ -450,12 +662,45 @@ pub(crate) struct PersonOut {
     pub in_final: bool,
 }
 
+/// A primary event candidate.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    sort: Day,
+    id: i64,
+    crit: usize,
+    pos: usize,
+    ev: Idx,
+}
+
+/// Buffers of the per-person pipeline, reused from one person to the next.
+#[derive(Debug, Default)]
+struct Scratch {
+    cands: Vec<Cand>,
+    qualified: Vec<Idx>,
+    included: Vec<Idx>,
+    ends: Vec<Option<Day>>,
+    rows: Vec<(i64, i64)>,
+    merged: Vec<(i64, i64)>,
+}
+
 pub(crate) struct Person<'c, 's> {
     ctx: &'c Ctx<'s>,
     p: u32,
     cache: Vec<Vec<Ev>>,
     done: Vec<bool>,
+    /// Per node: where the last person's rows began in its posting list (a search hint).
+    cursor: Vec<usize>,
     ops: Vec<(Day, Day)>,
+    /// Observation periods read ahead by [`Person::preload`]: persons, their periods, offsets.
+    pre_persons: Vec<u32>,
+    pre_ops: Vec<(Day, Day)>,
+    pre_off: Vec<u32>,
+    pre_i: usize,
+    /// Pools of group result / count vectors, and the distinct-count key buffer.
+    bool_pool: Vec<Vec<bool>>,
+    count_pool: Vec<Vec<i64>>,
+    keys: Vec<i64>,
+    scratch: Scratch,
 }
 
 impl<'c, 's> Person<'c, 's> {
@@ -466,6 +711,15 @@ impl<'c, 's> Person<'c, 's> {
             p: 0,
             cache: vec![Vec::new(); ctx.plan.nodes.len()],
             done: vec![false; ctx.plan.nodes.len()],
+            cursor: vec![0; ctx.plan.nodes.len()],
+            pre_persons: Vec::new(),
+            pre_ops: Vec::new(),
+            pre_off: Vec::new(),
+            pre_i: 0,
+            bool_pool: Vec::new(),
+            count_pool: Vec::new(),
+            keys: Vec::new(),
+            scratch: Scratch::default(),
             ops: Vec::new(),
         }
     }
@@ -476,10 +730,40 @@ impl<'c, 's> Person<'c, 's> {
         self.group(g, idx)
     }
 
+    /// Reads the observation periods of `persons` (ascending) in one pass, so that the loads of
+    /// many persons are in flight at once; [`Person::run`] then takes them from here.
+    pub fn preload(&mut self, persons: &[u32]) {
+        self.pre_persons.clear();
+        self.pre_ops.clear();
+        self.pre_off.clear();
+        self.pre_i = 0;
+        let Some(i) = self.ctx.op else { return };
+        let d = &self.ctx.domains[i];
+        let (s, e) = (d.start(), d.end());
+        let ranges: Vec<std::ops::Range<usize>> =
+            persons.iter().map(|&p| d.person_rows(p)).collect();
+        self.pre_off.push(0);
+        for range in ranges {
+            self.pre_ops
+                .extend(range.filter_map(|r| Some((*s.get(r)?, *e.get(r)?))));
+            self.pre_off.push(self.pre_ops.len() as u32);
+        }
+        self.pre_persons.extend_from_slice(persons);
+    }
+
     fn reset(&mut self, p: u32) {
         self.p = p;
         self.done.iter_mut().for_each(|d| *d = false);
         self.ops.clear();
+        while self.pre_persons.get(self.pre_i).is_some_and(|&q| q < p) {
+            self.pre_i += 1;
+        }
+        if self.pre_persons.get(self.pre_i) == Some(&p) {
+            let (a, b) = (self.pre_off[self.pre_i], self.pre_off[self.pre_i + 1]);
+            self.ops
+                .extend_from_slice(&self.pre_ops[a as usize..b as usize]);
+            return;
+        }
         if let Some(i) = self.ctx.op {
             let d = &self.ctx.domains[i];
             let (s, e) = (d.start(), d.end());
@@ -582,9 +866,9 @@ impl<'c, 's> Person<'c, 's> {
                             Some(end as f64 - start as f64)
                         }
                     }
-                    NumExpr::Ratio(c) => {
-                        let v = num_at(nd.extra.get("value_as_number").copied().flatten(), r);
-                        let d = num_at(nd.extra.get(c).copied().flatten(), r).filter(|&d| d != 0.0);
+                    NumExpr::Ratio(_) => {
+                        let v = num_at(nd.value_as_number, r);
+                        let d = num_at(fcol, r).filter(|&d| d != 0.0);
                         match (v, d) {
                             (Some(v), Some(d)) => Some(v / d),
                             _ => None,
@@ -617,10 +901,11 @@ impl<'c, 's> Person<'c, 's> {
                 like(t, &pat) != negate
             }
             Filter::Abnormal => {
-                let v = num_at(nd.extra.get("value_as_number").copied().flatten(), r);
-                let lo = num_at(nd.extra.get("range_low").copied().flatten(), r);
-                let hi = num_at(nd.extra.get("range_high").copied().flatten(), r);
-                let vc = col_i32(nd.extra.get("value_as_concept_id").copied().flatten())
+                let v = num_at(nd.value_as_number, r);
+                let lo = num_at(nd.range_low, r);
+                let hi = num_at(nd.range_high, r);
+                let vc = nd
+                    .value_as_concept
                     .and_then(|c| c.get(r))
                     .unwrap_or(i32::MIN);
                 matches!((v, lo), (Some(v), Some(lo)) if v < lo)
@@ -646,22 +931,33 @@ impl<'c, 's> Person<'c, 's> {
             return;
         }
         let d = &ctx.domains[di];
-        let (starts, ends, concepts, ids) = (d.start(), d.end(), d.concept(), d.event_id());
-        let codeset = node.codeset.map(|c| ctx.codeset(c));
+        let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
+        let p = self.p;
+        // Where this person's matched rows begin (gathered: by person, without reading the
+        // domain's person offsets).
+        let (lo, range) = match &nd.matched {
+            Matched::Gathered(g) => (seek(&g.person, self.cursor[node_id], p as usize), 0..0),
+            Matched::Rows(rows) => {
+                let range = d.person_rows(p);
+                (seek(rows, self.cursor[node_id], range.start), range)
+            }
+            Matched::Scan | Matched::Bits(_) => (0, d.person_rows(p)),
+        };
+        self.cursor[node_id] = lo;
+        let gathered = match &nd.matched {
+            Matched::Gathered(g) => Some(g),
+            _ => None,
+        };
         let source = node.source.map(|(_, c)| ctx.codeset(c));
         let region = node.region_codeset.map(|c| ctx.codeset(c));
         let mut taken_first = false;
-        for r in d.person_rows(self.p) {
-            let concept = concepts.get(r).copied().unwrap_or(i32::MIN);
-            if let Some(cs) = codeset {
-                if !cs.contains(concept) {
-                    continue;
-                }
-            }
+        // One row (already known to match the codeset; `gi`: its index in `gathered`): false stops
+        // the scan (First taken).
+        let mut visit = |r: usize, gi: usize| -> bool {
             if let Some(cs) = source {
                 let v = nd.source.and_then(|s| s.get(r)).unwrap_or(i32::MIN);
                 if !cs.contains(v) {
-                    continue;
+                    return true;
                 }
             }
             if let Some(cs) = region {
@@ -672,19 +968,22 @@ impl<'c, 's> Person<'c, 's> {
                     .and_then(|l| l.get(loc).ok())
                     .unwrap_or(i32::MIN);
                 if !cs.contains(reg) {
-                    continue;
+                    return true;
                 }
             }
             if node.first {
                 if taken_first {
-                    break;
+                    return false;
                 }
                 taken_first = true;
             }
-            let (s0, e0) = (
-                starts.get(r).copied().unwrap_or(NULL_DAY),
-                ends.get(r).copied().unwrap_or(NULL_DAY),
-            );
+            let (s0, e0) = match gathered {
+                Some(g) => (g.start[gi], g.end[gi]),
+                None => (
+                    starts.get(r).copied().unwrap_or(NULL_DAY),
+                    ends.get(r).copied().unwrap_or(NULL_DAY),
+                ),
+            };
             let (start, end) = match node.adjust {
                 Some(a) => (
                     sat(add(
@@ -703,17 +1002,52 @@ impl<'c, 's> Person<'c, 's> {
                 .iter()
                 .zip(&nd.filter_cols)
                 .all(|(f, c)| self.filter_ok(nd, f, *c, r, start, end));
-            if !ok {
-                continue;
+            if ok {
+                let (id, visit) = match gathered {
+                    Some(g) => (g.id[gi], g.visit.get(gi).copied().unwrap_or(NULL_ID)),
+                    None => (
+                        ids.get(r).copied().unwrap_or(NULL_ID),
+                        nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID),
+                    ),
+                };
+                out.push(Ev {
+                    id,
+                    start: node.user_start.unwrap_or(start),
+                    end: node.user_end.unwrap_or(end),
+                    sort: start,
+                    visit,
+                    row: r as u32,
+                });
             }
-            out.push(Ev {
-                id: ids.get(r).copied().unwrap_or(NULL_ID),
-                start: node.user_start.unwrap_or(start),
-                end: node.user_end.unwrap_or(end),
-                sort: start,
-                visit: nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID),
-                row: r as u32,
-            });
+            true
+        };
+        match &nd.matched {
+            Matched::Scan => {
+                for r in range {
+                    if !visit(r, 0) {
+                        break;
+                    }
+                }
+            }
+            Matched::Rows(rows) => {
+                let mut i = lo;
+                while let Some(&r) = rows.get(i) {
+                    if r as usize >= range.end || !visit(r as usize, i) {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            Matched::Gathered(g) => {
+                let mut i = lo;
+                while let (Some(&r), Some(&q)) = (g.rows.get(i), g.person.get(i)) {
+                    if q != p || !visit(r as usize, i) {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            Matched::Bits(bits) => for_each_bit(bits, range, |r| visit(r, 0)),
         }
         if let Some(g) = &node.correlated {
             // Join each event to the observation period containing its start, evaluate the group
@@ -742,6 +1076,7 @@ impl<'c, 's> Person<'c, 's> {
                     keep[i] = true;
                 }
             }
+            self.give(pass);
             let mut i = 0;
             out.retain(|_| {
                 i += 1;
@@ -753,63 +1088,82 @@ impl<'c, 's> Person<'c, 's> {
     // -------------------------------------------------------------- groups
 
     pub(crate) fn group(&mut self, g: &GroupPlan, idx: &[Idx]) -> Vec<bool> {
+        if idx.is_empty() {
+            // No index event: nothing to evaluate (and no criteria's events to compute).
+            return Vec::new();
+        }
         if g.members.is_empty() {
             return vec![true; idx.len()];
         }
-        let mut counts = vec![0i64; idx.len()];
+        let mut counts = self.count_pool.pop().unwrap_or_default();
+        counts.clear();
+        counts.resize(idx.len(), 0);
         for m in &g.members {
             let sat = match m {
                 Member::Corr(c) => self.corelated(c, idx),
                 Member::Demo(d) => self.demographic(d, idx),
                 Member::Group(sub) => self.group(sub, idx),
             };
-            for (c, s) in counts.iter_mut().zip(sat) {
+            for (c, &s) in counts.iter_mut().zip(sat.iter()) {
                 *c += s as i64;
             }
+            self.give(sat);
         }
         let n = g.members.len() as i64;
-        counts
-            .into_iter()
-            .map(|c| match g.kind {
-                GroupType::All => c == n,
-                GroupType::Any => c > 0,
-                GroupType::AtLeast => c >= g.count,
-                GroupType::AtMost => c <= g.count,
-            })
-            .collect()
+        let mut out = self.bools();
+        out.extend(counts.iter().map(|&c| match g.kind {
+            GroupType::All => c == n,
+            GroupType::Any => c > 0,
+            GroupType::AtLeast => c >= g.count,
+            GroupType::AtMost => c <= g.count,
+        }));
+        self.count_pool.push(counts);
+        out
     }
 
-    fn demographic(&self, d: &DemoPlan, idx: &[Idx]) -> Vec<bool> {
+    /// An empty result vector from the pool (return it with [`Person::give`]).
+    fn bools(&mut self) -> Vec<bool> {
+        let mut v = self.bool_pool.pop().unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    pub(crate) fn give(&mut self, v: Vec<bool>) {
+        self.bool_pool.push(v);
+    }
+
+    fn demographic(&mut self, d: &DemoPlan, idx: &[Idx]) -> Vec<bool> {
+        let mut out = self.bools();
         if !self.ctx.has_person_row(self.p) {
-            return vec![false; idx.len()];
+            out.resize(idx.len(), false);
+            return out;
         }
-        idx.iter()
-            .map(|e| {
-                d.filters.iter().all(|f| match f {
-                    DemoFilter::Age { op, a, b } => self.year_of_birth().is_some_and(|y| {
-                        range_ok(*op, (date::year(e.start) as i64 - y as i64) as f64, *a, *b)
-                    }),
-                    DemoFilter::InList { col, ids } => {
-                        let v = self.ctx.person_i32(col, self.p);
-                        v != i32::MIN && ids.contains(&v)
+        out.extend(idx.iter().map(|e| {
+            d.filters.iter().all(|f| match f {
+                DemoFilter::Age { op, a, b } => self.year_of_birth().is_some_and(|y| {
+                    range_ok(*op, (date::year(e.start) as i64 - y as i64) as f64, *a, *b)
+                }),
+                DemoFilter::InList { col, ids } => {
+                    let v = self.ctx.person_i32(col, self.p);
+                    v != i32::MIN && ids.contains(&v)
+                }
+                DemoFilter::InCodeset {
+                    col,
+                    codeset,
+                    exclude,
+                } => {
+                    let v = self.ctx.person_i32(col, self.p);
+                    match codeset {
+                        Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
+                        None => (v == i32::MIN) == *exclude,
                     }
-                    DemoFilter::InCodeset {
-                        col,
-                        codeset,
-                        exclude,
-                    } => {
-                        let v = self.ctx.person_i32(col, self.p);
-                        match codeset {
-                            Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
-                            None => (v == i32::MIN) == *exclude,
-                        }
-                    }
-                    DemoFilter::Date { end, op, a, b } => {
-                        date_ok(*op, if *end { e.end } else { e.start }, *a, *b)
-                    }
-                })
+                }
+                DemoFilter::Date { end, op, a, b } => {
+                    date_ok(*op, if *end { e.end } else { e.start }, *a, *b)
+                }
             })
-            .collect()
+        }));
+        out
     }
 
     fn count_key(&self, node_id: usize, k: CountKind, e: &Ev) -> Option<i64> {
@@ -831,18 +1185,15 @@ impl<'c, 's> Person<'c, 's> {
                     Some(c as i64)
                 }
             }
-            CountKind::Col(name) => {
-                let col = nd.extra.get(name).copied().flatten();
-                match col? {
-                    ColumnRef::I32(v) => v.get(r).filter(|&x| x != i32::MIN).map(i64::from),
-                    ColumnRef::Id(v) => v.get(r).filter(|&x| x != i64::MIN),
-                    ColumnRef::Float(v) => v
-                        .get(r)
-                        .filter(|x| !x.is_nan())
-                        .map(|x| if x == 0.0 { 0.0f64 } else { x }.to_bits() as i64),
-                    ColumnRef::Text(_) => None,
-                }
-            }
+            CountKind::Col(_) => match nd.count_col? {
+                ColumnRef::I32(v) => v.get(r).filter(|&x| x != i32::MIN).map(i64::from),
+                ColumnRef::Id(v) => v.get(r).filter(|&x| x != i64::MIN),
+                ColumnRef::Float(v) => v
+                    .get(r)
+                    .filter(|x| !x.is_nan())
+                    .map(|x| if x == 0.0 { 0.0f64 } else { x }.to_bits() as i64),
+                ColumnRef::Text(_) => None,
+            },
             CountKind::Duration => Some(e.end as i64 - e.start as i64),
             CountKind::One => Some(1),
         }
@@ -850,43 +1201,50 @@ impl<'c, 's> Person<'c, 's> {
 
     fn corelated(&mut self, c: &CorrPlan, idx: &[Idx]) -> Vec<bool> {
         self.ensure(c.node);
+        let mut out = self.bools();
+        let mut keys = std::mem::take(&mut self.keys);
         let evs = &self.cache[c.node];
-        let mut keys: Vec<i64> = Vec::new();
-        idx.iter()
-            .map(|p| {
-                let mut n: i64 = 0;
-                keys.clear();
-                for a in evs.iter() {
-                    if !window_ok(c, p, a) {
-                        continue;
-                    }
-                    match c.distinct {
-                        None => n += 1,
-                        Some(k) => {
-                            if let Some(key) = self.count_key(c.node, k, a) {
-                                keys.push(key);
-                            }
+        out.extend(idx.iter().map(|p| {
+            let mut n: i64 = 0;
+            keys.clear();
+            for a in evs.iter() {
+                if !window_ok(c, p, a) {
+                    continue;
+                }
+                match c.distinct {
+                    None => n += 1,
+                    Some(k) => {
+                        if let Some(key) = self.count_key(c.node, k, a) {
+                            keys.push(key);
                         }
                     }
                 }
-                if c.distinct.is_some() {
-                    keys.sort_unstable();
-                    keys.dedup();
-                    n = keys.len() as i64;
-                }
-                match c.occ_type {
-                    0 => n == c.occ_count,
-                    1 => n <= c.occ_count,
-                    _ => n >= c.occ_count,
-                }
-            })
-            .collect()
+            }
+            if c.distinct.is_some() {
+                keys.sort_unstable();
+                keys.dedup();
+                n = keys.len() as i64;
+            }
+            match c.occ_type {
+                0 => n == c.occ_count,
+                1 => n <= c.occ_count,
+                _ => n >= c.occ_count,
+            }
+        }));
+        self.keys = keys;
+        out
     }
 
     // -------------------------------------------------------------- pipeline
 
     /// Runs the whole cohort pipeline for this person.
     pub fn run(&mut self, p: u32, out: &mut PersonOut) {
+        let mut sc = std::mem::take(&mut self.scratch);
+        self.run_in(p, out, &mut sc);
+        self.scratch = sc;
+    }
+
+    fn run_in(&mut self, p: u32, out: &mut PersonOut, sc: &mut Scratch) {
         self.reset(p);
         out.rows.clear();
         out.event_masks.clear();
@@ -896,14 +1254,8 @@ impl<'c, 's> Person<'c, 's> {
         let plan = ctx.plan;
 
         // Primary events.
-        struct Cand {
-            sort: Day,
-            id: i64,
-            crit: usize,
-            pos: usize,
-            ev: Idx,
-        }
-        let mut cands: Vec<Cand> = Vec::new();
+        let cands = &mut sc.cands;
+        cands.clear();
         for (ci, &node) in plan.primary.iter().enumerate() {
             self.ensure(node);
             let evs = &self.cache[node];
@@ -949,55 +1301,51 @@ impl<'c, 's> Person<'c, 's> {
         if plan.primary_limit != LimitType::All {
             cands.truncate(1);
         }
-        let primary: Vec<Idx> = cands
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Idx {
-                id: i as i64 + 1,
-                ..c.ev
-            })
-            .collect();
+        let qualified = &mut sc.qualified;
+        qualified.clear();
+        qualified.extend(cands.iter().enumerate().map(|(i, c)| Idx {
+            id: i as i64 + 1,
+            ..c.ev
+        }));
 
         // Qualified events.
-        let mut qualified: Vec<Idx> = match &plan.additional {
-            Some(g) => {
-                let pass = self.group(g, &primary);
-                primary
-                    .iter()
-                    .zip(pass)
-                    .filter(|(_, p)| *p)
-                    .map(|(e, _)| *e)
-                    .collect()
-            }
-            None => primary,
-        };
+        if let Some(g) = &plan.additional {
+            let pass = self.group(g, qualified);
+            let mut k = 0;
+            qualified.retain(|_| {
+                k += 1;
+                pass[k - 1]
+            });
+            self.give(pass);
+        }
         if plan.additional_present && plan.qualified_limit != LimitType::All {
-            limit_first(&mut qualified, plan.qualified_limit == LimitType::Last);
+            limit_first(qualified, plan.qualified_limit == LimitType::Last);
         }
         if qualified.is_empty() {
             return;
         }
 
         // Inclusion rules.
-        let mut masks = vec![0u64; qualified.len()];
+        let masks = &mut out.event_masks;
+        masks.resize(qualified.len(), 0);
         for (i, (_, g)) in plan.rules.iter().enumerate() {
-            let pass = self.group(g, &qualified);
-            for (m, p) in masks.iter_mut().zip(pass) {
+            let pass = self.group(g, qualified);
+            for (m, &p) in masks.iter_mut().zip(pass.iter()) {
                 if p {
                     *m |= 1u64 << i;
                 }
             }
+            self.give(pass);
         }
         let full: u64 = if plan.rules.is_empty() {
             0
         } else {
             (1u64 << plan.rules.len()) - 1
         };
-        out.event_masks = masks.clone();
         // Best event: most rules, then lowest min rule id, then earliest start (then event id).
         let best = qualified
             .iter()
-            .zip(&masks)
+            .zip(masks.iter())
             .min_by(|(a, ma), (b, mb)| {
                 let min_rule = |m: u64| if m == 0 { 0 } else { m.trailing_zeros() };
                 mb.count_ones()
@@ -1009,21 +1357,26 @@ impl<'c, 's> Person<'c, 's> {
             .map(|(_, m)| *m);
         out.best_mask = best;
 
-        let mut included: Vec<Idx> = qualified
-            .iter()
-            .zip(&masks)
-            .filter(|(_, m)| **m == full)
-            .map(|(e, _)| *e)
-            .collect();
+        let included = &mut sc.included;
+        included.clear();
+        included.extend(
+            qualified
+                .iter()
+                .zip(masks.iter())
+                .filter(|(_, m)| **m == full)
+                .map(|(e, _)| *e),
+        );
         if plan.expression_limit != LimitType::All {
-            limit_first(&mut included, plan.expression_limit == LimitType::Last);
+            limit_first(included, plan.expression_limit == LimitType::Last);
         }
         if included.is_empty() {
             return;
         }
 
         // End dates.
-        let mut ends: Vec<Option<Day>> = vec![None; included.len()];
+        let ends = &mut sc.ends;
+        ends.clear();
+        ends.resize(included.len(), None);
         let offer = |ends: &mut Vec<Option<Day>>, i: usize, start: Day, d: Day| {
             if d >= start {
                 let slot = &mut ends[i];
@@ -1033,7 +1386,7 @@ impl<'c, 's> Person<'c, 's> {
         match &plan.end {
             EndPlan::OpEnd => {
                 for (i, e) in included.iter().enumerate() {
-                    offer(&mut ends, i, e.start, e.op_end);
+                    offer(ends, i, e.start, e.op_end);
                 }
             }
             EndPlan::DateOffset { from_end, offset } => {
@@ -1045,7 +1398,7 @@ impl<'c, 's> Person<'c, 's> {
                     } else {
                         sat(d)
                     };
-                    offer(&mut ends, i, e.start, d);
+                    offer(ends, i, e.start, d);
                 }
             }
             EndPlan::CustomEra {
@@ -1055,13 +1408,13 @@ impl<'c, 's> Person<'c, 's> {
                 supply_override,
             } => {
                 for (i, e) in included.iter().enumerate() {
-                    offer(&mut ends, i, e.start, e.op_end);
+                    offer(ends, i, e.start, e.op_end);
                 }
                 let eras = self.drug_eras(*codeset, *gap, *offset, *supply_override);
                 for (i, e) in included.iter().enumerate() {
                     for &(es, ee) in &eras {
                         if e.start >= es && e.start <= ee {
-                            offer(&mut ends, i, e.start, ee);
+                            offer(ends, i, e.start, ee);
                         }
                     }
                 }
@@ -1077,15 +1430,18 @@ impl<'c, 's> Person<'c, 's> {
                     .map(|c| c.start)
                     .min();
                 if let Some(m) = m {
-                    offer(&mut ends, i, e.start, m);
+                    offer(ends, i, e.start, m);
                 }
             }
         }
-        let mut rows: Vec<(i64, i64)> = included
-            .iter()
-            .zip(&ends)
-            .filter_map(|(e, end)| end.map(|end| (e.start as i64, end as i64)))
-            .collect();
+        let rows = &mut sc.rows;
+        rows.clear();
+        rows.extend(
+            included
+                .iter()
+                .zip(ends.iter())
+                .filter_map(|(e, end)| end.map(|end| (e.start as i64, end as i64))),
+        );
         if rows.is_empty() {
             return;
         }
@@ -1093,9 +1449,10 @@ impl<'c, 's> Person<'c, 's> {
         // Collapse into eras (pad), then the censor window.
         let pad = plan.era_pad as i64;
         rows.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::new();
+        let merged = &mut sc.merged;
+        merged.clear();
         let mut running_max = i64::MIN;
-        for (s, e) in rows {
+        for &(s, e) in rows.iter() {
             let e = e + pad;
             if !merged.is_empty() && running_max >= s {
                 let last = merged.last_mut().expect("non-empty");
@@ -1106,7 +1463,7 @@ impl<'c, 's> Person<'c, 's> {
             running_max = running_max.max(e);
         }
         out.in_final = !merged.is_empty();
-        for (s, e) in merged {
+        for &(s, e) in merged.iter() {
             let mut s = sat(s);
             let mut e = sat(e - pad);
             if plan.censor_start.is_some() || plan.censor_end.is_some() {
