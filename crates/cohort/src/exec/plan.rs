@@ -349,6 +349,9 @@ fn day(s: &Option<String>) -> Day {
 struct Compiler {
     nodes: Vec<CritNode>,
     path: Vec<String>,
+    /// Elements the engine will not execute, collected so that every one is named, not only the
+    /// first.
+    unsupported: Vec<Unsupported>,
 }
 
 fn concept_ids(list: &[Concept]) -> Vec<i32> {
@@ -464,6 +467,13 @@ impl Compiler {
             p.push_str(seg);
         }
         p
+    }
+
+    fn place_of_service_location(&mut self) {
+        self.unsupported.push(Unsupported {
+            path: self.at("PlaceOfServiceLocation"),
+            what: "PlaceOfServiceLocation (care site location history) is not supported: circe-be's SQL for it references columns its own subquery does not select".into(),
+        });
     }
 
     fn criteria(&mut self, c: &Criteria) -> Result<usize, Unsupported> {
@@ -674,6 +684,17 @@ impl Compiler {
                 fb.dec(N::Ratio("range_low"), &x.range_low_ratio);
                 fb.dec(N::Ratio("range_high"), &x.range_high_ratio);
                 if x.abnormal == Some(true) {
+                    // MeasurementSqlBuilder's Abnormal clause reads C.value_as_concept_id, which its
+                    // subquery selects only for ValueAsConcept / ValueAsConceptCS.
+                    let selects_value_concept =
+                        x.value_as_concept.as_ref().is_some_and(|v| !v.is_empty())
+                            || x.value_as_concept_cs.is_some();
+                    if !selects_value_concept {
+                        self.unsupported.push(Unsupported {
+                            path: self.at("Abnormal"),
+                            what: "Abnormal without ValueAsConcept or ValueAsConceptCS is not supported: circe-be's SQL for it reads C.value_as_concept_id, which its subquery does not select, and fails on every database".into(),
+                        });
+                    }
                     fb.filters.push(Filter::Abnormal);
                 }
                 fb.int(N::Age { at_end: false }, &x.age);
@@ -723,10 +744,7 @@ impl Compiler {
                     .map(|s| ("visit_source_concept_id", s));
                 node.first = x.first == Some(true);
                 if x.place_of_service_location.is_some() {
-                    return Err(Unsupported {
-                        path: self.at("PlaceOfServiceLocation"),
-                        what: "PlaceOfServiceLocation (care site location history) is not supported: circe-be's SQL for it references columns its own subquery does not select".into(),
-                    });
+                    self.place_of_service_location();
                 }
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.date(DateExpr::End, &x.occurrence_end_date);
@@ -752,10 +770,7 @@ impl Compiler {
                     .map(|s| ("visit_detail_source_concept_id", s));
                 node.first = x.first == Some(true);
                 if x.place_of_service_location.is_some() {
-                    return Err(Unsupported {
-                        path: self.at("PlaceOfServiceLocation"),
-                        what: "PlaceOfServiceLocation (care site location history) is not supported: circe-be's SQL for it references columns its own subquery does not select".into(),
-                    });
+                    self.place_of_service_location();
                 }
                 fb.date(DateExpr::Start, &x.visit_detail_start_date);
                 fb.date(DateExpr::End, &x.visit_detail_end_date);
@@ -999,13 +1014,31 @@ impl Compiler {
         })?;
         let distinct = if occ.is_distinct {
             let col = occ.count_column.unwrap_or(CriteriaColumn::DOMAIN_CONCEPT);
-            Some(count_kind(criteria, col).ok_or_else(|| Unsupported {
+            let kind = count_kind(criteria, col).ok_or_else(|| Unsupported {
                 path: self.at("Occurrence.CountColumn"),
                 what: format!(
                     "{col:?} is not a valid count column for {}",
                     criteria.name()
                 ),
-            })?)
+            })?;
+            // A criteria with its own CorrelatedCriteria is wrapped by circe-be's wrapCriteriaQuery
+            // in `select PE.person_id, PE.event_id, PE.start_date, PE.end_date,
+            // PE.visit_occurrence_id, PE.sort_date`: any other count column is dropped before the
+            // outer COUNT(DISTINCT cc.<column>) reads it.
+            let nested = criteria.common().0.as_ref().is_some_and(|g| !g.is_empty());
+            if nested && !matches!(kind, CountKind::Start | CountKind::End | CountKind::Visit) {
+                self.unsupported.push(Unsupported {
+                    path: self.at(if occ.count_column.is_some() {
+                        "Occurrence.CountColumn"
+                    } else {
+                        "Occurrence.IsDistinct"
+                    }),
+                    what: format!(
+                        "a distinct count of {col:?} of a criteria with its own CorrelatedCriteria is not supported: circe-be's SQL wraps that criteria in a query that drops the column, and fails on every database"
+                    ),
+                });
+            }
+            Some(kind)
         } else {
             None
         };
@@ -1076,6 +1109,7 @@ pub(crate) fn compile(e: &CohortExpression) -> Result<Plan, Unsupported> {
     let mut c = Compiler {
         nodes: Vec::new(),
         path: Vec::new(),
+        unsupported: Vec::new(),
     };
     let pc = e.primary_criteria.as_ref().ok_or_else(|| Unsupported {
         path: "PrimaryCriteria".into(),
@@ -1156,6 +1190,14 @@ pub(crate) fn compile(e: &CohortExpression) -> Result<Plan, Unsupported> {
         ),
         None => (None, None),
     };
+    let mut unsupported = c.unsupported.into_iter();
+    if let Some(mut first) = unsupported.next() {
+        // Every unsupported element is named (Display: "path: what; path: what; ...").
+        for u in unsupported {
+            let _ = write!(first.what, "; {u}");
+        }
+        return Err(first);
+    }
     Ok(Plan {
         nodes: c.nodes,
         primary,

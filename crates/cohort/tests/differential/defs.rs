@@ -30,8 +30,8 @@ pub struct Features {
     pub custom_era: bool,
     pub text_filters: bool,
     pub date_adjustment: bool,
-    /// DateAdjustment on Death: off until the engine bug documented by
-    /// `death_date_adjustment_ignores_start_with_and_end_with` is fixed.
+    /// DateAdjustment on Death (circe-be ignores StartWith/EndWith there: see
+    /// `death_date_adjustment_ignores_start_with_and_end_with`).
     pub death_date_adjustment: bool,
     /// ConditionEra and DrugEra criteria.
     pub eras: bool,
@@ -48,7 +48,7 @@ impl Default for Features {
             custom_era: true,
             text_filters: true,
             date_adjustment: true,
-            death_date_adjustment: false,
+            death_date_adjustment: true,
             eras: true,
             drug_era_gap_days: false,
         }
