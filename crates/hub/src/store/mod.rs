@@ -13,12 +13,15 @@ mod redb_store;
 
 use std::fmt;
 
-pub use ops::{EnrollFailure, LeasedJob, ResultOutcome};
+pub use ops::{
+    append_audit, create_job_in, get_json, put_json, scan_json, EnrollFailure, LeasedJob,
+    ResultOutcome,
+};
 pub use pg::PgStore;
 pub use redb_store::RedbStore;
 
 /// The current schema version of both backends.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The logical tables. Keys are ASCII strings compared bytewise; values are JSON documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,11 +44,22 @@ pub enum Table {
     Results,
     /// The audit chain by zero-padded sequence number.
     Audit,
+    /// Alliance member institutions by id (schema version 2).
+    Institutions,
+    /// Scientific committee experts by id (schema version 2).
+    Experts,
+    /// Each project's alliance pipeline record (stage, reviews, invitations, reports) by
+    /// project id (schema version 2).
+    Pipeline,
+    /// Cohort definitions attached to projects, by `project/number` (schema version 2).
+    Cohorts,
+    /// The phenotype library's definitions by id (schema version 2).
+    Library,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 14] = [
         Table::Meta,
         Table::Users,
         Table::Tokens,
@@ -55,7 +69,24 @@ impl Table {
         Table::Pending,
         Table::Results,
         Table::Audit,
+        Table::Institutions,
+        Table::Experts,
+        Table::Pipeline,
+        Table::Cohorts,
+        Table::Library,
     ];
+
+    /// The schema version that introduced the table.
+    pub fn since(self) -> u32 {
+        match self {
+            Table::Institutions
+            | Table::Experts
+            | Table::Pipeline
+            | Table::Cohorts
+            | Table::Library => 2,
+            _ => 1,
+        }
+    }
 
     /// The table's name (a fixed identifier, never user input).
     pub fn name(self) -> &'static str {
@@ -69,6 +100,11 @@ impl Table {
             Table::Pending => "pending",
             Table::Results => "results",
             Table::Audit => "audit",
+            Table::Institutions => "institutions",
+            Table::Experts => "experts",
+            Table::Pipeline => "pipeline",
+            Table::Cohorts => "cohorts",
+            Table::Library => "library",
         }
     }
 }

@@ -16,7 +16,8 @@ use crate::model::{Delivery, JobRecord, Project, Site, StoredResult, TokenRecord
 const META_SIGNING_KEY: &str = "hub_signing_key";
 const META_JOB_SEQ: &str = "job_seq";
 
-fn get_json<T: DeserializeOwned>(
+/// Reads and decodes a JSON record inside a transaction.
+pub fn get_json<T: DeserializeOwned>(
     tx: &mut dyn Tx,
     table: Table,
     key: &str,
@@ -35,7 +36,8 @@ fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<
     })
 }
 
-fn put_json<T: Serialize>(
+/// Encodes and stores a JSON record inside a transaction.
+pub fn put_json<T: Serialize>(
     tx: &mut dyn Tx,
     table: Table,
     key: &str,
@@ -45,7 +47,8 @@ fn put_json<T: Serialize>(
     tx.put(table, key, &bytes)
 }
 
-fn scan_json<T: DeserializeOwned>(
+/// Decodes every record whose key starts with `prefix`, in key order.
+pub fn scan_json<T: DeserializeOwned>(
     tx: &mut dyn Tx,
     table: Table,
     prefix: &str,
@@ -57,7 +60,7 @@ fn scan_json<T: DeserializeOwned>(
 }
 
 /// Appends an audit entry inside the current transaction.
-fn audit(tx: &mut dyn Tx, draft: EntryDraft) -> Result<Entry, StoreError> {
+pub fn append_audit(tx: &mut dyn Tx, draft: EntryDraft) -> Result<Entry, StoreError> {
     let (seq, prev) = match tx.last(Table::Audit)? {
         None => (1, EntryHash::GENESIS),
         Some((k, v)) => {
@@ -116,8 +119,59 @@ pub enum ResultOutcome {
     Duplicate,
 }
 
+/// [`HubStore::create_job`] inside a caller's transaction (with other writes that must commit
+/// together).
+pub fn create_job_in(
+    tx: &mut dyn Tx,
+    job: &Job,
+    sites: &[SiteId],
+    now: i64,
+) -> Result<JobRecord, StoreError> {
+    let id = job.job_id.to_string();
+    if tx.get(Table::Jobs, &id)?.is_some() {
+        return Err(StoreError::Conflict(format!("job {id}")));
+    }
+    let seq = get_json::<u64>(tx, Table::Meta, META_JOB_SEQ)?.unwrap_or(0) + 1;
+    put_json(tx, Table::Meta, META_JOB_SEQ, &seq)?;
+    let record = JobRecord {
+        job: job.clone(),
+        sites: sites.to_vec(),
+        seq,
+        deliveries: sites
+            .iter()
+            .map(|s| Delivery {
+                site: s.clone(),
+                first_at: None,
+                last_at: None,
+                count: 0,
+            })
+            .collect(),
+    };
+    put_json(tx, Table::Jobs, &id, &record)?;
+    for s in sites {
+        put_json(tx, Table::Pending, &pending_key(s, seq), &id)?;
+    }
+    let what = serde_json::json!({
+        "query": job.query,
+        "sites": sites,
+        "definition_sha256": json_sha256(&job.definition),
+    });
+    let d = EntryDraft::new(
+        now,
+        Actor::User(job.requested_by.user_id.to_string()),
+        "job.submit",
+    )
+    .project(job.project_id.to_string())
+    .job(id.clone())
+    .decision("accepted")
+    .released_json(&what);
+    append_audit(tx, d)?;
+    Ok(record)
+}
+
 impl dyn HubStore + '_ {
-    fn write_with<R>(
+    /// Runs `f` in a write transaction and returns its value.
+    pub fn write_with<R>(
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
@@ -129,7 +183,8 @@ impl dyn HubStore + '_ {
         out.ok_or_else(|| StoreError::Backend("transaction produced no result".into()))
     }
 
-    fn read_with<R>(
+    /// Runs `f` in a read transaction and returns its value.
+    pub fn read_with<R>(
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
@@ -179,7 +234,7 @@ impl dyn HubStore + '_ {
                 user.id,
                 crate::model::role_name(user.role)
             ));
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(())
         })
     }
@@ -211,7 +266,7 @@ impl dyn HubStore + '_ {
                 crate::model::TokenKind::Session => "session",
                 crate::model::TokenKind::Api => "api token",
             };
-            audit(
+            append_audit(
                 tx,
                 EntryDraft::new(now, actor.clone(), action)
                     .decision(format!("{kind} for user {}", token.user_id)),
@@ -227,7 +282,7 @@ impl dyn HubStore + '_ {
 
     /// Appends a stand-alone audit entry (e.g. a failed login).
     pub fn audit(&self, draft: EntryDraft) -> Result<Entry, StoreError> {
-        self.write_with(|tx| audit(tx, draft.clone()))
+        self.write_with(|tx| append_audit(tx, draft.clone()))
     }
 
     // ---- sites ------------------------------------------------------------------------------
@@ -241,7 +296,7 @@ impl dyn HubStore + '_ {
             put_json(tx, Table::Sites, site.id.as_str(), site)?;
             let d = EntryDraft::new(now, actor.clone(), "site.create")
                 .decision(format!("site {}", site.id));
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(())
         })
     }
@@ -273,7 +328,7 @@ impl dyn HubStore + '_ {
                 "issued for site {site}, expires {}",
                 token.expires_at
             ));
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(())
         })
     }
@@ -313,7 +368,7 @@ impl dyn HubStore + '_ {
             put_json(tx, Table::Sites, site.id.as_str(), &site)?;
             let d = EntryDraft::new(now, Actor::Site(site.id.to_string()), "site.enroll")
                 .decision(format!("key {}", req.public_key.fingerprint()));
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(Some(site))
         })?;
         match (site, failure) {
@@ -349,7 +404,7 @@ impl dyn HubStore + '_ {
                 } else {
                     "pending"
                 });
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(())
         })
     }
@@ -387,7 +442,7 @@ impl dyn HubStore + '_ {
                 },
             )
             .project(id.to_string());
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(p)
         })
     }
@@ -412,7 +467,7 @@ impl dyn HubStore + '_ {
                 let d = EntryDraft::new(now, actor.clone(), "project.member_add")
                     .project(id.to_string())
                     .decision(format!("user {user}"));
-                audit(tx, d)?;
+                append_audit(tx, d)?;
             }
             Ok(p)
         })
@@ -428,48 +483,7 @@ impl dyn HubStore + '_ {
         sites: &[SiteId],
         now: i64,
     ) -> Result<JobRecord, StoreError> {
-        self.write_with(|tx| {
-            let id = job.job_id.to_string();
-            if tx.get(Table::Jobs, &id)?.is_some() {
-                return Err(StoreError::Conflict(format!("job {id}")));
-            }
-            let seq = get_json::<u64>(tx, Table::Meta, META_JOB_SEQ)?.unwrap_or(0) + 1;
-            put_json(tx, Table::Meta, META_JOB_SEQ, &seq)?;
-            let record = JobRecord {
-                job: job.clone(),
-                sites: sites.to_vec(),
-                seq,
-                deliveries: sites
-                    .iter()
-                    .map(|s| Delivery {
-                        site: s.clone(),
-                        first_at: None,
-                        last_at: None,
-                        count: 0,
-                    })
-                    .collect(),
-            };
-            put_json(tx, Table::Jobs, &id, &record)?;
-            for s in sites {
-                put_json(tx, Table::Pending, &pending_key(s, seq), &id)?;
-            }
-            let what = serde_json::json!({
-                "query": job.query,
-                "sites": sites,
-                "definition_sha256": json_sha256(&job.definition),
-            });
-            let d = EntryDraft::new(
-                now,
-                Actor::User(job.requested_by.user_id.to_string()),
-                "job.submit",
-            )
-            .project(job.project_id.to_string())
-            .job(id.clone())
-            .decision("accepted")
-            .released_json(&what);
-            audit(tx, d)?;
-            Ok(record.clone())
-        })
+        self.write_with(|tx| create_job_in(tx, job, sites, now))
     }
 
     /// A job by id.
@@ -522,7 +536,7 @@ impl dyn HubStore + '_ {
                 let d = EntryDraft::new(now, Actor::Site(site.to_string()), "job.deliver")
                     .project(record.job.project_id.to_string())
                     .job(record.job.job_id.to_string());
-                audit(tx, d)?;
+                append_audit(tx, d)?;
             }
             Ok(Some(LeasedJob {
                 job: record.job,
@@ -579,7 +593,7 @@ impl dyn HubStore + '_ {
                     d = d.released_json(&v);
                 }
             }
-            audit(tx, d)?;
+            append_audit(tx, d)?;
             Ok(ResultOutcome::Stored)
         })
     }

@@ -242,18 +242,17 @@ impl PgStore {
 
 /// The statements of migration `version`.
 fn migration(version: u32) -> Vec<String> {
-    match version {
-        1 => Table::ALL
-            .iter()
-            .map(|t| {
-                format!(
-                    "CREATE TABLE {} (key text COLLATE \"C\" PRIMARY KEY, value json NOT NULL)",
-                    t.name()
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    // Every version so far adds the tables it introduced.
+    Table::ALL
+        .iter()
+        .filter(|t| t.since() == version)
+        .map(|t| {
+            format!(
+                "CREATE TABLE {} (key text COLLATE \"C\" PRIMARY KEY, value json NOT NULL)",
+                t.name()
+            )
+        })
+        .collect()
 }
 
 struct PgTx<'a, 'b> {

@@ -80,8 +80,9 @@ impl RedbStore {
             if found > SCHEMA_VERSION {
                 return Err(StoreError::TooNew { found });
             }
-            // Version 1 is the table layout created above; later versions migrate here, one
-            // step at a time, inside this transaction.
+            // Every version so far only adds tables ([`Table::since`]), created above; later
+            // versions that change records migrate here, one step at a time, inside this
+            // transaction.
             if found < SCHEMA_VERSION {
                 let v = SCHEMA_VERSION.to_string();
                 meta.insert(SCHEMA_KEY, v.as_bytes()).map_err(backend)?;
