@@ -29,6 +29,7 @@ pub mod exec;
 pub mod policy;
 pub mod prescreen;
 pub mod queue;
+pub mod replay;
 pub mod serve;
 pub mod ui;
 pub mod users;

@@ -31,6 +31,7 @@ use crate::data::{now_unix, read_json, write_json, SiteConfig, SiteDir};
 use crate::exec::{self, ExecContext, Executed};
 use crate::policy::{Approval, SitePolicy};
 use crate::queue::{ApprovalState, Approvals, Journal, JournalEntry};
+use crate::replay::{Recorded, SeenNonces};
 
 /// `qiao site enroll`.
 #[derive(Clone, Debug)]
@@ -144,6 +145,7 @@ struct Site {
     signer: Signer,
     verifier: Verifier,
     guard: ReplayGuard,
+    seen: SeenNonces,
     store: Arc<Store>,
     client: HubClient,
     wait_secs: u64,
@@ -182,12 +184,15 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     let hub_url = o.hub.clone().unwrap_or_else(|| config.hub_url.clone());
     let client = HubClient::new(&hub_url, &o.tls)?;
     tracing::info!(site = %config.site_id, hub = %hub_url, "site serving");
+    let guard = ReplayGuard::default();
+    let seen = SeenNonces::load(&dir, guard.max_skew_secs())?;
     let mut site = Site {
         dir,
         config,
         signer,
         verifier,
-        guard: ReplayGuard::default(),
+        seen,
+        guard,
         store,
         client,
         wait_secs: o.wait_secs,
@@ -278,7 +283,22 @@ impl Site {
     /// steward (the hub will keep offering it: pause before polling again).
     async fn handle_envelope(&mut self, env: Envelope) -> anyhow::Result<bool> {
         let now = now_unix();
-        let opened = match self.guard.open(&self.verifier, &env, now) {
+        let verified = self
+            .guard
+            .open(&self.verifier, &env, now)
+            .map_err(|e| e.to_string());
+        // The in-memory guard forgets at a restart: the persisted nonces do not.
+        let opened = match verified {
+            Ok(o) => match self.seen.record(&env.nonce, env.timestamp, now)? {
+                Recorded::New => Ok(o),
+                Recorded::Replay => Err(format!(
+                    "replayed message: nonce {} was accepted before (by an earlier serve)",
+                    env.nonce
+                )),
+            },
+            Err(e) => Err(e),
+        };
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!("rejected an envelope from the hub: {e}");
