@@ -210,8 +210,9 @@ impl Prepared {
         parallel: bool,
     ) -> Result<CohortStats, CohortError> {
         let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
+        ctx.gather(None);
         let candidates = ctx.candidates();
-        ctx.gather(candidates.len());
+        ctx.gather(Some(candidates.len()));
         let ctx = ctx;
         let eval_chunk = |chunk: &[u32]| -> ChunkOut {
             let mut worker = Person::new(&ctx);

@@ -245,27 +245,27 @@ impl Matched<'_> {
         let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
         let at = |v: &[i32], r: u32| v.get(r as usize).copied().unwrap_or(NULL_DAY);
         let person = d.person();
+        // Each column in parallel chunks of rows (scattered rows: the loads are the cost).
+        let ids = |r: u32| ids.get(r as usize).copied().unwrap_or(NULL_ID);
         Some(Gathered {
-            person: rows
-                .iter()
-                .map(|&r| person.get(r as usize).copied().unwrap_or(u32::MAX))
-                .collect(),
-            start: rows.iter().map(|&r| at(starts, r)).collect(),
-            end: rows.iter().map(|&r| at(ends, r)).collect(),
-            id: rows
-                .iter()
-                .map(|&r| ids.get(r as usize).copied().unwrap_or(NULL_ID))
-                .collect(),
+            person: par_gather(&rows, |r| {
+                person.get(r as usize).copied().unwrap_or(u32::MAX)
+            }),
+            start: par_gather(&rows, |r| at(starts, r)),
+            end: par_gather(&rows, |r| at(ends, r)),
+            id: par_gather(&rows, ids),
             visit: match visit {
-                Some(v) => rows
-                    .iter()
-                    .map(|&r| v.get(r as usize).unwrap_or(NULL_ID))
-                    .collect(),
+                Some(v) => par_gather(&rows, |r| v.get(r as usize).unwrap_or(NULL_ID)),
                 None => Vec::new(),
             },
             rows,
         })
     }
+}
+
+/// `f(row)` for each row, in parallel chunks.
+fn par_gather<T: Send>(rows: &[u32], f: impl Fn(u32) -> T + Sync + Send) -> Vec<T> {
+    rows.par_iter().with_min_len(4096).map(|&r| f(r)).collect()
 }
 
 /// The first index `i >= from` of ascending `rows` with `rows[i] >= target` (galloping from `from`,
@@ -430,9 +430,9 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// Gathers the matched rows of the primary criteria, and of every other node whose matched rows
-    /// are not many more than the candidates' (`candidates` persons will be evaluated).
-    pub fn gather(&mut self, candidates: usize) {
+    /// Gathers the matched rows of the primary criteria (`candidates` None), or of every other node
+    /// whose matched rows are not many more than the candidates' (`Some(persons evaluated)`).
+    pub fn gather(&mut self, candidates: Option<usize>) {
         let primary = &self.plan.primary;
         let domains = &self.domains;
         let work: Vec<(usize, &mut NodeData<'s>)> = self
@@ -440,9 +440,10 @@ impl<'s> Ctx<'s> {
             .iter_mut()
             .enumerate()
             .filter(|(i, nd)| {
-                nd.matched
-                    .len()
-                    .is_some_and(|m| primary.contains(i) || m <= candidates.saturating_mul(4))
+                nd.matched.len().is_some_and(|m| match candidates {
+                    None => primary.contains(i),
+                    Some(n) => !primary.contains(i) && m <= n.saturating_mul(4),
+                })
             })
             .collect();
         let gathered: Vec<Option<Gathered>> = work
@@ -493,7 +494,11 @@ impl<'s> Ctx<'s> {
             };
             let d = &self.domains[di];
             let person = d.person();
-            if let Some(cs) = node.codeset {
+            if let Matched::Gathered(g) = &self.nodes[id].matched {
+                for &p in &g.person {
+                    set(p);
+                }
+            } else if let Some(cs) = node.codeset {
                 for &c in &self.codeset(cs).ids {
                     for &r in d.concept_rows(c) {
                         if let Some(&p) = person.get(r as usize) {
