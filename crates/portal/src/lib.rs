@@ -12,6 +12,7 @@
 // Handlers return `Result<_, Response>`: the error side is a rendered error page, as in axum.
 #![allow(clippy::result_large_err)]
 
+pub mod alliance;
 pub mod pages;
 pub mod web;
 
