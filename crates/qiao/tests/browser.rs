@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
+/// CohortGenerator's cohort 3 (celecoxib, age > 40, male): 266 persons on GiBleed (Java Circe).
+const GIBLEED_COHORT3: &str =
+    "../../../shared/data/reference/cohortgenerator-eunomia/cohorts/3.json";
 const PASSWORD: &str = "correct-horse-battery";
 
 fn qiao() -> Command {
@@ -62,8 +65,11 @@ impl Proc {
     }
 }
 
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+/// A free port on loopback address `127.0.0.{host}`. The hub and each site get their own
+/// address, as they would have their own host names: browsers scope cookies by host, not port.
+fn free_addr(host: u8) -> SocketAddr {
+    let l = TcpListener::bind(("127.0.0.".to_owned() + &host.to_string(), 0))
+        .expect("binding a loopback port");
     l.local_addr().expect("local address")
 }
 
@@ -162,7 +168,13 @@ fn portal_flow_in_headless_chromium() {
     // The hospitals' store: GiBleed.
     let store = root.join("gibleed.qiao");
     run_ok(
-        &["ingest", "--cdm", GIBLEED, "--out", store.to_str().expect("utf-8 path")],
+        &[
+            "ingest",
+            "--cdm",
+            GIBLEED,
+            "--out",
+            store.to_str().expect("utf-8 path"),
+        ],
         &[],
     );
 
@@ -171,19 +183,78 @@ fn portal_flow_in_headless_chromium() {
     let hub_data_s = hub_data.to_str().expect("utf-8 path").to_owned();
     let pw_env = [("QIAO_HUB_PASSWORD", PASSWORD)];
     run_ok(
-        &["hub", "create-user", "--data", &hub_data_s, "--id", "admin", "--role", "alliance_admin"],
+        &[
+            "hub",
+            "create-user",
+            "--data",
+            &hub_data_s,
+            "--id",
+            "admin",
+            "--role",
+            "alliance_admin",
+        ],
         &pw_env,
     );
+    // A sponsor with an approved project, to send the sites jobs through the hub's API (the
+    // site pages' part of the flow does not depend on the portal's pages).
+    run_ok(
+        &[
+            "hub",
+            "create-user",
+            "--data",
+            &hub_data_s,
+            "--id",
+            "sponsor.api",
+            "--role",
+            "sponsor_researcher",
+            "--institution",
+            "Pharma Co",
+        ],
+        &pw_env,
+    );
+    run_ok(
+        &[
+            "hub",
+            "create-project",
+            "--data",
+            &hub_data_s,
+            "--id",
+            "p-site-pages",
+            "--title",
+            "Celecoxib pre-screening",
+            "--member",
+            "sponsor.api",
+            "--approved",
+        ],
+        &[],
+    );
+    let sponsor_token = run_ok(
+        &[
+            "hub",
+            "create-token",
+            "--data",
+            &hub_data_s,
+            "--user",
+            "sponsor.api",
+        ],
+        &[],
+    );
+    let sponsor_token = sponsor_token
+        .lines()
+        .find(|l| l.starts_with("qiao-"))
+        .unwrap_or_else(|| panic!("no token in {sponsor_token}"))
+        .trim()
+        .to_owned();
     let mut hospitals = vec![
         Hospital {
             id: "hospital-a",
             data: root.join("site-a"),
-            ui: free_addr(),
+            ui: free_addr(2),
         },
         Hospital {
             id: "hospital-b",
             data: root.join("site-b"),
-            ui: free_addr(),
+            ui: free_addr(3),
         },
     ];
     let mut tokens = Vec::new();
@@ -200,13 +271,21 @@ fn portal_flow_in_headless_chromium() {
         tokens.push(token);
     }
 
-    let hub_addr = free_addr();
+    let hub_addr = free_addr(1);
     let hub_url = format!("http://{hub_addr}");
     let mut procs = Vec::new();
     let mut hub = Proc::spawn(
         "hub",
         &logs,
-        &["hub", "serve", "--data", &hub_data_s, "--listen", &hub_addr.to_string(), "--insecure-http"],
+        &[
+            "hub",
+            "serve",
+            "--data",
+            &hub_data_s,
+            "--listen",
+            &hub_addr.to_string(),
+            "--insecure-http",
+        ],
     );
     wait_ready(&mut hub, hub_addr, "/api/v1/health");
     procs.push(hub);
@@ -215,34 +294,150 @@ fn portal_flow_in_headless_chromium() {
     for (h, token) in hospitals.iter_mut().zip(&tokens) {
         let data = h.data.to_str().expect("utf-8 path").to_owned();
         run_ok(
-            &["site", "enroll", "--hub", &hub_url, "--token", token, "--name", h.id, "--data", &data, "--insecure-http"],
+            &[
+                "site",
+                "enroll",
+                "--hub",
+                &hub_url,
+                "--token",
+                token,
+                "--name",
+                h.id,
+                "--data",
+                &data,
+                "--insecure-http",
+            ],
             &[],
         );
         let site_pw = [("QIAO_SITE_PASSWORD", PASSWORD)];
         let prefix = &h.id[h.id.len() - 1..];
         run_ok(
-            &["site", "users", "add", "--data", &data, "--role", "steward", &format!("steward.{prefix}")],
+            &[
+                "site",
+                "users",
+                "add",
+                "--data",
+                &data,
+                "--role",
+                "steward",
+                &format!("steward.{prefix}"),
+            ],
             &site_pw,
         );
         run_ok(
-            &["site", "users", "add", "--data", &data, "--role", "investigator", &format!("dr.{prefix}")],
+            &[
+                "site",
+                "users",
+                "add",
+                "--data",
+                &data,
+                "--role",
+                "investigator",
+                &format!("dr.{prefix}"),
+            ],
             &site_pw,
         );
         procs.push(Proc::spawn(
             &format!("{}-serve", h.id),
             &logs,
-            &["site", "serve", "--store", &store_s, "--data", &data, "--hub", &hub_url, "--insecure-http", "--wait-secs", "2"],
+            &[
+                "site",
+                "serve",
+                "--store",
+                &store_s,
+                "--data",
+                &data,
+                "--hub",
+                &hub_url,
+                "--insecure-http",
+                "--wait-secs",
+                "2",
+            ],
         ));
         let mut ui = Proc::spawn(
             &format!("{}-ui", h.id),
             &logs,
-            &["site", "ui", "--store", &store_s, "--data", &data, "--listen", &h.ui.to_string(), "--insecure-http"],
+            &[
+                "site",
+                "ui",
+                "--store",
+                &store_s,
+                "--data",
+                &data,
+                "--listen",
+                &h.ui.to_string(),
+                "--insecure-http",
+            ],
         );
         wait_ready(&mut ui, h.ui, "/login");
         procs.push(ui);
     }
 
     // QIAO_E2E_FLOW: another copy of the script (while developing it).
+    // A cohort count (auto at both sites: each records the definition for pre-screening),
+    // then a demographics breakdown (manual by default: it waits in both approval queues).
+    let definition = Path::new(GIBLEED_COHORT3);
+    let def_s = definition.to_str().expect("utf-8 path");
+    let out = run_ok(
+        &[
+            "query",
+            "--hub",
+            &hub_url,
+            "--token",
+            &sponsor_token,
+            "--project",
+            "p-site-pages",
+            "--wait",
+            "60",
+            "--json",
+            def_s,
+        ],
+        &[],
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("qiao query --json: {e}: {out}"));
+    assert_eq!(
+        answer["sites"].as_array().map(Vec::len),
+        Some(2),
+        "both sites answered: {answer}"
+    );
+    let mut demographics = qiao()
+        .args([
+            "query",
+            "--hub",
+            &hub_url,
+            "--token",
+            &sponsor_token,
+            "--project",
+            "p-site-pages",
+        ])
+        .args([
+            "--type",
+            "demographics",
+            "--age-band-years",
+            "10",
+            "--wait",
+            "1",
+            def_s,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qiao query --type demographics");
+    let _ = demographics.wait();
+    for h in &hospitals {
+        let queue = h.data.join("approvals");
+        let start = Instant::now();
+        while std::fs::read_dir(&queue).map_or(0, |d| d.count()) == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{}: the demographics job never reached the approval queue",
+                h.id
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     let flow = std::env::var_os("QIAO_E2E_FLOW")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/flow.mjs"));
@@ -258,6 +453,11 @@ fn portal_flow_in_headless_chromium() {
         .env("QIAO_E2E_SITE_B", format!("http://{}", hospitals[1].ui))
         .env("QIAO_E2E_PASSWORD", PASSWORD)
         .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
+        .env(
+            "QIAO_E2E_CATALOGS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
+        )
+        .env("QIAO_E2E_PRESCREEN_PERSONS", "266")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -295,14 +495,35 @@ fn portal_flow_in_headless_chromium() {
     let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
     eprintln!("{stdout}");
     for s in &steps {
-        let shot = s["screenshot"].as_str().unwrap_or_else(|| panic!("{s}: no screenshot"));
+        let shot = s["screenshot"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{s}: no screenshot"));
         let meta = std::fs::metadata(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
         assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
     }
     for expected in EXPECTED_STEPS {
-        assert!(names.contains(expected), "step {expected} missing from {names:?}");
+        assert!(
+            names.contains(expected),
+            "step {expected} missing from {names:?}"
+        );
     }
 }
 
 /// The steps flow.mjs must report (each with a screenshot).
-const EXPECTED_STEPS: &[&str] = &["hub-health", "site-login"];
+const EXPECTED_STEPS: &[&str] = &[
+    "hub-health",
+    "portal-login-zh",
+    "portal-dashboard-admin",
+    "site-a-login-zh",
+    "site-a-login-refused",
+    "site-a-approvals",
+    "site-a-deny-needs-reason",
+    "site-a-approved",
+    "site-a-policy-rejected",
+    "site-a-policy-saved",
+    "site-a-audit",
+    "site-a-steward-refused",
+    "site-a-prescreen-index",
+    "site-a-prescreen-list",
+    "site-b-investigator-of-a-refused",
+];
