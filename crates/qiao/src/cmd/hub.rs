@@ -34,6 +34,17 @@ pub enum Command {
     AddMember(AddMemberArgs),
     /// Create an API token for a user and print it.
     CreateToken(CreateTokenArgs),
+    /// Import a folder of ATLAS JSON cohort definitions into the phenotype library.
+    ImportLibrary(ImportLibraryArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ImportLibraryArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The folder: `*.json` definitions (or a `cohorts/` folder of them), with names and
+    /// descriptions from a `Cohorts.csv` beside them if present.
+    pub dir: PathBuf,
 }
 
 /// Where the hub's state is.
@@ -211,7 +222,25 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::ApproveProject(a) => approve_project(a),
         Command::AddMember(a) => add_member(a),
         Command::CreateToken(a) => create_token(a),
+        Command::ImportLibrary(a) => import_library(a),
     }
+}
+
+fn import_library(a: ImportLibraryArgs) -> anyhow::Result<()> {
+    let store = a.store.open()?;
+    let report = qiao_portal::alliance::import_library(store.as_ref(), &a.dir, now())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut out = std::io::stdout().lock();
+    for (file, why) in &report.refused {
+        writeln!(out, "refused {file}: {why}")?;
+    }
+    writeln!(
+        out,
+        "imported {} definitions into the phenotype library ({} refused)",
+        report.imported,
+        report.refused.len()
+    )?;
+    Ok(())
 }
 
 /// Administrative changes made from the command line are audited as the local system.
