@@ -31,6 +31,9 @@ async fn a_job_envelope_replayed_after_a_restart_is_refused() {
         "{persisted}"
     );
     let posts_before = hub.state.lock().unwrap().result_posts;
+    // A long poll of the stopped serve may still be open at the fake hub (up to its 1 s wait)
+    // and would swallow the next offer: let it end first.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
 
     // Second serve, fresh memory: the same envelope again, then a new job to sync on.
     let (stop, site) = spawn_site(&data, None);
