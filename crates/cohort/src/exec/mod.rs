@@ -214,6 +214,7 @@ impl Prepared {
         let candidates = ctx.candidates();
         ctx.gather(Some(candidates.len()));
         let ctx = ctx;
+        let persons = store.persons();
         let eval_chunk = |chunk: &[u32]| -> ChunkOut {
             let mut worker = Person::new(&ctx);
             let mut out = PersonOut::default();
@@ -228,7 +229,10 @@ impl Prepared {
                     *acc.masks[1].entry(m).or_default() += 1;
                 }
                 acc.in_final += out.in_final as u64;
-                acc.rows.extend(out.rows.iter().map(|&(s, e)| (p, s, e)));
+                if !out.rows.is_empty() {
+                    let id = persons.person_id(p);
+                    acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
+                }
             }
             acc
         };
@@ -238,7 +242,6 @@ impl Prepared {
             vec![eval_chunk(&candidates)]
         };
 
-        let persons = store.persons();
         let n_rules = self.plan.rules.len();
         let mut stats = CohortStats {
             rule_names: self.plan.rules.iter().map(|(n, _)| n.clone()).collect(),
@@ -254,14 +257,14 @@ impl Prepared {
                 }
             }
             in_final += chunk.in_final;
-            for (p, start, end) in chunk.rows {
-                if last != Some(p) {
+            for (subject_id, start, end) in chunk.rows {
+                if last != Some(subject_id) {
                     stats.subjects += 1;
-                    last = Some(p);
+                    last = Some(subject_id);
                 }
                 stats.entries += 1;
                 sink.push(CohortRow {
-                    subject_id: persons.person_id(p),
+                    subject_id,
                     start,
                     end,
                 })?;
@@ -316,7 +319,8 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
 /// What a chunk of persons contributes.
 #[derive(Default)]
 struct ChunkOut {
-    rows: Vec<(u32, Day, Day)>,
+    /// (person_id, start, end)
+    rows: Vec<(i64, Day, Day)>,
     masks: [HashMap<u64, u64, BuildHasherDefault<run::IdHasher>>; 2],
     in_final: u64,
 }

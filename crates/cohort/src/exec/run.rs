@@ -435,6 +435,8 @@ impl<'s> Ctx<'s> {
     pub fn gather(&mut self, candidates: Option<usize>) {
         let primary = &self.plan.primary;
         let domains = &self.domains;
+        // Unread visit ids are not gathered (events carry NULL).
+        let visits = reads_visits(self.plan);
         let work: Vec<(usize, &mut NodeData<'s>)> = self
             .nodes
             .iter_mut()
@@ -450,7 +452,7 @@ impl<'s> Ctx<'s> {
             .par_iter()
             .map(|(_, nd)| {
                 let d = nd.dom.and_then(|i| domains.get(i))?;
-                nd.matched.gather(d, nd.visit)
+                nd.matched.gather(d, nd.visit.filter(|_| visits))
             })
             .collect();
         for ((_, nd), g) in work.into_iter().zip(gathered) {
@@ -532,33 +534,45 @@ impl<'s> Ctx<'s> {
     }
 }
 
-/// Per node, the column its distinct occurrence count reads (`CountKind::Col`), if any.
-fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
-    fn walk(g: &GroupPlan, out: &mut [Option<&'static str>]) {
+/// Calls `f` on every correlated criteria of the plan.
+fn each_corr(plan: &Plan, f: &mut impl FnMut(&CorrPlan)) {
+    fn walk(g: &GroupPlan, f: &mut impl FnMut(&CorrPlan)) {
         for m in &g.members {
             match m {
-                Member::Corr(c) => {
-                    if let (Some(CountKind::Col(name)), Some(slot)) =
-                        (c.distinct, out.get_mut(c.node))
-                    {
-                        *slot = Some(name);
-                    }
-                }
-                Member::Group(sub) => walk(sub, out),
+                Member::Corr(c) => f(c),
+                Member::Group(sub) => walk(sub, f),
                 Member::Demo(_) => {}
             }
         }
     }
-    let mut out = vec![None; plan.nodes.len()];
     for g in plan
         .additional
         .iter()
         .chain(plan.rules.iter().map(|(_, g)| g))
         .chain(plan.nodes.iter().filter_map(|n| n.correlated.as_ref()))
     {
-        walk(g, &mut out);
+        walk(g, f);
     }
+}
+
+/// Per node, the column its distinct occurrence count reads (`CountKind::Col`), if any.
+fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
+    let mut out = vec![None; plan.nodes.len()];
+    each_corr(plan, &mut |c| {
+        if let (Some(CountKind::Col(name)), Some(slot)) = (c.distinct, out.get_mut(c.node)) {
+            *slot = Some(name);
+        }
+    });
     out
+}
+
+/// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
+fn reads_visits(plan: &Plan) -> bool {
+    let mut any = false;
+    each_corr(plan, &mut |c| {
+        any |= c.restrict_visit || c.distinct == Some(CountKind::Visit);
+    });
+    any
 }
 
 // ------------------------------------------------------------------ helpers
