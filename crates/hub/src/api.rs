@@ -14,7 +14,7 @@ use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -157,6 +157,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     let api = Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -250,23 +251,26 @@ impl FromRequestParts<Arc<Hub>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        let token = token.to_owned();
+        let token = bearer_token(&parts.headers)?.to_owned();
         let h = hub.clone();
         let user = blocking(move || Ok(h.token_user(&token)?.map(|(_, u)| u))).await?;
         user.map(Caller)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
     }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))
 }
 
 fn require(user: &User, roles: &[UserRole]) -> Result<(), ApiError> {
@@ -422,6 +426,12 @@ impl Hub {
         Ok(self.store.user(&rec.user_id)?.map(|u| (rec, u)))
     }
 
+    /// Revokes a session or API token (logout), audited as `actor`; `false` if it was not
+    /// valid (unknown, or revoked already).
+    pub fn revoke_token(&self, token: &str, actor: &Actor) -> Result<bool, StoreError> {
+        self.store.revoke_token(&token_hash(token), actor, now())
+    }
+
     /// The hub's settings.
     pub fn config(&self) -> &HubConfig {
         &self.config
@@ -437,6 +447,23 @@ async fn login(
     let resp =
         blocking(move || Ok(h.password_login(&req.username, &req.password, addr.ip()))).await??;
     Ok(Json(resp))
+}
+
+/// `POST /api/v1/logout`: revokes the token the request presents (a session or an API
+/// token); the caller's other tokens stay valid.
+async fn logout(
+    State(hub): State<Arc<Hub>>,
+    Caller(user): Caller,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = bearer_token(&headers)?.to_owned();
+    let h = hub.clone();
+    let revoked = blocking(move || Ok(h.revoke_token(&token, &actor(&user))?)).await?;
+    if !revoked {
+        // Revoked by a concurrent logout between authentication and now.
+        return Err(ApiError::unauthorized("invalid or expired token"));
+    }
+    Ok(Json(json!({"status": "logged_out"})))
 }
 
 async fn me(Caller(user): Caller) -> Json<UserView> {

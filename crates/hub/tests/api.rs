@@ -625,6 +625,79 @@ fn login_sessions_and_rate_limit() {
     );
 }
 
+#[test]
+fn logout_revokes_the_presented_token_only() {
+    let w = World::new();
+    let anon = w.anon();
+    let first = anon.login("alice", PASSWORD).unwrap().token;
+    let second = anon.login("alice", PASSWORD).unwrap().token;
+    let as_ = |t: &str| anon.clone().with_token(t);
+    let api = as_(&first).create_api_token(Some("cli")).unwrap().token;
+    for t in [&first, &second, &api] {
+        assert_eq!(as_(t).raw("GET", "/api/v1/me", None).unwrap().status, 200);
+    }
+    let r = as_(&first).raw("POST", "/api/v1/logout", None).unwrap();
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (200, json!("logged_out"))
+    );
+    // The presented session is gone, for every endpoint and for logging out again.
+    let r = as_(&first).raw("GET", "/api/v1/me", None).unwrap();
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, Some("unauthorized".into()))
+    );
+    let r = as_(&first).raw("POST", "/api/v1/logout", None).unwrap();
+    assert_eq!(r.status, 401);
+    let r = as_(&first)
+        .raw(
+            "POST",
+            "/api/v1/projects/p1/queries",
+            Some(query().to_string().as_bytes()),
+        )
+        .unwrap();
+    assert_eq!(r.status, 401);
+    // The user's other session and API token still work; an API token can be revoked too.
+    assert_eq!(
+        as_(&second).raw("GET", "/api/v1/me", None).unwrap().status,
+        200
+    );
+    assert_eq!(
+        as_(&api)
+            .raw("POST", "/api/v1/logout", None)
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        as_(&api).raw("GET", "/api/v1/me", None).unwrap().status,
+        401
+    );
+    assert_eq!(
+        as_(&second).raw("GET", "/api/v1/me", None).unwrap().status,
+        200
+    );
+    // Revocations are audited, as the user.
+    let audit = w
+        .client("audrey")
+        .raw("GET", "/api/v1/audit", None)
+        .unwrap()
+        .json();
+    let revokes: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "token.revoke")
+        .map(|e| format!("{} {}", e["actor"], e["decision"]))
+        .collect();
+    assert_eq!(revokes.len(), 2, "{revokes:?}");
+    assert!(
+        revokes[0].contains("alice") && revokes[0].contains("session"),
+        "{revokes:?}"
+    );
+    assert!(revokes[1].contains("api token"), "{revokes:?}");
+}
+
 /// Each row: method, path, body, and per role in ROLES order `A` (allowed) or `-` (403).
 /// Members of p1: alice (sponsor), steve (steward), ivan (investigator). Anonymous: always 401.
 const MATRIX: &[(&str, &str, &str, &str)] = &[
@@ -663,6 +736,8 @@ const MATRIX: &[(&str, &str, &str, &str)] = &[
     ),
     ("GET", "/api/v1/jobs/{job}", "", "A-AAAA"),
     ("GET", "/api/v1/audit", "", "-----A"),
+    // Revokes the caller's token: keep it last.
+    ("POST", "/api/v1/logout", "", "AAAAAA"),
 ];
 
 #[test]

@@ -275,6 +275,26 @@ impl dyn HubStore + '_ {
         })
     }
 
+    /// Revokes (deletes) a token by its hash (logout); `false` if there was none.
+    pub fn revoke_token(&self, hash: &str, actor: &Actor, now: i64) -> Result<bool, StoreError> {
+        self.write_with(|tx| {
+            let Some(rec) = get_json::<TokenRecord>(tx, Table::Tokens, hash)? else {
+                return Ok(false);
+            };
+            tx.delete(Table::Tokens, hash)?;
+            let kind = match rec.kind {
+                crate::model::TokenKind::Session => "session",
+                crate::model::TokenKind::Api => "api token",
+            };
+            append_audit(
+                tx,
+                EntryDraft::new(now, actor.clone(), "token.revoke")
+                    .decision(format!("{kind} of user {} revoked", rec.user_id)),
+            )?;
+            Ok(true)
+        })
+    }
+
     /// A token by its hash.
     pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.read_with(|tx| get_json(tx, Table::Tokens, hash))
