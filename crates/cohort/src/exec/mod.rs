@@ -215,13 +215,11 @@ impl Prepared {
         ctx.gather(Some(candidates.len()));
         let ctx = ctx;
         let persons = store.persons();
-        let eval_chunk = |chunk: &[u32]| -> ChunkOut {
-            let mut worker = Person::new(&ctx);
-            let mut out = PersonOut::default();
+        let eval_chunk = |worker: &mut Person, out: &mut PersonOut, chunk: &[u32]| -> ChunkOut {
             let mut acc = ChunkOut::default();
             worker.preload(chunk);
             for &p in chunk {
-                worker.run(p, &mut out);
+                worker.run(p, out);
                 for &m in &out.event_masks {
                     *acc.masks[0].entry(m).or_default() += 1;
                 }
@@ -236,11 +234,6 @@ impl Prepared {
             }
             acc
         };
-        let chunks: Vec<ChunkOut> = if parallel && candidates.len() > 256 {
-            candidates.par_chunks(256).map(eval_chunk).collect()
-        } else {
-            vec![eval_chunk(&candidates)]
-        };
 
         let n_rules = self.plan.rules.len();
         let mut stats = CohortStats {
@@ -250,7 +243,7 @@ impl Prepared {
         };
         let mut in_final = 0u64;
         let mut last = None;
-        for chunk in chunks {
+        let mut merge = |chunk: ChunkOut| -> Result<(), CohortError> {
             for (mode, masks) in chunk.masks.into_iter().enumerate() {
                 for (m, n) in masks {
                     *stats.modes[mode].masks.entry(m).or_default() += n;
@@ -269,6 +262,27 @@ impl Prepared {
                     end,
                 })?;
             }
+            Ok(())
+        };
+        if parallel && candidates.len() > CHUNK {
+            // Waves of chunks: evaluated in parallel, merged in person order, so the chunks'
+            // outputs stay small and their memory is reused from one wave to the next.
+            for wave in candidates.chunks(CHUNK * 32) {
+                let outs: Vec<ChunkOut> = wave
+                    .par_chunks(CHUNK)
+                    .map_init(
+                        || (Person::new(&ctx), PersonOut::default()),
+                        |(worker, out), chunk| eval_chunk(worker, out, chunk),
+                    )
+                    .collect();
+                outs.into_iter().try_for_each(&mut merge)?;
+            }
+        } else {
+            merge(eval_chunk(
+                &mut Person::new(&ctx),
+                &mut PersonOut::default(),
+                &candidates,
+            ))?;
         }
         let full: u64 = if n_rules == 0 {
             0
@@ -315,6 +329,9 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
         })
         .collect()
 }
+
+/// Persons per parallel work item.
+const CHUNK: usize = 256;
 
 /// What a chunk of persons contributes.
 #[derive(Default)]
