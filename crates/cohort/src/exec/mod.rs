@@ -1,9 +1,20 @@
 //! Executes a cohort definition over a Qiao store with circe-be semantics.
 //!
-//! The work is per person (every Circe window function partitions by person): the persons who may
-//! have an entry event are found from the concept posting lists of the primary criteria, then each is
-//! evaluated independently (in parallel with rayon; results are merged in person order, so output
-//! and statistics are identical to a single-threaded run).
+//! The work is per person (every Circe window function partitions by person), driven by the
+//! per-concept postings so that only rows that can qualify are read:
+//!
+//! 1. Each criteria node with a codeset resolves its matched rows once per run: one posting list,
+//!    merged postings, or a bitmap over the domain's rows when they are many.
+//! 2. The primary criteria's matched rows (and those of other nodes with not many more rows than
+//!    candidates) are *gathered*: person, start, end, event id (and visit id when RestrictVisit or
+//!    a distinct visit count reads it) copied out in ascending row order, in parallel, so the
+//!    scattered loads overlap. The candidate persons come from these.
+//! 3. Candidates are evaluated in chunks of 256 (in parallel with rayon, in waves merged in person
+//!    order, so output and statistics are identical to a single-threaded run). A chunk's
+//!    observation periods are read ahead in one pass; a worker reuses its buffers from one person
+//!    to the next; a node's events are computed lazily, at most once per person.
+//!
+//! `benches/cohorts.rs` and `scripts/bench-cohort.sh` measure it.
 
 mod plan;
 mod run;
@@ -267,7 +278,7 @@ impl Prepared {
         if parallel && candidates.len() > CHUNK {
             // Waves of chunks: evaluated in parallel, merged in person order, so the chunks'
             // outputs stay small and their memory is reused from one wave to the next.
-            for wave in candidates.chunks(CHUNK * 32) {
+            for wave in candidates.chunks(CHUNK * 16) {
                 let outs: Vec<ChunkOut> = wave
                     .par_chunks(CHUNK)
                     .map_init(
