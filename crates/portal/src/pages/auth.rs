@@ -10,7 +10,7 @@ use qiao_web::{html, t, tf};
 
 use crate::web::{blocking, Ctx, PostForm, Shared};
 
-fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

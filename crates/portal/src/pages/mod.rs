@@ -1,12 +1,17 @@
 //! The portal's pages and [`router`].
 
 mod auth;
+mod common;
 mod dashboard;
+mod feasibility;
+mod library;
+mod members;
+mod projects;
 
 use std::sync::Arc;
 
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use qiao_hub::Hub;
 use qiao_web::session::{security_headers, CookiePolicy};
@@ -24,7 +29,30 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
     Router::new()
         .route("/", get(dashboard::dashboard))
         .route("/login", get(auth::login_page).post(auth::login_submit))
-        .route("/logout", axum::routing::post(auth::logout))
+        .route("/logout", post(auth::logout))
+        .route(
+            "/apply",
+            get(members::apply_page).post(members::apply_submit),
+        )
+        .route("/institutions", get(members::institutions))
+        .route("/institutions/{id}/decide", post(members::decide))
+        .route("/committee", get(members::committee))
+        .route("/committee/experts", post(members::appoint))
+        .route("/committee/criteria", post(members::set_criteria))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{id}", get(projects::detail))
+        .route("/projects/{id}/transition", post(projects::transition))
+        .route("/projects/{id}/reviewers", post(projects::assign))
+        .route("/projects/{id}/review", post(projects::review))
+        .route("/projects/{id}/decide", post(projects::decide))
+        .route("/projects/{id}/cohorts", post(projects::attach))
+        .route("/projects/{id}/cohorts/{n}/run", post(projects::run))
+        .route("/projects/{id}/invite", post(projects::invite))
+        .route("/projects/{id}/answer", post(projects::answer))
+        .route("/projects/{id}/report", post(projects::report))
+        .route("/library", get(library::library))
+        .route("/library/{id}", get(library::entry))
+        .route("/sites", get(library::sites))
         .with_state(state)
         .merge(qiao_web::assets::routes(cookies))
         .layer(middleware::from_fn(security_headers))
