@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod alliance;
+pub mod demo;
 pub mod pages;
 pub mod web;
 

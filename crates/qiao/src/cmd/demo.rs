@@ -87,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stores = ingest(&console, &work, &hospitals)?;
     let net = Network::start(&console, &work, &stores, args.listen)?;
     let view = net.feasibility(&console, &work)?;
+    net.seed_portal(&console)?;
     if args.json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", report::to_json(&view))?;
@@ -418,12 +419,20 @@ impl Network {
         )
         .map_err(|e| anyhow::anyhow!(e.message))?;
         store.create_user(&user, &Actor::System, t0)?;
-        let hub = BackgroundHub::start(
+        let hub = BackgroundHub::start_with(
             store,
             HubConfig::default(),
             Listen {
                 addr: listen,
                 tls: None,
+            },
+            |hub| {
+                qiao_portal::app(
+                    hub,
+                    qiao_portal::PortalConfig {
+                        secure_cookies: false,
+                    },
+                )
             },
         )?;
         let url = hub.url();
@@ -491,7 +500,7 @@ impl Network {
 
         for a in &accounts[1..] {
             let (institution, site) = match a.role {
-                UserRole::SponsorResearcher => (Some("Demo Pharma"), None),
+                UserRole::SponsorResearcher => (Some(qiao_portal::demo::SPONSOR_INSTITUTION), None),
                 UserRole::SiteDataSteward | UserRole::SiteInvestigator => {
                     (None, Some(first_site.as_str()))
                 }
@@ -588,10 +597,46 @@ impl Network {
         Ok(view)
     }
 
+    /// Seeds the alliance portal (after the query: the seeded feasibility runs queue
+    /// demographics jobs for the stewards, which slow the sites' polling while they wait).
+    pub fn seed_portal(&self, console: &Console) -> anyhow::Result<()> {
+        let seeded = qiao_portal::demo::seed(
+            self.hub.hub.store().as_ref(),
+            &qiao_portal::demo::DemoAccounts {
+                admin: UserId::new("admin")?,
+                committee: UserId::new("committee")?,
+                sponsor: UserId::new("sponsor")?,
+                steward: UserId::new("steward")?,
+            },
+            &self
+                .sites
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>(),
+            DEFINITION,
+            qiao_hub::util::now(),
+        )?;
+        console.say(format!(
+            "== 5. alliance portal seeded: {} institutions, 2 experts, a project in every stage: {}",
+            seeded.institutions.len(),
+            seeded
+                .projects
+                .iter()
+                .map(|(p, s)| format!("{p} ({})", s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(())
+    }
+
     /// Prints how to use the running network.
     pub fn print_access(&self, console: &Console, work: &WorkDir) {
         console.say("");
         console.say(format!("The demo network is serving. Hub: {}", self.url));
+        console.say(format!(
+            "Alliance portal (zh-CN / English): {}/login — sign in with a login below",
+            self.url
+        ));
         console.say("Demo logins (POST /api/v1/login with {\"username\", \"password\"}):");
         for a in &self.accounts {
             console.say(format!(
