@@ -82,6 +82,21 @@ fn users_tokens_and_conflicts() {
             s.put_token(&orphan, "token.create", &admin(), T0),
             Err(StoreError::NotFound(_))
         ));
+        // Logout: the token is gone, once; the revocation is in the audit chain.
+        assert!(s.revoke_token(&tok.hash, &admin(), T0 + 1).unwrap());
+        assert_eq!(s.token(&tok.hash).unwrap(), None);
+        assert!(!s.revoke_token(&tok.hash, &admin(), T0 + 2).unwrap());
+        let (entries, report) = s.verify_audit().unwrap();
+        assert!(report.is_ok());
+        let revokes: Vec<_> = entries
+            .iter()
+            .filter(|e| e.action == "token.revoke")
+            .collect();
+        assert_eq!(revokes.len(), 1);
+        assert_eq!(
+            revokes[0].decision.as_deref(),
+            Some("api token of user alice revoked")
+        );
     });
 }
 
