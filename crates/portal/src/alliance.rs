@@ -1326,8 +1326,9 @@ pub fn attach_cohort(
             return Err(Refusal::State("state.err_not_feasibility"));
         }
         let (name, def, source) = if from_library {
-            let e: LibraryEntry = get_json(tx, Table::Library, library_id.trim())?
-                .ok_or_else(|| field("library", "form.err_no_phenotype"))?;
+            let e: LibraryEntry =
+                get_json(tx, Table::Library, &format!("d/{}", library_id.trim()))?
+                    .ok_or_else(|| field("library", "form.err_no_phenotype"))?;
             (
                 e.name.clone(),
                 e.definition.clone(),
@@ -1834,7 +1835,14 @@ pub fn import_library(
     store
         .write_with(|tx| {
             for e in &entries {
-                put_json(tx, Table::Library, &e.id, e)?;
+                // The full entry under `d/`, its summary under `s/` (lists read only those).
+                put_json(tx, Table::Library, &format!("d/{}", e.id), e)?;
+                let summary = LibrarySummary {
+                    id: e.id.clone(),
+                    name: e.name.clone(),
+                    description: e.description.clone(),
+                };
+                put_json(tx, Table::Library, &format!("s/{}", e.id), &summary)?;
             }
             append_audit(
                 tx,
@@ -1855,7 +1863,7 @@ pub fn search_library(
     query: &str,
 ) -> Result<Vec<LibrarySummary>, StoreError> {
     let q = query.trim().to_lowercase();
-    let all: Vec<LibraryEntry> = read(store, |tx| scan_json(tx, Table::Library, ""))?;
+    let all: Vec<LibrarySummary> = read(store, |tx| scan_json(tx, Table::Library, "s/"))?;
     Ok(all
         .into_iter()
         .filter(|e| {
@@ -1864,15 +1872,10 @@ pub fn search_library(
                 || e.name.to_lowercase().contains(&q)
                 || e.description.to_lowercase().contains(&q)
         })
-        .map(|e| LibrarySummary {
-            id: e.id,
-            name: e.name,
-            description: e.description,
-        })
         .collect())
 }
 
 /// One library entry.
 pub fn library_entry(store: &dyn HubStore, id: &str) -> Result<Option<LibraryEntry>, StoreError> {
-    read(store, |tx| get_json(tx, Table::Library, id))
+    read(store, |tx| get_json(tx, Table::Library, &format!("d/{id}")))
 }

@@ -6,31 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::World;
-use qiao_hub::model::{Site, User};
+use common::{alliance, app, u, World, T};
 use qiao_hub::protocol::{ProjectId, SiteId, UserId, UserRole};
 use qiao_portal::alliance::*;
-
-const T: i64 = 1_795_564_800; // 2026-11-25
-
-fn u(w: &World, id: &str) -> User {
-    w.store
-        .user(&UserId::new(id.to_owned()).unwrap())
-        .unwrap()
-        .unwrap()
-}
-
-fn app(id: &str, kind: &str, site: &str) -> Application {
-    Application {
-        id: id.into(),
-        name: format!("{id} name"),
-        kind: kind.into(),
-        region: "Shanghai".into(),
-        contact: format!("office@{id}.example.cn"),
-        description: "A member.".into(),
-        site: site.into(),
-    }
-}
 
 fn audit_len(w: &World) -> usize {
     w.store.audit_entries(0, 100_000).unwrap().len()
@@ -40,53 +18,6 @@ fn field_of(r: &Refusal) -> &'static str {
     match r {
         Refusal::Field { field, .. } => field,
         _ => "",
-    }
-}
-
-/// Members, experts and users of a small alliance: pharma (enterprise, sponsor "spon"), two
-/// hospitals h1/h2 with sites, committee members c1 (from pharma: conflicted), c2, c3.
-fn alliance(w: &World) {
-    for s in ["h1", "h2"] {
-        let site = Site {
-            id: s.parse().unwrap(),
-            name: s.into(),
-            public_key: None,
-            enrolled_at: None,
-            enrollment: None,
-            created_at: T,
-        };
-        w.store
-            .create_site(&site, &qiao_hub::audit::Actor::System, T)
-            .unwrap();
-    }
-    w.user("admin", UserRole::AllianceAdmin, None, None);
-    w.user("spon", UserRole::SponsorResearcher, Some("pharma"), None);
-    w.user("c1", UserRole::CommitteeMember, Some("pharma"), None);
-    w.user("c2", UserRole::CommitteeMember, Some("h1"), None);
-    w.user("c3", UserRole::CommitteeMember, Some("h2"), None);
-    w.user("stew1", UserRole::SiteDataSteward, None, Some("h1"));
-    w.user("stew2", UserRole::SiteDataSteward, None, Some("h2"));
-    w.user("inv1", UserRole::SiteInvestigator, None, Some("h1"));
-    let admin = u(w, "admin");
-    for (id, kind, site) in [
-        ("pharma", "enterprise", ""),
-        ("h1", "hospital", "h1"),
-        ("h2", "hospital", "h2"),
-    ] {
-        apply(w.store.as_ref(), &app(id, kind, site), None, T).unwrap();
-        decide_institution(w.store.as_ref(), id, true, "", &admin, T).unwrap();
-    }
-    for (user, inst) in [("c1", "pharma"), ("c2", "h1"), ("c3", "h2")] {
-        let f = ExpertForm {
-            user: user.into(),
-            name: format!("Dr {user}"),
-            institution: inst.into(),
-            fields: "cardiology, epidemiology".into(),
-            start: "2026-01-01".into(),
-            end: "2028-12-31".into(),
-            letter: format!("QA-2026-{user}"),
-        };
-        appoint_expert(w.store.as_ref(), &f, &admin, T).unwrap();
     }
 }
 

@@ -164,28 +164,30 @@ pub fn render(
         Some(NetworkTotals::Demographics {
             cells, sites_done, ..
         }) if *sites_done > 0 => {
-            let mut bands: BTreeMap<(u8, Option<u8>), (f64, String, f64, String)> = BTreeMap::new();
+            let mut bands: BTreeMap<(u8, Option<u8>), PyramidRow> = BTreeMap::new();
             let mut genders = Vec::new();
             for c in cells.iter().filter(|c| c.index_year.is_none()) {
                 let (v, d) = total(lang, &c.count);
                 match (c.age_band, c.gender) {
-                    (Some(b), Some(Gender::Male)) => {
-                        let e = bands.entry((b.min_age, b.max_age)).or_insert((
-                            0.0,
-                            "0".into(),
-                            0.0,
-                            "0".into(),
-                        ));
-                        (e.0, e.1) = (v, d);
-                    }
-                    (Some(b), Some(Gender::Female)) => {
-                        let e = bands.entry((b.min_age, b.max_age)).or_insert((
-                            0.0,
-                            "0".into(),
-                            0.0,
-                            "0".into(),
-                        ));
-                        (e.2, e.3) = (v, d);
+                    (Some(b), Some(g @ (Gender::Male | Gender::Female))) => {
+                        let row =
+                            bands
+                                .entry((b.min_age, b.max_age))
+                                .or_insert_with(|| PyramidRow {
+                                    band: match b.max_age {
+                                        Some(h) => format!("{}–{h}", b.min_age),
+                                        None => format!("{}+", b.min_age),
+                                    },
+                                    left: 0.0,
+                                    left_display: "0".into(),
+                                    right: 0.0,
+                                    right_display: "0".into(),
+                                });
+                        if g == Gender::Male {
+                            (row.left, row.left_display) = (v, d);
+                        } else {
+                            (row.right, row.right_display) = (v, d);
+                        }
                     }
                     (None, Some(g)) => {
                         let key = match g {
@@ -199,20 +201,7 @@ pub fn render(
                     _ => {}
                 }
             }
-            let rows: Vec<PyramidRow> = bands
-                .into_iter()
-                .rev()
-                .map(|((lo, hi), (m, md, f, fd))| PyramidRow {
-                    band: match hi {
-                        Some(h) => format!("{lo}–{h}"),
-                        None => format!("{lo}+"),
-                    },
-                    left: m,
-                    left_display: md,
-                    right: f,
-                    right_display: fd,
-                })
-                .collect();
+            let rows: Vec<PyramidRow> = bands.into_values().rev().collect();
             (rows, genders)
         }
         _ => (Vec::new(), Vec::new()),

@@ -201,3 +201,89 @@ impl Client {
         );
     }
 }
+
+/// 2026-11-25 00:00 UTC.
+pub const T: i64 = 1_795_564_800;
+
+/// A user record.
+pub fn u(w: &World, id: &str) -> qiao_hub::model::User {
+    w.store
+        .user(&UserId::new(id.to_owned()).unwrap())
+        .unwrap()
+        .unwrap()
+}
+
+/// A membership application.
+pub fn app(id: &str, kind: &str, site: &str) -> qiao_portal::alliance::Application {
+    qiao_portal::alliance::Application {
+        id: id.into(),
+        name: format!("{id} name"),
+        kind: kind.into(),
+        region: "Shanghai".into(),
+        contact: format!("office@{id}.example.cn"),
+        description: "A member.".into(),
+        site: site.into(),
+    }
+}
+
+/// Members, experts and users of a small alliance: pharma (enterprise, sponsor "spon"), two
+/// hospitals h1/h2 with sites, committee members c1 (from pharma: conflicted), c2, c3.
+pub fn alliance(w: &World) {
+    for s in ["h1", "h2"] {
+        let site = qiao_hub::model::Site {
+            id: s.parse().unwrap(),
+            name: s.into(),
+            public_key: None,
+            enrolled_at: None,
+            enrollment: None,
+            created_at: T,
+        };
+        w.store
+            .create_site(&site, &qiao_hub::audit::Actor::System, T)
+            .unwrap();
+    }
+    w.user("admin", UserRole::AllianceAdmin, None, None);
+    w.user("spon", UserRole::SponsorResearcher, Some("pharma"), None);
+    w.user("c1", UserRole::CommitteeMember, Some("pharma"), None);
+    w.user("c2", UserRole::CommitteeMember, Some("h1"), None);
+    w.user("c3", UserRole::CommitteeMember, Some("h2"), None);
+    w.user("stew1", UserRole::SiteDataSteward, None, Some("h1"));
+    w.user("stew2", UserRole::SiteDataSteward, None, Some("h2"));
+    w.user("inv1", UserRole::SiteInvestigator, None, Some("h1"));
+    let admin = u(w, "admin");
+    for (id, kind, site) in [
+        ("pharma", "enterprise", ""),
+        ("h1", "hospital", "h1"),
+        ("h2", "hospital", "h2"),
+    ] {
+        qiao_portal::alliance::apply(w.store.as_ref(), &app(id, kind, site), None, T).unwrap();
+        qiao_portal::alliance::decide_institution(w.store.as_ref(), id, true, "", &admin, T)
+            .unwrap();
+    }
+    for (user, inst) in [("c1", "pharma"), ("c2", "h1"), ("c3", "h2")] {
+        let f = qiao_portal::alliance::ExpertForm {
+            user: user.into(),
+            name: format!("Dr {user}"),
+            institution: inst.into(),
+            fields: "cardiology, epidemiology".into(),
+            start: "2026-01-01".into(),
+            end: "2028-12-31".into(),
+            letter: format!("QA-2026-{user}"),
+        };
+        qiao_portal::alliance::appoint_expert(w.store.as_ref(), &f, &admin, T).unwrap();
+    }
+}
+
+/// Gives sites h1 and h2 a registered key (as if enrolled), so jobs go to them.
+pub fn enroll_sites(w: &World) {
+    for s in ["h1", "h2"] {
+        let id: qiao_hub::protocol::SiteId = s.parse().unwrap();
+        let mut site = w.store.site(&id).unwrap().unwrap();
+        let key = qiao_hub::protocol::keys::generate_signing_key();
+        site.public_key = Some(qiao_hub::protocol::PublicKey::new(key.verifying_key()).unwrap());
+        site.enrolled_at = Some(T);
+        w.store
+            .write(&mut |tx| qiao_hub::store::put_json(tx, qiao_hub::store::Table::Sites, s, &site))
+            .unwrap();
+    }
+}
