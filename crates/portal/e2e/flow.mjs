@@ -104,7 +104,9 @@ async function chinese(key, args) {
   const lang = await page.locator('html').getAttribute('lang');
   check(lang === 'zh-CN', `html lang=${lang} on ${page.url()}`);
   const title = await h1();
-  check(title === zh(key, args), `h1 "${title}" is not zh-CN ${key} "${zh(key, args)}"`);
+  const want = zh(key, args);
+  // A record's page is titled "NAME · KIND" (e.g. a project's title, then 项目).
+  check(title === want || title.endsWith(` · ${want}`), `h1 "${title}" is not zh-CN ${key} "${want}"`);
 }
 
 async function fieldError(name) {
@@ -188,12 +190,13 @@ async function sitePages() {
   await page.fill('#min_cell_count', '11');
   await page.selectOption('#dp', 'laplace');
   await page.fill('#epsilon', '0.5');
-  await page.fill('#epsilon_budget', '2');
+  await page.fill('#epsilon_budget', '50');
   await Promise.all([page.waitForLoadState('load'), page.click('form.policy button[type=submit]')]);
   await chinese('site.policy.title');
   check((await text('p.flash')) === zh('flash.site_policy_saved'), 'saved flash');
   check((await page.inputValue('#min_cell_count')) === '11', 'threshold 11 saved');
   check((await page.inputValue('#epsilon')) === '0.5', 'epsilon saved');
+  check((await page.inputValue('#epsilon_budget')) === '50', 'budget saved');
   await shot('site-a-policy-saved');
 
   current = 'site-a-audit';
@@ -250,28 +253,242 @@ async function sitePages() {
   await shot('site-b-investigator-of-a-refused');
 }
 
-/** Signs in to the hub's portal. */
+/** Signs out of the portal (if signed in) and signs in as `user`. */
 async function portalLogin(user) {
+  if (await page.locator('header form.inline button[type=submit]').count()) {
+    await logout();
+  }
   await page.goto(`${HUB}/login`);
   await page.fill('input[name=username]', user);
   await page.fill('input[name=password]', PASSWORD);
   await Promise.all([page.waitForLoadState('load'), page.click('main form button[type=submit]')]);
+  check(new URL(page.url()).pathname !== '/login', `${user} signed in`);
 }
 
+/** Submits the form whose action is `action` (clicking `button`, default its submit button). */
+async function submit(action, button = 'button[type=submit]') {
+  await Promise.all([
+    page.waitForLoadState('load'),
+    page.locator(`form[action="${action}"] ${button}`).first().click(),
+  ]);
+}
+
+async function saved() {
+  check((await text('p.flash')) === zh('flash.saved'), `saved flash on ${page.url()}: ${await bodyExcerpt()}`);
+}
+
+async function bodyExcerpt() {
+  return (await page.locator('main').innerText()).slice(0, 600);
+}
+
+/** The project page shows stage `stage` (its zh-CN name). */
+async function atStage(project, stage) {
+  await page.goto(`${HUB}/projects/${project}`);
+  await chinese('proj.title');
+  const body = await page.locator('main').innerText();
+  check(body.includes(zh(`stage.${stage}`)), `project ${project} at stage ${stage}: ${body.slice(0, 400)}`);
+}
+
+const PROJECT = 'celecoxib-trial';
+
 async function portal() {
-  // The alliance admin: the portal's sign-in page, switched to Chinese, then the dashboard.
+  // 1. The portal's sign-in page, switched to Chinese with the header's link (the cookie holds
+  //    for every later page of the hub).
   current = 'portal-login';
-  const resp = await page.goto(`${HUB}/login`);
+  let resp = await page.goto(`${HUB}/login`);
   check(resp.status() === 200, `portal login status ${resp.status()}`);
   check((await h1()) === EN.get('login.title'), 'English first');
   await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=zh-CN]')]);
   await chinese('login.title');
   await shot('portal-login-zh');
 
-  current = 'portal-dashboard';
+  // 2. An enterprise applies to join (no account needed); a bad e-mail is refused next to the field.
+  current = 'portal-apply';
+  await page.goto(`${HUB}/apply`);
+  await chinese('inst.apply_title');
+  await page.fill('#id', 'shpharma');
+  await page.fill('#name', '上海演示医药');
+  await page.selectOption('#kind', 'enterprise');
+  await page.fill('#region', '上海');
+  // Passes the browser's own e-mail check (the form still posts), not the server's (no dot).
+  await page.fill('#contact', 'bd@shpharma');
+  await page.fill('#description', '创新药研发，关注骨关节炎镇痛。');
+  await submit('/apply');
+  await chinese('inst.apply_title');
+  check((await fieldError('contact')) === zh('form.err_email'), 'bad e-mail refused next to the field');
+  await shot('portal-apply-rejected-field');
+  await page.fill('#contact', 'bd@shpharma.example.org');
+  await submit('/apply');
+  check((await text('p.flash')) === zh('flash.applied'), `applied: ${await bodyExcerpt()}`);
+  await shot('portal-applied');
+  // A hospital applies too (the committee's experts come from it).
+  await page.goto(`${HUB}/apply`);
+  await page.fill('#id', 'hospital-b-inst');
+  await page.fill('#name', '演示医院 B');
+  await page.selectOption('#kind', 'hospital');
+  await page.fill('#region', '杭州');
+  await page.fill('#contact', 'research@hospital-b.example.org');
+  await page.fill('#description', '消化内科与临床试验中心。');
+  await page.fill('#site', 'hospital-b');
+  await submit('/apply');
+  check((await text('p.flash')) === zh('flash.applied'), `hospital applied: ${await bodyExcerpt()}`);
+
+  // 3. The alliance admin approves it.
+  current = 'portal-approve-institution';
   await portalLogin('admin');
   await chinese('dashboard.title');
   await shot('portal-dashboard-admin');
+  await page.goto(`${HUB}/institutions`);
+  await chinese('inst.title');
+  await submit('/institutions/shpharma/decide', 'button[value=approve]');
+  await saved();
+  await submit('/institutions/hospital-b-inst/decide', 'button[value=approve]');
+  await saved();
+  await shot('portal-institution-approved');
+
+  // 4. Two committee members are appointed experts.
+  current = 'portal-committee';
+  for (const [user, name] of [['expert.li', '李伟'], ['expert.wang', '王芳']]) {
+    await page.goto(`${HUB}/committee`);
+    await chinese('cmte.title');
+    await page.fill('form[action="/committee/experts"] #user', user);
+    await page.fill('form[action="/committee/experts"] #name', name);
+    await page.fill('form[action="/committee/experts"] #institution', 'hospital-b-inst');
+    await page.fill('form[action="/committee/experts"] #fields', '药物流行病学, 消化内科');
+    await page.fill('form[action="/committee/experts"] #start', '2026-01-01');
+    await page.fill('form[action="/committee/experts"] #end', '2028-12-31');
+    await page.fill('form[action="/committee/experts"] #letter', `QA-2026-${user}`);
+    await submit('/committee/experts');
+    await saved();
+  }
+  await shot('portal-committee-experts');
+
+  // 5. The sponsor (of the new member) creates the project and submits it.
+  current = 'portal-project-submit';
+  await portalLogin('sponsor.sh');
+  await page.goto(`${HUB}/projects`);
+  await chinese('proj.list_title');
+  await page.fill('form[action="/projects"] #id', PROJECT);
+  await page.fill('form[action="/projects"] #title', '塞来昔布骨关节炎镇痛试验');
+  await page.fill('form[action="/projects"] #summary', '评估40岁以上男性塞来昔布使用者的入组可行性。');
+  await page.fill('form[action="/projects"] #target', '120');
+  await submit('/projects');
+  await saved();
+  await page.selectOption(`form[action="/projects/${PROJECT}/transition"] #to`, 'submitted');
+  await page.fill(`form[action="/projects/${PROJECT}/transition"] #comment`, '方案 v1.0 提交学术委员会。');
+  await submit(`/projects/${PROJECT}/transition`);
+  await saved();
+  await atStage(PROJECT, 'submitted');
+  await shot('portal-project-submitted');
+
+  // 6. The admin assigns the two reviewers.
+  current = 'portal-assign-reviewers';
+  await portalLogin('admin');
+  await page.goto(`${HUB}/projects/${PROJECT}`);
+  const assign = `form[action="/projects/${PROJECT}/reviewers"]`;
+  await page.check(`${assign} input[name=reviewers][value="expert.li"]`);
+  await page.check(`${assign} input[name=reviewers][value="expert.wang"]`);
+  await page.fill(`${assign} #comment`, '两位评审人均无利益冲突。');
+  await submit(`/projects/${PROJECT}/reviewers`);
+  await saved();
+  await atStage(PROJECT, 'under_review');
+  await shot('portal-under-review');
+
+  // 7. Both review; the second records the committee's decision.
+  for (const reviewer of ['expert.li', 'expert.wang']) {
+    current = `portal-review-${reviewer}`;
+    await portalLogin(reviewer);
+    await page.goto(`${HUB}/projects/${PROJECT}`);
+    await chinese('proj.title');
+    const review = `form[action="/projects/${PROJECT}/review"]`;
+    for (const input of await page.locator(`${review} input[type=number]`).all()) {
+      await input.fill(await input.getAttribute('max'));
+    }
+    await page.selectOption(`${review} #recommend`, 'approve');
+    await page.fill(`${review} #comment`, '设计合理，可在成员医院开展。');
+    await submit(`/projects/${PROJECT}/review`);
+    await saved();
+    await shot(`portal-reviewed-${reviewer}`);
+  }
+  current = 'portal-decide';
+  await page.fill(`form[action="/projects/${PROJECT}/decide"] #comment`, '委员会批准。');
+  await submit(`/projects/${PROJECT}/decide`, 'button[value=approve]');
+  await saved();
+  await atStage(PROJECT, 'approved');
+  await shot('portal-approved');
+
+  // 8. The sponsor opens feasibility, attaches the cohort, runs it, and sees the per-site funnel.
+  current = 'portal-feasibility';
+  await portalLogin('sponsor.sh');
+  await page.goto(`${HUB}/projects/${PROJECT}`);
+  await page.selectOption(`form[action="/projects/${PROJECT}/transition"] #to`, 'feasibility');
+  await page.fill(`form[action="/projects/${PROJECT}/transition"] #comment`, '开始可行性评估。');
+  await submit(`/projects/${PROJECT}/transition`);
+  await saved();
+  const attach = `form[action="/projects/${PROJECT}/cohorts"]`;
+  await page.fill(`${attach} #name`, '塞来昔布，年龄>40，男性');
+  await page.fill(`${attach} #definition`, DEFINITION);
+  await submit(`/projects/${PROJECT}/cohorts`);
+  await saved();
+  await submit(`/projects/${PROJECT}/cohorts/1/run`);
+  await saved();
+  // The sites answer within seconds: reload until both per-site funnels are drawn.
+  const deadline = Date.now() + 60000;
+  let funnels = 0;
+  while (Date.now() < deadline) {
+    await page.goto(`${HUB}/projects/${PROJECT}`);
+    funnels = await page.locator('svg[id$="-funnel-hospital-a"], svg[id$="-funnel-hospital-b"]').count();
+    if (funnels === 2) break;
+    await page.waitForTimeout(1000);
+  }
+  check(funnels === 2, `per-site funnels of hospital-a and hospital-b, found ${funnels}: ${await bodyExcerpt()}`);
+  await chinese('proj.title');
+  check(await page.locator('svg[id$="-funnel-total"]').count() === 1, 'the total funnel');
+  const funnelTitle = await page.locator('svg[id$="-funnel-hospital-a"] > title').first().textContent();
+  check(funnelTitle.startsWith(zh('feas.funnel_site').split('{')[0]), `funnel title in Chinese: ${funnelTitle}`);
+  await page.locator('svg[id$="-funnel-hospital-a"]').first().scrollIntoViewIfNeeded();
+  await shot('portal-feasibility-funnel', { funnels });
+
+  // 9. Site selection: the sponsor invites both sites; hospital A's steward accepts.
+  current = 'portal-invite';
+  await page.selectOption(`form[action="/projects/${PROJECT}/transition"] #to`, 'site_selection');
+  await page.fill(`form[action="/projects/${PROJECT}/transition"] #comment`, '邀请合格患者最多的站点。');
+  await submit(`/projects/${PROJECT}/transition`);
+  await saved();
+  const invite = `form[action="/projects/${PROJECT}/invite"]`;
+  await page.check(`${invite} input[name=sites][value="hospital-a"]`);
+  await page.check(`${invite} input[name=sites][value="hospital-b"]`);
+  await submit(`/projects/${PROJECT}/invite`);
+  await saved();
+  await shot('portal-sites-invited');
+  current = 'portal-accept';
+  await portalLogin('steward.hub.a');
+  await page.goto(`${HUB}/projects/${PROJECT}`);
+  await chinese('proj.title');
+  await submit(`/projects/${PROJECT}/answer`, 'button[value=accept]');
+  await saved();
+  await shot('portal-site-a-accepted');
+  await logout();
+}
+
+const DEFINITION = readFileSync(env('QIAO_E2E_DEFINITION'), 'utf8');
+
+/** The investigator of hospital A opens the portal project's pre-screening list at their own
+ *  site (the definition arrived with the feasibility jobs). */
+async function prescreenPortalProject() {
+  current = 'site-a-prescreen-portal-project';
+  await page.goto(`${SITE_A}/login`);
+  await chinese('site.login.title');
+  await login('dr.a', PASSWORD);
+  await chinese('site.prescreen.title');
+  const link = page.locator(`table.cohorts a.open[href^="/prescreen/${PROJECT}/"]`);
+  check(await link.count() === 1, `the portal project's cohort is listed at hospital A`);
+  await Promise.all([page.waitForLoadState('load'), link.click()]);
+  await chinese('site.prescreen.list_title');
+  const rows = await page.locator('table.prescreen tbody tr').count();
+  check(rows === PRESCREEN_PERSONS, `${PRESCREEN_PERSONS} patients listed, found ${rows}`);
+  await shot('site-a-prescreen-portal-project', { rows });
+  await logout();
 }
 
 try {
@@ -280,8 +497,9 @@ try {
   check(health.status() === 200, `hub health status ${health.status()}`);
   await shot('hub-health', { status: health.status() });
 
-  await portal();
   await sitePages();
+  await portal();
+  await prescreenPortalProject();
 } catch (e) {
   try {
     await page.screenshot({ path: join(SHOTS, 'failed.png'), fullPage: true });

@@ -271,6 +271,44 @@ fn portal_flow_in_headless_chromium() {
         tokens.push(token);
     }
 
+    // The portal's people: the sponsor of an enterprise that applies in the flow, two
+    // committee members, and hospital A's data steward at the hub.
+    for (id, role, extra) in [
+        (
+            "sponsor.sh",
+            "sponsor_researcher",
+            ["--institution", "shpharma"],
+        ),
+        (
+            "expert.li",
+            "committee_member",
+            ["--institution", "hospital-b"],
+        ),
+        (
+            "expert.wang",
+            "committee_member",
+            ["--institution", "hospital-b"],
+        ),
+        (
+            "steward.hub.a",
+            "site_data_steward",
+            ["--site", "hospital-a"],
+        ),
+    ] {
+        let mut args = vec![
+            "hub",
+            "create-user",
+            "--data",
+            &hub_data_s,
+            "--id",
+            id,
+            "--role",
+            role,
+        ];
+        args.extend(extra);
+        run_ok(&args, &pw_env);
+    }
+
     let hub_addr = free_addr(1);
     let hub_url = format!("http://{hub_addr}");
     let mut procs = Vec::new();
@@ -458,6 +496,7 @@ fn portal_flow_in_headless_chromium() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
         )
         .env("QIAO_E2E_PRESCREEN_PERSONS", "266")
+        .env("QIAO_E2E_DEFINITION", GIBLEED_COHORT3)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -512,8 +551,6 @@ fn portal_flow_in_headless_chromium() {
 /// The steps flow.mjs must report (each with a screenshot).
 const EXPECTED_STEPS: &[&str] = &[
     "hub-health",
-    "portal-login-zh",
-    "portal-dashboard-admin",
     "site-a-login-zh",
     "site-a-login-refused",
     "site-a-approvals",
@@ -526,4 +563,19 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-prescreen-index",
     "site-a-prescreen-list",
     "site-b-investigator-of-a-refused",
+    "portal-login-zh",
+    "portal-apply-rejected-field",
+    "portal-applied",
+    "portal-dashboard-admin",
+    "portal-institution-approved",
+    "portal-committee-experts",
+    "portal-project-submitted",
+    "portal-under-review",
+    "portal-reviewed-expert.li",
+    "portal-reviewed-expert.wang",
+    "portal-approved",
+    "portal-feasibility-funnel",
+    "portal-sites-invited",
+    "portal-site-a-accepted",
+    "site-a-prescreen-portal-project",
 ];
