@@ -131,6 +131,11 @@ pub fn nav_for(role: UserRole) -> Vec<NavItem> {
 }
 
 impl Ctx {
+    /// The signed-in session's token.
+    pub fn session_token(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
     /// The CSRF token for forms on this page (the session's, else the pre-login cookie's).
     pub fn csrf(&self) -> String {
         match (&self.secret, &self.pre) {

@@ -88,8 +88,11 @@ async fn sign_in_sets_a_strict_secure_session_cookie_and_shows_the_dashboard() {
     assert_eq!(d.status, StatusCode::OK);
     assert!(d.body.contains("Welcome, ada."), "{}", d.body);
     assert!(d.body.contains("Alliance admin"), "{}", d.body);
-    // Sign out clears the cookie.
+    // Sign out revokes the session at the hub and clears the cookie: the old token no longer works.
+    let token = c.cookies["qiao_session"].clone();
+    assert!(w.hub.token_user(&token).unwrap().is_some());
     let r = c.submit("/", "/logout", &[]).await;
+    assert!(w.hub.token_user(&token).unwrap().is_none(), "revoked");
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(!c.cookies.contains_key("qiao_session"));
     assert_eq!(c.get("/").await.status, StatusCode::SEE_OTHER);

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use qiao_hub::api::LoginRefused;
 use qiao_web::layout::{csrf_field, field, see_other, submit, FormErrors, InputKind};
 use qiao_web::session::{self, safe_next};
@@ -134,11 +134,21 @@ pub async fn login_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
     }
 }
 
-/// `POST /logout`: forgets the session cookie.
-pub async fn logout(State(portal): State<Shared>, _form: PostForm) -> Response {
+/// `POST /logout`: ends the session at the hub (the token is revoked, audited) and forgets
+/// the cookie.
+pub async fn logout(State(portal): State<Shared>, ctx: Ctx, _form: PostForm) -> Response {
+    if let (Some(token), Some(user)) = (ctx.session_token(), &ctx.user) {
+        let hub = portal.hub.clone();
+        let token = token.to_owned();
+        let who = qiao_hub::audit::Actor::User(user.id.to_string());
+        match blocking(move || hub.revoke_token(&token, &who)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return ctx.internal(e),
+            Err(e) => return ctx.internal(e),
+        }
+    }
     with_cookie(
         see_other("/login?flash=flash.signed_out"),
         &session::clear_session_cookie(portal.cookies),
     )
-    .into_response()
 }
