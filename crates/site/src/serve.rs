@@ -139,6 +139,10 @@ impl ServeOptions {
     }
 }
 
+/// A job waiting for the steward offered again within this many seconds means a hub that
+/// re-offers it at once: the loop pauses instead of spinning.
+const REOFFER_SPIN_SECS: u64 = 5;
+
 struct Site {
     dir: SiteDir,
     config: SiteConfig,
@@ -146,6 +150,8 @@ struct Site {
     verifier: Verifier,
     guard: ReplayGuard,
     seen: SeenNonces,
+    /// When each job waiting for the steward was last offered (the last few seconds only).
+    offered: std::collections::HashMap<JobId, std::time::Instant>,
     store: Arc<Store>,
     client: HubClient,
     wait_secs: u64,
@@ -193,6 +199,7 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
         verifier,
         seen,
         guard,
+        offered: std::collections::HashMap::new(),
         store,
         client,
         wait_secs: o.wait_secs,
@@ -279,8 +286,10 @@ impl Site {
         }
     }
 
-    /// Verifies a job envelope and handles the job. `Ok(true)` when the job waits for the
-    /// steward (the hub will keep offering it: pause before polling again).
+    /// Verifies a job envelope and handles the job. `Ok(true)` when a job still waiting for
+    /// the steward is offered again within seconds (a hub that keeps re-offering it: pause
+    /// before polling again rather than spin). The real hub re-offers an unanswered job only
+    /// after its redelivery interval, so a queued job never delays the jobs behind it.
     async fn handle_envelope(&mut self, env: Envelope) -> anyhow::Result<bool> {
         let now = now_unix();
         let verified = self
@@ -362,9 +371,9 @@ impl Site {
                             .job(job.job_id.to_string())
                             .decision("waiting for the data steward (manual approval)"),
                     )?;
-                    Ok(true)
+                    Ok(self.reoffered_soon(job.job_id))
                 }
-                Some(ApprovalState::Pending) => Ok(true),
+                Some(ApprovalState::Pending) => Ok(self.reoffered_soon(job.job_id)),
                 // Decided: the queue processing at the top of the next round finishes it.
                 Some(_) => {
                     self.process_decided().await?;
@@ -372,6 +381,15 @@ impl Site {
                 }
             },
         }
+    }
+
+    /// Records that a job waiting for the steward was offered now; whether it had been
+    /// offered less than [`REOFFER_SPIN_SECS`] ago.
+    fn reoffered_soon(&mut self, id: JobId) -> bool {
+        let now = std::time::Instant::now();
+        self.offered
+            .retain(|_, t| now.duration_since(*t) < Duration::from_secs(REOFFER_SPIN_SECS));
+        self.offered.insert(id, now).is_some()
     }
 
     /// Finishes every job the steward has decided.

@@ -5,7 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use qiao_cohort::{Counter, Prepared};
@@ -241,7 +241,21 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     assert_eq!(c4.rules[0].gain, Released::Exact { value: 628 });
     assert_eq!(c4.rules[1].gain, Released::Exact { value: 303 });
 
-    // Everything is in the audit log, which verifies.
+    // Everything is in the audit log, which verifies. The site audits `result.ack` after the
+    // hub has stored the result: wait for the last one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while audit_entries(&data)
+        .iter()
+        .filter(|e| e.action == "result.ack")
+        .count()
+        < 4
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the site did not audit every ack"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let audit = audit_entries(&data);
     for j in [&j1, &j2, &j3, &j4] {
         let id = j.job_id.to_string();
