@@ -552,6 +552,93 @@ mod tests {
         );
     }
 
+    /// Text literals placed as content inside `html!` templates (a literal not used as an
+    /// attribute value or a call argument) that contain a letter: user-visible text that
+    /// bypasses the catalogs.
+    pub(crate) fn template_text_literals(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = src;
+        while let Some(start) = rest.find("html! {") {
+            let body = &rest[start + 7..];
+            // The template ends at the brace that balances its opening one.
+            let (mut depth, mut end, mut in_str, mut prev) = (1usize, body.len(), false, ' ');
+            for (i, c) in body.char_indices() {
+                match (in_str, c) {
+                    (true, '"') if prev != '\\' => in_str = false,
+                    (true, _) => {}
+                    (false, '"') => in_str = true,
+                    (false, '{') => depth += 1,
+                    (false, '}') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+            }
+            let tpl = &body[..end];
+            let bytes = tpl.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'"' {
+                    let mut j = i + 1;
+                    while j < bytes.len() && bytes[j] != b'"' {
+                        if bytes[j] == b'\\' {
+                            j += 1;
+                        }
+                        j += 1;
+                    }
+                    let lit = &tpl[i + 1..j.min(tpl.len())];
+                    let before = tpl[..i].trim_end();
+                    let content =
+                        before.ends_with('{') || before.ends_with('}') || before.ends_with(';');
+                    // Catalog keys (`ns.key`) chosen inside a template are not text.
+                    let key = lit.contains('.')
+                        && lit.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c)
+                        });
+                    let wordy = !key && lit.chars().any(|c| c.is_alphabetic());
+                    if content && wordy {
+                        out.push(lit.to_owned());
+                    }
+                    i = j + 1;
+                } else {
+                    i += 1;
+                }
+            }
+            rest = &body[end.min(body.len())..];
+        }
+        out
+    }
+
+    /// No user-visible text is written into a template of the portal or this crate: every
+    /// word comes from the catalogs.
+    #[test]
+    fn no_text_literals_in_templates() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        rust_files(&root.join("web/src"), &mut files);
+        rust_files(&root.join("portal/src"), &mut files);
+        let mut found = Vec::new();
+        for f in &files {
+            let src = std::fs::read_to_string(f).unwrap_or_default();
+            let src = src.split("#[cfg(test)]").next().unwrap_or("");
+            for lit in template_text_literals(src) {
+                found.push(format!("{}: {lit:?}", f.display()));
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "text outside the catalogs:\n{}",
+            found.join("\n")
+        );
+        let probe = r#"html! { p { "Hello" } a href="/x" { (t(lang, "k.k")) } span { " · " } }"#;
+        assert_eq!(template_text_literals(probe), vec!["Hello".to_owned()]);
+    }
+
     #[test]
     fn scanner_finds_calls_and_namespaced_literals() {
         let ns: BTreeSet<String> = ["nav".to_owned()].into();
