@@ -226,10 +226,16 @@ impl Prepared {
         ctx.gather(Some(candidates.len()));
         let ctx = ctx;
         let persons = store.persons();
-        let eval_chunk = |worker: &mut Person, out: &mut PersonOut, chunk: &[u32]| -> ChunkOut {
+        let eval_chunk = |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>),
+                          chunk: &[u32]|
+         -> ChunkOut {
             let mut acc = ChunkOut::default();
             worker.preload(chunk);
-            for &p in chunk {
+            // The chunk's person ids in one pass (independent loads in flight; one at a time after
+            // each person's evaluation, each would be an exposed cache miss).
+            ids.clear();
+            ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
+            for (&p, &id) in chunk.iter().zip(ids.iter()) {
                 worker.run(p, out);
                 for &m in &out.event_masks {
                     *acc.masks[0].entry(m).or_default() += 1;
@@ -239,7 +245,6 @@ impl Prepared {
                 }
                 acc.in_final += out.in_final as u64;
                 if !out.rows.is_empty() {
-                    let id = persons.person_id(p);
                     acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
                 }
             }
@@ -278,20 +283,30 @@ impl Prepared {
         if parallel && candidates.len() > CHUNK {
             // Waves of chunks: evaluated in parallel, merged in person order, so the chunks'
             // outputs stay small and their memory is reused from one wave to the next.
+            // A wave is merged on this thread while the pool evaluates the next one.
+            let mut pending: Vec<ChunkOut> = Vec::new();
             for wave in candidates.chunks(CHUNK * 16) {
-                let outs: Vec<ChunkOut> = wave
-                    .par_chunks(CHUNK)
-                    .map_init(
-                        || (Person::new(&ctx), PersonOut::default()),
-                        |(worker, out), chunk| eval_chunk(worker, out, chunk),
-                    )
-                    .collect();
-                outs.into_iter().try_for_each(&mut merge)?;
+                let mut outs: Vec<ChunkOut> = Vec::new();
+                rayon::in_place_scope(|s| {
+                    s.spawn(|_| {
+                        outs = wave
+                            .par_chunks(CHUNK)
+                            .map_init(
+                                || (Person::new(&ctx), PersonOut::default(), Vec::new()),
+                                |state, chunk| eval_chunk(state, chunk),
+                            )
+                            .collect();
+                    });
+                    std::mem::take(&mut pending)
+                        .into_iter()
+                        .try_for_each(&mut merge)
+                })?;
+                pending = outs;
             }
+            pending.into_iter().try_for_each(&mut merge)?;
         } else {
             merge(eval_chunk(
-                &mut Person::new(&ctx),
-                &mut PersonOut::default(),
+                &mut (Person::new(&ctx), PersonOut::default(), Vec::new()),
                 &candidates,
             ))?;
         }

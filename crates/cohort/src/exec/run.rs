@@ -310,6 +310,9 @@ fn for_each_bit(bits: &[u64], range: std::ops::Range<usize>, mut f: impl FnMut(u
     }
 }
 
+/// A node whose matched rows are more than 1/DENSE_SHARE of its domain's rows is not gathered.
+const DENSE_SHARE: usize = 8;
+
 pub(crate) struct Ctx<'s> {
     pub plan: &'s Plan,
     pub codesets: &'s HashMap<i32, CodeSet>,
@@ -442,9 +445,16 @@ impl<'s> Ctx<'s> {
             .iter_mut()
             .enumerate()
             .filter(|(i, nd)| {
-                nd.matched.len().is_some_and(|m| match candidates {
-                    None => primary.contains(i),
-                    Some(n) => !primary.contains(i) && m <= n.saturating_mul(4),
+                // A dense match (a large share of the domain's rows) is read in place: a person's
+                // rows are contiguous, so reading them in person order already streams, and a copy
+                // would only add writes and page faults.
+                let rows = nd.dom.and_then(|d| domains.get(d)).map_or(0, Domain::len);
+                nd.matched.len().is_some_and(|m| {
+                    m <= rows / DENSE_SHARE
+                        && match candidates {
+                            None => primary.contains(i),
+                            Some(n) => !primary.contains(i) && m <= n.saturating_mul(4),
+                        }
                 })
             })
             .collect();
@@ -1307,7 +1317,7 @@ impl<'c, 's> Person<'c, 's> {
             return;
         }
         let desc = plan.primary_limit == LimitType::Last;
-        cands.sort_by(|a, b| {
+        let order = |a: &Cand, b: &Cand| {
             let s = if desc {
                 b.sort.cmp(&a.sort)
             } else {
@@ -1316,9 +1326,21 @@ impl<'c, 's> Person<'c, 's> {
             s.then(a.id.cmp(&b.id))
                 .then(a.crit.cmp(&b.crit))
                 .then(a.pos.cmp(&b.pos))
-        });
+        };
         if plan.primary_limit != LimitType::All {
+            // The first in that order (stable: the earliest pushed among equals), without sorting.
+            let mut best = 0;
+            for (i, c) in cands.iter().enumerate().skip(1) {
+                if order(c, &cands[best]).is_lt() {
+                    best = i;
+                }
+            }
+            cands.swap(0, best);
             cands.truncate(1);
+        } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
+            // One criterion's events usually come in order already (rows are sorted by person,
+            // start, event id).
+            cands.sort_by(order);
         }
         let qualified = &mut sc.qualified;
         qualified.clear();
@@ -1362,7 +1384,11 @@ impl<'c, 's> Person<'c, 's> {
             (1u64 << plan.rules.len()) - 1
         };
         // Best event: most rules, then lowest min rule id, then earliest start (then event id).
-        let best = qualified
+        let best = if plan.rules.is_empty() {
+            // No rules: every event's mask is 0.
+            Some(0)
+        } else {
+            qualified
             .iter()
             .zip(masks.iter())
             .min_by(|(a, ma), (b, mb)| {
@@ -1373,7 +1399,8 @@ impl<'c, 's> Person<'c, 's> {
                     .then(a.start.cmp(&b.start))
                     .then(a.id.cmp(&b.id))
             })
-            .map(|(_, m)| *m);
+            .map(|(_, m)| *m)
+        };
         out.best_mask = best;
 
         let included = &mut sc.included;
