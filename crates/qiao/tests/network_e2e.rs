@@ -605,3 +605,111 @@ fn demo_exit_json_reports_three_sites_done() {
         assert_eq!(sites_dir.len(), 3);
     }
 }
+
+/// `qiao demo` without `--exit`: it keeps serving with the printed logins and `qiao query`
+/// command working, and stops cleanly on SIGINT (Ctrl-C).
+#[test]
+fn demo_serves_until_ctrl_c_with_working_logins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("demo-work");
+    let mut child = Command::new(QIAO)
+        .args(["demo", "--work", s(&work)])
+        .current_dir(dir.path())
+        .env_remove("QIAO_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn qiao demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let pid = child.id().to_string();
+    let mut procs = Procs(vec![child]);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("Press Ctrl-C to stop"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(e) => panic!(
+                "demo not serving ({e}); printed so far:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    let text = lines.join("\n");
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no hub URL in\n{text}"))
+        .trim_end_matches(['.', ',', '/'])
+        .to_owned();
+    // Every printed login works.
+    let mut logged_in = Vec::new();
+    for (user, role) in [
+        ("admin", "alliance_admin"),
+        ("committee", "committee_member"),
+        ("sponsor", "sponsor_researcher"),
+        ("steward", "site_data_steward"),
+        ("investigator", "site_investigator"),
+        ("auditor", "auditor"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(user) && l.contains(role))
+            .unwrap_or_else(|| panic!("no login line for {user} in\n{text}"));
+        let password = line.split_whitespace().nth(1).expect("password");
+        let client = qiao_hub::HubClient::new(&url, None).expect("client");
+        let session = client
+            .login(user, password)
+            .unwrap_or_else(|e| panic!("login {user}: {e}"));
+        assert_eq!(session.user.role, role_of(role));
+        logged_in.push(user);
+    }
+    assert_eq!(logged_in.len(), 6);
+    // The printed `qiao query` command asks the running network again.
+    let command = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("qiao query "))
+        .unwrap_or_else(|| panic!("no qiao query command in\n{text}"));
+    let mut args: Vec<&str> = vec!["query"];
+    args.extend(command.split_whitespace());
+    args.extend(["--json", "--wait", "60"]);
+    let v: Value = serde_json::from_str(qiao(&args).trim()).expect("query JSON");
+    assert_eq!(v["complete"], true, "{v}");
+    assert_eq!(v["total"]["sites_done"], 3, "{v}");
+    // Ctrl-C: the sites and the hub stop, the process exits successfully.
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let stop_deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = procs.0[0].try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < stop_deadline,
+            "demo still running 20 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l == "stopping"), "{rest:?}");
+}
+
+fn role_of(name: &str) -> qiao_hub::protocol::UserRole {
+    serde_json::from_value(Value::String(name.to_owned())).expect("role")
+}
