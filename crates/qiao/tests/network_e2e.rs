@@ -551,6 +551,9 @@ fn bundled_demo_definition_is_the_reference_cohort_3() {
 fn demo_exit_json_reports_three_sites_done() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("demo-work");
+    // What the first version of the demo left behind (no marker) is cleared too.
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("gibleed.qiao"), b"old demo store").unwrap();
     for run in 0..2 {
         let out = run_for(
             &["demo", "--exit", "--json", "--work", s(&work)],
@@ -712,4 +715,24 @@ fn demo_serves_until_ctrl_c_with_working_logins() {
 
 fn role_of(name: &str) -> qiao_hub::protocol::UserRole {
     serde_json::from_value(Value::String(name.to_owned())).expect("role")
+}
+
+/// The demo never clears a directory it did not make.
+#[test]
+fn demo_refuses_a_work_directory_it_did_not_make() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, b"keep me").unwrap();
+    let out = run_for(
+        &["demo", "--exit", "--work", s(dir.path())],
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("precious.txt") && stderr.contains("did not make"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
 }

@@ -46,6 +46,17 @@ const BUNDLED_CDM: &str = "../shared/data/eunomia-gibleed-5.3";
 const MARKER: &str = ".qiao-demo";
 /// Held while a demo runs on a work directory.
 const LOCK: &str = "demo.lock";
+/// Everything a demo (this one or an earlier version) puts in its work directory.
+const DEMO_NAMES: &[&str] = &[
+    MARKER,
+    LOCK,
+    "cdm",
+    "stores",
+    "hub",
+    "sites",
+    DEFINITION_FILE,
+    "gibleed.qiao",
+];
 /// How long the demo waits for every site to answer.
 const QUERY_WAIT: Duration = Duration::from_secs(120);
 
@@ -165,14 +176,21 @@ pub struct WorkDir {
 impl WorkDir {
     fn prepare(root: &Path) -> anyhow::Result<Self> {
         let marker = root.join(MARKER);
-        if root.exists() {
-            let mut entries =
-                std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
-            if entries.next().is_some() && !marker.exists() {
-                bail!(
-                    "{} exists and was not made by `qiao demo`; give another --work directory",
-                    root.display()
-                );
+        if root.exists() && !marker.exists() {
+            // Without the marker, clear only what a demo makes (earlier versions of the demo
+            // wrote `gibleed.qiao` and no marker).
+            for entry in
+                std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?
+            {
+                let entry = entry.with_context(|| format!("reading {}", root.display()))?;
+                let name = entry.file_name();
+                if !DEMO_NAMES.iter().any(|n| name == *n) {
+                    bail!(
+                        "{} holds {:?}, which `qiao demo` did not make; give another --work directory",
+                        root.display(),
+                        name
+                    );
+                }
             }
         }
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
