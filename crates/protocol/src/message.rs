@@ -191,9 +191,9 @@ impl Payload {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CohortCountResult {
-    /// Cohort entries (events) before inclusion rules.
+    /// Entries (rows) of the final cohort, after inclusion rules and era collapse.
     pub entries: Released,
-    /// Distinct persons before inclusion rules.
+    /// Distinct persons of the final cohort.
     pub subjects: Released,
     /// One line of the funnel per inclusion rule, in the definition's order.
     pub rules: Vec<RuleResult>,
