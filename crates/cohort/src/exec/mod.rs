@@ -237,8 +237,9 @@ impl Prepared {
             ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
             for (&p, &id) in chunk.iter().zip(ids.iter()) {
                 worker.run(p, out);
-                for &m in &out.event_masks {
-                    *acc.masks[0].entry(m).or_default() += 1;
+                // Runs of equal masks (often all of a person's events) counted with one lookup.
+                for run in out.event_masks.chunk_by(|a, b| a == b) {
+                    *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
                 }
                 if let Some(m) = out.best_mask {
                     *acc.masks[1].entry(m).or_default() += 1;

@@ -1405,13 +1405,18 @@ impl<'c, 's> Person<'c, 's> {
 
         let included = &mut sc.included;
         included.clear();
-        included.extend(
-            qualified
-                .iter()
-                .zip(masks.iter())
-                .filter(|(_, m)| **m == full)
-                .map(|(e, _)| *e),
-        );
+        if plan.rules.is_empty() {
+            // Every mask is 0 == full: all qualified events are included (not read after this).
+            std::mem::swap(included, qualified);
+        } else {
+            included.extend(
+                qualified
+                    .iter()
+                    .zip(masks.iter())
+                    .filter(|(_, m)| **m == full)
+                    .map(|(e, _)| *e),
+            );
+        }
         if plan.expression_limit != LimitType::All {
             limit_first(included, plan.expression_limit == LimitType::Last);
         }
