@@ -55,6 +55,20 @@ pub struct CohortRow {
 /// Receives cohort rows in (subject_id, start) order.
 pub trait CohortSink {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError>;
+
+    /// Whether [`CohortSink::person_mask`] should be called (off by default: it costs a
+    /// little per person).
+    fn wants_person_masks(&self) -> bool {
+        false
+    }
+
+    /// The inclusion-rule mask of a person's best qualified event (bit `i` set: rule `i`
+    /// passed), for every person with a qualified event, in the order persons are merged
+    /// (the store's person order, as rows). What the best-event statistics count, per person:
+    /// e.g. the persons still in after rules `0..=i` are those whose mask has bits `0..=i`.
+    fn person_mask(&mut self, _person_id: i64, _mask: u64) -> Result<(), CohortError> {
+        Ok(())
+    }
 }
 
 /// Counts rows and distinct subjects.
@@ -127,6 +141,18 @@ impl<A: CohortSink, B: CohortSink> CohortSink for Tee<'_, A, B> {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
         self.0.push(row)?;
         self.1.push(row)
+    }
+    fn wants_person_masks(&self) -> bool {
+        self.0.wants_person_masks() || self.1.wants_person_masks()
+    }
+    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
+        if self.0.wants_person_masks() {
+            self.0.person_mask(person_id, mask)?;
+        }
+        if self.1.wants_person_masks() {
+            self.1.person_mask(person_id, mask)?;
+        }
+        Ok(())
     }
 }
 
@@ -226,6 +252,7 @@ impl Prepared {
         ctx.gather(Some(candidates.len()));
         let ctx = ctx;
         let persons = store.persons();
+        let want_masks = sink.wants_person_masks();
         let eval_chunk = |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>),
                           chunk: &[u32]|
          -> ChunkOut {
@@ -243,6 +270,9 @@ impl Prepared {
                 }
                 if let Some(m) = out.best_mask {
                     *acc.masks[1].entry(m).or_default() += 1;
+                    if want_masks {
+                        acc.person_masks.push((id, m));
+                    }
                 }
                 acc.in_final += out.in_final as u64;
                 if !out.rows.is_empty() {
@@ -267,6 +297,9 @@ impl Prepared {
                 }
             }
             in_final += chunk.in_final;
+            for (person_id, mask) in chunk.person_masks {
+                sink.person_mask(person_id, mask)?;
+            }
             for (subject_id, start, end) in chunk.rows {
                 if last != Some(subject_id) {
                     stats.subjects += 1;
@@ -367,6 +400,8 @@ struct ChunkOut {
     rows: Vec<(i64, Day, Day)>,
     masks: [HashMap<u64, u64, BuildHasherDefault<run::IdHasher>>; 2],
     in_final: u64,
+    /// (person_id, best-event mask), only when the sink wants them.
+    person_masks: Vec<(i64, u64)>,
 }
 
 /// Parses, validates, compiles and runs a definition in one call.
