@@ -52,19 +52,21 @@ fn clean(x: f64) -> f64 {
 pub fn bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
     let max = bars.iter().map(|b| clean(b.value)).fold(0.0, f64::max);
     let plot = WIDTH - LABEL_W - VALUE_W;
-    let height = ROW * bars.len() as f64 + 10.0;
+    // A caption row on top (the chart's title, visible), then one row per bar.
+    let height = ROW * (bars.len() as f64 + 1.0) + 10.0;
     let title_id = format!("{id}-title");
     html! {
         svg.chart.bars id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
             viewBox=(format!("0 0 {WIDTH} {}", fmt_num(height))) width=(WIDTH) height=(fmt_num(height)) {
             title id=(title_id) { (title) }
+            text.caption x="10" y=(fmt_num(ROW * 0.7)) { (title) }
             @for (i, b) in bars.iter().enumerate() {
-                @let y = 5.0 + ROW * i as f64;
+                @let y = 5.0 + ROW * (i as f64 + 1.0);
                 @let w = if max > 0.0 { plot * clean(b.value) / max } else { 0.0 };
                 g.bar.highlight[b.highlight] {
                     title { (b.label) ": " (b.display) }
                     text.label x=(fmt_num(LABEL_W - 8.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (b.label) }
-                    rect x=(fmt_num(LABEL_W)) y=(fmt_num(y + 3.0)) width=(fmt_num(w.max(1.0))) height=(fmt_num(ROW - 6.0)) rx="2";
+                    rect x=(fmt_num(LABEL_W)) y=(fmt_num(y + 3.0)) width=(fmt_num(w.max(1.0))) height=(fmt_num(ROW - 6.0)) rx="2" {}
                     text.value x=(fmt_num(LABEL_W + w + 6.0)) y=(fmt_num(y + ROW * 0.65)) { (b.display) }
                 }
             }
@@ -135,12 +137,12 @@ pub fn pyramid(
                     text.label x=(fmt_num(mid)) y=(fmt_num(y + ROW * 0.65)) text-anchor="middle" { (r.band) }
                     g.bar.left {
                         title { (r.band) " · " (left_name) ": " (r.left_display) }
-                        rect x=(fmt_num(mid - band_w / 2.0 - lw)) y=(fmt_num(y + 3.0)) width=(fmt_num(lw.max(1.0))) height=(fmt_num(ROW - 6.0));
+                        rect x=(fmt_num(mid - band_w / 2.0 - lw)) y=(fmt_num(y + 3.0)) width=(fmt_num(lw.max(1.0))) height=(fmt_num(ROW - 6.0)) {}
                         text.value x=(fmt_num(mid - band_w / 2.0 - lw - 4.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (r.left_display) }
                     }
                     g.bar.right {
                         title { (r.band) " · " (right_name) ": " (r.right_display) }
-                        rect x=(fmt_num(mid + band_w / 2.0)) y=(fmt_num(y + 3.0)) width=(fmt_num(rw.max(1.0))) height=(fmt_num(ROW - 6.0));
+                        rect x=(fmt_num(mid + band_w / 2.0)) y=(fmt_num(y + 3.0)) width=(fmt_num(rw.max(1.0))) height=(fmt_num(ROW - 6.0)) {}
                         text.value x=(fmt_num(mid + band_w / 2.0 + rw + 4.0)) y=(fmt_num(y + ROW * 0.65)) { (r.right_display) }
                     }
                 }
@@ -187,8 +189,8 @@ pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Ma
         svg.chart.line id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
             viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height) {
             title id=(title_id) { (title) }
-            line.axis x1=(left) y1=(fmt_num(top + plot_h)) x2=(fmt_num(left + plot_w)) y2=(fmt_num(top + plot_h));
-            line.axis x1=(left) y1=(top) x2=(left) y2=(fmt_num(top + plot_h));
+            line.axis x1=(left) y1=(fmt_num(top + plot_h)) x2=(fmt_num(left + plot_w)) y2=(fmt_num(top + plot_h)) {}
+            line.axis x1=(left) y1=(top) x2=(left) y2=(fmt_num(top + plot_h)) {}
             text.tick x=(fmt_num(left - 6.0)) y=(fmt_num(top + 4.0)) text-anchor="end" { (fmt_num(max).trim_end_matches(".0")) }
             text.tick x=(fmt_num(left - 6.0)) y=(fmt_num(top + plot_h + 4.0)) text-anchor="end" { "0" }
             @for (i, l) in x_labels.iter().enumerate() {
@@ -201,7 +203,7 @@ pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Ma
                     .filter_map(|(i, v)| v.map(|v| format!("{},{}", fmt_num(x_at(i)), fmt_num(y_at(v)))))
                     .collect();
                 g class=(format!("series {}", s.class)) {
-                    polyline fill="none" points=(pts.join(" "));
+                    polyline fill="none" points=(pts.join(" ")) {}
                     @for (i, v) in s.values.iter().enumerate() {
                         @if let Some(v) = v {
                             circle cx=(fmt_num(x_at(i))) cy=(fmt_num(y_at(*v))) r="3" {
@@ -209,7 +211,7 @@ pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Ma
                             }
                         }
                     }
-                    rect.key x=(fmt_num(left + 10.0 + 160.0 * si as f64)) y="8" width="12" height="12";
+                    rect.key x=(fmt_num(left + 10.0 + 160.0 * si as f64)) y="8" width="12" height="12" {}
                     text.legend x=(fmt_num(left + 26.0 + 160.0 * si as f64)) y="18" { (s.label) }
                 }
             }
@@ -242,6 +244,47 @@ mod tests {
         assert!(svg.contains("width=\"165.0\""), "{svg}");
         assert!(svg.contains("<title>B: 50</title>"), "{svg}");
         assert!(!svg.contains("NaN"), "{svg}");
+        // The title is also visible, and the values are drawn after the bars.
+        assert!(
+            svg.contains("<text class=\"caption\" x=\"10\" y=\"18.2\">Sites &lt;&amp;&gt;</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">100</text>") && svg.contains(">50</text>"), "{svg}");
+    }
+
+    /// Inline SVG is parsed as HTML: an element written `<rect …>` without its end tag swallows
+    /// what follows as its children, which browsers don't draw (the value labels vanished).
+    #[test]
+    fn every_shape_is_closed() {
+        let rows = vec![PyramidRow {
+            band: "40–49".into(),
+            left: 3.0,
+            left_display: "3".into(),
+            right: 4.0,
+            right_display: "4".into(),
+        }];
+        let svgs = [
+            bars("b", "B", &[Bar::new("A", 1.0, "1"), Bar::new("B", 2.0, "2")]).into_string(),
+            pyramid("p", "P", "M", "F", &rows).into_string(),
+            line(
+                "l",
+                "L",
+                &["Jan".into(), "Feb".into()],
+                &[Series {
+                    label: "S".into(),
+                    class: "s0",
+                    values: vec![Some(1.0), Some(2.0)],
+                }],
+            )
+            .into_string(),
+        ];
+        for svg in svgs {
+            for tag in ["rect", "line", "circle", "polyline"] {
+                let open = svg.matches(&format!("<{tag} ")).count();
+                let close = svg.matches(&format!("</{tag}>")).count();
+                assert_eq!(open, close, "<{tag}> not closed: {svg}");
+            }
+        }
     }
 
     #[test]
