@@ -21,8 +21,8 @@ use axum::{Json, Router};
 use qiao_audit::{Actor, EntryDraft};
 use qiao_protocol::{
     EnrollError, EnrollRequest, EnrollResponse, Envelope, Job, JobId, Message, MessageKind, Opened,
-    ProjectId, PublicKey, QueryType, ReplayGuard, Requester, Signer, SiteId, StoredToken, UserId,
-    UserRole, Verifier, VerifyError,
+    ProjectId, PublicKey, QueryType, ReplayGuard, Requester, Signer, SiteId, SiteStatus,
+    StoredToken, UserId, UserRole, Verifier, VerifyError,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,8 @@ use tokio::sync::Notify;
 use crate::auth::{self, LoginLimiter};
 use crate::error::ApiError;
 use crate::model::{
-    role_name, valid_text, Project, Site, SiteView, TokenKind, TokenRecord, User, UserView,
+    role_name, valid_text, Project, Site, SiteSeen, SiteView, TokenKind, TokenRecord, User,
+    UserView,
 };
 use crate::store::{EnrollFailure, HubStore, ResultOutcome, StoreError};
 use crate::util::{now, random_token, token_hash};
@@ -82,6 +83,8 @@ pub struct Hub {
     replay: Mutex<ReplayGuard>,
     limiter: LoginLimiter,
     jobs_changed: Notify,
+    /// Last poll time and status per site (memory only).
+    seen: Mutex<std::collections::HashMap<SiteId, SiteSeen>>,
     config: HubConfig,
 }
 
@@ -105,6 +108,7 @@ impl Hub {
             replay: Mutex::new(ReplayGuard::new(config.max_skew_secs)),
             limiter: LoginLimiter::default(),
             jobs_changed: Notify::new(),
+            seen: Mutex::new(std::collections::HashMap::new()),
             config,
         };
         hub.reload_sites()?;
@@ -114,6 +118,36 @@ impl Hub {
     /// The store.
     pub fn store(&self) -> &Arc<dyn HubStore> {
         &self.store
+    }
+
+    /// What each site's polls told the hub since it started (last-seen time and status).
+    pub fn sites_seen(&self) -> std::collections::HashMap<SiteId, SiteSeen> {
+        self.seen.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Records a poll: its time, and its status if it carries one (memory only, no store
+    /// write). The poll handler calls it for every verified poll.
+    pub fn record_poll(&self, site: &SiteId, status: Option<SiteStatus>, at: i64) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        match seen.get_mut(site) {
+            Some(s) => {
+                s.last_seen = at;
+                if status.is_some() {
+                    s.status = status;
+                }
+            }
+            None => {
+                seen.insert(
+                    site.clone(),
+                    SiteSeen {
+                        last_seen: at,
+                        status,
+                    },
+                );
+            }
+        }
     }
 
     /// The hub's public key (what sites pin).
@@ -632,7 +666,13 @@ async fn list_sites(
 ) -> Result<Json<Vec<SiteView>>, ApiError> {
     let h = hub.clone();
     let sites = blocking(move || Ok(h.store.sites()?)).await?;
-    Ok(Json(sites.iter().map(SiteView::from).collect()))
+    let seen = hub.sites_seen();
+    Ok(Json(
+        sites
+            .iter()
+            .map(|s| SiteView::from(s).with_seen(seen.get(&s.id)))
+            .collect(),
+    ))
 }
 
 async fn create_site(
@@ -1172,6 +1212,9 @@ async fn site_poll(
 ) -> Result<Response, ApiError> {
     let opened = open_site_envelope(&hub, &env, MessageKind::Poll).await?;
     let site = opened.site_id;
+    if let Message::Poll(status) = opened.message {
+        hub.record_poll(&site, status, now());
+    }
     let wait = Duration::from_secs(q.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
     loop {

@@ -1,6 +1,8 @@
 //! The hub's records: users, tokens, sites, projects, jobs and results.
 
-use qiao_protocol::{Job, JobResult, ProjectId, PublicKey, SiteId, StoredToken, UserId, UserRole};
+use qiao_protocol::{
+    Job, JobResult, ProjectId, PublicKey, SiteId, SiteStatus, StoredToken, UserId, UserRole,
+};
 use serde::{Deserialize, Serialize};
 
 /// Longest free-text field (titles, institution names), in characters.
@@ -143,6 +145,22 @@ pub struct SiteView {
     pub key_fingerprint: Option<String>,
     /// When it enrolled.
     pub enrolled_at: Option<i64>,
+    /// When the hub last received a poll from it (since the hub started).
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+    /// The status its last poll carried, if any.
+    #[serde(default)]
+    pub status: Option<SiteStatus>,
+}
+
+/// What the hub knows of a site from its polls. Kept in memory only (no durable write per
+/// poll): after a restart it is empty until each site's next poll, a few seconds later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteSeen {
+    /// When the last poll arrived (unix seconds).
+    pub last_seen: i64,
+    /// The status the last poll carried (a poll without one keeps the previous status).
+    pub status: Option<SiteStatus>,
 }
 
 impl From<&Site> for SiteView {
@@ -153,7 +171,20 @@ impl From<&Site> for SiteView {
             enrolled: s.public_key.is_some(),
             key_fingerprint: s.public_key.as_ref().map(PublicKey::fingerprint),
             enrolled_at: s.enrolled_at,
+            last_seen: None,
+            status: None,
         }
+    }
+}
+
+impl SiteView {
+    /// The view with what the hub saw of the site's polls.
+    pub fn with_seen(mut self, seen: Option<&SiteSeen>) -> Self {
+        if let Some(seen) = seen {
+            self.last_seen = Some(seen.last_seen);
+            self.status = seen.status.clone();
+        }
+        self
     }
 }
 

@@ -303,6 +303,94 @@ fn redelivery_after_the_interval() {
 }
 
 #[test]
+fn a_polls_status_is_recorded_and_served() {
+    let w = World::new();
+    let h1 = w.enrolled_site("h1");
+    let _h2 = w.enrolled_site("h2");
+    let sites = |w: &World| -> serde_json::Value {
+        w.client("alice")
+            .call("GET", "/api/v1/sites", None)
+            .unwrap()
+    };
+    let find = |v: &serde_json::Value, id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    // Before any poll: no last-seen time, no status.
+    let v = sites(&w);
+    assert_eq!(find(&v, "h1")["last_seen"], serde_json::Value::Null);
+    assert_eq!(find(&v, "h1")["status"], serde_json::Value::Null);
+
+    // A poll without a status (an older site) is accepted and sets last-seen only.
+    let before = now();
+    assert_eq!(
+        h1.post_envelope("/api/v1/site/poll?wait_secs=0", &h1.poll_envelope())
+            .status,
+        204
+    );
+    let v = sites(&w);
+    let seen = find(&v, "h1")["last_seen"].as_i64().unwrap();
+    assert!(
+        seen >= before && seen <= now(),
+        "{seen} not in [{before}, now]"
+    );
+    assert_eq!(find(&v, "h1")["status"], serde_json::Value::Null);
+
+    // A poll with a status: recorded and served as sent.
+    let status = qiao_hub::protocol::SiteStatus {
+        data_as_of: Some("2019-12-31".into()),
+        persons_rounded: 2_700,
+        min_cell_count: 11,
+        obfuscation: true,
+        dp: false,
+    };
+    let env = h1
+        .signer
+        .seal_poll_with_status(&h1.id, Some(&status), now())
+        .unwrap();
+    assert_eq!(
+        h1.post_envelope("/api/v1/site/poll?wait_secs=0", &env)
+            .status,
+        204
+    );
+    let v = sites(&w);
+    let h1v = find(&v, "h1");
+    assert_eq!(
+        h1v["status"],
+        json!({"data_as_of": "2019-12-31", "persons_rounded": 2700, "min_cell_count": 11,
+               "obfuscation": true, "dp": false})
+    );
+    // A later poll without a status keeps the last one; h2 never polled.
+    assert_eq!(
+        h1.post_envelope("/api/v1/site/poll?wait_secs=0", &h1.poll_envelope())
+            .status,
+        204
+    );
+    let v = sites(&w);
+    assert_eq!(find(&v, "h1")["status"]["persons_rounded"], 2700);
+    assert_eq!(find(&v, "h2")["last_seen"], serde_json::Value::Null);
+    assert_eq!(find(&v, "h2")["status"], serde_json::Value::Null);
+
+    // A status with an unknown field is a malformed body.
+    let bad = h1.signer.seal(
+        MessageKind::Poll,
+        None,
+        h1.id.clone(),
+        r#"{"status":{"data_as_of":null,"persons_rounded":0,"min_cell_count":5,"obfuscation":false,"dp":false,"rows":[1]}}"#.into(),
+        Nonce::random(),
+        now(),
+    );
+    assert!(
+        bad.is_err(),
+        "the signer refuses a body the hub would refuse"
+    );
+}
+
+#[test]
 fn bad_envelopes_are_rejected() {
     let w = World::new();
     let mut h1 = w.enrolled_site("h1");

@@ -113,3 +113,77 @@ async fn language_from_the_browser_and_the_switch_persists() {
     assert!(r.body.contains("<html lang=\"en\">"), "{}", r.body);
     assert!(r.body.contains("Sign in with your alliance account."));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_and_institutions_show_the_status_a_site_reported_in_both_languages() {
+    let w = World::new();
+    common::alliance(&w);
+    common::enroll_sites(&w);
+    let status = qiao_hub::protocol::SiteStatus {
+        data_as_of: Some("2019-12-31".into()),
+        persons_rounded: 2_700,
+        min_cell_count: 11,
+        obfuscation: true,
+        dp: false,
+    };
+    let h1: qiao_hub::protocol::SiteId = "h1".parse().unwrap();
+    let h2: qiao_hub::protocol::SiteId = "h2".parse().unwrap();
+    let t = qiao_hub::util::now();
+    w.hub.record_poll(&h1, Some(status), t);
+    w.hub.record_poll(&h2, None, t);
+
+    let mut c = w.client();
+    c.login("spon").await;
+    let r = c.get("/sites").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let row = |body: &str, id: &str| -> String {
+        let start = body.find(&format!("id=\"site-{id}\"")).expect("site row");
+        let end = body[start..].find("</tr>").expect("row end") + start;
+        body[start..end].to_owned()
+    };
+    let r1 = row(&r.body, "h1");
+    contains_all(
+        &r1,
+        &[
+            "Online",
+            "As of 31 Dec 2019",
+            "Persons ≈ 2,700",
+            "Minimum cell count 11",
+            "Obfuscation on",
+            "Differential privacy off",
+        ],
+    );
+    // h2 polled without a status: online, no data shown.
+    let r2 = row(&r.body, "h2");
+    assert!(r2.contains("Online"), "{r2}");
+    assert!(!r2.contains("As of"), "{r2}");
+
+    let r = c.get("/institutions").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let start = r.body.find("id=\"inst-h1\"").expect("h1 row");
+    let end = r.body[start..].find("</tr>").unwrap() + start;
+    let inst = &r.body[start..end];
+    assert!(inst.contains("As of 31 Dec 2019"), "{inst}");
+    assert!(inst.contains("Minimum cell count 11"), "{inst}");
+
+    let r = c.get("/lang?to=zh-CN&next=/sites").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = c.get("/sites").await;
+    let r1 = row(&r.body, "h1");
+    contains_all(
+        &r1,
+        &[
+            "在线",
+            "数据截至 2019年12月31日",
+            "最小单元格计数 11",
+            "扰动 开",
+            "差分隐私 关",
+        ],
+    );
+}
+
+fn contains_all(hay: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(hay.contains(want), "{want:?} not in {hay}");
+    }
+}

@@ -26,7 +26,7 @@ use crate::guard::{assert_aggregate_only, AggregateViolation};
 use crate::hex;
 use crate::ids::{JobId, KeyId, Nonce, SiteId};
 use crate::keys::{key_id, PublicKey, PublicKeyError};
-use crate::message::{Job, JobResult};
+use crate::message::{Job, JobResult, PollBody, SiteStatus};
 
 /// Prefix of every signed byte string, so a Qiao signature can never be mistaken for a
 /// signature over anything else.
@@ -448,13 +448,27 @@ impl Signer {
         )
     }
 
-    /// Site: ask the hub for jobs.
+    /// Site: ask the hub for jobs (a poll without a status).
     pub fn seal_poll(&self, me: &SiteId, now: i64) -> Result<Envelope, SealError> {
+        self.seal_poll_with_status(me, None, now)
+    }
+
+    /// Site: ask the hub for jobs, telling it the site's status.
+    pub fn seal_poll_with_status(
+        &self,
+        me: &SiteId,
+        status: Option<&SiteStatus>,
+        now: i64,
+    ) -> Result<Envelope, SealError> {
+        let body = PollBody {
+            status: status.cloned(),
+        };
+        let body = to_body(MessageKind::Poll, &body)?;
         self.seal(
             MessageKind::Poll,
             None,
             me.clone(),
-            "{}".into(),
+            body,
             Nonce::random(),
             now,
         )
@@ -539,8 +553,8 @@ struct Empty {}
 pub enum Message {
     /// A job from the hub.
     Job(Job),
-    /// A site asking for jobs.
-    Poll,
+    /// A site asking for jobs, with its status if it sent one.
+    Poll(Option<SiteStatus>),
     /// A result from a site (already checked by [`assert_aggregate_only`]).
     Result(JobResult),
     /// The hub stored the site's result.
@@ -585,8 +599,8 @@ fn parse_body(
             Ok(Message::Result(result))
         }
         MessageKind::Poll => {
-            serde_json::from_str::<Empty>(body).map_err(malformed)?;
-            Ok(Message::Poll)
+            let poll: PollBody = serde_json::from_str(body).map_err(malformed)?;
+            Ok(Message::Poll(poll.status))
         }
         MessageKind::ResultAck => {
             serde_json::from_str::<Empty>(body).map_err(malformed)?;

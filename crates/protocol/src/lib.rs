@@ -31,6 +31,7 @@ pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
 pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
 pub use message::{
     AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary, DpMechanism, DpParams,
-    FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, QueryType,
-    RefusalReason, Released, Requester, RuleName, RuleResult, SuppressionBasis, UserRole,
+    FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, PollBody, QueryType,
+    RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus, SuppressionBasis,
+    UserRole,
 };

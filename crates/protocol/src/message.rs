@@ -468,3 +468,41 @@ impl From<RuleName> for String {
         n.0
     }
 }
+
+/// What a site tells the hub about itself with each poll (optional: a poll without it is valid).
+/// Nothing here is row-level: the person count is rounded by the site before sending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteStatus {
+    /// The data's as-of date, `YYYY-MM-DD`: the latest event date in the site's store (event
+    /// end or start, observation periods included), `None` for an empty store.
+    pub data_as_of: Option<String>,
+    /// Persons in the store, rounded to the nearest [`SiteStatus::PERSON_ROUNDING`].
+    pub persons_rounded: u64,
+    /// The site's minimum cell count (smaller counts are released as "< T").
+    pub min_cell_count: u64,
+    /// Whether released counts are obfuscated.
+    pub obfuscation: bool,
+    /// Whether differential privacy is on.
+    pub dp: bool,
+}
+
+impl SiteStatus {
+    /// The person count is rounded to a multiple of this.
+    pub const PERSON_ROUNDING: u64 = 100;
+
+    /// `n` rounded to the nearest [`SiteStatus::PERSON_ROUNDING`] (halves up).
+    pub fn round_persons(n: u64) -> u64 {
+        let r = Self::PERSON_ROUNDING;
+        n.saturating_add(r / 2) / r * r
+    }
+}
+
+/// The body of a poll: `{}` or `{"status": {...}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollBody {
+    /// The site's status, if it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SiteStatus>,
+}

@@ -73,8 +73,27 @@ fn result_poll_and_ack_round_trip() {
     let poll = n.site_a.seal_poll(&site("a"), NOW).unwrap();
     let opened = guard.open(&n.at_hub, &poll, NOW).unwrap();
     assert_eq!(opened.signer, Principal::Site(site("a")));
-    assert_eq!(opened.message, Message::Poll);
+    assert_eq!(opened.message, Message::Poll(None));
     assert_eq!(opened.job_id, None);
+    assert_eq!(poll.body, "{}");
+
+    let status = SiteStatus {
+        data_as_of: Some("2024-06-30".into()),
+        persons_rounded: SiteStatus::round_persons(2_349),
+        min_cell_count: 11,
+        obfuscation: true,
+        dp: false,
+    };
+    assert_eq!(status.persons_rounded, 2_300);
+    assert_eq!(SiteStatus::round_persons(2_350), 2_400);
+    assert_eq!(SiteStatus::round_persons(49), 0);
+    let poll = n
+        .site_a
+        .seal_poll_with_status(&site("a"), Some(&status), NOW)
+        .unwrap();
+    let poll = Envelope::from_json(&poll.to_json()).unwrap();
+    let opened = guard.open(&n.at_hub, &poll, NOW).unwrap();
+    assert_eq!(opened.message, Message::Poll(Some(status)));
 
     let result = count_result(&j, &site("a"));
     let env = n.site_a.seal_result(&result, NOW).unwrap();

@@ -20,7 +20,7 @@ use qiao_disclosure::{Discloser, QueryLedger};
 use qiao_protocol::keys::{generate_signing_key, load_signing_key, save_signing_key};
 use qiao_protocol::{
     EnrollRequest, Envelope, Job, JobId, Message, Outcome, RefusalReason, ReplayGuard, Signer,
-    SiteId, Verifier,
+    SiteId, SiteStatus, Verifier,
 };
 use qiao_store::Store;
 use sha2::{Digest, Sha256};
@@ -227,6 +227,20 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
 }
 
 impl Site {
+    /// The status sent with each poll: the store's latest event date, its person count rounded
+    /// to the nearest hundred, and the thresholds of the current policy (read again each poll,
+    /// so a steward's change shows at once). `None` if the policy cannot be read.
+    fn status(&self) -> Option<SiteStatus> {
+        let policy = match SitePolicy::load(&self.dir) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("reading the policy for the poll status: {e:#}");
+                return None;
+            }
+        };
+        Some(site_status(self.store.meta(), &policy))
+    }
+
     fn next_backoff(&mut self) -> Duration {
         self.backoff = if self.backoff.is_zero() {
             Duration::from_millis(250)
@@ -250,7 +264,12 @@ impl Site {
                 return pause;
             }
         }
-        let poll = match self.signer.seal_poll(&self.config.site_id, now_unix()) {
+        let status = self.status();
+        let poll = match self.signer.seal_poll_with_status(
+            &self.config.site_id,
+            status.as_ref(),
+            now_unix(),
+        ) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("signing a poll: {e}");
@@ -640,4 +659,15 @@ pub fn journal_and_audit(
     }
     audit::append(dir, draft)?;
     Ok(entry)
+}
+
+/// A site's status from its store's metadata and its policy (see [`SiteStatus`]).
+pub fn site_status(meta: &qiao_store::Meta, policy: &SitePolicy) -> SiteStatus {
+    SiteStatus {
+        data_as_of: meta.last_date.clone(),
+        persons_rounded: SiteStatus::round_persons(meta.persons),
+        min_cell_count: policy.min_cell_count,
+        obfuscation: policy.obfuscation && policy.dp.is_none(),
+        dp: policy.dp.is_some(),
+    }
 }

@@ -2,9 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use qiao_hub::model::SiteSeen;
 use qiao_hub::util::now;
-use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int, tf};
-use qiao_web::{html, t};
+use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int, fmt_ymd, tf};
+use qiao_web::{html, t, Lang, Markup};
 
 use crate::alliance;
 use crate::web::{blocking, Ctx, Shared};
@@ -91,19 +92,24 @@ pub async fn sites(State(portal): State<Shared>, ctx: Ctx) -> Response {
         Err(e) => return ctx.internal(e),
     };
     let t_now = now();
+    let seen = portal.hub.sites_seen();
     let body = html! {
         table {
-            thead { tr { th { (t(lang, "sites.name")) } th { (t(lang, "sites.institution")) } th { (t(lang, "sites.status")) } th { (t(lang, "sites.last_seen")) } th { (t(lang, "sites.enrolled_at")) } } }
+            thead { tr { th { (t(lang, "sites.name")) } th { (t(lang, "sites.institution")) } th { (t(lang, "sites.status")) } th { (t(lang, "sites.last_seen")) } th { (t(lang, "sites.data")) } th { (t(lang, "sites.control")) } th { (t(lang, "sites.enrolled_at")) } } }
             tbody { @for s in &sites {
-                @let last = jobs.iter().flat_map(|j| j.deliveries.iter()).filter(|d| d.site == s.id).filter_map(|d| d.last_at).max();
-                @let online = last.is_some_and(|l| t_now - l < 3600);
-                tr {
+                @let delivered = jobs.iter().flat_map(|j| j.deliveries.iter()).filter(|d| d.site == s.id).filter_map(|d| d.last_at).max();
+                @let seen_s = seen.get(&s.id);
+                @let polled = seen_s.map(|x| x.last_seen);
+                @let last = delivered.max(polled);
+                @let online = polled.is_some_and(|l| t_now - l < ONLINE_POLL_SECS) || delivered.is_some_and(|l| t_now - l < 3600);
+                tr id=(format!("site-{}", s.id)) {
                     td { (s.name) br; span.muted { (s.id) } }
                     td { (insts.iter().find(|i| i.site.as_ref() == Some(&s.id)).map(|i| i.name.clone()).unwrap_or_default()) }
                     td { @if s.public_key.is_none() { span.badge.pending { (t(lang, "sites.not_enrolled")) } }
                          @else if online { span.badge.online { (t(lang, "sites.online")) } }
                          @else { span.badge { (t(lang, "sites.idle")) } } }
                     td { @match last { Some(l) => (fmt_datetime(lang, l)), None => "–" } }
+                    (status_cells(lang, seen_s))
                     td { @match s.enrolled_at { Some(l) => (fmt_date(lang, l)), None => "–" } }
                 }
             } }
@@ -111,4 +117,46 @@ pub async fn sites(State(portal): State<Shared>, ctx: Ctx) -> Response {
         p.muted { (t(lang, "sites.note")) }
     };
     ctx.page("sites.title").respond(body)
+}
+
+/// A site that polled within this many seconds is online (sites long-poll every 25 s).
+const ONLINE_POLL_SECS: i64 = 300;
+
+/// A `YYYY-MM-DD` date in the locale's form (the text itself if it is not one).
+fn fmt_iso_date(lang: Lang, d: &str) -> String {
+    let mut parts = d.splitn(3, '-');
+    let parsed = (|| {
+        let y = parts.next()?.parse::<i64>().ok()?;
+        let m = parts.next()?.parse::<u32>().ok()?;
+        let d = parts.next()?.parse::<u32>().ok()?;
+        Some((y, m, d))
+    })();
+    match parsed {
+        Some((y, m, dd)) => fmt_ymd(lang, y, m, dd),
+        None => d.to_owned(),
+    }
+}
+
+/// Two table cells with a site's reported status: its data (as-of date, rounded persons) and
+/// its disclosure control (minimum cell count, obfuscation, DP). "–" where nothing was reported.
+pub(crate) fn status_cells(lang: Lang, seen: Option<&SiteSeen>) -> Markup {
+    let on_off = |b: bool| t(lang, if b { "sites.on" } else { "sites.off" });
+    html! {
+        @match seen.and_then(|x| x.status.as_ref()) {
+            Some(st) => {
+                td.site-data {
+                    (t(lang, "sites.data_as_of")) " "
+                    (st.data_as_of.as_deref().map(|d| fmt_iso_date(lang, d)).unwrap_or_else(|| "–".into()))
+                    br;
+                    (t(lang, "sites.persons")) " ≈ " (fmt_int(lang, i64::try_from(st.persons_rounded).unwrap_or(i64::MAX)))
+                }
+                td.site-control {
+                    (t(lang, "sites.min_cell")) " " (st.min_cell_count) br;
+                    (t(lang, "sites.obfuscation")) " " (on_off(st.obfuscation)) br;
+                    (t(lang, "sites.dp")) " " (on_off(st.dp))
+                }
+            }
+            None => { td { "–" } td { "–" } }
+        }
+    }
 }

@@ -4,11 +4,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use qiao_hub::protocol::UserRole;
 use qiao_hub::util::now;
-use qiao_web::i18n::{fmt_date, t_dyn};
+use qiao_web::i18n::{fmt_date, fmt_datetime, t_dyn};
 use qiao_web::layout::{csrf_field, field, select, submit, textarea, FormErrors, InputKind};
 use qiao_web::{html, t, Markup};
 
 use super::common::{errors_of, form_error, unprocessable};
+use super::library::status_cells;
 use crate::alliance::{self, Application, ExpertForm, InstitutionKind};
 use crate::web::{blocking, redirect_flash, Ctx, PostForm, Shared};
 
@@ -34,6 +35,7 @@ async fn institutions_page(
     }
     let lang = ctx.lang;
     let store = portal.hub.store().clone();
+    let seen = portal.hub.sites_seen();
     let all = match blocking(move || alliance::institutions(store.as_ref())).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return ctx.internal(e),
@@ -49,7 +51,8 @@ async fn institutions_page(
         table {
             thead { tr {
                 th { (t(lang, "inst.name")) } th { (t(lang, "inst.kind")) } th { (t(lang, "inst.region")) }
-                th { (t(lang, "inst.site")) } th { (t(lang, "inst.status")) } th { (t(lang, "inst.applied_at")) }
+                th { (t(lang, "inst.site")) } th { (t(lang, "sites.data")) } th { (t(lang, "sites.control")) }
+                th { (t(lang, "inst.status")) } th { (t(lang, "inst.applied_at")) }
                 @if admin { th { (t(lang, "inst.decide")) } }
             } }
             tbody {
@@ -58,7 +61,10 @@ async fn institutions_page(
                         td { (i.name) br; span.muted { (i.id) " · " (i.contact) } }
                         td { (t_dyn(lang, &format!("kind.{}", i.kind.as_str()))) }
                         td { (i.region) }
-                        td { (i.site.as_ref().map(|s| s.to_string()).unwrap_or_default()) }
+                        @let site_seen = i.site.as_ref().and_then(|s| seen.get(s));
+                        td { (i.site.as_ref().map(|s| s.to_string()).unwrap_or_default())
+                             @if let Some(x) = site_seen { br; span.muted { (t(lang, "sites.last_seen")) " " (fmt_datetime(lang, x.last_seen)) } } }
+                        (status_cells(lang, site_seen))
                         td { span class=(format!("badge {}", i.status.as_str())) { (t_dyn(lang, &format!("member.{}", i.status.as_str()))) }
                              @if let Some(r) = &i.reason { br; span.muted { (r) } } }
                         td { (fmt_date(lang, i.applied_at)) }

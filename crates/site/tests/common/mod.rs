@@ -302,7 +302,7 @@ async fn poll(
 ) -> Response {
     record(&hub, &uri, &headers, &body);
     match open_site_envelope(&hub, &body) {
-        Ok(Message::Poll) => {}
+        Ok(Message::Poll(_)) => {}
         Ok(_) => return error(StatusCode::BAD_REQUEST, "wrong_kind", "expected a poll"),
         Err(r) => return *r,
     }
