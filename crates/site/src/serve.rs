@@ -671,3 +671,46 @@ pub fn site_status(meta: &qiao_store::Meta, policy: &SitePolicy) -> SiteStatus {
         dp: policy.dp.is_some(),
     }
 }
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_status_rounds_persons_and_reports_the_policy() {
+        let meta = qiao_store::Meta {
+            persons: 2_349,
+            person_universe: 2_400,
+            first_date: Some("2001-01-01".into()),
+            last_date: Some("2020-06-30".into()),
+            ..Default::default()
+        };
+        let policy = SitePolicy::default();
+        assert_eq!(
+            site_status(&meta, &policy),
+            SiteStatus {
+                data_as_of: Some("2020-06-30".into()),
+                persons_rounded: 2_300,
+                min_cell_count: 10,
+                obfuscation: true,
+                dp: false,
+            }
+        );
+        let policy = SitePolicy {
+            min_cell_count: 5,
+            obfuscation: false,
+            ..SitePolicy::default()
+        };
+        let empty = qiao_store::Meta::default();
+        assert_eq!(
+            site_status(&empty, &policy),
+            SiteStatus {
+                data_as_of: None,
+                persons_rounded: 0,
+                min_cell_count: 5,
+                obfuscation: false,
+                dp: false,
+            }
+        );
+    }
+}
