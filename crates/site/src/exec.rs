@@ -8,11 +8,12 @@
 //! - the ledger first (lockout and rate limit before running, the repeated-result rule and, in
 //!   DP mode, the ε budget after), once per job;
 //! - each count released by threshold + SHRINE obfuscation keyed on its **person set**:
-//!   `subjects` on the cohort's distinct subject ids, `entries` on the cohort rows, and the
-//!   funnel lines on the final person set when their count equals it (then they are that set).
-//!   The engine does not expose the person sets of intermediate funnel lines; those are keyed
-//!   on (the cohort's person set, the line's true count), so asking again, or asking an
-//!   equivalent definition, gives the same answer;
+//!   `subjects` on the cohort's distinct subject ids, `entries` on the cohort rows, and every
+//!   funnel line on its own person set, taken from each person's best-event inclusion mask
+//!   (what Circe's best-event statistics count): "after rule i" on the persons passing rules
+//!   0..=i, a rule's gain on the persons failing only that rule, the final line on the persons
+//!   passing all — so asking again, or asking any definition that selects the same persons,
+//!   gives the same answer;
 //! - breakdowns through [`Breakdown`] with complementary suppression.
 //!
 //! Nothing patient-level leaves this module: the result types cannot express it, and
@@ -20,7 +21,7 @@
 
 use qiao_cdm::date::{self, Day};
 use qiao_cdm::NULL_INT;
-use qiao_cohort::{CohortError, CohortRow, CohortStats, Prepared};
+use qiao_cohort::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
 use qiao_disclosure::{
     Breakdown, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger, Refusal,
     Released as DReleased, SuppressionBasis as DBasis,
@@ -31,8 +32,7 @@ use qiao_protocol::{
     Payload, QueryType, RefusalReason, Released, RuleName, RuleResult, SiteId, SuppressionBasis,
 };
 use qiao_store::Store;
-use rand::{CryptoRng, RngCore, SeedableRng};
-use sha2::{Digest, Sha256};
+use rand::{CryptoRng, RngCore};
 
 /// Ages at or above this go into the open-ended top band (rounded up to a band boundary).
 pub const TOP_AGE: u16 = 90;
@@ -44,6 +44,30 @@ pub struct CohortRun {
     pub rows: Vec<CohortRow>,
     /// Circe's statistics.
     pub stats: CohortStats,
+    /// (person_id, inclusion mask of the person's best event) for every person with a
+    /// qualified event, ascending. Patient-level: never leaves the site.
+    pub person_masks: Vec<(i64, u64)>,
+}
+
+/// Collects a run's rows and per-person masks.
+#[derive(Default)]
+struct RunSink {
+    rows: Vec<CohortRow>,
+    person_masks: Vec<(i64, u64)>,
+}
+
+impl CohortSink for RunSink {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        self.rows.push(row);
+        Ok(())
+    }
+    fn wants_person_masks(&self) -> bool {
+        true
+    }
+    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
+        self.person_masks.push((person_id, mask));
+        Ok(())
+    }
 }
 
 /// Why a definition could not be run. The message stays at the site (logs, audit); only the
@@ -80,9 +104,13 @@ pub fn run_definition(
     let text = definition.to_string();
     let def = qiao_cohort::parse(&text).map_err(|e| ExecError::Invalid(e.to_string()))?;
     let prepared = Prepared::new(&def, store).map_err(map_cohort_error)?;
-    let mut rows: Vec<CohortRow> = Vec::new();
-    let stats = prepared.run(store, &mut rows).map_err(map_cohort_error)?;
-    Ok(CohortRun { rows, stats })
+    let mut sink = RunSink::default();
+    let stats = prepared.run(store, &mut sink).map_err(map_cohort_error)?;
+    Ok(CohortRun {
+        rows: sink.rows,
+        stats,
+        person_masks: sink.person_masks,
+    })
 }
 
 fn map_cohort_error(e: CohortError) -> ExecError {
@@ -116,11 +144,7 @@ pub fn true_funnel(run: &CohortRun) -> TrueFunnel {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let need = if i + 1 >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << (i + 1)) - 1
-            };
+            let need = prefix_mask(i);
             let remaining = mode
                 .masks
                 .iter()
@@ -166,21 +190,36 @@ fn row_key(r: &CohortRow) -> i64 {
     mix(b ^ ((r.end as u32 as u64) << 32)) as i64
 }
 
-/// The digest standing for a funnel line whose person set the engine does not expose: `n`
-/// pseudo-members drawn deterministically from (the cohort's person set, n). Same cohort and
-/// same count → same digest → same released value.
-fn line_digest(d: &Discloser, anchor: &PersonSetDigest, n: u64) -> PersonSetDigest {
-    let mut h = Sha256::new();
-    h.update(b"qiao-site/funnel-line/v1\0");
-    h.update(anchor.to_bytes());
-    h.update(n.to_le_bytes());
-    let seed: [u8; 32] = h.finalize().into();
-    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    let mut dg = d.digester();
-    for _ in 0..n {
-        dg.add(rng.next_u64() as i64);
+/// Bits 0..=i set: the mask of "passed rules 0 to i".
+fn prefix_mask(i: usize) -> u64 {
+    if i + 1 >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << (i + 1)) - 1
     }
-    dg.finish()
+}
+
+/// The digest of the persons whose best-event mask satisfies `keep`, checked against the
+/// count the statistics give for the same line (they are two views of one computation).
+fn mask_digest(
+    d: &Discloser,
+    run: &CohortRun,
+    want: u64,
+    keep: impl Fn(u64) -> bool,
+) -> Result<PersonSetDigest, Stop> {
+    let digest = d.digest(
+        run.person_masks
+            .iter()
+            .filter(|(_, m)| keep(*m))
+            .map(|(p, _)| *p),
+    );
+    if digest.count() != want {
+        return Err(Stop::Failed(ExecError::Internal(format!(
+            "funnel line: {} persons by mask, {want} by the statistics",
+            digest.count()
+        ))));
+    }
+    Ok(digest)
 }
 
 /// Converts the disclosure crate's released value to the wire form.
@@ -417,15 +456,9 @@ fn cohort_count<R: RngCore + CryptoRng>(
     let d = cx.discloser;
     let subjects = d.digest(subject_ids(&run.rows));
     let entries = d.digest(run.rows.iter().map(row_key));
-    let line = |n: u64| {
-        if n == subjects.count() {
-            // Every counted line contains the cohort's persons; equal size means equal set.
-            subjects
-        } else {
-            line_digest(d, &subjects, n)
-        }
-    };
-    let final_persons = line(funnel.final_persons);
+    let n_rules = funnel.rules.len();
+    let full = if n_rules == 0 { 0 } else { prefix_mask(n_rules - 1) };
+    let final_persons = mask_digest(d, &run, funnel.final_persons, |m| m & full == full)?;
     let policy = d.policy().clone();
     let q = ctx(job, cx.now);
     cx.ledger
@@ -456,14 +489,18 @@ fn cohort_count<R: RngCore + CryptoRng>(
     };
     let mut rules = Vec::with_capacity(funnel.rules.len());
     for (i, (name, remaining, gain)) in funnel.rules.iter().enumerate() {
+        let need = prefix_mask(i);
+        let after = mask_digest(d, &run, *remaining, |m| m & need == need)?;
+        let only_this = full & !(1u64 << (i % 64));
+        let gained = mask_digest(d, &run, *gain, |m| m == only_this)?;
         let expected = rule_names.get(i).map(String::as_str).unwrap_or(name);
         let name = RuleName::new(expected).map_err(|e| {
             Stop::Failed(ExecError::Invalid(format!("InclusionRules[{i}].name: {e}")))
         })?;
         rules.push(RuleResult {
             name,
-            persons: release(&line(*remaining))?,
-            gain: release(&line_digest(d, &subjects, *gain))?,
+            persons: release(&after)?,
+            gain: release(&gained)?,
         });
     }
     Ok(CohortCountResult {
