@@ -39,8 +39,8 @@ fn count_result(
         site_id: site.parse().unwrap(),
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
-                entries: rel(persons[0]),
-                subjects: rel(persons[0]),
+                entries: rel(*persons.last().unwrap()),
+                subjects: rel(*persons.last().unwrap()),
                 rules: rules
                     .iter()
                     .zip(&persons[1..])
@@ -270,10 +270,15 @@ async fn the_pipeline_through_the_pages() {
         .unwrap();
     let page = spon.get("/projects/afib").await;
     assert_eq!(page.status, StatusCode::OK);
-    let total_first = 500 + 120;
+    // The total funnel's first bar: the first rule's line (or the final cohort without
+    // rules), summed over the sites, at 100%.
+    let (first_label, total_first) = match rules.first() {
+        Some(r) => (r.clone(), 400 + 90),
+        None => ("Final cohort".to_owned(), 500 + 120),
+    };
     assert!(
         page.body.contains(&format!(
-            "<title>Initial cohort: {}†",
+            "<title>{first_label}: {}† (100%)</title>",
             common_fmt(total_first)
         )),
         "{}",

@@ -93,16 +93,15 @@ pub fn render(
     // The funnel: total over the sites that answered, then each site.
     let total_funnel: Option<Vec<Bar>> = match &count.total {
         NetworkTotals::CohortCount {
-            subjects,
             rules,
             final_persons,
             sites_done,
             ..
         } if *sites_done > 0 => {
-            let mut bars = vec![{
-                let (v, d) = total(lang, subjects);
-                Bar::new(t(lang, "feas.step_initial"), v, d)
-            }];
+            // Sites release the persons remaining after each rule and the final persons; the
+            // count before the first rule (Circe's base count) is not part of the result, so
+            // the funnel starts at the first rule (the final cohort's subjects are not it).
+            let mut bars = Vec::new();
             for r in rules {
                 let (v, d) = total(lang, &r.persons);
                 bars.push(Bar::new(r.name.clone(), v, d));
@@ -119,10 +118,7 @@ pub fn render(
         let Payload::CohortCount(c) = p else {
             return None;
         };
-        let mut bars = vec![{
-            let (v, d) = released(lang, &c.subjects);
-            Bar::new(t(lang, "feas.step_initial"), v, d)
-        }];
+        let mut bars = Vec::new();
         for r in &c.rules {
             let (v, d) = released(lang, &r.persons);
             bars.push(Bar::new(r.name.to_string(), v, d));
