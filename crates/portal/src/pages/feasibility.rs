@@ -32,10 +32,18 @@ pub fn released(lang: Lang, r: &Released) -> (f64, String) {
 }
 
 fn total(lang: Lang, v: &TotalValue) -> (f64, String) {
-    let text = if v.exact {
-        fmt_int(lang, v.point_sum as i64)
-    } else {
-        v.display.clone()
+    let sum = fmt_int(lang, v.point_sum as i64);
+    let low = fmt_int(lang, v.low as i64);
+    // The range of true totals consistent with the released values, in the page's language
+    // (the hub's own `display` is the CLI's English).
+    let text = match (v.exact, v.high) {
+        (true, _) => sum,
+        (false, Some(high)) => tf(
+            lang,
+            "feas.total_range",
+            &[("sum", &sum), ("low", &low), ("high", &fmt_int(lang, high as i64))],
+        ),
+        (false, None) => tf(lang, "feas.total_at_least", &[("sum", &sum), ("low", &low)]),
     };
     (v.point_sum as f64, format!("{text}†"))
 }
@@ -311,6 +319,23 @@ mod tests {
         let sparse: BTreeMap<u16, f64> = [(2020, 12.0), (2025, 1.0)].into();
         assert_eq!(forecast(&sparse), Some(0.0));
         assert_eq!(forecast(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn network_totals_speak_the_page_language() {
+        let v = |high| TotalValue {
+            display: "English from the hub".into(),
+            point_sum: 1150,
+            low: 563,
+            high,
+            exact: false,
+            sites: 2,
+            suppressed_sites: 1,
+        };
+        assert_eq!(total(Lang::En, &v(None)).1, "1,150 (≥ 563)†");
+        assert_eq!(total(Lang::ZhCn, &v(None)).1, "1,150（≥563）†");
+        assert_eq!(total(Lang::En, &v(Some(1200))).1, "1,150 (563–1,200)†");
+        assert_eq!(total(Lang::ZhCn, &v(Some(1200))).0, 1150.0);
     }
 
     #[test]
