@@ -51,10 +51,16 @@ fn clean(x: f64) -> f64 {
 /// Horizontal bars, longest = the largest value. `id` must be unique on the page.
 pub fn bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
     let max = bars.iter().map(|b| clean(b.value)).fold(0.0, f64::max);
-    // Room right of the longest bar for the longest value text (about 7 px a character at
-    // 12 px), so a long value such as a range is not clipped.
-    let longest = bars.iter().map(|b| b.display.chars().count()).max().unwrap_or(0);
-    let value_w = VALUE_W.max(7.0 * longest as f64 + 10.0).min(WIDTH - LABEL_W - 100.0);
+    // Room right of the longest bar for the longest value text (at 12 px, about 7 px an
+    // ASCII character and 12 px a wide one such as CJK punctuation), so a long value such as
+    // a range is not clipped.
+    let text_w = |t: &str| -> f64 {
+        t.chars()
+            .map(|c| if c.is_ascii() { 7.0 } else { 12.0 })
+            .sum()
+    };
+    let longest = bars.iter().map(|b| text_w(&b.display)).fold(0.0, f64::max);
+    let value_w = VALUE_W.max(longest + 10.0).min(WIDTH - LABEL_W - 100.0);
     let plot = WIDTH - LABEL_W - value_w;
     // A caption row on top (the chart's title, visible), then one row per bar.
     let height = ROW * (bars.len() as f64 + 1.0) + 10.0;
@@ -253,16 +259,19 @@ mod tests {
             svg.contains("<text class=\"caption\" x=\"10\" y=\"18.2\">Sites &lt;&amp;&gt;</text>"),
             "{svg}"
         );
-        assert!(svg.contains(">100</text>") && svg.contains(">50</text>"), "{svg}");
+        assert!(
+            svg.contains(">100</text>") && svg.contains(">50</text>"),
+            "{svg}"
+        );
     }
 
     #[test]
     fn a_long_value_leaves_room_for_itself() {
-        let long = "1,150 (563–1,200)† (100%)"; // 25 characters: 185 px of text
+        let long = "1,150 (563–1,200)† (100%)"; // 23 ASCII x 7 + 2 wide x 12 = 185 px
         let svg = bars("c", "T", &[Bar::new("A", 100.0, long)]).into_string();
-        // plot = 640 - 200 - 185 = 255; the text starts 6 px after the bar and ends inside.
-        assert!(svg.contains("width=\"255.0\""), "{svg}");
-        assert!(svg.contains("<text class=\"value\" x=\"461.0\""), "{svg}");
+        // plot = 640 - 200 - (185 + 10) = 245; the text starts 6 px after the bar and ends inside.
+        assert!(svg.contains("width=\"245.0\""), "{svg}");
+        assert!(svg.contains("<text class=\"value\" x=\"451.0\""), "{svg}");
     }
 
     /// Inline SVG is parsed as HTML: an element written `<rect …>` without its end tag swallows
@@ -277,7 +286,12 @@ mod tests {
             right_display: "4".into(),
         }];
         let svgs = [
-            bars("b", "B", &[Bar::new("A", 1.0, "1"), Bar::new("B", 2.0, "2")]).into_string(),
+            bars(
+                "b",
+                "B",
+                &[Bar::new("A", 1.0, "1"), Bar::new("B", 2.0, "2")],
+            )
+            .into_string(),
             pyramid("p", "P", "M", "F", &rows).into_string(),
             line(
                 "l",
