@@ -44,7 +44,10 @@ fn person_masks_are_what_the_best_event_statistics_count() {
 
         // One mask per person with a qualified event, persons ascending and distinct.
         assert_eq!(sink.masks.len() as u64, best.base_count, "cohort {id}");
-        assert!(sink.masks.windows(2).all(|w| w[0].0 < w[1].0), "cohort {id}: order");
+        assert!(
+            sink.masks.windows(2).all(|w| w[0].0 < w[1].0),
+            "cohort {id}: order"
+        );
         let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
         for &(_, m) in &sink.masks {
             *hist.entry(m).or_default() += 1;
@@ -86,7 +89,10 @@ fn person_masks_are_what_the_best_event_statistics_count() {
         // Single-threaded: the same masks in the same order.
         let mut single = Masks::default();
         prepared.run_with(store, &mut single, false).unwrap();
-        assert_eq!(single.masks, sink.masks, "cohort {id}: parallel = single-threaded");
+        assert_eq!(
+            single.masks, sink.masks,
+            "cohort {id}: parallel = single-threaded"
+        );
     }
     assert_eq!(rules_seen, 3, "the reference cohorts' rules");
 }
@@ -99,7 +105,9 @@ fn masks_are_not_produced_unless_asked() {
             self.0.push(row)
         }
         fn person_mask(&mut self, _: i64, _: u64) -> Result<(), CohortError> {
-            Err(CohortError::Sink("person_mask called without being asked".into()))
+            Err(CohortError::Sink(
+                "person_mask called without being asked".into(),
+            ))
         }
     }
     let store = gibleed();

@@ -377,7 +377,13 @@ fn version_1_databases_migrate_to_version_2() {
     let check = |s: &dyn HubStore| {
         assert_eq!(s.schema_version().unwrap(), 2);
         assert_eq!(s.user(&uid("old")).unwrap().unwrap().id, uid("old"));
-        for t in [Table::Institutions, Table::Experts, Table::Pipeline, Table::Cohorts, Table::Library] {
+        for t in [
+            Table::Institutions,
+            Table::Experts,
+            Table::Pipeline,
+            Table::Cohorts,
+            Table::Library,
+        ] {
             assert_eq!(t.since(), 2);
             s.write(&mut |tx| tx.put(t, "k", b"{\"v\":1}")).unwrap();
             let mut got = None;
@@ -386,7 +392,12 @@ fn version_1_databases_migrate_to_version_2() {
                 Ok(())
             })
             .unwrap();
-            assert_eq!(got.as_deref(), Some(&b"{\"v\":1}"[..]), "table {}", t.name());
+            assert_eq!(
+                got.as_deref(),
+                Some(&b"{\"v\":1}"[..]),
+                "table {}",
+                t.name()
+            );
         }
     };
     // redb: write the version-1 layout by hand.

@@ -93,8 +93,17 @@ async fn the_pipeline_through_the_pages() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let mut admin = signed_in(&w, "admin").await;
     let d = admin.get("/").await;
-    assert!(d.body.contains("1 membership applications wait for a decision"), "{}", d.body);
-    assert!(d.body.contains("<title>Draft: 0</title>"), "projects-by-stage chart: {}", d.body);
+    assert!(
+        d.body
+            .contains("1 membership applications wait for a decision"),
+        "{}",
+        d.body
+    );
+    assert!(
+        d.body.contains("<title>Draft: 0</title>"),
+        "projects-by-stage chart: {}",
+        d.body
+    );
     let page = admin.get("/institutions").await;
     assert!(
         page.body.contains("Ruijin Hospital") && page.body.contains("Applied"),

@@ -457,7 +457,11 @@ fn cohort_count<R: RngCore + CryptoRng>(
     let subjects = d.digest(subject_ids(&run.rows));
     let entries = d.digest(run.rows.iter().map(row_key));
     let n_rules = funnel.rules.len();
-    let full = if n_rules == 0 { 0 } else { prefix_mask(n_rules - 1) };
+    let full = if n_rules == 0 {
+        0
+    } else {
+        prefix_mask(n_rules - 1)
+    };
     let final_persons = mask_digest(d, &run, funnel.final_persons, |m| m & full == full)?;
     let policy = d.policy().clone();
     let q = ctx(job, cx.now);

@@ -46,13 +46,22 @@ fn a_funnel_line_is_keyed_on_its_own_person_set() {
         let two = count(&d, 2);
         let three = count(&d, 3);
         // The same 569 persons: the same released value, in both definitions and both lines.
-        assert_eq!(two.rules[0].persons, three.rules[0].persons, "secret {seed}");
+        assert_eq!(
+            two.rules[0].persons, three.rules[0].persons,
+            "secret {seed}"
+        );
         assert_eq!(two.final_persons, three.rules[0].persons, "secret {seed}");
         // Cohort 3's final line is its second rule's line: 266 persons.
         assert_eq!(three.final_persons, three.rules[1].persons, "secret {seed}");
         // Released values stay within the obfuscation's reach of the truth.
-        assert!(point(&three.rules[0].persons).abs_diff(569) <= 12, "secret {seed}");
-        assert!(point(&three.final_persons).abs_diff(266) <= 12, "secret {seed}");
+        assert!(
+            point(&three.rules[0].persons).abs_diff(569) <= 12,
+            "secret {seed}"
+        );
+        assert!(
+            point(&three.final_persons).abs_diff(266) <= 12,
+            "secret {seed}"
+        );
         distinct.insert(point(&three.rules[0].persons));
     }
     // The noise does depend on the site's secret (the equality above is not a constant).

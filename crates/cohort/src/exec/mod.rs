@@ -253,34 +253,33 @@ impl Prepared {
         let ctx = ctx;
         let persons = store.persons();
         let want_masks = sink.wants_person_masks();
-        let eval_chunk = |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>),
-                          chunk: &[u32]|
-         -> ChunkOut {
-            let mut acc = ChunkOut::default();
-            worker.preload(chunk);
-            // The chunk's person ids in one pass (independent loads in flight; one at a time after
-            // each person's evaluation, each would be an exposed cache miss).
-            ids.clear();
-            ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
-            for (&p, &id) in chunk.iter().zip(ids.iter()) {
-                worker.run(p, out);
-                // Runs of equal masks (often all of a person's events) counted with one lookup.
-                for run in out.event_masks.chunk_by(|a, b| a == b) {
-                    *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
-                }
-                if let Some(m) = out.best_mask {
-                    *acc.masks[1].entry(m).or_default() += 1;
-                    if want_masks {
-                        acc.person_masks.push((id, m));
+        let eval_chunk =
+            |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>), chunk: &[u32]| -> ChunkOut {
+                let mut acc = ChunkOut::default();
+                worker.preload(chunk);
+                // The chunk's person ids in one pass (independent loads in flight; one at a time after
+                // each person's evaluation, each would be an exposed cache miss).
+                ids.clear();
+                ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
+                for (&p, &id) in chunk.iter().zip(ids.iter()) {
+                    worker.run(p, out);
+                    // Runs of equal masks (often all of a person's events) counted with one lookup.
+                    for run in out.event_masks.chunk_by(|a, b| a == b) {
+                        *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
+                    }
+                    if let Some(m) = out.best_mask {
+                        *acc.masks[1].entry(m).or_default() += 1;
+                        if want_masks {
+                            acc.person_masks.push((id, m));
+                        }
+                    }
+                    acc.in_final += out.in_final as u64;
+                    if !out.rows.is_empty() {
+                        acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
                     }
                 }
-                acc.in_final += out.in_final as u64;
-                if !out.rows.is_empty() {
-                    acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
-                }
-            }
-            acc
-        };
+                acc
+            };
 
         let n_rules = self.plan.rules.len();
         let mut stats = CohortStats {

@@ -1389,17 +1389,17 @@ impl<'c, 's> Person<'c, 's> {
             Some(0)
         } else {
             qualified
-            .iter()
-            .zip(masks.iter())
-            .min_by(|(a, ma), (b, mb)| {
-                let min_rule = |m: u64| if m == 0 { 0 } else { m.trailing_zeros() };
-                mb.count_ones()
-                    .cmp(&ma.count_ones())
-                    .then(min_rule(**ma).cmp(&min_rule(**mb)))
-                    .then(a.start.cmp(&b.start))
-                    .then(a.id.cmp(&b.id))
-            })
-            .map(|(_, m)| *m)
+                .iter()
+                .zip(masks.iter())
+                .min_by(|(a, ma), (b, mb)| {
+                    let min_rule = |m: u64| if m == 0 { 0 } else { m.trailing_zeros() };
+                    mb.count_ones()
+                        .cmp(&ma.count_ones())
+                        .then(min_rule(**ma).cmp(&min_rule(**mb)))
+                        .then(a.start.cmp(&b.start))
+                        .then(a.id.cmp(&b.id))
+                })
+                .map(|(_, m)| *m)
         };
         out.best_mask = best;
 

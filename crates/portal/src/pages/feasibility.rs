@@ -41,7 +41,11 @@ fn total(lang: Lang, v: &TotalValue) -> (f64, String) {
         (false, Some(high)) => tf(
             lang,
             "feas.total_range",
-            &[("sum", &sum), ("low", &low), ("high", &fmt_int(lang, high as i64))],
+            &[
+                ("sum", &sum),
+                ("low", &low),
+                ("high", &fmt_int(lang, high as i64)),
+            ],
         ),
         (false, None) => tf(lang, "feas.total_at_least", &[("sum", &sum), ("low", &low)]),
     };
