@@ -21,6 +21,7 @@
 
 use qiao_cdm::date::{self, Day};
 use qiao_cdm::NULL_INT;
+use qiao_cohort::exec::rules_through;
 use qiao_cohort::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
 use qiao_disclosure::{
     Breakdown, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger, Refusal,
@@ -144,13 +145,7 @@ pub fn true_funnel(run: &CohortRun) -> TrueFunnel {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let need = prefix_mask(i);
-            let remaining = mode
-                .masks
-                .iter()
-                .filter(|(m, _)| *m & need == need)
-                .map(|(_, n)| n)
-                .sum();
+            let remaining = mode.remaining_after(i);
             let gain = mode.rules.get(i).map_or(0, |r| r.gain_count);
             (name.clone(), remaining, gain)
         })
@@ -188,15 +183,6 @@ fn row_key(r: &CohortRow) -> i64 {
     let a = mix(r.subject_id as u64);
     let b = mix(a ^ (r.start as u32 as u64));
     mix(b ^ ((r.end as u32 as u64) << 32)) as i64
-}
-
-/// Bits 0..=i set: the mask of "passed rules 0 to i".
-fn prefix_mask(i: usize) -> u64 {
-    if i + 1 >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << (i + 1)) - 1
-    }
 }
 
 /// The digest of the persons whose best-event mask satisfies `keep`, checked against the
@@ -460,7 +446,7 @@ fn cohort_count<R: RngCore + CryptoRng>(
     let full = if n_rules == 0 {
         0
     } else {
-        prefix_mask(n_rules - 1)
+        rules_through(n_rules - 1)
     };
     let final_persons = mask_digest(d, &run, funnel.final_persons, |m| m & full == full)?;
     let policy = d.policy().clone();
@@ -493,7 +479,7 @@ fn cohort_count<R: RngCore + CryptoRng>(
     };
     let mut rules = Vec::with_capacity(funnel.rules.len());
     for (i, (name, remaining, gain)) in funnel.rules.iter().enumerate() {
-        let need = prefix_mask(i);
+        let need = rules_through(i);
         let after = mask_digest(d, &run, *remaining, |m| m & need == need)?;
         let only_this = full & !(1u64 << (i % 64));
         let gained = mask_digest(d, &run, *gain, |m| m == only_this)?;

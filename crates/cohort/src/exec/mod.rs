@@ -168,6 +168,28 @@ pub struct ModeStats {
     pub final_count: u64,
 }
 
+/// The inclusion mask of "passed rules 0 to `rule`" (all bits from rule 64 on).
+pub fn rules_through(rule: usize) -> u64 {
+    if rule + 1 >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << (rule + 1)) - 1
+    }
+}
+
+impl ModeStats {
+    /// Persons (mode 1) or events (mode 0) passing rules 0 to `rule`: the attrition line
+    /// ATLAS shows after that rule.
+    pub fn remaining_after(&self, rule: usize) -> u64 {
+        let need = rules_through(rule);
+        self.masks
+            .iter()
+            .filter(|(m, _)| *m & need == need)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RuleStat {
     pub person_count: u64,

@@ -122,21 +122,6 @@ fn explain(a: ExplainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Persons still in after rules 0..=i (best event per person), as ATLAS's attrition shows.
-fn attrition(stats: &CohortStats, i: usize) -> u64 {
-    let need = if i + 1 >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << (i + 1)) - 1
-    };
-    stats.modes[1]
-        .masks
-        .iter()
-        .filter(|(m, _)| *m & need == need)
-        .map(|(_, n)| n)
-        .sum()
-}
-
 struct StatsFiles {
     inclusion: BufWriter<File>,
     result: BufWriter<File>,
@@ -307,7 +292,7 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                     .enumerate()
                     .map(|(i, (name, r))| {
                         json!({"name": name, "persons": r.person_count, "gain": r.gain_count,
-                               "remaining": attrition(&stats, i)})
+                               "remaining": stats.modes[1].remaining_after(i)})
                     })
                     .collect();
                 v["rules"] = json!(rules);
@@ -349,7 +334,7 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                         label,
                         r.person_count,
                         r.gain_count,
-                        attrition(&stats, i)
+                        stats.modes[1].remaining_after(i)
                     )?;
                 }
                 writeln!(
