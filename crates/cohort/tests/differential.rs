@@ -20,6 +20,7 @@
 
 #[path = "differential/cdm.rs"]
 mod cdm;
+mod common;
 #[path = "differential/defs.rs"]
 mod defs;
 #[path = "differential/harness.rs"]

@@ -50,8 +50,7 @@ fn run_case(dir: &str) -> (usize, Vec<String>) {
         let json = read(&case_dir.join(format!("cohort_{id}.json")));
         let def = qiao_cohort::parse(&json).unwrap_or_else(|e| panic!("{}/{id}: {e}", case.name));
         let prepared = Prepared::new(&def, &store).unwrap();
-        let mut rows: Vec<CohortRow> = Vec::new();
-        let stats = prepared.run(&store, &mut rows).unwrap();
+        let (rows, stats) = run_both(&prepared, &store, &format!("{}/{id}", case.name)).unwrap();
         let mut errs = Vec::new();
         for table in case.verify_tables.keys() {
             let exp = expected.get(table).cloned().unwrap_or_default();

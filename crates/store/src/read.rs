@@ -535,6 +535,17 @@ impl<'a> Domain<'a> {
             _ => 0..0,
         }
     }
+    /// The rows of the persons `persons` (a range of person indexes), contiguous.
+    pub fn persons_rows(&self, persons: Range<u32>) -> Range<usize> {
+        let at = |i: u32| {
+            let last = self.person_offsets.last().map_or(0, |&o| o as usize);
+            self.person_offsets
+                .get(i as usize)
+                .map_or(last, |&o| o as usize)
+        };
+        let (a, b) = (at(persons.start), at(persons.end));
+        a..b.max(a)
+    }
     /// Rows whose domain concept is `concept_id`, ascending (hence sorted by person, start).
     pub fn concept_rows(&self, concept_id: i32) -> &'a [u32] {
         match self.post_keys.binary_search(&concept_id) {

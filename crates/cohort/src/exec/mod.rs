@@ -18,6 +18,7 @@
 
 mod plan;
 mod run;
+mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
@@ -268,45 +269,38 @@ impl Prepared {
         sink: &mut dyn CohortSink,
         parallel: bool,
     ) -> Result<CohortStats, CohortError> {
-        let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
-        ctx.gather(None);
-        let candidates = ctx.candidates();
-        ctx.gather(Some(candidates.len()));
-        let ctx = ctx;
-        let persons = store.persons();
-        let want_masks = sink.wants_person_masks();
-        let eval_chunk =
-            |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>), chunk: &[u32]| -> ChunkOut {
-                let mut acc = ChunkOut::default();
-                worker.preload(chunk);
-                // The chunk's person ids in one pass (independent loads in flight; one at a time after
-                // each person's evaluation, each would be an exposed cache miss).
-                ids.clear();
-                ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
-                for (&p, &id) in chunk.iter().zip(ids.iter()) {
-                    worker.run(p, out);
-                    // Runs of equal masks (often all of a person's events) counted with one lookup.
-                    for run in out.event_masks.chunk_by(|a, b| a == b) {
-                        *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
-                    }
-                    if let Some(m) = out.best_mask {
-                        *acc.masks[1].entry(m).or_default() += 1;
-                        if want_masks {
-                            acc.person_masks.push((id, m));
-                        }
-                    }
-                    acc.in_final += out.in_final as u64;
-                    if !out.rows.is_empty() {
-                        acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
-                    }
-                }
-                acc
-            };
+        let pipeline = if stream::eligible(&self.plan) {
+            Pipeline::Fused
+        } else {
+            Pipeline::PerPerson
+        };
+        self.run_on(store, sink, parallel, pipeline)
+    }
 
+    /// Which evaluator [`Prepared::run`] uses for this definition.
+    pub fn pipeline(&self) -> Pipeline {
+        if stream::eligible(&self.plan) {
+            Pipeline::Fused
+        } else {
+            Pipeline::PerPerson
+        }
+    }
+
+    /// As [`Prepared::run_with`] on a chosen evaluator (tests compare the two; the fused one
+    /// falls back to the per-person one for definitions it cannot evaluate).
+    pub fn run_on(
+        &self,
+        store: &Store,
+        sink: &mut dyn CohortSink,
+        parallel: bool,
+        pipeline: Pipeline,
+    ) -> Result<CohortStats, CohortError> {
+        let fused = pipeline == Pipeline::Fused && stream::eligible(&self.plan);
+        let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
+        let want_masks = sink.wants_person_masks();
         let n_rules = self.plan.rules.len();
         let mut stats = CohortStats {
             rule_names: self.plan.rules.iter().map(|(n, _)| n.clone()).collect(),
-            candidates: candidates.len() as u64,
             ..Default::default()
         };
         let mut in_final = 0u64;
@@ -335,36 +329,72 @@ impl Prepared {
             }
             Ok(())
         };
-        if parallel && candidates.len() > CHUNK {
-            // Waves of chunks: evaluated in parallel, merged in person order, so the chunks'
-            // outputs stay small and their memory is reused from one wave to the next.
-            // A wave is merged on this thread while the pool evaluates the next one.
-            let mut pending: Vec<ChunkOut> = Vec::new();
-            for wave in candidates.chunks(CHUNK * 16) {
-                let mut outs: Vec<ChunkOut> = Vec::new();
-                rayon::in_place_scope(|s| {
-                    s.spawn(|_| {
-                        outs = wave
-                            .par_chunks(CHUNK)
-                            .map_init(
-                                || (Person::new(&ctx), PersonOut::default(), Vec::new()),
-                                |state, chunk| eval_chunk(state, chunk),
-                            )
-                            .collect();
-                    });
-                    std::mem::take(&mut pending)
-                        .into_iter()
-                        .try_for_each(&mut merge)
-                })?;
-                pending = outs;
-            }
-            pending.into_iter().try_for_each(&mut merge)?;
+        let candidates = if fused {
+            let n = ctx.persons_len() as u32;
+            let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(stream::SPAN))
+                .map(|i| i * stream::SPAN..((i + 1) * stream::SPAN).min(n))
+                .collect();
+            let ctx = &ctx;
+            in_waves(
+                &spans,
+                1,
+                16,
+                parallel,
+                stream::Worker::default,
+                |w: &mut stream::Worker, spans| {
+                    let mut out = ChunkOut::default();
+                    for span in spans {
+                        out.append(w.span(ctx, span.clone(), want_masks));
+                    }
+                    out
+                },
+                &mut merge,
+            )?;
+            None
         } else {
-            merge(eval_chunk(
-                &mut (Person::new(&ctx), PersonOut::default(), Vec::new()),
+            ctx.gather(None);
+            let candidates = ctx.candidates();
+            ctx.gather(Some(candidates.len()));
+            let ctx = &ctx;
+            let persons = store.persons();
+            in_waves(
                 &candidates,
-            ))?;
-        }
+                CHUNK,
+                16,
+                parallel,
+                || (Person::new(ctx), PersonOut::default(), Vec::new()),
+                |(worker, out, ids): &mut (Person, PersonOut, Vec<i64>), chunk: &[u32]| {
+                    let mut acc = ChunkOut::default();
+                    worker.preload(chunk);
+                    // The chunk's person ids in one pass (independent loads in flight; one at a
+                    // time after each person's evaluation, each would be an exposed cache miss).
+                    ids.clear();
+                    ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
+                    for (&p, &id) in chunk.iter().zip(ids.iter()) {
+                        worker.run(p, out);
+                        // Runs of equal masks (often all of a person's events) counted with one
+                        // lookup.
+                        for run in out.event_masks.chunk_by(|a, b| a == b) {
+                            *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
+                        }
+                        if let Some(m) = out.best_mask {
+                            *acc.masks[1].entry(m).or_default() += 1;
+                            if want_masks {
+                                acc.person_masks.push((id, m));
+                            }
+                        }
+                        acc.in_final += out.in_final as u64;
+                        if !out.rows.is_empty() {
+                            acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
+                        }
+                    }
+                    acc
+                },
+                &mut merge,
+            )?;
+            Some(candidates.len() as u64)
+        };
+        stats.candidates = candidates.unwrap_or(stats.modes[1].masks.values().sum());
         let full: u64 = if n_rules == 0 {
             0
         } else {
@@ -414,6 +444,54 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
 /// Persons per parallel work item.
 const CHUNK: usize = 256;
 
+/// The two evaluators of a plan: the same semantics, tested against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipeline {
+    /// One pass over the primary criteria's matched rows, for definitions whose primary
+    /// criteria have no correlated criteria, without additional or censoring criteria, with
+    /// demographic inclusion rules only, ending at the observation period end or a date offset.
+    Fused,
+    /// Every construct: each person's criteria events computed on demand.
+    PerPerson,
+}
+
+/// Evaluates `items` in chunks of `chunk` (in parallel with `parallel`, in waves of `wave`
+/// chunks), merging the chunks' outputs in item order: a wave is merged on this thread while the
+/// pool evaluates the next one, so outputs stay small and their memory is reused.
+fn in_waves<T: Sync, S: Send>(
+    items: &[T],
+    chunk: usize,
+    wave: usize,
+    parallel: bool,
+    init: impl Fn() -> S + Sync + Send,
+    eval: impl Fn(&mut S, &[T]) -> ChunkOut + Sync + Send,
+    merge: &mut dyn FnMut(ChunkOut) -> Result<(), CohortError>,
+) -> Result<(), CohortError> {
+    if !parallel || items.len() <= chunk {
+        let mut state = init();
+        return items
+            .chunks(chunk.max(1) * wave)
+            .try_for_each(|c| merge(eval(&mut state, c)));
+    }
+    let mut pending: Vec<ChunkOut> = Vec::new();
+    for w in items.chunks(chunk * wave) {
+        let mut outs: Vec<ChunkOut> = Vec::new();
+        rayon::in_place_scope(|s| {
+            s.spawn(|_| {
+                outs = w
+                    .par_chunks(chunk)
+                    .map_init(&init, |state, c| eval(state, c))
+                    .collect();
+            });
+            std::mem::take(&mut pending)
+                .into_iter()
+                .try_for_each(&mut *merge)
+        })?;
+        pending = outs;
+    }
+    pending.into_iter().try_for_each(merge)
+}
+
 /// What a chunk of persons contributes.
 #[derive(Default)]
 struct ChunkOut {
@@ -423,6 +501,20 @@ struct ChunkOut {
     in_final: u64,
     /// (person_id, best-event mask), only when the sink wants them.
     person_masks: Vec<(i64, u64)>,
+}
+
+impl ChunkOut {
+    /// Adds the output of the chunk that follows this one.
+    fn append(&mut self, next: ChunkOut) {
+        self.rows.extend(next.rows);
+        for (mine, theirs) in self.masks.iter_mut().zip(next.masks) {
+            for (m, n) in theirs {
+                *mine.entry(m).or_default() += n;
+            }
+        }
+        self.in_final += next.in_final;
+        self.person_masks.extend(next.person_masks);
+    }
 }
 
 /// Parses, validates, compiles and runs a definition in one call.

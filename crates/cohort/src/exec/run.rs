@@ -158,7 +158,7 @@ pub(crate) struct NodeData<'s> {
     /// The column a distinct occurrence count of this node reads (`CountKind::Col`).
     count_col: Option<ColumnRef<'s>>,
     /// The rows whose domain concept is in the node's codeset.
-    matched: Matched<'s>,
+    pub matched: Matched<'s>,
 }
 
 /// The rows of a domain a node can select, found from the per-concept postings so a person's
@@ -263,6 +263,12 @@ impl Matched<'_> {
     }
 }
 
+impl Gathered {
+    pub(crate) fn rows(&self) -> &[u32] {
+        &self.rows
+    }
+}
+
 /// `f(row)` for each row, in parallel chunks.
 fn par_gather<T: Send>(rows: &[u32], f: impl Fn(u32) -> T + Sync + Send) -> Vec<T> {
     rows.par_iter().with_min_len(4096).map(|&r| f(r)).collect()
@@ -287,7 +293,11 @@ fn seek(rows: &[u32], from: usize, target: usize) -> usize {
 
 /// Calls `f` for each row of `range` whose bit is set, ascending.
 #[inline]
-fn for_each_bit(bits: &[u64], range: std::ops::Range<usize>, mut f: impl FnMut(usize) -> bool) {
+pub(crate) fn for_each_bit(
+    bits: &[u64],
+    range: std::ops::Range<usize>,
+    mut f: impl FnMut(usize) -> bool,
+) {
     if range.is_empty() {
         return;
     }
@@ -486,8 +496,236 @@ impl<'s> Ctx<'s> {
         v.get(p as usize).copied().unwrap_or(i32::MIN)
     }
 
-    fn has_person_row(&self, p: u32) -> bool {
+    pub(crate) fn has_person_row(&self, p: u32) -> bool {
         self.persons.has_row(p)
+    }
+
+    pub(crate) fn person_id(&self, p: u32) -> i64 {
+        self.persons.person_id(p)
+    }
+
+    pub(crate) fn persons_len(&self) -> usize {
+        self.persons.len()
+    }
+
+    fn concept_of(
+        &self,
+        p: u32,
+        nd: &NodeData<'s>,
+        col: ConceptExpr,
+        fcol: Option<ColumnRef<'s>>,
+        r: usize,
+    ) -> Result<i32, ()> {
+        let ctx = self;
+        match col {
+            ConceptExpr::Col(_) => Ok(col_i32(fcol).and_then(|v| v.get(r)).unwrap_or(i32::MIN)),
+            ConceptExpr::Person(c) => Ok(ctx.person_i32(c, p)),
+            ConceptExpr::ProviderSpecialty => {
+                let id = nd.provider.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
+                Ok(ctx
+                    .provider
+                    .as_ref()
+                    .and_then(|l| l.get(id).ok())
+                    .unwrap_or(i32::MIN))
+            }
+            ConceptExpr::VisitConcept => {
+                let id = nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
+                if id == NULL_ID {
+                    return Err(());
+                }
+                let vd = ctx.visit_dom.map(|i| &ctx.domains[i]).ok_or(())?;
+                let (ids, concepts) = (vd.event_id(), vd.concept());
+                for vr in vd.person_rows(p) {
+                    if ids.get(vr) == Some(&id) {
+                        return Ok(concepts.get(vr).copied().unwrap_or(i32::MIN));
+                    }
+                }
+                Err(())
+            }
+            ConceptExpr::PlaceOfService => {
+                let id = nd.care_site.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
+                ctx.care_site.as_ref().ok_or(())?.get(id)
+            }
+        }
+    }
+
+    fn year_of_birth(&self, p: u32) -> Option<i32> {
+        self.yob.get(p as usize).copied().filter(|&y| y != i32::MIN)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn filter_ok(
+        &self,
+        p: u32,
+        nd: &NodeData<'s>,
+        f: &Filter,
+        fcol: Option<ColumnRef<'s>>,
+        r: usize,
+        start: Day,
+        end: Day,
+    ) -> bool {
+        match f {
+            Filter::Date { expr, op, a, b } => {
+                let v = if *expr == DateExpr::Start { start } else { end };
+                date_ok(*op, v, *a, *b)
+            }
+            Filter::Num { expr, op, a, b } => {
+                let v = match expr {
+                    NumExpr::Col(_) => num_at(fcol, r),
+                    NumExpr::Age { at_end } => {
+                        let d = if *at_end { end } else { start };
+                        self.year_of_birth(p)
+                            .filter(|_| d != NULL_DAY)
+                            .map(|y| (date::year(d) as i64 - y as i64) as f64)
+                    }
+                    NumExpr::Duration => {
+                        if start == NULL_DAY || end == NULL_DAY {
+                            None
+                        } else {
+                            Some(end as f64 - start as f64)
+                        }
+                    }
+                    NumExpr::Ratio(_) => {
+                        let v = num_at(nd.value_as_number, r);
+                        let d = num_at(fcol, r).filter(|&d| d != 0.0);
+                        match (v, d) {
+                            (Some(v), Some(d)) => Some(v / d),
+                            _ => None,
+                        }
+                    }
+                };
+                v.is_some_and(|v| range_ok(*op, v, *a, *b))
+            }
+            Filter::InList { col, ids, negate } => match self.concept_of(p, nd, *col, fcol, r) {
+                Err(()) => false,
+                Ok(v) if v == i32::MIN => false,
+                Ok(v) => ids.contains(&v) != *negate,
+            },
+            Filter::InCodeset {
+                col,
+                codeset,
+                exclude,
+            } => match self.concept_of(p, nd, *col, fcol, r) {
+                Err(()) => false,
+                Ok(v) => match codeset {
+                    Some(cs) => in_codeset(v, self.codeset(*cs), *exclude),
+                    None => (v == i32::MIN) == *exclude,
+                },
+            },
+            Filter::Text { op, text, .. } => {
+                let Some(t) = fcol.and_then(ColumnRef::as_text).and_then(|t| t.get(r)) else {
+                    return false;
+                };
+                let (pat, negate) = like_pattern(*op, text);
+                like(t, &pat) != negate
+            }
+            Filter::Abnormal => {
+                let v = num_at(nd.value_as_number, r);
+                let lo = num_at(nd.range_low, r);
+                let hi = num_at(nd.range_high, r);
+                let vc = nd
+                    .value_as_concept
+                    .and_then(|c| c.get(r))
+                    .unwrap_or(i32::MIN);
+                matches!((v, lo), (Some(v), Some(lo)) if v < lo)
+                    || matches!((v, hi), (Some(v), Some(hi)) if v > hi)
+                    || vc == 4155142
+                    || vc == 4155143
+            }
+            Filter::Covers(d) => start <= *d && end >= *d,
+            Filter::EndGeStart => end >= start,
+            Filter::DomainIsPerson => nd
+                .domain_id
+                .and_then(|t| t.get(r))
+                .is_some_and(|s| s == "PERSON"),
+        }
+    }
+
+    /// A demographic criteria on an index event of person `p` (false without a person row).
+    pub(crate) fn demo_ok(&self, p: u32, d: &DemoPlan, start: Day, end: Day) -> bool {
+        self.has_person_row(p)
+            && d.filters.iter().all(|f| match f {
+                DemoFilter::Age { op, a, b } => self.year_of_birth(p).is_some_and(|y| {
+                    range_ok(*op, (date::year(start) as i64 - y as i64) as f64, *a, *b)
+                }),
+                DemoFilter::InList { col, ids } => {
+                    let v = self.person_i32(col, p);
+                    v != i32::MIN && ids.contains(&v)
+                }
+                DemoFilter::InCodeset {
+                    col,
+                    codeset,
+                    exclude,
+                } => {
+                    let v = self.person_i32(col, p);
+                    match codeset {
+                        Some(cs) => in_codeset(v, self.codeset(*cs), *exclude),
+                        None => (v == i32::MIN) == *exclude,
+                    }
+                }
+                DemoFilter::Date {
+                    end: at_end,
+                    op,
+                    a,
+                    b,
+                } => date_ok(*op, if *at_end { end } else { start }, *a, *b),
+            })
+    }
+
+    /// Whether row `r` of a node's domain passes its source-concept and location-region joins
+    /// (the domain-concept codeset is applied by the caller, from the postings).
+    #[inline]
+    pub(crate) fn row_joins_ok(&self, node: &CritNode, nd: &NodeData<'s>, r: usize) -> bool {
+        if let Some((_, c)) = node.source {
+            let v = nd.source.and_then(|s| s.get(r)).unwrap_or(i32::MIN);
+            if !self.codeset(c).contains(v) {
+                return false;
+            }
+        }
+        if let Some(c) = node.region_codeset {
+            let loc = nd.location.and_then(|l| l.get(r)).unwrap_or(NULL_ID);
+            let reg = self
+                .location
+                .as_ref()
+                .and_then(|l| l.get(loc).ok())
+                .unwrap_or(i32::MIN);
+            if !self.codeset(c).contains(reg) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Row `r`'s (start, end) after the node's date adjustment (`s0`, `e0`: the row's own dates),
+    /// if the row passes the node's filters.
+    #[inline]
+    pub(crate) fn row_dates(
+        &self,
+        p: u32,
+        node: &CritNode,
+        nd: &NodeData<'s>,
+        r: usize,
+        s0: Day,
+        e0: Day,
+    ) -> Option<(Day, Day)> {
+        let (start, end) = match node.adjust {
+            Some(a) => (
+                sat(add(
+                    if a.start_from_end { e0 } else { s0 },
+                    a.start_offset as i64,
+                )),
+                sat(add(
+                    if a.end_from_end { e0 } else { s0 },
+                    a.end_offset as i64,
+                )),
+            ),
+            None => (s0, e0),
+        };
+        node.filters
+            .iter()
+            .zip(&nd.filter_cols)
+            .all(|(f, c)| self.filter_ok(p, nd, f, *c, r, start, end))
+            .then_some((start, end))
     }
 
     /// Persons who may have a primary event (ascending person index).
@@ -588,11 +826,11 @@ fn reads_visits(plan: &Plan) -> bool {
 // ------------------------------------------------------------------ helpers
 
 #[inline]
-fn add(d: Day, off: i64) -> i64 {
+pub(crate) fn add(d: Day, off: i64) -> i64 {
     d as i64 + off
 }
 
-fn sat(d: i64) -> Day {
+pub(crate) fn sat(d: i64) -> Day {
     d.clamp(i32::MIN as i64 + 1, i32::MAX as i64) as Day
 }
 
@@ -817,140 +1055,6 @@ impl<'c, 's> Person<'c, 's> {
         self.done[node] = true;
     }
 
-    fn concept_of(
-        &self,
-        nd: &NodeData<'s>,
-        col: ConceptExpr,
-        fcol: Option<ColumnRef<'s>>,
-        r: usize,
-    ) -> Result<i32, ()> {
-        let ctx = self.ctx;
-        match col {
-            ConceptExpr::Col(_) => Ok(col_i32(fcol).and_then(|v| v.get(r)).unwrap_or(i32::MIN)),
-            ConceptExpr::Person(c) => Ok(ctx.person_i32(c, self.p)),
-            ConceptExpr::ProviderSpecialty => {
-                let id = nd.provider.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
-                Ok(ctx
-                    .provider
-                    .as_ref()
-                    .and_then(|l| l.get(id).ok())
-                    .unwrap_or(i32::MIN))
-            }
-            ConceptExpr::VisitConcept => {
-                let id = nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
-                if id == NULL_ID {
-                    return Err(());
-                }
-                let vd = ctx.visit_dom.map(|i| &ctx.domains[i]).ok_or(())?;
-                let (ids, concepts) = (vd.event_id(), vd.concept());
-                for vr in vd.person_rows(self.p) {
-                    if ids.get(vr) == Some(&id) {
-                        return Ok(concepts.get(vr).copied().unwrap_or(i32::MIN));
-                    }
-                }
-                Err(())
-            }
-            ConceptExpr::PlaceOfService => {
-                let id = nd.care_site.and_then(|v| v.get(r)).unwrap_or(NULL_ID);
-                ctx.care_site.as_ref().ok_or(())?.get(id)
-            }
-        }
-    }
-
-    fn year_of_birth(&self) -> Option<i32> {
-        self.ctx
-            .yob
-            .get(self.p as usize)
-            .copied()
-            .filter(|&y| y != i32::MIN)
-    }
-
-    fn filter_ok(
-        &self,
-        nd: &NodeData<'s>,
-        f: &Filter,
-        fcol: Option<ColumnRef<'s>>,
-        r: usize,
-        start: Day,
-        end: Day,
-    ) -> bool {
-        match f {
-            Filter::Date { expr, op, a, b } => {
-                let v = if *expr == DateExpr::Start { start } else { end };
-                date_ok(*op, v, *a, *b)
-            }
-            Filter::Num { expr, op, a, b } => {
-                let v = match expr {
-                    NumExpr::Col(_) => num_at(fcol, r),
-                    NumExpr::Age { at_end } => {
-                        let d = if *at_end { end } else { start };
-                        self.year_of_birth()
-                            .filter(|_| d != NULL_DAY)
-                            .map(|y| (date::year(d) as i64 - y as i64) as f64)
-                    }
-                    NumExpr::Duration => {
-                        if start == NULL_DAY || end == NULL_DAY {
-                            None
-                        } else {
-                            Some(end as f64 - start as f64)
-                        }
-                    }
-                    NumExpr::Ratio(_) => {
-                        let v = num_at(nd.value_as_number, r);
-                        let d = num_at(fcol, r).filter(|&d| d != 0.0);
-                        match (v, d) {
-                            (Some(v), Some(d)) => Some(v / d),
-                            _ => None,
-                        }
-                    }
-                };
-                v.is_some_and(|v| range_ok(*op, v, *a, *b))
-            }
-            Filter::InList { col, ids, negate } => match self.concept_of(nd, *col, fcol, r) {
-                Err(()) => false,
-                Ok(v) if v == i32::MIN => false,
-                Ok(v) => ids.contains(&v) != *negate,
-            },
-            Filter::InCodeset {
-                col,
-                codeset,
-                exclude,
-            } => match self.concept_of(nd, *col, fcol, r) {
-                Err(()) => false,
-                Ok(v) => match codeset {
-                    Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
-                    None => (v == i32::MIN) == *exclude,
-                },
-            },
-            Filter::Text { op, text, .. } => {
-                let Some(t) = fcol.and_then(ColumnRef::as_text).and_then(|t| t.get(r)) else {
-                    return false;
-                };
-                let (pat, negate) = like_pattern(*op, text);
-                like(t, &pat) != negate
-            }
-            Filter::Abnormal => {
-                let v = num_at(nd.value_as_number, r);
-                let lo = num_at(nd.range_low, r);
-                let hi = num_at(nd.range_high, r);
-                let vc = nd
-                    .value_as_concept
-                    .and_then(|c| c.get(r))
-                    .unwrap_or(i32::MIN);
-                matches!((v, lo), (Some(v), Some(lo)) if v < lo)
-                    || matches!((v, hi), (Some(v), Some(hi)) if v > hi)
-                    || vc == 4155142
-                    || vc == 4155143
-            }
-            Filter::Covers(d) => start <= *d && end >= *d,
-            Filter::EndGeStart => end >= start,
-            Filter::DomainIsPerson => nd
-                .domain_id
-                .and_then(|t| t.get(r))
-                .is_some_and(|s| s == "PERSON"),
-        }
-    }
-
     fn compute(&mut self, node_id: usize, out: &mut Vec<Ev>) {
         let ctx = self.ctx;
         let node = &ctx.plan.nodes[node_id];
@@ -977,28 +1081,12 @@ impl<'c, 's> Person<'c, 's> {
             Matched::Gathered(g) => Some(g),
             _ => None,
         };
-        let source = node.source.map(|(_, c)| ctx.codeset(c));
-        let region = node.region_codeset.map(|c| ctx.codeset(c));
         let mut taken_first = false;
         // One row (already known to match the codeset; `gi`: its index in `gathered`): false stops
         // the scan (First taken).
         let mut visit = |r: usize, gi: usize| -> bool {
-            if let Some(cs) = source {
-                let v = nd.source.and_then(|s| s.get(r)).unwrap_or(i32::MIN);
-                if !cs.contains(v) {
-                    return true;
-                }
-            }
-            if let Some(cs) = region {
-                let loc = nd.location.and_then(|l| l.get(r)).unwrap_or(NULL_ID);
-                let reg = ctx
-                    .location
-                    .as_ref()
-                    .and_then(|l| l.get(loc).ok())
-                    .unwrap_or(i32::MIN);
-                if !cs.contains(reg) {
-                    return true;
-                }
+            if !ctx.row_joins_ok(node, nd, r) {
+                return true;
             }
             if node.first {
                 if taken_first {
@@ -1013,25 +1101,7 @@ impl<'c, 's> Person<'c, 's> {
                     ends.get(r).copied().unwrap_or(NULL_DAY),
                 ),
             };
-            let (start, end) = match node.adjust {
-                Some(a) => (
-                    sat(add(
-                        if a.start_from_end { e0 } else { s0 },
-                        a.start_offset as i64,
-                    )),
-                    sat(add(
-                        if a.end_from_end { e0 } else { s0 },
-                        a.end_offset as i64,
-                    )),
-                ),
-                None => (s0, e0),
-            };
-            let ok = node
-                .filters
-                .iter()
-                .zip(&nd.filter_cols)
-                .all(|(f, c)| self.filter_ok(nd, f, *c, r, start, end));
-            if ok {
+            if let Some((start, end)) = ctx.row_dates(p, node, nd, r, s0, e0) {
                 let (id, visit) = match gathered {
                     Some(g) => (g.id[gi], g.visit.get(gi).copied().unwrap_or(NULL_ID)),
                     None => (
@@ -1163,35 +1233,8 @@ impl<'c, 's> Person<'c, 's> {
 
     fn demographic(&mut self, d: &DemoPlan, idx: &[Idx]) -> Vec<bool> {
         let mut out = self.bools();
-        if !self.ctx.has_person_row(self.p) {
-            out.resize(idx.len(), false);
-            return out;
-        }
-        out.extend(idx.iter().map(|e| {
-            d.filters.iter().all(|f| match f {
-                DemoFilter::Age { op, a, b } => self.year_of_birth().is_some_and(|y| {
-                    range_ok(*op, (date::year(e.start) as i64 - y as i64) as f64, *a, *b)
-                }),
-                DemoFilter::InList { col, ids } => {
-                    let v = self.ctx.person_i32(col, self.p);
-                    v != i32::MIN && ids.contains(&v)
-                }
-                DemoFilter::InCodeset {
-                    col,
-                    codeset,
-                    exclude,
-                } => {
-                    let v = self.ctx.person_i32(col, self.p);
-                    match codeset {
-                        Some(cs) => in_codeset(v, self.ctx.codeset(*cs), *exclude),
-                        None => (v == i32::MIN) == *exclude,
-                    }
-                }
-                DemoFilter::Date { end, op, a, b } => {
-                    date_ok(*op, if *end { e.end } else { e.start }, *a, *b)
-                }
-            })
-        }));
+        let (ctx, p) = (self.ctx, self.p);
+        out.extend(idx.iter().map(|e| ctx.demo_ok(p, d, e.start, e.end)));
         out
     }
 

@@ -105,3 +105,73 @@ pub fn gibleed() -> &'static Store {
 pub fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// A sink keeping rows and per-person best-event masks.
+#[derive(Default)]
+pub struct RowsAndMasks {
+    pub rows: Vec<qiao_cohort::exec::CohortRow>,
+    pub masks: Vec<(i64, u64)>,
+}
+
+impl qiao_cohort::exec::CohortSink for RowsAndMasks {
+    fn push(&mut self, row: qiao_cohort::exec::CohortRow) -> Result<(), qiao_cohort::CohortError> {
+        self.rows.push(row);
+        Ok(())
+    }
+    fn wants_person_masks(&self) -> bool {
+        true
+    }
+    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), qiao_cohort::CohortError> {
+        self.masks.push((person_id, mask));
+        Ok(())
+    }
+}
+
+/// Runs a definition as [`Prepared::run`] does and, when it takes the fused pipeline, also on
+/// the per-person evaluator, single-threaded: rows, person masks and statistics must be equal.
+/// Returns the rows and statistics; `what` names the definition in a failure.
+pub fn run_both(
+    prepared: &qiao_cohort::exec::Prepared,
+    store: &Store,
+    what: &str,
+) -> Result<
+    (
+        Vec<qiao_cohort::exec::CohortRow>,
+        qiao_cohort::exec::CohortStats,
+    ),
+    qiao_cohort::CohortError,
+> {
+    use qiao_cohort::exec::Pipeline;
+    let mut a = RowsAndMasks::default();
+    let sa = prepared.run(store, &mut a)?;
+    if prepared.pipeline() == Pipeline::Fused {
+        let mut b = RowsAndMasks::default();
+        let sb = prepared.run_on(store, &mut b, false, Pipeline::PerPerson)?;
+        assert_eq!(a.rows, b.rows, "{what}: rows, fused vs per-person");
+        assert_eq!(
+            a.masks, b.masks,
+            "{what}: person masks, fused vs per-person"
+        );
+        assert_eq!(
+            sa.modes, sb.modes,
+            "{what}: inclusion statistics, fused vs per-person"
+        );
+        assert_eq!(
+            (sa.entries, sa.subjects, sa.censor_lost),
+            (sb.entries, sb.subjects, sb.censor_lost),
+            "{what}: counts, fused vs per-person"
+        );
+        // And the fused pipeline single-threaded.
+        let mut c = RowsAndMasks::default();
+        let sc = prepared.run_on(store, &mut c, false, Pipeline::Fused)?;
+        assert_eq!(
+            a.rows, c.rows,
+            "{what}: rows, fused parallel vs single-threaded"
+        );
+        assert_eq!(
+            sa.modes, sc.modes,
+            "{what}: statistics, fused parallel vs single-threaded"
+        );
+    }
+    Ok((a.rows, sa))
+}

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::cdm;
+use super::common::run_both;
 use super::defs;
 
 /// The Python interpreter of `QIAO_TEST_VENV`, or None (after printing why the test is skipped).
@@ -215,8 +216,7 @@ pub fn run_qiao(store: &Store, json: &str) -> Outcome {
         .map_err(|e| e.to_string())
         .and_then(|def| Prepared::new(&def, store).map_err(|e| e.to_string()))
         .and_then(|p| {
-            let mut rows: Vec<CohortRow> = Vec::new();
-            let stats = p.run(store, &mut rows).map_err(|e| e.to_string())?;
+            let (rows, stats) = run_both(&p, store, json).map_err(|e| e.to_string())?;
             Ok(Outcome::from_qiao(&rows, &stats))
         });
     result.unwrap_or_else(|e| Outcome {

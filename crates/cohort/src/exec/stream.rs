@@ -1,0 +1,488 @@
+//! The fused pipeline: the common shape of a cohort definition evaluated in one pass over the
+//! primary criteria's matched rows, without per-person event caches.
+//!
+//! A definition has this shape when its primary criteria carry no correlated criteria, it has no
+//! additional criteria and no censoring criteria, its inclusion rules test demographics only, and
+//! it ends at the observation period end or at a date offset (feasibility queries and most
+//! phenotypes). Persons are taken in spans of consecutive person indexes: each primary criteria's
+//! matched rows of the span are read once, in row order (person, start, event id), and every
+//! person's events then go through the same steps as in the per-person evaluator (observation
+//! window, primary limit, inclusion masks, best event, expression limit, end date, era collapse,
+//! censor window) on small reused buffers. `tests/pipelines.rs` checks that both evaluators give
+//! the same rows and statistics on every test definition.
+
+use std::ops::Range;
+
+use qiao_cdm::date::Day;
+use qiao_store::Domain;
+
+use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
+use super::run::{add, for_each_bit, sat, Ctx, Matched, NodeData};
+use super::ChunkOut;
+use crate::model::{GroupType, LimitType};
+
+/// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
+pub(crate) fn eligible(plan: &Plan) -> bool {
+    fn demographic_only(g: &GroupPlan) -> bool {
+        g.members.iter().all(|m| match m {
+            Member::Demo(_) => true,
+            Member::Group(sub) => demographic_only(sub),
+            Member::Corr(_) => false,
+        })
+    }
+    !plan.primary.is_empty()
+        && plan
+            .primary
+            .iter()
+            .all(|&n| plan.nodes[n].correlated.is_none())
+        && plan.additional.is_none()
+        && plan.censoring.is_empty()
+        && matches!(plan.end, EndPlan::OpEnd | EndPlan::DateOffset { .. })
+        && plan.rules.len() < 64
+        && plan.rules.iter().all(|(_, g)| demographic_only(g))
+}
+
+/// Person indexes per span (one parallel work item).
+pub(crate) const SPAN: u32 = 4096;
+
+/// One primary event of a span.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    person: u32,
+    /// The date events are ordered by (the adjusted start).
+    sort: Day,
+    start: Day,
+    end: Day,
+    id: i64,
+}
+
+/// A primary event within an observation period (ordinal: its position in
+/// (sort, event id, criteria, position) order, Circe's `event_id` of qualified events).
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    sort: Day,
+    id: i64,
+    crit: u32,
+    pos: u32,
+    start: Day,
+    end: Day,
+    op_end: Day,
+}
+
+/// A worker's reusable buffers.
+#[derive(Default)]
+pub(crate) struct Worker {
+    events: Vec<Vec<Event>>,
+    cursor: Vec<usize>,
+    /// The span's persons with events (ascending), their observation period rows, the
+    /// periods (start, end) with offsets per person, and their person ids.
+    persons: Vec<u32>,
+    op_rows: Vec<Range<usize>>,
+    ops: Vec<(Day, Day)>,
+    op_off: Vec<u32>,
+    ids: Vec<i64>,
+    cands: Vec<Cand>,
+    masks: Vec<u64>,
+    rows: Vec<(i64, i64)>,
+    merged: Vec<(i64, i64)>,
+}
+
+impl Worker {
+    /// Evaluates the persons of `span`.
+    pub(crate) fn span(&mut self, ctx: &Ctx<'_>, span: Range<u32>, want_masks: bool) -> ChunkOut {
+        let plan = ctx.plan;
+        let k = plan.primary.len();
+        self.events.resize_with(k, Vec::new);
+        self.cursor.clear();
+        self.cursor.resize(k, 0);
+        // Event ids only order events of different criteria or reordered by a date adjustment.
+        let need_id = k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n]));
+        for (ci, &n) in plan.primary.iter().enumerate() {
+            let buf = &mut self.events[ci];
+            buf.clear();
+            let nd = &ctx.nodes[n];
+            if let Some(d) = nd.dom.map(|i| &ctx.domains[i]) {
+                events(ctx, &plan.nodes[n], nd, d, span.clone(), need_id, buf);
+            }
+        }
+        // The span's persons with events, and their observation periods and person ids, each
+        // read in one pass over all of them (independent loads in flight, where one person at
+        // a time would expose every cache miss).
+        let persons = &mut self.persons;
+        persons.clear();
+        for evs in &self.events[..k] {
+            persons.extend(evs.iter().map(|e| e.person));
+        }
+        if k > 1 {
+            persons.sort_unstable();
+        }
+        persons.dedup();
+        let op = ctx.op.map(|i| &ctx.domains[i]);
+        self.op_rows.clear();
+        self.op_rows.extend(
+            persons
+                .iter()
+                .map(|&p| op.map_or(0..0, |d| d.person_rows(p))),
+        );
+        self.ops.clear();
+        self.op_off.clear();
+        self.op_off.push(0);
+        if let Some(d) = op {
+            let (s, e) = (d.start(), d.end());
+            for r in &self.op_rows {
+                self.ops
+                    .extend(r.clone().filter_map(|r| Some((*s.get(r)?, *e.get(r)?))));
+                self.op_off.push(self.ops.len() as u32);
+            }
+        } else {
+            self.op_off.resize(persons.len() + 1, 0);
+        }
+        self.ids.clear();
+        self.ids.extend(persons.iter().map(|&p| ctx.person_id(p)));
+
+        let mut acc = ChunkOut::default();
+        let mut counts = Counts::default();
+        for i in 0..self.persons.len() {
+            let p = self.persons[i];
+            self.cands.clear();
+            let ops = &self.ops[self.op_off[i] as usize..self.op_off[i + 1] as usize];
+            for ci in 0..k {
+                let evs = &self.events[ci];
+                let from = self.cursor[ci];
+                let mut to = from;
+                while evs.get(to).is_some_and(|e| e.person == p) {
+                    to += 1;
+                }
+                self.cursor[ci] = to;
+                in_observation(plan, ops, ci as u32, &evs[from..to], &mut self.cands);
+            }
+            let id = self.ids[i];
+            self.person(ctx, p, id, &mut acc, &mut counts, want_masks);
+        }
+        counts.into(&mut acc);
+        acc
+    }
+
+    /// The pipeline after the primary events of person `p` (in `self.cands`).
+    fn person(
+        &mut self,
+        ctx: &Ctx<'_>,
+        p: u32,
+        id: i64,
+        acc: &mut ChunkOut,
+        counts: &mut Counts,
+        want_masks: bool,
+    ) {
+        let plan = ctx.plan;
+        let cands = &mut self.cands;
+        if cands.is_empty() {
+            return;
+        }
+        let desc = plan.primary_limit == LimitType::Last;
+        let order = |a: &Cand, b: &Cand| {
+            let s = if desc {
+                b.sort.cmp(&a.sort)
+            } else {
+                a.sort.cmp(&b.sort)
+            };
+            s.then(a.id.cmp(&b.id))
+                .then(a.crit.cmp(&b.crit))
+                .then(a.pos.cmp(&b.pos))
+        };
+        if plan.primary_limit != LimitType::All {
+            let mut best = 0;
+            for (i, c) in cands.iter().enumerate().skip(1) {
+                if order(c, &cands[best]).is_lt() {
+                    best = i;
+                }
+            }
+            cands.swap(0, best);
+            cands.truncate(1);
+        } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
+            cands.sort_by(order);
+        }
+        // The candidates' positions are now their ordinals (qualified event ids).
+        if plan.additional_present && plan.qualified_limit != LimitType::All {
+            keep_first(cands, plan.qualified_limit == LimitType::Last);
+        }
+
+        // Inclusion rules (demographics of the person at each event).
+        let n_rules = plan.rules.len();
+        let full: u64 = if n_rules == 0 {
+            0
+        } else {
+            (1u64 << n_rules) - 1
+        };
+        let masks = &mut self.masks;
+        masks.clear();
+        if n_rules == 0 {
+            counts.zero_events += cands.len() as u64;
+            counts.zero_persons += 1;
+            if want_masks {
+                acc.person_masks.push((id, 0));
+            }
+        } else {
+            masks.extend(cands.iter().map(|c| {
+                plan.rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, g))| demographic_group(ctx, p, g, c.start, c.end))
+                    .fold(0u64, |m, (i, _)| m | 1 << i)
+            }));
+            for run in masks.chunk_by(|a, b| a == b) {
+                *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
+            }
+            // Best event: most rules, then lowest min rule id, then earliest start, then ordinal.
+            let min_rule = |m: u64| if m == 0 { 0 } else { m.trailing_zeros() };
+            let mut best = 0;
+            for i in 1..cands.len() {
+                let (mi, mb) = (masks[i], masks[best]);
+                let better = mb
+                    .count_ones()
+                    .cmp(&mi.count_ones())
+                    .then(min_rule(mi).cmp(&min_rule(mb)))
+                    .then(cands[i].start.cmp(&cands[best].start))
+                    .is_lt();
+                if better {
+                    best = i;
+                }
+            }
+            *acc.masks[1].entry(masks[best]).or_default() += 1;
+            if want_masks {
+                acc.person_masks.push((id, masks[best]));
+            }
+            let mut i = 0;
+            cands.retain(|_| {
+                i += 1;
+                masks[i - 1] == full
+            });
+        }
+        if plan.expression_limit != LimitType::All {
+            keep_first(cands, plan.expression_limit == LimitType::Last);
+        }
+        if cands.is_empty() {
+            return;
+        }
+
+        // End dates, then eras.
+        let rows = &mut self.rows;
+        rows.clear();
+        for c in cands.iter() {
+            let end = match plan.end {
+                EndPlan::DateOffset { from_end, offset } => {
+                    let d = add(if from_end { c.end } else { c.start }, offset as i64);
+                    if d > c.op_end as i64 {
+                        c.op_end
+                    } else {
+                        sat(d)
+                    }
+                }
+                _ => c.op_end,
+            };
+            if end >= c.start {
+                rows.push((c.start as i64, end as i64));
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        // Collapsing only needs the rows in start order (equal starts merge whatever their ends).
+        if !rows.is_sorted_by_key(|r| r.0) {
+            rows.sort_unstable();
+        }
+        let pad = plan.era_pad as i64;
+        let merged = &mut self.merged;
+        merged.clear();
+        let mut running_max = i64::MIN;
+        for &(s, e) in rows.iter() {
+            let e = e + pad;
+            match merged.last_mut() {
+                Some(last) if running_max >= s => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+            running_max = running_max.max(e);
+        }
+        acc.in_final += 1;
+        for &(s, e) in merged.iter() {
+            let (mut s, mut e) = (sat(s), sat(e - pad));
+            if let Some(cs) = plan.censor_start {
+                s = s.max(cs);
+            }
+            if let Some(ce) = plan.censor_end {
+                e = e.min(ce);
+            }
+            if (plan.censor_start.is_some() || plan.censor_end.is_some()) && s > e {
+                continue;
+            }
+            acc.rows.push((id, s, e));
+        }
+    }
+}
+
+/// Mask counts of definitions without inclusion rules (every mask 0), added once per span.
+#[derive(Default)]
+struct Counts {
+    zero_events: u64,
+    zero_persons: u64,
+}
+
+impl Counts {
+    fn into(self, acc: &mut ChunkOut) {
+        if self.zero_persons > 0 {
+            *acc.masks[0].entry(0).or_default() += self.zero_events;
+            *acc.masks[1].entry(0).or_default() += self.zero_persons;
+        }
+    }
+}
+
+/// Whether a date adjustment can order a criteria's events otherwise than its rows.
+fn reorders(node: &CritNode) -> bool {
+    node.adjust.is_some_and(|a| a.start_from_end)
+}
+
+/// The events of one primary criteria for the persons of `span`, in row order.
+fn events(
+    ctx: &Ctx<'_>,
+    node: &CritNode,
+    nd: &NodeData<'_>,
+    d: &Domain<'_>,
+    span: Range<u32>,
+    need_id: bool,
+    out: &mut Vec<Event>,
+) {
+    let rows = d.persons_rows(span);
+    let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
+    let plain = node.source.is_none()
+        && node.region_codeset.is_none()
+        && node.adjust.is_none()
+        && node.filters.is_empty();
+    let mut first_of = u32::MAX;
+    let mut visit = |r: usize| -> Option<()> {
+        let &p = person.get(r)?;
+        if node.needs_person && !ctx.has_person_row(p) {
+            return None;
+        }
+        if !plain && !ctx.row_joins_ok(node, nd, r) {
+            return None;
+        }
+        if node.first {
+            if first_of == p {
+                return None;
+            }
+            first_of = p;
+        }
+        let s0 = starts.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
+        let e0 = ends.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
+        let dates = if plain {
+            Some((s0, e0))
+        } else {
+            ctx.row_dates(p, node, nd, r, s0, e0)
+        };
+        let (start, end) = dates?;
+        {
+            out.push(Event {
+                person: p,
+                sort: start,
+                start: node.user_start.unwrap_or(start),
+                end: node.user_end.unwrap_or(end),
+                id: if need_id {
+                    ids.get(r).copied().unwrap_or(i64::MIN)
+                } else {
+                    0
+                },
+            });
+        }
+        Some(())
+    };
+    let list = match &nd.matched {
+        Matched::Scan => {
+            rows.for_each(|r| {
+                visit(r);
+            });
+            return;
+        }
+        Matched::Bits(bits) => {
+            for_each_bit(bits, rows, |r| {
+                visit(r);
+                true
+            });
+            return;
+        }
+        Matched::Rows(list) => &list[..],
+        // Not gathered on this path; a gathered list is still the matched rows in order.
+        Matched::Gathered(g) => g.rows(),
+    };
+    let from = list.partition_point(|&r| (r as usize) < rows.start);
+    for &r in &list[from..] {
+        if r as usize >= rows.end {
+            break;
+        }
+        visit(r as usize);
+    }
+}
+
+/// Joins a person's events of criteria `crit` to the observation periods `ops` (start, end) that
+/// contain their start with the observation window.
+fn in_observation(plan: &Plan, ops: &[(Day, Day)], crit: u32, evs: &[Event], out: &mut Vec<Cand>) {
+    for (pos, e) in evs.iter().enumerate() {
+        for &(s, end) in ops {
+            if e.start >= s
+                && e.start <= end
+                && add(s, plan.prior_days as i64) <= e.start as i64
+                && add(e.start, plan.post_days as i64) <= end as i64
+            {
+                out.push(Cand {
+                    sort: e.sort,
+                    id: e.id,
+                    crit,
+                    pos: pos as u32,
+                    start: e.start,
+                    end: e.end,
+                    op_end: end,
+                });
+            }
+        }
+    }
+}
+
+/// A demographics-only criteria group on one index event.
+fn demographic_group(ctx: &Ctx<'_>, p: u32, g: &GroupPlan, start: Day, end: Day) -> bool {
+    if g.members.is_empty() {
+        return true;
+    }
+    let n = g
+        .members
+        .iter()
+        .filter(|m| match m {
+            Member::Demo(d) => ctx.demo_ok(p, d, start, end),
+            Member::Group(sub) => demographic_group(ctx, p, sub, start, end),
+            Member::Corr(_) => false,
+        })
+        .count() as i64;
+    match g.kind {
+        GroupType::All => n == g.members.len() as i64,
+        GroupType::Any => n > 0,
+        GroupType::AtLeast => n >= g.count,
+        GroupType::AtMost => n <= g.count,
+    }
+}
+
+/// Keeps the first (or last) candidate by start date, ties by ordinal (candidates are in ordinal
+/// order, so the earliest position wins a tie).
+fn keep_first(v: &mut Vec<Cand>, last: bool) {
+    let mut best = 0;
+    for i in 1..v.len() {
+        let better = if last {
+            v[i].start > v[best].start
+        } else {
+            v[i].start < v[best].start
+        };
+        if better {
+            best = i;
+        }
+    }
+    if !v.is_empty() {
+        v.swap(0, best);
+    }
+    v.truncate(1);
+}
