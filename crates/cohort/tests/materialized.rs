@@ -8,7 +8,7 @@ use std::fs;
 
 use common::*;
 use qiao_cdm::date;
-use qiao_cohort::exec::{CohortRow, Prepared};
+use qiao_cohort::exec::Prepared;
 use serde_json::Value;
 
 #[derive(serde::Deserialize)]
