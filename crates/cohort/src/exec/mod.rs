@@ -208,7 +208,8 @@ pub struct CohortStats {
     pub censor_lost: Option<u64>,
     pub entries: u64,
     pub subjects: u64,
-    /// Persons evaluated (had a candidate entry event).
+    /// Persons evaluated: on the per-person evaluator, persons with a row matching a primary
+    /// criteria's codeset; on the fused pipeline, persons with a qualified event.
     pub candidates: u64,
 }
 
@@ -340,13 +341,14 @@ impl Prepared {
                 1,
                 16,
                 parallel,
-                stream::Worker::default,
+                || stream::Worker::new(ctx),
                 |w: &mut stream::Worker, spans| {
-                    let mut out = ChunkOut::default();
-                    for span in spans {
-                        out.append(w.span(ctx, span.clone(), want_masks));
-                    }
-                    out
+                    let mut outs = spans.iter().map(|s| w.span(ctx, s.clone(), want_masks));
+                    let first = outs.next().unwrap_or_default();
+                    outs.fold(first, |mut acc, next| {
+                        acc.append(next);
+                        acc
+                    })
                 },
                 &mut merge,
             )?;
@@ -447,9 +449,9 @@ const CHUNK: usize = 256;
 /// The two evaluators of a plan: the same semantics, tested against each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipeline {
-    /// One pass over the primary criteria's matched rows, for definitions whose primary
-    /// criteria have no correlated criteria, without additional or censoring criteria, with
-    /// demographic inclusion rules only, ending at the observation period end or a date offset.
+    /// One pass over the primary criteria's matched rows, span by span of persons: every
+    /// definition without censoring criteria that ends at the observation period end or at a
+    /// date offset.
     Fused,
     /// Every construct: each person's criteria events computed on demand.
     PerPerson,

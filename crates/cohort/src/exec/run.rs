@@ -142,7 +142,7 @@ fn ref_lookup<'s>(store: &'s Store, table: &str, id_col: &str, col: &str) -> Opt
 pub(crate) struct NodeData<'s> {
     pub dom: Option<usize>,
     source: Option<I32Column<'s>>,
-    visit: Option<IdColumn<'s>>,
+    pub visit: Option<IdColumn<'s>>,
     provider: Option<IdColumn<'s>>,
     care_site: Option<IdColumn<'s>>,
     location: Option<IdColumn<'s>>,
@@ -815,7 +815,7 @@ fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
 }
 
 /// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
-fn reads_visits(plan: &Plan) -> bool {
+pub(crate) fn reads_visits(plan: &Plan) -> bool {
     let mut any = false;
     each_corr(plan, &mut |c| {
         any |= c.restrict_visit || c.distinct == Some(CountKind::Visit);
@@ -989,6 +989,12 @@ impl<'c, 's> Person<'c, 's> {
             scratch: Scratch::default(),
             ops: Vec::new(),
         }
+    }
+
+    /// Starts evaluating groups of person `p` ([`Person::group`]): the person's criteria events
+    /// are then computed at most once whatever the number of groups.
+    pub(crate) fn begin(&mut self, p: u32) {
+        self.reset(p);
     }
 
     /// Evaluates a group for person `p` over the given index events.

@@ -1,15 +1,17 @@
-//! The fused pipeline: the common shape of a cohort definition evaluated in one pass over the
-//! primary criteria's matched rows, without per-person event caches.
+//! The fused pipeline: a definition evaluated in one pass over its primary criteria's matched
+//! rows, span by span of persons, instead of person by person through per-node event caches.
 //!
-//! A definition has this shape when its primary criteria carry no correlated criteria, it has no
-//! additional criteria and no censoring criteria, its inclusion rules test demographics only, and
-//! it ends at the observation period end or at a date offset (feasibility queries and most
-//! phenotypes). Persons are taken in spans of consecutive person indexes: each primary criteria's
-//! matched rows of the span are read once, in row order (person, start, event id), and every
-//! person's events then go through the same steps as in the per-person evaluator (observation
-//! window, primary limit, inclusion masks, best event, expression limit, end date, era collapse,
-//! censor window) on small reused buffers. `tests/pipelines.rs` checks that both evaluators give
-//! the same rows and statistics on every test definition.
+//! It takes every definition without censoring criteria that ends at the observation period end
+//! or at a date offset (feasibility queries and most phenotypes; the others go to the per-person
+//! evaluator). Persons are taken in spans of consecutive person indexes: each primary criteria's
+//! matched rows of the span are read once, in row order (person, start, event id); the span's
+//! persons' observation periods and ids are read in one pass; then every person's events go
+//! through the steps of the per-person evaluator (correlated criteria of the primary criteria,
+//! observation window, primary limit, additional criteria, inclusion masks, best event,
+//! expression limit, end date, era collapse, censor window) on small reused buffers. Groups that
+//! read other criteria's events are evaluated by a per-person [`Person`] evaluator, started once
+//! per person; demographic groups directly. `tests/pipelines.rs` and the test helpers check that
+//! both evaluators give the same rows, masks and statistics on every test definition.
 
 use std::ops::Range;
 
@@ -17,29 +19,25 @@ use qiao_cdm::date::Day;
 use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
-use super::run::{add, for_each_bit, sat, Ctx, Matched, NodeData};
+use super::run::{add, for_each_bit, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person};
 use super::ChunkOut;
 use crate::model::{GroupType, LimitType};
 
 /// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
 pub(crate) fn eligible(plan: &Plan) -> bool {
-    fn demographic_only(g: &GroupPlan) -> bool {
-        g.members.iter().all(|m| match m {
-            Member::Demo(_) => true,
-            Member::Group(sub) => demographic_only(sub),
-            Member::Corr(_) => false,
-        })
-    }
     !plan.primary.is_empty()
-        && plan
-            .primary
-            .iter()
-            .all(|&n| plan.nodes[n].correlated.is_none())
-        && plan.additional.is_none()
         && plan.censoring.is_empty()
         && matches!(plan.end, EndPlan::OpEnd | EndPlan::DateOffset { .. })
         && plan.rules.len() < 64
-        && plan.rules.iter().all(|(_, g)| demographic_only(g))
+}
+
+/// Whether a group tests demographics only (no criteria events to compute).
+fn demographic_only(g: &GroupPlan) -> bool {
+    g.members.iter().all(|m| match m {
+        Member::Demo(_) => true,
+        Member::Group(sub) => demographic_only(sub),
+        Member::Corr(_) => false,
+    })
 }
 
 /// Person indexes per span (one parallel work item).
@@ -54,6 +52,8 @@ struct Event {
     start: Day,
     end: Day,
     id: i64,
+    /// visit_occurrence_id (NULL unless some criteria reads the index event's visit).
+    visit: i64,
 }
 
 /// A primary event within an observation period (ordinal: its position in
@@ -66,17 +66,37 @@ struct Cand {
     pos: u32,
     start: Day,
     end: Day,
+    op_start: Day,
     op_end: Day,
+    visit: i64,
+}
+
+impl Cand {
+    /// As an index event of a criteria group (`ordinal`: its qualified event id).
+    fn index(&self, ordinal: usize) -> Idx {
+        Idx {
+            id: ordinal as i64 + 1,
+            start: self.start,
+            end: self.end,
+            visit: self.visit,
+            op_start: self.op_start,
+            op_end: self.op_end,
+        }
+    }
 }
 
 /// A worker's reusable buffers.
-#[derive(Default)]
-pub(crate) struct Worker {
+pub(crate) struct Worker<'c, 's> {
+    groups: Groups<'c, 's>,
+    index: Vec<Idx>,
+    owner: Vec<usize>,
+    kept: Vec<Event>,
     events: Vec<Vec<Event>>,
     cursor: Vec<usize>,
     /// The span's persons with events (ascending), their observation period rows, the
     /// periods (start, end) with offsets per person, and their person ids.
     persons: Vec<u32>,
+    seen: Vec<u64>,
     op_rows: Vec<Range<usize>>,
     ops: Vec<(Day, Day)>,
     op_off: Vec<u32>,
@@ -87,9 +107,41 @@ pub(crate) struct Worker {
     merged: Vec<(i64, i64)>,
 }
 
-impl Worker {
+impl<'c, 's> Worker<'c, 's> {
+    pub(crate) fn new(ctx: &'c Ctx<'s>) -> Self {
+        let plan = ctx.plan;
+        let groups = plan.additional.is_some()
+            || plan.rules.iter().any(|(_, g)| !demographic_only(g))
+            || plan
+                .primary
+                .iter()
+                .any(|&n| plan.nodes[n].correlated.is_some());
+        Worker {
+            groups: Groups {
+                person: groups.then(|| Person::new(ctx)),
+                started: None,
+                pass: Vec::new(),
+            },
+            index: Vec::new(),
+            owner: Vec::new(),
+            kept: Vec::new(),
+            events: Vec::new(),
+            cursor: Vec::new(),
+            persons: Vec::new(),
+            seen: Vec::new(),
+            op_rows: Vec::new(),
+            ops: Vec::new(),
+            op_off: Vec::new(),
+            ids: Vec::new(),
+            cands: Vec::new(),
+            masks: Vec::new(),
+            rows: Vec::new(),
+            merged: Vec::new(),
+        }
+    }
+
     /// Evaluates the persons of `span`.
-    pub(crate) fn span(&mut self, ctx: &Ctx<'_>, span: Range<u32>, want_masks: bool) -> ChunkOut {
+    pub(crate) fn span(&mut self, ctx: &Ctx<'s>, span: Range<u32>, want_masks: bool) -> ChunkOut {
         let plan = ctx.plan;
         let k = plan.primary.len();
         self.events.resize_with(k, Vec::new);
@@ -97,12 +149,21 @@ impl Worker {
         self.cursor.resize(k, 0);
         // Event ids only order events of different criteria or reordered by a date adjustment.
         let need_id = k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n]));
+        let need_visit = reads_visits(plan);
         for (ci, &n) in plan.primary.iter().enumerate() {
             let buf = &mut self.events[ci];
             buf.clear();
             let nd = &ctx.nodes[n];
             if let Some(d) = nd.dom.map(|i| &ctx.domains[i]) {
-                events(ctx, &plan.nodes[n], nd, d, span.clone(), need_id, buf);
+                events(
+                    ctx,
+                    &plan.nodes[n],
+                    nd,
+                    d,
+                    span.clone(),
+                    (need_id, need_visit),
+                    buf,
+                );
             }
         }
         // The span's persons with events, and their observation periods and person ids, each
@@ -110,13 +171,25 @@ impl Worker {
         // a time would expose every cache miss).
         let persons = &mut self.persons;
         persons.clear();
-        for evs in &self.events[..k] {
-            persons.extend(evs.iter().map(|e| e.person));
+        if k == 1 {
+            persons.extend(self.events[0].iter().map(|e| e.person));
+            persons.dedup();
+        } else {
+            // Several criteria: their persons marked in a bitmap of the span.
+            let seen = &mut self.seen;
+            seen.clear();
+            seen.resize((span.len()).div_ceil(64), 0);
+            for evs in &self.events[..k] {
+                for e in evs {
+                    let i = (e.person - span.start) as usize;
+                    seen[i / 64] |= 1 << (i % 64);
+                }
+            }
+            for_each_bit(seen, 0..span.len(), |i| {
+                persons.push(span.start + i as u32);
+                true
+            });
         }
-        if k > 1 {
-            persons.sort_unstable();
-        }
-        persons.dedup();
         let op = ctx.op.map(|i| &ctx.domains[i]);
         self.op_rows.clear();
         self.op_rows.extend(
@@ -142,6 +215,7 @@ impl Worker {
 
         let mut acc = ChunkOut::default();
         let mut counts = Counts::default();
+        self.groups.started = None;
         for i in 0..self.persons.len() {
             let p = self.persons[i];
             self.cands.clear();
@@ -154,7 +228,42 @@ impl Worker {
                     to += 1;
                 }
                 self.cursor[ci] = to;
-                in_observation(plan, ops, ci as u32, &evs[from..to], &mut self.cands);
+                let node = &plan.nodes[plan.primary[ci]];
+                match &node.correlated {
+                    None => in_observation(plan, ops, ci as u32, &evs[from..to], &mut self.cands),
+                    Some(g) => {
+                        // Each event joined to every observation period containing its start is
+                        // an index event of the group; the events with a passing one are kept.
+                        self.index.clear();
+                        self.owner.clear();
+                        for (j, e) in evs[from..to].iter().enumerate() {
+                            for &(os, oe) in ops {
+                                if os <= e.start && oe >= e.start {
+                                    self.index.push(Idx {
+                                        id: e.id,
+                                        start: e.start,
+                                        end: e.end,
+                                        visit: e.visit,
+                                        op_start: os,
+                                        op_end: oe,
+                                    });
+                                    self.owner.push(j);
+                                }
+                            }
+                        }
+                        let pass = self.groups.eval(p, g, &self.index);
+                        self.kept.clear();
+                        let evs = &self.events[ci][from..to];
+                        let mut last = usize::MAX;
+                        for (&j, &ok) in self.owner.iter().zip(pass) {
+                            if ok && j != last {
+                                self.kept.push(evs[j]);
+                                last = j;
+                            }
+                        }
+                        in_observation(plan, ops, ci as u32, &self.kept, &mut self.cands);
+                    }
+                }
             }
             let id = self.ids[i];
             self.person(ctx, p, id, &mut acc, &mut counts, want_masks);
@@ -202,8 +311,22 @@ impl Worker {
             cands.sort_by(order);
         }
         // The candidates' positions are now their ordinals (qualified event ids).
+        if let Some(g) = &plan.additional {
+            self.index.clear();
+            self.index
+                .extend(cands.iter().enumerate().map(|(i, c)| c.index(i)));
+            let pass = self.groups.eval(p, g, &self.index);
+            let mut i = 0;
+            cands.retain(|_| {
+                i += 1;
+                pass[i - 1]
+            });
+        }
         if plan.additional_present && plan.qualified_limit != LimitType::All {
             keep_first(cands, plan.qualified_limit == LimitType::Last);
+        }
+        if cands.is_empty() {
+            return;
         }
 
         // Inclusion rules (demographics of the person at each event).
@@ -222,13 +345,28 @@ impl Worker {
                 acc.person_masks.push((id, 0));
             }
         } else {
-            masks.extend(cands.iter().map(|c| {
-                plan.rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (_, g))| demographic_group(ctx, p, g, c.start, c.end))
-                    .fold(0u64, |m, (i, _)| m | 1 << i)
-            }));
+            masks.resize(cands.len(), 0);
+            for (i, (_, g)) in plan.rules.iter().enumerate() {
+                if demographic_only(g) {
+                    for (m, c) in masks.iter_mut().zip(cands.iter()) {
+                        if demographic_group(ctx, p, g, c.start, c.end) {
+                            *m |= 1 << i;
+                        }
+                    }
+                } else {
+                    self.index.clear();
+                    // Qualified event ids: the candidates' ordinals before additional criteria
+                    // removed any do not matter to a group (no window reads them).
+                    self.index
+                        .extend(cands.iter().enumerate().map(|(j, c)| c.index(j)));
+                    let pass = self.groups.eval(p, g, &self.index);
+                    for (m, &ok) in masks.iter_mut().zip(pass) {
+                        if ok {
+                            *m |= 1 << i;
+                        }
+                    }
+                }
+            }
             for run in masks.chunk_by(|a, b| a == b) {
                 *acc.masks[0].entry(run[0]).or_default() += run.len() as u64;
             }
@@ -319,6 +457,34 @@ impl Worker {
     }
 }
 
+/// Evaluates criteria groups that read other criteria's events (correlated criteria of the primary
+/// criteria, additional criteria, inclusion rules), when the plan has such.
+struct Groups<'c, 's> {
+    person: Option<Person<'c, 's>>,
+    /// The person last started on.
+    started: Option<u32>,
+    pass: Vec<bool>,
+}
+
+impl Groups<'_, '_> {
+    /// Group `g` of person `p` over `index`: whether each index event passes.
+    fn eval(&mut self, p: u32, g: &GroupPlan, index: &[Idx]) -> &[bool] {
+        self.pass.clear();
+        let Some(person) = self.person.as_mut() else {
+            self.pass.resize(index.len(), false);
+            return &self.pass;
+        };
+        if self.started != Some(p) {
+            person.begin(p);
+            self.started = Some(p);
+        }
+        let pass = person.group(g, index);
+        self.pass.extend_from_slice(&pass);
+        person.give(pass);
+        &self.pass
+    }
+}
+
 /// Mask counts of definitions without inclusion rules (every mask 0), added once per span.
 #[derive(Default)]
 struct Counts {
@@ -347,7 +513,7 @@ fn events(
     nd: &NodeData<'_>,
     d: &Domain<'_>,
     span: Range<u32>,
-    need_id: bool,
+    (need_id, need_visit): (bool, bool),
     out: &mut Vec<Event>,
 ) {
     let rows = d.persons_rows(span);
@@ -389,6 +555,10 @@ fn events(
                     ids.get(r).copied().unwrap_or(i64::MIN)
                 } else {
                     0
+                },
+                visit: match nd.visit {
+                    Some(v) if need_visit => v.get(r).unwrap_or(i64::MIN),
+                    _ => i64::MIN,
                 },
             });
         }
@@ -438,7 +608,9 @@ fn in_observation(plan: &Plan, ops: &[(Day, Day)], crit: u32, evs: &[Event], out
                     pos: pos as u32,
                     start: e.start,
                     end: e.end,
+                    op_start: s,
                     op_end: end,
+                    visit: e.visit,
                 });
             }
         }
