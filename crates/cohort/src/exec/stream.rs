@@ -213,12 +213,21 @@ impl<'c, 's> Worker<'c, 's> {
         self.ids.clear();
         self.ids.extend(persons.iter().map(|&p| ctx.person_id(p)));
 
+        // Without inclusion rules, additional criteria or limits, the qualified events' order and
+        // ordinals matter to no later step: events go straight to cohort rows.
+        let direct = plan.rules.is_empty()
+            && plan.additional.is_none()
+            && !plan.additional_present
+            && plan.primary_limit == LimitType::All
+            && plan.expression_limit == LimitType::All;
         let mut acc = ChunkOut::default();
         let mut counts = Counts::default();
         self.groups.started = None;
         for i in 0..self.persons.len() {
             let p = self.persons[i];
             self.cands.clear();
+            self.rows.clear();
+            let mut qualified = 0u64;
             let ops = &self.ops[self.op_off[i] as usize..self.op_off[i + 1] as usize];
             for ci in 0..k {
                 let evs = &self.events[ci];
@@ -230,6 +239,9 @@ impl<'c, 's> Worker<'c, 's> {
                 self.cursor[ci] = to;
                 let node = &plan.nodes[plan.primary[ci]];
                 match &node.correlated {
+                    None if direct => {
+                        qualified += direct_rows(plan, ops, &evs[from..to], &mut self.rows)
+                    }
                     None => in_observation(plan, ops, ci as u32, &evs[from..to], &mut self.cands),
                     Some(g) => {
                         // Each event joined to every observation period containing its start is
@@ -261,12 +273,25 @@ impl<'c, 's> Worker<'c, 's> {
                                 last = j;
                             }
                         }
-                        in_observation(plan, ops, ci as u32, &self.kept, &mut self.cands);
+                        if direct {
+                            qualified += direct_rows(plan, ops, &self.kept, &mut self.rows);
+                        } else {
+                            in_observation(plan, ops, ci as u32, &self.kept, &mut self.cands);
+                        }
                     }
                 }
             }
             let id = self.ids[i];
-            self.person(ctx, p, id, &mut acc, &mut counts, want_masks);
+            if !direct {
+                self.person(ctx, p, id, &mut acc, &mut counts, want_masks);
+            } else if qualified > 0 {
+                counts.zero_events += qualified;
+                counts.zero_persons += 1;
+                if want_masks {
+                    acc.person_masks.push((id, 0));
+                }
+                emit(plan, &mut self.rows, &mut self.merged, id, &mut acc);
+            }
         }
         counts.into(&mut acc);
         acc
@@ -406,54 +431,12 @@ impl<'c, 's> Worker<'c, 's> {
         let rows = &mut self.rows;
         rows.clear();
         for c in cands.iter() {
-            let end = match plan.end {
-                EndPlan::DateOffset { from_end, offset } => {
-                    let d = add(if from_end { c.end } else { c.start }, offset as i64);
-                    if d > c.op_end as i64 {
-                        c.op_end
-                    } else {
-                        sat(d)
-                    }
-                }
-                _ => c.op_end,
-            };
+            let end = end_date(plan, c.start, c.end, c.op_end);
             if end >= c.start {
                 rows.push((c.start as i64, end as i64));
             }
         }
-        if rows.is_empty() {
-            return;
-        }
-        // Collapsing only needs the rows in start order (equal starts merge whatever their ends).
-        if !rows.is_sorted_by_key(|r| r.0) {
-            rows.sort_unstable();
-        }
-        let pad = plan.era_pad as i64;
-        let merged = &mut self.merged;
-        merged.clear();
-        let mut running_max = i64::MIN;
-        for &(s, e) in rows.iter() {
-            let e = e + pad;
-            match merged.last_mut() {
-                Some(last) if running_max >= s => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-            running_max = running_max.max(e);
-        }
-        acc.in_final += 1;
-        for &(s, e) in merged.iter() {
-            let (mut s, mut e) = (sat(s), sat(e - pad));
-            if let Some(cs) = plan.censor_start {
-                s = s.max(cs);
-            }
-            if let Some(ce) = plan.censor_end {
-                e = e.min(ce);
-            }
-            if (plan.censor_start.is_some() || plan.censor_end.is_some()) && s > e {
-                continue;
-            }
-            acc.rows.push((id, s, e));
-        }
+        emit(plan, rows, &mut self.merged, id, acc);
     }
 }
 
@@ -615,6 +598,89 @@ fn in_observation(plan: &Plan, ops: &[(Day, Day)], crit: u32, evs: &[Event], out
             }
         }
     }
+}
+
+/// The cohort end date of an event (before era collapse).
+#[inline]
+fn end_date(plan: &Plan, start: Day, end: Day, op_end: Day) -> Day {
+    match plan.end {
+        EndPlan::DateOffset { from_end, offset } => {
+            let d = add(if from_end { end } else { start }, offset as i64);
+            if d > op_end as i64 {
+                op_end
+            } else {
+                sat(d)
+            }
+        }
+        _ => op_end,
+    }
+}
+
+/// A person's (start, end) rows collapsed into eras, with the censor window, into `acc`.
+fn emit(
+    plan: &Plan,
+    rows: &mut [(i64, i64)],
+    merged: &mut Vec<(i64, i64)>,
+    id: i64,
+    acc: &mut ChunkOut,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    // Collapsing only needs the rows in start order (equal starts merge whatever their ends).
+    if !rows.is_sorted_by_key(|r| r.0) {
+        rows.sort_unstable();
+    }
+    let pad = plan.era_pad as i64;
+    merged.clear();
+    let mut running_max = i64::MIN;
+    for &(s, e) in rows.iter() {
+        let e = e + pad;
+        match merged.last_mut() {
+            Some(last) if running_max >= s => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+        running_max = running_max.max(e);
+    }
+    acc.in_final += 1;
+    let window = plan.censor_start.is_some() || plan.censor_end.is_some();
+    for &(s, e) in merged.iter() {
+        let (mut s, mut e) = (sat(s), sat(e - pad));
+        if let Some(cs) = plan.censor_start {
+            s = s.max(cs);
+        }
+        if let Some(ce) = plan.censor_end {
+            e = e.min(ce);
+        }
+        if window && s > e {
+            continue;
+        }
+        acc.rows.push((id, s, e));
+    }
+}
+
+/// A person's events of one criteria straight to (start, end) rows, for definitions where no
+/// step after the primary events depends on their order or identity (no inclusion rules, no
+/// additional criteria, no limits): returns the number of qualified events (event × containing
+/// observation period within the window).
+fn direct_rows(plan: &Plan, ops: &[(Day, Day)], evs: &[Event], rows: &mut Vec<(i64, i64)>) -> u64 {
+    let mut n = 0;
+    for e in evs {
+        for &(s, oe) in ops {
+            if e.start >= s
+                && e.start <= oe
+                && add(s, plan.prior_days as i64) <= e.start as i64
+                && add(e.start, plan.post_days as i64) <= oe as i64
+            {
+                n += 1;
+                let end = end_date(plan, e.start, e.end, oe);
+                if end >= e.start {
+                    rows.push((e.start as i64, end as i64));
+                }
+            }
+        }
+    }
+    n
 }
 
 /// A demographics-only criteria group on one index event.
