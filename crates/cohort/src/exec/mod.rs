@@ -450,8 +450,7 @@ const CHUNK: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipeline {
     /// One pass over the primary criteria's matched rows, span by span of persons: every
-    /// definition without censoring criteria that ends at the observation period end or at a
-    /// date offset.
+    /// definition without censoring criteria.
     Fused,
     /// Every construct: each person's criteria events computed on demand.
     PerPerson,

@@ -728,6 +728,52 @@ impl<'s> Ctx<'s> {
             .then_some((start, end))
     }
 
+    /// Drug eras for the custom era end strategy: (era start, era end) per person.
+    pub(crate) fn drug_eras(
+        &self,
+        p: u32,
+        codeset: i32,
+        gap: i32,
+        offset: i32,
+        supply_override: Option<i32>,
+    ) -> Vec<(Day, Day)> {
+        let ctx = self;
+        let Some(di) = ctx.drug_dom else {
+            return Vec::new();
+        };
+        let d = &ctx.domains[di];
+        let cs = ctx.codeset(codeset);
+        let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
+        let mut exp: Vec<(i64, i64)> = Vec::new();
+        for r in d.person_rows(p) {
+            let s = starts.get(r).copied().unwrap_or(NULL_DAY);
+            let end = match supply_override {
+                Some(o) => add(s, o as i64),
+                None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
+            };
+            let by_concept = cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN));
+            let by_source = cs.contains(ctx.drug_source.and_then(|v| v.get(r)).unwrap_or(i32::MIN));
+            for _ in 0..(by_concept as u8 + by_source as u8) {
+                exp.push((s as i64, end + gap as i64 + offset as i64));
+            }
+        }
+        exp.sort_unstable();
+        let mut eras: Vec<(i64, i64)> = Vec::new();
+        let mut running_max = i64::MIN;
+        for (s, e) in exp {
+            if !eras.is_empty() && running_max >= s {
+                let last = eras.last_mut().expect("non-empty");
+                last.1 = last.1.max(e);
+            } else {
+                eras.push((s, e));
+            }
+            running_max = running_max.max(e);
+        }
+        eras.into_iter()
+            .map(|(s, e)| (sat(s), sat(e - gap as i64)))
+            .collect()
+    }
+
     /// Persons who may have a primary event (ascending person index).
     pub fn candidates(&self) -> Vec<u32> {
         let n = self.persons.len();
@@ -1510,7 +1556,7 @@ impl<'c, 's> Person<'c, 's> {
                 for (i, e) in included.iter().enumerate() {
                     offer(ends, i, e.start, e.op_end);
                 }
-                let eras = self.drug_eras(*codeset, *gap, *offset, *supply_override);
+                let eras = ctx.drug_eras(self.p, *codeset, *gap, *offset, *supply_override);
                 for (i, e) in included.iter().enumerate() {
                     for &(es, ee) in &eras {
                         if e.start >= es && e.start <= ee {
@@ -1579,51 +1625,6 @@ impl<'c, 's> Person<'c, 's> {
             }
             out.rows.push((s, e));
         }
-    }
-
-    /// Drug eras for the custom era end strategy: (era start, era end) per person.
-    fn drug_eras(
-        &self,
-        codeset: i32,
-        gap: i32,
-        offset: i32,
-        supply_override: Option<i32>,
-    ) -> Vec<(Day, Day)> {
-        let ctx = self.ctx;
-        let Some(di) = ctx.drug_dom else {
-            return Vec::new();
-        };
-        let d = &ctx.domains[di];
-        let cs = ctx.codeset(codeset);
-        let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
-        let mut exp: Vec<(i64, i64)> = Vec::new();
-        for r in d.person_rows(self.p) {
-            let s = starts.get(r).copied().unwrap_or(NULL_DAY);
-            let end = match supply_override {
-                Some(o) => add(s, o as i64),
-                None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
-            };
-            let by_concept = cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN));
-            let by_source = cs.contains(ctx.drug_source.and_then(|v| v.get(r)).unwrap_or(i32::MIN));
-            for _ in 0..(by_concept as u8 + by_source as u8) {
-                exp.push((s as i64, end + gap as i64 + offset as i64));
-            }
-        }
-        exp.sort_unstable();
-        let mut eras: Vec<(i64, i64)> = Vec::new();
-        let mut running_max = i64::MIN;
-        for (s, e) in exp {
-            if !eras.is_empty() && running_max >= s {
-                let last = eras.last_mut().expect("non-empty");
-                last.1 = last.1.max(e);
-            } else {
-                eras.push((s, e));
-            }
-            running_max = running_max.max(e);
-        }
-        eras.into_iter()
-            .map(|(s, e)| (sat(s), sat(e - gap as i64)))
-            .collect()
     }
 }
 

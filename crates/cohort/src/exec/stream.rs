@@ -1,9 +1,8 @@
 //! The fused pipeline: a definition evaluated in one pass over its primary criteria's matched
 //! rows, span by span of persons, instead of person by person through per-node event caches.
 //!
-//! It takes every definition without censoring criteria that ends at the observation period end
-//! or at a date offset (feasibility queries and most phenotypes; the others go to the per-person
-//! evaluator). Persons are taken in spans of consecutive person indexes: each primary criteria's
+//! It takes every definition without censoring criteria (feasibility queries and most
+//! phenotypes; the others go to the per-person evaluator). Persons are taken in spans of consecutive person indexes: each primary criteria's
 //! matched rows of the span are read once, in row order (person, start, event id); the span's
 //! persons' observation periods and ids are read in one pass; then every person's events go
 //! through the steps of the per-person evaluator (correlated criteria of the primary criteria,
@@ -25,10 +24,7 @@ use crate::model::{GroupType, LimitType};
 
 /// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
 pub(crate) fn eligible(plan: &Plan) -> bool {
-    !plan.primary.is_empty()
-        && plan.censoring.is_empty()
-        && matches!(plan.end, EndPlan::OpEnd | EndPlan::DateOffset { .. })
-        && plan.rules.len() < 64
+    !plan.primary.is_empty() && plan.censoring.is_empty() && plan.rules.len() < 64
 }
 
 /// Whether a group tests demographics only (no criteria events to compute).
@@ -219,7 +215,8 @@ impl<'c, 's> Worker<'c, 's> {
             && plan.additional.is_none()
             && !plan.additional_present
             && plan.primary_limit == LimitType::All
-            && plan.expression_limit == LimitType::All;
+            && plan.expression_limit == LimitType::All
+            && !matches!(plan.end, EndPlan::CustomEra { .. });
         let mut acc = ChunkOut::default();
         let mut counts = Counts::default();
         self.groups.started = None;
@@ -428,10 +425,25 @@ impl<'c, 's> Worker<'c, 's> {
         }
 
         // End dates, then eras.
+        let eras = match plan.end {
+            EndPlan::CustomEra {
+                codeset,
+                gap,
+                offset,
+                supply_override,
+            } => ctx.drug_eras(p, codeset, gap, offset, supply_override),
+            _ => Vec::new(),
+        };
         let rows = &mut self.rows;
         rows.clear();
         for c in cands.iter() {
-            let end = end_date(plan, c.start, c.end, c.op_end);
+            let mut end = end_date(plan, c.start, c.end, c.op_end);
+            // Custom era: the end of the drug era containing the start, if before.
+            for &(es, ee) in &eras {
+                if c.start >= es && c.start <= ee {
+                    end = end.min(ee);
+                }
+            }
             if end >= c.start {
                 rows.push((c.start as i64, end as i64));
             }
@@ -600,7 +612,8 @@ fn in_observation(plan: &Plan, ops: &[(Day, Day)], crit: u32, evs: &[Event], out
     }
 }
 
-/// The cohort end date of an event (before era collapse).
+/// The cohort end date of an event (before era collapse; the observation period end for a custom
+/// era, which the caller shortens).
 #[inline]
 fn end_date(plan: &Plan, start: Day, end: Day, op_end: Day) -> Day {
     match plan.end {
