@@ -331,6 +331,12 @@ impl Prepared {
             Ok(())
         };
         let candidates = if fused {
+            // Criteria read by groups (correlated criteria, inclusion rules) with not many more
+            // matched rows than the primary criteria are gathered: found by person without
+            // touching the domain's person offsets.
+            if let Some(bound) = ctx.primary_matched_rows() {
+                ctx.gather(Some(bound));
+            }
             let n = ctx.persons_len() as u32;
             let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(stream::SPAN))
                 .map(|i| i * stream::SPAN..((i + 1) * stream::SPAN).min(n))

@@ -482,6 +482,16 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// The primary criteria's matched rows in all (None if one reads every row of its
+    /// domain): a bound on the persons with a primary event.
+    pub(crate) fn primary_matched_rows(&self) -> Option<usize> {
+        self.plan
+            .primary
+            .iter()
+            .map(|&n| self.nodes[n].matched.len())
+            .sum()
+    }
+
     fn codeset(&self, id: i32) -> &CodeSet {
         self.codesets.get(&id).unwrap_or(&self.empty)
     }
