@@ -334,9 +334,16 @@ impl Prepared {
             // Criteria read by groups (correlated criteria, inclusion rules) with not many more
             // matched rows than the primary criteria are gathered: found by person without
             // touching the domain's person offsets.
-            if let Some(bound) = ctx.primary_matched_rows() {
+            let bound = ctx.primary_matched_rows();
+            if let Some(bound) = bound {
                 ctx.gather(Some(bound));
             }
+            // Few primary events: one wave (each wave costs the pool a round of wake-ups); many:
+            // waves of 16 spans, so outputs stay small and merging overlaps evaluation.
+            let wave = match bound {
+                Some(b) if b < FEW_EVENTS => usize::MAX,
+                _ => 16,
+            };
             let n = ctx.persons_len() as u32;
             let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(stream::SPAN))
                 .map(|i| i * stream::SPAN..((i + 1) * stream::SPAN).min(n))
@@ -345,7 +352,7 @@ impl Prepared {
             in_waves(
                 &spans,
                 1,
-                16,
+                wave,
                 parallel,
                 || stream::Worker::new(ctx),
                 |w: &mut stream::Worker, spans| {
@@ -452,6 +459,9 @@ fn resolve_codesets<V: conceptset::Vocabulary + ?Sized>(
 /// Persons per parallel work item.
 const CHUNK: usize = 256;
 
+/// Primary criteria matched rows below which the fused pipeline evaluates all spans in one wave.
+const FEW_EVENTS: usize = 1 << 20;
+
 /// The two evaluators of a plan: the same semantics, tested against each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipeline {
@@ -477,11 +487,11 @@ fn in_waves<T: Sync, S: Send>(
     if !parallel || items.len() <= chunk {
         let mut state = init();
         return items
-            .chunks(chunk.max(1) * wave)
+            .chunks(chunk.max(1).saturating_mul(wave))
             .try_for_each(|c| merge(eval(&mut state, c)));
     }
     let mut pending: Vec<ChunkOut> = Vec::new();
-    for w in items.chunks(chunk * wave) {
+    for w in items.chunks(chunk.saturating_mul(wave)) {
         let mut outs: Vec<ChunkOut> = Vec::new();
         rayon::in_place_scope(|s| {
             s.spawn(|_| {
