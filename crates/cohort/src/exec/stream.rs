@@ -143,8 +143,17 @@ impl<'c, 's> Worker<'c, 's> {
         self.events.resize_with(k, Vec::new);
         self.cursor.clear();
         self.cursor.resize(k, 0);
-        // Event ids only order events of different criteria or reordered by a date adjustment.
-        let need_id = k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n]));
+        // Without inclusion rules, additional criteria or limits, the qualified events' order and
+        // ordinals matter to no later step: events go straight to cohort rows.
+        let direct = plan.rules.is_empty()
+            && plan.additional.is_none()
+            && !plan.additional_present
+            && plan.primary_limit == LimitType::All
+            && plan.expression_limit == LimitType::All
+            && !matches!(plan.end, EndPlan::CustomEra { .. });
+        // Event ids only order events of different criteria or reordered by a date adjustment
+        // (and events going straight to rows are not ordered).
+        let need_id = !direct && (k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n])));
         let need_visit = reads_visits(plan);
         for (ci, &n) in plan.primary.iter().enumerate() {
             let buf = &mut self.events[ci];
@@ -209,14 +218,6 @@ impl<'c, 's> Worker<'c, 's> {
         self.ids.clear();
         self.ids.extend(persons.iter().map(|&p| ctx.person_id(p)));
 
-        // Without inclusion rules, additional criteria or limits, the qualified events' order and
-        // ordinals matter to no later step: events go straight to cohort rows.
-        let direct = plan.rules.is_empty()
-            && plan.additional.is_none()
-            && !plan.additional_present
-            && plan.primary_limit == LimitType::All
-            && plan.expression_limit == LimitType::All
-            && !matches!(plan.end, EndPlan::CustomEra { .. });
         let mut acc = ChunkOut::default();
         let mut counts = Counts::default();
         self.groups.started = None;
