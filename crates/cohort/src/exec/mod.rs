@@ -1,18 +1,23 @@
 //! Executes a cohort definition over a Qiao store with circe-be semantics.
 //!
 //! The work is per person (every Circe window function partitions by person), driven by the
-//! per-concept postings so that only rows that can qualify are read:
+//! per-concept postings so that only rows that can qualify are read. Each criteria node with a
+//! codeset resolves its matched rows once per run: one posting list, merged postings, or a bitmap
+//! over the domain's rows when they are many. Then one of two evaluators runs (results identical,
+//! and identical to a single-threaded run: outputs are merged in person order):
 //!
-//! 1. Each criteria node with a codeset resolves its matched rows once per run: one posting list,
-//!    merged postings, or a bitmap over the domain's rows when they are many.
-//! 2. The primary criteria's matched rows (and those of other nodes with not many more rows than
-//!    candidates) are *gathered*: person, start, end, event id (and visit id when RestrictVisit or
-//!    a distinct visit count reads it) copied out in ascending row order, in parallel, so the
-//!    scattered loads overlap. The candidate persons come from these.
-//! 3. Candidates are evaluated in chunks of 256 (in parallel with rayon, in waves merged in person
-//!    order, so output and statistics are identical to a single-threaded run). A chunk's
-//!    observation periods are read ahead in one pass; a worker reuses its buffers from one person
-//!    to the next; a node's events are computed lazily, at most once per person.
+//! - **The fused pipeline** ([`Pipeline::Fused`], `stream.rs`), for every definition without
+//!   censoring criteria: spans of 4,096 person indexes in parallel; each primary criteria's
+//!   matched rows of a span read once in row order, the span's observation periods and person ids
+//!   read in one pass, then each person's events through the cohort steps on reused buffers.
+//!   Groups that read other criteria's events are handed to a per-person evaluator; nodes they
+//!   read with not many more matched rows than the primary criteria are *gathered* first (person,
+//!   dates, ids copied out in row order, so a person's rows are found without the domain's person
+//!   offsets).
+//! - **The per-person evaluator** ([`Pipeline::PerPerson`], `run.rs`), for everything: the
+//!   primary criteria's matched rows gathered, candidates evaluated in chunks of 256 persons with
+//!   their observation periods read ahead, a node's events computed lazily, at most once per
+//!   person.
 //!
 //! `benches/cohorts.rs` and `scripts/bench-cohort.sh` measure it.
 
