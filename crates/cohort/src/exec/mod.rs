@@ -62,6 +62,11 @@ pub struct CohortRow {
 pub trait CohortSink {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError>;
 
+    /// Rows in order, as [`CohortSink::push`] one by one (a sink may take them faster at once).
+    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
+        rows.iter().try_for_each(|&r| self.push(r))
+    }
+
     /// Whether [`CohortSink::person_mask`] should be called (off by default: it costs a
     /// little per person).
     fn wants_person_masks(&self) -> bool {
@@ -94,11 +99,25 @@ impl CohortSink for Counter {
         }
         Ok(())
     }
+    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
+        for r in rows {
+            self.entries += 1;
+            if self.last != Some(r.subject_id) {
+                self.subjects += 1;
+                self.last = Some(r.subject_id);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl CohortSink for Vec<CohortRow> {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
         Vec::push(self, row);
+        Ok(())
+    }
+    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
+        self.extend_from_slice(rows);
         Ok(())
     }
 }
@@ -147,6 +166,10 @@ impl<A: CohortSink, B: CohortSink> CohortSink for Tee<'_, A, B> {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
         self.0.push(row)?;
         self.1.push(row)
+    }
+    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
+        self.0.push_all(rows)?;
+        self.1.push_all(rows)
     }
     fn wants_person_masks(&self) -> bool {
         self.0.wants_person_masks() || self.1.wants_person_masks()
@@ -321,19 +344,14 @@ impl Prepared {
             for (person_id, mask) in chunk.person_masks {
                 sink.person_mask(person_id, mask)?;
             }
-            for (subject_id, start, end) in chunk.rows {
-                if last != Some(subject_id) {
+            for r in &chunk.rows {
+                if last != Some(r.subject_id) {
                     stats.subjects += 1;
-                    last = Some(subject_id);
+                    last = Some(r.subject_id);
                 }
-                stats.entries += 1;
-                sink.push(CohortRow {
-                    subject_id,
-                    start,
-                    end,
-                })?;
             }
-            Ok(())
+            stats.entries += chunk.rows.len() as u64;
+            sink.push_all(&chunk.rows)
         };
         let candidates = if fused {
             // Criteria read by groups (correlated criteria, inclusion rules) with not many more
@@ -405,7 +423,12 @@ impl Prepared {
                         }
                         acc.in_final += out.in_final as u64;
                         if !out.rows.is_empty() {
-                            acc.rows.extend(out.rows.iter().map(|&(s, e)| (id, s, e)));
+                            acc.rows
+                                .extend(out.rows.iter().map(|&(start, end)| CohortRow {
+                                    subject_id: id,
+                                    start,
+                                    end,
+                                }));
                         }
                     }
                     acc
@@ -517,8 +540,7 @@ fn in_waves<T: Sync, S: Send>(
 /// What a chunk of persons contributes.
 #[derive(Default)]
 struct ChunkOut {
-    /// (person_id, start, end)
-    rows: Vec<(i64, Day, Day)>,
+    rows: Vec<CohortRow>,
     masks: [HashMap<u64, u64, BuildHasherDefault<run::IdHasher>>; 2],
     in_final: u64,
     /// (person_id, best-event mask), only when the sink wants them.

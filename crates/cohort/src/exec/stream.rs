@@ -19,7 +19,7 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{add, for_each_bit, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person};
-use super::ChunkOut;
+use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
 
 /// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
@@ -219,6 +219,9 @@ impl<'c, 's> Worker<'c, 's> {
         self.ids.extend(persons.iter().map(|&p| ctx.person_id(p)));
 
         let mut acc = ChunkOut::default();
+        // About a row per event (one allocation, no copies as it grows).
+        acc.rows
+            .reserve(self.events[..k].iter().map(Vec::len).sum::<usize>());
         let mut counts = Counts::default();
         self.groups.started = None;
         for i in 0..self.persons.len() {
@@ -669,7 +672,11 @@ fn emit(
         if window && s > e {
             continue;
         }
-        acc.rows.push((id, s, e));
+        acc.rows.push(CohortRow {
+            subject_id: id,
+            start: s,
+            end: e,
+        });
     }
 }
 
