@@ -192,12 +192,8 @@ impl<'s> Matched<'s> {
             [c] => Matched::Rows(Cow::Borrowed(d.concept_rows(*c))),
             ids if ids.iter().map(|&c| d.concept_rows(c).len()).sum::<usize>() < d.len() / 64 => {
                 // Few rows: merged postings are cheaper than a bitmap over the whole domain.
-                let mut rows: Vec<u32> = ids
-                    .iter()
-                    .flat_map(|&c| d.concept_rows(c).iter().copied())
-                    .collect();
-                rows.sort_unstable();
-                Matched::Rows(Cow::Owned(rows))
+                let lists: Vec<&[u32]> = ids.iter().map(|&c| d.concept_rows(c)).collect();
+                Matched::Rows(Cow::Owned(merge_sorted(lists)))
             }
             ids => {
                 let mut bits = vec![0u64; d.len().div_ceil(64)];
@@ -212,6 +208,42 @@ impl<'s> Matched<'s> {
             }
         }
     }
+}
+
+/// Merges ascending lists into one ascending list (pairs of runs merged until one is left).
+fn merge_sorted(lists: Vec<&[u32]>) -> Vec<u32> {
+    fn two(a: &[u32], b: &[u32]) -> Vec<u32> {
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            if a[i] <= b[j] {
+                out.push(a[i]);
+                i += 1;
+            } else {
+                out.push(b[j]);
+                j += 1;
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        out
+    }
+    let mut runs: Vec<Vec<u32>> = lists
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(<[u32]>::to_vec)
+        .collect();
+    while runs.len() > 1 {
+        runs = runs
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => two(a, b),
+                [a] => a.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+    }
+    runs.pop().unwrap_or_default()
 }
 
 impl Matched<'_> {
@@ -1701,6 +1733,20 @@ mod tests {
         assert!(like("zzabc", &p) && !like("abcz", &p));
         let (p, n) = like_pattern(TextOp::NotContains, "q");
         assert!(!like("abc", &p) && n);
+    }
+
+    #[test]
+    fn merged_postings_are_ascending_and_complete() {
+        let a: &[u32] = &[1, 4, 9];
+        let b: &[u32] = &[2, 3, 10, 11];
+        let c: &[u32] = &[0, 5];
+        assert_eq!(
+            merge_sorted(vec![a, b, c]),
+            vec![0, 1, 2, 3, 4, 5, 9, 10, 11]
+        );
+        assert_eq!(merge_sorted(vec![a]), vec![1, 4, 9]);
+        assert_eq!(merge_sorted(vec![&[], b, &[]]), vec![2, 3, 10, 11]);
+        assert!(merge_sorted(Vec::new()).is_empty());
     }
 
     #[test]
