@@ -799,7 +799,11 @@ impl<'s> Ctx<'s> {
                 exp.push((s as i64, end + gap as i64 + offset as i64));
             }
         }
-        exp.sort_unstable();
+        // Rows come in start order; merging needs nothing more (equal starts merge whatever their
+        // ends).
+        if !exp.is_sorted_by_key(|x| x.0) {
+            exp.sort_unstable();
+        }
         let mut eras: Vec<(i64, i64)> = Vec::new();
         let mut running_max = i64::MIN;
         for (s, e) in exp {

@@ -154,6 +154,9 @@ impl<'c, 's> Worker<'c, 's> {
         // Event ids only order events of different criteria or reordered by a date adjustment
         // (and events going straight to rows are not ordered).
         let need_id = !direct && (k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n])));
+        // One criteria whose events come in candidate order under a First limit: a person's first
+        // candidate is the one kept.
+        let first = plan.primary_limit == LimitType::First && k == 1 && !need_id;
         let need_visit = reads_visits(plan);
         for (ci, &n) in plan.primary.iter().enumerate() {
             let buf = &mut self.events[ci];
@@ -243,7 +246,9 @@ impl<'c, 's> Worker<'c, 's> {
                     None if direct => {
                         qualified += direct_rows(plan, ops, &evs[from..to], &mut self.rows)
                     }
-                    None => in_observation(plan, ops, ci as u32, &evs[from..to], &mut self.cands),
+                    None => {
+                        in_observation(plan, ops, ci as u32, &evs[from..to], first, &mut self.cands)
+                    }
                     Some(g) => {
                         // Each event joined to every observation period containing its start is
                         // an index event of the group; the events with a passing one are kept.
@@ -277,7 +282,14 @@ impl<'c, 's> Worker<'c, 's> {
                         if direct {
                             qualified += direct_rows(plan, ops, &self.kept, &mut self.rows);
                         } else {
-                            in_observation(plan, ops, ci as u32, &self.kept, &mut self.cands);
+                            in_observation(
+                                plan,
+                                ops,
+                                ci as u32,
+                                &self.kept,
+                                first,
+                                &mut self.cands,
+                            );
                         }
                     }
                 }
@@ -591,9 +603,20 @@ fn events(
 }
 
 /// Joins a person's events of criteria `crit` to the observation periods `ops` (start, end) that
-/// contain their start with the observation window.
-fn in_observation(plan: &Plan, ops: &[(Day, Day)], crit: u32, evs: &[Event], out: &mut Vec<Cand>) {
+/// contain their start with the observation window. With `first`, stops at the first candidate
+/// (events in candidate order: it is the one a First limit keeps).
+fn in_observation(
+    plan: &Plan,
+    ops: &[(Day, Day)],
+    crit: u32,
+    evs: &[Event],
+    first: bool,
+    out: &mut Vec<Cand>,
+) {
     for (pos, e) in evs.iter().enumerate() {
+        if first && !out.is_empty() {
+            return;
+        }
         for &(s, end) in ops {
             if e.start >= s
                 && e.start <= end
