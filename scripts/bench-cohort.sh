@@ -66,6 +66,8 @@ for d in "${DEFS[@]}"; do
 done
 "$QIAO" cohort run --store "$STORE" --stats --json "${DEFS[@]}" >/dev/null
 timed "$OUT/qiao" "$QIAO" cohort run --store "$STORE" --stats --json "${REPEATED[@]}"
+# Baseline: the same with the per-person evaluator for every definition.
+timed "$OUT/qiao_pp" "$QIAO" cohort run --store "$STORE" --stats --json --per-person "${REPEATED[@]}"
 # Warm: DuckDB (one process: a warm-up execution, then RUNS).
 timed "$OUT/duck" "$PY" scripts/duckcdm_run.py --db "$DUCK" --repeat $((RUNS + 1)) "${DEFS[@]}"
 
@@ -86,15 +88,18 @@ out, runs, k, data, store, duck, cdm = sys.argv[1], int(sys.argv[2]), int(sys.ar
 lines = lambda p: [json.loads(l) for l in open(p) if l.strip()]
 name = lambda p: ('cg/' if 'cohortgenerator' in p else 'pl/') + os.path.basename(p)[:-5]
 tm = lambda p: open(p).read().split()
-qiao = {}
-for rec in lines(f'{out}/qiao.out'):
-    if 'error' in rec:
-        sys.exit(f"qiao failed on {rec['definition']}: {rec['error']}")
-    q = qiao.setdefault(rec['definition'], {'entries': rec['entries'], 'subjects': rec['subjects'], 'all': []})
-    q['all'].append(rec['millis'])
-for q in qiao.values():
-    q['first'], q['ms'] = q['all'][0], q['all'][1:]
-    assert len(q['ms']) == runs, 'each definition runs RUNS + 1 times'
+def qiao_runs(path):
+    res = {}
+    for rec in lines(path):
+        if 'error' in rec:
+            sys.exit(f"qiao failed on {rec['definition']}: {rec['error']}")
+        q = res.setdefault(rec['definition'], {'entries': rec['entries'], 'subjects': rec['subjects'], 'all': []})
+        q['all'].append(rec['millis'])
+    for q in res.values():
+        q['first'], q['ms'] = q['all'][0], q['all'][1:]
+        assert len(q['ms']) == runs, 'each definition runs RUNS + 1 times'
+    return res
+qiao, qiao_pp = qiao_runs(f'{out}/qiao.out'), qiao_runs(f'{out}/qiao_pp.out')
 duckrecs = [r for r in lines(f'{out}/duck.out') if 'file' in r]
 # Expected: K x the GiBleed counts (CohortGenerator reference; duckcdm's phenotype counts).
 want = {}
@@ -111,10 +116,11 @@ for d in duckrecs:
     q = qiao[d['file']]
     n = name(d['file'])
     got_q, got_d = (q['entries'], q['subjects']), (d['entries'], d['subjects'])
-    if got_q != got_d or got_q != want[n]:
+    pp = qiao_pp[d['file']]
+    if got_q != got_d or got_q != want[n] or (pp['entries'], pp['subjects']) != got_q:
         bad.append(f'{n}: qiao {got_q}, duckdb {got_d}, {k} x GiBleed {want[n]}')
     warm_d = d['exec_runs_ms'][1:] or d['exec_runs_ms']
-    rows.append((n, q['entries'], q['subjects'], min(q['ms']), min(warm_d), d['sql_ms'], q['first']))
+    rows.append((n, q['entries'], q['subjects'], min(q['ms']), min(warm_d), d['sql_ms'], q['first'], min(pp['ms'])))
 if bad:
     sys.exit('counts differ:\n' + '\n'.join(bad))
 qs, ds = [r[3] for r in rows], [r[4] for r in rows]
@@ -122,13 +128,13 @@ qt, dt = tm(f'{out}/qiao.time'), tm(f'{out}/duck.time')
 mb = lambda kb: int(kb) / 1024
 print(f'### Cohort generation on GiBleed x{k} ({len(rows)} definitions, warm: each run {runs + 1} times in a row in one process, fastest of the last {runs}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)')
 print()
-print('| cohort | entries | subjects | Qiao ms | DuckDB ms | DuckDB / Qiao | Qiao 1st ms | duckcdm SQL gen ms |')
-print('|---|---:|---:|---:|---:|---:|---:|---:|')
-for n, e, s, q, d, g, f in rows:
-    print(f'| {n} | {e:,} | {s:,} | {q:.1f} | {d:.1f} | {d / q:.1f}x | {f:.1f} | {g:.0f} |')
-fs = [r[6] for r in rows]
-print(f'| **total** | | | **{sum(qs):.1f}** | **{sum(ds):.1f}** | **{sum(ds) / sum(qs):.1f}x** | {sum(fs):.1f} | {sum(r[5] for r in rows):.0f} |')
-print(f'| median per cohort | | | {statistics.median(qs):.2f} | {statistics.median(ds):.1f} | {statistics.median(d / q for q, d in zip(qs, ds)):.1f}x | {statistics.median(fs):.2f} | |')
+print('| cohort | entries | subjects | Qiao ms | DuckDB ms | DuckDB / Qiao | Qiao 1st ms | Qiao per-person ms | duckcdm SQL gen ms |')
+print('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+for n, e, s, q, d, g, f, pp in rows:
+    print(f'| {n} | {e:,} | {s:,} | {q:.1f} | {d:.1f} | {d / q:.1f}x | {f:.1f} | {pp:.1f} | {g:.0f} |')
+fs, pps = [r[6] for r in rows], [r[7] for r in rows]
+print(f'| **total** | | | **{sum(qs):.1f}** | **{sum(ds):.1f}** | **{sum(ds) / sum(qs):.1f}x** | {sum(fs):.1f} | {sum(pps):.1f} | {sum(r[5] for r in rows):.0f} |')
+print(f'| median per cohort | | | {statistics.median(qs):.2f} | {statistics.median(ds):.1f} | {statistics.median(d / q for q, d in zip(qs, ds)):.1f}x | {statistics.median(fs):.2f} | {statistics.median(pps):.2f} | |')
 print()
 print('| | Qiao | DuckDB (duckcdm) |')
 print('|---|---:|---:|')
@@ -141,7 +147,9 @@ print()
 print('Counts: both engines agree on entries and subjects of every cohort, each', k, 'x its GiBleed count.')
 print('Qiao ms / DuckDB ms: fastest of the last runs of each definition executed back to back in one')
 print('process (Qiao: read + parse + plan + run; DuckDB: execution of the generated statements only).')
-print('Qiao 1st: the warm-up execution (the first time that process met the definition).')
+print('Qiao 1st: the warm-up execution (the first time that process met the definition). Qiao per-person:')
+print('the same run with --per-person (every definition on the per-person evaluator), the baseline of')
+print('the fused pipeline.')
 print('duckcdm SQL gen: circe SQL generation and')
 print('SqlRender translation in Python (once per cohort). Cold/warm process times include start-up (for')
 print('duckcdm: Python, imports and SQL generation).')

@@ -3,7 +3,11 @@
 //! - `phenotypes_110/parse_plan_run`: parse, prepare (concept sets + plan) and run every one of the
 //!   110 PhenotypeLibrary definitions (phenotypes-dev), as one iteration.
 //! - `phenotypes_110/parse_plan`: the same without running (what the front end costs).
-//! - `cohortgenerator/<id>`: each CohortGenerator reference cohort (prepared once), run with stats.
+//! - `phenotypes_110/run_<pipeline>`: run every one (prepared once) on one evaluator: `fused` (the
+//!   fused pipeline where it applies, as `Prepared::run` does) or `per_person` (the per-person
+//!   evaluator for all): the two side by side.
+//! - `cohortgenerator/<id>/<pipeline>`: each CohortGenerator reference cohort (prepared once), run
+//!   with stats on each evaluator.
 //!
 //! `cargo bench -p qiao-cohort --bench cohorts`. GiBleed×100 side by side with duckcdm:
 //! `scripts/bench-cohort.sh`.
@@ -12,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use qiao_cohort::exec::{Counter, Prepared};
+use qiao_cohort::exec::{Counter, Pipeline, Prepared};
 use qiao_store::Store;
 
 const DATA: &str = "../../../shared/data";
@@ -73,6 +77,26 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let prepared: Vec<Prepared> = defs
+        .iter()
+        .map(|(_, json)| Prepared::new(&qiao_cohort::parse(json).unwrap(), &store).unwrap())
+        .collect();
+    for (name, pipeline) in [
+        ("run_fused", Pipeline::Fused),
+        ("run_per_person", Pipeline::PerPerson),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut entries = 0u64;
+                for p in &prepared {
+                    let mut counter = Counter::default();
+                    p.run_on(&store, &mut counter, true, pipeline).unwrap();
+                    entries += counter.entries;
+                }
+                black_box(entries)
+            })
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("cohortgenerator");
@@ -84,13 +108,18 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         let def = qiao_cohort::parse(&json).unwrap();
         let p = Prepared::new(&def, &store).unwrap();
-        g.bench_function(id.to_string(), |b| {
-            b.iter(|| {
-                let mut counter = Counter::default();
-                black_box(p.run(&store, &mut counter).unwrap());
-                counter.entries
-            })
-        });
+        for (name, pipeline) in [
+            ("fused", Pipeline::Fused),
+            ("per_person", Pipeline::PerPerson),
+        ] {
+            g.bench_function(format!("{id}/{name}"), |b| {
+                b.iter(|| {
+                    let mut counter = Counter::default();
+                    black_box(p.run_on(&store, &mut counter, true, pipeline).unwrap());
+                    counter.entries
+                })
+            });
+        }
     }
     g.finish();
 }

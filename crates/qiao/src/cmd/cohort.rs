@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use qiao_cohort::conceptset::MemVocabulary;
-use qiao_cohort::exec::{CohortStats, Counter, CsvSink, Prepared, Tee};
+use qiao_cohort::exec::{CohortStats, Counter, CsvSink, Pipeline, Prepared, Tee};
 use qiao_store::Store;
 use serde_json::json;
 
@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Evaluate on one thread (the results are the same).
     #[arg(long)]
     pub single_thread: bool,
+    /// Evaluate every definition with the per-person evaluator instead of the fused pipeline
+    /// (the results are the same; for comparison and diagnosis).
+    #[arg(long)]
+    pub per_person: bool,
     /// Cohort definition JSON files (ATLAS / Circe export).
     #[arg(required = true)]
     pub definitions: Vec<PathBuf>,
@@ -234,6 +238,11 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
+    let pipeline = if a.per_person {
+        Pipeline::PerPerson
+    } else {
+        Pipeline::Fused
+    };
     for (k, path) in a.definitions.iter().enumerate() {
         let cohort_id = a.cohort_id + k as i64;
         let t0 = Instant::now();
@@ -246,15 +255,16 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
             let stats = match csv.take() {
                 Some(sink) => {
                     let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
-                    let r = prepared.run_with(
+                    let r = prepared.run_on(
                         &store,
                         &mut Tee(&mut counter, &mut sink),
                         !a.single_thread,
+                        pipeline,
                     );
                     csv = Some(sink);
                     r?
                 }
-                None => prepared.run_with(&store, &mut counter, !a.single_thread)?,
+                None => prepared.run_on(&store, &mut counter, !a.single_thread, pipeline)?,
             };
             Ok((counter, stats))
         });

@@ -1,0 +1,63 @@
+//! `qiao cohort run` as other tools call it: the CohortGenerator reference cohorts on GiBleed give
+//! the reference counts, and `--per-person` (the per-person evaluator) prints and writes exactly
+//! what the default (fused pipeline) does.
+
+use std::process::Command;
+
+const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
+const COHORTS: &str = "../../../shared/data/reference/cohortgenerator-eunomia/cohorts";
+
+fn qiao(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_qiao"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qiao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The JSON lines without their timing.
+fn without_millis(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("millis");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn per_person_evaluator_prints_and_writes_what_the_fused_pipeline_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.qiao");
+    let store = store.to_str().unwrap();
+    qiao(&["ingest", "--cdm", GIBLEED, "--out", store]);
+    let defs: Vec<String> = (1..=4).map(|i| format!("{COHORTS}/{i}.json")).collect();
+    let mut outputs = Vec::new();
+    for extra in [None, Some("--per-person")] {
+        let csv = dir.path().join(format!("rows{}.csv", outputs.len()));
+        let mut args = vec!["cohort", "run", "--store", store, "--stats", "--json"];
+        args.extend(extra);
+        args.extend(["--out", csv.to_str().unwrap()]);
+        args.extend(defs.iter().map(String::as_str));
+        let json = without_millis(&qiao(&args));
+        let rows = std::fs::read_to_string(&csv).unwrap();
+        outputs.push((json, rows));
+    }
+    let (fused, per_person) = (&outputs[0], &outputs[1]);
+    let entries: Vec<u64> = fused
+        .0
+        .iter()
+        .map(|v| v["entries"].as_u64().unwrap())
+        .collect();
+    assert_eq!(entries, [1800, 569, 266, 1750]);
+    assert_eq!(fused.0[2]["rules"][1]["remaining"], 266);
+    assert_eq!(fused.0, per_person.0, "JSON lines");
+    assert_eq!(fused.1.lines().count(), 1 + 1800 + 569 + 266 + 1750);
+    assert_eq!(fused.1, per_person.1, "cohort rows CSV");
+}
