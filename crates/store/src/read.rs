@@ -527,6 +527,11 @@ impl<'a> Domain<'a> {
     pub fn event_id(&self) -> &'a [i64] {
         self.event_id
     }
+    /// Where each person's rows begin (`person_offsets[p]..person_offsets[p + 1]`: the rows of
+    /// person index `p`; one more entry than persons).
+    pub fn person_offsets(&self) -> &'a [u64] {
+        self.person_offsets
+    }
     /// The rows of one person.
     pub fn person_rows(&self, person_idx: u32) -> Range<usize> {
         let i = person_idx as usize;

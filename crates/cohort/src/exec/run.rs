@@ -352,6 +352,25 @@ pub(crate) fn for_each_bit(
     }
 }
 
+/// Hints the CPU to load the cache line holding `s[i]` (nothing if `i` is out of bounds): for
+/// loops whose addresses come from another array (rows from a posting list, a person's rows from
+/// the person offsets), which the hardware cannot predict, issued some iterations ahead.
+#[inline(always)]
+pub(crate) fn prefetch<T>(s: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = s.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it loads nothing into the program and cannot fault
+        // (the address is in bounds anyway); SSE is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, i);
+}
+
+/// How many iterations ahead [`prefetch`] is issued.
+pub(crate) const AHEAD: usize = 16;
+
 /// A node whose matched rows are more than 1/DENSE_SHARE of its domain's rows is not gathered.
 const DENSE_SHARE: usize = 8;
 
@@ -544,6 +563,11 @@ impl<'s> Ctx<'s> {
 
     pub(crate) fn person_id(&self, p: u32) -> i64 {
         self.persons.person_id(p)
+    }
+
+    /// Every person id by person index.
+    pub(crate) fn person_ids(&self) -> &'s [i64] {
+        self.persons.ids()
     }
 
     pub(crate) fn persons_len(&self) -> usize {

@@ -18,7 +18,9 @@ use qiao_cdm::date::Day;
 use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
-use super::run::{add, for_each_bit, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person};
+use super::run::{
+    add, for_each_bit, prefetch, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
+};
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
 
@@ -200,26 +202,40 @@ impl<'c, 's> Worker<'c, 's> {
         }
         let op = ctx.op.map(|i| &ctx.domains[i]);
         self.op_rows.clear();
-        self.op_rows.extend(
-            persons
-                .iter()
-                .map(|&p| op.map_or(0..0, |d| d.person_rows(p))),
-        );
         self.ops.clear();
         self.op_off.clear();
         self.op_off.push(0);
         if let Some(d) = op {
+            let offsets = d.person_offsets();
+            self.op_rows
+                .extend(persons.iter().enumerate().map(|(i, &p)| {
+                    if let Some(&ahead) = persons.get(i + AHEAD) {
+                        prefetch(offsets, ahead as usize);
+                    }
+                    d.person_rows(p)
+                }));
             let (s, e) = (d.start(), d.end());
-            for r in &self.op_rows {
+            for (i, r) in self.op_rows.iter().enumerate() {
+                if let Some(ahead) = self.op_rows.get(i + AHEAD) {
+                    prefetch(s, ahead.start);
+                    prefetch(e, ahead.start);
+                }
                 self.ops
                     .extend(r.clone().filter_map(|r| Some((*s.get(r)?, *e.get(r)?))));
                 self.op_off.push(self.ops.len() as u32);
             }
         } else {
+            self.op_rows.resize(persons.len(), 0..0);
             self.op_off.resize(persons.len() + 1, 0);
         }
         self.ids.clear();
-        self.ids.extend(persons.iter().map(|&p| ctx.person_id(p)));
+        let all_ids = ctx.person_ids();
+        self.ids.extend(persons.iter().enumerate().map(|(i, &p)| {
+            if let Some(&ahead) = persons.get(i + AHEAD) {
+                prefetch(all_ids, ahead as usize);
+            }
+            ctx.person_id(p)
+        }));
 
         let mut acc = ChunkOut::default();
         // About a row per event (one allocation, no copies as it grows).
@@ -594,9 +610,18 @@ fn events(
         Matched::Gathered(g) => g.rows(),
     };
     let from = list.partition_point(|&r| (r as usize) < rows.start);
-    for &r in &list[from..] {
+    for (i, &r) in list.iter().enumerate().skip(from) {
         if r as usize >= rows.end {
             break;
+        }
+        if let Some(&next) = list.get(i + AHEAD) {
+            let next = next as usize;
+            prefetch(person, next);
+            prefetch(starts, next);
+            prefetch(ends, next);
+            if need_id {
+                prefetch(ids, next);
+            }
         }
         visit(r as usize);
     }
