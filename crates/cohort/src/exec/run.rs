@@ -565,6 +565,40 @@ impl<'s> Ctx<'s> {
         self.persons.person_id(p)
     }
 
+    /// The person offsets of the domains a per-person evaluator reads a person's rows from
+    /// (criteria not gathered, other than `skip`; the drug exposures of a custom era end), and
+    /// for the custom era the columns it scans: for prefetching persons ahead.
+    pub(crate) fn per_person_reads(&self, skip: &[usize]) -> (Vec<&'s [u64]>, Vec<&'s [i32]>) {
+        let mut doms: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, nd)| !skip.contains(i) && !matches!(nd.matched, Matched::Gathered(_)))
+            .filter_map(|(_, nd)| nd.dom)
+            .chain(self.drug_dom)
+            .collect();
+        doms.sort_unstable();
+        doms.dedup();
+        let offsets = doms
+            .iter()
+            .map(|&d| self.domains[d].person_offsets())
+            .collect();
+        let columns = match self.drug_dom.map(|d| &self.domains[d]) {
+            Some(d) => [Some(d.start()), Some(d.end()), Some(d.concept())]
+                .into_iter()
+                .chain([self.drug_source.and_then(|c| c.as_slice())])
+                .flatten()
+                .collect(),
+            None => Vec::new(),
+        };
+        (offsets, columns)
+    }
+
+    /// The drug exposure rows' person offsets (a custom era end reads a person's rows).
+    pub(crate) fn drug_offsets(&self) -> Option<&'s [u64]> {
+        self.drug_dom.map(|d| self.domains[d].person_offsets())
+    }
+
     /// Every person id by person index.
     pub(crate) fn person_ids(&self) -> &'s [i64] {
         self.persons.ids()

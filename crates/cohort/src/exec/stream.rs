@@ -86,6 +86,8 @@ impl Cand {
 /// A worker's reusable buffers.
 pub(crate) struct Worker<'c, 's> {
     groups: Groups<'c, 's>,
+    /// [`Ctx::per_person_reads`]: person offsets and custom era columns to prefetch.
+    reads: (Vec<&'s [u64]>, Vec<&'s [i32]>),
     index: Vec<Idx>,
     owner: Vec<usize>,
     kept: Vec<Event>,
@@ -114,7 +116,13 @@ impl<'c, 's> Worker<'c, 's> {
                 .primary
                 .iter()
                 .any(|&n| plan.nodes[n].correlated.is_some());
+        let reads = if groups || matches!(plan.end, EndPlan::CustomEra { .. }) {
+            ctx.per_person_reads(&plan.primary)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Worker {
+            reads,
             groups: Groups {
                 person: groups.then(|| Person::new(ctx)),
                 started: None,
@@ -243,8 +251,24 @@ impl<'c, 's> Worker<'c, 's> {
             .reserve(self.events[..k].iter().map(Vec::len).sum::<usize>());
         let mut counts = Counts::default();
         self.groups.started = None;
+        let reads = std::mem::take(&mut self.reads);
+        let (offsets, era_columns) = &reads;
+        let drug = ctx.drug_offsets();
         for i in 0..self.persons.len() {
             let p = self.persons[i];
+            // What the per-person steps will read of later persons, fetched ahead.
+            if let Some(&ahead) = self.persons.get(i + AHEAD) {
+                for o in offsets {
+                    prefetch(o, ahead as usize);
+                }
+            }
+            if let (Some(drug), Some(&near)) = (drug, self.persons.get(i + AHEAD / 2)) {
+                if let Some(&row) = drug.get(near as usize) {
+                    for c in era_columns {
+                        prefetch(c, row as usize);
+                    }
+                }
+            }
             self.cands.clear();
             self.rows.clear();
             let mut qualified = 0u64;
@@ -322,6 +346,7 @@ impl<'c, 's> Worker<'c, 's> {
                 emit(plan, &mut self.rows, &mut self.merged, id, &mut acc);
             }
         }
+        self.reads = reads;
         counts.into(&mut acc);
         acc
     }
