@@ -714,43 +714,50 @@ fn emit(
     id: i64,
     acc: &mut ChunkOut,
 ) {
-    if rows.is_empty() {
-        return;
-    }
-    // Collapsing only needs the rows in start order (equal starts merge whatever their ends).
-    if !rows.is_sorted_by_key(|r| r.0) {
-        rows.sort_unstable();
-    }
-    let pad = plan.era_pad as i64;
-    merged.clear();
-    let mut running_max = i64::MIN;
-    for &(s, e) in rows.iter() {
-        let e = e + pad;
-        match merged.last_mut() {
-            Some(last) if running_max >= s => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-        running_max = running_max.max(e);
-    }
-    acc.in_final += 1;
     let window = plan.censor_start.is_some() || plan.censor_end.is_some();
-    for &(s, e) in merged.iter() {
-        let (mut s, mut e) = (sat(s), sat(e - pad));
+    let mut push = |s: i64, e: i64| {
+        let (mut s, mut e) = (sat(s), sat(e));
         if let Some(cs) = plan.censor_start {
             s = s.max(cs);
         }
         if let Some(ce) = plan.censor_end {
             e = e.min(ce);
         }
-        if window && s > e {
-            continue;
+        if !(window && s > e) {
+            acc.rows.push(CohortRow {
+                subject_id: id,
+                start: s,
+                end: e,
+            });
         }
-        acc.rows.push(CohortRow {
-            subject_id: id,
-            start: s,
-            end: e,
-        });
+    };
+    match rows {
+        [] => return,
+        // One row is its own era (the common case).
+        [(s, e)] => push(*s, *e),
+        _ => {
+            // Collapsing only needs the rows in start order (equal starts merge whatever their
+            // ends).
+            if !rows.is_sorted_by_key(|r| r.0) {
+                rows.sort_unstable();
+            }
+            let pad = plan.era_pad as i64;
+            merged.clear();
+            let mut running_max = i64::MIN;
+            for &(s, e) in rows.iter() {
+                let e = e + pad;
+                match merged.last_mut() {
+                    Some(last) if running_max >= s => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+                running_max = running_max.max(e);
+            }
+            for &(s, e) in merged.iter() {
+                push(s, e - pad);
+            }
+        }
     }
+    acc.in_final += 1;
 }
 
 /// A person's events of one criteria straight to (start, end) rows, for definitions where no
