@@ -1515,32 +1515,7 @@ impl<'c, 's> Person<'c, 's> {
         if cands.is_empty() {
             return;
         }
-        let desc = plan.primary_limit == LimitType::Last;
-        let order = |a: &Cand, b: &Cand| {
-            let s = if desc {
-                b.sort.cmp(&a.sort)
-            } else {
-                a.sort.cmp(&b.sort)
-            };
-            s.then(a.id.cmp(&b.id))
-                .then(a.crit.cmp(&b.crit))
-                .then(a.pos.cmp(&b.pos))
-        };
-        if plan.primary_limit != LimitType::All {
-            // The first in that order (stable: the earliest pushed among equals), without sorting.
-            let mut best = 0;
-            for (i, c) in cands.iter().enumerate().skip(1) {
-                if order(c, &cands[best]).is_lt() {
-                    best = i;
-                }
-            }
-            cands.swap(0, best);
-            cands.truncate(1);
-        } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
-            // One criterion's events usually come in order already (rows are sorted by person,
-            // start, event id).
-            cands.sort_by(order);
-        }
+        limit_primary(cands, plan.primary_limit, |c| (c.sort, c.id, c.crit, c.pos));
         let qualified = &mut sc.qualified;
         qualified.clear();
         qualified.extend(cands.iter().enumerate().map(|(i, c)| Idx {
@@ -1729,6 +1704,38 @@ impl<'c, 's> Person<'c, 's> {
             }
             out.rows.push((s, e));
         }
+    }
+}
+
+/// Circe's primary criteria limit on a person's candidate events: First (Last) keeps the first
+/// (last) by sort date, then event id, criteria and position (`key`); All orders them so. The
+/// first among equals is kept, without sorting for a limit; events usually come in order already
+/// (rows are sorted by person, start, event id), which is checked before sorting.
+pub(crate) fn limit_primary<C>(
+    cands: &mut Vec<C>,
+    limit: LimitType,
+    key: impl Fn(&C) -> (Day, i64, usize, usize),
+) {
+    let desc = limit == LimitType::Last;
+    let order = |a: &C, b: &C| {
+        let ((sa, ia, ca, pa), (sb, ib, cb, pb)) = (key(a), key(b));
+        let s = if desc { sb.cmp(&sa) } else { sa.cmp(&sb) };
+        s.then(ia.cmp(&ib)).then(ca.cmp(&cb)).then(pa.cmp(&pb))
+    };
+    if cands.is_empty() {
+        return;
+    }
+    if limit != LimitType::All {
+        let mut best = 0;
+        for (i, c) in cands.iter().enumerate().skip(1) {
+            if order(c, &cands[best]).is_lt() {
+                best = i;
+            }
+        }
+        cands.swap(0, best);
+        cands.truncate(1);
+    } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
+        cands.sort_by(order);
     }
 }
 

@@ -19,7 +19,8 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, prefetch, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
+    add, for_each_bit, limit_primary, prefetch, reads_visits, sat, Ctx, Idx, Matched, NodeData,
+    Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -366,29 +367,9 @@ impl<'c, 's> Worker<'c, 's> {
         if cands.is_empty() {
             return;
         }
-        let desc = plan.primary_limit == LimitType::Last;
-        let order = |a: &Cand, b: &Cand| {
-            let s = if desc {
-                b.sort.cmp(&a.sort)
-            } else {
-                a.sort.cmp(&b.sort)
-            };
-            s.then(a.id.cmp(&b.id))
-                .then(a.crit.cmp(&b.crit))
-                .then(a.pos.cmp(&b.pos))
-        };
-        if plan.primary_limit != LimitType::All {
-            let mut best = 0;
-            for (i, c) in cands.iter().enumerate().skip(1) {
-                if order(c, &cands[best]).is_lt() {
-                    best = i;
-                }
-            }
-            cands.swap(0, best);
-            cands.truncate(1);
-        } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
-            cands.sort_by(order);
-        }
+        limit_primary(cands, plan.primary_limit, |c| {
+            (c.sort, c.id, c.crit as usize, c.pos as usize)
+        });
         // The candidates' positions are now their ordinals (qualified event ids).
         if let Some(g) = &plan.additional {
             self.index.clear();
