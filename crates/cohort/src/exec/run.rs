@@ -1489,11 +1489,7 @@ impl<'c, 's> Person<'c, 's> {
             let evs = &self.cache[node];
             for (pos, e) in evs.iter().enumerate() {
                 for &(os, oe) in &self.ops {
-                    if e.start >= os
-                        && e.start <= oe
-                        && add(os, plan.prior_days as i64) <= e.start as i64
-                        && add(e.start, plan.post_days as i64) <= oe as i64
-                    {
+                    if in_window(plan, e.start, os, oe) {
                         cands.push(Cand {
                             sort: e.sort,
                             id: e.id,
@@ -1705,6 +1701,16 @@ impl<'c, 's> Person<'c, 's> {
             out.rows.push((s, e));
         }
     }
+}
+
+/// Whether an event starting at `start` is a primary event in the observation period
+/// (`op_start`, `op_end`): within it, with the observation window's prior and post days.
+#[inline]
+pub(crate) fn in_window(plan: &Plan, start: Day, op_start: Day, op_end: Day) -> bool {
+    start >= op_start
+        && start <= op_end
+        && add(op_start, plan.prior_days as i64) <= start as i64
+        && add(start, plan.post_days as i64) <= op_end as i64
 }
 
 /// Circe's primary criteria limit on a person's candidate events: First (Last) keeps the first

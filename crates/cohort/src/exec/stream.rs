@@ -19,8 +19,8 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, limit_primary, prefetch, reads_visits, sat, Ctx, Idx, Matched, NodeData,
-    Person, AHEAD,
+    add, for_each_bit, in_window, limit_primary, prefetch, reads_visits, sat, Ctx, Idx, Matched,
+    NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -649,11 +649,7 @@ fn in_observation(
             return;
         }
         for &(s, end) in ops {
-            if e.start >= s
-                && e.start <= end
-                && add(s, plan.prior_days as i64) <= e.start as i64
-                && add(e.start, plan.post_days as i64) <= end as i64
-            {
+            if in_window(plan, e.start, s, end) {
                 out.push(Cand {
                     sort: e.sort,
                     id: e.id,
@@ -749,11 +745,7 @@ fn direct_rows(plan: &Plan, ops: &[(Day, Day)], evs: &[Event], rows: &mut Vec<(i
     let mut n = 0;
     for e in evs {
         for &(s, oe) in ops {
-            if e.start >= s
-                && e.start <= oe
-                && add(s, plan.prior_days as i64) <= e.start as i64
-                && add(e.start, plan.post_days as i64) <= oe as i64
-            {
+            if in_window(plan, e.start, s, oe) {
                 n += 1;
                 let end = end_date(plan, e.start, e.end, oe);
                 if end >= e.start {
