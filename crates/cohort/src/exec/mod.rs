@@ -372,13 +372,17 @@ impl Prepared {
                 .map(|i| i * stream::SPAN..((i + 1) * stream::SPAN).min(n))
                 .collect();
             let ctx = &ctx;
+            // Workers (and their grown buffers) go back to a pool when a split of the work ends,
+            // for the next split or wave to reuse.
+            let pool = std::sync::Mutex::new(Vec::new());
             in_waves(
                 &spans,
                 1,
                 wave,
                 parallel,
-                || stream::Worker::new(ctx),
-                |w: &mut stream::Worker, spans| {
+                || stream::Pooled::take(&pool, ctx),
+                |w: &mut stream::Pooled, spans| {
+                    let w = w.worker();
                     let mut outs = spans.iter().map(|s| w.span(ctx, s.clone(), want_masks));
                     let first = outs.next().unwrap_or_default();
                     outs.fold(first, |mut acc, next| {

@@ -490,6 +490,37 @@ impl<'c, 's> Worker<'c, 's> {
     }
 }
 
+/// A worker taken from a pool, returned to it when dropped.
+pub(crate) struct Pooled<'p, 'c, 's> {
+    worker: Option<Worker<'c, 's>>,
+    pool: &'p std::sync::Mutex<Vec<Worker<'c, 's>>>,
+    ctx: &'c Ctx<'s>,
+}
+
+impl<'p, 'c, 's> Pooled<'p, 'c, 's> {
+    pub(crate) fn take(pool: &'p std::sync::Mutex<Vec<Worker<'c, 's>>>, ctx: &'c Ctx<'s>) -> Self {
+        let reused = pool.lock().ok().and_then(|mut p| p.pop());
+        Pooled {
+            worker: Some(reused.unwrap_or_else(|| Worker::new(ctx))),
+            pool,
+            ctx,
+        }
+    }
+
+    pub(crate) fn worker(&mut self) -> &mut Worker<'c, 's> {
+        let ctx = self.ctx;
+        self.worker.get_or_insert_with(|| Worker::new(ctx))
+    }
+}
+
+impl Drop for Pooled<'_, '_, '_> {
+    fn drop(&mut self) {
+        if let (Some(w), Ok(mut pool)) = (self.worker.take(), self.pool.lock()) {
+            pool.push(w);
+        }
+    }
+}
+
 /// Evaluates criteria groups that read other criteria's events (correlated criteria of the primary
 /// criteria, additional criteria, inclusion rules), when the plan has such.
 struct Groups<'c, 's> {
