@@ -145,33 +145,21 @@ pub fn run_both(
     let mut a = RowsAndMasks::default();
     let sa = prepared.run(store, &mut a)?;
     if prepared.pipeline() == Pipeline::Fused {
-        let mut b = RowsAndMasks::default();
-        let sb = prepared.run_on(store, &mut b, false, Pipeline::PerPerson)?;
-        assert_eq!(a.rows, b.rows, "{what}: rows, fused vs per-person");
-        assert_eq!(
-            a.masks, b.masks,
-            "{what}: person masks, fused vs per-person"
-        );
-        assert_eq!(
-            sa.modes, sb.modes,
-            "{what}: inclusion statistics, fused vs per-person"
-        );
-        assert_eq!(
-            (sa.entries, sa.subjects, sa.censor_lost),
-            (sb.entries, sb.subjects, sb.censor_lost),
-            "{what}: counts, fused vs per-person"
-        );
-        // And the fused pipeline single-threaded.
-        let mut c = RowsAndMasks::default();
-        let sc = prepared.run_on(store, &mut c, false, Pipeline::Fused)?;
-        assert_eq!(
-            a.rows, c.rows,
-            "{what}: rows, fused parallel vs single-threaded"
-        );
-        assert_eq!(
-            sa.modes, sc.modes,
-            "{what}: statistics, fused parallel vs single-threaded"
-        );
+        for (pipeline, label) in [
+            (Pipeline::PerPerson, "fused vs per-person"),
+            (Pipeline::Fused, "fused parallel vs single-threaded"),
+        ] {
+            let mut b = RowsAndMasks::default();
+            let sb = prepared.run_on(store, &mut b, false, pipeline)?;
+            assert_eq!(a.rows, b.rows, "{what}: rows, {label}");
+            assert_eq!(a.masks, b.masks, "{what}: person masks, {label}");
+            assert_eq!(sa.modes, sb.modes, "{what}: inclusion statistics, {label}");
+            assert_eq!(
+                (sa.entries, sa.subjects, sa.censor_lost),
+                (sb.entries, sb.subjects, sb.censor_lost),
+                "{what}: counts, {label}"
+            );
+        }
     }
     Ok((a.rows, sa))
 }
