@@ -298,12 +298,7 @@ impl Prepared {
         sink: &mut dyn CohortSink,
         parallel: bool,
     ) -> Result<CohortStats, CohortError> {
-        let pipeline = if stream::eligible(&self.plan) {
-            Pipeline::Fused
-        } else {
-            Pipeline::PerPerson
-        };
-        self.run_on(store, sink, parallel, pipeline)
+        self.run_on(store, sink, parallel, self.pipeline())
     }
 
     /// Which evaluator [`Prepared::run`] uses for this definition.
@@ -324,7 +319,7 @@ impl Prepared {
         parallel: bool,
         pipeline: Pipeline,
     ) -> Result<CohortStats, CohortError> {
-        let fused = pipeline == Pipeline::Fused && stream::eligible(&self.plan);
+        let fused = pipeline == Pipeline::Fused && self.pipeline() == Pipeline::Fused;
         let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
         let want_masks = sink.wants_person_masks();
         let n_rules = self.plan.rules.len();

@@ -1307,23 +1307,9 @@ impl<'c, 's> Person<'c, 's> {
         if let Some(g) = &node.correlated {
             // Join each event to the observation period containing its start, evaluate the group
             // with these as index events, keep the events that pass.
-            let mut idx = Vec::new();
-            let mut owner = Vec::new();
-            for (i, e) in out.iter().enumerate() {
-                for &(os, oe) in &self.ops {
-                    if os <= e.start && oe >= e.start {
-                        idx.push(Idx {
-                            id: e.id,
-                            start: e.start,
-                            end: e.end,
-                            visit: e.visit,
-                            op_start: os,
-                            op_end: oe,
-                        });
-                        owner.push(i);
-                    }
-                }
-            }
+            let (mut idx, mut owner) = (Vec::new(), Vec::new());
+            let events = out.iter().map(|e| (e.id, e.start, e.end, e.visit));
+            join_periods(events, &self.ops, &mut idx, &mut owner);
             let pass = self.group(g, &idx);
             let mut keep = vec![false; out.len()];
             for (k, &i) in owner.iter().enumerate() {
@@ -1699,6 +1685,34 @@ impl<'c, 's> Person<'c, 's> {
                 }
             }
             out.rows.push((s, e));
+        }
+    }
+}
+
+/// A criteria's events (id, start, end, visit) as the index events of its correlated criteria
+/// group: each joined to every observation period containing its start; `owner[i]` is the
+/// position of the event `index[i]` came from.
+pub(crate) fn join_periods(
+    events: impl Iterator<Item = (i64, Day, Day, i64)>,
+    ops: &[(Day, Day)],
+    index: &mut Vec<Idx>,
+    owner: &mut Vec<usize>,
+) {
+    index.clear();
+    owner.clear();
+    for (i, (id, start, end, visit)) in events.enumerate() {
+        for &(op_start, op_end) in ops {
+            if op_start <= start && op_end >= start {
+                index.push(Idx {
+                    id,
+                    start,
+                    end,
+                    visit,
+                    op_start,
+                    op_end,
+                });
+                owner.push(i);
+            }
         }
     }
 }

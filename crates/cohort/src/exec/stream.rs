@@ -19,8 +19,8 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, in_window, limit_primary, prefetch, reads_visits, sat, Ctx, Idx, Matched,
-    NodeData, Person, AHEAD,
+    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, reads_visits, sat, Ctx,
+    Idx, Matched, NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -293,23 +293,10 @@ impl<'c, 's> Worker<'c, 's> {
                     Some(g) => {
                         // Each event joined to every observation period containing its start is
                         // an index event of the group; the events with a passing one are kept.
-                        self.index.clear();
-                        self.owner.clear();
-                        for (j, e) in evs[from..to].iter().enumerate() {
-                            for &(os, oe) in ops {
-                                if os <= e.start && oe >= e.start {
-                                    self.index.push(Idx {
-                                        id: e.id,
-                                        start: e.start,
-                                        end: e.end,
-                                        visit: e.visit,
-                                        op_start: os,
-                                        op_end: oe,
-                                    });
-                                    self.owner.push(j);
-                                }
-                            }
-                        }
+                        let events = evs[from..to]
+                            .iter()
+                            .map(|e| (e.id, e.start, e.end, e.visit));
+                        join_periods(events, ops, &mut self.index, &mut self.owner);
                         let pass = self.groups.eval(p, g, &self.index);
                         self.kept.clear();
                         let evs = &self.events[ci][from..to];
