@@ -1,6 +1,6 @@
 //! Opening a store and viewing its sections as typed slices.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,8 @@ pub struct Store {
 
 struct Inner {
     backing: Backing,
-    sections: HashMap<String, SectionInfo>,
+    /// By name, ordered: the sections under a prefix (a table's columns) are one range.
+    sections: BTreeMap<String, SectionInfo>,
     meta: Meta,
     source: String,
 }
@@ -112,7 +113,7 @@ impl Store {
         }
         let toc: Toc = serde_json::from_slice(toc_bytes)
             .map_err(|e| corrupt(format!("table of contents: {e}")))?;
-        let mut sections = HashMap::with_capacity(toc.sections.len());
+        let mut sections = BTreeMap::new();
         for s in toc.sections {
             let end = s.offset.checked_add(s.len).filter(|&e| e <= toc_off);
             if end.is_none()
@@ -231,29 +232,42 @@ impl Store {
 
     /// The typed view of the column stored under `name` (any encoding), of `rows` rows.
     fn column_at(&self, name: &str, rows: usize) -> Option<ColumnRef<'_>> {
-        let text = match self.raw(&format!("{name}.offsets")) {
-            Some((dtype, _)) => {
-                let off = format!("{name}.offsets");
+        fn typed(part: Option<(DType, &[u8])>, want: DType) -> Option<&[u8]> {
+            part.filter(|(dtype, _)| *dtype == want).map(|(_, b)| b)
+        }
+        // A column's sections are `name` and `name.<part>`: one range of the ordered directory.
+        let mut raw: [Option<(DType, &[u8])>; 9] = [None; 9];
+        const PARTS: [&str; 9] = [
+            "", ".const", ".base", ".u16", ".u32", ".text_const", ".offsets", ".data", ".nulls",
+        ];
+        for full in self.names_under(name) {
+            if let Some(i) = PARTS.iter().position(|&p| full[name.len()..] == *p) {
+                raw[i] = self.raw(full);
+            }
+        }
+        let text = match raw[6] {
+            Some((dtype, bytes)) => {
                 let offsets = match dtype {
-                    DType::U32 => Offsets::Narrow(self.section(&off).ok()?),
-                    _ => Offsets::Wide(self.section(&off).ok()?),
+                    DType::U32 => Offsets::Narrow(bytemuck::try_cast_slice(bytes).ok()?),
+                    DType::U64 => Offsets::Wide(bytemuck::try_cast_slice(bytes).ok()?),
+                    _ => return None,
                 };
                 Some(TextRef::stored(
                     offsets,
-                    self.section(&format!("{name}.data")).ok()?,
-                    self.section(&format!("{name}.nulls")).ok()?,
+                    typed(raw[7], DType::U8)?,
+                    typed(raw[8], DType::U8)?,
                 )?)
             }
             None => None,
         };
         column::view(
             Parts {
-                plain: self.raw(name),
-                constant: self.raw(&format!("{name}.const")),
-                base: self.raw(&format!("{name}.base")),
-                u16: self.section(&format!("{name}.u16")).ok(),
-                u32: self.section(&format!("{name}.u32")).ok(),
-                text_const: self.raw(&format!("{name}.text_const")).map(|(_, b)| b),
+                plain: raw[0],
+                constant: raw[1],
+                base: raw[2],
+                u16: typed(raw[3], DType::U16).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+                u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+                text_const: raw[5].map(|(_, b)| b),
                 text,
             },
             rows,
@@ -264,7 +278,7 @@ impl Store {
     /// reported by [`Store::check_structure`].
     fn columns_under(&self, prefix: &str, rows: usize) -> HashMap<String, ColumnRef<'_>> {
         let mut out = HashMap::new();
-        for name in self.inner.sections.keys() {
+        for name in self.names_under(prefix) {
             if let Some(rest) = name.strip_prefix(prefix) {
                 let col = rest.split('.').next().unwrap_or(rest);
                 if !out.contains_key(col) {
@@ -277,12 +291,19 @@ impl Store {
         out
     }
 
+    /// The names of the sections under `prefix`, ascending.
+    fn names_under<'n>(&'n self, prefix: &'n str) -> impl Iterator<Item = &'n String> + 'n {
+        self.inner
+            .sections
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .map(|(name, _)| name)
+            .take_while(move |name| name.starts_with(prefix))
+    }
+
     /// Column names stored under `prefix` (whatever their encoding).
     fn column_names_under(&self, prefix: &str) -> Vec<String> {
         let mut v: Vec<String> = self
-            .inner
-            .sections
-            .keys()
+            .names_under(prefix)
             .filter_map(|n| {
                 n.strip_prefix(prefix)
                     .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())

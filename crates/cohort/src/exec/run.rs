@@ -481,14 +481,26 @@ impl<'s> Ctx<'s> {
             gender: persons.i32_column("gender_concept_id"),
             race: persons.i32_column("race_concept_id"),
             ethnicity: persons.i32_column("ethnicity_concept_id"),
-            provider: ref_lookup(store, "provider", "provider_id", "specialty_concept_id"),
-            care_site: ref_lookup(
-                store,
-                "care_site",
-                "care_site_id",
-                "place_of_service_concept_id",
-            ),
-            location: ref_lookup(store, "location", "location_id", "region_concept_id"),
+            // Reference tables only when some filter joins them.
+            provider: reads_concept(plan, ConceptExpr::ProviderSpecialty)
+                .then(|| ref_lookup(store, "provider", "provider_id", "specialty_concept_id"))
+                .flatten(),
+            care_site: reads_concept(plan, ConceptExpr::PlaceOfService)
+                .then(|| {
+                    ref_lookup(
+                        store,
+                        "care_site",
+                        "care_site_id",
+                        "place_of_service_concept_id",
+                    )
+                })
+                .flatten(),
+            location: plan
+                .nodes
+                .iter()
+                .any(|n| n.region_codeset.is_some())
+                .then(|| ref_lookup(store, "location", "location_id", "region_concept_id"))
+                .flatten(),
             persons,
             empty: CodeSet::default(),
         }
@@ -965,6 +977,13 @@ fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
 }
 
 /// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
+/// Whether some criteria filters on the concept `expr`.
+fn reads_concept(plan: &Plan, expr: ConceptExpr) -> bool {
+    plan.nodes.iter().flat_map(|n| &n.filters).any(|f| {
+        matches!(f, Filter::InList { col, .. } | Filter::InCodeset { col, .. } if *col == expr)
+    })
+}
+
 pub(crate) fn reads_visits(plan: &Plan) -> bool {
     let mut any = false;
     each_corr(plan, &mut |c| {

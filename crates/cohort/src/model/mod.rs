@@ -84,6 +84,11 @@ pub struct CohortDefinition {
 
 /// Parses a cohort expression without validating it.
 pub fn parse_expression(json: &str) -> Result<CohortExpression, ModelError> {
+    // Valid input (the common case) parses without tracking the path; an error is parsed again
+    // with it, to name where it is.
+    if let Ok(e) = serde_json::from_str(json) {
+        return Ok(e);
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     let parsed: Result<CohortExpression, _> = serde_path_to_error::deserialize(&mut de);
     let expr = match parsed {
