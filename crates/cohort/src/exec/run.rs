@@ -176,13 +176,20 @@ pub(crate) enum Matched<'s> {
 
 /// A node's matched rows with the columns every event reads, gathered in one ascending pass (many
 /// independent loads in flight) instead of one person's scattered rows at a time.
+#[derive(Default)]
 pub(crate) struct Gathered {
     rows: Vec<u32>,
     person: Vec<u32>,
     start: Vec<Day>,
     end: Vec<Day>,
+    /// Empty when no step reads the events' ids (NULL).
     id: Vec<i64>,
+    /// Empty when no criteria reads visits (NULL).
     visit: Vec<i64>,
+    /// The node's row tests (person row, joins, filters, date adjustment) already applied: the
+    /// rows are its events, `start`/`end` their adjusted dates. Not for a `First` criteria, whose
+    /// first row is taken before the filters.
+    filtered: bool,
 }
 
 impl<'s> Matched<'s> {
@@ -257,11 +264,11 @@ impl Matched<'_> {
         }
     }
 
-    /// Copies the matched rows' start, end, event id and visit out of the domain.
-    fn gather(&self, d: &Domain<'_>, visit: Option<IdColumn<'_>>) -> Option<Gathered> {
-        let rows: Vec<u32> = match self {
-            Matched::Scan | Matched::Gathered(_) => return None,
-            Matched::Rows(r) => r.to_vec(),
+    /// The matched rows as a list (None: every row, or already gathered).
+    fn row_list(&self) -> Option<Vec<u32>> {
+        match self {
+            Matched::Scan | Matched::Gathered(_) => None,
+            Matched::Rows(r) => Some(r.to_vec()),
             Matched::Bits(bits) => {
                 let mut rows = Vec::new();
                 for (w, &word) in bits.iter().enumerate() {
@@ -271,27 +278,9 @@ impl Matched<'_> {
                         word &= word - 1;
                     }
                 }
-                rows
+                Some(rows)
             }
-        };
-        let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
-        let at = |v: &[i32], r: u32| v.get(r as usize).copied().unwrap_or(NULL_DAY);
-        let person = d.person();
-        // Each column in parallel chunks of rows (scattered rows: the loads are the cost).
-        let ids = |r: u32| ids.get(r as usize).copied().unwrap_or(NULL_ID);
-        Some(Gathered {
-            person: par_gather(&rows, |r| {
-                person.get(r as usize).copied().unwrap_or(u32::MAX)
-            }),
-            start: par_gather(&rows, |r| at(starts, r)),
-            end: par_gather(&rows, |r| at(ends, r)),
-            id: par_gather(&rows, ids),
-            visit: match visit {
-                Some(v) => par_gather(&rows, |r| v.get(r as usize).unwrap_or(NULL_ID)),
-                None => Vec::new(),
-            },
-            rows,
-        })
+        }
     }
 }
 
@@ -299,11 +288,6 @@ impl Gathered {
     pub(crate) fn rows(&self) -> &[u32] {
         &self.rows
     }
-}
-
-/// `f(row)` for each row, in parallel chunks.
-fn par_gather<T: Send>(rows: &[u32], f: impl Fn(u32) -> T + Sync + Send) -> Vec<T> {
-    rows.par_iter().with_min_len(4096).map(|&r| f(r)).collect()
 }
 
 /// The first index `i >= from` of ascending `rows` with `rows[i] >= target` (galloping from `from`,
@@ -370,6 +354,9 @@ pub(crate) fn prefetch<T>(s: &[T], i: usize) {
 
 /// How many iterations ahead [`prefetch`] is issued.
 pub(crate) const AHEAD: usize = 16;
+
+/// Rows per parallel piece of a gather.
+const GATHER_PIECE: usize = 4096;
 
 /// A node whose matched rows are more than 1/DENSE_SHARE of its domain's rows is not gathered.
 const DENSE_SHARE: usize = 8;
@@ -510,18 +497,13 @@ impl<'s> Ctx<'s> {
     /// whose matched rows are not many more than the candidates' (`Some(persons evaluated)`).
     pub fn gather(&mut self, candidates: Option<usize>) {
         let primary = &self.plan.primary;
-        let domains = &self.domains;
-        // Unread visit ids are not gathered (events carry NULL).
-        let visits = reads_visits(self.plan);
-        let work: Vec<(usize, &mut NodeData<'s>)> = self
-            .nodes
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, nd)| {
+        let work: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                let nd = &self.nodes[*i];
                 // A dense match (a large share of the domain's rows) is read in place: a person's
                 // rows are contiguous, so reading them in person order already streams, and a copy
                 // would only add writes and page faults.
-                let rows = nd.dom.and_then(|d| domains.get(d)).map_or(0, Domain::len);
+                let rows = nd.dom.and_then(|d| self.domains.get(d)).map_or(0, Domain::len);
                 nd.matched.len().is_some_and(|m| {
                     m <= rows / DENSE_SHARE
                         && match candidates {
@@ -531,18 +513,90 @@ impl<'s> Ctx<'s> {
                 })
             })
             .collect();
-        let gathered: Vec<Option<Gathered>> = work
-            .par_iter()
-            .map(|(_, nd)| {
-                let d = nd.dom.and_then(|i| domains.get(i))?;
-                nd.matched.gather(d, nd.visit.filter(|_| visits))
-            })
-            .collect();
-        for ((_, nd), g) in work.into_iter().zip(gathered) {
+        let gathered: Vec<Option<Gathered>> = work.iter().map(|&i| self.gather_node(i)).collect();
+        for (i, g) in work.into_iter().zip(gathered) {
             if let Some(g) = g {
-                nd.matched = Matched::Gathered(g);
+                self.nodes[i].matched = Matched::Gathered(g);
             }
         }
+    }
+
+    /// Node `i`'s matched rows with the columns its events read, copied out in row order (many
+    /// independent loads in flight, in parallel pieces) instead of one person's scattered rows
+    /// at a time; the row tests applied on the way, unless the node takes a person's `First` row.
+    fn gather_node(&self, i: usize) -> Option<Gathered> {
+        let (node, nd) = (&self.plan.nodes[i], &self.nodes[i]);
+        let d = nd.dom.and_then(|x| self.domains.get(x))?;
+        let rows = nd.matched.row_list()?;
+        // Unread visit ids are not gathered (events carry NULL); event ids only order index
+        // events (primary criteria) and a nested group's index events.
+        let visit = nd.visit.filter(|_| reads_visits(self.plan));
+        let need_id = self.plan.primary.contains(&i) || node.correlated.is_some();
+        let filtered = !node.first;
+        let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
+        let plain = node.source.is_none()
+            && node.region_codeset.is_none()
+            && node.adjust.is_none()
+            && node.filters.is_empty()
+            && !node.needs_person;
+        let piece = |chunk: &[u32]| {
+            let mut g = Gathered {
+                filtered,
+                ..Gathered::default()
+            };
+            for (k, &r) in chunk.iter().enumerate() {
+                if let Some(&next) = chunk.get(k + AHEAD) {
+                    let next = next as usize;
+                    prefetch(person, next);
+                    prefetch(starts, next);
+                    prefetch(ends, next);
+                    if need_id {
+                        prefetch(ids, next);
+                    }
+                }
+                let ri = r as usize;
+                let Some(&p) = person.get(ri) else { continue };
+                let s0 = starts.get(ri).copied().unwrap_or(NULL_DAY);
+                let e0 = ends.get(ri).copied().unwrap_or(NULL_DAY);
+                let (start, end) = if !filtered || plain {
+                    (s0, e0)
+                } else if (node.needs_person && !self.has_person_row(p))
+                    || !self.row_joins_ok(node, nd, ri)
+                {
+                    continue;
+                } else {
+                    match self.row_dates(p, node, nd, ri, s0, e0) {
+                        Some(dates) => dates,
+                        None => continue,
+                    }
+                };
+                g.rows.push(r);
+                g.person.push(p);
+                g.start.push(start);
+                g.end.push(end);
+                if need_id {
+                    g.id.push(ids.get(ri).copied().unwrap_or(NULL_ID));
+                }
+                if let Some(v) = visit {
+                    g.visit.push(v.get(ri).unwrap_or(NULL_ID));
+                }
+            }
+            g
+        };
+        let pieces: Vec<Gathered> = rows.par_chunks(GATHER_PIECE).map(piece).collect();
+        let mut all = Gathered {
+            filtered,
+            ..Gathered::default()
+        };
+        for g in pieces {
+            all.rows.extend(g.rows);
+            all.person.extend(g.person);
+            all.start.extend(g.start);
+            all.end.extend(g.end);
+            all.id.extend(g.id);
+            all.visit.extend(g.visit);
+        }
+        Some(all)
     }
 
     /// The primary criteria's matched rows in all (None if one reads every row of its
@@ -585,7 +639,11 @@ impl<'s> Ctx<'s> {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(i, nd)| !skip.contains(i) && !matches!(nd.matched, Matched::Gathered(_)))
+            .filter(|(i, nd)| {
+                !skip.contains(i)
+                    && !matches!(&nd.matched, Matched::Gathered(_))
+                    && !matches!(&nd.matched, Matched::Rows(r) if r.is_empty())
+            })
             .filter_map(|(_, nd)| nd.dom)
             .chain(self.drug_dom)
             .collect();
@@ -1241,6 +1299,9 @@ impl<'c, 's> Person<'c, 's> {
         let d = &ctx.domains[di];
         let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
         let p = self.p;
+        if matches!(&nd.matched, Matched::Rows(r) if r.is_empty()) {
+            return;
+        }
         // Where this person's matched rows begin (gathered: by person, without reading the
         // domain's person offsets).
         let (lo, range) = match &nd.matched {
@@ -1278,7 +1339,10 @@ impl<'c, 's> Person<'c, 's> {
             };
             if let Some((start, end)) = ctx.row_dates(p, node, nd, r, s0, e0) {
                 let (id, visit) = match gathered {
-                    Some(g) => (g.id[gi], g.visit.get(gi).copied().unwrap_or(NULL_ID)),
+                    Some(g) => (
+                        g.id.get(gi).copied().unwrap_or(NULL_ID),
+                        g.visit.get(gi).copied().unwrap_or(NULL_ID),
+                    ),
                     None => (
                         ids.get(r).copied().unwrap_or(NULL_ID),
                         nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID),
@@ -1296,6 +1360,22 @@ impl<'c, 's> Person<'c, 's> {
             true
         };
         match &nd.matched {
+            // Rows already tested: they are the events.
+            Matched::Gathered(g) if g.filtered => {
+                let mut i = lo;
+                while g.person.get(i) == Some(&p) {
+                    let (start, end) = (g.start[i], g.end[i]);
+                    out.push(Ev {
+                        id: g.id.get(i).copied().unwrap_or(NULL_ID),
+                        start: node.user_start.unwrap_or(start),
+                        end: node.user_end.unwrap_or(end),
+                        sort: start,
+                        visit: g.visit.get(i).copied().unwrap_or(NULL_ID),
+                        row: g.rows[i],
+                    });
+                    i += 1;
+                }
+            }
             Matched::Scan => {
                 for r in range {
                     if !visit(r, 0) {
