@@ -238,7 +238,15 @@ impl Store {
         // A column's sections are `name` and `name.<part>`: one range of the ordered directory.
         let mut raw: [Option<(DType, &[u8])>; 9] = [None; 9];
         const PARTS: [&str; 9] = [
-            "", ".const", ".base", ".u16", ".u32", ".text_const", ".offsets", ".data", ".nulls",
+            "",
+            ".const",
+            ".base",
+            ".u16",
+            ".u32",
+            ".text_const",
+            ".offsets",
+            ".data",
+            ".nulls",
         ];
         for full in self.names_under(name) {
             if let Some(i) = PARTS.iter().position(|&p| full[name.len()..] == *p) {
@@ -295,7 +303,10 @@ impl Store {
     fn names_under<'n>(&'n self, prefix: &'n str) -> impl Iterator<Item = &'n String> + 'n {
         self.inner
             .sections
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .map(|(name, _)| name)
             .take_while(move |name| name.starts_with(prefix))
     }

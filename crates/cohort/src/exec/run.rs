@@ -352,6 +352,17 @@ pub(crate) fn prefetch<T>(s: &[T], i: usize) {
     let _ = (s, i);
 }
 
+/// [`prefetch`] of row `r`'s person, start and end (and event id) in domain `d`.
+#[inline(always)]
+pub(crate) fn prefetch_row(d: &Domain<'_>, r: usize, id: bool) {
+    prefetch(d.person(), r);
+    prefetch(d.start(), r);
+    prefetch(d.end(), r);
+    if id {
+        prefetch(d.event_id(), r);
+    }
+}
+
 /// How many iterations ahead [`prefetch`] is issued.
 pub(crate) const AHEAD: usize = 16;
 
@@ -503,7 +514,10 @@ impl<'s> Ctx<'s> {
                 // A dense match (a large share of the domain's rows) is read in place: a person's
                 // rows are contiguous, so reading them in person order already streams, and a copy
                 // would only add writes and page faults.
-                let rows = nd.dom.and_then(|d| self.domains.get(d)).map_or(0, Domain::len);
+                let rows = nd
+                    .dom
+                    .and_then(|d| self.domains.get(d))
+                    .map_or(0, Domain::len);
                 nd.matched.len().is_some_and(|m| {
                     m <= rows / DENSE_SHARE
                         && match candidates {
@@ -546,13 +560,7 @@ impl<'s> Ctx<'s> {
             };
             for (k, &r) in chunk.iter().enumerate() {
                 if let Some(&next) = chunk.get(k + AHEAD) {
-                    let next = next as usize;
-                    prefetch(person, next);
-                    prefetch(starts, next);
-                    prefetch(ends, next);
-                    if need_id {
-                        prefetch(ids, next);
-                    }
+                    prefetch_row(d, next as usize, need_id);
                 }
                 let ri = r as usize;
                 let Some(&p) = person.get(ri) else { continue };
@@ -1037,9 +1045,9 @@ fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
 /// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
 /// Whether some criteria filters on the concept `expr`.
 fn reads_concept(plan: &Plan, expr: ConceptExpr) -> bool {
-    plan.nodes.iter().flat_map(|n| &n.filters).any(|f| {
-        matches!(f, Filter::InList { col, .. } | Filter::InCodeset { col, .. } if *col == expr)
-    })
+    plan.nodes.iter().flat_map(|n| &n.filters).any(
+        |f| matches!(f, Filter::InList { col, .. } | Filter::InCodeset { col, .. } if *col == expr),
+    )
 }
 
 pub(crate) fn reads_visits(plan: &Plan) -> bool {

@@ -19,8 +19,8 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, reads_visits, sat, Ctx,
-    Idx, Matched, NodeData, Person, AHEAD,
+    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_row,
+    reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -639,13 +639,7 @@ fn events(
             break;
         }
         if let Some(&next) = list.get(i + AHEAD) {
-            let next = next as usize;
-            prefetch(person, next);
-            prefetch(starts, next);
-            prefetch(ends, next);
-            if need_id {
-                prefetch(ids, next);
-            }
+            prefetch_row(d, next as usize, need_id);
         }
         visit(r as usize);
     }
