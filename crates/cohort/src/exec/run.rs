@@ -264,6 +264,15 @@ impl Matched<'_> {
         }
     }
 
+    /// Whether no row matches (an empty codeset, or concepts the domain does not hold).
+    pub(crate) fn matches_nothing(&self) -> bool {
+        match self {
+            Matched::Rows(r) => r.is_empty(),
+            Matched::Gathered(g) => g.rows.is_empty(),
+            Matched::Scan | Matched::Bits(_) => false,
+        }
+    }
+
     /// The matched rows as a list (None: every row, or already gathered).
     fn row_list(&self) -> Option<Vec<u32>> {
         match self {
@@ -650,7 +659,7 @@ impl<'s> Ctx<'s> {
             .filter(|(i, nd)| {
                 !skip.contains(i)
                     && !matches!(&nd.matched, Matched::Gathered(_))
-                    && !matches!(&nd.matched, Matched::Rows(r) if r.is_empty())
+                    && !nd.matched.matches_nothing()
             })
             .filter_map(|(_, nd)| nd.dom)
             .chain(self.drug_dom)
@@ -924,16 +933,19 @@ impl<'s> Ctx<'s> {
         let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
         let mut exp: Vec<(i64, i64)> = Vec::new();
         for r in d.person_rows(p) {
+            // A row in the codeset by its concept or its source concept (Circe joins each: a row
+            // in by both is there twice, which changes no era). Its dates are read only then.
+            if !cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN))
+                && !cs.contains(ctx.drug_source.and_then(|v| v.get(r)).unwrap_or(i32::MIN))
+            {
+                continue;
+            }
             let s = starts.get(r).copied().unwrap_or(NULL_DAY);
             let end = match supply_override {
                 Some(o) => add(s, o as i64),
                 None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
             };
-            let by_concept = cs.contains(concepts.get(r).copied().unwrap_or(i32::MIN));
-            let by_source = cs.contains(ctx.drug_source.and_then(|v| v.get(r)).unwrap_or(i32::MIN));
-            for _ in 0..(by_concept as u8 + by_source as u8) {
-                exp.push((s as i64, end + gap as i64 + offset as i64));
-            }
+            exp.push((s as i64, end + gap as i64 + offset as i64));
         }
         // Rows come in start order; merging needs nothing more (equal starts merge whatever their
         // ends).
@@ -1307,7 +1319,7 @@ impl<'c, 's> Person<'c, 's> {
         let d = &ctx.domains[di];
         let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
         let p = self.p;
-        if matches!(&nd.matched, Matched::Rows(r) if r.is_empty()) {
+        if nd.matched.matches_nothing() {
             return;
         }
         // Where this person's matched rows begin (gathered: by person, without reading the

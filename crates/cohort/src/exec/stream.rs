@@ -164,10 +164,17 @@ impl<'c, 's> Worker<'c, 's> {
             && !matches!(plan.end, EndPlan::CustomEra { .. });
         // Event ids only order events of different criteria or reordered by a date adjustment
         // (and events going straight to rows are not ordered).
-        let need_id = !direct && (k > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n])));
+        // (A criteria whose codeset matches no row has no events: it orders nothing.)
+        let live = plan
+            .primary
+            .iter()
+            .filter(|&&n| !ctx.nodes[n].matched.matches_nothing())
+            .count();
+        let need_id =
+            !direct && (live > 1 || plan.primary.iter().any(|&n| reorders(&plan.nodes[n])));
         // One criteria whose events come in candidate order under a First limit: a person's first
         // candidate is the one kept.
-        let first = plan.primary_limit == LimitType::First && k == 1 && !need_id;
+        let first = plan.primary_limit == LimitType::First && live == 1 && !need_id;
         let need_visit = reads_visits(plan);
         for (ci, &n) in plan.primary.iter().enumerate() {
             let buf = &mut self.events[ci];
@@ -190,8 +197,10 @@ impl<'c, 's> Worker<'c, 's> {
         // a time would expose every cache miss).
         let persons = &mut self.persons;
         persons.clear();
-        if k == 1 {
-            persons.extend(self.events[0].iter().map(|e| e.person));
+        let mut with_events = self.events[..k].iter().filter(|e| !e.is_empty());
+        if let (Some(only), None) = (with_events.next(), with_events.next()) {
+            // One criteria with events (in person order).
+            persons.extend(only.iter().map(|e| e.person));
             persons.dedup();
         } else {
             // Several criteria: their persons marked in a bitmap of the span.
@@ -810,3 +819,4 @@ fn keep_first(v: &mut Vec<Cand>, last: bool) {
     }
     v.truncate(1);
 }
+
