@@ -358,13 +358,14 @@ impl Prepared {
             }
             // Few primary events: one wave (each wave costs the pool a round of wake-ups); many:
             // waves of 16 spans, so outputs stay small and merging overlaps evaluation.
+            let n = ctx.persons_len() as u32;
+            let span = stream::span_len(bound, n as usize);
             let wave = match bound {
                 Some(b) if b < FEW_EVENTS => usize::MAX,
-                _ => 16,
+                _ => 16 * (stream::SPAN / span) as usize,
             };
-            let n = ctx.persons_len() as u32;
-            let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(stream::SPAN))
-                .map(|i| i * stream::SPAN..((i + 1) * stream::SPAN).min(n))
+            let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(span))
+                .map(|i| i * span..((i + 1) * span).min(n))
                 .collect();
             let ctx = &ctx;
             // Workers (and their grown buffers) go back to a pool when a split of the work ends,

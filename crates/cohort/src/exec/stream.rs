@@ -39,8 +39,24 @@ fn demographic_only(g: &GroupPlan) -> bool {
     })
 }
 
-/// Person indexes per span (one parallel work item).
+/// Person indexes per span (one parallel work item), at the most.
 pub(crate) const SPAN: u32 = 4096;
+
+/// Primary events a span is sized for: its event buffer (32 bytes an event) and what is derived
+/// from it stay in the core's L2 cache between the span's read and its per-person steps.
+const SPAN_EVENTS: usize = 8192;
+
+/// Person indexes per span for `events` primary criteria matched rows (None: unknown, every row
+/// of a domain) over `persons` persons: [`SPAN`], fewer (a power of two, at least 256) where
+/// persons have many events.
+pub(crate) fn span_len(events: Option<usize>, persons: usize) -> u32 {
+    let per_person = events.map_or(f64::INFINITY, |e| e as f64 / persons.max(1) as f64);
+    let mut len = SPAN;
+    while len > 256 && per_person * len as f64 > SPAN_EVENTS as f64 {
+        len /= 2;
+    }
+    len
+}
 
 /// One primary event of a span.
 #[derive(Debug, Clone, Copy)]
@@ -578,65 +594,70 @@ fn events(
 ) {
     let rows = d.persons_rows(span);
     let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
+    let visits = nd.visit.filter(|_| need_visit);
+    let event = |p: u32, r: usize, start: Day, end: Day| Event {
+        person: p,
+        sort: start,
+        start: node.user_start.unwrap_or(start),
+        end: node.user_end.unwrap_or(end),
+        id: if need_id {
+            ids.get(r).copied().unwrap_or(i64::MIN)
+        } else {
+            0
+        },
+        visit: visits.map_or(i64::MIN, |v| v.get(r).unwrap_or(i64::MIN)),
+    };
+    let day = |v: &[Day], r: usize| v.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
     let plain = node.source.is_none()
         && node.region_codeset.is_none()
         && node.adjust.is_none()
-        && node.filters.is_empty();
+        && node.filters.is_empty()
+        && !node.needs_person
+        && !node.first;
+    if plain {
+        // No row test: every matched row is an event (the common case, kept small enough to be
+        // inlined into the scan).
+        scan(&nd.matched, rows, d, need_id, |r| {
+            if let Some(&p) = person.get(r) {
+                out.push(event(p, r, day(starts, r), day(ends, r)));
+            }
+        });
+        return;
+    }
     let mut first_of = u32::MAX;
-    let mut visit = |r: usize| -> Option<()> {
-        let &p = person.get(r)?;
-        if node.needs_person && !ctx.has_person_row(p) {
-            return None;
-        }
-        if !plain && !ctx.row_joins_ok(node, nd, r) {
-            return None;
+    scan(&nd.matched, rows, d, need_id, |r| {
+        let Some(&p) = person.get(r) else { return };
+        if (node.needs_person && !ctx.has_person_row(p)) || !ctx.row_joins_ok(node, nd, r) {
+            return;
         }
         if node.first {
             if first_of == p {
-                return None;
+                return;
             }
             first_of = p;
         }
-        let s0 = starts.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
-        let e0 = ends.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
-        let dates = if plain {
-            Some((s0, e0))
-        } else {
-            ctx.row_dates(p, node, nd, r, s0, e0)
-        };
-        let (start, end) = dates?;
-        {
-            out.push(Event {
-                person: p,
-                sort: start,
-                start: node.user_start.unwrap_or(start),
-                end: node.user_end.unwrap_or(end),
-                id: if need_id {
-                    ids.get(r).copied().unwrap_or(i64::MIN)
-                } else {
-                    0
-                },
-                visit: match nd.visit {
-                    Some(v) if need_visit => v.get(r).unwrap_or(i64::MIN),
-                    _ => i64::MIN,
-                },
-            });
+        if let Some((start, end)) = ctx.row_dates(p, node, nd, r, day(starts, r), day(ends, r)) {
+            out.push(event(p, r, start, end));
         }
-        Some(())
-    };
-    let list = match &nd.matched {
-        Matched::Scan => {
-            rows.for_each(|r| {
-                visit(r);
-            });
-            return;
-        }
+    });
+}
+
+/// Calls `visit` on each matched row in `rows`, ascending.
+#[inline(always)]
+fn scan(
+    matched: &Matched<'_>,
+    rows: Range<usize>,
+    d: &Domain<'_>,
+    need_id: bool,
+    mut visit: impl FnMut(usize),
+) {
+    let list = match matched {
+        Matched::Scan => return rows.for_each(visit),
         Matched::Bits(bits) => {
-            for_each_bit(bits, rows, |r| {
+            return for_each_bit(bits, rows, |r| {
                 visit(r);
                 true
-            });
-            return;
+            })
         }
         Matched::Rows(list) => &list[..],
         // Not gathered on this path; a gathered list is still the matched rows in order.
