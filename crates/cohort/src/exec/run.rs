@@ -203,14 +203,24 @@ impl<'s> Matched<'s> {
                 Matched::Rows(Cow::Owned(merge_sorted(lists)))
             }
             ids => {
+                // Pieces of the bitmap in parallel, each from its range of every posting list.
+                let lists: Vec<&[u32]> = ids.iter().map(|&c| d.concept_rows(c)).collect();
                 let mut bits = vec![0u64; d.len().div_ceil(64)];
-                for &c in ids {
-                    for &r in d.concept_rows(c) {
-                        if let Some(w) = bits.get_mut(r as usize / 64) {
-                            *w |= 1u64 << (r % 64);
+                bits.par_chunks_mut(BITS_PIECE)
+                    .enumerate()
+                    .for_each(|(i, piece)| {
+                        let first = i * BITS_PIECE * 64;
+                        let rows = first..first + piece.len() * 64;
+                        for list in &lists {
+                            let from = list.partition_point(|&r| (r as usize) < rows.start);
+                            for &r in &list[from..] {
+                                let Some(w) = piece.get_mut((r as usize - first) / 64) else {
+                                    break;
+                                };
+                                *w |= 1u64 << (r % 64);
+                            }
                         }
-                    }
-                }
+                    });
                 Matched::Bits(bits)
             }
         }
@@ -365,6 +375,12 @@ pub(crate) fn prefetch<T>(s: &[T], i: usize) {
 #[inline(always)]
 pub(crate) fn prefetch_row(d: &Domain<'_>, r: usize, id: bool) {
     prefetch(d.person(), r);
+    prefetch_dates(d, r, id);
+}
+
+/// [`prefetch`] of row `r`'s start and end (and event id) in domain `d`.
+#[inline(always)]
+pub(crate) fn prefetch_dates(d: &Domain<'_>, r: usize, id: bool) {
     prefetch(d.start(), r);
     prefetch(d.end(), r);
     if id {
@@ -374,6 +390,9 @@ pub(crate) fn prefetch_row(d: &Domain<'_>, r: usize, id: bool) {
 
 /// How many iterations ahead [`prefetch`] is issued.
 pub(crate) const AHEAD: usize = 16;
+
+/// Words per parallel piece of a matched-rows bitmap (a million rows).
+const BITS_PIECE: usize = 1 << 14;
 
 /// Rows per parallel piece of a gather.
 const GATHER_PIECE: usize = 4096;

@@ -19,8 +19,8 @@ use qiao_store::Domain;
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_row,
-    reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
+    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_dates,
+    prefetch_row, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -592,8 +592,8 @@ fn events(
     (need_id, need_visit): (bool, bool),
     out: &mut Vec<Event>,
 ) {
-    let rows = d.persons_rows(span);
-    let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
+    let rows = d.persons_rows(span.clone());
+    let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
     let visits = nd.visit.filter(|_| need_visit);
     let event = |p: u32, r: usize, start: Day, end: Day| Event {
         person: p,
@@ -617,16 +617,13 @@ fn events(
     if plain {
         // No row test: every matched row is an event (the common case, kept small enough to be
         // inlined into the scan).
-        scan(&nd.matched, rows, d, need_id, |r| {
-            if let Some(&p) = person.get(r) {
-                out.push(event(p, r, day(starts, r), day(ends, r)));
-            }
+        scan(&nd.matched, span, rows, d, need_id, |r, p| {
+            out.push(event(p, r, day(starts, r), day(ends, r)));
         });
         return;
     }
     let mut first_of = u32::MAX;
-    scan(&nd.matched, rows, d, need_id, |r| {
-        let Some(&p) = person.get(r) else { return };
+    scan(&nd.matched, span, rows, d, need_id, |r, p| {
         if (node.needs_person && !ctx.has_person_row(p)) || !ctx.row_joins_ok(node, nd, r) {
             return;
         }
@@ -642,20 +639,32 @@ fn events(
     });
 }
 
-/// Calls `visit` on each matched row in `rows`, ascending.
+/// Calls `visit(row, person)` on each matched row in `rows` (the rows of the persons `span`),
+/// ascending. Where listed rows are many for the span's persons, a row's person is found from
+/// the person offsets, read forward, rather than loaded from the person column (one scattered
+/// load fewer a row).
 #[inline(always)]
 fn scan(
     matched: &Matched<'_>,
+    span: Range<u32>,
     rows: Range<usize>,
     d: &Domain<'_>,
     need_id: bool,
-    mut visit: impl FnMut(usize),
+    mut visit: impl FnMut(usize, u32),
 ) {
+    // Dense matches (every row, a bitmap) read the person column nearly in sequence; rows far
+    // apart load it (prefetched).
+    let person = d.person();
+    let mut by_column = |r: usize| {
+        if let Some(&p) = person.get(r) {
+            visit(r, p)
+        }
+    };
     let list = match matched {
-        Matched::Scan => return rows.for_each(visit),
+        Matched::Scan => return rows.for_each(by_column),
         Matched::Bits(bits) => {
             return for_each_bit(bits, rows, |r| {
-                visit(r);
+                by_column(r);
                 true
             })
         }
@@ -664,15 +673,44 @@ fn scan(
         Matched::Gathered(g) => g.rows(),
     };
     let from = list.partition_point(|&r| (r as usize) < rows.start);
-    for (i, &r) in list.iter().enumerate().skip(from) {
-        if r as usize >= rows.end {
-            break;
+    let to = from + list[from..].partition_point(|&r| (r as usize) < rows.end);
+    let list = &list[from..to];
+    if list.len() * 8 >= span.len() {
+        // A row for every few persons: the person offsets in between are one or two cache lines,
+        // read forward.
+        let (offsets, mut q) = (d.person_offsets(), span.start as usize);
+        for (i, &r) in list.iter().enumerate() {
+            if let Some(&next) = list.get(i + AHEAD) {
+                prefetch_dates(d, next as usize, need_id);
+            }
+            visit(r as usize, person_at(offsets, &mut q, r as usize));
         }
-        if let Some(&next) = list.get(i + AHEAD) {
-            prefetch_row(d, next as usize, need_id);
+    } else {
+        for (i, &r) in list.iter().enumerate() {
+            if let Some(&next) = list.get(i + AHEAD) {
+                prefetch_row(d, next as usize, need_id);
+            }
+            by_column(r as usize);
         }
-        visit(r as usize);
     }
+}
+
+/// The person of row `r` from the person offsets, given `q`, a person at or before it (rows are
+/// visited ascending: `q` moves forward, galloping over persons without rows in between).
+#[inline(always)]
+fn person_at(offsets: &[u64], q: &mut usize, r: usize) -> u32 {
+    let r = r as u64;
+    if offsets.get(*q + 1).is_some_and(|&o| o <= r) {
+        // offsets[lo] <= r; look at lo + 1, 2, 4, … until past r.
+        let (mut lo, mut step) = (*q + 1, 1);
+        while offsets.get(lo + step).is_some_and(|&o| o <= r) {
+            lo += step;
+            step *= 2;
+        }
+        let end = (lo + step).min(offsets.len());
+        *q = lo + offsets[lo + 1..end].partition_point(|&o| o <= r);
+    }
+    *q as u32
 }
 
 /// Joins a person's events of criteria `crit` to the observation periods `ops` (start, end) that
@@ -841,3 +879,25 @@ fn keep_first(v: &mut Vec<Cand>, last: bool) {
     v.truncate(1);
 }
 
+#[cfg(test)]
+mod tests {
+    use super::person_at;
+
+    #[test]
+    fn a_rows_person_is_found_from_the_offsets_moving_forward() {
+        // Persons 0..6 with rows 0..2, none, 2..3, none, none, 3..9; person 6 has none.
+        let offsets = [0u64, 2, 2, 3, 3, 3, 9, 9];
+        let column = [0u32, 0, 2, 5, 5, 5, 5, 5, 5];
+        for start in [0, 1, 3] {
+            let mut q = 0;
+            for r in start..9 {
+                assert_eq!(person_at(&offsets, &mut q, r), column[r], "row {r}");
+            }
+        }
+        // Far jumps (galloping) from any person before the row.
+        for (q0, r) in [(0, 8), (0, 3), (2, 7), (1, 2)] {
+            let mut q = q0;
+            assert_eq!(person_at(&offsets, &mut q, r), column[r], "row {r} from {q0}");
+        }
+    }
+}
