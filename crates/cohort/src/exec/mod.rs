@@ -328,7 +328,6 @@ impl Prepared {
             ..Default::default()
         };
         let mut in_final = 0u64;
-        let mut last = None;
         let mut merge = |chunk: ChunkOut| -> Result<(), CohortError> {
             for (mode, masks) in chunk.masks.into_iter().enumerate() {
                 for (m, n) in masks {
@@ -339,12 +338,8 @@ impl Prepared {
             for (person_id, mask) in chunk.person_masks {
                 sink.person_mask(person_id, mask)?;
             }
-            for r in &chunk.rows {
-                if last != Some(r.subject_id) {
-                    stats.subjects += 1;
-                    last = Some(r.subject_id);
-                }
-            }
+            // Chunks hold disjoint persons: their subjects add up.
+            stats.subjects += chunk.subjects;
             stats.entries += chunk.rows.len() as u64;
             sink.push_all(&chunk.rows)
         };
@@ -423,6 +418,7 @@ impl Prepared {
                         }
                         acc.in_final += out.in_final as u64;
                         if !out.rows.is_empty() {
+                            acc.subjects += 1;
                             acc.rows
                                 .extend(out.rows.iter().map(|&(start, end)| CohortRow {
                                     subject_id: id,
@@ -543,6 +539,8 @@ struct ChunkOut {
     rows: Vec<CohortRow>,
     masks: [HashMap<u64, u64, BuildHasherDefault<run::IdHasher>>; 2],
     in_final: u64,
+    /// Persons with rows.
+    subjects: u64,
     /// (person_id, best-event mask), only when the sink wants them.
     person_masks: Vec<(i64, u64)>,
 }
@@ -557,6 +555,7 @@ impl ChunkOut {
             }
         }
         self.in_final += next.in_final;
+        self.subjects += next.subjects;
         self.person_masks.extend(next.person_masks);
     }
 }

@@ -772,6 +772,7 @@ fn emit(
     acc: &mut ChunkOut,
 ) {
     let window = plan.censor_start.is_some() || plan.censor_end.is_some();
+    let before = acc.rows.len();
     let mut push = |s: i64, e: i64| {
         let (mut s, mut e) = (sat(s), sat(e));
         if let Some(cs) = plan.censor_start {
@@ -815,6 +816,7 @@ fn emit(
         }
     }
     acc.in_final += 1;
+    acc.subjects += (acc.rows.len() > before) as u64;
 }
 
 /// A person's events of one criteria straight to (start, end) rows, for definitions where no
