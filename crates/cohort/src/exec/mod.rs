@@ -111,6 +111,19 @@ impl CohortSink for Counter {
     }
 }
 
+/// Takes rows and keeps none (the counts are in [`CohortStats`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl CohortSink for Discard {
+    fn push(&mut self, _row: CohortRow) -> Result<(), CohortError> {
+        Ok(())
+    }
+    fn push_all(&mut self, _rows: &[CohortRow]) -> Result<(), CohortError> {
+        Ok(())
+    }
+}
+
 impl CohortSink for Vec<CohortRow> {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
         Vec::push(self, row);

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use qiao_cohort::conceptset::MemVocabulary;
-use qiao_cohort::exec::{CohortStats, Counter, CsvSink, Pipeline, Prepared, Tee};
+use qiao_cohort::exec::{CohortStats, CsvSink, Discard, Pipeline, Prepared};
 use qiao_store::Store;
 use serde_json::json;
 
@@ -251,25 +251,20 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                 tracing::info!("{}: {w}", path.display());
             }
             let prepared = Prepared::new(&def, &store)?;
-            let mut counter = Counter::default();
+            // Entries and subjects come with the statistics; rows go to the CSV, if any.
             let stats = match csv.take() {
                 Some(sink) => {
                     let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
-                    let r = prepared.run_on(
-                        &store,
-                        &mut Tee(&mut counter, &mut sink),
-                        !a.single_thread,
-                        pipeline,
-                    );
+                    let r = prepared.run_on(&store, &mut sink, !a.single_thread, pipeline);
                     csv = Some(sink);
                     r?
                 }
-                None => prepared.run_on(&store, &mut counter, !a.single_thread, pipeline)?,
+                None => prepared.run_on(&store, &mut Discard, !a.single_thread, pipeline)?,
             };
-            Ok((counter, stats))
+            Ok(stats)
         });
         let millis = t0.elapsed().as_secs_f64() * 1000.0;
-        let (counter, stats) = match result {
+        let stats = match result {
             Ok(r) => r,
             Err(e) => {
                 failed += 1;
@@ -288,8 +283,8 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
         if a.json {
             let mut v = json!({
                 "definition": path.display().to_string(),
-                "entries": counter.entries,
-                "subjects": counter.subjects,
+                "entries": stats.entries,
+                "subjects": stats.subjects,
             });
             if a.stats {
                 // `persons`: Circe's person_count (persons whose best event satisfies the
@@ -316,8 +311,8 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
                 out,
                 "{}: {} entries, {} subjects ({:.1} ms)",
                 path.display(),
-                counter.entries,
-                counter.subjects,
+                stats.entries,
+                stats.subjects,
                 millis
             )?;
             if a.stats {
