@@ -230,92 +230,45 @@ impl Store {
         ))
     }
 
-    /// The typed view of the column stored under `name` (any encoding), of `rows` rows.
-    fn column_at(&self, name: &str, rows: usize) -> Option<ColumnRef<'_>> {
-        fn typed(part: Option<(DType, &[u8])>, want: DType) -> Option<&[u8]> {
-            part.filter(|(dtype, _)| *dtype == want).map(|(_, b)| b)
-        }
-        // A column's sections are `name` and `name.<part>`: one range of the ordered directory.
-        let mut raw: [Option<(DType, &[u8])>; 9] = [None; 9];
-        const PARTS: [&str; 9] = [
-            "",
-            ".const",
-            ".base",
-            ".u16",
-            ".u32",
-            ".text_const",
-            ".offsets",
-            ".data",
-            ".nulls",
-        ];
-        for full in self.names_under(name) {
-            if let Some(i) = PARTS.iter().position(|&p| full[name.len()..] == *p) {
-                raw[i] = self.raw(full);
-            }
-        }
-        let text = match raw[6] {
-            Some((dtype, bytes)) => {
-                let offsets = match dtype {
-                    DType::U32 => Offsets::Narrow(bytemuck::try_cast_slice(bytes).ok()?),
-                    DType::U64 => Offsets::Wide(bytemuck::try_cast_slice(bytes).ok()?),
-                    _ => return None,
-                };
-                Some(TextRef::stored(
-                    offsets,
-                    typed(raw[7], DType::U8)?,
-                    typed(raw[8], DType::U8)?,
-                )?)
-            }
-            None => None,
-        };
-        column::view(
-            Parts {
-                plain: raw[0],
-                constant: raw[1],
-                base: raw[2],
-                u16: typed(raw[3], DType::U16).and_then(|b| bytemuck::try_cast_slice(b).ok()),
-                u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
-                text_const: raw[5].map(|(_, b)| b),
-                text,
-            },
-            rows,
-        )
-    }
-
-    /// Every column stored under `prefix`, each of `rows` rows. A column whose parts disagree is
-    /// reported by [`Store::check_structure`].
+    /// Every column stored under `prefix`, each of `rows` rows, from one pass over the prefix's
+    /// range of the ordered directory (a column's sections are `name` and `name.<part>`). A column
+    /// whose parts disagree is reported by [`Store::check_structure`].
     fn columns_under(&self, prefix: &str, rows: usize) -> HashMap<String, ColumnRef<'_>> {
-        let mut out = HashMap::new();
-        for name in self.names_under(prefix) {
-            if let Some(rest) = name.strip_prefix(prefix) {
-                let col = rest.split('.').next().unwrap_or(rest);
-                if !out.contains_key(col) {
-                    if let Some(c) = self.column_at(&format!("{prefix}{col}"), rows) {
-                        out.insert(col.to_string(), c);
-                    }
-                }
+        let mut parts: HashMap<&str, RawParts<'_>> = HashMap::new();
+        for (full, s) in self.sections_under(prefix) {
+            let rest = &full[prefix.len()..];
+            let (col, part) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
+            if let Some(i) = PARTS.iter().position(|&p| p == part) {
+                let bytes =
+                    &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize];
+                parts.entry(col).or_insert([None; 9])[i] = Some((s.dtype, bytes));
             }
         }
-        out
+        parts
+            .into_iter()
+            .filter_map(|(col, raw)| Some((col.to_string(), column_of(raw, rows)?)))
+            .collect()
     }
 
-    /// The names of the sections under `prefix`, ascending.
-    fn names_under<'n>(&'n self, prefix: &'n str) -> impl Iterator<Item = &'n String> + 'n {
+    /// The sections under `prefix`, ascending by name.
+    fn sections_under<'n>(
+        &'n self,
+        prefix: &'n str,
+    ) -> impl Iterator<Item = (&'n String, &'n SectionInfo)> + 'n {
         self.inner
             .sections
             .range::<str, _>((
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
-            .map(|(name, _)| name)
-            .take_while(move |name| name.starts_with(prefix))
+            .take_while(move |(name, _)| name.starts_with(prefix))
     }
 
     /// Column names stored under `prefix` (whatever their encoding).
     fn column_names_under(&self, prefix: &str) -> Vec<String> {
         let mut v: Vec<String> = self
-            .names_under(prefix)
-            .filter_map(|n| {
+            .sections_under(prefix)
+            .filter_map(|(n, _)| {
                 n.strip_prefix(prefix)
                     .map(|rest| rest.split('.').next().unwrap_or(rest).to_string())
             })
@@ -716,4 +669,54 @@ impl<'a> Vocabulary<'a> {
     pub fn mapped_from(&self, target: i32) -> &'a [i32] {
         self.mapped_from.get(target)
     }
+}
+
+/// A column's sections (type and bytes), by [`PARTS`].
+type RawParts<'a> = [Option<(DType, &'a [u8])>; 9];
+
+/// The suffixes of a column's sections, in the order [`column_of`] takes them.
+const PARTS: [&str; 9] = [
+    "",
+    ".const",
+    ".base",
+    ".u16",
+    ".u32",
+    ".text_const",
+    ".offsets",
+    ".data",
+    ".nulls",
+];
+
+/// The typed view of a column of `rows` rows from its sections (by [`PARTS`]), if they agree.
+fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
+    fn typed(part: Option<(DType, &[u8])>, want: DType) -> Option<&[u8]> {
+        part.filter(|(dtype, _)| *dtype == want).map(|(_, b)| b)
+    }
+    let text = match raw[6] {
+        Some((dtype, bytes)) => {
+            let offsets = match dtype {
+                DType::U32 => Offsets::Narrow(bytemuck::try_cast_slice(bytes).ok()?),
+                DType::U64 => Offsets::Wide(bytemuck::try_cast_slice(bytes).ok()?),
+                _ => return None,
+            };
+            Some(TextRef::stored(
+                offsets,
+                typed(raw[7], DType::U8)?,
+                typed(raw[8], DType::U8)?,
+            )?)
+        }
+        None => None,
+    };
+    column::view(
+        Parts {
+            plain: raw[0],
+            constant: raw[1],
+            base: raw[2],
+            u16: typed(raw[3], DType::U16).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+            u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+            text_const: raw[5].map(|(_, b)| b),
+            text,
+        },
+        rows,
+    )
 }

@@ -899,7 +899,11 @@ mod tests {
         // Far jumps (galloping) from any person before the row.
         for (q0, r) in [(0, 8), (0, 3), (2, 7), (1, 2)] {
             let mut q = q0;
-            assert_eq!(person_at(&offsets, &mut q, r), column[r], "row {r} from {q0}");
+            assert_eq!(
+                person_at(&offsets, &mut q, r),
+                column[r],
+                "row {r} from {q0}"
+            );
         }
     }
 }
