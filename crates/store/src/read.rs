@@ -215,19 +215,21 @@ impl Store {
                 what: format!("section {name} has type {:?}", s.dtype),
             });
         }
-        let bytes = &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize];
+        let bytes = self.bytes_of(s);
         bytemuck::try_cast_slice(bytes).map_err(|e| StoreError::Corrupt {
             store: self.inner.source.clone(),
             what: format!("section {name}: {e}"),
         })
     }
 
+    /// A section's bytes (bounds checked when the store was opened).
+    fn bytes_of(&self, s: &SectionInfo) -> &[u8] {
+        &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize]
+    }
+
     fn raw(&self, name: &str) -> Option<(DType, &[u8])> {
         let s = self.inner.sections.get(name)?;
-        Some((
-            s.dtype,
-            &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize],
-        ))
+        Some((s.dtype, self.bytes_of(s)))
     }
 
     /// Every column stored under `prefix`, each of `rows` rows, from one pass over the prefix's
@@ -239,9 +241,7 @@ impl Store {
             let rest = &full[prefix.len()..];
             let (col, part) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
             if let Some(i) = PARTS.iter().position(|&p| p == part) {
-                let bytes =
-                    &self.inner.backing.bytes()[s.offset as usize..(s.offset + s.len) as usize];
-                parts.entry(col).or_insert([None; 9])[i] = Some((s.dtype, bytes));
+                parts.entry(col).or_insert([None; 9])[i] = Some((s.dtype, self.bytes_of(s)));
             }
         }
         parts
