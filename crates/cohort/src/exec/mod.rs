@@ -173,32 +173,6 @@ impl<W: Write> CohortSink for CsvSink<W> {
     }
 }
 
-/// Feeds two sinks.
-pub struct Tee<'a, A: CohortSink, B: CohortSink>(pub &'a mut A, pub &'a mut B);
-
-impl<A: CohortSink, B: CohortSink> CohortSink for Tee<'_, A, B> {
-    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
-        self.0.push(row)?;
-        self.1.push(row)
-    }
-    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
-        self.0.push_all(rows)?;
-        self.1.push_all(rows)
-    }
-    fn wants_person_masks(&self) -> bool {
-        self.0.wants_person_masks() || self.1.wants_person_masks()
-    }
-    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
-        if self.0.wants_person_masks() {
-            self.0.person_mask(person_id, mask)?;
-        }
-        if self.1.wants_person_masks() {
-            self.1.person_mask(person_id, mask)?;
-        }
-        Ok(())
-    }
-}
-
 /// Inclusion statistics of one mode (0: all events, 1: best event per person).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModeStats {
