@@ -144,6 +144,14 @@ pub fn run_both(
     use qiao_cohort::exec::Pipeline;
     let mut a = RowsAndMasks::default();
     let sa = prepared.run(store, &mut a)?;
+    // The run's counts are those of the rows it gave.
+    let mut subjects: Vec<i64> = a.rows.iter().map(|r| r.subject_id).collect();
+    subjects.dedup();
+    assert_eq!(
+        (sa.entries, sa.subjects),
+        (a.rows.len() as u64, subjects.len() as u64),
+        "{what}: entries and subjects of the statistics vs of the rows"
+    );
     if prepared.pipeline() == Pipeline::Fused {
         for (pipeline, label) in [
             (Pipeline::PerPerson, "fused vs per-person"),
