@@ -135,6 +135,18 @@ pub(crate) struct CritNode {
     pub correlated: Option<GroupPlan>,
 }
 
+impl CritNode {
+    /// Whether a matched row may still fail to be an event: a person row required, a source or
+    /// region join, a date adjustment or an attribute filter (`First` aside).
+    pub fn tests_rows(&self) -> bool {
+        self.needs_person
+            || self.source.is_some()
+            || self.region_codeset.is_some()
+            || self.adjust.is_some()
+            || !self.filters.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bound {
     /// index date + offset

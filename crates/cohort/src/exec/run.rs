@@ -311,8 +311,8 @@ impl Gathered {
 
 /// The first index `i >= from` of ascending `rows` with `rows[i] >= target` (galloping from `from`,
 /// which is a hint: a `from` past the answer falls back to a binary search).
-fn seek(rows: &[u32], from: usize, target: usize) -> usize {
-    let below = |r: &u32| (*r as usize) < target;
+pub(crate) fn seek<T: Copy + Into<u64>>(rows: &[T], from: usize, target: usize) -> usize {
+    let below = |r: &T| (*r).into() < target as u64;
     if from > rows.len() || (from > 0 && !below(&rows[from - 1])) {
         return rows.partition_point(below);
     }
@@ -576,11 +576,6 @@ impl<'s> Ctx<'s> {
         let need_id = self.plan.primary.contains(&i) || node.correlated.is_some();
         let filtered = !node.first;
         let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
-        let plain = node.source.is_none()
-            && node.region_codeset.is_none()
-            && node.adjust.is_none()
-            && node.filters.is_empty()
-            && !node.needs_person;
         let piece = |chunk: &[u32]| {
             let mut g = Gathered {
                 filtered,
@@ -594,7 +589,7 @@ impl<'s> Ctx<'s> {
                 let Some(&p) = person.get(ri) else { continue };
                 let s0 = starts.get(ri).copied().unwrap_or(NULL_DAY);
                 let e0 = ends.get(ri).copied().unwrap_or(NULL_DAY);
-                let (start, end) = if !filtered || plain {
+                let (start, end) = if !filtered || !node.tests_rows() {
                     (s0, e0)
                 } else if (node.needs_person && !self.has_person_row(p))
                     || !self.row_joins_ok(node, nd, ri)
@@ -1073,7 +1068,6 @@ fn count_columns(plan: &Plan) -> Vec<Option<&'static str>> {
     out
 }
 
-/// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
 /// Whether some criteria filters on the concept `expr`.
 fn reads_concept(plan: &Plan, expr: ConceptExpr) -> bool {
     plan.nodes.iter().flat_map(|n| &n.filters).any(
@@ -1081,6 +1075,7 @@ fn reads_concept(plan: &Plan, expr: ConceptExpr) -> bool {
     )
 }
 
+/// Whether any event's visit_occurrence_id is ever read (RestrictVisit, a distinct visit count).
 pub(crate) fn reads_visits(plan: &Plan) -> bool {
     let mut any = false;
     each_corr(plan, &mut |c| {

@@ -20,7 +20,7 @@ use qiao_store::Domain;
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
     add, for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_dates,
-    prefetch_row, reads_visits, sat, Ctx, Idx, Matched, NodeData, Person, AHEAD,
+    prefetch_row, reads_visits, sat, seek, Ctx, Idx, Matched, NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
 use crate::model::{GroupType, LimitType};
@@ -592,7 +592,6 @@ fn events(
     (need_id, need_visit): (bool, bool),
     out: &mut Vec<Event>,
 ) {
-    let rows = d.persons_rows(span.clone());
     let (starts, ends, ids) = (d.start(), d.end(), d.event_id());
     let visits = nd.visit.filter(|_| need_visit);
     let event = |p: u32, r: usize, start: Day, end: Day| Event {
@@ -608,22 +607,16 @@ fn events(
         visit: visits.map_or(i64::MIN, |v| v.get(r).unwrap_or(i64::MIN)),
     };
     let day = |v: &[Day], r: usize| v.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
-    let plain = node.source.is_none()
-        && node.region_codeset.is_none()
-        && node.adjust.is_none()
-        && node.filters.is_empty()
-        && !node.needs_person
-        && !node.first;
-    if plain {
+    if !node.tests_rows() && !node.first {
         // No row test: every matched row is an event (the common case, kept small enough to be
         // inlined into the scan).
-        scan(&nd.matched, span, rows, d, need_id, |r, p| {
+        scan(&nd.matched, span, d, need_id, |r, p| {
             out.push(event(p, r, day(starts, r), day(ends, r)));
         });
         return;
     }
     let mut first_of = u32::MAX;
-    scan(&nd.matched, span, rows, d, need_id, |r, p| {
+    scan(&nd.matched, span, d, need_id, |r, p| {
         if (node.needs_person && !ctx.has_person_row(p)) || !ctx.row_joins_ok(node, nd, r) {
             return;
         }
@@ -639,19 +632,18 @@ fn events(
     });
 }
 
-/// Calls `visit(row, person)` on each matched row in `rows` (the rows of the persons `span`),
-/// ascending. Where listed rows are many for the span's persons, a row's person is found from
+/// Calls `visit(row, person)` on each matched row of the persons `span`, ascending. Where listed rows are many for the span's persons, a row's person is found from
 /// the person offsets, read forward, rather than loaded from the person column (one scattered
 /// load fewer a row).
 #[inline(always)]
 fn scan(
     matched: &Matched<'_>,
     span: Range<u32>,
-    rows: Range<usize>,
     d: &Domain<'_>,
     need_id: bool,
     mut visit: impl FnMut(usize, u32),
 ) {
+    let rows = d.persons_rows(span.clone());
     // Dense matches (every row, a bitmap) read the person column nearly in sequence; rows far
     // apart load it (prefetched).
     let person = d.person();
@@ -699,17 +691,8 @@ fn scan(
 /// visited ascending: `q` moves forward, galloping over persons without rows in between).
 #[inline(always)]
 fn person_at(offsets: &[u64], q: &mut usize, r: usize) -> u32 {
-    let r = r as u64;
-    if offsets.get(*q + 1).is_some_and(|&o| o <= r) {
-        // offsets[lo] <= r; look at lo + 1, 2, 4, … until past r.
-        let (mut lo, mut step) = (*q + 1, 1);
-        while offsets.get(lo + step).is_some_and(|&o| o <= r) {
-            lo += step;
-            step *= 2;
-        }
-        let end = (lo + step).min(offsets.len());
-        *q = lo + offsets[lo + 1..end].partition_point(|&o| o <= r);
-    }
+    // The last person whose rows begin at or before `r`.
+    *q = seek(offsets, *q + 1, r + 1) - 1;
     *q as u32
 }
 
