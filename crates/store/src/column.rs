@@ -247,6 +247,28 @@ impl<'a> ColumnRef<'a> {
             _ => None,
         }
     }
+    /// Asks the CPU to start loading row `r` (a hint for rows about to be read at random; text
+    /// columns are not prefetched).
+    #[inline]
+    pub fn prefetch(&self, r: usize) {
+        match self {
+            ColumnRef::Id(c) => match c.0 {
+                IdEnc::Plain(v) => prefetch(v, r),
+                IdEnc::U32 { codes, .. } => prefetch(codes, r),
+                IdEnc::Const(..) => {}
+            },
+            ColumnRef::I32(c) => match c.0 {
+                I32Enc::Plain(v) => prefetch(v, r),
+                I32Enc::U16 { codes, .. } => prefetch(codes, r),
+                I32Enc::Const(..) => {}
+            },
+            ColumnRef::Float(c) => match c.0 {
+                FloatEnc::Plain(v) => prefetch(v, r),
+                FloatEnc::Const(..) => {}
+            },
+            ColumnRef::Text(_) => {}
+        }
+    }
     /// Row `r` as a number (None if NULL, text, or out of range).
     pub fn number(&self, r: usize) -> Option<f64> {
         match self {
@@ -256,6 +278,21 @@ impl<'a> ColumnRef<'a> {
             ColumnRef::Text(_) => None,
         }
     }
+}
+
+/// Asks the CPU to start loading `s[i]` into its caches (nothing if `i` is out of bounds): for
+/// loads known ahead, so that many cache misses are in flight at once.
+#[inline(always)]
+pub fn prefetch<T>(s: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = s.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint: it loads nothing into the program and cannot fault
+        // (the address is in bounds anyway); SSE is part of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, i);
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use qiao_cdm::RawTable;
 
-pub use column::{ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
+pub use column::{prefetch, ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
 pub use read::{ConceptInfo, Domain, Persons, Reference, Store, Vocabulary};

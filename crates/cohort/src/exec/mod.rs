@@ -38,7 +38,7 @@ pub use plan::{count_column_supported, CountKindPublic, Unsupported};
 
 use crate::conceptset;
 use crate::model::{CohortDefinition, CohortExpression, ModelError};
-use run::{CodeSet, Ctx, Person, PersonOut};
+use run::{Among, CodeSet, Ctx, Person, PersonOut};
 
 /// Why a cohort could not be generated.
 #[derive(Debug, thiserror::Error)]
@@ -337,7 +337,7 @@ impl Prepared {
             // touching the domain's person offsets.
             let bound = ctx.primary_matched_rows();
             if let Some(bound) = bound {
-                ctx.gather(Some(bound));
+                ctx.gather(Some(bound), Among::PrimaryPersons);
             }
             // Few primary events: one wave (each wave costs the pool a round of wake-ups); many:
             // waves of 16 spans, so outputs stay small and merging overlaps evaluation.
@@ -373,9 +373,9 @@ impl Prepared {
             )?;
             None
         } else {
-            ctx.gather(None);
+            ctx.gather(None, Among::Everyone);
             let candidates = ctx.candidates();
-            ctx.gather(Some(candidates.len()));
+            ctx.gather(Some(candidates.len()), Among::Candidates(&candidates));
             let ctx = &ctx;
             let persons = store.persons();
             in_waves(

@@ -145,6 +145,19 @@ impl CritNode {
             || self.adjust.is_some()
             || !self.filters.is_empty()
     }
+
+    /// Whether `self` and `other` select the same events (rows, row tests and adjusted dates),
+    /// whatever each then does with them (`First`, a user-defined period, correlated criteria).
+    pub fn same_events(&self, other: &CritNode) -> bool {
+        self.table == other.table
+            && self.codeset == other.codeset
+            && self.source == other.source
+            && self.region_codeset == other.region_codeset
+            && self.adjust == other.adjust
+            && self.filters == other.filters
+            && self.needs_person == other.needs_person
+            && self.visit_col == other.visit_col
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +188,18 @@ pub(crate) struct CorrPlan {
     pub occ_type: i32,
     pub occ_count: i64,
     pub distinct: Option<CountKind>,
+}
+
+impl CorrPlan {
+    /// Whether `n` occurrences (events, or distinct values) satisfy the occurrence test.
+    #[inline]
+    pub fn satisfied(&self, n: i64) -> bool {
+        match self.occ_type {
+            0 => n == self.occ_count,
+            1 => n <= self.occ_count,
+            _ => n >= self.occ_count,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +243,19 @@ pub(crate) struct GroupPlan {
     pub kind: GroupType,
     pub count: i64,
     pub members: Vec<Member>,
+}
+
+impl GroupPlan {
+    /// Whether the group passes when `n` of its members are satisfied.
+    #[inline]
+    pub fn passes(&self, n: i64) -> bool {
+        match self.kind {
+            GroupType::All => n == self.members.len() as i64,
+            GroupType::Any => n > 0,
+            GroupType::AtLeast => n >= self.count,
+            GroupType::AtMost => n <= self.count,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

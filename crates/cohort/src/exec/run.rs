@@ -10,7 +10,7 @@ use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, Persons, Store, TextRef
 use rayon::prelude::*;
 
 use super::plan::*;
-use crate::model::{GroupType, LimitType, RangeOp, TextOp};
+use crate::model::{LimitType, RangeOp, TextOp};
 
 // ------------------------------------------------------------------ concept sets
 
@@ -159,6 +159,8 @@ pub(crate) struct NodeData<'s> {
     count_col: Option<ColumnRef<'s>>,
     /// The rows whose domain concept is in the node's codeset.
     pub matched: Matched<'s>,
+    /// The person of each row of a [`Matched::Rows`] list, when already read (empty otherwise).
+    pub row_persons: Vec<u32>,
 }
 
 /// The rows of a domain a node can select, found from the per-concept postings so a person's
@@ -176,12 +178,12 @@ pub(crate) enum Matched<'s> {
 
 /// A node's matched rows with the columns every event reads, gathered in one ascending pass (many
 /// independent loads in flight) instead of one person's scattered rows at a time.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Gathered {
-    rows: Vec<u32>,
-    person: Vec<u32>,
-    start: Vec<Day>,
-    end: Vec<Day>,
+    pub rows: Vec<u32>,
+    pub person: Vec<u32>,
+    pub start: Vec<Day>,
+    pub end: Vec<Day>,
     /// Empty when no step reads the events' ids (NULL).
     id: Vec<i64>,
     /// Empty when no criteria reads visits (NULL).
@@ -307,6 +309,57 @@ impl Gathered {
     pub(crate) fn rows(&self) -> &[u32] {
         &self.rows
     }
+
+    /// Whether the node's row tests are applied: the rows are its events.
+    pub(crate) fn filtered(&self) -> bool {
+        self.filtered
+    }
+
+    /// Event `i`'s id, if gathered.
+    pub(crate) fn id(&self, i: usize) -> Option<i64> {
+        self.id.get(i).copied()
+    }
+
+    /// Event `i`'s visit id, if gathered.
+    pub(crate) fn visit(&self, i: usize) -> Option<i64> {
+        self.visit.get(i).copied()
+    }
+}
+
+/// Whose rows [`Ctx::gather`] gathers.
+pub(crate) enum Among<'a> {
+    Everyone,
+    /// These persons (indexes, ascending): the ones the per-person evaluator evaluates.
+    Candidates(&'a [u32]),
+    /// The persons with a row matched by some primary criteria (the only ones the fused
+    /// pipeline evaluates groups for).
+    PrimaryPersons,
+}
+
+/// A set of persons: their indexes ascending, and as a bitmap.
+pub(crate) struct PersonSet {
+    list: Vec<u32>,
+    bits: Vec<u64>,
+}
+
+impl PersonSet {
+    /// The persons `list` (ascending, distinct) among `n` person indexes.
+    fn new(n: usize, list: Vec<u32>) -> PersonSet {
+        let mut bits = vec![0u64; n.div_ceil(64)];
+        for &p in &list {
+            if let Some(w) = bits.get_mut(p as usize / 64) {
+                *w |= 1 << (p % 64);
+            }
+        }
+        PersonSet { list, bits }
+    }
+
+    #[inline]
+    fn has(&self, p: u32) -> bool {
+        self.bits
+            .get(p as usize / 64)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
 }
 
 /// The first index `i >= from` of ascending `rows` with `rows[i] >= target` (galloping from `from`,
@@ -355,21 +408,10 @@ pub(crate) fn for_each_bit(
     }
 }
 
-/// Hints the CPU to load the cache line holding `s[i]` (nothing if `i` is out of bounds): for
-/// loops whose addresses come from another array (rows from a posting list, a person's rows from
-/// the person offsets), which the hardware cannot predict, issued some iterations ahead.
-#[inline(always)]
-pub(crate) fn prefetch<T>(s: &[T], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(x) = s.get(i) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is only a hint: it loads nothing into the program and cannot fault
-        // (the address is in bounds anyway); SSE is part of the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast()) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (s, i);
-}
+/// Prefetches for loops whose addresses come from another array (rows from a posting list, a
+/// person's rows from the person offsets), which the hardware cannot predict, issued some
+/// iterations ahead.
+pub(crate) use qiao_store::prefetch;
 
 /// [`prefetch`] of row `r`'s person, start and end (and event id) in domain `d`.
 #[inline(always)]
@@ -489,6 +531,7 @@ impl<'s> Ctx<'s> {
                 value_as_concept: col_i32(col("value_as_concept_id")),
                 count_col: count_cols.get(nodes.len()).copied().flatten().and_then(col),
                 matched,
+                row_persons: Vec::new(),
             });
         }
         let drug_source =
@@ -533,8 +576,9 @@ impl<'s> Ctx<'s> {
     }
 
     /// Gathers the matched rows of the primary criteria (`candidates` None), or of every other node
-    /// whose matched rows are not many more than the candidates' (`Some(persons evaluated)`).
-    pub fn gather(&mut self, candidates: Option<usize>) {
+    /// whose matched rows are not many more than the candidates' (`Some(persons evaluated)`), of
+    /// the persons `among`: the rows of other persons are left out (no group reads them).
+    pub fn gather(&mut self, candidates: Option<usize>, among: Among<'_>) {
         let primary = &self.plan.primary;
         let work: Vec<usize> = (0..self.nodes.len())
             .filter(|i| {
@@ -555,18 +599,98 @@ impl<'s> Ctx<'s> {
                 })
             })
             .collect();
-        let gathered: Vec<Option<Gathered>> = work.iter().map(|&i| self.gather_node(i)).collect();
-        for (i, g) in work.into_iter().zip(gathered) {
+        if work.is_empty() {
+            return;
+        }
+        // A node with the events of a (not gathered) primary criteria: its rows are all of primary
+        // persons; once gathered, the primary criteria's events are read from it too.
+        let nodes = &self.plan.nodes;
+        let twin = |i: usize| {
+            primary.iter().copied().find(|&n| {
+                // (A First taken before the filters is not one of the filtered events.)
+                !nodes[i].first
+                    && (!nodes[n].first || nodes[n].filters.is_empty())
+                    && nodes[n].same_events(&nodes[i])
+                    && !matches!(self.nodes[n].matched, Matched::Gathered(_))
+            })
+        };
+        let twins: Vec<Option<usize>> = match among {
+            Among::PrimaryPersons => work.iter().map(|&i| twin(i)).collect(),
+            _ => vec![None; work.len()],
+        };
+        let persons = match among {
+            _ if twins.iter().all(Option::is_some) => None,
+            Among::Everyone => None,
+            Among::Candidates(list) => Some(PersonSet::new(self.persons_len(), list.to_vec())),
+            Among::PrimaryPersons => self.primary_persons(),
+        };
+        let gathered: Vec<Option<Gathered>> = work
+            .iter()
+            .zip(&twins)
+            .map(|(&i, twin)| self.gather_node(i, persons.as_ref().filter(|_| twin.is_none())))
+            .collect();
+        for ((i, g), twin) in work.into_iter().zip(gathered).zip(twins) {
             if let Some(g) = g {
+                if let Some(n) = twin {
+                    if !matches!(self.nodes[n].matched, Matched::Gathered(_)) {
+                        self.nodes[n].matched = Matched::Gathered(g.clone());
+                    }
+                }
                 self.nodes[i].matched = Matched::Gathered(g);
             }
         }
     }
 
+    /// The persons with a row matched by some primary criteria (None: a primary criteria matches
+    /// every row of its domain). Their rows' persons are read in parallel pieces, many loads in
+    /// flight.
+    fn primary_persons(&mut self) -> Option<PersonSet> {
+        let mut persons = Vec::new();
+        for &i in &self.plan.primary {
+            let nd = &self.nodes[i];
+            let Some(d) = nd.dom.and_then(|x| self.domains.get(x)) else {
+                continue;
+            };
+            let column = d.person();
+            let of = |chunk: &[u32]| -> Vec<u32> {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (k, &r) in chunk.iter().enumerate() {
+                    if let Some(&next) = chunk.get(k + AHEAD) {
+                        prefetch(column, next as usize);
+                    }
+                    // (Rows are within the domain: every one has a person.)
+                    out.push(column.get(r as usize).copied().unwrap_or(u32::MAX));
+                }
+                out
+            };
+            match &nd.matched {
+                Matched::Scan => return None,
+                Matched::Gathered(g) => persons.extend_from_slice(&g.person),
+                Matched::Rows(rows) => {
+                    // Kept for the scan of the primary events, which then reads no person.
+                    let pieces: Vec<Vec<u32>> = rows.par_chunks(GATHER_PIECE).map(of).collect();
+                    let of_rows = pieces.concat();
+                    persons.extend_from_slice(&of_rows);
+                    self.nodes[i].row_persons = of_rows;
+                }
+                Matched::Bits(_) => {
+                    let rows = nd.matched.row_list().unwrap_or_default();
+                    let pieces: Vec<Vec<u32>> = rows.par_chunks(GATHER_PIECE).map(of).collect();
+                    persons.extend(pieces.into_iter().flatten());
+                }
+            }
+        }
+        persons.sort_unstable();
+        persons.dedup();
+        Some(PersonSet::new(self.persons_len(), persons))
+    }
+
     /// Node `i`'s matched rows with the columns its events read, copied out in row order (many
     /// independent loads in flight, in parallel pieces) instead of one person's scattered rows
     /// at a time; the row tests applied on the way, unless the node takes a person's `First` row.
-    fn gather_node(&self, i: usize) -> Option<Gathered> {
+    /// With `persons` (a bitmap), only the rows of those persons: a row's person is read first,
+    /// its other columns only if it is kept.
+    fn gather_node(&self, i: usize, persons: Option<&PersonSet>) -> Option<Gathered> {
         let (node, nd) = (&self.plan.nodes[i], &self.nodes[i]);
         let d = nd.dom.and_then(|x| self.domains.get(x))?;
         let rows = nd.matched.row_list()?;
@@ -575,46 +699,127 @@ impl<'s> Ctx<'s> {
         let visit = nd.visit.filter(|_| reads_visits(self.plan));
         let need_id = self.plan.primary.contains(&i) || node.correlated.is_some();
         let filtered = !node.first;
+        let tests = filtered && node.tests_rows();
         let (person, starts, ends, ids) = (d.person(), d.start(), d.end(), d.event_id());
-        let piece = |chunk: &[u32]| {
-            let mut g = Gathered {
-                filtered,
-                ..Gathered::default()
+        // Row `r` of person `p`, if it passes the node's row tests.
+        let take = |g: &mut Gathered, r: u32, p: u32| {
+            let ri = r as usize;
+            let s0 = starts.get(ri).copied().unwrap_or(NULL_DAY);
+            let e0 = ends.get(ri).copied().unwrap_or(NULL_DAY);
+            let (start, end) = if !tests {
+                (s0, e0)
+            } else if (node.needs_person && !self.has_person_row(p))
+                || !self.row_joins_ok(node, nd, ri)
+            {
+                return;
+            } else {
+                match self.row_dates(p, node, nd, ri, s0, e0) {
+                    Some(dates) => dates,
+                    None => return,
+                }
             };
-            for (k, &r) in chunk.iter().enumerate() {
-                if let Some(&next) = chunk.get(k + AHEAD) {
-                    prefetch_row(d, next as usize, need_id);
-                }
-                let ri = r as usize;
-                let Some(&p) = person.get(ri) else { continue };
-                let s0 = starts.get(ri).copied().unwrap_or(NULL_DAY);
-                let e0 = ends.get(ri).copied().unwrap_or(NULL_DAY);
-                let (start, end) = if !filtered || !node.tests_rows() {
-                    (s0, e0)
-                } else if (node.needs_person && !self.has_person_row(p))
-                    || !self.row_joins_ok(node, nd, ri)
-                {
-                    continue;
-                } else {
-                    match self.row_dates(p, node, nd, ri, s0, e0) {
-                        Some(dates) => dates,
-                        None => continue,
-                    }
-                };
-                g.rows.push(r);
-                g.person.push(p);
-                g.start.push(start);
-                g.end.push(end);
-                if need_id {
-                    g.id.push(ids.get(ri).copied().unwrap_or(NULL_ID));
-                }
-                if let Some(v) = visit {
-                    g.visit.push(v.get(ri).unwrap_or(NULL_ID));
+            g.rows.push(r);
+            g.person.push(p);
+            g.start.push(start);
+            g.end.push(end);
+            if need_id {
+                g.id.push(ids.get(ri).copied().unwrap_or(NULL_ID));
+            }
+            if let Some(v) = visit {
+                g.visit.push(v.get(ri).unwrap_or(NULL_ID));
+            }
+        };
+        // What `take` reads of row `r`, but its person.
+        let ahead = |r: u32| {
+            prefetch_dates(d, r as usize, need_id);
+            if tests {
+                for c in nd.filter_cols.iter().flatten() {
+                    c.prefetch(r as usize);
                 }
             }
-            g
         };
-        let pieces: Vec<Gathered> = rows.par_chunks(GATHER_PIECE).map(piece).collect();
+        let pieces: Vec<Gathered> = match persons {
+            None => rows
+                .par_chunks(GATHER_PIECE)
+                .map(|chunk| {
+                    let mut g = Gathered {
+                        filtered,
+                        ..Gathered::default()
+                    };
+                    for (k, &r) in chunk.iter().enumerate() {
+                        if let Some(&next) = chunk.get(k + AHEAD) {
+                            prefetch(person, next as usize);
+                            ahead(next);
+                        }
+                        if let Some(&p) = person.get(r as usize) {
+                            take(&mut g, r, p);
+                        }
+                    }
+                    g
+                })
+                .collect(),
+            Some(persons) => {
+                // The rows of those persons, with their person: found from the person offsets
+                // (read in person order) where the persons are fewer than the rows, else from
+                // each row's person.
+                let kept: Vec<(u32, u32)> = if persons.list.len() < rows.len() {
+                    let offsets = d.person_offsets();
+                    let of = |chunk: &[u32]| {
+                        let mut out = Vec::new();
+                        let mut j = 0;
+                        for (k, &p) in chunk.iter().enumerate() {
+                            if let Some(&next) = chunk.get(k + AHEAD) {
+                                prefetch(offsets, next as usize);
+                            }
+                            let range = d.person_rows(p);
+                            j = seek(&rows, j, range.start);
+                            while let Some(&r) = rows.get(j).filter(|&&r| (r as usize) < range.end)
+                            {
+                                out.push((r, p));
+                                j += 1;
+                            }
+                        }
+                        out
+                    };
+                    let pieces: Vec<Vec<(u32, u32)>> =
+                        persons.list.par_chunks(GATHER_PIECE).map(of).collect();
+                    pieces.concat()
+                } else {
+                    let of = |chunk: &[u32]| {
+                        let mut out = Vec::new();
+                        for (k, &r) in chunk.iter().enumerate() {
+                            if let Some(&next) = chunk.get(k + AHEAD) {
+                                prefetch(person, next as usize);
+                            }
+                            if let Some(&p) = person.get(r as usize) {
+                                if persons.has(p) {
+                                    out.push((r, p));
+                                }
+                            }
+                        }
+                        out
+                    };
+                    let pieces: Vec<Vec<(u32, u32)>> =
+                        rows.par_chunks(GATHER_PIECE).map(of).collect();
+                    pieces.concat()
+                };
+                kept.par_chunks(GATHER_PIECE)
+                    .map(|chunk| {
+                        let mut g = Gathered {
+                            filtered,
+                            ..Gathered::default()
+                        };
+                        for (k, &(r, p)) in chunk.iter().enumerate() {
+                            if let Some(&(next, _)) = chunk.get(k + AHEAD) {
+                                ahead(next);
+                            }
+                            take(&mut g, r, p);
+                        }
+                        g
+                    })
+                    .collect()
+            }
+        };
         let mut all = Gathered {
             filtered,
             ..Gathered::default()
@@ -1483,14 +1688,8 @@ impl<'c, 's> Person<'c, 's> {
             }
             self.give(sat);
         }
-        let n = g.members.len() as i64;
         let mut out = self.bools();
-        out.extend(counts.iter().map(|&c| match g.kind {
-            GroupType::All => c == n,
-            GroupType::Any => c > 0,
-            GroupType::AtLeast => c >= g.count,
-            GroupType::AtMost => c <= g.count,
-        }));
+        out.extend(counts.iter().map(|&c| g.passes(c)));
         self.count_pool.push(counts);
         out
     }
@@ -1572,11 +1771,7 @@ impl<'c, 's> Person<'c, 's> {
                 keys.dedup();
                 n = keys.len() as i64;
             }
-            match c.occ_type {
-                0 => n == c.occ_count,
-                1 => n <= c.occ_count,
-                _ => n >= c.occ_count,
-            }
+            c.satisfied(n)
         }));
         self.keys = keys;
         out

@@ -23,7 +23,7 @@ use super::run::{
     prefetch_row, reads_visits, sat, seek, Ctx, Idx, Matched, NodeData, Person, AHEAD,
 };
 use super::{ChunkOut, CohortRow};
-use crate::model::{GroupType, LimitType};
+use crate::model::LimitType;
 
 /// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
 pub(crate) fn eligible(plan: &Plan) -> bool {
@@ -56,6 +56,15 @@ pub(crate) fn span_len(events: Option<usize>, persons: usize) -> u32 {
         len /= 2;
     }
     len
+}
+
+/// The groups whose result is the same for every person evaluated ([`constant`]): per primary
+/// criteria its correlated criteria group, the additional criteria, each inclusion rule (None:
+/// evaluated per person).
+struct Fixed {
+    correlated: Vec<Option<bool>>,
+    additional: Option<bool>,
+    rules: Vec<Option<bool>>,
 }
 
 /// One primary event of a span.
@@ -103,6 +112,7 @@ impl Cand {
 /// A worker's reusable buffers.
 pub(crate) struct Worker<'c, 's> {
     groups: Groups<'c, 's>,
+    fixed: Fixed,
     /// [`Ctx::per_person_reads`]: person offsets and custom era columns to prefetch.
     reads: (Vec<&'s [u64]>, Vec<&'s [i32]>),
     index: Vec<Idx>,
@@ -127,12 +137,32 @@ pub(crate) struct Worker<'c, 's> {
 impl<'c, 's> Worker<'c, 's> {
     pub(crate) fn new(ctx: &'c Ctx<'s>) -> Self {
         let plan = ctx.plan;
-        let groups = plan.additional.is_some()
-            || plan.rules.iter().any(|(_, g)| !demographic_only(g))
+        let fixed = Fixed {
+            correlated: plan
+                .primary
+                .iter()
+                .map(|&n| {
+                    plan.nodes[n]
+                        .correlated
+                        .as_ref()
+                        .and_then(|g| constant(ctx, g))
+                })
+                .collect(),
+            additional: plan.additional.as_ref().and_then(|g| constant(ctx, g)),
+            rules: plan.rules.iter().map(|(_, g)| constant(ctx, g)).collect(),
+        };
+        // A per-person evaluator, if some group reads criteria events per person.
+        let groups = (plan.additional.is_some() && fixed.additional.is_none())
+            || plan
+                .rules
+                .iter()
+                .zip(&fixed.rules)
+                .any(|((_, g), f)| f.is_none() && !demographic_only(g))
             || plan
                 .primary
                 .iter()
-                .any(|&n| plan.nodes[n].correlated.is_some());
+                .zip(&fixed.correlated)
+                .any(|(&n, f)| plan.nodes[n].correlated.is_some() && f.is_none());
         let reads = if groups || matches!(plan.end, EndPlan::CustomEra { .. }) {
             ctx.per_person_reads(&plan.primary)
         } else {
@@ -140,6 +170,7 @@ impl<'c, 's> Worker<'c, 's> {
         };
         Worker {
             reads,
+            fixed,
             groups: Groups {
                 person: groups.then(|| Person::new(ctx)),
                 started: None,
@@ -308,7 +339,13 @@ impl<'c, 's> Worker<'c, 's> {
                 }
                 self.cursor[ci] = to;
                 let node = &plan.nodes[plan.primary[ci]];
-                match &node.correlated {
+                // A correlated group passing every event is none; failing every event, no event.
+                let correlated = match self.fixed.correlated[ci] {
+                    Some(false) => continue,
+                    Some(true) => None,
+                    None => node.correlated.as_ref(),
+                };
+                match correlated {
                     None if direct => {
                         qualified += direct_rows(plan, ops, &evs[from..to], &mut self.rows)
                     }
@@ -383,7 +420,11 @@ impl<'c, 's> Worker<'c, 's> {
             (c.sort, c.id, c.crit as usize, c.pos as usize)
         });
         // The candidates' positions are now their ordinals (qualified event ids).
-        if let Some(g) = &plan.additional {
+        if let Some(pass) = self.fixed.additional {
+            if !pass {
+                cands.clear();
+            }
+        } else if let Some(g) = &plan.additional {
             self.index.clear();
             self.index
                 .extend(cands.iter().enumerate().map(|(i, c)| c.index(i)));
@@ -419,7 +460,11 @@ impl<'c, 's> Worker<'c, 's> {
         } else {
             masks.resize(cands.len(), 0);
             for (i, (_, g)) in plan.rules.iter().enumerate() {
-                if demographic_only(g) {
+                if let Some(pass) = self.fixed.rules[i] {
+                    if pass {
+                        masks.iter_mut().for_each(|m| *m |= 1 << i);
+                    }
+                } else if demographic_only(g) {
                     for (m, c) in masks.iter_mut().zip(cands.iter()) {
                         if demographic_group(ctx, p, g, c.start, c.end) {
                             *m |= 1 << i;
@@ -607,16 +652,50 @@ fn events(
         visit: visits.map_or(i64::MIN, |v| v.get(r).unwrap_or(i64::MIN)),
     };
     let day = |v: &[Day], r: usize| v.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
+    if let Matched::Gathered(g) = &nd.matched {
+        if g.filtered() {
+            let (rows, persons, starts, ends) = (&g.rows, &g.person, &g.start, &g.end);
+            // Already the events (read with a group's criteria selecting the same ones), in
+            // row order.
+            let from = persons.partition_point(|&p| p < span.start);
+            let to = from + persons[from..].partition_point(|&p| p < span.end);
+            let mut last = u32::MAX;
+            for i in from..to {
+                let (p, r) = (persons[i], rows[i] as usize);
+                if node.first {
+                    if last == p {
+                        continue;
+                    }
+                    last = p;
+                }
+                out.push(Event {
+                    person: p,
+                    sort: starts[i],
+                    start: node.user_start.unwrap_or(starts[i]),
+                    end: node.user_end.unwrap_or(ends[i]),
+                    id: match need_id {
+                        true => g.id(i).or(ids.get(r).copied()).unwrap_or(i64::MIN),
+                        false => 0,
+                    },
+                    visit: match visits {
+                        Some(v) => g.visit(i).or(v.get(r)).unwrap_or(i64::MIN),
+                        None => i64::MIN,
+                    },
+                });
+            }
+            return;
+        }
+    }
     if !node.tests_rows() && !node.first {
         // No row test: every matched row is an event (the common case, kept small enough to be
         // inlined into the scan).
-        scan(&nd.matched, span, d, need_id, |r, p| {
+        scan(&nd.matched, &nd.row_persons, span, d, need_id, |r, p| {
             out.push(event(p, r, day(starts, r), day(ends, r)));
         });
         return;
     }
     let mut first_of = u32::MAX;
-    scan(&nd.matched, span, d, need_id, |r, p| {
+    scan(&nd.matched, &nd.row_persons, span, d, need_id, |r, p| {
         if (node.needs_person && !ctx.has_person_row(p)) || !ctx.row_joins_ok(node, nd, r) {
             return;
         }
@@ -638,6 +717,7 @@ fn events(
 #[inline(always)]
 fn scan(
     matched: &Matched<'_>,
+    persons: &[u32],
     span: Range<u32>,
     d: &Domain<'_>,
     need_id: bool,
@@ -654,6 +734,18 @@ fn scan(
     };
     let list = match matched {
         Matched::Scan => return rows.for_each(by_column),
+        Matched::Rows(list) if persons.len() == list.len() => {
+            // The rows' persons already read (while gathering).
+            let from = list.partition_point(|&r| (r as usize) < rows.start);
+            let to = from + list[from..].partition_point(|&r| (r as usize) < rows.end);
+            for i in from..to {
+                if let Some(&next) = list.get(i + AHEAD) {
+                    prefetch_dates(d, next as usize, need_id);
+                }
+                visit(list[i] as usize, persons[i]);
+            }
+            return;
+        }
         Matched::Bits(bits) => {
             return for_each_bit(bits, rows, |r| {
                 by_column(r);
@@ -836,12 +928,29 @@ fn demographic_group(ctx: &Ctx<'_>, p: u32, g: &GroupPlan, start: Day, end: Day)
             Member::Corr(_) => false,
         })
         .count() as i64;
-    match g.kind {
-        GroupType::All => n == g.members.len() as i64,
-        GroupType::Any => n > 0,
-        GroupType::AtLeast => n >= g.count,
-        GroupType::AtMost => n <= g.count,
+    g.passes(n)
+}
+
+/// A group's result when it is the same for every index event of the persons evaluated: each
+/// criteria it counts has no event for them (a count of 0; its codeset matches no row of theirs),
+/// and it has no demographic member. None otherwise.
+fn constant(ctx: &Ctx<'_>, g: &GroupPlan) -> Option<bool> {
+    let mut n = 0;
+    for m in &g.members {
+        let sat = match m {
+            Member::Corr(c) => {
+                let nd = &ctx.nodes[c.node];
+                if nd.dom.is_some() && !nd.matched.matches_nothing() {
+                    return None;
+                }
+                c.satisfied(0)
+            }
+            Member::Demo(_) => return None,
+            Member::Group(sub) => constant(ctx, sub)?,
+        };
+        n += sat as i64;
     }
+    Some(g.members.is_empty() || g.passes(n))
 }
 
 /// Keeps the first (or last) candidate by start date, ties by ordinal (candidates are in ordinal
