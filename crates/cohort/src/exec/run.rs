@@ -1457,10 +1457,14 @@ impl<'c, 's> Person<'c, 's> {
         }
     }
 
-    /// Starts evaluating groups of person `p` ([`Person::group`]): the person's criteria events
-    /// are then computed at most once whatever the number of groups.
-    pub(crate) fn begin(&mut self, p: u32) {
-        self.reset(p);
+    /// Starts evaluating groups of person `p`, whose observation periods are `ops` (already read)
+    /// ([`Person::group`]): the person's criteria events are then computed at most once whatever
+    /// the number of groups.
+    pub(crate) fn begin(&mut self, p: u32, ops: &[(Day, Day)]) {
+        self.p = p;
+        self.done.iter_mut().for_each(|d| *d = false);
+        self.ops.clear();
+        self.ops.extend_from_slice(ops);
     }
 
     /// Evaluates a group for person `p` over the given index events.

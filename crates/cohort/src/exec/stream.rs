@@ -359,7 +359,7 @@ impl<'c, 's> Worker<'c, 's> {
                             .iter()
                             .map(|e| (e.id, e.start, e.end, e.visit));
                         join_periods(events, ops, &mut self.index, &mut self.owner);
-                        let pass = self.groups.eval(p, g, &self.index);
+                        let pass = self.groups.eval(p, ops, g, &self.index);
                         self.kept.clear();
                         let evs = &self.events[ci][from..to];
                         let mut last = usize::MAX;
@@ -386,7 +386,7 @@ impl<'c, 's> Worker<'c, 's> {
             }
             let id = self.ids[i];
             if !direct {
-                self.person(ctx, p, id, &mut acc, &mut counts, want_masks);
+                self.person(ctx, (p, i), id, &mut acc, &mut counts, want_masks);
             } else if qualified > 0 {
                 counts.zero_events += qualified;
                 counts.zero_persons += 1;
@@ -401,17 +401,18 @@ impl<'c, 's> Worker<'c, 's> {
         acc
     }
 
-    /// The pipeline after the primary events of person `p` (in `self.cands`).
+    /// The pipeline after the primary events of person `p`, the span's `i`th (in `self.cands`).
     fn person(
         &mut self,
         ctx: &Ctx<'_>,
-        p: u32,
+        (p, i): (u32, usize),
         id: i64,
         acc: &mut ChunkOut,
         counts: &mut Counts,
         want_masks: bool,
     ) {
         let plan = ctx.plan;
+        let ops = &self.ops[self.op_off[i] as usize..self.op_off[i + 1] as usize];
         let cands = &mut self.cands;
         if cands.is_empty() {
             return;
@@ -428,7 +429,7 @@ impl<'c, 's> Worker<'c, 's> {
             self.index.clear();
             self.index
                 .extend(cands.iter().enumerate().map(|(i, c)| c.index(i)));
-            let pass = self.groups.eval(p, g, &self.index);
+            let pass = self.groups.eval(p, ops, g, &self.index);
             let mut i = 0;
             cands.retain(|_| {
                 i += 1;
@@ -476,7 +477,7 @@ impl<'c, 's> Worker<'c, 's> {
                     // removed any do not matter to a group (no window reads them).
                     self.index
                         .extend(cands.iter().enumerate().map(|(j, c)| c.index(j)));
-                    let pass = self.groups.eval(p, g, &self.index);
+                    let pass = self.groups.eval(p, ops, g, &self.index);
                     for (m, &ok) in masks.iter_mut().zip(pass) {
                         if ok {
                             *m |= 1 << i;
@@ -588,15 +589,16 @@ struct Groups<'c, 's> {
 }
 
 impl Groups<'_, '_> {
-    /// Group `g` of person `p` over `index`: whether each index event passes.
-    fn eval(&mut self, p: u32, g: &GroupPlan, index: &[Idx]) -> &[bool] {
+    /// Group `g` of person `p` (observation periods `ops`) over `index`: whether each index
+    /// event passes.
+    fn eval(&mut self, p: u32, ops: &[(Day, Day)], g: &GroupPlan, index: &[Idx]) -> &[bool] {
         self.pass.clear();
         let Some(person) = self.person.as_mut() else {
             self.pass.resize(index.len(), false);
             return &self.pass;
         };
         if self.started != Some(p) {
-            person.begin(p);
+            person.begin(p, ops);
             self.started = Some(p);
         }
         let pass = person.group(g, index);
