@@ -27,7 +27,7 @@ use qiao_cdm::RawTable;
 pub use column::{prefetch, ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
-pub use read::{ConceptInfo, Domain, Persons, Reference, Store, Vocabulary};
+pub use read::{ConceptInfo, Domain, PersonSummary, Persons, Reference, Store, Vocabulary};
 
 /// Builds a store from `tables` and writes it to `path` atomically: the file is written to a
 /// temporary name beside `path`, synced, and renamed into place only when complete.

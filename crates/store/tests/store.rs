@@ -380,3 +380,39 @@ fn location_history_of_care_sites_is_not_a_person() {
     assert_eq!(lh.event_id(), &[1]);
     assert_eq!(lh.end(), &[d("2099-12-31")]);
 }
+
+#[test]
+fn person_summaries_hold_the_id_and_a_single_observation_period() {
+    let mut tables = sample();
+    // Person 2 gets a second period; person 1 keeps one; person 99 (an orphan) has one; a
+    // person known only from a condition row has none.
+    let op = tables
+        .iter_mut()
+        .find(|t| t.spec.name == "observation_period")
+        .unwrap();
+    *op = table(
+        "observation_period",
+        &[
+            &["10", "1", "2000-01-01", "2010-12-31", "44814724"],
+            &["11", "2", "2005-01-01", "2006-01-01", "44814724"],
+            &["13", "2", "2007-01-01", "2008-01-01", "44814724"],
+            &["12", "99", "2001-01-01", "2002-01-01", "44814724"],
+        ],
+    );
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let store = Store::from_bytes(&bytes).unwrap();
+    let ids = store.persons().ids().to_vec();
+    let summaries = store.person_summaries();
+    assert_eq!(summaries.len(), ids.len());
+    let by_id = |id: i64| summaries[ids.iter().position(|&x| x == id).unwrap()];
+    assert_eq!(by_id(1).person_id, 1);
+    assert_eq!(
+        by_id(1).single_period(),
+        Some((d("2000-01-01"), d("2010-12-31")))
+    );
+    assert_eq!(by_id(2).single_period(), None, "two periods: read the rows");
+    assert_eq!(
+        by_id(99).single_period(),
+        Some((d("2001-01-01"), d("2002-01-01")))
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use qiao_cdm::date::{self, Day, NULL_DAY};
-use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, Persons, Store, TextRef};
+use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, PersonSummary, Persons, Store, TextRef};
 
 use rayon::prelude::*;
 
@@ -452,6 +452,8 @@ pub(crate) struct Ctx<'s> {
     pub drug_dom: Option<usize>,
     drug_source: Option<I32Column<'s>>,
     persons: Persons<'s>,
+    /// Per person index: id and single observation period, side by side.
+    summaries: &'s [PersonSummary],
     yob: &'s [i32],
     gender: &'s [i32],
     race: &'s [i32],
@@ -571,6 +573,7 @@ impl<'s> Ctx<'s> {
                 .then(|| ref_lookup(store, "location", "location_id", "region_concept_id"))
                 .flatten(),
             persons,
+            summaries: store.person_summaries(),
             empty: CodeSet::default(),
         }
     }
@@ -906,8 +909,8 @@ impl<'s> Ctx<'s> {
     }
 
     /// Every person id by person index.
-    pub(crate) fn person_ids(&self) -> &'s [i64] {
-        self.persons.ids()
+    pub(crate) fn person_summaries(&self) -> &'s [PersonSummary] {
+        self.summaries
     }
 
     pub(crate) fn persons_len(&self) -> usize {

@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use qiao_cdm::date::Day;
-use qiao_store::Domain;
+use qiao_store::{Domain, PersonSummary};
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
@@ -124,7 +124,6 @@ pub(crate) struct Worker<'c, 's> {
     /// periods (start, end) with offsets per person, and their person ids.
     persons: Vec<u32>,
     seen: Vec<u64>,
-    op_rows: Vec<Range<usize>>,
     ops: Vec<(Day, Day)>,
     op_off: Vec<u32>,
     ids: Vec<i64>,
@@ -183,7 +182,6 @@ impl<'c, 's> Worker<'c, 's> {
             cursor: Vec::new(),
             persons: Vec::new(),
             seen: Vec::new(),
-            op_rows: Vec::new(),
             ops: Vec::new(),
             op_off: Vec::new(),
             ids: Vec::new(),
@@ -265,42 +263,34 @@ impl<'c, 's> Worker<'c, 's> {
                 true
             });
         }
+        // Most persons have one observation period: it is in their summary, beside their id (one
+        // load a person); the others' periods are read from the observation period rows.
         let op = ctx.op.map(|i| &ctx.domains[i]);
-        self.op_rows.clear();
+        let summaries = ctx.person_summaries();
         self.ops.clear();
         self.op_off.clear();
         self.op_off.push(0);
-        if let Some(d) = op {
-            let offsets = d.person_offsets();
-            self.op_rows
-                .extend(persons.iter().enumerate().map(|(i, &p)| {
-                    if let Some(&ahead) = persons.get(i + AHEAD) {
-                        prefetch(offsets, ahead as usize);
-                    }
-                    d.person_rows(p)
-                }));
-            let (s, e) = (d.start(), d.end());
-            for (i, r) in self.op_rows.iter().enumerate() {
-                if let Some(ahead) = self.op_rows.get(i + AHEAD) {
-                    prefetch(s, ahead.start);
-                    prefetch(e, ahead.start);
-                }
-                self.ops
-                    .extend(r.clone().filter_map(|r| Some((*s.get(r)?, *e.get(r)?))));
-                self.op_off.push(self.ops.len() as u32);
-            }
-        } else {
-            self.op_rows.resize(persons.len(), 0..0);
-            self.op_off.resize(persons.len() + 1, 0);
-        }
         self.ids.clear();
-        let all_ids = ctx.person_ids();
-        self.ids.extend(persons.iter().enumerate().map(|(i, &p)| {
+        for (i, &p) in persons.iter().enumerate() {
             if let Some(&ahead) = persons.get(i + AHEAD) {
-                prefetch(all_ids, ahead as usize);
+                prefetch(summaries, ahead as usize);
             }
-            ctx.person_id(p)
-        }));
+            let summary = summaries.get(p as usize);
+            self.ids
+                .push(summary.map_or_else(|| ctx.person_id(p), |s| s.person_id));
+            match (summary.and_then(PersonSummary::single_period), op) {
+                (Some(period), Some(_)) => self.ops.push(period),
+                (None, Some(d)) => {
+                    let (s, e) = (d.start(), d.end());
+                    self.ops.extend(
+                        d.person_rows(p)
+                            .filter_map(|r| Some((*s.get(r)?, *e.get(r)?))),
+                    );
+                }
+                (_, None) => {}
+            }
+            self.op_off.push(self.ops.len() as u32);
+        }
 
         let mut acc = ChunkOut::default();
         // About a row per event (one allocation, no copies as it grows).
