@@ -82,19 +82,22 @@ fn shared_events_and_constant_groups_agree_with_the_per_person_evaluator() {
         concept_set(2, 2_000_000_001),
     ]
     .join(",");
-    let def = |first: bool, age: bool, rules: &[String], additional: &str| {
+    let def_on = |primary: i32, first: bool, age: bool, rules: &[String], additional: &str| {
         let filter = if age {
             r#", "Age": {"Value": 18, "Op": "gte"}"#
         } else {
             ""
         };
         format!(
-            r#"{{"ConceptSets": [{sets}], "PrimaryCriteria": {{"CriteriaList": [{{"ConditionOccurrence": {{"CodesetId": 0, "First": {first}{filter}}}}}],
+            r#"{{"ConceptSets": [{sets}], "PrimaryCriteria": {{"CriteriaList": [{{"ConditionOccurrence": {{"CodesetId": {primary}, "First": {first}{filter}}}}}],
             "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}}{additional},
             "InclusionRules": [{}], "QualifiedLimit": {{"Type": "First"}}, "ExpressionLimit": {{"Type": "All"}},
             "CollapseSettings": {{"CollapseType": "ERA", "EraPad": 0}}}}"#,
             rules.join(",")
         )
+    };
+    let def = |first: bool, age: bool, rules: &[String], additional: &str| {
+        def_on(0, first, age, rules, additional)
     };
     let no_prior = rule("no sore throat in the 30 days before", 0, (0, 0), (-30, -1));
     let sinusitis = rule("sinusitis within a year before", 1, (2, 1), (-365, 0));
@@ -132,6 +135,21 @@ fn shared_events_and_constant_groups_agree_with_the_per_person_evaluator() {
                 absent_additional,
             ),
         ),
+        // Sore throat rows (gathered) belong to a few of the persons with sinusitis: for the
+        // others the rules are constant.
+        (
+            "sinusitis, rules on sore throat",
+            def_on(
+                1,
+                false,
+                false,
+                &[
+                    rule("sore throat within a year before", 0, (2, 1), (-365, 0)),
+                    rule("no sore throat within 30 days before", 0, (0, 0), (-30, 0)),
+                ],
+                "",
+            ),
+        ),
     ];
     for (name, json) in &cases {
         let parsed = qiao_cohort::parse(json).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -153,6 +171,11 @@ fn shared_events_and_constant_groups_agree_with_the_per_person_evaluator() {
             assert!(persons.rules[2].person_count > 0, "{name}");
         } else {
             assert!(!rows.is_empty(), "{name}: no rows");
+        }
+        if *name == "sinusitis, rules on sore throat" {
+            // Some persons pass the first rule, not all.
+            let first = persons.rules[0].person_count;
+            assert!(first > 0 && first < persons.base_count, "{name}: {first}");
         }
     }
 }

@@ -113,6 +113,8 @@ impl Cand {
 pub(crate) struct Worker<'c, 's> {
     groups: Groups<'c, 's>,
     fixed: Fixed,
+    /// Per node: where the last person's gathered rows were looked for ([`constant_for`]).
+    cursors: Vec<usize>,
     /// [`Ctx::per_person_reads`]: person offsets and custom era columns to prefetch.
     reads: (Vec<&'s [u64]>, Vec<&'s [i32]>),
     index: Vec<Idx>,
@@ -170,6 +172,7 @@ impl<'c, 's> Worker<'c, 's> {
         Worker {
             reads,
             fixed,
+            cursors: vec![0; plan.nodes.len()],
             groups: Groups {
                 person: groups.then(|| Person::new(ctx)),
                 started: None,
@@ -411,7 +414,12 @@ impl<'c, 's> Worker<'c, 's> {
             (c.sort, c.id, c.crit as usize, c.pos as usize)
         });
         // The candidates' positions are now their ordinals (qualified event ids).
-        if let Some(pass) = self.fixed.additional {
+        let additional = plan.additional.as_ref().and_then(|g| {
+            self.fixed
+                .additional
+                .or_else(|| constant_for(ctx, g, Some(p), &mut self.cursors))
+        });
+        if let Some(pass) = additional {
             if !pass {
                 cands.clear();
             }
@@ -451,7 +459,13 @@ impl<'c, 's> Worker<'c, 's> {
         } else {
             masks.resize(cands.len(), 0);
             for (i, (_, g)) in plan.rules.iter().enumerate() {
-                if let Some(pass) = self.fixed.rules[i] {
+                // (A group of a person without rows of its criteria is constant too.)
+                let fixed = self.fixed.rules[i].or_else(|| {
+                    (!demographic_only(g))
+                        .then(|| constant_for(ctx, g, Some(p), &mut self.cursors))
+                        .flatten()
+                });
+                if let Some(pass) = fixed {
                     if pass {
                         masks.iter_mut().for_each(|m| *m |= 1 << i);
                     }
@@ -927,18 +941,39 @@ fn demographic_group(ctx: &Ctx<'_>, p: u32, g: &GroupPlan, start: Day, end: Day)
 /// criteria it counts has no event for them (a count of 0; its codeset matches no row of theirs),
 /// and it has no demographic member. None otherwise.
 fn constant(ctx: &Ctx<'_>, g: &GroupPlan) -> Option<bool> {
+    constant_for(ctx, g, None, &mut [])
+}
+
+/// As [`constant`], for person `p` (if given) too: a criteria whose gathered rows hold none of
+/// `p`'s has no event for them. `cursors`: per node, where the last person's gathered rows were
+/// looked for (a search hint).
+fn constant_for(
+    ctx: &Ctx<'_>,
+    g: &GroupPlan,
+    p: Option<u32>,
+    cursors: &mut [usize],
+) -> Option<bool> {
     let mut n = 0;
     for m in &g.members {
         let sat = match m {
             Member::Corr(c) => {
                 let nd = &ctx.nodes[c.node];
-                if nd.dom.is_some() && !nd.matched.matches_nothing() {
+                let none = nd.dom.is_none()
+                    || nd.matched.matches_nothing()
+                    || match (p, &nd.matched, cursors.get_mut(c.node)) {
+                        (Some(p), Matched::Gathered(g), Some(cursor)) => {
+                            *cursor = seek(&g.person, *cursor, p as usize);
+                            g.person.get(*cursor) != Some(&p)
+                        }
+                        _ => false,
+                    };
+                if !none {
                     return None;
                 }
                 c.satisfied(0)
             }
             Member::Demo(_) => return None,
-            Member::Group(sub) => constant(ctx, sub)?,
+            Member::Group(sub) => constant_for(ctx, sub, p, cursors)?,
         };
         n += sat as i64;
     }
