@@ -9,12 +9,16 @@
 //! - **The fused pipeline** ([`Pipeline::Fused`], `stream.rs`), for every definition without
 //!   censoring criteria: spans of person indexes in parallel (4,096, fewer where persons have
 //!   many events: about 8,192 events a span); each primary criteria's matched rows of a span read
-//!   once in row order, the span's observation periods and person ids read in one pass, then each
-//!   person's events through the cohort steps on reused buffers. Groups that read other
-//!   criteria's events are handed to a per-person evaluator; nodes they read with not many more
-//!   matched rows than the primary criteria are *gathered* first (in parallel pieces, row order:
-//!   their row tests applied on the way, person, dates and the ids and visits read copied out, so
-//!   a person's events are found without the domain's person offsets).
+//!   once in row order, the span's person ids and observation periods read in one pass (from the
+//!   store's per-person summaries: one load a person), then each person's events through the
+//!   cohort steps on reused buffers. Groups that read other criteria's events are handed to a
+//!   per-person evaluator; nodes they read with not many more matched rows than the primary
+//!   criteria are *gathered* first, the rows of persons with a primary event only (in parallel
+//!   pieces, row order: their row tests applied on the way, person, dates and the ids and visits
+//!   read copied out, so a person's events are found without the domain's person offsets). A
+//!   gathered node selecting the same events as a primary criteria serves that criteria's events
+//!   too. A group is not evaluated where its result is known: every criteria it counts has no row
+//!   (for anyone, or for the person at hand: a count of 0).
 //! - **The per-person evaluator** ([`Pipeline::PerPerson`], `run.rs`), for everything: the
 //!   primary criteria's matched rows gathered, candidates evaluated in chunks of 256 persons with
 //!   their observation periods read ahead, a node's events computed lazily, at most once per
