@@ -322,21 +322,25 @@ impl Store {
     pub fn person_summaries(&self) -> &[PersonSummary] {
         self.inner.summaries.get_or_init(|| {
             let ids = self.persons().ids();
+            let none = (PersonSummary::NOT_ONE, PersonSummary::NOT_ONE);
             let op = self.domain("observation_period");
+            let (offsets, starts, ends) = match &op {
+                Some(d) => (d.person_offsets(), d.start(), d.end()),
+                None => (&[][..], &[][..], &[][..]),
+            };
             ids.iter()
                 .enumerate()
                 .map(|(p, &person_id)| {
-                    let single = op.as_ref().and_then(|d| {
-                        let rows = d.person_rows(p as u32);
-                        (rows.len() == 1)
-                            .then(|| Some((*d.start().get(rows.start)?, *d.end().get(rows.start)?)))
-                            .flatten()
-                    });
-                    let (op_start, op_end) = single
-                        .filter(|&(s, e)| {
-                            (s, e) != (PersonSummary::NOT_ONE, PersonSummary::NOT_ONE)
-                        })
-                        .unwrap_or((PersonSummary::NOT_ONE, PersonSummary::NOT_ONE));
+                    let (op_start, op_end) = match offsets.get(p..p + 2) {
+                        Some(&[a, b]) if b == a + 1 => {
+                            let r = a as usize;
+                            match (starts.get(r), ends.get(r)) {
+                                (Some(&s), Some(&e)) => (s, e),
+                                _ => none,
+                            }
+                        }
+                        _ => none,
+                    };
                     PersonSummary {
                         person_id,
                         op_start,
