@@ -452,8 +452,7 @@ pub(crate) struct Ctx<'s> {
     pub drug_dom: Option<usize>,
     drug_source: Option<I32Column<'s>>,
     persons: Persons<'s>,
-    /// Per person index: id and single observation period, side by side.
-    summaries: &'s [PersonSummary],
+    store: &'s Store,
     yob: &'s [i32],
     gender: &'s [i32],
     race: &'s [i32],
@@ -573,7 +572,7 @@ impl<'s> Ctx<'s> {
                 .then(|| ref_lookup(store, "location", "location_id", "region_concept_id"))
                 .flatten(),
             persons,
-            summaries: store.person_summaries(),
+            store,
             empty: CodeSet::default(),
         }
     }
@@ -909,8 +908,10 @@ impl<'s> Ctx<'s> {
     }
 
     /// Every person id by person index.
+    /// Per person index: id and single observation period, side by side (made on the store's
+    /// first call, for the fused pipeline only).
     pub(crate) fn person_summaries(&self) -> &'s [PersonSummary] {
-        self.summaries
+        self.store.person_summaries()
     }
 
     pub(crate) fn persons_len(&self) -> usize {
