@@ -326,6 +326,25 @@ impl Gathered {
     }
 }
 
+/// The person of each of `rows` (a domain's rows, ascending; `column` its person column), read
+/// in parallel pieces with many loads in flight (u32::MAX for a row past the column's end).
+fn persons_of(column: &[u32], rows: &[u32]) -> Vec<u32> {
+    let pieces: Vec<Vec<u32>> = rows
+        .par_chunks(GATHER_PIECE)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len());
+            for (k, &r) in chunk.iter().enumerate() {
+                if let Some(&next) = chunk.get(k + AHEAD) {
+                    prefetch(column, next as usize);
+                }
+                out.push(column.get(r as usize).copied().unwrap_or(u32::MAX));
+            }
+            out
+        })
+        .collect();
+    pieces.concat()
+}
+
 /// Whose rows [`Ctx::gather`] gathers.
 pub(crate) enum Among<'a> {
     Everyone,
@@ -634,9 +653,7 @@ impl<'s> Ctx<'s> {
         for ((i, g), twin) in work.into_iter().zip(gathered).zip(twins) {
             if let Some(g) = g {
                 if let Some(n) = twin {
-                    if !matches!(self.nodes[n].matched, Matched::Gathered(_)) {
-                        self.nodes[n].matched = Matched::Gathered(g.clone());
-                    }
+                    self.nodes[n].matched = Matched::Gathered(g.clone());
                 }
                 self.nodes[i].matched = Matched::Gathered(g);
             }
@@ -653,32 +670,18 @@ impl<'s> Ctx<'s> {
             let Some(d) = nd.dom.and_then(|x| self.domains.get(x)) else {
                 continue;
             };
-            let column = d.person();
-            let of = |chunk: &[u32]| -> Vec<u32> {
-                let mut out = Vec::with_capacity(chunk.len());
-                for (k, &r) in chunk.iter().enumerate() {
-                    if let Some(&next) = chunk.get(k + AHEAD) {
-                        prefetch(column, next as usize);
-                    }
-                    // (Rows are within the domain: every one has a person.)
-                    out.push(column.get(r as usize).copied().unwrap_or(u32::MAX));
-                }
-                out
-            };
             match &nd.matched {
                 Matched::Scan => return None,
                 Matched::Gathered(g) => persons.extend_from_slice(&g.person),
                 Matched::Rows(rows) => {
                     // Kept for the scan of the primary events, which then reads no person.
-                    let pieces: Vec<Vec<u32>> = rows.par_chunks(GATHER_PIECE).map(of).collect();
-                    let of_rows = pieces.concat();
+                    let of_rows = persons_of(d.person(), rows);
                     persons.extend_from_slice(&of_rows);
                     self.nodes[i].row_persons = of_rows;
                 }
                 Matched::Bits(_) => {
                     let rows = nd.matched.row_list().unwrap_or_default();
-                    let pieces: Vec<Vec<u32>> = rows.par_chunks(GATHER_PIECE).map(of).collect();
-                    persons.extend(pieces.into_iter().flatten());
+                    persons.extend(persons_of(d.person(), &rows));
                 }
             }
         }
@@ -787,23 +790,12 @@ impl<'s> Ctx<'s> {
                         persons.list.par_chunks(GATHER_PIECE).map(of).collect();
                     pieces.concat()
                 } else {
-                    let of = |chunk: &[u32]| {
-                        let mut out = Vec::new();
-                        for (k, &r) in chunk.iter().enumerate() {
-                            if let Some(&next) = chunk.get(k + AHEAD) {
-                                prefetch(person, next as usize);
-                            }
-                            if let Some(&p) = person.get(r as usize) {
-                                if persons.has(p) {
-                                    out.push((r, p));
-                                }
-                            }
-                        }
-                        out
-                    };
-                    let pieces: Vec<Vec<(u32, u32)>> =
-                        rows.par_chunks(GATHER_PIECE).map(of).collect();
-                    pieces.concat()
+                    let of_rows = persons_of(person, &rows);
+                    rows.iter()
+                        .zip(of_rows)
+                        .filter(|&(_, p)| persons.has(p))
+                        .map(|(&r, p)| (r, p))
+                        .collect()
                 };
                 kept.par_chunks(GATHER_PIECE)
                     .map(|chunk| {

@@ -415,9 +415,7 @@ impl<'c, 's> Worker<'c, 's> {
         });
         // The candidates' positions are now their ordinals (qualified event ids).
         let additional = plan.additional.as_ref().and_then(|g| {
-            self.fixed
-                .additional
-                .or_else(|| constant_for(ctx, g, Some(p), &mut self.cursors))
+            (self.fixed.additional).or_else(|| constant_for(ctx, g, Some(p), &mut self.cursors))
         });
         if let Some(pass) = additional {
             if !pass {
@@ -460,11 +458,8 @@ impl<'c, 's> Worker<'c, 's> {
             masks.resize(cands.len(), 0);
             for (i, (_, g)) in plan.rules.iter().enumerate() {
                 // (A group of a person without rows of its criteria is constant too.)
-                let fixed = self.fixed.rules[i].or_else(|| {
-                    (!demographic_only(g))
-                        .then(|| constant_for(ctx, g, Some(p), &mut self.cursors))
-                        .flatten()
-                });
+                let fixed = self.fixed.rules[i]
+                    .or_else(|| constant_for(ctx, g, Some(p), &mut self.cursors));
                 if let Some(pass) = fixed {
                     if pass {
                         masks.iter_mut().for_each(|m| *m |= 1 << i);
@@ -740,18 +735,6 @@ fn scan(
     };
     let list = match matched {
         Matched::Scan => return rows.for_each(by_column),
-        Matched::Rows(list) if persons.len() == list.len() => {
-            // The rows' persons already read (while gathering).
-            let from = list.partition_point(|&r| (r as usize) < rows.start);
-            let to = from + list[from..].partition_point(|&r| (r as usize) < rows.end);
-            for i in from..to {
-                if let Some(&next) = list.get(i + AHEAD) {
-                    prefetch_dates(d, next as usize, need_id);
-                }
-                visit(list[i] as usize, persons[i]);
-            }
-            return;
-        }
         Matched::Bits(bits) => {
             return for_each_bit(bits, rows, |r| {
                 by_column(r);
@@ -764,6 +747,20 @@ fn scan(
     };
     let from = list.partition_point(|&r| (r as usize) < rows.start);
     let to = from + list[from..].partition_point(|&r| (r as usize) < rows.end);
+    if let Some(persons) = persons
+        .get(from..to)
+        .filter(|_| persons.len() == list.len())
+    {
+        // The rows' persons already read (while gathering).
+        let list = &list[from..to];
+        for (i, (&r, &p)) in list.iter().zip(persons).enumerate() {
+            if let Some(&next) = list.get(i + AHEAD) {
+                prefetch_dates(d, next as usize, need_id);
+            }
+            visit(r as usize, p);
+        }
+        return;
+    }
     let list = &list[from..to];
     if list.len() * 8 >= span.len() {
         // A row for every few persons: the person offsets in between are one or two cache lines,
