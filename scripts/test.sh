@@ -8,9 +8,12 @@
 #    skipped when already loaded) and exports QIAO_TEST_PG (and QIAO_TEST_PG_REQUIRED=1, so the
 #    PostgreSQL tests fail rather than skip if it is missing). A server this script started is
 #    stopped when it ends; one that was already running is left running.
-# 2. Python: a venv at .work/venv with duckdb and duckcdm (the Circe-on-DuckDB reference the cohort
-#    tests may compare with), installed once; exported as QIAO_TEST_VENV when it works. If pip
-#    fails, a warning is printed and the run goes on without it.
+# 2. Python and Java: a venv at .work/venv with duckdb and duckcdm (the Circe-on-DuckDB reference the
+#    cohort tests may compare with, and the engine of ../shared/oracles), lifelines, statsmodels and
+#    scipy (the survival, regression and interval references), installed once; exported as
+#    QIAO_TEST_VENV when it works. Java 17 (Debian openjdk-17-jre-headless, when `java` is missing)
+#    runs the OHDSI FeatureExtraction and CohortIncidence code of ../shared/oracles. If pip fails, a
+#    warning is printed and the run goes on without it.
 # 3. Browser tests: Debian's chromium (apt-get, when /usr/bin/chromium is missing; with
 #    fonts-noto-cjk so Chinese pages render in screenshots) and playwright-core from npm into
 #    .work/node (from crates/portal/e2e/package.json + package-lock.json, `npm ci`, redone only when
@@ -54,6 +57,15 @@ end_phase() {
 
 warn() { echo "WARNING: $*" >&2; }
 
+apt_updated=0
+apt_install() {
+  if ((!apt_updated)); then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" </dev/null
+}
+
 finish() {
   local rc=$?
   end_phase
@@ -91,9 +103,13 @@ export QIAO_TEST_PG
 export QIAO_TEST_PG_REQUIRED=1
 
 # --- 2. Python test dependencies -------------------------------------------------------------
-phase "python: venv with duckdb, duckcdm"
+phase "python: venv with duckdb, duckcdm, lifelines, statsmodels, scipy"
 VENV="$ROOT/.work/venv"
-py_ok() { [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import duckdb, duckcdm' 2>/dev/null; }
+PY_PACKAGES=(duckdb==2.0.1 duckcdm==0.4.7 lifelines==0.30.3 statsmodels scipy)
+py_ok() {
+  [[ -x $VENV/bin/python ]] &&
+    "$VENV/bin/python" -c 'import duckdb, duckcdm, lifelines, statsmodels, scipy' 2>/dev/null
+}
 if py_ok; then
   echo "already installed in $VENV"
 else
@@ -102,9 +118,12 @@ else
     python3 -m venv "$VENV" || warn "python3 -m venv $VENV failed"
   fi
   if [[ -x $VENV/bin/pip ]]; then
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check duckdb duckcdm </dev/null ||
-      warn "pip install duckdb duckcdm failed"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" </dev/null ||
+      warn "pip install ${PY_PACKAGES[*]} failed"
   fi
+fi
+if ! command -v java >/dev/null; then
+  apt_install openjdk-17-jre-headless
 fi
 if py_ok; then
   export QIAO_TEST_VENV="$VENV"
@@ -116,14 +135,6 @@ fi
 
 # --- 3. Browser test dependencies (test-only) ---------------------------------------------
 phase "browser: chromium, node, playwright-core"
-apt_updated=0
-apt_install() {
-  if ((!apt_updated)); then
-    apt-get update -qq
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" </dev/null
-}
 if [[ ! -x /usr/bin/chromium ]]; then
   apt_install chromium fonts-noto-cjk
 fi

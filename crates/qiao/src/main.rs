@@ -37,6 +37,9 @@ enum Command {
     /// Run, explain or check OHDSI ATLAS/Circe cohort definitions on a store.
     #[command(subcommand)]
     Cohort(cmd::cohort::Command),
+    /// Analyze cohorts on a store: characterization, incidence, survival, regression.
+    #[command(subcommand)]
+    Analyze(cmd::analyze::Command),
     /// Run the alliance's hub (HTTP API, site protocol, audit) and administer its state.
     #[command(subcommand)]
     Hub(cmd::hub::Command),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Cohort(c) => cmd::cohort::run(c),
+        Command::Analyze(c) => cmd::analyze::run(c),
         Command::Hub(c) => cmd::hub::run(c),
         Command::Query(a) => cmd::query::run(a),
         Command::Site(c) => cmd::site::run(c),

@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and its `run`.
 
+pub mod analyze;
 pub mod cohort;
 pub mod demo;
 pub mod hub;

@@ -1,0 +1,14 @@
+//! Qiao's analyses: what a site computes over the cohort engine's rows and the store, beyond
+//! counts.
+//!
+//! - [`cohorts`]: a cohort definition run on a store into its rows (the input of every analysis).
+//! - [`characterization`]: cohort characterization, OHDSI FeatureExtraction's aggregated covariates.
+//! - [`incidence`]: incidence proportions and rates, OHDSI CohortIncidence.
+//! - [`survival`]: time to event: Kaplan–Meier and the log-rank test.
+//! - [`regression`]: logistic and Cox proportional-hazards regression, fitted from per-site sums.
+
+pub mod characterization;
+pub mod cohorts;
+pub mod incidence;
+pub mod regression;
+pub mod survival;
