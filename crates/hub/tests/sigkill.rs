@@ -178,7 +178,12 @@ fn sigkill_loses_and_duplicates_nothing() {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(400));
+    // Kill mid-stream: once a few jobs are in (however loaded the machine), at most 10 s.
+    let t0 = std::time::Instant::now();
+    while accepted.lock().unwrap().len() <= 4 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     stop.store(true, Ordering::SeqCst);
