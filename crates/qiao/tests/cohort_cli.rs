@@ -61,3 +61,25 @@ fn per_person_evaluator_prints_and_writes_what_the_fused_pipeline_does() {
     assert_eq!(fused.1.lines().count(), 1 + 1800 + 569 + 266 + 1750);
     assert_eq!(fused.1, per_person.1, "cohort rows CSV");
 }
+
+/// `qiao cohort print` prints the narrative pinned by the cohort crate's golden files, in both
+/// languages, titled by the file name; an unknown language is refused.
+#[test]
+fn cohort_print_prints_the_golden_narrative_in_both_languages() {
+    for (lang, tag) in [("en", "en"), ("zh-CN", "zh-CN")] {
+        let out = qiao(&["cohort", "print", "--lang", lang, &format!("{COHORTS}/3.json")]);
+        let golden = std::fs::read_to_string(format!(
+            "../cohort/tests/golden/narrative/cg3.{tag}.md"
+        ))
+        .unwrap();
+        let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert_eq!(out.lines().next(), Some("# 3"));
+        assert_eq!(body(&out), body(&golden));
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_qiao"))
+        .args(["cohort", "print", "--lang", "fr", &format!("{COHORTS}/3.json")])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown language \"fr\""));
+}

@@ -598,6 +598,43 @@ impl Criteria {
         }
     }
 
+    /// The attributes set in this criteria (JSON name, value), in declaration order.
+    pub fn attributes(&self) -> Vec<(&'static str, Attr<'_>)> {
+        macro_rules! a {
+            ($($v:ident),*) => {
+                match self { $(Criteria::$v(x) => x.attributes(),)* }
+            };
+        }
+        a!(ConditionEra, ConditionOccurrence, Death, DeviceExposure, DoseEra, DrugEra, DrugExposure,
+           LocationRegion, Measurement, Observation, ObservationPeriod, ProcedureOccurrence, Specimen,
+           VisitOccurrence, VisitDetail, PayerPlanPeriod)
+    }
+
+    /// The JSON names of every attribute of every criteria type.
+    pub fn all_attribute_names() -> impl Iterator<Item = &'static str> {
+        [
+            ConditionEra::ATTRIBUTES,
+            ConditionOccurrence::ATTRIBUTES,
+            Death::ATTRIBUTES,
+            DeviceExposure::ATTRIBUTES,
+            DoseEra::ATTRIBUTES,
+            DrugEra::ATTRIBUTES,
+            DrugExposure::ATTRIBUTES,
+            LocationRegion::ATTRIBUTES,
+            Measurement::ATTRIBUTES,
+            Observation::ATTRIBUTES,
+            ObservationPeriod::ATTRIBUTES,
+            ProcedureOccurrence::ATTRIBUTES,
+            Specimen::ATTRIBUTES,
+            VisitOccurrence::ATTRIBUTES,
+            VisitDetail::ATTRIBUTES,
+            PayerPlanPeriod::ATTRIBUTES,
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+    }
+
     /// The nested correlated criteria and date adjustment every criteria type accepts.
     pub fn common(&self) -> (&Option<CriteriaGroup>, &Option<DateAdjustment>) {
         macro_rules! c {
@@ -626,8 +663,71 @@ impl Criteria {
     }
 }
 
+/// One attribute of a domain criteria as it is set in a definition, by kind (what a reader of the
+/// definition needs to describe it; see [`Criteria::attributes`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Attr<'a> {
+    /// A concept set id (`CodesetId`, `…SourceConcept`, `PlaceOfServiceLocation`, payer concepts).
+    Codeset(i32),
+    /// A flag (`First`, `…Exclude`, `Abnormal`).
+    Flag(bool),
+    Number(&'a NumericRange),
+    Date(&'a DateRange),
+    Concepts(&'a [Concept]),
+    ConceptSet(&'a ConceptSetSelection),
+    Text(&'a TextFilter),
+    Period(&'a Period),
+}
+
+/// The attribute kinds a criteria field can hold ([`Attr`]), `None` when the field is not set.
+pub trait AsAttr {
+    fn as_attr(&self) -> Option<Attr<'_>>;
+}
+
+impl AsAttr for Option<i32> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.map(Attr::Codeset)
+    }
+}
+impl AsAttr for Option<bool> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.map(Attr::Flag)
+    }
+}
+impl AsAttr for Option<NumericRange> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_ref().map(Attr::Number)
+    }
+}
+impl AsAttr for Option<DateRange> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_ref().map(Attr::Date)
+    }
+}
+impl AsAttr for Option<Vec<Concept>> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_deref().map(Attr::Concepts)
+    }
+}
+impl AsAttr for Option<ConceptSetSelection> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_ref().map(Attr::ConceptSet)
+    }
+}
+impl AsAttr for Option<TextFilter> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_ref().map(Attr::Text)
+    }
+}
+impl AsAttr for Option<Period> {
+    fn as_attr(&self) -> Option<Attr<'_>> {
+        self.as_ref().map(Attr::Period)
+    }
+}
+
 /// Declares a domain criteria struct: the common `CorrelatedCriteria` / `DateAdjustment` fields plus
-/// the listed attributes (`JSON name => field: type`).
+/// the listed attributes (`JSON name => field: type`), with `ATTRIBUTES` (every attribute's JSON
+/// name) and `attributes()` (those set, in declaration order).
 macro_rules! criteria_struct {
     ($name:ident { $($json:literal => $field:ident : $ty:ty),* $(,)? }) => {
         #[derive(Debug, Clone, Default, Deserialize)]
@@ -641,6 +741,22 @@ macro_rules! criteria_struct {
                 #[serde(rename = $json, default)]
                 pub $field: $ty,
             )*
+        }
+
+        impl $name {
+            /// The JSON names of every attribute this criteria type accepts.
+            pub const ATTRIBUTES: &'static [&'static str] = &[$($json),*];
+
+            /// The attributes set in this criteria: (JSON name, value), in declaration order.
+            pub fn attributes(&self) -> Vec<(&'static str, Attr<'_>)> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(a) = AsAttr::as_attr(&self.$field) {
+                        out.push(($json, a));
+                    }
+                )*
+                out
+            }
         }
     };
 }

@@ -171,3 +171,34 @@ pub fn run_both(
     }
     Ok((a.rows, sa))
 }
+
+/// Compares `actual` with the golden file `tests/golden/<rel>`; with `QIAO_BLESS=1` (re)writes the
+/// file instead. A missing golden file fails (bless to create it).
+pub fn golden(rel: &str, actual: &str) {
+    let path = PathBuf::from("tests/golden").join(rel);
+    if std::env::var("QIAO_BLESS").is_ok_and(|v| v == "1") {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with QIAO_BLESS=1 to write it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output at line {} (QIAO_BLESS=1 rewrites it)\n--- expected\n{}\n--- actual\n{}",
+            path.display(),
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}

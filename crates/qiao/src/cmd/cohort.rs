@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use qiao_cohort::conceptset::MemVocabulary;
 use qiao_cohort::exec::{CohortStats, CsvSink, Discard, Pipeline, Prepared};
+use qiao_cohort::narrative::{narrative, Lang};
 use qiao_store::Store;
 use serde_json::json;
 
@@ -19,6 +20,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Parse and validate definitions; print Circe's design-time warnings.
     Check(CheckArgs),
+    /// Print a definition as readable text (Markdown): entry events, inclusion rules, exit, eras,
+    /// concept sets, in English or Simplified Chinese.
+    Print(PrintArgs),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +64,18 @@ pub struct ExplainArgs {
 }
 
 #[derive(clap::Args)]
+pub struct PrintArgs {
+    /// The language of the text: en or zh-CN.
+    #[arg(long, default_value = "en", value_parser = parse_lang)]
+    pub lang: Lang,
+    pub definition: PathBuf,
+}
+
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::parse(s).ok_or_else(|| format!("unknown language {s:?} (expected en or zh-CN)"))
+}
+
+#[derive(clap::Args)]
 pub struct CheckArgs {
     #[arg(required = true)]
     pub definitions: Vec<PathBuf>,
@@ -70,7 +86,19 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Run(a) => run_cohorts(a),
         Command::Explain(a) => explain(a),
         Command::Check(a) => check(a),
+        Command::Print(a) => print_definition(a),
     }
+}
+
+fn print_definition(a: PrintArgs) -> anyhow::Result<()> {
+    let def = load(&a.definition)?;
+    let title = a
+        .definition
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    print!("{}", narrative(&def.expression, &title, a.lang));
+    Ok(())
 }
 
 fn load(path: &Path) -> anyhow::Result<qiao_cohort::CohortDefinition> {
