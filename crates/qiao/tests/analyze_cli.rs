@@ -130,7 +130,10 @@ fn survival_and_regression_from_the_command_line() {
         .clone();
     assert_eq!(last["time"], 60);
     assert_eq!(v["at_risk"]["target"][1]["time"], 30);
-    assert_eq!(v["at_risk"]["target"][2]["at_risk"], 0, "nobody is followed past day 60");
+    assert_eq!(
+        v["at_risk"]["target"][2]["at_risk"], 0,
+        "nobody is followed past day 60"
+    );
 
     // Regression: the shape, n, events, the coefficients.
     let reg = |model: &str, covs: &str| {
@@ -187,53 +190,30 @@ fn survival_and_regression_from_the_command_line() {
     }
 
     // Refusals and errors name what is wrong.
-    let e = error_of(&[
-        "analyze",
-        "regress",
-        "--store",
-        s,
-        "--model",
-        "cox",
-        "--target",
-        CELECOXIB,
-        "--outcome",
-        GI_BLEED,
-        "--covariates",
-        &format!("age,cohort:{OSTEOARTHRITIS}"),
-    ]);
+    let regress_error = |model: &str, covariates: &str| {
+        error_of(&[
+            "analyze",
+            "regress",
+            "--store",
+            s,
+            "--model",
+            model,
+            "--target",
+            CELECOXIB,
+            "--outcome",
+            GI_BLEED,
+            "--covariates",
+            covariates,
+        ])
+    };
+    let e = regress_error("cox", &format!("age,cohort:{OSTEOARTHRITIS}"));
     assert!(e.contains("refused") && e.contains("osteoarthritis"), "{e}");
-    let e = error_of(&[
-        "analyze",
-        "regress",
-        "--store",
-        s,
-        "--model",
-        "logistic",
-        "--target",
-        CELECOXIB,
-        "--outcome",
-        GI_BLEED,
-        "--covariates",
-        "fe:8507001",
-    ]);
+    let e = regress_error("logistic", "fe:8507001");
     assert!(
         e.contains("fe:8507001") && e.contains("FeatureExtraction"),
         "{e}"
     );
-    let e = error_of(&[
-        "analyze",
-        "regress",
-        "--store",
-        s,
-        "--model",
-        "logistic",
-        "--target",
-        CELECOXIB,
-        "--outcome",
-        GI_BLEED,
-        "--covariates",
-        "treatment",
-    ]);
+    let e = regress_error("logistic", "treatment");
     assert!(e.contains("--comparator"), "{e}");
     let e = error_of(&[&base[..], &["--tar", "start+0:later"]].concat());
     assert!(e.contains("start+0:later"), "{e}");

@@ -3,43 +3,31 @@
 //! network uses, with the site's DataSHIELD-style guards.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use qiao_analysis::regression::design::{
     columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment, Unit,
 };
 use qiao_analysis::regression::{fit, Guard, Model, SiteData};
-use qiao_analysis::time_to_event::{follow_up, TimeAtRisk};
+use qiao_analysis::time_to_event::follow_up;
 use qiao_store::Store;
 use serde_json::json;
 
-use super::survival::{cohort_file, follow_up_json, open_store};
+use super::survival::{cohort_file, follow_up_json, open_store, CohortArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The store file.
-    #[arg(long)]
-    pub store: PathBuf,
     /// logistic (the outcome within the time at risk, yes/no) or cox (time to the outcome).
     #[arg(long)]
     pub model: Model,
-    /// Target cohort definition (ATLAS/Circe JSON).
-    #[arg(long)]
-    pub target: PathBuf,
-    /// Outcome cohort definition.
-    #[arg(long)]
-    pub outcome: PathBuf,
-    /// Comparator cohort definition: adds the covariate treatment (target = 1, comparator = 0).
-    #[arg(long)]
-    pub comparator: Option<PathBuf>,
+    /// The cohorts; a comparator adds the covariate treatment (target = 1, comparator = 0).
+    #[command(flatten)]
+    pub cohorts: CohortArgs,
     /// Covariates, comma-separated: age (at index, per 10 years), gender (male vs female),
     /// cohort:X.json (in cohort X on the index date), treatment, fe:ID (FeatureExtraction).
     #[arg(long, value_delimiter = ',')]
     pub covariates: Vec<String>,
-    /// Time at risk (as `qiao analyze survival`).
-    #[arg(long, default_value = "start+0:obs_end")]
-    pub tar: TimeAtRisk,
     /// Fewest persons in any level of the outcome or of a binary covariate (default: the
     /// disclosure policy's minimum cell count).
     #[arg(long, default_value_t = qiao_disclosure::Policy::default().min_cell_count)]
@@ -81,7 +69,8 @@ fn covariate(store: &Store, spec: &str, comparator: bool) -> anyhow::Result<Box<
     })
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = &args.cohorts;
     let store = open_store(&a.store)?;
     let outcome = cohort_file(&store, &a.outcome)?;
     let target = follow_up(&store, &cohort_file(&store, &a.target)?, &outcome, a.tar);
@@ -91,10 +80,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(|c| anyhow::Ok(follow_up(&store, &cohort_file(&store, c)?, &outcome, a.tar)))
         .transpose()?;
     let mut covariates: Vec<Box<dyn Covariate>> = Vec::new();
-    if comparator.is_some() && !a.covariates.iter().any(|c| c.trim() == "treatment") {
+    if comparator.is_some() && !args.covariates.iter().any(|c| c.trim() == "treatment") {
         covariates.push(Box::new(Treatment));
     }
-    for spec in a.covariates.iter().filter(|s| !s.trim().is_empty()) {
+    for spec in args.covariates.iter().filter(|s| !s.trim().is_empty()) {
         covariates.push(covariate(&store, spec, comparator.is_some())?);
     }
     let units: Vec<Unit> = target
@@ -115,37 +104,41 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
     let event: Vec<bool> = units.iter().map(|u| u.subject.event).collect();
     let site = SiteData::new(
-        a.model,
+        args.model,
         &names,
         &cols,
         &time,
         &event,
-        &Guard::new(a.min_persons),
+        &Guard::new(args.min_persons),
     )?;
-    let fitted = fit(a.model, &a.model.coefficient_names(&names), &mut [&site])?;
+    let fitted = fit(
+        args.model,
+        &args.model.coefficient_names(&names),
+        &mut [&site],
+    )?;
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if args.json {
         let mut v = serde_json::to_value(&fitted)?;
         v["time_at_risk"] = json!(a.tar.to_string());
         v["follow_up"] = json!({
             "target": follow_up_json(&target),
             "comparator": comparator.as_ref().map(follow_up_json),
         });
-        v["method"] = json!(match a.model {
+        v["method"] = json!(match args.model {
             Model::Logistic => "logistic regression (outcome within the time at risk), Newton-Raphson, Wald 95% intervals",
             Model::Cox => "Cox proportional hazards, Efron ties, Newton-Raphson, Wald 95% intervals",
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    let ratio = match a.model {
+    let ratio = match args.model {
         Model::Logistic => "OR",
         Model::Cox => "HR",
     };
     writeln!(
         out,
         "{} regression, time at risk {}: n {}, events {}, {} iterations{}",
-        match a.model {
+        match args.model {
             Model::Logistic => "logistic",
             Model::Cox => "Cox (Efron ties)",
         },

@@ -12,8 +12,9 @@ use qiao_cohort::CohortRow;
 use qiao_store::Store;
 use serde_json::{json, Value};
 
+/// The cohorts of a time-to-event analysis on a store (shared with `qiao analyze regress`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct CohortArgs {
     /// The store file.
     #[arg(long)]
     pub store: PathBuf,
@@ -23,13 +24,19 @@ pub struct Args {
     /// Outcome cohort definition: the event is its first start within the time at risk.
     #[arg(long)]
     pub outcome: PathBuf,
-    /// Comparator cohort definition (a second curve and the log-rank test).
+    /// Comparator cohort definition.
     #[arg(long)]
     pub comparator: Option<PathBuf>,
     /// Time at risk: start+N:obs_end | start+N:end+M (cohort end) | start+N:start+M (fixed
     /// horizon); always censored at the observation period end. Time zero is its start.
     #[arg(long, default_value = "start+0:obs_end")]
     pub tar: TimeAtRisk,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub cohorts: CohortArgs,
     /// Days of the at-risk table under the curves.
     #[arg(
         long,
@@ -82,7 +89,8 @@ fn arm(store: &Store, path: &Path, outcome: &[CohortRow], tar: TimeAtRisk) -> an
     })
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let a = &args.cohorts;
     let store = open_store(&a.store)?;
     let outcome = cohort_file(&store, &a.outcome)?;
     let target = arm(&store, &a.target, &outcome, a.tar)?;
@@ -95,11 +103,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|c| logrank(&target.table, &c.table));
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if args.json {
         let curve = |x: &Arm| serde_json::to_value(&x.km.points).expect("serializable");
         let median = |x: &Arm| serde_json::to_value(x.km.median).expect("serializable");
         let at_risk = |x: &Arm| {
-            serde_json::to_value(x.table.at_risk_at(&a.at_risk_times)).expect("serializable")
+            serde_json::to_value(x.table.at_risk_at(&args.at_risk_times)).expect("serializable")
         };
         let v = json!({
             "km": {"target": curve(&target), "comparator": comparator.as_ref().map(curve)},
@@ -149,7 +157,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "  {:>6} {:>8} {:>7} {:>8} {:>9} {:>19}",
             "day", "at risk", "events", "censored", "survival", "95% CI"
         )?;
-        for r in x.table.at_risk_at(&a.at_risk_times) {
+        for r in x.table.at_risk_at(&args.at_risk_times) {
             let s = x.km.survival_at(r.time);
             let i =
                 x.km.points
