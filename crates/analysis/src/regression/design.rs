@@ -18,7 +18,8 @@ pub enum Arm {
     Comparator,
 }
 
-/// A followed person in a regression.
+/// A followed person in a regression. A person in both the target and the comparator cohort is
+/// a unit in each (CohortMethod's default, "keep all").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unit {
     pub subject: Subject,

@@ -115,6 +115,9 @@ impl RiskSetTable {
     pub fn event_table(&self) -> EventTable {
         let mut at_risk = self.entered.max(0.0) as u64;
         let mut rows = Vec::new();
+        if at_risk == 0 {
+            return EventTable { rows };
+        }
         for (k, (&e, &c)) in self.events.iter().zip(&self.censored).enumerate() {
             let (e, c) = (e.max(0.0) as u64, c.max(0.0) as u64);
             if k == 0 || e + c > 0 {
@@ -126,14 +129,6 @@ impl RiskSetTable {
                 });
             }
             at_risk = at_risk.saturating_sub(e + c);
-        }
-        if rows.is_empty() {
-            rows.push(EventRow {
-                time: 0,
-                at_risk,
-                events: 0,
-                censored: 0,
-            });
         }
         EventTable { rows }
     }

@@ -15,8 +15,8 @@ pub struct EventRow {
     pub censored: u64,
 }
 
-/// Times in ascending order with their counts: time 0 always (as lifelines, where everyone
-/// enters), then every time at which someone has the event or is censored.
+/// Times in ascending order with their counts: time 0 (as lifelines, where everyone enters),
+/// then every time at which someone has the event or is censored; no rows without persons.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventTable {
     pub rows: Vec<EventRow>,
@@ -34,7 +34,7 @@ impl EventTable {
     pub fn from_sorted(d: &[(i32, bool)]) -> EventTable {
         let mut rows = Vec::new();
         let mut at_risk = d.len() as u64;
-        if d.first().is_none_or(|&(t, _)| t > 0) {
+        if d.first().is_some_and(|&(t, _)| t > 0) {
             rows.push(EventRow {
                 time: 0,
                 at_risk,
