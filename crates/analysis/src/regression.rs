@@ -143,4 +143,49 @@ mod tests {
         rare[1][4] = 1.0;
         assert!(SiteData::new(model, &names, &rare, t, e, &guard).is_ok());
     }
+
+    /// A site that answers `rounds` rounds, then stops.
+    struct Flaky<'a> {
+        site: &'a SiteData,
+        rounds: u32,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("site stopped answering")]
+    struct Stopped;
+
+    impl SumsSource for Flaky<'_> {
+        type Error = Stopped;
+        fn sums(&mut self, beta: &[f64]) -> Result<SiteSums, Stopped> {
+            if self.rounds == 0 {
+                return Err(Stopped);
+            }
+            self.rounds -= 1;
+            Ok(self.site.sums(beta))
+        }
+    }
+
+    #[test]
+    fn a_site_that_stops_answering_fails_the_fit_naming_it() {
+        let names = vec!["x1".to_string(), "x2".to_string()];
+        let (c, t, e) = data(300, 7);
+        let site = SiteData::new(Model::Cox, &names, &c, &t, &e, &Guard::new(5)).unwrap();
+        let mut sites = [
+            Flaky {
+                site: &site,
+                rounds: 99,
+            },
+            Flaky {
+                site: &site,
+                rounds: 2,
+            },
+        ];
+        let err = fit(Model::Cox, &names, &mut sites).unwrap_err();
+        assert!(matches!(err, FitError::Site { site: 1, .. }), "{err}");
+        assert_eq!(err.to_string(), "site 1: site stopped answering");
+        assert!(matches!(
+            fit(Model::Cox, &names, &mut [] as &mut [&SiteData]),
+            Err(FitError::NoSites)
+        ));
+    }
 }
