@@ -144,6 +144,25 @@ mod tests {
         assert!(SiteData::new(model, &names, &rare, t, e, &guard).is_ok());
     }
 
+    #[test]
+    fn perfect_separation_is_an_error_not_an_estimate() {
+        let names = vec!["x".to_string()];
+        let x: Vec<f64> = (0..60).map(|i| i as f64 / 10.0).collect();
+        let y: Vec<bool> = x.iter().map(|&v| v > 3.0).collect();
+        let t = vec![1; 60];
+        let site = SiteData::new(Model::Logistic, &names, &[x], &t, &y, &Guard::new(5)).unwrap();
+        let err = fit(
+            Model::Logistic,
+            &Model::Logistic.coefficient_names(&names),
+            &mut [&site],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, FitError::Separation | FitError::Singular { .. }),
+            "{err}"
+        );
+    }
+
     /// A site that answers `rounds` rounds, then stops.
     struct Flaky<'a> {
         site: &'a SiteData,

@@ -73,6 +73,8 @@ pub enum FitError {
     Shape { site: usize },
     #[error("the information matrix is singular at iteration {iteration}: a covariate is constant or collinear with others, or the outcome is separated")]
     Singular { iteration: u32 },
+    #[error("perfect separation: the covariates predict the outcome exactly (the log-likelihood reaches 0), so the estimates do not exist")]
+    Separation,
 }
 
 /// Sums of every site at `beta`.
@@ -129,6 +131,11 @@ pub fn fit<S: SumsSource>(
             converged = true;
             break;
         }
+    }
+    // statsmodels' check (every fitted probability equals the outcome), read from the sums:
+    // only then does the logistic log-likelihood approach its supremum 0.
+    if model == Model::Logistic && sums.loglik > -1e-6 {
+        return Err(FitError::Separation);
     }
     let l = cholesky(&neg(&sums.hessian), p).ok_or(FitError::Singular {
         iteration: iterations,
