@@ -15,7 +15,7 @@ mod site;
 use serde::{Deserialize, Serialize};
 
 pub use newton::{fit, Coefficient, Fit, FitError, SumsSource, MAX_ITERATIONS, TOLERANCE};
-pub use site::{Guard, Refusal, SiteData, SiteSums};
+pub use site::{Guard, Refusal, Round, SiteData, SiteSums};
 
 /// Which regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +142,28 @@ mod tests {
         );
         rare[1][4] = 1.0;
         assert!(SiteData::new(model, &names, &rare, t, e, &guard).is_ok());
+    }
+
+    #[test]
+    fn round_messages_are_json() {
+        let (c, t, e) = data(100, 3);
+        let names = vec!["x1".to_string(), "x2".to_string()];
+        let site = SiteData::new(Model::Cox, &names, &c, &t, &e, &Guard::new(5)).unwrap();
+        let round = Round {
+            model: Model::Cox,
+            iteration: 0,
+            coefficients: vec![0.0, 0.0],
+        };
+        let round: Round = serde_json::from_str(&serde_json::to_string(&round).unwrap()).unwrap();
+        let sums = site.sums(&round.coefficients);
+        let text = serde_json::to_string(&sums).unwrap();
+        assert!(
+            text.starts_with(r#"{"model":"cox","n":100,"events":"#),
+            "{text}"
+        );
+        let back: SiteSums = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.hessian.len(), 4);
+        assert!((back.loglik - sums.loglik).abs() <= 1e-12 * sums.loglik.abs());
     }
 
     #[test]

@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use super::Model;
 
+/// The hub's request of one Newton–Raphson round: the coefficients at which each site returns its
+/// [`SiteSums`] (with the run it belongs to, when the protocol carries it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    pub model: Model,
+    /// 0 for the sums at β = 0, then one per evaluation.
+    pub iteration: u32,
+    pub coefficients: Vec<f64>,
+}
+
 /// One site's contribution to one Newton–Raphson iteration, for the coefficients the hub sent.
 /// The whole hub-bound message of a round (ready to be signed and sent by the protocol).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
