@@ -45,6 +45,30 @@ fn rows(store: &Store, path: &str) -> Vec<qiao_cohort::CohortRow> {
     cohort_rows(store, path, &std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `qiao analyze regress` on GiBleed, celecoxib and GI bleed, with `extra` arguments.
+fn regress_args<'a>(
+    store: &'a str,
+    model: &'a str,
+    covariates: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let args = [
+        "analyze",
+        "regress",
+        "--store",
+        store,
+        "--model",
+        model,
+        "--target",
+        CELECOXIB,
+        "--outcome",
+        GI_BLEED,
+        "--covariates",
+        covariates,
+    ];
+    [&args[..], extra].concat()
+}
+
 #[test]
 fn survival_and_regression_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,23 +161,12 @@ fn survival_and_regression_from_the_command_line() {
 
     // Regression: the shape, n, events, the coefficients.
     let reg = |model: &str, covs: &str| {
-        json_of(&[
-            "analyze",
-            "regress",
-            "--store",
+        json_of(&regress_args(
             s,
-            "--model",
             model,
-            "--target",
-            CELECOXIB,
-            "--outcome",
-            GI_BLEED,
-            "--comparator",
-            DICLOFENAC,
-            "--covariates",
             covs,
-            "--json",
-        ])
+            &["--comparator", DICLOFENAC, "--json"],
+        ))
     };
     let covs = format!("age,gender,cohort:{ANKLE}");
     for model in ["logistic", "cox"] {
@@ -190,22 +203,8 @@ fn survival_and_regression_from_the_command_line() {
     }
 
     // Refusals and errors name what is wrong.
-    let regress_error = |model: &str, covariates: &str| {
-        error_of(&[
-            "analyze",
-            "regress",
-            "--store",
-            s,
-            "--model",
-            model,
-            "--target",
-            CELECOXIB,
-            "--outcome",
-            GI_BLEED,
-            "--covariates",
-            covariates,
-        ])
-    };
+    let regress_error =
+        |model: &str, covariates: &str| error_of(&regress_args(s, model, covariates, &[]));
     let e = regress_error("cox", &format!("age,cohort:{OSTEOARTHRITIS}"));
     assert!(e.contains("refused") && e.contains("osteoarthritis"), "{e}");
     let e = regress_error("logistic", "fe:8507001");

@@ -40,6 +40,40 @@ pub trait Covariate {
     fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError>;
 }
 
+/// Each unit's value from its person's column `column` (`None`: no usable value, an error that
+/// says how many persons `lack`).
+fn person_column(
+    store: &Store,
+    units: &[Unit],
+    covariate: String,
+    column: &str,
+    lack: &str,
+    value: impl Fn(i32, &Unit) -> Option<f64>,
+) -> Result<Vec<f64>, CovariateError> {
+    let persons = store.persons();
+    let col = persons.column(column).and_then(|c| c.as_i32());
+    let mut missing = 0usize;
+    let v = units
+        .iter()
+        .map(|u| {
+            col.as_ref()
+                .and_then(|c| c.get(u.subject.person as usize))
+                .and_then(|x| value(x, u))
+                .unwrap_or_else(|| {
+                    missing += 1;
+                    f64::NAN
+                })
+        })
+        .collect();
+    if missing > 0 {
+        return Err(CovariateError {
+            name: covariate,
+            why: format!("{missing} persons {lack}"),
+        });
+    }
+    Ok(v)
+}
+
 /// Age at index in decades: (year of the cohort start − year of birth) / 10, as FeatureExtraction's
 /// age (year difference).
 pub struct AgeDecades;
@@ -49,30 +83,17 @@ impl Covariate for AgeDecades {
         "age (per 10 years)".into()
     }
     fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
-        let persons = store.persons();
-        let yob = persons.column("year_of_birth").and_then(|c| c.as_i32());
-        let mut missing = 0usize;
-        let v = units
-            .iter()
-            .map(
-                |u| match yob.as_ref().and_then(|c| c.get(u.subject.person as usize)) {
-                    Some(y) if y != qiao_cdm::NULL_INT && u.subject.index_date != NULL_DAY => {
-                        (date::year(u.subject.index_date) - y) as f64 / 10.0
-                    }
-                    _ => {
-                        missing += 1;
-                        f64::NAN
-                    }
-                },
-            )
-            .collect();
-        if missing > 0 {
-            return Err(CovariateError {
-                name: self.name(),
-                why: format!("{missing} persons have no year of birth"),
-            });
-        }
-        Ok(v)
+        person_column(
+            store,
+            units,
+            self.name(),
+            "year_of_birth",
+            "have no year of birth",
+            |y, u| {
+                (y != qiao_cdm::NULL_INT && u.subject.index_date != NULL_DAY)
+                    .then(|| (date::year(u.subject.index_date) - y) as f64 / 10.0)
+            },
+        )
     }
 }
 
@@ -89,31 +110,19 @@ impl Covariate for GenderMale {
         "gender = male".into()
     }
     fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
-        let persons = store.persons();
-        let g = persons.column("gender_concept_id").and_then(|c| c.as_i32());
-        let mut other = 0usize;
-        let v = units
-            .iter()
-            .map(
-                |u| match g.as_ref().and_then(|c| c.get(u.subject.person as usize)) {
-                    Some(MALE) => 1.0,
-                    Some(FEMALE) => 0.0,
-                    _ => {
-                        other += 1;
-                        f64::NAN
-                    }
-                },
-            )
-            .collect();
-        if other > 0 {
-            return Err(CovariateError {
-                name: self.name(),
-                why: format!(
-                    "{other} persons have a gender other than male (8507) or female (8532)"
-                ),
-            });
-        }
-        Ok(v)
+        let lack = "have a gender other than male (8507) or female (8532)";
+        person_column(
+            store,
+            units,
+            self.name(),
+            "gender_concept_id",
+            lack,
+            |g, _| match g {
+                MALE => Some(1.0),
+                FEMALE => Some(0.0),
+                _ => None,
+            },
+        )
     }
 }
 
