@@ -4,6 +4,7 @@
 //! - [`cohorts`]: a cohort definition run on a store into its rows (the input of every analysis).
 //! - [`characterization`]: cohort characterization, OHDSI FeatureExtraction's aggregated covariates.
 //! - [`incidence`]: incidence proportions and rates, OHDSI CohortIncidence.
+//! - [`time_to_event`]: each person's follow-up from the cohort start to the first outcome (time, event).
 //! - [`survival`]: time to event: Kaplan–Meier and the log-rank test.
 //! - [`regression`]: logistic and Cox proportional-hazards regression, fitted from per-site sums.
 
@@ -12,3 +13,4 @@ pub mod cohorts;
 pub mod incidence;
 pub mod regression;
 pub mod survival;
+pub mod time_to_event;
