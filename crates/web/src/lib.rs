@@ -9,6 +9,7 @@
 //! - [`session`]: cookies (session, language, pre-login CSRF), the per-session CSRF token, the
 //!   security headers (CSP `default-src 'self'`, `X-Frame-Options: DENY`, ...).
 //! - [`chart`]: server-made SVG charts (bars, funnel, age pyramid, lines) with accessible titles.
+//! - [`markdown`]: Qiao's own Markdown (definition narratives) as HTML, raw HTML shown as text.
 //! - [`assets`]: the embedded stylesheet and the routes serving it and the language switch.
 //!
 //! This crate knows nothing of the hub or the site: it is the presentation layer both use.
@@ -29,6 +30,7 @@ pub mod assets;
 pub mod chart;
 pub mod i18n;
 pub mod layout;
+pub mod markdown;
 pub mod session;
 
 pub use i18n::{t, tf, Lang};

@@ -5,6 +5,7 @@ use axum::response::Response;
 use qiao_hub::model::SiteSeen;
 use qiao_hub::util::now;
 use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int, fmt_ymd, tf};
+use qiao_web::markdown::markdown;
 use qiao_web::{html, t, Lang, Markup};
 
 use crate::alliance;
@@ -63,8 +64,12 @@ pub async fn entry(State(portal): State<Shared>, ctx: Ctx, Path(id): Path<String
             dt { (t(lang, "lib.description")) } dd { (e.description) }
             dt { (t(lang, "lib.imported")) } dd { (fmt_date(lang, e.imported_at)) }
         }
-        h2 { (t(lang, "lib.definition")) }
-        pre { (json) }
+        h2 { (t(lang, "lib.narrative")) }
+        div.narrative { (definition_narrative(lang, &e.name, &e.definition)) }
+        details {
+            summary { (t(lang, "lib.definition")) }
+            pre { (json) }
+        }
     };
     let mut page = ctx.page("lib.title");
     page.title = format!("{} · {}", e.name, page.title);
@@ -158,5 +163,21 @@ pub(crate) fn status_cells(lang: Lang, seen: Option<&SiteSeen>) -> Markup {
             }
             None => { td { "–" } td { "–" } }
         }
+    }
+}
+
+/// A cohort definition as readable text in `lang` (the cohort engine's narrative), or a note
+/// that it cannot be read as a Circe definition.
+pub fn definition_narrative(lang: Lang, title: &str, def: &serde_json::Value) -> Markup {
+    let text = def.to_string();
+    match qiao_cohort::parse(&text) {
+        Ok(d) => {
+            let nl = match lang {
+                Lang::En => qiao_cohort::narrative::Lang::En,
+                Lang::ZhCn => qiao_cohort::narrative::Lang::ZhCn,
+            };
+            markdown(&qiao_cohort::narrative::narrative(&d.expression, title, nl))
+        }
+        Err(e) => html! { p.flash.err { (t(lang, "lib.narrative_unreadable")) " " (e.to_string()) } },
     }
 }

@@ -138,6 +138,8 @@ pub(crate) struct Detail {
     pub library: Vec<LibrarySummary>,
     /// Per cohort number: the latest run's (count, demographics) views.
     pub runs: BTreeMap<u32, (Option<JobView>, Option<JobView>)>,
+    /// Per cohort number: the stored definition (shown as text).
+    pub definitions: BTreeMap<u32, serde_json::Value>,
 }
 
 fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::StoreError> {
@@ -149,7 +151,11 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
         return Ok(None);
     };
     let mut runs = BTreeMap::new();
+    let mut definitions = BTreeMap::new();
     for c in &file.cohorts {
+        if let Some(def) = alliance::cohort_definition(s.as_ref(), &file.project, c.n)? {
+            definitions.insert(c.n, def);
+        }
         if let Some(run) = c.runs.last() {
             let view = |job| -> Result<Option<JobView>, qiao_hub::StoreError> {
                 Ok(match s.job(job)? {
@@ -176,6 +182,7 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
         committee,
         library,
         runs,
+        definitions,
         file,
         project,
     }))
@@ -328,6 +335,12 @@ fn render_detail(
             @for c in &f.cohorts {
                 section.card id=(format!("cohort-{}", c.n)) {
                     h3 { (c.n) ". " (c.name) }
+                    @if let Some(def) = d.definitions.get(&c.n) {
+                        details.narrative {
+                            summary { (t(lang, "feas.read_definition")) }
+                            (crate::pages::library::definition_narrative(lang, &c.name, def))
+                        }
+                    }
                     @if is_sponsor && f.stage == Stage::Feasibility {
                         form.inline method="post" action=(format!("/projects/{}/cohorts/{}/run", f.project, c.n)) {
                             (csrf_field(&csrf))
