@@ -28,7 +28,9 @@ fn fixtures() -> Vec<(String, PathBuf, PathBuf, PathBuf)> {
         entries.sort();
         for p in entries {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            let Some(stem) = name.strip_suffix("Test.json") else { continue };
+            let Some(stem) = name.strip_suffix("Test.json") else {
+                continue;
+            };
             let prep = dir.join(format!("{stem}_PREP.json"));
             let verify = dir.join(format!("{stem}_VERIFY.json"));
             if prep.exists() && verify.exists() {
@@ -53,7 +55,9 @@ fn column(r: &SummaryRow, name: &str) -> Value {
     let v = serde_json::to_value(r).unwrap();
     let x = v.get(name).cloned().unwrap_or(Value::Null);
     match (name, x.as_f64()) {
-        ("incidence_proportion_p100p" | "incidence_rate_p100py", Some(f)) => serde_json::json!(round4(f)),
+        ("incidence_proportion_p100p" | "incidence_rate_p100py", Some(f)) => {
+            serde_json::json!(round4(f))
+        }
         _ => x,
     }
 }
@@ -92,7 +96,13 @@ fn run_fixture(stem: &str, design: &Path, prep: &Path, verify: &Path) -> Result<
         .target_defs
         .iter()
         .map(|t| t.id)
-        .chain(design.outcome_defs.iter().flat_map(|o| [Some(o.cohort_id), o.exclude_cohort_id]).flatten())
+        .chain(
+            design
+                .outcome_defs
+                .iter()
+                .flat_map(|o| [Some(o.cohort_id), o.exclude_cohort_id])
+                .flatten(),
+        )
         .chain(design.subgroups.iter().map(|s| s.cohort_subgroup.cohort.id))
     {
         cohorts.entry(id).or_default();
@@ -120,7 +130,11 @@ fn run_fixture(stem: &str, design: &Path, prep: &Path, verify: &Path) -> Result<
         .map(|(_, v)| v.as_array().unwrap().clone())
         .ok_or("no incidence_summary in VERIFY")?;
     if expected.len() != rows.len() {
-        return Err(format!("{} rows expected, {} computed: {rows:#?}", expected.len(), rows.len()));
+        return Err(format!(
+            "{} rows expected, {} computed: {rows:#?}",
+            expected.len(),
+            rows.len()
+        ));
     }
     for (i, (e, r)) in expected.iter().zip(&rows).enumerate() {
         for (col, ev) in e.as_object().unwrap() {
@@ -130,7 +144,9 @@ fn run_fixture(stem: &str, design: &Path, prep: &Path, verify: &Path) -> Result<
                 c => column(r, c),
             };
             if !same(ev, &av) {
-                return Err(format!("row {i}: {col}: expected {ev}, computed {av}\n{r:#?}"));
+                return Err(format!(
+                    "row {i}: {col}: expected {ev}, computed {av}\n{r:#?}"
+                ));
             }
         }
     }
@@ -140,7 +156,12 @@ fn run_fixture(stem: &str, design: &Path, prep: &Path, verify: &Path) -> Result<
 #[test]
 fn cohortincidence_java_test_fixtures_reproduce_exactly() {
     let all = fixtures();
-    assert_eq!(all.len(), 16, "CohortIncidence's 16 fixtures: {:?}", all.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        16,
+        "CohortIncidence's 16 fixtures: {:?}",
+        all.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     let mut failures = Vec::new();
     let mut rows = 0;
     for (stem, design, prep, verify) in &all {
@@ -149,6 +170,15 @@ fn cohortincidence_java_test_fixtures_reproduce_exactly() {
             Err(e) => failures.push(format!("{stem}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), all.len(), failures.join("\n"));
-    eprintln!("{} fixtures, {rows} incidence_summary rows reproduced exactly", all.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{} fixtures, {rows} incidence_summary rows reproduced exactly",
+        all.len()
+    );
 }
