@@ -17,7 +17,7 @@
 pub mod design;
 pub mod intervals;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use qiao_cdm::{date, NULL_INT};
 use qiao_cohort::CohortRow;
@@ -94,6 +94,22 @@ fn erafy(mut v: Vec<Tar>) -> Vec<Tar> {
 /// A stratum key: age group, gender, start year (None: not stratified by it).
 type Stratum = (Option<i64>, Option<i64>, Option<i32>);
 
+/// Distinct subjects counted from rows in subject order.
+#[derive(Default, Clone, Copy)]
+struct Distinct {
+    count: u64,
+    last: Option<i64>,
+}
+
+impl Distinct {
+    fn add(&mut self, subject: i64) {
+        if self.last != Some(subject) {
+            self.last = Some(subject);
+            self.count += 1;
+        }
+    }
+}
+
 /// What a TAR row carries for the strata: its person's age at TAR start, gender, start year.
 #[derive(Clone, Copy)]
 struct Demog {
@@ -151,33 +167,28 @@ pub fn run(
             year,
         })
     };
-    let strata_of = |d: &Demog| -> Vec<Stratum> {
-        let mut out = Vec::new();
+    let strata_of = |d: &Demog, out: &mut Vec<Stratum>| {
+        out.clear();
         for &(a, g, y) in &combos {
-            let gender = if g { Some(d.gender) } else { None };
+            let gender = if g { d.gender } else { None };
             let year = y.then_some(d.year);
             if a {
                 // LEFT JOIN age_group_def: every group the age falls in, or NULL.
-                let matching: Vec<i64> = age_groups
-                    .iter()
-                    .filter(|ag| {
-                        d.age.is_some_and(|age| {
-                            age >= ag.min.unwrap_or(-999) && age < ag.max.unwrap_or(999)
-                        })
-                    })
-                    .map(|ag| ag.id)
-                    .collect();
-                if matching.is_empty() {
-                    out.push((None, gender.flatten(), year));
+                let before = out.len();
+                for ag in &age_groups {
+                    if d.age.is_some_and(|age| {
+                        age >= ag.min.unwrap_or(-999) && age < ag.max.unwrap_or(999)
+                    }) {
+                        out.push((Some(ag.id), gender, year));
+                    }
                 }
-                for id in matching {
-                    out.push((Some(id), gender.flatten(), year));
+                if out.len() == before {
+                    out.push((None, gender, year));
                 }
             } else {
-                out.push((None, gender.flatten(), year));
+                out.push((None, gender, year));
             }
         }
-        out
     };
     let mut subgroups: Vec<(i64, Option<i64>)> = vec![(0, None)];
     subgroups.extend(
@@ -328,17 +339,23 @@ pub fn run(
                             .filter(|x| set.contains(&(x.subject, x.start)))
                             .collect()
                     };
+                    let demogs: Vec<Option<Demog>> =
+                        tars.iter().map(|x| demog(x.subject, x.start)).collect();
                     let with_person: Vec<(Tar, Demog)> = tars
                         .iter()
-                        .filter_map(|x| demog(x.subject, x.start).map(|d| (*x, d)))
+                        .zip(&demogs)
+                        .filter_map(|(x, d)| d.map(|d| (*x, d)))
                         .collect();
-                    // #tar_agg
-                    let mut tar_agg: BTreeMap<Stratum, (i64, BTreeSet<i64>)> = BTreeMap::new();
+                    // #tar_agg. Rows are in subject order, so a subject is counted once per
+                    // stratum by remembering the last subject counted there.
+                    let mut keys: Vec<Stratum> = Vec::new();
+                    let mut tar_agg: HashMap<Stratum, (i64, Distinct)> = HashMap::new();
                     for (x, d) in &with_person {
-                        for k in strata_of(d) {
-                            let e = tar_agg.entry(k).or_default();
+                        strata_of(d, &mut keys);
+                        for k in &keys {
+                            let e = tar_agg.entry(*k).or_default();
                             e.0 += i64::from(x.end - x.start) + 1;
-                            e.1.insert(x.subject);
+                            e.1.add(x.subject);
                         }
                     }
                     for &o in &analysis.outcomes {
@@ -379,34 +396,33 @@ pub fn run(
                         #[derive(Default)]
                         struct Agg {
                             excluded_days: i64,
-                            subjects: BTreeSet<i64>,
-                            at_risk: BTreeSet<i64>,
-                            with_pe: BTreeSet<i64>,
-                            with_outcome: BTreeSet<i64>,
+                            subjects: Distinct,
+                            at_risk: Distinct,
+                            with_pe: Distinct,
+                            with_outcome: Distinct,
                             outcomes_pe: u64,
                             outcomes: u64,
                         }
-                        let mut agg: BTreeMap<Stratum, Agg> = BTreeMap::new();
-                        for (x, &(days, pe, after)) in tars.iter().zip(&per_row) {
+                        let mut agg: HashMap<Stratum, Agg> = HashMap::new();
+                        for ((x, &(days, pe, after)), d) in tars.iter().zip(&per_row).zip(&demogs) {
                             if !op_subjects.contains(&x.subject) {
                                 continue;
                             }
-                            let Some(d) = demog(x.subject, x.start) else {
-                                continue;
-                            };
+                            let Some(d) = d else { continue };
                             let tar_days = i64::from(x.end - x.start) + 1;
-                            for k in strata_of(&d) {
-                                let a = agg.entry(k).or_default();
+                            strata_of(d, &mut keys);
+                            for k in &keys {
+                                let a = agg.entry(*k).or_default();
                                 a.excluded_days += days;
-                                a.subjects.insert(x.subject);
+                                a.subjects.add(x.subject);
                                 if tar_days > days {
-                                    a.at_risk.insert(x.subject);
+                                    a.at_risk.add(x.subject);
                                 }
                                 if pe > 0 {
-                                    a.with_pe.insert(x.subject);
+                                    a.with_pe.add(x.subject);
                                 }
                                 if after > 0 {
-                                    a.with_outcome.insert(x.subject);
+                                    a.with_outcome.add(x.subject);
                                 }
                                 a.outcomes_pe += pe;
                                 a.outcomes += after;
@@ -415,11 +431,11 @@ pub fn run(
                         let mut emit = |k: Option<Stratum>, pd_pe: i64, persons_pe: u64| {
                             let a = k.and_then(|k| agg.get(&k));
                             let excluded_persons =
-                                a.map_or(0, |a| (a.subjects.len() - a.at_risk.len()) as u64);
+                                a.map_or(0, |a| a.subjects.count - a.at_risk.count);
                             let excluded_days = a.map_or(0, |a| a.excluded_days);
                             let persons_at_risk = persons_pe - excluded_persons;
                             let person_days = pd_pe - excluded_days;
-                            let person_outcomes = a.map_or(0, |a| a.with_outcome.len() as u64);
+                            let person_outcomes = a.map_or(0, |a| a.with_outcome.count);
                             let outcomes = a.map_or(0, |a| a.outcomes);
                             let ip = (persons_at_risk > 0)
                                 .then(|| 100.0 * person_outcomes as f64 / persons_at_risk as f64);
@@ -455,7 +471,7 @@ pub fn run(
                                 persons_at_risk,
                                 person_days_pe: pd_pe,
                                 person_days,
-                                person_outcomes_pe: a.map_or(0, |a| a.with_pe.len() as u64),
+                                person_outcomes_pe: a.map_or(0, |a| a.with_pe.count),
                                 person_outcomes,
                                 outcomes_pe: a.map_or(0, |a| a.outcomes_pe),
                                 outcomes,
@@ -471,13 +487,14 @@ pub fn run(
                             emit(None, 0, 0);
                         }
                         for (k, (pd, persons)) in &tar_agg {
-                            emit(Some(*k), *pd, persons.len() as u64);
+                            emit(Some(*k), *pd, persons.count);
                         }
                     }
                 }
             }
         }
     }
+    sort_rows(&mut rows);
     Ok(rows)
 }
 
