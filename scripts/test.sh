@@ -125,6 +125,7 @@ fi
 if ! command -v java >/dev/null; then
   apt_install openjdk-17-jre-headless
 fi
+export QIAO_TEST_VENV_REQUIRED=1 # crates/analysis/tests/oracles.rs: fail, never skip, without the venv or java
 if py_ok; then
   export QIAO_TEST_VENV="$VENV"
   echo "QIAO_TEST_VENV=$VENV ($("$VENV/bin/python" -c 'import duckdb; print("duckdb", duckdb.__version__)'))"

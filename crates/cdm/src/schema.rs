@@ -734,7 +734,7 @@ pub static CONCEPT_ANCESTOR: TableSpec = TableSpec {
     columns: &[
         req("ancestor_concept_id", Concept),
         req("descendant_concept_id", Concept),
-        skip("min_levels_of_separation"),
+        opt("min_levels_of_separation", Int),
         skip("max_levels_of_separation"),
     ],
 };

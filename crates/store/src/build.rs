@@ -277,7 +277,23 @@ pub fn write_image<W: Write>(
             .and_then(Column::as_i32)
             .unwrap_or(&[]);
         let pairs: Vec<(i32, i32)> = a.iter().copied().zip(d.iter().copied()).collect();
-        write_multimap(&mut w, "vocab/ancestor", pairs)?;
+        write_multimap(&mut w, "vocab/ancestor", pairs.clone())?;
+        if let Some(levels) = ca
+            .column("min_levels_of_separation")
+            .and_then(Column::as_i32)
+            .filter(|l| l.len() == pairs.len())
+        {
+            // Aligned with the multimap's values: per (ancestor, descendant), the smallest level.
+            let mut triples: Vec<(i32, i32, i32)> = pairs
+                .iter()
+                .zip(levels)
+                .map(|(&(a, d), &l)| (a, d, l))
+                .collect();
+            triples.par_sort_unstable();
+            triples.dedup_by(|x, y| (x.0, x.1) == (y.0, y.1));
+            let levels: Vec<i32> = triples.iter().map(|t| t.2).collect();
+            w.section("vocab/ancestor/min_levels".to_string(), &levels)?;
+        }
         meta.tables.insert(
             "concept_ancestor".into(),
             TableMeta {

@@ -471,6 +471,15 @@ impl Store {
                     .map_or(0, |v| v.len()),
             ),
             ancestor: self.multimap("vocab/ancestor").unwrap_or(empty),
+            ancestor_levels: self
+                .section::<i32>("vocab/ancestor/min_levels")
+                .ok()
+                .filter(|l| {
+                    l.len()
+                        == self
+                            .multimap("vocab/ancestor")
+                            .map_or(0, |m| m.values.len())
+                }),
             mapped_from: self.multimap("vocab/mapped_from").unwrap_or(empty),
         }
     }
@@ -677,6 +686,8 @@ pub struct ConceptInfo<'a> {
 pub struct Vocabulary<'a> {
     columns: HashMap<String, ColumnRef<'a>>,
     ancestor: MultiMap<'a>,
+    /// `min_levels_of_separation`, aligned with `ancestor`'s values (None: not in the CDM).
+    ancestor_levels: Option<&'a [i32]>,
     mapped_from: MultiMap<'a>,
 }
 
@@ -725,6 +736,21 @@ impl<'a> Vocabulary<'a> {
     /// `concept_ancestor` descendants of `ancestor` (ascending; includes `ancestor` only if its self-row exists).
     pub fn descendants(&self, ancestor: i32) -> &'a [i32] {
         self.ancestor.get(ancestor)
+    }
+    /// `min_levels_of_separation` of each of [`Vocabulary::descendants`]`(ancestor)`, in the same
+    /// order (None when the CDM's concept_ancestor had no such column).
+    pub fn descendant_min_levels(&self, ancestor: i32) -> Option<&'a [i32]> {
+        let levels = self.ancestor_levels?;
+        match self.ancestor.keys.binary_search(&ancestor) {
+            Ok(i) => {
+                levels.get(self.ancestor.offsets[i] as usize..self.ancestor.offsets[i + 1] as usize)
+            }
+            Err(_) => Some(&[]),
+        }
+    }
+    /// Every concept id of the `concept` table (ascending).
+    pub fn concept_ids(&self) -> &'a [i32] {
+        self.ids()
     }
     /// Source concepts with a valid "Maps to" relationship to `target` (ascending).
     pub fn mapped_from(&self, target: i32) -> &'a [i32] {

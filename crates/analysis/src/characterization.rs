@@ -1,1 +1,0 @@
-//! (issue #15: to be built)

@@ -1,0 +1,438 @@
+//! The binary covariates: demographics, domain concepts, FE's concept groups, values as concept and
+//! measurement range groups, each as its FeatureExtraction SQL template counts them.
+
+use std::collections::HashMap;
+
+use qiao_cdm::{date, NULL_CONCEPT, NULL_INT};
+use qiao_store::{Domain, Store, Vocabulary};
+
+use super::{Binary, Entry, Kind, Prespec, Settings, Window};
+
+/// What the analyses read of a store, opened once.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub vocab: Vocabulary<'a>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(store: &'a Store) -> Context<'a> {
+        Context {
+            store,
+            vocab: store.vocabulary(),
+        }
+    }
+
+    /// The concept's name as FE's `CASE WHEN concept_name IS NULL THEN 'Unknown concept'`.
+    pub fn concept_name(&self, id: i64) -> String {
+        i32::try_from(id)
+            .ok()
+            .and_then(|id| self.vocab.concept(id))
+            .and_then(|c| c.concept_name.map(str::to_string))
+            .unwrap_or_else(|| "Unknown concept".to_string())
+    }
+}
+
+/// The distinct (person, index date) entries, as FE's `SELECT DISTINCT … subject_id, cohort_start_date`.
+pub fn distinct_entries(entries: &[Entry]) -> Vec<Entry> {
+    let mut v = entries.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The text FE puts in a windowed covariate name.
+fn window_text(settings: &Settings, w: Window) -> String {
+    match settings.start_day(w) {
+        None => format!(
+            "any time prior through {} days relative to index",
+            settings.end_days
+        ),
+        Some(s) => format!(
+            "during day {s} through {} days relative to index",
+            settings.end_days
+        ),
+    }
+}
+
+/// The rows of `d` for `e`'s person whose start is on or before `e.start + end_days` and whose
+/// start (or end, `use_end`) is on or after `e.start + start_day`.
+fn window_rows<'d>(
+    d: &'d Domain<'_>,
+    e: Entry,
+    start_day: Option<i32>,
+    end_day: i32,
+    use_end: bool,
+) -> impl Iterator<Item = usize> + 'd {
+    let rows = d.person_rows(e.person);
+    let starts = d.start();
+    let ends = d.end();
+    let hi = e.start.saturating_add(end_day);
+    let lo = start_day.map(|s| e.start.saturating_add(s));
+    let upto = rows.start + starts[rows.clone()].partition_point(|&s| s <= hi);
+    (rows.start..upto).filter(move |&r| match lo {
+        None => true,
+        Some(lo) => (if use_end { ends[r] } else { starts[r] }) >= lo,
+    })
+}
+
+/// Counts per key into sorted binary covariates.
+fn finish(
+    counts: HashMap<i64, u64>,
+    a: &Prespec,
+    population: usize,
+    concept_of: impl Fn(i64) -> i64,
+    name_of: impl Fn(i64) -> String,
+) -> Vec<Binary> {
+    let mut v: Vec<Binary> = counts
+        .into_iter()
+        .map(|(covariate_id, sum)| Binary {
+            covariate_id,
+            analysis_id: a.id,
+            concept_id: concept_of(covariate_id),
+            name: name_of(covariate_id),
+            sum,
+            mean: sum as f64 / population as f64,
+        })
+        .collect();
+    v.sort_by_key(|b| b.covariate_id);
+    v
+}
+
+/// The binary covariates of analysis `a` for the cohort `entries`.
+pub fn binary(
+    ctx: &Context<'_>,
+    a: &Prespec,
+    entries: &[Entry],
+    settings: &Settings,
+) -> Vec<Binary> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let n = entries.len();
+    let aid = i64::from(a.id);
+    let by_concept = |concept: i64| concept * 1000 + aid;
+    let concept_of = |cov: i64| (cov - aid) / 1000;
+    let persons = ctx.store.persons();
+    match a.kind {
+        Kind::PersonConcept(column, label, by_class) => {
+            let col = persons.i32_column(column);
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            for e in entries {
+                if !persons.has_row(e.person) {
+                    continue;
+                }
+                let c = col.get(e.person as usize).copied().unwrap_or(NULL_CONCEPT);
+                let class_ok = !by_class
+                    || ctx
+                        .vocab
+                        .concept(c)
+                        .and_then(|k| k.concept_class_id)
+                        .is_some_and(|k| k.to_lowercase() == label);
+                if c != 0 && c != NULL_CONCEPT && class_ok {
+                    *counts.entry(by_concept(i64::from(c))).or_default() += 1;
+                }
+            }
+            finish(counts, a, n, concept_of, |cov| {
+                format!("{label} = {}", ctx.concept_name(concept_of(cov)))
+            })
+        }
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => {
+            let yob = persons.i32_column("year_of_birth");
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            for e in entries {
+                if !persons.has_row(e.person) {
+                    continue;
+                }
+                let (year, month, _) = date::to_ymd(e.start);
+                let key = match a.kind {
+                    Kind::AgeGroup => {
+                        let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
+                        if y == NULL_INT {
+                            continue;
+                        }
+                        i64::from(year - y).div_euclid(5)
+                    }
+                    Kind::IndexYear => i64::from(year),
+                    _ => i64::from(month),
+                };
+                *counts.entry(by_concept(key)).or_default() += 1;
+            }
+            let kind = a.kind;
+            finish(
+                counts,
+                a,
+                n,
+                |_| 0,
+                |cov| {
+                    let k = concept_of(cov);
+                    match kind {
+                        Kind::AgeGroup => format!("age group: {:>3} - {:>3}", 5 * k, 5 * k + 4),
+                        Kind::IndexYear => format!("index year: {k}"),
+                        _ => format!("index month: {k}"),
+                    }
+                },
+            )
+        }
+        Kind::Concept(table, use_end) | Kind::Group(table, use_end) => {
+            let Some(d) = ctx.store.domain(table) else {
+                return Vec::new();
+            };
+            let groups = match a.kind {
+                Kind::Group(..) => Some(groups(ctx, table)),
+                _ => None,
+            };
+            let start_day = settings.start_day(a.window);
+            let concepts = d.concept();
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            let mut seen: Vec<i32> = Vec::new();
+            for e in distinct_entries(entries) {
+                seen.clear();
+                for r in window_rows(&d, e, start_day, settings.end_days, use_end) {
+                    let c = concepts[r];
+                    if c == 0 || c == NULL_CONCEPT {
+                        continue;
+                    }
+                    match &groups {
+                        None => seen.push(c),
+                        Some(g) => {
+                            if let Some(ancestors) = g.get(&c) {
+                                seen.extend_from_slice(ancestors);
+                            }
+                        }
+                    }
+                }
+                seen.sort_unstable();
+                seen.dedup();
+                for &c in &seen {
+                    *counts.entry(by_concept(i64::from(c))).or_default() += 1;
+                }
+            }
+            let window = window_text(settings, a.window);
+            let prefix = match a.kind {
+                Kind::Group(..) => format!("{table} group ({})", a.name),
+                _ => table.to_string(),
+            };
+            finish(counts, a, n, concept_of, |cov| {
+                format!("{prefix} {window}: {}", ctx.concept_name(concept_of(cov)))
+            })
+        }
+        Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
+        Kind::RangeGroup => range_group(ctx, a, entries, settings),
+        Kind::Score(_) => Vec::new(),
+    }
+}
+
+/// `DomainConceptGroup.sql`'s `#groups`: descendant concept → the group concepts it rolls up to.
+fn groups(ctx: &Context<'_>, table: &str) -> HashMap<i32, Vec<i32>> {
+    let vocab = &ctx.vocab;
+    let mut valid: Vec<i32> = Vec::new();
+    if table.starts_with("drug") {
+        for &id in vocab.concept_ids() {
+            let Some(c) = vocab.concept(id) else { continue };
+            let atc = c.vocabulary_id == Some("ATC")
+                && c.concept_code
+                    .is_some_and(|code| matches!(code.chars().count(), 1 | 3 | 4 | 5));
+            let standard = c.standard_concept == Some("S")
+                && c.domain_id == Some("Drug")
+                && (table != "drug_era" || c.concept_class_id == Some("Ingredient"));
+            if (atc || standard) && id != 0 {
+                valid.push(id);
+            }
+        }
+    } else {
+        // Descendants of SNOMED "Clinical finding" (441840) more than two levels down, or named
+        // ones; minus FE's name patterns (LIKE, case-sensitive as on PostgreSQL and DuckDB).
+        const NAMED: [i32; 20] = [
+            433736, 433595, 441408, 72404, 192671, 137977, 434621, 437312, 439847, 4171917, 438555,
+            4299449, 375258, 76784, 40483532, 4145627, 434157, 433778, 258449, 313878,
+        ];
+        let descendants = vocab.descendants(441840);
+        let levels = vocab.descendant_min_levels(441840);
+        for (i, &id) in descendants.iter().enumerate() {
+            let deep = levels.map_or(id != 441840, |l| l[i] > 2);
+            if !(deep || NAMED.contains(&id)) {
+                continue;
+            }
+            let Some(c) = vocab.concept(id) else { continue };
+            let name = c.concept_name.unwrap_or("");
+            let excluded = name.ends_with("finding")
+                || name.starts_with("Disorder of")
+                || name.starts_with("Finding of")
+                || name.starts_with("Disease of")
+                || name.starts_with("Injury of")
+                || name.ends_with("by site")
+                || name.ends_with("by body site")
+                || name.ends_with("by mechanism")
+                || name.ends_with("of body region")
+                || name.ends_with("of anatomical site")
+                || name.contains("of specific body structure");
+            if !excluded && c.domain_id == Some("Condition") {
+                valid.push(id);
+            }
+        }
+    }
+    valid.sort_unstable();
+    valid.dedup();
+    let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
+    for &g in &valid {
+        for &d in vocab.descendants(g) {
+            map.entry(d).or_default().push(g);
+        }
+    }
+    map
+}
+
+/// FE's post-coordinated covariate id of (concept, value concept) (`MeasObsValueAsConcept.sql`;
+/// integer division as on SQL Server and PostgreSQL).
+pub fn value_covariate_id(concept: i32, value: i32, analysis_id: u32) -> i64 {
+    let h = |x: i32, div: i128, mask: i128| {
+        ((i128::from(x) * 2_654_435_769 / div) as i64) & mask as i64
+    };
+    h(concept, 4096, 1_048_575) * 4_194_304_000
+        + h(value, 1024, 4_194_303) * 1000
+        + i64::from(analysis_id)
+}
+
+/// `MeasObsValueAsConcept.sql`: persons with the (concept, value concept) pair in the window
+/// (start date in [index + start, index + end]); ids that collide keep only the pair of minimal
+/// concept and minimal value, as FE's `#no_collisions` join does.
+fn value_as_concept(
+    ctx: &Context<'_>,
+    a: &Prespec,
+    table: &str,
+    entries: &[Entry],
+    settings: &Settings,
+) -> Vec<Binary> {
+    let Some(d) = ctx.store.domain(table) else {
+        return Vec::new();
+    };
+    let Some(values) = d.column("value_as_concept_id").and_then(|c| c.as_i32()) else {
+        return Vec::new();
+    };
+    let start_day = settings.start_day(a.window);
+    let concepts = d.concept();
+    let mut pairs_by_person: Vec<(u32, i32, i32)> = Vec::new();
+    for e in distinct_entries(entries) {
+        for r in window_rows(&d, e, start_day, settings.end_days, false) {
+            let c = concepts[r];
+            let v = values.get(r).unwrap_or(NULL_CONCEPT);
+            if c != 0 && c != NULL_CONCEPT && v != 0 && v != NULL_CONCEPT {
+                pairs_by_person.push((e.person, c, v));
+            }
+        }
+    }
+    pairs_by_person.sort_unstable();
+    pairs_by_person.dedup();
+    let mut counts: HashMap<(i32, i32), u64> = HashMap::new();
+    for &(_, c, v) in &pairs_by_person {
+        *counts.entry((c, v)).or_default() += 1;
+    }
+    // #no_collisions: per covariate id, MIN(concept) and MIN(value) over its distinct pairs.
+    let mut mins: HashMap<i64, (i32, i32)> = HashMap::new();
+    for &(c, v) in counts.keys() {
+        let id = value_covariate_id(c, v, a.id);
+        let m = mins.entry(id).or_insert((c, v));
+        *m = (m.0.min(c), m.1.min(v));
+    }
+    let window = window_text(settings, a.window);
+    let mut out: Vec<Binary> = counts
+        .into_iter()
+        .filter_map(|((c, v), sum)| {
+            let id = value_covariate_id(c, v, a.id);
+            (mins[&id] == (c, v)).then(|| Binary {
+                covariate_id: id,
+                analysis_id: a.id,
+                concept_id: i64::from(c),
+                name: format!(
+                    "{table} {window}: {} = {}",
+                    ctx.concept_name(i64::from(c)),
+                    ctx.concept_name(i64::from(v))
+                ),
+                sum,
+                mean: sum as f64 / entries.len() as f64,
+            })
+        })
+        .collect();
+    out.sort_by_key(|b| b.covariate_id);
+    out
+}
+
+/// `MeasurementRangeGroup.sql`: measurements with both range bounds, below (1), within (2) or above
+/// (3) the range (a NULL value is "within", as the SQL's ELSE); id concept × 10000 + group × 1000 + id.
+fn range_group(
+    ctx: &Context<'_>,
+    a: &Prespec,
+    entries: &[Entry],
+    settings: &Settings,
+) -> Vec<Binary> {
+    let Some(d) = ctx.store.domain("measurement") else {
+        return Vec::new();
+    };
+    let col = |name: &str| d.column(name).and_then(|c| c.as_f64());
+    let (Some(low), Some(high)) = (col("range_low"), col("range_high")) else {
+        return Vec::new();
+    };
+    let value = col("value_as_number");
+    let start_day = settings.start_day(a.window);
+    let concepts = d.concept();
+    let aid = i64::from(a.id);
+    let mut counts: HashMap<i64, u64> = HashMap::new();
+    let mut seen: Vec<i64> = Vec::new();
+    for e in distinct_entries(entries) {
+        seen.clear();
+        for r in window_rows(&d, e, start_day, settings.end_days, false) {
+            let c = concepts[r];
+            let (Some(lo), Some(hi)) = (low.get(r), high.get(r)) else {
+                continue;
+            };
+            if lo.is_nan() || hi.is_nan() {
+                continue;
+            }
+            if c == 0 || c == NULL_CONCEPT {
+                continue;
+            }
+            let v = value
+                .as_ref()
+                .and_then(|v| v.get(r))
+                .filter(|v| !v.is_nan());
+            let group = match v {
+                Some(v) if v < lo => 1,
+                Some(v) if v > hi => 3,
+                _ => 2,
+            };
+            seen.push(i64::from(c) * 10000 + group * 1000 + aid);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for &id in &seen {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    let window = match settings.start_day(a.window) {
+        None => format!(
+            "during any time prior through {} days relative to index",
+            settings.end_days
+        ),
+        Some(s) => format!(
+            "during day {s} through {} days relative to index",
+            settings.end_days
+        ),
+    };
+    finish(
+        counts,
+        a,
+        entries.len(),
+        |id| id.div_euclid(10000),
+        |id| {
+            let range = match id.div_euclid(1000) % 10 {
+                1 => "below normal range",
+                3 => "above normal range",
+                _ => "within normal range",
+            };
+            format!(
+                "measurement {range} {window}: {}",
+                ctx.concept_name(id.div_euclid(10000))
+            )
+        },
+    )
+}

@@ -1,0 +1,377 @@
+//! FeatureExtraction's comorbidity indices (`CharlsonIndex.sql`, `Dcsi.sql`, `Chads2.sql`,
+//! `Chads2Vasc.sql`) and the statistics FE reports for them.
+//!
+//! A cohort entry is scored when it has at least one scoring row: a condition era starting on or
+//! before index + end day whose concept is in a category (CHADS2 and CHA2DS2-VASc also add their
+//! age/sex row for every entry whose person has a `person` row). The score is the sum of the
+//! distinct categories' weights (DCSI: of each category's highest score). [`distribution`] is FE's
+//! statistic over the scored entries with the unscored counted as zeros where FE does so.
+
+use std::collections::HashMap;
+
+use qiao_cdm::{date, NULL_CONCEPT, NULL_INT};
+
+use super::features::{distinct_entries, Context};
+use super::{Continuous, Distribution, Entry, Prespec, Score, Settings};
+
+/// Charlson (Romano adaptation) categories: id, weight, ancestors (all their descendants).
+const CHARLSON: &[(u8, i64, &[i32])] = &[
+    (1, 1, &[4329847]),
+    (2, 1, &[316139]),
+    (3, 1, &[321052]),
+    (4, 1, &[381591, 434056]),
+    (5, 1, &[4182210]),
+    (6, 1, &[4063381]),
+    (7, 1, &[257628, 134442, 80800, 80809, 256197, 255348]),
+    (8, 1, &[4247120]),
+    (9, 1, &[4064161, 4212540]),
+    (10, 1, &[201820]),
+    (11, 2, &[443767, 442793]),
+    (12, 2, &[192606, 374022]),
+    (13, 2, &[4030518]),
+    (14, 2, &[443392]),
+    (15, 3, &[4245975, 4029488, 192680, 24966]),
+    (16, 6, &[432851]),
+    (17, 6, &[439727]),
+];
+
+/// CHADS2's condition categories (3 is age ≥ 75).
+const CHADS2: &[(u8, i64, &[i32])] = &[
+    (1, 1, &[316139]),
+    (2, 1, &[316866]),
+    (4, 1, &[201820]),
+    (5, 2, &[381591, 434056]),
+];
+
+/// A CHA2DS2-VASc condition category: named concepts (kept when valid), ancestors whose
+/// descendants count, and ancestors whose descendants are removed.
+struct VascCategory {
+    id: u8,
+    weight: i64,
+    named: &'static [i32],
+    ancestors: &'static [i32],
+    minus: &'static [i32],
+}
+
+const CHADS2VASC: &[VascCategory] = &[
+    VascCategory {
+        id: 1,
+        weight: 1,
+        named: &[316139, 314378, 318773, 321319],
+        ancestors: &[316139, 314378],
+        minus: &[],
+    },
+    VascCategory {
+        id: 2,
+        weight: 1,
+        named: &[],
+        ancestors: &[320128, 442604, 201313],
+        minus: &[197930],
+    },
+    VascCategory {
+        id: 4,
+        weight: 1,
+        named: &[],
+        ancestors: &[201820, 442793],
+        minus: &[195771, 376112, 4174977, 4058243, 193323, 376979],
+    },
+    VascCategory {
+        id: 5,
+        weight: 2,
+        named: &[],
+        ancestors: &[
+            4043731, 4110192, 375557, 4108356, 373503, 434656, 433505, 376714, 312337,
+        ],
+        minus: &[],
+    },
+    VascCategory {
+        id: 6,
+        weight: 1,
+        named: &[
+            312327, 43020432, 314962, 312939, 315288, 317309, 134380, 196438, 200138, 194393,
+            319047, 40486130, 317003, 4313767, 321596, 317305, 321886, 314659, 321887, 437312,
+            134057,
+        ],
+        ancestors: &[
+            312327, 43020432, 314962, 312939, 315288, 317309, 134380, 196438, 200138, 194393,
+            319047, 40486130, 317003, 4313767, 321596,
+        ],
+        minus: &[],
+    },
+];
+
+/// DCSI's rows: category, score, ICD-9-CM code prefixes (`LIKE 'x%'`) and exact codes. Scored
+/// through the SNOMED concepts these ICD9CM codes map to ("Maps to").
+const DCSI: &[(u8, i64, &[&str], &[&str])] = &[
+    (
+        1,
+        1,
+        &["250.5"],
+        &["362.01", "362.1", "362.83", "362.53", "362.81", "362.82"],
+    ),
+    (1, 2, &["361", "369"], &["362.02", "379.23"]),
+    (
+        2,
+        1,
+        &["580", "581", "582", "583"],
+        &["250.4", "580", "581", "581.81", "582", "583"],
+    ),
+    (2, 2, &["585", "586", "593.9"], &["585", "586", "593.9"]),
+    (
+        3,
+        1,
+        &[
+            "356.9", "250.6", "358.1", "951.0", "951.1", "951.3", "713.5", "357.2", "337.0",
+            "337.1", "564.5", "536.3", "458.0",
+        ],
+        &[
+            "356.9", "250.6", "358.1", "951.0", "951.1", "951.3", "713.5", "357.2", "596.54",
+            "337.0", "337.1", "564.5", "536.3", "458.0",
+        ],
+    ),
+    (4, 1, &["435"], &[]),
+    (
+        4,
+        2,
+        &["431", "433", "434", "436"],
+        &["431", "433", "434", "436"],
+    ),
+    (5, 1, &["440", "411", "413", "414", "429.2"], &[]),
+    (
+        5,
+        2,
+        &[
+            "410", "427.1", "427.3", "427.4", "427.5", "412", "428", "441",
+        ],
+        &["440.23", "440.24"],
+    ),
+    (6, 1, &["250.7", "442.3", "892.1", "443.9"], &["443.81"]),
+    (6, 2, &["785.4", "707.1", "040.0"], &["444.22"]),
+    (7, 2, &["250.1", "250.2", "250.3"], &[]),
+];
+
+/// Concept → the (category, weight) rows it scores.
+fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
+    let vocab = &ctx.vocab;
+    let mut map: HashMap<i32, Vec<(u8, i64)>> = HashMap::new();
+    let mut add = |c: i32, cat: u8, w: i64| {
+        let v = map.entry(c).or_default();
+        if !v.contains(&(cat, w)) {
+            v.push((cat, w));
+        }
+    };
+    match s {
+        Score::Charlson | Score::Chads2 => {
+            let table = if s == Score::Charlson {
+                CHARLSON
+            } else {
+                CHADS2
+            };
+            for &(cat, w, ancestors) in table {
+                for &a in ancestors {
+                    for &d in vocab.descendants(a) {
+                        add(d, cat, w);
+                    }
+                }
+            }
+        }
+        Score::Chads2Vasc => {
+            for c in CHADS2VASC {
+                let minus: std::collections::HashSet<i32> = c
+                    .minus
+                    .iter()
+                    .flat_map(|&a| vocab.descendants(a).iter().copied())
+                    .collect();
+                for &id in c.named {
+                    if vocab.is_valid(id) {
+                        add(id, c.id, c.weight);
+                    }
+                }
+                for &a in c.ancestors {
+                    for &d in vocab.descendants(a) {
+                        if !minus.contains(&d) {
+                            add(d, c.id, c.weight);
+                        }
+                    }
+                }
+            }
+        }
+        Score::Dcsi => {
+            for &target in vocab.concept_ids() {
+                let Some(t) = vocab.concept(target) else {
+                    continue;
+                };
+                if t.vocabulary_id != Some("SNOMED") {
+                    continue;
+                }
+                for &source in vocab.mapped_from(target) {
+                    let Some(src) = vocab.concept(source) else {
+                        continue;
+                    };
+                    let Some(code) = src
+                        .concept_code
+                        .filter(|_| src.vocabulary_id == Some("ICD9CM"))
+                    else {
+                        continue;
+                    };
+                    for &(cat, score, prefixes, exact) in DCSI {
+                        if prefixes.iter().any(|p| code.starts_with(p)) || exact.contains(&code) {
+                            add(target, cat, score);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    map
+}
+
+/// The continuous covariate of score `s` for the cohort `entries` (None: no entry scored, where
+/// FE's inner join leaves no row).
+pub fn score(
+    ctx: &Context<'_>,
+    a: &Prespec,
+    s: Score,
+    entries: &[Entry],
+    settings: &Settings,
+) -> Option<Continuous> {
+    if entries.is_empty() {
+        return None;
+    }
+    let map = scoring(ctx, s);
+    let eras = ctx.store.domain("condition_era");
+    let persons = ctx.store.persons();
+    let yob = persons.i32_column("year_of_birth");
+    let gender = persons.i32_column("gender_concept_id");
+    let mut scores: Vec<i64> = Vec::new();
+    let mut rows: Vec<(u8, i64)> = Vec::new();
+    for e in distinct_entries(entries) {
+        rows.clear();
+        if let Some(d) = &eras {
+            let range = d.person_rows(e.person);
+            let hi = e.start.saturating_add(settings.end_days);
+            let concepts = d.concept();
+            let starts = d.start();
+            for r in range {
+                if starts[r] > hi {
+                    break;
+                }
+                let c = concepts[r];
+                if c == NULL_CONCEPT {
+                    continue;
+                }
+                if let Some(v) = map.get(&c) {
+                    rows.extend_from_slice(v);
+                }
+            }
+        }
+        if matches!(s, Score::Chads2 | Score::Chads2Vasc) && persons.has_row(e.person) {
+            let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
+            // (YEAR(index) - year_of_birth) >= 75 is NULL, so false, for a NULL year of birth.
+            let age = (y != NULL_INT).then(|| date::year(e.start) - y);
+            let weight = if s == Score::Chads2 {
+                i64::from(age.is_some_and(|a| a >= 75))
+            } else {
+                let female = gender.get(e.person as usize) == Some(&8532);
+                let by_age = match age {
+                    Some(a) if a >= 75 => 2,
+                    Some(a) if a >= 65 => 1,
+                    _ => 0,
+                };
+                by_age + i64::from(female)
+            };
+            rows.push((3, weight));
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        let total = if s == Score::Dcsi {
+            // SUM over categories of MAX(score).
+            let mut t = 0;
+            let mut i = 0;
+            while i < rows.len() {
+                let cat = rows[i].0;
+                let mut m = rows[i].1;
+                while i < rows.len() && rows[i].0 == cat {
+                    m = m.max(rows[i].1);
+                    i += 1;
+                }
+                t += m;
+            }
+            t
+        } else {
+            rows.iter().map(|r| r.1).sum()
+        };
+        scores.push(total);
+    }
+    let stats = distribution(&mut scores, entries.len() as u64)?;
+    let name = match s {
+        Score::Charlson => "Charlson index - Romano adaptation",
+        Score::Dcsi => "Diabetes Comorbidity Severity Index (DCSI)",
+        Score::Chads2 => "CHADS2",
+        Score::Chads2Vasc => "CHADS2VASc",
+    };
+    Some(Continuous {
+        covariate_id: 1000 + i64::from(a.id),
+        analysis_id: a.id,
+        concept_id: 0,
+        name: name.to_string(),
+        stats,
+    })
+}
+
+/// FeatureExtraction's statistics of a score over a cohort of `population` entries of which
+/// `values` have a value (the rest: "no value", read as 0 where FE does): count = values with a
+/// value; mean = sum / population; sd over the values with a value only (sample sd, 0 for one);
+/// min = the minimum if every entry has a value, else 0; max = the maximum; quantile q = 0 when
+/// q·population < entries without a value, else the smallest value v with
+/// #(values ≤ v) + #(no value) ≥ q·population. None when no entry has a value.
+pub fn distribution(values: &mut [i64], population: u64) -> Option<Distribution> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let n = values.len() as i128;
+    let sum: i128 = values.iter().map(|&v| i128::from(v)).sum();
+    let squares: i128 = values.iter().map(|&v| i128::from(v) * i128::from(v)).sum();
+    let no_value = population as i128 - n;
+    let sd = if n == 1 {
+        0.0
+    } else {
+        ((n * squares - sum * sum) as f64 / (n * (n - 1)) as f64).sqrt()
+    };
+    // q in hundredths, compared exactly: q·N < no_value ⇔ q100·N < 100·no_value.
+    let quantile = |q100: i128| -> f64 {
+        let pop = population as i128;
+        if q100 * pop < 100 * no_value {
+            return 0.0;
+        }
+        let mut acc = 0i128;
+        let mut i = 0;
+        while i < values.len() {
+            let v = values[i];
+            while i < values.len() && values[i] == v {
+                acc += 1;
+                i += 1;
+            }
+            if 100 * (acc + no_value) >= q100 * pop {
+                return v as f64;
+            }
+        }
+        values[values.len() - 1] as f64
+    };
+    Some(Distribution {
+        count: values.len() as u64,
+        mean: sum as f64 / population as f64,
+        sd,
+        min: if no_value == 0 { values[0] as f64 } else { 0.0 },
+        p10: quantile(10),
+        p25: quantile(25),
+        median: quantile(50),
+        p75: quantile(75),
+        p90: quantile(90),
+        max: values[values.len() - 1] as f64,
+    })
+}

@@ -1,0 +1,178 @@
+//! `qiao analyze characterize|incidence` as checks call them: the JSON shapes of issue #15 with
+//! the numbers FeatureExtraction and CohortIncidence give on GiBleed (crates/analysis/tests/oracles.rs
+//! compares every number with the OHDSI code itself).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
+const COHORTS: &str = "../../../shared/data/reference/cohortgenerator-eunomia/cohorts";
+const GI_BLEED: &str = "../analysis/tests/data/gi_bleed.json";
+
+fn qiao(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_qiao"))
+        .args(args)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    (a.as_f64().unwrap() - b).abs() < 1e-12
+}
+
+#[test]
+fn characterize_and_incidence_print_the_oracles_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.qiao");
+    let store = store.to_str().unwrap();
+    qiao(&["ingest", "--cdm", GIBLEED, "--out", store]).unwrap();
+    let (t, c) = (format!("{COHORTS}/1.json"), format!("{COHORTS}/2.json"));
+
+    let out = qiao(&[
+        "analyze",
+        "characterize",
+        "--store",
+        store,
+        "--target",
+        &t,
+        "--comparator",
+        &c,
+        "--json",
+    ])
+    .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["target"],
+        serde_json::json!({"entries": 1800, "subjects": 1800})
+    );
+    assert_eq!(v["comparator"]["entries"], 569);
+    let cov = v["covariates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["covariate_id"] == 8507001)
+        .unwrap();
+    assert_eq!(cov["analysis_id"], 1);
+    assert_eq!(cov["concept_id"], 8507);
+    assert_eq!(cov["target"]["sum"], 894);
+    assert!(close(&cov["target"]["mean"], 894.0 / 1800.0));
+    assert_eq!(cov["comparator"]["sum"], 266);
+    // FE's sign: (comparator − target) / pooled sd.
+    let (m1, m2) = (894.0 / 1800.0, 266.0 / 569.0);
+    let sd = ((m1 * (1.0 - m1) + m2 * (1.0 - m2)) / 2.0f64).sqrt();
+    assert!(close(&cov["smd"], (m2 - m1) / sd), "{}", cov["smd"]);
+    let charlson = v["continuous"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["covariate_id"] == 1901)
+        .unwrap();
+    assert_eq!(charlson["target"]["count"], 935);
+    assert!(close(&charlson["target"]["mean"], 0.6144444444444445));
+    assert!(close(&charlson["target"]["sd"], 0.3867813197434988));
+    assert_eq!(charlson["target"]["median"], 1.0);
+    assert_eq!(charlson["comparator"]["count"], 293);
+    assert_eq!(charlson["comparator"]["p90"], 2.0);
+    // Without a comparator: nulls.
+    let out = qiao(&[
+        "analyze",
+        "characterize",
+        "--store",
+        store,
+        "--target",
+        &t,
+        "--analyses",
+        "1,3,901",
+        "--json",
+    ])
+    .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["comparator"].is_null());
+    let ids: std::collections::BTreeSet<u64> = v["covariates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["analysis_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3].into());
+    assert!(v["covariates"][0]["comparator"].is_null() && v["covariates"][0]["smd"].is_null());
+    // An analysis Qiao does not compute is an error naming it.
+    let err = qiao(&[
+        "analyze",
+        "characterize",
+        "--store",
+        store,
+        "--target",
+        &t,
+        "--analyses",
+        "1,926",
+    ])
+    .unwrap_err();
+    assert!(err.contains("analysis 926"), "{err}");
+
+    let out = qiao(&[
+        "analyze",
+        "incidence",
+        "--store",
+        store,
+        "--target",
+        &t,
+        "--outcome",
+        GI_BLEED,
+        "--tar",
+        "start+0:end+0",
+        "--clean-window",
+        "30",
+        "--strata",
+        "age,gender,year",
+        "--age-breaks",
+        "40,65",
+        "--json",
+    ])
+    .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let all = &rows[0];
+    assert!(
+        all["age_group_id"].is_null() && all["gender_id"].is_null() && all["start_year"].is_null()
+    );
+    assert_eq!(all["persons_at_risk"], 1800);
+    assert_eq!(all["person_days_pe"], 13660347);
+    assert_eq!(all["person_days"], 13649969);
+    assert_eq!(all["outcomes"], 355);
+    assert!(close(
+        &all["incidence_rate_p100py"],
+        355.0 * 100.0 / (13649969.0 / 365.25)
+    ));
+    assert!(
+        close(&all["ir_ci95_low"], 0.8536635203094596)
+            || (all["ir_ci95_low"].as_f64().unwrap() - 0.8536635203094596).abs() < 1e-9
+    );
+    assert!(
+        all["ip_ci95_high"].as_f64().unwrap() > 19.72
+            && all["ip_ci95_high"].as_f64().unwrap() < 21.7
+    );
+    assert!(rows.iter().any(|r| r["age_group_id"].is_number()
+        && r["gender_id"] == 8532
+        && r["start_year"].is_number()));
+    let err = qiao(&[
+        "analyze",
+        "incidence",
+        "--store",
+        store,
+        "--target",
+        &t,
+        "--outcome",
+        GI_BLEED,
+        "--tar",
+        "begin:end",
+    ])
+    .unwrap_err();
+    assert!(err.contains("--tar begin:end"), "{err}");
+}
