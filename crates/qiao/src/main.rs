@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
