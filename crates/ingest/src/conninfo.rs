@@ -46,11 +46,9 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            _ => {
-                return Err(format!(
-                    "invalid sslmode {s:?} (disable, allow, prefer, require, verify-ca or verify-full)"
-                ))
-            }
+            _ => return Err(format!(
+                "invalid sslmode {s:?} (disable, allow, prefer, require, verify-ca or verify-full)"
+            )),
         })
     }
 
@@ -240,10 +238,14 @@ impl Conn {
         };
         let tls = |mode: Pg| {
             let mut c = self.config.clone();
-            let tls_config = self.tls.clone().expect("a TLS config unless sslmode=disable");
-            c.ssl_mode(mode).connect(tokio_postgres_rustls::MakeRustlsConnect::new(
-                Arc::unwrap_or_clone(tls_config),
-            ))
+            let tls_config = self
+                .tls
+                .clone()
+                .expect("a TLS config unless sslmode=disable");
+            c.ssl_mode(mode)
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    Arc::unwrap_or_clone(tls_config),
+                ))
         };
         match self.sslmode {
             SslMode::Disable => plain().map(|c| (c, false)),
@@ -429,7 +431,9 @@ fn parse(s: &str) -> Result<BTreeMap<String, String>, String> {
             percent_decode_str(v)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| "the connection URL has a percent-encoded value that is not UTF-8".into())
+                .map_err(|_| {
+                    "the connection URL has a percent-encoded value that is not UTF-8".into()
+                })
         };
         let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = main.split_once('/').unwrap_or((main, ""));
@@ -585,7 +589,10 @@ fn service_entry(service: &str, env: &dyn Env) -> Result<Vec<(String, String)>, 
             }
             if in_section {
                 let (k, v) = line.split_once('=').ok_or_else(|| {
-                    format!("{}: service {service}: a line without \"=\"", file.display())
+                    format!(
+                        "{}: service {service}: a line without \"=\"",
+                        file.display()
+                    )
                 })?;
                 let k = k.trim();
                 check_key(k).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -625,7 +632,11 @@ fn pgpass_lookup(file: &Path, host: &str, port: u16, dbname: &str, user: &str) -
     #[cfg(not(unix))]
     let _ = meta;
     let text = std::fs::read_to_string(file).ok()?;
-    let host = if host.starts_with('/') { "localhost" } else { host };
+    let host = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
     let port = port.to_string();
     let want = [host, port.as_str(), dbname, user];
     for line in text.lines() {
@@ -688,9 +699,15 @@ mod tests {
         for (s, pw) in [
             ("postgres://u:s%65cr%40t@h:5/db", "secr@t"),
             ("postgresql://u:secret@h:5/db?connect_timeout=5", "secret"),
-            ("postgres://h:5/db?user=u&password=secret&sslmode=disable", "secret"),
+            (
+                "postgres://h:5/db?user=u&password=secret&sslmode=disable",
+                "secret",
+            ),
             ("host=h port=5 user=u password=secret dbname=db", "secret"),
-            ("host=h port=5 user=u password = 'sec ret\\'s' dbname=db", "sec ret's"),
+            (
+                "host=h port=5 user=u password = 'sec ret\\'s' dbname=db",
+                "sec ret's",
+            ),
         ] {
             let c = resolve(s, &e).unwrap();
             assert_eq!(c.display, "u@h:5/db", "{s}");
@@ -734,7 +751,12 @@ mod tests {
         .unwrap();
         let svc = svc.to_str().unwrap().to_string();
         let e = env(
-            &[("PGSERVICEFILE", &svc), ("PGSERVICE", "site"), ("PGHOST", "envhost"), ("USER", "me")],
+            &[
+                ("PGSERVICEFILE", &svc),
+                ("PGSERVICE", "site"),
+                ("PGHOST", "envhost"),
+                ("USER", "me"),
+            ],
             Some(home.path()),
         );
         let c = resolve("", &e).unwrap();
@@ -776,8 +798,11 @@ mod tests {
             let err = resolve(&format!("host=h sslmode={mode}"), &e).unwrap_err();
             assert!(err.contains("sslrootcert"), "{err}");
         }
-        let err = resolve("host=h sslmode=verify-full sslrootcert=/nonexistent/ca.crt", &e)
-            .unwrap_err();
+        let err = resolve(
+            "host=h sslmode=verify-full sslrootcert=/nonexistent/ca.crt",
+            &e,
+        )
+        .unwrap_err();
         assert!(err.contains("/nonexistent/ca.crt"), "{err}");
         assert_eq!(resolve("host=h", &e).unwrap().sslmode, SslMode::Prefer);
     }

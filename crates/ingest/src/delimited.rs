@@ -279,7 +279,7 @@ pub fn read_table(
                 // The csv reader only fails on I/O errors here (flexible, byte records).
                 return Err(IngestError::Unreadable {
                     path: source.into(),
-                    detail: crate::postgres_source::error_chain(&e),
+                    detail: read_error(&e),
                 });
             }
         }
@@ -331,6 +331,18 @@ pub fn read_table(
     Ok((table, report))
 }
 
+/// The message of a failed read, down to its cause (e.g. the server's message when a PostgreSQL
+/// COPY stream breaks: `io::Error` shows only the driver's "db error" and skips it as a source).
+fn read_error(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => match io.get_ref() {
+            Some(inner) => crate::postgres_source::error_chain(inner),
+            None => io.to_string(),
+        },
+        _ => crate::postgres_source::error_chain(e),
+    }
+}
+
 /// Detects the delimiter from the header line: tab if it has more tabs than commas, else comma.
 /// Returns it with a sample of the input's first bytes (for the encoding), or None for an input
 /// with no header line at all.
@@ -368,9 +380,9 @@ fn runaway_quote(
         ));
     }
     let holds_rows = record.iter().any(|f| {
-        f.split(|&b| b == b'\n').skip(1).any(|l| {
-            l.iter().filter(|&&b| b == delimiter).count() + 1 >= fields && fields > 1
-        })
+        f.split(|&b| b == b'\n')
+            .skip(1)
+            .any(|l| l.iter().filter(|&&b| b == delimiter).count() + 1 >= fields && fields > 1)
     });
     if holds_rows {
         return Some(format!(
@@ -418,7 +430,10 @@ impl RowContext<'_> {
             None => String::new(),
         };
         let key = self.key_field.map(|(i, name)| {
-            let value = record.get(i).map(String::from_utf8_lossy).unwrap_or_default();
+            let value = record
+                .get(i)
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
             format!("{name}={value}")
         });
         Problem {

@@ -17,8 +17,8 @@ use std::time::Instant;
 use qiao_cdm::{RawTable, TableSpec, TABLES};
 use rayon::prelude::*;
 
-pub use delimited::{read_table, ReadOptions, TextEncoding, DEFAULT_NULL_TOKENS};
 pub use conninfo::SslMode;
+pub use delimited::{read_table, ReadOptions, TextEncoding, DEFAULT_NULL_TOKENS};
 pub use postgres_source::PostgresSource;
 pub use report::{IngestReport, Problem, ProblemKind, TableReport};
 

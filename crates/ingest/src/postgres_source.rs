@@ -80,7 +80,10 @@ impl PostgresSource {
                     )
                     .map_err(|e| pg_err("reading the server's TimeZone", e))?;
                 let source: String = row.get(1);
-                (row.get(0), format!("the server's TimeZone setting ({source})"))
+                (
+                    row.get(0),
+                    format!("the server's TimeZone setting ({source})"),
+                )
             }
         };
         client

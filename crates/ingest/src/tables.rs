@@ -65,8 +65,14 @@ mod tests {
     #[test]
     fn misspelt_names_get_the_nearest_table() {
         assert_eq!(nearest_table("devices_exposure"), Some("device_exposure"));
-        assert_eq!(nearest_table("condition_occurence"), Some("condition_occurrence"));
-        assert_eq!(nearest_table("observation-period"), Some("observation_period"));
+        assert_eq!(
+            nearest_table("condition_occurence"),
+            Some("condition_occurrence")
+        );
+        assert_eq!(
+            nearest_table("observation-period"),
+            Some("observation_period")
+        );
         assert_eq!(nearest_table("persons"), Some("person"));
         assert_eq!(nearest_table("rowcounts"), None);
         assert_eq!(nearest_table("ontime"), None);

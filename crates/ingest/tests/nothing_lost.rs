@@ -127,8 +127,14 @@ fn athena_tab_files_with_quotes_keep_every_row() {
     let t = &report.tables["concept"];
     assert!(table(&tables, "concept").rows() < 442);
     assert!(
-        t.skipped.get(&ProblemKind::RunawayQuote).copied().unwrap_or(0)
-            + t.skipped.get(&ProblemKind::WrongFieldCount).copied().unwrap_or(0)
+        t.skipped
+            .get(&ProblemKind::RunawayQuote)
+            .copied()
+            .unwrap_or(0)
+            + t.skipped
+                .get(&ProblemKind::WrongFieldCount)
+                .copied()
+                .unwrap_or(0)
             > 0,
         "{t:?}"
     );
@@ -144,23 +150,21 @@ fn an_unterminated_quote_is_reported() {
     let mut rows = gibleed_rows("condition_occurrence.csv");
     let stop = rows[0].iter().position(|c| c == "stop_reason").unwrap();
     rows[100][stop] = "\"never closed".into();
-    let d = variant(
-        &[("condition_occurrence.csv", join(&rows, ",", "\n"))],
-        &[],
-    );
+    let d = variant(&[("condition_occurrence.csv", join(&rows, ",", "\n"))], &[]);
     let (_, report) = read(d.path(), ReadOptions::default()).unwrap();
     let t = &report.tables["condition_occurrence"];
     assert_eq!(t.skipped[&ProblemKind::RunawayQuote], 1, "{t:?}");
     assert_eq!(t.samples[0].line, 101);
-    assert!(t.samples[0].detail.contains("end of the input"), "{}", t.samples[0]);
+    assert!(
+        t.samples[0].detail.contains("end of the input"),
+        "{}",
+        t.samples[0]
+    );
     assert_eq!(t.rows_read, 100);
 
     // Closed, but 30 lines later: more than --max-field-lines 20.
     rows[130][stop] = "closed\"".into();
-    let d = variant(
-        &[("condition_occurrence.csv", join(&rows, ",", "\n"))],
-        &[],
-    );
+    let d = variant(&[("condition_occurrence.csv", join(&rows, ",", "\n"))], &[]);
     let (_, report) = read(
         d.path(),
         ReadOptions {
@@ -272,10 +276,7 @@ fn null_tokens_are_null() {
         r[end] = tokens[i % 4].into();
         r[visit] = tokens[(i + 1) % 4].into();
     }
-    let d = variant(
-        &[("condition_occurrence.csv", join(&rows, ",", "\n"))],
-        &[],
-    );
+    let d = variant(&[("condition_occurrence.csv", join(&rows, ",", "\n"))], &[]);
     let (tables, report) = read(d.path(), ReadOptions::default()).unwrap();
     let t = table(&tables, "condition_occurrence");
     assert_eq!(t.rows(), 65_332);
@@ -302,7 +303,14 @@ fn null_tokens_are_null() {
     );
 }
 
-fn ingest_into(dir: &Path, opts: Options) -> (Result<IngestReport, IngestError>, tempfile::TempDir, PathBuf) {
+fn ingest_into(
+    dir: &Path,
+    opts: Options,
+) -> (
+    Result<IngestReport, IngestError>,
+    tempfile::TempDir,
+    PathBuf,
+) {
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("s.qiao");
     let r = ingest(&Source::CsvDir(dir.to_path_buf()), &path, opts);
@@ -330,7 +338,11 @@ fn ambiguous_empty_and_misnamed_files() {
         d.path().join("person.csv"),
     )
     .unwrap();
-    fails_with(d.path(), Options::default(), &["PERSON.csv", "person.csv", "two files"]);
+    fails_with(
+        d.path(),
+        Options::default(),
+        &["PERSON.csv", "person.csv", "two files"],
+    );
 
     let header = gibleed_rows("person.csv")[0].join(",") + "\n";
     let d = variant(&[("person.csv", header.into_bytes())], &[]);
@@ -341,8 +353,11 @@ fn ambiguous_empty_and_misnamed_files() {
     let (r, _o, _p) = ingest_into(d.path(), Options::default());
     let report = r.unwrap();
     assert!(
-        report.warnings.iter().any(|w| w.contains("DEVICES_EXPOSURE.csv")
-            && w.contains("did you mean device_exposure?")),
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("DEVICES_EXPOSURE.csv")
+                && w.contains("did you mean device_exposure?")),
         "{:?}",
         report.warnings
     );
@@ -423,10 +438,17 @@ fn no_vocabulary_is_an_error_unless_accepted() {
     fails_with(
         d.path(),
         Options::default(),
-        &["no vocabulary", "concept_ancestor not found", "--no-vocabulary"],
+        &[
+            "no vocabulary",
+            "concept_ancestor not found",
+            "--no-vocabulary",
+        ],
     );
     let header = gibleed_rows("concept.csv")[0].join(",") + "\n";
-    let d = variant(&[("concept.csv", header.into_bytes())], &["concept_ancestor"]);
+    let d = variant(
+        &[("concept.csv", header.into_bytes())],
+        &["concept_ancestor"],
+    );
     fails_with(
         d.path(),
         Options::default(),
