@@ -46,9 +46,11 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "invalid sslmode {s:?} (disable, allow, prefer, require, verify-ca or verify-full)"
-            )),
+            ))
+            }
         })
     }
 
