@@ -216,6 +216,12 @@ SQL
   if [[ -z $(as_pg "${psql[@]}" -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = 'qiao'") ]]; then
     as_pg "${psql[@]}" -d postgres -c "CREATE DATABASE qiao OWNER qiao" >/dev/null
   fi
+  # Foreign tables (a CDM served from another server) for the catalog discovery test.
+  as_pg "${psql[@]}" -d qiao <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO qiao;
+SQL
 }
 
 cmd_start() {

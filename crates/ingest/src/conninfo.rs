@@ -298,7 +298,10 @@ fn tls_config(
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, rootcert) {
         (SslMode::VerifyFull, Some(root)) => webpki(root)?,
         // libpq: `require` with a root certificate file behaves as verify-ca.
-        (SslMode::VerifyCa | SslMode::Require, Some(root)) => Arc::new(SignedByCa(webpki(root)?)),
+        (SslMode::VerifyCa | SslMode::Require, Some(root)) => Arc::new(Lenient {
+            chain: Some(webpki(root)?),
+            provider: provider.clone(),
+        }),
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(format!(
                 "sslmode={} needs a root certificate: give sslrootcert=FILE (or put it in \
@@ -306,7 +309,10 @@ fn tls_config(
                 mode.name()
             ))
         }
-        _ => Arc::new(AnyCertificate(provider.clone())),
+        _ => Arc::new(Lenient {
+            chain: None,
+            provider: provider.clone(),
+        }),
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -329,11 +335,17 @@ fn tls_config(
     }
 }
 
-/// verify-ca: a certificate chain to the root certificate, whatever host name it is for.
+/// The server certificate check of every mode but verify-full: with a root certificate
+/// (verify-ca, or require given one) a chain to it, whatever host name the certificate is for;
+/// without (prefer, allow, require) none, as libpq: encryption without authentication of the
+/// server. The handshake's signatures are checked either way.
 #[derive(Debug)]
-struct SignedByCa(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for SignedByCa {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -342,11 +354,11 @@ impl ServerCertVerifier for SignedByCa {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // The chain is checked before the name: a name error means the chain is good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -359,7 +371,8 @@ impl ServerCertVerifier for SignedByCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -367,57 +380,13 @@ impl ServerCertVerifier for SignedByCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// prefer / allow / require without a root certificate: encryption without authentication of the
-/// server (libpq's behaviour), the handshake's signatures still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

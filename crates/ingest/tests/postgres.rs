@@ -1099,11 +1099,35 @@ fn catalog_discovery_and_unreadable_tables() {
          CREATE VIEW {s}.concept_ancestor AS SELECT * FROM {g}.concept_ancestor;
          CREATE VIEW {s}.concept_relationship AS SELECT * FROM {g}.concept_relationship;"
     ));
-    let report = try_ingest(&url, &s, None, opts()).unwrap();
+    // A foreign table (postgres_fdw, back into this database).
+    let (host, port, dbname) = server(&url);
+    let fdw = format!("qt_{}_fdw", std::process::id());
+    db.exec(&format!(
+        "DROP SERVER IF EXISTS {fdw} CASCADE;
+         CREATE SERVER {fdw} FOREIGN DATA WRAPPER postgres_fdw \
+           OPTIONS (host '{host}', port '{port}', dbname '{dbname}');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER {fdw} OPTIONS (user 'qiao', password 'qiao');
+         IMPORT FOREIGN SCHEMA {g} LIMIT TO (drug_era) FROM SERVER {fdw} INTO {s};"
+    ));
+    let report = try_ingest(&url, &s, None, opts());
+    db.exec(&format!("DROP SERVER IF EXISTS {fdw} CASCADE"));
+    let report = report.unwrap();
     assert_eq!(report.tables["person"].rows_kept, 2_694);
     assert_eq!(report.tables["observation_period"].rows_kept, 5_343);
     assert_eq!(report.tables["condition_occurrence"].rows_kept, 65_332);
+    assert_eq!(report.tables["drug_era"].rows_kept, 52_508);
     assert!(report.absent_tables.iter().any(|t| t == "drug_exposure"));
+
+    // Two relations for one table (names differing in case): an error naming both.
+    db.exec(&format!(
+        "CREATE VIEW {s}.\"PERSON\" AS SELECT * FROM {g}.person"
+    ));
+    let err = try_ingest(&url, &s, None, opts()).unwrap_err();
+    assert!(
+        err.contains("\"PERSON\" (view)") && err.contains("\"person\" (materialized view)"),
+        "{err}"
+    );
+    db.exec(&format!("DROP VIEW {s}.\"PERSON\""));
 
     // The SELECT-only role may use the schema but not read condition_occurrence.
     db.exec(&format!(
@@ -1111,7 +1135,6 @@ fn catalog_discovery_and_unreadable_tables() {
          GRANT USAGE ON SCHEMA {g} TO qiao_reader; GRANT SELECT ON ALL TABLES IN SCHEMA {g} TO qiao_reader;
          REVOKE SELECT ON {s}.condition_occurrence FROM qiao_reader;"
     ));
-    let (host, port, dbname) = server(&url);
     let reader = format!("postgres://qiao_reader:qiao_reader@{host}:{port}/{dbname}");
     let err = try_ingest(&reader, &s, None, opts()).unwrap_err();
     assert!(
