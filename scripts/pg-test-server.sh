@@ -5,6 +5,8 @@
 #   scripts/pg-test-server.sh stop     stop it (no-op if not running)
 #   scripts/pg-test-server.sh status   exit 0 if it is running and accepts the qiao role, 1 if not
 #   scripts/pg-test-server.sh env      print `export QIAO_TEST_PG=postgres://qiao:qiao@127.0.0.1:54329/qiao`
+#                                      and the TLS files: QIAO_TEST_PG_CA (the test CA's certificate),
+#                                      QIAO_TEST_PG_CLIENT_CERT / _KEY (a client certificate for qiao_cert)
 #
 # The server runs as a non-root user: as root, the Debian `postgres` user; otherwise the caller.
 # Data directory: <repo>/.work/pg/data, unless that user cannot reach the repo (e.g. a clone under
@@ -12,6 +14,14 @@
 # is in the data directory; the log is <data>/server.log. Role and database: qiao / qiao, password
 # qiao over TCP (scram-sha-256); the socket trusts local users (setup only). Test data only:
 # fsync is off.
+#
+# TLS as hospitals run it: a self-signed test CA (<base>/tls/ca.crt) signs the server's certificate
+# (localhost, 127.0.0.1) and a client certificate (CN qiao_cert). Roles besides qiao:
+#   qiao_tls     password qiao_tls, only over TLS (a `hostssl` rule; `hostnossl` rejects it)
+#   qiao_cert    TLS with the client certificate, no password (`cert` authentication)
+#   qiao_reader  password qiao_reader, SELECT only (granted by scripts/pg-load-gibleed.sh)
+# The configuration (pg_hba.conf, qiao-tls.conf) is rewritten and reloaded at every start, so an
+# older data directory gains it without a new initdb.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -124,11 +134,63 @@ log_min_messages = warning
 datestyle = 'iso, ymd'
 timezone = 'UTC'
 EOF
-  # Only loopback TCP, with a password; local socket for setup.
-  cat >"$data/pg_hba.conf" <<EOF
-local   all   all                  trust
-host    all   all   127.0.0.1/32   scram-sha-256
+}
+
+# The test CA, the server's certificate and a client certificate, made once in <base>/tls.
+ensure_certificates() {
+  local tls="$1"
+  [[ -f $tls/server.crt && -f $tls/client.crt && -f $tls/ca.crt ]] && return 0
+  command -v openssl >/dev/null || die "openssl is needed to make the test certificates"
+  log "making a test CA and certificates in $tls"
+  mkdir -p "$tls"
+  local days=3650 ext
+  openssl req -x509 -newkey rsa:2048 -nodes -days $days -subj "/CN=Qiao test CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  ext="$(mktemp)"
+  printf 'basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$ext"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days $days -extfile "$ext" -out "$tls/server.crt" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >"$ext"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=qiao_cert" -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
+  openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days $days -extfile "$ext" -out "$tls/client.crt" 2>/dev/null
+  rm -f "$ext" "$tls"/*.csr
+  chmod 600 "$tls"/*.key
+  if [[ $EUID -eq 0 ]]; then
+    chown postgres:postgres "$tls/server.key" "$tls/server.crt" "$tls/ca.crt"
+    chmod 755 "$tls"
+  fi
+}
+
+# Rewrites the TLS settings and the host rules (read at start; reloaded if running).
+write_config() {
+  local data="$1" tls
+  tls="$(dirname "$data")/tls"
+  ensure_certificates "$tls"
+  cat >"$data/qiao-tls.conf" <<EOF
+# Written by scripts/pg-test-server.sh at every start.
+ssl = on
+ssl_cert_file = '$tls/server.crt'
+ssl_key_file = '$tls/server.key'
+ssl_ca_file = '$tls/ca.crt'
 EOF
+  grep -q "qiao-tls.conf" "$data/postgresql.conf" ||
+    echo "include_if_exists = 'qiao-tls.conf'" >>"$data/postgresql.conf"
+  # Loopback TCP only. qiao_tls only over TLS, qiao_cert by client certificate; the local
+  # socket for setup.
+  cat >"$data/pg_hba.conf" <<EOF
+local      all   all                        trust
+hostssl    all   qiao_tls    127.0.0.1/32   scram-sha-256
+hostnossl  all   qiao_tls    127.0.0.1/32   reject
+hostssl    all   qiao_cert   127.0.0.1/32   cert
+hostnossl  all   qiao_cert   127.0.0.1/32   reject
+host       all   all         127.0.0.1/32   scram-sha-256
+EOF
+  if [[ $EUID -eq 0 ]]; then
+    chown postgres:postgres "$data/qiao-tls.conf" "$data/pg_hba.conf"
+  fi
 }
 
 ensure_role_and_db() {
@@ -140,11 +202,26 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'qiao') THEN
     CREATE ROLE qiao LOGIN PASSWORD 'qiao';
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'qiao_tls') THEN
+    CREATE ROLE qiao_tls LOGIN PASSWORD 'qiao_tls';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'qiao_cert') THEN
+    CREATE ROLE qiao_cert LOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'qiao_reader') THEN
+    CREATE ROLE qiao_reader LOGIN PASSWORD 'qiao_reader';
+  END IF;
 END $$;
 SQL
   if [[ -z $(as_pg "${psql[@]}" -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = 'qiao'") ]]; then
     as_pg "${psql[@]}" -d postgres -c "CREATE DATABASE qiao OWNER qiao" >/dev/null
   fi
+  # Foreign tables (a CDM served from another server) for the catalog discovery test.
+  as_pg "${psql[@]}" -d qiao <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO qiao;
+SQL
 }
 
 cmd_start() {
@@ -152,6 +229,8 @@ cmd_start() {
   local data
   if data="$(existing_data)" && pg_running_in "$data"; then
     log "already running ($data, port $PORT)"
+    write_config "$data"
+    as_pg "$PGBIN/pg_ctl" -D "$data" reload >/dev/null
     ensure_role_and_db "$data"
     return 0
   fi
@@ -164,6 +243,7 @@ cmd_start() {
     rm -rf "$data"
     init_cluster "$data"
   fi
+  write_config "$data"
   # A stale pid file from a killed server would make pg_ctl refuse to start.
   if [[ -f $data/postmaster.pid ]] && ! pg_running_in "$data"; then
     rm -f "$data/postmaster.pid"
@@ -202,7 +282,15 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  env) echo "export QIAO_TEST_PG=$URL" ;;
+  env)
+    echo "export QIAO_TEST_PG=$URL"
+    if data="$(existing_data)" && [[ -f $(dirname "$data")/tls/ca.crt ]]; then
+      tls="$(dirname "$data")/tls"
+      echo "export QIAO_TEST_PG_CA=$tls/ca.crt"
+      echo "export QIAO_TEST_PG_CLIENT_CERT=$tls/client.crt"
+      echo "export QIAO_TEST_PG_CLIENT_KEY=$tls/client.key"
+    fi
+    ;;
   *)
     echo "usage: $0 start|stop|status|env" >&2
     exit 2

@@ -92,6 +92,7 @@ trap finish EXIT
 phase "postgres: start server"
 if scripts/pg-test-server.sh status 2>/dev/null; then
   echo "already running: left running at the end"
+  scripts/pg-test-server.sh start # idempotent: brings its TLS set-up and roles up to date
 else
   scripts/pg-test-server.sh start
   PG_STARTED=1

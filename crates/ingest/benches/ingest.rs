@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
                 spec,
                 "drug_exposure.csv",
                 &drug[..],
-                ReadOptions::default(),
+                &ReadOptions::default(),
                 &mut |_| {},
             )
             .expect("read")

@@ -2,10 +2,12 @@
 //! every row, and write a Qiao store. The store is written to a temporary file and renamed into
 //! place only when complete, so a failed or interrupted ingest never leaves a half store.
 
+mod conninfo;
 mod delimited;
 mod postgres_source;
 mod progress;
 mod report;
+mod tables;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +17,8 @@ use std::time::Instant;
 use qiao_cdm::{RawTable, TableSpec, TABLES};
 use rayon::prelude::*;
 
-pub use delimited::{read_table, ReadOptions};
+pub use conninfo::SslMode;
+pub use delimited::{read_table, ReadOptions, TextEncoding, DEFAULT_NULL_TOKENS};
 pub use postgres_source::PostgresSource;
 pub use report::{IngestReport, Problem, ProblemKind, TableReport};
 
@@ -28,6 +31,22 @@ pub enum IngestError {
     MissingTable { dir: String, table: &'static str },
     #[error("{file}: table {table} is empty: no header row")]
     EmptyTable { file: String, table: &'static str },
+    #[error("{file}: table person has no rows: a CDM without persons answers every query with 0")]
+    NoPersons { file: String },
+    #[error("{dir}: two files for table {table}: {first} and {second} (keep one)")]
+    DuplicateFile {
+        dir: String,
+        table: &'static str,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "no vocabulary: {} (for PostgreSQL, is --vocab-schema missing?). Without a vocabulary \
+         concept sets cannot include descendants or mapped concepts; give --no-vocabulary to \
+         ingest anyway",
+        .0.join(", ")
+    )]
+    NoVocabulary(Vec<String>),
     #[error("{file}: table {table} has no column {column}{hint}")]
     MissingColumn {
         file: String,
@@ -46,13 +65,21 @@ pub enum IngestError {
 }
 
 /// Ingest options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Fail on the first bad row (nothing is written).
     pub strict: bool,
     /// Draw progress bars on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Accept a CDM whose vocabulary tables are missing or empty (reported in the store).
+    pub no_vocabulary: bool,
+    /// How delimited files are read (quoting, NULL tokens, encoding); its `strict` is replaced by
+    /// [`Options::strict`].
+    pub text: ReadOptions,
 }
+
+/// The vocabulary tables a store needs to expand concept sets.
+const VOCABULARY: [&str; 3] = ["concept", "concept_ancestor", "concept_relationship"];
 
 /// Where the CDM comes from.
 pub enum Source {
@@ -62,10 +89,20 @@ pub enum Source {
     Postgres(PostgresSource),
 }
 
-/// Reads every CDM table of `source`, writes the store to `out`, and returns the report.
+/// Reads every CDM table of `source`, writes the store to `out`, and returns the report. A CDM
+/// without persons, or without vocabulary unless [`Options::no_vocabulary`], is an error.
 pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport, IngestError> {
     let t0 = Instant::now();
+    let no_vocabulary = opts.no_vocabulary;
     let (tables, mut report) = read_all(source, opts)?;
+    if let Some(person) = report.tables.get("person").filter(|t| t.rows_kept == 0) {
+        return Err(IngestError::NoPersons {
+            file: person.source.clone(),
+        });
+    }
+    if !report.missing_vocabulary.is_empty() && !no_vocabulary {
+        return Err(IngestError::NoVocabulary(report.missing_vocabulary));
+    }
     report.read_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let report_json = serde_json::to_value(&report).unwrap_or_default();
@@ -81,7 +118,8 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
     Ok(report)
 }
 
-/// Reads every table the source has into memory, checking each row.
+/// Reads every table the source has into memory, checking each row (the vocabulary tables missing
+/// or empty are listed in the report, not refused: see [`ingest`]).
 pub fn read_all(
     source: &Source,
     opts: Options,
@@ -92,8 +130,9 @@ pub fn read_all(
         Source::Postgres(pg) => pg.locate(&mut report)?,
     };
     let bars = progress::Bars::new(opts.progress);
-    let read_opts = ReadOptions {
+    let read_opts = &ReadOptions {
         strict: opts.strict,
+        ..opts.text.clone()
     };
     let results: Vec<Result<(RawTable, TableReport), IngestError>> = located
         .par_iter()
@@ -141,6 +180,14 @@ pub fn read_all(
         report.tables.insert(table.spec.name.to_string(), tr);
         tables.push(table);
     }
+    report.missing_vocabulary = VOCABULARY
+        .iter()
+        .filter_map(|t| match report.tables.get(*t) {
+            None => Some(format!("{t} not found")),
+            Some(tr) if tr.rows_kept == 0 => Some(format!("{t} empty ({})", tr.source)),
+            Some(_) => None,
+        })
+        .collect();
     Ok((tables, report))
 }
 
@@ -169,16 +216,38 @@ fn locate_files(
         detail: e.to_string(),
     };
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut entries = Vec::new();
     for entry in fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
+        entries.push(entry.map_err(unreadable)?.path());
+    }
+    entries.sort();
+    for path in entries {
         let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
             continue;
         };
         let ext = ext.to_string_lossy().to_ascii_lowercase();
-        if matches!(ext.as_str(), "csv" | "tsv" | "txt") {
-            by_name
-                .entry(stem.to_string_lossy().to_ascii_lowercase())
-                .or_insert(path);
+        if !matches!(ext.as_str(), "csv" | "tsv" | "txt") {
+            continue;
+        }
+        let name = stem.to_string_lossy().to_ascii_lowercase();
+        match qiao_cdm::table(&name) {
+            Some(spec) => {
+                if let Some(first) = by_name.get(&name) {
+                    return Err(IngestError::DuplicateFile {
+                        dir: dir.display().to_string(),
+                        table: spec.name,
+                        first: first.display().to_string(),
+                        second: path.display().to_string(),
+                    });
+                }
+                by_name.insert(name, path);
+            }
+            None if tables::is_other_cdm_table(&name) => {}
+            None => {
+                let w = tables::unknown_file_warning(&path, &name);
+                tracing::warn!("{w}");
+                report.warnings.push(w);
+            }
         }
     }
     let mut out = Vec::new();

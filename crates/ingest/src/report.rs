@@ -13,7 +13,8 @@ pub enum ProblemKind {
     Unparseable,
     /// A NOT NULL column left empty.
     MissingRequired,
-    /// Bytes that are not UTF-8.
+    /// Bytes of a kept text value that are not valid in the file's encoding: the row is kept, the
+    /// bytes replaced by U+FFFD, and the row flagged (fatal under `--strict`).
     NotUtf8,
     /// A row with more or fewer fields than the header (e.g. a truncated last line).
     WrongFieldCount,
@@ -21,6 +22,11 @@ pub enum ProblemKind {
     /// unique constraint to rely on and counts both rows; real exports such as Eunomia GiBleed carry
     /// them), flagged in the report, and fatal under `--strict`.
     DuplicateKey,
+    /// A quoted field running across more lines than allowed or to the end of the input (an
+    /// unterminated quote that would swallow the rows after it).
+    RunawayQuote,
+    /// A row with empty fields after the header's last column: kept, flagged.
+    TrailingEmptyFields,
 }
 
 impl fmt::Display for ProblemKind {
@@ -28,9 +34,11 @@ impl fmt::Display for ProblemKind {
         f.write_str(match self {
             ProblemKind::Unparseable => "unparseable value",
             ProblemKind::MissingRequired => "missing required value",
-            ProblemKind::NotUtf8 => "not UTF-8",
+            ProblemKind::NotUtf8 => "invalid text encoding",
             ProblemKind::WrongFieldCount => "wrong field count",
             ProblemKind::DuplicateKey => "duplicate primary key",
+            ProblemKind::RunawayQuote => "runaway quoted field",
+            ProblemKind::TrailingEmptyFields => "trailing empty fields",
         })
     }
 }
@@ -48,15 +56,26 @@ pub struct Problem {
     /// The column name, empty when the whole row is at fault.
     pub field: String,
     pub detail: String,
+    /// The row's primary key (`measurement_id=42`), where a line means nothing (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.source, self.line, self.column, self.kind
-        )?;
+        match &self.key {
+            Some(key) if self.column > 0 => write!(
+                f,
+                "{}: row {key}, column {}: {}",
+                self.source, self.column, self.kind
+            )?,
+            Some(key) => write!(f, "{}: row {key}: {}", self.source, self.kind)?,
+            None => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.source, self.line, self.column, self.kind
+            )?,
+        }
         if !self.field.is_empty() {
             write!(f, " in {}", self.field)?;
         }
@@ -80,7 +99,7 @@ pub struct TableReport {
     pub rows_kept: u64,
     /// Skipped rows by problem kind.
     pub skipped: BTreeMap<ProblemKind, u64>,
-    /// Rows kept but flagged, by problem kind (duplicate keys).
+    /// Rows kept but flagged, by problem kind (duplicate keys, trailing empty fields, text encoding).
     #[serde(default)]
     pub flagged: BTreeMap<ProblemKind, u64>,
     /// The first [`SAMPLES_PER_TABLE`] problems.
@@ -95,6 +114,9 @@ pub struct TableReport {
     pub outside_observation: u64,
     /// Source bytes read.
     pub bytes: u64,
+    /// The text encoding kept text was decoded with, and whether it was given or detected.
+    #[serde(default)]
+    pub encoding: String,
 }
 
 impl TableReport {
@@ -126,6 +148,16 @@ pub struct IngestReport {
     /// CDM tables Qiao reads that the source does not have.
     pub absent_tables: Vec<String>,
     pub warnings: Vec<String>,
+    /// The PostgreSQL connection, as `user@host:port/dbname` with its TLS state (no password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// The time zone `timestamptz` columns were read in (PostgreSQL), and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Vocabulary tables (concept, concept_ancestor, concept_relationship) missing or empty,
+    /// accepted with `--no-vocabulary`.
+    #[serde(default)]
+    pub missing_vocabulary: Vec<String>,
     /// Seconds spent reading and parsing, and building and writing the store.
     pub read_seconds: f64,
     pub build_seconds: f64,

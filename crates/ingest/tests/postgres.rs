@@ -67,6 +67,7 @@ fn opts() -> Options {
     Options {
         strict: false,
         progress: false,
+        ..Options::default()
     }
 }
 
@@ -75,14 +76,23 @@ fn pg(url: &str, schema: &str, vocab_schema: Option<&str>) -> Source {
         url: url.to_string(),
         schema: schema.to_string(),
         vocab_schema: vocab_schema.map(str::to_string),
+        timezone: None,
     })
 }
 
 /// Ingests `source` into a fresh temporary directory; returns the store and the report.
 fn ingest_to_store(source: &Source, what: &str) -> (Store, IngestReport, tempfile::TempDir) {
+    ingest_to_store_with(source, what, opts())
+}
+
+fn ingest_to_store_with(
+    source: &Source,
+    what: &str,
+    opts: Options,
+) -> (Store, IngestReport, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("store.qiao");
-    let report = ingest(source, &out, opts()).unwrap_or_else(|e| panic!("{what}: ingest: {e}"));
+    let report = ingest(source, &out, opts).unwrap_or_else(|e| panic!("{what}: ingest: {e}"));
     let store = Store::open(&out).unwrap_or_else(|e| panic!("{what}: open: {e}"));
     (store, report, dir)
 }
@@ -437,7 +447,20 @@ fn assert_same_report(a: &IngestReport, b: &IngestReport) {
         );
     }
     assert_eq!(a.absent_tables, b.absent_tables, "report: absent tables");
-    assert_eq!(a.warnings.len(), b.warnings.len(), "report: warnings");
+    // Files in the folder that are no CDM table (GiBleed's ROWCOUNTS.tsv) only a folder has.
+    let table_warnings = |r: &IngestReport| {
+        r.warnings
+            .iter()
+            .filter(|w| !w.contains("not a CDM table"))
+            .count()
+    };
+    assert_eq!(
+        table_warnings(a),
+        table_warnings(b),
+        "report: warnings {:?} vs {:?}",
+        a.warnings,
+        b.warnings
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -638,8 +661,24 @@ fn vocabulary_schema_apart_from_the_cdm_schema() {
         &split_dir.path().join("store.qiao"),
     );
 
-    // Without --vocab-schema the CDM schema has no vocabulary: the store has none either.
-    let (novocab, report, _d) = ingest_to_store(&pg(&url, &cdm, None), "cdm only");
+    // Without --vocab-schema the CDM schema has no vocabulary: an error that says so, nothing
+    // written; with --no-vocabulary the store has none either.
+    let msg = ingest_fails(&pg(&url, &cdm, None)).to_string();
+    assert!(
+        msg.contains("concept not found") && msg.contains("--vocab-schema"),
+        "{msg}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = ingest(
+        &pg(&url, &cdm, None),
+        &dir.path().join("store.qiao"),
+        Options {
+            no_vocabulary: true,
+            ..opts()
+        },
+    )
+    .expect("ingest with --no-vocabulary");
+    let novocab = Store::open(dir.path().join("store.qiao")).unwrap();
     assert_eq!(novocab.vocabulary().len(), 0);
     assert!(report.absent_tables.iter().any(|t| t == "concept"));
     assert_eq!(
@@ -737,7 +776,13 @@ fn typed_columns_reach_the_store_exactly() {
 
     let day = |s: &str| date::parse(s.as_bytes()).unwrap();
     let check = |url: &str| {
-        let (store, report, _dir) = ingest_to_store(&pg(url, &s, None), "typed");
+        // A fixture without vocabulary tables.
+        let no_vocabulary = Options {
+            no_vocabulary: true,
+            ..opts()
+        };
+        let (store, report, _dir) =
+            ingest_to_store_with(&pg(url, &s, None), "typed", no_vocabulary);
         for t in [
             "person",
             "observation_period",
@@ -819,4 +864,508 @@ fn typed_columns_reach_the_store_exactly() {
     check(&format!(
         "{url}{sep}options=-c%20DateStyle%3DSQL%2CDMY%20-c%20extra_float_digits%3D-3"
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13: PostgreSQL as hospitals run it
+
+/// The test server's host, port and database (from QIAO_TEST_PG).
+fn server(url: &str) -> (String, u16, String) {
+    let cfg: postgres::Config = url.parse().expect("QIAO_TEST_PG is a connection string");
+    let host = match cfg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    (host, port, cfg.get_dbname().unwrap_or("qiao").to_string())
+}
+
+/// The test CA, client certificate and key (scripts/pg-test-server.sh env), or None after a note.
+fn tls_files() -> Option<(String, String, String)> {
+    let get = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    match (
+        get("QIAO_TEST_PG_CA"),
+        get("QIAO_TEST_PG_CLIENT_CERT"),
+        get("QIAO_TEST_PG_CLIENT_KEY"),
+    ) {
+        (Some(ca), Some(cert), Some(key)) => Some((ca, cert, key)),
+        _ => {
+            assert!(
+                std::env::var("QIAO_TEST_PG_REQUIRED").is_err_and(|_| true)
+                    || std::env::var("QIAO_TEST_PG_REQUIRED").as_deref() != Ok("1"),
+                "QIAO_TEST_PG_REQUIRED=1 but QIAO_TEST_PG_CA is not set (scripts/pg-test-server.sh env)"
+            );
+            eprintln!("note: QIAO_TEST_PG_CA not set; TLS cases skipped");
+            None
+        }
+    }
+}
+
+/// Ingest as `key=value` connection string; the report's connection line, or the error.
+fn try_ingest(
+    conninfo: &str,
+    schema: &str,
+    vocab: Option<&str>,
+    o: Options,
+) -> Result<IngestReport, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = pg(conninfo, schema, vocab);
+    ingest(&src, &dir.path().join("s.qiao"), o).map_err(|e| e.to_string())
+}
+
+fn no_vocabulary() -> Options {
+    Options {
+        no_vocabulary: true,
+        ..opts()
+    }
+}
+
+/// A small CDM in a scratch schema: two persons, their periods, one condition per person.
+fn tiny_cdm(db: &mut Scratch, tag: &str) -> String {
+    let s = db.schema(tag);
+    db.exec(&format!(
+        "CREATE TABLE {s}.person (person_id bigint PRIMARY KEY, gender_concept_id integer, \
+           year_of_birth integer, race_concept_id integer, ethnicity_concept_id integer);
+         INSERT INTO {s}.person VALUES (1, 8507, 1950, 0, 0), (2, 8532, 1961, 0, 0);
+         CREATE TABLE {s}.observation_period (observation_period_id bigint, person_id bigint, \
+           observation_period_start_date date, observation_period_end_date date, \
+           period_type_concept_id integer);
+         INSERT INTO {s}.observation_period VALUES (1, 1, '2000-01-01', '2019-12-31', 1), \
+           (2, 2, '2000-01-01', '2019-12-31', 1);"
+    ));
+    s
+}
+
+/// (11) TLS with rustls: every sslmode against a server whose `qiao_tls` role may only connect
+/// over TLS (`hostssl`), certificate and host name checks, client certificates; `prefer` really
+/// uses TLS.
+#[test]
+fn tls_sslmodes_against_a_hostssl_only_role() {
+    let url = require_pg!("tls_sslmodes_against_a_hostssl_only_role");
+    let Some((ca, cert, key)) = tls_files() else {
+        return;
+    };
+    let (host, port, dbname) = server(&url);
+    let g = gibleed_schema();
+    let base = format!("host={host} port={port} dbname={dbname} user=qiao_tls password=qiao_tls");
+    let connection = |extra: &str| {
+        try_ingest(&format!("{base} {extra}"), &g, None, opts()).map(|r| r.connection.unwrap())
+    };
+
+    let err = connection("sslmode=disable").unwrap_err();
+    assert!(
+        err.contains("no encryption") || err.contains("pg_hba.conf"),
+        "{err}"
+    );
+    assert!(!err.contains("qiao_tls password"), "{err}");
+    for mode in ["allow", "prefer", "require"] {
+        let c = connection(&format!("sslmode={mode}")).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(c.contains("TLS TLSv1.3") && c.contains(mode), "{mode}: {c}");
+    }
+    for mode in ["verify-ca", "verify-full"] {
+        let c = connection(&format!("sslmode={mode} sslrootcert={ca}"))
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert!(c.contains("TLS") && c.contains(mode), "{c}");
+    }
+    // A host name the certificate does not carry (the address given apart): verify-ca accepts,
+    // verify-full refuses.
+    let named = format!(
+        "host=qiao.invalid hostaddr=127.0.0.1 port={port} dbname={dbname} user=qiao_tls password=qiao_tls sslrootcert={ca}"
+    );
+    try_ingest(&format!("{named} sslmode=verify-ca"), &g, None, opts()).unwrap();
+    let err = try_ingest(&format!("{named} sslmode=verify-full"), &g, None, opts()).unwrap_err();
+    assert!(
+        err.contains("not valid for name") || err.contains("NotValidForName"),
+        "{err}"
+    );
+    // A root certificate that did not sign the server's: refused by verify-ca and by require.
+    for mode in ["verify-ca", "require"] {
+        let err = connection(&format!("sslmode={mode} sslrootcert={cert}")).unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{mode}: {err}");
+    }
+
+    // The ordinary role, default sslmode (prefer): TLS first.
+    let c = try_ingest(
+        &format!("host={host} port={port} dbname={dbname} user=qiao password=qiao"),
+        &g,
+        None,
+        opts(),
+    )
+    .unwrap()
+    .connection
+    .unwrap();
+    assert!(
+        c.contains("TLS TLSv1.3") && c.contains("sslmode=prefer"),
+        "{c}"
+    );
+    let c = try_ingest(
+        &format!("host={host} port={port} dbname={dbname} user=qiao password=qiao sslmode=disable"),
+        &g,
+        None,
+        opts(),
+    )
+    .unwrap()
+    .connection
+    .unwrap();
+    assert!(c.contains("no TLS"), "{c}");
+
+    // A client certificate (`cert` authentication), no password.
+    let certified = format!("host={host} port={port} dbname={dbname} user=qiao_cert sslrootcert={ca} sslmode=verify-full");
+    let report = try_ingest(
+        &format!("{certified} sslcert={cert} sslkey={key}"),
+        &g,
+        None,
+        opts(),
+    )
+    .unwrap();
+    assert_eq!(report.tables["person"].rows_kept, 2_694);
+    let err = try_ingest(&certified, &g, None, opts()).unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+}
+
+/// (13) The official OHDSI 5.4 DDL with primary keys, the vocabulary in a schema of its own, read
+/// by a SELECT-only role over verified TLS: the same store as the Synthea27Nj CSV folder.
+#[test]
+fn official_ddl_select_only_role_over_tls_equals_csv() {
+    let url = require_pg!("official_ddl_select_only_role_over_tls_equals_csv");
+    let Some((ca, _, _)) = tls_files() else {
+        return;
+    };
+    let (host, port, dbname) = server(&url);
+    let reader = format!(
+        "postgres://qiao_reader:qiao_reader@{host}:{port}/{dbname}?sslmode=verify-full&sslrootcert={ca}"
+    );
+    // Its concept_ancestor is empty: no vocabulary unless accepted.
+    let err = try_ingest(&reader, "synthea54", Some("synthea54_vocab"), opts()).unwrap_err();
+    assert!(err.contains("concept_ancestor empty"), "{err}");
+
+    let csv_dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea27nj-5.4");
+    let (csv, csv_report, csv_out) =
+        ingest_to_store_with(&Source::CsvDir(csv_dir), "csv", no_vocabulary());
+    let (pgs, pg_report, pg_out) = ingest_to_store_with(
+        &pg(&reader, "synthea54", Some("synthea54_vocab")),
+        "postgres",
+        no_vocabulary(),
+    );
+    assert_eq!(pgs.meta().persons, 28);
+    assert_eq!(pgs.meta().tables["concept_relationship"].rows, 266_588);
+    assert!(pg_report.connection.as_deref().unwrap().contains("TLS"));
+    assert_eq!(
+        pg_report.tables["concept"].source,
+        "postgres:synthea54_vocab.concept"
+    );
+    assert_same_report(&csv_report, &pg_report);
+    assert_same_store(
+        &csv,
+        &pgs,
+        &csv_out.path().join("store.qiao"),
+        &pg_out.path().join("store.qiao"),
+    );
+
+    // SELECT-only: the role cannot write there.
+    let mut c = postgres::Client::connect(
+        &format!("host={host} port={port} dbname={dbname} user=qiao_reader password=qiao_reader"),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let e = c
+        .batch_execute("DELETE FROM synthea54.person")
+        .expect_err("qiao_reader must not write");
+    assert!(
+        db_error(&e).contains("permission denied"),
+        "{}",
+        db_error(&e)
+    );
+}
+
+/// (1) Tables are found in the catalog: materialized views and partitioned tables too. A table
+/// the role cannot read is an error naming it and the privilege, never "absent".
+#[test]
+fn catalog_discovery_and_unreadable_tables() {
+    let url = require_pg!("catalog_discovery_and_unreadable_tables");
+    let mut db = Scratch::new(&url);
+    db.gibleed_tables();
+    let g = gibleed_schema();
+    let s = db.schema("catalog");
+    db.exec(&format!(
+        "CREATE MATERIALIZED VIEW {s}.person AS SELECT * FROM {g}.person;
+         CREATE TABLE {s}.observation_period (LIKE {g}.observation_period) PARTITION BY RANGE (observation_period_start_date);
+         CREATE TABLE {s}.op_old PARTITION OF {s}.observation_period FOR VALUES FROM (MINVALUE) TO ('2000-01-01');
+         CREATE TABLE {s}.op_new PARTITION OF {s}.observation_period FOR VALUES FROM ('2000-01-01') TO (MAXVALUE);
+         INSERT INTO {s}.observation_period SELECT * FROM {g}.observation_period;
+         CREATE VIEW {s}.condition_occurrence AS SELECT * FROM {g}.condition_occurrence;
+         CREATE VIEW {s}.concept AS SELECT * FROM {g}.concept;
+         CREATE VIEW {s}.concept_ancestor AS SELECT * FROM {g}.concept_ancestor;
+         CREATE VIEW {s}.concept_relationship AS SELECT * FROM {g}.concept_relationship;"
+    ));
+    // A foreign table (postgres_fdw, back into this database).
+    let (host, port, dbname) = server(&url);
+    let fdw = format!("qt_{}_fdw", std::process::id());
+    db.exec(&format!(
+        "DROP SERVER IF EXISTS {fdw} CASCADE;
+         CREATE SERVER {fdw} FOREIGN DATA WRAPPER postgres_fdw \
+           OPTIONS (host '{host}', port '{port}', dbname '{dbname}');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER {fdw} OPTIONS (user 'qiao', password 'qiao');
+         IMPORT FOREIGN SCHEMA {g} LIMIT TO (drug_era) FROM SERVER {fdw} INTO {s};"
+    ));
+    let report = try_ingest(&url, &s, None, opts());
+    db.exec(&format!("DROP SERVER IF EXISTS {fdw} CASCADE"));
+    let report = report.unwrap();
+    assert_eq!(report.tables["person"].rows_kept, 2_694);
+    assert_eq!(report.tables["observation_period"].rows_kept, 5_343);
+    assert_eq!(report.tables["condition_occurrence"].rows_kept, 65_332);
+    assert_eq!(report.tables["drug_era"].rows_kept, 52_508);
+    assert!(report.absent_tables.iter().any(|t| t == "drug_exposure"));
+
+    // Two relations for one table (names differing in case): an error naming both.
+    db.exec(&format!(
+        "CREATE VIEW {s}.\"PERSON\" AS SELECT * FROM {g}.person"
+    ));
+    let err = try_ingest(&url, &s, None, opts()).unwrap_err();
+    assert!(
+        err.contains("\"PERSON\" (view)") && err.contains("\"person\" (materialized view)"),
+        "{err}"
+    );
+    db.exec(&format!("DROP VIEW {s}.\"PERSON\""));
+
+    // The SELECT-only role may use the schema but not read condition_occurrence.
+    db.exec(&format!(
+        "GRANT USAGE ON SCHEMA {s} TO qiao_reader; GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO qiao_reader;
+         GRANT USAGE ON SCHEMA {g} TO qiao_reader; GRANT SELECT ON ALL TABLES IN SCHEMA {g} TO qiao_reader;
+         REVOKE SELECT ON {s}.condition_occurrence FROM qiao_reader;"
+    ));
+    let reader = format!("postgres://qiao_reader:qiao_reader@{host}:{port}/{dbname}");
+    let err = try_ingest(&reader, &s, None, opts()).unwrap_err();
+    assert!(
+        err.contains(&format!("{s}.condition_occurrence"))
+            && err.contains("SELECT privilege")
+            && err.contains("qiao_reader"),
+        "{err}"
+    );
+    db.exec(&format!("REVOKE USAGE ON SCHEMA {s} FROM qiao_reader"));
+    let err = try_ingest(&reader, &s, None, opts()).unwrap_err();
+    assert!(err.contains("USAGE privilege") && err.contains(&s), "{err}");
+    db.exec(&format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA {g} FROM qiao_reader; REVOKE USAGE ON SCHEMA {g} FROM qiao_reader"
+    ));
+}
+
+/// (8) PostgreSQL problems are located by table and primary key; an error mid-stream keeps the
+/// server's message; (9) BC dates are rejected and `timestamptz` is read in an explicit zone.
+#[test]
+fn problems_by_key_server_messages_dates_and_zones() {
+    let url = require_pg!("problems_by_key_server_messages_dates_and_zones");
+    let mut db = Scratch::new(&url);
+    let s = tiny_cdm(&mut db, "keyed");
+    db.exec(&format!(
+        "CREATE TABLE {s}.condition_occurrence (condition_occurrence_id bigint, person_id bigint, \
+           condition_concept_id integer, condition_start_date date, \
+           condition_start_datetime timestamptz, condition_end_date text, \
+           condition_type_concept_id integer);
+         INSERT INTO {s}.condition_occurrence VALUES \
+           (501, 1, 201826, '2005-01-01', NULL, NULL, 32020), \
+           (502, 1, 201826, '0044-03-15 BC', NULL, NULL, 32020), \
+           (503, 2, 201826, '2006-01-01', NULL, 'not a date', 32020);
+         CREATE TABLE {s}.drug_exposure (drug_exposure_id bigint, person_id bigint, \
+           drug_concept_id integer, drug_exposure_start_date timestamptz, \
+           drug_exposure_end_date timestamptz, drug_type_concept_id integer);
+         INSERT INTO {s}.drug_exposure VALUES \
+           (1, 1, 1118084, '2010-01-01 20:00:00+00', '2010-01-31 20:00:00+00', 1);"
+    ));
+    let report = try_ingest(&url, &s, None, no_vocabulary()).unwrap();
+    let t = &report.tables["condition_occurrence"];
+    assert_eq!(t.rows_kept, 1);
+    let shown: Vec<String> = t.samples.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        t.samples[0].key.as_deref(),
+        Some("condition_occurrence_id=502")
+    );
+    assert!(
+        shown[0].starts_with(&format!(
+            "postgres:{s}.condition_occurrence: row condition_occurrence_id=502, column 4"
+        )),
+        "{shown:?}"
+    );
+    assert!(shown[0].contains("BC"), "{shown:?}");
+    assert_eq!(
+        t.samples[1].key.as_deref(),
+        Some("condition_occurrence_id=503")
+    );
+
+    // timestamptz: the server's zone (here the session's, as a role setting would make it), or
+    // an explicit one; the one used is reported.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let shanghai = format!("{url}{sep}options=-c%20TimeZone%3DAsia%2FShanghai");
+    let day = |r: &IngestReport, dir: &Path| {
+        let _ = r;
+        let store = Store::open(dir.join("s.qiao")).unwrap();
+        let d = store.domain("drug_exposure").unwrap().start()[0];
+        date::format(d)
+    };
+    for (conn, zone, want_zone, want_day) in [
+        (
+            &shanghai,
+            None,
+            "Asia/Shanghai (the server's TimeZone setting",
+            "2010-01-02",
+        ),
+        (&shanghai, Some("UTC"), "UTC (--timezone)", "2010-01-01"),
+        (
+            &url,
+            Some("America/New_York"),
+            "America/New_York (--timezone)",
+            "2010-01-01",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Source::Postgres(PostgresSource {
+            url: conn.clone(),
+            schema: s.clone(),
+            vocab_schema: None,
+            timezone: zone.map(str::to_string),
+        });
+        let r = ingest(&src, &dir.path().join("s.qiao"), no_vocabulary()).unwrap();
+        assert!(
+            r.timezone.as_deref().unwrap().starts_with(want_zone),
+            "{:?}",
+            r.timezone
+        );
+        assert_eq!(day(&r, dir.path()), want_day, "{zone:?}");
+    }
+    let src = Source::Postgres(PostgresSource {
+        url: url.clone(),
+        schema: s.clone(),
+        vocab_schema: None,
+        timezone: Some("Mars/Olympus".into()),
+    });
+    let err = ingest_fails(&src).to_string();
+    assert!(err.contains("Mars/Olympus"), "{err}");
+
+    // A view that fails mid-stream: the server's message, the table named.
+    let s2 = tiny_cdm(&mut db, "midstream");
+    let g = gibleed_schema();
+    db.exec(&format!(
+        "CREATE VIEW {s2}.condition_occurrence AS SELECT c.*, 1 / (CASE WHEN condition_occurrence_id = \
+           (SELECT max(condition_occurrence_id) FROM {g}.condition_occurrence) THEN 0 ELSE 1 END) AS boom \
+         FROM {g}.condition_occurrence c ORDER BY condition_occurrence_id"
+    ));
+    let err = ingest_fails(&pg(&url, &s2, None)).to_string();
+    assert!(
+        err.contains(&format!("{s2}.condition_occurrence")) && err.contains("division by zero"),
+        "{err}"
+    );
+    // statement_timeout: the server's words, not "db error".
+    db.exec(&format!(
+        "DROP VIEW {s2}.condition_occurrence; CREATE VIEW {s2}.condition_occurrence AS SELECT c.* FROM {g}.condition_occurrence c \
+         UNION ALL SELECT c.* FROM {g}.condition_occurrence c, (SELECT pg_sleep(3)) z"
+    ));
+    let slow = format!("{url}{sep}options=-c%20statement_timeout%3D1000");
+    let err = ingest_fails(&pg(&slow, &s2, None)).to_string();
+    assert!(err.contains("statement timeout"), "{err}");
+}
+
+/// (12) Credentials: no password in argv. QIAO_PG_URL, PGPASSWORD, ~/.pgpass and PGSERVICE all
+/// work for `qiao ingest`; a password in a URL is never printed, percent-encoded or not.
+#[test]
+fn credentials_without_argv_and_never_printed() {
+    let url = require_pg!("credentials_without_argv_and_never_printed");
+    let Some(bin) = qiao_bin() else {
+        assert!(
+            std::env::var("QIAO_TEST_PG_REQUIRED").as_deref() != Ok("1"),
+            "no qiao binary beside the tests: cargo build --release -p qiao"
+        );
+        return;
+    };
+    let (host, port, dbname) = server(&url);
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("s.qiao");
+    let g = gibleed_schema();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = Command::new(&bin);
+        cmd.arg("ingest")
+            .args(args)
+            .args(["--json", "--out"])
+            .arg(&out);
+        for v in [
+            "PGPASSWORD",
+            "PGSERVICE",
+            "PGSERVICEFILE",
+            "QIAO_PG_URL",
+            "PGUSER",
+            "PGHOST",
+            "PGPORT",
+            "PGDATABASE",
+            "PGPASSFILE",
+            "PGSSLMODE",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.env("HOME", home.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().expect("run qiao");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let nopw = format!("postgres://qiao@{host}:{port}/{dbname}");
+
+    // QIAO_PG_URL (password inside, not in argv) without --postgres.
+    let (ok, text) = run(&["--schema", &g], &[("QIAO_PG_URL", &url)]);
+    assert!(ok, "{text}");
+    // PGPASSWORD with a URL that has none.
+    let (ok, text) = run(
+        &["--postgres", &nopw, "--schema", &g],
+        &[("PGPASSWORD", "qiao")],
+    );
+    assert!(ok, "{text}");
+    // Without it: the server's refusal.
+    let (ok, text) = run(&["--postgres", &nopw, "--schema", &g], &[]);
+    assert!(!ok && text.contains("password"), "{text}");
+    // ~/.pgpass (0600).
+    let pgpass = home.path().join(".pgpass");
+    std::fs::write(&pgpass, format!("{host}:{port}:{dbname}:qiao:qiao\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, text) = run(&["--postgres", &nopw, "--schema", &g], &[]);
+    assert!(ok, "{text}");
+    std::fs::remove_file(&pgpass).unwrap();
+    // PGSERVICE with a service file, and --postgres without a value.
+    let svc = home.path().join("pg_service.conf");
+    std::fs::write(
+        &svc,
+        format!("[cdm]\nhost={host}\nport={port}\ndbname={dbname}\nuser=qiao\npassword=qiao\n"),
+    )
+    .unwrap();
+    let (ok, text) = run(
+        &["--postgres", "--schema", &g],
+        &[
+            ("PGSERVICE", "cdm"),
+            ("PGSERVICEFILE", svc.to_str().unwrap()),
+        ],
+    );
+    assert!(ok, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(v["tables"]["person"]["rows_kept"], 2694);
+    assert_eq!(
+        v["connection"].as_str().unwrap().split(' ').next(),
+        Some(format!("qiao@{host}:{port}/{dbname}").as_str())
+    );
+
+    // A wrong password, plain or percent-encoded, in every spelling: never printed.
+    for conn in [
+        format!("postgres://qiao:Sekr%65t%40x@{host}:{port}/{dbname}"),
+        format!("postgres://qiao:Sekret@{host}:{port}/{dbname}?sslmode=disable"),
+        format!("host={host} port={port} dbname={dbname} user=qiao password='Sekret x'"),
+        format!("postgres://{host}:{port}/{dbname}?user=qiao&password=Sekret"),
+    ] {
+        let (ok, text) = run(&["--postgres", &conn, "--schema", &g], &[]);
+        assert!(!ok, "{text}");
+        assert!(text.contains("authentication failed"), "{text}");
+        assert!(!text.contains("Sekr"), "the password leaked: {text}");
+    }
 }

@@ -144,3 +144,196 @@ fn qiao_synth_replicate(out: &Path, k: u32) {
         .unwrap();
     assert!(st.success());
 }
+
+/// A CDM folder linking GiBleed's files, without the tables named.
+fn gibleed_without(dir: &Path, remove: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = std::fs::canonicalize(GIBLEED).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".csv") && !remove.contains(&name.trim_end_matches(".csv")) {
+            std::os::unix::fs::symlink(src.join(&name), dir.join(&name)).unwrap();
+        }
+    }
+}
+
+/// (3) Absent optional tables are in the printed summary; (10) no colour codes when stderr is
+/// not a terminal (a warning is printed: the misnamed file).
+#[test]
+fn absent_tables_are_printed_and_warnings_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdm = dir.path().join("cdm");
+    gibleed_without(&cdm, &["drug_era", "measurement"]);
+    std::fs::write(cdm.join("DRUG_ERAS.csv"), "x\n").unwrap();
+    let out = qiao()
+        .args(["ingest", "--cdm"])
+        .arg(&cdm)
+        .arg("--out")
+        .arg(dir.path().join("s.qiao"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let absent = stdout
+        .lines()
+        .find(|l| l.starts_with("absent tables:"))
+        .unwrap_or_else(|| panic!("no absent tables line: {stdout}"));
+    assert!(
+        absent.contains("drug_era") && absent.contains("measurement"),
+        "{absent}"
+    );
+    assert!(
+        stdout.contains("DRUG_ERAS.csv: not a CDM table, ignored: did you mean drug_era?"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("DRUG_ERAS.csv"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes on a pipe: {stderr:?}"
+    );
+}
+
+/// (2) No vocabulary: an error unless --no-vocabulary; such a store refuses a cohort definition
+/// whose concept set needs descendants, naming it, and runs one that does not.
+#[test]
+fn no_vocabulary_store_refuses_descendants() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdm = dir.path().join("cdm");
+    gibleed_without(&cdm, &["concept_ancestor"]);
+    let store = dir.path().join("s.qiao");
+    let ingest = |extra: &[&str]| {
+        qiao()
+            .args(["ingest", "--cdm"])
+            .arg(&cdm)
+            .args(extra)
+            .arg("--out")
+            .arg(&store)
+            .output()
+            .unwrap()
+    };
+    let out = ingest(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("concept_ancestor not found") && err.contains("--no-vocabulary"),
+        "{err}"
+    );
+    assert!(!store.exists());
+    let out = ingest(&["--no-vocabulary"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("concept_ancestor not found"));
+
+    let plain = Path::new("../../../shared/data/reference/cohortgenerator-eunomia/cohorts/1.json");
+    let mut def: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plain).unwrap()).unwrap();
+    def["ConceptSets"][0]["expression"]["items"][0]["includeDescendants"] = true.into();
+    let with_descendants = dir.path().join("descendants.json");
+    std::fs::write(&with_descendants, def.to_string()).unwrap();
+    let run = |def: &Path| {
+        qiao()
+            .args(["cohort", "run", "--json", "--store"])
+            .arg(&store)
+            .arg(def)
+            .output()
+            .unwrap()
+    };
+    let out = run(&with_descendants);
+    let err =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("ConceptSets[0]") && err.contains("Celecoxib") && err.contains("descendants"),
+        "{err}"
+    );
+    let out = run(plain);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1800"));
+}
+
+/// (10) An OS error is printed once (not once per wrapping layer).
+#[test]
+fn an_os_error_is_printed_once() {
+    let out = qiao()
+        .args([
+            "ingest",
+            "--cdm",
+            GIBLEED,
+            "--out",
+            "/nonexistent-qiao-dir/s.qiao",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent-qiao-dir"), "{err}");
+}
+
+/// (10) A SIGTERM'd ingest removes its temporary file and exits 128 + 15.
+#[test]
+fn sigterm_removes_the_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cdm = dir.path().join("cdm");
+    qiao_synth_replicate(&cdm, 8);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let store = out_dir.join("s.qiao");
+    let mut child = qiao()
+        .args(["ingest", "--cdm"])
+        .arg(&cdm)
+        .arg("--out")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let temp_seen = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("tmp"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !temp_seen(&out_dir) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the ingest ended before its temporary file was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no temporary file");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.code() == Some(143) || out.status.signal() == Some(15),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -240,9 +240,56 @@ pub struct Prepared {
     warnings: Vec<crate::model::Issue>,
 }
 
+/// A store ingested without (part of) its vocabulary (`qiao ingest --no-vocabulary` records which
+/// tables were missing or empty) cannot expand concept sets that include descendants or mapped
+/// concepts: such a definition is refused, naming its concept sets, instead of counting too few.
+fn check_vocabulary(def: &CohortDefinition, store: &Store) -> Result<(), CohortError> {
+    let missing: Vec<&str> = store
+        .meta()
+        .ingest_report
+        .get("missing_vocabulary")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|m| m.as_str()).collect())
+        .unwrap_or_default();
+    let lacks = |table: &str| missing.iter().any(|m| m.split(' ').next() == Some(table));
+    let no_descendants = lacks("concept") || lacks("concept_ancestor");
+    let no_mapping = lacks("concept") || lacks("concept_relationship");
+    let mut refused = Vec::new();
+    for (i, cs) in def.expression.concept_sets.iter().enumerate() {
+        let items = cs.expression.as_ref().map_or(&[][..], |e| &e.items[..]);
+        let mut needs = Vec::new();
+        if no_descendants && items.iter().any(|it| it.include_descendants) {
+            needs.push("descendants");
+        }
+        if no_mapping && items.iter().any(|it| it.include_mapped) {
+            needs.push("mapped concepts");
+        }
+        if !needs.is_empty() {
+            refused.push(format!(
+                "ConceptSets[{i}] (id {}, {:?}) needs {}",
+                cs.id,
+                cs.name.as_deref().unwrap_or(""),
+                needs.join(" and ")
+            ));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(CohortError::Unsupported(Unsupported {
+        path: "ConceptSets".into(),
+        what: format!(
+            "the store was ingested without vocabulary ({}): {}",
+            missing.join(", "),
+            refused.join("; ")
+        ),
+    }))
+}
+
 impl Prepared {
     /// Resolves concept sets against the store's vocabulary and compiles the plan.
     pub fn new(def: &CohortDefinition, store: &Store) -> Result<Prepared, CohortError> {
+        check_vocabulary(def, store)?;
         Self::with_vocabulary(def, &store.vocabulary())
     }
 

@@ -109,6 +109,7 @@ pub fn store_of(dir: &Path) -> Store {
         qiao_ingest::Options {
             strict: true,
             progress: false,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("ingest {}: {e}", dir.display()));

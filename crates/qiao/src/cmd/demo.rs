@@ -316,6 +316,7 @@ fn ingest(
             Options {
                 strict: false,
                 progress: std::io::stderr().is_terminal(),
+                ..Default::default()
             },
         )
         .with_context(|| format!("ingesting {}", h.dir.display()))?;
