@@ -223,6 +223,13 @@ impl<'a> ColumnRef<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Element-wise consistency (text offsets and encoding), for [`crate::Store::verify`].
+    pub(crate) fn verify(&self) -> bool {
+        match self {
+            ColumnRef::Text(t) => t.verify(),
+            _ => true,
+        }
+    }
     pub fn as_id(self) -> Option<IdColumn<'a>> {
         match self {
             ColumnRef::Id(v) => Some(v),
@@ -457,12 +464,11 @@ impl Offsets<'_> {
             Offsets::Wide(v) => v.get(i).map(|&o| o as usize),
         }
     }
+    /// Offsets into `len` bytes: start at 0 and end at `len` (constant time; whether they never
+    /// decrease is [`TextRef::verify`]'s to check).
     fn valid_for(&self, len: usize) -> bool {
         let n = self.len();
-        n > 0
-            && self.get(0) == Some(0)
-            && self.get(n - 1) == Some(len)
-            && (1..n).all(|i| self.get(i - 1) <= self.get(i))
+        n > 0 && self.get(0) == Some(0) && self.get(n - 1) == Some(len)
     }
 }
 
@@ -492,6 +498,26 @@ impl<'a> TextRef<'a> {
                 nulls,
             },
         })
+    }
+    /// Offsets never decrease and every non-NULL value is UTF-8 (a full scan, for
+    /// [`crate::Store::verify`]).
+    fn verify(&self) -> bool {
+        match self.enc {
+            TextEnc::Stored {
+                offsets,
+                data,
+                nulls,
+            } => (0..nulls.len()).all(|i| match (offsets.get(i), offsets.get(i + 1)) {
+                (Some(a), Some(b)) if a <= b => {
+                    nulls[i] != 0
+                        || data
+                            .get(a..b)
+                            .is_some_and(|v| std::str::from_utf8(v).is_ok())
+                }
+                _ => false,
+            }),
+            TextEnc::Const(..) => true,
+        }
     }
     pub fn len(&self) -> usize {
         match self.enc {
