@@ -333,7 +333,7 @@ impl Store {
             let rest = &full[prefix.len()..];
             let (col, part) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
             if let Some(i) = PARTS.iter().position(|&p| p == part) {
-                parts.entry(col).or_insert([None; 9])[i] = Some((s.dtype, self.bytes_of(s)));
+                parts.entry(col).or_insert([None; 11])[i] = Some((s.dtype, self.bytes_of(s)));
             }
         }
         parts
@@ -817,10 +817,10 @@ impl<'a> Vocabulary<'a> {
 }
 
 /// A column's sections (type and bytes), by [`PARTS`].
-type RawParts<'a> = [Option<(DType, &'a [u8])>; 9];
+type RawParts<'a> = [Option<(DType, &'a [u8])>; 11];
 
 /// The suffixes of a column's sections, in the order [`column_of`] takes them.
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 11] = [
     "",
     ".const",
     ".base",
@@ -830,6 +830,8 @@ const PARTS: [&str; 9] = [
     ".offsets",
     ".data",
     ".nulls",
+    ".dict",
+    ".u8",
 ];
 
 /// The typed view of a column of `rows` rows from its sections (by [`PARTS`]), if they agree.
@@ -860,6 +862,8 @@ fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
             u16: typed(raw[3], DType::U16).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             text_const: raw[5].map(|(_, b)| b),
+            dict: typed(raw[9], DType::I32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+            u8: typed(raw[10], DType::U8),
             text,
         },
         rows,

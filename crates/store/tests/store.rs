@@ -547,3 +547,67 @@ fn person_summaries_hold_the_id_and_a_single_observation_period() {
         Some((d("2001-01-01"), d("2002-01-01")))
     );
 }
+
+#[test]
+fn a_column_of_few_distinct_values_is_stored_as_one_byte_codes() {
+    // condition_source_concept_id: three distinct values and a NULL.
+    let row = |id: &str, src: &str| -> Vec<String> {
+        let mut r: Vec<String> = [id, "1", "201826", "2001-01-01", "", "32020"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        r.extend(["", "", "", "", "", src].iter().map(|s| s.to_string()));
+        r
+    };
+    let rows: Vec<Vec<String>> = vec![
+        row("1", "45"),
+        row("2", ""),
+        row("3", "45"),
+        row("4", "2000000000"),
+        row("5", "-7"),
+    ];
+    let rows: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+    let mut tables = sample();
+    tables.retain(|t| t.spec.name != "condition_occurrence");
+    tables.push(table("condition_occurrence", &rows));
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let names: Vec<String> = toc_of(&bytes)
+        .sections
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let col = "dom/condition_occurrence/col/condition_source_concept_id";
+    assert!(names.contains(&format!("{col}.dict")) && names.contains(&format!("{col}.u8")));
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let c = store.domain("condition_occurrence").unwrap();
+    assert_eq!(c.event_id(), &[1, 2, 3, 4, 5]);
+    let src = c
+        .column("condition_source_concept_id")
+        .unwrap()
+        .as_i32()
+        .unwrap();
+    let got: Vec<Option<i32>> = (0..6).map(|r| src.get(r)).collect();
+    assert_eq!(
+        got,
+        [
+            Some(45),
+            Some(NULL_INT),
+            Some(45),
+            Some(2_000_000_000),
+            Some(-7),
+            None
+        ]
+    );
+    // A code past the dictionary: verification refuses it; reading it gives NULL, not a panic.
+    let damaged = with_section(&bytes, &format!("{col}.u8"), |b| b[0] = 200);
+    let store = Store::from_bytes(&damaged).unwrap();
+    assert!(store.verify().is_err());
+    let c = store.domain("condition_occurrence").unwrap();
+    let src = c.column("condition_source_concept_id").unwrap();
+    assert_eq!(src.as_i32().unwrap().get(0), Some(NULL_INT));
+}
