@@ -11,13 +11,11 @@ fn qiao() -> Command {
     Command::new(env!("CARGO_BIN_EXE_qiao"))
 }
 
-#[test]
-fn stats_json_is_the_documented_object() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("g.qiao");
+/// `qiao ingest` of GiBleed into `store`; its standard output.
+fn ingest_gibleed(store: &Path) -> String {
     let out = qiao()
         .args(["ingest", "--cdm", GIBLEED, "--out"])
-        .arg(&store)
+        .arg(store)
         .output()
         .unwrap();
     assert!(
@@ -25,7 +23,14 @@ fn stats_json_is_the_documented_object() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn stats_json_is_the_documented_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.qiao");
+    let text = ingest_gibleed(&store);
     assert!(
         text.contains("observation_period") && text.contains("2649"),
         "{text}"
@@ -149,12 +154,7 @@ fn qiao_synth_replicate(out: &Path, k: u32) {
 fn store_verify_reads_every_byte_that_opening_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("g.qiao");
-    let out = qiao()
-        .args(["ingest", "--cdm", GIBLEED, "--out"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    ingest_gibleed(&store);
     let out = qiao()
         .args(["store", "verify", "--json"])
         .arg(&store)
