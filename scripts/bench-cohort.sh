@@ -165,8 +165,8 @@ for label, a, b in [('cold: one process, open + cohort cg/1 (s)', 'qiao_cold', '
 whole = {}
 for line in open(f'{out}/whole.tsv'):
     f, engine, us = line.rstrip('\n').split('\t')
-    k = (name(f), engine)
-    whole[k] = min(whole.get(k, float('inf')), int(us) / 1000)
+    key = (name(f), engine)
+    whole[key] = min(whole.get(key, float('inf')), int(us) / 1000)
 wq = [whole[(r[0], 'qiao')] for r in rows]
 wd = [whole[(r[0], 'duck')] for r in rows]
 print()
