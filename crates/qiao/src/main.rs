@@ -32,6 +32,9 @@ enum Command {
     Ingest(cmd::ingest::Args),
     /// Print what a store holds: rows per table, persons, date range, top concepts.
     Stats(cmd::stats::Args),
+    /// The store file itself: `qiao store verify STORE` checks every byte of it.
+    #[command(subcommand)]
+    Store(cmd::store::Command),
     /// Write synthetic hospitals (OMOP CSV folders) resampled from a source CDM.
     Synth(cmd::synth::Args),
     /// Run, explain or check OHDSI ATLAS/Circe cohort definitions on a store.
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Store(c) => cmd::store::run(c),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Cohort(c) => cmd::cohort::run(c),
         Command::Analyze(c) => cmd::analyze::run(c),

@@ -11,13 +11,11 @@ fn qiao() -> Command {
     Command::new(env!("CARGO_BIN_EXE_qiao"))
 }
 
-#[test]
-fn stats_json_is_the_documented_object() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("g.qiao");
+/// `qiao ingest` of GiBleed into `store`; its standard output.
+fn ingest_gibleed(store: &Path) -> String {
     let out = qiao()
         .args(["ingest", "--cdm", GIBLEED, "--out"])
-        .arg(&store)
+        .arg(store)
         .output()
         .unwrap();
     assert!(
@@ -25,7 +23,14 @@ fn stats_json_is_the_documented_object() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn stats_json_is_the_documented_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.qiao");
+    let text = ingest_gibleed(&store);
     assert!(
         text.contains("observation_period") && text.contains("2649"),
         "{text}"
@@ -336,4 +341,59 @@ fn sigterm_removes_the_temporary_file() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+#[test]
+fn store_verify_reads_every_byte_that_opening_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("g.qiao");
+    ingest_gibleed(&store);
+    let out = qiao()
+        .args(["store", "verify", "--json"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let bytes = std::fs::read(&store).unwrap();
+    assert!(v["sections"].as_u64().unwrap() > 50);
+    assert!(v["bytes"].as_u64().unwrap() > bytes.len() as u64 / 2);
+
+    // One flipped byte in the middle of the condition_occurrence start dates.
+    let footer = &bytes[bytes.len() - 32..];
+    let off = u64::from_le_bytes(footer[0..8].try_into().unwrap()) as usize;
+    let len = u64::from_le_bytes(footer[8..16].try_into().unwrap()) as usize;
+    let toc: serde_json::Value = serde_json::from_slice(&bytes[off..off + len]).unwrap();
+    let s = toc["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "dom/condition_occurrence/start")
+        .unwrap();
+    let at = (s["offset"].as_u64().unwrap() + s["len"].as_u64().unwrap() / 2) as usize;
+    let mut damaged = bytes.clone();
+    damaged[at] ^= 0x10;
+    std::fs::write(&store, &damaged).unwrap();
+    // Opening reads no data, so `stats` still answers; `store verify` finds the damage.
+    let out = qiao()
+        .args(["stats", "--json"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = qiao()
+        .args(["store", "verify"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupt store: section dom/condition_occurrence/start checksum mismatch")
+            && err.contains("g.qiao"),
+        "{err}"
+    );
 }

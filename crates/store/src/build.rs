@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::column;
 use crate::format::{Element, SectionWriter};
 use crate::meta::{Meta, TableMeta};
+use crate::PersonSummary;
 
 /// Builds every section of a store from `tables`, writes them to `out`, and returns the writer and
 /// what the store says about itself (so a caller need not reopen the file to learn it).
@@ -208,6 +209,11 @@ pub fn write_image<W: Write>(
         }
         meta.tables.insert(name.into(), tm);
     }
+    // What a query reads of a person before any event: id and single observation period.
+    let op = op_index
+        .as_ref()
+        .map(|(off, start, end)| (&off[..], &start[..], &end[..]));
+    w.section("person/summary", &summaries(&universe, op))?;
     if first_date != i32::MAX {
         meta.first_date = Some(date::format(first_date));
         meta.last_date = Some(date::format(last_date));
@@ -334,6 +340,38 @@ pub fn write_image<W: Write>(
 
     let out = w.finish(meta.clone())?;
     Ok((out, meta))
+}
+
+/// Per person index, the person id and the single observation period, from the observation
+/// periods' per-person offsets, starts and ends (see [`PersonSummary`]).
+fn summaries(ids: &[i64], op: Option<(&[u64], &[i32], &[i32])>) -> Vec<PersonSummary> {
+    let (offsets, starts, ends) = op.unwrap_or((&[], &[], &[]));
+    let none = (PersonSummary::NOT_ONE, PersonSummary::NOT_ONE);
+    ids.iter()
+        .enumerate()
+        .map(|(p, &person_id)| {
+            let (op_start, op_end) = match offsets.get(p..p + 2) {
+                Some(&[a, b]) if b == a + 1 => {
+                    let r = a as usize;
+                    match (starts.get(r), ends.get(r)) {
+                        (Some(&s), Some(&e)) => (s, e),
+                        _ => none,
+                    }
+                }
+                _ => none,
+            };
+            PersonSummary {
+                person_id,
+                op_start,
+                op_end,
+            }
+        })
+        .collect()
+}
+
+/// [`summaries`] of an open store (what verification compares the stored ones with).
+pub(crate) fn person_summaries(ids: &[i64], op: Option<&crate::Domain<'_>>) -> Vec<PersonSummary> {
+    summaries(ids, op.map(|d| (d.person_offsets(), d.start(), d.end())))
 }
 
 fn present(t: &RawTable) -> Vec<String> {

@@ -9,8 +9,9 @@
 //! | constant | `NAME.const` (one value) | every row holds the same non-NULL value |
 //! | 16-bit offsets | `NAME.base` (i32), `NAME.u16` | i32 values within 65,535 of their minimum |
 //! | 32-bit offsets | `NAME.base` (i64), `NAME.u32` | i64 values within 2³²−1 of their minimum |
+//! | dictionary | `NAME.dict` (i32, ascending), `NAME.u8` (codes) | at most 255 distinct i32 values (type concepts, source concepts, counts) |
 //!
-//! In the offset encodings the all-ones code is NULL. Text columns are offsets + bytes + NULL flags,
+//! In the offset and dictionary encodings the all-ones code is NULL. Text columns are offsets + bytes + NULL flags,
 //! or one constant string.
 
 use std::io::{self, Write};
@@ -19,6 +20,7 @@ use qiao_cdm::{Column, NULL_ID, NULL_INT};
 
 use crate::format::{DType, SectionWriter};
 
+const NULL_U8: u8 = u8::MAX;
 const NULL_U16: u16 = u16::MAX;
 const NULL_U32: u32 = u32::MAX;
 
@@ -41,6 +43,11 @@ pub(crate) fn write_encoded<W: Write>(
     match col {
         Column::I32(v) => {
             let (min, max, nulls) = range(v.iter().copied(), NULL_INT);
+            let constant = min.is_some() && min == max && !nulls;
+            if let Some((values, codes)) = min.filter(|_| !constant).and_then(|_| dictionary(v)) {
+                w.section(format!("{name}.dict"), &values)?;
+                return w.section(format!("{name}.u8"), &codes);
+            }
             match (min, max) {
                 (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
                 (Some(a), Some(b)) if (b as i64 - a as i64) < NULL_U16 as i64 => {
@@ -115,6 +122,30 @@ fn write_text<W: Write>(
     w.section(format!("{name}.nulls"), &nulls)
 }
 
+/// The distinct non-NULL values of `v` (ascending) and each row's code (its value's position,
+/// [`NULL_U8`] for NULL), if there are at most 255 distinct values.
+fn dictionary(v: &[i32]) -> Option<(Vec<i32>, Vec<u8>)> {
+    let mut values: Vec<i32> = Vec::new();
+    for &x in v {
+        if x != NULL_INT {
+            if let Err(i) = values.binary_search(&x) {
+                if values.len() == NULL_U8 as usize {
+                    return None;
+                }
+                values.insert(i, x);
+            }
+        }
+    }
+    let codes = v
+        .iter()
+        .map(|&x| match values.binary_search(&x) {
+            Ok(i) => i as u8,
+            Err(_) => NULL_U8,
+        })
+        .collect();
+    Some((values, codes))
+}
+
 /// (min, max) of the non-NULL values, and whether any value is NULL.
 fn range<T: Ord + Copy>(values: impl Iterator<Item = T>, null: T) -> (Option<T>, Option<T>, bool) {
     let (mut min, mut max, mut nulls) = (None, None, false);
@@ -138,6 +169,8 @@ pub(crate) struct Parts<'a> {
     pub u32: Option<&'a [u32]>,
     pub text_const: Option<&'a [u8]>,
     pub text: Option<TextRef<'a>>,
+    pub dict: Option<&'a [i32]>,
+    pub u8: Option<&'a [u8]>,
 }
 
 /// Builds the typed view of a column of `rows` rows from its sections (None if inconsistent).
@@ -186,6 +219,10 @@ pub(crate) fn view<'a>(p: Parts<'a>, rows: usize) -> Option<ColumnRef<'a>> {
             _ => return None,
         });
     }
+    if let (Some(values), Some(codes)) = (p.dict, p.u8) {
+        return (codes.len() == rows && values.len() < NULL_U8 as usize)
+            .then_some(ColumnRef::I32(I32Column(I32Enc::Dict { values, codes })));
+    }
     let base = p.base?;
     if let Some(codes) = p.u16 {
         let base: i32 = *bytemuck::try_from_bytes(one(base, DType::I32)?).ok()?;
@@ -222,6 +259,19 @@ impl<'a> ColumnRef<'a> {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Element-wise consistency (text offsets and encoding), for [`crate::Store::verify`].
+    pub(crate) fn verify(&self) -> bool {
+        match self {
+            ColumnRef::Text(t) => t.verify(),
+            ColumnRef::I32(I32Column(I32Enc::Dict { values, codes })) => {
+                values.windows(2).all(|w| w[0] < w[1])
+                    && codes
+                        .iter()
+                        .all(|&c| c == NULL_U8 || (c as usize) < values.len())
+            }
+            _ => true,
+        }
     }
     pub fn as_id(self) -> Option<IdColumn<'a>> {
         match self {
@@ -260,6 +310,7 @@ impl<'a> ColumnRef<'a> {
             ColumnRef::I32(c) => match c.0 {
                 I32Enc::Plain(v) => prefetch(v, r),
                 I32Enc::U16 { codes, .. } => prefetch(codes, r),
+                I32Enc::Dict { codes, .. } => prefetch(codes, r),
                 I32Enc::Const(..) => {}
             },
             ColumnRef::Float(c) => match c.0 {
@@ -300,6 +351,7 @@ enum I32Enc<'a> {
     Plain(&'a [i32]),
     Const(i32, usize),
     U16 { base: i32, codes: &'a [u16] },
+    Dict { values: &'a [i32], codes: &'a [u8] },
 }
 
 /// An i32 column (concepts, integers, dates). `get` is like `slice.get(r).copied()`.
@@ -316,6 +368,7 @@ impl<'a> I32Column<'a> {
             I32Enc::Plain(v) => v.len(),
             I32Enc::Const(_, n) => n,
             I32Enc::U16 { codes, .. } => codes.len(),
+            I32Enc::Dict { codes, .. } => codes.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -334,6 +387,10 @@ impl<'a> I32Column<'a> {
                     base + c as i32
                 }
             }),
+            // A code past the dictionary (a damaged file, see `verify`) reads as NULL.
+            I32Enc::Dict { values, codes } => codes
+                .get(r)
+                .map(|&c| values.get(c as usize).copied().unwrap_or(NULL_INT)),
         }
     }
     /// The values as a slice, when stored plain.
@@ -457,12 +514,11 @@ impl Offsets<'_> {
             Offsets::Wide(v) => v.get(i).map(|&o| o as usize),
         }
     }
+    /// Offsets into `len` bytes: start at 0 and end at `len` (constant time; whether they never
+    /// decrease is [`TextRef::verify`]'s to check).
     fn valid_for(&self, len: usize) -> bool {
         let n = self.len();
-        n > 0
-            && self.get(0) == Some(0)
-            && self.get(n - 1) == Some(len)
-            && (1..n).all(|i| self.get(i - 1) <= self.get(i))
+        n > 0 && self.get(0) == Some(0) && self.get(n - 1) == Some(len)
     }
 }
 
@@ -492,6 +548,26 @@ impl<'a> TextRef<'a> {
                 nulls,
             },
         })
+    }
+    /// Offsets never decrease and every non-NULL value is UTF-8 (a full scan, for
+    /// [`crate::Store::verify`]).
+    fn verify(&self) -> bool {
+        match self.enc {
+            TextEnc::Stored {
+                offsets,
+                data,
+                nulls,
+            } => (0..nulls.len()).all(|i| match (offsets.get(i), offsets.get(i + 1)) {
+                (Some(a), Some(b)) if a <= b => {
+                    nulls[i] != 0
+                        || data
+                            .get(a..b)
+                            .is_some_and(|v| std::str::from_utf8(v).is_ok())
+                }
+                _ => false,
+            }),
+            TextEnc::Const(..) => true,
+        }
     }
     pub fn len(&self) -> usize {
         match self.enc {

@@ -8,7 +8,7 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{store}: store format version {found} is not supported (this qiao reads version {supported}); re-run `qiao ingest`")]
+    #[error("{store}: store format version {found} is not supported (this qiao reads version {supported}); re-ingest the CDM with this version (`qiao ingest`)")]
     Version {
         store: String,
         found: u32,

@@ -6,8 +6,10 @@
 //! toc                 JSON: format version, metadata, and per section {name, offset, len, dtype, crc32}
 //! footer   32 bytes   toc offset (u64), toc length (u64), toc crc32 (u32), format version (u32), magic "QIAOEND\0"
 //! ```
-//! Opening reads the header, the footer and the table of contents, checks every section's bounds,
-//! alignment and checksum, and memory-maps the rest: no parsing of the data itself.
+//! Opening reads the header, the footer and the table of contents, checks every section's bounds
+//! and alignment, and memory-maps the rest: no data page is read, so opening takes the same time
+//! whatever the store's size. The sections' checksums are checked by `Store::verify` (`qiao store
+//! verify`, and by every write before the file takes its name).
 
 use std::io::{self, Write};
 
@@ -18,7 +20,7 @@ use crate::meta::Meta;
 pub const MAGIC: &[u8; 8] = b"QIAOSTOR";
 pub const FOOTER_MAGIC: &[u8; 8] = b"QIAOEND\0";
 /// Bump on any change of layout or meaning; older versions are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 64;
 pub const FOOTER_LEN: usize = 32;
 pub const ALIGN: usize = 64;
@@ -34,6 +36,8 @@ pub enum DType {
     I64,
     U64,
     F64,
+    /// [`crate::PersonSummary`]: person id (i64), single observation period start and end (i32).
+    PersonSummary,
 }
 
 impl DType {
@@ -43,6 +47,7 @@ impl DType {
             DType::U16 => 2,
             DType::I32 | DType::U32 => 4,
             DType::I64 | DType::U64 | DType::F64 => 8,
+            DType::PersonSummary => 16,
         }
     }
 }
@@ -71,6 +76,9 @@ impl Element for u64 {
 }
 impl Element for f64 {
     const DTYPE: DType = DType::F64;
+}
+impl Element for crate::PersonSummary {
+    const DTYPE: DType = DType::PersonSummary;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -27,10 +27,13 @@ use qiao_cdm::RawTable;
 pub use column::{prefetch, ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
-pub use read::{ConceptInfo, Domain, PersonSummary, Persons, Reference, Store, Vocabulary};
+pub use read::{
+    ConceptInfo, Domain, PersonSummary, Persons, Reference, Store, Verified, Vocabulary,
+};
 
 /// Builds a store from `tables` and writes it to `path` atomically: the file is written to a
-/// temporary name beside `path`, synced, and renamed into place only when complete.
+/// temporary name beside `path`, synced, verified in full ([`Store::verify`]) and renamed into
+/// place only then.
 pub fn write(
     path: &Path,
     tables: Vec<RawTable>,
@@ -56,13 +59,19 @@ pub fn write(
         )?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, path)?;
         Ok(meta)
-    })();
+    })()
+    .map_err(io)
+    // What was written is read back and verified in full before it takes the store's name.
+    .and_then(|meta| {
+        Store::open(&tmp)?.verify()?;
+        fs::rename(&tmp, path).map_err(io)?;
+        Ok(meta)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }
 
 /// Removes temporary files that an interrupted write of the same store left behind (their process is

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 use qiao_cdm::{TableSpec, NULL_INT};
+use rayon::prelude::*;
 
 use crate::column::{self, ColumnRef, I32Column, IdColumn, Offsets, Parts, TextRef};
 use crate::error::StoreError;
@@ -42,14 +43,12 @@ struct Inner {
     sections: BTreeMap<String, SectionInfo>,
     meta: Meta,
     source: String,
-    /// [`Store::person_summaries`], made on first use.
-    summaries: std::sync::OnceLock<Vec<PersonSummary>>,
 }
 
 /// What is read of a person before any of their events: the person id and, for a person with
 /// exactly one observation period (most), that period, side by side (one cache line holds four
 /// persons' where the columns would take four lines per person).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct PersonSummary {
     pub person_id: i64,
@@ -71,8 +70,11 @@ impl PersonSummary {
 }
 
 impl Store {
-    /// Opens a store file: checks magic, version, table of contents, and every section's bounds and
-    /// checksum, then serves the data straight from the memory map.
+    /// Opens a store file in time independent of its size: checks magic, version, footer, the table
+    /// of contents (its checksum), every section's bounds, alignment and type, and the index
+    /// structure (lengths and end points), then serves the data straight from the memory map. No
+    /// data page is read: a query touches only what it reads. The sections' checksums and every
+    /// element-wise invariant are checked by [`Store::verify`] (run by ingest after writing).
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let io = |source| StoreError::Io {
@@ -124,6 +126,11 @@ impl Store {
         if &footer[24..32] != format::FOOTER_MAGIC {
             return Err(corrupt("truncated or damaged: no footer".into()));
         }
+        if footer[20..24] != b[8..12] {
+            return Err(corrupt(
+                "footer and header disagree on the format version".into(),
+            ));
+        }
         let u64_at = |o: usize| u64::from_le_bytes(footer[o..o + 8].try_into().expect("8 bytes"));
         let (toc_off, toc_len) = (u64_at(0), u64_at(8));
         let toc_crc = u32::from_le_bytes(footer[16..20].try_into().expect("4 bytes"));
@@ -151,10 +158,6 @@ impl Store {
                     s.name
                 )));
             }
-            let data = &b[s.offset as usize..(s.offset + s.len) as usize];
-            if crc32fast::hash(data) != s.crc32 {
-                return Err(corrupt(format!("section {} checksum mismatch", s.name)));
-            }
             sections.insert(s.name.clone(), s);
         }
         let store = Store {
@@ -163,21 +166,56 @@ impl Store {
                 sections,
                 meta: toc.meta,
                 source,
-                summaries: std::sync::OnceLock::new(),
             }),
         };
-        store.check_structure()?;
+        store.check_structure(Depth::Open)?;
         Ok(store)
     }
 
-    /// Invariants the views rely on (lengths agree, offsets monotone and in range, person indexes valid):
-    /// with them, no lookup can go out of bounds.
-    fn check_structure(&self) -> Result<(), StoreError> {
+    /// Full verification: every section's checksum and every invariant the views rely on
+    /// (offsets monotone, person indexes and posting rows in range, each row's person consistent
+    /// with the per-person offsets, keys ascending). Reads the whole file once (in parallel).
+    pub fn verify(&self) -> Result<Verified, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            store: self.inner.source.clone(),
+            what,
+        };
+        let sections: Vec<&SectionInfo> = self.inner.sections.values().collect();
+        let bad = sections
+            .par_iter()
+            .find_first(|s| crc32fast::hash(self.bytes_of(s)) != s.crc32);
+        if let Some(s) = bad {
+            return Err(corrupt(format!("section {} checksum mismatch", s.name)));
+        }
+        self.check_structure(Depth::Full)?;
+        Ok(Verified {
+            sections: sections.len(),
+            bytes: sections.iter().map(|s| s.len).sum(),
+        })
+    }
+
+    /// Invariants the views rely on. [`Depth::Open`]: lengths agree and offsets start at 0 and end
+    /// at their array's length (constant time per section). [`Depth::Full`] adds the element-wise
+    /// ones (offsets monotone, person indexes and posting rows in range, rows grouped by person,
+    /// keys ascending): with them, no lookup can go out of bounds.
+    fn check_structure(&self, depth: Depth) -> Result<(), StoreError> {
+        let full = depth == Depth::Full;
         let n = self.persons().len();
         let bad = |what: String| StoreError::Corrupt {
             store: self.inner.source.clone(),
             what,
         };
+        let summaries = self.section::<PersonSummary>("person/summary")?;
+        if summaries.len() != n
+            || (full
+                && summaries
+                    != &crate::build::person_summaries(
+                        self.persons().ids(),
+                        self.domain("observation_period").as_ref(),
+                    )[..])
+        {
+            return Err(bad("person/summary: does not match the persons".into()));
+        }
         for name in self.domain_names() {
             let d = self.domain_by_name(&name).map_err(|e| bad(e.to_string()))?;
             let rows = d.person.len();
@@ -190,28 +228,55 @@ impl Store {
             .iter()
             .any(|&l| l != rows)
                 || d.person_offsets.len() != n + 1
-                || d.person.iter().any(|&p| p as usize >= n)
-                || !offsets_ok(d.person_offsets, rows)
-                || !offsets_ok(d.post_offsets, d.post_rows.len())
+                || !offsets_ok(d.person_offsets, rows, full)
+                || !offsets_ok(d.post_offsets, d.post_rows.len(), full)
                 || d.post_offsets.len() != d.post_keys.len() + 1
-                || d.post_rows.iter().any(|&r| r as usize >= rows)
+                || (full
+                    && (!ascending(d.post_keys)
+                        || d.post_rows.par_iter().any(|&r| r as usize >= rows)
+                        || !persons_agree(d.person, d.person_offsets)))
             {
                 return Err(bad(format!("domain {name}: inconsistent index")));
             }
             // Every stored column must have come out as a view of the right length.
             let stored = self.column_names_under(&format!("dom/{name}/col/"));
-            if stored
-                .iter()
-                .any(|c| d.columns.get(c).is_none_or(|v| v.len() != rows))
-            {
+            if stored.iter().any(|c| {
+                d.columns
+                    .get(c)
+                    .is_none_or(|v| v.len() != rows || (full && !v.verify()))
+            }) {
                 return Err(bad(format!(
                     "domain {name}: column parts or lengths disagree"
                 )));
             }
         }
+        // The person, concept and reference tables' columns.
+        let mut tables = vec![
+            ("person/col/".to_string(), self.persons().len()),
+            ("vocab/concept/col/".to_string(), self.vocabulary().len()),
+        ];
+        for name in self.reference_names() {
+            if let Some(r) = self.reference(&name) {
+                tables.push((format!("ref/{name}/col/"), r.len()));
+            }
+        }
+        for (prefix, rows) in tables {
+            let columns = self.columns_under(&prefix, rows);
+            let stored = self.column_names_under(&prefix);
+            if stored.iter().any(|c| {
+                columns
+                    .get(c)
+                    .is_none_or(|v| v.len() != rows || (full && !v.verify()))
+            }) {
+                return Err(bad(format!("{prefix}: column parts or lengths disagree")));
+            }
+        }
         for prefix in ["vocab/ancestor", "vocab/mapped_from"] {
             if let Ok(m) = self.multimap(prefix) {
-                if m.offsets.len() != m.keys.len() + 1 || !offsets_ok(m.offsets, m.values.len()) {
+                if m.offsets.len() != m.keys.len() + 1
+                    || !offsets_ok(m.offsets, m.values.len(), full)
+                    || (full && !ascending(m.keys))
+                {
                     return Err(bad(format!("{prefix}: inconsistent index")));
                 }
             }
@@ -268,7 +333,7 @@ impl Store {
             let rest = &full[prefix.len()..];
             let (col, part) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
             if let Some(i) = PARTS.iter().position(|&p| p == part) {
-                parts.entry(col).or_insert([None; 9])[i] = Some((s.dtype, self.bytes_of(s)));
+                parts.entry(col).or_insert([None; 11])[i] = Some((s.dtype, self.bytes_of(s)));
             }
         }
         parts
@@ -317,38 +382,10 @@ impl Store {
         }
     }
 
-    /// Per person index, the person id and single observation period ([`PersonSummary`]): made
-    /// once per open store (one pass over the person ids and observation periods), then shared.
+    /// Per person index, the person id and single observation period ([`PersonSummary`]),
+    /// written by ingest: a slice of the file, read only where a query reads it.
     pub fn person_summaries(&self) -> &[PersonSummary] {
-        self.inner.summaries.get_or_init(|| {
-            let ids = self.persons().ids();
-            let none = (PersonSummary::NOT_ONE, PersonSummary::NOT_ONE);
-            let op = self.domain("observation_period");
-            let (offsets, starts, ends) = match &op {
-                Some(d) => (d.person_offsets(), d.start(), d.end()),
-                None => (&[][..], &[][..], &[][..]),
-            };
-            ids.iter()
-                .enumerate()
-                .map(|(p, &person_id)| {
-                    let (op_start, op_end) = match offsets.get(p..p + 2) {
-                        Some(&[a, b]) if b == a + 1 => {
-                            let r = a as usize;
-                            match (starts.get(r), ends.get(r)) {
-                                (Some(&s), Some(&e)) => (s, e),
-                                _ => none,
-                            }
-                        }
-                        _ => none,
-                    };
-                    PersonSummary {
-                        person_id,
-                        op_start,
-                        op_end,
-                    }
-                })
-                .collect()
-        })
+        self.section("person/summary").unwrap_or(&[])
     }
 
     /// Names of the event tables stored (in no particular order).
@@ -435,6 +472,16 @@ impl Store {
         })
     }
 
+    /// Names of the reference tables stored.
+    fn reference_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sections_under("ref/")
+            .filter_map(|(k, _)| Some(k.strip_prefix("ref/")?.split('/').next()?.to_string()))
+            .collect();
+        v.dedup();
+        v
+    }
+
     /// A reference table (`location`, `care_site`, `provider`), rows sorted by primary key.
     pub fn reference(&self, table: &str) -> Option<Reference<'_>> {
         let spec = qiao_cdm::table(table)?;
@@ -485,10 +532,40 @@ impl Store {
     }
 }
 
-fn offsets_ok(offsets: &[u64], len: usize) -> bool {
+/// How much [`Store::check_structure`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// What opening checks: constant time per section.
+    Open,
+    /// Every element ([`Store::verify`]).
+    Full,
+}
+
+/// What [`Store::verify`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub sections: usize,
+    pub bytes: u64,
+}
+
+/// Offsets into an array of `len`: start at 0, end at `len`, and (`full`) never decrease.
+fn offsets_ok(offsets: &[u64], len: usize, full: bool) -> bool {
     offsets.first().is_some_and(|&o| o == 0)
-        && offsets.windows(2).all(|w| w[0] <= w[1])
         && offsets.last().is_some_and(|&o| o as usize == len)
+        && (!full || offsets.par_windows(2).all(|w| w[0] <= w[1]))
+}
+
+fn ascending<T: Ord + Sync>(keys: &[T]) -> bool {
+    keys.par_windows(2).all(|w| w[0] < w[1])
+}
+
+/// Every row in `offsets[p]..offsets[p + 1]` (monotone offsets) is a row of person `p`.
+fn persons_agree(person: &[u32], offsets: &[u64]) -> bool {
+    offsets.par_windows(2).enumerate().all(|(p, w)| {
+        person
+            .get(w[0] as usize..w[1] as usize)
+            .is_some_and(|rows| rows.iter().all(|&q| q as usize == p))
+    })
 }
 
 /// Every person id the store knows, by dense index `0..len()` in ascending person id order.
@@ -640,6 +717,13 @@ impl<'a> Reference<'a> {
     pub fn spec(&self) -> &'static TableSpec {
         self.spec
     }
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.columns.values().next().map_or(0, ColumnRef::len)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     pub fn column(&self, name: &str) -> Option<ColumnRef<'a>> {
         self.columns.get(name).copied()
     }
@@ -759,10 +843,10 @@ impl<'a> Vocabulary<'a> {
 }
 
 /// A column's sections (type and bytes), by [`PARTS`].
-type RawParts<'a> = [Option<(DType, &'a [u8])>; 9];
+type RawParts<'a> = [Option<(DType, &'a [u8])>; 11];
 
 /// The suffixes of a column's sections, in the order [`column_of`] takes them.
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 11] = [
     "",
     ".const",
     ".base",
@@ -772,6 +856,8 @@ const PARTS: [&str; 9] = [
     ".offsets",
     ".data",
     ".nulls",
+    ".dict",
+    ".u8",
 ];
 
 /// The typed view of a column of `rows` rows from its sections (by [`PARTS`]), if they agree.
@@ -802,6 +888,8 @@ fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
             u16: typed(raw[3], DType::U16).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             text_const: raw[5].map(|(_, b)| b),
+            dict: typed(raw[9], DType::I32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+            u8: typed(raw[10], DType::U8),
             text,
         },
         rows,

@@ -320,17 +320,148 @@ fn damaged_stores_are_refused_with_clear_errors() {
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("opened"),
     }
-    // A flipped byte inside the data is caught by the section checksum.
+    // A flipped byte inside the data: opening reads no data and does not see it; the full
+    // verification (`qiao store verify`, run by every write) catches it by the section checksum.
     let mut flipped = bytes.clone();
     flipped[200] ^= 0x55;
-    expect_corrupt(&flipped, "checksum");
-    // Every single-byte truncation or flip is an error or a clean open, never a panic.
+    let opened = Store::from_bytes(&flipped).expect("opening reads no data");
+    let e = opened.verify().expect_err("verify reads every byte");
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    assert!(Store::from_bytes(&bytes).unwrap().verify().is_ok());
+    // Every single-byte truncation or flip is an error or a clean open, never a panic; every
+    // flip of a byte that belongs to a section, the table of contents or the footer is caught by
+    // opening or by verification.
+    let toc = toc_of(&bytes);
+    let in_section = |i: usize| {
+        toc.sections
+            .iter()
+            .any(|s| (s.offset as usize..(s.offset + s.len) as usize).contains(&i))
+    };
+    let footer = &bytes[bytes.len() - qiao_store::format::FOOTER_LEN..];
+    let toc_start = u64::from_le_bytes(footer[0..8].try_into().unwrap()) as usize;
     for cut in (0..bytes.len()).step_by(7) {
         let _ = Store::from_bytes(&bytes[..cut]);
         let mut f = bytes.clone();
         f[cut] = f[cut].wrapping_add(1);
-        let _ = Store::from_bytes(&f);
+        let outcome = Store::from_bytes(&f).and_then(|s| s.verify());
+        let padding = (12..toc_start).contains(&cut) && !in_section(cut);
+        if !padding {
+            assert!(outcome.is_err(), "flip at byte {cut} went unnoticed");
+        }
     }
+}
+
+/// The table of contents of a store's bytes.
+fn toc_of(bytes: &[u8]) -> qiao_store::format::Toc {
+    let footer = &bytes[bytes.len() - qiao_store::format::FOOTER_LEN..];
+    let off = u64::from_le_bytes(footer[0..8].try_into().unwrap()) as usize;
+    let len = u64::from_le_bytes(footer[8..16].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[off..off + len]).unwrap()
+}
+
+/// `bytes` with its table of contents changed by `f` (footer and checksum updated to match), so
+/// that only the structure checks can find what is wrong.
+fn with_toc(bytes: &[u8], f: impl FnOnce(&mut qiao_store::format::Toc)) -> Vec<u8> {
+    let footer = &bytes[bytes.len() - qiao_store::format::FOOTER_LEN..];
+    let off = u64::from_le_bytes(footer[0..8].try_into().unwrap()) as usize;
+    let mut toc = toc_of(bytes);
+    f(&mut toc);
+    let toc_bytes = serde_json::to_vec(&toc).unwrap();
+    let mut out = bytes[..off].to_vec();
+    out.extend_from_slice(&toc_bytes);
+    let mut foot = footer.to_vec();
+    foot[8..16].copy_from_slice(&(toc_bytes.len() as u64).to_le_bytes());
+    foot[16..20].copy_from_slice(&crc32fast::hash(&toc_bytes).to_le_bytes());
+    out.extend_from_slice(&foot);
+    out
+}
+
+/// `bytes` with section `name`'s data changed by `f` and its checksum updated to match.
+fn with_section(bytes: &[u8], name: &str, f: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let s = toc_of(bytes)
+        .sections
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap();
+    let mut out = bytes.to_vec();
+    let range = s.offset as usize..(s.offset + s.len) as usize;
+    f(&mut out[range.clone()]);
+    let crc = crc32fast::hash(&out[range]);
+    with_toc(&out, |t| {
+        t.sections
+            .iter_mut()
+            .find(|x| x.name == name)
+            .unwrap()
+            .crc32 = crc;
+    })
+}
+
+#[test]
+fn opening_checks_structure_and_verification_every_element() {
+    let bytes = qiao_store::write_to_vec(sample(), serde_json::Value::Null).unwrap();
+    // Unchanged, the rewriting helpers give a store that opens and verifies.
+    Store::from_bytes(&with_toc(&bytes, |_| {}))
+        .unwrap()
+        .verify()
+        .unwrap();
+    // Structural damage is caught when opening, without reading the data:
+    // a core column shorter than the others,
+    let shorter = with_toc(&bytes, |t| {
+        let s = t
+            .sections
+            .iter_mut()
+            .find(|s| s.name == "dom/condition_occurrence/start")
+            .unwrap();
+        s.len -= 4;
+    });
+    expect_corrupt(&shorter, "domain condition_occurrence: inconsistent index");
+    // a section beyond the data,
+    let beyond = with_toc(&bytes, |t| t.sections[0].offset = 1 << 40);
+    expect_corrupt(&beyond, "out of bounds");
+    // per-person offsets that do not end at the number of rows.
+    let offsets = with_section(&bytes, "dom/condition_occurrence/person_offsets", |b| {
+        let n = b.len();
+        b[n - 8] += 1;
+    });
+    expect_corrupt(&offsets, "domain condition_occurrence: inconsistent index");
+    // Element-wise damage behind a matching checksum opens (nothing is read) and is caught by
+    // verification: a row moved to another person,
+    let moved = with_section(&bytes, "dom/condition_occurrence/person", |b| b[0] = 1);
+    let e = Store::from_bytes(&moved).unwrap().verify().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("domain condition_occurrence: inconsistent index"),
+        "{e}"
+    );
+    // a posting row past the end,
+    let past = with_section(&bytes, "dom/condition_occurrence/post_rows", |b| b[0] = 200);
+    let e = Store::from_bytes(&past).unwrap().verify().unwrap_err();
+    assert!(e.to_string().contains("inconsistent index"), "{e}");
+    // a person summary that disagrees with the observation periods,
+    let summary = with_section(&bytes, "person/summary", |b| b[8] ^= 1);
+    let e = Store::from_bytes(&summary).unwrap().verify().unwrap_err();
+    assert!(e.to_string().contains("person/summary"), "{e}");
+    // text that is not UTF-8.
+    let text = with_section(&bytes, "vocab/concept/col/concept_name.data", |b| {
+        b[0] = 0xff
+    });
+    let e = Store::from_bytes(&text).unwrap().verify().unwrap_err();
+    assert!(e.to_string().contains("column parts"), "{e}");
+}
+
+#[test]
+fn a_store_of_another_format_version_asks_for_a_new_ingest() {
+    let mut bytes = qiao_store::write_to_vec(sample(), serde_json::Value::Null).unwrap();
+    let old = qiao_store::format::FORMAT_VERSION - 1;
+    bytes[8..12].copy_from_slice(&old.to_le_bytes());
+    let e = Store::from_bytes(&bytes)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains(&format!("format version {old}")) && e.contains("re-ingest"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -415,4 +546,68 @@ fn person_summaries_hold_the_id_and_a_single_observation_period() {
         by_id(99).single_period(),
         Some((d("2001-01-01"), d("2002-01-01")))
     );
+}
+
+#[test]
+fn a_column_of_few_distinct_values_is_stored_as_one_byte_codes() {
+    // condition_source_concept_id: three distinct values and a NULL.
+    let row = |id: &str, src: &str| -> Vec<String> {
+        let mut r: Vec<String> = [id, "1", "201826", "2001-01-01", "", "32020"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        r.extend(["", "", "", "", "", src].iter().map(|s| s.to_string()));
+        r
+    };
+    let rows: Vec<Vec<String>> = vec![
+        row("1", "45"),
+        row("2", ""),
+        row("3", "45"),
+        row("4", "2000000000"),
+        row("5", "-7"),
+    ];
+    let rows: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+    let mut tables = sample();
+    tables.retain(|t| t.spec.name != "condition_occurrence");
+    tables.push(table("condition_occurrence", &rows));
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let names: Vec<String> = toc_of(&bytes)
+        .sections
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let col = "dom/condition_occurrence/col/condition_source_concept_id";
+    assert!(names.contains(&format!("{col}.dict")) && names.contains(&format!("{col}.u8")));
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let c = store.domain("condition_occurrence").unwrap();
+    assert_eq!(c.event_id(), &[1, 2, 3, 4, 5]);
+    let src = c
+        .column("condition_source_concept_id")
+        .unwrap()
+        .as_i32()
+        .unwrap();
+    let got: Vec<Option<i32>> = (0..6).map(|r| src.get(r)).collect();
+    assert_eq!(
+        got,
+        [
+            Some(45),
+            Some(NULL_INT),
+            Some(45),
+            Some(2_000_000_000),
+            Some(-7),
+            None
+        ]
+    );
+    // A code past the dictionary: verification refuses it; reading it gives NULL, not a panic.
+    let damaged = with_section(&bytes, &format!("{col}.u8"), |b| b[0] = 200);
+    let store = Store::from_bytes(&damaged).unwrap();
+    assert!(store.verify().is_err());
+    let c = store.domain("condition_occurrence").unwrap();
+    let src = c.column("condition_source_concept_id").unwrap();
+    assert_eq!(src.as_i32().unwrap().get(0), Some(NULL_INT));
 }

@@ -8,4 +8,5 @@ pub mod ingest;
 pub mod query;
 pub mod site;
 pub mod stats;
+pub mod store;
 pub mod synth;
