@@ -116,6 +116,7 @@ impl Lab {
             project: ProjectId::new(project).expect("project id"),
             site: SiteId::new(site).expect("site id"),
             used: 0,
+            answered: 0,
         }
     }
 }
@@ -218,6 +219,8 @@ struct Oracle {
     project: ProjectId,
     site: SiteId,
     used: usize,
+    /// Queries the site answered (not refused).
+    answered: usize,
 }
 
 impl Oracle {
@@ -245,7 +248,8 @@ impl Oracle {
                     .job_id
             })
             .collect();
-        jobs.iter()
+        let answers: Vec<Answer> = jobs
+            .iter()
             .map(|id| {
                 let view = self
                     .client
@@ -255,7 +259,9 @@ impl Oracle {
                 let v = report::to_json(&view);
                 Answer::of(&v["sites"][0])
             })
-            .collect()
+            .collect();
+        self.answered += answers.iter().filter(|a| a.funnel.is_some()).count();
+        answers
     }
 
     fn ask_one(&mut self, definition: Value) -> Answer {
@@ -271,8 +277,11 @@ impl Oracle {
 struct Outcome {
     correct: usize,
     trials: usize,
-    /// Queries sent per attacking account.
+    /// Queries sent per attacking account (at most).
     queries: usize,
+    /// Queries sent in all, and how many of them were answered (not refused).
+    sent: usize,
+    answered: usize,
 }
 
 impl Outcome {
@@ -301,11 +310,15 @@ fn against_both(name: &str, attack: impl Fn(&str, &mut ChaCha8Rng) -> Outcome + 
     });
     println!(
         "attack {name}: accuracy {:.2} with the noise off, {:.2} under the default policy \
-         ({} trials, {} queries per account)",
+         ({} trials, {} queries per account, {} in all; answered {} with the noise off, {} under \
+         the default policy)",
         open.accuracy(),
         guarded.accuracy(),
         open.trials,
-        open.queries
+        open.queries,
+        open.sent,
+        open.answered,
+        guarded.answered
     );
     Both { open, guarded }
 }
@@ -356,7 +369,14 @@ fn decide(diffs: &[i64]) -> bool {
     diffs.is_empty() || 2 * diffs.iter().sum::<i64>() >= diffs.len() as i64
 }
 
-fn score(guesses: impl IntoIterator<Item = bool>, queries: usize) -> Outcome {
+/// Scores the guesses (true = right) of an attack whose accounts sent at most `queries` each,
+/// `sent` in all, of which `answered` were answered.
+fn score(
+    guesses: impl IntoIterator<Item = bool>,
+    queries: usize,
+    sent: usize,
+    answered: usize,
+) -> Outcome {
     let mut correct = 0;
     let mut trials = 0;
     for g in guesses {
@@ -367,6 +387,8 @@ fn score(guesses: impl IntoIterator<Item = bool>, queries: usize) -> Outcome {
         correct,
         trials,
         queries,
+        sent,
+        answered,
     }
 }
 
@@ -417,7 +439,7 @@ fn tracker_padding() -> &'static Both {
                 let estimate = flip.map_or(0, |k| threshold.saturating_sub(k as u64));
                 guesses.push(estimate == g.count);
             }
-            score(guesses, o.used)
+            score(guesses, o.used, o.used, o.answered)
         })
     })
 }
@@ -469,7 +491,7 @@ fn pair_differencing() -> &'static Both {
                     .collect();
                 decide(&diffs) == t.member
             });
-            score(guesses.collect::<Vec<_>>(), o.used)
+            score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
     })
 }
@@ -538,7 +560,7 @@ fn binary_search() -> &'static Both {
                 let member = matches!(a.subjects(), Some(Shown::Value(_)));
                 member == t.member
             });
-            score(guesses.collect::<Vec<_>>(), o.used)
+            score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
     })
 }
@@ -588,7 +610,7 @@ fn funnel_lines() -> &'static Both {
                     .collect();
                 decide(&diffs) == t.member
             });
-            score(guesses.collect::<Vec<_>>(), o.used)
+            score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
     })
 }
@@ -638,7 +660,7 @@ fn entries_vs_subjects() -> &'static Both {
                     .count();
                 (2 * big > a.len()) == p.member
             });
-            score(guesses.collect::<Vec<_>>(), o.used)
+            score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
     })
 }
@@ -701,7 +723,7 @@ fn averaging() -> &'static Both {
                 let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
                 (mean - truth as f64).abs() <= 1.0
             });
-            score(guesses.collect::<Vec<_>>(), o.used)
+            score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
     })
 }
@@ -756,14 +778,14 @@ fn budget_reset() -> &'static Both {
                         }
                     }
                 }
-                used.push((user, o.used));
+                used.push((user, o.used, o.answered));
             }
             let per_user = users
                 .iter()
                 .map(|u| {
                     used.iter()
-                        .filter(|(x, _)| x == u)
-                        .map(|(_, n)| n)
+                        .filter(|(x, _, _)| x == u)
+                        .map(|(_, n, _)| n)
                         .sum::<usize>()
                 })
                 .max()
@@ -772,7 +794,9 @@ fn budget_reset() -> &'static Both {
                 .iter()
                 .zip(&diffs)
                 .map(|(t, d)| decide(d) == t.member);
-            score(guesses.collect::<Vec<_>>(), per_user)
+            let sent = used.iter().map(|(_, n, _)| n).sum();
+            let answered = used.iter().map(|(_, _, a)| a).sum();
+            score(guesses.collect::<Vec<_>>(), per_user, sent, answered)
         })
     })
 }
@@ -840,7 +864,9 @@ fn refusal_oracle() -> &'static Both {
                     member == t.member
                 });
             let g: Vec<bool> = guesses.collect();
-            score(g, 11)
+            let sent = oracles.iter().map(|o| o.used).sum();
+            let answered = oracles.iter().map(|o| o.answered).sum();
+            score(g, 11, sent, answered)
         })
     })
 }
