@@ -368,28 +368,39 @@ fn balanced_targets(rng: &mut ChaCha8Rng, n: usize) -> Vec<Admission> {
         .collect()
 }
 
-/// The attacker's membership decision from differences (with − without the target): member if
-/// their mean is at least ½; without any difference, the constant guess "member".
-fn decide(diffs: &[i64]) -> bool {
-    diffs.is_empty() || 2 * diffs.iter().sum::<i64>() >= diffs.len() as i64
+/// Two attackers' membership decisions from the differences (with − without the target) they
+/// saw: member if the mean difference is at least ½ (averages noise out); member if any
+/// difference is not 0 (noise keyed on the person set repeats exactly when the target is
+/// not in the set). Without any difference, both guess "member".
+fn decide(diffs: &[i64]) -> [bool; 2] {
+    if diffs.is_empty() {
+        return [true; 2];
+    }
+    [
+        2 * diffs.iter().sum::<i64>() >= diffs.len() as i64,
+        diffs.iter().any(|&d| d != 0),
+    ]
 }
 
-/// Scores the guesses (true = right) of an attack whose accounts sent at most `queries` each,
-/// `sent` in all, of which `answered` were answered.
-fn score(
-    guesses: impl IntoIterator<Item = bool>,
+/// Scores the guesses (true = right; one per attacker, the best attacker counts) of an attack
+/// whose accounts sent at most `queries` each, `sent` in all, of which `answered` were
+/// answered.
+fn score<const N: usize>(
+    guesses: impl IntoIterator<Item = [bool; N]>,
     queries: usize,
     sent: usize,
     answered: usize,
 ) -> Outcome {
-    let mut correct = 0;
+    let mut correct = [0; N];
     let mut trials = 0;
     for g in guesses {
         trials += 1;
-        correct += usize::from(g);
+        for (c, right) in correct.iter_mut().zip(g) {
+            *c += usize::from(right);
+        }
     }
     Outcome {
-        correct,
+        correct: correct.into_iter().max().unwrap_or(0),
         trials,
         queries,
         sent,
@@ -441,8 +452,20 @@ fn tracker_padding() -> &'static Both {
                 let flip = answers
                     .iter()
                     .position(|a| matches!(a.subjects(), Some(Shown::Value(_))));
-                let estimate = flip.map_or(0, |k| threshold.saturating_sub(k as u64));
-                guesses.push(estimate == g.count);
+                let by_flip = flip.map_or(0, |k| threshold.saturating_sub(k as u64));
+                // Or: every released value less its padding estimates the group (averaged).
+                let padded: Vec<i64> = answers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, a)| Some(a.subjects()?.value()? as i64 - k as i64))
+                    .collect();
+                let by_values = if padded.is_empty() {
+                    0
+                } else {
+                    let mean = padded.iter().sum::<i64>() as f64 / padded.len() as f64;
+                    mean.round().max(0.0) as u64
+                };
+                guesses.push([by_flip == g.count, by_values == g.count]);
             }
             score(guesses, o.used, o.used, o.answered)
         })
@@ -494,7 +517,7 @@ fn pair_differencing() -> &'static Both {
                         Some(with as i64 - without as i64)
                     })
                     .collect();
-                decide(&diffs) == t.member
+                decide(&diffs).map(|g| g == t.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -563,7 +586,7 @@ fn binary_search() -> &'static Both {
             let answers = o.ask(defs);
             let guesses = targets.iter().zip(answers).map(|(t, a)| {
                 let member = matches!(a.subjects(), Some(Shown::Value(_)));
-                member == t.member
+                [member == t.member]
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -613,7 +636,7 @@ fn funnel_lines() -> &'static Both {
                         Some(one as i64 - two as i64)
                     })
                     .collect();
-                decide(&diffs) == t.member
+                decide(&diffs).map(|g| g == t.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -663,7 +686,7 @@ fn entries_vs_subjects() -> &'static Both {
                             .is_some_and(|e| e as usize >= cdm::EPISODES / 2)
                     })
                     .count();
-                (2 * big > a.len()) == p.member
+                [(2 * big > a.len()) == p.member]
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -723,10 +746,10 @@ fn averaging() -> &'static Both {
                     .collect();
                 let truth = w.members_in(&[(f, l)]);
                 if values.is_empty() {
-                    return false;
+                    return [false];
                 }
                 let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
-                (mean - truth as f64).abs() <= 1.0
+                [(mean - truth as f64).abs() <= 1.0]
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -798,7 +821,7 @@ fn budget_reset() -> &'static Both {
             let guesses = targets
                 .iter()
                 .zip(&diffs)
-                .map(|(t, d)| decide(d) == t.member);
+                .map(|(t, d)| decide(d).map(|g| g == t.member));
             let sent = used.iter().map(|(_, n, _)| n).sum();
             let answered = used.iter().map(|(_, _, a)| a).sum();
             score(guesses.collect::<Vec<_>>(), per_user, sent, answered)
@@ -866,9 +889,9 @@ fn refusal_oracle() -> &'static Both {
                     let answered = e.iter().all(|x| x.funnel.is_some());
                     // Refused after answered empty questions: the target question was empty too.
                     let member = !(answered && a.funnel.is_none());
-                    member == t.member
+                    [member == t.member]
                 });
-            let g: Vec<bool> = guesses.collect();
+            let g: Vec<[bool; 1]> = guesses.collect();
             let sent = oracles.iter().map(|o| o.used).sum();
             let answered = oracles.iter().map(|o| o.answered).sum();
             score(g, 11, sent, answered)
