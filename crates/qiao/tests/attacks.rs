@@ -8,7 +8,8 @@
 //! `guarded` runs the default policy of a new site. Every attack runs a fixed number of
 //! seeded trials within a fixed query allowance against each site and measures the
 //! attacker's accuracy: it must succeed against `open` (≥ 0.9: the test can fail) and fail
-//! against `guarded` (≤ 0.6 or the bound stated with the attack).
+//! against `guarded` (≤ 0.6 or the bound stated with the attack). The lockout oracle (g) needs
+//! a lockout to succeed against: its `open` site runs the legacy SHRINE policy instead.
 //!
 //! The rate limit of both sites is raised so the suite runs in minutes: a rate limit only
 //! makes a patient attacker wait, it protects nothing.
@@ -68,16 +69,37 @@ fn data() -> &'static Data {
     })
 }
 
+/// The policy of the `open` site, against which an attack must succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unprotected {
+    /// No noise: exact counts, the threshold on the true count (`--obfuscation off`, i.e.
+    /// `--release exact`), no lockout.
+    NoNoise,
+    /// The legacy SHRINE policy (`--obfuscation on`, i.e. `--release shrine`): obfuscation, the
+    /// threshold and the lockout decided on true counts.
+    LegacyLockout,
+}
+
+impl Unprotected {
+    fn label(self) -> &'static str {
+        match self {
+            Unprotected::NoNoise => "with the noise off",
+            Unprotected::LegacyLockout => "under the legacy lockout (shrine)",
+        }
+    }
+}
+
 /// A network for one attack: sites `open` and `guarded` on the same store, fresh ledgers.
 struct Lab {
     net: Network,
+    unprotected: Unprotected,
     _dir: tempfile::TempDir,
 }
 
 impl Lab {
-    /// `users` are sponsors of [`ORG`], members of every project in `projects`. The `open` site
-    /// keeps today's lockout only if `open_lockout`.
-    fn start(users: &[&str], projects: &[&str], open_lockout: bool) -> Lab {
+    /// `users` are sponsors of [`ORG`], members of every project in `projects`; the `open` site
+    /// runs the `unprotected` policy.
+    fn start(users: &[&str], projects: &[&str], unprotected: Unprotected) -> Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = data().store.clone();
         let sites = [
@@ -100,14 +122,22 @@ impl Lab {
             })
             .collect();
         let net = Network::start_seeded(dir.path(), &sites, &users, &projects, Some(2026));
-        // The open site: no noise, exact counts above the threshold.
-        net.policy(0, &["--obfuscation", "off", "--rate-limit", "1000000"]);
-        if !open_lockout {
-            no_lockout(&net.sites[0].1);
+        match unprotected {
+            Unprotected::NoNoise => {
+                net.policy(0, &["--obfuscation", "off", "--rate-limit", "1000000"]);
+                no_lockout(&net.sites[0].1);
+            }
+            Unprotected::LegacyLockout => {
+                net.policy(0, &["--obfuscation", "on", "--rate-limit", "1000000"]);
+            }
         }
         // The guarded site: the default policy.
         net.policy(1, &["--rate-limit", "1000000"]);
-        Lab { net, _dir: dir }
+        Lab {
+            net,
+            unprotected,
+            _dir: dir,
+        }
     }
 
     fn oracle(&self, user: &str, project: &str, site: &str) -> Oracle {
@@ -275,7 +305,8 @@ impl Oracle {
 /// What an attack achieved against one site.
 #[derive(Clone, Copy, Debug)]
 struct Outcome {
-    correct: usize,
+    /// Right guesses (½ for a trial without information).
+    correct: f64,
     trials: usize,
     /// Queries sent per attacking account (at most).
     queries: usize,
@@ -286,7 +317,7 @@ struct Outcome {
 
 impl Outcome {
     fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.trials as f64
+        self.correct / self.trials as f64
     }
 }
 
@@ -295,11 +326,18 @@ impl Outcome {
 struct Both {
     open: Outcome,
     guarded: Outcome,
+    /// The policy of the open site, in words.
+    unprotected: &'static str,
 }
 
 /// Runs `attack(site, rng)` against both sites at once (two threads), with the same seed.
-fn against_both(name: &str, attack: impl Fn(&str, &mut ChaCha8Rng) -> Outcome + Sync) -> Both {
+fn against_both(
+    name: &str,
+    lab: &Lab,
+    attack: impl Fn(&str, &mut ChaCha8Rng) -> Outcome + Sync,
+) -> Both {
     let seed = 12;
+    let unprotected = lab.unprotected.label();
     let (open, guarded) = thread::scope(|sc| {
         let a = sc.spawn(|| attack(OPEN, &mut ChaCha8Rng::seed_from_u64(seed)));
         let b = sc.spawn(|| attack(GUARDED, &mut ChaCha8Rng::seed_from_u64(seed)));
@@ -309,8 +347,8 @@ fn against_both(name: &str, attack: impl Fn(&str, &mut ChaCha8Rng) -> Outcome + 
         )
     });
     println!(
-        "attack {name}: accuracy {:.2} with the noise off, {:.2} under the default policy \
-         ({} trials, {} queries per account, {} in all; answered {} with the noise off, {} under \
+        "attack {name}: accuracy {:.2} {unprotected}, {:.2} under the default policy \
+         ({} trials, {} queries per account, {} in all; answered {} {unprotected}, {} under \
          the default policy)",
         open.accuracy(),
         guarded.accuracy(),
@@ -320,13 +358,18 @@ fn against_both(name: &str, attack: impl Fn(&str, &mut ChaCha8Rng) -> Outcome + 
         open.answered,
         guarded.answered
     );
-    Both { open, guarded }
+    Both {
+        open,
+        guarded,
+        unprotected,
+    }
 }
 
 fn assert_succeeds(name: &str, b: &Both) {
     assert!(
         b.open.accuracy() >= SUCCEEDS,
-        "{name} must succeed with the noise off: {b:?}"
+        "{name} must succeed {}: {b:?}",
+        b.unprotected
     );
 }
 
@@ -371,36 +414,42 @@ fn balanced_targets(rng: &mut ChaCha8Rng, n: usize) -> Vec<Admission> {
 /// Two attackers' membership decisions from the differences (with − without the target) they
 /// saw: member if the mean difference is at least ½ (averages noise out); member if any
 /// difference is not 0 (noise keyed on the person set repeats exactly when the target is
-/// not in the set). Without any difference, both guess "member".
-fn decide(diffs: &[i64]) -> [bool; 2] {
+/// not in the set). Without any difference, no decision.
+fn decide(diffs: &[i64]) -> [Option<bool>; 2] {
     if diffs.is_empty() {
-        return [true; 2];
+        return [None; 2];
     }
     [
-        2 * diffs.iter().sum::<i64>() >= diffs.len() as i64,
-        diffs.iter().any(|&d| d != 0),
+        Some(2 * diffs.iter().sum::<i64>() >= diffs.len() as i64),
+        Some(diffs.iter().any(|&d| d != 0)),
     ]
 }
 
-/// Scores the guesses (true = right; one per attacker, the best attacker counts) of an attack
-/// whose accounts sent at most `queries` each, `sent` in all, of which `answered` were
-/// answered.
+/// Whether a membership decision is right; `None` if the attacker learnt nothing (refused).
+fn judge<const N: usize>(decisions: [Option<bool>; N], member: bool) -> [Option<bool>; N] {
+    decisions.map(|d| d.map(|m| m == member))
+}
+
+/// Scores the guesses of an attack, one per trial and attacker (the best attacker counts):
+/// right 1, wrong 0, no information ½ (what a coin flip scores on average: a yes/no trial the
+/// site refused to answer tells the attacker nothing). The accounts sent at most `queries`
+/// each, `sent` in all, of which `answered` were answered.
 fn score<const N: usize>(
-    guesses: impl IntoIterator<Item = [bool; N]>,
+    guesses: impl IntoIterator<Item = [Option<bool>; N]>,
     queries: usize,
     sent: usize,
     answered: usize,
 ) -> Outcome {
-    let mut correct = [0; N];
+    let mut correct = [0.0; N];
     let mut trials = 0;
     for g in guesses {
         trials += 1;
         for (c, right) in correct.iter_mut().zip(g) {
-            *c += usize::from(right);
+            *c += right.map_or(0.5, f64::from);
         }
     }
     Outcome {
-        correct: correct.into_iter().max().unwrap_or(0),
+        correct: correct.into_iter().fold(0.0, f64::max),
         trials,
         queries,
         sent,
@@ -433,9 +482,9 @@ macro_rules! attack_tests {
 fn tracker_padding() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
         let w = &data().world;
-        against_both("(a) tracker padding", |site, _rng| {
+        against_both("(a) tracker padding", &lab, |site, _rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let mut guesses = Vec::new();
             for g in &w.suppressed {
@@ -465,7 +514,7 @@ fn tracker_padding() -> &'static Both {
                     let mean = padded.iter().sum::<i64>() as f64 / padded.len() as f64;
                     mean.round().max(0.0) as u64
                 };
-                guesses.push([by_flip == g.count, by_values == g.count]);
+                guesses.push([Some(by_flip == g.count), Some(by_values == g.count)]);
             }
             score(guesses, o.used, o.used, o.answered)
         })
@@ -495,8 +544,8 @@ fn window_pair(day: i32, r: i32) -> (Value, Value) {
 fn pair_differencing() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
-        against_both("(b) pair differencing", |site, rng| {
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
+        against_both("(b) pair differencing", &lab, |site, rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let targets = balanced_targets(rng, 14);
             let pairs = ALLOWANCE / 2 / targets.len();
@@ -517,7 +566,7 @@ fn pair_differencing() -> &'static Both {
                         Some(with as i64 - without as i64)
                     })
                     .collect();
-                decide(&diffs).map(|g| g == t.member)
+                judge(decide(&diffs), t.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -553,8 +602,8 @@ fn nearest_days(day: i32, n: i32, with: bool) -> Value {
 fn binary_search() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
-        against_both("(b) binary search over a date window", |site, rng| {
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
+        against_both("(b) binary search over a date window", &lab, |site, rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let targets = balanced_targets(rng, 12);
             // The smallest window (days around the target's, without it) that is released
@@ -585,8 +634,9 @@ fn binary_search() -> &'static Both {
                 .collect();
             let answers = o.ask(defs);
             let guesses = targets.iter().zip(answers).map(|(t, a)| {
-                let member = matches!(a.subjects(), Some(Shown::Value(_)));
-                [member == t.member]
+                // Refused: nothing learnt.
+                let member = a.subjects().map(|s| matches!(s, Shown::Value(_)));
+                judge([member], t.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -609,8 +659,8 @@ attack_tests!(
 fn funnel_lines() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
-        against_both("(c) funnel-line differences", |site, rng| {
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
+        against_both("(c) funnel-line differences", &lab, |site, rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let targets = balanced_targets(rng, 30);
             let per = ALLOWANCE / targets.len();
@@ -636,7 +686,7 @@ fn funnel_lines() -> &'static Both {
                         Some(one as i64 - two as i64)
                     })
                     .collect();
-                decide(&diffs).map(|g| g == t.member)
+                judge(decide(&diffs), t.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -659,9 +709,9 @@ attack_tests!(
 fn entries_vs_subjects() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
         let w = &data().world;
-        against_both("(d) entries vs subjects", |site, rng| {
+        against_both("(d) entries vs subjects", &lab, |site, rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let mut persons: Vec<&cdm::Episodic> = w.episodic.iter().collect();
             persons.shuffle(rng);
@@ -686,7 +736,8 @@ fn entries_vs_subjects() -> &'static Both {
                             .is_some_and(|e| e as usize >= cdm::EPISODES / 2)
                     })
                     .count();
-                [(2 * big > a.len()) == p.member]
+                let answered = a.iter().filter(|a| a.funnel.is_some()).count();
+                judge([(answered > 0).then_some(2 * big > answered)], p.member)
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -710,9 +761,9 @@ attack_tests!(
 fn averaging() -> &'static Both {
     static R: OnceLock<Both> = OnceLock::new();
     R.get_or_init(|| {
-        let lab = Lab::start(&["sponsor"], &["p1"], false);
+        let lab = Lab::start(&["sponsor"], &["p1"], Unprotected::NoNoise);
         let w = &data().world;
-        against_both("(e) averaging over variants", |site, _rng| {
+        against_both("(e) averaging over variants", &lab, |site, _rng| {
             let mut o = lab.oracle("sponsor", "p1", site);
             let start = cdm::day(2021, 1, 1);
             let windows: Vec<(i32, i32)> = (0..6)
@@ -746,10 +797,10 @@ fn averaging() -> &'static Both {
                     .collect();
                 let truth = w.members_in(&[(f, l)]);
                 if values.is_empty() {
-                    return [false];
+                    return [Some(false)];
                 }
                 let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
-                [(mean - truth as f64).abs() <= 1.0]
+                [Some((mean - truth as f64).abs() <= 1.0)]
             });
             score(guesses.collect::<Vec<_>>(), o.used, o.used, o.answered)
         })
@@ -774,58 +825,62 @@ fn budget_reset() -> &'static Both {
     R.get_or_init(|| {
         let users = ["sponsor", "colleague"];
         let projects = ["p1", "p2", "p3"];
-        let lab = Lab::start(&users, &projects, false);
-        against_both("(f) budget reset by new projects and users", |site, rng| {
-            let targets = balanced_targets(rng, 10);
-            let contexts: Vec<(&str, &str)> = users
-                .iter()
-                .flat_map(|u| projects.iter().map(move |p| (*u, *p)))
-                .collect();
-            // Every context asks the same number of pairs about every target, as if no other
-            // context existed; each user sends its whole allowance.
-            let per_context = ALLOWANCE / projects.len() / 2 / targets.len();
-            let mut diffs = vec![Vec::new(); targets.len()];
-            let mut used = Vec::new();
-            for (c, &(user, project)) in contexts.iter().enumerate() {
-                let mut o = lab.oracle(user, project, site);
-                let mut defs = Vec::new();
-                for t in &targets {
-                    for j in 0..per_context {
-                        let (with, without) =
-                            window_pair(t.day, RADIUS + (c * per_context + j) as i32);
-                        defs.extend([with, without]);
-                    }
-                }
-                let answers = o.ask(defs);
-                for (i, a) in answers.chunks(2 * per_context).enumerate() {
-                    for p in a.chunks(2) {
-                        if let (Some(Shown::Value(w)), Some(Shown::Value(wo))) =
-                            (p[0].subjects(), p[1].subjects())
-                        {
-                            diffs[i].push(w as i64 - wo as i64);
+        let lab = Lab::start(&users, &projects, Unprotected::NoNoise);
+        against_both(
+            "(f) budget reset by new projects and users",
+            &lab,
+            |site, rng| {
+                let targets = balanced_targets(rng, 10);
+                let contexts: Vec<(&str, &str)> = users
+                    .iter()
+                    .flat_map(|u| projects.iter().map(move |p| (*u, *p)))
+                    .collect();
+                // Every context asks the same number of pairs about every target, as if no other
+                // context existed; each user sends its whole allowance.
+                let per_context = ALLOWANCE / projects.len() / 2 / targets.len();
+                let mut diffs = vec![Vec::new(); targets.len()];
+                let mut used = Vec::new();
+                for (c, &(user, project)) in contexts.iter().enumerate() {
+                    let mut o = lab.oracle(user, project, site);
+                    let mut defs = Vec::new();
+                    for t in &targets {
+                        for j in 0..per_context {
+                            let (with, without) =
+                                window_pair(t.day, RADIUS + (c * per_context + j) as i32);
+                            defs.extend([with, without]);
                         }
                     }
+                    let answers = o.ask(defs);
+                    for (i, a) in answers.chunks(2 * per_context).enumerate() {
+                        for p in a.chunks(2) {
+                            if let (Some(Shown::Value(w)), Some(Shown::Value(wo))) =
+                                (p[0].subjects(), p[1].subjects())
+                            {
+                                diffs[i].push(w as i64 - wo as i64);
+                            }
+                        }
+                    }
+                    used.push((user, o.used, o.answered));
                 }
-                used.push((user, o.used, o.answered));
-            }
-            let per_user = users
-                .iter()
-                .map(|u| {
-                    used.iter()
-                        .filter(|(x, _, _)| x == u)
-                        .map(|(_, n, _)| n)
-                        .sum::<usize>()
-                })
-                .max()
-                .unwrap_or(0);
-            let guesses = targets
-                .iter()
-                .zip(&diffs)
-                .map(|(t, d)| decide(d).map(|g| g == t.member));
-            let sent = used.iter().map(|(_, n, _)| n).sum();
-            let answered = used.iter().map(|(_, _, a)| a).sum();
-            score(guesses.collect::<Vec<_>>(), per_user, sent, answered)
-        })
+                let per_user = users
+                    .iter()
+                    .map(|u| {
+                        used.iter()
+                            .filter(|(x, _, _)| x == u)
+                            .map(|(_, n, _)| n)
+                            .sum::<usize>()
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let guesses = targets
+                    .iter()
+                    .zip(&diffs)
+                    .map(|(t, d)| judge(decide(d), t.member));
+                let sent = used.iter().map(|(_, n, _)| n).sum();
+                let answered = used.iter().map(|(_, _, a)| a).sum();
+                score(guesses.collect::<Vec<_>>(), per_user, sent, answered)
+            },
+        )
     })
 }
 
@@ -850,10 +905,10 @@ fn refusal_oracle() -> &'static Both {
     R.get_or_init(|| {
         let users: Vec<String> = (0..LOCKOUT_TRIALS).map(|i| format!("asker{i}")).collect();
         let ids: Vec<&str> = users.iter().map(String::as_str).collect();
-        // The open site keeps today's lockout: the noise is off, nothing else changes.
-        let lab = Lab::start(&ids, &["p1"], true);
+        // The oracle is the lockout on true counts: the legacy policy's.
+        let lab = Lab::start(&ids, &["p1"], Unprotected::LegacyLockout);
         let (first, _) = data().world.empty;
-        against_both("(g) lockout/refusal oracle", |site, rng| {
+        against_both("(g) lockout/refusal oracle", &lab, |site, rng| {
             let targets = balanced_targets(rng, LOCKOUT_TRIALS);
             let mut oracles: Vec<Oracle> = ids.iter().map(|u| lab.oracle(u, "p1", site)).collect();
             // Each account: ten differently worded empty questions (all at once)…
@@ -889,9 +944,11 @@ fn refusal_oracle() -> &'static Both {
                     let answered = e.iter().all(|x| x.funnel.is_some());
                     // Refused after answered empty questions: the target question was empty too.
                     let member = !(answered && a.funnel.is_none());
-                    [member == t.member]
+                    // Every question refused: nothing learnt.
+                    let informed = answered || a.funnel.is_some();
+                    judge([informed.then_some(member)], t.member)
                 });
-            let g: Vec<[bool; 1]> = guesses.collect();
+            let g: Vec<[Option<bool>; 1]> = guesses.collect();
             let sent = oracles.iter().map(|o| o.used).sum();
             let answered = oracles.iter().map(|o| o.answered).sum();
             score(g, 11, sent, answered)
@@ -903,7 +960,7 @@ attack_tests!(
     refusal_oracle,
     "(g) lockout oracle",
     FAILS,
-    g_lockout_oracle_reveals_membership_with_the_noise_off,
+    g_lockout_oracle_reveals_membership_under_the_legacy_lockout,
     g_lockout_oracle_fails_under_the_default_policy,
     ignore
 );
