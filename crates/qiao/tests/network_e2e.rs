@@ -145,8 +145,36 @@ fn check_obfuscated(label: &str, released: Shown, truth: u64, threshold: u64) {
     }
 }
 
+/// Checks one released value against the truth under the DP policy (σ = 6 per unit of
+/// sensitivity, threshold `threshold` on the noisy value): a shown value `v ±w` (w = ⌈1.96σ⌉)
+/// within 2w (≈ 4σ) of the truth; "< threshold" only for a truth below threshold + 2w.
+fn check_dp(label: &str, released: Shown, truth: u64, threshold: u64) {
+    match released {
+        Shown::Below(t) => {
+            assert_eq!(t, threshold, "{label}");
+            assert!(truth < threshold + 24, "{label}: {truth} released as < {t}");
+        }
+        Shown::Obfuscated(v, w) => {
+            assert!(w == 12 || w == 118, "{label}: ±{w} is not σ = 6 or 60");
+            assert!(v >= threshold, "{label}: {v} shown below the threshold");
+            assert!(v.abs_diff(truth) <= 2 * w, "{label}: released {v} ±{w}, true {truth}");
+        }
+        Shown::Exact(v) => panic!("{label}: exact {v} released under DP"),
+    }
+}
+
+/// A network total as (point, low, high): "N", "N ±W", "N (between L and H)" or "between L and
+/// H" (every site below the threshold).
 fn point(total: &Value) -> (u64, u64, u64) {
     let t = total.as_str().expect("total text");
+    if let Some(range) = t.strip_prefix("between ") {
+        let (lo, hi) = range.split_once(" and ").expect("range");
+        return (0, lo.parse().expect("low"), hi.parse().expect("high"));
+    }
+    if let Some((p, w)) = t.split_once(" ±") {
+        let (p, w): (u64, u64) = (p.parse().expect("point"), w.parse().expect("width"));
+        return (p, p.saturating_sub(w), p + w);
+    }
     match t.split_once(" (between ") {
         Some((p, range)) => {
             let range = range.trim_end_matches(')');
@@ -350,6 +378,38 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
         released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
     }
     assert_eq!(released_values, released_again);
+
+    // 4. Differential privacy (the default for new sites), threshold 10 on the noisy value:
+    //    every number plausible (within its interval), the total's interval holding the truth,
+    //    the same question again giving the same answers.
+    for i in 0..3 {
+        net.policy(i, &["--release", "dp", "--min-cell-count", "10"]);
+    }
+    let v = net.query();
+    let mut released_values = Vec::new();
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = v["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        assert_eq!(site["status"], "done", "{site}");
+        for (label, released, true_value) in pairs(site, t) {
+            check_dp(&format!("{name} {label}"), released, true_value, 10);
+            released_values.push(released);
+        }
+    }
+    let (_, lo, hi) = point(&v["total"]["final_persons"]);
+    assert!(lo <= sum_final && sum_final <= hi, "{} vs {sum_final}", v["total"]);
+    let again = net.query();
+    let mut released_again = Vec::new();
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = again["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {again}"));
+        released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
+    }
+    assert_eq!(released_values, released_again);
     drop(net.net);
     drop(net.dir);
 }
@@ -402,8 +462,9 @@ fn demo_exit_json_reports_three_sites_done() {
             let name = site["site"].as_str().unwrap_or_default();
             let store = work.join("stores").join(format!("{name}.qiao"));
             let t = truth(&store, DEFINITION);
+            // The demo runs the default policy: differential privacy.
             for (label, released, true_value) in pairs(site, &t) {
-                check_obfuscated(&format!("{name} {label}"), released, true_value, 10);
+                check_dp(&format!("{name} {label}"), released, true_value, 10);
             }
             sum_entries += t.entries;
             sizes.push(t.rules[0].3);
