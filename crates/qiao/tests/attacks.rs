@@ -457,18 +457,16 @@ fn score<const N: usize>(
     }
 }
 
-/// The two tests of an attack: it succeeds with the noise off (`open`), and stays within
-/// `bound` under the default policy (`guarded`; ignored until the release mechanism is merged
-/// if `ignore` is given).
+/// The two tests of an attack: it succeeds against the unprotected policy (`open`), and stays
+/// within `bound` under the default policy (`guarded`).
 macro_rules! attack_tests {
-    ($attack:ident, $name:literal, $bound:expr, $open:ident, $guarded:ident $(, $ignore:ident)?) => {
+    ($attack:ident, $name:literal, $bound:expr, $open:ident, $guarded:ident) => {
         #[test]
         fn $open() {
             assert_succeeds($name, $attack());
         }
 
         #[test]
-        $(#[$ignore = "needs the release mechanism (branch privacy)"])?
         fn $guarded() {
             assert_fails($name, $attack(), $bound);
         }
@@ -526,8 +524,7 @@ attack_tests!(
     "(a) tracker padding",
     FAILS,
     a_tracker_padding_recovers_a_suppressed_count_with_the_noise_off,
-    a_tracker_padding_fails_under_the_default_policy,
-    ignore
+    a_tracker_padding_fails_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -578,8 +575,7 @@ attack_tests!(
     "(b) pair differencing",
     FAILS,
     b_pair_differencing_decides_membership_with_the_noise_off,
-    b_pair_differencing_fails_under_the_default_policy,
-    ignore
+    b_pair_differencing_fails_under_the_default_policy
 );
 
 /// The diagnosed persons admitted on the `n` days nearest to `day`, `day` itself excluded,
@@ -648,8 +644,7 @@ attack_tests!(
     "(b) binary search",
     FAILS,
     b_binary_search_decides_membership_with_the_noise_off,
-    b_binary_search_fails_under_the_default_policy,
-    ignore
+    b_binary_search_fails_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -698,8 +693,7 @@ attack_tests!(
     "(c) funnel lines",
     FAILS,
     c_funnel_line_differences_decide_membership_with_the_noise_off,
-    c_funnel_line_differences_fail_under_the_default_policy,
-    ignore
+    c_funnel_line_differences_fail_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -749,8 +743,7 @@ attack_tests!(
     "(d) entries vs subjects",
     FAILS,
     d_entries_reveal_a_multi_episode_person_with_the_noise_off,
-    d_entries_do_not_reveal_a_multi_episode_person_under_the_default_policy,
-    ignore
+    d_entries_do_not_reveal_a_multi_episode_person_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -812,8 +805,7 @@ attack_tests!(
     "(e) averaging",
     FAILS,
     e_averaging_recovers_counts_with_the_noise_off,
-    e_averaging_fails_under_the_default_policy,
-    ignore
+    e_averaging_fails_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -889,8 +881,7 @@ attack_tests!(
     "(f) budget reset",
     FAILS,
     f_budget_reset_lets_membership_through_with_the_noise_off,
-    f_budget_reset_fails_under_the_default_policy,
-    ignore
+    f_budget_reset_fails_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -961,8 +952,7 @@ attack_tests!(
     "(g) lockout oracle",
     FAILS,
     g_lockout_oracle_reveals_membership_under_the_legacy_lockout,
-    g_lockout_oracle_fails_under_the_default_policy,
-    ignore
+    g_lockout_oracle_fails_under_the_default_policy
 );
 
 // ---------------------------------------------------------------------------------------------
