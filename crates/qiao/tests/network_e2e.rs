@@ -230,7 +230,10 @@ fn check_dp(label: &str, released: Shown, truth: u64, threshold: u64) {
         Shown::Obfuscated(v, w) => {
             assert!(w == 12 || w == 118, "{label}: ±{w} is not σ = 6 or 60");
             assert!(v >= threshold, "{label}: {v} shown below the threshold");
-            assert!(v.abs_diff(truth) <= 2 * w, "{label}: released {v} ±{w}, true {truth}");
+            assert!(
+                v.abs_diff(truth) <= 2 * w,
+                "{label}: released {v} ±{w}, true {truth}"
+            );
         }
         Shown::Exact(v) => panic!("{label}: exact {v} released under DP"),
     }
@@ -579,7 +582,11 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
         }
     }
     let (_, lo, hi) = point(&v["total"]["final_persons"]);
-    assert!(lo <= sum_final && sum_final <= hi, "{} vs {sum_final}", v["total"]);
+    assert!(
+        lo <= sum_final && sum_final <= hi,
+        "{} vs {sum_final}",
+        v["total"]
+    );
     let again = net.query();
     let mut released_again = Vec::new();
     for ((name, _, _), t) in net.sites.iter().zip(&truths) {
