@@ -14,8 +14,11 @@ use qiao_disclosure::{
 };
 
 fn bench(c: &mut Criterion) {
-    let site = Discloser::new(Policy::default(), SiteSecret::from_bytes(&[7u8; 32]).unwrap())
-        .unwrap();
+    let site = Discloser::new(
+        Policy::default(),
+        SiteSecret::from_bytes(&[7u8; 32]).unwrap(),
+    )
+    .unwrap();
     let q = Question::of(b"a cohort definition");
     let subjects = site.digest(0..569);
     let after = [site.digest(0..569), site.digest(0..266)];
@@ -43,10 +46,8 @@ fn bench(c: &mut Criterion) {
             site.admit(&mut ledger, &ctx, &stats).unwrap();
             let s = site.release_count(&q, &stats[0], &subjects);
             let e = site.release_value(&q, &stats[1], &subjects, 600);
-            let lines: Vec<(Statistic, _)> = vec![
-                (stats[2].clone(), after[0]),
-                (stats[4].clone(), after[1]),
-            ];
+            let lines: Vec<(Statistic, _)> =
+                vec![(stats[2].clone(), after[0]), (stats[4].clone(), after[1])];
             let f = site.release_funnel(&q, &lines);
             let g0 = site.release_count(&q, &stats[3], &gains[0]);
             let g1 = site.release_count(&q, &stats[5], &gains[1]);

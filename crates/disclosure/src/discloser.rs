@@ -2,7 +2,7 @@
 
 use crate::digest::{PersonSetDigest, PersonSetDigester};
 use crate::ledger::{BudgetStatus, QueryLedger, Refusal};
-use crate::mechanism::{non_increasing, noisy_value, rho_of, rounded, Question, Statistic};
+use crate::mechanism::{noisy_value, non_increasing, rho_of, rounded, Question, Statistic};
 use crate::obfuscate::{obfuscate, obfuscate_value, NoiseTable};
 use crate::policy::{Policy, PolicyError, ReleaseMode};
 use crate::released::{Released, SuppressionBasis};
@@ -102,7 +102,13 @@ impl Discloser {
         if self.policy.release != ReleaseMode::Shrine {
             return Ok(());
         }
-        ledger.check_result(&self.policy, ctx.user, ctx.project, ctx.now_unix_secs, result)
+        ledger.check_result(
+            &self.policy,
+            ctx.user,
+            ctx.project,
+            ctx.now_unix_secs,
+            result,
+        )
     }
 
     /// The budgets of the user and organization of `ctx` now.

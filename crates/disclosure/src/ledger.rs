@@ -417,7 +417,11 @@ impl QueryLedger {
         BudgetStatus {
             user: account(
                 self.spent_units(now, period, |c| c.user == user),
-                self.overrides.users.get(user).copied().unwrap_or(dp.user_rho),
+                self.overrides
+                    .users
+                    .get(user)
+                    .copied()
+                    .unwrap_or(dp.user_rho),
             ),
             organization: account(
                 self.spent_units(now, period, |c| c.organization == organization),
@@ -499,11 +503,16 @@ impl QueryLedger {
         let mut by: BTreeMap<(String, String), u64> = BTreeMap::new();
         for c in &self.charges {
             if c.at.saturating_add(period) > now_unix_secs {
-                let e = by.entry((c.user.clone(), c.organization.clone())).or_default();
+                let e = by
+                    .entry((c.user.clone(), c.organization.clone()))
+                    .or_default();
                 *e = e.saturating_add(c.rho);
             }
         }
-        let mut v: Vec<_> = by.into_iter().map(|((u, o), r)| (u, o, to_f64(r))).collect();
+        let mut v: Vec<_> = by
+            .into_iter()
+            .map(|((u, o), r)| (u, o, to_f64(r)))
+            .collect();
         v.sort_by(|a, b| b.2.total_cmp(&a.2));
         v
     }
@@ -652,7 +661,9 @@ mod tests {
         for i in 0..10 {
             l.charge(&p, &ctx("u", "acme", "p1", t + i), 0.01).unwrap();
         }
-        let e = l.charge(&p, &ctx("u", "acme", "p2", t + 20), 0.01).unwrap_err();
+        let e = l
+            .charge(&p, &ctx("u", "acme", "p2", t + 20), 0.01)
+            .unwrap_err();
         assert!(
             matches!(e, Refusal::BudgetExhausted { scope: BudgetScope::User, remaining, .. } if remaining < 1e-9),
             "{e:?}"
@@ -660,16 +671,35 @@ mod tests {
         // A new project does not help; a new user of the same organization gets the rest of
         // the organization's 0.25 and no more.
         let mut fresh_user = 0;
-        while l.charge(&p, &ctx(&format!("v{fresh_user}"), "acme", "p9", t + 30), 0.05).is_ok() {
+        while l
+            .charge(
+                &p,
+                &ctx(&format!("v{fresh_user}"), "acme", "p9", t + 30),
+                0.05,
+            )
+            .is_ok()
+        {
             fresh_user += 1;
         }
         assert_eq!(fresh_user, 3, "0.25 − 0.1 = 0.15 = three charges of 0.05");
-        let e = l.charge(&p, &ctx("w", "acme", "p9", t + 31), 0.05).unwrap_err();
-        assert!(matches!(e, Refusal::BudgetExhausted { scope: BudgetScope::Organization, .. }));
+        let e = l
+            .charge(&p, &ctx("w", "acme", "p9", t + 31), 0.05)
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            Refusal::BudgetExhausted {
+                scope: BudgetScope::Organization,
+                ..
+            }
+        ));
         // Invented organizations are bounded by the site-wide cap: 0.45 − 0.25 = 0.2 left.
         let mut orgs = 0;
         while l
-            .charge(&p, &ctx(&format!("x{orgs}"), &format!("org{orgs}"), "p", t + 40), 0.05)
+            .charge(
+                &p,
+                &ctx(&format!("x{orgs}"), &format!("org{orgs}"), "p", t + 40),
+                0.05,
+            )
             .is_ok()
         {
             orgs += 1;

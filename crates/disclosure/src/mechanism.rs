@@ -172,7 +172,10 @@ mod tests {
 
     #[test]
     fn pava_is_non_increasing_and_keeps_monotone_input() {
-        assert_eq!(non_increasing(&[5.0, 4.0, 4.0, 1.0]), vec![5.0, 4.0, 4.0, 1.0]);
+        assert_eq!(
+            non_increasing(&[5.0, 4.0, 4.0, 1.0]),
+            vec![5.0, 4.0, 4.0, 1.0]
+        );
         assert_eq!(non_increasing(&[3.0, 5.0, 1.0]), vec![4.0, 4.0, 1.0]);
         assert_eq!(non_increasing(&[1.0, 2.0, 3.0]), vec![2.0, 2.0, 2.0]);
         let y = non_increasing(&[10.0, 12.0, 7.0, 9.0, 8.0, -2.0]);

@@ -57,7 +57,9 @@ pub fn network_total(values: &[Released]) -> NetworkTotal {
         // The range of what was released (the noisy value, for DP), before the noise.
         let (l, h) = match *v {
             Released::Dp {
-                value, sigma, threshold,
+                value,
+                sigma,
+                threshold,
             } => {
                 var += sigma * sigma;
                 match value {

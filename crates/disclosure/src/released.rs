@@ -73,8 +73,7 @@ impl Released {
     /// The number shown for it, if any.
     pub fn point(&self) -> Option<u64> {
         match *self {
-            Released::Exact { value }
-            | Released::Obfuscated { value, .. } => Some(value),
+            Released::Exact { value } | Released::Obfuscated { value, .. } => Some(value),
             Released::Dp { value, .. } => value,
             Released::Suppressed { .. } => None,
         }

@@ -499,7 +499,11 @@ fn dp_totals_cover_the_truth_and_all_below_threshold_is_never_zero() {
             .enumerate()
             .map(|(k, &n)| {
                 let base = (i * 10 + k as i64) * 1000;
-                rc_q(&site_d, &format!("q{i}"), &site_d.digest(base..base + n as i64))
+                rc_q(
+                    &site_d,
+                    &format!("q{i}"),
+                    &site_d.digest(base..base + n as i64),
+                )
             })
             .collect();
         let total = network_total(&released);

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use qiao_disclosure::{
     Breakdown, Discloser, DpPolicy, ObfuscationParams, PersonSetDigest, Policy, QueryContext,
-    QueryLedger, Question, Released, ReleaseMode, SiteSecret, Statistic, SuppressionBasis,
+    QueryLedger, Question, ReleaseMode, Released, SiteSecret, Statistic, SuppressionBasis,
 };
 
 fn q() -> Question {
@@ -217,7 +217,7 @@ proptest! {
         let r = site.release_count(&question, &stat(), &d);
         let Released::Dp { value, threshold, sigma } = r.clone() else { panic!("{r:?}") };
         prop_assert_eq!(threshold, 10);
-        prop_assert!(sigma >= 6.0 && sigma < 6.001);
+        prop_assert!((6.0..6.001).contains(&sigma));
         if let Some(v) = value {
             prop_assert!(v >= 10);
         }
@@ -230,7 +230,14 @@ proptest! {
 /// variance 36, P(|Z| ≤ 12) ≈ 0.954, symmetric.
 #[test]
 fn dp_noise_has_the_declared_distribution() {
-    let site = Discloser::new(Policy { min_cell_count: 1, ..Policy::default() }, secret()).unwrap();
+    let site = Discloser::new(
+        Policy {
+            min_cell_count: 1,
+            ..Policy::default()
+        },
+        secret(),
+    )
+    .unwrap();
     let d = site.digest(0..1000);
     let trials = 40_000;
     let zs: Vec<i64> = (0..trials)
@@ -254,7 +261,11 @@ fn dp_noise_has_the_declared_distribution() {
 #[test]
 fn dp_noise_is_keyed() {
     let a = Discloser::new(Policy::default(), secret()).unwrap();
-    let b = Discloser::new(Policy::default(), SiteSecret::from_bytes(&[4u8; 32]).unwrap()).unwrap();
+    let b = Discloser::new(
+        Policy::default(),
+        SiteSecret::from_bytes(&[4u8; 32]).unwrap(),
+    )
+    .unwrap();
     let mut differs = [0usize; 4];
     for i in 0..200i64 {
         let set = a.digest(i * 1000..i * 1000 + 500);
@@ -265,7 +276,10 @@ fn dp_noise_is_keyed() {
         // Same size, one person swapped.
         let swapped = a.digest((i * 1000 + 1)..(i * 1000 + 501));
         let other_set = a.release_count(&q(), &stat(), &swapped);
-        for (k, r) in [other_key, other_q, other_stat, other_set].iter().enumerate() {
+        for (k, r) in [other_key, other_q, other_stat, other_set]
+            .iter()
+            .enumerate()
+        {
             if *r != base {
                 differs[k] += 1;
             }
@@ -283,7 +297,9 @@ fn clipped_entries_noise_scales_with_the_bound() {
     let site = Discloser::new(Policy::default(), secret()).unwrap();
     let d = site.digest(0..100);
     let r = site.release_value(&q(), &Statistic::clipped_rows("entries", 10), &d, 700);
-    let Released::Dp { sigma, .. } = r else { panic!("{r:?}") };
+    let Released::Dp { sigma, .. } = r else {
+        panic!("{r:?}")
+    };
     assert!((sigma - 60.0).abs() < 0.01, "{sigma}");
     // It costs what one person count costs (ρ = 1/72).
     let one = site.cost(&[stat()]);
@@ -293,7 +309,14 @@ fn clipped_entries_noise_scales_with_the_bound() {
 
 #[test]
 fn dp_breakdown_margins_add_up_and_funnels_never_grow() {
-    let site = Discloser::new(Policy { min_cell_count: 1, ..Policy::default() }, secret()).unwrap();
+    let site = Discloser::new(
+        Policy {
+            min_cell_count: 1,
+            ..Policy::default()
+        },
+        secret(),
+    )
+    .unwrap();
     let counts = [[3u64, 40, 55], [25, 0, 61], [70, 44, 12], [8, 90, 33]];
     let mut next = 0i64;
     let cells = counts
@@ -315,11 +338,16 @@ fn dp_breakdown_margins_add_up_and_funnels_never_grow() {
         assert_eq!(row.iter().map(v).sum::<u64>(), v(&rel.row_totals[r]));
     }
     for c in 0..3 {
-        assert_eq!(rel.cells.iter().map(|row| v(&row[c])).sum::<u64>(), v(&rel.col_totals[c]));
+        assert_eq!(
+            rel.cells.iter().map(|row| v(&row[c])).sum::<u64>(),
+            v(&rel.col_totals[c])
+        );
     }
     assert_eq!(rel.row_totals.iter().map(v).sum::<u64>(), v(&rel.total));
     // The total's σ is the cells' σ times √12.
-    let Released::Dp { sigma, .. } = rel.total else { panic!() };
+    let Released::Dp { sigma, .. } = rel.total else {
+        panic!()
+    };
     assert!((sigma - 6.0 * 12f64.sqrt()).abs() < 0.01);
 
     // Funnels: nested sets with small steps often invert under independent noise; the
@@ -329,7 +357,12 @@ fn dp_breakdown_margins_add_up_and_funnels_never_grow() {
         let lines: Vec<(Statistic, PersonSetDigest)> = [300i64, 298, 297, 290, 289]
             .iter()
             .enumerate()
-            .map(|(k, &n)| (Statistic::person_count(format!("line {k}")), site.digest(base..base + n)))
+            .map(|(k, &n)| {
+                (
+                    Statistic::person_count(format!("line {k}")),
+                    site.digest(base..base + n),
+                )
+            })
             .collect();
         let out = site.release_funnel(&Question::of(&i.to_le_bytes()), &lines);
         let vals: Vec<u64> = out.iter().map(|r| r.point().unwrap_or(0)).collect();

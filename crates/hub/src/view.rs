@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use qiao_disclosure as dc;
 use qiao_protocol::{
-    AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload,
-    ProjectId, QueryType, RefusalReason, Released, SiteId, SuppressionBasis, UserId,
+    AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
+    RefusalReason, Released, SiteId, SuppressionBasis, UserId,
 };
 use serde::{Deserialize, Serialize};
 

@@ -94,16 +94,7 @@ pub const ALLOWED_KEYS: &[&str] = &[
 
 /// The keys whose values may be strings: identifiers, enum tags and rule names.
 pub const STRING_KEYS: &[&str] = &[
-    "job_id",
-    "site_id",
-    "status",
-    "reason",
-    "error",
-    "type",
-    "name",
-    "gender",
-    "kind",
-    "basis",
+    "job_id", "site_id", "status", "reason", "error", "type", "name", "gender", "kind", "basis",
 ];
 
 /// A result that could carry more than aggregates, or is inconsistent with its job.
@@ -555,4 +546,3 @@ fn positive(path: &str, value: f64) -> Result<(), AggregateViolation> {
         })
     }
 }
-

@@ -105,6 +105,8 @@ pub struct JobResult {
 }
 
 /// What happened to a job at a site.
+// One per job and site, moved rarely: boxing the payload would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
@@ -338,8 +340,7 @@ impl Released {
     /// The number shown, if any.
     pub fn point(&self) -> Option<u64> {
         match *self {
-            Released::Exact { value }
-            | Released::Obfuscated { value, .. } => Some(value),
+            Released::Exact { value } | Released::Obfuscated { value, .. } => Some(value),
             Released::Dp { value, .. } => value,
             Released::BelowThreshold { .. } | Released::Suppressed { .. } => None,
         }

@@ -247,7 +247,11 @@ pub enum BudgetCommand {
         #[arg(long)]
         user: String,
         /// Whose budget: a user id at the hub.
-        #[arg(long, conflicts_with = "organization", required_unless_present = "organization")]
+        #[arg(
+            long,
+            conflicts_with = "organization",
+            required_unless_present = "organization"
+        )]
         for_user: Option<String>,
         /// Whose budget: an organization.
         #[arg(long)]
@@ -601,7 +605,10 @@ fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
         } => {
             let dir = steward(data, &user)?;
             if let Some(r) = rho {
-                if !(r.is_finite() && r >= 0.0 && r <= qiao_disclosure::DpPolicy::default().site_rho * 1e5) {
+                if !(r.is_finite()
+                    && r >= 0.0
+                    && r <= qiao_disclosure::DpPolicy::default().site_rho * 1e5)
+                {
                     bail!("--rho must be a non-negative number");
                 }
             }
@@ -622,7 +629,8 @@ fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
             };
             audit::append(
                 &dir,
-                EntryDraft::new(now_unix(), audit::user(&user), "budget.set").decision(what.clone()),
+                EntryDraft::new(now_unix(), audit::user(&user), "budget.set")
+                    .decision(what.clone()),
             )?;
             println!("{what}");
             Ok(())

@@ -264,7 +264,7 @@ fn summary(
 ) -> DisclosureSummary {
     DisclosureSummary {
         min_cell_count: policy.min_cell_count,
-        obfuscation: (policy.release == ReleaseMode::Shrine).then(|| ObfuscationParams {
+        obfuscation: (policy.release == ReleaseMode::Shrine).then_some(ObfuscationParams {
             bin: policy.obfuscation.bin,
             sigma: policy.obfuscation.sigma,
             clamp: policy.obfuscation.clamp,
@@ -416,7 +416,10 @@ pub fn cohort_count_statistics(rules: usize, entries_bound: u32) -> Vec<Statisti
     ];
     for i in 0..rules {
         v.push(Statistic::person_count(format!("after rule {i}")));
-        v.push(Statistic::disjoint_person_count(format!("gain {i}"), "gain"));
+        v.push(Statistic::disjoint_person_count(
+            format!("gain {i}"),
+            "gain",
+        ));
     }
     if rules == 0 {
         v.push(Statistic::person_count("final"));
@@ -432,7 +435,10 @@ pub fn demographics_statistics() -> Vec<Statistic> {
 
 /// The true values of a cohort count's statistics from a run (for the sensitivity test and
 /// for the release): `(subjects, clipped entries, per rule (after, gain), final)`.
-pub fn cohort_count_values(run: &CohortRun, entries_bound: u32) -> (u64, u64, Vec<(u64, u64)>, u64) {
+pub fn cohort_count_values(
+    run: &CohortRun,
+    entries_bound: u32,
+) -> (u64, u64, Vec<(u64, u64)>, u64) {
     let bound = u64::from(entries_bound);
     let mut subjects = 0u64;
     let mut entries = 0u64;
@@ -448,8 +454,14 @@ pub fn cohort_count_values(run: &CohortRun, entries_bound: u32) -> (u64, u64, Ve
         entries += n.min(bound);
     }
     let n_rules = run.stats.rule_names.len();
-    let full = if n_rules == 0 { 0 } else { rules_through(n_rules - 1) };
-    let count = |keep: &dyn Fn(u64) -> bool| run.person_masks.iter().filter(|(_, m)| keep(*m)).count() as u64;
+    let full = if n_rules == 0 {
+        0
+    } else {
+        rules_through(n_rules - 1)
+    };
+    let count = |keep: &dyn Fn(u64) -> bool| {
+        run.person_masks.iter().filter(|(_, m)| keep(*m)).count() as u64
+    };
     let rules = (0..n_rules)
         .map(|r| {
             let need = rules_through(r);

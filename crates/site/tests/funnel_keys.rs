@@ -80,19 +80,34 @@ fn dp_funnels_are_reproducible_plausible_and_non_increasing() {
         // The final line is the last rule's line, released once.
         assert_eq!(three.final_persons, three.rules[1].persons, "secret {seed}");
         // Within 4σ = 24 of the truth (569 → 266); the funnel never grows.
-        let (a, b) = (point(&three.rules[0].persons), point(&three.rules[1].persons));
-        assert!(a.abs_diff(569) <= 24 && b.abs_diff(266) <= 24, "secret {seed}: {a}, {b}");
+        let (a, b) = (
+            point(&three.rules[0].persons),
+            point(&three.rules[1].persons),
+        );
+        assert!(
+            a.abs_diff(569) <= 24 && b.abs_diff(266) <= 24,
+            "secret {seed}: {a}, {b}"
+        );
         assert!(a >= b);
-        let Released::Dp { sigma, threshold, .. } = three.final_persons else {
+        let Released::Dp {
+            sigma, threshold, ..
+        } = three.final_persons
+        else {
             panic!("{:?}", three.final_persons)
         };
         assert!((6.0..6.001).contains(&sigma) && threshold == 10);
         // entries: clipped rows with noise scaled to the bound (σ = 60).
-        let Released::Dp { sigma, .. } = three.entries else { panic!() };
+        let Released::Dp { sigma, .. } = three.entries else {
+            panic!()
+        };
         assert!((60.0..60.01).contains(&sigma));
         // ρ charged: subjects, entries, two rule lines, the gains family = 5/72.
         let dp = three.disclosure.dp.as_ref().expect("DP summary");
-        assert!((dp.rho_spent - 5.0 / 72.0).abs() < 1e-12, "{}", dp.rho_spent);
+        assert!(
+            (dp.rho_spent - 5.0 / 72.0).abs() < 1e-12,
+            "{}",
+            dp.rho_spent
+        );
         distinct.insert(b);
     }
     assert!(distinct.len() > 1, "{distinct:?}");
@@ -108,7 +123,12 @@ fn declared_sensitivities_hold_for_every_person() {
         let run = qiao_site::run_definition(store(), &definition(def)).unwrap();
         for bound in [1u32, 2, 10] {
             let stats = qiao_site::cohort_count_statistics(run.stats.rule_names.len(), bound);
-            let sens = |name: &str| stats.iter().find(|s| s.name == name).map(|s| u64::from(s.sensitivity));
+            let sens = |name: &str| {
+                stats
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| u64::from(s.sensitivity))
+            };
             let (s0, e0, r0, f0) = qiao_site::cohort_count_values(&run, bound);
             let mut persons: Vec<i64> = run.person_masks.iter().map(|(p, _)| *p).collect();
             persons.extend(run.rows.iter().map(|r| r.subject_id));
@@ -117,20 +137,39 @@ fn declared_sensitivities_hold_for_every_person() {
             let mut worst_entries = 0;
             for &p in &persons {
                 let without = qiao_site::CohortRun {
-                    rows: run.rows.iter().filter(|r| r.subject_id != p).cloned().collect(),
+                    rows: run
+                        .rows
+                        .iter()
+                        .filter(|r| r.subject_id != p)
+                        .cloned()
+                        .collect(),
                     stats: run.stats.clone(),
-                    person_masks: run.person_masks.iter().filter(|(q, _)| *q != p).copied().collect(),
+                    person_masks: run
+                        .person_masks
+                        .iter()
+                        .filter(|(q, _)| *q != p)
+                        .copied()
+                        .collect(),
                 };
                 let (s1, e1, r1, f1) = qiao_site::cohort_count_values(&without, bound);
-                assert!(s0.abs_diff(s1) <= sens("subjects").unwrap(), "def {def} person {p}");
-                assert!(e0.abs_diff(e1) <= sens("entries").unwrap(), "def {def} person {p}");
+                assert!(
+                    s0.abs_diff(s1) <= sens("subjects").unwrap(),
+                    "def {def} person {p}"
+                );
+                assert!(
+                    e0.abs_diff(e1) <= sens("entries").unwrap(),
+                    "def {def} person {p}"
+                );
                 worst_entries = worst_entries.max(e0.abs_diff(e1));
                 let mut gains = 0;
                 for (i, ((a0, g0), (a1, g1))) in r0.iter().zip(&r1).enumerate() {
                     assert!(a0.abs_diff(*a1) <= sens(&format!("after rule {i}")).unwrap());
                     gains += g0.abs_diff(*g1);
                 }
-                assert!(gains <= 1, "def {def} person {p}: gains family moved by {gains}");
+                assert!(
+                    gains <= 1,
+                    "def {def} person {p}: gains family moved by {gains}"
+                );
                 let final_sens = sens("final").unwrap_or(1);
                 assert!(f0.abs_diff(f1) <= final_sens, "def {def} person {p}");
             }

@@ -447,7 +447,11 @@ async fn steward_and_investigator_pages_do_their_work() {
     assert_eq!(after.release, qiao_disclosure::ReleaseMode::Dp);
     assert_eq!(after.dp.sigma, 7.5);
     assert_eq!(
-        (after.dp.user_rho, after.dp.organization_rho, after.dp.site_rho),
+        (
+            after.dp.user_rho,
+            after.dp.organization_rho,
+            after.dp.site_rho
+        ),
         (0.25, 0.75, 3.0)
     );
 

@@ -324,24 +324,28 @@ impl PolicyForm {
             Some(b) => p.secondary_suppression = b,
             None => e.add("secondary_suppression", t(lang, "site.policy.err_choice")),
         }
-        let mut number = |field: &str, v: &str, ok: &dyn Fn(f64) -> bool, key: &'static str| {
-            match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() && ok(x) => Some(x),
-                _ => {
-                    e.add(field, t(lang, key));
-                    None
-                }
+        let mut number = |field: &str, v: &str, ok: &dyn Fn(f64) -> bool, key: &'static str| match v
+            .trim()
+            .parse::<f64>()
+        {
+            Ok(x) if x.is_finite() && ok(x) => Some(x),
+            _ => {
+                e.add(field, t(lang, key));
+                None
             }
         };
-        let sigma_ok = |x: f64| {
-            (qiao_disclosure::MIN_SIGMA..=qiao_disclosure::MAX_SIGMA)
-                .contains(&x)
-        };
+        let sigma_ok =
+            |x: f64| (qiao_disclosure::MIN_SIGMA..=qiao_disclosure::MAX_SIGMA).contains(&x);
         let rho_ok = |x: f64| x > 0.0 && x <= qiao_disclosure::MAX_RHO;
         if let Some(x) = number("sigma", &self.sigma, &sigma_ok, "site.policy.err_sigma") {
             p.dp.sigma = x;
         }
-        if let Some(x) = number("user_rho", &self.user_rho, &rho_ok, "site.policy.err_budget") {
+        if let Some(x) = number(
+            "user_rho",
+            &self.user_rho,
+            &rho_ok,
+            "site.policy.err_budget",
+        ) {
             p.dp.user_rho = x;
         }
         if let Some(x) = number(
@@ -352,7 +356,12 @@ impl PolicyForm {
         ) {
             p.dp.organization_rho = x;
         }
-        if let Some(x) = number("site_rho", &self.site_rho, &rho_ok, "site.policy.err_budget") {
+        if let Some(x) = number(
+            "site_rho",
+            &self.site_rho,
+            &rho_ok,
+            "site.policy.err_budget",
+        ) {
             p.dp.site_rho = x;
         }
         if e.is_empty() {
@@ -393,7 +402,10 @@ fn render_policy(
         ("off".to_owned(), t(lang, "site.policy.off").to_owned()),
     ];
     let release = [
-        ("dp".to_owned(), t(lang, "site.policy.release_dp").to_owned()),
+        (
+            "dp".to_owned(),
+            t(lang, "site.policy.release_dp").to_owned(),
+        ),
         (
             "shrine".to_owned(),
             t(lang, "site.policy.release_shrine").to_owned(),
