@@ -1,23 +1,23 @@
-//! The entry point: a site's policy and secret, applied to counts and breakdowns.
-
-use rand::{CryptoRng, RngCore};
+//! The entry point: a site's policy and secret, applied to every number that leaves the site.
 
 use crate::digest::{PersonSetDigest, PersonSetDigester};
-use crate::dp::Calibrated;
-use crate::ledger::{QueryLedger, Refusal};
-use crate::obfuscate::{obfuscate, NoiseTable};
-use crate::policy::{DpThresholdBasis, Policy, PolicyError};
+use crate::ledger::{BudgetStatus, QueryLedger, Refusal};
+use crate::mechanism::{noisy_value, non_increasing, rho_of, rounded, Question, Statistic};
+use crate::obfuscate::{obfuscate, obfuscate_value, NoiseTable};
+use crate::policy::{Policy, PolicyError, ReleaseMode};
 use crate::released::{Released, SuppressionBasis};
 use crate::secret::SiteSecret;
 use crate::table::{suppression_pattern, Breakdown, TableError};
 
-/// Who asks, for which project, and when (unix seconds, passed in: nothing here reads a
-/// clock).
+/// Who asks, for which organization and project, and when (unix seconds, passed in: nothing
+/// here reads a clock). The organization comes from the signed job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueryContext<'a> {
     /// The requesting user.
     pub user: &'a str,
-    /// The project the query belongs to (the DP budget is per user per project).
+    /// The requester's organization (sponsor institution).
+    pub organization: &'a str,
+    /// The project the query belongs to.
     pub project: &'a str,
     /// Current time, unix seconds.
     pub now_unix_secs: u64,
@@ -28,24 +28,18 @@ pub struct QueryContext<'a> {
 pub struct Discloser {
     policy: Policy,
     secret: SiteSecret,
-    noise: Option<NoiseTable>,
-    dp: Option<Calibrated>,
+    noise: NoiseTable,
 }
 
 impl Discloser {
     /// Validates `policy` and prepares the noise tables.
     pub fn new(policy: Policy, secret: SiteSecret) -> Result<Self, PolicyError> {
         policy.validate()?;
-        let noise = policy.obfuscation.as_ref().map(NoiseTable::new);
-        let dp = match &policy.dp {
-            Some(d) => Some(Calibrated::new(&d.mechanism, d.sensitivity).map_err(PolicyError::Dp)?),
-            None => None,
-        };
+        let noise = NoiseTable::new(&policy.obfuscation);
         Ok(Discloser {
             policy,
             secret,
             noise,
-            dp,
         })
     }
 
@@ -54,9 +48,9 @@ impl Discloser {
         &self.policy
     }
 
-    /// The obfuscation noise table, if obfuscation is on.
-    pub fn noise_table(&self) -> Option<&NoiseTable> {
-        self.noise.as_ref()
+    /// The SHRINE obfuscation noise table (used in [`ReleaseMode::Shrine`]).
+    pub fn noise_table(&self) -> &NoiseTable {
+        &self.noise
     }
 
     /// The digest of a person set, keyed with this site's secret.
@@ -69,26 +63,166 @@ impl Discloser {
         PersonSetDigester::new(&self.secret)
     }
 
-    /// The non-DP release of one count: threshold on the true count, then obfuscation if on.
-    /// Stateless and deterministic: the same person set always gives the same value. Does not
-    /// consult the ledger and ignores DP mode; [`Self::answer_count`] is the full pipeline.
-    pub fn release_count(&self, persons: &PersonSetDigest) -> Released {
-        let threshold = self.policy.min_cell_count;
-        match &self.noise {
-            Some(table) => obfuscate(table, &self.secret, threshold, persons),
-            None => exact_or_suppressed(persons.count(), threshold, SuppressionBasis::TrueCount),
+    /// ρ (zCDP) that releasing `stats` costs under this policy; 0 outside DP mode.
+    pub fn cost(&self, stats: &[Statistic]) -> f64 {
+        match self.policy.release {
+            ReleaseMode::Dp => rho_of(stats, self.policy.dp.sigma),
+            ReleaseMode::Shrine | ReleaseMode::Exact => 0.0,
         }
     }
 
-    /// The non-DP release of a breakdown: primary suppression on true counts, complementary
-    /// suppression if the policy says so, then obfuscation (per entry, keyed by that entry's
-    /// person set) or exact values. Stateless and deterministic.
+    /// Before anything is computed: the rate limit (and SHRINE's lockout) and, in DP mode,
+    /// the charge of `stats`' cost to the user's, organization's and site's budgets. Nothing
+    /// here looks at data, so whether a query is refused never depends on a true count.
+    /// Returns the budgets after the charge (DP mode).
+    pub fn admit(
+        &self,
+        ledger: &mut QueryLedger,
+        ctx: &QueryContext<'_>,
+        stats: &[Statistic],
+    ) -> Result<Option<BudgetStatus>, Refusal> {
+        let p = &self.policy;
+        ledger.precheck(p, ctx.user, ctx.project, ctx.now_unix_secs)?;
+        let status = match p.release {
+            ReleaseMode::Dp => Some(ledger.charge(p, ctx, self.cost(stats))?),
+            ReleaseMode::Shrine | ReleaseMode::Exact => None,
+        };
+        ledger.record_query(p, ctx.user, ctx.project, ctx.now_unix_secs)?;
+        Ok(status)
+    }
+
+    /// After computing, in [`ReleaseMode::Shrine`] only: SHRINE's repeated-result rule (a
+    /// decision on the true result, which is why DP mode does not have it). A no-op otherwise.
+    pub fn record_result(
+        &self,
+        ledger: &mut QueryLedger,
+        ctx: &QueryContext<'_>,
+        result: &PersonSetDigest,
+    ) -> Result<(), Refusal> {
+        if self.policy.release != ReleaseMode::Shrine {
+            return Ok(());
+        }
+        ledger.check_result(
+            &self.policy,
+            ctx.user,
+            ctx.project,
+            ctx.now_unix_secs,
+            result,
+        )
+    }
+
+    /// The budgets of the user and organization of `ctx` now.
+    pub fn budget(&self, ledger: &QueryLedger, ctx: &QueryContext<'_>) -> BudgetStatus {
+        ledger.budget_status(&self.policy, ctx.user, ctx.organization, ctx.now_unix_secs)
+    }
+
+    /// Releases one statistic whose value is the size of `persons`.
+    pub fn release_count(
+        &self,
+        question: &Question,
+        stat: &Statistic,
+        persons: &PersonSetDigest,
+    ) -> Released {
+        self.release_value(question, stat, persons, persons.count())
+    }
+
+    /// Releases one statistic of true value `value` computed over the person set `persons`
+    /// (e.g. clipped rows): DP noise keyed on the question, the statistic and the set, then
+    /// the threshold on the noisy value ([`ReleaseMode::Dp`]); or the threshold on the true
+    /// value then obfuscation keyed on `persons` (SHRINE); or the exact value.
+    pub fn release_value(
+        &self,
+        question: &Question,
+        stat: &Statistic,
+        persons: &PersonSetDigest,
+        value: u64,
+    ) -> Released {
+        match self.policy.release {
+            ReleaseMode::Dp => {
+                let (noisy, sigma) = self.noisy(question, stat, persons, value);
+                self.dp_released(noisy as f64, sigma)
+            }
+            ReleaseMode::Shrine => obfuscate_value(
+                &self.noise,
+                &self.secret,
+                self.policy.min_cell_count,
+                persons,
+                value,
+            ),
+            ReleaseMode::Exact => exact_or_suppressed(value, self.policy.min_cell_count),
+        }
+    }
+
+    /// Releases a funnel: `lines` are nested person counts, each line's set contained in the
+    /// previous one's. In DP mode the noisy values are made non-increasing (least squares,
+    /// post-processing) before the threshold, so the released funnel never grows.
+    pub fn release_funnel(
+        &self,
+        question: &Question,
+        lines: &[(Statistic, PersonSetDigest)],
+    ) -> Vec<Released> {
+        if self.policy.release != ReleaseMode::Dp {
+            return lines
+                .iter()
+                .map(|(s, d)| self.release_count(question, s, d))
+                .collect();
+        }
+        let noisy: Vec<(i64, f64)> = lines
+            .iter()
+            .map(|(s, d)| self.noisy(question, s, d, d.count()))
+            .collect();
+        let xs: Vec<f64> = noisy.iter().map(|&(v, _)| v as f64).collect();
+        non_increasing(&xs)
+            .into_iter()
+            .zip(&noisy)
+            .map(|(x, &(_, sigma))| self.dp_released(x, sigma))
+            .collect()
+    }
+
+    /// Releases a breakdown table.
+    ///
+    /// DP mode: every cell is noised (the cells are disjoint, so the table costs one release:
+    /// declare it with [`Statistic::disjoint_person_count`]), margins and the total are the
+    /// sums of the noisy cells (post-processing: they add up exactly), and each entry is then
+    /// compared with the threshold. SHRINE and exact modes: primary suppression on true
+    /// counts, complementary suppression if the policy says so, then obfuscation or exact
+    /// values.
     pub fn release_breakdown(
         &self,
+        question: &Question,
         input: &Breakdown<PersonSetDigest>,
     ) -> Result<Breakdown<Released>, TableError> {
         let counts = input.counts();
+        counts.check_additive()?;
         let threshold = self.policy.min_cell_count;
+        if self.policy.release == ReleaseMode::Dp {
+            let (rows, cols) = input.shape()?;
+            let mut noisy = vec![vec![0u64; cols]; rows];
+            let mut sigma = 0.0;
+            for (r, row) in input.cells.iter().enumerate() {
+                for (c, d) in row.iter().enumerate() {
+                    let stat = Statistic::disjoint_person_count(format!("cell {r},{c}"), "cells");
+                    let (v, s) = self.noisy(question, &stat, d, d.count());
+                    noisy[r][c] = rounded(v as f64);
+                    sigma = s;
+                }
+            }
+            let table = Breakdown::from_counts(noisy)?;
+            let n = |k: usize| sigma * (k as f64).sqrt();
+            return Ok(table.map(|pos, &v| {
+                let k = match pos {
+                    crate::table::Position::Cell { .. } => 1,
+                    crate::table::Position::RowTotal { .. } => cols,
+                    crate::table::Position::ColTotal { .. } => rows,
+                    crate::table::Position::Total => rows * cols,
+                };
+                Released::Dp {
+                    value: (v >= threshold).then_some(v),
+                    sigma: n(k),
+                    threshold,
+                }
+            }));
+        }
         let complementary = self.policy.secondary_suppression;
         let pattern = suppression_pattern(&counts, threshold, complementary)?;
         let basis = if complementary {
@@ -96,168 +230,53 @@ impl Discloser {
         } else {
             SuppressionBasis::TrueCount
         };
+        let shrine = self.policy.release == ReleaseMode::Shrine;
         Ok(input.map(|pos, d| {
             if pattern.get(pos).copied().unwrap_or(true) {
                 Released::Suppressed { threshold, basis }
+            } else if shrine {
+                obfuscate(&self.noise, &self.secret, threshold, d)
             } else {
-                match &self.noise {
-                    Some(table) => obfuscate(table, &self.secret, threshold, d),
-                    None => Released::Exact { value: d.count() },
-                }
+                Released::Exact { value: d.count() }
             }
         }))
     }
 
-    /// The full pipeline for one count: lockout, rate limit and repeated-result rule
-    /// ([`QueryLedger::check_and_record`]), then — in DP mode — the budget charge and DP
-    /// noise, otherwise [`Self::release_count`]. `rng` is used only in DP mode; pass
-    /// `rand::rngs::OsRng` in production.
-    pub fn answer_count<R: RngCore + CryptoRng + ?Sized>(
+    fn noisy(
         &self,
-        ledger: &mut QueryLedger,
-        ctx: &QueryContext<'_>,
+        question: &Question,
+        stat: &Statistic,
         persons: &PersonSetDigest,
-        rng: &mut R,
-    ) -> Result<Released, Refusal> {
-        self.admit(ledger, ctx, persons)?;
-        match (&self.dp, &self.policy.dp) {
-            (Some(cal), Some(_)) => Ok(self.dp_count(cal, persons.count(), rng)),
-            _ => Ok(self.release_count(persons)),
-        }
+        value: u64,
+    ) -> (i64, f64) {
+        noisy_value(
+            &self.secret,
+            question,
+            stat,
+            self.policy.dp.sigma,
+            persons,
+            value,
+        )
     }
 
-    /// The full pipeline for a breakdown (the lockout key is the grand total's person set).
-    ///
-    /// In DP mode, each cell gets independent DP noise (cells are disjoint, so by parallel
-    /// composition the whole table costs one ε — the caller asserts each person is in exactly
-    /// one cell), margins are *sums of the noised cells* (post-processing, so they add up and
-    /// cost nothing), and suppression — primary and complementary — is decided on the true
-    /// counts ([`DpThresholdBasis::TrueCount`]) or the noised ones
-    /// ([`DpThresholdBasis::NoisyCount`]).
-    pub fn answer_breakdown<R: RngCore + CryptoRng + ?Sized>(
-        &self,
-        ledger: &mut QueryLedger,
-        ctx: &QueryContext<'_>,
-        input: &Breakdown<PersonSetDigest>,
-        rng: &mut R,
-    ) -> Result<Breakdown<Released>, Refusal> {
-        let invalid = |e: TableError| Refusal::InvalidRequest {
-            reason: e.to_string(),
-        };
-        input.counts().check_additive().map_err(invalid)?;
-        self.admit(ledger, ctx, &input.total)?;
-        let (Some(cal), Some(dp)) = (&self.dp, &self.policy.dp) else {
-            return self.release_breakdown(input).map_err(invalid);
-        };
+    /// Post-processing and the threshold on the noisy value.
+    fn dp_released(&self, noisy: f64, sigma: f64) -> Released {
+        let v = rounded(noisy);
         let threshold = self.policy.min_cell_count;
-        let noisy_cells: Vec<Vec<u64>> = input
-            .cells
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|d| noised(d.count(), cal.sample(rng)))
-                    .collect()
-            })
-            .collect();
-        let noisy = Breakdown::from_counts(noisy_cells).map_err(invalid)?;
-        let (basis_counts, basis) = match dp.threshold_basis {
-            DpThresholdBasis::TrueCount => (input.counts(), SuppressionBasis::Table),
-            DpThresholdBasis::NoisyCount => (noisy.clone(), SuppressionBasis::NoisyCount),
-        };
-        let pattern = suppression_pattern(&basis_counts, threshold, true).map_err(invalid)?;
-        let noise = cal.describe();
-        Ok(noisy.map(|pos, &v| {
-            if pattern.get(pos).copied().unwrap_or(true) {
-                Released::Suppressed { threshold, basis }
-            } else {
-                Released::DpNoised {
-                    value: v,
-                    noise,
-                    floor: 0,
-                }
-            }
-        }))
-    }
-
-    /// Ledger checks, and in DP mode the budget check and charge (before any noise is drawn, so
-    /// that whether a charge happens never depends on the data).
-    fn admit(
-        &self,
-        ledger: &mut QueryLedger,
-        ctx: &QueryContext<'_>,
-        persons: &PersonSetDigest,
-    ) -> Result<(), Refusal> {
-        let p = &self.policy;
-        if let Some(dp) = &p.dp {
-            let (e, d) = (dp.mechanism.epsilon(), dp.mechanism.delta());
-            ledger.check_budget(p, ctx.user, ctx.project, e, d)?;
-            ledger.check_and_record(p, ctx.user, ctx.project, ctx.now_unix_secs, persons)?;
-            ledger.charge(p, ctx.user, ctx.project, e, d)?;
-        } else {
-            ledger.check_and_record(p, ctx.user, ctx.project, ctx.now_unix_secs, persons)?;
-        }
-        Ok(())
-    }
-
-    /// One DP count (budget already charged).
-    fn dp_count<R: RngCore + CryptoRng + ?Sized>(
-        &self,
-        cal: &Calibrated,
-        n: u64,
-        rng: &mut R,
-    ) -> Released {
-        let threshold = self.policy.min_cell_count;
-        let noise = cal.describe();
-        let basis = self
-            .policy
-            .dp
-            .as_ref()
-            .map_or(DpThresholdBasis::TrueCount, |d| d.threshold_basis);
-        match basis {
-            DpThresholdBasis::TrueCount => {
-                if n < threshold {
-                    // Draw anyway: the RNG use (and timing) does not depend on the count.
-                    let _ = cal.sample(rng);
-                    return Released::Suppressed {
-                        threshold,
-                        basis: SuppressionBasis::TrueCount,
-                    };
-                }
-                let v = noised(n, cal.sample(rng)).max(threshold);
-                Released::DpNoised {
-                    value: v,
-                    noise,
-                    floor: threshold,
-                }
-            }
-            DpThresholdBasis::NoisyCount => {
-                let v = noised(n, cal.sample(rng));
-                if v < threshold {
-                    Released::Suppressed {
-                        threshold,
-                        basis: SuppressionBasis::NoisyCount,
-                    }
-                } else {
-                    Released::DpNoised {
-                        value: v,
-                        noise,
-                        floor: 0,
-                    }
-                }
-            }
+        Released::Dp {
+            value: (v >= threshold).then_some(v),
+            sigma,
+            threshold,
         }
     }
 }
 
-/// `n + noise`, clamped to `[0, u64::MAX]` (post-processing).
-fn noised(n: u64, noise: i64) -> u64 {
-    let v = i128::from(n) + i128::from(noise);
-    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
-}
-
-fn exact_or_suppressed(n: u64, threshold: u64, basis: SuppressionBasis) -> Released {
+fn exact_or_suppressed(n: u64, threshold: u64) -> Released {
     if n < threshold {
-        Released::Suppressed { threshold, basis }
+        Released::Suppressed {
+            threshold,
+            basis: SuppressionBasis::TrueCount,
+        }
     } else {
         Released::Exact { value: n }
     }

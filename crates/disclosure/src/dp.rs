@@ -1,117 +1,119 @@
-//! Differential privacy: exact discrete samplers and their calibration.
+//! Differential privacy: the exact discrete Gaussian sampler and zCDP arithmetic.
 //!
-//! Counts are integers, so the noise is integer too: the discrete Laplace (two-sided
-//! geometric) and discrete Gaussian distributions, sampled *exactly* with the rejection
-//! samplers of Canonne, Kamath and Steinke, "The Discrete Gaussian for Differential Privacy"
-//! (NeurIPS 2020), Algorithms 1–3. They use only integer arithmetic and uniform integers from
-//! the RNG, so they have none of the floating-point leaks of textbook `Lap(1/ε)` sampling
-//! (Mironov, "On significance of the least significant bits for differential privacy", CCS
-//! 2012).
+//! Counts are integers, so the noise is integer too: the discrete Gaussian
+//! `P(x) ∝ exp(−x²/2σ²)`, sampled *exactly* with the rejection samplers of Canonne, Kamath and
+//! Steinke, "The Discrete Gaussian for Differential Privacy" (NeurIPS 2020), Algorithms 1–3
+//! (discrete Laplace as the proposal). They use only integer arithmetic and uniform integers,
+//! so they have none of the floating-point leaks of textbook sampling (Mironov, CCS 2012).
+//! σ² is rounded *up* to a multiple of 2⁻¹⁰ (more noise).
 //!
-//! * Laplace: `P(x) ∝ exp(-|x| / scale)` with `scale = sensitivity / ε` rounded *up* to a
-//!   multiple of 2⁻¹⁰ (more noise, so still ε-DP).
-//! * Gaussian: `P(x) ∝ exp(-x² / 2σ²)`. The discrete Gaussian with `σ` is
-//!   `ρ = Δ² / 2σ²`-zCDP (CKS Thm. 4), hence `(ρ + 2√(ρ·ln(1/δ)), δ)`-DP for every δ (Bun &
-//!   Steinke 2016, Prop. 1.3). We solve that for the smallest σ giving the requested (ε, δ)
-//!   and round σ² up to a multiple of 2⁻¹⁰.
+//! Privacy: adding discrete Gaussian noise with σ to a statistic of sensitivity Δ is
+//! `ρ = Δ²/(2σ²)`-zCDP (CKS Thm. 4); zCDP composes by adding ρ (Bun & Steinke, TCC 2016,
+//! Lemma 2.3); ρ-zCDP implies `(ε, δ)`-DP for the ε given by [`zcdp_epsilon`] (CKS Cor. 13,
+//! tight) and, more loosely, by [`zcdp_epsilon_simple`] = `ρ + 2√(ρ ln 1/δ)` (BS16 Prop. 1.3).
 //!
-//! Fresh randomness is required (DP noise must not be a function of the data alone): callers
-//! pass a cryptographically secure RNG — `rand::rngs::OsRng` in production, a seeded ChaCha in
-//! tests.
+//! The randomness comes from the caller: the release mechanism seeds a ChaCha20 stream from a
+//! keyed PRF (see `mechanism.rs`), so the sampler itself is deterministic given its RNG.
 
-use rand::{CryptoRng, Rng, RngCore};
-
-use crate::policy::DpMechanism;
-use crate::released::DpNoise;
+use rand::{Rng, RngCore};
 
 const FRAC_BITS: u32 = 10;
 const DEN: u128 = 1 << FRAC_BITS;
-/// Largest Laplace scale / Gaussian σ accepted (keeps all sampler arithmetic in `u128`).
+/// Largest Gaussian σ accepted (keeps all sampler arithmetic in `u128`).
 pub const MAX_NOISE_SCALE: f64 = 1.0e6;
 
-/// A mechanism with its noise parameters as exact rationals (numerators over 2¹⁰).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Calibrated {
-    pub(crate) mechanism: DpMechanism,
-    pub(crate) sensitivity: u32,
-    kind: Kind,
+/// A discrete Gaussian with σ² as an exact rational (numerator over 2¹⁰).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiscreteGaussian {
+    num: u128,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    /// Laplace scale = t / DEN.
-    Laplace { t: u128 },
-    /// σ² = num / DEN.
-    Gaussian { num: u128 },
-}
-
-impl Calibrated {
-    pub(crate) fn new(mechanism: &DpMechanism, sensitivity: u32) -> Result<Self, String> {
-        let delta_f = f64::from(sensitivity.max(1));
-        let eps = mechanism.epsilon();
-        if !(eps.is_finite() && eps > 0.0) {
-            return Err("epsilon must be positive and finite".into());
+impl DiscreteGaussian {
+    /// The discrete Gaussian with parameter `sigma` (σ² rounded up to a multiple of 2⁻¹⁰);
+    /// `None` unless `0 < sigma ≤` [`MAX_NOISE_SCALE`].
+    pub fn new(sigma: f64) -> Option<Self> {
+        if !(sigma.is_finite() && sigma > 0.0 && sigma <= MAX_NOISE_SCALE) {
+            return None;
         }
-        let kind = match *mechanism {
-            DpMechanism::Laplace { .. } => {
-                let scale = delta_f / eps;
-                if !(scale.is_finite() && scale <= MAX_NOISE_SCALE) {
-                    return Err(format!("Laplace scale {scale} exceeds {MAX_NOISE_SCALE}"));
-                }
-                let t = (scale * DEN as f64 * (1.0 + 1e-12)).ceil().max(1.0) as u128;
-                Kind::Laplace { t }
-            }
-            DpMechanism::Gaussian { delta, .. } => {
-                if !(delta.is_finite() && delta > 0.0 && delta < 1.0) {
-                    return Err("Gaussian delta must be in (0, 1)".into());
-                }
-                let l = (1.0 / delta).ln();
-                let sqrt_rho = (l + eps).sqrt() - l.sqrt();
-                let rho = sqrt_rho * sqrt_rho;
-                if !(rho.is_finite() && rho > 0.0) {
-                    return Err("epsilon too small for this delta".into());
-                }
-                let sigma2 = delta_f * delta_f / (2.0 * rho);
-                if !(sigma2.is_finite() && sigma2.sqrt() <= MAX_NOISE_SCALE) {
-                    return Err(format!("Gaussian sigma exceeds {MAX_NOISE_SCALE}"));
-                }
-                // Safety margin against rounding in ln/sqrt, then round up.
-                let num = (sigma2 * DEN as f64 * (1.0 + 1e-9)).ceil().max(1.0) as u128;
-                Kind::Gaussian { num }
-            }
-        };
-        Ok(Calibrated {
-            mechanism: *mechanism,
-            sensitivity,
-            kind,
-        })
+        let num = (sigma * sigma * DEN as f64).ceil().max(1.0) as u128;
+        Some(DiscreteGaussian { num })
     }
 
-    /// What the hub is told about the noise.
-    pub(crate) fn describe(&self) -> DpNoise {
-        match (self.kind, self.mechanism) {
-            (Kind::Laplace { t }, m) => DpNoise::Laplace {
-                epsilon: m.epsilon(),
-                sensitivity: self.sensitivity,
-                scale: t as f64 / DEN as f64,
-            },
-            (Kind::Gaussian { num }, m) => DpNoise::Gaussian {
-                epsilon: m.epsilon(),
-                delta: m.delta(),
-                sensitivity: self.sensitivity,
-                sigma: (num as f64 / DEN as f64).sqrt(),
-            },
-        }
+    /// σ (after rounding σ² up).
+    pub fn sigma(&self) -> f64 {
+        (self.num as f64 / DEN as f64).sqrt()
     }
 
-    /// One noise draw.
-    pub(crate) fn sample<R: RngCore + CryptoRng + ?Sized>(&self, rng: &mut R) -> i64 {
-        let x = match self.kind {
-            Kind::Laplace { t } => discrete_laplace(rng, DEN, t),
-            Kind::Gaussian { num } => discrete_gaussian(rng, num, DEN),
-        };
+    /// One draw.
+    pub fn sample<R: RngCore + ?Sized>(&self, rng: &mut R) -> i64 {
+        let x = discrete_gaussian(rng, self.num, DEN);
         i64::try_from(x).unwrap_or(if x < 0 { i64::MIN } else { i64::MAX })
     }
+}
+
+/// ρ of the Gaussian mechanism: `Δ²/(2σ²)`.
+pub fn gaussian_rho(sensitivity: f64, sigma: f64) -> f64 {
+    sensitivity * sensitivity / (2.0 * sigma * sigma)
+}
+
+/// ε-DP implies `ε²/2`-zCDP (BS16 Prop. 1.4).
+pub fn pure_dp_to_rho(epsilon: f64) -> f64 {
+    epsilon * epsilon / 2.0
+}
+
+/// The simple conversion: ρ-zCDP ⇒ `(ρ + 2√(ρ ln 1/δ), δ)`-DP (BS16 Prop. 1.3).
+pub fn zcdp_epsilon_simple(rho: f64, delta: f64) -> f64 {
+    rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt()
+}
+
+/// The δ for which ρ-zCDP implies `(ε, δ)`-DP, tight form (CKS 2020, Cor. 13):
+/// `δ = inf_{α>1} exp((α−1)(αρ−ε)) / (α−1) · (1 − 1/α)^α`, minimised over α by bisection on the
+/// derivative of the exponent.
+pub fn zcdp_delta(rho: f64, epsilon: f64) -> f64 {
+    if rho <= 0.0 {
+        return 0.0;
+    }
+    let eps = epsilon.max(0.0);
+    let (mut lo, mut hi) = (1.01f64, (eps + 1.0) / (2.0 * rho) + 2.0);
+    let mut alpha = lo;
+    for _ in 0..200 {
+        alpha = (lo + hi) / 2.0;
+        let derivative = (2.0 * alpha - 1.0) * rho - eps + (-1.0 / alpha).ln_1p();
+        if derivative < 0.0 {
+            lo = alpha;
+        } else {
+            hi = alpha;
+        }
+    }
+    let log_delta =
+        (alpha - 1.0) * (alpha * rho - eps) + alpha * (-1.0 / alpha).ln_1p() - (alpha - 1.0).ln();
+    log_delta.exp().min(1.0)
+}
+
+/// The smallest ε with ρ-zCDP ⇒ `(ε, δ)`-DP, tight form (bisection on [`zcdp_delta`]).
+pub fn zcdp_epsilon(rho: f64, delta: f64) -> f64 {
+    if rho <= 0.0 {
+        return 0.0;
+    }
+    let (mut lo, mut hi) = (0.0f64, zcdp_epsilon_simple(rho, delta));
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if zcdp_delta(rho, mid) <= delta {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// Half-width of the central 95% interval of Gaussian noise with σ, rounded up:
+/// `⌈1.96 σ⌉`.
+pub fn half_width_95(sigma: f64) -> u64 {
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return 0;
+    }
+    (1.959_963_984_540_054 * sigma).ceil().min(u64::MAX as f64) as u64
 }
 
 /// Uniform in `[0, n)`; `n ≥ 1`.
@@ -123,7 +125,7 @@ fn uniform<R: RngCore + ?Sized>(rng: &mut R, n: u128) -> u128 {
 }
 
 /// Bernoulli(exp(−num/den)) exactly (CKS Algorithm 1).
-pub(crate) fn bernoulli_exp<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> bool {
+pub fn bernoulli_exp<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> bool {
     if den == 0 {
         return false;
     }
@@ -152,7 +154,7 @@ fn bernoulli_exp_le1<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> 
 }
 
 /// Discrete Laplace with scale t/s (CKS Algorithm 2).
-pub(crate) fn discrete_laplace<R: RngCore + ?Sized>(rng: &mut R, s: u128, t: u128) -> i128 {
+pub fn discrete_laplace<R: RngCore + ?Sized>(rng: &mut R, s: u128, t: u128) -> i128 {
     let s = s.max(1);
     let t = t.max(1);
     loop {
@@ -178,7 +180,7 @@ pub(crate) fn discrete_laplace<R: RngCore + ?Sized>(rng: &mut R, s: u128, t: u12
 }
 
 /// Discrete Gaussian with σ² = num/den (CKS Algorithm 3).
-pub(crate) fn discrete_gaussian<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> i128 {
+pub fn discrete_gaussian<R: RngCore + ?Sized>(rng: &mut R, num: u128, den: u128) -> i128 {
     let num = num.max(1);
     let den = den.max(1);
     let t = isqrt(num / den) + 1;
@@ -287,21 +289,34 @@ mod tests {
     }
 
     #[test]
-    fn gaussian_calibration_meets_target() {
-        let c = Calibrated::new(
-            &DpMechanism::Gaussian {
-                epsilon: 1.0,
-                delta: 1e-6,
-            },
-            1,
-        )
-        .unwrap();
-        let DpNoise::Gaussian { sigma, .. } = c.describe() else {
-            panic!()
-        };
-        let rho = 1.0 / (2.0 * sigma * sigma);
-        let eps = rho + 2.0 * (rho * (1e6f64).ln()).sqrt();
-        assert!(eps <= 1.0 + 1e-9, "{eps}");
-        assert!(eps > 0.999, "{eps}");
+    fn zcdp_arithmetic_matches_published_values() {
+        // Gaussian mechanism σ = 4, Δ = 1: ρ = 1/32 (BS16 Prop. 1.6); converted at δ = 1e-3 the
+        // tight bound gives ε = 0.6880024554878086 (CKS 2020 Cor. 13, as computed by the
+        // authors' cdp2adp.py and the OpenDP test suite).
+        let rho = gaussian_rho(1.0, 4.0);
+        assert_eq!(rho, 1.0 / 32.0);
+        assert!((zcdp_epsilon(rho, 1e-3) - 0.688_002_455_487_808_6).abs() < 1e-9);
+        // The simple bound is looser: 1/32 + 2·sqrt(ln(1000)/32).
+        let simple = zcdp_epsilon_simple(rho, 1e-3);
+        assert!((simple - (1.0 / 32.0 + 2.0 * (1000f64.ln() / 32.0).sqrt())).abs() < 1e-12);
+        assert!(simple > zcdp_epsilon(rho, 1e-3));
+        // ε-DP ⇒ ε²/2-zCDP (BS16 Prop. 1.4); composition adds ρ (BS16 Lemma 2.3): k Gaussian
+        // releases with σ are the same as one with σ/√k.
+        assert_eq!(pure_dp_to_rho(1.0), 0.5);
+        let k = 9.0;
+        assert!((k * gaussian_rho(1.0, 6.0) - gaussian_rho(1.0, 6.0 / 3.0)).abs() < 1e-15);
+        // The conversion is monotone and round-trips through zcdp_delta.
+        let e = zcdp_epsilon(0.5, 1e-6);
+        assert!((zcdp_delta(0.5, e) - 1e-6).abs() < 1e-9);
+        assert!(zcdp_epsilon(1.0, 1e-6) > e);
+    }
+
+    #[test]
+    fn discrete_gaussian_sigma_rounds_up() {
+        let g = DiscreteGaussian::new(6.0).unwrap();
+        assert!(g.sigma() >= 6.0 && g.sigma() < 6.001);
+        assert!(DiscreteGaussian::new(0.0).is_none());
+        assert!(DiscreteGaussian::new(f64::NAN).is_none());
+        assert_eq!(half_width_95(6.0), 12);
     }
 }

@@ -1,4 +1,5 @@
-//! Per-user query history: rate limit, lockout on repeated results, and the DP budget.
+//! Per-user query history (rate limit; SHRINE's lockout on repeated results) and the privacy
+//! accountant (zCDP budgets per user, per organization and site-wide over a rolling period).
 //!
 //! The [`QueryLedger`] is plain state: the site persists it (serde) between queries and
 //! passes the current time in; nothing here reads a clock. Only accepted queries are
@@ -40,25 +41,22 @@ pub enum Refusal {
         /// The policy's window.
         window_secs: u64,
     },
-    /// The user's ε budget in this project would be exceeded.
-    #[error("privacy budget exhausted: spent ε={spent} of {budget}, this query needs {requested}")]
+    /// A privacy budget (user, organization or site-wide) would be exceeded. Nothing was
+    /// computed and nothing was charged.
+    #[error("privacy budget exhausted ({scope}): spent ρ={spent:.4} of {budget:.4} in the last {period_days} days, this query needs ρ={requested:.4}; remaining ρ={remaining:.4}")]
     BudgetExhausted {
-        /// ε already spent.
+        /// Which budget.
+        scope: BudgetScope,
+        /// ρ already spent in the period.
         spent: f64,
-        /// ε budget.
+        /// ρ budget for the period.
         budget: f64,
-        /// ε this query needs.
+        /// ρ this query needs.
         requested: f64,
-    },
-    /// The user's δ budget in this project would be exceeded.
-    #[error("privacy budget exhausted: spent δ={spent} of {budget}, this query needs {requested}")]
-    DeltaBudgetExhausted {
-        /// δ already spent.
-        spent: f64,
-        /// δ budget.
-        budget: f64,
-        /// δ this query needs.
-        requested: f64,
+        /// ρ remaining (budget − spent).
+        remaining: f64,
+        /// The period.
+        period_days: u32,
     },
     /// The request itself is unusable (e.g. a breakdown whose margins do not add up).
     #[error("invalid request: {reason}")]
@@ -68,8 +66,30 @@ pub enum Refusal {
     },
 }
 
-/// ε and δ are accounted in units of 10⁻¹² (costs rounded up, budgets down), so that adding
-/// up many small charges never drifts past the budget through floating-point rounding.
+/// Which of the three budgets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// One user, across all projects.
+    User,
+    /// One organization (the requester's institution), across its users and projects.
+    Organization,
+    /// Everyone at this site.
+    Site,
+}
+
+impl std::fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BudgetScope::User => "user",
+            BudgetScope::Organization => "organization",
+            BudgetScope::Site => "site",
+        })
+    }
+}
+
+/// ρ is accounted in units of 10⁻¹² (costs rounded up, budgets down), so that adding up many
+/// small charges never drifts past a budget through floating-point rounding.
 const UNITS: f64 = 1e12;
 
 fn cost_units(x: f64) -> u64 {
@@ -94,6 +114,67 @@ fn to_f64(units: u64) -> f64 {
     units as f64 / UNITS
 }
 
+/// One charge to the accountant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Charge {
+    at: u64,
+    user: String,
+    organization: String,
+    project: String,
+    rho: u64,
+}
+
+/// Steward-set budgets that replace the policy's for one user or organization.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetOverrides {
+    /// ρ per period, by user.
+    #[serde(default)]
+    pub users: BTreeMap<String, f64>,
+    /// ρ per period, by organization.
+    #[serde(default)]
+    pub organizations: BTreeMap<String, f64>,
+}
+
+/// Spent and total ρ of one budget in the current period.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// ρ spent in the period.
+    pub spent: f64,
+    /// ρ budget for the period.
+    pub budget: f64,
+}
+
+impl Account {
+    /// ρ left (never negative).
+    pub fn remaining(&self) -> f64 {
+        (self.budget - self.spent).max(0.0)
+    }
+}
+
+/// The three budgets that apply to one query.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    /// The requesting user's.
+    pub user: Account,
+    /// The requester's organization's.
+    pub organization: Account,
+    /// The site's.
+    pub site: Account,
+    /// The rolling period, in days.
+    pub period_days: u32,
+}
+
+impl BudgetStatus {
+    /// ρ a query can still spend: the smallest of the three remainders.
+    pub fn remaining(&self) -> f64 {
+        self.user
+            .remaining()
+            .min(self.organization.remaining())
+            .min(self.site.remaining())
+    }
+}
+
 /// A lockout in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lockout {
@@ -112,18 +193,18 @@ struct History {
     lockout: Option<Lockout>,
 }
 
-/// ε and δ spent by one user in one project.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Spent {
-    epsilon: u64,
-    delta: u64,
-}
-
-/// The persistent per-site record of who asked what, when.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The persistent per-site record of who asked what, when, and what it cost.
+///
+/// There is no way to remove a charge: budgets are a rolling window over the charges, so they
+/// recover only with time, never by a new project, a new user or a restart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueryLedger {
     histories: BTreeMap<String, History>,
-    budgets: BTreeMap<String, BTreeMap<String, Spent>>,
+    #[serde(default)]
+    charges: Vec<Charge>,
+    #[serde(default)]
+    overrides: BudgetOverrides,
 }
 
 fn history_key(policy: &Policy, user: &str, project: &str) -> String {
@@ -217,10 +298,35 @@ impl QueryLedger {
         now_unix_secs: u64,
         result: &PersonSetDigest,
     ) -> Result<(), Refusal> {
-        let now = now_unix_secs;
         let key = history_key(policy, user, project);
         let h = self.histories.entry(key).or_default();
-        Self::check_history(h, policy, now)?;
+        Self::check_history(h, policy, now_unix_secs)?;
+        Self::same_result_rule(h, policy, now_unix_secs, result)?;
+        h.recent.push_back(now_unix_secs);
+        Ok(())
+    }
+
+    /// SHRINE's repeated-result rule alone, for a query already recorded with
+    /// [`Self::record_query`].
+    pub fn check_result(
+        &mut self,
+        policy: &Policy,
+        user: &str,
+        project: &str,
+        now_unix_secs: u64,
+        result: &PersonSetDigest,
+    ) -> Result<(), Refusal> {
+        let key = history_key(policy, user, project);
+        let h = self.histories.entry(key).or_default();
+        Self::same_result_rule(h, policy, now_unix_secs, result)
+    }
+
+    fn same_result_rule(
+        h: &mut History,
+        policy: &Policy,
+        now: u64,
+        result: &PersonSetDigest,
+    ) -> Result<(), Refusal> {
         let lp = &policy.lockout;
         let rkey = result_key(policy, result);
         let times = h.results.entry(rkey).or_default();
@@ -236,7 +342,6 @@ impl QueryLedger {
             });
         }
         times.push_back(now);
-        h.recent.push_back(now);
         Ok(())
     }
 
@@ -266,82 +371,157 @@ impl QueryLedger {
         }
         self.histories
             .retain(|_, h| h.lockout.is_some() || !h.recent.is_empty() || !h.results.is_empty());
+        let period = policy.dp.period_secs();
+        self.charges
+            .retain(|c| c.at.saturating_add(period) > now_unix_secs);
     }
 
-    /// (ε, δ) spent by `user` in `project`.
-    pub fn spent(&self, user: &str, project: &str) -> (f64, f64) {
-        self.budgets
-            .get(user)
-            .and_then(|p| p.get(project))
-            .map(|s| (to_f64(s.epsilon), to_f64(s.delta)))
-            .unwrap_or((0.0, 0.0))
-    }
-
-    /// Whether `user` can spend (ε, δ) more in `project` under `policy`'s budget, without
-    /// spending it. Without DP mode every charge is refused.
-    pub fn check_budget(
-        &self,
-        policy: &Policy,
-        user: &str,
-        project: &str,
-        epsilon: f64,
-        delta: f64,
-    ) -> Result<(), Refusal> {
-        let (eb, db) = match &policy.dp {
-            Some(dp) => (dp.epsilon_budget, dp.delta_budget),
-            None => (0.0, 0.0),
-        };
-        let s = self
-            .budgets
-            .get(user)
-            .and_then(|p| p.get(project))
-            .copied()
-            .unwrap_or_default();
-        let (ce, cd) = (cost_units(epsilon), cost_units(delta));
-        if s.epsilon.saturating_add(ce) > budget_units(eb) {
-            return Err(Refusal::BudgetExhausted {
-                spent: to_f64(s.epsilon),
-                budget: eb,
-                requested: epsilon,
-            });
-        }
-        if s.delta.saturating_add(cd) > budget_units(db) {
-            return Err(Refusal::DeltaBudgetExhausted {
-                spent: to_f64(s.delta),
-                budget: db,
-                requested: delta,
-            });
-        }
-        Ok(())
-    }
-
-    /// Spends (ε, δ) of `user`'s budget in `project` (sequential composition: costs add up),
-    /// or refuses with [`Refusal::BudgetExhausted`] and spends nothing.
-    pub fn charge(
+    /// Records an accepted query for the rate limit only (after [`Self::precheck`]-style
+    /// checks); SHRINE's repeated-result rule is [`Self::check_and_record`].
+    pub fn record_query(
         &mut self,
         policy: &Policy,
         user: &str,
         project: &str,
-        epsilon: f64,
-        delta: f64,
+        now_unix_secs: u64,
     ) -> Result<(), Refusal> {
-        self.check_budget(policy, user, project, epsilon, delta)?;
-        let s = self
-            .budgets
-            .entry(user.to_owned())
-            .or_default()
-            .entry(project.to_owned())
-            .or_default();
-        s.epsilon = s.epsilon.saturating_add(cost_units(epsilon));
-        s.delta = s.delta.saturating_add(cost_units(delta));
+        let key = history_key(policy, user, project);
+        let h = self.histories.entry(key).or_default();
+        Self::check_history(h, policy, now_unix_secs)?;
+        h.recent.push_back(now_unix_secs);
         Ok(())
+    }
+
+    fn spent_units(&self, now: u64, period: u64, keep: impl Fn(&Charge) -> bool) -> u64 {
+        self.charges
+            .iter()
+            .filter(|c| c.at.saturating_add(period) > now && keep(c))
+            .fold(0u64, |a, c| a.saturating_add(c.rho))
+    }
+
+    /// The three budgets for `user` of `organization` now.
+    pub fn budget_status(
+        &self,
+        policy: &Policy,
+        user: &str,
+        organization: &str,
+        now_unix_secs: u64,
+    ) -> BudgetStatus {
+        let dp = &policy.dp;
+        let period = dp.period_secs();
+        let now = now_unix_secs;
+        let account = |spent: u64, budget: f64| Account {
+            spent: to_f64(spent),
+            budget,
+        };
+        BudgetStatus {
+            user: account(
+                self.spent_units(now, period, |c| c.user == user),
+                self.overrides
+                    .users
+                    .get(user)
+                    .copied()
+                    .unwrap_or(dp.user_rho),
+            ),
+            organization: account(
+                self.spent_units(now, period, |c| c.organization == organization),
+                self.overrides
+                    .organizations
+                    .get(organization)
+                    .copied()
+                    .unwrap_or(dp.organization_rho),
+            ),
+            site: account(self.spent_units(now, period, |_| true), dp.site_rho),
+            period_days: dp.period_days,
+        }
+    }
+
+    /// Charges ρ to the user's, the organization's and the site's budgets, or refuses (naming
+    /// the first budget that would be exceeded, with what remains) and charges nothing.
+    pub fn charge(
+        &mut self,
+        policy: &Policy,
+        ctx: &crate::QueryContext<'_>,
+        rho: f64,
+    ) -> Result<BudgetStatus, Refusal> {
+        let status = self.budget_status(policy, ctx.user, ctx.organization, ctx.now_unix_secs);
+        let cost = cost_units(rho);
+        for (scope, a) in [
+            (BudgetScope::User, status.user),
+            (BudgetScope::Organization, status.organization),
+            (BudgetScope::Site, status.site),
+        ] {
+            if cost_units(a.spent).saturating_add(cost) > budget_units(a.budget) {
+                return Err(Refusal::BudgetExhausted {
+                    scope,
+                    spent: a.spent,
+                    budget: a.budget,
+                    requested: rho,
+                    remaining: a.remaining(),
+                    period_days: status.period_days,
+                });
+            }
+        }
+        self.charges.push(Charge {
+            at: ctx.now_unix_secs,
+            user: ctx.user.to_owned(),
+            organization: ctx.organization.to_owned(),
+            project: ctx.project.to_owned(),
+            rho: cost,
+        });
+        Ok(self.budget_status(policy, ctx.user, ctx.organization, ctx.now_unix_secs))
+    }
+
+    /// Sets (a steward's decision, audited by the caller) the budget of one user or
+    /// organization, replacing the policy's; `None` returns to the policy's. Spent ρ is never
+    /// forgotten.
+    pub fn set_budget(&mut self, scope: BudgetScope, name: &str, rho: Option<f64>) {
+        let map = match scope {
+            BudgetScope::User => &mut self.overrides.users,
+            BudgetScope::Organization => &mut self.overrides.organizations,
+            BudgetScope::Site => return,
+        };
+        match rho {
+            Some(r) if r.is_finite() && r >= 0.0 => {
+                map.insert(name.to_owned(), r);
+            }
+            _ => {
+                map.remove(name);
+            }
+        }
+    }
+
+    /// The steward-set budgets.
+    pub fn overrides(&self) -> &BudgetOverrides {
+        &self.overrides
+    }
+
+    /// ρ spent in the current period, per (user, organization), largest first (for `qiao
+    /// site budget`).
+    pub fn spenders(&self, policy: &Policy, now_unix_secs: u64) -> Vec<(String, String, f64)> {
+        let period = policy.dp.period_secs();
+        let mut by: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for c in &self.charges {
+            if c.at.saturating_add(period) > now_unix_secs {
+                let e = by
+                    .entry((c.user.clone(), c.organization.clone()))
+                    .or_default();
+                *e = e.saturating_add(c.rho);
+            }
+        }
+        let mut v: Vec<_> = by
+            .into_iter()
+            .map(|((u, o), r)| (u, o, to_f64(r)))
+            .collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{DpMechanism, DpPolicy, DAY_SECS};
+    use crate::policy::DAY_SECS;
     use crate::SiteSecret;
 
     fn digest(n: i64) -> PersonSetDigest {
@@ -455,37 +635,89 @@ mod tests {
         }
     }
 
+    fn ctx<'a>(user: &'a str, org: &'a str, project: &'a str, now: u64) -> crate::QueryContext<'a> {
+        crate::QueryContext {
+            user,
+            organization: org,
+            project,
+            now_unix_secs: now,
+        }
+    }
+
     #[test]
-    fn budget_sequential_composition() {
+    fn budgets_compose_and_cannot_be_reset() {
         let p = Policy {
-            dp: Some(DpPolicy {
-                mechanism: DpMechanism::Laplace { epsilon: 0.1 },
-                epsilon_budget: 1.0,
-                delta_budget: 0.0,
-                sensitivity: 1,
-                threshold_basis: crate::DpThresholdBasis::TrueCount,
-            }),
+            dp: crate::DpPolicy {
+                user_rho: 0.1,
+                organization_rho: 0.25,
+                site_rho: 0.45,
+                ..crate::DpPolicy::default()
+            },
             ..Policy::default()
         };
         let mut l = QueryLedger::new();
-        for _ in 0..10 {
-            l.charge(&p, "u", "p", 0.1, 0.0).unwrap();
+        let t = 1_700_000_000;
+        // Ten charges of 0.01 fill the user's 0.1 exactly (no float drift past it).
+        for i in 0..10 {
+            l.charge(&p, &ctx("u", "acme", "p1", t + i), 0.01).unwrap();
         }
-        let e = l.charge(&p, "u", "p", 0.1, 0.0).unwrap_err();
-        match e {
+        let e = l
+            .charge(&p, &ctx("u", "acme", "p2", t + 20), 0.01)
+            .unwrap_err();
+        assert!(
+            matches!(e, Refusal::BudgetExhausted { scope: BudgetScope::User, remaining, .. } if remaining < 1e-9),
+            "{e:?}"
+        );
+        // A new project does not help; a new user of the same organization gets the rest of
+        // the organization's 0.25 and no more.
+        let mut fresh_user = 0;
+        while l
+            .charge(
+                &p,
+                &ctx(&format!("v{fresh_user}"), "acme", "p9", t + 30),
+                0.05,
+            )
+            .is_ok()
+        {
+            fresh_user += 1;
+        }
+        assert_eq!(fresh_user, 3, "0.25 − 0.1 = 0.15 = three charges of 0.05");
+        let e = l
+            .charge(&p, &ctx("w", "acme", "p9", t + 31), 0.05)
+            .unwrap_err();
+        assert!(matches!(
+            e,
             Refusal::BudgetExhausted {
-                spent,
-                budget,
-                requested,
-            } => {
-                assert!((spent - 1.0).abs() < 1e-9);
-                assert_eq!(budget, 1.0);
-                assert_eq!(requested, 0.1);
+                scope: BudgetScope::Organization,
+                ..
             }
-            other => panic!("{other:?}"),
+        ));
+        // Invented organizations are bounded by the site-wide cap: 0.45 − 0.25 = 0.2 left.
+        let mut orgs = 0;
+        while l
+            .charge(
+                &p,
+                &ctx(&format!("x{orgs}"), &format!("org{orgs}"), "p", t + 40),
+                0.05,
+            )
+            .is_ok()
+        {
+            orgs += 1;
         }
-        // Other project, other budget.
-        l.charge(&p, "u", "other", 0.1, 0.0).unwrap();
+        assert_eq!(orgs, 4);
+        let s = l.budget_status(&p, "x", "org9", t + 41);
+        assert!(s.site.remaining() < 1e-9 && (s.site.spent - 0.45).abs() < 1e-9);
+        // Only time brings budget back: after the 30-day window everything is available.
+        let later = t + 31 * DAY_SECS;
+        l.charge(&p, &ctx("u", "acme", "p1", later), 0.1).unwrap();
+        // Survives a restart (serde) unchanged.
+        let back: QueryLedger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(back, l);
+        // A steward override changes the cap, never the spending.
+        l.set_budget(BudgetScope::User, "u", Some(0.5));
+        let s = l.budget_status(&p, "u", "acme", later);
+        assert_eq!(s.user.budget, 0.5);
+        assert!((s.user.spent - 0.1).abs() < 1e-9);
     }
 
     #[test]

@@ -4,46 +4,44 @@
 //! this crate first. It is a pure library — no I/O, no network, no clock (time is passed in),
 //! no other Qiao crate — and it never panics on any input.
 //!
-//! What it does, in the order a site applies it:
+//! One release mechanism, chosen by [`Policy::release`]:
 //!
-//! 1. **Ledger** ([`QueryLedger`]): per-user rate limit (10 queries a minute) and SHRINE's
-//!    lockout (the 11th query within 30 days with the same true count locks the user out until
-//!    an administrator lifts it); in DP mode, the per-user per-project ε budget.
-//! 2. **Threshold**: a true count below [`Policy::min_cell_count`] (default 10) — zero
-//!    included, since a released 0 discloses absence — is released only as `< threshold`.
-//! 3. **Obfuscation** (SHRINE ≥ 1.22): bin to 5, add Gaussian noise σ = 6.5 clamped to ±10, bin
-//!    to 5 again, with the noise drawn from `HMAC-SHA256(site secret, digest of the person
-//!    set)`: the same set always gets the same answer, however the query is worded. A noised
-//!    value below the threshold is raised to it.
-//! 4. **Breakdowns** ([`Breakdown`]): primary suppression plus complementary suppression until
-//!    no suppressed entry is computable from the margins ([`suppression_pattern`]).
-//! 5. **Differential privacy** (optional, [`DpPolicy`]): exact discrete Laplace or discrete
-//!    Gaussian noise from a caller-supplied CSPRNG, charged to the user's budget.
+//! * [`ReleaseMode::Dp`] (default): before anything is computed the site charges the query's
+//!   ρ (zCDP) to the user's, the organization's and the site's budgets
+//!   ([`Discloser::admit`], [`QueryLedger::charge`]); every statistic — declared with its
+//!   sensitivity ([`Statistic`]) — gets discrete Gaussian noise seeded from a keyed PRF of the
+//!   question, the statistic and the exact person set; consistency post-processing; the
+//!   threshold on the *noisy* value. See `THREAT_MODEL.md` for the guarantee.
+//! * [`ReleaseMode::Shrine`] (legacy, no formal guarantee): threshold on the true count,
+//!   SHRINE ≥ 1.22 obfuscation keyed on the person set, complementary suppression, lockout.
+//! * [`ReleaseMode::Exact`] (unprotected): exact counts above the threshold.
 //!
 //! Every number released is a [`Released`]: the value (if any) and the rule applied to it.
-//! At the hub, [`network_total`] adds per-site released values into a range, never
-//! subtracting.
+//! At the hub, [`network_total`] adds per-site released values, never subtracting, with a
+//! combined 95% interval.
 //!
 //! ```
-//! use qiao_disclosure::{Discloser, Policy, QueryContext, QueryLedger, Released, SiteSecret};
+//! use qiao_disclosure::{Discloser, Policy, QueryContext, QueryLedger, Question, Released, SiteSecret, Statistic};
 //!
 //! let site = Discloser::new(Policy::default(), SiteSecret::from_bytes(&[42u8; 32]).unwrap()).unwrap();
 //! let mut ledger = QueryLedger::new();
-//! let ctx = QueryContext { user: "alice", project: "p1", now_unix_secs: 1_700_000_000 };
+//! let ctx = QueryContext { user: "alice", organization: "acme", project: "p1", now_unix_secs: 1_700_000_000 };
+//! let stat = Statistic::person_count("subjects");
+//! site.admit(&mut ledger, &ctx, std::slice::from_ref(&stat)).unwrap(); // charges ρ = 1/72
+//! let q = Question::of(b"the cohort definition");
 //! let persons = site.digest(1000..1137); // 137 persons
-//! let r = site.answer_count(&mut ledger, &ctx, &persons, &mut rand::rngs::OsRng).unwrap();
-//! assert!(matches!(r, Released::Obfuscated { .. }));
-//! let few = site.digest([1, 2, 3]);
-//! assert_eq!(site.release_count(&few).to_string(), "< 10");
+//! let r = site.release_count(&q, &stat, &persons);
+//! assert!(matches!(r, Released::Dp { value: Some(_), .. }));
+//! assert_eq!(r, site.release_count(&q, &stat, &persons)); // same question, same set: same answer
 //! ```
 //!
-//! See the crate README for the rules, their rationale, the measured attack bounds and the
-//! references.
+//! See the crate README for the rules, their rationale and the references.
 
 mod digest;
 mod discloser;
 pub mod dp;
 mod ledger;
+mod mechanism;
 mod network;
 mod obfuscate;
 mod policy;
@@ -53,15 +51,18 @@ mod table;
 
 pub use digest::{PersonSetDigest, PersonSetDigester};
 pub use discloser::{Discloser, QueryContext};
-pub use ledger::{Lockout, QueryLedger, Refusal};
+pub use ledger::{
+    Account, BudgetOverrides, BudgetScope, BudgetStatus, Lockout, QueryLedger, Refusal,
+};
+pub use mechanism::{non_increasing, rho_of, Question, Statistic};
 pub use network::{network_total, NetworkTotal};
 pub use obfuscate::NoiseTable;
 pub use policy::{
-    DpMechanism, DpPolicy, DpThresholdBasis, LedgerScope, LockoutBasis, LockoutPolicy,
-    ObfuscationParams, Policy, PolicyError, RateLimit, DAY_SECS, SHRINE_BIN, SHRINE_CLAMP,
-    SHRINE_SIGMA,
+    DpPolicy, LedgerScope, LockoutBasis, LockoutPolicy, ObfuscationParams, Policy, PolicyError,
+    RateLimit, ReleaseMode, DAY_SECS, DEFAULT_SIGMA, MAX_RHO, MAX_SIGMA, MIN_SIGMA, SHRINE_BIN,
+    SHRINE_CLAMP, SHRINE_SIGMA,
 };
-pub use released::{DpNoise, Released, SuppressionBasis};
+pub use released::{Released, SuppressionBasis};
 pub use secret::{SecretTooShort, SiteSecret, MIN_SECRET_LEN};
 pub use table::{
     computable_entries, suppression_pattern, Breakdown, Position, TableError, MAX_ENTRIES,

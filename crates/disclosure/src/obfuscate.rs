@@ -166,7 +166,17 @@ pub(crate) fn obfuscate(
     threshold: u64,
     set: &PersonSetDigest,
 ) -> Released {
-    let n = set.count();
+    obfuscate_value(table, secret, threshold, set, set.count())
+}
+
+/// [`obfuscate`] for a value `n` that is not the size of the set keying the noise.
+pub(crate) fn obfuscate_value(
+    table: &NoiseTable,
+    secret: &SiteSecret,
+    threshold: u64,
+    set: &PersonSetDigest,
+    n: u64,
+) -> Released {
     if n < threshold {
         return Released::Suppressed {
             threshold,

@@ -17,36 +17,125 @@ pub const SHRINE_SIGMA: f64 = 6.5;
 /// SHRINE (≥ 1.22) obfuscation: noise clamped to ±10.
 pub const SHRINE_CLAMP: f64 = 10.0;
 
+/// Which release mechanism every number leaving the site goes through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseMode {
+    /// Differential privacy (default): discrete Gaussian noise seeded from a keyed PRF of the
+    /// question, the statistic and the exact person set; the threshold is applied to the
+    /// *noisy* value; budgets per user, organization and site (zCDP). See THREAT_MODEL.md.
+    #[default]
+    Dp,
+    /// Legacy SHRINE ≥ 1.22 obfuscation with a threshold on the true count and a lockout.
+    /// **Not** a formal guarantee (the threshold and the lockout are decisions on true counts).
+    Shrine,
+    /// No noise: exact counts, threshold on the true count. **Unprotected**: for tests and for
+    /// showing that attacks succeed without protection.
+    Exact,
+}
+
 /// Everything a site decides about what leaves it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
-    /// Minimum cell count: a count `< min_cell_count` (including 0) is released only as
+    /// The release mechanism. Default [`ReleaseMode::Dp`].
+    pub release: ReleaseMode,
+    /// Minimum cell count: a (noisy, in DP mode) count `< min_cell_count` is released only as
     /// "< min_cell_count". Default 10.
     pub min_cell_count: u64,
-    /// SHRINE-style obfuscation of released counts; `None` releases exact counts (above the
-    /// threshold). Default: on, with the SHRINE parameters.
-    pub obfuscation: Option<ObfuscationParams>,
-    /// Complementary (secondary) suppression in breakdown tables. Default on.
+    /// Differential-privacy parameters ([`ReleaseMode::Dp`]).
+    pub dp: DpPolicy,
+    /// SHRINE-style obfuscation parameters ([`ReleaseMode::Shrine`]).
+    pub obfuscation: ObfuscationParams,
+    /// Complementary (secondary) suppression in breakdown tables (SHRINE and exact modes; in
+    /// DP mode margins are sums of noisy cells and nothing needs protecting). Default on.
     pub secondary_suppression: bool,
-    /// Per-user query rate limit.
+    /// Per-user query rate limit (all modes; it never looks at data).
     pub rate_limit: RateLimit,
-    /// Per-user lockout on repeated identical results.
+    /// Lockout on repeated identical results ([`ReleaseMode::Shrine`] only: it is a decision
+    /// on true counts, hence an oracle, and DP mode does not need it).
     pub lockout: LockoutPolicy,
-    /// Differential privacy mode; when set it replaces obfuscation. Default off.
-    pub dp: Option<DpPolicy>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
+            release: ReleaseMode::Dp,
             min_cell_count: 10,
-            obfuscation: Some(ObfuscationParams::default()),
+            dp: DpPolicy::default(),
+            obfuscation: ObfuscationParams::default(),
             secondary_suppression: true,
             rate_limit: RateLimit::default(),
             lockout: LockoutPolicy::default(),
-            dp: None,
         }
+    }
+}
+
+impl Policy {
+    /// The legacy SHRINE policy (for comparison with existing SHRINE networks).
+    pub fn shrine() -> Self {
+        Policy {
+            release: ReleaseMode::Shrine,
+            ..Policy::default()
+        }
+    }
+
+    /// The unprotected exact policy with the given threshold (tests, attack baselines).
+    pub fn exact(min_cell_count: u64) -> Self {
+        Policy {
+            release: ReleaseMode::Exact,
+            min_cell_count,
+            ..Policy::default()
+        }
+    }
+}
+
+/// Differential-privacy parameters: the noise and the budgets (zCDP, in ρ).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpPolicy {
+    /// σ of the discrete Gaussian added to a statistic of sensitivity 1 (a statistic of
+    /// sensitivity Δ gets Δ·σ). One such release costs ρ = 1/(2σ²). Default 6 (95% interval
+    /// ±12).
+    pub sigma: f64,
+    /// Rows of one person counted at most in `entries` (clipping). Default 10.
+    pub entries_bound: u32,
+    /// Length of the budget period in days (a rolling window). Default 30.
+    pub period_days: u32,
+    /// ρ one user may spend at this site per period, across all projects. Default 0.5.
+    pub user_rho: f64,
+    /// ρ one organization (all its users) may spend per period. Default 1.0.
+    pub organization_rho: f64,
+    /// ρ all users together may spend at this site per period: bounds the total loss even if
+    /// the hub invents users or organizations. Default 10.
+    pub site_rho: f64,
+}
+
+impl Default for DpPolicy {
+    fn default() -> Self {
+        DpPolicy {
+            sigma: DEFAULT_SIGMA,
+            entries_bound: 10,
+            period_days: 30,
+            user_rho: 0.5,
+            organization_rho: 1.0,
+            site_rho: 10.0,
+        }
+    }
+}
+
+/// Default σ per unit of sensitivity.
+pub const DEFAULT_SIGMA: f64 = 6.0;
+
+impl DpPolicy {
+    /// ρ of one release of sensitivity-scaled noise: `1 / (2σ²)`.
+    pub fn rho_per_release(&self) -> f64 {
+        1.0 / (2.0 * self.sigma * self.sigma)
+    }
+
+    /// The budget period in seconds.
+    pub fn period_secs(&self) -> u64 {
+        u64::from(self.period_days).saturating_mul(DAY_SECS)
     }
 }
 
@@ -141,79 +230,6 @@ impl Default for LockoutPolicy {
     }
 }
 
-/// Which differential-privacy mechanism noises counts.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DpMechanism {
-    /// Discrete Laplace (two-sided geometric), scale `sensitivity / epsilon`: pure ε-DP.
-    Laplace {
-        /// ε charged per released count.
-        epsilon: f64,
-    },
-    /// Discrete Gaussian calibrated through zero-concentrated DP to (ε, δ)-DP.
-    Gaussian {
-        /// ε charged per released count.
-        epsilon: f64,
-        /// δ charged per released count.
-        delta: f64,
-    },
-}
-
-impl DpMechanism {
-    /// ε charged per release.
-    pub fn epsilon(&self) -> f64 {
-        match *self {
-            DpMechanism::Laplace { epsilon } | DpMechanism::Gaussian { epsilon, .. } => epsilon,
-        }
-    }
-    /// δ charged per release (0 for Laplace).
-    pub fn delta(&self) -> f64 {
-        match *self {
-            DpMechanism::Laplace { .. } => 0.0,
-            DpMechanism::Gaussian { delta, .. } => delta,
-        }
-    }
-}
-
-/// Where the minimum-cell-count threshold is applied in DP mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DpThresholdBasis {
-    /// On the true count (default): a true count below the threshold is never released, even
-    /// noised — the hospitals' rule. The suppression decision is a deterministic function of the
-    /// true count, so the combined release is *not* formally ε-DP near the threshold.
-    TrueCount,
-    /// On the noised count: pure post-processing, so the release is exactly ε-DP; but a true
-    /// count below the threshold can appear (noised) above it.
-    NoisyCount,
-}
-
-/// Differential-privacy mode with a per-user per-project budget (sequential composition).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DpPolicy {
-    /// Mechanism and per-release cost.
-    pub mechanism: DpMechanism,
-    /// Total ε a user may spend in one project.
-    pub epsilon_budget: f64,
-    /// Total δ a user may spend in one project (Gaussian only; may be 0 for Laplace).
-    #[serde(default)]
-    pub delta_budget: f64,
-    /// Sensitivity of one count: how many times one person can be counted in it. Default 1.
-    #[serde(default = "one")]
-    pub sensitivity: u32,
-    /// Where the threshold applies. Default [`DpThresholdBasis::TrueCount`].
-    #[serde(default = "true_count_basis")]
-    pub threshold_basis: DpThresholdBasis,
-}
-
-fn one() -> u32 {
-    1
-}
-fn true_count_basis() -> DpThresholdBasis {
-    DpThresholdBasis::TrueCount
-}
-
 /// Why a [`Policy`] is refused.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PolicyError {
@@ -235,12 +251,14 @@ pub enum PolicyError {
 pub const MAX_BIN: u64 = 1_000_000;
 /// Largest noise clamp accepted, in bins (keeps the noise table small).
 pub const MAX_CLAMP_BINS: f64 = 10_000.0;
-/// Smallest ε accepted per release (larger noise scales are refused).
-pub const MIN_EPSILON: f64 = 1e-4;
-/// Largest ε accepted per release or as a budget.
-pub const MAX_EPSILON: f64 = 1e6;
-/// Largest sensitivity accepted.
-pub const MAX_SENSITIVITY: u32 = 1_000;
+/// Smallest σ accepted (ρ per release at most 1/2).
+pub const MIN_SIGMA: f64 = 1.0;
+/// Largest σ accepted (sensitivity-scaled noise must stay inside the exact sampler's range).
+pub const MAX_SIGMA: f64 = 100_000.0;
+/// Largest `entries_bound` accepted.
+pub const MAX_ENTRIES_BOUND: u32 = 1_000;
+/// Largest budget (ρ) accepted.
+pub const MAX_RHO: f64 = 1e6;
 
 impl Policy {
     /// Checks every setting; see [`PolicyError`].
@@ -248,9 +266,7 @@ impl Policy {
         if self.min_cell_count == 0 {
             return Err(PolicyError::Threshold(0));
         }
-        if let Some(o) = &self.obfuscation {
-            o.validate()?;
-        }
+        self.obfuscation.validate()?;
         if self.rate_limit.max_queries == 0 || self.rate_limit.window_secs == 0 {
             return Err(PolicyError::Limits(
                 "rate_limit.max_queries and rate_limit.window_secs must be positive".into(),
@@ -261,10 +277,7 @@ impl Policy {
                 "lockout.max_same_result and lockout.window_secs must be positive".into(),
             ));
         }
-        if let Some(dp) = &self.dp {
-            dp.validate()?;
-        }
-        Ok(())
+        self.dp.validate()
     }
 }
 
@@ -289,34 +302,30 @@ impl ObfuscationParams {
 }
 
 impl DpPolicy {
-    /// Checks ε, δ, budgets and sensitivity.
+    /// Checks σ, the entries bound, the period and the budgets.
     pub fn validate(&self) -> Result<(), PolicyError> {
         let bad = |m: String| Err(PolicyError::Dp(m));
-        let eps = self.mechanism.epsilon();
-        if !(eps.is_finite() && (MIN_EPSILON..=MAX_EPSILON).contains(&eps)) {
-            return bad(format!(
-                "epsilon per release must be in [{MIN_EPSILON}, {MAX_EPSILON}]"
-            ));
+        if !(self.sigma.is_finite() && (MIN_SIGMA..=MAX_SIGMA).contains(&self.sigma)) {
+            return bad(format!("sigma must be in [{MIN_SIGMA}, {MAX_SIGMA}]"));
         }
-        if !(self.epsilon_budget.is_finite() && self.epsilon_budget > 0.0)
-            || self.epsilon_budget > MAX_EPSILON
-        {
-            return bad("epsilon_budget must be positive and finite".into());
+        if self.entries_bound == 0 || self.entries_bound > MAX_ENTRIES_BOUND {
+            return bad(format!("entries_bound must be in 1..={MAX_ENTRIES_BOUND}"));
         }
-        if !(self.delta_budget.is_finite() && (0.0..1.0).contains(&self.delta_budget)) {
-            return bad("delta_budget must be in [0, 1)".into());
+        if self.sigma * f64::from(self.entries_bound) > crate::dp::MAX_NOISE_SCALE {
+            return bad("sigma * entries_bound is too large".into());
         }
-        if let DpMechanism::Gaussian { delta, .. } = self.mechanism {
-            if !(delta.is_finite() && delta > 1e-300 && delta < 1.0) {
-                return bad("Gaussian delta must be in (0, 1)".into());
+        if !(1..=3660).contains(&self.period_days) {
+            return bad("period_days must be in 1..=3660".into());
+        }
+        for (name, v) in [
+            ("user_rho", self.user_rho),
+            ("organization_rho", self.organization_rho),
+            ("site_rho", self.site_rho),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= MAX_RHO) {
+                return bad(format!("{name} must be positive and at most {MAX_RHO}"));
             }
         }
-        if self.sensitivity == 0 || self.sensitivity > MAX_SENSITIVITY {
-            return bad(format!("sensitivity must be in 1..={MAX_SENSITIVITY}"));
-        }
-        // The noise scale must stay inside what the exact samplers handle.
-        crate::dp::Calibrated::new(&self.mechanism, self.sensitivity)
-            .map(|_| ())
-            .map_err(PolicyError::Dp)
+        Ok(())
     }
 }

@@ -18,35 +18,6 @@ pub enum SuppressionBasis {
     /// `≥ threshold`, which narrows the primary ones. The true value may be above the
     /// threshold.
     Table,
-    /// DP mode with [`crate::DpThresholdBasis::NoisyCount`]: the *noised* count fell below the
-    /// threshold. The true value is unknown.
-    NoisyCount,
-}
-
-/// Which differential-privacy noise was added, with its calibration.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mechanism", rename_all = "snake_case")]
-pub enum DpNoise {
-    /// Discrete Laplace with the given scale (`sensitivity / epsilon`): ε-DP.
-    Laplace {
-        /// ε charged.
-        epsilon: f64,
-        /// Sensitivity assumed.
-        sensitivity: u32,
-        /// Noise scale (rounded up from `sensitivity / epsilon`).
-        scale: f64,
-    },
-    /// Discrete Gaussian with standard-deviation parameter `sigma`: (ε, δ)-DP.
-    Gaussian {
-        /// ε charged.
-        epsilon: f64,
-        /// δ charged.
-        delta: f64,
-        /// Sensitivity assumed.
-        sensitivity: u32,
-        /// Noise σ.
-        sigma: f64,
-    },
 }
 
 /// One released number.
@@ -84,15 +55,17 @@ pub enum Released {
         /// Largest possible `|value - true count|` before the floor is applied.
         max_error: u64,
     },
-    /// Differentially private: true count plus discrete noise, then post-processed to be at
-    /// least `floor` (0, or the threshold when it was applied to the true count).
-    DpNoised {
-        /// The released value.
-        value: u64,
-        /// Noise and calibration.
-        noise: DpNoise,
-        /// Post-processing floor.
-        floor: u64,
+    /// Differentially private: the true value plus discrete Gaussian noise with `sigma`,
+    /// post-processed (consistency, clamped at 0, rounded), then compared with the
+    /// threshold: `value` is `None` ("< threshold") when the *noisy* value fell below it.
+    /// Nothing about the true value decides what is shown.
+    Dp {
+        /// The released value, or `None` when the noisy value is below the threshold.
+        value: Option<u64>,
+        /// σ of the noise (already scaled by the statistic's sensitivity).
+        sigma: f64,
+        /// The site's minimum cell count.
+        threshold: u64,
     },
 }
 
@@ -100,21 +73,24 @@ impl Released {
     /// The number shown for it, if any.
     pub fn point(&self) -> Option<u64> {
         match *self {
-            Released::Exact { value }
-            | Released::Obfuscated { value, .. }
-            | Released::DpNoised { value, .. } => Some(value),
+            Released::Exact { value } | Released::Obfuscated { value, .. } => Some(value),
+            Released::Dp { value, .. } => value,
             Released::Suppressed { .. } => None,
         }
     }
 
     /// Whether a number is shown.
     pub fn is_suppressed(&self) -> bool {
-        matches!(self, Released::Suppressed { .. })
+        matches!(
+            self,
+            Released::Suppressed { .. } | Released::Dp { value: None, .. }
+        )
     }
 
-    /// The interval that certainly holds the true count, given only the released value and its
-    /// rule: `(low, Some(high))`, or `(low, None)` when no upper bound follows from the rule
-    /// (table suppression, DP noise, noisy-threshold suppression).
+    /// The interval that holds the true count, given only the released value and its rule:
+    /// certainly for exact, suppressed and obfuscated values, with 95% probability for DP
+    /// values (`value ± ⌈1.96σ⌉`; "< T" gives `[0, T − 1 + ⌈1.96σ⌉]`). `(low, None)` when no
+    /// upper bound follows from the rule (table suppression).
     pub fn bounds(&self) -> (u64, Option<u64>) {
         match *self {
             Released::Exact { value } => (value, Some(value)),
@@ -132,7 +108,17 @@ impl Released {
                 value.saturating_sub(max_error).max(threshold),
                 Some(value.saturating_add(max_error)),
             ),
-            Released::DpNoised { .. } => (0, None),
+            Released::Dp {
+                value,
+                sigma,
+                threshold,
+            } => {
+                let h = crate::dp::half_width_95(sigma);
+                match value {
+                    Some(v) => (v.saturating_sub(h), Some(v.saturating_add(h))),
+                    None => (0, Some(threshold.saturating_sub(1).saturating_add(h))),
+                }
+            }
         }
     }
 }
@@ -145,20 +131,20 @@ impl std::fmt::Display for Released {
                 threshold,
                 basis: SuppressionBasis::TrueCount,
             } => write!(f, "< {threshold}"),
-            Released::Suppressed {
-                threshold,
-                basis: SuppressionBasis::NoisyCount,
-            } => write!(f, "< {threshold} (DP)"),
             Released::Suppressed { .. } => write!(f, "suppressed"),
             Released::Obfuscated {
                 value, max_error, ..
             } => write!(f, "{value} (obfuscated, ±{max_error})"),
-            Released::DpNoised { value, noise, .. } => match noise {
-                DpNoise::Laplace { epsilon, .. } => write!(f, "{value} (DP Laplace ε={epsilon})"),
-                DpNoise::Gaussian { epsilon, delta, .. } => {
-                    write!(f, "{value} (DP Gaussian ε={epsilon}, δ={delta})")
-                }
-            },
+            Released::Dp {
+                value: Some(v),
+                sigma,
+                ..
+            } => write!(f, "{v} ±{}", crate::dp::half_width_95(*sigma)),
+            Released::Dp {
+                value: None,
+                threshold,
+                ..
+            } => write!(f, "< {threshold}"),
         }
     }
 }

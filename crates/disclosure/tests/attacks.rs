@@ -9,8 +9,8 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use qiao_disclosure::{
-    network_total, Breakdown, Discloser, DpMechanism, DpPolicy, DpThresholdBasis, PersonSetDigest,
-    Policy, QueryContext, QueryLedger, Refusal, Released, SiteSecret, SuppressionBasis,
+    network_total, Breakdown, Discloser, DpPolicy, PersonSetDigest, Policy, QueryContext,
+    QueryLedger, Question, Refusal, Released, SiteSecret, Statistic, SuppressionBasis,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -24,27 +24,31 @@ fn site(policy: Policy) -> Discloser {
 }
 
 fn obfuscating() -> Discloser {
-    site(Policy::default())
+    site(Policy::shrine())
 }
 
 fn exact() -> Discloser {
-    site(Policy {
-        obfuscation: None,
-        ..Policy::default()
-    })
+    site(Policy::exact(10))
 }
 
-fn dp_laplace(epsilon: f64) -> Discloser {
-    site(Policy {
-        dp: Some(DpPolicy {
-            mechanism: DpMechanism::Laplace { epsilon },
-            epsilon_budget: 1e6,
-            delta_budget: 0.0,
-            sensitivity: 1,
-            threshold_basis: DpThresholdBasis::TrueCount,
-        }),
-        ..Policy::default()
-    })
+/// The default DP policy (σ = 6 per release).
+fn dp() -> Discloser {
+    site(Policy::default())
+}
+
+fn stat() -> Statistic {
+    Statistic::person_count("persons")
+}
+
+/// One released count for the question worded `q`.
+fn rc_q(site: &Discloser, q: &str, set: &PersonSetDigest) -> Released {
+    site.release_count(&Question::of(q.as_bytes()), &stat(), set)
+}
+
+/// One released count, all asked under the same question wording (SHRINE and exact modes do
+/// not look at the question).
+fn rc(site: &Discloser, set: &PersonSetDigest) -> Released {
+    rc_q(site, "count", set)
 }
 
 /// `n` distinct random person ids, none equal to anything in `avoid`.
@@ -61,18 +65,6 @@ fn random_set(rng: &mut ChaCha20Rng, n: usize, avoid: &HashSet<i64>) -> Vec<i64>
 
 fn value(r: &Released) -> i64 {
     r.point().map(|v| v as i64).unwrap_or(-1)
-}
-
-/// Fresh ledger per query pair, so the ledger's own limits do not interfere with measuring
-/// the release mechanism itself (the ledger is tested separately below).
-fn answer(site: &Discloser, set: &PersonSetDigest, rng: &mut ChaCha20Rng) -> Released {
-    let mut ledger = QueryLedger::new();
-    let ctx = QueryContext {
-        user: "attacker",
-        project: "p",
-        now_unix_secs: 1_700_000_000,
-    };
-    site.answer_count(&mut ledger, &ctx, set, rng).unwrap()
 }
 
 struct Differencing {
@@ -98,8 +90,9 @@ fn differencing(site: &Discloser, trials: usize, seed: u64) -> Differencing {
         if member {
             with.push(target);
         }
-        let r1 = answer(site, &site.digest(with.iter().copied()), &mut rng);
-        let r2 = answer(site, &site.digest(base.iter().copied()), &mut rng);
+        // Two different questions: "C" and "C and not p".
+        let r1 = rc_q(site, "C", &site.digest(with.iter().copied()));
+        let r2 = rc_q(site, "C and not p", &site.digest(base.iter().copied()));
         if (value(&r1) != value(&r2)) == member {
             differ += 1;
         }
@@ -118,7 +111,6 @@ fn differencing(site: &Discloser, trials: usize, seed: u64) -> Differencing {
 fn differencing_theory(site: &Discloser) -> f64 {
     let p: Vec<f64> = site
         .noise_table()
-        .unwrap()
         .probabilities()
         .into_iter()
         .map(|(_, p)| p)
@@ -155,13 +147,13 @@ fn differencing_attack() {
     assert!(on.differ >= theory - 0.03, "attack weaker than theory?");
     assert!(on.greater <= 0.75, "{}", on.greater);
 
-    // DP mode (discrete Laplace, ε = 0.2 per answer): any attacker is right at most
-    // e^ε / (1 + e^ε) = 0.5498 of the time; the likelihood-ratio attacker guesses "member"
-    // iff the difference is ≥ 1.
-    let dp = differencing(&dp_laplace(0.2), TRIALS, 3);
-    let bound = 0.2f64.exp() / (1.0 + 0.2f64.exp());
+    // DP mode (default policy: discrete Gaussian σ = 6, keyed on question and set). The two
+    // answers are two releases, ρ = 2/72; any attacker's accuracy is at most Φ(√(2ρ)/2) (the
+    // pair is √(2ρ)-Gaussian-DP) = 0.547.
+    let dp = differencing(&dp(), TRIALS, 3);
+    let bound = 0.547;
     eprintln!(
-        "differencing, DP ε=0.2: sign-attacker {:.4}, differ-attacker {:.4}, bound {bound:.4}",
+        "differencing, DP σ=6: sign-attacker {:.4}, differ-attacker {:.4}, bound {bound:.4}",
         dp.greater, dp.differ
     );
     // 3000 trials: sampling standard deviation ≈ 0.009.
@@ -178,7 +170,7 @@ fn averaging_attack_gains_nothing() {
     for _ in 0..200 {
         let n = rng.gen_range(10..=500usize);
         let set = site.digest(random_set(&mut rng, n, &HashSet::new()));
-        let answers: Vec<i64> = (0..100).map(|_| value(&site.release_count(&set))).collect();
+        let answers: Vec<i64> = (0..100).map(|_| value(&rc(&site, &set))).collect();
         assert!(answers.iter().all(|&a| a == answers[0]), "answers differ");
         let mean = answers.iter().sum::<i64>() as f64 / 100.0;
         single_err += (answers[0] as f64 - n as f64).abs();
@@ -196,10 +188,15 @@ fn averaging_attack_gains_nothing() {
     for i in 0..100u64 {
         let ctx = QueryContext {
             user: "attacker",
+            organization: "acme",
             project: "p",
             now_unix_secs: 1_700_000_000 + 60 * i,
         };
-        match site.answer_count(&mut ledger, &ctx, &set, &mut rng) {
+        let answer = site
+            .admit(&mut ledger, &ctx, &[stat()])
+            .and_then(|_| site.record_result(&mut ledger, &ctx, &set))
+            .map(|()| rc(&site, &set));
+        match answer {
             Ok(r) => got.push(r),
             Err(e) => {
                 refusal = Some((i, e));
@@ -243,7 +240,7 @@ fn equivalent_query_averaging_gets_one_answer() {
                 }
                 g.finish()
             };
-            answers.push(site.release_count(&d));
+            answers.push(rc(&site, &d));
         }
         assert!(answers.iter().all(|a| *a == answers[0]));
     }
@@ -290,10 +287,10 @@ fn realise(site: &Discloser, t: &Breakdown<u64>, next: &mut i64) -> Breakdown<Pe
 fn margin_arithmetic_on_breakdowns() {
     let with = exact();
     let without = site(Policy {
-        obfuscation: None,
         secondary_suppression: false,
-        ..Policy::default()
+        ..Policy::exact(10)
     });
+    let q = Question::of(b"table");
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let mut next = 1i64;
     let (mut primary, mut recovered_without, mut recovered_with) = (0usize, 0usize, 0usize);
@@ -303,14 +300,14 @@ fn margin_arithmetic_on_breakdowns() {
         let is_primary = |p| *t.get(p).unwrap() < 10;
         primary += t.positions().into_iter().filter(|&p| is_primary(p)).count();
 
-        let rel = without.release_breakdown(&input).unwrap();
+        let rel = without.release_breakdown(&q, &input).unwrap();
         for (p, v) in common::solve_margins(&rel) {
             assert_eq!(v, *t.get(p).unwrap() as i128, "attacker solved wrongly");
             if is_primary(p) {
                 recovered_without += 1;
             }
         }
-        let rel = with.release_breakdown(&input).unwrap();
+        let rel = with.release_breakdown(&q, &input).unwrap();
         let solved = common::solve_margins(&rel);
         recovered_with += solved.len();
         for p in t.positions().into_iter().filter(|&p| is_primary(p)) {
@@ -344,7 +341,7 @@ fn tracker_model(site_policy: &Policy, seed: u64) -> BTreeMap<(u64, i64), f64> {
             let base = rng.gen_range(0..i64::MAX / 4);
             let dt = sim.digest(base..base + t as i64);
             let da = sim.digest(base + t as i64..base + (t + a) as i64);
-            let d = value(&sim.release_count(&dt.merge(&da))) - value(&sim.release_count(&dt));
+            let d = value(&rc_q(&sim, "A+T", &dt.merge(&da))) - value(&rc_q(&sim, "T", &dt));
             *counts.entry((a, d)).or_default() += 1.0 / per_a as f64;
         }
     }
@@ -371,13 +368,14 @@ fn tracker(site: &Discloser, model: &BTreeMap<(u64, i64), f64>, trackers: usize,
         let a = rng.gen_range(1..=9u64);
         let base = rng.gen_range(0..i64::MAX / 4);
         let da = site.digest(base..base + a as i64);
-        assert!(site.release_count(&da).is_suppressed());
+        assert!(rc(site, &da).is_suppressed());
         let mut ds = Vec::new();
         for k in 0..trackers {
             let t = rng.gen_range(100..=1000i64);
             let tb = base + 10 + (k as i64) * 2000;
             let dt = site.digest(tb..tb + t);
-            ds.push(value(&site.release_count(&dt.merge(&da))) - value(&site.release_count(&dt)));
+            let (qa, qt) = (format!("A+T{k}"), format!("T{k}"));
+            ds.push(value(&rc_q(site, &qa, &dt.merge(&da))) - value(&rc_q(site, &qt, &dt)));
         }
         let guess = if trackers == 1 {
             map_guess(model, ds[0])
@@ -414,6 +412,28 @@ fn tracker_padding_attack() {
     let hit_20 = tracker(&on, &model_on, 20, 24);
     eprintln!("tracker, 20 trackers averaged: hit rate {hit_20:.4}");
     assert!(hit_20 <= 0.35, "{hit_20}");
+
+    // DP: the threshold is on the noisy value, so |A| alone may even show (noisy ≥ 10); the
+    // tracker difference is |A| plus the difference of two independent σ = 6 draws.
+    let site_dp = dp();
+    let model_dp = tracker_model(site_dp.policy(), 25);
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let mut hits = 0;
+    let trials = 2000;
+    for _ in 0..trials {
+        let a = rng.gen_range(1..=9u64);
+        let base = rng.gen_range(0..i64::MAX / 4);
+        let da = site_dp.digest(base..base + a as i64);
+        let t = rng.gen_range(100..=1000i64);
+        let dt = site_dp.digest(base + 10..base + 10 + t);
+        let d = value(&rc_q(&site_dp, "A+T", &dt.merge(&da))) - value(&rc_q(&site_dp, "T", &dt));
+        if map_guess(&model_dp, d) == a {
+            hits += 1;
+        }
+    }
+    let hit_dp = hits as f64 / trials as f64;
+    eprintln!("tracker, DP σ=6: exact-|A| hit rate {hit_dp:.4} (chance 0.111)");
+    assert!(hit_dp <= 0.2, "{hit_dp}");
 }
 
 #[test]
@@ -424,11 +444,11 @@ fn cross_site_total_never_reveals_a_suppressed_site() {
     for _ in 0..500 {
         let hidden = rng.gen_range(0..threshold);
         let others: Vec<u64> = (0..4).map(|_| rng.gen_range(10..300)).collect();
-        let mut released = vec![site_a.release_count(&site_a.digest(0..hidden as i64))];
+        let mut released = vec![rc(&site_a, &site_a.digest(0..hidden as i64))];
         released.extend(
             others
                 .iter()
-                .map(|&n| site_a.release_count(&site_a.digest(0..n as i64))),
+                .map(|&n| rc(&site_a, &site_a.digest(0..n as i64))),
         );
         let total = network_total(&released);
         let true_total = hidden + others.iter().sum::<u64>();
@@ -452,11 +472,11 @@ fn cross_site_total_never_reveals_a_suppressed_site() {
         let hidden = rng.gen_range(0..threshold);
         let others: Vec<u64> = (0..4).map(|_| rng.gen_range(10..300)).collect();
         let base = rng.gen_range(0..i64::MAX / 4);
-        let mut released = vec![site_o.release_count(&site_o.digest(base..base + hidden as i64))];
+        let mut released = vec![rc(&site_o, &site_o.digest(base..base + hidden as i64))];
         released.extend(
             others
                 .iter()
-                .map(|&n| site_o.release_count(&site_o.digest(base..base + n as i64))),
+                .map(|&n| rc(&site_o, &site_o.digest(base..base + n as i64))),
         );
         let total = network_total(&released);
         let true_total = hidden + others.iter().sum::<u64>();
@@ -466,53 +486,81 @@ fn cross_site_total_never_reveals_a_suppressed_site() {
 }
 
 #[test]
-fn dp_budget_is_enforced_through_the_pipeline() {
+fn dp_totals_cover_the_truth_and_all_below_threshold_is_never_zero() {
+    // 95% intervals: over many networks of five DP sites the combined interval holds the true
+    // total about 95% of the time (or more, with "< T" ranges); it is never a bare 0.
+    let site_d = dp();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let (mut covered, trials) = (0, 1000);
+    for i in 0..trials {
+        let counts: Vec<u64> = (0..5).map(|_| rng.gen_range(0..60)).collect();
+        let released: Vec<Released> = counts
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| {
+                let base = (i * 10 + k as i64) * 1000;
+                rc_q(
+                    &site_d,
+                    &format!("q{i}"),
+                    &site_d.digest(base..base + n as i64),
+                )
+            })
+            .collect();
+        let total = network_total(&released);
+        let truth: u64 = counts.iter().sum();
+        if total.low <= truth && truth <= total.high.unwrap() {
+            covered += 1;
+        }
+        assert!(total.high.unwrap() > 0);
+        assert_ne!(total.to_string(), "0");
+    }
+    let rate = covered as f64 / trials as f64;
+    eprintln!("DP network total: 95% interval coverage {rate:.3}");
+    assert!(rate >= 0.94, "{rate}");
+}
+
+#[test]
+fn dp_budget_is_charged_before_computing_and_refuses_independently_of_the_data() {
     let site = site(Policy {
-        dp: Some(DpPolicy {
-            mechanism: DpMechanism::Gaussian {
-                epsilon: 0.25,
-                delta: 1e-7,
-            },
-            epsilon_budget: 1.0,
-            delta_budget: 1e-6,
-            sensitivity: 1,
-            threshold_basis: DpThresholdBasis::TrueCount,
-        }),
+        dp: DpPolicy {
+            user_rho: 10.0 / 72.0 + 1e-9,
+            ..DpPolicy::default()
+        },
         ..Policy::default()
     });
-    let mut ledger = QueryLedger::new();
-    let mut rng = ChaCha20Rng::seed_from_u64(40);
-    let set = site.digest(0..500);
-    let mut answers = Vec::new();
-    for i in 0..4 {
-        let ctx = QueryContext {
-            user: "u",
-            project: "p",
-            now_unix_secs: 1_700_000_000 + 3600 * i,
-        };
-        answers.push(
-            site.answer_count(&mut ledger, &ctx, &set, &mut rng)
-                .unwrap(),
+    // Two attackers' histories: one asks about empty sets, the other about large ones. The
+    // refusals come at the same query, whatever the data (no refusal oracle), and name the
+    // remaining budget.
+    for n in [0i64, 500] {
+        let mut ledger = QueryLedger::new();
+        let set = site.digest(0..n);
+        let mut answered = 0;
+        let mut refusal = None;
+        for i in 0..100u64 {
+            let ctx = QueryContext {
+                user: "u",
+                organization: "acme",
+                project: if i % 2 == 0 { "p" } else { "q" },
+                now_unix_secs: 1_700_000_000 + 3600 * i,
+            };
+            match site.admit(&mut ledger, &ctx, &[stat()]) {
+                Ok(_) => {
+                    let _ = rc_q(&site, &format!("wording {i}"), &set);
+                    answered += 1;
+                }
+                Err(e) => {
+                    refusal = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(answered, 10, "n = {n}");
+        assert!(
+            matches!(refusal, Some(Refusal::BudgetExhausted { remaining, .. }) if remaining < 1e-6),
+            "{refusal:?}"
         );
     }
-    // Fresh noise each time (DP needs it) — which is why the budget must bound the number of
-    // answers.
-    assert!(answers.windows(2).any(|w| w[0] != w[1]));
-    let ctx = QueryContext {
-        user: "u",
-        project: "p",
-        now_unix_secs: 1_700_100_000,
-    };
-    let e = site
-        .answer_count(&mut ledger, &ctx, &set, &mut rng)
-        .unwrap_err();
-    assert!(
-        matches!(e, Refusal::BudgetExhausted { spent, budget, .. } if (spent - 1.0).abs() < 1e-9 && budget == 1.0)
-    );
-    // Another project has its own budget.
-    let ctx = QueryContext {
-        project: "q",
-        ..ctx
-    };
-    assert!(site.answer_count(&mut ledger, &ctx, &set, &mut rng).is_ok());
+    // Identical question and set: identical answer (asking again reveals nothing new).
+    let set = site.digest(0..137);
+    assert_eq!(rc_q(&site, "x", &set), rc_q(&site, "x", &set));
 }

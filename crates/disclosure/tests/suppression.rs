@@ -70,7 +70,7 @@ proptest! {
     fn independent_solver_pins_nothing(cells in proptest::collection::vec(
         proptest::collection::vec(prop_oneof![2 => 0u64..10, 3 => 10u64..200], 3), 4)) {
         let site = Discloser::new(
-            Policy { obfuscation: None, ..Policy::default() },
+            Policy::exact(10),
             SiteSecret::from_bytes(&[9u8; 32]).unwrap(),
         ).unwrap();
         let mut next = 0i64;
@@ -80,7 +80,7 @@ proptest! {
             d
         }).collect()).collect();
         let input = Breakdown::from_cells(digests).unwrap();
-        let rel = site.release_breakdown(&input).unwrap();
+        let rel = site.release_breakdown(&qiao_disclosure::Question::of(b"t"), &input).unwrap();
         prop_assert!(common::solve_margins(&rel).is_empty());
         // Released exact values are the true ones.
         for pos in rel.positions() {

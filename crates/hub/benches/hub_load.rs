@@ -99,6 +99,7 @@ fn setup(store: &dyn HubStore) -> JobId {
         requested_by: Requester {
             user_id: alice,
             role: UserRole::SponsorResearcher,
+            organization: "Example Pharma".into(),
         },
         created_at: 1,
     };

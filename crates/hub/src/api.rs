@@ -1054,6 +1054,12 @@ async fn submit_query(
             requested_by: Requester {
                 user_id: user.id.clone(),
                 role: user.role,
+                // The site charges this organization's privacy budget; a user without an
+                // institution is an organization of one.
+                organization: user
+                    .institution
+                    .clone()
+                    .unwrap_or_else(|| format!("user:{}", user.id.as_str())),
             },
             created_at: t,
         };

@@ -294,5 +294,17 @@ pub fn to_table(v: &JobView) -> String {
         );
     }
     out.push_str("\ntotals add released values only (a withheld value adds its range).\n");
+    let dp = v.sites.iter().any(|s| {
+        s.disclosure
+            .iter()
+            .any(|d| d.starts_with("differential privacy"))
+    });
+    if dp {
+        out.push_str(
+            "\"N ±W\": differentially private value; the true count is within ±W with 95% probability.\n\
+             \"< T\": the noisy value fell below the threshold T. Totals add the noisy values and\n\
+             combine the noise into one 95% interval (\"between L and H\" when some site is \"< T\").\n",
+        );
+    }
     out
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use qiao_disclosure as dc;
 use qiao_protocol::{
-    AgeBand, DisclosureSummary, DpMechanism, FailureKind, Gender, JobId, Outcome, Payload,
-    ProjectId, QueryType, RefusalReason, Released, SiteId, SuppressionBasis, UserId,
+    AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
+    RefusalReason, Released, SiteId, SuppressionBasis, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,7 +165,8 @@ pub fn to_disclosure(r: &Released, summary: &DisclosureSummary) -> dc::Released 
             threshold,
             basis: match basis {
                 SuppressionBasis::Table => dc::SuppressionBasis::Table,
-                SuppressionBasis::NoisyCount => dc::SuppressionBasis::NoisyCount,
+                // No upper bound follows from a noisy-threshold suppression.
+                SuppressionBasis::NoisyCount => dc::SuppressionBasis::Table,
             },
         },
         Released::Obfuscated {
@@ -191,28 +192,13 @@ pub fn to_disclosure(r: &Released, summary: &DisclosureSummary) -> dc::Released 
         }
         Released::Dp {
             value,
-            epsilon,
-            delta,
-        } => {
-            let noise = match delta {
-                Some(delta) => dc::DpNoise::Gaussian {
-                    epsilon,
-                    delta,
-                    sensitivity: 1,
-                    sigma: 0.0,
-                },
-                None => dc::DpNoise::Laplace {
-                    epsilon,
-                    sensitivity: 1,
-                    scale: 0.0,
-                },
-            };
-            dc::Released::DpNoised {
-                value,
-                noise,
-                floor: 0,
-            }
-        }
+            sigma,
+            threshold,
+        } => dc::Released::Dp {
+            value,
+            sigma,
+            threshold,
+        },
     }
 }
 
@@ -229,20 +215,10 @@ pub fn describe_disclosure(s: &DisclosureSummary) -> Vec<String> {
         out.push("secondary (complementary) suppression".into());
     }
     if let Some(dp) = &s.dp {
-        let mech = match dp.mechanism {
-            DpMechanism::Laplace => "Laplace",
-            DpMechanism::Gaussian => "Gaussian",
-        };
-        match dp.delta_spent {
-            Some(d) => out.push(format!(
-                "differential privacy ({mech}): ε={} δ={d} charged",
-                dp.epsilon_spent
-            )),
-            None => out.push(format!(
-                "differential privacy ({mech}): ε={} charged",
-                dp.epsilon_spent
-            )),
-        }
+        out.push(format!(
+            "differential privacy: discrete Gaussian noise σ={} per unit of sensitivity, threshold on the noisy value; ρ={:.4} charged (zCDP); ρ={:.4} remaining for this user at this site; entries clip {} rows per person; \"±N\" is the 95% interval of the noise",
+            dp.sigma, dp.rho_spent, dp.remaining_rho, dp.entries_bound
+        ));
     }
     out
 }

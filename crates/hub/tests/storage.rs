@@ -28,6 +28,7 @@ fn job(project: &str, user: &str) -> Job {
         requested_by: Requester {
             user_id: uid(user),
             role: UserRole::SponsorResearcher,
+            organization: "Example Pharma".into(),
         },
         created_at: T0,
     }

@@ -1412,6 +1412,10 @@ pub fn run_feasibility(
             requested_by: Requester {
                 user_id: by.id.clone(),
                 role: by.role,
+                organization: by
+                    .institution
+                    .clone()
+                    .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
             },
             created_at: now,
         };

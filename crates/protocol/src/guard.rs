@@ -78,8 +78,6 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "threshold",
     "basis",
     "max_error",
-    "epsilon",
-    "delta",
     // DisclosureSummary
     "disclosure",
     "min_cell_count",
@@ -89,24 +87,14 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "clamp",
     "secondary_suppression",
     "dp",
-    "mechanism",
-    "epsilon_spent",
-    "delta_spent",
+    "rho_spent",
+    "entries_bound",
+    "remaining_rho",
 ];
 
 /// The keys whose values may be strings: identifiers, enum tags and rule names.
 pub const STRING_KEYS: &[&str] = &[
-    "job_id",
-    "site_id",
-    "status",
-    "reason",
-    "error",
-    "type",
-    "name",
-    "gender",
-    "kind",
-    "basis",
-    "mechanism",
+    "job_id", "site_id", "status", "reason", "error", "type", "name", "gender", "kind", "basis",
 ];
 
 /// A result that could carry more than aggregates, or is inconsistent with its job.
@@ -475,10 +463,9 @@ fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
         non_negative("$.disclosure.obfuscation.clamp", o.clamp)?;
     }
     if let Some(dp) = &s.dp {
-        positive("$.disclosure.dp.epsilon_spent", dp.epsilon_spent)?;
-        if let Some(d) = dp.delta_spent {
-            probability("$.disclosure.dp.delta_spent", d)?;
-        }
+        non_negative("$.disclosure.dp.rho_spent", dp.rho_spent)?;
+        positive("$.disclosure.dp.sigma", dp.sigma)?;
+        non_negative("$.disclosure.dp.remaining_rho", dp.remaining_rho)?;
     }
     Ok(())
 }
@@ -522,11 +509,11 @@ fn check_released(
                 });
             }
         }
-        Released::Dp { epsilon, delta, .. } => {
-            positive(&format!("{path}.epsilon"), epsilon)?;
-            if let Some(d) = delta {
-                probability(&format!("{path}.delta"), d)?;
-            }
+        Released::Dp {
+            sigma, threshold, ..
+        } => {
+            same_threshold(threshold)?;
+            positive(&format!("{path}.sigma"), sigma)?;
             if summary.dp.is_none() {
                 return Err(AggregateViolation::UndeclaredMechanism {
                     path: path.to_owned(),
@@ -551,17 +538,6 @@ fn non_negative(path: &str, value: f64) -> Result<(), AggregateViolation> {
 
 fn positive(path: &str, value: f64) -> Result<(), AggregateViolation> {
     if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(AggregateViolation::InvalidParameter {
-            path: path.to_owned(),
-            value,
-        })
-    }
-}
-
-fn probability(path: &str, value: f64) -> Result<(), AggregateViolation> {
-    if value.is_finite() && (0.0..1.0).contains(&value) {
         Ok(())
     } else {
         Err(AggregateViolation::InvalidParameter {

@@ -30,8 +30,8 @@ pub use guard::{assert_aggregate_only, check_against_job, AggregateViolation};
 pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
 pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
 pub use message::{
-    AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary, DpMechanism, DpParams,
-    FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, PollBody, QueryType,
-    RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus, SuppressionBasis,
-    UserRole,
+    half_width_95, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
+    DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, PollBody,
+    QueryType, RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus,
+    SuppressionBasis, UserRole,
 };

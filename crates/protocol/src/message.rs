@@ -44,6 +44,9 @@ pub struct Requester {
     pub user_id: UserId,
     /// The role the user acted in.
     pub role: UserRole,
+    /// The user's organization (the sponsor institution): the site charges the
+    /// organization's privacy budget, so the hub must sign it into the job.
+    pub organization: String,
 }
 
 /// The roles of the network.
@@ -102,6 +105,8 @@ pub struct JobResult {
 }
 
 /// What happened to a job at a site.
+// One per job and site, moved rarely: boxing the payload would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Outcome {
@@ -306,14 +311,17 @@ pub enum Released {
         /// Largest possible difference between `value` and the true count.
         max_error: u64,
     },
-    /// Differentially private noisy count (post-processed to be non-negative).
+    /// Differentially private: the true count plus discrete Gaussian noise with `sigma`,
+    /// post-processed, then compared with the threshold: `value` is `None` ("< threshold")
+    /// when the *noisy* value fell below it. The true count is within `value ± 1.96σ` with
+    /// 95% probability.
     Dp {
-        /// The released value.
-        value: u64,
-        /// ε charged for this number.
-        epsilon: f64,
-        /// δ charged for this number (Gaussian mechanism), if any.
-        delta: Option<f64>,
+        /// The released value, or `None` when the noisy value is below the threshold.
+        value: Option<u64>,
+        /// σ of the noise added to this number.
+        sigma: f64,
+        /// The site's minimum cell count.
+        threshold: u64,
     },
 }
 
@@ -332,9 +340,8 @@ impl Released {
     /// The number shown, if any.
     pub fn point(&self) -> Option<u64> {
         match *self {
-            Released::Exact { value }
-            | Released::Obfuscated { value, .. }
-            | Released::Dp { value, .. } => Some(value),
+            Released::Exact { value } | Released::Obfuscated { value, .. } => Some(value),
+            Released::Dp { value, .. } => value,
             Released::BelowThreshold { .. } | Released::Suppressed { .. } => None,
         }
     }
@@ -354,17 +361,25 @@ impl fmt::Display for Released {
                 value, max_error, ..
             } => write!(f, "{value} ±{max_error}"),
             Released::Dp {
-                value,
-                epsilon,
-                delta: None,
-            } => write!(f, "{value} (DP ε={epsilon})"),
+                value: Some(v),
+                sigma,
+                ..
+            } => write!(f, "{v} ±{}", half_width_95(*sigma)),
             Released::Dp {
-                value,
-                epsilon,
-                delta: Some(delta),
-            } => write!(f, "{value} (DP ε={epsilon}, δ={delta})"),
+                value: None,
+                threshold,
+                ..
+            } => write!(f, "< {threshold}"),
         }
     }
+}
+
+/// Half-width of the 95% interval of noise with standard deviation `sigma`: `⌈1.96σ⌉`.
+pub fn half_width_95(sigma: f64) -> u64 {
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return 0;
+    }
+    (1.959_963_984_540_054 * sigma).ceil().min(u64::MAX as f64) as u64
 }
 
 /// The disclosure-control rules a site applied to one result, shown by the hub with it.
@@ -397,22 +412,16 @@ pub struct ObfuscationParams {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DpParams {
-    /// The noise mechanism.
-    pub mechanism: DpMechanism,
-    /// Total ε charged to the user's project budget for this result.
-    pub epsilon_spent: f64,
-    /// Total δ charged, if any.
-    pub delta_spent: Option<f64>,
-}
-
-/// A differential-privacy noise mechanism.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DpMechanism {
-    /// (Discrete) Laplace: ε-DP.
-    Laplace,
-    /// (Discrete) Gaussian: (ε, δ)-DP.
-    Gaussian,
+    /// ρ (zero-concentrated DP) charged for this result to the user's, the organization's
+    /// and the site's budgets.
+    pub rho_spent: f64,
+    /// σ of the noise per unit of sensitivity.
+    pub sigma: f64,
+    /// Rows of one person counted at most in `entries`.
+    pub entries_bound: u32,
+    /// ρ still available to this user at this site in the current period (the smallest of
+    /// the user's, the organization's and the site's remainders).
+    pub remaining_rho: f64,
 }
 
 /// An inclusion rule's name: at most [`MAX_RULE_NAME_CHARS`] characters, no control

@@ -41,8 +41,6 @@ const EXPECTED_KEYS: &[&str] = &[
     "threshold",
     "basis",
     "max_error",
-    "epsilon",
-    "delta",
     "disclosure",
     "min_cell_count",
     "obfuscation",
@@ -51,9 +49,9 @@ const EXPECTED_KEYS: &[&str] = &[
     "clamp",
     "secondary_suppression",
     "dp",
-    "mechanism",
-    "epsilon_spent",
-    "delta_spent",
+    "rho_spent",
+    "entries_bound",
+    "remaining_rho",
 ];
 
 fn collect(value: &Value, keys: &mut BTreeSet<String>, raw_arrays: &mut Vec<String>, path: &str) {
@@ -240,25 +238,26 @@ fn guard_checks_values() {
 
     let mut r = count_result(&j, &s);
     count_mut(&mut r).entries = Released::Dp {
-        value: 1200,
-        epsilon: 0.5,
-        delta: None,
+        value: Some(1200),
+        sigma: 60.0,
+        threshold: 10,
     };
     assert!(matches!(
         assert_aggregate_only(&r),
         Err(AggregateViolation::UndeclaredMechanism { .. })
     ));
     count_mut(&mut r).disclosure.dp = Some(DpParams {
-        mechanism: DpMechanism::Laplace,
-        epsilon_spent: 0.5,
-        delta_spent: None,
+        rho_spent: 0.07,
+        sigma: 6.0,
+        entries_bound: 10,
+        remaining_rho: 0.4,
     });
     assert_eq!(assert_aggregate_only(&r), Ok(()));
     for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {
         count_mut(&mut r).entries = Released::Dp {
-            value: 1200,
-            epsilon: bad,
-            delta: None,
+            value: Some(1200),
+            sigma: bad,
+            threshold: 10,
         };
         assert!(matches!(
             assert_aggregate_only(&r),

@@ -6,15 +6,15 @@
 //!
 //! Every process is killed when a test ends, also when it fails ([`Procs`]).
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
-const PASSWORD: &str = "e2e-sponsor-password";
+use support::{qiao, run_for, s, Procs, Project, User, QIAO};
 /// The bundled demo definition (CohortGenerator cohort 3: celecoxib, age ≥ 40, male).
 const DEFINITION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -28,79 +28,6 @@ const REFERENCE_DEFINITION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts/3.json"
 );
-
-/// Child processes, killed and reaped when dropped (the test passed, failed or panicked).
-#[derive(Default)]
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Runs `qiao ARGS` to completion (at most `timeout`), killing it if it takes longer.
-fn run_for(args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Output {
-    let mut cmd = Command::new(QIAO);
-    cmd.args(args)
-        .env("QIAO_HUB_PASSWORD", PASSWORD)
-        .env_remove("QIAO_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(d) = cwd {
-        cmd.current_dir(d);
-    }
-    let mut child = cmd.spawn().expect("spawn qiao");
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
-    let mut guard = Procs(vec![child]);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = guard.0[0].try_wait().expect("wait for qiao") {
-            break s;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "qiao {args:?} did not finish within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(guard);
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
-/// Runs `qiao ARGS`, asserts it succeeded, returns its stdout.
-fn qiao(args: &[&str]) -> String {
-    let out = run_for(args, None, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "qiao {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// What `qiao cohort run --stats --json` says about a store: the true funnel.
 #[derive(Debug, Clone)]
@@ -218,8 +145,39 @@ fn check_obfuscated(label: &str, released: Shown, truth: u64, threshold: u64) {
     }
 }
 
+/// Checks one released value against the truth under the DP policy (σ = 6 per unit of
+/// sensitivity, threshold `threshold` on the noisy value): a shown value `v ±w` (w = ⌈1.96σ⌉)
+/// within 2w (≈ 4σ) of the truth; "< threshold" only for a truth below threshold + 2w.
+fn check_dp(label: &str, released: Shown, truth: u64, threshold: u64) {
+    match released {
+        Shown::Below(t) => {
+            assert_eq!(t, threshold, "{label}");
+            assert!(truth < threshold + 24, "{label}: {truth} released as < {t}");
+        }
+        Shown::Obfuscated(v, w) => {
+            assert!(w == 12 || w == 118, "{label}: ±{w} is not σ = 6 or 60");
+            assert!(v >= threshold, "{label}: {v} shown below the threshold");
+            assert!(
+                v.abs_diff(truth) <= 2 * w,
+                "{label}: released {v} ±{w}, true {truth}"
+            );
+        }
+        Shown::Exact(v) => panic!("{label}: exact {v} released under DP"),
+    }
+}
+
+/// A network total as (point, low, high): "N", "N ±W", "N (between L and H)" or "between L and
+/// H" (every site below the threshold).
 fn point(total: &Value) -> (u64, u64, u64) {
     let t = total.as_str().expect("total text");
+    if let Some(range) = t.strip_prefix("between ") {
+        let (lo, hi) = range.split_once(" and ").expect("range");
+        return (0, lo.parse().expect("low"), hi.parse().expect("high"));
+    }
+    if let Some((p, w)) = t.split_once(" ±") {
+        let (p, w): (u64, u64) = (p.parse().expect("point"), w.parse().expect("width"));
+        return (p, p.saturating_sub(w), p + w);
+    }
     match t.split_once(" (between ") {
         Some((p, range)) => {
             let range = range.trim_end_matches(')');
@@ -237,11 +195,10 @@ fn point(total: &Value) -> (u64, u64, u64) {
     }
 }
 
-/// A hub and three sites as separate processes.
+/// A hub and three sites as separate processes, on three synthetic hospitals.
 struct Network {
-    procs: Procs,
+    net: support::Network,
     dir: tempfile::TempDir,
-    url: String,
     token: String,
     /// (site name, data directory, store)
     sites: Vec<(String, PathBuf, PathBuf)>,
@@ -266,149 +223,43 @@ impl Network {
             "11",
             "--quiet",
         ]);
-        let hub = d.join("hub");
-        qiao(&[
-            "hub",
-            "create-user",
-            "--data",
-            s(&hub),
-            "--id",
-            "sponsor",
-            "--role",
-            "sponsor_researcher",
-            "--institution",
-            "Pharma",
-        ]);
-        let mut enrollments = Vec::new();
-        for i in 1..=3 {
-            let name = format!("hospital_{i}");
-            let store = d.join(format!("{name}.qiao"));
-            qiao(&["ingest", "--cdm", s(&cdm.join(&name)), "--out", s(&store)]);
-            let out = qiao(&["hub", "create-site", "--data", s(&hub), "--id", &name]);
-            let token = out
-                .lines()
-                .find(|l| l.starts_with("qiao-enroll-"))
-                .unwrap_or_else(|| panic!("no token in {out}"))
-                .to_owned();
-            let fp = out
-                .lines()
-                .find_map(|l| l.strip_prefix("hub key fingerprint: "))
-                .unwrap_or_else(|| panic!("no fingerprint in {out}"))
-                .to_owned();
-            enrollments.push((name, store, token, fp));
-        }
-        qiao(&[
-            "hub",
-            "create-project",
-            "--data",
-            s(&hub),
-            "--id",
-            "p1",
-            "--title",
-            "End to end",
-            "--member",
-            "sponsor",
-            "--approved",
-        ]);
-        let token = qiao(&[
-            "hub",
-            "create-token",
-            "--data",
-            s(&hub),
-            "--user",
-            "sponsor",
-        ])
-        .trim()
-        .to_owned();
-        let mut procs = Procs::default();
-        let mut child = Command::new(QIAO)
-            .args([
-                "hub",
-                "serve",
-                "--data",
-                s(&hub),
-                "--insecure-http",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env_remove("QIAO_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn qiao hub serve");
-        let stdout = child.stdout.take().expect("hub stdout");
-        procs.0.push(child);
-        let mut banner = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut banner)
-            .expect("hub banner");
-        let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {banner:?}"))
-            .to_owned();
-        let mut sites = Vec::new();
-        for (name, store, enroll_token, fp) in enrollments {
-            let data = d.join(format!("site-{name}"));
-            let out = qiao(&[
-                "site",
-                "enroll",
-                "--hub",
-                &url,
-                "--token",
-                &enroll_token,
-                "--name",
-                &name,
-                "--data",
-                s(&data),
-                "--hub-fingerprint",
-                &fp,
-                "--insecure-http",
-            ]);
-            assert!(out.contains(&fp), "{out}");
-            let child = Command::new(QIAO)
-                .args([
-                    "site",
-                    "serve",
-                    "--store",
-                    s(&store),
-                    "--data",
-                    s(&data),
-                    "--insecure-http",
-                    "--wait-secs",
-                    "5",
-                    "--max-backoff-secs",
-                    "1",
-                ])
-                .env_remove("QIAO_LOG")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn qiao site serve");
-            procs.0.push(child);
-            sites.push((name, data, store));
-        }
+        let stores: Vec<(String, PathBuf)> = (1..=3)
+            .map(|i| {
+                let name = format!("hospital_{i}");
+                let store = d.join(format!("{name}.qiao"));
+                qiao(&["ingest", "--cdm", s(&cdm.join(&name)), "--out", s(&store)]);
+                (name, store)
+            })
+            .collect();
+        let net = support::Network::start(
+            &d,
+            &stores,
+            &[User {
+                id: "sponsor",
+                institution: "Pharma",
+            }],
+            &[Project {
+                id: "p1",
+                members: &["sponsor"],
+            }],
+        );
         Network {
-            procs,
+            token: net.tokens["sponsor"].clone(),
+            sites: net.sites.clone(),
+            net,
             dir,
-            url,
-            token,
-            sites,
         }
     }
 
     fn policy(&self, site: usize, flags: &[&str]) {
-        let data = &self.sites[site].1;
-        let mut args = vec!["site", "policy", "set", "--data", s(data)];
-        args.extend_from_slice(flags);
-        qiao(&args);
+        self.net.policy(site, flags);
     }
 
     fn query(&self) -> Value {
         let out = qiao(&[
             "query",
             "--hub",
-            &self.url,
+            &self.net.url,
             "--token",
             &self.token,
             "--project",
@@ -530,7 +381,43 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
         released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
     }
     assert_eq!(released_values, released_again);
-    drop(net.procs);
+
+    // 4. Differential privacy (the default for new sites), threshold 10 on the noisy value:
+    //    every number plausible (within its interval), the total's interval holding the truth,
+    //    the same question again giving the same answers.
+    for i in 0..3 {
+        net.policy(i, &["--release", "dp", "--min-cell-count", "10"]);
+    }
+    let v = net.query();
+    let mut released_values = Vec::new();
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = v["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        assert_eq!(site["status"], "done", "{site}");
+        for (label, released, true_value) in pairs(site, t) {
+            check_dp(&format!("{name} {label}"), released, true_value, 10);
+            released_values.push(released);
+        }
+    }
+    let (_, lo, hi) = point(&v["total"]["final_persons"]);
+    assert!(
+        lo <= sum_final && sum_final <= hi,
+        "{} vs {sum_final}",
+        v["total"]
+    );
+    let again = net.query();
+    let mut released_again = Vec::new();
+    for ((name, _, _), t) in net.sites.iter().zip(&truths) {
+        let site = again["sites"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing in {again}"));
+        released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
+    }
+    assert_eq!(released_values, released_again);
+    drop(net.net);
     drop(net.dir);
 }
 
@@ -582,8 +469,9 @@ fn demo_exit_json_reports_three_sites_done() {
             let name = site["site"].as_str().unwrap_or_default();
             let store = work.join("stores").join(format!("{name}.qiao"));
             let t = truth(&store, DEFINITION);
+            // The demo runs the default policy: differential privacy.
             for (label, released, true_value) in pairs(site, &t) {
-                check_obfuscated(&format!("{name} {label}"), released, true_value, 10);
+                check_dp(&format!("{name} {label}"), released, true_value, 10);
             }
             sum_entries += t.entries;
             sizes.push(t.rules[0].3);

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use qiao_audit::EntryDraft;
-use qiao_disclosure::{DpMechanism, DpThresholdBasis};
+use qiao_disclosure::{BudgetScope, QueryLedger, ReleaseMode};
 use qiao_protocol::JobId;
 use qiao_store::Store;
 
 use crate::client::TlsOptions;
-use crate::data::{now_unix, SiteDir};
-use crate::policy::{Approval, DpSettings, SitePolicy};
+use crate::data::{now_unix, read_json, write_json, SiteDir};
+use crate::policy::{Approval, SitePolicy};
 use crate::queue::{ApprovalItem, ApprovalState, Approvals};
 use crate::serve::{EnrollOptions, ServeOptions};
 use crate::users::{LocalRole, Users};
@@ -33,6 +33,10 @@ pub enum Command {
     /// Show or change the site policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Privacy budgets (ρ, zCDP): show what users and organizations spent; the data steward
+    /// sets a user's or organization's budget (audited). Spending is never erased.
+    #[command(subcommand)]
+    Budget(BudgetCommand),
     /// The data steward's manual approval queue.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
@@ -152,15 +156,25 @@ pub enum OnOff {
     Off,
 }
 
-/// DP mode.
+/// The release mechanism (see the disclosure crate's README).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DpMode {
-    /// No differential privacy.
-    Off,
-    /// Discrete Laplace (ε-DP).
-    Laplace,
-    /// Discrete Gaussian ((ε, δ)-DP).
-    Gaussian,
+pub enum ReleaseArg {
+    /// Differential privacy (default): noise first, threshold on the noisy value, budgets.
+    Dp,
+    /// Legacy SHRINE obfuscation: no formal guarantee.
+    Shrine,
+    /// No noise: exact counts, unprotected (tests, attack baselines).
+    Exact,
+}
+
+impl From<ReleaseArg> for ReleaseMode {
+    fn from(r: ReleaseArg) -> Self {
+        match r {
+            ReleaseArg::Dp => ReleaseMode::Dp,
+            ReleaseArg::Shrine => ReleaseMode::Shrine,
+            ReleaseArg::Exact => ReleaseMode::Exact,
+        }
+    }
 }
 
 /// `qiao site policy set`.
@@ -175,13 +189,16 @@ pub struct PolicySetArgs {
     /// Demographics queries.
     #[arg(long, value_enum)]
     pub demographics: Option<Approval>,
+    /// The release mechanism for every number.
+    #[arg(long, value_enum)]
+    pub release: Option<ReleaseArg>,
     /// Minimum cell count.
     #[arg(long)]
     pub min_cell_count: Option<u64>,
-    /// SHRINE-style obfuscation.
-    #[arg(long, value_enum)]
+    /// Legacy alias: `on` = `--release shrine`, `off` = `--release exact`.
+    #[arg(long, value_enum, conflicts_with = "release")]
     pub obfuscation: Option<OnOff>,
-    /// Complementary suppression in breakdowns.
+    /// Complementary suppression in breakdowns (SHRINE and exact modes).
     #[arg(long, value_enum)]
     pub secondary_suppression: Option<OnOff>,
     /// Queries per user per rate window.
@@ -190,21 +207,62 @@ pub struct PolicySetArgs {
     /// Rate window in seconds.
     #[arg(long)]
     pub rate_window_secs: Option<u64>,
-    /// Differential-privacy mode.
-    #[arg(long, value_enum)]
-    pub dp: Option<DpMode>,
-    /// ε charged per released number (DP mode).
+    /// DP: σ of the noise per unit of sensitivity (one release costs ρ = 1/(2σ²)).
     #[arg(long)]
-    pub epsilon: Option<f64>,
-    /// δ charged per released number (Gaussian).
+    pub noise_sigma: Option<f64>,
+    /// DP: rows of one person counted at most in `entries`.
     #[arg(long)]
-    pub delta: Option<f64>,
-    /// ε budget per user per project (DP mode).
+    pub entries_bound: Option<u32>,
+    /// DP: the budget period (rolling), in days.
     #[arg(long)]
-    pub epsilon_budget: Option<f64>,
-    /// δ budget per user per project (Gaussian).
+    pub budget_period_days: Option<u32>,
+    /// DP: ρ per user per period.
     #[arg(long)]
-    pub delta_budget: Option<f64>,
+    pub user_rho: Option<f64>,
+    /// DP: ρ per organization per period.
+    #[arg(long)]
+    pub organization_rho: Option<f64>,
+    /// DP: ρ for the whole site per period.
+    #[arg(long)]
+    pub site_rho: Option<f64>,
+}
+
+/// `qiao site budget`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BudgetCommand {
+    /// The budgets: the policy's, the steward's overrides, and ρ spent in the current period
+    /// per user and organization.
+    Show {
+        /// The site's data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Set (or with `--clear`, return to the policy's) the budget of one user or organization.
+    /// Steward only (password from QIAO_SITE_PASSWORD or standard input); audited.
+    Set {
+        /// The site's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// The data steward.
+        #[arg(long)]
+        user: String,
+        /// Whose budget: a user id at the hub.
+        #[arg(
+            long,
+            conflicts_with = "organization",
+            required_unless_present = "organization"
+        )]
+        for_user: Option<String>,
+        /// Whose budget: an organization.
+        #[arg(long)]
+        organization: Option<String>,
+        /// ρ per period.
+        #[arg(long, required_unless_present = "clear")]
+        rho: Option<f64>,
+        /// Remove the override.
+        #[arg(long, conflicts_with = "rho")]
+        clear: bool,
+    },
 }
 
 /// `qiao site approvals`.
@@ -307,6 +365,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Policy(PolicyCommand::Set(a)) => policy_set(a),
+        Command::Budget(c) => budget_cmd(c),
         Command::Approvals(a) => approvals(a),
         Command::Users(UsersCommand::Add { data, role, name }) => {
             let dir = SiteDir::open(data)?;
@@ -455,11 +514,18 @@ pub fn apply_policy_args(p: &mut SitePolicy, a: &PolicySetArgs) -> anyhow::Resul
     if let Some(v) = a.demographics {
         p.demographics = v;
     }
-    if let Some(v) = a.min_cell_count {
-        p.min_cell_count = v;
+    if let Some(v) = a.release {
+        p.release = v.into();
     }
     if let Some(v) = a.obfuscation {
-        p.obfuscation = v == OnOff::On;
+        p.release = if v == OnOff::On {
+            ReleaseMode::Shrine
+        } else {
+            ReleaseMode::Exact
+        };
+    }
+    if let Some(v) = a.min_cell_count {
+        p.min_cell_count = v;
     }
     if let Some(v) = a.secondary_suppression {
         p.secondary_suppression = v == OnOff::On;
@@ -470,60 +536,106 @@ pub fn apply_policy_args(p: &mut SitePolicy, a: &PolicySetArgs) -> anyhow::Resul
     if let Some(v) = a.rate_window_secs {
         p.rate_limit.window_secs = v;
     }
-    let mode = match a.dp {
-        Some(m) => Some(m),
-        None if a.epsilon.is_some()
-            || a.delta.is_some()
-            || a.epsilon_budget.is_some()
-            || a.delta_budget.is_some() =>
-        {
-            match p.dp.as_ref().map(|d| &d.mechanism) {
-                None => bail!("--epsilon/--delta/--epsilon-budget need --dp laplace|gaussian"),
-                Some(DpMechanism::Laplace { .. }) => Some(DpMode::Laplace),
-                Some(DpMechanism::Gaussian { .. }) => Some(DpMode::Gaussian),
-            }
-        }
-        None => None,
-    };
-    match mode {
-        None => {}
-        Some(DpMode::Off) => p.dp = None,
-        Some(m) => {
-            let old = p.dp.clone();
-            let epsilon = a
-                .epsilon
-                .or_else(|| old.as_ref().map(|d| d.mechanism.epsilon()))
-                .unwrap_or(0.1);
-            let delta = a
-                .delta
-                .or_else(|| {
-                    old.as_ref()
-                        .map(|d| d.mechanism.delta())
-                        .filter(|d| *d > 0.0)
-                })
-                .unwrap_or(1e-6);
-            let mechanism = if m == DpMode::Laplace {
-                DpMechanism::Laplace { epsilon }
-            } else {
-                DpMechanism::Gaussian { epsilon, delta }
-            };
-            p.dp = Some(DpSettings {
-                mechanism,
-                epsilon_budget: a
-                    .epsilon_budget
-                    .or_else(|| old.as_ref().map(|d| d.epsilon_budget))
-                    .unwrap_or(1.0),
-                delta_budget: a
-                    .delta_budget
-                    .or_else(|| old.as_ref().map(|d| d.delta_budget))
-                    .unwrap_or(if m == DpMode::Gaussian { 1e-5 } else { 0.0 }),
-                threshold_basis: old
-                    .map(|d| d.threshold_basis)
-                    .unwrap_or(DpThresholdBasis::TrueCount),
-            });
-        }
+    if let Some(v) = a.noise_sigma {
+        p.dp.sigma = v;
+    }
+    if let Some(v) = a.entries_bound {
+        p.dp.entries_bound = v;
+    }
+    if let Some(v) = a.budget_period_days {
+        p.dp.period_days = v;
+    }
+    if let Some(v) = a.user_rho {
+        p.dp.user_rho = v;
+    }
+    if let Some(v) = a.organization_rho {
+        p.dp.organization_rho = v;
+    }
+    if let Some(v) = a.site_rho {
+        p.dp.site_rho = v;
     }
     Ok(())
+}
+
+fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
+    match c {
+        BudgetCommand::Show { data } => {
+            let dir = SiteDir::open(data)?;
+            let policy = SitePolicy::load(&dir)?.disclosure()?;
+            let ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
+            let now = u64::try_from(now_unix()).unwrap_or(0);
+            let dp = &policy.dp;
+            println!(
+                "release: {:?}; budgets per {} days (ρ, zCDP): user {}, organization {}, site {}",
+                policy.release, dp.period_days, dp.user_rho, dp.organization_rho, dp.site_rho
+            );
+            let site = ledger.budget_status(&policy, "", "", now).site;
+            println!(
+                "site: spent {:.4} of {:.4}, remaining {:.4}",
+                site.spent,
+                site.budget,
+                site.remaining()
+            );
+            for (u, r) in &ledger.overrides().users {
+                println!("override: user {u} ρ = {r}");
+            }
+            for (o, r) in &ledger.overrides().organizations {
+                println!("override: organization {o} ρ = {r}");
+            }
+            for (user, org, _) in ledger.spenders(&policy, now) {
+                let s = ledger.budget_status(&policy, &user, &org, now);
+                println!(
+                    "user {user} ({org}): spent {:.4} of {:.4}; organization spent {:.4} of {:.4}; remaining for this user {:.4}",
+                    s.user.spent,
+                    s.user.budget,
+                    s.organization.spent,
+                    s.organization.budget,
+                    s.remaining()
+                );
+            }
+            Ok(())
+        }
+        BudgetCommand::Set {
+            data,
+            user,
+            for_user,
+            organization,
+            rho,
+            clear,
+        } => {
+            let dir = steward(data, &user)?;
+            if let Some(r) = rho {
+                if !(r.is_finite()
+                    && r >= 0.0
+                    && r <= qiao_disclosure::DpPolicy::default().site_rho * 1e5)
+                {
+                    bail!("--rho must be a non-negative number");
+                }
+            }
+            let (scope, name) = match (for_user, organization) {
+                (Some(u), None) => (BudgetScope::User, u),
+                (None, Some(o)) => (BudgetScope::Organization, o),
+                _ => bail!("give --for-user or --organization"),
+            };
+            let value = if clear { None } else { rho };
+            dir.locked(|| {
+                let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
+                ledger.set_budget(scope, &name, value);
+                write_json(&dir.ledger_path(), &ledger)
+            })?;
+            let what = match value {
+                Some(r) => format!("set the {scope} budget of {name} to ρ = {r} per period"),
+                None => format!("returned the {scope} budget of {name} to the policy's"),
+            };
+            audit::append(
+                &dir,
+                EntryDraft::new(now_unix(), audit::user(&user), "budget.set")
+                    .decision(what.clone()),
+            )?;
+            println!("{what}");
+            Ok(())
+        }
+    }
 }
 
 fn steward(data: PathBuf, user: &str) -> anyhow::Result<SiteDir> {

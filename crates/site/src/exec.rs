@@ -1,20 +1,23 @@
-//! Running a job on the store and putting every number through disclosure control.
+//! Running a job on the store and putting every number through the release mechanism.
 //!
 //! The cohort engine (qiao-cohort) gives the cohort rows and Circe's inclusion statistics;
 //! [`true_funnel`] is the attrition funnel before any disclosure control (what
 //! `qiao cohort run --stats` prints); [`execute`] turns a job into a [`JobResult`] whose every
 //! number went through [`qiao_disclosure`]:
 //!
-//! - the ledger first (lockout and rate limit before running, the repeated-result rule and, in
-//!   DP mode, the ε budget after), once per job;
-//! - each count released by threshold + SHRINE obfuscation keyed on its **person set**:
-//!   `subjects` on the cohort's distinct subject ids, `entries` on the cohort rows, and every
-//!   funnel line on its own person set, taken from each person's best-event inclusion mask
-//!   (what Circe's best-event statistics count): "after rule i" on the persons passing rules
-//!   0..=i, a rule's gain on the persons failing only that rule, the final line on the persons
-//!   passing all — so asking again, or asking any definition that selects the same persons,
-//!   gives the same answer;
-//! - breakdowns through [`Breakdown`] with complementary suppression.
+//! - before anything is computed, the site's [`Discloser::admit`]: the rate limit and, under
+//!   the default DP policy, the job's ρ — the sum over its declared statistics
+//!   ([`cohort_count_statistics`], [`demographics_statistics`]) — charged to the user's, the
+//!   organization's (from the signed job) and the site's budgets;
+//! - each statistic released by the one mechanism, keyed on the question (query type and
+//!   definition), the statistic and its **person set**: `subjects` on the cohort's distinct
+//!   persons; `entries` on the cohort rows with each person's rows clipped to the policy's
+//!   bound (noise scaled to it); every funnel line on its own person set, taken from each
+//!   person's best-event inclusion mask (what Circe's best-event statistics count): "after
+//!   rule i" on the persons passing rules 0..=i, a rule's gain on the persons failing only that
+//!   rule, the final line on the persons passing all;
+//! - funnels made non-increasing and breakdown margins made the sums of their cells
+//!   (post-processing), and the threshold applied to the noisy values.
 //!
 //! Nothing patient-level leaves this module: the result types cannot express it, and
 //! [`execute`] runs [`check_against_job`] before returning a result.
@@ -24,16 +27,15 @@ use qiao_cdm::NULL_INT;
 use qiao_cohort::exec::rules_through;
 use qiao_cohort::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
 use qiao_disclosure::{
-    Breakdown, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger, Refusal,
-    Released as DReleased, SuppressionBasis as DBasis,
+    Breakdown, BudgetStatus, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger,
+    Question, Refusal, ReleaseMode, Released as DReleased, Statistic, SuppressionBasis as DBasis,
 };
 use qiao_protocol::{
     check_against_job, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
-    DpMechanism, DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome,
-    Payload, QueryType, RefusalReason, Released, RuleName, RuleResult, SiteId, SuppressionBasis,
+    DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, QueryType,
+    RefusalReason, Released, RuleName, RuleResult, SiteId, SuppressionBasis,
 };
 use qiao_store::Store;
-use rand::{CryptoRng, RngCore};
 
 /// Ages at or above this go into the open-ended top band (rounded up to a band boundary).
 pub const TOP_AGE: u16 = 90;
@@ -223,13 +225,6 @@ pub fn to_wire(r: &DReleased) -> Released {
             threshold,
             basis: SuppressionBasis::Table,
         },
-        DReleased::Suppressed {
-            threshold,
-            basis: DBasis::NoisyCount,
-        } => Released::Suppressed {
-            threshold,
-            basis: SuppressionBasis::NoisyCount,
-        },
         DReleased::Obfuscated {
             value,
             threshold,
@@ -240,17 +235,14 @@ pub fn to_wire(r: &DReleased) -> Released {
             threshold,
             max_error,
         },
-        DReleased::DpNoised { value, noise, .. } => match noise {
-            qiao_disclosure::DpNoise::Laplace { epsilon, .. } => Released::Dp {
-                value,
-                epsilon,
-                delta: None,
-            },
-            qiao_disclosure::DpNoise::Gaussian { epsilon, delta, .. } => Released::Dp {
-                value,
-                epsilon,
-                delta: Some(delta),
-            },
+        DReleased::Dp {
+            value,
+            sigma,
+            threshold,
+        } => Released::Dp {
+            value,
+            sigma,
+            threshold,
         },
     }
 }
@@ -259,35 +251,32 @@ fn refusal_reason(r: &Refusal) -> Result<RefusalReason, ExecError> {
     match r {
         Refusal::RateLimited { .. } => Ok(RefusalReason::RateLimited),
         Refusal::LockedOut { .. } => Ok(RefusalReason::LockedOut),
-        Refusal::BudgetExhausted { .. } | Refusal::DeltaBudgetExhausted { .. } => {
-            Ok(RefusalReason::PrivacyBudgetExhausted)
-        }
+        Refusal::BudgetExhausted { .. } => Ok(RefusalReason::PrivacyBudgetExhausted),
         Refusal::InvalidRequest { reason } => Err(ExecError::Internal(reason.clone())),
     }
 }
 
-fn summary(policy: &Policy, numbers: u64, breakdown: bool) -> DisclosureSummary {
+fn summary(
+    policy: &Policy,
+    rho_spent: f64,
+    budget: Option<BudgetStatus>,
+    breakdown: bool,
+) -> DisclosureSummary {
     DisclosureSummary {
         min_cell_count: policy.min_cell_count,
-        obfuscation: policy.obfuscation.as_ref().map(|o| ObfuscationParams {
-            bin: o.bin,
-            sigma: o.sigma,
-            clamp: o.clamp,
+        obfuscation: (policy.release == ReleaseMode::Shrine).then_some(ObfuscationParams {
+            bin: policy.obfuscation.bin,
+            sigma: policy.obfuscation.sigma,
+            clamp: policy.obfuscation.clamp,
         }),
-        secondary_suppression: breakdown && policy.secondary_suppression,
-        dp: policy.dp.as_ref().map(|dp| {
-            let n = numbers as f64;
-            let (mechanism, delta) = match dp.mechanism {
-                qiao_disclosure::DpMechanism::Laplace { .. } => (DpMechanism::Laplace, None),
-                qiao_disclosure::DpMechanism::Gaussian { delta, .. } => {
-                    (DpMechanism::Gaussian, Some((delta * n).min(0.999_999)))
-                }
-            };
-            DpParams {
-                mechanism,
-                epsilon_spent: dp.mechanism.epsilon() * n,
-                delta_spent: delta,
-            }
+        secondary_suppression: breakdown
+            && policy.release != ReleaseMode::Dp
+            && policy.secondary_suppression,
+        dp: budget.map(|b| DpParams {
+            rho_spent,
+            sigma: policy.dp.sigma,
+            entries_bound: policy.dp.entries_bound,
+            remaining_rho: b.remaining(),
         }),
     }
 }
@@ -302,19 +291,17 @@ pub struct Executed {
 }
 
 /// Everything [`execute`] needs besides the job.
-pub struct ExecContext<'a, R: RngCore + CryptoRng> {
+pub struct ExecContext<'a> {
     /// This site.
     pub site_id: &'a SiteId,
     /// The store.
     pub store: &'a Store,
     /// The site's disclosure control.
     pub discloser: &'a Discloser,
-    /// The ledger (persisted by the caller).
+    /// The ledger: rate limit and privacy budgets (persisted by the caller).
     pub ledger: &'a mut QueryLedger,
     /// Now (unix seconds).
     pub now: i64,
-    /// Randomness for DP mode.
-    pub rng: &'a mut R,
 }
 
 /// A refusal result.
@@ -341,9 +328,6 @@ pub fn failed(job: &Job, site_id: &SiteId, error: FailureKind, note: String) -> 
     }
 }
 
-/// Releases one count (threshold + obfuscation, or DP noise).
-type ReleaseFn<'a> = Box<dyn FnMut(&PersonSetDigest) -> Result<Released, Stop> + 'a>;
-
 enum Stop {
     Refused(RefusalReason, String),
     Failed(ExecError),
@@ -364,7 +348,7 @@ fn refusal(r: Refusal) -> Stop {
 
 /// Runs an approved job: ledger, engine, disclosure control, guards. Never panics on a bad job;
 /// every outcome is a [`JobResult`] for the hub.
-pub fn execute<R: RngCore + CryptoRng>(job: &Job, cx: &mut ExecContext<'_, R>) -> Executed {
+pub fn execute(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
     let payload = match &job.query {
         QueryType::CohortCount => cohort_count(job, cx).map(Payload::CohortCount),
         QueryType::Demographics {
@@ -398,50 +382,115 @@ pub fn execute<R: RngCore + CryptoRng>(job: &Job, cx: &mut ExecContext<'_, R>) -
 fn ctx<'j>(job: &'j Job, now: i64) -> QueryContext<'j> {
     QueryContext {
         user: job.requested_by.user_id.as_str(),
+        organization: job.requested_by.organization.as_str(),
         project: job.project_id.as_str(),
         now_unix_secs: u64::try_from(now).unwrap_or(0),
     }
 }
 
-/// Lockout and rate limit before running; in DP mode also whether the budget covers
-/// `numbers` releases.
-fn precheck<R: RngCore + CryptoRng>(
-    job: &Job,
-    cx: &mut ExecContext<'_, R>,
-    numbers: u64,
-) -> Result<(), Stop> {
-    let policy = cx.discloser.policy();
-    let q = ctx(job, cx.now);
-    cx.ledger
-        .precheck(policy, q.user, q.project, q.now_unix_secs)
-        .map_err(refusal)?;
-    if let Some(dp) = &policy.dp {
-        let n = numbers as f64;
-        cx.ledger
-            .check_budget(
-                policy,
-                q.user,
-                q.project,
-                dp.mechanism.epsilon() * n,
-                dp.mechanism.delta() * n,
-            )
-            .map_err(refusal)?;
-    }
-    Ok(())
+/// The question a job asks, as the release mechanism keys it: its query type and cohort
+/// definition (serialized JSON).
+pub fn question(job: &Job) -> Question {
+    let mut bytes = serde_json::to_vec(&job.query).unwrap_or_default();
+    bytes.push(0);
+    bytes.extend(serde_json::to_vec(&job.definition).unwrap_or_default());
+    Question::of(&bytes)
 }
 
-fn cohort_count<R: RngCore + CryptoRng>(
-    job: &Job,
-    cx: &mut ExecContext<'_, R>,
-) -> Result<CohortCountResult, Stop> {
+/// The statistics of a cohort count with `rules` inclusion rules, each with its sensitivity:
+///
+/// | statistic | one person changes it by at most |
+/// | --- | --- |
+/// | `subjects` (distinct persons in the cohort) | 1 |
+/// | `entries` (cohort rows, each person's clipped to `entries_bound`) | `entries_bound` |
+/// | `after rule i` (persons whose best event passes rules 0..=i) | 1 each |
+/// | `gain i` (persons whose best event fails only rule i) | 1, and in one `gain` at most |
+/// | `final` (persons whose best event passes every rule; released only without rules, as it
+/// is the last `after rule` line otherwise) | 1 |
+///
+/// So the job costs `(rules + 3)/(2σ²)` (the gains are one family), `3/(2σ²)` without rules.
+pub fn cohort_count_statistics(rules: usize, entries_bound: u32) -> Vec<Statistic> {
+    let mut v = vec![
+        Statistic::person_count("subjects"),
+        Statistic::clipped_rows("entries", entries_bound),
+    ];
+    for i in 0..rules {
+        v.push(Statistic::person_count(format!("after rule {i}")));
+        v.push(Statistic::disjoint_person_count(
+            format!("gain {i}"),
+            "gain",
+        ));
+    }
+    if rules == 0 {
+        v.push(Statistic::person_count("final"));
+    }
+    v
+}
+
+/// The statistics of a demographics breakdown: its cells (each person is in exactly one, so
+/// they are one family of sensitivity 1); the margins are sums of noisy cells. One release.
+pub fn demographics_statistics() -> Vec<Statistic> {
+    vec![Statistic::disjoint_person_count("cells", "cells")]
+}
+
+/// The true values of a cohort count's statistics from a run (for the sensitivity test and
+/// for the release): `(subjects, clipped entries, per rule (after, gain), final)`.
+pub fn cohort_count_values(
+    run: &CohortRun,
+    entries_bound: u32,
+) -> (u64, u64, Vec<(u64, u64)>, u64) {
+    let bound = u64::from(entries_bound);
+    let mut subjects = 0u64;
+    let mut entries = 0u64;
+    let mut i = 0;
+    while i < run.rows.len() {
+        let p = run.rows[i].subject_id;
+        let mut n = 0u64;
+        while i < run.rows.len() && run.rows[i].subject_id == p {
+            n += 1;
+            i += 1;
+        }
+        subjects += 1;
+        entries += n.min(bound);
+    }
+    let n_rules = run.stats.rule_names.len();
+    let full = if n_rules == 0 {
+        0
+    } else {
+        rules_through(n_rules - 1)
+    };
+    let count = |keep: &dyn Fn(u64) -> bool| {
+        run.person_masks.iter().filter(|(_, m)| keep(*m)).count() as u64
+    };
+    let rules = (0..n_rules)
+        .map(|r| {
+            let need = rules_through(r);
+            let only_this = full & !(1u64 << (r % 64));
+            (count(&|m| m & need == need), count(&|m| m == only_this))
+        })
+        .collect();
+    (subjects, entries, rules, count(&|m| m & full == full))
+}
+
+fn cohort_count(job: &Job, cx: &mut ExecContext<'_>) -> Result<CohortCountResult, Stop> {
     let rule_names = qiao_protocol::guard::inclusion_rule_names(&job.definition);
-    let numbers = 3 + 2 * rule_names.len() as u64;
-    precheck(job, cx, numbers)?;
+    let d = cx.discloser;
+    let policy = d.policy().clone();
+    let bound = policy.dp.entries_bound;
+    let stats = cohort_count_statistics(rule_names.len(), bound);
+    let q = ctx(job, cx.now);
+    // Charged before computing, whatever the data.
+    let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
     let run = run_definition(cx.store, &job.definition)?;
     let funnel = true_funnel(&run);
-    let d = cx.discloser;
+    if funnel.rules.len() != rule_names.len() {
+        return Err(Stop::Failed(ExecError::Internal(format!(
+            "{} inclusion rules in the definition, {} in the statistics",
+            rule_names.len(),
+            funnel.rules.len()
+        ))));
+    }
     let subjects = d.digest(subject_ids(&run.rows));
-    let entries = d.digest(run.rows.iter().map(row_key));
     let n_rules = funnel.rules.len();
     let full = if n_rules == 0 {
         0
@@ -449,56 +498,62 @@ fn cohort_count<R: RngCore + CryptoRng>(
         rules_through(n_rules - 1)
     };
     let final_persons = mask_digest(d, &run, funnel.final_persons, |m| m & full == full)?;
-    let policy = d.policy().clone();
-    let q = ctx(job, cx.now);
-    cx.ledger
-        .check_and_record(&policy, q.user, q.project, q.now_unix_secs, &final_persons)
+    d.record_result(cx.ledger, &q, &final_persons)
         .map_err(refusal)?;
-    let mut release: ReleaseFn<'_> = match &policy.dp {
-        Some(dp) => {
-            let n = numbers as f64;
-            cx.ledger
-                .charge(
-                    &policy,
-                    q.user,
-                    q.project,
-                    dp.mechanism.epsilon() * n,
-                    dp.mechanism.delta() * n,
-                )
-                .map_err(refusal)?;
-            let rng = &mut *cx.rng;
-            Box::new(move |digest: &PersonSetDigest| {
-                // The budget was charged above for every number; a scratch ledger only
-                // drives the DP pipeline for one number.
-                d.answer_count(&mut QueryLedger::new(), &q, digest, rng)
-                    .map(|r| to_wire(&r))
-                    .map_err(refusal)
-            })
-        }
-        None => Box::new(|digest: &PersonSetDigest| Ok(to_wire(&d.release_count(digest)))),
+    let question = question(job);
+    let stat = |name: &str| {
+        stats
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .unwrap_or_else(|| Statistic::person_count(name))
     };
-    let mut rules = Vec::with_capacity(funnel.rules.len());
-    for (i, (name, remaining, gain)) in funnel.rules.iter().enumerate() {
+    let entries = if policy.release == ReleaseMode::Dp {
+        let (_, clipped, _, _) = cohort_count_values(&run, bound);
+        d.release_value(&question, &stat("entries"), &subjects, clipped)
+    } else {
+        // Legacy and exact modes release the unclipped row count, keyed on the rows.
+        let rows = d.digest(run.rows.iter().map(row_key));
+        d.release_count(&question, &stat("entries"), &rows)
+    };
+    let mut lines = Vec::with_capacity(n_rules + 1);
+    let mut gains = Vec::with_capacity(n_rules);
+    for (i, (_, remaining, gain)) in funnel.rules.iter().enumerate() {
         let need = rules_through(i);
-        let after = mask_digest(d, &run, *remaining, |m| m & need == need)?;
+        lines.push((
+            stat(&format!("after rule {i}")),
+            mask_digest(d, &run, *remaining, |m| m & need == need)?,
+        ));
         let only_this = full & !(1u64 << (i % 64));
         let gained = mask_digest(d, &run, *gain, |m| m == only_this)?;
-        let expected = rule_names.get(i).map(String::as_str).unwrap_or(name);
-        let name = RuleName::new(expected).map_err(|e| {
+        gains.push(d.release_count(&question, &stat(&format!("gain {i}")), &gained));
+    }
+    if n_rules == 0 {
+        lines.push((stat("final"), final_persons));
+    }
+    let released = d.release_funnel(&question, &lines);
+    // The final line is the last rule's line (the same person set, released once).
+    let final_released = released.last().cloned().unwrap_or(DReleased::Suppressed {
+        threshold: policy.min_cell_count,
+        basis: DBasis::TrueCount,
+    });
+    let mut rules = Vec::with_capacity(n_rules);
+    for (i, ((after, gain), name)) in released.iter().zip(&gains).zip(&rule_names).enumerate() {
+        let name = RuleName::new(name).map_err(|e| {
             Stop::Failed(ExecError::Invalid(format!("InclusionRules[{i}].name: {e}")))
         })?;
         rules.push(RuleResult {
             name,
-            persons: release(&after)?,
-            gain: release(&gained)?,
+            persons: to_wire(after),
+            gain: to_wire(gain),
         });
     }
     Ok(CohortCountResult {
-        entries: release(&entries)?,
-        subjects: release(&subjects)?,
+        entries: to_wire(&entries),
+        subjects: to_wire(&d.release_count(&question, &stat("subjects"), &subjects)),
         rules,
-        final_persons: release(&final_persons)?,
-        disclosure: summary(&policy, numbers, false),
+        final_persons: to_wire(&final_released),
+        disclosure: summary(&policy, d.cost(&stats), budget, false),
     })
 }
 
@@ -596,9 +651,9 @@ fn person_facts(store: &Store, rows: &[CohortRow]) -> Vec<(i64, i64, Gender, i32
     out
 }
 
-fn demographics<R: RngCore + CryptoRng>(
+fn demographics(
     job: &Job,
-    cx: &mut ExecContext<'_, R>,
+    cx: &mut ExecContext<'_>,
     age_band_years: u8,
     by_index_year: bool,
 ) -> Result<DemographicsResult, Stop> {
@@ -607,7 +662,9 @@ fn demographics<R: RngCore + CryptoRng>(
             "age_band_years must be 1 to 100, not {age_band_years}"
         ))));
     }
-    precheck(job, cx, 1)?;
+    let stats = demographics_statistics();
+    let q = ctx(job, cx.now);
+    let budget = cx.discloser.admit(cx.ledger, &q, &stats).map_err(refusal)?;
     let run = run_definition(cx.store, &job.definition)?;
     let facts = person_facts(cx.store, &run.rows);
     let bands = age_bands(age_band_years);
@@ -652,10 +709,11 @@ fn demographics<R: RngCore + CryptoRng>(
         .collect();
     let table = Breakdown::from_cells(cells)
         .map_err(|e| Stop::Failed(ExecError::Internal(e.to_string())))?;
-    let q = ctx(job, cx.now);
-    let released = d
-        .answer_breakdown(cx.ledger, &q, &table, cx.rng)
+    d.record_result(cx.ledger, &q, &table.total)
         .map_err(refusal)?;
+    let released = d
+        .release_breakdown(&question(job), &table)
+        .map_err(|e| Stop::Failed(ExecError::Internal(e.to_string())))?;
     let mut out = Vec::new();
     for (row, values) in released.cells.iter().enumerate() {
         let band = bands.get(row % bands.len()).copied();
@@ -688,6 +746,6 @@ fn demographics<R: RngCore + CryptoRng>(
     Ok(DemographicsResult {
         total: to_wire(&released.total),
         cells: out,
-        disclosure: summary(d.policy(), 1, true),
+        disclosure: summary(d.policy(), d.cost(&stats), budget, true),
     })
 }

@@ -37,7 +37,8 @@ pub mod users;
 pub use client::{HubClient, HubError, TlsOptions};
 pub use data::{SiteConfig, SiteDir};
 pub use exec::{
-    execute, run_definition, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
+    cohort_count_statistics, cohort_count_values, demographics_statistics, execute, run_definition,
+    true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
 };
-pub use policy::{Approval, DpSettings, SitePolicy};
+pub use policy::{Approval, SitePolicy};
 pub use serve::{enroll, serve, EnrollOptions, ServeOptions};

@@ -4,9 +4,7 @@
 //! back silently to a weaker default), edited with `qiao site policy set`, and re-read by the
 //! running `serve` loop for every job.
 
-use qiao_disclosure::{
-    DpMechanism, DpPolicy, DpThresholdBasis, LockoutPolicy, ObfuscationParams, Policy, RateLimit,
-};
+use qiao_disclosure::{DpPolicy, LockoutPolicy, ObfuscationParams, Policy, RateLimit, ReleaseMode};
 use qiao_protocol::QueryType;
 use serde::{Deserialize, Serialize};
 
@@ -35,26 +33,6 @@ impl std::fmt::Display for Approval {
     }
 }
 
-/// Differential-privacy mode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DpSettings {
-    /// The noise mechanism and the (ε, δ) charged per released number.
-    pub mechanism: DpMechanism,
-    /// ε a user may spend in one project at this site.
-    pub epsilon_budget: f64,
-    /// δ a user may spend in one project (Gaussian only).
-    #[serde(default)]
-    pub delta_budget: f64,
-    /// Where the threshold applies (default: on the true count).
-    #[serde(default = "true_count")]
-    pub threshold_basis: DpThresholdBasis,
-}
-
-fn true_count() -> DpThresholdBasis {
-    DpThresholdBasis::TrueCount
-}
-
 /// Everything the site decides.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,20 +41,21 @@ pub struct SitePolicy {
     pub cohort_count: Approval,
     /// Demographics breakdowns. Default: manual.
     pub demographics: Approval,
+    /// The release mechanism for every number: `dp` (default), `shrine` (legacy, no formal
+    /// guarantee) or `exact` (no noise, unprotected). See the disclosure crate's README.
+    pub release: ReleaseMode,
     /// Minimum cell count. Default 10.
     pub min_cell_count: u64,
-    /// SHRINE-style obfuscation (bin 5, σ 6.5 clamped to ±10, bin 5). Default on. Replaced by
-    /// noise when DP mode is on.
-    pub obfuscation: bool,
-    /// Complementary suppression in breakdowns. Default on.
+    /// Differential privacy: σ, the entries clipping bound, the budget period and the ρ
+    /// budgets per user, organization and site.
+    pub dp: DpPolicy,
+    /// Complementary suppression in breakdowns (SHRINE and exact modes). Default on.
     pub secondary_suppression: bool,
     /// Per-user rate limit. Default 10 queries a minute.
     pub rate_limit: RateLimit,
-    /// Lockout on repeated identical results. Default SHRINE's: the 11th query with the same
-    /// true count within 30 days.
+    /// Lockout on repeated identical results (SHRINE mode only). Default SHRINE's: the 11th
+    /// query with the same true count within 30 days.
     pub lockout: LockoutPolicy,
-    /// Differential-privacy mode. Default off.
-    pub dp: Option<DpSettings>,
 }
 
 impl Default for SitePolicy {
@@ -84,12 +63,12 @@ impl Default for SitePolicy {
         Self {
             cohort_count: Approval::Auto,
             demographics: Approval::Manual,
+            release: ReleaseMode::Dp,
             min_cell_count: 10,
-            obfuscation: true,
+            dp: DpPolicy::default(),
             secondary_suppression: true,
             rate_limit: RateLimit::default(),
             lockout: LockoutPolicy::default(),
-            dp: None,
         }
     }
 }
@@ -103,22 +82,16 @@ impl SitePolicy {
         }
     }
 
-    /// The disclosure-control policy this maps to (validated). In DP mode the noise replaces
-    /// obfuscation.
+    /// The disclosure-control policy this maps to (validated).
     pub fn disclosure(&self) -> anyhow::Result<Policy> {
         let p = Policy {
+            release: self.release,
             min_cell_count: self.min_cell_count,
-            obfuscation: (self.obfuscation && self.dp.is_none()).then(ObfuscationParams::default),
+            dp: self.dp.clone(),
+            obfuscation: ObfuscationParams::default(),
             secondary_suppression: self.secondary_suppression,
             rate_limit: self.rate_limit.clone(),
             lockout: self.lockout.clone(),
-            dp: self.dp.as_ref().map(|d| DpPolicy {
-                mechanism: d.mechanism,
-                epsilon_budget: d.epsilon_budget,
-                delta_budget: d.delta_budget,
-                sensitivity: 1,
-                threshold_basis: d.threshold_basis,
-            }),
         };
         p.validate()
             .map_err(|e| anyhow::anyhow!("invalid site policy: {e}"))?;

@@ -572,7 +572,6 @@ pub fn compute_and_journal(
         let discloser = Discloser::new(policy, dir.secret()?)
             .map_err(|e| anyhow::anyhow!("invalid site policy: {e}"))?;
         let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
-        let mut rng = rand::rngs::OsRng;
         let now = now_unix();
         let started = std::time::Instant::now();
         let executed = {
@@ -582,7 +581,6 @@ pub fn compute_and_journal(
                 discloser: &discloser,
                 ledger: &mut ledger,
                 now,
-                rng: &mut rng,
             };
             let job = job.clone();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -667,8 +665,8 @@ pub fn site_status(meta: &qiao_store::Meta, policy: &SitePolicy) -> SiteStatus {
         data_as_of: meta.last_date.clone(),
         persons_rounded: SiteStatus::round_persons(meta.persons),
         min_cell_count: policy.min_cell_count,
-        obfuscation: policy.obfuscation && policy.dp.is_none(),
-        dp: policy.dp.is_some(),
+        obfuscation: policy.release == qiao_disclosure::ReleaseMode::Shrine,
+        dp: policy.release == qiao_disclosure::ReleaseMode::Dp,
     }
 }
 
@@ -692,13 +690,13 @@ mod status_tests {
                 data_as_of: Some("2020-06-30".into()),
                 persons_rounded: 2_300,
                 min_cell_count: 10,
-                obfuscation: true,
-                dp: false,
+                obfuscation: false,
+                dp: true,
             }
         );
         let policy = SitePolicy {
             min_cell_count: 5,
-            obfuscation: false,
+            release: qiao_disclosure::ReleaseMode::Exact,
             ..SitePolicy::default()
         };
         let empty = qiao_store::Meta::default();

@@ -111,11 +111,11 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
             "deny",
             "--min-cell-count",
             "20",
-            "--dp",
-            "laplace",
-            "--epsilon",
-            "0.5",
-            "--epsilon-budget",
+            "--release",
+            "dp",
+            "--noise-sigma",
+            "8",
+            "--user-rho",
             "2",
         ])
         .output()
@@ -129,9 +129,9 @@ async fn killed_mid_job_the_job_completes_exactly_once_after_restart() {
     let p = qiao_site::SitePolicy::load(&dir).unwrap();
     assert_eq!(p.demographics, qiao_site::Approval::Deny);
     assert_eq!(p.min_cell_count, 20);
-    let dp = p.dp.unwrap();
-    assert_eq!(dp.epsilon_budget, 2.0);
-    assert_eq!(dp.mechanism.epsilon(), 0.5);
+    assert_eq!(p.release, qiao_disclosure::ReleaseMode::Dp);
+    assert_eq!(p.dp.user_rho, 2.0);
+    assert_eq!(p.dp.sigma, 8.0);
     // An invalid setting is refused and nothing changes.
     let out = Command::new(env!("CARGO_BIN_EXE_qiao-site"))
         .args([

@@ -189,7 +189,8 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     );
     assert_eq!(truth.rules, rules);
 
-    // Obfuscation on (the default).
+    // The legacy SHRINE obfuscation.
+    set_policy(&data, |p| p.release = qiao_disclosure::ReleaseMode::Shrine);
     let j1 = job(QueryType::CohortCount, definition(3), "alice");
     hub.offer(Offer::Job(j1.clone()));
     let r1 = hub.wait_result(&j1.job_id, 60).await;
@@ -215,7 +216,7 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     assert_eq!(cohort(&r2), c1);
 
     // Obfuscation off: exact values, equal to the engine's.
-    set_policy(&data, |p| p.obfuscation = false);
+    set_policy(&data, |p| p.release = qiao_disclosure::ReleaseMode::Exact);
     let j3 = job(QueryType::CohortCount, definition(3), "bob");
     hub.offer(Offer::Job(j3.clone()));
     let c3 = cohort(&hub.wait_result(&j3.job_id, 60).await).clone();
@@ -240,6 +241,46 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     assert_eq!(c4.rules[0].persons, Released::Exact { value: 569 });
     assert_eq!(c4.rules[0].gain, Released::Exact { value: 628 });
     assert_eq!(c4.rules[1].gain, Released::Exact { value: 303 });
+
+    // Differential privacy (the default policy): every number within 4σ of the engine's, the
+    // threshold on noisy values, ρ charged, the same question giving the same answer.
+    set_policy(&data, |p| {
+        p.release = qiao_disclosure::ReleaseMode::Dp;
+        p.min_cell_count = 10;
+    });
+    let dp_run = |user: &'static str| {
+        let j = job(QueryType::CohortCount, definition(3), user);
+        hub.offer(Offer::Job(j.clone()));
+        j
+    };
+    let j5 = dp_run("dave");
+    let c5 = cohort(&hub.wait_result(&j5.job_id, 60).await).clone();
+    let near = |r: &Released, truth: u64, sigma_want: f64| match r {
+        Released::Dp {
+            value: Some(v),
+            sigma,
+            threshold: 10,
+        } => {
+            assert!((*sigma - sigma_want).abs() < 0.01, "{r:?}");
+            assert!(v.abs_diff(truth) as f64 <= 4.0 * sigma, "{v} vs {truth}");
+        }
+        other => panic!("expected a DP value near {truth}: {other:?}"),
+    };
+    near(&c5.subjects, subjects, 6.0);
+    near(&c5.entries, entries, 60.0);
+    near(&c5.final_persons, final_persons, 6.0);
+    for (got, (_, remaining, gain)) in c5.rules.iter().zip(&rules) {
+        near(&got.persons, *remaining, 6.0);
+        near(&got.gain, *gain, 6.0);
+    }
+    let dp = c5.disclosure.dp.as_ref().expect("DP declared");
+    assert!((dp.rho_spent - 5.0 / 72.0).abs() < 1e-12);
+    assert!((dp.remaining_rho - (0.5 - 5.0 / 72.0)).abs() < 1e-9);
+    let j6 = dp_run("dave");
+    let c6 = cohort(&hub.wait_result(&j6.job_id, 60).await).clone();
+    assert_eq!(c6.rules, c5.rules);
+    assert_eq!(c6.final_persons, c5.final_persons);
+    assert!((c6.disclosure.dp.as_ref().unwrap().remaining_rho - (0.5 - 10.0 / 72.0)).abs() < 1e-9);
 
     // Everything is in the audit log, which verifies. The site audits `result.ack` after the
     // hub has stored the result: wait for the last one.
@@ -288,7 +329,7 @@ async fn demographics_breakdown_is_secondary_suppressed_and_exact_where_released
     enroll_site(&hub, &url, &data, "hospital-a").await;
     set_policy(&data, |p| {
         p.demographics = Approval::Auto;
-        p.obfuscation = false;
+        p.release = qiao_disclosure::ReleaseMode::Exact;
     });
     let (stop, site) = spawn_site(&data, None);
     let query = QueryType::Demographics {
@@ -527,7 +568,8 @@ async fn manual_approval_queue_and_deny_policy() {
 
     let ra = hub.wait_result(&ja.job_id, 60).await;
     let ca = cohort(&ra);
-    assert!(matches!(ca.final_persons, Released::Obfuscated { .. }));
+    // New sites release under the default DP policy.
+    assert!(matches!(ca.final_persons, Released::Dp { .. }));
     let rb = hub.wait_result(&jb.job_id, 60).await;
     assert_eq!(
         rb.outcome,
@@ -704,7 +746,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
     enroll_site(&hub, &url, &data, "hospital-a").await;
     set_policy(&data, |p| {
         p.demographics = Approval::Auto;
-        p.obfuscation = false;
+        p.release = qiao_disclosure::ReleaseMode::Exact;
     });
     let dir = SiteDir::open(&data).unwrap();
     Users::add(

@@ -397,21 +397,21 @@ async fn steward_and_investigator_pages_do_their_work() {
         ("cohort_count", "manual"),
         ("demographics", "sometimes"),
         ("min_cell_count", "0"),
-        ("obfuscation", "on"),
+        ("release", "dp"),
         ("secondary_suppression", "on"),
-        ("dp", "gaussian"),
-        ("epsilon", "NaN"),
-        ("delta", "1.5"),
-        ("epsilon_budget", "-1"),
+        ("sigma", "NaN"),
+        ("user_rho", "-1"),
+        ("organization_rho", "1"),
+        ("site_rho", "0"),
     ];
     let (s, _, body) = post(base, Some(&steward), "/policy", &bad).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     for field in [
         "demographics",
         "min_cell_count",
-        "epsilon",
-        "delta",
-        "epsilon_budget",
+        "sigma",
+        "user_rho",
+        "site_rho",
     ] {
         assert!(
             body.contains(&format!("id=\"err-{field}\"")),
@@ -430,12 +430,12 @@ async fn steward_and_investigator_pages_do_their_work() {
         ("cohort_count", "manual"),
         ("demographics", "deny"),
         ("min_cell_count", "11"),
-        ("obfuscation", "off"),
+        ("release", "dp"),
         ("secondary_suppression", "on"),
-        ("dp", "laplace"),
-        ("epsilon", "0.5"),
-        ("delta", ""),
-        ("epsilon_budget", "3"),
+        ("sigma", "7.5"),
+        ("user_rho", "0.25"),
+        ("organization_rho", "0.75"),
+        ("site_rho", "3"),
     ];
     let (s, h, _) = post(base, Some(&steward), "/policy", &good).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
@@ -444,13 +444,16 @@ async fn steward_and_investigator_pages_do_their_work() {
     assert_eq!(after.cohort_count, qiao_site::Approval::Manual);
     assert_eq!(after.demographics, qiao_site::Approval::Deny);
     assert_eq!(after.min_cell_count, 11);
-    assert!(!after.obfuscation);
-    let dp = after.dp.as_ref().expect("DP on");
+    assert_eq!(after.release, qiao_disclosure::ReleaseMode::Dp);
+    assert_eq!(after.dp.sigma, 7.5);
     assert_eq!(
-        dp.mechanism,
-        qiao_disclosure::DpMechanism::Laplace { epsilon: 0.5 }
+        (
+            after.dp.user_rho,
+            after.dp.organization_rho,
+            after.dp.site_rho
+        ),
+        (0.25, 0.75, 3.0)
     );
-    assert_eq!(dp.epsilon_budget, 3.0);
 
     // The audit page verifies the chain and shows the steward's actions.
     let (s, _, body) = get(base, Some(&steward), "/audit").await;

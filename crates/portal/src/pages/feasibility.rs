@@ -17,7 +17,21 @@ use crate::alliance::ProjectFile;
 /// A released number as shown: the value (0 if withheld) and its text with the † mark.
 pub fn released(lang: Lang, r: &Released) -> (f64, String) {
     let text = match r {
-        Released::Exact { value } | Released::Dp { value, .. } => fmt_int(lang, *value as i64),
+        Released::Exact { value } => fmt_int(lang, *value as i64),
+        Released::Dp {
+            value: Some(value),
+            sigma,
+            ..
+        } => format!(
+            "{}±{}",
+            fmt_int(lang, *value as i64),
+            fmt_int(lang, qiao_hub::protocol::half_width_95(*sigma) as i64)
+        ),
+        Released::Dp {
+            value: None,
+            threshold,
+            ..
+        } => format!("<{}", fmt_int(lang, *threshold as i64)),
         Released::BelowThreshold { threshold } => format!("<{}", fmt_int(lang, *threshold as i64)),
         Released::Suppressed { .. } => "–".to_owned(),
         Released::Obfuscated {

@@ -30,6 +30,7 @@ pub fn job() -> Job {
         requested_by: Requester {
             user_id: UserId::new("alice@example.org").expect("valid"),
             role: UserRole::SponsorResearcher,
+            organization: "Example Pharma".into(),
         },
         created_at: NOW - 10,
     }
@@ -127,10 +128,6 @@ pub fn arb_f64() -> impl Strategy<Value = f64> {
     (1u32..1_000_000).prop_map(|n| f64::from(n) / 1000.0)
 }
 
-pub fn arb_delta() -> impl Strategy<Value = f64> {
-    (0u32..500_000).prop_map(|n| f64::from(n) / 1e6)
-}
-
 pub fn arb_released(threshold: u64) -> impl Strategy<Value = Released> {
     prop_oneof![
         (threshold..u64::MAX).prop_map(|value| Released::Exact { value }),
@@ -145,13 +142,13 @@ pub fn arb_released(threshold: u64) -> impl Strategy<Value = Released> {
             threshold,
             max_error
         }),
-        (any::<u64>(), arb_f64(), proptest::option::of(arb_delta())).prop_map(
-            |(value, epsilon, delta)| Released::Dp {
+        (proptest::option::of(any::<u64>()), arb_f64()).prop_map(move |(value, sigma)| {
+            Released::Dp {
                 value,
-                epsilon,
-                delta
+                sigma,
+                threshold,
             }
-        ),
+        }),
     ]
 }
 
@@ -161,21 +158,22 @@ pub fn arb_summary(threshold: u64) -> impl Strategy<Value = DisclosureSummary> {
         arb_f64(),
         arb_f64(),
         any::<bool>(),
-        prop_oneof![Just(DpMechanism::Laplace), Just(DpMechanism::Gaussian)],
         arb_f64(),
-        proptest::option::of(arb_delta()),
+        any::<u32>(),
+        arb_f64(),
     )
         .prop_map(
-            move |(bin, sigma, clamp, secondary_suppression, mechanism, eps, delta)| {
+            move |(bin, sigma, clamp, secondary_suppression, rho, bound, remaining)| {
                 DisclosureSummary {
                     min_cell_count: threshold,
                     // Always declared, so every Released variant is consistent with it.
                     obfuscation: Some(ObfuscationParams { bin, sigma, clamp }),
                     secondary_suppression,
                     dp: Some(DpParams {
-                        mechanism,
-                        epsilon_spent: eps,
-                        delta_spent: delta,
+                        rho_spent: rho,
+                        sigma,
+                        entries_bound: bound,
+                        remaining_rho: remaining,
                     }),
                 }
             },

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use qiao_disclosure::DpMechanism;
+use qiao_disclosure::ReleaseMode;
 use qiao_protocol::{JobId, QueryType};
 use qiao_web::i18n::{fmt_datetime, fmt_int, fmt_ymd};
 use qiao_web::layout::{self, Flash, FormErrors, InputKind};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::{csrf_checked, require, Signed, Ui};
 use crate::audit;
 use crate::cohorts;
-use crate::policy::{Approval, DpSettings, SitePolicy};
+use crate::policy::{Approval, SitePolicy};
 use crate::queue::{ApprovalItem, ApprovalState, Approvals};
 use crate::users::LocalRole;
 
@@ -237,11 +237,6 @@ async fn decide(
 
 // --- policy ----------------------------------------------------------------------------------
 
-/// ε per release accepted by qiao-disclosure's `DpPolicy::validate` (checked again on save).
-const EPSILON_MIN: f64 = 1e-4;
-/// Largest ε (per release, or budget).
-const EPSILON_MAX: f64 = 1e6;
-
 /// The policy form's fields, as submitted (strings, so a bad value is shown back as typed).
 #[derive(Deserialize, Default, Clone)]
 struct PolicyForm {
@@ -252,54 +247,43 @@ struct PolicyForm {
     #[serde(default)]
     demographics: String,
     #[serde(default)]
-    min_cell_count: String,
+    release: String,
     #[serde(default)]
-    obfuscation: String,
+    min_cell_count: String,
     #[serde(default)]
     secondary_suppression: String,
     #[serde(default)]
-    dp: String,
+    sigma: String,
     #[serde(default)]
-    epsilon: String,
+    user_rho: String,
     #[serde(default)]
-    delta: String,
+    organization_rho: String,
     #[serde(default)]
-    epsilon_budget: String,
+    site_rho: String,
+}
+
+fn release_name(r: ReleaseMode) -> &'static str {
+    match r {
+        ReleaseMode::Dp => "dp",
+        ReleaseMode::Shrine => "shrine",
+        ReleaseMode::Exact => "exact",
+    }
 }
 
 impl PolicyForm {
     fn of(p: &SitePolicy) -> Self {
         let on = |b: bool| if b { "on" } else { "off" }.to_owned();
-        let (dp, epsilon, delta, budget) = match &p.dp {
-            None => ("off", String::new(), String::new(), String::new()),
-            Some(d) => {
-                let kind = match d.mechanism {
-                    DpMechanism::Laplace { .. } => "laplace",
-                    DpMechanism::Gaussian { .. } => "gaussian",
-                };
-                let delta = match d.mechanism {
-                    DpMechanism::Gaussian { delta, .. } => delta.to_string(),
-                    DpMechanism::Laplace { .. } => String::new(),
-                };
-                (
-                    kind,
-                    d.mechanism.epsilon().to_string(),
-                    delta,
-                    d.epsilon_budget.to_string(),
-                )
-            }
-        };
         Self {
             csrf: String::new(),
             cohort_count: p.cohort_count.to_string(),
             demographics: p.demographics.to_string(),
+            release: release_name(p.release).to_owned(),
             min_cell_count: p.min_cell_count.to_string(),
-            obfuscation: on(p.obfuscation),
             secondary_suppression: on(p.secondary_suppression),
-            dp: dp.to_owned(),
-            epsilon,
-            delta,
-            epsilon_budget: budget,
+            sigma: p.dp.sigma.to_string(),
+            user_rho: p.dp.user_rho.to_string(),
+            organization_rho: p.dp.organization_rho.to_string(),
+            site_rho: p.dp.site_rho.to_string(),
         }
     }
 
@@ -326,104 +310,65 @@ impl PolicyForm {
             Some(a) => p.demographics = a,
             None => e.add("demographics", t(lang, "site.policy.err_choice")),
         }
+        match self.release.as_str() {
+            "dp" => p.release = ReleaseMode::Dp,
+            "shrine" => p.release = ReleaseMode::Shrine,
+            "exact" => p.release = ReleaseMode::Exact,
+            _ => e.add("release", t(lang, "site.policy.err_choice")),
+        }
         match self.min_cell_count.trim().parse::<u64>() {
             Ok(n) if (1..=1_000_000).contains(&n) => p.min_cell_count = n,
             _ => e.add("min_cell_count", t(lang, "site.policy.err_threshold")),
-        }
-        match on_off(&self.obfuscation) {
-            Some(b) => p.obfuscation = b,
-            None => e.add("obfuscation", t(lang, "site.policy.err_choice")),
         }
         match on_off(&self.secondary_suppression) {
             Some(b) => p.secondary_suppression = b,
             None => e.add("secondary_suppression", t(lang, "site.policy.err_choice")),
         }
-        let number = |field: &str,
-                      v: &str,
-                      ok: &dyn Fn(f64) -> bool,
-                      key: &'static str,
-                      e: &mut FormErrors| {
-            match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() && ok(x) => Some(x),
-                _ => {
-                    e.add(field, t(lang, key));
-                    None
-                }
+        let mut number = |field: &str, v: &str, ok: &dyn Fn(f64) -> bool, key: &'static str| match v
+            .trim()
+            .parse::<f64>()
+        {
+            Ok(x) if x.is_finite() && ok(x) => Some(x),
+            _ => {
+                e.add(field, t(lang, key));
+                None
             }
         };
-        let eps_ok = |x: f64| (EPSILON_MIN..=EPSILON_MAX).contains(&x);
-        match self.dp.as_str() {
-            "off" => p.dp = None,
-            kind @ ("laplace" | "gaussian") => {
-                let eps = number(
-                    "epsilon",
-                    &self.epsilon,
-                    &eps_ok,
-                    "site.policy.err_epsilon",
-                    &mut e,
-                );
-                let budget = number(
-                    "epsilon_budget",
-                    &self.epsilon_budget,
-                    &|x| x > 0.0 && x <= EPSILON_MAX,
-                    "site.policy.err_budget",
-                    &mut e,
-                );
-                let delta = if kind == "gaussian" {
-                    number(
-                        "delta",
-                        &self.delta,
-                        &|x| x > 1e-300 && x < 1.0,
-                        "site.policy.err_delta",
-                        &mut e,
-                    )
-                } else {
-                    Some(0.0)
-                };
-                if let (Some(epsilon), Some(budget), Some(delta)) = (eps, budget, delta) {
-                    if budget < epsilon {
-                        e.add(
-                            "epsilon_budget",
-                            t(lang, "site.policy.err_budget_below_epsilon"),
-                        );
-                    }
-                    let mechanism = if kind == "gaussian" {
-                        DpMechanism::Gaussian { epsilon, delta }
-                    } else {
-                        DpMechanism::Laplace { epsilon }
-                    };
-                    let old = base.dp.as_ref();
-                    p.dp = Some(DpSettings {
-                        mechanism,
-                        epsilon_budget: budget,
-                        delta_budget: if kind == "gaussian" {
-                            old.map(|d| d.delta_budget)
-                                .filter(|d| *d > 0.0)
-                                .unwrap_or(1e-5)
-                        } else {
-                            0.0
-                        },
-                        threshold_basis: old
-                            .map(|d| d.threshold_basis)
-                            .unwrap_or(qiao_disclosure::DpThresholdBasis::TrueCount),
-                    });
-                }
-            }
-            _ => e.add("dp", t(lang, "site.policy.err_choice")),
+        let sigma_ok =
+            |x: f64| (qiao_disclosure::MIN_SIGMA..=qiao_disclosure::MAX_SIGMA).contains(&x);
+        let rho_ok = |x: f64| x > 0.0 && x <= qiao_disclosure::MAX_RHO;
+        if let Some(x) = number("sigma", &self.sigma, &sigma_ok, "site.policy.err_sigma") {
+            p.dp.sigma = x;
+        }
+        if let Some(x) = number(
+            "user_rho",
+            &self.user_rho,
+            &rho_ok,
+            "site.policy.err_budget",
+        ) {
+            p.dp.user_rho = x;
+        }
+        if let Some(x) = number(
+            "organization_rho",
+            &self.organization_rho,
+            &rho_ok,
+            "site.policy.err_budget",
+        ) {
+            p.dp.organization_rho = x;
+        }
+        if let Some(x) = number(
+            "site_rho",
+            &self.site_rho,
+            &rho_ok,
+            "site.policy.err_budget",
+        ) {
+            p.dp.site_rho = x;
         }
         if e.is_empty() {
-            // Whatever the disclosure crate still refuses (e.g. a noise scale its samplers
-            // cannot handle) is reported on the DP fields.
+            // Whatever the disclosure crate still refuses is reported on the σ field.
             if let Err(err) = p.disclosure() {
                 tracing::info!("policy form refused: {err:#}");
-                e.add(
-                    if p.dp.is_some() {
-                        "epsilon"
-                    } else {
-                        "min_cell_count"
-                    },
-                    t(lang, "site.policy.err_invalid"),
-                );
+                e.add("sigma", t(lang, "site.policy.err_invalid"));
             }
         }
         if e.is_empty() {
@@ -456,15 +401,18 @@ fn render_policy(
         ("on".to_owned(), t(lang, "site.policy.on").to_owned()),
         ("off".to_owned(), t(lang, "site.policy.off").to_owned()),
     ];
-    let dp = [
-        ("off".to_owned(), t(lang, "site.policy.dp_off").to_owned()),
+    let release = [
         (
-            "laplace".to_owned(),
-            t(lang, "site.policy.dp_laplace").to_owned(),
+            "dp".to_owned(),
+            t(lang, "site.policy.release_dp").to_owned(),
         ),
         (
-            "gaussian".to_owned(),
-            t(lang, "site.policy.dp_gaussian").to_owned(),
+            "shrine".to_owned(),
+            t(lang, "site.policy.release_shrine").to_owned(),
+        ),
+        (
+            "exact".to_owned(),
+            t(lang, "site.policy.release_exact").to_owned(),
         ),
     ];
     page.render(html! {
@@ -478,16 +426,16 @@ fn render_policy(
             }
             fieldset {
                 legend { (t(lang, "site.policy.release")) }
+                (layout::select(lang, "release", "site.policy.release_mode", &release, &f.release, errors))
                 (layout::field(lang, InputKind::Number, "min_cell_count", "site.policy.min_cell_count", &f.min_cell_count, errors))
-                (layout::select(lang, "obfuscation", "site.policy.obfuscation", &on_off, &f.obfuscation, errors))
                 (layout::select(lang, "secondary_suppression", "site.policy.secondary_suppression", &on_off, &f.secondary_suppression, errors))
             }
             fieldset {
                 legend { (t(lang, "site.policy.dp")) }
-                (layout::select(lang, "dp", "site.policy.dp_mode", &dp, &f.dp, errors))
-                (layout::field(lang, InputKind::Text, "epsilon", "site.policy.epsilon", &f.epsilon, errors))
-                (layout::field(lang, InputKind::Text, "delta", "site.policy.delta", &f.delta, errors))
-                (layout::field(lang, InputKind::Text, "epsilon_budget", "site.policy.epsilon_budget", &f.epsilon_budget, errors))
+                (layout::field(lang, InputKind::Text, "sigma", "site.policy.sigma", &f.sigma, errors))
+                (layout::field(lang, InputKind::Text, "user_rho", "site.policy.user_rho", &f.user_rho, errors))
+                (layout::field(lang, InputKind::Text, "organization_rho", "site.policy.organization_rho", &f.organization_rho, errors))
+                (layout::field(lang, InputKind::Text, "site_rho", "site.policy.site_rho", &f.site_rho, errors))
             }
             (layout::submit(lang, "site.policy.save"))
         }

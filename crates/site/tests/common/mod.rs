@@ -121,6 +121,7 @@ pub fn job(query: QueryType, definition: Value, user: &str) -> Job {
         requested_by: Requester {
             user_id: UserId::new(user).unwrap(),
             role: UserRole::SponsorResearcher,
+            organization: "Example Pharma".into(),
         },
         created_at: now(),
     }
