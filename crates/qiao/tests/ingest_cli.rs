@@ -341,6 +341,8 @@ fn sigterm_removes_the_temporary_file() {
         .map(|e| e.file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn store_verify_reads_every_byte_that_opening_does_not() {
     let dir = tempfile::tempdir().unwrap();
