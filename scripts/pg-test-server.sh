@@ -170,7 +170,8 @@ write_config() {
   tls="$(dirname "$data")/tls"
   ensure_certificates "$tls"
   cat >"$data/qiao-tls.conf" <<EOF
-# Written by scripts/pg-test-server.sh at every start.
+# Written by scripts/pg-test-server.sh at every start (the port too: QIAO_PG_PORT may change).
+port = $PORT
 ssl = on
 ssl_cert_file = '$tls/server.crt'
 ssl_key_file = '$tls/server.key'
