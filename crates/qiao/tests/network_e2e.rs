@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
-const PASSWORD: &str = "e2e-sponsor-password";
+const PASSWORD: &str = "e2e federated passphrase";
 /// The bundled demo definition (CohortGenerator cohort 3: celecoxib, age ≥ 40, male).
 const DEFINITION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
