@@ -86,6 +86,9 @@ pub enum Actor {
     Hub,
     /// The local process acting on its own (`system`), e.g. a policy decision at a site.
     System,
+    /// A message whose signature did not verify (`unverified`): whoever sent it, it is not
+    /// attributed to the party it claims to come from.
+    Unverified,
 }
 
 impl Actor {
@@ -93,8 +96,19 @@ impl Actor {
     pub fn is_valid(&self) -> bool {
         match self {
             Actor::User(id) | Actor::Site(id) => !id.is_empty(),
-            Actor::Hub | Actor::System => true,
+            Actor::Hub | Actor::System | Actor::Unverified => true,
         }
+    }
+
+    /// The operating-system user running this process (`user:os:<name>`), for changes made
+    /// from a command line: `$USER` or `$LOGNAME`, else the numeric uid.
+    pub fn os_user() -> Actor {
+        let name = ["USER", "LOGNAME"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .find(|n| !n.is_empty() && n.len() <= 64 && !n.chars().any(char::is_control))
+            .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()));
+        Actor::User(format!("os:{name}"))
     }
 }
 
@@ -105,13 +119,14 @@ impl fmt::Display for Actor {
             Actor::Site(s) => write!(f, "site:{s}"),
             Actor::Hub => f.write_str("hub"),
             Actor::System => f.write_str("system"),
+            Actor::Unverified => f.write_str("unverified"),
         }
     }
 }
 
 /// An actor that is not `user:<id>`, `site:<id>`, `hub` or `system`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an actor is user:<id>, site:<id>, hub or system (found {0:?})")]
+#[error("an actor is user:<id>, site:<id>, hub, system or unverified (found {0:?})")]
 pub struct ActorParseError(String);
 
 impl FromStr for Actor {
@@ -121,6 +136,7 @@ impl FromStr for Actor {
         match s {
             "hub" => Ok(Actor::Hub),
             "system" => Ok(Actor::System),
+            "unverified" => Ok(Actor::Unverified),
             _ => match (s.strip_prefix("user:"), s.strip_prefix("site:")) {
                 (Some(u), _) if id_ok(u) => Ok(Actor::User(u.to_owned())),
                 (_, Some(site)) if id_ok(site) => Ok(Actor::Site(site.to_owned())),

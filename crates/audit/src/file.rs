@@ -256,6 +256,12 @@ impl AuditLog {
             }
             Err(e) => return Err(io_error(e.into())),
         }
+        // The log names users, projects and decisions: readable by its owner only.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io_error)?;
+        }
         let created = !existed;
         if created {
             sync_parent(path).map_err(io_error)?;

@@ -377,3 +377,19 @@ fn missing_files_and_empty_actions_are_clear_errors() {
         Err(FileLogError::Io { .. })
     ));
 }
+
+#[test]
+fn the_log_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (log, _) = qiao_audit::AuditLog::open(&path).unwrap();
+    log.append(qiao_audit::EntryDraft::new(1, qiao_audit::Actor::Unverified, "envelope.reject"))
+        .unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (entries, _) = qiao_audit::read_entries(&path).unwrap();
+    assert_eq!(entries[0].actor.to_string(), "unverified");
+}

@@ -53,6 +53,7 @@ fn setup(store: &dyn HubStore) -> JobId {
                 created_at: 1,
                 expires_at: None,
                 label: None,
+                minted_by: None,
             },
             "token.create",
             &sys,

@@ -16,7 +16,7 @@ use axum::extract::{
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use qiao_audit::{Actor, EntryDraft};
 use qiao_protocol::{
@@ -29,13 +29,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::auth::{self, LoginLimiter};
+use crate::auth::{self, SignInLimiter};
 use crate::error::ApiError;
 use crate::model::{
-    role_name, valid_text, Project, Site, SiteSeen, SiteView, TokenKind, TokenRecord, User,
-    UserView,
+    role_name, token_id, valid_text, Project, Site, SiteSeen, SiteView, TokenKind, TokenRecord,
+    TokenView, User, UserView,
 };
-use crate::store::{EnrollFailure, HubStore, ResultOutcome, StoreError};
+use crate::store::{EnrollFailure, HubStore, Quotas, ResultOutcome, StoreError};
 use crate::util::{now, random_token, token_hash};
 use crate::view::job_view;
 
@@ -43,8 +43,13 @@ use crate::view::job_view;
 pub const MAX_API_BODY: usize = 2 * 1024 * 1024;
 /// Largest request body of the site endpoints (a signed envelope), in bytes.
 pub const MAX_SITE_BODY: usize = qiao_protocol::envelope::MAX_ENVELOPE_BYTES;
-/// Largest cohort definition accepted, in bytes of compact JSON.
-pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+/// Largest cohort definition accepted, in bytes of compact JSON (the largest definition of the
+/// OHDSI PhenotypeLibrary is about 420 KB pretty-printed).
+pub const MAX_DEFINITION_BYTES: usize = 512 * 1024;
+/// Unauthenticated submissions accepted per source address per hour.
+pub const ANONYMOUS_PER_ADDRESS_PER_HOUR: usize = 5;
+/// Unauthenticated submissions accepted in all per hour.
+pub const ANONYMOUS_PER_HOUR: usize = 50;
 /// Default long-poll wait, in seconds.
 pub const DEFAULT_WAIT_SECS: u64 = 25;
 /// Longest long-poll wait, in seconds.
@@ -62,6 +67,12 @@ pub struct HubConfig {
     pub enrollment_ttl_secs: i64,
     /// Accepted clock skew for signed envelopes, either way.
     pub max_skew_secs: i64,
+    /// Failed sign-ins allowed per account and per source address.
+    pub login_limits: auth::Limits,
+    /// Job submissions allowed per user and per project.
+    pub quotas: Quotas,
+    /// Time allowed for a request's body to arrive.
+    pub body_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -71,6 +82,9 @@ impl Default for HubConfig {
             session_ttl_secs: 12 * 3600,
             enrollment_ttl_secs: 7 * 86_400,
             max_skew_secs: qiao_protocol::envelope::DEFAULT_MAX_SKEW_SECS,
+            login_limits: auth::Limits::default(),
+            quotas: Quotas::default(),
+            body_timeout: crate::serve::BODY_READ_TIMEOUT,
         }
     }
 }
@@ -81,7 +95,9 @@ pub struct Hub {
     signer: Signer,
     verifier: RwLock<Verifier>,
     replay: Mutex<ReplayGuard>,
-    limiter: LoginLimiter,
+    limiter: SignInLimiter,
+    /// Unauthenticated submissions (membership applications): per address and in all.
+    anonymous: SignInLimiter,
     jobs_changed: Notify,
     /// Last poll time and status per site (memory only).
     seen: Mutex<std::collections::HashMap<SiteId, SiteSeen>>,
@@ -106,7 +122,12 @@ impl Hub {
             signer,
             verifier: RwLock::new(Verifier::for_hub()),
             replay: Mutex::new(ReplayGuard::new(config.max_skew_secs)),
-            limiter: LoginLimiter::default(),
+            limiter: SignInLimiter::new(config.login_limits),
+            anonymous: SignInLimiter::new(auth::Limits {
+                per_account: ANONYMOUS_PER_HOUR,
+                per_address: ANONYMOUS_PER_ADDRESS_PER_HOUR,
+                window: Duration::from_secs(3600),
+            }),
             jobs_changed: Notify::new(),
             seen: Mutex::new(std::collections::HashMap::new()),
             config,
@@ -175,6 +196,25 @@ impl Hub {
         guard.open(&verifier, env, now())
     }
 
+    /// Admits one unauthenticated submission of kind `what` (e.g. a membership application)
+    /// from `ip`: at most [`ANONYMOUS_PER_ADDRESS_PER_HOUR`] per address and
+    /// [`ANONYMOUS_PER_HOUR`] in all per hour. `Err(seconds to wait)` otherwise (audited).
+    pub fn admit_anonymous(&self, what: &str, ip: std::net::IpAddr) -> Result<(), u64> {
+        match self.anonymous.begin(what, ip, Instant::now()) {
+            Ok(a) => {
+                a.failed(Instant::now());
+                Ok(())
+            }
+            Err(l) => {
+                let _ = self.store.audit(
+                    EntryDraft::new(now(), Actor::Unverified, format!("{what}.rate_limited"))
+                        .decision(format!("refused an unauthenticated {what} from {ip}")),
+                );
+                Err(l.retry_after_secs)
+            }
+        }
+    }
+
     /// Wakes long-polling sites (a job was submitted).
     pub fn notify_jobs(&self) {
         self.jobs_changed.notify_waiters();
@@ -193,8 +233,10 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
-        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token_by_id))
         .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}/disable", post(disable_user))
         .route("/api/v1/sites", get(list_sites).post(create_site))
         .route(
             "/api/v1/sites/{id}/enrollment-token",
@@ -207,12 +249,49 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/v1/projects/{id}/queries", post(submit_query))
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/audit", get(get_audit))
-        .layer(DefaultBodyLimit::max(MAX_API_BODY));
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            audit_refusals,
+        ));
     Router::new()
         .merge(site)
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(hub)
+}
+
+/// Middleware of the user API: every 403 is audited (`access.denied`), naming the caller (when
+/// the request carried a valid token), the method, the path and the refusal's code.
+async fn audit_refusals(
+    State(hub): State<Arc<Hub>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(200).collect();
+    let token = bearer_token(req.headers()).ok().map(str::to_owned);
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::FORBIDDEN {
+        let code = resp
+            .extensions()
+            .get::<crate::error::ErrorCode>()
+            .map_or("forbidden", |c| c.0);
+        let h = hub.clone();
+        let _ = blocking(move || {
+            let who = match token {
+                Some(t) => h.token_user(&t)?.map(|(_, u)| actor(&u)),
+                None => None,
+            };
+            h.store.audit(
+                EntryDraft::new(now(), who.unwrap_or(Actor::Unverified), "access.denied")
+                    .decision(format!("403 {code}: {method} {path}")),
+            )?;
+            Ok(())
+        })
+        .await;
+    }
+    resp
 }
 
 // ---- extractors -------------------------------------------------------------------------------
@@ -356,10 +435,13 @@ pub struct TokenResponse {
 /// Why a password login was refused.
 #[derive(Debug)]
 pub enum LoginRefused {
-    /// Too many recent failures for this user from this address: retry after this many seconds.
+    /// Too many recent failures for this account or from this address: retry after this many
+    /// seconds.
     RateLimited(u64),
     /// Unknown user or wrong password (indistinguishable on purpose).
     InvalidCredentials,
+    /// The right password for an account an administrator disabled.
+    Disabled,
     /// Storage failed.
     Failed(ApiError),
 }
@@ -372,7 +454,7 @@ impl From<LoginRefused> for ApiError {
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
                     format!(
-                        "too many failed logins for this user from this address; retry in {secs} s"
+                        "too many failed logins for this user or from this address; retry in {secs} s"
                     ),
                 );
                 e.retry_after = Some(secs);
@@ -383,15 +465,31 @@ impl From<LoginRefused> for ApiError {
                 "invalid_credentials",
                 "wrong user name or password",
             ),
+            LoginRefused::Disabled => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account is disabled; ask the alliance administrator",
+            ),
             LoginRefused::Failed(e) => e,
         }
     }
 }
 
+/// The actor of a sign-in attempt: the name as typed (any text; the audit log escapes it).
+fn login_actor(name: &str) -> Actor {
+    if name.is_empty() {
+        Actor::User("(empty)".into())
+    } else {
+        Actor::User(name.to_owned())
+    }
+}
+
 impl Hub {
-    /// A password login from `ip`: the rate limit, argon2 verification (slow: call it off the
-    /// async threads), the audit entry, and a new session token. Used by the API's
-    /// `POST /api/v1/login` and the portal's sign-in form.
+    /// A password login from `ip`: the sign-in limiter (a slot is reserved for the account and
+    /// the address before the password is checked), argon2 verification (slow: call it off the
+    /// async threads), the audit entry (every outcome, rate-limited and unknown users included;
+    /// never the password), and a new session token. Used by the API's `POST /api/v1/login`
+    /// and the portal's sign-in form.
     pub fn password_login(
         &self,
         username: &str,
@@ -399,16 +497,32 @@ impl Hub {
         ip: std::net::IpAddr,
     ) -> Result<TokenResponse, LoginRefused> {
         let name: String = username.chars().take(256).collect();
-        self.limiter
-            .check(&name, ip, Instant::now())
-            .map_err(LoginRefused::RateLimited)?;
         let fail = |e: StoreError| LoginRefused::Failed(e.into());
+        let t = now();
+        let audit = |decision: String| {
+            self.store
+                .audit(EntryDraft::new(t, login_actor(&name), "user.login").decision(decision))
+        };
+        let attempt = match self.limiter.begin(&name, ip, Instant::now()) {
+            Ok(a) => a,
+            Err(limited) => {
+                let by = match limited.by {
+                    auth::LimitedBy::Account => "account",
+                    auth::LimitedBy::Address => "address",
+                };
+                audit(format!(
+                    "rate_limited: too many failed sign-ins for this {by}; from {ip}; retry in {} s",
+                    limited.retry_after_secs
+                ))
+                .map_err(fail)?;
+                return Err(LoginRefused::RateLimited(limited.retry_after_secs));
+            }
+        };
         let id = UserId::new(name.clone()).ok();
         let user = match &id {
             Some(id) => self.store.user(id).map_err(fail)?,
             None => None,
         };
-        let t = now();
         let ok = match &user {
             Some(u) => auth::verify_password(&u.password_hash, password),
             None => {
@@ -416,18 +530,22 @@ impl Hub {
                 false
             }
         };
+        let known = user.is_some();
         let Some(user) = user.filter(|_| ok) else {
-            if let Some(id) = id {
-                self.store
-                    .audit(
-                        EntryDraft::new(t, Actor::User(id.to_string()), "user.login")
-                            .decision("failed"),
-                    )
-                    .map_err(fail)?;
-            }
-            self.limiter.failure(&name, ip, Instant::now());
+            attempt.failed(Instant::now());
+            let why = if known {
+                "wrong password"
+            } else {
+                "unknown user"
+            };
+            audit(format!("failed: {why}; from {ip}")).map_err(fail)?;
             return Err(LoginRefused::InvalidCredentials);
         };
+        attempt.succeeded();
+        if self.store.user_disabled(&user.id).map_err(fail)? {
+            audit(format!("refused: account disabled; from {ip}")).map_err(fail)?;
+            return Err(LoginRefused::Disabled);
+        }
         let token = random_token(auth::SESSION_PREFIX);
         let rec = TokenRecord {
             hash: token_hash(&token),
@@ -436,11 +554,11 @@ impl Hub {
             created_at: t,
             expires_at: Some(t.saturating_add(self.config.session_ttl_secs)),
             label: None,
+            minted_by: None,
         };
         self.store
             .put_token(&rec, "user.login", &actor(&user), t)
             .map_err(fail)?;
-        self.limiter.success(&user.id.to_string(), ip);
         Ok(TokenResponse {
             token,
             kind: TokenKind::Session,
@@ -449,12 +567,16 @@ impl Hub {
         })
     }
 
-    /// The user of a bearer or session token, if it exists and has not expired.
+    /// The user of a bearer or session token, if it exists, has not expired and its account
+    /// is not disabled.
     pub fn token_user(&self, token: &str) -> Result<Option<(TokenRecord, User)>, StoreError> {
         let Some(rec) = self.store.token(&token_hash(token))? else {
             return Ok(None);
         };
         if rec.expires_at.is_some_and(|t| now() >= t) {
+            return Ok(None);
+        }
+        if self.store.user_disabled(&rec.user_id)? {
             return Ok(None);
         }
         Ok(self.store.user(&rec.user_id)?.map(|u| (rec, u)))
@@ -492,12 +614,117 @@ async fn logout(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let token = bearer_token(&headers)?.to_owned();
     let h = hub.clone();
-    let revoked = blocking(move || Ok(h.revoke_token(&token, &actor(&user))?)).await?;
+    let (revoked, minted) = blocking(move || {
+        let revoked = h.revoke_token(&token, &actor(&user))?;
+        // API tokens created from this session stay valid (they are for the CLI): name them,
+        // so that signing out does not leave them unnoticed.
+        let id = token_id(&token_hash(&token));
+        let minted: Vec<TokenView> = h
+            .store
+            .tokens_of(&user.id)?
+            .iter()
+            .filter(|t| t.minted_by.as_deref() == Some(id.as_str()))
+            .filter(|t| t.expires_at.is_none_or(|e| e > now()))
+            .map(|t| TokenView::of(t, ""))
+            .collect();
+        Ok((revoked, minted))
+    })
+    .await?;
     if !revoked {
         // Revoked by a concurrent logout between authentication and now.
         return Err(ApiError::unauthorized("invalid or expired token"));
     }
-    Ok(Json(json!({"status": "logged_out"})))
+    Ok(Json(
+        json!({"status": "logged_out", "api_tokens_still_valid": minted}),
+    ))
+}
+
+/// `GET /api/v1/tokens`: the caller's sessions and API tokens (never their secrets).
+async fn list_tokens(
+    State(hub): State<Arc<Hub>>,
+    Caller(user): Caller,
+    headers: HeaderMap,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let current = token_hash(bearer_token(&headers)?);
+    let h = hub.clone();
+    let t = now();
+    let tokens = blocking(move || Ok(h.store.tokens_of(&user.id)?)).await?;
+    Ok(Json(
+        tokens
+            .iter()
+            .filter(|r| r.expires_at.is_none_or(|e| e > t))
+            .map(|r| TokenView::of(r, &current))
+            .collect(),
+    ))
+}
+
+/// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's own tokens by its public id.
+async fn revoke_token_by_id(
+    State(hub): State<Arc<Hub>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            "a token id is 16 hex digits",
+        ));
+    }
+    let h = hub.clone();
+    let revoked = blocking(move || {
+        let Some(rec) = h
+            .store
+            .tokens_of(&user.id)?
+            .into_iter()
+            .find(|t| token_id(&t.hash) == id)
+        else {
+            return Err(ApiError::not_found("no such token of yours"));
+        };
+        h.store.revoke_token(&rec.hash, &actor(&user), now())?;
+        Ok(TokenView::of(&rec, ""))
+    })
+    .await?;
+    Ok(Json(json!({"status": "revoked", "token": revoked})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DisableRequest {
+    disabled: Option<bool>,
+}
+
+/// `POST /api/v1/users/{id}/disable` (`{"disabled": false}` enables again): every session and
+/// API token of the user stops at once.
+async fn disable_user(
+    State(hub): State<Arc<Hub>>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require(&user, &[UserRole::AllianceAdmin])?;
+    let target = parse_id::<UserId>(&id)?;
+    let req: DisableRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DisableRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let disabled = req.disabled.unwrap_or(true);
+    if disabled && target == user.id {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "an administrator cannot disable their own account",
+        ));
+    }
+    let h = hub.clone();
+    let t2 = target.clone();
+    let revoked = blocking(move || {
+        Ok(h.store
+            .set_user_disabled(&t2, disabled, &actor(&user), now())?)
+    })
+    .await?;
+    Ok(Json(
+        json!({"user": target, "disabled": disabled, "tokens_revoked": revoked}),
+    ))
 }
 
 async fn me(Caller(user): Caller) -> Json<UserView> {
@@ -514,6 +741,7 @@ struct CreateTokenRequest {
 async fn create_token(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
     let req: CreateTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -530,16 +758,18 @@ async fn create_token(
         }
     }
     let t = now();
+    let expires_at = auth::token_expiry(t, req.expires_in_days)
+        .map_err(|m| ApiError::invalid("invalid_body", m))?;
+    let presented = token_hash(bearer_token(&headers)?);
     let token = random_token(auth::API_PREFIX);
     let rec = TokenRecord {
         hash: token_hash(&token),
         user_id: user.id.clone(),
         kind: TokenKind::Api,
         created_at: t,
-        expires_at: req
-            .expires_in_days
-            .map(|d| t.saturating_add(i64::from(d).saturating_mul(86_400))),
+        expires_at: Some(expires_at),
         label: req.label,
+        minted_by: Some(token_id(&presented)),
     };
     let h = hub.clone();
     let u = user.clone();
@@ -612,7 +842,7 @@ pub fn build_user(store: &dyn HubStore, req: CreateUserRequest, t: i64) -> Resul
         }
         _ => {}
     }
-    let password_hash = auth::hash_password(&req.password)
+    let password_hash = auth::hash_password(req.id.as_str(), &req.password)
         .map_err(|e| ApiError::invalid("weak_password", e.to_string()))?;
     Ok(User {
         id: req.id,
@@ -1063,7 +1293,32 @@ async fn submit_query(
             },
             created_at: t,
         };
-        Ok(h.store.create_job(&job, &sites, t)?)
+        match h
+            .store
+            .create_job_within(&job, &sites, &h.config.quotas, t)?
+        {
+            Ok(record) => Ok(record),
+            Err(q) => {
+                h.store.audit(
+                    EntryDraft::new(t, actor(&user), "job.submit")
+                        .project(job.project_id.to_string())
+                        .decision(format!(
+                            "refused: {} quota of {} jobs per {} s spent",
+                            q.what, q.limit, q.period_secs
+                        )),
+                )?;
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!(
+                        "the {} quota of {} jobs per {} s is spent; retry in {} s",
+                        q.what, q.limit, q.period_secs, q.retry_after_secs
+                    ),
+                );
+                e.retry_after = u64::try_from(q.retry_after_secs).ok();
+                Err(e)
+            }
+        }
     })
     .await?;
     hub.notify_jobs();
@@ -1150,6 +1405,8 @@ async fn enroll(
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let hub_key = hub.public_key()?;
     let h = hub.clone();
+    let claimed = req.site_name.clone();
+    let fingerprint = req.public_key.fingerprint();
     let site = blocking(move || match h.store.enroll(&req, now()) {
         Ok(site) => Ok(site),
         Err(EnrollFailure::Store(e)) => Err(e.into()),
@@ -1169,7 +1426,24 @@ async fn enroll(
             Err(ApiError::new(status, code, e.to_string()))
         }
     })
-    .await?;
+    .await;
+    let site = match site {
+        Ok(s) => s,
+        Err(e) => {
+            let h = hub.clone();
+            let decision = format!(
+                "failed: {} ({}); claimed site {claimed}, key {fingerprint}",
+                e.code, e.status
+            );
+            blocking(move || {
+                Ok(h.store.audit(
+                    EntryDraft::new(now(), Actor::Unverified, "site.enroll").decision(decision),
+                )?)
+            })
+            .await?;
+            return Err(e);
+        }
+    };
     let h = hub.clone();
     blocking(move || Ok(h.reload_sites()?)).await?;
     Ok(Json(EnrollResponse::new(site.id, hub_key)))
@@ -1186,14 +1460,29 @@ async fn open_site_envelope(
             format!("this endpoint takes {expected} messages, not {}", env.kind),
         ));
     }
-    match hub.open_envelope(env) {
+    let opened = match hub.open_envelope(env) {
         Err(VerifyError::UnknownSigner { .. }) => {
             // A site may have enrolled through another hub process sharing the database.
             let h = hub.clone();
             blocking(move || Ok(h.reload_sites()?)).await?;
-            Ok(hub.open_envelope(env)?)
+            hub.open_envelope(env)
         }
-        other => Ok(other?),
+        other => other,
+    };
+    match opened {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            // Audited as "unverified": the envelope does not prove who sent it.
+            let h = hub.clone();
+            let mut draft = EntryDraft::new(now(), Actor::Unverified, "envelope.reject").decision(
+                format!("rejected a {} claiming site {}: {e}", env.kind, env.site_id),
+            );
+            if let Some(id) = env.job_id {
+                draft = draft.job(format!("{id} (claimed)"));
+            }
+            blocking(move || Ok(h.store.audit(draft)?)).await?;
+            Err(e.into())
+        }
     }
 }
 

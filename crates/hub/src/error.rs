@@ -71,9 +71,14 @@ impl ApiError {
     }
 }
 
+/// The code of an error answer, kept in the response's extensions (for the audit of refusals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body())).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut()

@@ -112,6 +112,50 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     /// A label given by the user.
     pub label: Option<String>,
+    /// The [`token_id`] of the session that created this API token, if one did (so that
+    /// signing out of that session can name the API tokens that stay valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_by: Option<String>,
+}
+
+/// The public id of a token: the first 16 hex digits of its hash (what a user lists and
+/// revokes; it reveals nothing of the secret).
+pub fn token_id(hash: &str) -> String {
+    hash.chars().take(16).collect()
+}
+
+/// What a token looks like in `GET /api/v1/tokens`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's public id ([`token_id`]).
+    pub id: String,
+    /// Session or API.
+    pub kind: TokenKind,
+    /// The label, if any.
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: Option<i64>,
+    /// The session that created it, if any.
+    pub minted_by: Option<String>,
+    /// Whether this is the token of the request.
+    pub current: bool,
+}
+
+impl TokenView {
+    /// The view of `rec`; `current` if it is the hash of the presented token.
+    pub fn of(rec: &TokenRecord, current_hash: &str) -> Self {
+        Self {
+            id: token_id(&rec.hash),
+            kind: rec.kind,
+            label: rec.label.clone(),
+            created_at: rec.created_at,
+            expires_at: rec.expires_at,
+            minted_by: rec.minted_by.clone(),
+            current: rec.hash == current_hash,
+        }
+    }
 }
 
 /// A site (hospital) of the network.

@@ -28,6 +28,48 @@ pub const MAX_CONNECTIONS: usize = 4096;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed to send a request's body (a client trickling a body byte by byte holds a
+/// connection and a task: it gets 408 instead).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request body buffered by the server (each route then applies its own, smaller,
+/// limit).
+const MAX_BUFFERED_BODY: usize = 8 * 1024 * 1024;
+
+/// Middleware: reads the whole request body within `timeout` (408 otherwise; default
+/// [`BODY_READ_TIMEOUT`]) and at most [`MAX_BUFFERED_BODY`] bytes (413), before any handler
+/// runs.
+pub async fn body_deadline(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BUFFERED_BODY)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Ok(Err(_)) => crate::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds {MAX_BUFFERED_BODY} bytes"),
+        )
+        .into_response(),
+        Err(_) => crate::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
 
 /// A rustls server configuration from PEM files (certificate chain, private key).
 pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -161,7 +203,10 @@ impl BackgroundHub {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = app(hub.clone());
+        let app = app(hub.clone()).layer(axum::middleware::from_fn_with_state(
+            hub.config().body_timeout,
+            body_deadline,
+        ));
         let scheme = if listen.tls.is_some() {
             "https"
         } else {
@@ -241,7 +286,8 @@ pub fn run_foreground_with(
             .with_context(|| format!("binding {}", listen.addr))?;
         let addr = listener.local_addr()?;
         ready(addr, &hub);
-        let app = app(hub);
+        let timeout = hub.config().body_timeout;
+        let app = app(hub).layer(axum::middleware::from_fn_with_state(timeout, body_deadline));
         serve(listener, app, listen.tls, shutdown_signal()).await;
         anyhow::Ok(())
     })?;

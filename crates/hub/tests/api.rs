@@ -57,6 +57,7 @@ impl World {
                         created_at: 1,
                         expires_at: None,
                         label: None,
+                        minted_by: None,
                     },
                     "token.create",
                     &sys,
@@ -594,11 +595,11 @@ fn bodies_are_validated() {
     );
     let admin = w.client("admin");
     let r = admin
-        .raw("POST", "/api/v1/users", Some(json!({"id": "x'; DROP TABLE users;--", "password": "longenough", "role": "auditor"}).to_string().as_bytes()))
+        .raw("POST", "/api/v1/users", Some(json!({"id": "x'; DROP TABLE users;--", "password": "long enough passphrase", "role": "auditor"}).to_string().as_bytes()))
         .unwrap();
     assert_eq!(r.status, 422);
     let r = admin
-        .raw("POST", "/api/v1/users", Some(json!({"id": "bobby", "password": "longenough", "role": "sponsor_researcher", "institution": "x'); DROP TABLE users;--"}).to_string().as_bytes()))
+        .raw("POST", "/api/v1/users", Some(json!({"id": "bobby", "password": "long enough passphrase", "role": "sponsor_researcher", "institution": "x'); DROP TABLE users;--"}).to_string().as_bytes()))
         .unwrap();
     assert_eq!(r.status, 201);
     assert_eq!(w.store.users().unwrap().len(), 7);
@@ -629,6 +630,7 @@ fn bodies_are_validated() {
                 created_at: 1,
                 expires_at: None,
                 label: None,
+                minted_by: None,
             },
             "token.create",
             &Actor::System,
@@ -669,7 +671,9 @@ fn login_sessions_and_rate_limit() {
         .create_api_token(Some("laptop"))
         .unwrap();
     assert!(api.token.starts_with("qiao-t-"));
-    assert_eq!(api.expires_at, None);
+    // API tokens expire: 30 days unless asked otherwise.
+    let expiry = api.expires_at.expect("an API token expires");
+    assert!((expiry - now() - 30 * 86_400).abs() <= 5, "{expiry}");
     let r = anon
         .clone()
         .with_token("qiao-t-forged")
@@ -790,12 +794,13 @@ fn logout_revokes_the_presented_token_only() {
 /// Members of p1: alice (sponsor), steve (steward), ivan (investigator). Anonymous: always 401.
 const MATRIX: &[(&str, &str, &str, &str)] = &[
     ("GET", "/api/v1/me", "", "AAAAAA"),
+    ("GET", "/api/v1/tokens", "", "AAAAAA"),
     ("POST", "/api/v1/tokens", "{}", "AAAAAA"),
     ("GET", "/api/v1/users", "", "A-----"),
     (
         "POST",
         "/api/v1/users",
-        r#"{"id":"new-{role}","password":"longenough","role":"auditor"}"#,
+        r#"{"id":"new-{role}","password":"long enough passphrase","role":"auditor"}"#,
         "A-----",
     ),
     ("GET", "/api/v1/sites", "", "AAAAAA"),
@@ -911,4 +916,401 @@ fn tls_only_with_the_right_ca() {
         .raw("GET", "/api/v1/health", None)
         .map(|r| r.status != 200)
         .unwrap_or(true));
+}
+
+// ---- security hardening (issue 19) -------------------------------------------------------------
+
+fn login_raw(anon: &HubClient, user: &str, password: &str) -> qiao_hub::client::RawResponse {
+    let body = json!({"username": user, "password": password}).to_string();
+    anon.raw("POST", "/api/v1/login", Some(body.as_bytes()))
+        .unwrap()
+}
+
+fn audit_entries(w: &World) -> Vec<serde_json::Value> {
+    let r = w
+        .client("audrey")
+        .raw("GET", "/api/v1/audit", None)
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["verified"]["ok"], json!(true), "{v}");
+    v["entries"].as_array().unwrap().clone()
+}
+
+fn with_action<'a>(entries: &'a [serde_json::Value], action: &str) -> Vec<&'a serde_json::Value> {
+    entries.iter().filter(|e| e["action"] == action).collect()
+}
+
+#[test]
+fn api_tokens_expire_list_revoke_and_disable() {
+    let w = World::new();
+    let anon = w.anon();
+    let session = anon.login("alice", PASSWORD).unwrap().token;
+    let alice = anon.clone().with_token(&session);
+    // Lifetimes: 30 days by default, at most 365; 0, 366 and 2^32-1 days are refused.
+    for (days, status) in [
+        (json!(365), 201),
+        (json!(0), 422),
+        (json!(366), 422),
+        (json!(4_294_967_295u64), 422),
+    ] {
+        let body = json!({"label": "x", "expires_in_days": days}).to_string();
+        let r = alice
+            .raw("POST", "/api/v1/tokens", Some(body.as_bytes()))
+            .unwrap();
+        assert_eq!(
+            r.status,
+            status,
+            "{days}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if status == 201 {
+            let e = r.json()["expires_at"].as_i64().unwrap();
+            assert!((e - now() - 365 * 86_400).abs() <= 5);
+        }
+    }
+    let cli = alice.create_api_token(Some("cli")).unwrap().token;
+    let laptop = alice.create_api_token(Some("laptop")).unwrap().token;
+    // The list: the session (current) and the three API tokens minted from it; no secrets.
+    let r = alice.raw("GET", "/api/v1/tokens", None).unwrap();
+    assert_eq!(r.status, 200);
+    let list = r.json();
+    let list = list.as_array().unwrap();
+    assert!(
+        !r.body.windows(7).any(|w| w == b"qiao-t-"),
+        "no secrets in the list"
+    );
+    let session_id = qiao_hub::model::token_id(&token_hash(&session));
+    let sessions: Vec<_> = list.iter().filter(|t| t["kind"] == "session").collect();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        (sessions[0]["id"].as_str(), sessions[0]["current"].as_bool()),
+        (Some(session_id.as_str()), Some(true))
+    );
+    let api: Vec<_> = list.iter().filter(|t| t["kind"] == "api").collect();
+    // The fixture's test token has no parent; the three new ones name the session.
+    assert_eq!(
+        api.iter()
+            .filter(|t| t["minted_by"] == json!(session_id))
+            .count(),
+        3
+    );
+    assert_eq!(api.len(), 4);
+    // Revoke one by id: it stops at once; another user's id is not found.
+    let laptop_id = qiao_hub::model::token_id(&token_hash(&laptop));
+    let r = alice
+        .raw("DELETE", &format!("/api/v1/tokens/{laptop_id}"), None)
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (200, json!("revoked"))
+    );
+    assert_eq!(
+        anon.clone()
+            .with_token(&laptop)
+            .raw("GET", "/api/v1/me", None)
+            .unwrap()
+            .status,
+        401
+    );
+    let ivans = qiao_hub::model::token_id(&token_hash("qiao-t-test-ivan"));
+    let r = alice
+        .raw("DELETE", &format!("/api/v1/tokens/{ivans}"), None)
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        w.client("ivan")
+            .raw("GET", "/api/v1/me", None)
+            .unwrap()
+            .status,
+        200
+    );
+    // Signing out names the API tokens of the session that stay valid.
+    let r = alice.raw("POST", "/api/v1/logout", None).unwrap();
+    assert_eq!(r.status, 200);
+    let mut still: Vec<String> = r.json()["api_tokens_still_valid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap().to_owned())
+        .collect();
+    still.sort();
+    assert_eq!(still, ["cli", "x"]);
+    let cli_client = anon.clone().with_token(&cli);
+    assert_eq!(
+        cli_client.raw("GET", "/api/v1/me", None).unwrap().status,
+        200
+    );
+    // Only an administrator disables an account.
+    let r = w
+        .client("carol")
+        .raw("POST", "/api/v1/users/alice/disable", None)
+        .unwrap();
+    assert_eq!(r.status, 403);
+    // Disabled: every token and session stops at once, and the password no longer signs in.
+    let second = anon.login("alice", PASSWORD).unwrap().token;
+    let r = w
+        .client("admin")
+        .raw("POST", "/api/v1/users/alice/disable", None)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The fixture token, the 365-day and cli tokens, and the second session.
+    assert_eq!(r.json()["tokens_revoked"], json!(4));
+    for t in [cli.as_str(), second.as_str(), "qiao-t-test-alice"] {
+        let r = anon
+            .clone()
+            .with_token(t)
+            .raw("GET", "/api/v1/me", None)
+            .unwrap();
+        assert_eq!(r.status, 401, "{t}");
+    }
+    let r = login_raw(&anon, "alice", PASSWORD);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (403, Some("account_disabled".into()))
+    );
+    // Enabled again: the password works; the revoked tokens stay revoked.
+    let r = w
+        .client("admin")
+        .raw(
+            "POST",
+            "/api/v1/users/alice/disable",
+            Some(br#"{"disabled": false}"#),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(anon.login("alice", PASSWORD).is_ok());
+    assert_eq!(
+        cli_client.raw("GET", "/api/v1/me", None).unwrap().status,
+        401
+    );
+    let entries = audit_entries(&w);
+    assert_eq!(with_action(&entries, "user.disable").len(), 1);
+    assert_eq!(with_action(&entries, "user.enable").len(), 1);
+}
+
+#[test]
+fn parallel_wrong_passwords_are_limited_atomically() {
+    let w = World::new();
+    let url = w.hub.url();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..30)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let anon = HubClient::new(&url, None).unwrap();
+                    login_raw(&anon, "alice", "wrong password guess").status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused_by_password = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((refused_by_password, limited), (5, 25), "{statuses:?}");
+    // The right password is refused too, until the window passes.
+    assert_eq!(login_raw(&w.anon(), "alice", PASSWORD).status, 429);
+    // Every refusal is audited, never with the password.
+    let entries = audit_entries(&w);
+    let logins = with_action(&entries, "user.login");
+    let decided = |prefix: &str| {
+        logins
+            .iter()
+            .filter(|e| {
+                e["actor"] == "user:alice" && e["decision"].as_str().unwrap().starts_with(prefix)
+            })
+            .count()
+    };
+    assert_eq!(decided("failed: wrong password"), 5);
+    assert_eq!(decided("rate_limited"), 26);
+    // Unknown users are recorded as such.
+    assert_eq!(
+        login_raw(&w.anon(), "mallory", "some guess at all").status,
+        401
+    );
+    assert_eq!(
+        login_raw(&w.anon(), "not a valid id!", "some guess at all").status,
+        401
+    );
+    let entries = audit_entries(&w);
+    let unknown: Vec<_> = with_action(&entries, "user.login")
+        .into_iter()
+        .filter(|e| {
+            e["decision"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed: unknown user")
+        })
+        .map(|e| e["actor"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(unknown, ["user:mallory", "user:not a valid id!"]);
+    let all = serde_json::to_string(&entries).unwrap();
+    assert!(!all.contains("wrong password guess") && !all.contains("some guess at all"));
+    // The address is limited across accounts: 20 failures from one address in a minute.
+    let anon = w.anon();
+    let mut last = 0;
+    for i in 0..20 {
+        last = login_raw(&anon, &format!("user{i}"), "wrong password guess").status;
+    }
+    assert_eq!(
+        last, 429,
+        "address limit reached by the 15 + 5 earlier failures"
+    );
+}
+
+#[test]
+fn passwords_are_checked_against_the_policy() {
+    let w = World::new();
+    let admin = w.client("admin");
+    let create = |id: &str, password: &str| {
+        let body = json!({"id": id, "password": password, "role": "auditor"}).to_string();
+        admin
+            .raw("POST", "/api/v1/users", Some(body.as_bytes()))
+            .unwrap()
+    };
+    for (password, why) in [
+        ("elevenchars", "at least 12 characters"),
+        ("                ", "only spaces"),
+        ("my name is Lovelace", "user name"),
+        ("Password2024!", "too common"),
+        ("qwertyuiop123", "too common"),
+    ] {
+        let r = create("lovelace", password);
+        assert_eq!(
+            (r.status, r.error_code()),
+            (422, Some("weak_password".into())),
+            "{password}"
+        );
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(msg.contains(why), "{password}: {msg}");
+    }
+    assert_eq!(create("lovelace", "analytical engine notes").status, 201);
+}
+
+#[test]
+fn submission_quotas_and_definition_size() {
+    let w = World::with(HubConfig {
+        quotas: qiao_hub::store::Quotas {
+            per_user: 3,
+            per_project: 4,
+            period_secs: 3600,
+        },
+        ..HubConfig::default()
+    });
+    let _h1 = w.enrolled_site("h1");
+    let body = json!({"query_type": "cohort_count", "definition": definition()});
+    for _ in 0..3 {
+        assert_eq!(w.submit("alice", "p1", body.clone()).0, 201);
+    }
+    let (s, v) = w.submit("alice", "p1", body.clone());
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (429, json!("quota_exceeded")),
+        "{v}"
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("user quota of 3"));
+    // Another member still has a user quota, but the project's (4) is spent after one more.
+    assert_eq!(w.submit("ivan", "p1", body.clone()).0, 201);
+    let (s, v) = w.submit("ivan", "p1", body.clone());
+    assert_eq!(s, 429);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("project quota of 4"),
+        "{v}"
+    );
+    // Refused submissions store nothing: 4 jobs.
+    assert_eq!(w.store.jobs().unwrap().len(), 4);
+    let entries = audit_entries(&w);
+    let refused = with_action(&entries, "job.submit")
+        .into_iter()
+        .filter(|e| e["decision"].as_str().unwrap().starts_with("refused"))
+        .count();
+    assert_eq!(refused, 2);
+    // A definition above 512 KiB is refused before any quota or storage.
+    let w = World::new();
+    let _h1 = w.enrolled_site("h1");
+    let big = json!({"query_type": "cohort_count", "definition": {"ConceptSets": [], "Pad": "x".repeat(600 * 1024)}});
+    let (s, v) = w.submit("alice", "p1", big);
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (413, json!("definition_too_large"))
+    );
+    assert_eq!(w.store.jobs().unwrap().len(), 0);
+}
+
+#[test]
+fn slow_request_bodies_time_out() {
+    use std::io::{Read, Write};
+    let w = World::with(HubConfig {
+        body_timeout: Duration::from_millis(500),
+        ..HubConfig::default()
+    });
+    let mut conn = std::net::TcpStream::connect(w.hub.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = conn.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn refusals_and_rejected_messages_are_audited() {
+    let w = World::new();
+    // A 403 names the caller and what was refused.
+    assert_eq!(
+        w.client("alice")
+            .raw("GET", "/api/v1/users", None)
+            .unwrap()
+            .status,
+        403
+    );
+    // A failed enrollment (bad token) and an envelope from an unknown key.
+    let mut intruder = FakeSite::new("h2", &w.hub.url());
+    assert_eq!(intruder.enroll("qiao-e-not-a-real-token").status, 401);
+    let env = intruder.poll_envelope();
+    assert_eq!(
+        intruder
+            .post_envelope("/api/v1/site/poll?wait_secs=0", &env)
+            .status,
+        401
+    );
+    let entries = audit_entries(&w);
+    let denied = with_action(&entries, "access.denied");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["actor"], "user:alice");
+    assert_eq!(denied[0]["decision"], "403 forbidden: GET /api/v1/users");
+    let enroll = with_action(&entries, "site.enroll");
+    assert_eq!(enroll.len(), 1);
+    assert_eq!(enroll[0]["actor"], "unverified");
+    assert!(
+        enroll[0]["decision"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: invalid_token"),
+        "{}",
+        enroll[0]
+    );
+    let rejected = with_action(&entries, "envelope.reject");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["actor"], "unverified");
+    assert!(
+        rejected[0]["decision"]
+            .as_str()
+            .unwrap()
+            .contains("claiming site h2"),
+        "{}",
+        rejected[0]
+    );
 }

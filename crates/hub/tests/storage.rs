@@ -73,6 +73,7 @@ fn users_tokens_and_conflicts() {
             created_at: T0,
             expires_at: None,
             label: Some("cli".into()),
+            minted_by: None,
         };
         s.put_token(&tok, "token.create", &admin(), T0).unwrap();
         assert_eq!(s.token(&tok.hash).unwrap().unwrap(), tok);

@@ -144,6 +144,8 @@ pub enum RefusalReason {
     LockedOut,
     /// The user's differential-privacy budget for the project is spent.
     PrivacyBudgetExhausted,
+    /// The cohort definition exceeds the site's limits on size, criteria or nesting depth.
+    DefinitionTooComplex,
     /// Any other policy of the site.
     Policy,
 }

@@ -373,7 +373,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
             Users::add(&dir, &name, role, &password, now_unix())?;
             audit::append(
                 &dir,
-                EntryDraft::new(now_unix(), qiao_audit::Actor::System, "user.add")
+                EntryDraft::new(now_unix(), qiao_audit::Actor::os_user(), "user.add")
                     .decision(format!("added local {role} {name}")),
             )?;
             println!("added {role} {name}");
@@ -471,7 +471,7 @@ fn ui_cmd(a: UiArgs) -> anyhow::Result<()> {
 
 fn policy_set(a: PolicySetArgs) -> anyhow::Result<()> {
     let dir = SiteDir::open(&a.data)?;
-    let after = set_policy_audited(&dir, qiao_audit::Actor::System, |p| {
+    let after = set_policy_audited(&dir, qiao_audit::Actor::os_user(), |p| {
         let mut p = p.clone();
         apply_policy_args(&mut p, &a)?;
         Ok(p)

@@ -26,6 +26,7 @@ pub mod client;
 pub mod cohorts;
 pub mod data;
 pub mod exec;
+pub mod limits;
 pub mod policy;
 pub mod prescreen;
 pub mod queue;

@@ -330,7 +330,8 @@ impl Site {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!("rejected an envelope from the hub: {e}");
-                let mut draft = EntryDraft::new(now, Actor::Hub, "envelope.reject")
+                // Not attributed to the hub: the envelope does not prove who sent it.
+                let mut draft = EntryDraft::new(now, Actor::Unverified, "envelope.reject")
                     .decision(format!("rejected, not executed: {e}"));
                 if let Some(id) = env.job_id {
                     draft = draft.job(format!("{id} (claimed)"));
@@ -363,6 +364,16 @@ impl Site {
             audit::append(&self.dir, received(&job))?;
             // What a local investigator's pre-screening list can be run on (`qiao site ui`).
             crate::cohorts::remember(&self.dir, &job, now_unix())?;
+        }
+        if let Err(why) = crate::limits::check_definition(&job.definition) {
+            let e = exec::refused(
+                &job,
+                &self.config.site_id,
+                RefusalReason::DefinitionTooComplex,
+                why,
+            );
+            self.finish(&job, e, Actor::System).await?;
+            return Ok(false);
         }
         let policy = SitePolicy::load(&self.dir)?;
         match policy.approval(&job.query) {

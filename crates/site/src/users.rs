@@ -1,19 +1,17 @@
 //! Local accounts of the site's own staff: investigators (pre-screening lists) and data
-//! stewards (approval queue). Passwords are stored as argon2id PHC strings in `DIR/users.json`;
-//! these accounts never exist at the hub.
+//! stewards (approval queue). Passwords follow the same policy as the hub's (`qiao-accounts`:
+//! at least 12 characters, not the user name, not a common password, not only spaces) and are
+//! stored as argon2id PHC strings (m = 19 MiB, t = 2, p = 1) in `DIR/users.json`; these
+//! accounts never exist at the hub.
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context};
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{read_json, write_json, SiteDir};
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 10;
+pub use qiao_accounts::MIN_PASSWORD_CHARS;
 
 /// A local role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -79,14 +77,8 @@ impl Users {
         if !valid_name(name) {
             bail!("a user name is 1 to 64 characters of A-Z a-z 0-9 . _ - @");
         }
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            bail!("a password needs at least {MIN_PASSWORD_CHARS} characters");
-        }
-        let salt = SaltString::generate(&mut OsRng);
-        let password_hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
-            .to_string();
+        let password_hash = qiao_accounts::hash_password(name, password)
+            .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
         dir.locked(|| {
             let mut users = Self::load(dir)?;
             if users.users.contains_key(name) {
@@ -116,10 +108,10 @@ impl Users {
         let denied = || anyhow::anyhow!("authentication failed for user {name:?}");
         let Some(user) = users.users.get(name) else {
             // Spend the same time as a real check, so timing does not tell names apart.
-            let _ = verify(password, DUMMY_HASH);
+            qiao_accounts::burn_verify(password);
             return Err(denied());
         };
-        if !verify(password, &user.password_hash).context("checking the password")? {
+        if !qiao_accounts::verify_password(&user.password_hash, password) {
             return Err(denied());
         }
         if user.role != role {
@@ -127,15 +119,4 @@ impl Users {
         }
         Ok(())
     }
-}
-
-/// argon2id of a random password, for constant-time refusal of unknown users.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0c8oHZ1xQm8sJ2Bf6n3uW3mQy4b0u2j6B5mH7m0c9Lk";
-
-fn verify(password: &str, phc: &str) -> anyhow::Result<bool> {
-    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-    Ok(Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
 }

@@ -688,6 +688,11 @@ async fn forged_tampered_replayed_expired_and_misaddressed_jobs_are_not_executed
         .map(|e| e.decision.clone().unwrap_or_default())
         .collect();
     assert_eq!(rejects.len(), 5, "{rejects:#?}");
+    // A message whose signature did not verify is not attributed to the hub.
+    assert!(audit
+        .iter()
+        .filter(|e| e.action == "envelope.reject")
+        .all(|e| e.actor == qiao_audit::Actor::Unverified));
     for needle in [
         "unknown signer",
         "bad signature",
@@ -908,6 +913,52 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
     for id in &ids {
         assert!(!log.contains(&id.to_string()));
     }
+    let _ = stop.send(());
+    site.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_over_the_limits_are_refused_and_small_jobs_still_run() {
+    let hub = FakeHub::new();
+    let (url, _server) = start(hub.clone(), 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("site");
+    enroll_site(&hub, &url, &data, "hospital-a").await;
+    let mut heavy_def = definition(3);
+    let criteria: Vec<_> = (0..300)
+        .map(|_| serde_json::json!({"ConditionOccurrence": {"CodesetId": 0}}))
+        .collect();
+    heavy_def["AdditionalCriteria"] = serde_json::json!({"Type": "ANY", "CriteriaList": criteria});
+    let heavy = job(QueryType::CohortCount, heavy_def, "mallory");
+    let small = job(QueryType::CohortCount, definition(3), "alice");
+    hub.offer(Offer::Job(heavy.clone()));
+    hub.offer(Offer::Job(small.clone()));
+    let (stop, site) = spawn_site(&data, None);
+    let r = hub.wait_result(&heavy.job_id, 60).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Refused {
+            reason: qiao_protocol::RefusalReason::DefinitionTooComplex
+        }
+    );
+    let r = hub.wait_result(&small.job_id, 60).await;
+    assert_eq!(cohort(&r).rules.len(), 2);
+    let audit = audit_entries(&data);
+    let decided = audit
+        .iter()
+        .find(|e| {
+            e.action == "job.decide"
+                && e.job_id.as_deref() == Some(heavy.job_id.to_string().as_str())
+        })
+        .expect("audited");
+    assert!(
+        decided
+            .decision
+            .as_deref()
+            .unwrap()
+            .contains("303 criteria; this site accepts at most 200"),
+        "{decided:?}"
+    );
     let _ = stop.send(());
     site.await.unwrap().unwrap();
 }

@@ -596,3 +596,69 @@ async fn page_render_times() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_limited_and_passwords_follow_the_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, _) = site(tmp.path()).await;
+    let dir = SiteDir::open(&data).unwrap();
+    // The hub's password policy, at the site too.
+    for (pw, why) in [
+        ("elevenchars", "at least 12 characters"),
+        ("               ", "only spaces"),
+        ("i am dr.chen, really", "user name"),
+        ("Password2024!", "too common"),
+    ] {
+        let e = Users::add(&dir, "dr.chen", LocalRole::Investigator, pw, now()).unwrap_err();
+        assert!(e.to_string().contains(why), "{pw}: {e}");
+    }
+    assert!(!Users::load(&dir).unwrap().users.contains_key("dr.chen"));
+    let server = start_ui(&data, true).await;
+    // 30 wrong passwords in parallel: 5 are checked, 25 refused by the limiter.
+    let tries: Vec<_> = (0..30)
+        .map(|_| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                sign_in(&base, "steward1", "not the password")
+                    .await
+                    .err()
+                    .unwrap()
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tries {
+        statuses.push(t.await.unwrap());
+    }
+    let wrong = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((wrong, limited), (5, 25), "{statuses:?}");
+    // The right password no longer signs in within the window.
+    let (status, body) = sign_in(&server.base, "steward1", PW)
+        .await
+        .err()
+        .expect("limited");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(body.contains("Too many failed sign-ins"), "{body}");
+    // Other accounts are not locked by steward1's failures.
+    assert!(sign_in(&server.base, "dr.wang", PW).await.is_ok());
+    // Every refusal is in the audit log.
+    let (entries, _) = qiao_site::audit::read(&dir).unwrap();
+    let limited_entries = entries
+        .iter()
+        .filter(|e| {
+            e.action == "ui.login_fail"
+                && e.decision
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("rate_limited"))
+        })
+        .count();
+    assert_eq!(limited_entries, 26);
+}

@@ -15,7 +15,7 @@ use std::fmt;
 
 pub use ops::{
     append_audit, create_job_in, get_json, put_json, scan_json, EnrollFailure, LeasedJob,
-    ResultOutcome,
+    QuotaExceeded, Quotas, ResultOutcome,
 };
 pub use pg::PgStore;
 pub use redb_store::RedbStore;

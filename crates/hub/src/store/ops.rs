@@ -73,6 +73,65 @@ pub fn append_audit(tx: &mut dyn Tx, draft: EntryDraft) -> Result<Entry, StoreEr
     Ok(entry)
 }
 
+/// Submission quotas: at most `per_user` jobs per requester and `per_project` per project in
+/// any `period_secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Jobs per requester per period.
+    pub per_user: usize,
+    /// Jobs per project per period.
+    pub per_project: usize,
+    /// The period.
+    pub period_secs: i64,
+}
+
+impl Default for Quotas {
+    /// 120 jobs per user and 600 per project per hour.
+    fn default() -> Self {
+        Self {
+            per_user: 120,
+            per_project: 600,
+            period_secs: 3600,
+        }
+    }
+}
+
+/// A submission over its quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// `user` or `project`.
+    pub what: &'static str,
+    /// The limit.
+    pub limit: usize,
+    /// The period.
+    pub period_secs: i64,
+    /// When the oldest counted submission leaves the period.
+    pub retry_after_secs: i64,
+}
+
+/// The uses of the sliding-window quota `key` with one more at `now` (for the caller to store),
+/// or `Err(seconds to wait)` if it is spent.
+fn quota_use(
+    tx: &mut dyn Tx,
+    key: &str,
+    limit: usize,
+    period_secs: i64,
+    now: i64,
+) -> Result<Result<Vec<i64>, i64>, StoreError> {
+    let mut times: Vec<i64> = get_json(tx, Table::Meta, key)?.unwrap_or_default();
+    times.retain(|t| now.saturating_sub(*t) < period_secs);
+    if times.len() >= limit {
+        let oldest = times.first().copied().unwrap_or(now);
+        return Ok(Err((oldest + period_secs - now).max(1)));
+    }
+    times.push(now);
+    Ok(Ok(times))
+}
+
+fn disabled_key(user: &UserId) -> String {
+    format!("user_disabled/{user}")
+}
+
 fn pending_key(site: &SiteId, seq: u64) -> String {
     format!("{site}/{}", seq_key(seq))
 }
@@ -300,6 +359,73 @@ impl dyn HubStore + '_ {
         self.read_with(|tx| get_json(tx, Table::Tokens, hash))
     }
 
+    /// Every token of `user` (sessions and API tokens, expired ones included), oldest first.
+    pub fn tokens_of(&self, user: &UserId) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut all: Vec<TokenRecord> = self.read_with(|tx| scan_json(tx, Table::Tokens, ""))?;
+        all.retain(|t| &t.user_id == user);
+        all.sort_by(|a, b| (a.created_at, &a.hash).cmp(&(b.created_at, &b.hash)));
+        Ok(all)
+    }
+
+    /// Whether an administrator disabled `user`.
+    pub fn user_disabled(&self, user: &UserId) -> Result<bool, StoreError> {
+        self.read_with(|tx| Ok(tx.get(Table::Meta, &disabled_key(user))?.is_some()))
+    }
+
+    /// Disables (or enables again) an account. Disabling deletes every session and API token
+    /// of the user in the same transaction, so all of them stop at once. Returns the number of
+    /// tokens revoked.
+    pub fn set_user_disabled(
+        &self,
+        user: &UserId,
+        disabled: bool,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.write_with(|tx| {
+            if tx.get(Table::Users, user.as_str())?.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            let key = disabled_key(user);
+            let mut revoked = 0;
+            if disabled {
+                put_json(
+                    tx,
+                    Table::Meta,
+                    &key,
+                    &serde_json::json!({"at": now, "by": actor.to_string()}),
+                )?;
+                for (hash, bytes) in tx.scan(Table::Tokens, "")? {
+                    let rec: TokenRecord = decode(Table::Tokens, &hash, &bytes)?;
+                    if &rec.user_id == user {
+                        tx.delete(Table::Tokens, &hash)?;
+                        revoked += 1;
+                    }
+                }
+            } else {
+                tx.delete(Table::Meta, &key)?;
+            }
+            append_audit(
+                tx,
+                EntryDraft::new(
+                    now,
+                    actor.clone(),
+                    if disabled {
+                        "user.disable"
+                    } else {
+                        "user.enable"
+                    },
+                )
+                .decision(if disabled {
+                    format!("user {user} disabled; {revoked} tokens revoked")
+                } else {
+                    format!("user {user} enabled")
+                }),
+            )?;
+            Ok(revoked)
+        })
+    }
+
     /// Appends a stand-alone audit entry (e.g. a failed login).
     pub fn audit(&self, draft: EntryDraft) -> Result<Entry, StoreError> {
         self.write_with(|tx| append_audit(tx, draft.clone()))
@@ -504,6 +630,43 @@ impl dyn HubStore + '_ {
         now: i64,
     ) -> Result<JobRecord, StoreError> {
         self.write_with(|tx| create_job_in(tx, job, sites, now))
+    }
+
+    /// [`create_job`](Self::create_job) if the requester and the project are within their
+    /// submission quotas; the quota counters are updated in the same transaction, so parallel
+    /// submissions cannot overrun them. `Ok(Err(..))` names the quota that is spent.
+    pub fn create_job_within(
+        &self,
+        job: &Job,
+        sites: &[SiteId],
+        quotas: &Quotas,
+        now: i64,
+    ) -> Result<Result<JobRecord, QuotaExceeded>, StoreError> {
+        self.write_with(|tx| {
+            let user = format!("quota/user/{}", job.requested_by.user_id);
+            let project = format!("quota/project/{}", job.project_id);
+            let u = quota_use(tx, &user, quotas.per_user, quotas.period_secs, now)?;
+            let p = quota_use(tx, &project, quotas.per_project, quotas.period_secs, now)?;
+            match (u, p) {
+                (Err(retry), _) => Ok(Err(QuotaExceeded {
+                    what: "user",
+                    limit: quotas.per_user,
+                    period_secs: quotas.period_secs,
+                    retry_after_secs: retry,
+                })),
+                (_, Err(retry)) => Ok(Err(QuotaExceeded {
+                    what: "project",
+                    limit: quotas.per_project,
+                    period_secs: quotas.period_secs,
+                    retry_after_secs: retry,
+                })),
+                (Ok(u), Ok(p)) => {
+                    put_json(tx, Table::Meta, &user, &u)?;
+                    put_json(tx, Table::Meta, &project, &p)?;
+                    create_job_in(tx, job, sites, now).map(Ok)
+                }
+            }
+        })
     }
 
     /// A job by id.

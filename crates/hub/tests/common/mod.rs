@@ -112,7 +112,7 @@ pub fn user(id: &str, role: UserRole) -> User {
         role,
         institution,
         site,
-        password_hash: qiao_hub::auth::hash_password(PASSWORD).expect("hash"),
+        password_hash: qiao_hub::auth::hash_password(id, PASSWORD).expect("hash"),
         created_at: 1_700_000_000,
     }
 }

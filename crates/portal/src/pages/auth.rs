@@ -107,7 +107,7 @@ pub async fn login_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
                 &session::session_cookie(portal.cookies, &resp.token, max_age),
             )
         }
-        Err(LoginRefused::InvalidCredentials) => {
+        Err(LoginRefused::InvalidCredentials | LoginRefused::Disabled) => {
             errors.add("form", t(lang, "login.failed"));
             render_login(
                 &ctx,

@@ -185,6 +185,26 @@ pub async fn apply_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
         description: form.get("description").to_owned(),
         site: form.get("site").to_owned(),
     };
+    if ctx.user.is_none() {
+        let hub = portal.hub.clone();
+        let ip = ctx.ip;
+        match blocking(move || hub.admit_anonymous("apply", ip)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(secs)) => {
+                let message = qiao_web::tf(
+                    ctx.lang,
+                    "inst.apply_rate_limited",
+                    &[("secs", &secs.to_string())],
+                );
+                let mut r = ctx
+                    .page("inst.apply_title")
+                    .respond(html! { p.error role="alert" { (message) } });
+                *r.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+                return r;
+            }
+            Err(e) => return ctx.internal(e),
+        }
+    }
     let store = portal.hub.store().clone();
     let by = ctx.user.clone();
     let a2 = a.clone();

@@ -209,6 +209,9 @@ pub struct CreateTokenArgs {
     /// A label for the token.
     #[arg(long)]
     pub label: Option<String>,
+    /// Lifetime in days (default 30, at most 365).
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
 }
 
 pub fn run(c: Command) -> anyhow::Result<()> {
@@ -243,9 +246,10 @@ fn import_library(a: ImportLibraryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Administrative changes made from the command line are audited as the local system.
+/// Administrative changes made from the command line are audited as the operating-system user
+/// who ran the command.
 fn cli_actor() -> Actor {
-    Actor::System
+    Actor::os_user()
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -477,8 +481,10 @@ fn create_token(a: CreateTokenArgs) -> anyhow::Result<()> {
             bail!("--label: 1 to 200 characters without control characters");
         }
     }
-    let store = a.store.open()?;
     let t = now();
+    let expires_at =
+        qiao_hub::auth::token_expiry(t, a.expires_in_days).map_err(|m| anyhow::anyhow!(m))?;
+    let store = a.store.open()?;
     let token = random_token(qiao_hub::auth::API_PREFIX);
     store.put_token(
         &TokenRecord {
@@ -486,8 +492,9 @@ fn create_token(a: CreateTokenArgs) -> anyhow::Result<()> {
             user_id: user,
             kind: TokenKind::Api,
             created_at: t,
-            expires_at: None,
+            expires_at: Some(expires_at),
             label: a.label.clone(),
+            minted_by: None,
         },
         "token.create",
         &cli_actor(),

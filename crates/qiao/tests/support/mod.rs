@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
 /// Password of every account the tests make.
-pub const PASSWORD: &str = "e2e-sponsor-password";
+pub const PASSWORD: &str = "e2e federated passphrase";
 
 /// Child processes, killed and reaped when dropped (the test passed, failed or panicked).
 #[derive(Default)]

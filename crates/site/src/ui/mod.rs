@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::extract::{Form, Query, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,6 +37,7 @@ use serde::Deserialize;
 use crate::audit;
 use crate::data::{now_unix, SiteDir};
 use crate::users::{LocalRole, Users};
+use qiao_accounts::{Limits, SignInLimiter};
 
 /// How long a session lasts (8 hours).
 const SESSION_SECS: i64 = 8 * 3600;
@@ -70,6 +71,8 @@ pub(crate) struct Ui {
     site_name: String,
     cookies: CookiePolicy,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Failed sign-ins per account and per source address (the hub's limits).
+    limiter: SignInLimiter,
 }
 
 /// The signed-in user of a request, with the session's CSRF token.
@@ -236,14 +239,18 @@ pub async fn serve_ui_on(
             secure: !o.insecure_http,
         },
         sessions: Mutex::new(HashMap::new()),
+        limiter: SignInLimiter::new(Limits::default()),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("site ui for {} on {addr}", ui.site_name);
     }
-    axum::serve(listener, router(ui))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the site ui")
+    axum::serve(
+        listener,
+        router(ui).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the site ui")
 }
 
 /// The routes.
@@ -345,6 +352,7 @@ fn set_cookie(resp: &mut Response, value: &str) {
 
 async fn login(
     State(ui): State<Arc<Ui>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -356,6 +364,42 @@ async fn login(
         return csrf_refused(lang);
     }
     let next = session::safe_next(Some(&f.next));
+    // A slot is reserved for the account and the address before the password is checked.
+    let attempt = match ui
+        .limiter
+        .begin(&f.user, peer.ip(), std::time::Instant::now())
+    {
+        Ok(a) => a,
+        Err(limited) => {
+            ui.audit(
+                EntryDraft::new(now_unix(), audit::user(&f.user), "ui.login_fail").decision(
+                    format!(
+                        "rate_limited: too many failed sign-ins; from {}; retry in {} s",
+                        peer.ip(),
+                        limited.retry_after_secs
+                    ),
+                ),
+            );
+            let mut errors = FormErrors::new();
+            errors.add(
+                "password",
+                tf(
+                    lang,
+                    "site.login.rate_limited",
+                    &[
+                        ("site", &ui.site_name),
+                        ("secs", &limited.retry_after_secs.to_string()),
+                    ],
+                ),
+            );
+            let body = login_form(&ui, lang, &f.csrf, &f.user, &next, &errors);
+            let mut resp = layout::html_response(StatusCode::TOO_MANY_REQUESTS, body);
+            if let Ok(v) = limited.retry_after_secs.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+    };
     let ui2 = Arc::clone(&ui);
     let (user, password) = (f.user.clone(), f.password.clone());
     // argon2 is deliberately slow: off the async workers.
@@ -371,9 +415,10 @@ async fn login(
     let role = match role {
         Ok(r) => r,
         Err(e) => {
+            attempt.failed(std::time::Instant::now());
             ui.audit(
                 EntryDraft::new(now_unix(), audit::user(&f.user), "ui.login_fail")
-                    .decision(format!("refused: {e}")),
+                    .decision(format!("refused: {e}; from {}", peer.ip())),
             );
             let mut errors = FormErrors::new();
             errors.add(
@@ -384,6 +429,7 @@ async fn login(
             return layout::html_response(StatusCode::UNAUTHORIZED, body);
         }
     };
+    attempt.succeeded();
     let token = session::random_secret();
     if let Ok(mut s) = ui.sessions.lock() {
         s.insert(
