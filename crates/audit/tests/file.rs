@@ -386,8 +386,12 @@ fn the_log_file_is_readable_by_its_owner_only() {
     std::fs::write(&path, b"").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (log, _) = qiao_audit::AuditLog::open(&path).unwrap();
-    log.append(qiao_audit::EntryDraft::new(1, qiao_audit::Actor::Unverified, "envelope.reject"))
-        .unwrap();
+    log.append(qiao_audit::EntryDraft::new(
+        1,
+        qiao_audit::Actor::Unverified,
+        "envelope.reject",
+    ))
+    .unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let (entries, _) = qiao_audit::read_entries(&path).unwrap();

@@ -60,6 +60,11 @@ fn serve(bin: &Path, data: &str) -> (Child, String) {
             "127.0.0.1:0",
             "--redeliver-secs",
             "1",
+            // The test submits as fast as it can: no quota in the way.
+            "--jobs-per-user-hour",
+            "1000000",
+            "--jobs-per-project-hour",
+            "1000000",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// Deliver a job again to a site that has not answered it after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub redeliver_secs: i64,
+    /// Job submissions accepted per user per hour.
+    #[arg(long, default_value_t = qiao_hub::store::Quotas::default().per_user)]
+    pub jobs_per_user_hour: usize,
+    /// Job submissions accepted per project per hour.
+    #[arg(long, default_value_t = qiao_hub::store::Quotas::default().per_project)]
+    pub jobs_per_project_hour: usize,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -269,6 +275,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let config = HubConfig {
         redeliver_secs: a.redeliver_secs,
+        quotas: qiao_hub::store::Quotas {
+            per_user: a.jobs_per_user_hour,
+            per_project: a.jobs_per_project_hour,
+            period_secs: 3600,
+        },
         ..HubConfig::default()
     };
     let portal = qiao_portal::PortalConfig {
