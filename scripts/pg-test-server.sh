@@ -140,7 +140,11 @@ EOF
 ensure_certificates() {
   local tls="$1"
   [[ -f $tls/server.crt && -f $tls/client.crt && -f $tls/ca.crt ]] && return 0
-  command -v openssl >/dev/null || die "openssl is needed to make the test certificates"
+  if ! command -v openssl >/dev/null; then
+    [[ $EUID -eq 0 ]] || die "openssl is needed to make the test certificates: apt-get install openssl"
+    log "installing openssl with apt-get (for the test certificates)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl >&2 </dev/null
+  fi
   log "making a test CA and certificates in $tls"
   mkdir -p "$tls"
   local days=3650 ext
