@@ -22,7 +22,11 @@ pub enum CohortInputError {
 
 /// Parses the Circe JSON `json` (named `name` in errors) and runs it on `store`: its rows in
 /// (subject_id, start) order.
-pub fn cohort_rows(store: &Store, name: &str, json: &str) -> Result<Vec<CohortRow>, CohortInputError> {
+pub fn cohort_rows(
+    store: &Store,
+    name: &str,
+    json: &str,
+) -> Result<Vec<CohortRow>, CohortInputError> {
     let def = parse(json).map_err(|source| CohortInputError::Definition {
         name: name.to_string(),
         source,

@@ -46,7 +46,11 @@ impl Lang {
 pub fn narrative(expr: &CohortExpression, title: &str, lang: Lang) -> String {
     let w = Writer { expr, lang };
     let mut out = String::new();
-    let title = expr.title.as_deref().filter(|t| !t.is_empty()).unwrap_or(title);
+    let title = expr
+        .title
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or(title);
     let _ = writeln!(out, "# {title}\n");
     w.entry(&mut out);
     w.inclusion(&mut out);
@@ -63,11 +67,15 @@ pub fn attribute_label(json: &str, lang: Lang) -> Option<&'static str> {
         "OccurrenceStartDate" => ("start date", "开始日期"),
         "OccurrenceEndDate" => ("end date", "结束日期"),
         "ConditionType" | "ConditionTypeCS" => ("condition type", "疾病记录类型"),
-        "ConditionTypeExclude" | "DrugTypeExclude" | "ProcedureTypeExclude"
-        | "MeasurementTypeExclude" | "ObservationTypeExclude" | "VisitTypeExclude"
-        | "DeviceTypeExclude" | "SpecimenTypeExclude" | "DeathTypeExclude" => {
-            ("type excluded", "排除类型")
-        }
+        "ConditionTypeExclude"
+        | "DrugTypeExclude"
+        | "ProcedureTypeExclude"
+        | "MeasurementTypeExclude"
+        | "ObservationTypeExclude"
+        | "VisitTypeExclude"
+        | "DeviceTypeExclude"
+        | "SpecimenTypeExclude"
+        | "DeathTypeExclude" => ("type excluded", "排除类型"),
         "StopReason" => ("stop reason", "停止原因"),
         "ConditionSourceConcept" => ("condition source concept", "疾病源概念"),
         "Age" => ("age", "年龄"),
@@ -207,16 +215,31 @@ impl Writer<'_> {
 
     fn limit(&self, l: &Option<ResultLimit>) -> &'static str {
         match ResultLimit::kind(l) {
-            LimitType::First => self.lang.t("the earliest event per person", "每人最早的一个事件"),
-            LimitType::Last => self.lang.t("the latest event per person", "每人最晚的一个事件"),
+            LimitType::First => self
+                .lang
+                .t("the earliest event per person", "每人最早的一个事件"),
+            LimitType::Last => self
+                .lang
+                .t("the latest event per person", "每人最晚的一个事件"),
             LimitType::All => self.lang.t("all events per person", "每人的全部事件"),
         }
     }
 
     fn entry(&self, out: &mut String) {
-        let _ = writeln!(out, "## {}\n", self.t("Cohort entry events", "队列入组事件"));
+        let _ = writeln!(
+            out,
+            "## {}\n",
+            self.t("Cohort entry events", "队列入组事件")
+        );
         let Some(pc) = &self.expr.primary_criteria else {
-            let _ = writeln!(out, "{}\n", self.t("No entry events are defined: the cohort is empty.", "未定义入组事件：队列为空。"));
+            let _ = writeln!(
+                out,
+                "{}\n",
+                self.t(
+                    "No entry events are defined: the cohort is empty.",
+                    "未定义入组事件：队列为空。"
+                )
+            );
             return;
         };
         let _ = writeln!(
@@ -253,10 +276,17 @@ impl Writer<'_> {
             if self.zh() {
                 format!("入组事件限定为{}。", self.limit(&pc.primary_limit))
             } else {
-                format!("Entry events are limited to {}.", self.limit(&pc.primary_limit))
+                format!(
+                    "Entry events are limited to {}.",
+                    self.limit(&pc.primary_limit)
+                )
             }
         );
-        let additional = self.expr.additional_criteria.as_ref().filter(|g| !g.is_empty());
+        let additional = self
+            .expr
+            .additional_criteria
+            .as_ref()
+            .filter(|g| !g.is_empty());
         if let Some(g) = additional {
             let _ = writeln!(
                 out,
@@ -326,7 +356,14 @@ impl Writer<'_> {
                     self.group(out, g, 0);
                 }
                 None => {
-                    let _ = writeln!(out, "{}", self.t("(no criteria: every event passes)", "（无条件：所有事件均通过）"));
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        self.t(
+                            "(no criteria: every event passes)",
+                            "（无条件：所有事件均通过）"
+                        )
+                    );
                 }
             }
             out.push('\n');
@@ -421,7 +458,10 @@ impl Writer<'_> {
             if self.zh() {
                 format!("同一患者相隔不超过 {pad} 天的队列时段合并为一个时段。")
             } else {
-                format!("A person's cohort periods at most {} apart are combined into one era.", days(pad))
+                format!(
+                    "A person's cohort periods at most {} apart are combined into one era.",
+                    days(pad)
+                )
             }
         );
         if let Some(p) = &self.expr.censor_window {
@@ -458,9 +498,17 @@ impl Writer<'_> {
                     format!("{}{name}", self.t(": ", "："))
                 }
             );
-            let items = cs.expression.as_ref().map(|e| e.items.as_slice()).unwrap_or(&[]);
+            let items = cs
+                .expression
+                .as_ref()
+                .map(|e| e.items.as_slice())
+                .unwrap_or(&[]);
             if items.is_empty() {
-                let _ = writeln!(out, "{}\n", self.t("(empty: matches no concept)", "（空：不匹配任何概念）"));
+                let _ = writeln!(
+                    out,
+                    "{}\n",
+                    self.t("(empty: matches no concept)", "（空：不匹配任何概念）")
+                );
                 continue;
             }
             let _ = writeln!(
@@ -471,7 +519,13 @@ impl Writer<'_> {
                     "概念 ID | 概念名称 | 词表 | 代码 | 排除 | 含下位概念 | 含映射概念"
                 )
             );
-            let yes_no = |b: bool| if b { self.t("yes", "是") } else { self.t("no", "否") };
+            let yes_no = |b: bool| {
+                if b {
+                    self.t("yes", "是")
+                } else {
+                    self.t("no", "否")
+                }
+            };
             for it in items {
                 let c = &it.concept;
                 let _ = writeln!(
@@ -732,7 +786,10 @@ impl Writer<'_> {
             "OccurrenceStartDate",
             d.occurrence_start_date.as_ref().map(Attr::Date),
         );
-        push("OccurrenceEndDate", d.occurrence_end_date.as_ref().map(Attr::Date));
+        push(
+            "OccurrenceEndDate",
+            d.occurrence_end_date.as_ref().map(Attr::Date),
+        );
         let lead = self.t("at the entry event: ", "入组事件时：");
         if parts.is_empty() {
             return format!("{lead}{}", self.t("(no condition)", "（无条件）"));
@@ -755,7 +812,13 @@ impl Writer<'_> {
             when.push(self.window(w, true));
         }
         if c.restrict_visit {
-            when.push(self.t("at the same visit as the entry event", "与入组事件为同一次就诊").to_string());
+            when.push(
+                self.t(
+                    "at the same visit as the entry event",
+                    "与入组事件为同一次就诊",
+                )
+                .to_string(),
+            );
         }
         if c.ignore_observation_period {
             when.push(
@@ -783,7 +846,12 @@ impl Writer<'_> {
 
     fn occurrence(&self, o: Option<&Occurrence>) -> String {
         let (ty, n, distinct, col) = match o {
-            Some(o) => (o.occurrence_type, o.count.unwrap_or(0), o.is_distinct, o.count_column),
+            Some(o) => (
+                o.occurrence_type,
+                o.count.unwrap_or(0),
+                o.is_distinct,
+                o.count_column,
+            ),
             None => (2, 1, false, None),
         };
         let col = col.map(|c| format!("{c:?}").to_ascii_lowercase().replace('_', " "));
@@ -820,10 +888,7 @@ impl Writer<'_> {
         let event_end = w.use_event_end.unwrap_or(end_window);
         let index_end = w.use_index_end.unwrap_or(false);
         let ep = |e: &Option<Endpoint>| -> String {
-            let (n, coeff) = e
-                .as_ref()
-                .map(|e| (e.days, e.coeff))
-                .unwrap_or((None, -1));
+            let (n, coeff) = e.as_ref().map(|e| (e.days, e.coeff)).unwrap_or((None, -1));
             match (n, coeff < 0, self.lang) {
                 (None, true, Lang::En) => "any time before".to_string(),
                 (None, false, Lang::En) => "any time after".to_string(),
@@ -883,7 +948,10 @@ fn cell(s: Option<&str>) -> String {
 fn concept_list(cs: &[Concept]) -> String {
     cs.iter()
         .map(|c| {
-            let id = c.concept_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+            let id = c
+                .concept_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "?".into());
             match c.concept_name.as_deref().filter(|n| !n.is_empty()) {
                 Some(n) => format!("{n} ({id})"),
                 None => id,
@@ -900,11 +968,20 @@ mod tests {
     #[test]
     fn every_attribute_of_the_model_has_a_label_in_both_languages() {
         for name in Criteria::all_attribute_names() {
-            assert!(attribute_label(name, Lang::En).is_some(), "no English label for {name}");
-            assert!(attribute_label(name, Lang::ZhCn).is_some(), "no Chinese label for {name}");
+            assert!(
+                attribute_label(name, Lang::En).is_some(),
+                "no English label for {name}"
+            );
+            assert!(
+                attribute_label(name, Lang::ZhCn).is_some(),
+                "no Chinese label for {name}"
+            );
         }
         for name in ["Race", "RaceCS", "Ethnicity", "EthnicityCS"] {
-            assert!(attribute_label(name, Lang::ZhCn).is_some(), "no label for {name}");
+            assert!(
+                attribute_label(name, Lang::ZhCn).is_some(),
+                "no label for {name}"
+            );
         }
     }
 

@@ -11,7 +11,9 @@ use common::{data, golden};
 use qiao_cohort::conceptset::MemVocabulary;
 use qiao_cohort::Prepared;
 
-const PHENOTYPES: [u32; 12] = [23, 33, 123, 373, 383, 453, 513, 1073, 1153, 1183, 1203, 1263];
+const PHENOTYPES: [u32; 12] = [
+    23, 33, 123, 373, 383, 453, 513, 1073, 1153, 1183, 1203, 1263,
+];
 
 fn explain(rel: &str) -> String {
     let text = fs::read_to_string(data(rel)).unwrap();
@@ -40,7 +42,10 @@ fn explain_plans_match_their_golden_files() {
 const BROKEN: &[(&str, &str)] = &[
     ("not JSON", "{\"ConceptSets\": ["),
     ("unknown top-level element", r#"{"PrimaryCriterion": {}}"#),
-    ("unknown criteria type", r#"{"PrimaryCriteria": {"CriteriaList": [{"DrugEpisode": {}}]}}"#),
+    (
+        "unknown criteria type",
+        r#"{"PrimaryCriteria": {"CriteriaList": [{"DrugEpisode": {}}]}}"#,
+    ),
     (
         "unknown attribute of a criteria",
         r#"{"PrimaryCriteria": {"CriteriaList": [{"DrugEra": {"CodesetId": 0, "Dose": 3}}]}, "ConceptSets": [{"id": 0, "name": "x", "expression": {"items": []}}]}"#,

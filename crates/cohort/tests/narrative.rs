@@ -9,7 +9,9 @@ use std::fs;
 use common::{data, golden};
 use qiao_cohort::narrative::{narrative, Lang};
 
-const PHENOTYPES: [u32; 12] = [23, 33, 123, 373, 383, 453, 513, 1073, 1153, 1183, 1203, 1263];
+const PHENOTYPES: [u32; 12] = [
+    23, 33, 123, 373, 383, 453, 513, 1073, 1153, 1183, 1203, 1263,
+];
 
 fn render(path: &std::path::Path, title: &str, lang: Lang) -> String {
     let text = fs::read_to_string(path).unwrap();
@@ -29,7 +31,11 @@ fn check_golden(rel: &str, name: &str, title: &str) {
 fn cohortgenerator_cohorts_match_their_golden_files() {
     for id in 1..=4 {
         let rel = format!("reference/cohortgenerator-eunomia/cohorts/{id}.json");
-        check_golden(&rel, &format!("cg{id}"), &format!("CohortGenerator cohort {id}"));
+        check_golden(
+            &rel,
+            &format!("cg{id}"),
+            &format!("CohortGenerator cohort {id}"),
+        );
     }
 }
 
@@ -70,7 +76,11 @@ fn every_phenotype_names_its_concept_sets_and_rules() {
             let out = narrative(&def.expression, "t", lang);
             for cs in &def.expression.concept_sets {
                 if let Some(name) = cs.name.as_deref().filter(|n| !n.is_empty()) {
-                    assert!(out.contains(name), "{}: concept set {name:?} missing", p.display());
+                    assert!(
+                        out.contains(name),
+                        "{}: concept set {name:?} missing",
+                        p.display()
+                    );
                 }
             }
             for r in &def.expression.inclusion_rules {
@@ -79,8 +89,17 @@ fn every_phenotype_names_its_concept_sets_and_rules() {
                 }
             }
             if lang == Lang::ZhCn {
-                for english in ["People enter", "Inclusion criteria", "Cohort exit", "occurrence of"] {
-                    assert!(!out.contains(english), "{}: {english:?} in zh-CN", p.display());
+                for english in [
+                    "People enter",
+                    "Inclusion criteria",
+                    "Cohort exit",
+                    "occurrence of",
+                ] {
+                    assert!(
+                        !out.contains(english),
+                        "{}: {english:?} in zh-CN",
+                        p.display()
+                    );
                 }
             }
         }

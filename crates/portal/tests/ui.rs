@@ -301,15 +301,24 @@ async fn the_pipeline_through_the_pages() {
     // The attached definition reads as text (the engine's narrative), its names escaped.
     assert!(page.body.contains("Read the definition"), "{}", page.body);
     assert!(
-        page.body.contains("People enter the cohort at any of the following events:")
+        page.body
+            .contains("People enter the cohort at any of the following events:")
             && page.body.contains("Primary malignant neoplasm of kidney"),
         "{}",
         page.body
     );
     let lib = spon.get("/library/1003").await;
     assert_eq!(lib.status, StatusCode::OK);
-    assert!(lib.body.contains("<h2>Cohort entry events</h2>"), "{}", lib.body);
-    assert!(lib.body.contains("<table>"), "concept set table: {}", lib.body);
+    assert!(
+        lib.body.contains("<h2>Cohort entry events</h2>"),
+        "{}",
+        lib.body
+    );
+    assert!(
+        lib.body.contains("<table>"),
+        "concept set table: {}",
+        lib.body
+    );
     assert!(
         page.body.contains("class=\"sdc\""),
         "controlled numbers are marked"

@@ -60,7 +60,14 @@ fn data() -> &'static Data {
         let cdm_dir = dir.path().join("cdm");
         let world = cdm::write(&cdm_dir, 20_261_206);
         let store = dir.path().join("attack.qiao");
-        qiao(&["ingest", "--cdm", s(&cdm_dir), "--no-vocabulary", "--out", s(&store)]);
+        qiao(&[
+            "ingest",
+            "--cdm",
+            s(&cdm_dir),
+            "--no-vocabulary",
+            "--out",
+            s(&store),
+        ]);
         Data {
             _dir: dir,
             store,

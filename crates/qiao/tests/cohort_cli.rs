@@ -67,17 +67,28 @@ fn per_person_evaluator_prints_and_writes_what_the_fused_pipeline_does() {
 #[test]
 fn cohort_print_prints_the_golden_narrative_in_both_languages() {
     for (lang, tag) in [("en", "en"), ("zh-CN", "zh-CN")] {
-        let out = qiao(&["cohort", "print", "--lang", lang, &format!("{COHORTS}/3.json")]);
-        let golden = std::fs::read_to_string(format!(
-            "../cohort/tests/golden/narrative/cg3.{tag}.md"
-        ))
-        .unwrap();
+        let out = qiao(&[
+            "cohort",
+            "print",
+            "--lang",
+            lang,
+            &format!("{COHORTS}/3.json"),
+        ]);
+        let golden =
+            std::fs::read_to_string(format!("../cohort/tests/golden/narrative/cg3.{tag}.md"))
+                .unwrap();
         let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
         assert_eq!(out.lines().next(), Some("# 3"));
         assert_eq!(body(&out), body(&golden));
     }
     let bad = Command::new(env!("CARGO_BIN_EXE_qiao"))
-        .args(["cohort", "print", "--lang", "fr", &format!("{COHORTS}/3.json")])
+        .args([
+            "cohort",
+            "print",
+            "--lang",
+            "fr",
+            &format!("{COHORTS}/3.json"),
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());

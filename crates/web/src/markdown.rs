@@ -23,7 +23,8 @@ mod tests {
 
     #[test]
     fn tables_render_and_raw_html_is_text() {
-        let h = markdown("# T\n\n| a | b |\n|---|---|\n| 1 | <script>x</script> |\n\n<b>hi</b>\n").0;
+        let h =
+            markdown("# T\n\n| a | b |\n|---|---|\n| 1 | <script>x</script> |\n\n<b>hi</b>\n").0;
         assert!(h.contains("<h1>T</h1>"), "{h}");
         assert!(h.contains("<table>"), "{h}");
         assert!(!h.contains("<script>"), "{h}");

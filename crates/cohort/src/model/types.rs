@@ -605,9 +605,24 @@ impl Criteria {
                 match self { $(Criteria::$v(x) => x.attributes(),)* }
             };
         }
-        a!(ConditionEra, ConditionOccurrence, Death, DeviceExposure, DoseEra, DrugEra, DrugExposure,
-           LocationRegion, Measurement, Observation, ObservationPeriod, ProcedureOccurrence, Specimen,
-           VisitOccurrence, VisitDetail, PayerPlanPeriod)
+        a!(
+            ConditionEra,
+            ConditionOccurrence,
+            Death,
+            DeviceExposure,
+            DoseEra,
+            DrugEra,
+            DrugExposure,
+            LocationRegion,
+            Measurement,
+            Observation,
+            ObservationPeriod,
+            ProcedureOccurrence,
+            Specimen,
+            VisitOccurrence,
+            VisitDetail,
+            PayerPlanPeriod
+        )
     }
 
     /// The JSON names of every attribute of every criteria type.

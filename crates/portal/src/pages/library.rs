@@ -178,6 +178,8 @@ pub fn definition_narrative(lang: Lang, title: &str, def: &serde_json::Value) ->
             };
             markdown(&qiao_cohort::narrative::narrative(&d.expression, title, nl))
         }
-        Err(e) => html! { p.flash.err { (t(lang, "lib.narrative_unreadable")) " " (e.to_string()) } },
+        Err(e) => {
+            html! { p.flash.err { (t(lang, "lib.narrative_unreadable")) " " (e.to_string()) } }
+        }
     }
 }
