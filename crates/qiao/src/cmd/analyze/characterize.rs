@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use qiao_analysis::characterization::{self, Binary, Characterization, Continuous, Settings};
+use qiao_analysis::characterization::{
+    self, Binary, Characterization, Compared, Continuous, Settings,
+};
 use qiao_analysis::cohorts::cohort_rows;
 use qiao_store::Store;
 use serde_json::{json, Value};
@@ -83,46 +85,12 @@ pub fn report(target: &Characterization, comparator: Option<&Characterization>) 
             serde_json::to_value(c.stats).unwrap_or(Value::Null)
         })
     };
-    let covariates: Vec<Value> = cmp
-        .binary
-        .iter()
-        .map(|c| {
-            let any = c
-                .target
-                .as_ref()
-                .or(c.comparator.as_ref())
-                .expect("one side");
-            json!({
-                "covariate_id": any.covariate_id,
-                "analysis_id": any.analysis_id,
-                "concept_id": any.concept_id,
-                "name": any.name,
-                "target": binary(c.target.as_ref()),
-                "comparator": comparator.map(|_| binary(c.comparator.as_ref())),
-                "smd": c.smd,
-            })
-        })
-        .collect();
-    let continuous_rows: Vec<Value> = cmp
-        .continuous
-        .iter()
-        .map(|c| {
-            let any = c
-                .target
-                .as_ref()
-                .or(c.comparator.as_ref())
-                .expect("one side");
-            json!({
-                "covariate_id": any.covariate_id,
-                "analysis_id": any.analysis_id,
-                "concept_id": any.concept_id,
-                "name": any.name,
-                "target": continuous(c.target.as_ref()),
-                "comparator": comparator.map(|_| continuous(c.comparator.as_ref())),
-                "smd": c.smd,
-            })
-        })
-        .collect();
+    let has_comparator = comparator.is_some();
+    let binary_id = |b: &Binary| (b.covariate_id, b.analysis_id, b.concept_id, b.name.clone());
+    let continuous_id =
+        |c: &Continuous| (c.covariate_id, c.analysis_id, c.concept_id, c.name.clone());
+    let covariates = rows(&cmp.binary, binary_id, binary, has_comparator);
+    let continuous_rows = rows(&cmp.continuous, continuous_id, continuous, has_comparator);
     json!({
         "target": target.population,
         "comparator": comparator.map(|c| c.population),
@@ -179,4 +147,30 @@ fn print_table(r: &Value) {
             );
         }
     }
+}
+
+/// One JSON row per compared covariate: its ids and name (from whichever side has it), each
+/// side's statistics and the SMD.
+fn rows<T>(
+    items: &[Compared<T>],
+    id: impl Fn(&T) -> (i64, u32, i64, String),
+    side: impl Fn(Option<&T>) -> Value,
+    has_comparator: bool,
+) -> Vec<Value> {
+    items
+        .iter()
+        .filter_map(|c| {
+            let (covariate_id, analysis_id, concept_id, name) =
+                id(c.target.as_ref().or(c.comparator.as_ref())?);
+            Some(json!({
+                "covariate_id": covariate_id,
+                "analysis_id": analysis_id,
+                "concept_id": concept_id,
+                "name": name,
+                "target": side(c.target.as_ref()),
+                "comparator": has_comparator.then(|| side(c.comparator.as_ref())),
+                "smd": c.smd,
+            }))
+        })
+        .collect()
 }
