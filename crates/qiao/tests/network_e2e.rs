@@ -348,10 +348,7 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
     let mut obfuscated = 0;
     let mut released_values = Vec::new();
     for (((name, _, _), t), th) in net.sites.iter().zip(&truths).zip(thresholds) {
-        let site = v["sites"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
-            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        let site = site_in(&v, name);
         assert_eq!(site["status"], "done", "{site}");
         for (label, released, true_value) in pairs(site, t) {
             check_obfuscated(&format!("{name} {label}"), released, true_value, th);
@@ -379,10 +376,7 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
     let again = net.query();
     let mut released_again = Vec::new();
     for ((name, _, _), t) in net.sites.iter().zip(&truths) {
-        let site = again["sites"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
-            .unwrap_or_else(|| panic!("{name} missing in {again}"));
+        let site = site_in(&again, name);
         released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
     }
     assert_eq!(released_values, released_again);
@@ -396,10 +390,7 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
     let v = net.query();
     let mut released_values = Vec::new();
     for ((name, _, _), t) in net.sites.iter().zip(&truths) {
-        let site = v["sites"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
-            .unwrap_or_else(|| panic!("{name} missing in {v}"));
+        let site = site_in(&v, name);
         assert_eq!(site["status"], "done", "{site}");
         for (label, released, true_value) in pairs(site, t) {
             check_dp(&format!("{name} {label}"), released, true_value, 10);
@@ -415,10 +406,7 @@ fn released_counts_equal_cohort_run_before_disclosure_control() {
     let again = net.query();
     let mut released_again = Vec::new();
     for ((name, _, _), t) in net.sites.iter().zip(&truths) {
-        let site = again["sites"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["site"] == name.as_str()))
-            .unwrap_or_else(|| panic!("{name} missing in {again}"));
+        let site = site_in(&again, name);
         released_again.extend(pairs(site, t).into_iter().map(|(_, r, _)| r));
     }
     assert_eq!(released_values, released_again);
@@ -628,4 +616,12 @@ fn demo_refuses_a_work_directory_it_did_not_make() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&precious).unwrap(), b"keep me");
+}
+
+/// The `sites[]` entry of `site` in a query's JSON result.
+fn site_in<'a>(result: &'a Value, site: &str) -> &'a Value {
+    result["sites"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["site"] == site))
+        .unwrap_or_else(|| panic!("{site} missing in {result}"))
 }
