@@ -23,6 +23,25 @@ pub struct QueryContext<'a> {
     pub now_unix_secs: u64,
 }
 
+/// Why a site cannot release under the alliance's floors ([`Discloser::under_floors`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum FloorsUnmet {
+    /// The floors themselves are unusable.
+    #[error("the alliance floors are invalid: {0}")]
+    Invalid(String),
+    /// The site's release mode has no bounded privacy loss per release.
+    #[error("the alliance limits the privacy loss to ρ={max_rho} per release, and this site's release mode {mode:?} has no bounded loss (set `qiao site policy set --release dp`)")]
+    Unbounded {
+        /// The site's release mode.
+        mode: &'static str,
+        /// The alliance's limit.
+        max_rho: f64,
+    },
+    /// The noise the floors require is outside the site's usable range.
+    #[error("the alliance floors need a policy this site cannot run: {0}")]
+    OutOfRange(String),
+}
+
 /// A site's disclosure control: a validated [`Policy`] and the [`SiteSecret`].
 #[derive(Clone, Debug)]
 pub struct Discloser {
@@ -41,6 +60,53 @@ impl Discloser {
             secret,
             noise,
         })
+    }
+
+    /// This site's discloser under the alliance's floors (stated by the hub in each job): the
+    /// threshold raised to at least `min_cell_count` and, when `max_rho_per_release` is given,
+    /// σ raised so that one release costs at most that ρ (`1/(2σ²) ≤ max`). `Ok(None)` when
+    /// the policy already meets the floors. The floors can only make the release stricter.
+    ///
+    /// A site that cannot meet them refuses the job ([`FloorsUnmet`]): a legacy SHRINE or
+    /// exact policy has no bounded loss per release, and a σ beyond the sampler's range (or
+    /// `σ · entries_bound` beyond it) cannot be used.
+    pub fn under_floors(
+        &self,
+        min_cell_count: u64,
+        max_rho_per_release: Option<f64>,
+    ) -> Result<Option<Discloser>, FloorsUnmet> {
+        let mut p = self.policy.clone();
+        if min_cell_count == 0 {
+            return Err(FloorsUnmet::Invalid("a minimum cell count of 0".into()));
+        }
+        p.min_cell_count = p.min_cell_count.max(min_cell_count);
+        if let Some(max) = max_rho_per_release {
+            if !(max.is_finite() && max > 0.0) {
+                return Err(FloorsUnmet::Invalid(format!("a ρ per release of {max}")));
+            }
+            if p.release != ReleaseMode::Dp {
+                return Err(FloorsUnmet::Unbounded {
+                    mode: match p.release {
+                        ReleaseMode::Shrine => "shrine",
+                        _ => "exact",
+                    },
+                    max_rho: max,
+                });
+            }
+            if p.dp.rho_per_release() > max {
+                let mut sigma = (1.0 / (2.0 * max)).sqrt();
+                while 1.0 / (2.0 * sigma * sigma) > max {
+                    sigma = sigma.next_up();
+                }
+                p.dp.sigma = sigma;
+            }
+        }
+        if p == self.policy {
+            return Ok(None);
+        }
+        Discloser::new(p, self.secret.clone())
+            .map(Some)
+            .map_err(|e| FloorsUnmet::OutOfRange(e.to_string()))
     }
 
     /// The policy in force.

@@ -50,7 +50,7 @@ mod secret;
 mod table;
 
 pub use digest::{PersonSetDigest, PersonSetDigester};
-pub use discloser::{Discloser, QueryContext};
+pub use discloser::{Discloser, FloorsUnmet, QueryContext};
 pub use ledger::{
     Account, BudgetOverrides, BudgetScope, BudgetStatus, Lockout, QueryLedger, Refusal,
 };

@@ -102,12 +102,13 @@ pub struct DpPolicy {
     pub entries_bound: u32,
     /// Length of the budget period in days (a rolling window). Default 30.
     pub period_days: u32,
-    /// ρ one user may spend at this site per period, across all projects. Default 0.5.
+    /// ρ one user may spend at this site per period, across all projects. Default 0.25
+    /// (ε = 3.5 at δ = 10⁻⁶).
     pub user_rho: f64,
-    /// ρ one organization (all its users) may spend per period. Default 1.0.
+    /// ρ one organization (all its users) may spend per period. Default 0.5 (ε = 5.2).
     pub organization_rho: f64,
     /// ρ all users together may spend at this site per period: bounds the total loss even if
-    /// the hub invents users or organizations. Default 10.
+    /// the hub invents users or organizations. Default 1 (ε = 7.8).
     pub site_rho: f64,
 }
 
@@ -117,9 +118,9 @@ impl Default for DpPolicy {
             sigma: DEFAULT_SIGMA,
             entries_bound: 10,
             period_days: 30,
-            user_rho: 0.5,
-            organization_rho: 1.0,
-            site_rho: 10.0,
+            user_rho: 0.25,
+            organization_rho: 0.5,
+            site_rho: 1.0,
         }
     }
 }

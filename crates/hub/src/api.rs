@@ -73,6 +73,8 @@ pub struct HubConfig {
     pub quotas: Quotas,
     /// Time allowed for a request's body to arrive.
     pub body_timeout: Duration,
+    /// The alliance's disclosure floors, stated in every job ([`crate::floors`]).
+    pub floors: qiao_protocol::Floors,
 }
 
 impl Default for HubConfig {
@@ -85,6 +87,7 @@ impl Default for HubConfig {
             login_limits: auth::Limits::default(),
             quotas: Quotas::default(),
             body_timeout: crate::serve::BODY_READ_TIMEOUT,
+            floors: qiao_protocol::Floors::default(),
         }
     }
 }
@@ -133,6 +136,7 @@ impl Hub {
             config,
         };
         hub.reload_sites()?;
+        crate::floors::publish(hub.store.as_ref(), hub.config.floors)?;
         Ok(hub)
     }
 
@@ -249,6 +253,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/v1/projects/{id}/queries", post(submit_query))
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/audit", get(get_audit))
+        .route("/api/v1/budget", get(crate::budget::get_budget))
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
@@ -1284,14 +1289,11 @@ async fn submit_query(
             requested_by: Requester {
                 user_id: user.id.clone(),
                 role: user.role,
-                // The site charges this organization's privacy budget; a user without an
-                // institution is an organization of one.
-                organization: user
-                    .institution
-                    .clone()
-                    .unwrap_or_else(|| format!("user:{}", user.id.as_str())),
+                // The site charges this organization's privacy budget.
+                organization: crate::budget::organization_of(&user),
             },
             created_at: t,
+            floors: h.config.floors,
         };
         match h
             .store
@@ -1550,16 +1552,26 @@ async fn site_result(
     };
     let site = opened.site_id;
     let job_id = result.job_id;
+    let persons = hub
+        .sites_seen()
+        .get(&site)
+        .and_then(|s| s.status.as_ref().map(|st| st.persons_rounded));
+    let rejected = crate::floors::implausible(&result, persons);
     let h = hub.clone();
-    let outcome = blocking(move || match h.store.put_result(&result, now()) {
-        Ok(o) => Ok(o),
-        Err(StoreError::NotFound(m)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_job",
-            format!("{m} not found"),
-        )),
-        Err(StoreError::Invalid(m)) => Err(ApiError::invalid("result_mismatch", m)),
-        Err(e) => Err(e.into()),
+    let outcome = blocking(move || {
+        match h
+            .store
+            .put_result_marked(&result, rejected.as_deref(), now())
+        {
+            Ok(o) => Ok(o),
+            Err(StoreError::NotFound(m)) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_job",
+                format!("{m} not found"),
+            )),
+            Err(StoreError::Invalid(m)) => Err(ApiError::invalid("result_mismatch", m)),
+            Err(e) => Err(e.into()),
+        }
     })
     .await?;
     if outcome == ResultOutcome::Duplicate {

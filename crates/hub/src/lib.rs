@@ -16,8 +16,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod error;
+pub mod floors;
 pub mod model;
 pub mod report;
 pub mod serve;

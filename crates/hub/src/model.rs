@@ -284,4 +284,8 @@ pub struct StoredResult {
     pub result: JobResult,
     /// When it arrived.
     pub received_at: i64,
+    /// Why the hub rejected it as implausible ([`crate::floors::implausible`]); a rejected
+    /// result is shown as such and left out of the network totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }

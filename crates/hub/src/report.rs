@@ -12,6 +12,7 @@ fn status_name(s: SiteStatus) -> &'static str {
         SiteStatus::Done => "done",
         SiteStatus::Refused => "refused",
         SiteStatus::Failed => "failed",
+        SiteStatus::Rejected => "rejected",
     }
 }
 
@@ -26,6 +27,10 @@ fn status_text(s: &SiteJobView) -> String {
     match (s.status, s.reason, s.error) {
         (SiteStatus::Refused, Some(r), _) => format!("refused ({})", tag(&r)),
         (SiteStatus::Failed, _, Some(e)) => format!("failed ({})", tag(&e)),
+        (SiteStatus::Rejected, _, _) => s
+            .rejected
+            .clone()
+            .unwrap_or_else(|| "rejected: implausible".into()),
         (st, _, _) => status_name(st).to_owned(),
     }
 }
@@ -62,6 +67,9 @@ pub fn to_json(v: &JobView) -> Value {
             }
             if let Some(e) = s.error {
                 o["error"] = json!(e);
+            }
+            if let Some(why) = &s.rejected {
+                o["rejected"] = json!(why);
             }
             match &s.payload {
                 Some(Payload::CohortCount(r)) => {

@@ -25,6 +25,8 @@ pub enum SiteStatus {
     Refused,
     /// The site tried and failed.
     Failed,
+    /// The hub rejected the site's result as implausible ([`crate::floors::implausible`]).
+    Rejected,
 }
 
 /// One site's line.
@@ -42,6 +44,9 @@ pub struct SiteJobView {
     pub reason: Option<RefusalReason>,
     /// Why it failed.
     pub error: Option<FailureKind>,
+    /// Why the hub rejected it: "rejected: implausible: …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
     /// The released aggregate; each number carries the rule that produced it.
     pub payload: Option<Payload>,
     /// The disclosure-control rules the site applied, in words.
@@ -243,10 +248,15 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
             received_at: stored.map(|r| r.received_at),
             reason: None,
             error: None,
+            rejected: None,
             payload: None,
             disclosure: Vec::new(),
         };
-        if let Some(r) = stored {
+        if let Some(why) = stored.and_then(|r| r.rejected.as_ref()) {
+            // Neither shown nor added to the totals.
+            v.status = SiteStatus::Rejected;
+            v.rejected = Some(format!("rejected: implausible: {why}"));
+        } else if let Some(r) = stored {
             match &r.result.outcome {
                 Outcome::Done { payload } => {
                     v.status = SiteStatus::Done;

@@ -1404,6 +1404,7 @@ pub fn run_feasibility(
         if sites.is_empty() {
             return Err(Refusal::State("state.err_no_sites"));
         }
+        let floors = qiao_hub::floors::stated(tx)?;
         let mk = |query: QueryType| Job {
             job_id: JobId::random(),
             project_id: id.clone(),
@@ -1418,6 +1419,7 @@ pub fn run_feasibility(
                     .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
             },
             created_at: now,
+            floors,
         };
         let count = create_job_in(tx, &mk(QueryType::CohortCount), &sites, now)?;
         let demo = create_job_in(

@@ -90,6 +90,8 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "rho_spent",
     "entries_bound",
     "remaining_rho",
+    "user_remaining_rho",
+    "organization_remaining_rho",
 ];
 
 /// The keys whose values may be strings: identifiers, enum tags and rule names.
@@ -466,6 +468,12 @@ fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
         non_negative("$.disclosure.dp.rho_spent", dp.rho_spent)?;
         positive("$.disclosure.dp.sigma", dp.sigma)?;
         non_negative("$.disclosure.dp.remaining_rho", dp.remaining_rho)?;
+        if let Some(r) = dp.user_remaining_rho {
+            non_negative("$.disclosure.dp.user_remaining_rho", r)?;
+        }
+        if let Some(r) = dp.organization_remaining_rho {
+            non_negative("$.disclosure.dp.organization_remaining_rho", r)?;
+        }
     }
     Ok(())
 }

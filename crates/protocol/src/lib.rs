@@ -31,7 +31,7 @@ pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
 pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
 pub use message::{
     half_width_95, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
-    DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, PollBody,
-    QueryType, RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus,
+    DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload,
+    PollBody, QueryType, RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus,
     SuppressionBasis, UserRole,
 };

@@ -34,6 +34,63 @@ pub struct Job {
     pub requested_by: Requester,
     /// When the hub accepted the job (unix seconds).
     pub created_at: i64,
+    /// The alliance's floors: the site applies the stricter of its own policy and these, or
+    /// refuses the job ([`RefusalReason::FloorsUnmet`]). A job stored before floors existed
+    /// reads as [`Floors::default`].
+    #[serde(default)]
+    pub floors: Floors,
+}
+
+/// The alliance's disclosure-control floors, stated by the hub in every signed job: no site
+/// policy may go below the threshold or above the privacy loss per release.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Floors {
+    /// Smallest minimum cell count: a site's threshold is at least this.
+    pub min_cell_count: u64,
+    /// Largest ρ (zero-concentrated DP) one released statistic may cost, noise `σ·Δ` on a
+    /// statistic of sensitivity Δ costing `1/(2σ²)`: a site's σ is at least
+    /// `1/√(2·max_rho_per_release)`. `None`: no limit (a legacy network with SHRINE or exact
+    /// sites; such a site refuses any job with a limit, as it has no bounded loss).
+    pub max_rho_per_release: Option<f64>,
+}
+
+impl Floors {
+    /// Default smallest threshold.
+    pub const DEFAULT_MIN_CELL_COUNT: u64 = 10;
+    /// Default largest ρ per release: 1/50 (σ ≥ 5; ε = 0.90 at δ = 10⁻⁶).
+    pub const DEFAULT_MAX_RHO_PER_RELEASE: f64 = 0.02;
+
+    /// No floors (threshold 1, no limit on the loss per release).
+    pub fn none() -> Self {
+        Floors {
+            min_cell_count: 1,
+            max_rho_per_release: None,
+        }
+    }
+
+    /// The smallest σ per unit of sensitivity the floors allow, if they limit the loss.
+    pub fn min_sigma(&self) -> Option<f64> {
+        self.max_rho_per_release
+            .map(|rho| (1.0 / (2.0 * rho)).sqrt())
+    }
+
+    /// Whether the values are usable: a threshold of at least 1, a positive finite ρ.
+    pub fn is_valid(&self) -> bool {
+        self.min_cell_count >= 1
+            && self
+                .max_rho_per_release
+                .is_none_or(|r| r.is_finite() && r > 0.0)
+    }
+}
+
+impl Default for Floors {
+    fn default() -> Self {
+        Floors {
+            min_cell_count: Self::DEFAULT_MIN_CELL_COUNT,
+            max_rho_per_release: Some(Self::DEFAULT_MAX_RHO_PER_RELEASE),
+        }
+    }
 }
 
 /// The user on whose behalf a job runs.
@@ -146,6 +203,9 @@ pub enum RefusalReason {
     PrivacyBudgetExhausted,
     /// The cohort definition exceeds the site's limits on size, criteria or nesting depth.
     DefinitionTooComplex,
+    /// The site cannot meet the alliance's floors stated in the job (e.g. a legacy SHRINE or
+    /// exact site and a limit on the privacy loss per release, or a σ beyond its range).
+    FloorsUnmet,
     /// Any other policy of the site.
     Policy,
 }
@@ -424,6 +484,12 @@ pub struct DpParams {
     /// ρ still available to this user at this site in the current period (the smallest of
     /// the user's, the organization's and the site's remainders).
     pub remaining_rho: f64,
+    /// ρ still available to this user alone (its own budget) in the current period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_remaining_rho: Option<f64>,
+    /// ρ still available to the user's organization in the current period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_remaining_rho: Option<f64>,
 }
 
 /// An inclusion rule's name: at most [`MAX_RULE_NAME_CHARS`] characters, no control

@@ -277,6 +277,8 @@ fn summary(
             sigma: policy.dp.sigma,
             entries_bound: policy.dp.entries_bound,
             remaining_rho: b.remaining(),
+            user_remaining_rho: Some(b.user.remaining()),
+            organization_remaining_rho: Some(b.organization.remaining()),
         }),
     }
 }
@@ -349,6 +351,29 @@ fn refusal(r: Refusal) -> Stop {
 /// Runs an approved job: ledger, engine, disclosure control, guards. Never panics on a bad job;
 /// every outcome is a [`JobResult`] for the hub.
 pub fn execute(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
+    // The alliance's floors from the signed job: the stricter of them and the site's policy,
+    // or a refusal naming what cannot be met (decided on the policy alone, never on data).
+    match cx
+        .discloser
+        .under_floors(job.floors.min_cell_count, job.floors.max_rho_per_release)
+    {
+        Ok(None) => execute_under(job, cx),
+        Ok(Some(d)) => execute_under(
+            job,
+            &mut ExecContext {
+                site_id: cx.site_id,
+                store: cx.store,
+                discloser: &d,
+                ledger: &mut *cx.ledger,
+                now: cx.now,
+            },
+        ),
+        Err(e) => refused(job, cx.site_id, RefusalReason::FloorsUnmet, e.to_string()),
+    }
+}
+
+/// [`execute`] once the floors are applied.
+fn execute_under(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
     let payload = match &job.query {
         QueryType::CohortCount => cohort_count(job, cx).map(Payload::CohortCount),
         QueryType::Demographics {
@@ -397,23 +422,61 @@ pub fn question(job: &Job) -> Question {
     Question::of(&bytes)
 }
 
+/// Whether a definition's cohort persons (`subjects`) are, by construction, exactly the
+/// persons of the funnel's final line (those whose best event passes every rule), so that
+/// `subjects` is released once, as the final line (post-processing, no further ρ). Decided on
+/// the definition alone, never on data: deciding it on the two person sets would make
+/// "the two numbers are equal" an exact oracle for whether a person was dropped after the
+/// inclusion rules.
+///
+/// The engine drops a person after the inclusion rules only when every end date it is offered
+/// is before the start (an end strategy offset from the event's end date, or a negative offset)
+/// or when the censor window clips every episode away. Without those, every person with an
+/// included event keeps at least one cohort episode. A definition that does not parse answers
+/// `false` (it fails later anyway).
+pub fn subjects_are_final(definition: &serde_json::Value) -> bool {
+    use qiao_cohort::model::{DateField, EndStrategy};
+    let Ok(def) = qiao_cohort::parse(&definition.to_string()) else {
+        return false;
+    };
+    let e = &def.expression;
+    let no_window = e.censor_window.as_ref().is_none_or(|w| {
+        w.start_date.as_deref().is_none_or(str::is_empty)
+            && w.end_date.as_deref().is_none_or(str::is_empty)
+    });
+    let ends_kept = match &e.end_strategy {
+        None | Some(EndStrategy::CustomEra(_)) => true,
+        Some(EndStrategy::DateOffset(d)) => {
+            d.date_field != Some(DateField::EndDate) && d.offset >= 0
+        }
+    };
+    no_window && ends_kept
+}
+
 /// The statistics of a cohort count with `rules` inclusion rules, each with its sensitivity:
 ///
 /// | statistic | one person changes it by at most |
 /// | --- | --- |
-/// | `subjects` (distinct persons in the cohort) | 1 |
+/// | `subjects` (distinct persons in the cohort; not a statistic of its own when
+/// `subjects_final`: then it is the final line, released once) | 1 |
 /// | `entries` (cohort rows, each person's clipped to `entries_bound`) | `entries_bound` |
 /// | `after rule i` (persons whose best event passes rules 0..=i) | 1 each |
 /// | `gain i` (persons whose best event fails only rule i) | 1, and in one `gain` at most |
 /// | `final` (persons whose best event passes every rule; released only without rules, as it
 /// is the last `after rule` line otherwise) | 1 |
 ///
-/// So the job costs `(rules + 3)/(2σ²)` (the gains are one family), `3/(2σ²)` without rules.
-pub fn cohort_count_statistics(rules: usize, entries_bound: u32) -> Vec<Statistic> {
-    let mut v = vec![
-        Statistic::person_count("subjects"),
-        Statistic::clipped_rows("entries", entries_bound),
-    ];
+/// So the job costs `(rules + 3)/(2σ²)` (the gains are one family), `3/(2σ²)` without rules,
+/// one release less when `subjects_final` ([`subjects_are_final`]).
+pub fn cohort_count_statistics(
+    rules: usize,
+    entries_bound: u32,
+    subjects_final: bool,
+) -> Vec<Statistic> {
+    let mut v = Vec::with_capacity(2 * rules + 3);
+    if !subjects_final {
+        v.push(Statistic::person_count("subjects"));
+    }
+    v.push(Statistic::clipped_rows("entries", entries_bound));
     for i in 0..rules {
         v.push(Statistic::person_count(format!("after rule {i}")));
         v.push(Statistic::disjoint_person_count(
@@ -477,7 +540,8 @@ fn cohort_count(job: &Job, cx: &mut ExecContext<'_>) -> Result<CohortCountResult
     let d = cx.discloser;
     let policy = d.policy().clone();
     let bound = policy.dp.entries_bound;
-    let stats = cohort_count_statistics(rule_names.len(), bound);
+    let subjects_final = subjects_are_final(&job.definition);
+    let stats = cohort_count_statistics(rule_names.len(), bound, subjects_final);
     let q = ctx(job, cx.now);
     // Charged before computing, whatever the data.
     let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
@@ -550,7 +614,12 @@ fn cohort_count(job: &Job, cx: &mut ExecContext<'_>) -> Result<CohortCountResult
     }
     Ok(CohortCountResult {
         entries: to_wire(&entries),
-        subjects: to_wire(&d.release_count(&question, &stat("subjects"), &subjects)),
+        // The same statistic on the same person set: released once.
+        subjects: if subjects_final {
+            to_wire(&final_released)
+        } else {
+            to_wire(&d.release_count(&question, &stat("subjects"), &subjects))
+        },
         rules,
         final_persons: to_wire(&final_released),
         disclosure: summary(&policy, d.cost(&stats), budget, false),

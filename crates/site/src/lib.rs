@@ -39,7 +39,7 @@ pub use client::{HubClient, HubError, TlsOptions};
 pub use data::{SiteConfig, SiteDir};
 pub use exec::{
     cohort_count_statistics, cohort_count_values, demographics_statistics, execute, run_definition,
-    true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
+    subjects_are_final, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
 };
 pub use policy::{Approval, SitePolicy};
 pub use serve::{enroll, serve, EnrollOptions, ServeOptions};

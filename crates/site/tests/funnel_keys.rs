@@ -121,8 +121,13 @@ fn dp_funnels_are_reproducible_plausible_and_non_increasing() {
 fn declared_sensitivities_hold_for_every_person() {
     for def in 1..=4u32 {
         let run = qiao_site::run_definition(store(), &definition(def)).unwrap();
+        let subjects_final = qiao_site::subjects_are_final(&definition(def));
         for bound in [1u32, 2, 10] {
-            let stats = qiao_site::cohort_count_statistics(run.stats.rule_names.len(), bound);
+            let stats = qiao_site::cohort_count_statistics(
+                run.stats.rule_names.len(),
+                bound,
+                subjects_final,
+            );
             let sens = |name: &str| {
                 stats
                     .iter()
@@ -130,6 +135,11 @@ fn declared_sensitivities_hold_for_every_person() {
                     .map(|s| u64::from(s.sensitivity))
             };
             let (s0, e0, r0, f0) = qiao_site::cohort_count_values(&run, bound);
+            // Released once as the final line: the two must be the same count.
+            assert_eq!(subjects_final, sens("subjects").is_none(), "def {def}");
+            if subjects_final {
+                assert_eq!(s0, f0, "def {def}: subjects and the final line differ");
+            }
             let mut persons: Vec<i64> = run.person_masks.iter().map(|(p, _)| *p).collect();
             persons.extend(run.rows.iter().map(|r| r.subject_id));
             persons.sort_unstable();
@@ -153,9 +163,12 @@ fn declared_sensitivities_hold_for_every_person() {
                 };
                 let (s1, e1, r1, f1) = qiao_site::cohort_count_values(&without, bound);
                 assert!(
-                    s0.abs_diff(s1) <= sens("subjects").unwrap(),
+                    s0.abs_diff(s1) <= sens("subjects").unwrap_or(1),
                     "def {def} person {p}"
                 );
+                if subjects_final {
+                    assert_eq!(s1, f1, "def {def} without person {p}");
+                }
                 assert!(
                     e0.abs_diff(e1) <= sens("entries").unwrap(),
                     "def {def} person {p}"

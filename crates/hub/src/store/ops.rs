@@ -732,6 +732,18 @@ impl dyn HubStore + '_ {
     /// [`ResultOutcome::Duplicate`] and changes nothing. The result must be for a job sent to
     /// that site and pass [`check_against_job`].
     pub fn put_result(&self, result: &JobResult, now: i64) -> Result<ResultOutcome, StoreError> {
+        self.put_result_marked(result, None, now)
+    }
+
+    /// [`Self::put_result`], marking the result "rejected: implausible" with the reason when
+    /// `rejected` is given (audited as such). The site's budget report of an accepted result is
+    /// kept for `GET /api/v1/budget` ([`crate::budget::record`]).
+    pub fn put_result_marked(
+        &self,
+        result: &JobResult,
+        rejected: Option<&str>,
+        now: i64,
+    ) -> Result<ResultOutcome, StoreError> {
         self.write_with(|tx| {
             let id = result.job_id.to_string();
             let record: JobRecord = get_json(tx, Table::Jobs, &id)?
@@ -755,13 +767,18 @@ impl dyn HubStore + '_ {
                 &StoredResult {
                     result: result.clone(),
                     received_at: now,
+                    rejected: rejected.map(str::to_owned),
                 },
             )?;
+            if rejected.is_none() {
+                crate::budget::record(tx, &record.job, result, now)?;
+            }
             tx.delete(Table::Pending, &pending_key(&result.site_id, record.seq))?;
-            let decision = match &result.outcome {
-                Outcome::Done { .. } => "done".to_owned(),
-                Outcome::Refused { reason } => format!("refused:{}", json_tag(reason)),
-                Outcome::Failed { error } => format!("failed:{}", json_tag(error)),
+            let decision = match (&result.outcome, rejected) {
+                (_, Some(why)) => format!("rejected: implausible: {why}"),
+                (Outcome::Done { .. }, None) => "done".to_owned(),
+                (Outcome::Refused { reason }, None) => format!("refused:{}", json_tag(reason)),
+                (Outcome::Failed { error }, None) => format!("failed:{}", json_tag(error)),
             };
             let mut d = EntryDraft::new(
                 now,

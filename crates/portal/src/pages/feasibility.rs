@@ -82,6 +82,7 @@ fn status_text(lang: Lang, s: SiteStatus) -> String {
             SiteStatus::Done => "feas.status_done",
             SiteStatus::Refused => "feas.status_refused",
             SiteStatus::Failed => "feas.status_failed",
+            SiteStatus::Rejected => "feas.status_rejected",
         },
     )
 }

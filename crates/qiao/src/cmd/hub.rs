@@ -94,6 +94,15 @@ pub struct ServeArgs {
     /// Job submissions accepted per project per hour.
     #[arg(long, default_value_t = qiao_hub::store::Quotas::default().per_project)]
     pub jobs_per_project_hour: usize,
+    /// Alliance floor: no site releases a count below this as a number (a site's threshold is
+    /// at least this). Stated in every job.
+    #[arg(long, default_value_t = qiao_hub::floors::Floors::DEFAULT_MIN_CELL_COUNT)]
+    pub floor_min_cell_count: u64,
+    /// Alliance floor: the largest ρ (zCDP) one released number may cost (σ ≥ 1/√(2ρ));
+    /// default 0.02, i.e. σ ≥ 5, ε = 0.90 at δ = 1e-6. `none` allows sites without a bounded
+    /// loss (legacy SHRINE or exact policies); with a limit such sites refuse jobs.
+    #[arg(long, default_value = "0.02")]
+    pub floor_max_rho_per_release: String,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -270,6 +279,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.redeliver_secs < 1 {
         bail!("--redeliver-secs must be at least 1");
     }
+    if a.floor_min_cell_count < 1 {
+        bail!("--floor-min-cell-count must be at least 1");
+    }
     let store = a.store.open()?;
     let location = format!("{} {}", store.backend(), store.location());
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -279,6 +291,11 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             per_user: a.jobs_per_user_hour,
             per_project: a.jobs_per_project_hour,
             period_secs: 3600,
+        },
+        floors: qiao_hub::floors::Floors {
+            min_cell_count: a.floor_min_cell_count,
+            max_rho_per_release: qiao_hub::floors::parse_max_rho(&a.floor_max_rho_per_release)
+                .map_err(|e| anyhow::anyhow!("--floor-max-rho-per-release: {e}"))?,
         },
         ..HubConfig::default()
     };
