@@ -128,7 +128,17 @@ impl Lab {
                 members: &member_ids,
             })
             .collect();
-        let net = Network::start_seeded(dir.path(), &sites, &users, &projects, Some(2026));
+        // The `open` site runs without noise, which no alliance floor on the loss per release
+        // allows: this hub states none (the `guarded` site's default policy is above the
+        // default floors anyway, so they change nothing for it).
+        let net = Network::start_with(
+            dir.path(),
+            &sites,
+            &users,
+            &projects,
+            Some(2026),
+            &["--floor-max-rho-per-release", "none"],
+        );
         match unprotected {
             Unprotected::NoNoise => {
                 net.policy(0, &["--obfuscation", "off", "--rate-limit", "1000000"]);

@@ -236,7 +236,9 @@ impl Network {
                 (name, store)
             })
             .collect();
-        let net = support::Network::start(
+        // No alliance floors: the test checks released values against the truth under
+        // site policies below them (threshold 1, SHRINE, exact).
+        let net = support::Network::start_with(
             &d,
             &stores,
             &[User {
@@ -247,6 +249,8 @@ impl Network {
                 id: "p1",
                 members: &["sponsor"],
             }],
+            None,
+            NO_FLOORS,
         );
         Network {
             token: net.tokens["sponsor"].clone(),
@@ -259,7 +263,17 @@ impl Network {
     fn policy(&self, site: usize, flags: &[&str]) {
         self.net.policy(site, flags);
     }
+}
 
+/// `qiao hub serve` flags for a hub without alliance floors.
+const NO_FLOORS: &[&str] = &[
+    "--floor-min-cell-count",
+    "1",
+    "--floor-max-rho-per-release",
+    "none",
+];
+
+impl Network {
     fn query(&self) -> Value {
         let out = qiao(&[
             "query",

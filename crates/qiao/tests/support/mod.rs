@@ -155,6 +155,19 @@ impl Network {
         projects: &[Project<'_>],
         secret_seed: Option<u64>,
     ) -> Self {
+        Self::start_with(dir, stores, users, projects, secret_seed, &[])
+    }
+
+    /// [`Self::start_seeded`] with extra `qiao hub serve` flags (e.g. the alliance floors:
+    /// `--floor-max-rho-per-release none` lets sites with the noise off answer).
+    pub fn start_with(
+        dir: &Path,
+        stores: &[(String, PathBuf)],
+        users: &[User<'_>],
+        projects: &[Project<'_>],
+        secret_seed: Option<u64>,
+        hub_flags: &[&str],
+    ) -> Self {
         let hub = dir.join("hub");
         for u in users {
             qiao(&[
@@ -226,6 +239,7 @@ impl Network {
                 "--jobs-per-project-hour",
                 "100000",
             ])
+            .args(hub_flags)
             .env_remove("QIAO_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
