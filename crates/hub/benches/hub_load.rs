@@ -103,6 +103,7 @@ fn setup(store: &dyn HubStore) -> JobId {
             organization: "Example Pharma".into(),
         },
         created_at: 1,
+        floors: Default::default(),
     };
     store.create_job(&job, &sites, 1).unwrap();
     for (i, s) in sites.iter().enumerate().take(4) {

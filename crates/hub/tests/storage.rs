@@ -31,6 +31,7 @@ fn job(project: &str, user: &str) -> Job {
             organization: "Example Pharma".into(),
         },
         created_at: T0,
+        floors: Default::default(),
     }
 }
 

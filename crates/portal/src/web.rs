@@ -127,6 +127,12 @@ pub fn nav_for(role: UserRole) -> Vec<NavItem> {
     }
     nav.push(NavItem::new("/library", "nav.library"));
     nav.push(NavItem::new("/sites", "nav.sites"));
+    if matches!(
+        role,
+        UserRole::SponsorResearcher | UserRole::SiteInvestigator
+    ) {
+        nav.push(NavItem::new("/budget", "nav.budget"));
+    }
     nav
 }
 

@@ -251,6 +251,8 @@ fn guard_checks_values() {
         sigma: 6.0,
         entries_bound: 10,
         remaining_rho: 0.4,
+        user_remaining_rho: Some(0.4),
+        organization_remaining_rho: None,
     });
     assert_eq!(assert_aggregate_only(&r), Ok(()));
     for bad in [f64::NAN, f64::INFINITY, 0.0, -1.0] {

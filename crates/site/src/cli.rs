@@ -46,6 +46,10 @@ pub enum Command {
     /// Recruitment pre-screening: this site's patients of a cohort, for a local investigator.
     /// Never sent to the hub; every access is audited.
     Prescreen(PrescreenArgs),
+    /// Projects this site accepts and the investigators assigned to them (who may open
+    /// pre-screening lists). Steward only; audited.
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Print and verify the site's hash-chained audit log.
     Audit(AuditArgs),
     /// Serve the site's own web pages (data steward, investigators) on the hospital's network.
@@ -338,8 +342,47 @@ pub struct PrescreenArgs {
     /// The investigator (password from QIAO_SITE_PASSWORD or standard input).
     #[arg(long)]
     pub user: String,
-    /// The cohort definition (ATLAS / Circe JSON).
+    /// The hub project: accepted at this site, with the investigator assigned to it.
+    #[arg(long)]
+    pub project: String,
+    /// The cohort definition (ATLAS / Circe JSON): one this site received for the project.
     pub definition: PathBuf,
+}
+
+/// `qiao site project`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Accept a hub project at this site.
+    Accept(ProjectArgs),
+    /// Revoke the acceptance.
+    Revoke(ProjectArgs),
+    /// Assign a local investigator to a project (`--investigator`).
+    Assign(ProjectArgs),
+    /// Remove a local investigator from a project (`--investigator`).
+    Unassign(ProjectArgs),
+    /// Print the accepted projects and their investigators.
+    Show {
+        /// The site's data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+/// Arguments of `qiao site project accept|revoke|assign|unassign`.
+#[derive(clap::Args, Debug)]
+pub struct ProjectArgs {
+    /// The site's data directory.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The data steward (password from QIAO_SITE_PASSWORD or standard input).
+    #[arg(long)]
+    pub user: String,
+    /// The hub project id.
+    #[arg(long)]
+    pub project: String,
+    /// The local investigator (assign, unassign).
+    #[arg(long)]
+    pub investigator: Option<String>,
 }
 
 /// `qiao site audit`.
@@ -366,6 +409,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         }
         Command::Policy(PolicyCommand::Set(a)) => policy_set(a),
         Command::Budget(c) => budget_cmd(c),
+        Command::Project(c) => project_cmd(c),
         Command::Approvals(a) => approvals(a),
         Command::Users(UsersCommand::Add { data, role, name }) => {
             let dir = SiteDir::open(data)?;
@@ -638,6 +682,64 @@ fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
     }
 }
 
+fn project_cmd(c: ProjectCommand) -> anyhow::Result<()> {
+    use crate::projects::Projects;
+    let investigator = |a: &ProjectArgs| {
+        a.investigator
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give --investigator NAME"))
+    };
+    match c {
+        ProjectCommand::Show { data } => {
+            let p = Projects::load(&SiteDir::open(data)?)?;
+            for (id, a) in &p.accepted {
+                let who: Vec<&str> = p
+                    .assigned
+                    .get(id)
+                    .map(|s| s.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                println!(
+                    "{id}: accepted by {} at {}; investigators: {}",
+                    a.by,
+                    a.at,
+                    if who.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        who.join(", ")
+                    }
+                );
+            }
+            Ok(())
+        }
+        ProjectCommand::Accept(a) => {
+            let dir = steward(a.data.clone(), &a.user)?;
+            Projects::accept(&dir, &a.project, &a.user, now_unix())?;
+            println!("accepted project {}", a.project);
+            Ok(())
+        }
+        ProjectCommand::Revoke(a) => {
+            let dir = steward(a.data.clone(), &a.user)?;
+            Projects::revoke(&dir, &a.project, &a.user)?;
+            println!("revoked project {}", a.project);
+            Ok(())
+        }
+        ProjectCommand::Assign(a) => {
+            let who = investigator(&a)?;
+            let dir = steward(a.data.clone(), &a.user)?;
+            Projects::assign(&dir, &a.project, &who, &a.user)?;
+            println!("assigned {who} to project {}", a.project);
+            Ok(())
+        }
+        ProjectCommand::Unassign(a) => {
+            let who = investigator(&a)?;
+            let dir = steward(a.data.clone(), &a.user)?;
+            Projects::unassign(&dir, &a.project, &who, &a.user)?;
+            println!("removed {who} from project {}", a.project);
+            Ok(())
+        }
+    }
+}
+
 fn steward(data: PathBuf, user: &str) -> anyhow::Result<SiteDir> {
     let dir = SiteDir::open(data)?;
     let pw = password()?;
@@ -761,6 +863,7 @@ fn prescreen_cmd(a: PrescreenArgs) -> anyhow::Result<()> {
         &store,
         &a.user,
         &pw,
+        &a.project,
         &text,
         &a.definition.display().to_string(),
     )?;

@@ -12,6 +12,8 @@
 //!   ([`queue::Journal`]); the loop backs off while the hub is down.
 //! - [`prescreen`]: the recruitment pre-screening list (patient ids), for the site's own
 //!   investigators through the local CLI only: never sent to the hub.
+//! - [`projects`]: the projects the site accepted and the investigators assigned to each (who
+//!   may open pre-screening lists).
 //! - [`audit`]: every job seen, every decision, everything released and every pre-screening
 //!   access in a hash-chained, append-only log.
 //! - [`ui`]: `qiao site ui`, the site's own web pages (approval queue, policy, audit log,
@@ -29,6 +31,7 @@ pub mod exec;
 pub mod limits;
 pub mod policy;
 pub mod prescreen;
+pub mod projects;
 pub mod queue;
 pub mod replay;
 pub mod serve;

@@ -763,6 +763,9 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
     )
     .unwrap();
     Users::add(&dir, "steward1", LocalRole::Steward, "steward pw 1234", 0).unwrap();
+    let project = "celecoxib-feasibility";
+    qiao_site::projects::Projects::accept(&dir, project, "steward1", 0).unwrap();
+    qiao_site::projects::Projects::assign(&dir, project, "dr.li", "steward1").unwrap();
     let (stop, site) = spawn_site(&data, None);
 
     // Every hub-bound kind of message, for the same cohort.
@@ -800,6 +803,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         store(),
         "dr.li",
         "investigator pw 1",
+        project,
         &def,
         "3.json",
     )
@@ -816,6 +820,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         store(),
         "steward1",
         "steward pw 1234",
+        project,
         &def,
         "3.json"
     )
@@ -825,6 +830,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         store(),
         "dr.li",
         "wrong password",
+        project,
         &def,
         "3.json"
     )
@@ -834,6 +840,7 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
         store(),
         "nobody",
         "whatever pw",
+        project,
         &def,
         "3.json"
     )
@@ -848,6 +855,8 @@ async fn prescreen_list_is_local_only_and_never_in_hub_traffic() {
             store_path().to_str().unwrap(),
             "--user",
             "dr.li",
+            "--project",
+            project,
             definition_path(3).to_str().unwrap(),
         ])
         .env("QIAO_SITE_PASSWORD", "investigator pw 1")

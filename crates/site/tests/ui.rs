@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use qiao_protocol::QueryType;
+use qiao_site::projects::Projects;
 use qiao_site::queue::{ApprovalState, Approvals};
 use qiao_site::ui::{serve_ui_on, UiOptions};
 use qiao_site::users::{LocalRole, Users};
@@ -164,6 +165,10 @@ async fn site(tmp: &Path) -> (std::path::PathBuf, qiao_protocol::Job, qiao_proto
     Approvals::new(&dir).enqueue(&pending, now()).unwrap();
     let counted = job(QueryType::CohortCount, definition(3), "sponsor1");
     qiao_site::cohorts::remember(&dir, &counted, now()).unwrap();
+    // The steward accepted the project and assigned dr.wang (who may open its lists).
+    let project = counted.project_id.as_str();
+    Projects::accept(&dir, project, "steward1", now()).unwrap();
+    Projects::assign(&dir, project, "dr.wang", "steward1").unwrap();
     (data, pending, counted)
 }
 
@@ -661,4 +666,87 @@ async fn sign_in_is_limited_and_passwords_follow_the_policy() {
         })
         .count();
     assert_eq!(limited_entries, 26);
+}
+
+/// Pre-screening lists open only for a project the site accepted, to an investigator assigned
+/// to it there; every refusal is a 403 and audited (who, project, digest), without patient data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prescreen_opens_only_for_accepted_projects_to_assigned_investigators() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, counted) = site(tmp.path()).await;
+    let dir = SiteDir::open(&data).unwrap();
+    Users::add(&dir, "dr.zhao", LocalRole::Investigator, PW, now()).unwrap();
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let wang = sign_in(base, "dr.wang", PW).await.unwrap();
+    let zhao = sign_in(base, "dr.zhao", PW).await.unwrap();
+    let project = counted.project_id.as_str();
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let list = format!("/prescreen/{project}/{digest}");
+    let denials = |data: &std::path::Path| -> Vec<qiao_audit::Entry> {
+        audit_entries(data)
+            .into_iter()
+            .filter(|e| e.action == "prescreen.deny")
+            .collect()
+    };
+
+    // The assigned investigator sees the list.
+    let (s, _, body) = get(base, Some(&wang), &list).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("266 patients"), "{body}");
+
+    // An investigator not assigned to the project: 403, audited, nothing listed.
+    let (s, _, body) = get(base, Some(&zhao), &list).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("not assigned to project"), "{body}");
+    assert!(!body.contains("<tr><td>"), "{body}");
+    let d = denials(&data);
+    let last = d.last().unwrap();
+    assert_eq!(last.actor.to_string(), "user:dr.zhao");
+    assert_eq!(last.project.as_deref(), Some(project));
+    let why = last.decision.clone().unwrap();
+    assert!(
+        why.contains("not assigned") && why.contains(&digest),
+        "{why}"
+    );
+
+    // The steward revokes the project: the assigned investigator is refused too.
+    Projects::revoke(&dir, project, "steward1").unwrap();
+    let (s, _, body) = get(base, Some(&wang), &list).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("is not accepted at this site"), "{body}");
+    let d2 = denials(&data);
+    assert_eq!(d2.len(), d.len() + 1);
+    assert!(d2
+        .last()
+        .unwrap()
+        .decision
+        .clone()
+        .unwrap()
+        .contains("not accepted"));
+
+    // Accepted again (the assignment stayed): open again; the openings are audited with counts
+    // only, never an id.
+    Projects::accept(&dir, project, "steward1", now()).unwrap();
+    let (s, _, _) = get(base, Some(&wang), &list).await;
+    assert_eq!(s, StatusCode::OK);
+    let listed: Vec<_> = audit_entries(&data)
+        .into_iter()
+        .filter(|e| e.action == "prescreen.list")
+        .collect();
+    assert_eq!(listed.len(), 2);
+    let rows = qiao_site::run_definition(store(), &counted.definition)
+        .unwrap()
+        .rows;
+    let log = std::fs::read_to_string(dir.audit_path()).unwrap();
+    for r in &rows {
+        assert!(!log.contains(&r.subject_id.to_string()));
+    }
+    // Who changed what is audited.
+    let actions: Vec<String> = audit_entries(&data).into_iter().map(|e| e.action).collect();
+    for a in ["project.accept", "project.assign", "project.revoke"] {
+        assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
+    }
+    // Assigning a steward (not an investigator) is refused.
+    assert!(Projects::assign(&dir, project, "steward1", "steward1").is_err());
 }

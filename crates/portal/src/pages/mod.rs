@@ -1,6 +1,7 @@
 //! The portal's pages and [`router`].
 
 mod auth;
+mod budget;
 mod common;
 mod dashboard;
 mod feasibility;
@@ -53,6 +54,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/library", get(library::library))
         .route("/library/{id}", get(library::entry))
         .route("/sites", get(library::sites))
+        .route("/budget", get(budget::budget))
         .with_state(state)
         .merge(qiao_web::assets::routes(cookies))
         .layer(middleware::from_fn(security_headers))

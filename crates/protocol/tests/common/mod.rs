@@ -33,6 +33,7 @@ pub fn job() -> Job {
             organization: "Example Pharma".into(),
         },
         created_at: NOW - 10,
+        floors: qiao_protocol::Floors::default(),
     }
 }
 
@@ -174,6 +175,8 @@ pub fn arb_summary(threshold: u64) -> impl Strategy<Value = DisclosureSummary> {
                         sigma,
                         entries_bound: bound,
                         remaining_rho: remaining,
+                        user_remaining_rho: None,
+                        organization_remaining_rho: None,
                     }),
                 }
             },

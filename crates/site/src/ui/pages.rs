@@ -633,8 +633,26 @@ async fn prescreen_list(
         "project {project}, received cohort {}",
         &digest[..12.min(digest.len())]
     );
+    // Only for a project this site accepted, to an investigator assigned to it (audited).
+    match crate::prescreen::admit(&ui.dir, &who.user, &project, &digest, &label) {
+        Ok(Ok(())) => {}
+        Ok(Err(denied)) => {
+            let key = match denied {
+                crate::projects::Denied::NotAccepted(_) => "site.prescreen.not_accepted",
+                crate::projects::Denied::NotAssigned { .. } => "site.prescreen.not_assigned",
+            };
+            return Ok(layout::error_page(
+                lang,
+                StatusCode::FORBIDDEN,
+                "site.prescreen.title",
+                &tf(lang, key, &[("project", &project)]),
+            ));
+        }
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    }
+    let project2 = project.clone();
     let rows = tokio::task::spawn_blocking(move || {
-        crate::prescreen::list_for(&ui2.dir, &ui2.store, &user, &text, &label)
+        crate::prescreen::list_for(&ui2.dir, &ui2.store, &user, &project2, &text, &label)
     })
     .await
     .unwrap_or_else(|e| Err(anyhow::anyhow!("pre-screening task: {e}")));

@@ -124,6 +124,9 @@ pub fn job(query: QueryType, definition: Value, user: &str) -> Job {
             organization: "Example Pharma".into(),
         },
         created_at: now(),
+        // No alliance floors: these tests exercise the site's own policies (exact, SHRINE,
+        // thresholds below 10); floors have their own tests.
+        floors: qiao_protocol::Floors::none(),
     }
 }
 
