@@ -130,6 +130,7 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
         // Two tables are read at a time (one per core of a small server): each gets half the budget.
         |spec| builder.sink(spec, 2),
         |sink, chunk| sink.push(chunk).map_err(spill_error),
+        |sink| sink.close().map_err(spill_error),
     )?;
     for s in sinks {
         builder.add(s).map_err(spill_error)?;
@@ -182,17 +183,20 @@ pub fn read_all(
             table.append(chunk);
             Ok(())
         },
+        |_| Ok(()),
     )
 }
 
 /// Reads every table the source has (in parallel), checking each row: each table's chunks go to
-/// a sink made by `new` through `push`. Returns the sinks (in table order) and the report.
+/// a sink made by `new` through `push`, closed by `close` when the table ends. Returns the sinks
+/// (in table order) and the report.
 fn read_each<S: Send>(
     source: &Source,
     opts: Options,
     chunks: &delimited::Chunks,
     new: impl Fn(&'static TableSpec) -> S + Sync,
     push: impl Fn(&mut S, RawTable) -> Result<(), IngestError> + Sync,
+    close: impl Fn(&mut S) -> Result<(), IngestError> + Sync,
 ) -> Result<(Vec<S>, IngestReport), IngestError> {
     let mut report = IngestReport::default();
     let located: Vec<(&'static TableSpec, Located)> = match source {
@@ -241,7 +245,9 @@ fn read_each<S: Send>(
                 }
             };
             bar.finish();
-            r.map(|tr| (spec.name, sink, tr))
+            let tr = r?;
+            close(&mut sink)?;
+            Ok((spec.name, sink, tr))
         })
         .collect();
     bars.clear();

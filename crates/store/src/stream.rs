@@ -62,13 +62,10 @@ impl Builder {
         }
     }
 
-    /// Adds a filled sink (tables in the order they are added; at most one sink per table). Its
-    /// buffered rows go to a temporary file unless they are few, so that the tables waiting to be
-    /// written hold little memory together.
+    /// Adds a filled sink (tables in the order they are added; at most one sink per table),
+    /// closing it ([`TableSink::close`]) if it was not.
     pub fn add(&mut self, mut sink: TableSink) -> io::Result<()> {
-        if !sink.keys.is_empty() && sink.buffered > self.budget / 32 {
-            sink.spill()?;
-        }
+        sink.close()?;
         self.tables.push(sink);
         Ok(())
     }
@@ -132,6 +129,7 @@ impl Builder {
                 budget,
             };
             let (tm, periods) = t.write(&mut w, ctx, &mut dates)?;
+            crate::spill::return_free_memory();
             if name == "observation_period" {
                 op_index = periods;
             }
@@ -237,11 +235,21 @@ impl TableSink {
         Ok(())
     }
 
+    /// Ends the table: its buffered rows go to a temporary file unless they are few (a table read
+    /// waits for the others holding at most a sixteenth of its budget).
+    pub fn close(&mut self) -> io::Result<()> {
+        if !self.runs.is_empty() && !self.keys.is_empty() || self.buffered > self.budget / 16 {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
     /// Sorts the buffered rows and writes them as one run.
     fn spill(&mut self) -> io::Result<()> {
         let mut file = SpillFile::new(&self.dir)?;
         let rows = self.sorted_buffer(|rec| file.write(rec))?;
         self.runs.push((file, rows));
+        crate::spill::return_free_memory();
         Ok(())
     }
 
