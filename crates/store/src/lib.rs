@@ -10,6 +10,10 @@
 //! - **Vocabulary**: concepts, the ancestor → descendants closure and "Maps to" (target → sources).
 //!
 //! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.
+//!
+//! Two ways to build one, giving the same bytes: [`write`] from tables held in memory, and a
+//! [`Builder`] fed chunk by chunk that sorts event rows in runs spilled to temporary files and
+//! merges them ([`write_built`]; what ingest uses, in bounded memory).
 
 mod build;
 mod column;
