@@ -233,8 +233,7 @@ fn read_each<S: Send>(
                 }
                 (Located::Postgres { schema, table }, Source::Postgres(pg)) => pg.read(
                     spec,
-                    schema,
-                    table,
+                    (schema, table),
                     read_opts,
                     &mut on_bytes,
                     chunks,

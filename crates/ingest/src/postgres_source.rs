@@ -244,8 +244,7 @@ impl PostgresSource {
     pub(crate) fn read(
         &self,
         spec: &'static TableSpec,
-        schema: &str,
-        table: &str,
+        (schema, table): (&str, &str),
         opts: &ReadOptions,
         on_bytes: &mut dyn FnMut(u64),
         chunks: &Chunks,

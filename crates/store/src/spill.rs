@@ -186,7 +186,8 @@ impl<T: bytemuck::Pod> SpillVec<T> {
             self.flush()?;
         }
         let mut r = self.file.reader()?;
-        let mut piece = vec![T::zeroed(); PIECE];
+        let mut piece: Vec<T> = Vec::new();
+        piece.resize(PIECE, T::zeroed());
         let mut left = self.len;
         while left > 0 {
             let n = left.min(PIECE);

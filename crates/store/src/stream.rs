@@ -414,7 +414,7 @@ impl TableSink {
             let name = layout.columns[*i].0;
             column::write_values(w, &format!("{prefix}/col/{name}"), col, stats, true)?;
         }
-        let periods = is_op.then(|| (offsets, periods.0, periods.1));
+        let periods = is_op.then_some((offsets, periods.0, periods.1));
         Ok((tm, periods))
     }
 }
@@ -595,6 +595,8 @@ impl Core {
 }
 
 /// An attribute column of the merged rows, written to temporary files as it is built.
+// A table has a handful of these: the size of the text variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum SpillColumn {
     I32(RefCell<SpillVec<i32>>),
     Id(RefCell<SpillVec<i64>>),
