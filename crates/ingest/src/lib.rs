@@ -127,8 +127,8 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
         source,
         opts,
         &chunks,
-        // Two tables are read at a time (one per core of a small server): each gets half the budget.
-        |spec| builder.sink(spec, 2),
+        // As many tables are read at a time as there are threads: each gets that share of the budget.
+        |spec| builder.sink(spec, rayon::current_num_threads()),
         |sink, chunk| sink.push(chunk).map_err(spill_error),
         |sink| sink.close().map_err(spill_error),
     )?;
