@@ -6,7 +6,10 @@
 # the store's cold and warm open as a whole process: `qiao stats` and a trivial cohort (the
 # phenotype library's cohort 123, 100 entries per GiBleed copy).
 #
-# Peak memory per row over two sizes gives the ingest's slope: run K=100 and K=300.
+# Peak memory per row over two sizes gives the ingest's slope: run K=100 and K=300. The ingest
+# holds at most its memory budget of rows (--memory-mb, default 512; beyond it rows are sorted in
+# temporary files beside the store and merged) plus what grows with persons and the vocabulary,
+# so its peak should barely move between the two.
 # With QIAO_ONLY=1 DuckDB is not run (its load of ×300 takes a long time on 2 cores).
 #
 # Run with: bash scripts/bench-ingest.sh [K] [RUNS]    (needs ~12 GB free under $BENCH_DIR, default /tmp/qiao-bench)

@@ -144,6 +144,51 @@ pub fn read_table(
     opts: &ReadOptions,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<(RawTable, TableReport), IngestError> {
+    let mut whole = RawTable::new(spec);
+    let report = read_table_chunks(
+        spec,
+        source,
+        input,
+        opts,
+        on_bytes,
+        &Chunks::whole(),
+        &mut |chunk| {
+            whole.append(chunk);
+            Ok(())
+        },
+    )?;
+    Ok((whole, report))
+}
+
+/// How a table is handed on while it is read: in chunks of at most `rows` rows, and where the
+/// duplicate-key check spills the keys beyond `key_budget` bytes.
+pub struct Chunks {
+    pub rows: usize,
+    pub spill: qiao_store::spill::SpillDir,
+    pub key_budget: usize,
+}
+
+impl Chunks {
+    /// One chunk, all in memory.
+    pub fn whole() -> Chunks {
+        Chunks {
+            rows: usize::MAX,
+            spill: qiao_store::spill::SpillDir::beside(&std::env::temp_dir().join("qiao-ingest")),
+            key_budget: usize::MAX / 2,
+        }
+    }
+}
+
+/// Reads a table, giving its rows to `sink` in chunks as they are read (see [`Chunks`]).
+pub fn read_table_chunks(
+    spec: &'static TableSpec,
+    source: &str,
+    input: impl Read,
+    opts: &ReadOptions,
+    on_bytes: &mut dyn FnMut(u64),
+    chunks: &Chunks,
+    sink: &mut dyn FnMut(RawTable) -> Result<(), IngestError>,
+) -> Result<TableReport, IngestError> {
     let mut input = BufReader::with_capacity(1 << 20, input);
     let sniffed = sniff_delimiter(&mut input).map_err(|e| IngestError::Unreadable {
         path: source.into(),
@@ -267,6 +312,7 @@ pub fn read_table(
         decoder,
         null_tokens: &opts.null_tokens,
     };
+    let mut keys = DuplicateKeys::new(spec, chunks);
     let mut record = csv::ByteRecord::new();
     let mut last_pos = 0u64;
     let mut lines: Vec<u64> = Vec::new();
@@ -321,14 +367,32 @@ pub fn read_table(
             report.flag(flag);
         }
         lines.push(line);
+        if table.rows() >= chunks.rows {
+            report.rows_kept += table.rows() as u64;
+            keys.add(&table, &lines).map_err(spill_err)?;
+            lines.clear();
+            sink(std::mem::replace(&mut table, RawTable::new(spec)))?;
+        }
     }
     let end = rdr.position().byte();
     on_bytes(end.saturating_sub(last_pos));
     report.bytes = end;
 
-    flag_duplicate_keys(spec, &table, &lines, source, opts, &mut report)?;
-    report.rows_kept = table.rows() as u64;
-    Ok((table, report))
+    report.rows_kept += table.rows() as u64;
+    keys.add(&table, &lines).map_err(spill_err)?;
+    sink(table)?;
+    keys.flag(source, opts, &mut report).map_err(|e| match e {
+        KeyError::Strict(p) => IngestError::Strict(p),
+        KeyError::Io(e) => spill_err(e),
+    })?;
+    Ok(report)
+}
+
+fn spill_err(e: std::io::Error) -> IngestError {
+    IngestError::Unreadable {
+        path: "temporary file".into(),
+        detail: e.to_string(),
+    }
 }
 
 /// The message of a failed read, down to its cause (e.g. the server's message when a PostgreSQL
@@ -646,53 +710,91 @@ fn key_column(spec: &TableSpec) -> Option<&'static str> {
     }
 }
 
-/// Reports every row whose key was seen on an earlier line (kept: see [`ProblemKind::DuplicateKey`]).
-fn flag_duplicate_keys(
-    spec: &'static TableSpec,
-    table: &RawTable,
-    lines: &[u64],
-    source: &str,
-    opts: &ReadOptions,
-    report: &mut TableReport,
-) -> Result<(), IngestError> {
-    let Some(key) = key_column(spec) else {
-        return Ok(());
-    };
-    let keys: Vec<i64> = match table.column(key) {
-        Some(Column::Id(v)) => v.clone(),
-        Some(Column::I32(v)) => v.iter().map(|&x| x as i64).collect(),
-        _ => return Ok(()),
-    };
-    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    order.sort_unstable_by_key(|&r| (keys[r as usize], r));
-    let mut dup = vec![false; keys.len()];
-    let mut any = false;
-    for w in order.windows(2) {
-        if keys[w[0] as usize] == keys[w[1] as usize] {
-            dup[w[1] as usize] = true;
-            any = true;
+/// Finds every row whose key was seen on an earlier line (kept: see [`ProblemKind::DuplicateKey`]):
+/// the keys with their row and line are sorted externally, so memory stays bounded.
+struct DuplicateKeys {
+    key: Option<&'static str>,
+    column: usize,
+    rows: u64,
+    sorter: qiao_store::spill::Sorter<[i64; 3]>,
+}
+
+enum KeyError {
+    Strict(Box<Problem>),
+    Io(std::io::Error),
+}
+
+impl DuplicateKeys {
+    fn new(spec: &'static TableSpec, chunks: &Chunks) -> Self {
+        let key = key_column(spec);
+        DuplicateKeys {
+            key,
+            column: key.and_then(|k| spec.column_index(k)).map_or(0, |i| i + 1),
+            rows: 0,
+            sorter: qiao_store::spill::Sorter::new(&chunks.spill, chunks.key_budget),
         }
     }
-    if !any {
-        return Ok(());
-    }
-    let column = spec.column_index(key).map_or(0, |i| i + 1);
-    for (r, _) in dup.iter().enumerate().filter(|(_, &d)| d) {
-        let problem = Problem {
-            kind: ProblemKind::DuplicateKey,
-            source: source.into(),
-            line: lines.get(r).copied().unwrap_or(0),
-            column,
-            field: key.into(),
-            detail: format!("{key} {} already seen", keys[r]),
-            key: opts.locate_by_key.then(|| format!("{key}={}", keys[r])),
+
+    /// Adds a chunk's keys (`lines`: each row's line).
+    fn add(&mut self, table: &RawTable, lines: &[u64]) -> std::io::Result<()> {
+        let Some(key) = self.key else {
+            return Ok(());
         };
-        if opts.strict {
-            return Err(IngestError::Strict(Box::new(problem)));
+        let base = self.rows;
+        self.rows += table.rows() as u64;
+        let mut push = |r: usize, k: i64| {
+            let line = lines.get(r).copied().unwrap_or(0);
+            self.sorter.push([k, (base + r as u64) as i64, line as i64])
+        };
+        match table.column(key) {
+            Some(Column::Id(v)) => v.iter().enumerate().try_for_each(|(r, &k)| push(r, k)),
+            Some(Column::I32(v)) => v
+                .iter()
+                .enumerate()
+                .try_for_each(|(r, &k)| push(r, k as i64)),
+            _ => Ok(()),
         }
-        report.flag(problem);
     }
-    Ok(())
+
+    /// Reports the rows whose key an earlier row has, in row order.
+    fn flag(
+        self,
+        source: &str,
+        opts: &ReadOptions,
+        report: &mut TableReport,
+    ) -> Result<(), KeyError> {
+        let Some(key) = self.key else {
+            return Ok(());
+        };
+        let mut dups: Vec<[i64; 3]> = Vec::new();
+        let mut last: Option<i64> = None;
+        self.sorter
+            .sorted(|[k, r, line]| {
+                if last == Some(k) {
+                    dups.push([r, k, line]);
+                }
+                last = Some(k);
+                Ok(())
+            })
+            .map_err(KeyError::Io)?;
+        dups.sort_unstable();
+        for [_, k, line] in dups {
+            let problem = Problem {
+                kind: ProblemKind::DuplicateKey,
+                source: source.into(),
+                line: line as u64,
+                column: self.column,
+                field: key.into(),
+                detail: format!("{key} {k} already seen"),
+                key: opts.locate_by_key.then(|| format!("{key}={k}")),
+            };
+            if opts.strict {
+                return Err(KeyError::Strict(Box::new(problem)));
+            }
+            report.flag(problem);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

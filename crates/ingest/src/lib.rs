@@ -76,6 +76,23 @@ pub struct Options {
     /// How delimited files are read (quoting, NULL tokens, encoding); its `strict` is replaced by
     /// [`Options::strict`].
     pub text: ReadOptions,
+    /// Bytes of rows held in memory while the store is built (beyond them rows are sorted into
+    /// temporary files beside the store and merged); None: [`qiao_store::DEFAULT_BUDGET`], or
+    /// `QIAO_INGEST_MEMORY_MB` when set.
+    pub memory_budget: Option<usize>,
+}
+
+impl Options {
+    fn budget(&self) -> usize {
+        self.memory_budget
+            .or_else(|| {
+                std::env::var("QIAO_INGEST_MEMORY_MB")
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .map(|mb| mb << 20)
+            })
+            .unwrap_or(qiao_store::DEFAULT_BUDGET)
+    }
 }
 
 /// The vocabulary tables a store needs to expand concept sets.
@@ -91,10 +108,33 @@ pub enum Source {
 
 /// Reads every CDM table of `source`, writes the store to `out`, and returns the report. A CDM
 /// without persons, or without vocabulary unless [`Options::no_vocabulary`], is an error.
+///
+/// Memory stays within [`Options::memory_budget`] plus what grows with persons and the
+/// vocabulary: tables are read in chunks, event rows sorted in runs spilled to temporary files
+/// beside `out` (removed when done, on error too) and merged while the store is written.
 pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport, IngestError> {
     let t0 = Instant::now();
     let no_vocabulary = opts.no_vocabulary;
-    let (tables, mut report) = read_all(source, opts)?;
+    let budget = opts.budget();
+    let spill = qiao_store::spill::SpillDir::beside(out);
+    let mut builder = qiao_store::Builder::new(spill.clone(), budget);
+    let chunks = delimited::Chunks {
+        rows: (budget / 256).clamp(1 << 10, CHUNK_ROWS),
+        spill,
+        key_budget: budget / 8,
+    };
+    let (sinks, mut report) = read_each(
+        source,
+        opts,
+        &chunks,
+        // As many tables are read at a time as there are threads: each gets that share of the budget.
+        |spec| builder.sink(spec, rayon::current_num_threads()),
+        |sink, chunk| sink.push(chunk).map_err(spill_error),
+        |sink| sink.close().map_err(spill_error),
+    )?;
+    for s in sinks {
+        builder.add(s).map_err(spill_error)?;
+    }
     if let Some(person) = report.tables.get("person").filter(|t| t.rows_kept == 0) {
         return Err(IngestError::NoPersons {
             file: person.source.clone(),
@@ -106,7 +146,7 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
     report.read_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let report_json = serde_json::to_value(&report).unwrap_or_default();
-    let meta = qiao_store::write(out, tables, report_json)?;
+    let meta = qiao_store::write_built(out, builder, report_json)?;
     report.build_seconds = t1.elapsed().as_secs_f64();
     // Orphans and events outside observation are found while building the person index.
     for (name, tm) in &meta.tables {
@@ -118,12 +158,46 @@ pub fn ingest(source: &Source, out: &Path, opts: Options) -> Result<IngestReport
     Ok(report)
 }
 
+/// Rows per chunk handed from a table's reader to the store builder (at most).
+const CHUNK_ROWS: usize = 1 << 16;
+
+fn spill_error(e: std::io::Error) -> IngestError {
+    IngestError::Unreadable {
+        path: "temporary file beside the store".into(),
+        detail: e.to_string(),
+    }
+}
+
 /// Reads every table the source has into memory, checking each row (the vocabulary tables missing
 /// or empty are listed in the report, not refused: see [`ingest`]).
 pub fn read_all(
     source: &Source,
     opts: Options,
 ) -> Result<(Vec<RawTable>, IngestReport), IngestError> {
+    read_each(
+        source,
+        opts,
+        &delimited::Chunks::whole(),
+        RawTable::new,
+        |table, chunk| {
+            table.append(chunk);
+            Ok(())
+        },
+        |_| Ok(()),
+    )
+}
+
+/// Reads every table the source has (in parallel), checking each row: each table's chunks go to
+/// a sink made by `new` through `push`, closed by `close` when the table ends. Returns the sinks
+/// (in table order) and the report.
+fn read_each<S: Send>(
+    source: &Source,
+    opts: Options,
+    chunks: &delimited::Chunks,
+    new: impl Fn(&'static TableSpec) -> S + Sync,
+    push: impl Fn(&mut S, RawTable) -> Result<(), IngestError> + Sync,
+    close: impl Fn(&mut S) -> Result<(), IngestError> + Sync,
+) -> Result<(Vec<S>, IngestReport), IngestError> {
     let mut report = IngestReport::default();
     let located: Vec<(&'static TableSpec, Located)> = match source {
         Source::CsvDir(dir) => locate_files(dir, &mut report)?,
@@ -134,40 +208,51 @@ pub fn read_all(
         strict: opts.strict,
         ..opts.text.clone()
     };
-    let results: Vec<Result<(RawTable, TableReport), IngestError>> = located
+    let results: Vec<Result<(&'static str, S, TableReport), IngestError>> = located
         .par_iter()
         .map(|(spec, loc)| {
             let bar = bars.table(spec.name, loc.size());
             let mut on_bytes = |n| bar.inc(n);
+            let mut sink = new(spec);
+            let mut to_sink = |chunk: RawTable| push(&mut sink, chunk);
             let r = match (loc, source) {
                 (Located::File(path), _) => {
                     let file = fs::File::open(path).map_err(|e| IngestError::Unreadable {
                         path: path.display().to_string(),
                         detail: e.to_string(),
                     })?;
-                    read_table(
+                    delimited::read_table_chunks(
                         spec,
                         &path.display().to_string(),
                         file,
                         read_opts,
                         &mut on_bytes,
+                        chunks,
+                        &mut to_sink,
                     )
                 }
-                (Located::Postgres { schema, table }, Source::Postgres(pg)) => {
-                    pg.read(spec, schema, table, read_opts, &mut on_bytes)
-                }
+                (Located::Postgres { schema, table }, Source::Postgres(pg)) => pg.read(
+                    spec,
+                    (schema, table),
+                    read_opts,
+                    &mut on_bytes,
+                    chunks,
+                    &mut to_sink,
+                ),
                 (Located::Postgres { .. }, Source::CsvDir(_)) => {
                     unreachable!("located from the same source")
                 }
             };
             bar.finish();
-            r
+            let tr = r?;
+            close(&mut sink)?;
+            Ok((spec.name, sink, tr))
         })
         .collect();
     bars.clear();
-    let mut tables = Vec::with_capacity(results.len());
+    let mut sinks = Vec::with_capacity(results.len());
     for r in results {
-        let (table, tr) = r?;
+        let (name, sink, tr) = r?;
         if !tr.extra_columns.is_empty() {
             let w = format!(
                 "{}: ignored column(s) the CDM does not define: {}",
@@ -177,8 +262,8 @@ pub fn read_all(
             tracing::warn!("{w}");
             report.warnings.push(w);
         }
-        report.tables.insert(table.spec.name.to_string(), tr);
-        tables.push(table);
+        report.tables.insert(name.to_string(), tr);
+        sinks.push(sink);
     }
     report.missing_vocabulary = VOCABULARY
         .iter()
@@ -188,7 +273,7 @@ pub fn read_all(
             Some(_) => None,
         })
         .collect();
-    Ok((tables, report))
+    Ok((sinks, report))
 }
 
 /// Where one table's rows are.

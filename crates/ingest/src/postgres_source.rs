@@ -10,7 +10,7 @@ use postgres::Client;
 use qiao_cdm::{RawTable, TableKind, TableSpec, TABLES};
 
 use crate::conninfo::{self, Conn};
-use crate::delimited::{read_table, ReadOptions};
+use crate::delimited::{read_table_chunks, Chunks, ReadOptions};
 use crate::report::{IngestReport, TableReport};
 use crate::{IngestError, Located};
 
@@ -244,11 +244,12 @@ impl PostgresSource {
     pub(crate) fn read(
         &self,
         spec: &'static TableSpec,
-        schema: &str,
-        table: &str,
+        (schema, table): (&str, &str),
         opts: &ReadOptions,
         on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<(RawTable, TableReport), IngestError> {
+        chunks: &Chunks,
+        sink: &mut dyn FnMut(RawTable) -> Result<(), IngestError>,
+    ) -> Result<TableReport, IngestError> {
         let conn = self.conn()?;
         let (mut client, _, _) = self.connect(&conn)?;
         let sql = format!(
@@ -270,12 +271,14 @@ impl PostgresSource {
             locate_by_key: true,
             ..opts.clone()
         };
-        read_table(
+        read_table_chunks(
             spec,
             &format!("postgres:{what}"),
             reader,
             &copy_opts,
             on_bytes,
+            chunks,
+            sink,
         )
         .map_err(|e| match e {
             // The stream broke: the server's message (statement_timeout, a failing view, …).

@@ -40,11 +40,10 @@ pub fn write_image<W: Write>(
 
     // 1. The person universe: person rows plus every person id an event table mentions.
     let person = by_name.get("person");
-    let person_ids: Vec<i64> = person
+    let person_ids: &[i64] = person
         .and_then(|p| p.column("person_id"))
         .and_then(Column::as_id)
-        .map(|v| v.to_vec())
-        .unwrap_or_default();
+        .unwrap_or(&[]);
     let mut universe: Vec<i64> = person_ids
         .iter()
         .copied()
@@ -65,44 +64,7 @@ pub fn write_image<W: Write>(
     }
     universe.par_sort_unstable();
     universe.dedup();
-    let index_of = |id: i64| universe.binary_search(&id).ok().map(|i| i as u32);
-
-    // Person rows, aligned to the universe (first row wins for a duplicated id).
-    let mut person_row: Vec<u32> = vec![u32::MAX; universe.len()];
-    for (row, &id) in person_ids.iter().enumerate() {
-        if let Some(idx) = index_of(id) {
-            let slot = &mut person_row[idx as usize];
-            if *slot == u32::MAX {
-                *slot = row as u32;
-            }
-        }
-    }
-    let has_row: Vec<u8> = person_row.iter().map(|&r| (r != u32::MAX) as u8).collect();
-    meta.persons = has_row.iter().filter(|&&h| h == 1).count() as u64;
-    meta.person_universe = universe.len() as u64;
-    w.section("person/id", &universe)?;
-    w.section("person/has_row", &has_row)?;
-    if let Some(p) = person {
-        for (name, col) in &p.columns {
-            if *name == "person_id" {
-                continue;
-            }
-            column::write_encoded(
-                &mut w,
-                &format!("person/col/{name}"),
-                &col.gather(&person_row),
-                false,
-            )?;
-        }
-        meta.tables.insert(
-            "person".into(),
-            TableMeta {
-                rows: p.rows() as u64,
-                columns_present: present(p),
-                ..TableMeta::default()
-            },
-        );
-    }
+    let has_row = write_persons(&mut w, &mut meta, person, &universe)?;
 
     // 2. Observation periods first: every other table counts its events outside them.
     let mut op_index: Option<(Vec<u64>, Vec<i32>, Vec<i32>)> = None;
@@ -141,17 +103,10 @@ pub fn write_image<W: Write>(
 
         if name == "observation_period" {
             op_index = Some((offsets.clone(), built.start.clone(), built.end.clone()));
-        } else if let Some((op_off, op_start, op_end)) = &op_index {
+        } else if let Some(op) = &op_index {
             tm.outside_observation = (0..n)
                 .into_par_iter()
-                .filter(|&r| {
-                    let p = built.person[r] as usize;
-                    let s = built.start[r];
-                    let range = op_off[p] as usize..op_off[p + 1] as usize;
-                    !range
-                        .into_iter()
-                        .any(|o| op_start[o] <= s && s <= op_end[o])
-                })
+                .filter(|&r| outside_observation(op, built.person[r] as usize, built.start[r]))
                 .count() as u64;
         }
         if name != "location_history" && n > 0 {
@@ -187,17 +142,9 @@ pub fn write_image<W: Write>(
         w.section(format!("{prefix}/post_keys"), &keys)?;
         w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
         w.section(format!("{prefix}/post_rows"), &rows)?;
-        // Attribute columns. The primary key, start, concept and (when never NULL) end columns are the
-        // core columns and the person column is the person index: none is stored twice. An all-NULL
-        // column is not stored at all.
+        // Attribute columns (the core columns and all-NULL ones are not stored: see `stored_apart`).
         for (cname, col) in &t.columns {
-            let is_core = Some(*cname) == ev.pk
-                || *cname == ev.person
-                || *cname == ev.start
-                || Some(*cname) == ev.concept
-                || (Some(*cname) == ev.end && !col.any_null());
-            // (An end column with NULLs is kept even when all NULL: its absence means "equals end".)
-            if is_core || (col.all_null() && Some(*cname) != ev.end) {
+            if !stored_apart(ev, cname, col.any_null(), col.all_null()) {
                 continue;
             }
             column::write_encoded(
@@ -209,29 +156,161 @@ pub fn write_image<W: Write>(
         }
         meta.tables.insert(name.into(), tm);
     }
-    // What a query reads of a person before any event: id and single observation period.
-    let op = op_index
-        .as_ref()
-        .map(|(off, start, end)| (&off[..], &start[..], &end[..]));
-    w.section("person/summary", &summaries(&universe, op))?;
+    write_summary(
+        &mut w,
+        &mut meta,
+        &universe,
+        op_index.as_ref(),
+        (first_date, last_date),
+    )?;
+
+    write_reference_and_vocabulary(&mut w, &mut meta, &by_name, &order)?;
+    let out = w.finish(meta.clone())?;
+    Ok((out, meta))
+}
+
+/// Person rows aligned to the universe (first row wins for a duplicated id): `person/id`,
+/// `person/has_row` and the person columns. Returns `has_row`.
+pub(crate) fn write_persons<W: Write>(
+    w: &mut SectionWriter<W>,
+    meta: &mut Meta,
+    person: Option<&RawTable>,
+    universe: &[i64],
+) -> io::Result<Vec<u8>> {
+    let index_of = |id: i64| universe.binary_search(&id).ok().map(|i| i as u32);
+    let person_ids: &[i64] = person
+        .and_then(|p| p.column("person_id"))
+        .and_then(Column::as_id)
+        .unwrap_or(&[]);
+    // Person rows, aligned to the universe (first row wins for a duplicated id).
+    let mut person_row: Vec<u32> = vec![u32::MAX; universe.len()];
+    for (row, &id) in person_ids.iter().enumerate() {
+        if let Some(idx) = index_of(id) {
+            let slot = &mut person_row[idx as usize];
+            if *slot == u32::MAX {
+                *slot = row as u32;
+            }
+        }
+    }
+    let has_row: Vec<u8> = person_row.iter().map(|&r| (r != u32::MAX) as u8).collect();
+    meta.persons = has_row.iter().filter(|&&h| h == 1).count() as u64;
+    meta.person_universe = universe.len() as u64;
+    w.section("person/id", universe)?;
+    w.section("person/has_row", &has_row)?;
+    if let Some(p) = person {
+        for (name, col) in &p.columns {
+            if *name == "person_id" {
+                continue;
+            }
+            column::write_encoded(
+                w,
+                &format!("person/col/{name}"),
+                &col.gather(&person_row),
+                false,
+            )?;
+        }
+        meta.tables.insert(
+            "person".into(),
+            TableMeta {
+                rows: p.rows() as u64,
+                columns_present: present(p),
+                ..TableMeta::default()
+            },
+        );
+    }
+
+    Ok(has_row)
+}
+
+/// The observation periods' per-person offsets, starts and ends (what events are checked against).
+pub(crate) type PeriodIndex = (Vec<u64>, Vec<i32>, Vec<i32>);
+
+/// `person/summary` (what a query reads of a person before any event: id and single observation
+/// period) and the store's first and last dates.
+pub(crate) fn write_summary<W: Write>(
+    w: &mut SectionWriter<W>,
+    meta: &mut Meta,
+    universe: &[i64],
+    op_index: Option<&PeriodIndex>,
+    (first_date, last_date): (i32, i32),
+) -> io::Result<()> {
+    let op = op_index.map(|(off, start, end)| (&off[..], &start[..], &end[..]));
+    w.section("person/summary", &summaries(universe, op))?;
     if first_date != i32::MAX {
         meta.first_date = Some(date::format(first_date));
         meta.last_date = Some(date::format(last_date));
     }
+    Ok(())
+}
 
+/// Whether an event of person `p` starting on `s` lies outside all of the person's periods.
+#[inline]
+pub(crate) fn outside_observation(op: &PeriodIndex, p: usize, s: i32) -> bool {
+    let (op_off, op_start, op_end) = op;
+    let range = op_off[p] as usize..op_off[p + 1] as usize;
+    !range
+        .into_iter()
+        .any(|o| op_start[o] <= s && s <= op_end[o])
+}
+
+/// Circe's end date of an event starting on `s` whose end column holds `e` and days supply `d`.
+#[inline]
+pub(crate) fn circe_end(rule: EndRule, s: i32, e: i32, d: i32) -> i32 {
+    let plus = |d: i32| s.saturating_add(d);
+    match rule {
+        EndRule::Column => e,
+        EndRule::StartPlusOne => plus(1),
+        EndRule::ColumnOrStartPlusOne if e != NULL_INT => e,
+        EndRule::ColumnOrStartPlusOne => plus(1),
+        EndRule::ColumnOrDaysSupplyOrStartPlusOne if e != NULL_INT => e,
+        EndRule::ColumnOrDaysSupplyOrStartPlusOne => match d {
+            NULL_INT => plus(1),
+            d => plus(d),
+        },
+        EndRule::ColumnOr2099 if e != NULL_INT => e,
+        EndRule::ColumnOr2099 => date::from_ymd(2099, 12, 31),
+    }
+}
+
+/// Whether a column of an event table is stored apart: not a core column (primary key, person,
+/// start, concept; the end column when never NULL) and not all NULL. An end column with NULLs is
+/// kept even when all NULL: its absence means "equals end".
+pub(crate) fn stored_apart(
+    ev: &qiao_cdm::EventRoles,
+    name: &str,
+    any_null: bool,
+    all_null: bool,
+) -> bool {
+    let is_core = Some(name) == ev.pk
+        || name == ev.person
+        || name == ev.start
+        || Some(name) == ev.concept
+        || (Some(name) == ev.end && !any_null);
+    !(is_core || (all_null && Some(name) != ev.end))
+}
+
+/// Reference tables (location, care_site, provider) sorted by primary key, then the vocabulary.
+pub(crate) fn write_reference_and_vocabulary<W: Write>(
+    w: &mut SectionWriter<W>,
+    meta: &mut Meta,
+    by_name: &BTreeMap<&'static str, RawTable>,
+    order: &[&'static str],
+) -> io::Result<()> {
     // 3. Reference tables (location, care_site, provider), sorted by primary key.
-    for name in &order {
-        let t = &by_name[name];
-        if t.spec.kind != TableKind::Reference {
+    for name in order {
+        let Some(t) = by_name
+            .get(name)
+            .filter(|t| t.spec.kind == TableKind::Reference)
+        else {
             continue;
-        }
+        };
         let pk = t.spec.columns[0].name;
         let ids = t.column(pk).and_then(Column::as_id).unwrap_or(&[]);
         let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
         perm.sort_by_key(|&i| ids[i as usize]);
         for (cname, col) in &t.columns {
             column::write_encoded(
-                &mut w,
+                w,
                 &format!("ref/{name}/col/{cname}"),
                 &col.gather(&perm),
                 false,
@@ -258,7 +337,7 @@ pub fn write_image<W: Write>(
         perm.dedup_by_key(|i| ids[*i as usize]);
         for (cname, col) in &c.columns {
             column::write_encoded(
-                &mut w,
+                w,
                 &format!("vocab/concept/col/{cname}"),
                 &col.gather(&perm),
                 false,
@@ -283,7 +362,7 @@ pub fn write_image<W: Write>(
             .and_then(Column::as_i32)
             .unwrap_or(&[]);
         let pairs: Vec<(i32, i32)> = a.iter().copied().zip(d.iter().copied()).collect();
-        write_multimap(&mut w, "vocab/ancestor", pairs.clone())?;
+        write_multimap(w, "vocab/ancestor", pairs.clone())?;
         if let Some(levels) = ca
             .column("min_levels_of_separation")
             .and_then(Column::as_i32)
@@ -327,7 +406,7 @@ pub fn write_image<W: Write>(
             })
             .map(|i| (c2[i], c1[i]))
             .collect();
-        write_multimap(&mut w, "vocab/mapped_from", pairs)?;
+        write_multimap(w, "vocab/mapped_from", pairs)?;
         meta.tables.insert(
             "concept_relationship".into(),
             TableMeta {
@@ -338,8 +417,7 @@ pub fn write_image<W: Write>(
         );
     }
 
-    let out = w.finish(meta.clone())?;
-    Ok((out, meta))
+    Ok(())
 }
 
 /// Per person index, the person id and the single observation period, from the observation
@@ -448,18 +526,18 @@ fn postings(concept: &[i32]) -> (Vec<i32>, Vec<u64>, Vec<u32>) {
 /// Which rows of an event table are events of a person: all of them, except that `location_history`
 /// also holds the locations of care sites and providers (`domain_id` other than `PERSON`), which
 /// Circe's LocationRegion criterion ignores and which are not persons.
-struct PersonRows<'a> {
+pub(crate) struct PersonRows<'a> {
     domain: Option<&'a qiao_cdm::TextColumn>,
 }
 
 impl<'a> PersonRows<'a> {
-    fn of(t: &'a RawTable) -> Self {
+    pub(crate) fn of(t: &'a RawTable) -> Self {
         let domain = (t.spec.name == "location_history")
             .then(|| t.column("domain_id").and_then(Column::as_text))
             .flatten();
         PersonRows { domain }
     }
-    fn is_person(&self, r: usize) -> bool {
+    pub(crate) fn is_person(&self, r: usize) -> bool {
         self.domain.is_none_or(|d| d.get(r) == Some("PERSON"))
     }
 }
@@ -521,23 +599,8 @@ fn sort_events(t: &RawTable, universe: &[i64]) -> SortedEvents {
         .par_iter()
         .map(|&(_, s, _, r)| {
             let r = r as usize;
-            let e = raw_end.map_or(NULL_INT, |v| v[r]);
-            let plus = |d: i32| s.saturating_add(d);
-            match ev.end_rule {
-                EndRule::Column => e,
-                EndRule::StartPlusOne => plus(1),
-                EndRule::ColumnOrStartPlusOne if e != NULL_INT => e,
-                EndRule::ColumnOrStartPlusOne => plus(1),
-                EndRule::ColumnOrDaysSupplyOrStartPlusOne if e != NULL_INT => e,
-                EndRule::ColumnOrDaysSupplyOrStartPlusOne => {
-                    match days_supply.map_or(NULL_INT, |v| v[r]) {
-                        NULL_INT => plus(1),
-                        d => plus(d),
-                    }
-                }
-                EndRule::ColumnOr2099 if e != NULL_INT => e,
-                EndRule::ColumnOr2099 => date::from_ymd(2099, 12, 31),
-            }
+            let at = |c: Option<&[i32]>| c.map_or(NULL_INT, |v| v[r]);
+            circe_end(ev.end_rule, s, at(raw_end), at(days_supply))
         })
         .collect();
     let concept: Vec<i32> = match col_i32(ev.concept) {

@@ -24,6 +24,198 @@ const NULL_U8: u8 = u8::MAX;
 const NULL_U16: u16 = u16::MAX;
 const NULL_U32: u32 = u32::MAX;
 
+/// A column's values, given piece by piece in row order (an in-memory [`Column`], or one spilled
+/// to a file while a store is built): each `*_pieces` call runs once over the whole column.
+pub(crate) trait Values {
+    fn kind(&self) -> Kind;
+    fn i32_pieces(&self, f: &mut dyn FnMut(&[i32]) -> io::Result<()>) -> io::Result<()>;
+    fn id_pieces(&self, f: &mut dyn FnMut(&[i64]) -> io::Result<()>) -> io::Result<()>;
+    fn f64_pieces(&self, f: &mut dyn FnMut(&[f64]) -> io::Result<()>) -> io::Result<()>;
+    /// Text: the end offset of each row (the first row starts at 0), its bytes, its NULL flags.
+    fn text_ends(&self, f: &mut dyn FnMut(&[u64]) -> io::Result<()>) -> io::Result<()>;
+    fn text_bytes(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>;
+    fn text_nulls(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>;
+}
+
+/// The value type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    I32,
+    Id,
+    F64,
+    Text,
+}
+
+impl Values for Column {
+    fn kind(&self) -> Kind {
+        match self {
+            Column::I32(_) => Kind::I32,
+            Column::Id(_) => Kind::Id,
+            Column::Float(_) => Kind::F64,
+            Column::Text(_) => Kind::Text,
+        }
+    }
+    fn i32_pieces(&self, f: &mut dyn FnMut(&[i32]) -> io::Result<()>) -> io::Result<()> {
+        f(self.as_i32().unwrap_or(&[]))
+    }
+    fn id_pieces(&self, f: &mut dyn FnMut(&[i64]) -> io::Result<()>) -> io::Result<()> {
+        f(self.as_id().unwrap_or(&[]))
+    }
+    fn f64_pieces(&self, f: &mut dyn FnMut(&[f64]) -> io::Result<()>) -> io::Result<()> {
+        f(self.as_f64().unwrap_or(&[]))
+    }
+    fn text_ends(&self, f: &mut dyn FnMut(&[u64]) -> io::Result<()>) -> io::Result<()> {
+        f(self.as_text().map_or(&[][..], |t| &t.offsets[1..]))
+    }
+    fn text_bytes(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        f(self.as_text().map_or(&[][..], |t| &t.data))
+    }
+    fn text_nulls(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let nulls: Vec<u8> = self
+            .as_text()
+            .map_or(Vec::new(), |t| t.nulls.iter().map(|&b| b as u8).collect());
+        f(&nulls)
+    }
+}
+
+/// What decides a column's encoding, gathered in one pass over its values (see [`Stats::add`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Stats {
+    I32 {
+        min: Option<i32>,
+        max: Option<i32>,
+        nulls: bool,
+        /// The distinct non-NULL values (ascending) while there are at most 255.
+        dict: Option<Vec<i32>>,
+    },
+    Id {
+        min: Option<i64>,
+        max: Option<i64>,
+        nulls: bool,
+    },
+    Float {
+        /// Row 0's bits, and whether every row so far has them (and row 0 is not NaN).
+        first: Option<u64>,
+        same: bool,
+    },
+    Text {
+        /// Row 0's value when not NULL, and whether every row so far holds it.
+        first: Option<String>,
+        same: bool,
+        rows: u64,
+        bytes: u64,
+    },
+}
+
+impl Stats {
+    pub fn new(kind: Kind) -> Stats {
+        match kind {
+            Kind::I32 => Stats::I32 {
+                min: None,
+                max: None,
+                nulls: false,
+                dict: Some(Vec::new()),
+            },
+            Kind::Id => Stats::Id {
+                min: None,
+                max: None,
+                nulls: false,
+            },
+            Kind::F64 => Stats::Float {
+                first: None,
+                same: true,
+            },
+            Kind::Text => Stats::Text {
+                first: None,
+                same: true,
+                rows: 0,
+                bytes: 0,
+            },
+        }
+    }
+
+    /// The statistics of a whole column in memory.
+    pub fn of(col: &Column) -> Stats {
+        let mut st = Stats::new(col.kind());
+        match col {
+            Column::I32(v) => v.iter().for_each(|&x| st.add_i32(x)),
+            Column::Id(v) => v.iter().for_each(|&x| st.add_id(x)),
+            Column::Float(v) => v.iter().for_each(|&x| st.add_f64(x)),
+            Column::Text(t) => (0..t.len()).for_each(|i| st.add_text(t.get(i))),
+        }
+        st
+    }
+
+    pub fn add_i32(&mut self, x: i32) {
+        if let Stats::I32 {
+            min,
+            max,
+            nulls,
+            dict,
+        } = self
+        {
+            if x == NULL_INT {
+                *nulls = true;
+                return;
+            }
+            *min = Some(min.map_or(x, |m| m.min(x)));
+            *max = Some(max.map_or(x, |m| m.max(x)));
+            if let Some(values) = dict {
+                if let Err(i) = values.binary_search(&x) {
+                    if values.len() == NULL_U8 as usize {
+                        *dict = None;
+                    } else {
+                        values.insert(i, x);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn add_id(&mut self, x: i64) {
+        if let Stats::Id { min, max, nulls } = self {
+            if x == NULL_ID {
+                *nulls = true;
+                return;
+            }
+            *min = Some(min.map_or(x, |m| m.min(x)));
+            *max = Some(max.map_or(x, |m| m.max(x)));
+        }
+    }
+
+    pub fn add_f64(&mut self, x: f64) {
+        if let Stats::Float { first, same } = self {
+            match first {
+                None if *same => {
+                    *first = Some(x.to_bits());
+                    *same = !x.is_nan();
+                }
+                Some(b) => *same = *same && *b == x.to_bits(),
+                None => {}
+            }
+        }
+    }
+
+    pub fn add_text(&mut self, v: Option<&str>) {
+        if let Stats::Text {
+            first,
+            same,
+            rows,
+            bytes,
+        } = self
+        {
+            if *rows == 0 {
+                *first = v.map(str::to_string);
+                *same = v.is_some();
+            } else {
+                *same = *same && v.is_some() && first.as_deref() == v;
+            }
+            *rows += 1;
+            *bytes += v.map_or(0, |s| s.len() as u64);
+        }
+    }
+}
+
 /// Writes `col` under `name`: in its smallest encoding if `encode`, else plain (columns that are
 /// searched by value, such as concept ids and person attributes, stay plain slices).
 pub(crate) fn write_encoded<W: Write>(
@@ -32,132 +224,132 @@ pub(crate) fn write_encoded<W: Write>(
     col: &Column,
     encode: bool,
 ) -> io::Result<()> {
+    write_values(w, name, col, &Stats::of(col), encode)
+}
+
+/// Writes a column given piece by piece, with its statistics: the same bytes as
+/// [`write_encoded`] of the whole column.
+pub(crate) fn write_values<W: Write>(
+    w: &mut SectionWriter<W>,
+    name: &str,
+    col: &dyn Values,
+    stats: &Stats,
+    encode: bool,
+) -> io::Result<()> {
     if !encode {
-        return match col {
-            Column::I32(v) => w.section(name, v),
-            Column::Id(v) => w.section(name, v),
-            Column::Float(v) => w.section(name, v),
-            Column::Text(t) => write_text(w, name, t),
+        return match col.kind() {
+            Kind::I32 => w.section_from(name, |out| col.i32_pieces(out)),
+            Kind::Id => w.section_from(name, |out| col.id_pieces(out)),
+            Kind::F64 => w.section_from(name, |out| col.f64_pieces(out)),
+            Kind::Text => write_text(w, name, col, stats),
         };
     }
-    match col {
-        Column::I32(v) => {
-            let (min, max, nulls) = range(v.iter().copied(), NULL_INT);
+    match stats {
+        Stats::I32 {
+            min,
+            max,
+            nulls,
+            dict,
+        } => {
             let constant = min.is_some() && min == max && !nulls;
-            if let Some((values, codes)) = min.filter(|_| !constant).and_then(|_| dictionary(v)) {
-                w.section(format!("{name}.dict"), &values)?;
-                return w.section(format!("{name}.u8"), &codes);
+            if let Some(values) = dict.as_ref().filter(|_| min.is_some() && !constant) {
+                w.section(format!("{name}.dict"), values)?;
+                return w.section_from(format!("{name}.u8"), |out| {
+                    col.i32_pieces(&mut |v| {
+                        let codes: Vec<u8> = v
+                            .iter()
+                            .map(|&x| match values.binary_search(&x) {
+                                Ok(i) => i as u8,
+                                Err(_) => NULL_U8,
+                            })
+                            .collect();
+                        out(&codes)
+                    })
+                });
             }
-            match (min, max) {
+            match (*min, *max) {
                 (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
                 (Some(a), Some(b)) if (b as i64 - a as i64) < NULL_U16 as i64 => {
-                    let codes: Vec<u16> = v
-                        .iter()
-                        .map(|&x| {
-                            if x == NULL_INT {
-                                NULL_U16
-                            } else {
-                                (x as i64 - a as i64) as u16
-                            }
-                        })
-                        .collect();
                     w.section(format!("{name}.base"), &[a])?;
-                    w.section(format!("{name}.u16"), &codes)
+                    w.section_from(format!("{name}.u16"), |out| {
+                        col.i32_pieces(&mut |v| {
+                            let codes: Vec<u16> = v
+                                .iter()
+                                .map(|&x| {
+                                    if x == NULL_INT {
+                                        NULL_U16
+                                    } else {
+                                        (x as i64 - a as i64) as u16
+                                    }
+                                })
+                                .collect();
+                            out(&codes)
+                        })
+                    })
                 }
-                _ => w.section(name, v),
+                _ => w.section_from(name, |out| col.i32_pieces(out)),
             }
         }
-        Column::Id(v) => {
-            let (min, max, nulls) = range(v.iter().copied(), NULL_ID);
-            match (min, max) {
-                (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
-                (Some(a), Some(b)) if (b as i128 - a as i128) < NULL_U32 as i128 => {
-                    let codes: Vec<u32> = v
-                        .iter()
-                        .map(|&x| {
-                            if x == NULL_ID {
-                                NULL_U32
-                            } else {
-                                (x as i128 - a as i128) as u32
-                            }
-                        })
-                        .collect();
-                    w.section(format!("{name}.base"), &[a])?;
-                    w.section(format!("{name}.u32"), &codes)
-                }
-                _ => w.section(name, v),
+        Stats::Id { min, max, nulls } => match (*min, *max) {
+            (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
+            (Some(a), Some(b)) if (b as i128 - a as i128) < NULL_U32 as i128 => {
+                w.section(format!("{name}.base"), &[a])?;
+                w.section_from(format!("{name}.u32"), |out| {
+                    col.id_pieces(&mut |v| {
+                        let codes: Vec<u32> = v
+                            .iter()
+                            .map(|&x| {
+                                if x == NULL_ID {
+                                    NULL_U32
+                                } else {
+                                    (x as i128 - a as i128) as u32
+                                }
+                            })
+                            .collect();
+                        out(&codes)
+                    })
+                })
             }
-        }
-        Column::Float(v) => match v.first() {
-            Some(&f) if !f.is_nan() && v.iter().all(|x| x.to_bits() == f.to_bits()) => {
-                w.section(format!("{name}.const"), &[f])
-            }
-            _ => w.section(name, v),
+            _ => w.section_from(name, |out| col.id_pieces(out)),
         },
-        Column::Text(t) => {
-            let first = (!t.is_empty()).then(|| t.get(0)).flatten();
-            if let Some(s) = first.filter(|s| (0..t.len()).all(|i| t.get(i) == Some(s))) {
-                return w.section(format!("{name}.text_const"), s.as_bytes());
-            }
-            write_text(w, name, t)
-        }
+        Stats::Float { first, same } => match first {
+            Some(bits) if *same => w.section(format!("{name}.const"), &[f64::from_bits(*bits)]),
+            _ => w.section_from(name, |out| col.f64_pieces(out)),
+        },
+        Stats::Text { first, same, .. } => match first {
+            Some(s) if *same => w.section(format!("{name}.text_const"), s.as_bytes()),
+            _ => write_text(w, name, col, stats),
+        },
     }
 }
 
 fn write_text<W: Write>(
     w: &mut SectionWriter<W>,
     name: &str,
-    t: &qiao_cdm::TextColumn,
+    col: &dyn Values,
+    stats: &Stats,
 ) -> io::Result<()> {
+    let bytes = match stats {
+        Stats::Text { bytes, .. } => *bytes,
+        _ => 0,
+    };
     // 32-bit offsets unless the column holds 4 GiB of text or more.
-    match u32::try_from(t.data.len()) {
-        Ok(_) => {
-            let narrow: Vec<u32> = t.offsets.iter().map(|&o| o as u32).collect();
-            w.section(format!("{name}.offsets"), &narrow)?
-        }
-        Err(_) => w.section(format!("{name}.offsets"), &t.offsets)?,
+    if u32::try_from(bytes).is_ok() {
+        w.section_from(format!("{name}.offsets"), |out| {
+            out(&[0u32])?;
+            col.text_ends(&mut |v| {
+                let narrow: Vec<u32> = v.iter().map(|&o| o as u32).collect();
+                out(&narrow)
+            })
+        })?;
+    } else {
+        w.section_from(format!("{name}.offsets"), |out| {
+            out(&[0u64])?;
+            col.text_ends(out)
+        })?;
     }
-    w.section(format!("{name}.data"), &t.data)?;
-    let nulls: Vec<u8> = t.nulls.iter().map(|&b| b as u8).collect();
-    w.section(format!("{name}.nulls"), &nulls)
-}
-
-/// The distinct non-NULL values of `v` (ascending) and each row's code (its value's position,
-/// [`NULL_U8`] for NULL), if there are at most 255 distinct values.
-fn dictionary(v: &[i32]) -> Option<(Vec<i32>, Vec<u8>)> {
-    let mut values: Vec<i32> = Vec::new();
-    for &x in v {
-        if x != NULL_INT {
-            if let Err(i) = values.binary_search(&x) {
-                if values.len() == NULL_U8 as usize {
-                    return None;
-                }
-                values.insert(i, x);
-            }
-        }
-    }
-    let codes = v
-        .iter()
-        .map(|&x| match values.binary_search(&x) {
-            Ok(i) => i as u8,
-            Err(_) => NULL_U8,
-        })
-        .collect();
-    Some((values, codes))
-}
-
-/// (min, max) of the non-NULL values, and whether any value is NULL.
-fn range<T: Ord + Copy>(values: impl Iterator<Item = T>, null: T) -> (Option<T>, Option<T>, bool) {
-    let (mut min, mut max, mut nulls) = (None, None, false);
-    for x in values {
-        if x == null {
-            nulls = true;
-            continue;
-        }
-        min = Some(min.map_or(x, |m: T| m.min(x)));
-        max = Some(max.map_or(x, |m: T| m.max(x)));
-    }
-    (min, max, nulls)
+    w.section_from(format!("{name}.data"), |out| col.text_bytes(out))?;
+    w.section_from(format!("{name}.nulls"), |out| col.text_nulls(out))
 }
 
 /// The sections of one encoded column, as found in the table of contents.

@@ -141,6 +141,36 @@ impl<W: Write> SectionWriter<W> {
         Ok(())
     }
 
+    /// Writes one section from pieces given in order (a column streamed from a spill file): the
+    /// same bytes and checksum as [`SectionWriter::section`] given the pieces joined.
+    pub fn section_from<T: Element, E>(
+        &mut self,
+        name: impl Into<String>,
+        mut fill: impl FnMut(&mut dyn FnMut(&[T]) -> io::Result<()>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<io::Error>,
+    {
+        self.pad_to_align()?;
+        let start = self.pos;
+        let mut crc = crc32fast::Hasher::new();
+        let (out, pos) = (&mut self.out, &mut self.pos);
+        fill(&mut |piece: &[T]| {
+            let bytes: &[u8] = bytemuck::cast_slice(piece);
+            crc.update(bytes);
+            *pos += bytes.len() as u64;
+            out.write_all(bytes)
+        })?;
+        self.sections.push(SectionInfo {
+            name: name.into(),
+            offset: start,
+            len: self.pos - start,
+            dtype: T::DTYPE,
+            crc32: crc.finalize(),
+        });
+        Ok(())
+    }
+
     /// Writes the table of contents and footer; returns the underlying writer.
     pub fn finish(mut self, meta: Meta) -> io::Result<W> {
         self.pad_to_align()?;

@@ -10,6 +10,10 @@
 //! - **Vocabulary**: concepts, the ancestor → descendants closure and "Maps to" (target → sources).
 //!
 //! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.
+//!
+//! Two ways to build one, giving the same bytes: [`write`] from tables held in memory, and a
+//! [`Builder`] fed chunk by chunk that sorts event rows in runs spilled to temporary files and
+//! merges them ([`write_built`]; what ingest uses, in bounded memory).
 
 mod build;
 mod column;
@@ -17,6 +21,8 @@ mod error;
 pub mod format;
 mod meta;
 mod read;
+pub mod spill;
+mod stream;
 
 use std::fs::{self, File};
 use std::io::BufWriter;
@@ -30,6 +36,7 @@ pub use meta::{Meta, TableMeta};
 pub use read::{
     ConceptInfo, Domain, PersonSummary, Persons, Reference, Store, Verified, Vocabulary,
 };
+pub use stream::{Builder, TableSink, DEFAULT_BUDGET};
 
 /// Builds a store from `tables` and writes it to `path` atomically: the file is written to a
 /// temporary name beside `path`, synced, verified in full ([`Store::verify`]) and renamed into
@@ -39,6 +46,24 @@ pub fn write(
     tables: Vec<RawTable>,
     ingest_report: serde_json::Value,
 ) -> Result<Meta, StoreError> {
+    write_with(path, |out| build::write_image(out, tables, ingest_report))
+}
+
+/// Writes the store a [`Builder`] collected to `path`, as [`write`] does (atomically, verified).
+pub fn write_built(
+    path: &Path,
+    builder: Builder,
+    ingest_report: serde_json::Value,
+) -> Result<Meta, StoreError> {
+    write_with(path, |out| builder.write(out, ingest_report))
+}
+
+type Out = BufWriter<File>;
+
+fn write_with(
+    path: &Path,
+    image: impl FnOnce(Out) -> std::io::Result<(Out, Meta)>,
+) -> Result<Meta, StoreError> {
     let io = |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -47,16 +72,12 @@ pub fn write(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store".into());
-    let prefix = format!(".{file_name}.qstore.tmp-");
+    let prefix = format!(".{file_name}.qstore.");
     remove_stale_temporaries(path, &prefix);
-    let tmp = path.with_file_name(format!("{prefix}{}", std::process::id()));
+    let tmp = path.with_file_name(format!("{prefix}tmp-{}", std::process::id()));
     let result = (|| {
         let file = File::create(&tmp)?;
-        let (out, meta) = build::write_image(
-            BufWriter::with_capacity(1 << 20, file),
-            tables,
-            ingest_report,
-        )?;
+        let (out, meta) = image(BufWriter::with_capacity(1 << 20, file))?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(meta)
@@ -86,7 +107,13 @@ fn remove_stale_temporaries(path: &Path, prefix: &str) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+        // `<prefix>tmp-<pid>` (a store being written) or `<prefix>spill<k>-<pid>` (its temporary files).
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(_, pid)| pid)
+        else {
             continue;
         };
         let alive = pid

@@ -58,6 +58,10 @@ pub struct Args {
     /// Print the report as one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Megabytes of rows held in memory while the store is built; more are sorted in temporary
+    /// files beside the store (default 512, or $QIAO_INGEST_MEMORY_MB).
+    #[arg(long, value_name = "MB")]
+    memory_mb: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 max_field_lines: args.max_field_lines,
                 ..ReadOptions::default()
             },
+            memory_budget: args.memory_mb.map(|mb| mb << 20),
         },
     )?;
     if let Some(path) = &args.report {
