@@ -22,6 +22,8 @@
 # CDM DDL (../shared/data/cdm-ddl). Parquet files are written once under .work/spark/warehouse;
 # every start registers them again (the catalog is the Connect server's in-memory one).
 #
+# A result stream stays open for up to an hour (the server's default, 2 minutes, ends a slow query's
+# stream for the client to reattach, which the Rust client does not do).
 # Sizes for a shared 2-core machine: daemons 256 MiB, each worker 1 core and 1 GiB, each
 # executor 768 MiB, the Connect server's driver 1 GiB, 4 shuffle partitions.
 # Ports (loopback only): master QIAO_SPARK_MASTER_PORT (7177), its web UI +1000, Spark Connect
@@ -137,6 +139,7 @@ start() {
     --conf spark.sql.warehouse.dir="$WORK/warehouse" \
     --conf spark.driver.host=$HOST --conf spark.driver.bindAddress=$HOST \
     --conf spark.ui.enabled=false \
+    --conf spark.connect.execute.reattachable.senderMaxStreamDuration=1h \
     --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$WORK" \
     spark-internal
   wait_for_port "$CONNECT_PORT" "the Spark Connect server" connect "$CONNECT_CLASS"

@@ -98,7 +98,9 @@ impl SparkCohorts {
         let spark = t1.elapsed();
         let mut rows = Vec::new();
         let mut masks: [BTreeMap<u64, u64>; 2] = Default::default();
-        let mut in_final = 0u64;
+        // The in-final count is the last row of the result (UNION ALL keeps its branches in
+        // order): without it the stream ended early, and the result is refused, not used.
+        let mut in_final: Option<u64> = None;
         for b in &batches {
             let col = |name: &str| {
                 b.column_by_name(name)
@@ -138,11 +140,20 @@ impl SparkCohorts {
                         let mode = (k - sql::KIND_MASK_EVENTS) as usize;
                         *masks[mode].entry(mask.value(r) as u64).or_default() += n.value(r) as u64;
                     }
-                    sql::KIND_IN_FINAL => in_final = n.value(r) as u64,
+                    sql::KIND_IN_FINAL => {
+                        if in_final.replace(n.value(r) as u64).is_some() {
+                            return Err(SparkError::Result("two in-final counts".into()));
+                        }
+                    }
                     k => return Err(SparkError::Result(format!("unknown kind {k}"))),
                 }
             }
         }
+        let in_final = in_final.ok_or_else(|| {
+            SparkError::Result(
+                "the result stream ended before its last row (a server stream limit?)".into(),
+            )
+        })?;
         rows.sort_unstable();
         let mut stats = CohortStats {
             rule_names: p.rules.iter().map(|(n, _)| n.clone()).collect(),
