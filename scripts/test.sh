@@ -38,6 +38,7 @@ PHASE=""
 PHASE_START=$SECONDS
 RUN_START=$SECONDS
 PG_STARTED=0
+SPARK_STARTED=0
 FAILED=()
 
 phase() {
@@ -71,6 +72,9 @@ finish() {
   end_phase
   if ((PG_STARTED)); then
     scripts/pg-test-server.sh stop || true
+  fi
+  if ((SPARK_STARTED)); then
+    scripts/spark-test-cluster.sh stop || true
   fi
   echo
   echo "==> phase times"
@@ -160,6 +164,27 @@ else
 fi
 export QIAO_CHROMIUM=/usr/bin/chromium
 echo "QIAO_CHROMIUM=$QIAO_CHROMIUM ($("$QIAO_CHROMIUM" --version 2>/dev/null || echo "not runnable")), node $(node --version)"
+
+# --- 3b. Apache Spark (crates/spark) ------------------------------------------------------------
+# protoc builds the Spark Connect client's protocol crate; the test cluster (a standalone master,
+# 2 workers and a Spark Connect server from the pyspark wheel, GiBleed as Parquet tables) serves
+# crates/spark/tests/native_vs_spark.rs. Stopped at the end if this run started it.
+phase "spark: protoc, test cluster (master, 2 workers, Spark Connect)"
+if ! command -v protoc >/dev/null; then
+  apt_install protobuf-compiler
+fi
+if command -v java >/dev/null; then
+  if scripts/spark-test-cluster.sh status 2>/dev/null; then
+    echo "already running: left running at the end"
+  else
+    SPARK_STARTED=1
+  fi
+  QIAO_TEST_SPARK="$(scripts/spark-test-cluster.sh start | tail -n 1)"
+  export QIAO_TEST_SPARK QIAO_TEST_SPARK_REQUIRED=1
+  echo "QIAO_TEST_SPARK=$QIAO_TEST_SPARK"
+else
+  warn "no java: the Spark tests skip (QIAO_TEST_SPARK unset)"
+fi
 
 # --- 4. Rust -----------------------------------------------------------------------------------
 phase "cargo build --release -p qiao"

@@ -26,7 +26,7 @@
 //!
 //! `benches/cohorts.rs` and `scripts/bench-cohort.sh` measure it.
 
-mod plan;
+pub mod plan;
 mod run;
 mod stream;
 
@@ -473,32 +473,41 @@ impl Prepared {
             Some(candidates.len() as u64)
         };
         stats.candidates = candidates.unwrap_or(stats.modes[1].masks.values().sum());
-        let full: u64 = if n_rules == 0 {
-            0
-        } else {
-            (1u64 << n_rules) - 1
-        };
         for mode in &mut stats.modes {
-            let total: u64 = mode.masks.values().sum();
-            mode.base_count = total;
-            mode.final_count = mode.masks.get(&full).copied().unwrap_or(0);
-            mode.rules = (0..n_rules)
-                .map(|i| RuleStat {
-                    person_count: mode
-                        .masks
-                        .iter()
-                        .filter(|(m, _)| *m & (1 << i) != 0)
-                        .map(|(_, c)| c)
-                        .sum(),
-                    gain_count: mode.masks.get(&(full & !(1u64 << i))).copied().unwrap_or(0),
-                    person_total: total,
-                })
-                .collect();
+            *mode = mode_stats(std::mem::take(&mut mode.masks), n_rules);
         }
         if self.plan.censor_start.is_some() || self.plan.censor_end.is_some() {
             stats.censor_lost = Some(in_final.saturating_sub(stats.subjects));
         }
         Ok(stats)
+    }
+}
+
+/// Circe's inclusion statistics of one mode from its mask counts (inclusion rule mask → events
+/// or persons), for a definition with `n_rules` inclusion rules: what every evaluator reports.
+pub fn mode_stats(masks: BTreeMap<u64, u64>, n_rules: usize) -> ModeStats {
+    let full: u64 = if n_rules == 0 {
+        0
+    } else {
+        (1u64 << n_rules) - 1
+    };
+    let total: u64 = masks.values().sum();
+    let rules = (0..n_rules)
+        .map(|i| RuleStat {
+            person_count: masks
+                .iter()
+                .filter(|(m, _)| *m & (1 << i) != 0)
+                .map(|(_, c)| c)
+                .sum(),
+            gain_count: masks.get(&(full & !(1u64 << i))).copied().unwrap_or(0),
+            person_total: total,
+        })
+        .collect();
+    ModeStats {
+        final_count: masks.get(&full).copied().unwrap_or(0),
+        base_count: total,
+        rules,
+        masks,
     }
 }
 

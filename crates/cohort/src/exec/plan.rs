@@ -10,7 +10,7 @@ use crate::model::*;
 
 /// A date a filter compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DateExpr {
+pub enum DateExpr {
     /// The criteria's (adjusted) start date.
     Start,
     /// The criteria's (adjusted) end date.
@@ -19,7 +19,7 @@ pub(crate) enum DateExpr {
 
 /// A number a filter compares.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NumExpr {
+pub enum NumExpr {
     /// A domain column (integer or float).
     Col(&'static str),
     /// `YEAR(start or end) - person.year_of_birth`.
@@ -32,7 +32,7 @@ pub(crate) enum NumExpr {
 
 /// A concept a filter tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConceptExpr {
+pub enum ConceptExpr {
     /// A concept column of the domain table.
     Col(&'static str),
     /// `person.gender_concept_id` (and race/ethnicity).
@@ -46,7 +46,7 @@ pub(crate) enum ConceptExpr {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Filter {
+pub enum Filter {
     Date {
         expr: DateExpr,
         op: RangeOp,
@@ -87,7 +87,7 @@ pub(crate) enum Filter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Adjust {
+pub struct Adjust {
     pub start_from_end: bool,
     pub start_offset: i32,
     pub end_from_end: bool,
@@ -96,7 +96,7 @@ pub(crate) struct Adjust {
 
 /// What `COUNT(DISTINCT ...)` counts for a correlated criteria.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CountKind {
+pub enum CountKind {
     Start,
     End,
     Visit,
@@ -113,7 +113,7 @@ pub(crate) enum CountKind {
 
 /// One domain criteria, compiled.
 #[derive(Debug, Clone)]
-pub(crate) struct CritNode {
+pub struct CritNode {
     pub kind: &'static str,
     pub table: &'static str,
     /// `JOIN #Codesets` on the domain concept.
@@ -161,7 +161,7 @@ impl CritNode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bound {
+pub enum Bound {
     /// index date + offset
     Days(i64),
     OpStart,
@@ -170,7 +170,7 @@ pub(crate) enum Bound {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WindowPlan {
+pub struct WindowPlan {
     pub index_end: bool,
     pub event_end: bool,
     pub lo: Bound,
@@ -178,7 +178,7 @@ pub(crate) struct WindowPlan {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct CorrPlan {
+pub struct CorrPlan {
     pub node: usize,
     pub check_op: bool,
     pub start: WindowPlan,
@@ -203,12 +203,12 @@ impl CorrPlan {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct DemoPlan {
+pub struct DemoPlan {
     pub filters: Vec<DemoFilter>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum DemoFilter {
+pub enum DemoFilter {
     Age {
         op: RangeOp,
         a: f64,
@@ -232,14 +232,14 @@ pub(crate) enum DemoFilter {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum Member {
+pub enum Member {
     Corr(CorrPlan),
     Demo(DemoPlan),
     Group(GroupPlan),
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct GroupPlan {
+pub struct GroupPlan {
     pub kind: GroupType,
     pub count: i64,
     pub members: Vec<Member>,
@@ -259,7 +259,7 @@ impl GroupPlan {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum EndPlan {
+pub enum EndPlan {
     /// Cohort exit at the observation period end.
     OpEnd,
     DateOffset {
@@ -276,7 +276,7 @@ pub(crate) enum EndPlan {
 
 /// The whole cohort, compiled.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct Plan {
     pub nodes: Vec<CritNode>,
     pub primary: Vec<usize>,
     pub prior_days: i32,
@@ -315,9 +315,9 @@ pub fn count_column_supported(c: &Criteria, col: CriteriaColumn) -> Option<Count
 
 /// Opaque handle returned by [`count_column_supported`].
 #[derive(Debug, Clone, Copy)]
-pub struct CountKindPublic(#[allow(dead_code)] pub(crate) CountKind);
+pub struct CountKindPublic(#[allow(dead_code)] pub CountKind);
 
-pub(crate) fn count_kind(c: &Criteria, col: CriteriaColumn) -> Option<CountKind> {
+pub fn count_kind(c: &Criteria, col: CriteriaColumn) -> Option<CountKind> {
     use CountKind as K;
     use CriteriaColumn as C;
     let has_visit_default = !matches!(c, Criteria::ConditionEra(_) | Criteria::VisitDetail(_));
@@ -1155,7 +1155,7 @@ fn demographic(d: &DemographicCriteria) -> DemoPlan {
 }
 
 /// Compiles a validated expression.
-pub(crate) fn compile(e: &CohortExpression) -> Result<Plan, Unsupported> {
+pub fn compile(e: &CohortExpression) -> Result<Plan, Unsupported> {
     let mut c = Compiler {
         nodes: Vec::new(),
         path: Vec::new(),
@@ -1479,7 +1479,7 @@ impl Plan {
     }
 
     /// A readable description of the plan.
-    pub(crate) fn explain(&self, codeset_sizes: &[(i32, usize)]) -> String {
+    pub fn explain(&self, codeset_sizes: &[(i32, usize)]) -> String {
         let mut out = String::new();
         out.push_str("Codesets:\n");
         for (id, n) in codeset_sizes {

@@ -1,0 +1,965 @@
+//! The cohort plan ([`qiao_cohort::exec::plan::Plan`]) compiled to one Spark SQL query over the
+//! OMOP CDM tables of a catalog schema.
+//!
+//! The query is a chain of common table expressions, one per step of Circe's generation (the same
+//! steps, in the same order, as the native per-person evaluator `exec::run`):
+//!
+//! | CTE | what |
+//! |---|---|
+//! | `codesets` | concept sets resolved over `concept`, `concept_ancestor`, `concept_relationship` |
+//! | `op` | observation periods |
+//! | `n<i>` | plan node `i`'s events: codeset and source joins, `First`, date adjustment, filters, correlated group |
+//! | `pe` | primary events in their observation period, ordered and numbered per person |
+//! | `qe` | qualified events (additional criteria, qualified limit) |
+//! | `r<i>` | the qualified events passing inclusion rule `i` |
+//! | `masks` | each qualified event with its inclusion mask |
+//! | `best` | each person's best event (mode 1) |
+//! | `inc` | included events (all rules, expression limit) |
+//! | `ends` | each included event's end: the earliest end candidate ≥ its start |
+//! | `fin` | rows collapsed into eras with the era pad |
+//!
+//! The result has one row per fact, tagged by `kind`: 0 a cohort row (`person_id`, `s`, `e`),
+//! 1 a mode-0 mask count (`mask`, `n`), 2 a mode-1 mask count, 3 the number of persons with a
+//! collapsed row before the censor window (`n`).
+//!
+//! Every node's SQL follows the native evaluator's row semantics (`exec/run.rs`): rows without a
+//! person or a start date are not events; `First` is taken after the codeset and source joins and
+//! before the other filters, in (start, event id) order; `NULL` compares as circe-be's SQL does.
+
+use std::fmt::Write as _;
+
+use qiao_cdm::date::Day;
+use qiao_cdm::{self as schema, EndRule};
+use qiao_cohort::exec::plan::{
+    Bound, ConceptExpr, CorrPlan, CountKind, CritNode, DateExpr, DemoFilter, EndPlan, Filter,
+    GroupPlan, Member, NumExpr, Plan, WindowPlan,
+};
+use qiao_cohort::model::{CohortExpression, GroupType, LimitType, RangeOp, TextOp};
+
+/// A plan construct this backend does not compile (never a silently different answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not supported on Spark: {0}")]
+pub struct Unsupported(pub String);
+
+/// Where the CDM lives in the Spark catalog.
+#[derive(Debug, Clone)]
+pub struct Schemas {
+    /// Clinical tables (`person`, `observation_period`, `drug_exposure`, ...).
+    pub cdm: String,
+    /// Vocabulary tables (`concept`, `concept_ancestor`, `concept_relationship`).
+    pub vocab: String,
+}
+
+/// Result tags of the compiled query.
+pub const KIND_ROW: i32 = 0;
+pub const KIND_MASK_EVENTS: i32 = 1;
+pub const KIND_MASK_PERSONS: i32 = 2;
+pub const KIND_IN_FINAL: i32 = 3;
+
+/// Whether `name` is a plain SQL identifier (schema names are spliced into the query).
+pub fn is_identifier(name: &str) -> bool {
+    let mut parts = name.split('.');
+    parts.all(|p| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// Compiles a plan (with the expression it came from, for its concept sets) into one query.
+pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<String, Unsupported> {
+    for s in [&at.cdm, &at.vocab] {
+        if !is_identifier(s) {
+            return Err(Unsupported(format!(
+                "schema name {s:?} is not an identifier"
+            )));
+        }
+    }
+    let c = Compiler { plan, at };
+    let mut ctes: Vec<(String, String)> = Vec::new();
+    ctes.push(("codesets".into(), codesets(expr, &at.vocab)));
+    ctes.push((
+        "op".into(),
+        format!(
+            "SELECT person_id, observation_period_start_date AS op_start, \
+             observation_period_end_date AS op_end, ROW_NUMBER() OVER (PARTITION BY person_id \
+             ORDER BY observation_period_start_date, observation_period_end_date) AS op_k \
+             FROM {}.observation_period \
+             WHERE person_id IS NOT NULL AND observation_period_start_date IS NOT NULL",
+            at.cdm
+        ),
+    ));
+    for (i, node) in plan.nodes.iter().enumerate() {
+        c.node(i, node, &mut ctes)?;
+    }
+    c.tail(&mut ctes);
+    let mut q = String::from("WITH ");
+    for (i, (name, body)) in ctes.iter().enumerate() {
+        if i > 0 {
+            q.push_str(",\n");
+        }
+        let _ = write!(q, "{name} AS (\n{body}\n)");
+    }
+    q.push_str(&format!(
+        "\nSELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM cohort\n\
+         UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
+         UNION ALL SELECT {KIND_MASK_PERSONS}, NULL, NULL, NULL, mask, COUNT(*) FROM best GROUP BY mask\n\
+         UNION ALL SELECT {KIND_IN_FINAL}, NULL, NULL, NULL, NULL, COUNT(DISTINCT person_id) FROM fin"
+    ));
+    Ok(q)
+}
+
+// ------------------------------------------------------------------ literals
+
+/// A day number as a SQL date.
+fn date_lit(d: Day) -> String {
+    format!("DATE_ADD(DATE'1970-01-01', {d})")
+}
+
+/// A date expression as its day number (compared with the plan's day literals, NULL_DAY included).
+fn day_num(e: &str) -> String {
+    format!("DATEDIFF({e}, DATE'1970-01-01')")
+}
+
+fn num_lit(v: f64) -> String {
+    if v.is_finite() {
+        format!("CAST('{v:?}' AS DOUBLE)")
+    } else if v.is_nan() {
+        "CAST('NaN' AS DOUBLE)".into()
+    } else if v > 0.0 {
+        "CAST('Infinity' AS DOUBLE)".into()
+    } else {
+        "CAST('-Infinity' AS DOUBLE)".into()
+    }
+}
+
+/// A SQL string literal (Spark escapes with backslashes).
+fn str_lit(s: &str) -> String {
+    let mut out = String::from("'");
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            _ => out.push(ch),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn range(op: RangeOp, v: &str, a: &str, b: &str) -> String {
+    match op {
+        RangeOp::Lt => format!("({v} < {a})"),
+        RangeOp::Lte => format!("({v} <= {a})"),
+        RangeOp::Eq => format!("({v} = {a})"),
+        RangeOp::NotEq => format!("({v} <> {a})"),
+        RangeOp::Gt => format!("({v} > {a})"),
+        RangeOp::Gte => format!("({v} >= {a})"),
+        RangeOp::Bt => format!("({v} >= {a} AND {v} <= {b})"),
+        RangeOp::NotBt => format!("(NOT ({v} >= {a} AND {v} <= {b}))"),
+    }
+}
+
+fn date_range(op: RangeOp, e: &str, a: Day, b: Day) -> String {
+    range(op, &day_num(e), &a.to_string(), &b.to_string())
+}
+
+fn codeset_of(id: i32) -> String {
+    format!("(SELECT concept_id FROM codesets WHERE codeset_id = {id})")
+}
+
+/// `v [not] in (codeset)` with the native NULL semantics (`NULL not in (empty)` is true; Spark's
+/// `NOT IN` subquery is null-aware the same way); without a codeset, `v is [not] null`.
+fn in_codeset(v: &str, codeset: Option<i32>, exclude: bool) -> String {
+    match (codeset, exclude) {
+        (Some(id), false) => format!("({v} IN {})", codeset_of(id)),
+        (Some(id), true) => format!("({v} NOT IN {})", codeset_of(id)),
+        (None, true) => format!("({v} IS NULL)"),
+        (None, false) => format!("({v} IS NOT NULL)"),
+    }
+}
+
+fn in_list(v: &str, ids: &[i32], negate: bool) -> String {
+    if ids.is_empty() {
+        return if negate {
+            format!("({v} IS NOT NULL)")
+        } else {
+            "FALSE".into()
+        };
+    }
+    let list = ids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("({v} {}IN ({list}))", if negate { "NOT " } else { "" })
+}
+
+fn like(v: &str, op: TextOp, text: &str) -> String {
+    let negate = matches!(
+        op,
+        TextOp::NotStartsWith | TextOp::NotContains | TextOp::NotEndsWith
+    );
+    let prefix = matches!(
+        op,
+        TextOp::EndsWith | TextOp::NotEndsWith | TextOp::Contains | TextOp::NotContains
+    );
+    let postfix = matches!(
+        op,
+        TextOp::StartsWith | TextOp::NotStartsWith | TextOp::Contains | TextOp::NotContains
+    );
+    // `%` and `_` in the text stay wildcards (as in circe-be's SQL); a backslash is literal.
+    let mut pat = String::new();
+    if prefix {
+        pat.push('%');
+    }
+    pat.push_str(&text.replace('\\', "\\\\"));
+    if postfix {
+        pat.push('%');
+    }
+    format!(
+        "({v} {}LIKE {})",
+        if negate { "NOT " } else { "" },
+        str_lit(&pat)
+    )
+}
+
+// ------------------------------------------------------------------ concept sets
+
+fn codesets(e: &CohortExpression, vocab: &str) -> String {
+    let mut parts = Vec::new();
+    for cs in &e.concept_sets {
+        let items = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
+        let side = |excluded: bool| -> Option<String> {
+            let mut concepts = Vec::new();
+            let mut descendants = Vec::new();
+            let mut mapped = Vec::new();
+            let mut mapped_desc = Vec::new();
+            for it in items.iter().filter(|it| it.is_excluded == excluded) {
+                let Some(id) = it.concept.concept_id.and_then(|c| i32::try_from(c).ok()) else {
+                    continue;
+                };
+                concepts.push(id);
+                if it.include_descendants {
+                    descendants.push(id);
+                }
+                if it.include_mapped {
+                    mapped.push(id);
+                    if it.include_descendants {
+                        mapped_desc.push(id);
+                    }
+                }
+            }
+            if concepts.is_empty() {
+                return None;
+            }
+            let base = |ids: &[i32], desc: &[i32]| -> String {
+                let mut q = if ids.is_empty() {
+                    format!("SELECT concept_id FROM {vocab}.concept WHERE FALSE")
+                } else {
+                    format!(
+                        "SELECT concept_id FROM {vocab}.concept WHERE {}",
+                        in_list("concept_id", ids, false)
+                    )
+                };
+                if !desc.is_empty() {
+                    let _ = write!(
+                        q,
+                        " UNION SELECT c.concept_id FROM {vocab}.concept c \
+                         JOIN {vocab}.concept_ancestor ca ON c.concept_id = ca.descendant_concept_id \
+                         WHERE c.invalid_reason IS NULL AND {}",
+                        in_list("ca.ancestor_concept_id", desc, false)
+                    );
+                }
+                q
+            };
+            let mut q = base(&concepts, &descendants);
+            if !mapped.is_empty() {
+                let _ = write!(
+                    q,
+                    " UNION SELECT cr.concept_id_1 FROM {vocab}.concept_relationship cr \
+                     WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL \
+                     AND cr.concept_id_2 IN ({})",
+                    base(&mapped, &mapped_desc)
+                );
+            }
+            Some(q)
+        };
+        let Some(include) = side(false) else {
+            continue;
+        };
+        let body = match side(true) {
+            Some(exclude) => format!("({include}) EXCEPT ({exclude})"),
+            None => include,
+        };
+        parts.push(format!(
+            "SELECT {} AS codeset_id, CAST(concept_id AS BIGINT) AS concept_id FROM ({body})",
+            cs.id
+        ));
+    }
+    if parts.is_empty() {
+        return "SELECT CAST(NULL AS INT) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE FALSE"
+            .into();
+    }
+    parts.join("\nUNION ALL ")
+}
+
+// ------------------------------------------------------------------ nodes
+
+struct Compiler<'a> {
+    plan: &'a Plan,
+    at: &'a Schemas,
+}
+
+/// The columns a node's CTE carries for distinct occurrence counts.
+fn count_col_name(k: CountKind) -> Option<String> {
+    match k {
+        CountKind::Col(c) => Some(format!("k_{c}")),
+        CountKind::Concept { .. } => Some("k_concept".into()),
+        _ => None,
+    }
+}
+
+impl Compiler<'_> {
+    fn count_kinds_of(&self, node: usize) -> Vec<CountKind> {
+        let mut out = Vec::new();
+        fn walk(g: &GroupPlan, node: usize, out: &mut Vec<CountKind>) {
+            for m in &g.members {
+                match m {
+                    Member::Corr(c) => {
+                        if c.node == node {
+                            if let Some(k) = c.distinct {
+                                out.push(k);
+                            }
+                        }
+                    }
+                    Member::Group(sub) => walk(sub, node, out),
+                    Member::Demo(_) => {}
+                }
+            }
+        }
+        let p = self.plan;
+        for n in &p.nodes {
+            if let Some(g) = &n.correlated {
+                walk(g, node, &mut out);
+            }
+        }
+        if let Some(g) = &p.additional {
+            walk(g, node, &mut out);
+        }
+        for (_, g) in &p.rules {
+            walk(g, node, &mut out);
+        }
+        out
+    }
+
+    fn node(
+        &self,
+        i: usize,
+        n: &CritNode,
+        ctes: &mut Vec<(String, String)>,
+    ) -> Result<(), Unsupported> {
+        let spec = schema::table(n.table)
+            .ok_or_else(|| Unsupported(format!("{} reads unknown table {}", n.kind, n.table)))?;
+        let ev = spec.event.as_ref().ok_or_else(|| {
+            Unsupported(format!("{} reads {}, not an event table", n.kind, n.table))
+        })?;
+        if n.region_codeset.is_some() || n.table == "location_history" {
+            return Err(Unsupported(format!(
+                "{} (location history) is not compiled to Spark SQL yet",
+                n.kind
+            )));
+        }
+        let cdm = &self.at.cdm;
+        let pk = ev.pk.unwrap_or(ev.person);
+        let start = ev.start;
+        let e0 = match (ev.end_rule, ev.end) {
+            (EndRule::Column, Some(e)) => format!("t.{e}"),
+            (EndRule::ColumnOrStartPlusOne, Some(e)) => {
+                format!("COALESCE(t.{e}, DATE_ADD(t.{start}, 1))")
+            }
+            (EndRule::ColumnOrDaysSupplyOrStartPlusOne, Some(e)) => format!(
+                "COALESCE(t.{e}, DATE_ADD(t.{start}, CAST(t.days_supply AS INT)), DATE_ADD(t.{start}, 1))"
+            ),
+            (EndRule::ColumnOr2099, Some(e)) => format!("COALESCE(t.{e}, DATE'2099-12-31')"),
+            (EndRule::StartPlusOne, _) | (_, None) => format!("DATE_ADD(t.{start}, 1)"),
+        };
+        // Rows that are events, in the codeset and source concept set.
+        let mut row_where = vec![
+            format!("t.{} IS NOT NULL", ev.person),
+            format!("t.{start} IS NOT NULL"),
+        ];
+        if let Some(cs) = n.codeset {
+            let col = ev.concept.ok_or_else(|| {
+                Unsupported(format!(
+                    "{} has a CodesetId but {} no concept column",
+                    n.kind, n.table
+                ))
+            })?;
+            row_where.push(format!("t.{col} IN {}", codeset_of(cs)));
+        }
+        if let Some((col, cs)) = n.source {
+            row_where.push(format!("t.{col} IN {}", codeset_of(cs)));
+        }
+        let first = if n.first {
+            format!(
+                ", ROW_NUMBER() OVER (PARTITION BY t.{p} ORDER BY t.{start}, t.{pk}) AS _rn",
+                p = ev.person
+            )
+        } else {
+            String::new()
+        };
+        let rows = format!(
+            "SELECT t.*, t.{p} AS _person, t.{pk} AS _id, t.{start} AS _s0, {e0} AS _e0, \
+             ROW_NUMBER() OVER (PARTITION BY t.{p} ORDER BY t.{start}, t.{pk}) AS _pos{first} \
+             FROM {cdm}.{table} t WHERE {w}",
+            p = ev.person,
+            table = n.table,
+            w = row_where.join(" AND ")
+        );
+        let (s_adj, e_adj) = match n.adjust {
+            Some(a) => (
+                format!(
+                    "DATE_ADD({}, {})",
+                    if a.start_from_end { "_e0" } else { "_s0" },
+                    a.start_offset
+                ),
+                format!(
+                    "DATE_ADD({}, {})",
+                    if a.end_from_end { "_e0" } else { "_s0" },
+                    a.end_offset
+                ),
+            ),
+            None => ("_s0".into(), "_e0".into()),
+        };
+        let adjusted = format!(
+            "SELECT t.*, {s_adj} AS _s, {e_adj} AS _e FROM ({rows}) t{}",
+            if n.first { " WHERE _rn = 1" } else { "" }
+        );
+        // Joins the filters read.
+        let reads = |pred: &dyn Fn(&ConceptExpr) -> bool| {
+            n.filters.iter().any(|f| match f {
+                Filter::InList { col, .. } | Filter::InCodeset { col, .. } => pred(col),
+                _ => false,
+            })
+        };
+        let mut joins = String::new();
+        if n.needs_person {
+            let _ = write!(joins, " JOIN {cdm}.person pe ON pe.person_id = t._person");
+        }
+        if reads(&|c| matches!(c, ConceptExpr::ProviderSpecialty)) {
+            let _ = write!(
+                joins,
+                " LEFT JOIN {cdm}.provider pr ON pr.provider_id = t.provider_id"
+            );
+        }
+        if reads(&|c| matches!(c, ConceptExpr::VisitConcept)) {
+            let _ = write!(
+                joins,
+                " LEFT JOIN {cdm}.visit_occurrence vo ON vo.visit_occurrence_id = t.visit_occurrence_id \
+                 AND vo.person_id = t._person AND vo.visit_start_date IS NOT NULL"
+            );
+        }
+        if reads(&|c| matches!(c, ConceptExpr::PlaceOfService)) {
+            let _ = write!(
+                joins,
+                " LEFT JOIN {cdm}.care_site cst ON cst.care_site_id = t.care_site_id"
+            );
+        }
+        let mut filters: Vec<String> = n.filters.iter().map(|f| self.filter(f)).collect();
+        if filters.is_empty() {
+            filters.push("TRUE".into());
+        }
+        let visit = match n.visit_col {
+            Some(c) => format!("CAST(t.{c} AS BIGINT)"),
+            None => "CAST(NULL AS BIGINT)".into(),
+        };
+        let mut extra: Vec<String> = Vec::new();
+        for k in self.count_kinds_of(i) {
+            let col = match k {
+                CountKind::Col(c) => Some(c),
+                CountKind::Concept { .. } => ev.concept,
+                _ => None,
+            };
+            if let (Some(col), Some(name)) = (col, count_col_name(k)) {
+                let e = format!(", t.{col} AS {name}");
+                if !extra.contains(&e) {
+                    extra.push(e);
+                }
+            }
+        }
+        let extra = extra.concat();
+        let out_start = n.user_start.map_or("t._s".into(), date_lit);
+        let out_end = n.user_end.map_or("t._e".into(), date_lit);
+        let events = format!(
+            "SELECT t._person AS person_id, CAST(t._id AS BIGINT) AS event_id, {out_start} AS start_date, \
+             {out_end} AS end_date, t._s AS sort_date, {visit} AS visit_occurrence_id, t._pos AS pos{extra} \
+             FROM ({adjusted}) t{joins} WHERE {}",
+            filters.join(" AND ")
+        );
+        match &n.correlated {
+            None => ctes.push((format!("n{i}"), events)),
+            Some(g) => {
+                // The events as index events: each joined to the observation periods containing
+                // its start; an event is kept when one of its index rows passes the group.
+                ctes.push((format!("n{i}_all"), events));
+                ctes.push((
+                    format!("n{i}_idx"),
+                    format!(
+                        "SELECT a.*, o.op_start, o.op_end, o.op_k FROM n{i}_all a JOIN op o \
+                         ON o.person_id = a.person_id AND o.op_start <= a.start_date AND o.op_end >= a.start_date"
+                    ),
+                ));
+                let keys = ["person_id", "pos", "op_k"];
+                let pass = self.group(g, &format!("n{i}_idx"), &keys);
+                ctes.push((
+                    format!("n{i}"),
+                    format!(
+                        "SELECT * FROM n{i}_all a WHERE EXISTS (SELECT 1 FROM ({pass}) p \
+                         WHERE p.person_id = a.person_id AND p.pos = a.pos)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A concept a filter reads, and whether the row may be tested at all (the native evaluator
+    /// fails the filter when a visit or care site is not found).
+    fn concept(&self, c: ConceptExpr) -> (String, Option<&'static str>) {
+        match c {
+            ConceptExpr::Col(col) => (format!("t.{col}"), None),
+            ConceptExpr::Person(col) => (format!("pe.{col}"), None),
+            ConceptExpr::ProviderSpecialty => ("pr.specialty_concept_id".into(), None),
+            ConceptExpr::VisitConcept => (
+                "vo.visit_concept_id".into(),
+                Some("vo.visit_occurrence_id IS NOT NULL"),
+            ),
+            ConceptExpr::PlaceOfService => (
+                "cst.place_of_service_concept_id".into(),
+                Some("cst.care_site_id IS NOT NULL"),
+            ),
+        }
+    }
+
+    fn filter(&self, f: &Filter) -> String {
+        let date = |e: DateExpr| if e == DateExpr::Start { "t._s" } else { "t._e" };
+        match f {
+            Filter::Date { expr, op, a, b } => date_range(*op, date(*expr), *a, *b),
+            Filter::Num { expr, op, a, b } => {
+                let v = match expr {
+                    NumExpr::Col(c) => format!("CAST(t.{c} AS DOUBLE)"),
+                    NumExpr::Age { at_end } => format!(
+                        "CAST(YEAR({}) - pe.year_of_birth AS DOUBLE)",
+                        if *at_end { "t._e" } else { "t._s" }
+                    ),
+                    NumExpr::Duration => "CAST(DATEDIFF(t._e, t._s) AS DOUBLE)".into(),
+                    NumExpr::Ratio(c) => {
+                        format!("(CAST(t.value_as_number AS DOUBLE) / NULLIF(CAST(t.{c} AS DOUBLE), 0))")
+                    }
+                };
+                range(*op, &v, &num_lit(*a), &num_lit(*b))
+            }
+            Filter::InList { col, ids, negate } => {
+                let (v, guard) = self.concept(*col);
+                let t = in_list(&v, ids, *negate);
+                match guard {
+                    Some(g) => format!("({g} AND {t})"),
+                    None => t,
+                }
+            }
+            Filter::InCodeset {
+                col,
+                codeset,
+                exclude,
+            } => {
+                let (v, guard) = self.concept(*col);
+                let t = in_codeset(&v, *codeset, *exclude);
+                match guard {
+                    Some(g) => format!("({g} AND {t})"),
+                    None => t,
+                }
+            }
+            Filter::Text { col, op, text } => like(&format!("t.{col}"), *op, text),
+            Filter::Abnormal => {
+                "(t.value_as_number < t.range_low OR t.value_as_number > t.range_high \
+                 OR t.value_as_concept_id IN (4155142, 4155143))"
+                    .into()
+            }
+            Filter::Covers(d) => format!(
+                "({} <= {d} AND {} >= {d})",
+                day_num("t._s"),
+                day_num("t._e")
+            ),
+            Filter::EndGeStart => "(t._e >= t._s)".into(),
+            Filter::DomainIsPerson => "(t.domain_id = 'PERSON')".into(),
+        }
+    }
+
+    // -------------------------------------------------------------- groups
+
+    /// The index rows of `idx` (identified by `keys`) that pass group `g`, as a SELECT of `keys`.
+    fn group(&self, g: &GroupPlan, idx: &str, keys: &[&str]) -> String {
+        let key_list = keys
+            .iter()
+            .map(|k| format!("i.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if g.members.is_empty() {
+            return format!("SELECT DISTINCT {key_list} FROM {idx} i");
+        }
+        let mut joins = String::new();
+        let mut sum = Vec::new();
+        for (m, member) in g.members.iter().enumerate() {
+            let sat = match member {
+                Member::Corr(c) => self.corelated(c, idx, keys),
+                Member::Demo(d) => self.demographic(&d.filters, idx, keys),
+                Member::Group(sub) => self.group(sub, idx, keys),
+            };
+            let on = keys
+                .iter()
+                .map(|k| format!("m{m}.{k} <=> i.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let _ = write!(joins, " LEFT JOIN ({sat}) m{m} ON {on}");
+            sum.push(format!(
+                "CASE WHEN m{m}.{} IS NOT NULL THEN 1 ELSE 0 END",
+                keys[0]
+            ));
+        }
+        let n = sum.join(" + ");
+        let test = match g.kind {
+            GroupType::All => format!("({n}) = {}", g.members.len()),
+            GroupType::Any => format!("({n}) > 0"),
+            GroupType::AtLeast => format!("({n}) >= {}", g.count),
+            GroupType::AtMost => format!("({n}) <= {}", g.count),
+        };
+        format!("SELECT DISTINCT {key_list} FROM {idx} i{joins} WHERE {test}")
+    }
+
+    fn window(&self, w: &WindowPlan) -> Vec<String> {
+        let index = if w.index_end {
+            "i.end_date"
+        } else {
+            "i.start_date"
+        };
+        let ev = if w.event_end {
+            "a.end_date"
+        } else {
+            "a.start_date"
+        };
+        let mut out = Vec::new();
+        let bound = |b: Bound, cmp: &str, out: &mut Vec<String>| match b {
+            Bound::Days(d) => out.push(format!("{} {cmp} {} + {d}", day_num(ev), day_num(index))),
+            Bound::OpStart => out.push(format!("{ev} {cmp} i.op_start")),
+            Bound::OpEnd => out.push(format!("{ev} {cmp} i.op_end")),
+            Bound::Unbounded => {}
+        };
+        bound(w.lo, ">=", &mut out);
+        bound(w.hi, "<=", &mut out);
+        out
+    }
+
+    fn corelated(&self, c: &CorrPlan, idx: &str, keys: &[&str]) -> String {
+        let mut on = vec!["a.person_id = i.person_id".to_string()];
+        if c.check_op {
+            on.push("a.start_date >= i.op_start AND a.start_date <= i.op_end".into());
+        }
+        on.extend(self.window(&c.start));
+        if let Some(w) = &c.end {
+            on.extend(self.window(w));
+        }
+        if c.restrict_visit {
+            on.push("a.visit_occurrence_id = i.visit_occurrence_id".into());
+        }
+        let count = match c.distinct {
+            None => "COUNT(a.person_id)".to_string(),
+            Some(k) => {
+                let e = match k {
+                    CountKind::Start => "a.start_date".to_string(),
+                    CountKind::End => "a.end_date".into(),
+                    CountKind::Visit => "a.visit_occurrence_id".into(),
+                    CountKind::Concept {
+                        coalesce_zero: true,
+                    } => "COALESCE(a.k_concept, 0)".into(),
+                    CountKind::Concept { .. } | CountKind::Col(_) => {
+                        format!("a.{}", count_col_name(k).unwrap_or_default())
+                    }
+                    CountKind::Duration => "DATEDIFF(a.end_date, a.start_date)".into(),
+                    CountKind::One => "CASE WHEN a.person_id IS NOT NULL THEN 1 END".into(),
+                };
+                format!("COUNT(DISTINCT {e})")
+            }
+        };
+        let test = match c.occ_type {
+            0 => format!("{count} = {}", c.occ_count),
+            1 => format!("{count} <= {}", c.occ_count),
+            _ => format!("{count} >= {}", c.occ_count),
+        };
+        // An inner join where zero matches cannot pass.
+        let join = if c.occ_type == 2 && c.occ_count > 0 {
+            "JOIN"
+        } else {
+            "LEFT JOIN"
+        };
+        let key_list = keys
+            .iter()
+            .map(|k| format!("i.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT {key_list} FROM {idx} i {join} n{node} a ON {on} GROUP BY {key_list} HAVING {test}",
+            node = c.node,
+            on = on.join(" AND ")
+        )
+    }
+
+    fn demographic(&self, filters: &[DemoFilter], idx: &str, keys: &[&str]) -> String {
+        let mut w = Vec::new();
+        for f in filters {
+            w.push(match f {
+                DemoFilter::Age { op, a, b } => range(
+                    *op,
+                    "CAST(YEAR(i.start_date) - pe.year_of_birth AS DOUBLE)",
+                    &num_lit(*a),
+                    &num_lit(*b),
+                ),
+                DemoFilter::InList { col, ids } => in_list(&format!("pe.{col}"), ids, false),
+                DemoFilter::InCodeset {
+                    col,
+                    codeset,
+                    exclude,
+                } => in_codeset(&format!("pe.{col}"), *codeset, *exclude),
+                DemoFilter::Date { end, op, a, b } => date_range(
+                    *op,
+                    if *end { "i.end_date" } else { "i.start_date" },
+                    *a,
+                    *b,
+                ),
+            });
+        }
+        if w.is_empty() {
+            w.push("TRUE".into());
+        }
+        let key_list = keys
+            .iter()
+            .map(|k| format!("i.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT DISTINCT {key_list} FROM {idx} i JOIN {}.person pe ON pe.person_id = i.person_id WHERE {}",
+            self.at.cdm,
+            w.join(" AND ")
+        )
+    }
+
+    // -------------------------------------------------------------- the Circe tail
+
+    fn tail(&self, ctes: &mut Vec<(String, String)>) {
+        let p = self.plan;
+        let cdm = &self.at.cdm;
+        // Primary events in their observation period, numbered per person.
+        let mut union = Vec::new();
+        for (ci, &node) in p.primary.iter().enumerate() {
+            union.push(format!(
+                "SELECT person_id, event_id AS src_id, start_date, end_date, sort_date, visit_occurrence_id, pos, {ci} AS crit FROM n{node}"
+            ));
+        }
+        let desc = if p.primary_limit == LimitType::Last {
+            " DESC"
+        } else {
+            ""
+        };
+        ctes.push((
+            "pe_all".into(),
+            format!(
+                "SELECT e.*, o.op_start, o.op_end, ROW_NUMBER() OVER (PARTITION BY e.person_id \
+                 ORDER BY e.sort_date{desc}, e.src_id, e.crit, e.pos, o.op_start, o.op_end) AS event_id \
+                 FROM ({}) e JOIN op o ON o.person_id = e.person_id \
+                 AND e.start_date >= o.op_start AND e.start_date <= o.op_end \
+                 AND {} + {} <= {} AND {} + {} <= {}",
+                union.join(" UNION ALL "),
+                day_num("o.op_start"),
+                p.prior_days,
+                day_num("e.start_date"),
+                day_num("e.start_date"),
+                p.post_days,
+                day_num("o.op_end"),
+            )
+        ));
+        let cols =
+            "person_id, event_id, start_date, end_date, visit_occurrence_id, op_start, op_end";
+        ctes.push((
+            "pe".into(),
+            format!(
+                "SELECT {cols} FROM pe_all{}",
+                if p.primary_limit == LimitType::All {
+                    ""
+                } else {
+                    " WHERE event_id = 1"
+                }
+            ),
+        ));
+        let keys = ["person_id", "event_id"];
+        let additional = match &p.additional {
+            Some(g) => {
+                let pass = self.group(g, "pe", &keys);
+                format!(
+                    "SELECT i.* FROM pe i LEFT SEMI JOIN ({pass}) g ON g.person_id = i.person_id AND g.event_id = i.event_id"
+                )
+            }
+            None => "SELECT * FROM pe".into(),
+        };
+        ctes.push(("qe_add".into(), additional));
+        let qualified = if p.additional_present && p.qualified_limit != LimitType::All {
+            first_per_person("qe_add", p.qualified_limit == LimitType::Last, cols)
+        } else {
+            "SELECT * FROM qe_add".into()
+        };
+        ctes.push(("qe".into(), qualified));
+        // Inclusion rules.
+        let mut mask = vec!["CAST(0 AS BIGINT)".to_string()];
+        let mut joins = String::new();
+        for (i, (_, g)) in p.rules.iter().enumerate() {
+            ctes.push((format!("r{i}"), self.group(g, "qe", &keys)));
+            let _ = write!(
+                joins,
+                " LEFT JOIN r{i} ON r{i}.person_id = q.person_id AND r{i}.event_id = q.event_id"
+            );
+            mask.push(format!(
+                "CASE WHEN r{i}.person_id IS NOT NULL THEN CAST({} AS BIGINT) ELSE 0 END",
+                1u64 << i
+            ));
+        }
+        ctes.push((
+            "masks".into(),
+            format!("SELECT q.*, {} AS mask FROM qe q{joins}", mask.join(" + ")),
+        ));
+        ctes.push((
+            "best".into(),
+            "SELECT person_id, mask FROM (SELECT person_id, mask, ROW_NUMBER() OVER (PARTITION BY person_id \
+             ORDER BY BIT_COUNT(mask) DESC, CASE WHEN mask = 0 THEN 0 ELSE mask & -mask END, start_date, event_id) AS rn \
+             FROM masks) WHERE rn = 1"
+                .into(),
+        ));
+        let full: u64 = if p.rules.is_empty() {
+            0
+        } else {
+            (1u64 << p.rules.len()) - 1
+        };
+        ctes.push((
+            "inc_all".into(),
+            format!("SELECT {cols} FROM masks WHERE mask = {full}"),
+        ));
+        let included = if p.expression_limit != LimitType::All {
+            first_per_person("inc_all", p.expression_limit == LimitType::Last, cols)
+        } else {
+            "SELECT * FROM inc_all".into()
+        };
+        ctes.push(("inc".into(), included));
+        // End candidates.
+        let mut cands = Vec::new();
+        let key = "i.person_id, i.event_id, i.start_date";
+        match &p.end {
+            EndPlan::OpEnd => cands.push(format!("SELECT {key}, i.op_end AS d FROM inc i")),
+            EndPlan::DateOffset { from_end, offset } => {
+                let base = if *from_end {
+                    "i.end_date"
+                } else {
+                    "i.start_date"
+                };
+                cands.push(format!(
+                    "SELECT {key}, CASE WHEN DATE_ADD({base}, {offset}) > i.op_end THEN i.op_end \
+                     ELSE DATE_ADD({base}, {offset}) END AS d FROM inc i"
+                ));
+            }
+            EndPlan::CustomEra {
+                codeset,
+                gap,
+                offset,
+                supply_override,
+            } => {
+                cands.push(format!("SELECT {key}, i.op_end AS d FROM inc i"));
+                let end = match supply_override {
+                    Some(o) => format!("DATE_ADD(t.drug_exposure_start_date, {o})"),
+                    None => "COALESCE(t.drug_exposure_end_date, DATE_ADD(t.drug_exposure_start_date, CAST(t.days_supply AS INT)), DATE_ADD(t.drug_exposure_start_date, 1))".into(),
+                };
+                ctes.push((
+                    "era_exp".into(),
+                    format!(
+                        "SELECT t.person_id, t.drug_exposure_start_date AS s, DATE_ADD({end}, {}) AS e \
+                         FROM {cdm}.drug_exposure t WHERE t.person_id IS NOT NULL \
+                         AND t.drug_exposure_start_date IS NOT NULL \
+                         AND (t.drug_concept_id IN {cs} OR t.drug_source_concept_id IN {cs})",
+                        *gap as i64 + *offset as i64,
+                        cs = codeset_of(*codeset)
+                    ),
+                ));
+                ctes.push(("eras".into(), merge_eras("era_exp", *gap)));
+                cands.push(format!(
+                    "SELECT {key}, r.e AS d FROM inc i JOIN eras r ON r.person_id = i.person_id \
+                     AND i.start_date >= r.s AND i.start_date <= r.e"
+                ));
+            }
+        }
+        for &node in &p.censoring {
+            cands.push(format!(
+                "SELECT {key}, MIN(c.start_date) AS d FROM inc i JOIN n{node} c ON c.person_id = i.person_id \
+                 AND c.start_date >= i.start_date AND c.start_date <= i.op_end GROUP BY {key}"
+            ));
+        }
+        ctes.push((
+            "ends".into(),
+            format!(
+                "SELECT person_id, start_date AS s, MIN(d) AS e FROM ({}) WHERE d >= start_date \
+                 GROUP BY person_id, event_id, start_date",
+                cands.join(" UNION ALL ")
+            ),
+        ));
+        // Collapse into eras with the pad.
+        let pad = p.era_pad;
+        ctes.push((
+            "padded".into(),
+            format!("SELECT person_id, s, DATE_ADD(e, {pad}) AS e FROM ends"),
+        ));
+        ctes.push(("fin".into(), merge_eras("padded", pad)));
+        let (mut s, mut e) = ("s".to_string(), "e".to_string());
+        let mut cw = String::new();
+        if p.censor_start.is_some() || p.censor_end.is_some() {
+            if let Some(d) = p.censor_start {
+                s = format!("GREATEST(s, {})", date_lit(d));
+            }
+            if let Some(d) = p.censor_end {
+                e = format!("LEAST(e, {})", date_lit(d));
+            }
+            cw = format!(" WHERE {s} <= {e}");
+        }
+        ctes.push((
+            "cohort".into(),
+            format!("SELECT person_id, {s} AS s, {e} AS e FROM fin{cw}"),
+        ));
+    }
+}
+
+/// The first (or last) event per person by start date, ties by event id.
+fn first_per_person(from: &str, last: bool, cols: &str) -> String {
+    format!(
+        "SELECT {cols} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY person_id ORDER BY start_date{}, event_id) AS _k \
+         FROM {from}) WHERE _k = 1",
+        if last { " DESC" } else { "" }
+    )
+}
+
+/// Merges each person's (s, e) intervals (overlapping or touching a running maximum end) into
+/// eras, and takes `gap` days off each era's end.
+fn merge_eras(from: &str, gap: i32) -> String {
+    format!(
+        "SELECT person_id, MIN(s) AS s, DATE_ADD(MAX(e), {neg}) AS e FROM (\
+         SELECT *, SUM(CASE WHEN pm IS NOT NULL AND pm >= s THEN 0 ELSE 1 END) \
+         OVER (PARTITION BY person_id ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS grp FROM (\
+         SELECT person_id, s, e, MAX(e) OVER (PARTITION BY person_id ORDER BY s, e \
+         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm FROM {from})) \
+         GROUP BY person_id, grp",
+        neg = -(gap as i64)
+    )
+}
