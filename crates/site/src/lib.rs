@@ -34,6 +34,7 @@ pub mod replay;
 pub mod serve;
 pub mod ui;
 pub mod users;
+pub mod workers;
 
 pub use client::{HubClient, HubError, TlsOptions};
 pub use data::{SiteConfig, SiteDir};
