@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod cohorts;
 pub mod data;
+pub mod definitions;
 pub mod exec;
 pub mod limits;
 pub mod policy;
