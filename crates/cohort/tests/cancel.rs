@@ -57,29 +57,13 @@ fn an_unused_token_changes_nothing() {
 
 #[test]
 fn cancelling_from_another_thread_stops_a_running_evaluation() {
-    // Every condition occurrence a primary event, each checked against 30 rules of nested
+    // Every condition occurrence a primary event, each checked against 45 rules of nested
     // correlated criteria: seconds of work, stopped within a span of persons.
-    let win = serde_json::json!({"Start": {"Days": 99999, "Coeff": -1}, "End": {"Days": 99999, "Coeff": 1}});
-    let nested = |depth: usize| {
-        let mut c = serde_json::json!({"Criteria": {"ConditionOccurrence": {}}, "StartWindow": win, "Occurrence": {"Type": 2, "Count": 1}});
-        for _ in 0..depth {
-            c = serde_json::json!({"Criteria": {"ConditionOccurrence": {"CorrelatedCriteria": {"Type": "ALL", "CriteriaList": [c]}}}, "StartWindow": win, "Occurrence": {"Type": 2, "Count": 1}});
-        }
-        c
-    };
-    let rules: Vec<_> = (0..30)
-        .map(|i| serde_json::json!({"name": format!("r{i}"), "expression": {"Type": "ALL", "CriteriaList": [nested(5)]}}))
-        .collect();
-    let def = serde_json::json!({
-        "ConceptSets": [],
-        "PrimaryCriteria": {"CriteriaList": [{"ConditionOccurrence": {}}], "ObservationWindow": {"PriorDays": 0, "PostDays": 0}, "PrimaryCriteriaLimit": {"Type": "All"}},
-        "QualifiedLimit": {"Type": "All"}, "ExpressionLimit": {"Type": "All"},
-        "InclusionRules": rules,
-    });
+    let def = read(std::path::Path::new("tests/fixtures/slow_definition.json"));
     let store = gibleed();
     for pipeline in [Pipeline::Fused, Pipeline::PerPerson] {
         let cancel = Cancel::new();
-        let p = Prepared::new(&qiao_cohort::parse(&def.to_string()).unwrap(), store)
+        let p = Prepared::new(&qiao_cohort::parse(&def).unwrap(), store)
             .unwrap()
             .with_cancel(cancel.clone());
         let started = Instant::now();

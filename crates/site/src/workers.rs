@@ -14,6 +14,7 @@
 //!   not run twice; the journal makes sure of it across restarts.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,9 @@ pub struct Pool {
     running: HashMap<JobId, Cancel>,
     tasks: JoinSet<Finished>,
     ids: HashMap<tokio::task::Id, JobId>,
+    /// Set when the pool is dropped (the site stops): a computation cancelled then is not a
+    /// timeout, and nothing is journaled for it.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Pool {
@@ -150,6 +154,7 @@ impl Pool {
             running: HashMap::new(),
             tasks: JoinSet::new(),
             ids: HashMap::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -188,6 +193,7 @@ impl Pool {
             );
             let limit = self.limits.time_limit;
             let threads = self.threads_per_job();
+            let stopping = Arc::clone(&self.stopping);
             let handle = self.tasks.spawn(async move {
                 let token = cancel.clone();
                 let mut work = tokio::task::spawn_blocking(move || {
@@ -195,6 +201,7 @@ impl Pool {
                         cancel: token,
                         limit,
                         threads,
+                        stopping,
                     };
                     run_job(&dir, &store, &site_id, &task.job, task.decided_by, run)
                 });
@@ -247,6 +254,7 @@ impl Pool {
 impl Drop for Pool {
     /// Stops the running computations (their jobs are offered again by the hub).
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for c in self.running.values() {
             c.cancel();
         }
@@ -262,6 +270,8 @@ pub struct Run {
     pub limit: Duration,
     /// Threads of the computation.
     pub threads: usize,
+    /// Set when the site stops (a cancellation then is not a timeout).
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// Runs one approved job on this thread: the cohort on `run.threads` threads of its own, under
@@ -280,6 +290,7 @@ pub fn run_job(
     }
     let started = std::time::Instant::now();
     let limit = run.limit;
+    let stopping = Arc::clone(&run.stopping);
     let threads = rayon::ThreadPoolBuilder::new()
         .num_threads(run.threads.max(1))
         .thread_name(|i| format!("qiao-job-{i}"))
@@ -290,6 +301,9 @@ pub fn run_job(
         }))
         .unwrap_or_else(|_| Err(ExecError::Internal("the cohort engine panicked".into())))
     });
+    if matches!(run, Err(ExecError::Cancelled)) && stopping.load(Ordering::Relaxed) {
+        anyhow::bail!("job {}: stopped, the site is shutting down", job.job_id);
+    }
     if matches!(run, Err(ExecError::Cancelled)) {
         let e = exec::failed(
             job,

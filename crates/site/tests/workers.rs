@@ -14,23 +14,9 @@ use qiao_site::workers::Limits;
 /// Every condition occurrence a primary event, each checked against 45 rules of nested
 /// correlated criteria: seconds of work on GiBleed, inside the site's definition limits.
 fn heavy_definition() -> serde_json::Value {
-    let win = serde_json::json!({"Start": {"Days": 99999, "Coeff": -1}, "End": {"Days": 99999, "Coeff": 1}});
-    let nested = |depth: usize| {
-        let mut c = serde_json::json!({"Criteria": {"ConditionOccurrence": {}}, "StartWindow": win, "Occurrence": {"Type": 2, "Count": 1}});
-        for _ in 0..depth {
-            c = serde_json::json!({"Criteria": {"ConditionOccurrence": {"CorrelatedCriteria": {"Type": "ALL", "CriteriaList": [c]}}}, "StartWindow": win, "Occurrence": {"Type": 2, "Count": 1}});
-        }
-        c
-    };
-    let rules: Vec<_> = (0..45)
-        .map(|i| serde_json::json!({"name": format!("r{i}"), "expression": {"Type": "ALL", "CriteriaList": [nested(3)]}}))
-        .collect();
-    serde_json::json!({
-        "ConceptSets": [],
-        "PrimaryCriteria": {"CriteriaList": [{"ConditionOccurrence": {}}], "ObservationWindow": {"PriorDays": 0, "PostDays": 0}, "PrimaryCriteriaLimit": {"Type": "All"}},
-        "QualifiedLimit": {"Type": "All"}, "ExpressionLimit": {"Type": "All"},
-        "InclusionRules": rules,
-    })
+    let text = std::fs::read_to_string("../cohort/tests/fixtures/slow_definition.json")
+        .expect("the slow definition");
+    serde_json::from_str(&text).expect("JSON")
 }
 
 fn spawn_limited(
