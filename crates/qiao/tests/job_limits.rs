@@ -64,6 +64,9 @@ fn a_heavy_job_is_stopped_at_its_limit_while_another_users_small_job_completes()
             members: &["mallory", "alice"],
         }],
     );
+    // SHRINE release: under the default DP policy the ρ of the heavy job's 45 rules is more
+    // than a user's budget (it would be refused, had it finished in time).
+    net.policy(0, &["--release", "shrine"]);
     // The site again, with two workers and a two-second limit a job.
     let mut site = net.procs.0.remove(1);
     site.kill().unwrap();
