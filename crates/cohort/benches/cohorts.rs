@@ -81,14 +81,29 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|(_, json)| Prepared::new(&qiao_cohort::parse(json).unwrap(), &store).unwrap())
         .collect();
-    for (name, pipeline) in [
-        ("run_fused", Pipeline::Fused),
-        ("run_per_person", Pipeline::PerPerson),
+    // The same runs holding a cancellation token (what a site's worker gives each job).
+    let cancellable: Vec<Prepared> = defs
+        .iter()
+        .map(|(_, json)| {
+            Prepared::new(&qiao_cohort::parse(json).unwrap(), &store)
+                .unwrap()
+                .with_cancel(qiao_cohort::exec::Cancel::new())
+        })
+        .collect();
+    for (name, pipeline, prepared) in [
+        ("run_fused", Pipeline::Fused, &prepared),
+        ("run_per_person", Pipeline::PerPerson, &prepared),
+        ("run_fused_cancellable", Pipeline::Fused, &cancellable),
+        (
+            "run_per_person_cancellable",
+            Pipeline::PerPerson,
+            &cancellable,
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut entries = 0u64;
-                for p in &prepared {
+                for p in prepared {
                     let mut counter = Counter::default();
                     p.run_on(&store, &mut counter, true, pipeline).unwrap();
                     entries += counter.entries;

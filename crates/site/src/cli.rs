@@ -134,6 +134,13 @@ pub struct ServeArgs {
     /// Longest pause between retries while the hub is unreachable, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub max_backoff_secs: f64,
+    /// Jobs computed at once; the others wait, served fairly between users.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// A job's cohort computation is stopped after this many seconds (reported to the hub as
+    /// `timeout`).
+    #[arg(long, default_value_t = 600.0)]
+    pub job_time_limit: f64,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -484,6 +491,10 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     o.tls = a.tls.options();
     o.wait_secs = a.wait_secs;
     o.max_backoff = Duration::from_secs_f64(a.max_backoff_secs.clamp(0.1, 3600.0));
+    o.limits = crate::workers::Limits {
+        workers: usize::from(a.workers),
+        time_limit: Duration::from_secs_f64(a.job_time_limit.clamp(0.1, 7.0 * 86_400.0)),
+    };
     runtime()?.block_on(async { crate::serve::serve(&o, shutdown_signal()).await })
 }
 

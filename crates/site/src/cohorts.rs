@@ -23,7 +23,8 @@ pub struct ProjectCohort {
     pub digest: String,
     /// The cohort definition's `name`/`title`, if it has one.
     pub name: Option<String>,
-    /// The Circe definition as the job carried it.
+    /// The Circe definition as the job carried it (on disk: `null`, the definition being kept
+    /// once in [`crate::definitions`] under `digest`; filled back in when read).
     pub definition: serde_json::Value,
     /// When it first arrived (unix seconds).
     pub first_seen: i64,
@@ -72,10 +73,25 @@ pub fn remember(dir: &SiteDir, job: &Job, now: i64) -> anyhow::Result<()> {
             project,
             digest,
             name,
-            definition: job.definition.clone(),
+            definition: {
+                crate::definitions::put(dir, &job.definition)?;
+                serde_json::Value::Null
+            },
             first_seen: now,
         },
     )
+}
+
+/// A stored entry with its definition filled in from [`crate::definitions`] (entries written
+/// before definitions were stored by digest carry theirs).
+fn load(dir: &SiteDir, path: &std::path::Path) -> anyhow::Result<Option<ProjectCohort>> {
+    let Some(mut c) = read_json::<ProjectCohort>(path)? else {
+        return Ok(None);
+    };
+    if c.definition.is_null() {
+        c.definition = crate::definitions::get(dir, &c.digest)?;
+    }
+    Ok(Some(c))
 }
 
 /// Every received definition, by project then first arrival.
@@ -95,7 +111,7 @@ pub fn list(dir: &SiteDir) -> anyhow::Result<Vec<ProjectCohort>> {
         for f in fs::read_dir(p.path())? {
             let path = f?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                if let Some(c) = read_json::<ProjectCohort>(&path)? {
+                if let Some(c) = load(dir, &path)? {
                     out.push(c);
                 }
             }
@@ -112,5 +128,8 @@ pub fn get(dir: &SiteDir, project: &str, digest: &str) -> anyhow::Result<Option<
     if !safe_component(project) || !safe_component(digest) {
         return Ok(None);
     }
-    read_json(&dir_of(dir).join(project).join(format!("{digest}.json")))
+    load(
+        dir,
+        &dir_of(dir).join(project).join(format!("{digest}.json")),
+    )
 }

@@ -24,7 +24,7 @@
 
 use qiao_cdm::date::{self, Day};
 use qiao_cdm::NULL_INT;
-use qiao_cohort::exec::rules_through;
+use qiao_cohort::exec::{rules_through, Cancel};
 use qiao_cohort::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
 use qiao_disclosure::{
     Breakdown, BudgetStatus, Discloser, PersonSetDigest, Policy, QueryContext, QueryLedger,
@@ -86,6 +86,9 @@ pub enum ExecError {
     /// Anything else.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Stopped by its cancellation token (the site's time limit).
+    #[error("stopped at the site's time limit")]
+    Cancelled,
 }
 
 impl ExecError {
@@ -95,6 +98,7 @@ impl ExecError {
             ExecError::Invalid(_) => FailureKind::InvalidDefinition,
             ExecError::Unsupported(_) => FailureKind::UnsupportedDefinition,
             ExecError::Internal(_) => FailureKind::Internal,
+            ExecError::Cancelled => FailureKind::Timeout,
         }
     }
 }
@@ -104,9 +108,21 @@ pub fn run_definition(
     store: &Store,
     definition: &serde_json::Value,
 ) -> Result<CohortRun, ExecError> {
+    run_definition_until(store, definition, None)
+}
+
+/// As [`run_definition`], stopping with [`ExecError::Cancelled`] once `cancel` is cancelled.
+pub fn run_definition_until(
+    store: &Store,
+    definition: &serde_json::Value,
+    cancel: Option<Cancel>,
+) -> Result<CohortRun, ExecError> {
     let text = definition.to_string();
     let def = qiao_cohort::parse(&text).map_err(|e| ExecError::Invalid(e.to_string()))?;
-    let prepared = Prepared::new(&def, store).map_err(map_cohort_error)?;
+    let mut prepared = Prepared::new(&def, store).map_err(map_cohort_error)?;
+    if let Some(c) = cancel {
+        prepared = prepared.with_cancel(c);
+    }
     let mut sink = RunSink::default();
     let stats = prepared.run(store, &mut sink).map_err(map_cohort_error)?;
     Ok(CohortRun {
@@ -121,6 +137,7 @@ fn map_cohort_error(e: CohortError) -> ExecError {
         CohortError::Model(m) => ExecError::Invalid(m.to_string()),
         CohortError::Unsupported(u) => ExecError::Unsupported(u.to_string()),
         CohortError::Sink(s) => ExecError::Internal(s),
+        CohortError::Cancelled => ExecError::Cancelled,
     }
 }
 
@@ -351,13 +368,24 @@ fn refusal(r: Refusal) -> Stop {
 /// Runs an approved job: ledger, engine, disclosure control, guards. Never panics on a bad job;
 /// every outcome is a [`JobResult`] for the hub.
 pub fn execute(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
+    execute_with(job, cx, &mut |store, definition| {
+        run_definition(store, definition)
+    })
+}
+
+/// How [`execute_with`] gets the cohort of a job's definition.
+pub type Engine<'e> = dyn FnMut(&Store, &serde_json::Value) -> Result<CohortRun, ExecError> + 'e;
+
+/// As [`execute`], the cohort given by `engine` (e.g. one computed before, outside the data
+/// directory's lock: [`crate::workers`]).
+pub fn execute_with(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -> Executed {
     // The alliance's floors from the signed job: the stricter of them and the site's policy,
     // or a refusal naming what cannot be met (decided on the policy alone, never on data).
     match cx
         .discloser
         .under_floors(job.floors.min_cell_count, job.floors.max_rho_per_release)
     {
-        Ok(None) => execute_under(job, cx),
+        Ok(None) => execute_under(job, cx, engine),
         Ok(Some(d)) => execute_under(
             job,
             &mut ExecContext {
@@ -367,19 +395,21 @@ pub fn execute(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
                 ledger: &mut *cx.ledger,
                 now: cx.now,
             },
+            engine,
         ),
         Err(e) => refused(job, cx.site_id, RefusalReason::FloorsUnmet, e.to_string()),
     }
 }
 
-/// [`execute`] once the floors are applied.
-fn execute_under(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
+/// [`execute_with`] once the floors are applied.
+fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -> Executed {
     let payload = match &job.query {
-        QueryType::CohortCount => cohort_count(job, cx).map(Payload::CohortCount),
+        QueryType::CohortCount => cohort_count(job, cx, engine).map(Payload::CohortCount),
         QueryType::Demographics {
             age_band_years,
             by_index_year,
-        } => demographics(job, cx, *age_band_years, *by_index_year).map(Payload::Demographics),
+        } => demographics(job, cx, engine, *age_band_years, *by_index_year)
+            .map(Payload::Demographics),
     };
     let executed = match payload {
         Ok(payload) => Executed {
@@ -535,7 +565,11 @@ pub fn cohort_count_values(
     (subjects, entries, rules, count(&|m| m & full == full))
 }
 
-fn cohort_count(job: &Job, cx: &mut ExecContext<'_>) -> Result<CohortCountResult, Stop> {
+fn cohort_count(
+    job: &Job,
+    cx: &mut ExecContext<'_>,
+    engine: &mut Engine<'_>,
+) -> Result<CohortCountResult, Stop> {
     let rule_names = qiao_protocol::guard::inclusion_rule_names(&job.definition);
     let d = cx.discloser;
     let policy = d.policy().clone();
@@ -545,7 +579,7 @@ fn cohort_count(job: &Job, cx: &mut ExecContext<'_>) -> Result<CohortCountResult
     let q = ctx(job, cx.now);
     // Charged before computing, whatever the data.
     let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
-    let run = run_definition(cx.store, &job.definition)?;
+    let run = engine(cx.store, &job.definition)?;
     let funnel = true_funnel(&run);
     if funnel.rules.len() != rule_names.len() {
         return Err(Stop::Failed(ExecError::Internal(format!(
@@ -723,6 +757,7 @@ fn person_facts(store: &Store, rows: &[CohortRow]) -> Vec<(i64, i64, Gender, i32
 fn demographics(
     job: &Job,
     cx: &mut ExecContext<'_>,
+    engine: &mut Engine<'_>,
     age_band_years: u8,
     by_index_year: bool,
 ) -> Result<DemographicsResult, Stop> {
@@ -734,7 +769,7 @@ fn demographics(
     let stats = demographics_statistics();
     let q = ctx(job, cx.now);
     let budget = cx.discloser.admit(cx.ledger, &q, &stats).map_err(refusal)?;
-    let run = run_definition(cx.store, &job.definition)?;
+    let run = engine(cx.store, &job.definition)?;
     let facts = person_facts(cx.store, &run.rows);
     let bands = age_bands(age_band_years);
     let years: Vec<Option<u16>> = if by_index_year {

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod cohorts;
 pub mod data;
+pub mod definitions;
 pub mod exec;
 pub mod limits;
 pub mod policy;
@@ -37,6 +38,7 @@ pub mod replay;
 pub mod serve;
 pub mod ui;
 pub mod users;
+pub mod workers;
 
 pub use client::{HubClient, HubError, TlsOptions};
 pub use data::{SiteConfig, SiteDir};

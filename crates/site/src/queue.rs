@@ -46,6 +46,10 @@ pub struct ApprovalItem {
     pub queued_at: i64,
     /// The decision.
     pub state: ApprovalState,
+    /// On disk: the job's definition is kept once in [`crate::definitions`] under this digest
+    /// (and `job.definition` is `null`); filled back in when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_sha256: Option<String>,
 }
 
 /// The approval queue.
@@ -65,7 +69,23 @@ impl<'a> Approvals<'a> {
 
     /// One item.
     pub fn get(&self, id: &JobId) -> anyhow::Result<Option<ApprovalItem>> {
-        read_json(&self.path(id))
+        let Some(mut item) = read_json::<ApprovalItem>(&self.path(id))? else {
+            return Ok(None);
+        };
+        if let Some(digest) = item.definition_sha256.take() {
+            item.job.definition = crate::definitions::get(self.dir, &digest)
+                .with_context(|| format!("the definition of queued job {id}"))?;
+        }
+        Ok(Some(item))
+    }
+
+    /// Writes an item, its definition stored once by digest.
+    fn write(&self, item: &ApprovalItem) -> anyhow::Result<()> {
+        let digest = crate::definitions::put(self.dir, &item.job.definition)?;
+        let mut stored = item.clone();
+        stored.job.definition = serde_json::Value::Null;
+        stored.definition_sha256 = Some(digest);
+        write_json(&self.path(&item.job.job_id), &stored)
     }
 
     /// Queues a job as pending, unless it is already queued. Returns the item as stored.
@@ -78,8 +98,9 @@ impl<'a> Approvals<'a> {
                 job: job.clone(),
                 queued_at: now,
                 state: ApprovalState::Pending,
+                definition_sha256: None,
             };
-            write_json(&self.path(&job.job_id), &item)?;
+            self.write(&item)?;
             Ok(item)
         })
     }
@@ -94,7 +115,7 @@ impl<'a> Approvals<'a> {
                 bail!("job {id} was already decided");
             }
             item.state = state;
-            write_json(&self.path(id), &item)?;
+            self.write(&item)?;
             Ok(item)
         })
     }

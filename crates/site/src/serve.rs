@@ -32,6 +32,11 @@ use crate::exec::{self, ExecContext, Executed};
 use crate::policy::{Approval, SitePolicy};
 use crate::queue::{ApprovalState, Approvals, Journal, JournalEntry};
 use crate::replay::{Recorded, SeenNonces};
+use crate::workers::{Finished, Limits, Pool};
+
+/// Jobs taken from the hub and waiting for a worker, beyond which the site stops polling for
+/// more until one finishes.
+const MAX_WAITING: usize = 64;
 
 /// `qiao site enroll`.
 #[derive(Clone, Debug)]
@@ -123,6 +128,8 @@ pub struct ServeOptions {
     pub wait_secs: u64,
     /// Longest pause between retries when the hub cannot be reached.
     pub max_backoff: Duration,
+    /// Workers and the per-job time limit.
+    pub limits: Limits,
 }
 
 impl ServeOptions {
@@ -135,6 +142,7 @@ impl ServeOptions {
             tls: TlsOptions::default(),
             wait_secs: 25,
             max_backoff: Duration::from_secs(60),
+            limits: Limits::default(),
         }
     }
 }
@@ -153,6 +161,7 @@ struct Site {
     /// When each job waiting for the steward was last offered (the last few seconds only).
     offered: std::collections::HashMap<JobId, std::time::Instant>,
     store: Arc<Store>,
+    pool: Pool,
     client: HubClient,
     wait_secs: u64,
     max_backoff: Duration,
@@ -192,6 +201,12 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     tracing::info!(site = %config.site_id, hub = %hub_url, "site serving");
     let guard = ReplayGuard::default();
     let seen = SeenNonces::load(&dir, guard.max_skew_secs())?;
+    let pool = Pool::new(
+        o.limits,
+        dir.clone(),
+        Arc::clone(&store),
+        config.site_id.clone(),
+    );
     let mut site = Site {
         dir,
         config,
@@ -200,6 +215,7 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
         seen,
         guard,
         offered: std::collections::HashMap::new(),
+        pool,
         store,
         client,
         wait_secs: o.wait_secs,
@@ -276,7 +292,21 @@ impl Site {
                 return self.next_backoff();
             }
         };
-        match self.client.poll(&poll, self.wait_secs).await {
+        // A finished job interrupts the long poll (its result goes out at once); with many jobs
+        // waiting for a worker, the site waits for one to finish instead of polling.
+        let polled = if self.pool.waiting() >= MAX_WAITING {
+            Err(self.pool.next_done().await)
+        } else {
+            tokio::select! {
+                r = self.client.poll(&poll, self.wait_secs) => Ok(r),
+                done = self.pool.next_done() => Err(done),
+            }
+        };
+        let polled = match polled {
+            Ok(r) => r,
+            Err(done) => return self.finished(done).await,
+        };
+        match polled {
             Ok(None) => {
                 self.backoff = Duration::ZERO;
                 Duration::ZERO
@@ -348,6 +378,10 @@ impl Site {
     }
 
     async fn handle_job(&mut self, job: Job) -> anyhow::Result<bool> {
+        if self.pool.contains(&job.job_id) {
+            // Offered again while it waits for a worker or runs.
+            return Ok(false);
+        }
         let journal = Journal::new(&self.dir);
         if let Some(mut entry) = journal.get(&job.job_id)? {
             // Finished before (and perhaps not acknowledged, or the ack was lost): re-send the
@@ -388,7 +422,7 @@ impl Site {
                 Ok(false)
             }
             Approval::Auto => {
-                self.run_and_finish(job, Actor::System).await?;
+                self.pool.submit(job, Actor::System);
                 Ok(false)
             }
             Approval::Manual => match queued.map(|q| q.state) {
@@ -435,8 +469,8 @@ impl Site {
             match item.state {
                 ApprovalState::Pending => {}
                 ApprovalState::Approved { by, .. } => {
-                    self.run_and_finish(item.job, audit::user(&by)).await?;
-                    approvals.remove(&id)?;
+                    // Removed from the queue once journaled (above, next round).
+                    self.pool.submit(item.job, audit::user(&by));
                 }
                 ApprovalState::Denied { by, reason, .. } => {
                     let e = exec::refused(
@@ -453,20 +487,20 @@ impl Site {
         Ok(())
     }
 
-    /// Runs the job on a blocking thread (journaling the result there), then sends it.
-    async fn run_and_finish(&mut self, job: Job, decided_by: Actor) -> anyhow::Result<()> {
-        let dir = self.dir.clone();
-        let store = Arc::clone(&self.store);
-        let site_id = self.config.site_id.clone();
-        let job_id = job.job_id;
-        let task = tokio::task::spawn_blocking(move || {
-            compute_and_journal(&dir, &store, &site_id, &job, decided_by)
-        });
-        let entry = match task.await {
-            Ok(r) => r?,
-            Err(e) => bail!("job {job_id}: the execution thread died: {e}"),
+    /// Sends the result of a job the pool finished; how long to pause before the next round.
+    async fn finished(&mut self, (id, r): Finished) -> Duration {
+        let sent = match r {
+            Ok(entry) => self.send(entry).await,
+            Err(e) => Err(e),
         };
-        self.send(entry).await
+        match sent {
+            Ok(()) => Duration::ZERO,
+            Err(e) => {
+                let pause = self.next_backoff();
+                tracing::warn!("job {id}: {e:#}; retrying in {pause:?}");
+                pause
+            }
+        }
     }
 
     /// Journals a result decided without running anything (refusals), then sends it.
@@ -567,13 +601,14 @@ fn received(job: &Job) -> EntryDraft {
 }
 
 /// Runs an approved job under the data directory's lock (the ledger is read, updated and saved
-/// around the run), journals and audits the result.
+/// around the run), its cohort given by `engine`, journals and audits the result.
 pub fn compute_and_journal(
     dir: &SiteDir,
     store: &Store,
     site_id: &SiteId,
     job: &Job,
     decided_by: Actor,
+    engine: &mut exec::Engine<'_>,
 ) -> anyhow::Result<JournalEntry> {
     let executed = dir.locked(|| {
         if let Some(done) = Journal::new(dir).get(&job.job_id)? {
@@ -595,7 +630,7 @@ pub fn compute_and_journal(
             };
             let job = job.clone();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                exec::execute(&job, &mut cx)
+                exec::execute_with(&job, &mut cx, engine)
             }))
             .unwrap_or_else(|_| {
                 exec::failed(

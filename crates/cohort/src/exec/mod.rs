@@ -26,6 +26,7 @@
 //!
 //! `benches/cohorts.rs` and `scripts/bench-cohort.sh` measure it.
 
+mod cancel;
 pub mod plan;
 mod run;
 mod stream;
@@ -38,6 +39,7 @@ use qiao_cdm::date::{self, Day};
 use qiao_store::Store;
 use rayon::prelude::*;
 
+pub use cancel::Cancel;
 pub use plan::{count_column_supported, CountKindPublic, Unsupported};
 
 use crate::conceptset;
@@ -53,6 +55,9 @@ pub enum CohortError {
     Unsupported(Unsupported),
     #[error("writing results: {0}")]
     Sink(String),
+    /// The run was stopped by its [`Cancel`] token.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// One row of the OHDSI cohort table.
@@ -238,6 +243,7 @@ pub struct Prepared {
     plan: plan::Plan,
     codesets: HashMap<i32, CodeSet>,
     warnings: Vec<crate::model::Issue>,
+    cancel: Option<Cancel>,
 }
 
 /// A store ingested without (part of) its vocabulary (`qiao ingest --no-vocabulary` records which
@@ -303,7 +309,15 @@ impl Prepared {
             plan,
             codesets,
             warnings: def.warnings.clone(),
+            cancel: None,
         })
+    }
+
+    /// Runs of this definition stop, with [`CohortError::Cancelled`], once `cancel` is
+    /// cancelled (checked per span of persons or per person).
+    pub fn with_cancel(mut self, cancel: Cancel) -> Prepared {
+        self.cancel = Some(cancel);
+        self
     }
 
     pub fn warnings(&self) -> &[crate::model::Issue] {
@@ -367,7 +381,11 @@ impl Prepared {
             ..Default::default()
         };
         let mut in_final = 0u64;
+        let stop = self.cancel.as_ref();
         let mut merge = |chunk: ChunkOut| -> Result<(), CohortError> {
+            if cancel::cancelled(stop) {
+                return Err(CohortError::Cancelled);
+            }
             for (mode, masks) in chunk.masks.into_iter().enumerate() {
                 for (m, n) in masks {
                     *stats.modes[mode].masks.entry(m).or_default() += n;
@@ -413,7 +431,10 @@ impl Prepared {
                 || stream::Pooled::take(&pool, ctx),
                 |w: &mut stream::Pooled, spans| {
                     let w = w.worker();
-                    let mut outs = spans.iter().map(|s| w.span(ctx, s.clone(), want_masks));
+                    let mut outs = spans
+                        .iter()
+                        .take_while(|_| !cancel::cancelled(stop))
+                        .map(|s| w.span(ctx, s.clone(), want_masks));
                     let first = outs.next().unwrap_or_default();
                     outs.fold(first, |mut acc, next| {
                         acc.append(next);
@@ -443,6 +464,9 @@ impl Prepared {
                     ids.clear();
                     ids.extend(chunk.iter().map(|&p| persons.person_id(p)));
                     for (&p, &id) in chunk.iter().zip(ids.iter()) {
+                        if cancel::cancelled(stop) {
+                            break;
+                        }
                         worker.run(p, out);
                         // Runs of equal masks (often all of a person's events) counted with one
                         // lookup.
@@ -472,6 +496,9 @@ impl Prepared {
             )?;
             Some(candidates.len() as u64)
         };
+        if cancel::cancelled(stop) {
+            return Err(CohortError::Cancelled);
+        }
         stats.candidates = candidates.unwrap_or(stats.modes[1].masks.values().sum());
         for mode in &mut stats.modes {
             *mode = mode_stats(std::mem::take(&mut mode.masks), n_rules);

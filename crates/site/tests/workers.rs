@@ -1,0 +1,142 @@
+//! Jobs at the site run in a bounded pool of workers, fair between users, each under a time
+//! limit: a heavy job is stopped at the limit (reported as `failed: timeout` and audited) while
+//! another user's small job completes.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use qiao_protocol::{FailureKind, Job, JobResult, Outcome, QueryType};
+use qiao_site::workers::Limits;
+
+/// Every condition occurrence a primary event, each checked against 45 rules of nested
+/// correlated criteria: seconds of work on GiBleed, inside the site's definition limits.
+fn heavy_definition() -> serde_json::Value {
+    let text = std::fs::read_to_string("../cohort/tests/fixtures/slow_definition.json")
+        .expect("the slow definition");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn spawn_limited(
+    data: &Path,
+    limits: Limits,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let mut o = qiao_site::ServeOptions::new(data, store_path());
+    o.tls = insecure();
+    o.wait_secs = 1;
+    o.max_backoff = Duration::from_millis(500);
+    o.limits = limits;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        qiao_site::serve(&o, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    (tx, task)
+}
+
+fn timed_out(r: &JobResult) -> bool {
+    r.outcome
+        == Outcome::Failed {
+            error: FailureKind::Timeout,
+        }
+}
+
+fn done(r: &JobResult) -> bool {
+    matches!(r.outcome, Outcome::Done { .. })
+}
+
+fn heavy(user: &str) -> Job {
+    job(QueryType::CohortCount, heavy_definition(), user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_job_is_stopped_at_the_limit_while_a_small_job_completes() {
+    let hub = FakeHub::new();
+    let (url, _server) = start(hub.clone(), 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("site");
+    enroll_site(&hub, &url, &data, "hospital-a").await;
+    let heavy = heavy("mallory");
+    let small = job(QueryType::CohortCount, definition(3), "alice");
+    hub.offer(Offer::Job(heavy.clone()));
+    hub.offer(Offer::Job(small.clone()));
+    let (stop, site) = spawn_limited(
+        &data,
+        Limits {
+            workers: 2,
+            time_limit: Duration::from_millis(400),
+        },
+    );
+    // Alice's small job completes while Mallory's heavy one still runs.
+    let r = hub.wait_result(&small.job_id, 60).await;
+    assert!(done(&r), "{r:?}");
+    assert!(
+        hub.result(&heavy.job_id).is_none(),
+        "the heavy job was still running"
+    );
+    // The heavy job is stopped at the limit and reported as a timeout.
+    let r = hub.wait_result(&heavy.job_id, 60).await;
+    assert!(timed_out(&r), "{r:?}");
+    let audit = audit_entries(&data);
+    let decided = audit
+        .iter()
+        .find(|e| {
+            e.action == "job.decide"
+                && e.job_id.as_deref() == Some(heavy.job_id.to_string().as_str())
+        })
+        .expect("audited");
+    let text = decided.decision.as_deref().unwrap();
+    assert!(
+        text.starts_with("failed:timeout")
+            && text.contains("at this site's time limit of 0.4 s")
+            && text.contains("nothing charged or released"),
+        "{decided:?}"
+    );
+    assert!(decided.released.is_none(), "{decided:?}");
+    let _ = stop.send(());
+    site.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_users_in_turn() {
+    let hub = FakeHub::new();
+    let (url, _server) = start(hub.clone(), 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("site");
+    enroll_site(&hub, &url, &data, "hospital-a").await;
+    // Mallory's three heavy jobs are offered before Alice's small one.
+    let heavies = [heavy("mallory"), heavy("mallory"), heavy("mallory")];
+    let small = job(QueryType::CohortCount, definition(3), "alice");
+    for h in &heavies {
+        hub.offer(Offer::Job(h.clone()));
+    }
+    hub.offer(Offer::Job(small.clone()));
+    let (stop, site) = spawn_limited(
+        &data,
+        Limits {
+            workers: 1,
+            time_limit: Duration::from_millis(400),
+        },
+    );
+    // Alice is served right after Mallory's first job, not behind all three.
+    let r = hub.wait_result(&small.job_id, 60).await;
+    assert!(done(&r), "{r:?}");
+    let finished: Vec<bool> = heavies
+        .iter()
+        .map(|h| hub.result(&h.job_id).is_some())
+        .collect();
+    assert_eq!(finished, [true, false, false]);
+    for h in &heavies {
+        let r = hub.wait_result(&h.job_id, 60).await;
+        assert!(timed_out(&r), "{r:?}");
+    }
+    let _ = stop.send(());
+    site.await.unwrap().unwrap();
+}
