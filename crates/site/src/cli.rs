@@ -13,8 +13,8 @@ use qiao_store::Store;
 
 use crate::client::TlsOptions;
 use crate::data::{now_unix, read_json, write_json, SiteDir};
-use crate::policy::{Approval, SitePolicy};
-use crate::queue::{ApprovalItem, ApprovalState, Approvals};
+use crate::policy::{set_policy_audited, Approval, SitePolicy};
+use crate::queue::{approve_job, deny_job, ApprovalState, Approvals};
 use crate::serve::{EnrollOptions, ServeOptions};
 use crate::users::{LocalRole, Users};
 use crate::{audit, prescreen};
@@ -480,32 +480,6 @@ fn policy_set(a: PolicySetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Changes the site policy under the data directory's lock: `change` maps the current policy
-/// to the new one, which is validated and written in one atomic replacement (or not at all),
-/// then audited (`policy.set`, before and after) with `actor`.
-pub fn set_policy_audited(
-    dir: &SiteDir,
-    actor: qiao_audit::Actor,
-    change: impl FnOnce(&SitePolicy) -> anyhow::Result<SitePolicy>,
-) -> anyhow::Result<SitePolicy> {
-    let (before, after) = dir.locked(|| {
-        let before = SitePolicy::load(dir)?;
-        let after = change(&before)?;
-        after.save(dir)?;
-        Ok((before, after))
-    })?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), actor, "policy.set")
-            .decision("site policy changed")
-            .released_json(&serde_json::json!({
-                "before": serde_json::to_value(&before)?,
-                "after": serde_json::to_value(&after)?,
-            })),
-    )?;
-    Ok(after)
-}
-
 /// Applies `qiao site policy set` flags to a policy (validated by [`SitePolicy::save`]).
 pub fn apply_policy_args(p: &mut SitePolicy, a: &PolicySetArgs) -> anyhow::Result<()> {
     if let Some(v) = a.cohort_count {
@@ -703,51 +677,6 @@ fn approvals(c: ApprovalsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Records an authenticated steward's approval of a pending job, audited (`job.approve`).
-pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<ApprovalItem> {
-    let item = Approvals::new(dir).decide(
-        id,
-        ApprovalState::Approved {
-            by: steward.to_owned(),
-            at: now_unix(),
-        },
-    )?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), audit::user(steward), "job.approve")
-            .project(item.job.project_id.to_string())
-            .job(id.to_string())
-            .decision("approved by the data steward"),
-    )?;
-    Ok(item)
-}
-
-/// Records an authenticated steward's refusal of a pending job with its reason, audited
-/// (`job.deny`; the reason stays at the site).
-pub fn deny_job(
-    dir: &SiteDir,
-    steward: &str,
-    id: &JobId,
-    reason: &str,
-) -> anyhow::Result<ApprovalItem> {
-    let item = Approvals::new(dir).decide(
-        id,
-        ApprovalState::Denied {
-            by: steward.to_owned(),
-            at: now_unix(),
-            reason: reason.to_owned(),
-        },
-    )?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), audit::user(steward), "job.deny")
-            .project(item.job.project_id.to_string())
-            .job(id.to_string())
-            .decision(format!("denied by the data steward: {reason}")),
-    )?;
-    Ok(item)
 }
 
 fn prescreen_cmd(a: PrescreenArgs) -> anyhow::Result<()> {

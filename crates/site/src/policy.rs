@@ -8,7 +8,10 @@ use qiao_disclosure::{DpPolicy, LockoutPolicy, ObfuscationParams, Policy, RateLi
 use qiao_protocol::QueryType;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{read_json, write_json, SiteDir};
+use qiao_audit::EntryDraft;
+
+use crate::audit;
+use crate::data::{now_unix, read_json, write_json, SiteDir};
 
 /// What the site does with one query type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,4 +111,30 @@ impl SitePolicy {
         self.disclosure()?;
         write_json(&dir.policy_path(), self)
     }
+}
+
+/// Changes the site policy under the data directory's lock: `change` maps the current policy
+/// to the new one, which is validated and written in one atomic replacement (or not at all),
+/// then audited (`policy.set`, before and after) with `actor`.
+pub fn set_policy_audited(
+    dir: &SiteDir,
+    actor: qiao_audit::Actor,
+    change: impl FnOnce(&SitePolicy) -> anyhow::Result<SitePolicy>,
+) -> anyhow::Result<SitePolicy> {
+    let (before, after) = dir.locked(|| {
+        let before = SitePolicy::load(dir)?;
+        let after = change(&before)?;
+        after.save(dir)?;
+        Ok((before, after))
+    })?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), actor, "policy.set")
+            .decision("site policy changed")
+            .released_json(&serde_json::json!({
+                "before": serde_json::to_value(&before)?,
+                "after": serde_json::to_value(&after)?,
+            })),
+    )?;
+    Ok(after)
 }

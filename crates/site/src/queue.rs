@@ -10,7 +10,10 @@ use anyhow::{bail, Context};
 use qiao_protocol::{Job, JobId, JobResult};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{read_json, write_json, SiteDir};
+use qiao_audit::EntryDraft;
+
+use crate::audit;
+use crate::data::{now_unix, read_json, write_json, SiteDir};
 
 /// Where a queued job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +137,51 @@ impl<'a> Approvals<'a> {
             Err(e) => Err(e).context("removing an approval item"),
         }
     }
+}
+
+/// Records an authenticated steward's approval of a pending job, audited (`job.approve`).
+pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<ApprovalItem> {
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Approved {
+            by: steward.to_owned(),
+            at: now_unix(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.approve")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision("approved by the data steward"),
+    )?;
+    Ok(item)
+}
+
+/// Records an authenticated steward's refusal of a pending job with its reason, audited
+/// (`job.deny`; the reason stays at the site).
+pub fn deny_job(
+    dir: &SiteDir,
+    steward: &str,
+    id: &JobId,
+    reason: &str,
+) -> anyhow::Result<ApprovalItem> {
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Denied {
+            by: steward.to_owned(),
+            at: now_unix(),
+            reason: reason.to_owned(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.deny")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision(format!("denied by the data steward: {reason}")),
+    )?;
+    Ok(item)
 }
 
 /// What the journal knows of a finished job.

@@ -181,7 +181,7 @@ async fn decide(
         return Ok(no_job());
     };
     if action == "approve" {
-        return Ok(match crate::cli::approve_job(&ui.dir, &who.user, &id) {
+        return Ok(match crate::queue::approve_job(&ui.dir, &who.user, &id) {
             Ok(_) => layout::see_other("/approvals?flash=flash.site_approved"),
             Err(e) => {
                 tracing::warn!("approve {id}: {e:#}");
@@ -225,7 +225,7 @@ async fn decide(
         ));
     }
     Ok(
-        match crate::cli::deny_job(&ui.dir, &who.user, &id, reason) {
+        match crate::queue::deny_job(&ui.dir, &who.user, &id, reason) {
             Ok(_) => layout::see_other("/approvals?flash=flash.site_denied"),
             Err(e) => {
                 tracing::warn!("deny {id}: {e:#}");
@@ -477,7 +477,7 @@ async fn policy_save(
     csrf_checked(&who, &f.csrf, lang)?;
     // Validate and write under the data directory's lock: one atomic replacement of
     // policy.json, or nothing.
-    let result = crate::cli::set_policy_audited(&ui.dir, audit::user(&who.user), |p| {
+    let result = crate::policy::set_policy_audited(&ui.dir, audit::user(&who.user), |p| {
         f.apply(lang, p)
             .map_err(PolicyRefused)
             .map_err(anyhow::Error::new)
