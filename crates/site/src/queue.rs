@@ -158,14 +158,45 @@ pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<A
     Ok(item)
 }
 
-/// Records an authenticated steward's refusal of a pending job with its reason, audited
-/// (`job.deny`; the reason stays at the site).
+/// Longest deny reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Why a deny reason is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReasonRefused {
+    /// Empty (or only white space).
+    #[error("a reason is required to deny a job")]
+    Empty,
+    /// Longer than [`MAX_REASON_CHARS`], or with control characters other than line breaks.
+    #[error("the reason must be at most {MAX_REASON_CHARS} characters of text")]
+    Unfit,
+}
+
+/// The reason as kept (trimmed), if it is one.
+pub fn check_reason(reason: &str) -> Result<&str, ReasonRefused> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(ReasonRefused::Empty)
+    } else if reason.chars().count() > MAX_REASON_CHARS
+        || reason
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        Err(ReasonRefused::Unfit)
+    } else {
+        Ok(reason)
+    }
+}
+
+/// Records an authenticated steward's refusal of a pending job with its reason
+/// ([`check_reason`]), audited (`job.deny`; the reason stays at the site).
 pub fn deny_job(
     dir: &SiteDir,
     steward: &str,
     id: &JobId,
     reason: &str,
 ) -> anyhow::Result<ApprovalItem> {
+    let reason = check_reason(reason)?;
     let item = Approvals::new(dir).decide(
         id,
         ApprovalState::Denied {
