@@ -109,12 +109,12 @@ pub fn appoint_expert(
         if u.role != UserRole::CommitteeMember {
             return Err(field("user", "form.err_not_committee"));
         }
-        if get_json::<Institution>(tx, Table::Institutions, f.institution.trim())?
+        if get_json::<Institution>(tx, INSTITUTIONS, f.institution.trim())?
             .is_none_or(|i| i.status != MemberStatus::Approved)
         {
             return Err(field("institution", "form.err_no_institution"));
         }
-        let mut e = get_json::<Expert>(tx, Table::Experts, user.as_str())?.unwrap_or(Expert {
+        let mut e = get_json::<Expert>(tx, EXPERTS, user.as_str())?.unwrap_or(Expert {
             user: user.clone(),
             name: String::new(),
             institution: String::new(),
@@ -136,7 +136,7 @@ pub fn appoint_expert(
             letter: f.letter.trim().to_owned(),
         });
         e.appointments.sort_by_key(|a| a.start);
-        put_json(tx, Table::Experts, user.as_str(), &e)?;
+        put_json(tx, EXPERTS, user.as_str(), &e)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "expert.appoint").decision(format!(
@@ -153,5 +153,5 @@ pub fn appoint_expert(
 
 /// Every expert.
 pub fn experts(store: &dyn HubStore) -> Result<Vec<Expert>, StoreError> {
-    read(store, |tx| scan_json(tx, Table::Experts, ""))
+    read(store, |tx| scan_json(tx, EXPERTS, ""))
 }

@@ -68,9 +68,8 @@ pub fn attach_cohort(
             return Err(Refusal::State("state.err_not_feasibility"));
         }
         let (name, def, source) = if from_library {
-            let e: LibraryEntry =
-                get_json(tx, Table::Library, &format!("d/{}", library_id.trim()))?
-                    .ok_or_else(|| field("library", "form.err_no_phenotype"))?;
+            let e: LibraryEntry = get_json(tx, LIBRARY, &format!("d/{}", library_id.trim()))?
+                .ok_or_else(|| field("library", "form.err_no_phenotype"))?;
             (
                 e.name.clone(),
                 e.definition.clone(),
@@ -92,9 +91,9 @@ pub fn attach_cohort(
             at: now,
             runs: Vec::new(),
         };
-        put_json(tx, Table::Cohorts, &cohort_key(id, n), &def)?;
+        put_json(tx, COHORTS, &cohort_key(id, n), &def)?;
         f.cohorts.push(c.clone());
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "project.cohort.attach")
@@ -112,7 +111,7 @@ pub fn cohort_definition(
     id: &ProjectId,
     n: u32,
 ) -> Result<Option<serde_json::Value>, StoreError> {
-    read(store, |tx| get_json(tx, Table::Cohorts, &cohort_key(id, n)))
+    read(store, |tx| get_json(tx, COHORTS, &cohort_key(id, n)))
 }
 
 /// Age band width of feasibility demographics, in years.
@@ -137,7 +136,7 @@ pub fn run_feasibility(
             return Err(Refusal::State("state.err_not_feasibility"));
         }
         let def: serde_json::Value =
-            get_json(tx, Table::Cohorts, &cohort_key(id, n))?.ok_or(Refusal::NotFound)?;
+            get_json(tx, COHORTS, &cohort_key(id, n))?.ok_or(Refusal::NotFound)?;
         let sites: Vec<SiteId> = scan_json::<qiao_hub::model::Site>(tx, Table::Sites, "")?
             .into_iter()
             .filter(|s| s.public_key.is_some())
@@ -182,7 +181,7 @@ pub fn run_feasibility(
             .find(|c| c.n == n)
             .ok_or(Refusal::NotFound)?;
         c.runs.push(run.clone());
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         Ok(run)
     })
 }

@@ -169,7 +169,7 @@ pub fn apply(
         decided_at: None,
     };
     write(store, |tx| {
-        if tx.get(Table::Institutions, &inst.id)?.is_some() {
+        if tx.get(INSTITUTIONS, &inst.id)?.is_some() {
             return Err(field("id", "form.err_taken"));
         }
         if let Some(s) = &inst.site {
@@ -177,7 +177,7 @@ pub fn apply(
                 return Err(field("site", "form.err_no_site"));
             }
         }
-        put_json(tx, Table::Institutions, &inst.id, &inst)?;
+        put_json(tx, INSTITUTIONS, &inst.id, &inst)?;
         let who = by.map(actor).unwrap_or(Actor::System);
         append_audit(
             tx,
@@ -212,8 +212,7 @@ pub fn decide_institution(
         return Err(field("reason", "form.err_long_text"));
     }
     write(store, |tx| {
-        let mut inst: Institution =
-            get_json(tx, Table::Institutions, id)?.ok_or(Refusal::NotFound)?;
+        let mut inst: Institution = get_json(tx, INSTITUTIONS, id)?.ok_or(Refusal::NotFound)?;
         if inst.status != MemberStatus::Applied {
             return Err(Refusal::State("state.err_decided"));
         }
@@ -224,7 +223,7 @@ pub fn decide_institution(
         };
         inst.reason = (!reason.is_empty()).then(|| reason.to_owned());
         inst.decided_at = Some(now);
-        put_json(tx, Table::Institutions, id, &inst)?;
+        put_json(tx, INSTITUTIONS, id, &inst)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "institution.decide")
@@ -236,12 +235,12 @@ pub fn decide_institution(
 
 /// Every institution, by id.
 pub fn institutions(store: &dyn HubStore) -> Result<Vec<Institution>, StoreError> {
-    read(store, |tx| scan_json(tx, Table::Institutions, ""))
+    read(store, |tx| scan_json(tx, INSTITUTIONS, ""))
 }
 
 /// One institution.
 pub fn institution(store: &dyn HubStore, id: &str) -> Result<Option<Institution>, StoreError> {
-    read(store, |tx| get_json(tx, Table::Institutions, id))
+    read(store, |tx| get_json(tx, INSTITUTIONS, id))
 }
 
 /// The institution a user belongs to: the user's `institution` matches an institution's id or

@@ -46,7 +46,7 @@ pub fn invite_sites(
                     .decision(s.to_string()),
             )?;
         }
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         Ok(f)
     })
 }
@@ -109,7 +109,7 @@ pub fn answer_invite(
             p.members.sort();
             put_json(tx, Table::Projects, id.as_str(), &p)?;
         }
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "project.invite.answer")
@@ -186,7 +186,7 @@ pub fn report_enrollment(
         });
         f.reports
             .sort_by(|a, b| (&a.month, &a.site).cmp(&(&b.month, &b.site)));
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "project.report")

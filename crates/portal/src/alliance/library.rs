@@ -43,15 +43,16 @@ pub struct ImportReport {
 fn names_csv(dir: &std::path::Path) -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
     for candidate in ["Cohorts.csv", "cohorts.csv", "../Cohorts.csv"] {
-        let Ok(text) = std::fs::read_to_string(dir.join(candidate)) else {
+        let Ok(file) = std::fs::File::open(dir.join(candidate)) else {
             continue;
         };
-        let mut lines = text.lines();
-        let header: Vec<String> = lines
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let Ok(header) = reader.headers() else {
+            continue;
+        };
+        let header: Vec<String> = header
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
             .collect();
         let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
         let (Some(idc), Some(namec)) = (
@@ -61,38 +62,14 @@ fn names_csv(dir: &std::path::Path) -> BTreeMap<String, (String, String)> {
             continue;
         };
         let descc = col(&["description", "logicdescription", "logic_description"]);
-        for line in lines {
-            let cells = split_csv(line);
+        for cells in reader.records().map_while(Result::ok) {
             if let (Some(id), Some(name)) = (cells.get(idc), cells.get(namec)) {
-                let desc = descc
-                    .and_then(|d| cells.get(d))
-                    .cloned()
-                    .unwrap_or_default();
-                out.insert(id.clone(), (name.clone(), desc));
+                let desc = descc.and_then(|d| cells.get(d)).unwrap_or_default();
+                out.insert(id.to_owned(), (name.to_owned(), desc.to_owned()));
             }
         }
         break;
     }
-    out
-}
-
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
     out
 }
 
@@ -200,13 +177,13 @@ pub fn import_library(
         .write_with(|tx| {
             for e in &entries {
                 // The full entry under `d/`, its summary under `s/` (lists read only those).
-                put_json(tx, Table::Library, &format!("d/{}", e.id), e)?;
+                put_json(tx, LIBRARY, &format!("d/{}", e.id), e)?;
                 let summary = LibrarySummary {
                     id: e.id.clone(),
                     name: e.name.clone(),
                     description: e.description.clone(),
                 };
-                put_json(tx, Table::Library, &format!("s/{}", e.id), &summary)?;
+                put_json(tx, LIBRARY, &format!("s/{}", e.id), &summary)?;
             }
             append_audit(
                 tx,
@@ -227,7 +204,7 @@ pub fn search_library(
     query: &str,
 ) -> Result<Vec<LibrarySummary>, StoreError> {
     let q = query.trim().to_lowercase();
-    let all: Vec<LibrarySummary> = read(store, |tx| scan_json(tx, Table::Library, "s/"))?;
+    let all: Vec<LibrarySummary> = read(store, |tx| scan_json(tx, LIBRARY, "s/"))?;
     Ok(all
         .into_iter()
         .filter(|e| {
@@ -241,5 +218,5 @@ pub fn search_library(
 
 /// One library entry.
 pub fn library_entry(store: &dyn HubStore, id: &str) -> Result<Option<LibraryEntry>, StoreError> {
-    read(store, |tx| get_json(tx, Table::Library, &format!("d/{id}")))
+    read(store, |tx| get_json(tx, LIBRARY, &format!("d/{id}")))
 }

@@ -1,9 +1,11 @@
 //! The alliance domain, without HTTP: member institutions, the expert registry and committee
 //! reviews, the project pipeline state machine, feasibility cohorts, site selection, enrollment
-//! reports and the phenotype library — stored in the hub's [`HubStore`] tables (`institutions`,
-//! `experts`, `pipeline`, `cohorts`, `library`; schema version 2). Every change runs in one
-//! store transaction that also appends its audit entry, so a refused or failed change leaves
-//! nothing behind.
+//! reports and the phenotype library — stored in the portal's own tables in the hub's database
+//! ([`INSTITUTIONS`], [`EXPERTS`], [`PIPELINE`], [`COHORTS`], [`LIBRARY`]: extension tables of
+//! the hub's [`HubStore`], created on first write) beside the hub's users, sites, projects and
+//! jobs. Every change runs in one store transaction that also appends its audit entry; a
+//! refusal leaves the transaction as a typed [`Refusal`] and rolls it back, so a refused or
+//! failed change leaves nothing behind.
 //!
 //! The pipeline unifies with the hub's project approval flag: a project's `approved` is true
 //! exactly in the stages approved, feasibility, site selection and running, so the hub runs
@@ -86,27 +88,20 @@ fn field(field: &'static str, key: &'static str) -> Refusal {
 /// Result of a domain operation.
 pub type Outcome<T> = Result<T, Refusal>;
 
-/// Runs `f` in one write transaction; a refusal inside rolls everything back.
-fn write<R>(store: &dyn HubStore, mut f: impl FnMut(&mut dyn Tx) -> Outcome<R>) -> Outcome<R> {
-    let mut out: Option<Outcome<R>> = None;
-    let r = store.write(&mut |tx| match f(tx) {
-        Ok(v) => {
-            out = Some(Ok(v));
-            Ok(())
-        }
-        Err(Refusal::Store(e)) => Err(e),
-        Err(other) => {
-            out = Some(Err(other));
-            // Abort the transaction: nothing half-saved.
-            Err(StoreError::Invalid("refused".into()))
-        }
-    });
-    match (r, out) {
-        (_, Some(Err(refusal))) => Err(refusal),
-        (Ok(()), Some(Ok(v))) => Ok(v),
-        (Err(e), _) => Err(Refusal::Store(e)),
-        (Ok(()), None) => Err(Refusal::Store(StoreError::Backend("no result".into()))),
-    }
+/// Member institutions by id.
+pub const INSTITUTIONS: Table = Table::Extension("institutions");
+/// Scientific committee experts by user id.
+pub const EXPERTS: Table = Table::Extension("experts");
+/// Each project's pipeline record ([`ProjectFile`]) by project id.
+pub const PIPELINE: Table = Table::Extension("pipeline");
+/// Cohort definitions attached to projects, by `project/number`.
+pub const COHORTS: Table = Table::Extension("cohorts");
+/// The phenotype library: `d/ID` the full entry, `s/ID` its summary.
+pub const LIBRARY: Table = Table::Extension("library");
+
+/// Runs `f` in one write transaction; a refusal inside rolls everything back and is returned.
+fn write<R>(store: &dyn HubStore, f: impl FnMut(&mut dyn Tx) -> Outcome<R>) -> Outcome<R> {
+    store.write_or_rollback(f)
 }
 
 fn read<R>(

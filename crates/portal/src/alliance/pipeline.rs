@@ -315,7 +315,7 @@ pub fn create_project(
         return Err(errs);
     };
     write(store, |tx| {
-        let all: Vec<Institution> = scan_json(tx, Table::Institutions, "")?;
+        let all: Vec<Institution> = scan_json(tx, INSTITUTIONS, "")?;
         let inst = institution_of(by, &all)
             .filter(|i| i.status == MemberStatus::Approved)
             .ok_or(Refusal::State("state.err_no_member_institution"))?;
@@ -346,7 +346,7 @@ pub fn create_project(
             reports: Vec::new(),
             created_at: now,
         };
-        put_json(tx, Table::Pipeline, id.as_str(), &file)?;
+        put_json(tx, PIPELINE, id.as_str(), &file)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "project.create")
@@ -360,12 +360,12 @@ pub fn create_project(
 
 /// Every pipeline record.
 pub fn project_files(store: &dyn HubStore) -> Result<Vec<ProjectFile>, StoreError> {
-    read(store, |tx| scan_json(tx, Table::Pipeline, ""))
+    read(store, |tx| scan_json(tx, PIPELINE, ""))
 }
 
 /// One pipeline record.
 pub fn project_file(store: &dyn HubStore, id: &str) -> Result<Option<ProjectFile>, StoreError> {
-    read(store, |tx| get_json(tx, Table::Pipeline, id))
+    read(store, |tx| get_json(tx, PIPELINE, id))
 }
 
 /// Whether `user` may see project `p`: oversight roles, the committee, members, and the
@@ -384,7 +384,7 @@ pub fn can_see(user: &User, p: &ProjectFile, members: &[UserId]) -> bool {
 }
 
 pub(super) fn load(tx: &mut dyn Tx, id: &ProjectId) -> Outcome<(ProjectFile, Project)> {
-    let f: ProjectFile = get_json(tx, Table::Pipeline, id.as_str())?.ok_or(Refusal::NotFound)?;
+    let f: ProjectFile = get_json(tx, PIPELINE, id.as_str())?.ok_or(Refusal::NotFound)?;
     let p: Project = get_json(tx, Table::Projects, id.as_str())?.ok_or(Refusal::NotFound)?;
     Ok((f, p))
 }
@@ -429,7 +429,7 @@ fn move_stage(
     let from = file.stage;
     file.stage = to;
     project.approved = to.queries_allowed();
-    put_json(tx, Table::Pipeline, file.project.as_str(), &*file)?;
+    put_json(tx, PIPELINE, file.project.as_str(), &*file)?;
     put_json(tx, Table::Projects, project.id.as_str(), &*project)?;
     append_audit(
         tx,
@@ -489,12 +489,12 @@ pub fn assign_reviewers(
         if f.stage != Stage::Submitted {
             return Err(Refusal::State("state.err_transition"));
         }
-        let insts: Vec<Institution> = scan_json(tx, Table::Institutions, "")?;
+        let insts: Vec<Institution> = scan_json(tx, INSTITUTIONS, "")?;
         let proposer = insts.iter().find(|i| i.id == f.institution);
         for r in reviewers {
             let u: User = get_json(tx, Table::Users, r.as_str())?
                 .ok_or_else(|| field("reviewers", "form.err_no_user"))?;
-            let e: Option<Expert> = get_json(tx, Table::Experts, r.as_str())?;
+            let e: Option<Expert> = get_json(tx, EXPERTS, r.as_str())?;
             let Some(e) = e.filter(|e| u.role == UserRole::CommitteeMember && e.active(now)) else {
                 return Err(Refusal::Field {
                     field: "reviewers",
@@ -594,7 +594,7 @@ pub fn submit_review(
             comment: comment.trim().to_owned(),
             at: now,
         });
-        put_json(tx, Table::Pipeline, id.as_str(), &f)?;
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
         append_audit(
             tx,
             EntryDraft::new(now, actor(by), "project.review")
