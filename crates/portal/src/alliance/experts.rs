@@ -1,6 +1,16 @@
 //! The expert registry: committee appointments (term, specialty) of hub users.
 
-use super::*;
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::User;
+use qiao_hub::protocol::{UserId, UserRole};
+use qiao_hub::store::{append_audit, get_json, put_json, scan_json, Table};
+use qiao_hub::{HubStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::input::text_ok;
+use super::institutions::{Institution, MemberStatus};
+use super::refusal::{field, Refusal};
+use super::tables::{actor, read, write, EXPERTS, INSTITUTIONS};
 
 /// One appointment to the scientific committee.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

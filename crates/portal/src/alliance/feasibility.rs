@@ -1,33 +1,17 @@
 //! Feasibility: cohort definitions attached to a project (pasted or from the library), run on
 //! the network as cohort count and demographics jobs.
 
-use super::pipeline::load;
-use super::*;
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::User;
+use qiao_hub::protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId, UserRole};
+use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
+use qiao_hub::{HubStore, StoreError};
 
-/// Largest cohort definition accepted, in bytes.
-pub const MAX_DEFINITION_BYTES: usize = qiao_hub::api::MAX_DEFINITION_BYTES;
-
-/// Validates ATLAS JSON with the cohort engine's parser; the error names the JSON path.
-pub fn check_definition(json: &str) -> Result<serde_json::Value, Refusal> {
-    if json.len() > MAX_DEFINITION_BYTES {
-        return Err(field("definition", "form.err_definition_size"));
-    }
-    if json.trim().is_empty() {
-        return Err(field("definition", "form.err_required"));
-    }
-    if let Err(e) = qiao_cohort::parse(json) {
-        return Err(Refusal::Field {
-            field: "definition",
-            key: "form.err_definition",
-            args: vec![("error", e.to_string())],
-        });
-    }
-    serde_json::from_str(json).map_err(|e| Refusal::Field {
-        field: "definition",
-        key: "form.err_definition",
-        args: vec![("error", e.to_string())],
-    })
-}
+use super::input::{check_definition, text_ok};
+use super::library::LibraryEntry;
+use super::pipeline::{load, CohortRef, CohortSource, FeasibilityRun, Stage};
+use super::refusal::{field, Outcome, Refusal};
+use super::tables::{actor, read, write, COHORTS, LIBRARY, PIPELINE};
 
 fn cohort_key(id: &ProjectId, n: u32) -> String {
     format!("{id}/{n:06}")

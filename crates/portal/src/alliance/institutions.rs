@@ -1,6 +1,15 @@
 //! Member institutions: applications, the admin's decision with its reason, the directory.
 
-use super::*;
+use qiao_hub::audit::{Actor, EntryDraft};
+use qiao_hub::model::User;
+use qiao_hub::protocol::{SiteId, UserId, UserRole};
+use qiao_hub::store::{append_audit, get_json, put_json, scan_json, Table};
+use qiao_hub::{HubStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::input::{id_ok, text_ok};
+use super::refusal::{field, Outcome, Refusal};
+use super::tables::{actor, read, write, INSTITUTIONS};
 
 /// What kind of member an institution is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

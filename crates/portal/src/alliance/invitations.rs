@@ -1,8 +1,16 @@
 //! Site selection and enrollment: invitations to sites, their stewards' answers, monthly
 //! enrollment reports.
 
-use super::pipeline::load;
-use super::*;
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::{Project, User};
+use qiao_hub::protocol::{ProjectId, SiteId, UserRole};
+use qiao_hub::store::{append_audit, get_json, put_json, scan_json, Table};
+use qiao_hub::HubStore;
+
+use super::input::text_ok;
+use super::pipeline::{load, Invite, InviteStatus, ProjectFile, Report, Stage};
+use super::refusal::{field, Outcome, Refusal};
+use super::tables::{actor, write, PIPELINE};
 
 /// The sponsor invites enrolled sites (site selection stage).
 pub fn invite_sites(

@@ -1,7 +1,16 @@
 //! The phenotype library: definitions imported from a folder (OHDSI PhenotypeLibrary layout),
 //! searched and read by the pages.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use qiao_hub::audit::{Actor, EntryDraft};
+use qiao_hub::store::{append_audit, get_json, put_json, scan_json};
+use qiao_hub::{HubStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::input::{check_definition, id_ok};
+use super::refusal::Refusal;
+use super::tables::{read, LIBRARY};
 
 /// A library definition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

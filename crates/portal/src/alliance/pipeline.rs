@@ -1,7 +1,21 @@
 //! The project pipeline: a project's alliance record ([`ProjectFile`]), its stages and who may
 //! move them, committee reviews and the decision.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::{Project, User};
+use qiao_hub::protocol::{JobId, ProjectId, SiteId, UserId, UserRole};
+use qiao_hub::store::{append_audit, get_json, put_json, scan_json, Table, Tx};
+use qiao_hub::{HubStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::experts::Expert;
+use super::input::{id_ok, text_ok};
+use super::institutions::{institution_of, Institution, MemberStatus};
+use super::refusal::{field, Outcome, Refusal};
+use super::review_criteria::criteria;
+use super::tables::{actor, read, write, EXPERTS, INSTITUTIONS, PIPELINE};
 
 /// A project's stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,7 +1,16 @@
 //! The committee's review criteria (names in both languages, the score scale), kept in the
 //! hub's `meta` table.
 
-use super::*;
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::User;
+use qiao_hub::protocol::UserRole;
+use qiao_hub::store::{append_audit, get_json, put_json, Table};
+use qiao_hub::{HubStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::input::{id_ok, text_ok};
+use super::refusal::{field, Outcome, Refusal};
+use super::tables::{actor, read, write};
 
 /// A review criterion, scored 1 to `max`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
