@@ -101,6 +101,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => ApiError::invalid("invalid", m),
             StoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "wrong_site", m),
             e @ (StoreError::Backend(_)
+            | StoreError::RolledBack
             | StoreError::Corrupt { .. }
             | StoreError::TooNew { .. }) => ApiError::internal(e),
         }

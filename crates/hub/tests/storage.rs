@@ -368,8 +368,9 @@ fn state_survives_reopening() {
     }
 }
 
-/// A version-1 database (the nine original tables) opens as version 2: the alliance tables are
-/// added, old records kept, on redb and PostgreSQL.
+/// A version-1 database (the nine original tables) opens as version 2, old records kept, and
+/// takes extension tables (the portal's: `institutions`, ...): empty until first written, then
+/// kept; on redb and PostgreSQL.
 #[test]
 fn version_1_databases_migrate_to_version_2() {
     use qiao_hub::store::Table;
@@ -380,14 +381,16 @@ fn version_1_databases_migrate_to_version_2() {
     let check = |s: &dyn HubStore| {
         assert_eq!(s.schema_version().unwrap(), 2);
         assert_eq!(s.user(&uid("old")).unwrap().unwrap().id, uid("old"));
-        for t in [
-            Table::Institutions,
-            Table::Experts,
-            Table::Pipeline,
-            Table::Cohorts,
-            Table::Library,
-        ] {
-            assert_eq!(t.since(), 2);
+        let never = Table::Extension("never_written");
+        s.read(&mut |tx| {
+            assert_eq!(tx.get(never, "k")?, None);
+            assert!(tx.scan(never, "")?.is_empty());
+            assert_eq!(tx.last(never)?, None);
+            Ok(())
+        })
+        .unwrap();
+        for t in ["institutions", "experts", "pipeline", "cohorts", "library"].map(Table::Extension)
+        {
             s.write(&mut |tx| tx.put(t, "k", b"{\"v\":1}")).unwrap();
             let mut got = None;
             s.read(&mut |tx| {

@@ -465,3 +465,41 @@ fn withdrawal_by_sponsor_or_admin_from_any_open_stage() {
         );
     }
 }
+
+/// Names and descriptions come from a `Cohorts.csv` beside the definitions, read as CSV:
+/// quoted headers, commas and doubled quotes inside quotes, a line break inside a quoted
+/// description, CRLF line ends, and a row with fewer cells than the header.
+#[test]
+fn library_names_come_from_cohorts_csv() {
+    let w = World::new();
+    let s = w.store.as_ref();
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new("../../../shared/data/phenotypes-dev/cohorts");
+    for id in ["1003", "1013", "1023"] {
+        std::fs::copy(
+            src.join(format!("{id}.json")),
+            dir.path().join(format!("{id}.json")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("Cohorts.csv"),
+        "\"cohortId\",\"cohortName\",description\r\n\
+         1003,\"Bleeding, first \"\"GI\"\" event\",\"Two lines:\nthe second\"\r\n\
+         1013,Plain name,\r\n\
+         1023,Short row\r\n",
+    )
+    .unwrap();
+    let report = import_library(s, dir.path(), T).unwrap();
+    assert_eq!((report.imported, report.refused.len()), (3, 0));
+    let e = library_entry(s, "1003").unwrap().unwrap();
+    assert_eq!(e.name, "Bleeding, first \"GI\" event");
+    assert_eq!(e.description, "Two lines:\nthe second");
+    let e = library_entry(s, "1013").unwrap().unwrap();
+    assert_eq!(
+        (e.name.as_str(), e.description.as_str()),
+        ("Plain name", "")
+    );
+    let e = library_entry(s, "1023").unwrap().unwrap();
+    assert_eq!((e.name.as_str(), e.description.as_str()), ("Short row", ""));
+}

@@ -13,8 +13,8 @@ use qiao_store::Store;
 
 use crate::client::TlsOptions;
 use crate::data::{now_unix, read_json, write_json, SiteDir};
-use crate::policy::{Approval, SitePolicy};
-use crate::queue::{ApprovalItem, ApprovalState, Approvals};
+use crate::policy::{self, Approval, PolicyEdit, SitePolicy};
+use crate::queue::{approve_job, deny_job, ApprovalState, Approvals};
 use crate::serve::{EnrollOptions, ServeOptions};
 use crate::users::{LocalRole, Users};
 use crate::{audit, prescreen};
@@ -526,90 +526,40 @@ fn ui_cmd(a: UiArgs) -> anyhow::Result<()> {
 
 fn policy_set(a: PolicySetArgs) -> anyhow::Result<()> {
     let dir = SiteDir::open(&a.data)?;
-    let after = set_policy_audited(&dir, qiao_audit::Actor::os_user(), |p| {
-        let mut p = p.clone();
-        apply_policy_args(&mut p, &a)?;
-        Ok(p)
-    })?;
+    let after = policy::set_audited(&dir, qiao_audit::Actor::os_user(), &a.edit())?;
     println!("{}", serde_json::to_string_pretty(&after)?);
     Ok(())
 }
 
-/// Changes the site policy under the data directory's lock: `change` maps the current policy
-/// to the new one, which is validated and written in one atomic replacement (or not at all),
-/// then audited (`policy.set`, before and after) with `actor`.
-pub fn set_policy_audited(
-    dir: &SiteDir,
-    actor: qiao_audit::Actor,
-    change: impl FnOnce(&SitePolicy) -> anyhow::Result<SitePolicy>,
-) -> anyhow::Result<SitePolicy> {
-    let (before, after) = dir.locked(|| {
-        let before = SitePolicy::load(dir)?;
-        let after = change(&before)?;
-        after.save(dir)?;
-        Ok((before, after))
-    })?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), actor, "policy.set")
-            .decision("site policy changed")
-            .released_json(&serde_json::json!({
-                "before": serde_json::to_value(&before)?,
-                "after": serde_json::to_value(&after)?,
-            })),
-    )?;
-    Ok(after)
-}
-
-/// Applies `qiao site policy set` flags to a policy (validated by [`SitePolicy::save`]).
-pub fn apply_policy_args(p: &mut SitePolicy, a: &PolicySetArgs) -> anyhow::Result<()> {
-    if let Some(v) = a.cohort_count {
-        p.cohort_count = v;
+impl PolicySetArgs {
+    /// The change these flags ask for.
+    pub fn edit(&self) -> PolicyEdit {
+        let on = |v: OnOff| v == OnOff::On;
+        PolicyEdit {
+            cohort_count: self.cohort_count,
+            demographics: self.demographics,
+            release: self
+                .release
+                .map(ReleaseMode::from)
+                .or(self.obfuscation.map(|v| {
+                    if on(v) {
+                        ReleaseMode::Shrine
+                    } else {
+                        ReleaseMode::Exact
+                    }
+                })),
+            min_cell_count: self.min_cell_count,
+            secondary_suppression: self.secondary_suppression.map(on),
+            rate_limit: self.rate_limit,
+            rate_window_secs: self.rate_window_secs,
+            sigma: self.noise_sigma,
+            entries_bound: self.entries_bound,
+            budget_period_days: self.budget_period_days,
+            user_rho: self.user_rho,
+            organization_rho: self.organization_rho,
+            site_rho: self.site_rho,
+        }
     }
-    if let Some(v) = a.demographics {
-        p.demographics = v;
-    }
-    if let Some(v) = a.release {
-        p.release = v.into();
-    }
-    if let Some(v) = a.obfuscation {
-        p.release = if v == OnOff::On {
-            ReleaseMode::Shrine
-        } else {
-            ReleaseMode::Exact
-        };
-    }
-    if let Some(v) = a.min_cell_count {
-        p.min_cell_count = v;
-    }
-    if let Some(v) = a.secondary_suppression {
-        p.secondary_suppression = v == OnOff::On;
-    }
-    if let Some(v) = a.rate_limit {
-        p.rate_limit.max_queries = v;
-    }
-    if let Some(v) = a.rate_window_secs {
-        p.rate_limit.window_secs = v;
-    }
-    if let Some(v) = a.noise_sigma {
-        p.dp.sigma = v;
-    }
-    if let Some(v) = a.entries_bound {
-        p.dp.entries_bound = v;
-    }
-    if let Some(v) = a.budget_period_days {
-        p.dp.period_days = v;
-    }
-    if let Some(v) = a.user_rho {
-        p.dp.user_rho = v;
-    }
-    if let Some(v) = a.organization_rho {
-        p.dp.organization_rho = v;
-    }
-    if let Some(v) = a.site_rho {
-        p.dp.site_rho = v;
-    }
-    Ok(())
 }
 
 fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
@@ -660,12 +610,7 @@ fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
         } => {
             let dir = steward(data, &user)?;
             if let Some(r) = rho {
-                if !(r.is_finite()
-                    && r >= 0.0
-                    && r <= qiao_disclosure::DpPolicy::default().site_rho * 1e5)
-                {
-                    bail!("--rho must be a non-negative number");
-                }
+                policy::check_budget_override(r).map_err(|e| anyhow::anyhow!("--rho: {e}"))?;
             }
             let (scope, name) = match (for_user, organization) {
                 (Some(u), None) => (BudgetScope::User, u),
@@ -816,51 +761,6 @@ fn approvals(c: ApprovalsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Records an authenticated steward's approval of a pending job, audited (`job.approve`).
-pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<ApprovalItem> {
-    let item = Approvals::new(dir).decide(
-        id,
-        ApprovalState::Approved {
-            by: steward.to_owned(),
-            at: now_unix(),
-        },
-    )?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), audit::user(steward), "job.approve")
-            .project(item.job.project_id.to_string())
-            .job(id.to_string())
-            .decision("approved by the data steward"),
-    )?;
-    Ok(item)
-}
-
-/// Records an authenticated steward's refusal of a pending job with its reason, audited
-/// (`job.deny`; the reason stays at the site).
-pub fn deny_job(
-    dir: &SiteDir,
-    steward: &str,
-    id: &JobId,
-    reason: &str,
-) -> anyhow::Result<ApprovalItem> {
-    let item = Approvals::new(dir).decide(
-        id,
-        ApprovalState::Denied {
-            by: steward.to_owned(),
-            at: now_unix(),
-            reason: reason.to_owned(),
-        },
-    )?;
-    audit::append(
-        dir,
-        EntryDraft::new(now_unix(), audit::user(steward), "job.deny")
-            .project(item.job.project_id.to_string())
-            .job(id.to_string())
-            .decision(format!("denied by the data steward: {reason}")),
-    )?;
-    Ok(item)
 }
 
 fn prescreen_cmd(a: PrescreenArgs) -> anyhow::Result<()> {

@@ -10,7 +10,10 @@ use anyhow::{bail, Context};
 use qiao_protocol::{Job, JobId, JobResult};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{read_json, write_json, SiteDir};
+use qiao_audit::EntryDraft;
+
+use crate::audit;
+use crate::data::{now_unix, read_json, write_json, SiteDir};
 
 /// Where a queued job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,82 @@ impl<'a> Approvals<'a> {
             Err(e) => Err(e).context("removing an approval item"),
         }
     }
+}
+
+/// Records an authenticated steward's approval of a pending job, audited (`job.approve`).
+pub fn approve_job(dir: &SiteDir, steward: &str, id: &JobId) -> anyhow::Result<ApprovalItem> {
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Approved {
+            by: steward.to_owned(),
+            at: now_unix(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.approve")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision("approved by the data steward"),
+    )?;
+    Ok(item)
+}
+
+/// Longest deny reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Why a deny reason is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReasonRefused {
+    /// Empty (or only white space).
+    #[error("a reason is required to deny a job")]
+    Empty,
+    /// Longer than [`MAX_REASON_CHARS`], or with control characters other than line breaks.
+    #[error("the reason must be at most {MAX_REASON_CHARS} characters of text")]
+    Unfit,
+}
+
+/// The reason as kept (trimmed), if it is one.
+pub fn check_reason(reason: &str) -> Result<&str, ReasonRefused> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(ReasonRefused::Empty)
+    } else if reason.chars().count() > MAX_REASON_CHARS
+        || reason
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        Err(ReasonRefused::Unfit)
+    } else {
+        Ok(reason)
+    }
+}
+
+/// Records an authenticated steward's refusal of a pending job with its reason
+/// ([`check_reason`]), audited (`job.deny`; the reason stays at the site).
+pub fn deny_job(
+    dir: &SiteDir,
+    steward: &str,
+    id: &JobId,
+    reason: &str,
+) -> anyhow::Result<ApprovalItem> {
+    let reason = check_reason(reason)?;
+    let item = Approvals::new(dir).decide(
+        id,
+        ApprovalState::Denied {
+            by: steward.to_owned(),
+            at: now_unix(),
+            reason: reason.to_owned(),
+        },
+    )?;
+    audit::append(
+        dir,
+        EntryDraft::new(now_unix(), audit::user(steward), "job.deny")
+            .project(item.job.project_id.to_string())
+            .job(id.to_string())
+            .decision(format!("denied by the data steward: {reason}")),
+    )?;
+    Ok(item)
 }
 
 /// What the journal knows of a finished job.

@@ -20,10 +20,16 @@ pub use ops::{
 pub use pg::PgStore;
 pub use redb_store::RedbStore;
 
-/// The current schema version of both backends.
+/// The current schema version of both backends. Version 2 added the portal's tables, which
+/// the portal now declares itself ([`Table::Extension`]).
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The logical tables. Keys are ASCII strings compared bytewise; values are JSON documents.
+///
+/// The hub's own tables are listed here and created when the store opens. A crate built on the
+/// hub (the portal) declares its own tables as [`Table::Extension`] constants: the backends
+/// create such a table in the first write transaction that touches it, and a table never
+/// written reads as empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Table {
     /// Hub-wide values: the signing key, counters.
@@ -44,22 +50,14 @@ pub enum Table {
     Results,
     /// The audit chain by zero-padded sequence number.
     Audit,
-    /// Alliance member institutions by id (schema version 2).
-    Institutions,
-    /// Scientific committee experts by id (schema version 2).
-    Experts,
-    /// Each project's alliance pipeline record (stage, reviews, invitations, reports) by
-    /// project id (schema version 2).
-    Pipeline,
-    /// Cohort definitions attached to projects, by `project/number` (schema version 2).
-    Cohorts,
-    /// The phenotype library's definitions by id (schema version 2).
-    Library,
+    /// A table owned by another crate, by its name: `[a-z_]+`, fixed (never user input) and
+    /// none of the hub's.
+    Extension(&'static str),
 }
 
 impl Table {
-    /// Every table.
-    pub const ALL: [Table; 14] = [
+    /// The hub's own tables.
+    pub const ALL: [Table; 9] = [
         Table::Meta,
         Table::Users,
         Table::Tokens,
@@ -69,24 +67,7 @@ impl Table {
         Table::Pending,
         Table::Results,
         Table::Audit,
-        Table::Institutions,
-        Table::Experts,
-        Table::Pipeline,
-        Table::Cohorts,
-        Table::Library,
     ];
-
-    /// The schema version that introduced the table.
-    pub fn since(self) -> u32 {
-        match self {
-            Table::Institutions
-            | Table::Experts
-            | Table::Pipeline
-            | Table::Cohorts
-            | Table::Library => 2,
-            _ => 1,
-        }
-    }
 
     /// The table's name (a fixed identifier, never user input).
     pub fn name(self) -> &'static str {
@@ -100,11 +81,7 @@ impl Table {
             Table::Pending => "pending",
             Table::Results => "results",
             Table::Audit => "audit",
-            Table::Institutions => "institutions",
-            Table::Experts => "experts",
-            Table::Pipeline => "pipeline",
-            Table::Cohorts => "cohorts",
-            Table::Library => "library",
+            Table::Extension(name) => name,
         }
     }
 }
@@ -137,6 +114,11 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The body of a transaction returned its own error: the transaction was rolled back and
+    /// [`HubStore::write_or_rollback`](dyn HubStore::write_or_rollback) returns that error
+    /// instead. Never leaves the store.
+    #[error("transaction rolled back by its body")]
+    RolledBack,
     /// The database was written by a newer Qiao.
     #[error(
         "database schema version {found} is newer than this build's {SCHEMA_VERSION}; upgrade qiao"
@@ -180,6 +162,35 @@ pub trait HubStore: Send + Sync + fmt::Debug {
     fn write(&self, f: &mut TxFn<'_>) -> Result<(), StoreError>;
     /// The schema version recorded in the database.
     fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+impl dyn HubStore + '_ {
+    /// Runs `f` in one write transaction and returns its value. An error from `f` — a storage
+    /// failure or the caller's own typed refusal — rolls the whole transaction back and is
+    /// returned as it is; a failed commit comes back as `E::from(StoreError)`.
+    pub fn write_or_rollback<R, E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut out: Option<Result<R, E>> = None;
+        let committed = self.write(&mut |tx| {
+            let r = f(tx);
+            let failed = r.is_err();
+            out = Some(r);
+            if failed {
+                Err(StoreError::RolledBack)
+            } else {
+                Ok(())
+            }
+        });
+        match (committed, out) {
+            (Ok(()), Some(r)) | (Err(_), Some(r @ Err(_))) => r,
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), None) => {
+                Err(StoreError::Backend("transaction produced no result".into()).into())
+            }
+        }
+    }
 }
 
 /// Zero-padded decimal, so that keys sort numerically.

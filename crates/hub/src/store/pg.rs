@@ -3,10 +3,15 @@
 //! the only identifiers spliced into SQL are the fixed table names and a schema name checked
 //! to be `[a-z_][a-z0-9_]*`.
 //!
+//! Extension tables (another crate's, [`Table::Extension`]) are created by the first write
+//! transaction that touches one; until then a read finds it empty. Their names are checked to
+//! be identifiers like the schema's before they reach SQL.
+//!
 //! Write transactions take a transaction-level advisory lock first, so they run one at a time
 //! (like redb's single writer) and an audit append always sees the latest head. Reads run in
 //! read-only repeatable-read snapshots.
 
+use std::collections::HashSet;
 use std::error::Error as _;
 use std::fmt;
 use std::str::FromStr;
@@ -76,6 +81,8 @@ pub struct PgStore {
     max: usize,
     state: Mutex<PoolState>,
     available: Condvar,
+    /// Extension tables known to exist.
+    extensions: Mutex<HashSet<&'static str>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -136,6 +143,7 @@ impl PgStore {
                 total: 0,
             }),
             available: Condvar::new(),
+            extensions: Mutex::new(HashSet::new()),
         };
         store.migrate()?;
         Ok(store)
@@ -242,26 +250,69 @@ impl PgStore {
 
 /// The statements of migration `version`.
 fn migration(version: u32) -> Vec<String> {
-    // Every version so far adds the tables it introduced.
-    Table::ALL
-        .iter()
-        .filter(|t| t.since() == version)
-        .map(|t| {
-            format!(
-                "CREATE TABLE {} (key text COLLATE \"C\" PRIMARY KEY, value json NOT NULL)",
-                t.name()
-            )
-        })
-        .collect()
+    // Version 1 created the hub's tables. Version 2 added the portal's, which the portal now
+    // declares itself (extension tables, created on first write).
+    match version {
+        1 => Table::ALL.iter().map(|t| create_table(t.name())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn create_table(name: &str) -> String {
+    format!("CREATE TABLE IF NOT EXISTS {name} (key text COLLATE \"C\" PRIMARY KEY, value json NOT NULL)")
 }
 
 struct PgTx<'a, 'b> {
     tx: &'b mut Transaction<'a>,
     read_only: bool,
+    extensions: &'b Mutex<HashSet<&'static str>>,
+}
+
+impl PgTx<'_, '_> {
+    /// Whether `table` exists; in a write transaction an extension table that does not is
+    /// created (and exists from this transaction's commit on).
+    fn ready(&mut self, table: Table) -> Result<bool, StoreError> {
+        let Table::Extension(name) = table else {
+            return Ok(true);
+        };
+        let known = |e: &Mutex<HashSet<&'static str>>| {
+            e.lock().unwrap_or_else(|p| p.into_inner()).contains(name)
+        };
+        if known(self.extensions) {
+            return Ok(true);
+        }
+        if !valid_schema(name) {
+            return Err(StoreError::Invalid(format!(
+                "table name {name:?} must be [a-z_][a-z0-9_]*"
+            )));
+        }
+        let row = self
+            .tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .map_err(|e| pg_error(&e))?;
+        let exists: bool = row.try_get(0).map_err(|e| pg_error(&e))?;
+        if exists {
+            self.extensions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name);
+            return Ok(true);
+        }
+        if self.read_only {
+            return Ok(false);
+        }
+        self.tx
+            .batch_execute(&create_table(name))
+            .map_err(|e| pg_error(&e))?;
+        Ok(true)
+    }
 }
 
 impl Tx for PgTx<'_, '_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !self.ready(table)? {
+            return Ok(None);
+        }
         let row = self
             .tx
             .query_opt(
@@ -278,6 +329,7 @@ impl Tx for PgTx<'_, '_> {
         if self.read_only {
             return Err(StoreError::Backend("write in a read transaction".into()));
         }
+        self.ready(table)?;
         let text = std::str::from_utf8(value).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.tx
             .execute(
@@ -296,6 +348,9 @@ impl Tx for PgTx<'_, '_> {
         if self.read_only {
             return Err(StoreError::Backend("delete in a read transaction".into()));
         }
+        if !self.ready(table)? {
+            return Ok(false);
+        }
         let n = self
             .tx
             .execute(
@@ -307,6 +362,9 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn scan(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if !self.ready(table)? {
+            return Ok(Vec::new());
+        }
         let rows = match prefix_end(prefix) {
             Some(end) => self.tx.query(
                 &format!(
@@ -335,6 +393,9 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn last(&mut self, table: Table) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        if !self.ready(table)? {
+            return Ok(None);
+        }
         let row = self
             .tx
             .query_opt(
@@ -395,6 +456,7 @@ impl HubStore for PgStore {
         f(&mut PgTx {
             tx: &mut tx,
             read_only: true,
+            extensions: &self.extensions,
         })?;
         tx.commit().map_err(|e| pg_error(&e))
     }
@@ -411,6 +473,7 @@ impl HubStore for PgStore {
         f(&mut PgTx {
             tx: &mut tx,
             read_only: false,
+            extensions: &self.extensions,
         })?;
         tx.commit().map_err(|e| pg_error(&e))
     }

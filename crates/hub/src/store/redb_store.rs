@@ -3,6 +3,9 @@
 //! redb is a pure-Rust, copy-on-write B-tree store with ACID transactions; a commit is durable
 //! (fsynced) when it returns, and a process killed at any moment reopens at the last commit.
 //! One process holds the file at a time.
+//!
+//! The hub's tables are created when the store opens; an extension table ([`Table::Extension`])
+//! by the first write transaction that opens it, and until then a read finds it empty.
 
 use std::fmt;
 use std::fs;
@@ -80,7 +83,8 @@ impl RedbStore {
             if found > SCHEMA_VERSION {
                 return Err(StoreError::TooNew { found });
             }
-            // Every version so far only adds tables ([`Table::since`]), created above; later
+            // Every version so far only adds tables, created above (version 2's, the portal's,
+            // are now its own extension tables, created on first write); later
             // versions that change records migrate here, one step at a time, inside this
             // transaction.
             if found < SCHEMA_VERSION {
@@ -160,9 +164,25 @@ impl Tx for WriteTx<'_> {
     }
 }
 
+impl ReadTx<'_> {
+    /// The table, or `None` if it was never created (an extension table never written).
+    fn table(
+        &self,
+        table: Table,
+    ) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>, StoreError> {
+        match self.0.open_table(def(table)) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
 impl Tx for ReadTx<'_> {
     fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.0.open_table(def(table)).map_err(backend)?;
+        let Some(t) = self.table(table)? else {
+            return Ok(None);
+        };
         let v = t.get(key).map_err(backend)?;
         Ok(v.map(|v| v.value().to_vec()))
     }
@@ -182,13 +202,17 @@ impl Tx for ReadTx<'_> {
     }
 
     fn scan(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let t = self.0.open_table(def(table)).map_err(backend)?;
-        scan_table(&t, prefix)
+        match self.table(table)? {
+            Some(t) => scan_table(&t, prefix),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn last(&mut self, table: Table) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let t = self.0.open_table(def(table)).map_err(backend)?;
-        last_of(&t)
+        match self.table(table)? {
+            Some(t) => last_of(&t),
+            None => Ok(None),
+        }
     }
 }
 

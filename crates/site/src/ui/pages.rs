@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -17,8 +18,10 @@ use serde::Deserialize;
 use super::{csrf_checked, require, Signed, Ui};
 use crate::audit;
 use crate::cohorts;
-use crate::policy::{Approval, SitePolicy};
-use crate::queue::{ApprovalItem, ApprovalState, Approvals};
+use crate::policy::{
+    self, Approval, PolicyChangeError, PolicyEdit, PolicyField, PolicyInvalid, SitePolicy,
+};
+use crate::queue::{self, ApprovalItem, ApprovalState, Approvals, ReasonRefused};
 use crate::users::LocalRole;
 
 pub(super) fn routes() -> Router<Arc<Ui>> {
@@ -163,76 +166,83 @@ struct DenyForm {
     reason: String,
 }
 
-/// Longest deny reason kept.
-const MAX_REASON_CHARS: usize = 1000;
+/// What a steward does with a queued job (the last segment of its form's path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Decision {
+    /// `POST /approvals/{id}/approve`.
+    Approve,
+    /// `POST /approvals/{id}/deny`, with a reason.
+    Deny,
+}
 
 /// `POST /approvals/{id}/approve` and `POST /approvals/{id}/deny` (with a reason).
 async fn decide(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
+    path: Result<Path<(String, Decision)>, PathRejection>,
     Form(f): Form<DenyForm>,
 ) -> Result<Response, super::Gate> {
     let who = require(&ui, &headers, LocalRole::Steward, "/approvals")?;
     let lang = Lang::negotiate(&headers);
     csrf_checked(&who, &f.csrf, lang)?;
-    let no_job = || layout::see_other("/approvals?flash=flash.err_site_no_job");
-    let Ok(id) = JobId::parse(&id) else {
-        return Ok(no_job());
-    };
-    if action == "approve" {
-        return Ok(match crate::cli::approve_job(&ui.dir, &who.user, &id) {
-            Ok(_) => layout::see_other("/approvals?flash=flash.site_approved"),
-            Err(e) => {
-                tracing::warn!("approve {id}: {e:#}");
-                no_job()
-            }
-        });
-    }
-    if action != "deny" {
+    let Ok(Path((id, decision))) = path else {
         return Ok(layout::error_page(
             lang,
             StatusCode::NOT_FOUND,
             "site.error.title",
             t(lang, "site.error.not_found"),
         ));
-    }
-    let reason = f.reason.trim();
-    let mut errors = FormErrors::new();
-    if reason.is_empty() {
-        errors.add("reason", t(lang, "site.approvals.reason_required"));
-    } else if reason.chars().count() > MAX_REASON_CHARS
-        || reason
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\r')
-    {
-        errors.add(
-            "reason",
-            tf(
-                lang,
-                "site.approvals.reason_too_long",
-                &[("max", &MAX_REASON_CHARS.to_string())],
-            ),
-        );
-    }
-    if !errors.is_empty() {
-        return Ok(render_approvals(
-            &ui,
-            lang,
-            &who,
-            None,
-            Some((id, errors, f.reason.clone())),
-        ));
-    }
-    Ok(
-        match crate::cli::deny_job(&ui.dir, &who.user, &id, reason) {
-            Ok(_) => layout::see_other("/approvals?flash=flash.site_denied"),
-            Err(e) => {
-                tracing::warn!("deny {id}: {e:#}");
-                no_job()
-            }
-        },
-    )
+    };
+    let no_job = || layout::see_other("/approvals?flash=flash.err_site_no_job");
+    let Ok(id) = JobId::parse(&id) else {
+        return Ok(no_job());
+    };
+    let (done, flash) = match decision {
+        Decision::Approve => (
+            queue::approve_job(&ui.dir, &who.user, &id),
+            "flash.site_approved",
+        ),
+        Decision::Deny => {
+            let reason = match queue::check_reason(&f.reason) {
+                Ok(r) => r,
+                Err(refused) => {
+                    let mut errors = FormErrors::new();
+                    errors.add(
+                        "reason",
+                        match refused {
+                            ReasonRefused::Empty => {
+                                t(lang, "site.approvals.reason_required").to_owned()
+                            }
+                            ReasonRefused::Unfit => tf(
+                                lang,
+                                "site.approvals.reason_too_long",
+                                &[("max", &queue::MAX_REASON_CHARS.to_string())],
+                            ),
+                        },
+                    );
+                    return Ok(render_approvals(
+                        &ui,
+                        lang,
+                        &who,
+                        None,
+                        Some((id, errors, f.reason.clone())),
+                    ));
+                }
+            };
+            (
+                queue::deny_job(&ui.dir, &who.user, &id, reason),
+                "flash.site_denied",
+            )
+        }
+    };
+    Ok(match done {
+        Ok(_) => layout::see_other(&format!("/approvals?flash={flash}")),
+        Err(e) => {
+            tracing::warn!("{decision:?} {id}: {e:#}");
+            no_job()
+        }
+    })
 }
 
 // --- policy ----------------------------------------------------------------------------------
@@ -287,95 +297,116 @@ impl PolicyForm {
         }
     }
 
-    /// Applies the form to `base`, or the errors by field.
-    fn apply(&self, lang: Lang, base: &SitePolicy) -> Result<SitePolicy, FormErrors> {
+    /// The change the form asks for, and the fields that do not parse (each with its
+    /// message). The values' rules are [`SitePolicy::validate`]'s, shown by [`add_problems`].
+    fn edit(&self, lang: Lang) -> (PolicyEdit, FormErrors) {
+        /// The value, or its field's message.
+        fn parsed<T>(
+            e: &mut FormErrors,
+            lang: Lang,
+            field: &str,
+            key: &'static str,
+            v: Option<T>,
+        ) -> Option<T> {
+            if v.is_none() {
+                e.add(field, t(lang, key));
+            }
+            v
+        }
         let mut e = FormErrors::new();
-        let mut p = base.clone();
+        let choice = "site.policy.err_choice";
         let approval = |v: &str| match v {
             "auto" => Some(Approval::Auto),
             "manual" => Some(Approval::Manual),
             "deny" => Some(Approval::Deny),
             _ => None,
         };
-        let on_off = |v: &str| match v {
+        let release = match self.release.as_str() {
+            "dp" => Some(ReleaseMode::Dp),
+            "shrine" => Some(ReleaseMode::Shrine),
+            "exact" => Some(ReleaseMode::Exact),
+            _ => None,
+        };
+        let on_off = match self.secondary_suppression.as_str() {
             "on" => Some(true),
             "off" => Some(false),
             _ => None,
         };
-        match approval(&self.cohort_count) {
-            Some(a) => p.cohort_count = a,
-            None => e.add("cohort_count", t(lang, "site.policy.err_choice")),
-        }
-        match approval(&self.demographics) {
-            Some(a) => p.demographics = a,
-            None => e.add("demographics", t(lang, "site.policy.err_choice")),
-        }
-        match self.release.as_str() {
-            "dp" => p.release = ReleaseMode::Dp,
-            "shrine" => p.release = ReleaseMode::Shrine,
-            "exact" => p.release = ReleaseMode::Exact,
-            _ => e.add("release", t(lang, "site.policy.err_choice")),
-        }
-        match self.min_cell_count.trim().parse::<u64>() {
-            Ok(n) if (1..=1_000_000).contains(&n) => p.min_cell_count = n,
-            _ => e.add("min_cell_count", t(lang, "site.policy.err_threshold")),
-        }
-        match on_off(&self.secondary_suppression) {
-            Some(b) => p.secondary_suppression = b,
-            None => e.add("secondary_suppression", t(lang, "site.policy.err_choice")),
-        }
-        let mut number = |field: &str, v: &str, ok: &dyn Fn(f64) -> bool, key: &'static str| match v
-            .trim()
-            .parse::<f64>()
-        {
-            Ok(x) if x.is_finite() && ok(x) => Some(x),
-            _ => {
-                e.add(field, t(lang, key));
-                None
+        let number = |v: &str| v.trim().parse::<f64>().ok();
+        let edit = PolicyEdit {
+            cohort_count: parsed(
+                &mut e,
+                lang,
+                "cohort_count",
+                choice,
+                approval(&self.cohort_count),
+            ),
+            demographics: parsed(
+                &mut e,
+                lang,
+                "demographics",
+                choice,
+                approval(&self.demographics),
+            ),
+            release: parsed(&mut e, lang, "release", choice, release),
+            min_cell_count: parsed(
+                &mut e,
+                lang,
+                "min_cell_count",
+                "site.policy.err_threshold",
+                self.min_cell_count.trim().parse().ok(),
+            ),
+            secondary_suppression: parsed(&mut e, lang, "secondary_suppression", choice, on_off),
+            sigma: parsed(
+                &mut e,
+                lang,
+                "sigma",
+                "site.policy.err_sigma",
+                number(&self.sigma),
+            ),
+            user_rho: parsed(
+                &mut e,
+                lang,
+                "user_rho",
+                "site.policy.err_budget",
+                number(&self.user_rho),
+            ),
+            organization_rho: parsed(
+                &mut e,
+                lang,
+                "organization_rho",
+                "site.policy.err_budget",
+                number(&self.organization_rho),
+            ),
+            site_rho: parsed(
+                &mut e,
+                lang,
+                "site_rho",
+                "site.policy.err_budget",
+                number(&self.site_rho),
+            ),
+            ..PolicyEdit::default()
+        };
+        (edit, e)
+    }
+}
+
+/// Puts the validator's problems next to their form fields (a field that did not parse keeps
+/// its own message). What the settings break only together is reported on the σ field.
+fn add_problems(lang: Lang, errors: &mut FormErrors, invalid: &PolicyInvalid) {
+    for problem in &invalid.0 {
+        let (field, key) = match problem.field {
+            PolicyField::MinCellCount => ("min_cell_count", "site.policy.err_threshold"),
+            PolicyField::Sigma => ("sigma", "site.policy.err_sigma"),
+            PolicyField::UserRho => ("user_rho", "site.policy.err_budget"),
+            PolicyField::OrganizationRho => ("organization_rho", "site.policy.err_budget"),
+            PolicyField::SiteRho => ("site_rho", "site.policy.err_budget"),
+            PolicyField::Other => {
+                tracing::info!("policy form refused: {}", problem.message);
+                ("sigma", "site.policy.err_invalid")
             }
         };
-        let sigma_ok =
-            |x: f64| (qiao_disclosure::MIN_SIGMA..=qiao_disclosure::MAX_SIGMA).contains(&x);
-        let rho_ok = |x: f64| x > 0.0 && x <= qiao_disclosure::MAX_RHO;
-        if let Some(x) = number("sigma", &self.sigma, &sigma_ok, "site.policy.err_sigma") {
-            p.dp.sigma = x;
-        }
-        if let Some(x) = number(
-            "user_rho",
-            &self.user_rho,
-            &rho_ok,
-            "site.policy.err_budget",
-        ) {
-            p.dp.user_rho = x;
-        }
-        if let Some(x) = number(
-            "organization_rho",
-            &self.organization_rho,
-            &rho_ok,
-            "site.policy.err_budget",
-        ) {
-            p.dp.organization_rho = x;
-        }
-        if let Some(x) = number(
-            "site_rho",
-            &self.site_rho,
-            &rho_ok,
-            "site.policy.err_budget",
-        ) {
-            p.dp.site_rho = x;
-        }
-        if e.is_empty() {
-            // Whatever the disclosure crate still refuses is reported on the σ field.
-            if let Err(err) = p.disclosure() {
-                tracing::info!("policy form refused: {err:#}");
-                e.add("sigma", t(lang, "site.policy.err_invalid"));
-            }
-        }
-        if e.is_empty() {
-            Ok(p)
-        } else {
-            Err(e)
-        }
+        errors.add(field, t(lang, key));
     }
 }
 
@@ -475,40 +506,37 @@ async fn policy_save(
     let who = require(&ui, &headers, LocalRole::Steward, "/policy")?;
     let lang = Lang::negotiate(&headers);
     csrf_checked(&who, &f.csrf, lang)?;
-    // Validate and write under the data directory's lock: one atomic replacement of
-    // policy.json, or nothing.
-    let result = crate::cli::set_policy_audited(&ui.dir, audit::user(&who.user), |p| {
-        f.apply(lang, p)
-            .map_err(PolicyRefused)
-            .map_err(anyhow::Error::new)
-    });
-    Ok(match result {
-        Ok(_) => layout::see_other("/policy?flash=flash.site_policy_saved"),
-        Err(e) => match e.downcast::<PolicyRefused>() {
-            Ok(PolicyRefused(errors)) => layout::html_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render_policy(&ui, lang, &who, &f, &errors, None),
-            ),
-            Err(e) => internal(&ui, lang, &who, &e),
-        },
-    })
-}
-
-/// The policy form's errors, carried through the locked update.
-#[derive(Debug)]
-struct PolicyRefused(FormErrors);
-
-impl std::fmt::Display for PolicyRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "policy form refused: {:?}",
-            self.0 .0.keys().collect::<Vec<_>>()
+    let refused = |errors: &FormErrors| {
+        layout::html_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render_policy(&ui, lang, &who, &f, errors, None),
         )
+    };
+    let (edit, mut errors) = f.edit(lang);
+    if !errors.is_empty() {
+        // Every field's problem at once: what did parse, checked against the current policy.
+        let current = match SitePolicy::load(&ui.dir) {
+            Ok(p) => p,
+            Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+        };
+        if let Err(invalid) = edit.applied_to(&current).validate() {
+            add_problems(lang, &mut errors, &invalid);
+        }
+        return Ok(refused(&errors));
     }
+    // Validated and written under the data directory's lock: one atomic replacement of
+    // policy.json, or nothing.
+    Ok(
+        match policy::set_audited(&ui.dir, audit::user(&who.user), &edit) {
+            Ok(_) => layout::see_other("/policy?flash=flash.site_policy_saved"),
+            Err(PolicyChangeError::Invalid(invalid)) => {
+                add_problems(lang, &mut errors, &invalid);
+                refused(&errors)
+            }
+            Err(PolicyChangeError::Failed(e)) => internal(&ui, lang, &who, &e),
+        },
+    )
 }
-
-impl std::error::Error for PolicyRefused {}
 
 // --- audit -----------------------------------------------------------------------------------
 

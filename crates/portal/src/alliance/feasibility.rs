@@ -1,0 +1,173 @@
+//! Feasibility: cohort definitions attached to a project (pasted or from the library), run on
+//! the network as cohort count and demographics jobs.
+
+use qiao_hub::audit::EntryDraft;
+use qiao_hub::model::User;
+use qiao_hub::protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId, UserRole};
+use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
+use qiao_hub::{HubStore, StoreError};
+
+use super::input::{check_definition, text_ok};
+use super::library::LibraryEntry;
+use super::pipeline::{load, CohortRef, CohortSource, FeasibilityRun, Stage};
+use super::refusal::{field, Outcome, Refusal};
+use super::tables::{actor, read, write, COHORTS, LIBRARY, PIPELINE};
+
+fn cohort_key(id: &ProjectId, n: u32) -> String {
+    format!("{id}/{n:06}")
+}
+
+/// A sponsor member attaches a cohort definition (pasted JSON, or a library id) in the
+/// approved or feasibility stage.
+pub fn attach_cohort(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    name: &str,
+    definition: &str,
+    library_id: &str,
+    by: &User,
+    now: i64,
+) -> Result<CohortRef, Vec<Refusal>> {
+    let mut errs = Vec::new();
+    let from_library = !library_id.trim().is_empty();
+    let mut value = None;
+    if !from_library {
+        if !text_ok(name, 200, false) {
+            errs.push(field("name", "form.err_text"));
+        }
+        match check_definition(definition) {
+            Ok(v) => value = Some(v),
+            Err(e) => errs.push(e),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    write(store, |tx| {
+        let (mut f, p) = load(tx, id)?;
+        if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
+            return Err(Refusal::Forbidden);
+        }
+        if !matches!(f.stage, Stage::Approved | Stage::Feasibility) {
+            return Err(Refusal::State("state.err_not_feasibility"));
+        }
+        let (name, def, source) = if from_library {
+            let e: LibraryEntry = get_json(tx, LIBRARY, &format!("d/{}", library_id.trim()))?
+                .ok_or_else(|| field("library", "form.err_no_phenotype"))?;
+            (
+                e.name.clone(),
+                e.definition.clone(),
+                CohortSource::Library { id: e.id.clone() },
+            )
+        } else {
+            (
+                name.trim().to_owned(),
+                value.clone().unwrap_or_default(),
+                CohortSource::Pasted,
+            )
+        };
+        let n = f.cohorts.iter().map(|c| c.n).max().unwrap_or(0) + 1;
+        let c = CohortRef {
+            n,
+            name,
+            source,
+            by: by.id.clone(),
+            at: now,
+            runs: Vec::new(),
+        };
+        put_json(tx, COHORTS, &cohort_key(id, n), &def)?;
+        f.cohorts.push(c.clone());
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
+        append_audit(
+            tx,
+            EntryDraft::new(now, actor(by), "project.cohort.attach")
+                .project(id.to_string())
+                .decision(format!("cohort {n}: {}", c.name)),
+        )?;
+        Ok(c)
+    })
+    .map_err(|e| vec![e])
+}
+
+/// A cohort's stored definition.
+pub fn cohort_definition(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    n: u32,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    read(store, |tx| get_json(tx, COHORTS, &cohort_key(id, n)))
+}
+
+/// Age band width of feasibility demographics, in years.
+pub const FEASIBILITY_AGE_BAND: u8 = 10;
+
+/// Runs a cohort on every enrolled site: a cohort count job (the attrition funnel) and a
+/// demographics job (age bands, gender, index year), recorded with the cohort in the same
+/// transaction. Returns the run. The caller wakes the polling sites.
+pub fn run_feasibility(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    n: u32,
+    by: &User,
+    now: i64,
+) -> Outcome<FeasibilityRun> {
+    write(store, |tx| {
+        let (mut f, p) = load(tx, id)?;
+        if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
+            return Err(Refusal::Forbidden);
+        }
+        if f.stage != Stage::Feasibility {
+            return Err(Refusal::State("state.err_not_feasibility"));
+        }
+        let def: serde_json::Value =
+            get_json(tx, COHORTS, &cohort_key(id, n))?.ok_or(Refusal::NotFound)?;
+        let sites: Vec<SiteId> = scan_json::<qiao_hub::model::Site>(tx, Table::Sites, "")?
+            .into_iter()
+            .filter(|s| s.public_key.is_some())
+            .map(|s| s.id)
+            .collect();
+        if sites.is_empty() {
+            return Err(Refusal::State("state.err_no_sites"));
+        }
+        let floors = qiao_hub::floors::stated(tx)?;
+        let mk = |query: QueryType| Job {
+            job_id: JobId::random(),
+            project_id: id.clone(),
+            query,
+            definition: def.clone(),
+            requested_by: Requester {
+                user_id: by.id.clone(),
+                role: by.role,
+                organization: by
+                    .institution
+                    .clone()
+                    .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
+            },
+            created_at: now,
+            floors,
+        };
+        let count = create_job_in(tx, &mk(QueryType::CohortCount), &sites, now)?;
+        let demo = create_job_in(
+            tx,
+            &mk(QueryType::Demographics {
+                age_band_years: FEASIBILITY_AGE_BAND,
+                by_index_year: true,
+            }),
+            &sites,
+            now,
+        )?;
+        let run = FeasibilityRun {
+            count_job: count.job.job_id,
+            demographics_job: demo.job.job_id,
+            at: now,
+        };
+        let c = f
+            .cohorts
+            .iter_mut()
+            .find(|c| c.n == n)
+            .ok_or(Refusal::NotFound)?;
+        c.runs.push(run.clone());
+        put_json(tx, PIPELINE, id.as_str(), &f)?;
+        Ok(run)
+    })
+}

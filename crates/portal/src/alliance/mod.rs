@@ -1,0 +1,43 @@
+//! The alliance domain, without HTTP: member institutions, the expert registry and committee
+//! reviews, the project pipeline state machine, feasibility cohorts, site selection, enrollment
+//! reports and the phenotype library — stored in the portal's own tables in the hub's database
+//! ([`INSTITUTIONS`], [`EXPERTS`], [`PIPELINE`], [`COHORTS`], [`LIBRARY`]: extension tables of
+//! the hub's [`HubStore`], created on first write) beside the hub's users, sites, projects and
+//! jobs. Every change runs in one store transaction that also appends its audit entry; a
+//! refusal leaves the transaction as a typed [`Refusal`] and rolls it back, so a refused or
+//! failed change leaves nothing behind.
+//!
+//! The pipeline unifies with the hub's project approval flag: a project's `approved` is true
+//! exactly in the stages approved, feasibility, site selection and running, so the hub runs
+//! queries only under those.
+
+mod experts;
+mod feasibility;
+mod input;
+mod institutions;
+mod invitations;
+mod library;
+mod pipeline;
+mod refusal;
+mod review_criteria;
+mod tables;
+
+pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
+pub use feasibility::{attach_cohort, cohort_definition, run_feasibility, FEASIBILITY_AGE_BAND};
+pub use input::{check_definition, id_ok, text_ok, MAX_DEFINITION_BYTES};
+pub use institutions::{
+    apply, check_application, decide_institution, institution, institution_of, institutions,
+    Application, Institution, InstitutionKind, MemberStatus,
+};
+pub use invitations::{answer_invite, invite_sites, report_enrollment};
+pub use library::{
+    import_library, library_entry, search_library, ImportReport, LibraryEntry, LibrarySummary,
+};
+pub use pipeline::{
+    assign_reviewers, can_see, create_project, decide_project, project_file, project_files,
+    submit_review, transition, transition_roles, CohortRef, CohortSource, FeasibilityRun, Invite,
+    InviteStatus, ProjectFile, ProjectForm, Report, Review, Stage, Transition,
+};
+pub use refusal::{Outcome, Refusal};
+pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};
+pub use tables::{COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE};
