@@ -126,22 +126,7 @@ impl<'a> Approvals<'a> {
     /// Every item, oldest first.
     pub fn list(&self) -> anyhow::Result<Vec<ApprovalItem>> {
         let mut items = Vec::new();
-        let dir = self.dir.approvals_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(items),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| JobId::parse(n).ok())
-            else {
-                continue;
-            };
+        for id in job_files(&self.dir.approvals_dir())? {
             if let Some(item) = self.get(&id)? {
                 items.push(item);
             }
@@ -281,22 +266,7 @@ impl<'a> Journal<'a> {
     /// Entries not yet acknowledged (nor refused for good by the hub).
     pub fn unacked(&self) -> anyhow::Result<Vec<JournalEntry>> {
         let mut out = Vec::new();
-        let dir = self.dir.journal_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| JobId::parse(n).ok())
-            else {
-                continue;
-            };
+        for id in job_files(&self.dir.journal_dir())? {
             if let Some(e) = self.get(&id)? {
                 if !e.acked && e.hub_rejected.is_none() {
                     out.push(e);
@@ -306,4 +276,26 @@ impl<'a> Journal<'a> {
         out.sort_by_key(|e| e.finished_at);
         Ok(out)
     }
+}
+
+/// The job ids of the `ID.json` files in `dir` (none if it does not exist yet); other files
+/// (an atomic replacement's temporary, say) are not jobs.
+fn job_files(dir: &std::path::Path) -> anyhow::Result<Vec<JobId>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        if let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| JobId::parse(n).ok())
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
