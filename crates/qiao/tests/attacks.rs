@@ -128,18 +128,22 @@ impl Lab {
                 members: &member_ids,
             })
             .collect();
-        let net = Network::start_seeded(dir.path(), &sites, &users, &projects, Some(2026));
+        let net = support::network(dir.path(), &sites, &users, &projects, Some(2026));
         match unprotected {
             Unprotected::NoNoise => {
-                net.policy(0, &["--obfuscation", "off", "--rate-limit", "1000000"]);
-                no_lockout(&net.sites[0].1);
+                support::policy(
+                    &net,
+                    0,
+                    &["--obfuscation", "off", "--rate-limit", "1000000"],
+                );
+                no_lockout(&net.sites[0].data);
             }
             Unprotected::LegacyLockout => {
-                net.policy(0, &["--obfuscation", "on", "--rate-limit", "1000000"]);
+                support::policy(&net, 0, &["--obfuscation", "on", "--rate-limit", "1000000"]);
             }
         }
         // The guarded site: the default policy.
-        net.policy(1, &["--rate-limit", "1000000"]);
+        support::policy(&net, 1, &["--rate-limit", "1000000"]);
         Lab {
             net,
             unprotected,
@@ -149,7 +153,7 @@ impl Lab {
 
     fn oracle(&self, user: &str, project: &str, site: &str) -> Oracle {
         Oracle {
-            client: self.net.client(user),
+            client: support::client(&self.net, user),
             project: ProjectId::new(project).expect("project id"),
             site: SiteId::new(site).expect("site id"),
             used: 0,

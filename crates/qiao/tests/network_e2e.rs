@@ -236,7 +236,7 @@ impl Network {
                 (name, store)
             })
             .collect();
-        let net = support::Network::start(
+        let net = support::network(
             &d,
             &stores,
             &[User {
@@ -247,17 +247,22 @@ impl Network {
                 id: "p1",
                 members: &["sponsor"],
             }],
+            None,
         );
         Network {
             token: net.tokens["sponsor"].clone(),
-            sites: net.sites.clone(),
+            sites: net
+                .sites
+                .iter()
+                .map(|s| (s.id.to_string(), s.data.clone(), s.store.clone()))
+                .collect(),
             net,
             dir,
         }
     }
 
     fn policy(&self, site: usize, flags: &[&str]) {
-        self.net.policy(site, flags);
+        support::policy(&self.net, site, flags);
     }
 
     fn query(&self) -> Value {
