@@ -15,7 +15,7 @@ use qiao_protocol::{
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::store::{EnrollFailure, ResultOutcome, StoreError};
+use crate::store::{CallerFault, EnrollFailure, ResultOutcome, StoreError};
 use crate::util::now;
 
 use super::extract::{blocking, EnvelopeBody, JsonBody};
@@ -183,12 +183,14 @@ async fn site_result(
     let h = hub.clone();
     let outcome = blocking(move || match h.store.put_result(&result, now()) {
         Ok(o) => Ok(o),
-        Err(StoreError::NotFound(m)) => Err(ApiError::new(
+        Err(StoreError::Caller(CallerFault::NotFound(m))) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_job",
             format!("{m} not found"),
         )),
-        Err(StoreError::Invalid(m)) => Err(ApiError::invalid("result_mismatch", m)),
+        Err(StoreError::Caller(CallerFault::Invalid(m))) => {
+            Err(ApiError::invalid("result_mismatch", m))
+        }
         Err(e) => Err(e.into()),
     })
     .await?;
