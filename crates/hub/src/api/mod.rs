@@ -55,6 +55,10 @@ pub const DEFAULT_WAIT_SECS: u64 = 25;
 /// Longest long-poll wait, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
 
+/// Time allowed to send a request's body (a client trickling a body byte by byte holds a
+/// connection and a task: it gets 408 instead); the server applies it (`serve`).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Hub settings.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
@@ -84,7 +88,7 @@ impl Default for HubConfig {
             max_skew_secs: qiao_protocol::envelope::DEFAULT_MAX_SKEW_SECS,
             login_limits: auth::Limits::default(),
             quotas: Quotas::default(),
-            body_timeout: crate::serve::BODY_READ_TIMEOUT,
+            body_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
