@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{ProjectId, UserRole};
+use qiao_hub::protocol::{ProjectId, QueryType, UserRole};
 use qiao_site::{SiteDir, SitePolicy};
 use qiao_testkit::{Account, Cli, Network, Nodes, ProjectSpec, SiteSpec, Spec};
 
@@ -161,11 +161,9 @@ fn main() {
             .expect("definition JSON");
     let project = ProjectId::new("bench").expect("project id");
     let request = QueryRequest {
-        query_type: "cohort_count".into(),
+        query: QueryType::CohortCount,
         definition,
         sites: None,
-        age_band_years: None,
-        by_index_year: None,
     };
     let round_trip = |check: bool| -> f64 {
         let t = Instant::now();

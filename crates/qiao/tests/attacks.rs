@@ -24,7 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{JobId, ProjectId, SiteId};
+use qiao_hub::protocol::{JobId, ProjectId, QueryType, SiteId};
 use qiao_hub::{report, HubClient};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -277,11 +277,9 @@ impl Oracle {
             .into_iter()
             .map(|definition| {
                 let req = QueryRequest {
-                    query_type: "cohort_count".into(),
+                    query: QueryType::CohortCount,
                     definition,
                     sites: Some(vec![self.site.clone()]),
-                    age_band_years: None,
-                    by_index_year: None,
                 };
                 self.client
                     .submit_query(&self.project, &req)

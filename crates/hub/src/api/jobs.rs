@@ -27,23 +27,126 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/jobs/{id}", get(get_job))
 }
 
-/// `POST /api/v1/projects/{id}/queries` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Demographics: the age band width when none is asked for, in years.
+pub const DEFAULT_AGE_BAND_YEARS: u8 = 10;
+
+/// `POST /api/v1/projects/{id}/queries` body: what to ask (the typed query the sites receive),
+/// of which cohort definition, at which sites.
+///
+/// On the wire the query's type and parameters stand beside the definition (`query_type`,
+/// and for demographics `age_band_years`, 1 to 100, default 10, and `by_index_year`, default
+/// false): `{"query_type": "demographics", "age_band_years": 5, "definition": {…}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "QueryWire", try_from = "QueryWire")]
 pub struct QueryRequest {
-    /// `cohort_count` or `demographics`.
-    pub query_type: String,
+    /// The query.
+    pub query: QueryType,
     /// The OHDSI Circe cohort definition (ATLAS JSON object), passed to the sites unchanged.
     pub definition: serde_json::Value,
     /// The sites to ask (default: every enrolled site).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<Vec<SiteId>>,
-    /// Demographics: age band width in years (1 to 100, default 10).
+}
+
+/// A query the request's own fields refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryRefused {
+    /// `query_type` names no query.
+    #[error("query_type is not one of cohort_count, demographics")]
+    UnknownType,
+    /// Parameters that do not fit the query.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl From<QueryRefused> for ApiError {
+    fn from(r: QueryRefused) -> Self {
+        let code = match r {
+            QueryRefused::UnknownType => "invalid_query_type",
+            QueryRefused::Invalid(_) => "invalid_body",
+        };
+        ApiError::invalid(code, r.to_string())
+    }
+}
+
+/// The request as JSON carries it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryWire {
+    query_type: QueryKind,
+    definition: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub age_band_years: Option<u8>,
-    /// Demographics: also split by index year (default false).
+    sites: Option<Vec<SiteId>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by_index_year: Option<bool>,
+    age_band_years: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by_index_year: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QueryKind {
+    CohortCount,
+    Demographics,
+    #[serde(other)]
+    Unknown,
+}
+
+impl TryFrom<QueryWire> for QueryRequest {
+    type Error = QueryRefused;
+
+    fn try_from(w: QueryWire) -> Result<Self, QueryRefused> {
+        let query = match w.query_type {
+            QueryKind::CohortCount => {
+                if w.age_band_years.is_some() || w.by_index_year.is_some() {
+                    return Err(QueryRefused::Invalid(
+                        "age_band_years and by_index_year apply to demographics queries only",
+                    ));
+                }
+                QueryType::CohortCount
+            }
+            QueryKind::Demographics => {
+                let band = w.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS);
+                if !(1..=100).contains(&band) {
+                    return Err(QueryRefused::Invalid(
+                        "age_band_years must be between 1 and 100",
+                    ));
+                }
+                QueryType::Demographics {
+                    age_band_years: band,
+                    by_index_year: w.by_index_year.unwrap_or(false),
+                }
+            }
+            QueryKind::Unknown => return Err(QueryRefused::UnknownType),
+        };
+        Ok(QueryRequest {
+            query,
+            definition: w.definition,
+            sites: w.sites,
+        })
+    }
+}
+
+impl From<QueryRequest> for QueryWire {
+    fn from(r: QueryRequest) -> Self {
+        let (query_type, age_band_years, by_index_year) = match r.query {
+            QueryType::CohortCount => (QueryKind::CohortCount, None, None),
+            QueryType::Demographics {
+                age_band_years,
+                by_index_year,
+            } => (
+                QueryKind::Demographics,
+                Some(age_band_years),
+                Some(by_index_year),
+            ),
+        };
+        QueryWire {
+            query_type,
+            definition: r.definition,
+            sites: r.sites,
+            age_band_years,
+            by_index_year,
+        }
+    }
 }
 
 /// `POST /api/v1/projects/{id}/queries` answer.
@@ -62,7 +165,7 @@ async fn submit_query(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<QueryRequest>,
+    JsonBody(wire): JsonBody<QueryWire>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     require(&user, QUERY_ROLES)?;
     let project = load_project(&hub, &id).await?;
@@ -82,39 +185,8 @@ async fn submit_query(
             ),
         ));
     }
-    let query = match req.query_type.as_str() {
-        "cohort_count" => {
-            if req.age_band_years.is_some() || req.by_index_year.is_some() {
-                return Err(ApiError::invalid(
-                    "invalid_body",
-                    "age_band_years and by_index_year apply to demographics queries only",
-                ));
-            }
-            QueryType::CohortCount
-        }
-        "demographics" => {
-            let band = req.age_band_years.unwrap_or(10);
-            if !(1..=100).contains(&band) {
-                return Err(ApiError::invalid(
-                    "invalid_body",
-                    "age_band_years must be between 1 and 100",
-                ));
-            }
-            QueryType::Demographics {
-                age_band_years: band,
-                by_index_year: req.by_index_year.unwrap_or(false),
-            }
-        }
-        other => {
-            return Err(ApiError::invalid(
-                "invalid_query_type",
-                format!(
-                    "query_type {:?} is not one of cohort_count, demographics",
-                    other.chars().take(64).collect::<String>()
-                ),
-            ))
-        }
-    };
+    let req = QueryRequest::try_from(wire)?;
+    let query = req.query;
     if !req.definition.is_object() {
         return Err(ApiError::invalid(
             "invalid_definition",

@@ -35,7 +35,7 @@ mod users;
 
 use extract::{actor, bearer_token, blocking};
 pub use extract::{Caller, JsonBody};
-pub use jobs::{QueryRequest, SubmitResponse, QUERY_ROLES};
+pub use jobs::{QueryRefused, QueryRequest, SubmitResponse, DEFAULT_AGE_BAND_YEARS, QUERY_ROLES};
 pub use sites::{issue_enrollment_token, EnrollmentTokenResponse};
 pub use users::{build_user, CreateUserRequest, LoginRefused, TokenResponse};
 

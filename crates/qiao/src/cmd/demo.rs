@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{ProjectId, UserId, UserRole};
+use qiao_hub::protocol::{ProjectId, QueryType, UserId, UserRole};
 use qiao_hub::view::{JobView, SiteStatus};
 use qiao_hub::{report, HubClient};
 use qiao_ingest::{Options, Source};
@@ -529,11 +529,9 @@ impl Network {
         let submitted = sponsor.submit_query(
             &self.project,
             &QueryRequest {
-                query_type: "cohort_count".into(),
+                query: QueryType::CohortCount,
                 definition,
                 sites: None,
-                age_band_years: None,
-                by_index_year: None,
             },
         )?;
         let view = sponsor.wait_job(&submitted.job_id, QUERY_WAIT)?;
