@@ -51,17 +51,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Parses a request body; a schema error names the JSON path of the field at fault
+/// (`request body at sites[1]: invalid type: ...`).
 pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid("invalid_body", format!("request body: {e}"))
-        } else {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {e}"),
-            )
-        }
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        body_error((path != ".").then_some(path), e.into_inner())
+    })?;
+    de.end().map_err(|e| body_error(None, e))?;
+    Ok(value)
+}
+
+fn body_error(path: Option<String>, e: serde_json::Error) -> ApiError {
+    if e.is_data() {
+        let at = path.map(|p| format!(" at {p}")).unwrap_or_default();
+        ApiError::invalid("invalid_body", format!("request body{at}: {e}"))
+    } else {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    }
 }
 
 /// A signed envelope posted by a site.
