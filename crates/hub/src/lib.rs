@@ -21,6 +21,7 @@ pub mod error;
 pub mod model;
 pub mod report;
 pub mod serve;
+pub mod service;
 pub mod store;
 pub mod util;
 pub mod view;

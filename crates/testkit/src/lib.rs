@@ -298,8 +298,7 @@ impl State {
                         site: a.site.clone().map(SiteId::new).transpose()?,
                     },
                     t,
-                )
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+                )?;
                 store.create_user(&user, &Actor::System, t)?;
             }
         }
@@ -347,8 +346,7 @@ impl State {
                     &Actor::System,
                     t,
                 )?;
-                let (token, _) = issue_enrollment_token(store.as_ref(), &id, 600, &Actor::System)
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                let (token, _) = issue_enrollment_token(store.as_ref(), &id, 600, &Actor::System)?;
                 let fp = qiao_hub::protocol::Signer::new(store.signing_key()?)
                     .public_key()?
                     .fingerprint();

@@ -7,18 +7,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use qiao_audit::EntryDraft;
-use qiao_protocol::{Job, JobId, QueryType, Requester, SiteId, UserRole};
+use qiao_protocol::{JobId, SiteId, UserRole};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::model::Site;
 use crate::util::now;
 use crate::view::job_view;
 
-use super::extract::{actor, blocking, parse_id, require, Caller, JsonBody};
+use super::extract::{blocking, parse_id, require, Caller, JsonBody};
 use super::projects::load_project;
-use super::{Hub, MAX_DEFINITION_BYTES};
+use super::Hub;
+use crate::service::jobs::{
+    check_submitter, submit_job, QueryRefused, QueryRequest, QueryWire, SubmitRefused,
+};
 
 /// This resource's routes.
 pub(super) fn routes() -> Router<Arc<Hub>> {
@@ -27,35 +28,30 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/jobs/{id}", get(get_job))
 }
 
-/// Demographics: the age band width when none is asked for, in years.
-pub const DEFAULT_AGE_BAND_YEARS: u8 = 10;
-
-/// `POST /api/v1/projects/{id}/queries` body: what to ask (the typed query the sites receive),
-/// of which cohort definition, at which sites.
-///
-/// On the wire the query's type and parameters stand beside the definition (`query_type`,
-/// and for demographics `age_band_years`, 1 to 100, default 10, and `by_index_year`, default
-/// false): `{"query_type": "demographics", "age_band_years": 5, "definition": {…}}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(into = "QueryWire", try_from = "QueryWire")]
-pub struct QueryRequest {
-    /// The query.
-    pub query: QueryType,
-    /// The OHDSI Circe cohort definition (ATLAS JSON object), passed to the sites unchanged.
-    pub definition: serde_json::Value,
-    /// The sites to ask (default: every enrolled site).
-    pub sites: Option<Vec<SiteId>>,
-}
-
-/// A query the request's own fields refuse.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueryRefused {
-    /// `query_type` names no query.
-    #[error("query_type is not one of cohort_count, demographics")]
-    UnknownType,
-    /// Parameters that do not fit the query.
-    #[error("{0}")]
-    Invalid(&'static str),
+impl From<SubmitRefused> for ApiError {
+    fn from(r: SubmitRefused) -> Self {
+        let message = r.to_string();
+        match r {
+            SubmitRefused::NotMember(_) => ApiError::forbidden(message),
+            SubmitRefused::NotApproved(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "project_not_approved", message)
+            }
+            SubmitRefused::DefinitionNotObject => ApiError::invalid("invalid_definition", message),
+            SubmitRefused::DefinitionTooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "definition_too_large",
+                message,
+            ),
+            SubmitRefused::UnknownSite(_) => ApiError::invalid("unknown_site", message),
+            SubmitRefused::NoSites => ApiError::new(StatusCode::CONFLICT, "no_sites", message),
+            SubmitRefused::Quota(q) => {
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message);
+                e.retry_after = u64::try_from(q.retry_after_secs).ok();
+                e
+            }
+            SubmitRefused::Store(e) => e.into(),
+        }
+    }
 }
 
 impl From<QueryRefused> for ApiError {
@@ -65,87 +61,6 @@ impl From<QueryRefused> for ApiError {
             QueryRefused::Invalid(_) => "invalid_body",
         };
         ApiError::invalid(code, r.to_string())
-    }
-}
-
-/// The request as JSON carries it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryWire {
-    query_type: QueryKind,
-    definition: serde_json::Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sites: Option<Vec<SiteId>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    age_band_years: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    by_index_year: Option<bool>,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum QueryKind {
-    CohortCount,
-    Demographics,
-    #[serde(other)]
-    Unknown,
-}
-
-impl TryFrom<QueryWire> for QueryRequest {
-    type Error = QueryRefused;
-
-    fn try_from(w: QueryWire) -> Result<Self, QueryRefused> {
-        let query = match w.query_type {
-            QueryKind::CohortCount => {
-                if w.age_band_years.is_some() || w.by_index_year.is_some() {
-                    return Err(QueryRefused::Invalid(
-                        "age_band_years and by_index_year apply to demographics queries only",
-                    ));
-                }
-                QueryType::CohortCount
-            }
-            QueryKind::Demographics => {
-                let band = w.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS);
-                if !(1..=100).contains(&band) {
-                    return Err(QueryRefused::Invalid(
-                        "age_band_years must be between 1 and 100",
-                    ));
-                }
-                QueryType::Demographics {
-                    age_band_years: band,
-                    by_index_year: w.by_index_year.unwrap_or(false),
-                }
-            }
-            QueryKind::Unknown => return Err(QueryRefused::UnknownType),
-        };
-        Ok(QueryRequest {
-            query,
-            definition: w.definition,
-            sites: w.sites,
-        })
-    }
-}
-
-impl From<QueryRequest> for QueryWire {
-    fn from(r: QueryRequest) -> Self {
-        let (query_type, age_band_years, by_index_year) = match r.query {
-            QueryType::CohortCount => (QueryKind::CohortCount, None, None),
-            QueryType::Demographics {
-                age_band_years,
-                by_index_year,
-            } => (
-                QueryKind::Demographics,
-                Some(age_band_years),
-                Some(by_index_year),
-            ),
-        };
-        QueryWire {
-            query_type,
-            definition: r.definition,
-            sites: r.sites,
-            age_band_years,
-            by_index_year,
-        }
     }
 }
 
@@ -169,117 +84,18 @@ async fn submit_query(
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     require(&user, QUERY_ROLES)?;
     let project = load_project(&hub, &id).await?;
-    if !project.members.contains(&user.id) {
-        return Err(ApiError::forbidden(format!(
-            "you are not a member of project {}",
-            project.id
-        )));
-    }
-    if !project.approved {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "project_not_approved",
-            format!(
-                "project {} is not approved; queries run only under approved projects",
-                project.id
-            ),
-        ));
-    }
+    check_submitter(&user, &project)?;
     let req = QueryRequest::try_from(wire)?;
-    let query = req.query;
-    if !req.definition.is_object() {
-        return Err(ApiError::invalid(
-            "invalid_definition",
-            "definition must be a JSON object (an OHDSI Circe cohort expression)",
-        ));
-    }
-    let def_len = serde_json::to_vec(&req.definition)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if def_len > MAX_DEFINITION_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "definition_too_large",
-            format!("definition of {def_len} bytes exceeds the limit of {MAX_DEFINITION_BYTES}"),
-        ));
-    }
     let h = hub.clone();
     let record = blocking(move || {
-        let enrolled: Vec<Site> = h
-            .store
-            .sites()?
-            .into_iter()
-            .filter(|s| s.public_key.is_some())
-            .collect();
-        let sites: Vec<SiteId> = match req.sites {
-            None => enrolled.iter().map(|s| s.id.clone()).collect(),
-            Some(list) => {
-                let mut out: Vec<SiteId> = Vec::new();
-                for s in list {
-                    if !enrolled.iter().any(|e| e.id == s) {
-                        return Err(ApiError::invalid(
-                            "unknown_site",
-                            format!("site {s} does not exist or has not enrolled"),
-                        ));
-                    }
-                    if !out.contains(&s) {
-                        out.push(s);
-                    }
-                }
-                out
-            }
-        };
-        if sites.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_sites",
-                "no enrolled site to ask",
-            ));
-        }
-        let t = now();
-        let job = Job {
-            job_id: JobId::random(),
-            project_id: project.id.clone(),
-            query,
-            definition: req.definition,
-            requested_by: Requester {
-                user_id: user.id.clone(),
-                role: user.role,
-                // The site charges this organization's privacy budget; a user without an
-                // institution is an organization of one.
-                organization: user
-                    .institution
-                    .clone()
-                    .unwrap_or_else(|| format!("user:{}", user.id.as_str())),
-            },
-            created_at: t,
-        };
-        match h
-            .store
-            .create_job_within(&job, &sites, &h.config.quotas, t)?
-        {
-            Ok(record) => Ok(record),
-            Err(q) => {
-                h.store.audit(
-                    EntryDraft::new(t, actor(&user), "job.submit")
-                        .project(job.project_id.to_string())
-                        .decision(format!(
-                            "refused: {} quota of {} jobs per {} s spent",
-                            q.what, q.limit, q.period_secs
-                        )),
-                )?;
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "quota_exceeded",
-                    format!(
-                        "the {} quota of {} jobs per {} s is spent; retry in {} s",
-                        q.what, q.limit, q.period_secs, q.retry_after_secs
-                    ),
-                );
-                e.retry_after = u64::try_from(q.retry_after_secs).ok();
-                Err(e)
-            }
-        }
+        Ok(submit_job(
+            h.store.as_ref(),
+            &h.config.quotas,
+            &user,
+            &project,
+            req,
+            now(),
+        )?)
     })
     .await?;
     hub.notify_jobs();

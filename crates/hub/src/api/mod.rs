@@ -33,19 +33,21 @@ mod site_protocol;
 mod sites;
 mod users;
 
+pub use crate::service::enrollment::issue_enrollment_token;
+pub use crate::service::jobs::{
+    QueryRefused, QueryRequest, SubmitRefused, DEFAULT_AGE_BAND_YEARS, MAX_DEFINITION_BYTES,
+};
+pub use crate::service::users::{build_user, CreateUserRequest, UserRefused};
 use extract::{actor, bearer_token, blocking};
 pub use extract::{Caller, JsonBody};
-pub use jobs::{QueryRefused, QueryRequest, SubmitResponse, DEFAULT_AGE_BAND_YEARS, QUERY_ROLES};
-pub use sites::{issue_enrollment_token, EnrollmentTokenResponse};
-pub use users::{build_user, CreateUserRequest, LoginRefused, TokenResponse};
+pub use jobs::{SubmitResponse, QUERY_ROLES};
+pub use sites::EnrollmentTokenResponse;
+pub use users::{LoginRefused, TokenResponse};
 
 /// Largest request body of the user API, in bytes.
 pub const MAX_API_BODY: usize = 2 * 1024 * 1024;
 /// Largest request body of the site endpoints (a signed envelope), in bytes.
 pub const MAX_SITE_BODY: usize = qiao_protocol::envelope::MAX_ENVELOPE_BYTES;
-/// Largest cohort definition accepted, in bytes of compact JSON (the largest definition of the
-/// OHDSI PhenotypeLibrary is about 420 KB pretty-printed).
-pub const MAX_DEFINITION_BYTES: usize = 512 * 1024;
 /// Unauthenticated submissions accepted per source address per hour.
 pub const ANONYMOUS_PER_ADDRESS_PER_HOUR: usize = 5;
 /// Unauthenticated submissions accepted in all per hour.

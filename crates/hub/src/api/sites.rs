@@ -7,17 +7,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use qiao_audit::Actor;
-use qiao_protocol::{SiteId, StoredToken, UserRole};
+use qiao_protocol::{SiteId, UserRole};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::model::{valid_text, Site, SiteView};
-use crate::store::HubStore;
 use crate::util::now;
 
 use super::extract::{actor, blocking, parse_id, parse_json, require, Caller, JsonBody};
 use super::Hub;
+use crate::service::enrollment::{issue_enrollment_token, ENROLLMENT_TTL_SECS};
 
 /// This resource's routes.
 pub(super) fn routes() -> Router<Arc<Hub>> {
@@ -98,19 +97,6 @@ pub struct EnrollmentTokenResponse {
     pub hub_key_fingerprint: String,
 }
 
-/// Issues a one-time enrollment token for `site` (replacing any earlier one).
-pub fn issue_enrollment_token(
-    store: &dyn HubStore,
-    site: &SiteId,
-    ttl_secs: i64,
-    who: &Actor,
-) -> Result<(String, StoredToken), ApiError> {
-    let t = now();
-    let (token, stored) = StoredToken::issue(t, ttl_secs);
-    store.set_enrollment_token(site, &stored, who, t)?;
-    Ok((token.expose_secret(), stored))
-}
-
 async fn issue_enrollment(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -125,7 +111,7 @@ async fn issue_enrollment(
         parse_json(&body)?
     };
     let ttl = req.ttl_secs.unwrap_or(hub.config.enrollment_ttl_secs);
-    if !(60..=30 * 86_400).contains(&ttl) {
+    if !ENROLLMENT_TTL_SECS.contains(&ttl) {
         return Err(ApiError::invalid(
             "invalid_body",
             "ttl_secs must be between 60 and 2592000 (30 days)",
@@ -134,8 +120,15 @@ async fn issue_enrollment(
     let fingerprint = hub.public_key()?.fingerprint();
     let h = hub.clone();
     let s2 = site.clone();
-    let (token, stored) =
-        blocking(move || issue_enrollment_token(h.store.as_ref(), &s2, ttl, &actor(&user))).await?;
+    let (token, stored) = blocking(move || {
+        Ok(issue_enrollment_token(
+            h.store.as_ref(),
+            &s2,
+            ttl,
+            &actor(&user),
+        )?)
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollmentTokenResponse {

@@ -10,20 +10,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use qiao_audit::{Actor, EntryDraft};
-use qiao_protocol::{SiteId, UserId, UserRole};
+use qiao_protocol::{UserId, UserRole};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{self};
 use crate::error::ApiError;
 use crate::model::{token_id, valid_text, TokenKind, TokenRecord, TokenView, User, UserView};
-use crate::store::{HubStore, StoreError};
+use crate::store::StoreError;
 use crate::util::{now, random_token, token_hash};
 
 use super::extract::{
     actor, bearer_token, blocking, parse_id, parse_json, require, Caller, JsonBody,
 };
 use super::{Hub, HubConfig};
+use crate::service::users::{build_user, CreateUserRequest, UserRefused};
 
 /// This resource's routes.
 pub(super) fn routes() -> Router<Arc<Hub>> {
@@ -101,6 +102,17 @@ impl From<LoginRefused> for ApiError {
                 "this account is disabled; ask the alliance administrator",
             ),
             LoginRefused::Failed(e) => e,
+        }
+    }
+}
+
+impl From<UserRefused> for ApiError {
+    fn from(r: UserRefused) -> Self {
+        match r {
+            UserRefused::Invalid(m) => ApiError::invalid("invalid_body", m),
+            UserRefused::UnknownSite(_) => ApiError::invalid("unknown_site", r.to_string()),
+            UserRefused::WeakPassword(e) => ApiError::invalid("weak_password", e.to_string()),
+            UserRefused::Store(e) => e.into(),
         }
     }
 }
@@ -417,73 +429,6 @@ async fn create_token(
 }
 
 /// `POST /api/v1/users` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    /// Login name.
-    pub id: UserId,
-    /// Initial password.
-    pub password: String,
-    /// Role.
-    pub role: UserRole,
-    /// Institution (required for sponsor researchers).
-    #[serde(default)]
-    pub institution: Option<String>,
-    /// Site (required for site data stewards and investigators).
-    #[serde(default)]
-    pub site: Option<SiteId>,
-}
-
-/// Validates a new user and hashes the password (slow: call off the async threads).
-pub fn build_user(store: &dyn HubStore, req: CreateUserRequest, t: i64) -> Result<User, ApiError> {
-    if let Some(i) = &req.institution {
-        if !valid_text(i) {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "institution: 1 to 200 characters without control characters",
-            ));
-        }
-    }
-    match req.role {
-        UserRole::SponsorResearcher if req.institution.is_none() => {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "a sponsor researcher belongs to an institution: give institution",
-            ))
-        }
-        UserRole::SiteDataSteward | UserRole::SiteInvestigator => match &req.site {
-            None => {
-                return Err(ApiError::invalid(
-                    "invalid_body",
-                    "site data stewards and investigators belong to a site: give site",
-                ))
-            }
-            Some(s) => {
-                if store.site(s)?.is_none() {
-                    return Err(ApiError::invalid("unknown_site", format!("no site {s}")));
-                }
-            }
-        },
-        _ if req.site.is_some() => {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "only site data stewards and investigators belong to a site",
-            ))
-        }
-        _ => {}
-    }
-    let password_hash = auth::hash_password(req.id.as_str(), &req.password)
-        .map_err(|e| ApiError::invalid("weak_password", e.to_string()))?;
-    Ok(User {
-        id: req.id,
-        role: req.role,
-        institution: req.institution,
-        site: req.site,
-        password_hash,
-        created_at: t,
-    })
-}
-
 async fn list_users(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
