@@ -8,9 +8,7 @@ use common::*;
 use qiao_hub::api::HubConfig;
 use qiao_hub::audit::Actor;
 use qiao_hub::client::HubClient;
-use qiao_hub::model::{TokenKind, TokenRecord};
 use qiao_hub::protocol::UserRole;
-use qiao_hub::util::token_hash;
 use serde_json::json;
 
 /// One refusal: what was asked, as whom, and the answer.
@@ -46,23 +44,7 @@ fn error_bodies_match_the_golden_file() {
         ("bob", UserRole::SponsorResearcher),
     ] {
         store.create_user(&user(name, role), &sys, 1).unwrap();
-        let token = format!("qiao-t-golden-{name}");
-        store
-            .put_token(
-                &TokenRecord {
-                    hash: token_hash(&token),
-                    user_id: uid(name),
-                    kind: TokenKind::Api,
-                    created_at: 1,
-                    expires_at: None,
-                    label: None,
-                    minted_by: None,
-                },
-                "token.create",
-                &sys,
-                1,
-            )
-            .unwrap();
+        let token = api_token(store.as_ref(), &format!("qiao-t-golden-{name}"), name);
         tokens.push(token);
     }
     store

@@ -70,14 +70,14 @@ fn write<R>(store: &dyn HubStore, mut f: impl FnMut(&mut dyn Tx) -> Outcome<R>) 
         Err(other) => {
             out = Some(Err(other));
             // Abort the transaction: nothing half-saved.
-            Err(StoreError::invalid("refused"))
+            Err(StoreError::Invalid("refused".into()))
         }
     });
     match (r, out) {
         (_, Some(Err(refusal))) => Err(refusal),
         (Ok(()), Some(Ok(v))) => Ok(v),
         (Err(e), _) => Err(Refusal::Store(e)),
-        (Ok(()), None) => Err(Refusal::Store(StoreError::backend("no result"))),
+        (Ok(()), None) => Err(Refusal::Store(StoreError::Backend("no result".into()))),
     }
 }
 

@@ -298,3 +298,24 @@ pub fn golden(rel: &str, actual: &str) {
         );
     }
 }
+
+/// Stores `token` as an API token of `user` (no expiry), made at time 1 by the system; returns it.
+pub fn api_token(store: &dyn HubStore, token: &str, user: &str) -> String {
+    store
+        .put_token(
+            &qiao_hub::model::TokenRecord {
+                hash: qiao_hub::util::token_hash(token),
+                user_id: uid(user),
+                kind: qiao_hub::model::TokenKind::Api,
+                created_at: 1,
+                expires_at: None,
+                label: None,
+                minted_by: None,
+            },
+            "token.create",
+            &qiao_hub::audit::Actor::System,
+            1,
+        )
+        .expect("put token");
+    token.to_owned()
+}
