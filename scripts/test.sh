@@ -20,7 +20,8 @@
 #    the lock file changes). Exports QIAO_CHROMIUM and QIAO_E2E_NODE_MODULES, which the browser
 #    test (crates/qiao/tests/browser.rs) requires: without them it fails, it never skips. Node and
 #    Chromium are test-only: nothing is built with them.
-# 4. cargo build --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
+# 4. scripts/module-deps.py (crate order and module cycles, with its self-test), cargo build
+#    --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
 #    binary sits beside the release test executables for the CLI tests), cargo clippy --workspace
 #    --all-targets -- -D warnings. Release, not debug: measured cold on this 2-core machine, the
 #    release build + tests cost 688 CPU-s against 1033 CPU-s for debug (the dev profile's full
@@ -187,6 +188,9 @@ else
 fi
 
 # --- 4. Rust -----------------------------------------------------------------------------------
+phase "module dependencies (scripts/module-deps.py)"
+{ python3 scripts/module-deps.py --self-test && python3 scripts/module-deps.py; } || FAILED+=("module dependencies")
+
 phase "cargo build --release -p qiao"
 cargo build --release -p qiao
 

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use qiao_protocol::VerifyError;
 
-use crate::store::StoreError;
+use crate::store::{CallerFault, StoreError};
 
 /// An error answered to an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,18 +92,19 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(m) => ApiError::new(
+            StoreError::Caller(CallerFault::Conflict(m)) => ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 format!("{m} already exists"),
             ),
-            StoreError::NotFound(m) => ApiError::not_found(format!("{m} not found")),
-            StoreError::Invalid(m) => ApiError::invalid("invalid", m),
-            StoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "wrong_site", m),
-            e @ (StoreError::Backend(_)
-            | StoreError::RolledBack
-            | StoreError::Corrupt { .. }
-            | StoreError::TooNew { .. }) => ApiError::internal(e),
+            StoreError::Caller(CallerFault::NotFound(m)) => {
+                ApiError::not_found(format!("{m} not found"))
+            }
+            StoreError::Caller(CallerFault::Invalid(m)) => ApiError::invalid("invalid", m),
+            StoreError::Caller(CallerFault::Forbidden(m)) => {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong_site", m)
+            }
+            StoreError::Operator(e) => ApiError::internal(e),
         }
     }
 }

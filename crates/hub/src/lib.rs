@@ -23,6 +23,7 @@ pub mod floors;
 pub mod model;
 pub mod report;
 pub mod serve;
+pub mod service;
 pub mod store;
 pub mod util;
 pub mod view;
@@ -31,7 +32,7 @@ pub use api::{router, Hub, HubConfig};
 pub use client::{ClientError, HubClient};
 pub use error::ApiError;
 pub use serve::{BackgroundHub, Listen};
-pub use store::{open_store, HubStore, PgStore, RedbStore, StoreError};
+pub use store::{open_store, CallerFault, HubStore, OperatorFault, PgStore, RedbStore, StoreError};
 
 /// The audit crate, re-exported for the CLI.
 pub use qiao_audit as audit;

@@ -28,9 +28,7 @@ pub const MAX_CONNECTIONS: usize = 4096;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time allowed to send a request's body (a client trickling a body byte by byte holds a
-/// connection and a task: it gets 408 instead).
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::api::BODY_READ_TIMEOUT;
 /// Largest request body buffered by the server (each route then applies its own, smaller,
 /// limit).
 const MAX_BUFFERED_BODY: usize = 8 * 1024 * 1024;

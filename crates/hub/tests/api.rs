@@ -47,23 +47,7 @@ impl World {
         let mut tokens = Vec::new();
         for (name, role) in ROLES {
             store.create_user(&user(name, role), &sys, 1).unwrap();
-            let token = format!("qiao-t-test-{name}");
-            store
-                .put_token(
-                    &TokenRecord {
-                        hash: token_hash(&token),
-                        user_id: uid(name),
-                        kind: TokenKind::Api,
-                        created_at: 1,
-                        expires_at: None,
-                        label: None,
-                        minted_by: None,
-                    },
-                    "token.create",
-                    &sys,
-                    1,
-                )
-                .unwrap();
+            let token = api_token(store.as_ref(), &format!("qiao-t-test-{name}"), name);
             tokens.push((name.to_owned(), token));
         }
         store

@@ -10,7 +10,7 @@ use qiao_hub::protocol::{
     EnrollError, EnrollRequest, Job, JobId, ProjectId, QueryType, Requester, Signer, StoredToken,
     UserRole,
 };
-use qiao_hub::store::{EnrollFailure, ResultOutcome, SCHEMA_VERSION};
+use qiao_hub::store::{CallerFault, EnrollFailure, ResultOutcome, SCHEMA_VERSION};
 use qiao_hub::{HubStore, StoreError};
 
 const T0: i64 = 1_700_000_000;
@@ -54,7 +54,7 @@ fn users_tokens_and_conflicts() {
         s.create_user(&alice, &admin(), T0).unwrap();
         assert!(matches!(
             s.create_user(&alice, &admin(), T0),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Caller(CallerFault::Conflict(_)))
         ));
         assert_eq!(s.user(&uid("alice")).unwrap().unwrap(), alice);
         assert_eq!(s.user(&uid("bob")).unwrap(), None);
@@ -83,7 +83,7 @@ fn users_tokens_and_conflicts() {
         orphan.user_id = uid("nobody");
         assert!(matches!(
             s.put_token(&orphan, "token.create", &admin(), T0),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::Caller(CallerFault::NotFound(_)))
         ));
         // Logout: the token is gone, once; the revocation is in the audit chain.
         assert!(s.revoke_token(&tok.hash, &admin(), T0 + 1).unwrap());
@@ -194,7 +194,7 @@ fn projects_approval_and_members() {
         s.create_project(&p, &admin(), T0).unwrap();
         assert!(matches!(
             s.create_project(&p, &admin(), T0),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Caller(CallerFault::Conflict(_)))
         ));
         let id: ProjectId = "p1".parse().unwrap();
         assert!(!s.project(&id).unwrap().unwrap().approved);
@@ -213,11 +213,11 @@ fn projects_approval_and_members() {
         assert_eq!(p.members.len(), 1, "adding twice is idempotent");
         assert!(matches!(
             s.add_project_member(&id, &uid("ghost"), &admin(), T0),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::Caller(CallerFault::NotFound(_)))
         ));
         assert!(matches!(
             s.set_project_approved(&"p9".parse().unwrap(), true, &admin(), T0),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::Caller(CallerFault::NotFound(_)))
         ));
     });
 }
@@ -235,7 +235,7 @@ fn jobs_lease_redeliver_and_store_results_once() {
         assert_eq!((r1.seq, r2.seq), (1, 2));
         assert!(matches!(
             s.create_job(&j1, std::slice::from_ref(&h1), T0),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Caller(CallerFault::Conflict(_)))
         ));
         // Oldest first; a delivered job is not handed out again before the redelivery time.
         let l = s.lease_job(&h1, T0 + 10, 30).unwrap().unwrap();
@@ -268,12 +268,12 @@ fn jobs_lease_redeliver_and_store_results_once() {
         let wrong = cohort_result(&j2.job_id, &h2, 50, 40);
         assert!(matches!(
             s.put_result(&wrong, T0),
-            Err(StoreError::Forbidden(_))
+            Err(StoreError::Caller(CallerFault::Forbidden(_)))
         ));
         let unknown = cohort_result(&JobId::random(), &h1, 50, 40);
         assert!(matches!(
             s.put_result(&unknown, T0),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::Caller(CallerFault::NotFound(_)))
         ));
         let mut mismatch = cohort_result(&j1.job_id, &h2, 50, 40);
         if let qiao_hub::protocol::Outcome::Done {
@@ -284,7 +284,7 @@ fn jobs_lease_redeliver_and_store_results_once() {
         }
         assert!(matches!(
             s.put_result(&mismatch, T0),
-            Err(StoreError::Invalid(_))
+            Err(StoreError::Caller(CallerFault::Invalid(_)))
         ));
         assert_eq!(s.results(&j1.job_id).unwrap().len(), 1);
         let rec = s.job(&j1.job_id).unwrap().unwrap();

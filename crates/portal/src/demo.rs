@@ -89,7 +89,7 @@ fn helper(
         },
         now,
     )
-    .map_err(|e| SeedError(e.message))?;
+    .map_err(err)?;
     store.create_user(&u, &Actor::System, now).map_err(err)?;
     Ok(u)
 }

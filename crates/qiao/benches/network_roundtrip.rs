@@ -4,7 +4,7 @@
 //! celecoxib + age ≥ 40 + male, two inclusion rules) asked of 5 sites, each serving GiBleed×20
 //! (53,880 persons; `qiao synth --replicate 20`, ingested once, the store file shared by the
 //! 5 sites), auto-approval. One `qiao hub serve` process (redb, plain HTTP) and 5
-//! `qiao site serve` processes, all on this machine; the client submits with the sponsor's API
+//! `qiao site serve` processes, all on this machine, started by [`qiao_testkit::Network`]; the client submits with the sponsor's API
 //! token and polls the job every 2 ms until every site is done. Queries run one after another.
 //! The sites' rate limit and SHRINE lockout are raised for the run (they would, by design,
 //! refuse the 11th identical question); everything else is the default policy (threshold 10,
@@ -17,15 +17,13 @@
 //! environment: QIAO_BENCH_QUERIES (200), QIAO_BENCH_SITES (5), QIAO_BENCH_REPLICATE (20),
 //! QIAO_BENCH_DIR (where the replicated store is cached; default target/bench-network).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::ProjectId;
-use qiao_hub::HubClient;
+use qiao_hub::protocol::{ProjectId, QueryType, UserRole};
 use qiao_site::{SiteDir, SitePolicy};
+use qiao_testkit::{Account, Cli, Network, Nodes, ProjectSpec, SiteSpec, Spec};
 
 const QIAO: &str = env!("CARGO_BIN_EXE_qiao");
 const DEFINITION: &str = concat!(
@@ -44,31 +42,12 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Processes killed when the benchmark ends.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+fn cli() -> Cli {
+    Cli::new(QIAO, "bench-password")
 }
 
 fn qiao(args: &[&str]) -> String {
-    let out = Command::new(QIAO)
-        .args(args)
-        .env("QIAO_HUB_PASSWORD", "bench-password")
-        .env_remove("QIAO_LOG")
-        .output()
-        .expect("run qiao");
-    assert!(
-        out.status.success(),
-        "qiao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cli().run(args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn s(p: &Path) -> &str {
@@ -141,137 +120,50 @@ fn main() {
     let store = replicated_store(&cache, k);
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let hub = d.join("hub");
-
-    qiao(&[
-        "hub",
-        "create-user",
-        "--data",
-        s(&hub),
-        "--id",
-        "sponsor",
-        "--role",
-        "sponsor_researcher",
-        "--institution",
-        "Pharma",
-    ]);
-    let mut enrollments = Vec::new();
-    for i in 1..=n_sites {
-        let name = format!("site{i}");
-        let out = qiao(&["hub", "create-site", "--data", s(&hub), "--id", &name]);
-        let token = out
-            .lines()
-            .find(|l| l.starts_with("qiao-enroll-"))
-            .expect("enrollment token")
-            .to_owned();
-        enrollments.push((name, token));
-    }
-    qiao(&[
-        "hub",
-        "create-project",
-        "--data",
-        s(&hub),
-        "--id",
-        "bench",
-        "--title",
-        "Round trip benchmark",
-        "--member",
-        "sponsor",
-        "--approved",
-    ]);
-    let token = qiao(&[
-        "hub",
-        "create-token",
-        "--data",
-        s(&hub),
-        "--user",
-        "sponsor",
-    ])
-    .trim()
-    .to_owned();
-
-    let mut procs = Procs(Vec::new());
-    let mut hub_proc = Command::new(QIAO)
-        .args([
-            "hub",
-            "serve",
-            "--data",
-            s(&hub),
-            "--insecure-http",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("QIAO_LOG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn hub");
-    let hub_out = hub_proc.stdout.take().expect("hub stdout");
-    procs.0.push(hub_proc);
-    let mut banner = String::new();
-    BufReader::new(hub_out)
-        .read_line(&mut banner)
-        .expect("hub banner");
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("hub URL")
-        .to_owned();
-
-    let mut logs = Vec::new();
-    for (name, enroll) in &enrollments {
-        let data = d.join(name);
-        qiao(&[
-            "site",
-            "enroll",
-            "--hub",
-            &url,
-            "--token",
-            enroll,
-            "--name",
-            name,
-            "--data",
-            s(&data),
-            "--insecure-http",
-        ]);
-        let dir = SiteDir::open(&data).expect("site dir");
+    let spec = Spec {
+        accounts: vec![Account {
+            id: "sponsor".into(),
+            role: UserRole::SponsorResearcher,
+            password: "bench-password".into(),
+            institution: Some("Pharma".into()),
+            site: None,
+            api_token: true,
+        }],
+        sites: (1..=n_sites)
+            .map(|i| SiteSpec {
+                id: format!("site{i}"),
+                name: None,
+                store: store.clone(),
+                data: d.join(format!("site{i}")),
+            })
+            .collect(),
+        projects: vec![ProjectSpec {
+            id: "bench".into(),
+            title: "Round trip benchmark".into(),
+            members: vec!["sponsor".into()],
+        }],
+        site_logs: true,
+        ..Default::default()
+    };
+    let net = Network::start(d, &spec, &Nodes::Processes(cli())).expect("network");
+    // The running sites read their policy for every job.
+    for site in &net.sites {
+        let dir = SiteDir::open(&site.data).expect("site dir");
         let mut policy = SitePolicy::load(&dir).expect("policy");
         policy.rate_limit.max_queries = u32::MAX;
         policy.lockout.max_same_result = u32::MAX;
         policy.save(&dir).expect("save policy");
-        let log = d.join(format!("{name}.log"));
-        let child = Command::new(QIAO)
-            .args([
-                "site",
-                "serve",
-                "--store",
-                s(&store),
-                "--data",
-                s(&data),
-                "--insecure-http",
-            ])
-            .env("QIAO_LOG", "qiao_site=info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("site log"))
-            .spawn()
-            .expect("spawn site");
-        procs.0.push(child);
-        logs.push(log);
     }
-
-    let client = HubClient::new(&url, None)
-        .expect("client")
-        .with_token(token);
+    let logs: Vec<PathBuf> = net.sites.iter().filter_map(|s| s.log.clone()).collect();
+    let client = net.client_of("sponsor").expect("client");
     let definition: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(DEFINITION).expect("definition"))
             .expect("definition JSON");
     let project = ProjectId::new("bench").expect("project id");
     let request = QueryRequest {
-        query_type: "cohort_count".into(),
+        query: QueryType::CohortCount,
         definition,
         sites: None,
-        age_band_years: None,
-        by_index_year: None,
     };
     let round_trip = |check: bool| -> f64 {
         let t = Instant::now();
@@ -331,7 +223,7 @@ fn main() {
             );
         }
     }
-    drop(procs);
+    drop(net);
     let mut executed = Vec::new();
     for log in &logs {
         let text = std::fs::read_to_string(log).unwrap_or_default();

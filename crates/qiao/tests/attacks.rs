@@ -24,7 +24,7 @@ use std::thread;
 use std::time::Duration;
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{JobId, ProjectId, SiteId};
+use qiao_hub::protocol::{JobId, ProjectId, QueryType, SiteId};
 use qiao_hub::{report, HubClient};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -131,7 +131,7 @@ impl Lab {
         // The `open` site runs without noise, which no alliance floor on the loss per release
         // allows: this hub states none (the `guarded` site's default policy is above the
         // default floors anyway, so they change nothing for it).
-        let net = Network::start_with(
+        let net = support::network(
             dir.path(),
             &sites,
             &users,
@@ -141,15 +141,19 @@ impl Lab {
         );
         match unprotected {
             Unprotected::NoNoise => {
-                net.policy(0, &["--obfuscation", "off", "--rate-limit", "1000000"]);
-                no_lockout(&net.sites[0].1);
+                support::policy(
+                    &net,
+                    0,
+                    &["--obfuscation", "off", "--rate-limit", "1000000"],
+                );
+                no_lockout(&net.sites[0].data);
             }
             Unprotected::LegacyLockout => {
-                net.policy(0, &["--obfuscation", "on", "--rate-limit", "1000000"]);
+                support::policy(&net, 0, &["--obfuscation", "on", "--rate-limit", "1000000"]);
             }
         }
         // The guarded site: the default policy.
-        net.policy(1, &["--rate-limit", "1000000"]);
+        support::policy(&net, 1, &["--rate-limit", "1000000"]);
         Lab {
             net,
             unprotected,
@@ -159,7 +163,7 @@ impl Lab {
 
     fn oracle(&self, user: &str, project: &str, site: &str) -> Oracle {
         Oracle {
-            client: self.net.client(user),
+            client: support::client(&self.net, user),
             project: ProjectId::new(project).expect("project id"),
             site: SiteId::new(site).expect("site id"),
             used: 0,
@@ -283,11 +287,9 @@ impl Oracle {
             .into_iter()
             .map(|definition| {
                 let req = QueryRequest {
-                    query_type: "cohort_count".into(),
+                    query: QueryType::CohortCount,
                     definition,
                     sites: Some(vec![self.site.clone()]),
-                    age_band_years: None,
-                    by_index_year: None,
                 };
                 self.client
                     .submit_query(&self.project, &req)

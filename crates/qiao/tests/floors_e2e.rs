@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{Payload, RefusalReason, Released};
+use qiao_hub::protocol::{Payload, QueryType, RefusalReason, Released};
 use qiao_hub::view::SiteStatus;
 use support::circe::{admitted, definition};
-use support::{cdm, qiao, s, Network, Project, User};
+use support::{cdm, qiao, s, Project, User};
 
 #[test]
 fn sites_apply_the_stricter_of_policy_and_floors_or_refuse() {
@@ -30,7 +30,7 @@ fn sites_apply_the_stricter_of_policy_and_floors_or_refuse() {
     ]);
     let stores: Vec<(String, PathBuf)> =
         vec![("dp".into(), store.clone()), ("noiseless".into(), store)];
-    let net = Network::start_with(
+    let net = support::network(
         &dir.path().join("net"),
         &stores,
         &[User {
@@ -49,18 +49,16 @@ fn sites_apply_the_stricter_of_policy_and_floors_or_refuse() {
             "0.005",
         ],
     );
-    net.policy(1, &["--release", "exact"]);
-    let client = net.client("sponsor");
+    support::policy(&net, 1, &["--release", "exact"]);
+    let client = support::client(&net, "sponsor");
     let req = QueryRequest {
-        query_type: "cohort_count".into(),
+        query: QueryType::CohortCount,
         definition: definition(
             vec![admitted(cdm::day(1900, 1, 1), cdm::day(2100, 1, 1))],
             vec![],
             None,
         ),
         sites: None,
-        age_band_years: None,
-        by_index_year: None,
     };
     let id = client
         .submit_query(&"p1".parse().unwrap(), &req)

@@ -238,7 +238,7 @@ impl Network {
             .collect();
         // No alliance floors: the test checks released values against the truth under
         // site policies below them (threshold 1, SHRINE, exact).
-        let net = support::Network::start_with(
+        let net = support::network(
             &d,
             &stores,
             &[User {
@@ -254,14 +254,18 @@ impl Network {
         );
         Network {
             token: net.tokens["sponsor"].clone(),
-            sites: net.sites.clone(),
+            sites: net
+                .sites
+                .iter()
+                .map(|s| (s.id.to_string(), s.data.clone(), s.store.clone()))
+                .collect(),
             net,
             dir,
         }
     }
 
     fn policy(&self, site: usize, flags: &[&str]) {
-        self.net.policy(site, flags);
+        support::policy(&self.net, site, flags);
     }
 }
 

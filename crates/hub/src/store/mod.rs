@@ -14,8 +14,8 @@ mod redb_store;
 use std::fmt;
 
 pub use ops::{
-    append_audit, create_job_in, get_json, put_json, scan_json, EnrollFailure, LeasedJob,
-    QuotaExceeded, Quotas, ResultOutcome,
+    append_audit, create_job_in, get_json, insert_new_json, put_json, scan_json, EnrollFailure,
+    LeasedJob, QuotaExceeded, Quotas, ResultOutcome,
 };
 pub use pg::PgStore;
 pub use redb_store::RedbStore;
@@ -86,9 +86,22 @@ impl Table {
     }
 }
 
-/// A storage failure.
+/// A storage failure, by who is at fault: the caller (a request the stored state refuses,
+/// answered 4xx) or the operator (the database, its contents or its version; answered 500 and
+/// logged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// The caller's request is refused.
+    #[error(transparent)]
+    Caller(#[from] CallerFault),
+    /// The hub's storage failed.
+    #[error(transparent)]
+    Operator(#[from] OperatorFault),
+}
+
+/// What the caller asked for that the stored state refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerFault {
     /// The record already exists.
     #[error("{0} already exists")]
     Conflict(String),
@@ -101,6 +114,11 @@ pub enum StoreError {
     /// A site acted on a job that was not sent to it.
     #[error("{0}")]
     Forbidden(String),
+}
+
+/// What failed in the hub's storage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorFault {
     /// The database failed (I/O, connection, ...).
     #[error("database error: {0}")]
     Backend(String),
@@ -127,6 +145,52 @@ pub enum StoreError {
         /// The stored version.
         found: u32,
     },
+}
+
+impl StoreError {
+    /// [`CallerFault::Conflict`].
+    pub fn conflict(what: impl Into<String>) -> Self {
+        CallerFault::Conflict(what.into()).into()
+    }
+    /// [`CallerFault::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        CallerFault::NotFound(what.into()).into()
+    }
+    /// [`CallerFault::Invalid`].
+    pub fn invalid(why: impl Into<String>) -> Self {
+        CallerFault::Invalid(why.into()).into()
+    }
+    /// [`CallerFault::Forbidden`].
+    pub fn forbidden(why: impl Into<String>) -> Self {
+        CallerFault::Forbidden(why.into()).into()
+    }
+    /// [`OperatorFault::Backend`].
+    pub fn backend(what: impl Into<String>) -> Self {
+        OperatorFault::Backend(what.into()).into()
+    }
+    /// [`CallerFault::Invalid`], spelled as the variant was before the split (callers not yet
+    /// moved: the portal's `alliance.rs`, re-homed by issue 14 item 5). Remove with them.
+    #[doc(hidden)]
+    #[allow(non_snake_case)]
+    pub fn Invalid(why: String) -> Self {
+        Self::invalid(why)
+    }
+    /// [`OperatorFault::Backend`], spelled as the variant was before the split (see
+    /// [`StoreError::Invalid`]).
+    #[doc(hidden)]
+    #[allow(non_snake_case)]
+    pub fn Backend(what: String) -> Self {
+        Self::backend(what)
+    }
+    /// [`OperatorFault::Corrupt`].
+    pub fn corrupt(table: Table, key: &str, reason: impl Into<String>) -> Self {
+        OperatorFault::Corrupt {
+            table: table.name(),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+        .into()
+    }
 }
 
 /// One transaction over the tables. Keys are compared bytewise.
@@ -178,7 +242,7 @@ impl dyn HubStore + '_ {
             let failed = r.is_err();
             out = Some(r);
             if failed {
-                Err(StoreError::RolledBack)
+                Err(OperatorFault::RolledBack.into())
             } else {
                 Ok(())
             }
@@ -208,8 +272,8 @@ pub fn open_store(
     match (database, data) {
         (Some(url), _) => Ok(std::sync::Arc::new(PgStore::open_in_schema(url, schema)?)),
         (None, Some(dir)) => Ok(std::sync::Arc::new(RedbStore::open(dir)?)),
-        (None, None) => Err(StoreError::Invalid(
-            "give --data DIR (embedded database) or --database postgres://...".into(),
+        (None, None) => Err(StoreError::invalid(
+            "give --data DIR (embedded database) or --database postgres://...",
         )),
     }
 }

@@ -29,11 +29,7 @@ pub fn get_json<T: DeserializeOwned>(
 }
 
 fn decode<T: DeserializeOwned>(table: Table, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table: table.name(),
-        key: key.to_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(table, key, e.to_string()))
 }
 
 /// Encodes and stores a JSON record inside a transaction.
@@ -43,8 +39,22 @@ pub fn put_json<T: Serialize>(
     key: &str,
     value: &T,
 ) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::backend(e.to_string()))?;
     tx.put(table, key, &bytes)
+}
+
+/// Stores a new record: `Conflict("WHAT KEY")` if `key` is taken (every create operation).
+pub fn insert_new_json<T: Serialize>(
+    tx: &mut dyn Tx,
+    table: Table,
+    what: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    if tx.get(table, key)?.is_some() {
+        return Err(StoreError::conflict(format!("{what} {key}")));
+    }
+    put_json(tx, table, key, value)
 }
 
 /// Decodes every record whose key starts with `prefix`, in key order.
@@ -187,9 +197,6 @@ pub fn create_job_in(
     now: i64,
 ) -> Result<JobRecord, StoreError> {
     let id = job.job_id.to_string();
-    if tx.get(Table::Jobs, &id)?.is_some() {
-        return Err(StoreError::Conflict(format!("job {id}")));
-    }
     let seq = get_json::<u64>(tx, Table::Meta, META_JOB_SEQ)?.unwrap_or(0) + 1;
     put_json(tx, Table::Meta, META_JOB_SEQ, &seq)?;
     let record = JobRecord {
@@ -206,7 +213,7 @@ pub fn create_job_in(
             })
             .collect(),
     };
-    put_json(tx, Table::Jobs, &id, &record)?;
+    insert_new_json(tx, Table::Jobs, "job", &id, &record)?;
     for s in sites {
         put_json(tx, Table::Pending, &pending_key(s, seq), &id)?;
     }
@@ -239,7 +246,7 @@ impl dyn HubStore + '_ {
             out = Some(f(tx)?);
             Ok(())
         })?;
-        out.ok_or_else(|| StoreError::Backend("transaction produced no result".into()))
+        out.ok_or_else(|| StoreError::backend("transaction produced no result"))
     }
 
     /// Runs `f` in a read transaction and returns its value.
@@ -252,7 +259,7 @@ impl dyn HubStore + '_ {
             out = Some(f(tx)?);
             Ok(())
         })?;
-        out.ok_or_else(|| StoreError::Backend("transaction produced no result".into()))
+        out.ok_or_else(|| StoreError::backend("transaction produced no result"))
     }
 
     /// The hub's Ed25519 signing key, generated and stored on first use.
@@ -271,10 +278,8 @@ impl dyn HubStore + '_ {
                 Ok(h)
             })?,
         };
-        let bytes = crate::util::unhex32(&hex).ok_or_else(|| StoreError::Corrupt {
-            table: "meta",
-            key: META_SIGNING_KEY.into(),
-            reason: "not 64 hex digits".into(),
+        let bytes = crate::util::unhex32(&hex).ok_or_else(|| {
+            StoreError::corrupt(Table::Meta, META_SIGNING_KEY, "not 64 hex digits")
         })?;
         Ok(SigningKey::from_bytes(&bytes))
     }
@@ -284,10 +289,7 @@ impl dyn HubStore + '_ {
     /// Creates a user; `Conflict` if the id is taken.
     pub fn create_user(&self, user: &User, actor: &Actor, now: i64) -> Result<(), StoreError> {
         self.write_with(|tx| {
-            if tx.get(Table::Users, user.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("user {}", user.id)));
-            }
-            put_json(tx, Table::Users, user.id.as_str(), user)?;
+            insert_new_json(tx, Table::Users, "user", user.id.as_str(), user)?;
             let d = EntryDraft::new(now, actor.clone(), "user.create").decision(format!(
                 "user {} as {}",
                 user.id,
@@ -318,7 +320,7 @@ impl dyn HubStore + '_ {
     ) -> Result<(), StoreError> {
         self.write_with(|tx| {
             if tx.get(Table::Users, token.user_id.as_str())?.is_none() {
-                return Err(StoreError::NotFound(format!("user {}", token.user_id)));
+                return Err(StoreError::not_found(format!("user {}", token.user_id)));
             }
             put_json(tx, Table::Tokens, &token.hash, token)?;
             let kind = match token.kind {
@@ -384,7 +386,7 @@ impl dyn HubStore + '_ {
     ) -> Result<usize, StoreError> {
         self.write_with(|tx| {
             if tx.get(Table::Users, user.as_str())?.is_none() {
-                return Err(StoreError::NotFound(format!("user {user}")));
+                return Err(StoreError::not_found(format!("user {user}")));
             }
             let key = disabled_key(user);
             let mut revoked = 0;
@@ -436,10 +438,7 @@ impl dyn HubStore + '_ {
     /// Creates a site; `Conflict` if the id is taken.
     pub fn create_site(&self, site: &Site, actor: &Actor, now: i64) -> Result<(), StoreError> {
         self.write_with(|tx| {
-            if tx.get(Table::Sites, site.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("site {}", site.id)));
-            }
-            put_json(tx, Table::Sites, site.id.as_str(), site)?;
+            insert_new_json(tx, Table::Sites, "site", site.id.as_str(), site)?;
             let d = EntryDraft::new(now, actor.clone(), "site.create")
                 .decision(format!("site {}", site.id));
             append_audit(tx, d)?;
@@ -467,7 +466,7 @@ impl dyn HubStore + '_ {
     ) -> Result<(), StoreError> {
         self.write_with(|tx| {
             let mut s: Site = get_json(tx, Table::Sites, site.as_str())?
-                .ok_or_else(|| StoreError::NotFound(format!("site {site}")))?;
+                .ok_or_else(|| StoreError::not_found(format!("site {site}")))?;
             s.enrollment = Some(token.clone());
             put_json(tx, Table::Sites, site.as_str(), &s)?;
             let d = EntryDraft::new(now, actor.clone(), "site.enrollment_token").decision(format!(
@@ -534,15 +533,13 @@ impl dyn HubStore + '_ {
         now: i64,
     ) -> Result<(), StoreError> {
         self.write_with(|tx| {
-            if tx.get(Table::Projects, project.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("project {}", project.id)));
-            }
+            // A member missing rolls the insert back with the transaction.
+            insert_new_json(tx, Table::Projects, "project", project.id.as_str(), project)?;
             for m in &project.members {
                 if tx.get(Table::Users, m.as_str())?.is_none() {
-                    return Err(StoreError::NotFound(format!("user {m}")));
+                    return Err(StoreError::not_found(format!("user {m}")));
                 }
             }
-            put_json(tx, Table::Projects, project.id.as_str(), project)?;
             let d = EntryDraft::new(now, actor.clone(), "project.create")
                 .project(project.id.to_string())
                 .decision(if project.approved {
@@ -575,7 +572,7 @@ impl dyn HubStore + '_ {
     ) -> Result<Project, StoreError> {
         self.write_with(|tx| {
             let mut p: Project = get_json(tx, Table::Projects, id.as_str())?
-                .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
+                .ok_or_else(|| StoreError::not_found(format!("project {id}")))?;
             p.approved = approved;
             put_json(tx, Table::Projects, id.as_str(), &p)?;
             let d = EntryDraft::new(
@@ -603,9 +600,9 @@ impl dyn HubStore + '_ {
     ) -> Result<Project, StoreError> {
         self.write_with(|tx| {
             let mut p: Project = get_json(tx, Table::Projects, id.as_str())?
-                .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
+                .ok_or_else(|| StoreError::not_found(format!("project {id}")))?;
             if tx.get(Table::Users, user.as_str())?.is_none() {
-                return Err(StoreError::NotFound(format!("user {user}")));
+                return Err(StoreError::not_found(format!("user {user}")));
             }
             if !p.members.contains(user) {
                 p.members.push(user.clone());
@@ -747,9 +744,9 @@ impl dyn HubStore + '_ {
         self.write_with(|tx| {
             let id = result.job_id.to_string();
             let record: JobRecord = get_json(tx, Table::Jobs, &id)?
-                .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+                .ok_or_else(|| StoreError::not_found(format!("job {id}")))?;
             if !record.sites.contains(&result.site_id) {
-                return Err(StoreError::Forbidden(format!(
+                return Err(StoreError::forbidden(format!(
                     "job {id} was not sent to site {}",
                     result.site_id
                 )));
@@ -759,7 +756,7 @@ impl dyn HubStore + '_ {
                 return Ok(ResultOutcome::Duplicate);
             }
             check_against_job(&record.job, result)
-                .map_err(|e| StoreError::Invalid(format!("result does not answer the job: {e}")))?;
+                .map_err(|e| StoreError::invalid(format!("result does not answer the job: {e}")))?;
             put_json(
                 tx,
                 Table::Results,

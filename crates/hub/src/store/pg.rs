@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 
-use super::{HubStore, StoreError, Table, Tx, TxFn, SCHEMA_VERSION};
+use super::{HubStore, OperatorFault, StoreError, Table, Tx, TxFn, SCHEMA_VERSION};
 
 /// Advisory lock key serializing the hub's write transactions ("qiaohub" in ASCII).
 const WRITE_LOCK: i64 = 0x71_69_61_6f_68_75_62;
@@ -35,7 +35,7 @@ fn pg_error(e: &postgres::Error) -> StoreError {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    StoreError::Backend(msg)
+    StoreError::backend(msg)
 }
 
 /// Hides the password of a `postgres://user:password@host/db` URL or a `password=` setting.
@@ -123,13 +123,13 @@ impl PgStore {
     pub fn open_in_schema(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         if let Some(s) = schema {
             if !valid_schema(s) {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::invalid(format!(
                     "schema name {s:?} must be [a-z_][a-z0-9_]* (at most 63 characters)"
                 )));
             }
         }
         let mut config = postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("{}: {}", redact_url(url), pg_error(&e))))?;
+            .map_err(|e| StoreError::invalid(format!("{}: {}", redact_url(url), pg_error(&e))))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -152,13 +152,13 @@ impl PgStore {
     /// Drops the schema this store was opened in, with everything in it (tests).
     pub fn drop_schema(&self) -> Result<(), StoreError> {
         let Some(schema) = &self.schema else {
-            return Err(StoreError::Invalid("no schema to drop".into()));
+            return Err(StoreError::invalid("no schema to drop"));
         };
         let mut c = self.get()?;
         let client = c
             .client
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("no client".into()))?;
+            .ok_or_else(|| StoreError::backend("no client"))?;
         client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .map_err(|e| pg_error(&e))
@@ -170,7 +170,7 @@ impl PgStore {
 
     fn connect(&self) -> Result<Client, StoreError> {
         let mut client = self.config.connect(NoTls).map_err(|e| {
-            StoreError::Backend(format!("connecting to {}: {}", self.location, pg_error(&e)))
+            StoreError::backend(format!("connecting to {}: {}", self.location, pg_error(&e)))
         })?;
         if let Some(schema) = &self.schema {
             client
@@ -215,7 +215,7 @@ impl PgStore {
         let client = pooled
             .client
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("no client".into()))?;
+            .ok_or_else(|| StoreError::backend("no client"))?;
         let mut tx = client.transaction().map_err(|e| pg_error(&e))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
             .map_err(|e| pg_error(&e))?;
@@ -234,7 +234,7 @@ impl PgStore {
         let found: i32 = row.try_get(0).map_err(|e| pg_error(&e))?;
         let found = u32::try_from(found).unwrap_or(0);
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { found });
+            return Err(OperatorFault::TooNew { found }.into());
         }
         for version in found + 1..=SCHEMA_VERSION {
             for step in migration(version) {
@@ -327,10 +327,10 @@ impl Tx for PgTx<'_, '_> {
 
     fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
         if self.read_only {
-            return Err(StoreError::Backend("write in a read transaction".into()));
+            return Err(StoreError::backend("write in a read transaction"));
         }
         self.ready(table)?;
-        let text = std::str::from_utf8(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let text = std::str::from_utf8(value).map_err(|e| StoreError::backend(e.to_string()))?;
         self.tx
             .execute(
                 &format!(
@@ -346,7 +346,7 @@ impl Tx for PgTx<'_, '_> {
 
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, StoreError> {
         if self.read_only {
-            return Err(StoreError::Backend("delete in a read transaction".into()));
+            return Err(StoreError::backend("delete in a read transaction"));
         }
         if !self.ready(table)? {
             return Ok(false);
@@ -446,7 +446,7 @@ impl HubStore for PgStore {
         let client = pooled
             .client
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("no client".into()))?;
+            .ok_or_else(|| StoreError::backend("no client"))?;
         let mut tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -466,7 +466,7 @@ impl HubStore for PgStore {
         let client = pooled
             .client
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("no client".into()))?;
+            .ok_or_else(|| StoreError::backend("no client"))?;
         let mut tx = client.transaction().map_err(|e| pg_error(&e))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
             .map_err(|e| pg_error(&e))?;
@@ -483,7 +483,7 @@ impl HubStore for PgStore {
         let client = pooled
             .client
             .as_mut()
-            .ok_or_else(|| StoreError::Backend("no client".into()))?;
+            .ok_or_else(|| StoreError::backend("no client"))?;
         let row = client
             .query_one(
                 "SELECT coalesce(max(version), 0) FROM schema_migrations",

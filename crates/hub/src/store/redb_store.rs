@@ -16,7 +16,7 @@ use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 
-use super::{HubStore, StoreError, Table, Tx, TxFn, SCHEMA_VERSION};
+use super::{HubStore, OperatorFault, StoreError, Table, Tx, TxFn, SCHEMA_VERSION};
 
 const SCHEMA_KEY: &str = "schema_version";
 const FILE_NAME: &str = "hub.redb";
@@ -26,7 +26,7 @@ fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
 }
 
 fn backend<E: fmt::Display>(e: E) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend(e.to_string())
 }
 
 /// The hub's state in a redb file.
@@ -51,7 +51,7 @@ impl RedbStore {
         let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
         let path = dir.join(FILE_NAME);
         let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(format!(
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::backend(format!(
                 "{}: the database is open in another process (is `qiao hub serve` running on this data dir?)",
                 path.display()
             )),
@@ -71,17 +71,12 @@ impl RedbStore {
             }
             let mut meta = txn.open_table(def(Table::Meta)).map_err(backend)?;
             let found = match meta.get(SCHEMA_KEY).map_err(backend)? {
-                Some(v) => {
-                    serde_json::from_slice::<u32>(v.value()).map_err(|e| StoreError::Corrupt {
-                        table: "meta",
-                        key: SCHEMA_KEY.into(),
-                        reason: e.to_string(),
-                    })?
-                }
+                Some(v) => serde_json::from_slice::<u32>(v.value())
+                    .map_err(|e| StoreError::corrupt(Table::Meta, SCHEMA_KEY, e.to_string()))?,
                 None => 0,
             };
             if found > SCHEMA_VERSION {
-                return Err(StoreError::TooNew { found });
+                return Err(OperatorFault::TooNew { found }.into());
             }
             // Every version so far only adds tables, created above (version 2's, the portal's,
             // are now its own extension tables, created on first write); later
@@ -188,14 +183,14 @@ impl Tx for ReadTx<'_> {
     }
 
     fn put(&mut self, table: Table, _key: &str, _value: &[u8]) -> Result<(), StoreError> {
-        Err(StoreError::Backend(format!(
+        Err(StoreError::backend(format!(
             "write to {} in a read transaction",
             table.name()
         )))
     }
 
     fn delete(&mut self, table: Table, _key: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Backend(format!(
+        Err(StoreError::backend(format!(
             "delete from {} in a read transaction",
             table.name()
         )))
@@ -247,11 +242,8 @@ impl HubStore for RedbStore {
         let v = t.get(SCHEMA_KEY).map_err(backend)?;
         match v {
             None => Ok(0),
-            Some(v) => serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                table: "meta",
-                key: SCHEMA_KEY.into(),
-                reason: e.to_string(),
-            }),
+            Some(v) => serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::corrupt(Table::Meta, SCHEMA_KEY, e.to_string())),
         }
     }
 }

@@ -271,3 +271,51 @@ impl FakeSite {
         assert_eq!(opened.job_id, Some(result.job_id));
     }
 }
+
+/// Compares `actual` with the golden file `tests/golden/<rel>`; with `QIAO_BLESS=1` (re)writes
+/// the file instead (as `crates/cohort/tests/common`). A missing golden file fails.
+pub fn golden(rel: &str, actual: &str) {
+    let path = std::path::PathBuf::from("tests/golden").join(rel);
+    if std::env::var("QIAO_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("golden dir");
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (QIAO_BLESS=1 writes it)", path.display()));
+    if expected != actual {
+        let at = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output at line {} (QIAO_BLESS=1 rewrites it)\n--- expected\n{}\n--- actual\n{}",
+            path.display(),
+            at + 1,
+            expected.lines().nth(at).unwrap_or("<end>"),
+            actual.lines().nth(at).unwrap_or("<end>")
+        );
+    }
+}
+
+/// Stores `token` as an API token of `user` (no expiry), made at time 1 by the system; returns it.
+pub fn api_token(store: &dyn HubStore, token: &str, user: &str) -> String {
+    store
+        .put_token(
+            &qiao_hub::model::TokenRecord {
+                hash: qiao_hub::util::token_hash(token),
+                user_id: uid(user),
+                kind: qiao_hub::model::TokenKind::Api,
+                created_at: 1,
+                expires_at: None,
+                label: None,
+                minted_by: None,
+            },
+            "token.create",
+            &qiao_hub::audit::Actor::System,
+            1,
+        )
+        .expect("put token");
+    token.to_owned()
+}

@@ -3,9 +3,10 @@
 //! 1. [`synthesize`] three hospitals of different sizes and case mix from the bundled Eunomia
 //!    GiBleed CDM, and [`ingest`] each into its own store;
 //! 2. [`Network::start`]: a hub (embedded redb, plain HTTP on a free loopback port) and one
-//!    site per hospital, each enrolled with a one-time token and pulling jobs over the real
-//!    signed protocol, exactly as separate `qiao site serve` processes would; demo accounts
-//!    (one per role) and an approved project, all made through the hub's HTTP API;
+//!    site per hospital, started in this process by [`qiao_testkit::Network`] (the one way the
+//!    project starts a network), each enrolled with a one-time token and pulling jobs over the
+//!    real signed protocol, exactly as separate `qiao site serve` processes would; demo
+//!    accounts (one per role) and an approved project, made through the hub's HTTP API;
 //! 3. [`Network::feasibility`]: the sponsor runs the CohortGenerator "celecoxib, age ≥ 40,
 //!    male" definition across the network; the per-site and total funnel is printed;
 //! 4. the network keeps serving (hub URL and logins printed) until Ctrl-C, or stops with
@@ -19,18 +20,14 @@ use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use qiao_hub::api::{build_user, CreateUserRequest, EnrollmentTokenResponse, QueryRequest};
-use qiao_hub::audit::Actor;
-use qiao_hub::protocol::{ProjectId, SiteId, UserId, UserRole};
-use qiao_hub::serve::{BackgroundHub, Listen};
+use qiao_hub::api::QueryRequest;
+use qiao_hub::protocol::{ProjectId, QueryType, UserId, UserRole};
 use qiao_hub::view::{JobView, SiteStatus};
-use qiao_hub::{report, HubClient, HubConfig, HubStore, RedbStore};
+use qiao_hub::{report, HubClient};
 use qiao_ingest::{Options, Source};
-use qiao_site::{EnrollOptions, ServeOptions, TlsOptions};
 use serde_json::json;
 
 /// The demo's question: OHDSI CohortGenerator's Eunomia cohort 3 (celecoxib exposure, age at
@@ -353,23 +350,19 @@ pub struct Account {
     pub about: String,
 }
 
-/// The running network: the hub, one site task per hospital, the demo accounts.
+/// The running network: the hub and one site task per hospital ([`qiao_testkit::Network`] in
+/// this process), the demo accounts.
 pub struct Network {
-    /// The hub (serving on its own runtime).
-    pub hub: BackgroundHub,
+    /// The hub and the sites.
+    pub net: qiao_testkit::Network,
     /// The hub's base URL.
     pub url: String,
     /// One account per role.
     pub accounts: Vec<Account>,
     /// The approved demo project.
     pub project: ProjectId,
-    /// The sites (ids) with their data directories.
-    pub sites: Vec<(SiteId, PathBuf)>,
     /// An API token of the sponsor (for `qiao query`).
     pub sponsor_token: String,
-    runtime: tokio::runtime::Runtime,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 fn password() -> String {
@@ -420,103 +413,47 @@ impl Network {
             ),
             account("auditor", UserRole::Auditor, "reads the hub's audit log"),
         ];
-        let store: Arc<dyn HubStore> = Arc::new(RedbStore::open(&work.path("hub"))?);
-        // The first administrator is made on the state directly (as `qiao hub create-user`);
-        // everything else goes through the HTTP API.
+        // The first administrator and the sites are made on the state directly (as
+        // `qiao hub create-user` and `create-site`); the other accounts and the project go
+        // through the HTTP API.
         let admin = &accounts[0];
-        let t0 = qiao_hub::util::now();
-        let user = build_user(
-            store.as_ref(),
-            CreateUserRequest {
-                id: UserId::new(admin.id.clone())?,
-                password: admin.password.clone(),
+        let spec = qiao_testkit::Spec {
+            accounts: vec![qiao_testkit::Account {
+                id: admin.id.clone(),
                 role: admin.role,
+                password: admin.password.clone(),
                 institution: None,
                 site: None,
-            },
-            t0,
-        )
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-        store.create_user(&user, &Actor::System, t0)?;
-        let hub = BackgroundHub::start_with(
-            store,
-            HubConfig::default(),
-            Listen {
-                addr: listen,
-                tls: None,
-            },
-            |hub| {
-                qiao_portal::app(
-                    hub,
-                    qiao_portal::PortalConfig {
-                        secure_cookies: false,
-                    },
-                )
-            },
-        )?;
-        let url = hub.url();
+                api_token: false,
+            }],
+            sites: stores
+                .iter()
+                .map(|h| qiao_testkit::SiteSpec {
+                    id: h.name.clone(),
+                    name: Some(format!("Demo {} ({} persons)", h.name, h.persons)),
+                    store: h.store.clone(),
+                    data: work.path("sites").join(&h.name),
+                })
+                .collect(),
+            listen,
+            max_backoff_secs: 2,
+            ..Default::default()
+        };
+        let net = qiao_testkit::Network::start(&work.root, &spec, &qiao_testkit::Nodes::InProcess)?;
+        let url = net.url.clone();
         console.say(format!(
             "   hub listening on {url} (plain HTTP, state in {})",
             work.path("hub").display()
         ));
-        let admin_api = login(&url, admin)?;
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("qiao-demo-site")
-            .enable_all()
-            .build()
-            .context("starting the sites' runtime")?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut sites = Vec::new();
-        let mut tasks = Vec::new();
-        for h in stores {
-            let id = SiteId::new(h.name.clone())?;
-            admin_api.call::<serde_json::Value>(
-                "POST",
-                "/api/v1/sites",
-                Some(
-                    &json!({"id": id, "name": format!("Demo {} ({} persons)", h.name, h.persons)}),
-                ),
-            )?;
-            let token: EnrollmentTokenResponse = admin_api.call(
-                "POST",
-                &format!("/api/v1/sites/{id}/enrollment-token"),
-                Some(&json!({"ttl_secs": 600})),
-            )?;
-            let data = work.path("sites").join(&h.name);
-            let config = runtime
-                .block_on(qiao_site::enroll(&EnrollOptions {
-                    hub: url.clone(),
-                    token: token.token,
-                    name: h.name.clone(),
-                    data: data.clone(),
-                    hub_fingerprint: Some(token.hub_key_fingerprint.clone()),
-                    tls: TlsOptions {
-                        ca_cert: None,
-                        insecure_http: true,
-                    },
-                }))
-                .with_context(|| format!("enrolling site {id}"))?;
-            let mut o = ServeOptions::new(&data, &h.store);
-            o.tls.insecure_http = true;
-            o.max_backoff = Duration::from_secs(2);
-            let mut stopped = stopped.clone();
-            tasks.push(runtime.spawn(async move {
-                qiao_site::serve(&o, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-            }));
+        for s in &net.sites {
             console.say(format!(
                 "   site {:<11} enrolled with a one-time token, hub key pinned ({}); serving {}",
-                config.site_id,
-                config.hub_fingerprint,
-                h.store.display()
+                s.id,
+                net.hub_fingerprint,
+                s.store.display()
             ));
-            sites.push((id, data));
         }
-
+        let admin_api = net.login(&admin.id, &admin.password)?;
         for a in &accounts[1..] {
             let (institution, site) = match a.role {
                 UserRole::SponsorResearcher => (Some(qiao_portal::demo::SPONSOR_INSTITUTION), None),
@@ -541,13 +478,14 @@ impl Network {
                          "members": ["sponsor", "investigator"]}),
             ),
         )?;
-        let committee = login(&url, &accounts[1])?;
+        let committee = net.login(&accounts[1].id, &accounts[1].password)?;
         committee.call::<serde_json::Value>(
             "POST",
             &format!("/api/v1/projects/{project}/approve"),
             Some(&json!({"approved": true})),
         )?;
-        let sponsor_token = login(&url, &accounts[2])?
+        let sponsor_token = net
+            .login(&accounts[2].id, &accounts[2].password)?
             .create_api_token(Some("qiao demo"))?
             .token;
         console.say(format!(
@@ -560,15 +498,11 @@ impl Network {
             t.elapsed().as_secs_f64()
         ));
         Ok(Self {
-            hub,
+            net,
             url,
             accounts,
             project,
-            sites,
             sponsor_token,
-            runtime,
-            stop,
-            tasks,
         })
     }
 
@@ -591,15 +525,13 @@ impl Network {
              (OHDSI CohortGenerator cohort 3)",
         );
         let t = Instant::now();
-        let sponsor = login(&self.url, self.account("sponsor")?)?;
+        let sponsor = self.login(self.account("sponsor")?)?;
         let submitted = sponsor.submit_query(
             &self.project,
             &QueryRequest {
-                query_type: "cohort_count".into(),
+                query: QueryType::CohortCount,
                 definition,
                 sites: None,
-                age_band_years: None,
-                by_index_year: None,
             },
         )?;
         let view = sponsor.wait_job(&submitted.job_id, QUERY_WAIT)?;
@@ -621,7 +553,12 @@ impl Network {
     /// seeded before, with the sites' loop of the time).
     pub fn seed_portal(&self, console: &Console) -> anyhow::Result<()> {
         let seeded = qiao_portal::demo::seed(
-            self.hub.hub.store().as_ref(),
+            self.net
+                .hub()
+                .context("the demo's hub runs in this process")?
+                .hub
+                .store()
+                .as_ref(),
             &qiao_portal::demo::DemoAccounts {
                 admin: UserId::new("admin")?,
                 committee: UserId::new("committee")?,
@@ -629,9 +566,10 @@ impl Network {
                 steward: UserId::new("steward")?,
             },
             &self
+                .net
                 .sites
                 .iter()
-                .map(|(id, _)| id.clone())
+                .map(|s| s.id.clone())
                 .collect::<Vec<_>>(),
             DEFINITION,
             qiao_hub::util::now(),
@@ -677,44 +615,28 @@ impl Network {
         console.say(format!(
             "Sites' data, journals and audit logs: {} (e.g. qiao site audit --data {})",
             work.path("sites").display(),
-            self.sites
+            self.net
+                .sites
                 .first()
-                .map_or_else(String::new, |(_, d)| d.display().to_string())
+                .map_or_else(String::new, |s| s.data.display().to_string())
         ));
         console.say("Press Ctrl-C to stop.");
     }
 
     fn wait_for_ctrl_c(&self) -> anyhow::Result<()> {
-        self.runtime
+        self.net
             .block_on(tokio::signal::ctrl_c())
+            .context("the demo's sites run in this process")?
             .context("waiting for Ctrl-C")
     }
 
     /// Stops the sites, then the hub.
     pub fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        let mut failed = Vec::new();
-        for t in self.tasks {
-            match self.runtime.block_on(t) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed.push(format!("{e:#}")),
-                Err(e) => failed.push(e.to_string()),
-            }
-        }
-        self.runtime.shutdown_timeout(Duration::from_secs(2));
-        drop(self.hub);
-        if !failed.is_empty() {
-            bail!("a site stopped with an error: {}", failed.join("; "));
-        }
-        Ok(())
+        self.net.stop()
     }
-}
 
-/// A client of the hub logged in as `a` (a session token).
-fn login(url: &str, a: &Account) -> anyhow::Result<HubClient> {
-    let client = HubClient::new(url, None)?;
-    let session = client
-        .login(&a.id, &a.password)
-        .with_context(|| format!("logging in as {}", a.id))?;
-    Ok(client.with_token(session.token))
+    /// A client of the hub logged in as `a` (a session token).
+    fn login(&self, a: &Account) -> anyhow::Result<HubClient> {
+        self.net.login(&a.id, &a.password)
+    }
 }

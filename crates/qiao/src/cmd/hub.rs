@@ -382,7 +382,7 @@ fn create_user(a: CreateUserArgs) -> anyhow::Result<()> {
         site: a.site.as_deref().map(SiteId::new).transpose()?,
     };
     let t = now();
-    let user = build_user(store.as_ref(), req, t).map_err(|e| anyhow::anyhow!(e.message))?;
+    let user = build_user(store.as_ref(), req, t)?;
     store.create_user(&user, &cli_actor(), t)?;
     println!("created user {} ({})", user.id, a.role);
     Ok(())
@@ -412,11 +412,10 @@ fn create_site(a: CreateSiteArgs) -> anyhow::Result<()> {
 }
 
 fn print_token(store: &dyn HubStore, site: &SiteId, ttl: i64) -> anyhow::Result<()> {
-    if !(60..=30 * 86_400).contains(&ttl) {
+    if !qiao_hub::service::enrollment::ENROLLMENT_TTL_SECS.contains(&ttl) {
         bail!("--token-ttl-secs must be between 60 and 2592000");
     }
-    let (token, stored) = issue_enrollment_token(store, site, ttl, &cli_actor())
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let (token, stored) = issue_enrollment_token(store, site, ttl, &cli_actor())?;
     let fp = qiao_hub::protocol::Signer::new(store.signing_key()?)
         .public_key()?
         .fingerprint();

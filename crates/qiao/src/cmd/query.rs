@@ -5,9 +5,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{ProjectId, SiteId};
+use qiao_hub::api::{QueryRequest, DEFAULT_AGE_BAND_YEARS};
+use qiao_hub::protocol::{ProjectId, QueryType, SiteId};
 use qiao_hub::{report, HubClient};
+
+/// The query types `--type` names.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Kind {
+    #[value(name = "cohort_count")]
+    CohortCount,
+    #[value(name = "demographics")]
+    Demographics,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,8 +30,8 @@ pub struct Args {
     #[arg(long)]
     pub project: String,
     /// cohort_count (the attrition funnel) or demographics.
-    #[arg(long = "type", default_value = "cohort_count")]
-    pub query_type: String,
+    #[arg(long = "type", value_enum, default_value = "cohort_count")]
+    pub query_type: Kind,
     /// Demographics: age band width in years.
     #[arg(long)]
     pub age_band_years: Option<u8>,
@@ -57,16 +66,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .map(|s| SiteId::new(s.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let demographics = a.query_type == "demographics";
-    if !demographics && (a.age_band_years.is_some() || a.by_index_year) {
-        bail!("--age-band-years and --by-index-year apply to --type demographics");
-    }
+    let query = match a.query_type {
+        Kind::CohortCount => {
+            if a.age_band_years.is_some() || a.by_index_year {
+                bail!("--age-band-years and --by-index-year apply to --type demographics");
+            }
+            QueryType::CohortCount
+        }
+        Kind::Demographics => QueryType::Demographics {
+            age_band_years: a.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS),
+            by_index_year: a.by_index_year,
+        },
+    };
     let req = QueryRequest {
-        query_type: a.query_type.clone(),
+        query,
         definition,
         sites: (!sites.is_empty()).then_some(sites),
-        age_band_years: a.age_band_years,
-        by_index_year: demographics.then_some(a.by_index_year),
     };
     let client = HubClient::new(&a.hub, a.ca_cert.as_deref())?.with_token(a.token.clone());
     let submitted = client.submit_query(&project, &req)?;

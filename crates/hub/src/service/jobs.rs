@@ -1,0 +1,240 @@
+//! Job submission: a typed query under an approved project, to the enrolled sites, within
+//! the submission quotas.
+
+use qiao_audit::{Actor, EntryDraft};
+use qiao_protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{JobRecord, Project, Site, User};
+use crate::store::{HubStore, QuotaExceeded, Quotas, StoreError};
+
+/// Largest cohort definition accepted, in bytes of compact JSON (the largest definition of the
+/// OHDSI PhenotypeLibrary is about 420 KB pretty-printed).
+pub const MAX_DEFINITION_BYTES: usize = 512 * 1024;
+
+/// Demographics: the age band width when none is asked for, in years.
+pub const DEFAULT_AGE_BAND_YEARS: u8 = 10;
+
+/// `POST /api/v1/projects/{id}/queries` body: what to ask (the typed query the sites receive),
+/// of which cohort definition, at which sites.
+///
+/// On the wire the query's type and parameters stand beside the definition (`query_type`,
+/// and for demographics `age_band_years`, 1 to 100, default 10, and `by_index_year`, default
+/// false): `{"query_type": "demographics", "age_band_years": 5, "definition": {…}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "QueryWire", try_from = "QueryWire")]
+pub struct QueryRequest {
+    /// The query.
+    pub query: QueryType,
+    /// The OHDSI Circe cohort definition (ATLAS JSON object), passed to the sites unchanged.
+    pub definition: serde_json::Value,
+    /// The sites to ask (default: every enrolled site).
+    pub sites: Option<Vec<SiteId>>,
+}
+
+/// A query the request's own fields refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryRefused {
+    /// `query_type` names no query.
+    #[error("query_type is not one of cohort_count, demographics")]
+    UnknownType,
+    /// Parameters that do not fit the query.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// The request as JSON carries it (the API reads it, then converts it with its own refusals).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryWire {
+    query_type: QueryKind,
+    definition: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sites: Option<Vec<SiteId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    age_band_years: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by_index_year: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QueryKind {
+    CohortCount,
+    Demographics,
+    #[serde(other)]
+    Unknown,
+}
+
+impl TryFrom<QueryWire> for QueryRequest {
+    type Error = QueryRefused;
+
+    fn try_from(w: QueryWire) -> Result<Self, QueryRefused> {
+        let query = match w.query_type {
+            QueryKind::CohortCount => {
+                if w.age_band_years.is_some() || w.by_index_year.is_some() {
+                    return Err(QueryRefused::Invalid(
+                        "age_band_years and by_index_year apply to demographics queries only",
+                    ));
+                }
+                QueryType::CohortCount
+            }
+            QueryKind::Demographics => {
+                let band = w.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS);
+                if !(1..=100).contains(&band) {
+                    return Err(QueryRefused::Invalid(
+                        "age_band_years must be between 1 and 100",
+                    ));
+                }
+                QueryType::Demographics {
+                    age_band_years: band,
+                    by_index_year: w.by_index_year.unwrap_or(false),
+                }
+            }
+            QueryKind::Unknown => return Err(QueryRefused::UnknownType),
+        };
+        Ok(QueryRequest {
+            query,
+            definition: w.definition,
+            sites: w.sites,
+        })
+    }
+}
+
+impl From<QueryRequest> for QueryWire {
+    fn from(r: QueryRequest) -> Self {
+        let (query_type, age_band_years, by_index_year) = match r.query {
+            QueryType::CohortCount => (QueryKind::CohortCount, None, None),
+            QueryType::Demographics {
+                age_band_years,
+                by_index_year,
+            } => (
+                QueryKind::Demographics,
+                Some(age_band_years),
+                Some(by_index_year),
+            ),
+        };
+        QueryWire {
+            query_type,
+            definition: r.definition,
+            sites: r.sites,
+            age_band_years,
+            by_index_year,
+        }
+    }
+}
+
+/// Why a submission is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitRefused {
+    /// The submitter is not a member of the project.
+    #[error("you are not a member of project {0}")]
+    NotMember(ProjectId),
+    /// The project is not approved.
+    #[error("project {0} is not approved; queries run only under approved projects")]
+    NotApproved(ProjectId),
+    /// The definition is not a JSON object.
+    #[error("definition must be a JSON object (an OHDSI Circe cohort expression)")]
+    DefinitionNotObject,
+    /// The definition is larger than [`MAX_DEFINITION_BYTES`].
+    #[error("definition of {0} bytes exceeds the limit of {MAX_DEFINITION_BYTES}")]
+    DefinitionTooLarge(usize),
+    /// A site asked for does not exist or has not enrolled.
+    #[error("site {0} does not exist or has not enrolled")]
+    UnknownSite(SiteId),
+    /// No enrolled site to ask.
+    #[error("no enrolled site to ask")]
+    NoSites,
+    /// A submission quota is spent (audited).
+    #[error("the {} quota of {} jobs per {} s is spent; retry in {} s", .0.what, .0.limit, .0.period_secs, .0.retry_after_secs)]
+    Quota(QuotaExceeded),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// May `user` submit under `project`: a member, and the project approved.
+pub fn check_submitter(user: &User, project: &Project) -> Result<(), SubmitRefused> {
+    if !project.members.contains(&user.id) {
+        return Err(SubmitRefused::NotMember(project.id.clone()));
+    }
+    if !project.approved {
+        return Err(SubmitRefused::NotApproved(project.id.clone()));
+    }
+    Ok(())
+}
+
+/// Submits `req` as `user` under `project` (checked with [`check_submitter`]): the definition's
+/// shape and size, the sites asked (every enrolled site by default), then the job and its
+/// deliveries within `quotas`, in one transaction; a spent quota is audited as a refused
+/// `job.submit`.
+pub fn submit_job(
+    store: &dyn HubStore,
+    quotas: &Quotas,
+    user: &User,
+    project: &Project,
+    req: QueryRequest,
+    floors: qiao_protocol::Floors,
+    t: i64,
+) -> Result<JobRecord, SubmitRefused> {
+    if !req.definition.is_object() {
+        return Err(SubmitRefused::DefinitionNotObject);
+    }
+    let def_len = serde_json::to_vec(&req.definition)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if def_len > MAX_DEFINITION_BYTES {
+        return Err(SubmitRefused::DefinitionTooLarge(def_len));
+    }
+    let enrolled: Vec<Site> = store
+        .sites()?
+        .into_iter()
+        .filter(|s| s.public_key.is_some())
+        .collect();
+    let sites: Vec<SiteId> = match req.sites {
+        None => enrolled.iter().map(|s| s.id.clone()).collect(),
+        Some(list) => {
+            let mut out: Vec<SiteId> = Vec::new();
+            for s in list {
+                if !enrolled.iter().any(|e| e.id == s) {
+                    return Err(SubmitRefused::UnknownSite(s));
+                }
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            out
+        }
+    };
+    if sites.is_empty() {
+        return Err(SubmitRefused::NoSites);
+    }
+    let job = Job {
+        job_id: JobId::random(),
+        project_id: project.id.clone(),
+        query: req.query,
+        definition: req.definition,
+        requested_by: Requester {
+            user_id: user.id.clone(),
+            role: user.role,
+            // The site charges this organization's privacy budget.
+            organization: crate::budget::organization_of(user),
+        },
+        created_at: t,
+        floors,
+    };
+    match store.create_job_within(&job, &sites, quotas, t)? {
+        Ok(record) => Ok(record),
+        Err(q) => {
+            store.audit(
+                EntryDraft::new(t, Actor::User(user.id.to_string()), "job.submit")
+                    .project(job.project_id.to_string())
+                    .decision(format!(
+                        "refused: {} quota of {} jobs per {} s spent",
+                        q.what, q.limit, q.period_secs
+                    )),
+            )?;
+            Err(SubmitRefused::Quota(q))
+        }
+    }
+}
