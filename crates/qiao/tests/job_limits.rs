@@ -5,23 +5,20 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use qiao_hub::api::QueryRequest;
-use qiao_hub::protocol::{FailureKind, ProjectId};
+use qiao_hub::protocol::{FailureKind, ProjectId, QueryType};
 use qiao_hub::view::SiteStatus;
-use support::{qiao, s, Network, Project, User, QIAO};
+use support::{qiao, s, Project, User};
 
 const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
 
 fn request(definition: serde_json::Value) -> QueryRequest {
     QueryRequest {
-        query_type: "cohort_count".into(),
+        query: QueryType::CohortCount,
         definition,
         sites: None,
-        age_band_years: None,
-        by_index_year: None,
     }
 }
 
@@ -46,7 +43,8 @@ fn a_heavy_job_is_stopped_at_its_limit_while_another_users_small_job_completes()
     ]);
     let store = dir.path().join("h.qiao");
     qiao(&["ingest", "--cdm", s(&cdm), "--out", s(&store)]);
-    let mut net = Network::start(
+    // The site with two workers and a two-second limit a job.
+    let net = support::network_with(
         dir.path(),
         &[("hospital-a".into(), store.clone())],
         &[
@@ -63,43 +61,18 @@ fn a_heavy_job_is_stopped_at_its_limit_while_another_users_small_job_completes()
             id: "feasibility",
             members: &["mallory", "alice"],
         }],
+        None,
+        &[],
+        &["--workers", "2", "--job-time-limit", "2"],
     );
     // SHRINE release: under the default DP policy the ρ of the heavy job's 45 rules is more
     // than a user's budget (it would be refused, had it finished in time).
-    net.policy(0, &["--release", "shrine"]);
-    // The site again, with two workers and a two-second limit a job.
-    let mut site = net.procs.0.remove(1);
-    site.kill().unwrap();
-    site.wait().unwrap();
-    let data = net.sites[0].1.clone();
-    let child = Command::new(QIAO)
-        .args([
-            "site",
-            "serve",
-            "--store",
-            s(&store),
-            "--data",
-            s(&data),
-            "--insecure-http",
-            "--wait-secs",
-            "5",
-            "--max-backoff-secs",
-            "1",
-            "--workers",
-            "2",
-            "--job-time-limit",
-            "2",
-        ])
-        .env_remove("QIAO_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn qiao site serve");
-    net.procs.0.push(child);
+    support::policy(&net, 0, &["--release", "shrine"]);
+    let data = net.sites[0].data.clone();
 
     let project = ProjectId::new("feasibility").unwrap();
-    let mallory = net.client("mallory");
-    let alice = net.client("alice");
+    let mallory = support::client(&net, "mallory");
+    let alice = support::client(&net, "alice");
     let heavy = mallory
         .submit_query(
             &project,

@@ -207,6 +207,8 @@ pub struct Spec {
     pub site_logs: bool,
     /// Processes only: extra `qiao hub serve` flags (e.g. the alliance floors).
     pub hub_args: Vec<String>,
+    /// Processes only: extra `qiao site serve` flags for every site (e.g. `--workers`).
+    pub site_args: Vec<String>,
 }
 
 impl Default for Spec {
@@ -222,6 +224,7 @@ impl Default for Spec {
             max_backoff_secs: 60,
             site_logs: false,
             hub_args: Vec::new(),
+            site_args: Vec::new(),
         }
     }
 }
@@ -667,6 +670,7 @@ impl Network {
                 if let Some(w) = &wait {
                     args.extend(["--wait-secs", w]);
                 }
+                args.extend(spec.site_args.iter().map(String::as_str));
                 let mut cmd = cli.command(&args);
                 cmd.stdout(Stdio::null());
                 match &site.log {

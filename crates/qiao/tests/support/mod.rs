@@ -74,6 +74,19 @@ pub fn network(
     secret_seed: Option<u64>,
     hub_args: &[&str],
 ) -> Network {
+    network_with(dir, stores, users, projects, secret_seed, hub_args, &[])
+}
+
+/// [`network`] with extra `qiao site serve` flags for every site (e.g. `--workers`).
+pub fn network_with(
+    dir: &Path,
+    stores: &[(String, PathBuf)],
+    users: &[User<'_>],
+    projects: &[Project<'_>],
+    secret_seed: Option<u64>,
+    hub_args: &[&str],
+    site_args: &[&str],
+) -> Network {
     let spec = qiao_testkit::Spec {
         accounts: users
             .iter()
@@ -111,6 +124,7 @@ pub fn network(
         site_wait_secs: Some(5),
         max_backoff_secs: 1,
         hub_args: hub_args.iter().map(|a| (*a).to_owned()).collect(),
+        site_args: site_args.iter().map(|a| (*a).to_owned()).collect(),
         ..Default::default()
     };
     Network::start(dir, &spec, &qiao_testkit::Nodes::Processes(cli()))
