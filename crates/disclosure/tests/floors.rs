@@ -10,7 +10,7 @@ fn site(policy: Policy) -> Discloser {
 #[test]
 fn floors_raise_threshold_and_sigma_and_never_lower_them() {
     let d = site(Policy::default()); // T = 10, σ = 6 (ρ = 1/72 per release)
-    // Floors already met (T 10, ρ ≤ 0.02 i.e. σ ≥ 5): nothing changes.
+                                     // Floors already met (T 10, ρ ≤ 0.02 i.e. σ ≥ 5): nothing changes.
     assert!(d.under_floors(10, Some(0.02)).unwrap().is_none());
     assert!(d.under_floors(1, None).unwrap().is_none());
     // Stricter floors: T 20, ρ ≤ 1/200 (σ ≥ 10).
