@@ -200,6 +200,11 @@ fn main() {
             "--insecure-http",
             "--listen",
             "127.0.0.1:0",
+            // The submission quotas (120 per user per hour) would stop a 200-query run.
+            "--jobs-per-user-hour",
+            "100000",
+            "--jobs-per-project-hour",
+            "100000",
         ])
         .env_remove("QIAO_LOG")
         .stdout(Stdio::piped())
@@ -237,6 +242,11 @@ fn main() {
         let mut policy = SitePolicy::load(&dir).expect("policy");
         policy.rate_limit.max_queries = u32::MAX;
         policy.lockout.max_same_result = u32::MAX;
+        // The privacy budgets bound what is learned, not how fast: the default user budget
+        // answers a handful of funnels per 30 days, this bench asks hundreds.
+        policy.dp.user_rho = 1e5;
+        policy.dp.organization_rho = 1e5;
+        policy.dp.site_rho = 1e5;
         policy.save(&dir).expect("save policy");
         let log = d.join(format!("{name}.log"));
         let child = Command::new(QIAO)
