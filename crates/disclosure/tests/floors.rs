@@ -22,8 +22,10 @@ fn floors_raise_threshold_and_sigma_and_never_lower_them() {
     assert_eq!(f.policy().dp.user_rho, d.policy().dp.user_rho);
     assert_eq!(f.policy().rate_limit, d.policy().rate_limit);
     // A stricter site keeps its own values.
-    let mut strict = Policy::default();
-    strict.min_cell_count = 30;
+    let mut strict = Policy {
+        min_cell_count: 30,
+        ..Policy::default()
+    };
     strict.dp.sigma = 12.0;
     let s = site(strict);
     assert!(s.under_floors(20, Some(0.005)).unwrap().is_none());
