@@ -10,7 +10,7 @@ fn site(policy: Policy) -> Discloser {
 #[test]
 fn floors_raise_threshold_and_sigma_and_never_lower_them() {
     let d = site(Policy::default()); // T = 10, σ = 6 (ρ = 1/72 per release)
-    // Floors already met (T 10, ρ ≤ 0.02 i.e. σ ≥ 5): nothing changes.
+                                     // Floors already met (T 10, ρ ≤ 0.02 i.e. σ ≥ 5): nothing changes.
     assert!(d.under_floors(10, Some(0.02)).unwrap().is_none());
     assert!(d.under_floors(1, None).unwrap().is_none());
     // Stricter floors: T 20, ρ ≤ 1/200 (σ ≥ 10).
@@ -22,8 +22,10 @@ fn floors_raise_threshold_and_sigma_and_never_lower_them() {
     assert_eq!(f.policy().dp.user_rho, d.policy().dp.user_rho);
     assert_eq!(f.policy().rate_limit, d.policy().rate_limit);
     // A stricter site keeps its own values.
-    let mut strict = Policy::default();
-    strict.min_cell_count = 30;
+    let mut strict = Policy {
+        min_cell_count: 30,
+        ..Policy::default()
+    };
     strict.dp.sigma = 12.0;
     let s = site(strict);
     assert!(s.under_floors(20, Some(0.005)).unwrap().is_none());

@@ -38,7 +38,9 @@ fn result_with_budget(w: &World, user: &str, site: &str, remaining: (f64, f64, f
         created_at: T,
         floors: Default::default(),
     };
-    w.store.create_job(&job, &[site_id.clone()], T).unwrap();
+    w.store
+        .create_job(&job, std::slice::from_ref(&site_id), T)
+        .unwrap();
     let dp = |v| Released::Dp {
         value: Some(v),
         sigma: 6.0,

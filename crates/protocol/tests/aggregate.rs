@@ -52,6 +52,9 @@ const EXPECTED_KEYS: &[&str] = &[
     "rho_spent",
     "entries_bound",
     "remaining_rho",
+    // Reviewed for issue 12: the requester's own and organization's remaining ρ (numbers).
+    "user_remaining_rho",
+    "organization_remaining_rho",
 ];
 
 fn collect(value: &Value, keys: &mut BTreeSet<String>, raw_arrays: &mut Vec<String>, path: &str) {

@@ -143,6 +143,8 @@ fn main() {
             members: vec!["sponsor".into()],
         }],
         site_logs: true,
+        // The submission quotas (120 per user per hour) would stop a 200-query run.
+        jobs_per_hour: Some(100_000),
         ..Default::default()
     };
     let net = Network::start(d, &spec, &Nodes::Processes(cli())).expect("network");
@@ -152,6 +154,11 @@ fn main() {
         let mut policy = SitePolicy::load(&dir).expect("policy");
         policy.rate_limit.max_queries = u32::MAX;
         policy.lockout.max_same_result = u32::MAX;
+        // The privacy budgets bound what is learned, not how fast: the default user budget
+        // answers a handful of funnels per 30 days, this bench asks hundreds.
+        policy.dp.user_rho = 1e5;
+        policy.dp.organization_rho = 1e5;
+        policy.dp.site_rho = 1e5;
         policy.save(&dir).expect("save policy");
     }
     let logs: Vec<PathBuf> = net.sites.iter().filter_map(|s| s.log.clone()).collect();

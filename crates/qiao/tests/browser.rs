@@ -375,6 +375,26 @@ fn portal_flow_in_headless_chromium() {
             ],
             &site_pw,
         );
+        // The steward accepts the project and assigns the investigator (issue 12: pre-screening
+        // lists open only for accepted projects, to assigned investigators).
+        for (verb, extra) in [("accept", None), ("assign", Some(format!("dr.{prefix}")))] {
+            let steward = format!("steward.{prefix}");
+            let mut args = vec![
+                "site",
+                "project",
+                verb,
+                "--data",
+                &data,
+                "--user",
+                &steward,
+                "--project",
+                "p-site-pages",
+            ];
+            if let Some(inv) = &extra {
+                args.extend(["--investigator", inv.as_str()]);
+            }
+            run_ok(&args, &site_pw);
+        }
         procs.push(Proc::spawn(
             &format!("{}-serve", h.id),
             &logs,
