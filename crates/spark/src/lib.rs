@@ -90,10 +90,12 @@ impl SparkCohorts {
         let query = sql::compile(&p, &def.expression, &self.schemas)?;
         let compile = t0.elapsed();
         let t1 = Instant::now();
-        let batches = self
+        let df = self
             .session
             .sql(&query)
-            .and_then(|df| df.collect_record_batches())
+            .map_err(|e| SparkError::Query(e.to_string()))?;
+        let batches = df
+            .collect_record_batches()
             .map_err(|e| SparkError::Query(e.to_string()))?;
         let spark = t1.elapsed();
         let mut rows = Vec::new();

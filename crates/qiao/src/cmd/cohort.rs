@@ -28,8 +28,18 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The store file.
-    #[arg(long)]
-    pub store: PathBuf,
+    #[arg(long, required_unless_present = "spark")]
+    pub store: Option<PathBuf>,
+    /// Run on Apache Spark through this Spark Connect server (`sc://HOST:PORT`) over the CDM
+    /// tables of --schema, instead of a store (same output).
+    #[arg(long, conflicts_with_all = ["store", "per_person", "single_thread"], requires = "schema")]
+    pub spark: Option<String>,
+    /// With --spark: the catalog schema holding the CDM tables.
+    #[arg(long, requires = "spark")]
+    pub schema: Option<String>,
+    /// With --spark: the schema holding the vocabulary tables (default: --schema).
+    #[arg(long, requires = "spark")]
+    pub vocab_schema: Option<String>,
     /// Also report inclusion rule statistics and censoring losses.
     #[arg(long)]
     pub stats: bool,
@@ -249,8 +259,35 @@ impl StatsFiles {
     }
 }
 
+/// Where `qiao cohort run` generates cohorts.
+enum Backend {
+    Store(Store),
+    #[cfg(feature = "spark")]
+    Spark(qiao_spark::SparkCohorts),
+}
+
+impl Backend {
+    fn open(a: &RunArgs) -> anyhow::Result<Backend> {
+        match (&a.spark, &a.store) {
+            #[cfg(feature = "spark")]
+            (Some(url), _) => {
+                let cdm = a.schema.clone().context("--spark needs --schema")?;
+                let vocab = a.vocab_schema.clone().unwrap_or_else(|| cdm.clone());
+                let schemas = qiao_spark::Schemas { cdm, vocab };
+                Ok(Backend::Spark(qiao_spark::SparkCohorts::connect(
+                    url, schemas,
+                )?))
+            }
+            #[cfg(not(feature = "spark"))]
+            (Some(_), _) => bail!("this qiao was built without the `spark` feature"),
+            (None, Some(p)) => Ok(Backend::Store(Store::open(p)?)),
+            (None, None) => bail!("give --store or --spark"),
+        }
+    }
+}
+
 fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
-    let store = Store::open(&a.store)?;
+    let backend = Backend::open(&a)?;
     let mut csv = match &a.out {
         Some(p) => Some(CsvSink::new(
             BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -278,16 +315,30 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
             for w in &def.warnings {
                 tracing::info!("{}: {w}", path.display());
             }
-            let prepared = Prepared::new(&def, &store)?;
+            let store = match &backend {
+                Backend::Store(store) => store,
+                #[cfg(feature = "spark")]
+                Backend::Spark(spark) => {
+                    let (rows, stats, _) = spark.run(&def)?;
+                    if let Some(sink) = csv.take() {
+                        let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
+                        let r = qiao_cohort::CohortSink::push_all(&mut sink, &rows);
+                        csv = Some(sink);
+                        r?;
+                    }
+                    return Ok(stats);
+                }
+            };
+            let prepared = Prepared::new(&def, store)?;
             // Entries and subjects come with the statistics; rows go to the CSV, if any.
             let stats = match csv.take() {
                 Some(sink) => {
                     let mut sink = CsvSink::new(sink.into_inner(), cohort_id, false)?;
-                    let r = prepared.run_on(&store, &mut sink, !a.single_thread, pipeline);
+                    let r = prepared.run_on(store, &mut sink, !a.single_thread, pipeline);
                     csv = Some(sink);
                     r?
                 }
-                None => prepared.run_on(&store, &mut Discard, !a.single_thread, pipeline)?,
+                None => prepared.run_on(store, &mut Discard, !a.single_thread, pipeline)?,
             };
             Ok(stats)
         });
