@@ -492,10 +492,12 @@ fn demo_exit_json_reports_three_sites_done() {
         }
         // The hospitals differ in size (largest first).
         assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
-        let (p, lo, hi) = point(&v["total"]["entries"]);
+        let (p, _, hi) = point(&v["total"]["entries"]);
         assert_eq!(p, point_entries, "{}", v["total"]);
+        // The printed ±W is a 95% interval: the truth falls outside it one run in twenty. Twice
+        // W (about 4σ, as `check_dp`) keeps the check firm without a random failure.
         assert!(
-            lo <= sum_entries && sum_entries <= hi,
+            p.abs_diff(sum_entries) <= 2 * (hi - p),
             "{} vs {sum_entries}",
             v["total"]
         );

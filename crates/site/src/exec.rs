@@ -86,9 +86,10 @@ pub enum ExecError {
     /// Anything else.
     #[error("internal error: {0}")]
     Internal(String),
-    /// Stopped by its cancellation token (the site's time limit).
-    #[error("stopped at the site's time limit")]
-    Cancelled,
+    /// Stopped by its cancellation token (the site's time limit): what happened, for the sponsor
+    /// and the audit.
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl ExecError {
@@ -98,7 +99,7 @@ impl ExecError {
             ExecError::Invalid(_) => FailureKind::InvalidDefinition,
             ExecError::Unsupported(_) => FailureKind::UnsupportedDefinition,
             ExecError::Internal(_) => FailureKind::Internal,
-            ExecError::Cancelled => FailureKind::Timeout,
+            ExecError::Cancelled(_) => FailureKind::Timeout,
         }
     }
 }
@@ -137,7 +138,7 @@ fn map_cohort_error(e: CohortError) -> ExecError {
         CohortError::Model(m) => ExecError::Invalid(m.to_string()),
         CohortError::Unsupported(u) => ExecError::Unsupported(u.to_string()),
         CohortError::Sink(s) => ExecError::Internal(s),
-        CohortError::Cancelled => ExecError::Cancelled,
+        CohortError::Cancelled => ExecError::Cancelled("stopped at the site's time limit".into()),
     }
 }
 

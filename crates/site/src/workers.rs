@@ -276,7 +276,8 @@ pub struct Run {
 
 /// Runs one approved job on this thread: the cohort on `run.threads` threads of its own, under
 /// `run.cancel`, then admission, release and the journal under the data directory's lock. A
-/// cancelled computation is journaled and audited as `failed: timeout`.
+/// cancelled computation is admitted (charged) like any job, then journaled and audited as
+/// `failed: timeout`.
 pub fn run_job(
     dir: &SiteDir,
     store: &Store,
@@ -301,22 +302,20 @@ pub fn run_job(
         }))
         .unwrap_or_else(|_| Err(ExecError::Internal("the cohort engine panicked".into())))
     });
-    if matches!(run, Err(ExecError::Cancelled)) && stopping.load(Ordering::Relaxed) {
-        anyhow::bail!("job {}: stopped, the site is shutting down", job.job_id);
-    }
-    if matches!(run, Err(ExecError::Cancelled)) {
-        let e = exec::failed(
-            job,
-            site_id,
-            ExecError::Cancelled.kind(),
-            format!(
-                "stopped after {:.1} s at this site's time limit of {} s; nothing charged or released",
-                started.elapsed().as_secs_f64(),
-                limit.as_secs_f64()
-            ),
-        );
-        return crate::serve::journal_and_audit(dir, job, e, decided_by);
-    }
+    let run = match run {
+        Err(ExecError::Cancelled(_)) if stopping.load(Ordering::Relaxed) => {
+            anyhow::bail!("job {}: stopped, the site is shutting down", job.job_id)
+        }
+        // Whether a job ends in time can depend on the data, so a timeout is an answer too: it
+        // goes through admission like any other (the job's charge is spent, or it is refused
+        // when a budget cannot pay it), and nothing else is released.
+        Err(ExecError::Cancelled(_)) => Err(ExecError::Cancelled(format!(
+            "stopped after {:.1} s at this site's time limit of {} s; charged, nothing released",
+            started.elapsed().as_secs_f64(),
+            limit.as_secs_f64()
+        ))),
+        other => other,
+    };
     let mut run = Some(run);
     crate::serve::compute_and_journal(dir, store, site_id, job, decided_by, &mut |_, _| {
         run.take()

@@ -41,6 +41,17 @@ fn spawn_limited(
     (tx, task)
 }
 
+/// Budgets that pay for the heavy job's 45 rules (a timed-out job is charged like any other;
+/// the default user budget would refuse it before its time limit mattered).
+fn generous_budgets(data: &Path) {
+    let dir = qiao_site::SiteDir::open(data).expect("site dir");
+    let mut policy = qiao_site::SitePolicy::load(&dir).expect("policy");
+    policy.dp.user_rho = 100.0;
+    policy.dp.organization_rho = 100.0;
+    policy.dp.site_rho = 100.0;
+    policy.save(&dir).expect("save policy");
+}
+
 fn timed_out(r: &JobResult) -> bool {
     r.outcome
         == Outcome::Failed {
@@ -63,6 +74,7 @@ async fn a_heavy_job_is_stopped_at_the_limit_while_a_small_job_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("site");
     enroll_site(&hub, &url, &data, "hospital-a").await;
+    generous_budgets(&data);
     let heavy = heavy("mallory");
     let small = job(QueryType::CohortCount, definition(3), "alice");
     hub.offer(Offer::Job(heavy.clone()));
@@ -96,7 +108,7 @@ async fn a_heavy_job_is_stopped_at_the_limit_while_a_small_job_completes() {
     assert!(
         text.starts_with("failed:timeout")
             && text.contains("at this site's time limit of 0.4 s")
-            && text.contains("nothing charged or released"),
+            && text.contains("charged, nothing released"),
         "{decided:?}"
     );
     assert!(decided.released.is_none(), "{decided:?}");
@@ -111,6 +123,7 @@ async fn one_worker_serves_users_in_turn() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("site");
     enroll_site(&hub, &url, &data, "hospital-a").await;
+    generous_budgets(&data);
     // Mallory's three heavy jobs are offered before Alice's small one.
     let heavies = [heavy("mallory"), heavy("mallory"), heavy("mallory")];
     let small = job(QueryType::CohortCount, definition(3), "alice");

@@ -186,20 +186,22 @@ async fn site_result(
         .and_then(|s| s.status.as_ref().map(|st| st.persons_rounded));
     let rejected = crate::floors::implausible(&result, persons);
     let h = hub.clone();
-    let outcome = blocking(move || match h
-        .store
-        .put_result_marked(&result, rejected.as_deref(), now())
-    {
-        Ok(o) => Ok(o),
-        Err(StoreError::Caller(CallerFault::NotFound(m))) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_job",
-            format!("{m} not found"),
-        )),
-        Err(StoreError::Caller(CallerFault::Invalid(m))) => {
-            Err(ApiError::invalid("result_mismatch", m))
+    let outcome = blocking(move || {
+        match h
+            .store
+            .put_result_marked(&result, rejected.as_deref(), now())
+        {
+            Ok(o) => Ok(o),
+            Err(StoreError::Caller(CallerFault::NotFound(m))) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_job",
+                format!("{m} not found"),
+            )),
+            Err(StoreError::Caller(CallerFault::Invalid(m))) => {
+                Err(ApiError::invalid("result_mismatch", m))
+            }
+            Err(e) => Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     })
     .await?;
     if outcome == ResultOutcome::Duplicate {

@@ -86,6 +86,9 @@ pub struct Args {
     json: bool,
 }
 
+/// The demo sites' 30-day ρ budgets: per user, per organization, in all.
+const DEMO_BUDGETS: [f64; 3] = [4.0, 8.0, 16.0];
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let console = Console { json: args.json };
     let started = Instant::now();
@@ -440,6 +443,22 @@ impl Network {
             ..Default::default()
         };
         let net = qiao_testkit::Network::start(&work.root, &spec, &qiao_testkit::Nodes::InProcess)?;
+        // One sponsor runs the demo query, the portal's seeded feasibility runs and then the
+        // printed follow-up queries: more than the default 30-day budgets of one user at a site
+        // (ρ 0.25, about four funnels). The demo's sites raise them — and say so; every other
+        // setting is a new site's default.
+        for s in &net.sites {
+            let dir = qiao_site::SiteDir::open(&s.data)?;
+            let mut policy = qiao_site::policy::SitePolicy::load(&dir)?;
+            policy.dp.user_rho = DEMO_BUDGETS[0];
+            policy.dp.organization_rho = DEMO_BUDGETS[1];
+            policy.dp.site_rho = DEMO_BUDGETS[2];
+            policy.save(&dir)?;
+        }
+        console.say(format!(
+            "   sites' 30-day privacy budgets raised for the demo: ρ {} per user, {} per organization, {} in all (new sites: 0.25, 0.5, 1)",
+            DEMO_BUDGETS[0], DEMO_BUDGETS[1], DEMO_BUDGETS[2]
+        ));
         let url = net.url.clone();
         console.say(format!(
             "   hub listening on {url} (plain HTTP, state in {})",
