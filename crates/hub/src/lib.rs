@@ -16,7 +16,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod budget;
 pub mod client;
 pub mod error;
 pub mod floors;
@@ -26,6 +25,8 @@ pub mod serve;
 pub mod service;
 pub mod store;
 pub mod util;
+/// Each user's remaining privacy budget per site, as the sites last reported it.
+pub use store::budget;
 pub mod view;
 
 pub use api::{router, Hub, HubConfig};

@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use qiao_protocol::Job;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::data::{hex_encode, read_json, write_json, SiteDir};
+use crate::data::{read_json, write_json, SiteDir};
 
 /// One received definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,10 +33,7 @@ fn dir_of(dir: &SiteDir) -> PathBuf {
     dir.root().join("cohorts")
 }
 
-/// The digest identifying a definition.
-pub fn digest(definition: &serde_json::Value) -> String {
-    hex_encode(&Sha256::digest(definition.to_string().as_bytes()))
-}
+pub use crate::definitions::digest;
 
 /// A project id usable as a folder name (hub ids are already restricted; anything else is
 /// refused here rather than escaped).

@@ -7,8 +7,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::cohorts::digest;
-use crate::data::{write_atomic, SiteDir};
+use crate::data::{hex_encode, write_atomic, SiteDir};
+use sha2::{Digest, Sha256};
+
+/// The digest identifying a definition.
+pub fn digest(definition: &serde_json::Value) -> String {
+    hex_encode(&Sha256::digest(definition.to_string().as_bytes()))
+}
 
 fn path(dir: &SiteDir, digest: &str) -> anyhow::Result<PathBuf> {
     if digest.len() != 64 || !digest.bytes().all(|c| c.is_ascii_hexdigit()) {
@@ -40,7 +45,7 @@ pub fn get(dir: &SiteDir, digest: &str) -> anyhow::Result<serde_json::Value> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))?;
-    if crate::cohorts::digest(&value) != digest {
+    if self::digest(&value) != digest {
         bail!("{}: its content does not match its digest", path.display());
     }
     Ok(value)

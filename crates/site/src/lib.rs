@@ -35,6 +35,7 @@ pub mod prescreen;
 pub mod projects;
 pub mod queue;
 pub mod replay;
+pub mod run;
 pub mod serve;
 pub mod ui;
 pub mod users;

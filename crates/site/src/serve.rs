@@ -16,22 +16,22 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use qiao_audit::{Actor, EntryDraft};
-use qiao_disclosure::{Discloser, QueryLedger};
 use qiao_protocol::keys::{generate_signing_key, load_signing_key, save_signing_key};
 use qiao_protocol::{
-    EnrollRequest, Envelope, Job, JobId, Message, Outcome, RefusalReason, ReplayGuard, Signer,
-    SiteId, SiteStatus, Verifier,
+    EnrollRequest, Envelope, Job, JobId, Message, RefusalReason, ReplayGuard, Signer, SiteId,
+    SiteStatus, Verifier,
 };
 use qiao_store::Store;
 use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::client::{HubClient, HubError, TlsOptions};
-use crate::data::{now_unix, read_json, write_json, SiteConfig, SiteDir};
-use crate::exec::{self, ExecContext, Executed};
+use crate::data::{now_unix, write_json, SiteConfig, SiteDir};
+use crate::exec::{self, Executed};
 use crate::policy::{Approval, SitePolicy};
 use crate::queue::{ApprovalState, Approvals, Journal, JournalEntry};
 use crate::replay::{Recorded, SeenNonces};
+use crate::run::journal_and_audit;
 use crate::workers::{Finished, Limits, Pool};
 
 /// Jobs taken from the hub and waiting for a worker, beyond which the site stops polling for
@@ -598,111 +598,6 @@ fn received(job: &Job) -> EntryDraft {
         job.created_at,
         crate::data::hex_encode(&definition)
     ))
-}
-
-/// Runs an approved job under the data directory's lock (the ledger is read, updated and saved
-/// around the run), its cohort given by `engine`, journals and audits the result.
-pub fn compute_and_journal(
-    dir: &SiteDir,
-    store: &Store,
-    site_id: &SiteId,
-    job: &Job,
-    decided_by: Actor,
-    engine: &mut exec::Engine<'_>,
-) -> anyhow::Result<JournalEntry> {
-    let executed = dir.locked(|| {
-        if let Some(done) = Journal::new(dir).get(&job.job_id)? {
-            return Ok(Err(done));
-        }
-        let policy = SitePolicy::load(dir)?.disclosure()?;
-        let discloser = Discloser::new(policy, dir.secret()?)
-            .map_err(|e| anyhow::anyhow!("invalid site policy: {e}"))?;
-        let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
-        let now = now_unix();
-        let started = std::time::Instant::now();
-        let executed = {
-            let mut cx = ExecContext {
-                site_id,
-                store,
-                discloser: &discloser,
-                ledger: &mut ledger,
-                now,
-            };
-            let job = job.clone();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                exec::execute_with(&job, &mut cx, engine)
-            }))
-            .unwrap_or_else(|_| {
-                exec::failed(
-                    &job,
-                    site_id,
-                    qiao_protocol::FailureKind::Internal,
-                    "the cohort engine panicked".into(),
-                )
-            })
-        };
-        ledger.prune_all(discloser.policy(), u64::try_from(now).unwrap_or(0));
-        write_json(&dir.ledger_path(), &ledger)?;
-        tracing::info!(job = %job.job_id, millis = started.elapsed().as_millis() as u64, note = %executed.note, "job executed");
-        Ok(Ok(executed))
-    })?;
-    match executed {
-        Ok(e) => journal_and_audit(dir, job, e, decided_by),
-        Err(done) => Ok(done),
-    }
-}
-
-/// Journals a result (durably, before it is sent) and audits the decision and what is
-/// released.
-pub fn journal_and_audit(
-    dir: &SiteDir,
-    job: &Job,
-    e: Executed,
-    decided_by: Actor,
-) -> anyhow::Result<JournalEntry> {
-    let entry = JournalEntry {
-        result: e.result,
-        finished_at: now_unix(),
-        acked: false,
-        sends: 0,
-        hub_rejected: None,
-    };
-    Journal::new(dir).put(&entry)?;
-    let (decision, released) = match &entry.result.outcome {
-        Outcome::Done { payload } => (
-            "done".to_owned(),
-            Some(serde_json::to_value(payload).unwrap_or_default()),
-        ),
-        Outcome::Refused { reason } => (
-            format!(
-                "refused:{}",
-                serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-            None,
-        ),
-        Outcome::Failed { error } => (
-            format!(
-                "failed:{}",
-                serde_json::to_value(error)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-            None,
-        ),
-    };
-    let mut draft = EntryDraft::new(now_unix(), decided_by, "job.decide")
-        .project(job.project_id.to_string())
-        .job(job.job_id.to_string())
-        .decision(format!("{decision} ({})", e.note));
-    if let Some(r) = &released {
-        draft = draft.released_json(r);
-    }
-    audit::append(dir, draft)?;
-    Ok(entry)
 }
 
 /// A site's status from its store's metadata and its policy (see [`SiteStatus`]).

@@ -9,7 +9,7 @@
 //!   holds up another job's), with a [`Cancel`] token the pool cancels at [`Limits::time_limit`]; the engine
 //!   stops within a span of persons and the job ends as `failed: timeout`, audited, with no
 //!   budget charged and nothing released. Admission, release and the ledger then run under the
-//!   lock, as before ([`crate::serve::compute_and_journal`]).
+//!   lock, as before ([`crate::run::compute_and_journal`]).
 //! - A job the hub offers again while it waits or runs is recognised ([`Pool::contains`]) and
 //!   not run twice; the journal makes sure of it across restarts.
 
@@ -317,7 +317,7 @@ pub fn run_job(
         other => other,
     };
     let mut run = Some(run);
-    crate::serve::compute_and_journal(dir, store, site_id, job, decided_by, &mut |_, _| {
+    crate::run::compute_and_journal(dir, store, site_id, job, decided_by, &mut |_, _| {
         run.take()
             .unwrap_or_else(|| Err(ExecError::Internal("the cohort was asked for twice".into())))
     })

@@ -26,6 +26,7 @@ use crate::store::{HubStore, Quotas, StoreError};
 use crate::util::now;
 
 mod audit;
+mod budget;
 mod extract;
 mod jobs;
 mod projects;
@@ -241,10 +242,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(projects::routes())
         .merge(jobs::routes())
         .merge(audit::routes())
-        .route(
-            "/api/v1/budget",
-            axum::routing::get(crate::budget::get_budget),
-        )
+        .merge(budget::routes())
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),

@@ -218,7 +218,7 @@ pub fn submit_job(
             user_id: user.id.clone(),
             role: user.role,
             // The site charges this organization's privacy budget.
-            organization: crate::budget::organization_of(user),
+            organization: crate::store::budget::organization_of(user),
         },
         created_at: t,
         floors,

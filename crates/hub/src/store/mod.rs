@@ -7,6 +7,7 @@
 //! and returns only after the transaction is durably committed: a caller that responds after
 //! the call returns never acknowledges anything a crash could lose.
 
+pub mod budget;
 mod ops;
 mod pg;
 mod redb_store;

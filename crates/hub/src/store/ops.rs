@@ -734,7 +734,7 @@ impl dyn HubStore + '_ {
 
     /// [`Self::put_result`], marking the result "rejected: implausible" with the reason when
     /// `rejected` is given (audited as such). The site's budget report of an accepted result is
-    /// kept for `GET /api/v1/budget` ([`crate::budget::record`]).
+    /// kept for `GET /api/v1/budget` ([`crate::store::budget::record`]).
     pub fn put_result_marked(
         &self,
         result: &JobResult,
@@ -768,7 +768,7 @@ impl dyn HubStore + '_ {
                 },
             )?;
             if rejected.is_none() {
-                crate::budget::record(tx, &record.job, result, now)?;
+                crate::store::budget::record(tx, &record.job, result, now)?;
             }
             tx.delete(Table::Pending, &pending_key(&result.site_id, record.seq))?;
             let decision = match (&result.outcome, rejected) {

@@ -7,17 +7,11 @@
 //! `GET /api/v1/budget` with the caller's. The figures are as of the last result: budgets
 //! recover as charges leave the site's rolling period, which the hub does not see.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::Json;
 use qiao_protocol::{Job, JobId, JobResult, Outcome, SiteId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Caller, Hub};
-use crate::error::ApiError;
+use super::{get_json, put_json, scan_json, HubStore, StoreError, Table, Tx};
 use crate::model::User;
-use crate::store::{get_json, put_json, scan_json, HubStore, StoreError, Table, Tx};
 
 /// What one site last reported about one budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,16 +114,4 @@ pub fn view_of(store: &dyn HubStore, user: &User) -> Result<BudgetView, StoreErr
         sites,
         organization_sites,
     })
-}
-
-/// `GET /api/v1/budget` (any signed-in user; only the caller's own budgets).
-pub async fn get_budget(
-    State(hub): State<Arc<Hub>>,
-    Caller(user): Caller,
-) -> Result<Json<BudgetView>, ApiError> {
-    let h = hub.clone();
-    let view = tokio::task::spawn_blocking(move || view_of(h.store().as_ref(), &user))
-        .await
-        .map_err(ApiError::internal)??;
-    Ok(Json(view))
 }
