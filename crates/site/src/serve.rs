@@ -292,21 +292,29 @@ impl Site {
                 return self.next_backoff();
             }
         };
-        // A finished job interrupts the long poll (its result goes out at once); with many jobs
-        // waiting for a worker, the site waits for one to finish instead of polling.
-        let polled = if self.pool.waiting() >= MAX_WAITING {
-            Err(self.pool.next_done().await)
-        } else {
+        // With many jobs waiting for a worker, the site waits for one to finish instead of
+        // polling. Otherwise a job that finishes during the long poll has its result sent at
+        // once, and the poll goes on: dropping it would lose a job the hub hands to that poll
+        // (the hub offers it again only after its redelivery delay).
+        if self.pool.waiting() >= MAX_WAITING {
+            let done = self.pool.next_done().await;
+            return self.finished(done).await;
+        }
+        let client = self.client.clone();
+        let wait_secs = self.wait_secs;
+        let in_flight = async move { client.poll(&poll, wait_secs).await };
+        tokio::pin!(in_flight);
+        let mut pause = Duration::ZERO;
+        let polled = loop {
             tokio::select! {
-                r = self.client.poll(&poll, self.wait_secs) => Ok(r),
-                done = self.pool.next_done() => Err(done),
+                r = &mut in_flight => break r,
+                done = self.pool.next_done() => {
+                    pause = pause.max(self.finished(done).await);
+                }
             }
         };
-        let polled = match polled {
-            Ok(r) => r,
-            Err(done) => return self.finished(done).await,
-        };
-        match polled {
+        // A job the poll brought is handled even when a result could not be sent meanwhile.
+        let next = match polled {
             Ok(None) => {
                 self.backoff = Duration::ZERO;
                 Duration::ZERO
@@ -332,7 +340,8 @@ impl Site {
                 }
                 pause
             }
-        }
+        };
+        next.max(pause)
     }
 
     /// Verifies a job envelope and handles the job. `Ok(true)` when a job still waiting for
