@@ -25,7 +25,7 @@
 # A result stream stays open for up to an hour (the server's default, 2 minutes, ends a slow query's
 # stream for the client to reattach, which the Rust client does not do).
 # Sizes for a shared 2-core machine: daemons 256 MiB, each worker 1 core and 1 GiB, each
-# executor 768 MiB, the Connect server's driver 1 GiB, 4 shuffle partitions.
+# executor 768 MiB, the Connect server's driver 2 GiB, 4 shuffle partitions.
 # Ports (loopback only): master QIAO_SPARK_MASTER_PORT (7177), its web UI +1000, Spark Connect
 # QIAO_SPARK_CONNECT_PORT (15012). Logs and pid files: .work/spark/.
 set -euo pipefail
@@ -127,10 +127,10 @@ start() {
   done
   # The Connect server is a driver, not a daemon: its heap is the driver memory.
   unset SPARK_DAEMON_MEMORY
-  export SPARK_DRIVER_MEMORY=1g
+  export SPARK_DRIVER_MEMORY=2g
   launch connect org.apache.spark.deploy.SparkSubmit \
     --class "$CONNECT_CLASS" --name "Qiao test Spark Connect server" \
-    --master "$master" --driver-memory 1g \
+    --master "$master" --driver-memory 2g \
     --conf spark.connect.grpc.binding.address=$HOST \
     --conf spark.connect.grpc.binding.port="$CONNECT_PORT" \
     --conf spark.executor.memory=768m --conf spark.executor.cores=1 --conf spark.cores.max=2 \

@@ -375,9 +375,15 @@ fn portal_flow_in_headless_chromium() {
             ],
             &site_pw,
         );
-        // The steward accepts the project and assigns the investigator (issue 12: pre-screening
-        // lists open only for accepted projects, to assigned investigators).
-        for (verb, extra) in [("accept", None), ("assign", Some(format!("dr.{prefix}")))] {
+        // The steward accepts the projects (the site pages' own and the portal's) and assigns
+        // the investigator (issue 12: pre-screening lists open only for accepted projects, to
+        // assigned investigators).
+        for (verb, extra, project) in [
+            ("accept", None, "p-site-pages"),
+            ("assign", Some(format!("dr.{prefix}")), "p-site-pages"),
+            ("accept", None, "celecoxib-trial"),
+            ("assign", Some(format!("dr.{prefix}")), "celecoxib-trial"),
+        ] {
             let steward = format!("steward.{prefix}");
             let mut args = vec![
                 "site",
@@ -388,7 +394,7 @@ fn portal_flow_in_headless_chromium() {
                 "--user",
                 &steward,
                 "--project",
-                "p-site-pages",
+                project,
             ];
             if let Some(inv) = &extra {
                 args.extend(["--investigator", inv.as_str()]);

@@ -274,13 +274,15 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
         near(&got.gain, *gain, 6.0);
     }
     let dp = c5.disclosure.dp.as_ref().expect("DP declared");
-    assert!((dp.rho_spent - 5.0 / 72.0).abs() < 1e-12);
-    assert!((dp.remaining_rho - (0.5 - 5.0 / 72.0)).abs() < 1e-9);
+    // Entries, two rule lines and the gains family: 4/72 (`subjects` is the final line's
+    // release for this definition); what remains is the user's default 0.25.
+    assert!((dp.rho_spent - 4.0 / 72.0).abs() < 1e-12);
+    assert!((dp.remaining_rho - (0.25 - 4.0 / 72.0)).abs() < 1e-9);
     let j6 = dp_run("dave");
     let c6 = cohort(&hub.wait_result(&j6.job_id, 60).await).clone();
     assert_eq!(c6.rules, c5.rules);
     assert_eq!(c6.final_persons, c5.final_persons);
-    assert!((c6.disclosure.dp.as_ref().unwrap().remaining_rho - (0.5 - 10.0 / 72.0)).abs() < 1e-9);
+    assert!((c6.disclosure.dp.as_ref().unwrap().remaining_rho - (0.25 - 8.0 / 72.0)).abs() < 1e-9);
 
     // Everything is in the audit log, which verifies. The site audits `result.ack` after the
     // hub has stored the result: wait for the last one.
