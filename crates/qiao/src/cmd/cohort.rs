@@ -315,6 +315,8 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
             for w in &def.warnings {
                 tracing::info!("{}: {w}", path.display());
             }
+            // One arm without the `spark` feature.
+            #[allow(clippy::infallible_destructuring_match)]
             let store = match &backend {
                 Backend::Store(store) => store,
                 #[cfg(feature = "spark")]
