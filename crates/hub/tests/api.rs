@@ -76,20 +76,7 @@ impl World {
 
     /// A site enrolled through the API with a token issued through the API.
     fn enrolled_site(&self, id: &str) -> FakeSite {
-        let t = self
-            .client("admin")
-            .raw(
-                "POST",
-                &format!("/api/v1/sites/{id}/enrollment-token"),
-                None,
-            )
-            .unwrap();
-        assert_eq!(t.status, 201, "{}", String::from_utf8_lossy(&t.body));
-        let token = t.json()["token"].as_str().unwrap().to_owned();
-        let mut s = FakeSite::new(id, &self.hub.url());
-        let r = s.enroll(&token);
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        s
+        common::enrolled_site(&self.client("admin"), &self.hub.url(), id)
     }
 
     fn submit(

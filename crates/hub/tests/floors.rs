@@ -76,19 +76,7 @@ impl World {
     }
 
     fn enrolled_site(&self, id: &str) -> FakeSite {
-        let t = self
-            .client("admin")
-            .raw(
-                "POST",
-                &format!("/api/v1/sites/{id}/enrollment-token"),
-                None,
-            )
-            .unwrap();
-        assert_eq!(t.status, 201, "{}", String::from_utf8_lossy(&t.body));
-        let token = t.json()["token"].as_str().unwrap().to_owned();
-        let mut s = FakeSite::new(id, &self.hub.url());
-        assert_eq!(s.enroll(&token).status, 200);
-        s
+        common::enrolled_site(&self.client("admin"), &self.hub.url(), id)
     }
 
     /// Submits a cohort count to `sites` as `who`; its job id.

@@ -319,3 +319,21 @@ pub fn api_token(store: &dyn HubStore, token: &str, user: &str) -> String {
         .expect("put token");
     token.to_owned()
 }
+
+/// A site enrolled through the API, with a one-time token `admin` (a client of an
+/// administrator) asks for.
+pub fn enrolled_site(admin: &qiao_hub::client::HubClient, hub_url: &str, id: &str) -> FakeSite {
+    let t = admin
+        .raw(
+            "POST",
+            &format!("/api/v1/sites/{id}/enrollment-token"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(t.status, 201, "{}", String::from_utf8_lossy(&t.body));
+    let token = t.json()["token"].as_str().unwrap().to_owned();
+    let mut s = FakeSite::new(id, hub_url);
+    let r = s.enroll(&token);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    s
+}
