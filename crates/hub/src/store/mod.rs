@@ -169,20 +169,6 @@ impl StoreError {
     pub fn backend(what: impl Into<String>) -> Self {
         OperatorFault::Backend(what.into()).into()
     }
-    /// [`CallerFault::Invalid`], spelled as the variant was before the split (callers not yet
-    /// moved: the portal's `alliance.rs`, re-homed by issue 14 item 5). Remove with them.
-    #[doc(hidden)]
-    #[allow(non_snake_case)]
-    pub fn Invalid(why: String) -> Self {
-        Self::invalid(why)
-    }
-    /// [`OperatorFault::Backend`], spelled as the variant was before the split (see
-    /// [`StoreError::Invalid`]).
-    #[doc(hidden)]
-    #[allow(non_snake_case)]
-    pub fn Backend(what: String) -> Self {
-        Self::backend(what)
-    }
     /// [`OperatorFault::Corrupt`].
     pub fn corrupt(table: Table, key: &str, reason: impl Into<String>) -> Self {
         OperatorFault::Corrupt {
@@ -251,9 +237,7 @@ impl dyn HubStore + '_ {
         match (committed, out) {
             (Ok(()), Some(r)) | (Err(_), Some(r @ Err(_))) => r,
             (Err(e), _) => Err(e.into()),
-            (Ok(()), None) => {
-                Err(StoreError::Backend("transaction produced no result".into()).into())
-            }
+            (Ok(()), None) => Err(StoreError::backend("transaction produced no result").into()),
         }
     }
 }

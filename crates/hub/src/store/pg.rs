@@ -282,7 +282,7 @@ impl PgTx<'_, '_> {
             return Ok(true);
         }
         if !valid_schema(name) {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::invalid(format!(
                 "table name {name:?} must be [a-z_][a-z0-9_]*"
             )));
         }
