@@ -10,6 +10,7 @@ use crate::entry::{Entry, EntryDraft, EntryHash};
 /// A known point of the chain: entry `seq` has hash `hash`. Kept outside the log (by the hub
 /// for each site, in a backup, printed on paper), it detects truncation and wholesale rewrites,
 /// which no chain can detect from the inside.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The entry.

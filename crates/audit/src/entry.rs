@@ -225,6 +225,7 @@ impl EntryDraft {
 }
 
 /// One entry of the chain: one JSON line in a file-backed log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {

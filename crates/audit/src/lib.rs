@@ -11,6 +11,8 @@
 pub mod chain;
 pub mod entry;
 pub mod file;
+#[cfg(feature = "openapi")]
+mod openapi;
 
 pub use chain::{
     verify_entries, AuditError, AuditStore, Chain, ChainError, ChainErrorReason, ChainVerifier,

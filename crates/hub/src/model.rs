@@ -60,7 +60,7 @@ pub struct User {
 }
 
 /// What a user record looks like to API clients (no password hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
     /// The login name.
     pub id: UserId,
@@ -87,7 +87,7 @@ impl From<&User> for UserView {
 }
 
 /// Session (web login) or API (CLI) token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// From `POST /api/v1/login`; expires.
@@ -125,7 +125,7 @@ pub fn token_id(hash: &str) -> String {
 }
 
 /// What a token looks like in `GET /api/v1/tokens`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenView {
     /// The token's public id ([`token_id`]).
     pub id: String,
@@ -177,7 +177,7 @@ pub struct Site {
 }
 
 /// What a site record looks like to API clients.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteView {
     /// The site id.
     pub id: SiteId,
@@ -233,7 +233,7 @@ impl SiteView {
 }
 
 /// A project: queries run only under an approved one, by its members.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Project {
     /// The project id.

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::{JobRecord, StoredResult};
 
 /// A site's status for a job.
+#[derive(utoipa::ToSchema)]
+#[schema(as = SiteJobStatus)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteStatus {
@@ -30,7 +32,7 @@ pub enum SiteStatus {
 }
 
 /// One site's line.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SiteJobView {
     /// The site.
     pub site: SiteId,
@@ -54,7 +56,7 @@ pub struct SiteJobView {
 }
 
 /// A network total of one number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotalValue {
     /// As shown: the sum, or the sum with its range.
     pub display: String,
@@ -88,7 +90,7 @@ impl TotalValue {
 }
 
 /// One inclusion rule's network total.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleTotal {
     /// The rule's name.
     pub name: String,
@@ -97,7 +99,7 @@ pub struct RuleTotal {
 }
 
 /// One breakdown cell's network total.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellTotal {
     /// Age band, or all.
     pub age_band: Option<AgeBand>,
@@ -110,7 +112,7 @@ pub struct CellTotal {
 }
 
 /// Network totals over the sites that are done.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NetworkTotals {
     /// Cohort count funnel.
@@ -138,7 +140,7 @@ pub enum NetworkTotals {
 }
 
 /// A job as API clients see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     /// The job.
     pub job_id: JobId,

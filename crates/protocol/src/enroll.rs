@@ -202,6 +202,7 @@ impl StoredToken {
 }
 
 /// Site → hub: register this site's public key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
@@ -285,6 +286,7 @@ pub fn enroll(
 }
 
 /// Hub → site: enrollment accepted; pin this key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollResponse {

@@ -44,6 +44,7 @@ pub const DEFAULT_MAX_SKEW_SECS: i64 = 300;
 pub const DEFAULT_MAX_NONCES: usize = 1_000_000;
 
 /// What an envelope carries.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
@@ -123,6 +124,7 @@ impl From<SignatureHex> for String {
 }
 
 /// A signed hub↔site message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {

@@ -18,6 +18,8 @@ mod hex;
 pub mod ids;
 pub mod keys;
 pub mod message;
+#[cfg(feature = "openapi")]
+mod openapi;
 
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,

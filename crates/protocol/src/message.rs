@@ -107,6 +107,7 @@ pub struct Requester {
 }
 
 /// The roles of the network.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserRole {
@@ -125,6 +126,7 @@ pub enum UserRole {
 }
 
 /// The kinds of job a hub can send. There is intentionally no patient-list query type.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum QueryType {
@@ -186,6 +188,7 @@ pub enum Outcome {
 }
 
 /// Why a site refused a job.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
@@ -211,6 +214,7 @@ pub enum RefusalReason {
 }
 
 /// Why a job failed at a site.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
@@ -227,6 +231,8 @@ pub enum FailureKind {
 }
 
 /// A released aggregate.
+// Its schema is written out in `crate::openapi` (the tag sits beside the fields of a struct
+// that denies unknown fields, which a derived `allOf` cannot say).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
@@ -255,6 +261,7 @@ impl Payload {
 }
 
 /// Cohort count with the attrition funnel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CohortCountResult {
@@ -271,6 +278,7 @@ pub struct CohortCountResult {
 }
 
 /// One inclusion rule's line of the attrition funnel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleResult {
@@ -283,6 +291,7 @@ pub struct RuleResult {
 }
 
 /// Cohort breakdown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemographicsResult {
@@ -295,6 +304,7 @@ pub struct DemographicsResult {
 }
 
 /// One cell of a breakdown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cell {
@@ -316,6 +326,7 @@ impl Cell {
 }
 
 /// An age band in whole years: `min_age ..= max_age`, or `min_age` and over.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgeBand {
@@ -327,6 +338,7 @@ pub struct AgeBand {
 
 /// Gender as OMOP records it (concepts 8532 female, 8507 male; anything else is other, a missing
 /// value unknown).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
@@ -342,6 +354,7 @@ pub enum Gender {
 
 /// How a released number was produced. This is the wire form; the site converts from its
 /// disclosure crate's richer value, and the hub shows it next to each number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Released {
@@ -388,6 +401,7 @@ pub enum Released {
 }
 
 /// Why a number was withheld (see [`Released::Suppressed`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionBasis {
@@ -445,6 +459,7 @@ pub fn half_width_95(sigma: f64) -> u64 {
 }
 
 /// The disclosure-control rules a site applied to one result, shown by the hub with it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisclosureSummary {
@@ -459,6 +474,7 @@ pub struct DisclosureSummary {
 }
 
 /// SHRINE-style obfuscation: bin, add clamped Gaussian noise, bin again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObfuscationParams {
@@ -471,6 +487,7 @@ pub struct ObfuscationParams {
 }
 
 /// Differential-privacy accounting for one result.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DpParams {
@@ -548,6 +565,7 @@ impl From<RuleName> for String {
 
 /// What a site tells the hub about itself with each poll (optional: a poll without it is valid).
 /// Nothing here is row-level: the person count is rounded by the site before sending.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteStatus {

@@ -17,7 +17,14 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
     Router::new().route("/api/v1/budget", get(get_budget))
 }
 
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_budget))]
+pub(super) struct Doc;
+
 /// `GET /api/v1/budget` (any signed-in user; only the caller's own budgets).
+#[utoipa::path(get, path = "/api/v1/budget", tag = "budget", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The caller's remaining privacy budget (ρ, zCDP) per site, as the sites last reported it", body = BudgetView)))]
 async fn get_budget(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,

@@ -10,9 +10,9 @@ use axum::{Json, Router};
 use qiao_protocol::{JobId, SiteId, UserRole};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::util::now;
-use crate::view::job_view;
+use crate::view::{job_view, JobView};
 
 use super::extract::{blocking, parse_id, require, Caller, JsonBody};
 use super::projects::load_project;
@@ -27,6 +27,11 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/projects/{id}/queries", post(submit_query))
         .route("/api/v1/jobs/{id}", get(get_job))
 }
+
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(submit_query, get_job))]
+pub(super) struct Doc;
 
 impl From<SubmitRefused> for ApiError {
     fn from(r: SubmitRefused) -> Self {
@@ -65,7 +70,7 @@ impl From<QueryRefused> for ApiError {
 }
 
 /// `POST /api/v1/projects/{id}/queries` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubmitResponse {
     /// The job.
     pub job_id: JobId,
@@ -76,6 +81,23 @@ pub struct SubmitResponse {
 /// Roles that may submit queries.
 pub const QUERY_ROLES: &[UserRole] = &[UserRole::SponsorResearcher, UserRole::SiteInvestigator];
 
+/// Submits a query under an approved project: a job the asked sites pull, run and answer
+/// with disclosure-controlled aggregates. Sponsor researchers and site investigators who are
+/// members of the project.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/queries", tag = "jobs", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The project id")),
+    request_body(content = QueryWire, examples(
+        ("cohort_count" = (value = json!({"query_type": "cohort_count", "definition": {"ConceptSets": [], "PrimaryCriteria": {"CriteriaList": []}}}))),
+        ("demographics" = (value = json!({"query_type": "demographics", "age_band_years": 5, "by_index_year": true, "sites": ["h1"], "definition": {"ConceptSets": [], "PrimaryCriteria": {"CriteriaList": []}}}))))),
+    responses(
+        (status = 201, description = "The job", body = SubmitResponse),
+        (status = 403, description = "Wrong role, not a member, or the project is not approved (`project_not_approved`)", body = ErrorBody,
+            example = json!({"error": {"code": "forbidden", "message": "you are not a member of project p1"}})),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 409, description = "No enrolled site to ask (`no_sites`)", body = ErrorBody),
+        (status = 413, description = "The definition is over 512 KiB (`definition_too_large`)", body = ErrorBody),
+        (status = 422, description = "An unknown query type (`invalid_query_type`) or site (`unknown_site`), a definition that is not an object (`invalid_definition`), parameters that do not fit (`invalid_body`)", body = ErrorBody),
+        (status = 429, description = "Over the submission quota (`quota_exceeded`; `Retry-After` header)", body = ErrorBody)))]
 async fn submit_query(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -109,6 +131,15 @@ async fn submit_query(
     ))
 }
 
+/// A job: each site's status and released aggregate, and network totals from released
+/// values only. Project members, administrators and auditors.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The job id (32 hex digits)")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 400, description = "Not a job id (`invalid_id`)", body = ErrorBody),
+        (status = 403, description = "Not a member of the job's project", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 async fn get_job(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,

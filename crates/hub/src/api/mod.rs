@@ -1,6 +1,7 @@
 //! The HTTP API: the hub's state ([`Hub`]), the router, and one module a resource with its
 //! routes and handlers ([`users`], [`sites`], [`projects`], [`jobs`], [`audit`],
-//! [`site_protocol`]; shared extractors in [`extract`]).
+//! [`site_protocol`]; shared extractors in [`extract`]), and the OpenAPI document of them all
+//! ([`openapi`], served with its page [`docs_page`]).
 //!
 //! Every handler checks the caller's role (and project membership where it applies) before it
 //! reads anything, runs storage work on the blocking pool, and answers only after the storage
@@ -27,8 +28,10 @@ use crate::util::now;
 
 mod audit;
 mod budget;
+mod docs_page;
 mod extract;
 mod jobs;
+pub mod openapi;
 mod projects;
 mod site_protocol;
 mod sites;
@@ -243,6 +246,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(jobs::routes())
         .merge(audit::routes())
         .merge(budget::routes())
+        .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use qiao_protocol::{ProjectId, UserId, UserRole};
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::model::{valid_text, Project};
 use crate::util::now;
 
@@ -26,12 +26,27 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/projects/{id}/members", post(add_member))
 }
 
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_projects,
+    create_project,
+    get_project,
+    approve_project,
+    add_member
+))]
+pub(super) struct Doc;
+
 pub(super) const OVERSIGHT: &[UserRole] = &[
     UserRole::AllianceAdmin,
     UserRole::CommitteeMember,
     UserRole::Auditor,
 ];
 
+/// The projects the caller may see: all for administrators, committee members and auditors;
+/// the caller's own otherwise.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The projects", body = Vec<Project>)))]
 async fn list_projects(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -45,17 +60,31 @@ async fn list_projects(
     Ok(Json(visible))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/projects` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "p1", "title": "Diabetes feasibility", "members": ["alice"], "approved": false}))]
 struct CreateProjectRequest {
+    /// The project id.
     id: ProjectId,
+    /// Title (1 to 200 characters without control characters).
     title: String,
+    /// Members (default none).
     #[serde(default)]
     members: Vec<UserId>,
+    /// Approved at once (default false).
     #[serde(default)]
     approved: bool,
 }
 
+/// Creates a project. Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("session" = []), ("api_token" = [])),
+    request_body = CreateProjectRequest,
+    responses(
+        (status = 201, description = "Created", body = Project),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody),
+        (status = 409, description = "The project exists (`conflict`)", body = ErrorBody,
+            example = json!({"error": {"code": "conflict", "message": "project p1 already exists"}}))))]
 async fn create_project(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -95,6 +124,13 @@ pub(super) async fn load_project(hub: &Arc<Hub>, id: &str) -> Result<Project, Ap
     .await
 }
 
+/// One project (members, administrators, committee members and auditors).
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The project id")),
+    responses(
+        (status = 200, description = "The project", body = Project),
+        (status = 403, description = "Not a member", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody)))]
 async fn get_project(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -108,12 +144,22 @@ async fn get_project(
     }
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/v1/projects/{id}/approve` body (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApproveRequest {
+    /// `false` withdraws the approval (default `true`).
     approved: Option<bool>,
 }
 
+/// Approves a project (or withdraws the approval). Administrators and committee members.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/approve", tag = "projects", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The project id")),
+    request_body(content = Option<ApproveRequest>, description = "Optional; an empty body approves"),
+    responses(
+        (status = 200, description = "The project", body = Project),
+        (status = 403, description = "Neither an administrator nor a committee member", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody)))]
 async fn approve_project(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -136,12 +182,23 @@ async fn approve_project(
     Ok(Json(p))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/projects/{id}/members` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user": "bob"}))]
 struct MemberRequest {
+    /// The user to add.
     user: UserId,
 }
 
+/// Adds a member. Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/members", tag = "projects", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The project id")),
+    request_body = MemberRequest,
+    responses(
+        (status = 200, description = "The project", body = Project),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody),
+        (status = 404, description = "No such project or user", body = ErrorBody)))]
 async fn add_member(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,

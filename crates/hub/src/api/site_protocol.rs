@@ -14,7 +14,7 @@ use qiao_protocol::{
 };
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{CallerFault, EnrollFailure, ResultOutcome, StoreError};
 use crate::util::now;
 
@@ -29,6 +29,19 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/site/result", post(site_result))
 }
 
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(enroll, site_poll, site_result))]
+pub(super) struct Doc;
+
+/// A site registers its Ed25519 public key with a one-time enrollment token and a proof of
+/// possession of the key; the answer carries the hub's key for the site to pin. No bearer
+/// token: the enrollment token is the credential.
+#[utoipa::path(post, path = "/api/v1/enroll", tag = "site protocol", request_body = EnrollRequest,
+    responses(
+        (status = 200, description = "Enrolled: pin the hub's key", body = EnrollResponse),
+        (status = 401, description = "Unknown (`invalid_token`) or expired (`token_expired`) token, or a proof that does not verify (`bad_proof`)", body = ErrorBody),
+        (status = 409, description = "The token was used (`token_used`) or the key belongs to another site (`key_in_use`)", body = ErrorBody)))]
 async fn enroll(
     State(hub): State<Arc<Hub>>,
     JsonBody(req): JsonBody<EnrollRequest>,
@@ -125,11 +138,26 @@ fn envelope_response(env: &Envelope) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PollQuery {
+    /// Long-poll: wait up to this many seconds for a job (default 25, at most 60).
     wait_secs: Option<u64>,
 }
 
+/// A site asks for work: a signed `poll` envelope (body `{}` or `{"status": {...}}`, a
+/// `PollBody`). The answer is a signed `job` envelope (its body a `Job`), or 204 when no job
+/// came within the wait. The envelope's signature is the credential (no bearer token).
+#[utoipa::path(post, path = "/api/v1/site/poll", tag = "site protocol", params(PollQuery),
+    request_body(content = Envelope, description = "A `poll` envelope signed by the site"),
+    responses(
+        (status = 200, description = "A `job` envelope signed by the hub", body = Envelope),
+        (status = 204, description = "No job within the wait"),
+        (status = 400, description = "Not a poll (`wrong_kind`) or a malformed envelope (`malformed_envelope`, `malformed_body`, `unsupported_version`)", body = ErrorBody),
+        (status = 401, description = "The signature does not verify (`unknown_signer`, `bad_signature`, `expired`, `from_the_future`)", body = ErrorBody),
+        (status = 403, description = "The envelope speaks for another site (`wrong_site`, `wrong_direction`)", body = ErrorBody),
+        (status = 409, description = "A replayed envelope (`replay`)", body = ErrorBody),
+        (status = 413, description = "Over the envelope size limit (`body_too_large`)", body = ErrorBody)))]
 async fn site_poll(
     State(hub): State<Arc<Hub>>,
     Query(q): Query<PollQuery>,
@@ -170,6 +198,19 @@ async fn site_poll(
     }
 }
 
+/// A site posts a job's result: a signed `result` envelope (its body a `JobResult`, aggregates
+/// only). The answer is a signed `result_ack` envelope once the result is durably stored (a
+/// duplicate is acknowledged again).
+#[utoipa::path(post, path = "/api/v1/site/result", tag = "site protocol",
+    request_body(content = Envelope, description = "A `result` envelope signed by the site"),
+    responses(
+        (status = 200, description = "A `result_ack` envelope signed by the hub", body = Envelope),
+        (status = 400, description = "Not a result (`wrong_kind`) or a malformed envelope", body = ErrorBody),
+        (status = 401, description = "The signature does not verify", body = ErrorBody),
+        (status = 403, description = "The envelope speaks for another site, or the job was not sent to it (`wrong_site`)", body = ErrorBody),
+        (status = 404, description = "No such job (`unknown_job`)", body = ErrorBody),
+        (status = 409, description = "A replayed envelope (`replay`)", body = ErrorBody),
+        (status = 422, description = "The result does not fit the job (`result_mismatch`) or is not aggregate-only (`not_aggregate`)", body = ErrorBody)))]
 async fn site_result(
     State(hub): State<Arc<Hub>>,
     EnvelopeBody(env): EnvelopeBody,

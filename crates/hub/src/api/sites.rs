@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use qiao_protocol::{SiteId, UserRole};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::model::{valid_text, Site, SiteView};
 use crate::util::now;
 
@@ -28,13 +28,25 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         )
 }
 
-#[derive(Deserialize)]
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_sites, create_site, issue_enrollment))]
+pub(super) struct Doc;
+
+/// `POST /api/v1/sites` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "h1", "name": "Hospital One"}))]
 struct CreateSiteRequest {
+    /// The site id (what its envelopes carry).
     id: SiteId,
+    /// Display name (1 to 200 characters; default: the id).
     name: Option<String>,
 }
 
+/// The network's sites, with what the hub saw of their polls since it started.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The sites", body = Vec<SiteView>)))]
 async fn list_sites(
     State(hub): State<Arc<Hub>>,
     Caller(_user): Caller,
@@ -50,6 +62,14 @@ async fn list_sites(
     ))
 }
 
+/// Registers a site (it enrolls later with a one-time token). Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "sites", security(("session" = []), ("api_token" = [])),
+    request_body = CreateSiteRequest,
+    responses(
+        (status = 201, description = "Registered", body = SiteView),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody,
+            example = json!({"error": {"code": "forbidden", "message": "the sponsor_researcher role may not do this"}})),
+        (status = 409, description = "The site exists (`conflict`)", body = ErrorBody)))]
 async fn create_site(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -78,14 +98,17 @@ async fn create_site(
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/v1/sites/{id}/enrollment-token` body (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EnrollmentTokenRequest {
+    /// Lifetime in seconds, 60 to 2592000 (30 days); default the hub's setting (7 days).
+    #[schema(minimum = 60, maximum = 2592000)]
     ttl_secs: Option<i64>,
 }
 
 /// `POST /api/v1/sites/{id}/enrollment-token` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentTokenResponse {
     /// The site.
     pub site: SiteId,
@@ -97,6 +120,15 @@ pub struct EnrollmentTokenResponse {
     pub hub_key_fingerprint: String,
 }
 
+/// Issues a one-time enrollment token for a site (any earlier unused one stops working).
+/// Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/sites/{id}/enrollment-token", tag = "sites", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The site id")),
+    request_body(content = Option<EnrollmentTokenRequest>, description = "Optional; an empty body takes the default lifetime"),
+    responses(
+        (status = 201, description = "The token (shown once: hand it to the site's steward out of band)", body = EnrollmentTokenResponse),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody),
+        (status = 404, description = "No such site", body = ErrorBody)))]
 async fn issue_enrollment(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,

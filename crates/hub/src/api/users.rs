@@ -12,10 +12,9 @@ use axum::{Json, Router};
 use qiao_audit::{Actor, EntryDraft};
 use qiao_protocol::{UserId, UserRole};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::auth::{self};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::model::{token_id, valid_text, TokenKind, TokenRecord, TokenView, User, UserView};
 use crate::store::StoreError;
 use crate::util::{now, random_token, token_hash};
@@ -39,19 +38,53 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
         .route("/api/v1/users/{id}/disable", post(disable_user))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// This resource's documented operations (`#[utoipa::path]` on each handler).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    health,
+    login,
+    logout,
+    me,
+    list_tokens,
+    create_token,
+    revoke_token_by_id,
+    list_users,
+    create_user,
+    disable_user
+))]
+pub(super) struct Doc;
+
+/// `GET /api/v1/health` answer.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: String,
 }
 
-#[derive(Deserialize)]
+/// Whether the hub answers (no sign-in needed).
+#[utoipa::path(get, path = "/api/v1/health", tag = "users",
+    responses((status = 200, description = "The hub answers", body = Health,
+        example = json!({"status": "ok"}))))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// `POST /api/v1/login` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "alice", "password": "correct horse battery"}))]
 struct LoginRequest {
+    /// The login name.
     username: String,
+    /// The password.
     password: String,
 }
 
 /// `POST /api/v1/login` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// The bearer token (shown once).
     pub token: String,
@@ -236,6 +269,15 @@ impl Hub {
     }
 }
 
+/// Signs in with a password: a session token (12 hours by default). Failed sign-ins are
+/// limited per account and per address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in: the session token (shown once)", body = TokenResponse),
+        (status = 401, description = "Unknown user or wrong password (`invalid_credentials`)", body = ErrorBody,
+            example = json!({"error": {"code": "invalid_credentials", "message": "wrong user name or password"}})),
+        (status = 403, description = "The account is disabled (`account_disabled`)", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins (`rate_limited`; `Retry-After` header)", body = ErrorBody)))]
 async fn login(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -247,13 +289,25 @@ async fn login(
     Ok(Json(resp))
 }
 
+/// `POST /api/v1/logout` answer.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoggedOut {
+    /// Always `logged_out`.
+    status: String,
+    /// The API tokens this session created: they stay valid (revoke them one by one).
+    api_tokens_still_valid: Vec<TokenView>,
+}
+
 /// `POST /api/v1/logout`: revokes the token the request presents (a session or an API
 /// token); the caller's other tokens stay valid.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "users", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The presented token is revoked", body = LoggedOut)))]
 async fn logout(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LoggedOut>, ApiError> {
     let token = bearer_token(&headers)?.to_owned();
     let h = hub.clone();
     let (revoked, minted) = blocking(move || {
@@ -276,12 +330,15 @@ async fn logout(
         // Revoked by a concurrent logout between authentication and now.
         return Err(ApiError::unauthorized("invalid or expired token"));
     }
-    Ok(Json(
-        json!({"status": "logged_out", "api_tokens_still_valid": minted}),
-    ))
+    Ok(Json(LoggedOut {
+        status: "logged_out".into(),
+        api_tokens_still_valid: minted,
+    }))
 }
 
 /// `GET /api/v1/tokens`: the caller's sessions and API tokens (never their secrets).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "users", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The caller's unexpired tokens", body = Vec<TokenView>)))]
 async fn list_tokens(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -300,12 +357,28 @@ async fn list_tokens(
     ))
 }
 
+/// `DELETE /api/v1/tokens/{id}` answer.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Revoked {
+    /// Always `revoked`.
+    status: String,
+    /// The token revoked.
+    token: TokenView,
+}
+
 /// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's own tokens by its public id.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "users", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The token's public id (16 hex digits, from `GET /api/v1/tokens`)")),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 400, description = "Not a token id (`invalid_id`)", body = ErrorBody),
+        (status = 404, description = "No such token of the caller's", body = ErrorBody)))]
 async fn revoke_token_by_id(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request(
             "invalid_id",
@@ -326,23 +399,48 @@ async fn revoke_token_by_id(
         Ok(TokenView::of(&rec, ""))
     })
     .await?;
-    Ok(Json(json!({"status": "revoked", "token": revoked})))
+    Ok(Json(Revoked {
+        status: "revoked".into(),
+        token: revoked,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/v1/users/{id}/disable` body (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DisableRequest {
+    /// `false` enables the account again (default `true`).
     disabled: Option<bool>,
 }
 
+/// `POST /api/v1/users/{id}/disable` answer.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Disabled {
+    /// The user.
+    user: UserId,
+    /// Whether the account is now disabled.
+    disabled: bool,
+    /// Sessions and API tokens that stopped.
+    tokens_revoked: usize,
+}
+
 /// `POST /api/v1/users/{id}/disable` (`{"disabled": false}` enables again): every session and
-/// API token of the user stops at once.
+/// API token of the user stops at once. Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", security(("session" = []), ("api_token" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = Option<DisableRequest>, description = "Optional; an empty body disables"),
+    responses(
+        (status = 200, description = "Done", body = Disabled,
+            example = json!({"user": "bob", "disabled": true, "tokens_revoked": 2})),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody)))]
 async fn disable_user(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Disabled>, ApiError> {
     require(&user, &[UserRole::AllianceAdmin])?;
     let target = parse_id::<UserId>(&id)?;
     let req: DisableRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -364,22 +462,35 @@ async fn disable_user(
             .set_user_disabled(&t2, disabled, &actor(&user), now())?)
     })
     .await?;
-    Ok(Json(
-        json!({"user": target, "disabled": disabled, "tokens_revoked": revoked}),
-    ))
+    Ok(Json(Disabled {
+        user: target,
+        disabled,
+        tokens_revoked: revoked,
+    }))
 }
 
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", security(("session" = []), ("api_token" = [])),
+    responses((status = 200, description = "The caller", body = UserView)))]
 async fn me(Caller(user): Caller) -> Json<UserView> {
     Json(UserView::from(&user))
 }
 
-#[derive(Deserialize, Default)]
+/// `POST /api/v1/tokens` body (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"label": "laptop CLI", "expires_in_days": 90}))]
 struct CreateTokenRequest {
+    /// A label (1 to 200 characters without control characters).
     label: Option<String>,
+    /// Lifetime in days: 30 by default, 365 at most.
     expires_in_days: Option<u32>,
 }
 
+/// Creates an API token for the CLI or scripts (shown once).
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "users", security(("session" = []), ("api_token" = [])),
+    request_body(content = Option<CreateTokenRequest>, description = "Optional; an empty body takes the defaults"),
+    responses((status = 201, description = "The new API token (shown once)", body = TokenResponse)))]
 async fn create_token(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -428,7 +539,11 @@ async fn create_token(
     ))
 }
 
-/// `POST /api/v1/users` body.
+/// Every account. Alliance administrators only.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("session" = []), ("api_token" = [])),
+    responses(
+        (status = 200, description = "The accounts", body = Vec<UserView>),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody)))]
 async fn list_users(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,
@@ -439,6 +554,14 @@ async fn list_users(
     Ok(Json(users.iter().map(UserView::from).collect()))
 }
 
+/// Creates an account (the password policy applies). Alliance administrators only.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("session" = []), ("api_token" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 403, description = "Not an alliance administrator", body = ErrorBody),
+        (status = 409, description = "The user exists (`conflict`)", body = ErrorBody),
+        (status = 422, description = "A field that does not fit the role (`invalid_body`), an unknown site (`unknown_site`) or a weak password (`weak_password`)", body = ErrorBody)))]
 async fn create_user(
     State(hub): State<Arc<Hub>>,
     Caller(user): Caller,

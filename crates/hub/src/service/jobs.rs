@@ -44,25 +44,35 @@ pub enum QueryRefused {
 }
 
 /// The request as JSON carries it (the API reads it, then converts it with its own refusals).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = QueryRequest)]
 #[serde(deny_unknown_fields)]
 pub struct QueryWire {
+    /// The query.
     query_type: QueryKind,
+    /// The OHDSI Circe cohort definition (ATLAS JSON object), passed to the sites unchanged.
     definition: serde_json::Value,
+    /// The sites to ask (default: every enrolled site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sites: Option<Vec<SiteId>>,
+    /// Demographics only: the age band width in years, 1 to 100 (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100)]
     age_band_years: Option<u8>,
+    /// Demographics only: whether cells are also split by index year (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by_index_year: Option<bool>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+/// What to ask: `cohort_count` (the count with its attrition funnel) or `demographics` (a
+/// breakdown by age band, gender and optionally index year).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum QueryKind {
     CohortCount,
     Demographics,
-    #[serde(other)]
+    /// Any other name: refused as `invalid_query_type` (never serialized).
+    #[serde(other, skip_serializing)]
     Unknown,
 }
 

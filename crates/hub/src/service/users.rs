@@ -25,7 +25,7 @@ pub enum UserRefused {
 }
 
 /// `POST /api/v1/users` body (and `qiao hub create-user`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// Login name.

@@ -14,7 +14,7 @@ use super::{get_json, put_json, scan_json, HubStore, StoreError, Table, Tx};
 use crate::model::User;
 
 /// What one site last reported about one budget.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SiteBudget {
     /// The site.
     pub site: SiteId,
@@ -34,7 +34,7 @@ pub struct SiteBudget {
 }
 
 /// `GET /api/v1/budget`: the caller's budgets per site.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BudgetView {
     /// The caller.
     pub user: UserId,
