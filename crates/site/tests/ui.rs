@@ -394,6 +394,30 @@ async fn steward_and_investigator_pages_do_their_work() {
     )
     .await;
     assert_eq!(h[LOCATION], "/approvals?flash=flash.err_site_no_job");
+    // An unknown action: a 400 naming it (not a "no such page"), signed in or not; the job
+    // stays as decided.
+    for who in [Some(&steward), None] {
+        let (s, _, body) = post(
+            base,
+            who,
+            &format!("/approvals/{id}/approve-all"),
+            &[("csrf", &steward.csrf)],
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body.contains("Unknown action “approve-all” for a queued job: approve or deny."),
+            "{body}"
+        );
+    }
+    assert!(matches!(
+        Approvals::new(&dir)
+            .get(&pending.job_id)
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Denied { .. }
+    ));
 
     // Policy: every bad field gets its own message; nothing is saved.
     let before = qiao_site::SitePolicy::load(&dir).unwrap();

@@ -6,8 +6,6 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use super::openapi::operations;
-
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -353,3 +351,24 @@ pub fn render(doc: &Value, tags: &[(&str, &str)]) -> String {
     out.push_str("</body></html>\n");
     out
 }
+
+/// The operations of a document: (path, method, operation).
+fn operations(doc: &Value) -> Vec<(&str, &str, &Map<String, Value>)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if let Some(op) = op
+                .as_object()
+                .filter(|_| METHODS.contains(&method.as_str()))
+            {
+                out.push((path.as_str(), method.as_str(), op));
+            }
+        }
+    }
+    out
+}
+
+/// The HTTP methods a path item can hold.
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];

@@ -15,7 +15,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use utoipa::OpenApi;
 
 use super::{audit, budget, jobs, projects, site_protocol, sites, users, Hub};
@@ -205,24 +205,3 @@ async fn docs() -> Html<&'static str> {
     static PAGE: OnceLock<String> = OnceLock::new();
     Html(PAGE.get_or_init(|| super::docs_page::render(document(), TAGS)))
 }
-
-/// The operations of a document: (path, method, operation).
-pub fn operations(doc: &Value) -> Vec<(&str, &str, &Map<String, Value>)> {
-    let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        for (method, op) in item.as_object().into_iter().flatten() {
-            if let Some(op) = op
-                .as_object()
-                .filter(|_| METHODS.contains(&method.as_str()))
-            {
-                out.push((path.as_str(), method.as_str(), op));
-            }
-        }
-    }
-    out
-}
-
-/// The HTTP methods a path item can hold.
-pub const METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];

@@ -107,7 +107,7 @@ pub enum LoginRefused {
     /// The right password for an account an administrator disabled.
     Disabled,
     /// Storage failed.
-    Failed(ApiError),
+    Failed(StoreError),
 }
 
 impl From<LoginRefused> for ApiError {
@@ -134,7 +134,7 @@ impl From<LoginRefused> for ApiError {
                 "account_disabled",
                 "this account is disabled; ask the alliance administrator",
             ),
-            LoginRefused::Failed(e) => e,
+            LoginRefused::Failed(e) => e.into(),
         }
     }
 }
@@ -172,7 +172,7 @@ impl Hub {
         ip: std::net::IpAddr,
     ) -> Result<TokenResponse, LoginRefused> {
         let name: String = username.chars().take(256).collect();
-        let fail = |e: StoreError| LoginRefused::Failed(e.into());
+        let fail = LoginRefused::Failed;
         let t = now();
         let audit = |decision: String| {
             self.store

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -167,8 +166,7 @@ struct DenyForm {
 }
 
 /// What a steward does with a queued job (the last segment of its form's path).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Decision {
     /// `POST /approvals/{id}/approve`.
     Approve,
@@ -176,24 +174,42 @@ enum Decision {
     Deny,
 }
 
-/// `POST /approvals/{id}/approve` and `POST /approvals/{id}/deny` (with a reason).
+impl std::str::FromStr for Decision {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "approve" => Ok(Decision::Approve),
+            "deny" => Ok(Decision::Deny),
+            _ => Err(()),
+        }
+    }
+}
+
+/// `POST /approvals/{id}/approve` and `POST /approvals/{id}/deny` (with a reason). Any other
+/// action is a 400 naming it, whoever asks (nothing is read or changed).
 async fn decide(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
-    path: Result<Path<(String, Decision)>, PathRejection>,
+    Path((id, action)): Path<(String, String)>,
     Form(f): Form<DenyForm>,
 ) -> Result<Response, super::Gate> {
-    let who = require(&ui, &headers, LocalRole::Steward, "/approvals")?;
     let lang = Lang::negotiate(&headers);
-    csrf_checked(&who, &f.csrf, lang)?;
-    let Ok(Path((id, decision))) = path else {
+    let Ok(decision) = action.parse::<Decision>() else {
+        let action: String = action.chars().take(40).collect();
         return Ok(layout::error_page(
             lang,
-            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
             "site.error.title",
-            t(lang, "site.error.not_found"),
+            &tf(
+                lang,
+                "site.approvals.unknown_action",
+                &[("action", &action)],
+            ),
         ));
     };
+    let who = require(&ui, &headers, LocalRole::Steward, "/approvals")?;
+    csrf_checked(&who, &f.csrf, lang)?;
     let no_job = || layout::see_other("/approvals?flash=flash.err_site_no_job");
     let Ok(id) = JobId::parse(&id) else {
         return Ok(no_job());
