@@ -602,6 +602,12 @@ fn the_document_describes_the_running_hub() {
     let r = anon.raw("GET", "/api/v1/openapi.json", None).unwrap();
     assert_eq!(r.status, 200);
     let doc: Value = serde_json::from_slice(&r.body).expect("the document is JSON");
+    if let Ok(dir) = std::env::var("QIAO_OPENAPI_DUMP") {
+        // To read what the hub serves: the document and the page, written to `dir`.
+        std::fs::write(format!("{dir}/openapi.json"), &r.body).expect("write");
+        let page = anon.raw("GET", "/api/v1/docs", None).unwrap();
+        std::fs::write(format!("{dir}/docs.html"), &page.body).expect("write");
+    }
     check_document_rules(&doc);
 
     // (a) its operations are exactly the router's routes.

@@ -22,7 +22,9 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
 #[openapi(paths(get_budget))]
 pub(super) struct Doc;
 
-/// `GET /api/v1/budget` (any signed-in user; only the caller's own budgets).
+/// The caller's remaining privacy budget per site.
+///
+/// Any signed-in user; only the caller's own budgets and those of the caller's organization.
 #[utoipa::path(get, path = "/api/v1/budget", tag = "budget", security(("session" = []), ("api_token" = [])),
     responses((status = 200, description = "The caller's remaining privacy budget (ρ, zCDP) per site, as the sites last reported it", body = BudgetView)))]
 async fn get_budget(

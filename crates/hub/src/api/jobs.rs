@@ -81,9 +81,10 @@ pub struct SubmitResponse {
 /// Roles that may submit queries.
 pub const QUERY_ROLES: &[UserRole] = &[UserRole::SponsorResearcher, UserRole::SiteInvestigator];
 
-/// Submits a query under an approved project: a job the asked sites pull, run and answer
-/// with disclosure-controlled aggregates. Sponsor researchers and site investigators who are
-/// members of the project.
+/// Submits a query under an approved project.
+///
+/// The answer names a job that the asked sites pull, run and answer with disclosure-controlled
+/// aggregates. Sponsor researchers and site investigators who are members of the project.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/queries", tag = "jobs", security(("session" = []), ("api_token" = [])),
     params(("id" = String, Path, description = "The project id")),
     request_body(content = QueryWire, examples(
@@ -131,8 +132,9 @@ async fn submit_query(
     ))
 }
 
-/// A job: each site's status and released aggregate, and network totals from released
-/// values only. Project members, administrators and auditors.
+/// A job: each site's status and released aggregate, and the network totals.
+///
+/// The totals add released values only. Project members, administrators and auditors.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", security(("session" = []), ("api_token" = [])),
     params(("id" = String, Path, description = "The job id (32 hex digits)")),
     responses(

@@ -180,6 +180,10 @@ fn complete(doc: &mut Value) {
                     "internal error; see the hub's log",
                 ),
             );
+            // In the order of their status codes.
+            let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            responses.extend(sorted);
         }
     }
 }
@@ -197,8 +201,10 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
-/// The document as a page: every operation with its parameters, bodies, responses and
-/// examples, and every schema (served by the hub itself; nothing loaded from elsewhere).
+/// The document as a page.
+///
+/// Every operation with its parameters, bodies, responses and examples, and every schema;
+/// served by the hub itself, nothing loaded from elsewhere.
 #[utoipa::path(get, path = "/api/v1/docs", tag = "docs",
     responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 async fn docs() -> Html<&'static str> {

@@ -43,8 +43,9 @@ pub(super) const OVERSIGHT: &[UserRole] = &[
     UserRole::Auditor,
 ];
 
-/// The projects the caller may see: all for administrators, committee members and auditors;
-/// the caller's own otherwise.
+/// The projects the caller may see.
+///
+/// All of them for administrators, committee members and auditors; the caller's own otherwise.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("session" = []), ("api_token" = [])),
     responses((status = 200, description = "The projects", body = Vec<Project>)))]
 async fn list_projects(

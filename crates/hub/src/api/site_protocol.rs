@@ -34,9 +34,11 @@ pub(super) fn routes() -> Router<Arc<Hub>> {
 #[openapi(paths(enroll, site_poll, site_result))]
 pub(super) struct Doc;
 
-/// A site registers its Ed25519 public key with a one-time enrollment token and a proof of
-/// possession of the key; the answer carries the hub's key for the site to pin. No bearer
-/// token: the enrollment token is the credential.
+/// A site registers its public key with a one-time enrollment token.
+///
+/// The request carries the site's Ed25519 key and a proof of possession of it; the answer
+/// carries the hub's key for the site to pin. No bearer token: the enrollment token is the
+/// credential.
 #[utoipa::path(post, path = "/api/v1/enroll", tag = "site protocol", request_body = EnrollRequest,
     responses(
         (status = 200, description = "Enrolled: pin the hub's key", body = EnrollResponse),
@@ -145,9 +147,11 @@ struct PollQuery {
     wait_secs: Option<u64>,
 }
 
-/// A site asks for work: a signed `poll` envelope (body `{}` or `{"status": {...}}`, a
-/// `PollBody`). The answer is a signed `job` envelope (its body a `Job`), or 204 when no job
-/// came within the wait. The envelope's signature is the credential (no bearer token).
+/// A site asks for work (long poll).
+///
+/// The request is a signed `poll` envelope (body `{}` or `{"status": {...}}`, a `PollBody`);
+/// the answer a signed `job` envelope (its body a `Job`), or 204 when no job came within the
+/// wait. The envelope's signature is the credential (no bearer token).
 #[utoipa::path(post, path = "/api/v1/site/poll", tag = "site protocol", params(PollQuery),
     request_body(content = Envelope, description = "A `poll` envelope signed by the site"),
     responses(
@@ -198,9 +202,11 @@ async fn site_poll(
     }
 }
 
-/// A site posts a job's result: a signed `result` envelope (its body a `JobResult`, aggregates
-/// only). The answer is a signed `result_ack` envelope once the result is durably stored (a
-/// duplicate is acknowledged again).
+/// A site posts a job's result.
+///
+/// The request is a signed `result` envelope (its body a `JobResult`, aggregates only); the
+/// answer a signed `result_ack` envelope once the result is durably stored (a duplicate is
+/// acknowledged again).
 #[utoipa::path(post, path = "/api/v1/site/result", tag = "site protocol",
     request_body(content = Envelope, description = "A `result` envelope signed by the site"),
     responses(

@@ -120,8 +120,9 @@ pub struct EnrollmentTokenResponse {
     pub hub_key_fingerprint: String,
 }
 
-/// Issues a one-time enrollment token for a site (any earlier unused one stops working).
-/// Alliance administrators only.
+/// Issues a one-time enrollment token for a site. Alliance administrators only.
+///
+/// Any earlier unused token of the site stops working.
 #[utoipa::path(post, path = "/api/v1/sites/{id}/enrollment-token", tag = "sites", security(("session" = []), ("api_token" = [])),
     params(("id" = String, Path, description = "The site id")),
     request_body(content = Option<EnrollmentTokenRequest>, description = "Optional; an empty body takes the default lifetime"),

@@ -269,8 +269,10 @@ impl Hub {
     }
 }
 
-/// Signs in with a password: a session token (12 hours by default). Failed sign-ins are
-/// limited per account and per address (429 with `Retry-After`).
+/// Signs in with a password: a session token.
+///
+/// The session lasts 12 hours by default. Failed sign-ins are limited per account and per
+/// address (429 with `Retry-After`); every outcome is audited (never the password).
 #[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in: the session token (shown once)", body = TokenResponse),
@@ -299,8 +301,9 @@ pub(super) struct LoggedOut {
     api_tokens_still_valid: Vec<TokenView>,
 }
 
-/// `POST /api/v1/logout`: revokes the token the request presents (a session or an API
-/// token); the caller's other tokens stay valid.
+/// Signs out: revokes the token the request presents.
+///
+/// A session or an API token; the caller's other tokens stay valid.
 #[utoipa::path(post, path = "/api/v1/logout", tag = "users", security(("session" = []), ("api_token" = [])),
     responses((status = 200, description = "The presented token is revoked", body = LoggedOut)))]
 async fn logout(
@@ -336,7 +339,7 @@ async fn logout(
     }))
 }
 
-/// `GET /api/v1/tokens`: the caller's sessions and API tokens (never their secrets).
+/// The caller's sessions and API tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "users", security(("session" = []), ("api_token" = [])),
     responses((status = 200, description = "The caller's unexpired tokens", body = Vec<TokenView>)))]
 async fn list_tokens(
@@ -367,7 +370,7 @@ pub(super) struct Revoked {
     token: TokenView,
 }
 
-/// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's own tokens by its public id.
+/// Revokes one of the caller's own tokens by its public id.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "users", security(("session" = []), ("api_token" = [])),
     params(("id" = String, Path, description = "The token's public id (16 hex digits, from `GET /api/v1/tokens`)")),
     responses(
@@ -425,8 +428,10 @@ pub(super) struct Disabled {
     tokens_revoked: usize,
 }
 
-/// `POST /api/v1/users/{id}/disable` (`{"disabled": false}` enables again): every session and
-/// API token of the user stops at once. Alliance administrators only.
+/// Disables an account (or enables it again). Alliance administrators only.
+///
+/// Every session and API token of the user stops at once; `{"disabled": false}` enables the
+/// account again (its old tokens stay revoked).
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", security(("session" = []), ("api_token" = [])),
     params(("id" = String, Path, description = "The user id")),
     request_body(content = Option<DisableRequest>, description = "Optional; an empty body disables"),

@@ -45,7 +45,10 @@ pub enum QueryRefused {
 
 /// The request as JSON carries it (the API reads it, then converts it with its own refusals).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = QueryRequest)]
+#[schema(
+    as = QueryRequest,
+    description = "What to ask (`query_type` and its parameters), of which OHDSI Circe cohort definition, at which sites."
+)]
 #[serde(deny_unknown_fields)]
 pub struct QueryWire {
     /// The query.
