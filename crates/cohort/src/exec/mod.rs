@@ -30,6 +30,7 @@ mod cancel;
 pub mod plan;
 mod run;
 mod stream;
+pub mod tail;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
