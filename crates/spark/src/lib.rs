@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Int32Type, Int64Type};
 use qiao_cohort::exec::{plan, tail};
+use qiao_cohort::exec::{CohortError, CohortSink, Evaluator, Prepared};
 use qiao_cohort::{CohortDefinition, CohortRow, CohortStats};
 use spark_connect::{SparkSession, SparkSessionBuilder};
 
@@ -39,6 +40,8 @@ pub enum SparkError {
     Query(String),
     #[error("unexpected result from Spark: {0}")]
     Result(String),
+    #[error("{0}")]
+    Cohort(#[from] CohortError),
 }
 
 /// A connection to a Spark Connect server and the schemas holding the CDM.
@@ -90,7 +93,7 @@ impl SparkCohorts {
     /// The Spark SQL that [`SparkCohorts::run`] sends for `def` (steps as temporary views).
     pub fn sql(&self, def: &CohortDefinition) -> Result<String, SparkError> {
         let p = plan::compile(&def.expression).map_err(SparkError::Plan)?;
-        Ok(sql::compile(&p, &def.expression, &self.schemas)?.text())
+        Ok(sql::compile(&p, &def.expression.concept_sets, &self.schemas)?.text())
     }
 
     /// Generates the cohort: rows in (subject_id, start) order and Circe's statistics.
@@ -99,8 +102,25 @@ impl SparkCohorts {
         def: &CohortDefinition,
     ) -> Result<(Vec<CohortRow>, CohortStats, Timings), SparkError> {
         let t0 = Instant::now();
-        let p = plan::compile(&def.expression).map_err(SparkError::Plan)?;
-        let query = sql::compile(&p, &def.expression, &self.schemas)?;
+        let prepared = Prepared::unresolved(def).map_err(|e| match e {
+            CohortError::Unsupported(u) => SparkError::Plan(u),
+            e => SparkError::Result(e.to_string()),
+        })?;
+        let (rows, stats, mut timings) = self.generate(&prepared)?;
+        // Planning here counts as compiling.
+        timings.compile = t0.elapsed().saturating_sub(timings.spark + timings.tail);
+        Ok((rows, stats, timings))
+    }
+
+    /// Generates a prepared definition (its plan and concept sets; concept sets are resolved in
+    /// the warehouse's vocabulary): rows in (subject_id, start) order, statistics and timings.
+    pub fn generate(
+        &self,
+        prepared: &Prepared,
+    ) -> Result<(Vec<CohortRow>, CohortStats, Timings), SparkError> {
+        let t0 = Instant::now();
+        let p = prepared.plan();
+        let query = sql::compile(p, prepared.concept_sets(), &self.schemas)?;
         let compile = t0.elapsed();
         let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
         let t1 = Instant::now();
@@ -195,7 +215,7 @@ impl SparkCohorts {
             let id = person[0].0;
             buf.clear();
             buf.extend(person.iter().map(|&(_, s, e)| (s, e)));
-            in_final += tail::collapse(&p, &mut buf, &mut merged, |start, end| {
+            in_final += tail::collapse(p, &mut buf, &mut merged, |start, end| {
                 rows.push(CohortRow {
                     subject_id: id,
                     start,
@@ -230,5 +250,24 @@ impl SparkCohorts {
                 tail,
             },
         ))
+    }
+}
+
+impl Evaluator for SparkCohorts {
+    type Error = SparkError;
+
+    /// Evaluates on Spark. Per-person inclusion masks are not returned by this backend: a sink
+    /// that wants them is refused.
+    fn evaluate(
+        &self,
+        prepared: &Prepared,
+        sink: &mut dyn CohortSink,
+    ) -> Result<CohortStats, SparkError> {
+        if sink.wants_person_masks() {
+            return Err(sql::Unsupported("per-person inclusion masks".into()).into());
+        }
+        let (rows, stats, _) = self.generate(prepared)?;
+        sink.push_all(&rows)?;
+        Ok(stats)
     }
 }

@@ -38,7 +38,7 @@ use qiao_cohort::exec::plan::{
     Bound, ConceptExpr, CorrPlan, CountKind, CritNode, DateExpr, DemoFilter, EndPlan, Filter,
     GroupPlan, Member, NumExpr, Plan, WindowPlan,
 };
-use qiao_cohort::model::{CohortExpression, GroupType, LimitType, RangeOp, TextOp};
+use qiao_cohort::model::{ConceptSet, GroupType, LimitType, RangeOp, TextOp};
 
 /// A plan construct this backend does not compile (never a silently different answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,9 +99,12 @@ pub fn is_identifier(name: &str) -> bool {
     })
 }
 
-/// Compiles a plan (with the expression it came from, for its concept sets) into its steps and
-/// result query.
-pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<Query, Unsupported> {
+/// Compiles a plan (with the concept sets of its definition) into its steps and result query.
+pub fn compile(
+    plan: &Plan,
+    concept_sets: &[ConceptSet],
+    at: &Schemas,
+) -> Result<Query, Unsupported> {
     for s in [&at.cdm, &at.vocab] {
         if !is_identifier(s) {
             return Err(Unsupported(format!(
@@ -111,7 +114,7 @@ pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<Que
     }
     let c = Compiler { plan, at };
     let mut ctes: Vec<(String, String)> = Vec::new();
-    ctes.push(("codesets".into(), codesets(expr, &at.vocab)));
+    ctes.push(("codesets".into(), codesets(concept_sets, &at.vocab)));
     ctes.push((
         "op".into(),
         format!(
@@ -279,9 +282,9 @@ fn like(v: &str, op: TextOp, text: &str) -> String {
 
 // ------------------------------------------------------------------ concept sets
 
-fn codesets(e: &CohortExpression, vocab: &str) -> String {
+fn codesets(concept_sets: &[ConceptSet], vocab: &str) -> String {
     let mut parts = Vec::new();
-    for cs in &e.concept_sets {
+    for cs in concept_sets {
         let items = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
         let side = |excluded: bool| -> Option<String> {
             let mut concepts = Vec::new();
