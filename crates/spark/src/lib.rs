@@ -129,11 +129,9 @@ impl SparkCohorts {
             let trace = std::env::var_os("QIAO_SPARK_TRACE").is_some();
             for (name, q) in &query.steps {
                 let t = Instant::now();
-                self.session
-                    .sql(q)
-                    .and_then(|df| df.local_checkpoint())
-                    .and_then(|df| df.create_or_replace_temp_view(name))
-                    .map_err(query_err)?;
+                let df = self.session.sql(q).map_err(query_err)?;
+                let df = df.local_checkpoint().map_err(query_err)?;
+                df.create_or_replace_temp_view(name).map_err(query_err)?;
                 if trace {
                     eprintln!(
                         "spark step {name}: {:.0} ms",

@@ -282,82 +282,55 @@ fn like(v: &str, op: TextOp, text: &str) -> String {
 
 // ------------------------------------------------------------------ concept sets
 
+/// Every concept set resolved in one query (one pass over the vocabulary tables, whatever the
+/// number of concept sets), as circe-be's codeset SQL: an item's concept (if in `concept`), its
+/// valid descendants (`includeDescendants`), and the concepts mapped to either ("Maps to",
+/// `includeMapped`); the excluded items' concepts taken away.
 fn codesets(concept_sets: &[ConceptSet], vocab: &str) -> String {
-    let mut parts = Vec::new();
+    let mut items = Vec::new();
     for cs in concept_sets {
-        let items = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
-        let side = |excluded: bool| -> Option<String> {
-            let mut concepts = Vec::new();
-            let mut descendants = Vec::new();
-            let mut mapped = Vec::new();
-            let mut mapped_desc = Vec::new();
-            for it in items.iter().filter(|it| it.is_excluded == excluded) {
-                let Some(id) = it.concept.concept_id.and_then(|c| i32::try_from(c).ok()) else {
-                    continue;
-                };
-                concepts.push(id);
-                if it.include_descendants {
-                    descendants.push(id);
-                }
-                if it.include_mapped {
-                    mapped.push(id);
-                    if it.include_descendants {
-                        mapped_desc.push(id);
-                    }
-                }
-            }
-            if concepts.is_empty() {
-                return None;
-            }
-            let base = |ids: &[i32], desc: &[i32]| -> String {
-                let mut q = if ids.is_empty() {
-                    format!("SELECT concept_id FROM {vocab}.concept WHERE FALSE")
-                } else {
-                    format!(
-                        "SELECT concept_id FROM {vocab}.concept WHERE {}",
-                        in_list("concept_id", ids, false)
-                    )
-                };
-                if !desc.is_empty() {
-                    let _ = write!(
-                        q,
-                        " UNION SELECT c.concept_id FROM {vocab}.concept c \
-                         JOIN {vocab}.concept_ancestor ca ON c.concept_id = ca.descendant_concept_id \
-                         WHERE c.invalid_reason IS NULL AND {}",
-                        in_list("ca.ancestor_concept_id", desc, false)
-                    );
-                }
-                q
-            };
-            let mut q = base(&concepts, &descendants);
-            if !mapped.is_empty() {
-                let _ = write!(
-                    q,
-                    " UNION SELECT cr.concept_id_1 FROM {vocab}.concept_relationship cr \
-                     WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL \
-                     AND cr.concept_id_2 IN ({})",
-                    base(&mapped, &mapped_desc)
-                );
-            }
-            Some(q)
-        };
-        let Some(include) = side(false) else {
+        let list = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
+        // A concept set without an included item has no concept (circe-be skips it).
+        if !list.iter().any(|it| {
+            !it.is_excluded
+                && it
+                    .concept
+                    .concept_id
+                    .is_some_and(|c| i32::try_from(c).is_ok())
+        }) {
             continue;
-        };
-        let body = match side(true) {
-            Some(exclude) => format!("({include}) EXCEPT ({exclude})"),
-            None => include,
-        };
-        parts.push(format!(
-            "SELECT {} AS codeset_id, CAST(concept_id AS BIGINT) AS concept_id FROM ({body})",
-            cs.id
-        ));
+        }
+        for it in list {
+            let Some(id) = it.concept.concept_id.and_then(|c| i32::try_from(c).ok()) else {
+                continue;
+            };
+            items.push(format!(
+                "({}, {id}, {}, {}, {})",
+                cs.id, it.is_excluded, it.include_descendants, it.include_mapped
+            ));
+        }
     }
-    if parts.is_empty() {
+    if items.is_empty() {
         return "SELECT CAST(NULL AS INT) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE FALSE"
             .into();
     }
-    parts.join("\nUNION ALL ")
+    let item = "SELECT i.codeset_id, i.excluded, i.mapped, c.concept_id FROM items i";
+    format!(
+        "SELECT * FROM (WITH items AS (SELECT * FROM VALUES {} \
+         AS t(codeset_id, concept_id, excluded, descendants, mapped)),\n\
+         exp AS ({item} JOIN {vocab}.concept c ON c.concept_id = i.concept_id \
+         UNION ALL {item} JOIN {vocab}.concept_ancestor ca ON ca.ancestor_concept_id = i.concept_id \
+         JOIN {vocab}.concept c ON c.concept_id = ca.descendant_concept_id \
+         WHERE i.descendants AND c.invalid_reason IS NULL),\n\
+         side AS (SELECT codeset_id, excluded, concept_id FROM exp \
+         UNION ALL SELECT e.codeset_id, e.excluded, cr.concept_id_1 FROM exp e \
+         JOIN {vocab}.concept_relationship cr ON cr.concept_id_2 = e.concept_id \
+         WHERE e.mapped AND cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL)\n\
+         SELECT DISTINCT s.codeset_id, CAST(s.concept_id AS BIGINT) AS concept_id FROM side s \
+         WHERE NOT s.excluded AND NOT EXISTS (SELECT 1 FROM side x WHERE x.excluded \
+         AND x.codeset_id = s.codeset_id AND x.concept_id = s.concept_id))",
+        items.join(", ")
+    )
 }
 
 // ------------------------------------------------------------------ nodes
