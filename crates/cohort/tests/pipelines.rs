@@ -179,3 +179,41 @@ fn shared_events_and_constant_groups_agree_with_the_per_person_evaluator() {
         }
     }
 }
+
+/// Both native pipelines behind the `Evaluator` contract give what `Prepared::run` gives; a
+/// definition prepared without resolving its concept sets (for an evaluator with its own
+/// vocabulary) is refused by the native ones, never run with empty concept sets.
+#[test]
+fn native_evaluators_fulfil_the_evaluator_contract() {
+    use qiao_cohort::exec::{Evaluator, Native};
+    let store = gibleed();
+    let json = read(&data("reference/cohortgenerator-eunomia/cohorts/3.json"));
+    let def = qiao_cohort::parse(&json).unwrap();
+    let prepared = Prepared::new(&def, store).unwrap();
+    let mut expected = Vec::new();
+    let s = prepared.run(store, &mut expected).unwrap();
+    assert_eq!(s.entries, 266);
+    for pipeline in [None, Some(Pipeline::Fused), Some(Pipeline::PerPerson)] {
+        let native = Native {
+            pipeline,
+            ..Native::new(store)
+        };
+        let mut rows = Vec::new();
+        let stats = prepared.evaluate(&native, &mut rows).unwrap();
+        assert_eq!(rows, expected, "{pipeline:?}");
+        assert_eq!(stats.modes, s.modes, "{pipeline:?}");
+        assert_eq!(
+            native.evaluate(&prepared, &mut Vec::new()).unwrap().entries,
+            266
+        );
+    }
+    let unresolved = Prepared::unresolved(&def).unwrap();
+    assert_eq!(
+        unresolved.concept_sets().len(),
+        def.expression.concept_sets.len()
+    );
+    let e = unresolved
+        .evaluate(&Native::new(store), &mut Vec::new())
+        .unwrap_err();
+    assert!(e.to_string().contains("not resolved"), "{e}");
+}

@@ -1,8 +1,13 @@
-//! The cohort plan ([`qiao_cohort::exec::plan::Plan`]) compiled to one Spark SQL query over the
-//! OMOP CDM tables of a catalog schema.
+//! The cohort plan ([`qiao_cohort::exec::plan::Plan`]) compiled to Spark SQL over the OMOP CDM
+//! tables of a catalog schema.
 //!
-//! The query is a chain of common table expressions, one per step of Circe's generation (the same
-//! steps, in the same order, as the native per-person evaluator `exec::run`):
+//! The SQL is a chain of steps, one per step of Circe's generation (the same steps, in the same
+//! order, as the native evaluators), up to each included event's end; the rest of Circe's tail
+//! (era collapse with pad, censor window) is computed on the returned rows by
+//! [`qiao_cohort::exec::tail`], the code every evaluator runs. The steps read repeatedly (concept
+//! sets, observation periods, every node's events, the inclusion masks) are [`Query::steps`],
+//! materialized one by one as temporary views (so Spark plans and runs small queries and never
+//! recomputes a step); the others are common table expressions of the queries that read them:
 //!
 //! | CTE | what |
 //! |---|---|
@@ -16,11 +21,10 @@
 //! | `best` | each person's best event (mode 1) |
 //! | `inc` | included events (all rules, expression limit) |
 //! | `ends` | each included event's end: the earliest end candidate ≥ its start |
-//! | `fin` | rows collapsed into eras with the era pad |
 //!
-//! The result has one row per fact, tagged by `kind`: 0 a cohort row (`person_id`, `s`, `e`),
-//! 1 a mode-0 mask count (`mask`, `n`), 2 a mode-1 mask count, 3 the number of persons with a
-//! collapsed row before the censor window (`n`).
+//! The result has one row per fact, tagged by `kind`: 0 an included event's (`person_id`, `s`,
+//! `e`), 1 a mode-0 mask count (`mask`, `n`), 2 a mode-1 mask count, 3 (last) the number of
+//! kind-0 rows (`n`: a result stream that ended early is detected).
 //!
 //! Every node's SQL follows the native evaluator's row semantics (`exec/run.rs`): rows without a
 //! person or a start date are not events; `First` is taken after the codeset and source joins and
@@ -34,7 +38,7 @@ use qiao_cohort::exec::plan::{
     Bound, ConceptExpr, CorrPlan, CountKind, CritNode, DateExpr, DemoFilter, EndPlan, Filter,
     GroupPlan, Member, NumExpr, Plan, WindowPlan,
 };
-use qiao_cohort::model::{CohortExpression, GroupType, LimitType, RangeOp, TextOp};
+use qiao_cohort::model::{ConceptSet, GroupType, LimitType, RangeOp, TextOp};
 
 /// A plan construct this backend does not compile (never a silently different answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,7 +58,36 @@ pub struct Schemas {
 pub const KIND_ROW: i32 = 0;
 pub const KIND_MASK_EVENTS: i32 = 1;
 pub const KIND_MASK_PERSONS: i32 = 2;
-pub const KIND_IN_FINAL: i32 = 3;
+pub const KIND_END_COUNT: i32 = 3;
+
+/// The compiled SQL of one definition.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// (view name, query): materialized in order, each read by name by the later ones.
+    pub steps: Vec<(String, String)>,
+    /// The result query (rows tagged by `kind`).
+    pub result: String,
+}
+
+impl Query {
+    /// The whole SQL, readable: each step as `CREATE TEMPORARY VIEW`, then the result.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (name, q) in &self.steps {
+            let _ = writeln!(out, "CREATE TEMPORARY VIEW {name} AS\n{q};\n");
+        }
+        out.push_str(&self.result);
+        out
+    }
+}
+
+/// Whether a step is materialized (read by several later steps) rather than inlined.
+fn materialized(name: &str) -> bool {
+    matches!(name, "codesets" | "op" | "masks")
+        || name
+            .strip_prefix('n')
+            .is_some_and(|i| i.parse::<usize>().is_ok())
+}
 
 /// Whether `name` is a plain SQL identifier (schema names are spliced into the query).
 pub fn is_identifier(name: &str) -> bool {
@@ -66,8 +99,12 @@ pub fn is_identifier(name: &str) -> bool {
     })
 }
 
-/// Compiles a plan (with the expression it came from, for its concept sets) into one query.
-pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<String, Unsupported> {
+/// Compiles a plan (with the concept sets of its definition) into its steps and result query.
+pub fn compile(
+    plan: &Plan,
+    concept_sets: &[ConceptSet],
+    at: &Schemas,
+) -> Result<Query, Unsupported> {
     for s in [&at.cdm, &at.vocab] {
         if !is_identifier(s) {
             return Err(Unsupported(format!(
@@ -77,7 +114,7 @@ pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<Str
     }
     let c = Compiler { plan, at };
     let mut ctes: Vec<(String, String)> = Vec::new();
-    ctes.push(("codesets".into(), codesets(expr, &at.vocab)));
+    ctes.push(("codesets".into(), codesets(concept_sets, &at.vocab)));
     ctes.push((
         "op".into(),
         format!(
@@ -93,20 +130,39 @@ pub fn compile(plan: &Plan, expr: &CohortExpression, at: &Schemas) -> Result<Str
         c.node(i, node, &mut ctes)?;
     }
     c.tail(&mut ctes);
-    let mut q = String::from("WITH ");
-    for (i, (name, body)) in ctes.iter().enumerate() {
-        if i > 0 {
-            q.push_str(",\n");
+    // Inlined steps go, as common table expressions, into every later query (Spark drops those
+    // a query does not read).
+    let mut inline: Vec<(String, String)> = Vec::new();
+    let with = |inline: &[(String, String)], body: &str| -> String {
+        let mut q = String::new();
+        for (i, (name, b)) in inline.iter().enumerate() {
+            q.push_str(if i == 0 { "WITH " } else { ",\n" });
+            let _ = write!(q, "{name} AS (\n{b}\n)");
         }
-        let _ = write!(q, "{name} AS (\n{body}\n)");
+        if !q.is_empty() {
+            q.push('\n');
+        }
+        q.push_str(body);
+        q
+    };
+    let mut steps = Vec::new();
+    for (name, body) in ctes {
+        if materialized(&name) {
+            steps.push((name, with(&inline, &body)));
+        } else {
+            inline.push((name, body));
+        }
     }
-    q.push_str(&format!(
-        "\nSELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM cohort\n\
-         UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
-         UNION ALL SELECT {KIND_MASK_PERSONS}, NULL, NULL, NULL, mask, COUNT(*) FROM best GROUP BY mask\n\
-         UNION ALL SELECT {KIND_IN_FINAL}, NULL, NULL, NULL, NULL, COUNT(DISTINCT person_id) FROM fin"
-    ));
-    Ok(q)
+    let result = with(
+        &inline,
+        &format!(
+            "SELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM ends\n\
+             UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
+             UNION ALL SELECT {KIND_MASK_PERSONS}, NULL, NULL, NULL, mask, COUNT(*) FROM best GROUP BY mask\n\
+             UNION ALL SELECT {KIND_END_COUNT}, NULL, NULL, NULL, NULL, COUNT(*) FROM ends"
+        ),
+    );
+    Ok(Query { steps, result })
 }
 
 // ------------------------------------------------------------------ literals
@@ -226,82 +282,55 @@ fn like(v: &str, op: TextOp, text: &str) -> String {
 
 // ------------------------------------------------------------------ concept sets
 
-fn codesets(e: &CohortExpression, vocab: &str) -> String {
-    let mut parts = Vec::new();
-    for cs in &e.concept_sets {
-        let items = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
-        let side = |excluded: bool| -> Option<String> {
-            let mut concepts = Vec::new();
-            let mut descendants = Vec::new();
-            let mut mapped = Vec::new();
-            let mut mapped_desc = Vec::new();
-            for it in items.iter().filter(|it| it.is_excluded == excluded) {
-                let Some(id) = it.concept.concept_id.and_then(|c| i32::try_from(c).ok()) else {
-                    continue;
-                };
-                concepts.push(id);
-                if it.include_descendants {
-                    descendants.push(id);
-                }
-                if it.include_mapped {
-                    mapped.push(id);
-                    if it.include_descendants {
-                        mapped_desc.push(id);
-                    }
-                }
-            }
-            if concepts.is_empty() {
-                return None;
-            }
-            let base = |ids: &[i32], desc: &[i32]| -> String {
-                let mut q = if ids.is_empty() {
-                    format!("SELECT concept_id FROM {vocab}.concept WHERE FALSE")
-                } else {
-                    format!(
-                        "SELECT concept_id FROM {vocab}.concept WHERE {}",
-                        in_list("concept_id", ids, false)
-                    )
-                };
-                if !desc.is_empty() {
-                    let _ = write!(
-                        q,
-                        " UNION SELECT c.concept_id FROM {vocab}.concept c \
-                         JOIN {vocab}.concept_ancestor ca ON c.concept_id = ca.descendant_concept_id \
-                         WHERE c.invalid_reason IS NULL AND {}",
-                        in_list("ca.ancestor_concept_id", desc, false)
-                    );
-                }
-                q
-            };
-            let mut q = base(&concepts, &descendants);
-            if !mapped.is_empty() {
-                let _ = write!(
-                    q,
-                    " UNION SELECT cr.concept_id_1 FROM {vocab}.concept_relationship cr \
-                     WHERE cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL \
-                     AND cr.concept_id_2 IN ({})",
-                    base(&mapped, &mapped_desc)
-                );
-            }
-            Some(q)
-        };
-        let Some(include) = side(false) else {
+/// Every concept set resolved in one query (one pass over the vocabulary tables, whatever the
+/// number of concept sets), as circe-be's codeset SQL: an item's concept (if in `concept`), its
+/// valid descendants (`includeDescendants`), and the concepts mapped to either ("Maps to",
+/// `includeMapped`); the excluded items' concepts taken away.
+fn codesets(concept_sets: &[ConceptSet], vocab: &str) -> String {
+    let mut items = Vec::new();
+    for cs in concept_sets {
+        let list = cs.expression.as_ref().map_or(&[][..], |x| &x.items[..]);
+        // A concept set without an included item has no concept (circe-be skips it).
+        if !list.iter().any(|it| {
+            !it.is_excluded
+                && it
+                    .concept
+                    .concept_id
+                    .is_some_and(|c| i32::try_from(c).is_ok())
+        }) {
             continue;
-        };
-        let body = match side(true) {
-            Some(exclude) => format!("({include}) EXCEPT ({exclude})"),
-            None => include,
-        };
-        parts.push(format!(
-            "SELECT {} AS codeset_id, CAST(concept_id AS BIGINT) AS concept_id FROM ({body})",
-            cs.id
-        ));
+        }
+        for it in list {
+            let Some(id) = it.concept.concept_id.and_then(|c| i32::try_from(c).ok()) else {
+                continue;
+            };
+            items.push(format!(
+                "({}, {id}, {}, {}, {})",
+                cs.id, it.is_excluded, it.include_descendants, it.include_mapped
+            ));
+        }
     }
-    if parts.is_empty() {
+    if items.is_empty() {
         return "SELECT CAST(NULL AS INT) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE FALSE"
             .into();
     }
-    parts.join("\nUNION ALL ")
+    let item = "SELECT i.codeset_id, i.excluded, i.mapped, c.concept_id FROM items i";
+    format!(
+        "SELECT * FROM (WITH items AS (SELECT * FROM VALUES {} \
+         AS t(codeset_id, concept_id, excluded, descendants, mapped)),\n\
+         exp AS ({item} JOIN {vocab}.concept c ON c.concept_id = i.concept_id \
+         UNION ALL {item} JOIN {vocab}.concept_ancestor ca ON ca.ancestor_concept_id = i.concept_id \
+         JOIN {vocab}.concept c ON c.concept_id = ca.descendant_concept_id \
+         WHERE i.descendants AND c.invalid_reason IS NULL),\n\
+         side AS (SELECT codeset_id, excluded, concept_id FROM exp \
+         UNION ALL SELECT e.codeset_id, e.excluded, cr.concept_id_1 FROM exp e \
+         JOIN {vocab}.concept_relationship cr ON cr.concept_id_2 = e.concept_id \
+         WHERE e.mapped AND cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL)\n\
+         SELECT DISTINCT s.codeset_id, CAST(s.concept_id AS BIGINT) AS concept_id FROM side s \
+         WHERE NOT s.excluded AND NOT EXISTS (SELECT 1 FROM side x WHERE x.excluded \
+         AND x.codeset_id = s.codeset_id AND x.concept_id = s.concept_id))",
+        items.join(", ")
+    )
 }
 
 // ------------------------------------------------------------------ nodes
@@ -916,28 +945,7 @@ impl Compiler<'_> {
                 cands.join(" UNION ALL ")
             ),
         ));
-        // Collapse into eras with the pad.
-        let pad = p.era_pad;
-        ctes.push((
-            "padded".into(),
-            format!("SELECT person_id, s, DATE_ADD(e, {pad}) AS e FROM ends"),
-        ));
-        ctes.push(("fin".into(), merge_eras("padded", pad)));
-        let (mut s, mut e) = ("s".to_string(), "e".to_string());
-        let mut cw = String::new();
-        if p.censor_start.is_some() || p.censor_end.is_some() {
-            if let Some(d) = p.censor_start {
-                s = format!("GREATEST(s, {})", date_lit(d));
-            }
-            if let Some(d) = p.censor_end {
-                e = format!("LEAST(e, {})", date_lit(d));
-            }
-            cw = format!(" WHERE {s} <= {e}");
-        }
-        ctes.push((
-            "cohort".into(),
-            format!("SELECT person_id, {s} AS s, {e} AS e FROM fin{cw}"),
-        ));
+        // Era collapse and the censor window: `qiao_cohort::exec::tail`, on the returned rows.
     }
 }
 

@@ -233,9 +233,9 @@ fn phenotypes_native_equals_spark() {
         o.refused.len()
     );
     // Known limits of the Spark backend, each held to its present failure (a strict expected
-    // failure): 793's single query exhausts the Connect server's 2 GiB driver heap. When it is
-    // fixed this test fails until the entry goes.
-    let known: [(&str, &str); 1] = [("793.json", "Java heap space")];
+    // failure): when one is fixed this test fails until its entry goes. (793's single query used
+    // to exhaust the Connect server's driver heap: its steps are materialized one by one now.)
+    let known: [(&str, &str); 0] = [];
     let mut differ = Vec::new();
     for d in &o.differ {
         match known.iter().find(|(f, _)| d.starts_with(&format!("{f}:"))) {

@@ -30,6 +30,7 @@ mod cancel;
 pub mod plan;
 mod run;
 mod stream;
+pub mod tail;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
@@ -239,11 +240,69 @@ pub struct CohortStats {
 }
 
 /// A definition compiled against a store's vocabulary, ready to run.
+///
+/// It holds the plan (the public IR, [`plan::Plan`]; [`Prepared::explain`] describes it) and the
+/// concept sets, resolved against a local vocabulary or left to the evaluator
+/// ([`Prepared::unresolved`]). Any [`Evaluator`] runs it.
 pub struct Prepared {
     plan: plan::Plan,
     codesets: HashMap<i32, CodeSet>,
+    /// Whether `codesets` were resolved (else an evaluator resolves `concept_sets` itself).
+    resolved: bool,
+    concept_sets: Vec<crate::model::ConceptSet>,
     warnings: Vec<crate::model::Issue>,
     cancel: Option<Cancel>,
+}
+
+/// The contract of every evaluator of a [`Prepared`] definition — the fused pipeline and the
+/// per-person evaluator over a Qiao store ([`Native`]), the Spark backend (`qiao-spark`): the
+/// cohort rows go to the sink in (subject_id, start) order and Circe's statistics are returned,
+/// computed from the inclusion masks by [`mode_stats`], with Circe's tail applied by [`tail`].
+/// Every evaluator gives the same rows and statistics for the same data (tests/pipelines.rs,
+/// crates/spark/tests/native_vs_spark.rs).
+pub trait Evaluator {
+    /// The evaluator's failures (a [`CohortError`] among them).
+    type Error: From<CohortError>;
+
+    fn evaluate(
+        &self,
+        prepared: &Prepared,
+        sink: &mut dyn CohortSink,
+    ) -> Result<CohortStats, Self::Error>;
+}
+
+/// The native evaluators over a Qiao store: the fused pipeline where it applies, else the
+/// per-person evaluator ([`Prepared::pipeline`]); or the one chosen.
+#[derive(Clone, Copy)]
+pub struct Native<'s> {
+    pub store: &'s Store,
+    /// None: the one [`Prepared::pipeline`] chooses.
+    pub pipeline: Option<Pipeline>,
+    /// Whether to use the thread pool (the results are identical).
+    pub parallel: bool,
+}
+
+impl<'s> Native<'s> {
+    pub fn new(store: &'s Store) -> Native<'s> {
+        Native {
+            store,
+            pipeline: None,
+            parallel: true,
+        }
+    }
+}
+
+impl Evaluator for Native<'_> {
+    type Error = CohortError;
+
+    fn evaluate(
+        &self,
+        prepared: &Prepared,
+        sink: &mut dyn CohortSink,
+    ) -> Result<CohortStats, CohortError> {
+        let pipeline = self.pipeline.unwrap_or_else(|| prepared.pipeline());
+        prepared.run_on(self.store, sink, self.parallel, pipeline)
+    }
 }
 
 /// A store ingested without (part of) its vocabulary (`qiao ingest --no-vocabulary` records which
@@ -303,14 +362,49 @@ impl Prepared {
         def: &CohortDefinition,
         vocab: &V,
     ) -> Result<Prepared, CohortError> {
+        let mut p = Self::unresolved(def)?;
+        p.codesets = resolve_codesets(&def.expression, vocab);
+        p.resolved = true;
+        Ok(p)
+    }
+
+    /// The definition planned, its concept sets left to an evaluator that resolves them in its
+    /// own vocabulary (Spark: in the warehouse's `concept` tables). The native evaluators refuse
+    /// it.
+    pub fn unresolved(def: &CohortDefinition) -> Result<Prepared, CohortError> {
         let plan = plan::compile(&def.expression).map_err(CohortError::Unsupported)?;
-        let codesets = resolve_codesets(&def.expression, vocab);
         Ok(Prepared {
             plan,
-            codesets,
+            codesets: HashMap::new(),
+            resolved: false,
+            concept_sets: def.expression.concept_sets.clone(),
             warnings: def.warnings.clone(),
             cancel: None,
         })
+    }
+
+    /// The execution plan (the IR every evaluator runs).
+    pub fn plan(&self) -> &plan::Plan {
+        &self.plan
+    }
+
+    /// The definition's concept set expressions.
+    pub fn concept_sets(&self) -> &[crate::model::ConceptSet] {
+        &self.concept_sets
+    }
+
+    /// The cancellation token, if any (evaluators check it between pieces of work).
+    pub fn cancel(&self) -> Option<&Cancel> {
+        self.cancel.as_ref()
+    }
+
+    /// Runs this definition on `evaluator`.
+    pub fn evaluate<E: Evaluator>(
+        &self,
+        evaluator: &E,
+        sink: &mut dyn CohortSink,
+    ) -> Result<CohortStats, E::Error> {
+        evaluator.evaluate(self, sink)
     }
 
     /// Runs of this definition stop, with [`CohortError::Cancelled`], once `cancel` is
@@ -372,6 +466,12 @@ impl Prepared {
         parallel: bool,
         pipeline: Pipeline,
     ) -> Result<CohortStats, CohortError> {
+        if !self.resolved {
+            return Err(CohortError::Unsupported(Unsupported {
+                path: "ConceptSets".into(),
+                what: "the concept sets were not resolved against the store's vocabulary (Prepared::unresolved)".into(),
+            }));
+        }
         let fused = pipeline == Pipeline::Fused && self.pipeline() == Pipeline::Fused;
         let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
         let want_masks = sink.wants_person_masks();

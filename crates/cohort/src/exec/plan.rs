@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 
 use qiao_cdm::date::{self, Day};
 
+use crate::model::domains::{self, check_column};
 use crate::model::*;
 
 /// A date a filter compares.
@@ -94,22 +95,7 @@ pub struct Adjust {
     pub end_offset: i32,
 }
 
-/// What `COUNT(DISTINCT ...)` counts for a correlated criteria.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountKind {
-    Start,
-    End,
-    Visit,
-    /// The domain concept (`coalesce(cause_concept_id, 0)` for death).
-    Concept {
-        coalesce_zero: bool,
-    },
-    /// Another concept / integer / float column of the table.
-    Col(&'static str),
-    Duration,
-    /// `CAST(1 as int)`.
-    One,
-}
+pub use crate::model::domains::{count_kind, CountKind};
 
 /// One domain criteria, compiled.
 #[derive(Debug, Clone)]
@@ -136,6 +122,44 @@ pub struct CritNode {
 }
 
 impl CritNode {
+    /// Checks every column this node reads against `qiao_cdm::schema` (Err: the first one
+    /// missing): a misspelt column name is an error when a definition is planned.
+    pub fn check_columns(&self) -> Result<(), String> {
+        let own = |c: &str| check_column(self.table, c);
+        let concept = |c: &ConceptExpr| match c {
+            ConceptExpr::Col(c) => own(c),
+            ConceptExpr::Person(c) => check_column("person", c),
+            ConceptExpr::ProviderSpecialty => check_column("provider", "specialty_concept_id"),
+            ConceptExpr::VisitConcept => check_column("visit_occurrence", "visit_concept_id"),
+            ConceptExpr::PlaceOfService => check_column("care_site", "place_of_service_concept_id"),
+        };
+        if let Some((c, _)) = self.source {
+            own(c)?;
+        }
+        if let Some(c) = self.visit_col {
+            own(c)?;
+        }
+        for f in &self.filters {
+            match f {
+                Filter::Num {
+                    expr: NumExpr::Col(c),
+                    ..
+                } => own(c)?,
+                Filter::Num {
+                    expr: NumExpr::Ratio(c),
+                    ..
+                } => {
+                    own(c)?;
+                    own("value_as_number")?;
+                }
+                Filter::InList { col, .. } | Filter::InCodeset { col, .. } => concept(col)?,
+                Filter::Text { col, .. } => own(col)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a matched row may still fail to be an event: a person row required, a source or
     /// region join, a date adjustment or an attribute filter (`First` aside).
     pub fn tests_rows(&self) -> bool {
@@ -317,70 +341,6 @@ pub fn count_column_supported(c: &Criteria, col: CriteriaColumn) -> Option<Count
 #[derive(Debug, Clone, Copy)]
 pub struct CountKindPublic(#[allow(dead_code)] pub CountKind);
 
-pub fn count_kind(c: &Criteria, col: CriteriaColumn) -> Option<CountKind> {
-    use CountKind as K;
-    use CriteriaColumn as C;
-    let has_visit_default = !matches!(c, Criteria::ConditionEra(_) | Criteria::VisitDetail(_));
-    match col {
-        C::START_DATE => return Some(K::Start),
-        C::END_DATE => return Some(K::End),
-        C::VISIT_ID if has_visit_default => return Some(K::Visit),
-        _ => {}
-    }
-    let concept = K::Concept {
-        coalesce_zero: false,
-    };
-    Some(match (c, col) {
-        (Criteria::ConditionOccurrence(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::ConditionOccurrence(_), C::DURATION) => K::Duration,
-        (Criteria::DrugExposure(_), C::DAYS_SUPPLY) => K::Col("days_supply"),
-        (Criteria::DrugExposure(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::DrugExposure(_), C::DURATION) => K::Duration,
-        (Criteria::DrugExposure(_), C::QUANTITY) => K::Col("quantity"),
-        (Criteria::DrugExposure(_), C::REFILLS) => K::Col("refills"),
-        (Criteria::DrugEra(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::DrugEra(_), C::ERA_OCCURRENCES) => K::Col("drug_exposure_count"),
-        (Criteria::DrugEra(_), C::GAP_DAYS) => K::Col("gap_days"),
-        (Criteria::DrugEra(_), C::DURATION) => K::Duration,
-        (Criteria::ConditionEra(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::ConditionEra(_), C::ERA_OCCURRENCES) => K::Col("condition_occurrence_count"),
-        (Criteria::ConditionEra(_), C::DURATION) => K::Duration,
-        (Criteria::DoseEra(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::DoseEra(_), C::DURATION) => K::Duration,
-        (Criteria::DoseEra(_), C::UNIT) => K::Col("unit_concept_id"),
-        (Criteria::DoseEra(_), C::VALUE_AS_NUMBER) => K::Col("dose_value"),
-        (Criteria::Death(_), C::DOMAIN_CONCEPT) => K::Concept {
-            coalesce_zero: true,
-        },
-        (Criteria::Death(_), C::DURATION) => K::One,
-        (Criteria::ObservationPeriod(_), C::DOMAIN_CONCEPT) => K::Col("period_type_concept_id"),
-        (Criteria::ObservationPeriod(_), C::DURATION) => K::Duration,
-        (Criteria::PayerPlanPeriod(_), C::DOMAIN_CONCEPT) => K::Col("payer_concept_id"),
-        (Criteria::ProcedureOccurrence(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::ProcedureOccurrence(_), C::DURATION) => K::One,
-        (Criteria::ProcedureOccurrence(_), C::QUANTITY) => K::Col("quantity"),
-        (Criteria::Measurement(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::Measurement(_), C::DURATION) => K::One,
-        (Criteria::Measurement(_), C::VALUE_AS_NUMBER) => K::Col("value_as_number"),
-        (Criteria::Measurement(_), C::RANGE_HIGH) => K::Col("range_high"),
-        (Criteria::Measurement(_), C::RANGE_LOW) => K::Col("range_low"),
-        (Criteria::Observation(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::Observation(_), C::VALUE_AS_NUMBER) => K::Col("value_as_number"),
-        (Criteria::Observation(_), C::DURATION) => K::One,
-        (Criteria::VisitOccurrence(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::VisitOccurrence(_), C::DURATION) => K::Duration,
-        (Criteria::VisitDetail(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::VisitDetail(_), C::DURATION) => K::Duration,
-        (Criteria::DeviceExposure(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::DeviceExposure(_), C::QUANTITY) => K::Col("quantity"),
-        (Criteria::DeviceExposure(_), C::DURATION) => K::Duration,
-        (Criteria::Specimen(_), C::DOMAIN_CONCEPT) => concept,
-        (Criteria::Specimen(_), C::DURATION) => K::One,
-        (Criteria::LocationRegion(_), C::DOMAIN_CONCEPT) => K::Col("region_concept_id"),
-        _ => return None,
-    })
-}
-
 /// Java `Number.intValue()` of a JSON number (truncation toward zero, saturating).
 fn int_value(v: f64) -> f64 {
     v.trunc().clamp(i32::MIN as f64, i32::MAX as f64)
@@ -541,7 +501,7 @@ impl Compiler {
         };
         let mut node = CritNode {
             kind: c.name(),
-            table: "",
+            table: domains::domain_of(c).table.name,
             codeset: None,
             source: None,
             region_codeset: None,
@@ -574,7 +534,6 @@ impl Compiler {
         use NumExpr as N;
         match c {
             Criteria::ConditionOccurrence(x) => {
-                node.table = "condition_occurrence";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .condition_source_concept
@@ -606,7 +565,6 @@ impl Compiler {
                 );
             }
             Criteria::DrugExposure(x) => {
-                node.table = "drug_exposure";
                 node.codeset = x.codeset_id;
                 node.source = x.drug_source_concept.map(|s| ("drug_source_concept_id", s));
                 node.first = x.first == Some(true);
@@ -637,7 +595,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::DrugEra(x) => {
-                node.table = "drug_era";
                 node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
@@ -654,7 +611,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::ConditionEra(x) => {
-                node.table = "condition_era";
                 node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
@@ -667,7 +623,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::DoseEra(x) => {
-                node.table = "dose_era";
                 node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
@@ -682,7 +637,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::ProcedureOccurrence(x) => {
-                node.table = "procedure_occurrence";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .procedure_source_concept
@@ -706,7 +660,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::Measurement(x) => {
-                node.table = "measurement";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .measurement_source_concept
@@ -755,7 +708,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::Observation(x) => {
-                node.table = "observation";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .observation_source_concept
@@ -787,7 +739,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::VisitOccurrence(x) => {
-                node.table = "visit_occurrence";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .visit_source_concept
@@ -813,7 +764,6 @@ impl Compiler {
                 fb.cs(CE::PlaceOfService, &x.place_of_service_cs);
             }
             Criteria::VisitDetail(x) => {
-                node.table = "visit_detail";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .visit_detail_source_concept
@@ -836,7 +786,6 @@ impl Compiler {
                 fb.cs(CE::PlaceOfService, &x.place_of_service_cs);
             }
             Criteria::DeviceExposure(x) => {
-                node.table = "device_exposure";
                 node.codeset = x.codeset_id;
                 node.source = x
                     .device_source_concept
@@ -860,7 +809,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::Specimen(x) => {
-                node.table = "specimen";
                 node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
@@ -887,7 +835,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::Death(x) => {
-                node.table = "death";
                 node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.source = x
@@ -904,7 +851,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::ObservationPeriod(x) => {
-                node.table = "observation_period";
                 node.visit_col = None;
                 node.first = x.first == Some(true);
                 if let Some(p) = &x.user_defined_period {
@@ -926,7 +872,6 @@ impl Compiler {
                 fb.int(N::Age { at_end: true }, &x.age_at_end);
             }
             Criteria::PayerPlanPeriod(x) => {
-                node.table = "payer_plan_period";
                 node.visit_col = None;
                 node.first = x.first == Some(true);
                 if let Some(p) = &x.user_defined_period {
@@ -958,7 +903,6 @@ impl Compiler {
                 );
             }
             Criteria::LocationRegion(x) => {
-                node.table = "location_history";
                 node.visit_col = None;
                 node.region_codeset = x.codeset_id;
                 fb.filters.push(Filter::DomainIsPerson);
@@ -966,6 +910,10 @@ impl Compiler {
         }
         node.filters = fb.filters;
         node.needs_person = fb.needs_person;
+        node.check_columns().map_err(|what| Unsupported {
+            path: self.at(c.name()),
+            what,
+        })?;
         if let Some(g) = corr {
             if !g.is_empty() {
                 self.path.push("CorrelatedCriteria".into());

@@ -10,6 +10,7 @@ use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, PersonSummary, Persons,
 use rayon::prelude::*;
 
 use super::plan::*;
+use super::tail;
 use crate::model::{LimitType, RangeOp, TextOp};
 
 // ------------------------------------------------------------------ concept sets
@@ -1160,27 +1161,11 @@ impl<'s> Ctx<'s> {
                 Some(o) => add(s, o as i64),
                 None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
             };
-            exp.push((s as i64, end + gap as i64 + offset as i64));
+            exp.push((s as i64, end + offset as i64));
         }
-        // Rows come in start order; merging needs nothing more (equal starts merge whatever their
-        // ends).
-        if !exp.is_sorted_by_key(|x| x.0) {
-            exp.sort_unstable();
-        }
-        let mut eras: Vec<(i64, i64)> = Vec::new();
-        let mut running_max = i64::MIN;
-        for (s, e) in exp {
-            if !eras.is_empty() && running_max >= s {
-                let last = eras.last_mut().expect("non-empty");
-                last.1 = last.1.max(e);
-            } else {
-                eras.push((s, e));
-            }
-            running_max = running_max.max(e);
-        }
-        eras.into_iter()
-            .map(|(s, e)| (sat(s), sat(e - gap as i64)))
-            .collect()
+        let mut eras = Vec::new();
+        tail::eras(&mut exp, gap as i64, &mut eras);
+        eras.into_iter().map(|(s, e)| (sat(s), sat(e))).collect()
     }
 
     /// Persons who may have a primary event (ascending person index).
@@ -1287,14 +1272,7 @@ pub(crate) fn reads_visits(plan: &Plan) -> bool {
 
 // ------------------------------------------------------------------ helpers
 
-#[inline]
-pub(crate) fn add(d: Day, off: i64) -> i64 {
-    d as i64 + off
-}
-
-pub(crate) fn sat(d: i64) -> Day {
-    d.clamp(i32::MIN as i64 + 1, i32::MAX as i64) as Day
-}
+pub(crate) use super::tail::{add, sat};
 
 fn range_ok(op: RangeOp, v: f64, a: f64, b: f64) -> bool {
     match op {
@@ -1407,7 +1385,7 @@ struct Scratch {
     cands: Vec<Cand>,
     qualified: Vec<Idx>,
     included: Vec<Idx>,
-    ends: Vec<Option<Day>>,
+    ends: Vec<tail::End>,
     rows: Vec<(i64, i64)>,
     merged: Vec<(i64, i64)>,
 }
@@ -1844,7 +1822,9 @@ impl<'c, 's> Person<'c, 's> {
             self.give(pass);
         }
         if plan.additional_present && plan.qualified_limit != LimitType::All {
-            limit_first(qualified, plan.qualified_limit == LimitType::Last);
+            tail::keep_first(qualified, plan.qualified_limit == LimitType::Last, |e| {
+                e.start
+            });
         }
         if qualified.is_empty() {
             return;
@@ -1902,70 +1882,42 @@ impl<'c, 's> Person<'c, 's> {
             );
         }
         if plan.expression_limit != LimitType::All {
-            limit_first(included, plan.expression_limit == LimitType::Last);
+            tail::keep_first(included, plan.expression_limit == LimitType::Last, |e| {
+                e.start
+            });
         }
         if included.is_empty() {
             return;
         }
 
-        // End dates.
-        let ends = &mut sc.ends;
-        ends.clear();
-        ends.resize(included.len(), None);
-        let offer = |ends: &mut Vec<Option<Day>>, i: usize, start: Day, d: Day| {
-            if d >= start {
-                let slot = &mut ends[i];
-                *slot = Some(slot.map_or(d, |x: Day| x.min(d)));
-            }
-        };
-        match &plan.end {
-            EndPlan::OpEnd => {
-                for (i, e) in included.iter().enumerate() {
-                    offer(ends, i, e.start, e.op_end);
-                }
-            }
-            EndPlan::DateOffset { from_end, offset } => {
-                for (i, e) in included.iter().enumerate() {
-                    let base = if *from_end { e.end } else { e.start };
-                    let d = add(base, *offset as i64);
-                    let d = if d > e.op_end as i64 {
-                        e.op_end
-                    } else {
-                        sat(d)
-                    };
-                    offer(ends, i, e.start, d);
-                }
-            }
+        // End dates: the end strategy's candidates, then the censoring events'.
+        let eras = match plan.end {
             EndPlan::CustomEra {
                 codeset,
                 gap,
                 offset,
                 supply_override,
-            } => {
-                for (i, e) in included.iter().enumerate() {
-                    offer(ends, i, e.start, e.op_end);
-                }
-                let eras = ctx.drug_eras(self.p, *codeset, *gap, *offset, *supply_override);
-                for (i, e) in included.iter().enumerate() {
-                    for &(es, ee) in &eras {
-                        if e.start >= es && e.start <= ee {
-                            offer(ends, i, e.start, ee);
-                        }
-                    }
-                }
-            }
-        }
+            } => ctx.drug_eras(self.p, codeset, gap, offset, supply_override),
+            _ => Vec::new(),
+        };
+        let ends = &mut sc.ends;
+        ends.clear();
+        ends.extend(
+            included
+                .iter()
+                .map(|e| tail::End::strategy(plan, e.start, e.end, e.op_end, &eras)),
+        );
         for &node in &plan.censoring {
             self.ensure(node);
             let evs = &self.cache[node];
-            for (i, e) in included.iter().enumerate() {
+            for (end, e) in ends.iter_mut().zip(included.iter()) {
                 let m = evs
                     .iter()
                     .filter(|c| c.start >= e.start && c.start <= e.op_end)
                     .map(|c| c.start)
                     .min();
                 if let Some(m) = m {
-                    offer(ends, i, e.start, m);
+                    end.offer(m);
                 }
             }
         }
@@ -1975,45 +1927,12 @@ impl<'c, 's> Person<'c, 's> {
             included
                 .iter()
                 .zip(ends.iter())
-                .filter_map(|(e, end)| end.map(|end| (e.start as i64, end as i64))),
+                .filter_map(|(e, end)| end.get().map(|end| (e.start as i64, end as i64))),
         );
-        if rows.is_empty() {
-            return;
-        }
 
         // Collapse into eras (pad), then the censor window.
-        let pad = plan.era_pad as i64;
-        rows.sort_unstable();
-        let merged = &mut sc.merged;
-        merged.clear();
-        let mut running_max = i64::MIN;
-        for &(s, e) in rows.iter() {
-            let e = e + pad;
-            if !merged.is_empty() && running_max >= s {
-                let last = merged.last_mut().expect("non-empty");
-                last.1 = last.1.max(e);
-            } else {
-                merged.push((s, e));
-            }
-            running_max = running_max.max(e);
-        }
-        out.in_final = !merged.is_empty();
-        for &(s, e) in merged.iter() {
-            let mut s = sat(s);
-            let mut e = sat(e - pad);
-            if plan.censor_start.is_some() || plan.censor_end.is_some() {
-                if let Some(cs) = plan.censor_start {
-                    s = s.max(cs);
-                }
-                if let Some(ce) = plan.censor_end {
-                    e = e.min(ce);
-                }
-                if s > e {
-                    continue;
-                }
-            }
-            out.rows.push((s, e));
-        }
+        let out_rows = &mut out.rows;
+        out.in_final = tail::collapse(plan, rows, &mut sc.merged, |s, e| out_rows.push((s, e)));
     }
 }
 
@@ -2085,20 +2004,6 @@ pub(crate) fn limit_primary<C>(
     } else if !cands.is_sorted_by(|a, b| order(a, b).is_le()) {
         cands.sort_by(order);
     }
-}
-
-/// Keeps the first (or last) event by start date, ties by event id.
-fn limit_first(v: &mut Vec<Idx>, last: bool) {
-    let best = v.iter().copied().min_by(|a, b| {
-        let s = if last {
-            b.start.cmp(&a.start)
-        } else {
-            a.start.cmp(&b.start)
-        };
-        s.then(a.id.cmp(&b.id))
-    });
-    v.clear();
-    v.extend(best);
 }
 
 fn window_ok(c: &CorrPlan, p: &Idx, a: &Ev) -> bool {

@@ -19,10 +19,10 @@ use qiao_store::{Domain, PersonSummary};
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
-    add, for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_dates,
-    prefetch_row, reads_visits, sat, seek, Ctx, Idx, Matched, NodeData, Person, AHEAD,
+    for_each_bit, in_window, join_periods, limit_primary, prefetch, prefetch_dates, prefetch_row,
+    reads_visits, seek, Ctx, Idx, Matched, NodeData, Person, AHEAD,
 };
-use super::{ChunkOut, CohortRow};
+use super::{tail, ChunkOut, CohortRow};
 use crate::model::LimitType;
 
 /// Whether the fused pipeline can evaluate `plan` (else the per-person evaluator does).
@@ -433,7 +433,7 @@ impl<'c, 's> Worker<'c, 's> {
             });
         }
         if plan.additional_present && plan.qualified_limit != LimitType::All {
-            keep_first(cands, plan.qualified_limit == LimitType::Last);
+            tail::keep_first(cands, plan.qualified_limit == LimitType::Last, |c| c.start);
         }
         if cands.is_empty() {
             return;
@@ -513,7 +513,7 @@ impl<'c, 's> Worker<'c, 's> {
             });
         }
         if plan.expression_limit != LimitType::All {
-            keep_first(cands, plan.expression_limit == LimitType::Last);
+            tail::keep_first(cands, plan.expression_limit == LimitType::Last, |c| c.start);
         }
         if cands.is_empty() {
             return;
@@ -531,18 +531,10 @@ impl<'c, 's> Worker<'c, 's> {
         };
         let rows = &mut self.rows;
         rows.clear();
-        for c in cands.iter() {
-            let mut end = end_date(plan, c.start, c.end, c.op_end);
-            // Custom era: the end of the drug era containing the start, if before.
-            for &(es, ee) in &eras {
-                if c.start >= es && c.start <= ee {
-                    end = end.min(ee);
-                }
-            }
-            if end >= c.start {
-                rows.push((c.start as i64, end as i64));
-            }
-        }
+        rows.extend(cands.iter().filter_map(|c| {
+            let end = tail::End::strategy(plan, c.start, c.end, c.op_end, &eras).get()?;
+            Some((c.start as i64, end as i64))
+        }));
         emit(plan, rows, &mut self.merged, id, acc);
     }
 }
@@ -824,23 +816,6 @@ fn in_observation(
     }
 }
 
-/// The cohort end date of an event (before era collapse; the observation period end for a custom
-/// era, which the caller shortens).
-#[inline]
-fn end_date(plan: &Plan, start: Day, end: Day, op_end: Day) -> Day {
-    match plan.end {
-        EndPlan::DateOffset { from_end, offset } => {
-            let d = add(if from_end { end } else { start }, offset as i64);
-            if d > op_end as i64 {
-                op_end
-            } else {
-                sat(d)
-            }
-        }
-        _ => op_end,
-    }
-}
-
 /// A person's (start, end) rows collapsed into eras, with the censor window, into `acc`.
 fn emit(
     plan: &Plan,
@@ -849,52 +824,18 @@ fn emit(
     id: i64,
     acc: &mut ChunkOut,
 ) {
-    let window = plan.censor_start.is_some() || plan.censor_end.is_some();
     let before = acc.rows.len();
-    let mut push = |s: i64, e: i64| {
-        let (mut s, mut e) = (sat(s), sat(e));
-        if let Some(cs) = plan.censor_start {
-            s = s.max(cs);
-        }
-        if let Some(ce) = plan.censor_end {
-            e = e.min(ce);
-        }
-        if !(window && s > e) {
-            acc.rows.push(CohortRow {
-                subject_id: id,
-                start: s,
-                end: e,
-            });
-        }
-    };
-    match rows {
-        [] => return,
-        // One row is its own era (the common case).
-        [(s, e)] => push(*s, *e),
-        _ => {
-            // Collapsing only needs the rows in start order (equal starts merge whatever their
-            // ends).
-            if !rows.is_sorted_by_key(|r| r.0) {
-                rows.sort_unstable();
-            }
-            let pad = plan.era_pad as i64;
-            merged.clear();
-            let mut running_max = i64::MIN;
-            for &(s, e) in rows.iter() {
-                let e = e + pad;
-                match merged.last_mut() {
-                    Some(last) if running_max >= s => last.1 = last.1.max(e),
-                    _ => merged.push((s, e)),
-                }
-                running_max = running_max.max(e);
-            }
-            for &(s, e) in merged.iter() {
-                push(s, e - pad);
-            }
-        }
+    let out = &mut acc.rows;
+    if tail::collapse(plan, rows, merged, |start, end| {
+        out.push(CohortRow {
+            subject_id: id,
+            start,
+            end,
+        })
+    }) {
+        acc.in_final += 1;
+        acc.subjects += (acc.rows.len() > before) as u64;
     }
-    acc.in_final += 1;
-    acc.subjects += (acc.rows.len() > before) as u64;
 }
 
 /// A person's events of one criteria straight to (start, end) rows, for definitions where no
@@ -907,8 +848,7 @@ fn direct_rows(plan: &Plan, ops: &[(Day, Day)], evs: &[Event], rows: &mut Vec<(i
         for &(s, oe) in ops {
             if in_window(plan, e.start, s, oe) {
                 n += 1;
-                let end = end_date(plan, e.start, e.end, oe);
-                if end >= e.start {
+                if let Some(end) = tail::End::strategy(plan, e.start, e.end, oe, &[]).get() {
                     rows.push((e.start as i64, end as i64));
                 }
             }
@@ -975,26 +915,6 @@ fn constant_for(
         n += sat as i64;
     }
     Some(g.members.is_empty() || g.passes(n))
-}
-
-/// Keeps the first (or last) candidate by start date, ties by ordinal (candidates are in ordinal
-/// order, so the earliest position wins a tie).
-fn keep_first(v: &mut Vec<Cand>, last: bool) {
-    let mut best = 0;
-    for i in 1..v.len() {
-        let better = if last {
-            v[i].start > v[best].start
-        } else {
-            v[i].start < v[best].start
-        };
-        if better {
-            best = i;
-        }
-    }
-    if !v.is_empty() {
-        v.swap(0, best);
-    }
-    v.truncate(1);
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The Circe cohort expression model: parsing (with JSON-path errors) and validation.
 
+pub mod domains;
 mod types;
 mod validate;
 

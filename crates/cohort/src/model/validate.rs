@@ -289,7 +289,7 @@ impl<'a> V<'a> {
                             "Occurrence.CountColumn",
                             "CountColumn is only used when IsDistinct is true",
                         );
-                    } else if crate::exec::count_column_supported(c, col).is_none() {
+                    } else if super::domains::count_kind(c, col).is_none() {
                         self.err(
                             "Occurrence.CountColumn",
                             format!("{col:?} is not a valid count column for {}", c.name()),
