@@ -372,6 +372,29 @@ async fn the_pipeline_through_the_pages() {
             by_index_year: true
         }
     );
+    // The run's funnel and ranking as CSV, for those who may see the project only.
+    let csv = spon.get("/projects/afib/cohorts/1/results.csv?run=0").await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    assert!(
+        csv.body
+            .starts_with("run_at,cohort,table,site,step,shown,point,low,high\n"),
+        "{}",
+        csv.body
+    );
+    if !rules.is_empty() {
+        assert!(
+            csv.body
+                .contains(",1,funnel,total,qualifying events,620,620,620,620\n"),
+            "{}",
+            csv.body
+        );
+    }
+    assert!(csv.body.contains(",1,ranking,h1,1,"), "{}", csv.body);
+    let mut outsider = signed_in(&w, "stew1").await;
+    let r = outsider.get("/projects/afib/cohorts/1/results.csv").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = spon.get("/projects/afib/cohorts/1/results.csv?run=7").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     let m = Some(Gender::Male);
     let f = Some(Gender::Female);
     for (site, k) in [("h1", 3), ("h2", 1)] {

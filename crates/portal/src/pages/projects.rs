@@ -9,7 +9,7 @@ use qiao_hub::model::{Project, Site, User};
 use qiao_hub::protocol::{ProjectId, SiteId, UserId, UserRole};
 use qiao_hub::util::now;
 use qiao_hub::view::JobView;
-use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int};
+use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int, tf};
 use qiao_web::layout::{csrf_field, field, select, submit, textarea, FormErrors, InputKind};
 use qiao_web::{html, t, Lang, Markup};
 
@@ -360,6 +360,14 @@ fn render_detail(
                     }
                     @if let Some(run) = c.runs.last() {
                         p.muted { (t(lang, "feas.last_run")) " " (fmt_datetime(lang, run.at)) }
+                        details.runs {
+                            summary { (tf(lang, "feas.history", &[("runs", &c.runs.len().to_string())])) }
+                            ol { @for (k, r) in c.runs.iter().enumerate() { li {
+                                (fmt_datetime(lang, r.at)) " · "
+                                a href=(format!("/projects/{}/cohorts/{}/results.csv?run={k}", f.project, c.n)) download { (t(lang, "feas.csv")) }
+                            } } }
+                            p.muted { (t(lang, "feas.history_note")) }
+                        }
                         @if let Some(views) = d.runs.get(&c.n) {
                             (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled: f.enrolled(), now: run.at }))
                         }
