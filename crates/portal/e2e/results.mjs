@@ -140,9 +140,10 @@ let current = 'start';
 try {
   current = 'login';
   await page.goto(`${HUB}/login`);
-  await page.fill('input[name=user]', USER);
+  await page.fill('input[name=username]', USER);
   await page.fill('input[name=password]', PASSWORD);
-  await Promise.all([page.waitForLoadState('load'), page.click('form.login button[type=submit]')]);
+  await Promise.all([page.waitForLoadState('load'), page.click('main form button[type=submit]')]);
+  check(new URL(page.url()).pathname !== '/login', `${USER} signed in`);
 
   current = 'favicon';
   const icon = await page.request.get(`${HUB}/favicon.ico`);
@@ -161,7 +162,10 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();
   const narrow = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
-  check(narrow[0] <= narrow[1] + 1, `tables scroll inside their container at 390 px: ${narrow}`);
+  const wideOnes = await page.evaluate(() => [...document.querySelectorAll('body *')]
+    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll, table'))
+    .slice(0, 8).map((e) => `${e.tagName.toLowerCase()}.${e.className?.baseVal ?? e.className}:${Math.round(e.getBoundingClientRect().right)}`));
+  check(narrow[0] <= narrow[1] + 1, `tables scroll inside their container at 390 px: ${narrow}; too wide: ${wideOnes}`);
   await shot('results-phone-en', { scroll_width: narrow[0] });
   await page.setViewportSize({ width: 1400, height: 900 });
 
