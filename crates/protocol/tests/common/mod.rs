@@ -253,7 +253,8 @@ pub fn arb_payload() -> impl Strategy<Value = Payload> {
             )
                 .prop_map(|(entries, subjects, rules, final_persons, disclosure)| {
                     Payload::CohortCount(CohortCountResult {
-                        initial: None,
+                        // The funnel's first line, present with rules (as sites send it).
+                        initial: (!rules.is_empty()).then(|| subjects.clone()),
                         entries,
                         subjects,
                         rules,
