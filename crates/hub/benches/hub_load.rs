@@ -115,6 +115,7 @@ fn setup(store: &dyn HubStore) -> JobId {
                     site_id: s.clone(),
                     outcome: Outcome::Done {
                         payload: Payload::CohortCount(CohortCountResult {
+                            initial: None,
                             entries: Released::Exact { value: v },
                             subjects: Released::Exact { value: v },
                             rules: vec![],

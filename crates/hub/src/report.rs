@@ -75,6 +75,9 @@ pub fn to_json(v: &JobView) -> Value {
                 Some(Payload::CohortCount(r)) => {
                     o["entries"] = json!(r.entries.to_string());
                     o["subjects"] = json!(r.subjects.to_string());
+                    if let Some(i) = &r.initial {
+                        o["initial"] = json!(i.to_string());
+                    }
                     o["rules"] = r
                         .rules
                         .iter()
@@ -110,12 +113,14 @@ pub fn to_json(v: &JobView) -> Value {
             sites_done,
             entries,
             subjects,
+            initial,
             rules,
             final_persons,
         } => json!({
             "sites_done": sites_done,
             "entries": total_value(entries),
             "subjects": total_value(subjects),
+            "initial": initial.as_deref().map(total_value),
             "rules": rules.iter().map(|r| json!({"name": r.name, "persons": total_value(&r.persons)})).collect::<Vec<_>>(),
             "final_persons": total_value(final_persons),
         }),
@@ -170,6 +175,7 @@ pub fn to_table(v: &JobView) -> String {
         NetworkTotals::CohortCount {
             entries,
             subjects,
+            initial,
             rules,
             final_persons,
             ..
@@ -190,8 +196,16 @@ pub fn to_table(v: &JobView) -> String {
                 row.push(total.display.clone());
                 rows.push(row);
             };
-            // The funnel top-down: persons remaining after each rule, the final persons, then
-            // the final cohort's rows (entries) and distinct persons (subjects).
+            // The funnel top-down: persons with a qualifying event, persons remaining after
+            // each rule, the final persons, then the final cohort's rows (entries) and distinct
+            // persons (subjects).
+            if let Some(initial) = initial {
+                line(
+                    "qualifying events".to_owned(),
+                    &|r| r.initial.clone(),
+                    initial,
+                );
+            }
             for (i, rule) in rules.iter().enumerate() {
                 line(
                     format!("after rule {}: {}", i + 1, rule.name),
@@ -297,7 +311,8 @@ pub fn to_table(v: &JobView) -> String {
     }
     if matches!(v.total, NetworkTotals::CohortCount { .. }) {
         out.push_str(
-            "\n\"after rule N\": persons (best event each) passing rules 1..N; entries and subjects:\n\
+            "\n\"qualifying events\": persons with an entry event, before the rules;\n\
+             \"after rule N\": persons (best event each) passing rules 1..N; entries and subjects:\n\
              rows and distinct persons of the final cohort.",
         );
     }

@@ -123,6 +123,10 @@ pub enum NetworkTotals {
         entries: TotalValue,
         /// Subjects.
         subjects: TotalValue,
+        /// Persons with a qualifying event before the rules (the funnel's first line), when
+        /// every site that is done released it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        initial: Option<Box<TotalValue>>,
         /// Per inclusion rule.
         rules: Vec<RuleTotal>,
         /// Final persons.
@@ -295,10 +299,17 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
     }
 }
 
+/// One site's released value with the range of true values it is consistent with, as a
+/// network total of that one value (the same rule, so a site's line and the total read alike).
+pub fn site_value(value: &Released, disclosure: &DisclosureSummary) -> TotalValue {
+    TotalValue::of(&[to_disclosure(value, disclosure)])
+}
+
 fn cohort_totals(done: &[&Payload]) -> NetworkTotals {
     let mut entries = Vec::new();
     let mut subjects = Vec::new();
     let mut finals = Vec::new();
+    let mut initials = Some(Vec::new());
     let mut rules: Vec<(String, Vec<dc::Released>)> = Vec::new();
     let mut n = 0;
     for p in done {
@@ -308,6 +319,13 @@ fn cohort_totals(done: &[&Payload]) -> NetworkTotals {
         entries.push(to_disclosure(&r.entries, s));
         subjects.push(to_disclosure(&r.subjects, s));
         finals.push(to_disclosure(&r.final_persons, s));
+        initials = match (initials, &r.initial) {
+            (Some(mut v), Some(i)) => {
+                v.push(to_disclosure(i, s));
+                Some(v)
+            }
+            _ => None,
+        };
         for (i, rule) in r.rules.iter().enumerate() {
             match rules.get_mut(i) {
                 Some((name, vals)) if name == rule.name.as_str() => {
@@ -325,6 +343,9 @@ fn cohort_totals(done: &[&Payload]) -> NetworkTotals {
         sites_done: n,
         entries: TotalValue::of(&entries),
         subjects: TotalValue::of(&subjects),
+        initial: initials
+            .filter(|v| !v.is_empty())
+            .map(|v| Box::new(TotalValue::of(&v))),
         rules: rules
             .into_iter()
             .map(|(name, vals)| RuleTotal {

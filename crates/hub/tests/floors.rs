@@ -160,6 +160,7 @@ fn dp_result(job: &JobId, site: &SiteId, a: u64, b: u64, remaining: (f64, f64, f
         site_id: site.clone(),
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
+                initial: None,
                 entries: Released::Dp {
                     value: Some(a),
                     sigma: 60.0,

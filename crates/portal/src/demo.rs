@@ -569,7 +569,8 @@ mod tests {
         assert!(by(Stage::UnderReview).reviews.is_empty());
         assert_eq!(by(Stage::Approved).reviews.len(), 2);
         assert!(by(Stage::Rejected).reviews.iter().all(|r| !r.recommend));
-        // Feasibility onwards: one cohort, one run (a count and a demographics job per site).
+        // Feasibility onwards: one cohort, one run (a count job and the two demographics
+        // margins, age band × gender and index year, each on every site).
         for s in [
             Stage::Feasibility,
             Stage::SiteSelection,
@@ -579,7 +580,7 @@ mod tests {
             assert_eq!(by(s).cohorts.len(), 1, "{s:?}");
             assert_eq!(by(s).cohorts[0].runs.len(), 1, "{s:?}");
         }
-        assert_eq!(store.jobs().unwrap().len(), 8);
+        assert_eq!(store.jobs().unwrap().len(), 12);
         let invites =
             |s: Stage| -> Vec<InviteStatus> { by(s).invites.iter().map(|i| i.status).collect() };
         assert_eq!(

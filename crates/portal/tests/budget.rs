@@ -51,6 +51,7 @@ fn result_with_budget(w: &World, user: &str, site: &str, remaining: (f64, f64, f
         site_id,
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
+                initial: None,
                 entries: dp(40),
                 subjects: dp(30),
                 rules: vec![],

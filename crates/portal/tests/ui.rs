@@ -8,8 +8,8 @@ use std::time::Instant;
 use axum::http::StatusCode;
 use common::{alliance, enroll_sites, Client, World, T};
 use qiao_hub::protocol::{
-    CohortCountResult, DisclosureSummary, JobResult, Outcome, Payload, Released, RuleName,
-    RuleResult, UserRole,
+    AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary, Gender, JobResult,
+    Outcome, Payload, Released, RuleName, RuleResult, UserRole,
 };
 use qiao_portal::alliance::{self as al, Stage};
 
@@ -39,6 +39,7 @@ fn count_result(
         site_id: site.parse().unwrap(),
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
+                initial: (!rules.is_empty()).then(|| rel(persons[0])),
                 entries: rel(*persons.last().unwrap()),
                 subjects: rel(*persons.last().unwrap()),
                 rules: rules
@@ -57,6 +58,45 @@ fn count_result(
                     secondary_suppression: false,
                     dp: None,
                 },
+            }),
+        },
+    }
+}
+
+fn no_disclosure() -> DisclosureSummary {
+    DisclosureSummary {
+        min_cell_count: 10,
+        obfuscation: None,
+        secondary_suppression: false,
+        dp: None,
+    }
+}
+
+/// One demographics cell: (age band (min, max), gender, index year, count).
+type CellSpec = (Option<(u8, Option<u8>)>, Option<Gender>, Option<u16>, u64);
+
+/// A site's released demographics.
+fn demographics_result(
+    job: qiao_hub::protocol::JobId,
+    site: &str,
+    cells: &[CellSpec],
+) -> JobResult {
+    JobResult {
+        job_id: job,
+        site_id: site.parse().unwrap(),
+        outcome: Outcome::Done {
+            payload: Payload::Demographics(DemographicsResult {
+                total: rel(cells.iter().map(|c| c.3).sum()),
+                cells: cells
+                    .iter()
+                    .map(|&(band, gender, index_year, n)| Cell {
+                        age_band: band.map(|(min_age, max_age)| AgeBand { min_age, max_age }),
+                        gender,
+                        index_year,
+                        count: rel(n),
+                    })
+                    .collect(),
+                disclosure: no_disclosure(),
             }),
         },
     }
@@ -279,12 +319,21 @@ async fn the_pipeline_through_the_pages() {
         .unwrap();
     let page = spon.get("/projects/afib").await;
     assert_eq!(page.status, StatusCode::OK);
-    // The total funnel's first bar: the first rule's line (or the final cohort without
-    // rules), summed over the sites, at 100%.
-    let (first_label, total_first) = match rules.first() {
-        Some(r) => (r.clone(), 400 + 90),
-        None => ("Final cohort".to_owned(), 500 + 120),
+    // The total funnel's first bar: the persons with a qualifying event (the final cohort
+    // without rules), summed over the sites, at 100%; then each rule.
+    let first_label = match rules.first() {
+        Some(_) => "Qualifying events (persons)".to_owned(),
+        None => "Final cohort".to_owned(),
     };
+    let total_first = 500 + 120;
+    if let Some(r) = rules.first() {
+        assert!(
+            page.body
+                .contains(&format!("<title>{r}: 490† (79%)</title>")),
+            "{}",
+            page.body
+        );
+    }
     assert!(
         page.body.contains(&format!(
             "<title>{first_label}: {}† (100%)</title>",
@@ -298,6 +347,116 @@ async fn the_pipeline_through_the_pages() {
         "per-site funnels"
     );
     assert!(page.body.contains("Site ranking by eligible patients"));
+    // The notation's legend, and who each site's pending job waits on.
+    assert!(page.body.contains("never read it as 0"), "{}", page.body);
+    assert!(
+        page.body.contains("Not yet picked up by h2"),
+        "{}",
+        page.body
+    );
+    // The two margins the charts need, each its own job: age band × gender, not crossed with
+    // the index year, and the index year margin.
+    let jobs = |id| w.store.job(id).unwrap().unwrap().job.query;
+    assert_eq!(
+        jobs(&run.demographics_job),
+        qiao_hub::protocol::QueryType::Demographics {
+            age_band_years: 10,
+            by_index_year: false
+        }
+    );
+    let years_job = run.years_job.expect("the index year margin");
+    assert_eq!(
+        jobs(&years_job),
+        qiao_hub::protocol::QueryType::Demographics {
+            age_band_years: 100,
+            by_index_year: true
+        }
+    );
+    // The run's funnel and ranking as CSV, for those who may see the project only.
+    let csv = spon.get("/projects/afib/cohorts/1/results.csv?run=0").await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    assert!(
+        csv.body
+            .starts_with("run_at,cohort,table,site,step,shown,point,low,high\n"),
+        "{}",
+        csv.body
+    );
+    if !rules.is_empty() {
+        assert!(
+            csv.body
+                .contains(",1,funnel,total,qualifying events,620,620,620,620\n"),
+            "{}",
+            csv.body
+        );
+    }
+    assert!(csv.body.contains(",1,ranking,h1,1,"), "{}", csv.body);
+    let mut outsider = signed_in(&w, "stew1").await;
+    let r = outsider.get("/projects/afib/cohorts/1/results.csv").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = spon.get("/projects/afib/cohorts/1/results.csv?run=7").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let m = Some(Gender::Male);
+    let f = Some(Gender::Female);
+    for (site, k) in [("h1", 3), ("h2", 1)] {
+        w.store
+            .put_result(
+                &demographics_result(
+                    run.demographics_job,
+                    site,
+                    &[
+                        (Some((40, Some(49))), m, None, 20 * k),
+                        (Some((40, Some(49))), f, None, 30 * k),
+                        (Some((50, Some(59))), m, None, 40 * k),
+                        (Some((50, Some(59))), f, None, 5),
+                        (None, m, None, 60 * k),
+                        (None, f, None, 30 * k + 5),
+                    ],
+                ),
+                T,
+            )
+            .unwrap();
+    }
+    // h1's index years: 2021–2023 complete, 120 a year (30 a quarter), 2024 partial.
+    w.store
+        .put_result(
+            &demographics_result(
+                years_job,
+                "h1",
+                &[
+                    (Some((0, Some(99))), None, Some(2021), 110),
+                    (Some((100, None)), None, Some(2021), 10),
+                    (Some((0, Some(99))), None, Some(2022), 120),
+                    (Some((0, Some(99))), None, Some(2023), 120),
+                    (Some((0, Some(99))), None, Some(2024), 15),
+                ],
+            ),
+            T,
+        )
+        .unwrap();
+    let page = spon.get("/projects/afib").await;
+    // The pyramid from the age band × gender margin, a cell withheld at both sites shown as
+    // the range of its total (never 0).
+    assert!(page.body.contains("-pyramid\""), "{}", page.body);
+    assert!(
+        page.body.contains("<title>50–59 · Female: 0–18†</title>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<title>40–49 · Male: 80†</title>"),
+        "{}",
+        page.body
+    );
+    // The forecast: 30 a quarter at h1 (2021–2023; 2024 is partial); the target of 40 from
+    // the run's day: 40 / 30 quarters = 122 days. h2 reported no index years: no forecast.
+    assert!(page.body.contains("30.0"), "{}", page.body);
+    let (y, mo, _) = qiao_web::i18n::civil_from_days(run.at.div_euclid(86_400) + 122);
+    let month = qiao_web::i18n::fmt_month(qiao_web::Lang::En, y, mo);
+    assert!(
+        page.body.contains(&format!("<td>{month}</td>")),
+        "{month}: {}",
+        page.body
+    );
     // The attached definition reads as text (the engine's narrative), its names escaped.
     assert!(page.body.contains("Read the definition"), "{}", page.body);
     assert!(

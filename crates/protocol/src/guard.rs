@@ -58,6 +58,7 @@ pub const ALLOWED_KEYS: &[&str] = &[
     // CohortCountResult, RuleResult
     "entries",
     "subjects",
+    "initial",
     "rules",
     "name",
     "persons",
@@ -419,6 +420,9 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
             }
             check_released(&r.entries, "$.entries", disclosure)?;
             check_released(&r.subjects, "$.subjects", disclosure)?;
+            if let Some(initial) = &r.initial {
+                check_released(initial, "$.initial", disclosure)?;
+            }
             for (i, rule) in r.rules.iter().enumerate() {
                 check_released(&rule.persons, &format!("$.rules[{i}].persons"), disclosure)?;
                 check_released(&rule.gain, &format!("$.rules[{i}].gain"), disclosure)?;

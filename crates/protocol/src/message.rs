@@ -269,6 +269,11 @@ pub struct CohortCountResult {
     pub entries: Released,
     /// Distinct persons of the final cohort.
     pub subjects: Released,
+    /// Persons with a qualifying event before the inclusion rules (Circe's base count): the
+    /// funnel's first line. Absent without inclusion rules (then it is the final line) and from
+    /// sites that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<Released>,
     /// One line of the funnel per inclusion rule, in the definition's order.
     pub rules: Vec<RuleResult>,
     /// Persons in the final cohort.

@@ -23,6 +23,7 @@ const EXPECTED_KEYS: &[&str] = &[
     "type",
     "entries",
     "subjects",
+    "initial",
     "rules",
     "name",
     "persons",

@@ -605,3 +605,102 @@ const EXPECTED_STEPS: &[&str] = &[
     "portal-site-a-accepted",
     "site-a-prescreen-portal-project",
 ];
+
+/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
+/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
+/// (funnels answered, demographics waiting in each site's approval queue). One process, a
+/// few seconds.
+#[test]
+fn portal_results_in_headless_chromium() {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let screenshots = target_dir().join("portal-screenshots-results");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let addr = free_addr(1);
+    let work = root.join("demo");
+    let mut demo = Proc::spawn(
+        "demo",
+        &logs,
+        &[
+            "demo",
+            "--cdm",
+            GIBLEED,
+            "--work",
+            work.to_str().expect("utf-8 path"),
+            "--hospitals",
+            "2",
+            "--persons",
+            "500",
+            "--listen",
+            &addr.to_string(),
+        ],
+    );
+    // The demo prints its logins once the network serves.
+    let start = Instant::now();
+    let log = loop {
+        demo.check_alive();
+        let log = std::fs::read_to_string(&demo.log).unwrap_or_default();
+        if log.contains("Press Ctrl-C to stop.") {
+            break log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the demo did not start:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let password = log
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("sponsor")).then(|| w.next().map(str::to_owned))?
+        })
+        .unwrap_or_else(|| panic!("no sponsor login in the demo's output:\n{log}"));
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/results.mjs"))
+        .env("QIAO_CHROMIUM", &chromium)
+        .env("QIAO_E2E_NODE_MODULES", &node_modules)
+        .env("QIAO_E2E_SCREENSHOTS", &screenshots)
+        .env("QIAO_E2E_HUB", format!("http://{addr}"))
+        .env("QIAO_E2E_SPONSOR", "sponsor")
+        .env("QIAO_E2E_SPONSOR_PASSWORD", &password)
+        .env("QIAO_E2E_PROJECT", "demo-feasibility")
+        .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
+        .env(
+            "QIAO_E2E_CATALOGS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
+    demo.check_alive();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "results.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\ndemo:\n{}",
+        started.elapsed(),
+        std::fs::read_to_string(&demo.log).unwrap_or_default()
+    );
+    eprintln!("{stdout}");
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("results output {l}: {e}")))
+        .collect();
+    for expected in ["results-funnel-en", "results-phone-en", "results-funnel-zh"] {
+        let s = steps
+            .iter()
+            .find(|s| s["step"] == expected)
+            .unwrap_or_else(|| panic!("step {expected} missing: {stdout}"));
+        let shot = s["screenshot"].as_str().expect("a screenshot");
+        let meta = std::fs::metadata(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+    }
+}

@@ -495,8 +495,10 @@ pub fn subjects_are_final(definition: &serde_json::Value) -> bool {
 /// | `gain i` (persons whose best event fails only rule i) | 1, and in one `gain` at most |
 /// | `final` (persons whose best event passes every rule; released only without rules, as it
 /// is the last `after rule` line otherwise) | 1 |
+/// | `initial` (persons with a qualifying event, before the rules: the funnel's first line;
+/// only with rules, as it is the final line otherwise) | 1 |
 ///
-/// So the job costs `(rules + 3)/(2σ²)` (the gains are one family), `3/(2σ²)` without rules,
+/// So the job costs `(rules + 4)/(2σ²)` (the gains are one family), `3/(2σ²)` without rules,
 /// one release less when `subjects_final` ([`subjects_are_final`]).
 pub fn cohort_count_statistics(
     rules: usize,
@@ -517,6 +519,8 @@ pub fn cohort_count_statistics(
     }
     if rules == 0 {
         v.push(Statistic::person_count("final"));
+    } else {
+        v.push(Statistic::person_count("initial"));
     }
     v
 }
@@ -615,8 +619,13 @@ fn cohort_count(
         let rows = d.digest(run.rows.iter().map(row_key));
         d.release_count(&question, &stat("entries"), &rows)
     };
-    let mut lines = Vec::with_capacity(n_rules + 1);
+    let mut lines = Vec::with_capacity(n_rules + 2);
     let mut gains = Vec::with_capacity(n_rules);
+    if n_rules > 0 {
+        // The funnel's first line: every person with a qualifying event (Circe's base count).
+        let base = run.stats.modes[1].base_count;
+        lines.push((stat("initial"), mask_digest(d, &run, base, |_| true)?));
+    }
     for (i, (_, remaining, gain)) in funnel.rules.iter().enumerate() {
         let need = rules_through(i);
         lines.push((
@@ -630,7 +639,8 @@ fn cohort_count(
     if n_rules == 0 {
         lines.push((stat("final"), final_persons));
     }
-    let released = d.release_funnel(&question, &lines);
+    let mut released = d.release_funnel(&question, &lines);
+    let initial = (n_rules > 0 && !released.is_empty()).then(|| to_wire(&released.remove(0)));
     // The final line is the last rule's line (the same person set, released once).
     let final_released = released.last().cloned().unwrap_or(DReleased::Suppressed {
         threshold: policy.min_cell_count,
@@ -655,6 +665,7 @@ fn cohort_count(
         } else {
             to_wire(&d.release_count(&question, &stat("subjects"), &subjects))
         },
+        initial,
         rules,
         final_persons: to_wire(&final_released),
         disclosure: summary(&policy, d.cost(&stats), budget, false),

@@ -188,6 +188,9 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
         (entries, subjects, final_persons)
     );
     assert_eq!(truth.rules, rules);
+    // The funnel's first line: every person with a qualifying event (Circe's base count).
+    let initial = run.stats.modes[1].base_count;
+    assert!(initial >= 569 + 628, "{initial}");
 
     // The legacy SHRINE obfuscation.
     set_policy(&data, |p| p.release = qiao_disclosure::ReleaseMode::Shrine);
@@ -222,6 +225,7 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     let c3 = cohort(&hub.wait_result(&j3.job_id, 60).await).clone();
     assert_exact(&c3.entries, entries);
     assert_exact(&c3.subjects, subjects);
+    assert_exact(c3.initial.as_ref().expect("the initial line"), initial);
     assert_exact(&c3.final_persons, final_persons);
     for (got, (_, remaining, gain)) in c3.rules.iter().zip(&rules) {
         assert_exact(&got.persons, *remaining);
@@ -269,20 +273,21 @@ async fn cohort_count_round_trip_matches_the_engine_and_obeys_disclosure_control
     near(&c5.subjects, subjects, 6.0);
     near(&c5.entries, entries, 60.0);
     near(&c5.final_persons, final_persons, 6.0);
+    near(c5.initial.as_ref().expect("the initial line"), initial, 6.0);
     for (got, (_, remaining, gain)) in c5.rules.iter().zip(&rules) {
         near(&got.persons, *remaining, 6.0);
         near(&got.gain, *gain, 6.0);
     }
     let dp = c5.disclosure.dp.as_ref().expect("DP declared");
-    // Entries, two rule lines and the gains family: 4/72 (`subjects` is the final line's
-    // release for this definition); what remains is the user's default 0.25.
-    assert!((dp.rho_spent - 4.0 / 72.0).abs() < 1e-12);
-    assert!((dp.remaining_rho - (0.25 - 4.0 / 72.0)).abs() < 1e-9);
+    // Entries, the initial line, two rule lines and the gains family: 5/72 (`subjects` is the
+    // final line's release for this definition); what remains is the user's default 0.25.
+    assert!((dp.rho_spent - 5.0 / 72.0).abs() < 1e-12);
+    assert!((dp.remaining_rho - (0.25 - 5.0 / 72.0)).abs() < 1e-9);
     let j6 = dp_run("dave");
     let c6 = cohort(&hub.wait_result(&j6.job_id, 60).await).clone();
     assert_eq!(c6.rules, c5.rules);
     assert_eq!(c6.final_persons, c5.final_persons);
-    assert!((c6.disclosure.dp.as_ref().unwrap().remaining_rho - (0.25 - 8.0 / 72.0)).abs() < 1e-9);
+    assert!((c6.disclosure.dp.as_ref().unwrap().remaining_rho - (0.25 - 10.0 / 72.0)).abs() < 1e-9);
 
     // Everything is in the audit log, which verifies. The site audits `result.ack` after the
     // hub has stored the result: wait for the last one.

@@ -14,6 +14,10 @@ use crate::session::{lang_cookie, safe_next, CookiePolicy};
 pub const CSS: &str = include_str!("../assets/qiao.css");
 /// Where the stylesheet is served.
 pub const CSS_PATH: &str = "/assets/qiao.css";
+/// The favicon (a bridge, 桥; compiled in).
+pub const FAVICON: &str = include_str!("../assets/favicon.svg");
+/// Where the favicon is served (also at `/favicon.ico`, where browsers look unasked).
+pub const FAVICON_PATH: &str = "/assets/favicon.svg";
 /// The language switch: `GET /lang?to=zh-CN&next=/path` sets the `lang` cookie and redirects
 /// back to `next` (a local path).
 pub const LANG_PATH: &str = "/lang";
@@ -31,6 +35,23 @@ async fn css() -> Response {
             ),
         ],
         CSS,
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        FAVICON,
     )
         .into_response()
 }
@@ -58,14 +79,18 @@ fn switch_lang(policy: CookiePolicy, headers: &HeaderMap, q: LangQuery) -> Respo
 
 /// The routes every UI mounts: [`CSS_PATH`] and [`LANG_PATH`]. Merge into your router.
 pub fn routes<S: Clone + Send + Sync + 'static>(policy: CookiePolicy) -> Router<S> {
-    Router::new().route(CSS_PATH, get(css)).route(
-        LANG_PATH,
-        get(
-            move |headers: HeaderMap, Query(q): Query<LangQuery>| async move {
-                switch_lang(policy, &headers, q)
-            },
-        ),
-    )
+    Router::new()
+        .route(CSS_PATH, get(css))
+        .route(FAVICON_PATH, get(favicon))
+        .route("/favicon.ico", get(favicon))
+        .route(
+            LANG_PATH,
+            get(
+                move |headers: HeaderMap, Query(q): Query<LangQuery>| async move {
+                    switch_lang(policy, &headers, q)
+                },
+            ),
+        )
 }
 
 #[cfg(test)]

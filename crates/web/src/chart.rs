@@ -35,6 +35,8 @@ const WIDTH: f64 = 640.0;
 const ROW: f64 = 26.0;
 const LABEL_W: f64 = 200.0;
 const VALUE_W: f64 = 110.0;
+/// The widest label column of a bar chart.
+const MAX_LABEL_W: f64 = 300.0;
 
 fn fmt_num(x: f64) -> String {
     format!("{:.1}", if x.is_finite() { x } else { 0.0 })
@@ -60,8 +62,29 @@ pub fn bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
             .sum()
     };
     let longest = bars.iter().map(|b| text_w(&b.display)).fold(0.0, f64::max);
-    let value_w = VALUE_W.max(longest + 10.0).min(WIDTH - LABEL_W - 100.0);
-    let plot = WIDTH - LABEL_W - value_w;
+    // The label column fits the longest label (up to a limit; a longer label is cut with an
+    // ellipsis, its full text in the bar's title), so no label runs off the left edge.
+    let label_w = bars
+        .iter()
+        .map(|b| text_w(&b.label) + 16.0)
+        .fold(LABEL_W, f64::max)
+        .min(MAX_LABEL_W);
+    let fit = |label: &str| -> String {
+        if text_w(label) + 16.0 <= label_w {
+            return label.to_owned();
+        }
+        let mut out = String::new();
+        for c in label.chars() {
+            if text_w(&out) + text_w(&c.to_string()) + 7.0 + 16.0 > label_w {
+                break;
+            }
+            out.push(c);
+        }
+        out.push('…');
+        out
+    };
+    let value_w = VALUE_W.max(longest + 10.0).min(WIDTH - label_w - 100.0);
+    let plot = WIDTH - label_w - value_w;
     // A caption row on top (the chart's title, visible), then one row per bar.
     let height = ROW * (bars.len() as f64 + 1.0) + 10.0;
     let title_id = format!("{id}-title");
@@ -75,9 +98,9 @@ pub fn bars(id: &str, title: &str, bars: &[Bar]) -> Markup {
                 @let w = if max > 0.0 { plot * clean(b.value) / max } else { 0.0 };
                 g.bar.highlight[b.highlight] {
                     title { (b.label) ": " (b.display) }
-                    text.label x=(fmt_num(LABEL_W - 8.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (b.label) }
-                    rect x=(fmt_num(LABEL_W)) y=(fmt_num(y + 3.0)) width=(fmt_num(w.max(1.0))) height=(fmt_num(ROW - 6.0)) rx="2" {}
-                    text.value x=(fmt_num(LABEL_W + w + 6.0)) y=(fmt_num(y + ROW * 0.65)) { (b.display) }
+                    text.label x=(fmt_num(label_w - 8.0)) y=(fmt_num(y + ROW * 0.65)) text-anchor="end" { (fit(&b.label)) }
+                    rect x=(fmt_num(label_w)) y=(fmt_num(y + 3.0)) width=(fmt_num(w.max(1.0))) height=(fmt_num(ROW - 6.0)) rx="2" {}
+                    text.value x=(fmt_num(label_w + w + 6.0)) y=(fmt_num(y + ROW * 0.65)) { (b.display) }
                 }
             }
         }
@@ -232,6 +255,27 @@ pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Ma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bar_labels_are_never_clipped() {
+        let long = "Demo hospital_1 (1000 persons)";
+        let svg = bars("b", "T", &[Bar::new(long, 10.0, "10")]).into_string();
+        // The label column widens to the label: its right end (text-anchor end) leaves room.
+        let x: f64 = svg
+            .split("text-anchor=\"end\"")
+            .next()
+            .and_then(|s| s.rsplit("x=\"").next())
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        assert!(x >= 7.0 * long.len() as f64, "{x}: {svg}");
+        assert!(svg.contains(&format!(">{long}</text>")), "{svg}");
+        // Too long for any column: cut with an ellipsis, the full text in the title.
+        let huge = "x".repeat(80);
+        let svg = bars("b", "T", &[Bar::new(huge.clone(), 10.0, "10")]).into_string();
+        assert!(svg.contains("…</text>"), "{svg}");
+        assert!(svg.contains(&format!("<title>{huge}: 10</title>")), "{svg}");
+    }
 
     #[test]
     fn bars_scale_to_the_largest_and_carry_titles() {

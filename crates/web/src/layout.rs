@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 
-use crate::assets::{CSS_PATH, LANG_PATH};
+use crate::assets::{CSS_PATH, FAVICON_PATH, LANG_PATH};
 use crate::i18n::{t, t_dyn, Lang};
 use crate::session::CSRF_FIELD;
 
@@ -116,6 +116,7 @@ impl Page {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (self.title) " · " (t(lang, self.brand_key)) }
                     link rel="stylesheet" href=(CSS_PATH);
+                    link rel="icon" type="image/svg+xml" href=(FAVICON_PATH);
                 }
                 body {
                     header.top {

@@ -161,6 +161,7 @@ pub fn cohort_result(job: &JobId, site: &SiteId, entries: u64, finals: u64) -> J
         site_id: site.clone(),
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
+                initial: None,
                 entries: rel(entries),
                 subjects: rel(entries),
                 rules: vec![RuleResult {

@@ -101,9 +101,15 @@ pub fn cohort_definition(
 /// Age band width of feasibility demographics, in years.
 pub const FEASIBILITY_AGE_BAND: u8 = 10;
 
-/// Runs a cohort on every enrolled site: a cohort count job (the attrition funnel) and a
-/// demographics job (age bands, gender, index year), recorded with the cohort in the same
-/// transaction. Returns the run. The caller wakes the polling sites.
+/// Age band width of the index-year margin: one band below 100 years and one above, so the
+/// table is index year × 2 bands × gender and its row totals add to the persons per year.
+pub const YEARS_AGE_BAND: u8 = 100;
+
+/// Runs a cohort on every enrolled site, recorded with the cohort in the same transaction: a
+/// cohort count job (the attrition funnel) and the two margins the charts need, each its own
+/// demographics job — age band × gender (the pyramid; not crossed with the index year, which
+/// would split the cohort into thousands of cells nearly all below the threshold) and index
+/// year (the forecast). Returns the run. The caller wakes the polling sites.
 pub fn run_feasibility(
     store: &dyn HubStore,
     id: &ProjectId,
@@ -151,6 +157,15 @@ pub fn run_feasibility(
             tx,
             &mk(QueryType::Demographics {
                 age_band_years: FEASIBILITY_AGE_BAND,
+                by_index_year: false,
+            }),
+            &sites,
+            now,
+        )?;
+        let years = create_job_in(
+            tx,
+            &mk(QueryType::Demographics {
+                age_band_years: YEARS_AGE_BAND,
                 by_index_year: true,
             }),
             &sites,
@@ -159,6 +174,7 @@ pub fn run_feasibility(
         let run = FeasibilityRun {
             count_job: count.job.job_id,
             demographics_job: demo.job.job_id,
+            years_job: Some(years.job.job_id),
             at: now,
         };
         let c = f

@@ -173,8 +173,13 @@ pub struct CohortRef {
 pub struct FeasibilityRun {
     /// The cohort count (attrition funnel) job.
     pub count_job: JobId,
-    /// The demographics job (5-year age bands, gender, index year).
+    /// The demographics job: 10-year age bands × gender (the age pyramid and the gender split).
+    /// Runs before the margins were requested crossed them with the index year.
     pub demographics_job: JobId,
+    /// The index-year margin (the forecast): a demographics job by index year in one age band
+    /// below 100 and one above, so its row totals are the persons per index year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years_job: Option<JobId>,
     /// When.
     pub at: i64,
 }

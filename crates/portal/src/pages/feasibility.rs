@@ -1,12 +1,16 @@
-//! Feasibility results and enrollment charts: the per-site and total attrition funnel, the age
-//! pyramid and gender split, the site ranking with an enrollment forecast, and enrollment
-//! against target. Every number a site released through disclosure control carries the † mark.
+//! Feasibility results and enrollment charts: the per-site and total attrition funnel (from
+//! the persons with a qualifying event down to the final cohort), the age pyramid and gender
+//! split, the site ranking with an enrollment forecast, and enrollment against target.
+//!
+//! One notation for every uncertain number ([`uncertain`]): the released value, then the range
+//! of true values it is consistent with — `435 (423–447)`; withheld everywhere: the range alone,
+//! `0–9`, never 0. Every number a site released through disclosure control carries the † mark.
 
 use std::collections::BTreeMap;
 
 use qiao_hub::model::Site;
-use qiao_hub::protocol::{Gender, Payload, Released};
-use qiao_hub::view::{JobView, NetworkTotals, SiteStatus, TotalValue};
+use qiao_hub::protocol::{DisclosureSummary, Gender, Payload, Released};
+use qiao_hub::view::{site_value, JobView, NetworkTotals, SiteJobView, SiteStatus, TotalValue};
 use qiao_web::chart::{self, Bar, PyramidRow, Series};
 use qiao_web::i18n::{fmt_decimal, fmt_int, fmt_month, t_dyn, tf};
 use qiao_web::layout::controlled;
@@ -14,56 +18,82 @@ use qiao_web::{html, t, Lang, Markup};
 
 use crate::alliance::ProjectFile;
 
-/// A released number as shown: the value (0 if withheld) and its text with the † mark.
-pub fn released(lang: Lang, r: &Released) -> (f64, String) {
-    let text = match r {
-        Released::Exact { value } => fmt_int(lang, *value as i64),
-        Released::Dp {
-            value: Some(value),
-            sigma,
-            ..
-        } => format!(
-            "{}±{}",
-            fmt_int(lang, *value as i64),
-            fmt_int(lang, qiao_hub::protocol::half_width_95(*sigma) as i64)
+/// The views of one feasibility run's jobs.
+pub struct RunViews {
+    /// The cohort count (funnel).
+    pub count: Option<JobView>,
+    /// Age band × gender.
+    pub demographics: Option<JobView>,
+    /// Index year margin (runs before it was requested have none).
+    pub years: Option<JobView>,
+}
+
+/// What the forecast needs from the project: the enrollment target, those enrolled so far
+/// and the date it counts from (the run's: the rates are as of then).
+#[derive(Clone, Copy)]
+pub struct Target {
+    /// Patients to enroll.
+    pub target: u64,
+    /// Enrolled so far (from the sites' reports).
+    pub enrolled: u64,
+    /// The feasibility run's time, unix seconds.
+    pub now: i64,
+}
+
+/// An uncertain number as the whole portal writes it, with its bar length: exact → `435`;
+/// released with a range → `435 (423–447)` (95% for noised values, certain for obfuscated or
+/// withheld ones); withheld at every site → the range alone, `0–9` (its midpoint as the bar);
+/// unbounded (table suppression) → `435 (≥ 400)`. The † mark is added by the caller.
+pub fn uncertain(lang: Lang, v: &TotalValue) -> (f64, String) {
+    let n = |x: u64| fmt_int(lang, x as i64);
+    let withheld = v.sites > 0 && v.suppressed_sites == v.sites;
+    match (v.exact, v.high) {
+        (true, _) => (v.point_sum as f64, n(v.point_sum)),
+        (false, Some(h)) if h == v.low => (h as f64, n(h)),
+        (false, Some(h)) if withheld => (
+            (v.low + h) as f64 / 2.0,
+            tf(
+                lang,
+                "feas.range_only",
+                &[("low", &n(v.low)), ("high", &n(h))],
+            ),
         ),
-        Released::Dp {
-            value: None,
-            threshold,
-            ..
-        } => format!("<{}", fmt_int(lang, *threshold as i64)),
-        Released::BelowThreshold { threshold } => format!("<{}", fmt_int(lang, *threshold as i64)),
-        Released::Suppressed { .. } => "–".to_owned(),
-        Released::Obfuscated {
-            value, max_error, ..
-        } => format!(
-            "{}±{}",
-            fmt_int(lang, *value as i64),
-            fmt_int(lang, *max_error as i64)
+        (false, Some(h)) => (
+            v.point_sum as f64,
+            tf(
+                lang,
+                "feas.total_range",
+                &[
+                    ("sum", &n(v.point_sum)),
+                    ("low", &n(v.low)),
+                    ("high", &n(h)),
+                ],
+            ),
         ),
-    };
-    (r.point().unwrap_or(0) as f64, format!("{text}†"))
+        (false, None) if withheld => (
+            v.low as f64,
+            tf(lang, "feas.withheld_at_least", &[("low", &n(v.low))]),
+        ),
+        (false, None) => (
+            v.point_sum as f64,
+            tf(
+                lang,
+                "feas.total_at_least",
+                &[("sum", &n(v.point_sum)), ("low", &n(v.low))],
+            ),
+        ),
+    }
+}
+
+/// A site's released value in the one notation, with the † mark.
+pub fn released(lang: Lang, r: &Released, disclosure: &DisclosureSummary) -> (f64, String) {
+    let (v, text) = uncertain(lang, &site_value(r, disclosure));
+    (v, format!("{text}†"))
 }
 
 fn total(lang: Lang, v: &TotalValue) -> (f64, String) {
-    let sum = fmt_int(lang, v.point_sum as i64);
-    let low = fmt_int(lang, v.low as i64);
-    // The range of true totals consistent with the released values, in the page's language
-    // (the hub's own `display` is the CLI's English).
-    let text = match (v.exact, v.high) {
-        (true, _) => sum,
-        (false, Some(high)) => tf(
-            lang,
-            "feas.total_range",
-            &[
-                ("sum", &sum),
-                ("low", &low),
-                ("high", &fmt_int(lang, high as i64)),
-            ],
-        ),
-        (false, None) => tf(lang, "feas.total_at_least", &[("sum", &sum), ("low", &low)]),
-    };
-    (v.point_sum as f64, format!("{text}†"))
+    let (x, text) = uncertain(lang, v);
+    (x, format!("{text}†"))
 }
 
 fn site_name(sites: &[Site], id: &str) -> String {
@@ -74,17 +104,20 @@ fn site_name(sites: &[Site], id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
-fn status_text(lang: Lang, s: SiteStatus) -> String {
-    t_dyn(
-        lang,
-        match s {
-            SiteStatus::Pending => "feas.status_pending",
-            SiteStatus::Done => "feas.status_done",
-            SiteStatus::Refused => "feas.status_refused",
-            SiteStatus::Failed => "feas.status_failed",
-            SiteStatus::Rejected => "feas.status_rejected",
-        },
-    )
+/// A site's status for one job, in words that say who it waits on: not yet picked up by the
+/// site, or delivered and waiting there (a query its data steward approves by hand waits for
+/// them; the hub cannot tell approval from computing, so it names the steward, who decides).
+fn status_text(lang: Lang, s: &SiteJobView, name: &str) -> String {
+    match s.status {
+        SiteStatus::Pending if s.deliveries == 0 => {
+            tf(lang, "feas.status_not_picked", &[("site", name)])
+        }
+        SiteStatus::Pending => tf(lang, "feas.status_waiting_steward", &[("site", name)]),
+        SiteStatus::Done => t_dyn(lang, "feas.status_done"),
+        SiteStatus::Refused => t_dyn(lang, "feas.status_refused"),
+        SiteStatus::Failed => t_dyn(lang, "feas.status_failed"),
+        SiteStatus::Rejected => t_dyn(lang, "feas.status_rejected"),
+    }
 }
 
 fn pct(lang: Lang) -> impl Fn(f64) -> String {
@@ -108,81 +141,126 @@ fn forecast(cells: &BTreeMap<u16, f64>) -> Option<f64> {
     Some(years.iter().sum::<f64>() / (years.len() as f64 * 4.0))
 }
 
-/// The feasibility results of one cohort run.
-pub fn render(
+/// When a site alone would reach the target at `per_quarter` new eligible patients a quarter,
+/// counted from the run (`target.now`): (year, month), or `None` if it never would (no new
+/// patients, or not within 200 years).
+fn target_month(per_quarter: f64, target: Target) -> Option<(i64, u32)> {
+    let left = target.target.saturating_sub(target.enrolled) as f64;
+    if per_quarter.is_nan() || per_quarter <= 0.0 {
+        return None;
+    }
+    let days = (left / per_quarter * 365.25 / 4.0).ceil();
+    if days > 365.25 * 200.0 {
+        return None;
+    }
+    let day = target.now.div_euclid(86_400) + days as i64;
+    let (y, m, _) = qiao_web::i18n::civil_from_days(day);
+    Some((y, m))
+}
+
+/// Per index year: the persons of a site's index-year margin (the row totals of every age
+/// band, added; a withheld row adds its point, 0).
+fn years_of(payload: Option<&Payload>) -> BTreeMap<u16, f64> {
+    let mut out = BTreeMap::new();
+    if let Some(Payload::Demographics(dm)) = payload {
+        for c in &dm.cells {
+            if let (Some(_), None, Some(y)) = (c.age_band, c.gender, c.index_year) {
+                *out.entry(y).or_insert(0.0) += c.count.point().unwrap_or(0) as f64;
+            }
+        }
+    }
+    out
+}
+
+/// The funnel's bars: persons with a qualifying event (when released), each rule, the final
+/// cohort.
+fn funnel_bars(
     lang: Lang,
-    id: &str,
-    count: Option<&JobView>,
-    demo: Option<&JobView>,
-    sites: &[Site],
-) -> Markup {
-    let Some(count) = count else { return html! {} };
+    initial: Option<(f64, String)>,
+    rules: Vec<(String, (f64, String))>,
+    last: (f64, String),
+) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    if let Some((v, d)) = initial {
+        bars.push(Bar::new(t(lang, "feas.step_initial"), v, d));
+    }
+    for (name, (v, d)) in rules {
+        bars.push(Bar::new(name, v, d));
+    }
+    let mut fin = Bar::new(t(lang, "feas.step_final"), last.0, last.1);
+    fin.highlight = true;
+    bars.push(fin);
+    bars
+}
+
+/// The legend of the notation, shown once above the results.
+pub fn legend(lang: Lang) -> Markup {
+    html! {
+        dl.legend {
+            dt { (t(lang, "feas.legend_range_example")) } dd { (t(lang, "feas.legend_range")) }
+            dt { (t(lang, "feas.legend_withheld_example")) } dd { (t(lang, "feas.legend_withheld")) }
+            dt { "†" } dd { (t(lang, "sdc.legend")) }
+        }
+    }
+}
+
+/// The feasibility results of one cohort run.
+pub fn render(lang: Lang, id: &str, run: &RunViews, sites: &[Site], target: Target) -> Markup {
+    let Some(count) = run.count.as_ref() else {
+        return html! {};
+    };
+    let demo = run.demographics.as_ref();
     // The funnel: total over the sites that answered, then each site.
     let total_funnel: Option<Vec<Bar>> = match &count.total {
         NetworkTotals::CohortCount {
+            initial,
             rules,
             final_persons,
             sites_done,
             ..
-        } if *sites_done > 0 => {
-            // Sites release the persons remaining after each rule and the final persons; the
-            // count before the first rule (Circe's base count) is not part of the result, so
-            // the funnel starts at the first rule (the final cohort's subjects are not it).
-            let mut bars = Vec::new();
-            for r in rules {
-                let (v, d) = total(lang, &r.persons);
-                bars.push(Bar::new(r.name.clone(), v, d));
-            }
-            let (v, d) = total(lang, final_persons);
-            let mut last = Bar::new(t(lang, "feas.step_final"), v, d);
-            last.highlight = true;
-            bars.push(last);
-            Some(bars)
-        }
+        } if *sites_done > 0 => Some(funnel_bars(
+            lang,
+            initial.as_ref().map(|i| total(lang, i)),
+            rules
+                .iter()
+                .map(|r| (r.name.clone(), total(lang, &r.persons)))
+                .collect(),
+            total(lang, final_persons),
+        )),
         _ => None,
     };
     let site_funnel = |p: &Payload| -> Option<Vec<Bar>> {
         let Payload::CohortCount(c) = p else {
             return None;
         };
-        let mut bars = Vec::new();
-        for r in &c.rules {
-            let (v, d) = released(lang, &r.persons);
-            bars.push(Bar::new(r.name.to_string(), v, d));
-        }
-        let (v, d) = released(lang, &c.final_persons);
-        let mut last = Bar::new(t(lang, "feas.step_final"), v, d);
-        last.highlight = true;
-        bars.push(last);
-        Some(bars)
+        let ds = &c.disclosure;
+        Some(funnel_bars(
+            lang,
+            c.initial.as_ref().map(|i| released(lang, i, ds)),
+            c.rules
+                .iter()
+                .map(|r| (r.name.to_string(), released(lang, &r.persons, ds)))
+                .collect(),
+            released(lang, &c.final_persons, ds),
+        ))
     };
     // Ranking and forecast per site.
+    let years_view = run.years.as_ref();
     let mut ranking: Vec<(String, f64, String, Option<f64>)> = Vec::new();
     for s in &count.sites {
         let Some(Payload::CohortCount(c)) = &s.payload else {
             continue;
         };
-        let (v, d) = released(lang, &c.final_persons);
-        let years: BTreeMap<u16, f64> = demo
-            .and_then(|dv| dv.sites.iter().find(|x| x.site == s.site))
-            .and_then(|x| match &x.payload {
-                Some(Payload::Demographics(dm)) => Some(
-                    dm.cells
-                        .iter()
-                        .filter(|c| c.age_band.is_none() && c.gender.is_none())
-                        .filter_map(|c| {
-                            c.index_year
-                                .map(|y| (y, c.count.point().unwrap_or(0) as f64))
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let (v, d) = released(lang, &c.final_persons, &c.disclosure);
+        let years = years_of(
+            years_view
+                .and_then(|dv| dv.sites.iter().find(|x| x.site == s.site))
+                .and_then(|x| x.payload.as_ref()),
+        );
         ranking.push((site_name(sites, s.site.as_str()), v, d, forecast(&years)));
     }
     ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    // Demographics totals.
+    // Demographics totals: the age band × gender margin.
     let (pyramid_rows, genders) = match demo.map(|d| &d.total) {
         Some(NetworkTotals::Demographics {
             cells, sites_done, ..
@@ -229,19 +307,35 @@ pub fn render(
         }
         _ => (Vec::new(), Vec::new()),
     };
+    let status_of = |v: Option<&JobView>, site: &str, name: &str| -> String {
+        v.and_then(|v| v.sites.iter().find(|x| x.site.as_str() == site))
+            .map(|x| status_text(lang, x, name))
+            .unwrap_or_else(|| "–".to_owned())
+    };
     html! {
-        table {
-            thead { tr { th { (t(lang, "sel.site")) } th { (t(lang, "feas.status")) } th.num { (t(lang, "feas.eligible")) } } }
+        (legend(lang))
+        div.scroll { table.sites {
+            thead { tr {
+                th { (t(lang, "sel.site")) }
+                th { (t(lang, "feas.status_count")) }
+                th { (t(lang, "feas.status_demographics")) }
+                th.num { (t(lang, "feas.eligible")) }
+            } }
             tbody {
                 @for s in &count.sites {
+                    @let name = site_name(sites, s.site.as_str());
                     tr {
-                        td { (site_name(sites, s.site.as_str())) }
-                        td { (status_text(lang, s.status)) }
-                        td.num { @if let Some(Payload::CohortCount(c)) = &s.payload { @let (_, d) = released(lang, &c.final_persons); (controlled(lang, d.trim_end_matches('†'))) } }
+                        td { (name) }
+                        td { (status_text(lang, s, &name)) }
+                        td {
+                            (status_of(demo, s.site.as_str(), &name))
+                            @if let Some(y) = years_view { " · " (t(lang, "feas.years_short")) ": " (status_of(Some(y), s.site.as_str(), &name)) }
+                        }
+                        td.num { @if let Some(Payload::CohortCount(c)) = &s.payload { @let (_, d) = released(lang, &c.final_persons, &c.disclosure); (controlled(lang, d.trim_end_matches('†'))) } }
                     }
                 }
             }
-        }
+        } }
         @if let Some(bars) = &total_funnel {
             (chart::funnel(&format!("{id}-funnel-total"), t(lang, "feas.funnel_total"), bars, pct(lang)))
         }
@@ -253,15 +347,25 @@ pub fn render(
         @if !ranking.is_empty() {
             h3 { (t(lang, "feas.ranking")) }
             (chart::bars(&format!("{id}-ranking"), t(lang, "feas.ranking"), &ranking.iter().map(|(n, v, d, _)| Bar::new(n.clone(), *v, d.clone())).collect::<Vec<_>>()))
-            table {
-                thead { tr { th { (t(lang, "sel.site")) } th.num { (t(lang, "feas.eligible")) } th.num { (t(lang, "feas.forecast")) } } }
+            div.scroll { table.ranking {
+                thead { tr {
+                    th { (t(lang, "sel.site")) }
+                    th.num { (t(lang, "feas.eligible")) }
+                    th.num { (t(lang, "feas.forecast")) }
+                    th { (tf(lang, "feas.target_date", &[("target", &fmt_int(lang, target.target as i64))])) }
+                } }
                 tbody { @for (n, _, d, fc) in &ranking { tr {
                     td { (n) }
                     td.num { (controlled(lang, d.trim_end_matches('†'))) }
                     td.num { @match fc { Some(x) => (controlled(lang, &fmt_decimal(lang, *x, 1))), None => "–" } }
+                    td { @match fc.map(|x| target_month(x, target)) {
+                        Some(Some((y, m))) => (fmt_month(lang, y, m)),
+                        Some(None) => (t(lang, "feas.target_never")),
+                        None => "–",
+                    } }
                 } } }
-            }
-            p.muted { (t(lang, "feas.forecast_note")) }
+            } }
+            p.muted { (t(lang, "feas.forecast_note")) " " (t(lang, "feas.target_note")) }
         }
         @if !pyramid_rows.is_empty() {
             (chart::pyramid(&format!("{id}-pyramid"), t(lang, "feas.pyramid"), t(lang, "feas.male"), t(lang, "feas.female"), &pyramid_rows))
@@ -358,14 +462,76 @@ mod tests {
     }
 
     #[test]
-    fn released_numbers_are_marked() {
+    fn one_notation_and_withheld_totals_are_intervals_never_zero() {
+        let v = |point_sum, low, high, exact, sites, suppressed_sites| TotalValue {
+            display: String::new(),
+            point_sum,
+            low,
+            high,
+            exact,
+            sites,
+            suppressed_sites,
+        };
         assert_eq!(
-            released(Lang::En, &Released::Exact { value: 12345 }),
-            (12345.0, "12,345†".to_owned())
+            uncertain(Lang::En, &v(12345, 12345, Some(12345), true, 2, 0)),
+            (12345.0, "12,345".to_owned())
+        );
+        // A noised value: the value and its 95% range.
+        assert_eq!(
+            uncertain(Lang::En, &v(435, 423, Some(447), false, 1, 0)).1,
+            "435 (423–447)"
         );
         assert_eq!(
-            released(Lang::En, &Released::BelowThreshold { threshold: 10 }),
-            (0.0, "<10†".to_owned())
+            uncertain(Lang::ZhCn, &v(435, 423, Some(447), false, 1, 0)).1,
+            "435（423–447）"
         );
+        // Every site below the threshold: the range, its midpoint as the bar, never "0".
+        assert_eq!(
+            uncertain(Lang::En, &v(0, 0, Some(27), false, 3, 3)),
+            (13.5, "0–27".to_owned())
+        );
+        assert_eq!(uncertain(Lang::En, &v(0, 0, None, false, 1, 1)).1, "≥ 0");
+    }
+
+    #[test]
+    fn the_target_month_follows_the_rate() {
+        let target = Target {
+            target: 100,
+            enrolled: 40,
+            // 2026-01-01.
+            now: 20_454 * 86_400,
+        };
+        // 60 left at 30 a quarter: two quarters, 183 days → July 2026.
+        assert_eq!(target_month(30.0, target), Some((2026, 7)));
+        assert_eq!(target_month(0.0, target), None);
+    }
+
+    #[test]
+    fn the_index_year_margin_adds_the_age_bands() {
+        use qiao_hub::protocol::{AgeBand, Cell, DemographicsResult};
+        let band = |min_age, max_age| Some(AgeBand { min_age, max_age });
+        let cell = |age_band, gender, index_year, value| Cell {
+            age_band,
+            gender,
+            index_year,
+            count: Released::Exact { value },
+        };
+        let p = Payload::Demographics(DemographicsResult {
+            total: Released::Exact { value: 0 },
+            cells: vec![
+                cell(band(0, Some(99)), Some(Gender::Female), Some(2020), 7),
+                cell(band(0, Some(99)), None, Some(2020), 30),
+                cell(band(100, None), None, Some(2020), 2),
+                cell(band(0, Some(99)), None, Some(2021), 12),
+                cell(None, Some(Gender::Male), None, 99),
+            ],
+            disclosure: DisclosureSummary {
+                min_cell_count: 10,
+                obfuscation: None,
+                secondary_suppression: false,
+                dp: None,
+            },
+        });
+        assert_eq!(years_of(Some(&p)), [(2020, 32.0), (2021, 12.0)].into());
     }
 }

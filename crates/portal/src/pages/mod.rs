@@ -8,6 +8,7 @@ mod feasibility;
 mod library;
 mod members;
 mod projects;
+mod results;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/projects/{id}/decide", post(projects::decide))
         .route("/projects/{id}/cohorts", post(projects::attach))
         .route("/projects/{id}/cohorts/{n}/run", post(projects::run))
+        .route("/projects/{id}/cohorts/{n}/results.csv", get(results::csv))
         .route("/projects/{id}/invite", post(projects::invite))
         .route("/projects/{id}/answer", post(projects::answer))
         .route("/projects/{id}/report", post(projects::report))

@@ -9,7 +9,7 @@ use qiao_hub::model::{Project, Site, User};
 use qiao_hub::protocol::{ProjectId, SiteId, UserId, UserRole};
 use qiao_hub::util::now;
 use qiao_hub::view::JobView;
-use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int};
+use qiao_web::i18n::{fmt_date, fmt_datetime, fmt_int, tf};
 use qiao_web::layout::{csrf_field, field, select, submit, textarea, FormErrors, InputKind};
 use qiao_web::{html, t, Lang, Markup};
 
@@ -136,8 +136,8 @@ pub(crate) struct Detail {
     pub sites: Vec<Site>,
     pub committee: Vec<User>,
     pub library: Vec<LibrarySummary>,
-    /// Per cohort number: the latest run's (count, demographics) views.
-    pub runs: BTreeMap<u32, (Option<JobView>, Option<JobView>)>,
+    /// Per cohort number: the latest run's job views.
+    pub runs: BTreeMap<u32, feasibility::RunViews>,
     /// Per cohort number: the stored definition (shown as text).
     pub definitions: BTreeMap<u32, serde_json::Value>,
 }
@@ -163,7 +163,17 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
                     None => None,
                 })
             };
-            runs.insert(c.n, (view(&run.count_job)?, view(&run.demographics_job)?));
+            runs.insert(
+                c.n,
+                feasibility::RunViews {
+                    count: view(&run.count_job)?,
+                    demographics: view(&run.demographics_job)?,
+                    years: match &run.years_job {
+                        Some(j) => view(j)?,
+                        None => None,
+                    },
+                },
+            );
         }
     }
     let committee = s
@@ -350,8 +360,16 @@ fn render_detail(
                     }
                     @if let Some(run) = c.runs.last() {
                         p.muted { (t(lang, "feas.last_run")) " " (fmt_datetime(lang, run.at)) }
-                        @if let Some((count, demo)) = d.runs.get(&c.n) {
-                            (feasibility::render(lang, &format!("c{}", c.n), count.as_ref(), demo.as_ref(), &d.sites))
+                        details.runs {
+                            summary { (tf(lang, "feas.history", &[("runs", &c.runs.len().to_string())])) }
+                            ol { @for (k, r) in c.runs.iter().enumerate() { li {
+                                (fmt_datetime(lang, r.at)) " · "
+                                a href=(format!("/projects/{}/cohorts/{}/results.csv?run={k}", f.project, c.n)) download { (t(lang, "feas.csv")) }
+                            } } }
+                            p.muted { (t(lang, "feas.history_note")) }
+                        }
+                        @if let Some(views) = d.runs.get(&c.n) {
+                            (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled: f.enrolled(), now: run.at }))
                         }
                     } @else {
                         p.muted { (t(lang, "feas.not_run")) }

@@ -56,6 +56,7 @@ pub fn count_result(job: &Job, site_id: &SiteId) -> JobResult {
         site_id: site_id.clone(),
         outcome: Outcome::Done {
             payload: Payload::CohortCount(CohortCountResult {
+                initial: None,
                 entries: Released::Exact { value: 1200 },
                 subjects: Released::Obfuscated {
                     value: 845,
@@ -252,6 +253,8 @@ pub fn arb_payload() -> impl Strategy<Value = Payload> {
             )
                 .prop_map(|(entries, subjects, rules, final_persons, disclosure)| {
                     Payload::CohortCount(CohortCountResult {
+                        // The funnel's first line, present with rules (as sites send it).
+                        initial: (!rules.is_empty()).then(|| subjects.clone()),
                         entries,
                         subjects,
                         rules,
