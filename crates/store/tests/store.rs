@@ -652,13 +652,15 @@ fn event_ids_and_ids_of_few_values_are_stored_narrow_and_an_empty_table_costs_no
                 .collect()
         })
         .collect();
-    let borrow = |rows: &[Vec<String>]| -> Vec<Vec<&str>> {
+    fn borrow(rows: &[Vec<String>]) -> Vec<Vec<&str>> {
         rows.iter()
             .map(|r| r.iter().map(String::as_str).collect())
             .collect()
-    };
+    }
+    fn slices<'a>(rows: &'a [Vec<&'a str>]) -> Vec<&'a [&'a str]> {
+        rows.iter().map(Vec::as_slice).collect()
+    }
     let (cond_rows, drug_rows) = (borrow(&rows), borrow(&drug));
-    let slices = |rows: &[Vec<&str>]| -> Vec<&[&str]> { rows.iter().map(Vec::as_slice).collect() };
     let mut tables = sample();
     tables.retain(|t| !["condition_occurrence", "drug_exposure"].contains(&t.spec.name));
     tables.push(table("condition_occurrence", &slices(&cond_rows)));
