@@ -32,8 +32,12 @@ RUNS=${2:-3}
 DIR=${BENCH_DIR:-/tmp/qiao-bench}
 DATA=../shared/data
 mkdir -p "$DIR"
-cargo build --release -q -p qiao
-QIAO=$PWD/target/release/qiao
+# QIAO=path/to/qiao compares another build (e.g. the previous format's, with its own store in
+# another BENCH_DIR) side by side; by default this tree's release build.
+if [ -z "${QIAO:-}" ]; then
+  cargo build --release -q -p qiao
+  QIAO=$PWD/target/release/qiao
+fi
 VENV=${QIAO_TEST_VENV:-$PWD/.work/venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import duckdb, duckcdm" 2>/dev/null || "$VENV/bin/pip" install -q duckdb duckcdm

@@ -19,8 +19,11 @@ K=${1:-100}
 RUNS=${2:-3}
 DIR=${BENCH_DIR:-/tmp/qiao-bench}
 mkdir -p "$DIR"
-cargo build --release -q -p qiao
-QIAO=$PWD/target/release/qiao
+# QIAO=path/to/qiao measures another build; by default this tree's release build.
+if [ -z "${QIAO:-}" ]; then
+  cargo build --release -q -p qiao
+  QIAO=$PWD/target/release/qiao
+fi
 VENV=${QIAO_TEST_VENV:-$PWD/.work/venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c "import duckdb" 2>/dev/null || "$VENV/bin/pip" install -q duckdb

@@ -296,7 +296,11 @@ fn assert_same_store(a: &Store, b: &Store, a_path: &Path, b_path: &Path) {
         same_slice(&format!("{name}.start"), da.start(), db.start());
         same_slice(&format!("{name}.end"), da.end(), db.end());
         same_slice(&format!("{name}.concept"), da.concept(), db.concept());
-        same_slice(&format!("{name}.event_id"), da.event_id(), db.event_id());
+        same_slice(
+            &format!("{name}.event_id"),
+            &da.event_id().to_vec(),
+            &db.event_id().to_vec(),
+        );
         for p in 0..pa.len() as u32 {
             assert_eq!(
                 da.person_rows(p),

@@ -136,8 +136,14 @@ pub fn write_image<W: Write>(
         w.section(format!("{prefix}/start"), &built.start)?;
         w.section(format!("{prefix}/end"), &built.end)?;
         w.section(format!("{prefix}/concept"), &built.concept)?;
-        w.section(format!("{prefix}/event_id"), &built.event_id)?;
-        w.section(format!("{prefix}/person_offsets"), &offsets)?;
+        // Event ids in their smallest encoding (base + 32-bit offsets where they fit).
+        let event_id = Column::Id(built.event_id);
+        column::write_encoded(&mut w, &format!("{prefix}/event_id"), &event_id, true)?;
+        // An empty table's offsets are all 0: not stored (see `Store::domain`).
+        w.section(
+            format!("{prefix}/person_offsets"),
+            offsets_if_rows(&offsets, n),
+        )?;
         let (keys, post_offsets, rows) = postings(&built.concept);
         w.section(format!("{prefix}/post_keys"), &keys)?;
         w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
@@ -167,6 +173,15 @@ pub fn write_image<W: Write>(
     write_reference_and_vocabulary(&mut w, &mut meta, &by_name, &order)?;
     let out = w.finish(meta.clone())?;
     Ok((out, meta))
+}
+
+/// The per-person offsets to store: none for a table without rows.
+pub(crate) fn offsets_if_rows(offsets: &[u64], rows: usize) -> &[u64] {
+    if rows == 0 {
+        &[]
+    } else {
+        offsets
+    }
 }
 
 /// Person rows aligned to the universe (first row wins for a duplicated id): `person/id`,

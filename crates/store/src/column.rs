@@ -9,7 +9,7 @@
 //! | constant | `NAME.const` (one value) | every row holds the same non-NULL value |
 //! | 16-bit offsets | `NAME.base` (i32), `NAME.u16` | i32 values within 65,535 of their minimum |
 //! | 32-bit offsets | `NAME.base` (i64), `NAME.u32` | i64 values within 2³²−1 of their minimum |
-//! | dictionary | `NAME.dict` (i32, ascending), `NAME.u8` (codes) | at most 255 distinct i32 values (type concepts, source concepts, counts) |
+//! | dictionary | `NAME.dict` (i32 or i64, ascending), `NAME.u8` (codes) | at most 255 distinct values (type concepts, source concepts, counts, ids of few visits) |
 //!
 //! In the offset and dictionary encodings the all-ones code is NULL. Text columns are offsets + bytes + NULL flags,
 //! or one constant string.
@@ -92,6 +92,8 @@ pub(crate) enum Stats {
         min: Option<i64>,
         max: Option<i64>,
         nulls: bool,
+        /// The distinct non-NULL values (ascending) while there are at most 255.
+        dict: Option<Vec<i64>>,
     },
     Float {
         /// Row 0's bits, and whether every row so far has them (and row 0 is not NaN).
@@ -120,6 +122,7 @@ impl Stats {
                 min: None,
                 max: None,
                 nulls: false,
+                dict: Some(Vec::new()),
             },
             Kind::F64 => Stats::Float {
                 first: None,
@@ -160,26 +163,25 @@ impl Stats {
             }
             *min = Some(min.map_or(x, |m| m.min(x)));
             *max = Some(max.map_or(x, |m| m.max(x)));
-            if let Some(values) = dict {
-                if let Err(i) = values.binary_search(&x) {
-                    if values.len() == NULL_U8 as usize {
-                        *dict = None;
-                    } else {
-                        values.insert(i, x);
-                    }
-                }
-            }
+            add_distinct(dict, x);
         }
     }
 
     pub fn add_id(&mut self, x: i64) {
-        if let Stats::Id { min, max, nulls } = self {
+        if let Stats::Id {
+            min,
+            max,
+            nulls,
+            dict,
+        } = self
+        {
             if x == NULL_ID {
                 *nulls = true;
                 return;
             }
             *min = Some(min.map_or(x, |m| m.min(x)));
             *max = Some(max.map_or(x, |m| m.max(x)));
+            add_distinct(dict, x);
         }
     }
 
@@ -214,6 +216,29 @@ impl Stats {
             *bytes += v.map_or(0, |s| s.len() as u64);
         }
     }
+}
+
+/// Adds `x` to the distinct values while they are at most 255 (a code each, [`NULL_U8`] apart).
+fn add_distinct<T: Ord>(dict: &mut Option<Vec<T>>, x: T) {
+    if let Some(values) = dict {
+        if let Err(i) = values.binary_search(&x) {
+            if values.len() == NULL_U8 as usize {
+                *dict = None;
+            } else {
+                values.insert(i, x);
+            }
+        }
+    }
+}
+
+/// The dictionary codes of `v` (NULL, not in `values`, is [`NULL_U8`]).
+fn dict_codes<T: Ord>(values: &[T], v: &[T]) -> Vec<u8> {
+    v.iter()
+        .map(|x| match values.binary_search(x) {
+            Ok(i) => i as u8,
+            Err(_) => NULL_U8,
+        })
+        .collect()
 }
 
 /// Writes `col` under `name`: in its smallest encoding if `encode`, else plain (columns that are
@@ -255,16 +280,7 @@ pub(crate) fn write_values<W: Write>(
             if let Some(values) = dict.as_ref().filter(|_| min.is_some() && !constant) {
                 w.section(format!("{name}.dict"), values)?;
                 return w.section_from(format!("{name}.u8"), |out| {
-                    col.i32_pieces(&mut |v| {
-                        let codes: Vec<u8> = v
-                            .iter()
-                            .map(|&x| match values.binary_search(&x) {
-                                Ok(i) => i as u8,
-                                Err(_) => NULL_U8,
-                            })
-                            .collect();
-                        out(&codes)
-                    })
+                    col.i32_pieces(&mut |v| out(&dict_codes(values, v)))
                 });
             }
             match (*min, *max) {
@@ -290,8 +306,20 @@ pub(crate) fn write_values<W: Write>(
                 _ => w.section_from(name, |out| col.i32_pieces(out)),
             }
         }
-        Stats::Id { min, max, nulls } => match (*min, *max) {
+        Stats::Id {
+            min,
+            max,
+            nulls,
+            dict,
+        } => match (*min, *max) {
             (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
+            (Some(_), Some(_)) if dict.is_some() => {
+                let values = dict.as_deref().unwrap_or_default();
+                w.section(format!("{name}.dict"), values)?;
+                w.section_from(format!("{name}.u8"), |out| {
+                    col.id_pieces(&mut |v| out(&dict_codes(values, v)))
+                })
+            }
             (Some(a), Some(b)) if (b as i128 - a as i128) < NULL_U32 as i128 => {
                 w.section(format!("{name}.base"), &[a])?;
                 w.section_from(format!("{name}.u32"), |out| {
@@ -362,6 +390,7 @@ pub(crate) struct Parts<'a> {
     pub text_const: Option<&'a [u8]>,
     pub text: Option<TextRef<'a>>,
     pub dict: Option<&'a [i32]>,
+    pub dict64: Option<&'a [i64]>,
     pub u8: Option<&'a [u8]>,
 }
 
@@ -415,6 +444,10 @@ pub(crate) fn view<'a>(p: Parts<'a>, rows: usize) -> Option<ColumnRef<'a>> {
         return (codes.len() == rows && values.len() < NULL_U8 as usize)
             .then_some(ColumnRef::I32(I32Column(I32Enc::Dict { values, codes })));
     }
+    if let (Some(values), Some(codes)) = (p.dict64, p.u8) {
+        return (codes.len() == rows && values.len() < NULL_U8 as usize)
+            .then_some(ColumnRef::Id(IdColumn(IdEnc::Dict { values, codes })));
+    }
     let base = p.base?;
     if let Some(codes) = p.u16 {
         let base: i32 = *bytemuck::try_from_bytes(one(base, DType::I32)?).ok()?;
@@ -456,12 +489,8 @@ impl<'a> ColumnRef<'a> {
     pub(crate) fn verify(&self) -> bool {
         match self {
             ColumnRef::Text(t) => t.verify(),
-            ColumnRef::I32(I32Column(I32Enc::Dict { values, codes })) => {
-                values.windows(2).all(|w| w[0] < w[1])
-                    && codes
-                        .iter()
-                        .all(|&c| c == NULL_U8 || (c as usize) < values.len())
-            }
+            ColumnRef::I32(I32Column(I32Enc::Dict { values, codes })) => dict_ok(values, codes),
+            ColumnRef::Id(IdColumn(IdEnc::Dict { values, codes })) => dict_ok(values, codes),
             _ => true,
         }
     }
@@ -494,11 +523,7 @@ impl<'a> ColumnRef<'a> {
     #[inline]
     pub fn prefetch(&self, r: usize) {
         match self {
-            ColumnRef::Id(c) => match c.0 {
-                IdEnc::Plain(v) => prefetch(v, r),
-                IdEnc::U32 { codes, .. } => prefetch(codes, r),
-                IdEnc::Const(..) => {}
-            },
+            ColumnRef::Id(c) => c.prefetch(r),
             ColumnRef::I32(c) => match c.0 {
                 I32Enc::Plain(v) => prefetch(v, r),
                 I32Enc::U16 { codes, .. } => prefetch(codes, r),
@@ -521,6 +546,14 @@ impl<'a> ColumnRef<'a> {
             ColumnRef::Text(_) => None,
         }
     }
+}
+
+/// Dictionary values ascending and every code NULL or one of them.
+fn dict_ok<T: Ord>(values: &[T], codes: &[u8]) -> bool {
+    values.windows(2).all(|w| w[0] < w[1])
+        && codes
+            .iter()
+            .all(|&c| c == NULL_U8 || (c as usize) < values.len())
 }
 
 /// Asks the CPU to start loading `s[i]` into its caches (nothing if `i` is out of bounds): for
@@ -605,11 +638,55 @@ enum IdEnc<'a> {
     Plain(&'a [i64]),
     Const(i64, usize),
     U32 { base: i64, codes: &'a [u32] },
+    Dict { values: &'a [i64], codes: &'a [u8] },
 }
 
-/// An i64 id column. `get` is like `slice.get(r).copied()`.
-#[derive(Clone, Copy, Debug)]
+/// An i64 id column. `get` is like `slice.get(r).copied()`; it compares equal to a slice of the
+/// same values.
+#[derive(Clone, Copy)]
 pub struct IdColumn<'a>(IdEnc<'a>);
+
+impl std::fmt::Debug for IdColumn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for IdColumn<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl PartialEq<[i64]> for IdColumn<'_> {
+    fn eq(&self, other: &[i64]) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter().copied())
+    }
+}
+
+impl PartialEq<&[i64]> for IdColumn<'_> {
+    fn eq(&self, other: &&[i64]) -> bool {
+        *self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<&[i64; N]> for IdColumn<'_> {
+    fn eq(&self, other: &&[i64; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<Vec<i64>> for IdColumn<'_> {
+    fn eq(&self, other: &Vec<i64>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<IdColumn<'_>> for Vec<i64> {
+    fn eq(&self, other: &IdColumn<'_>) -> bool {
+        *other == self[..]
+    }
+}
 
 impl<'a> IdColumn<'a> {
     pub fn from_slice(v: &'a [i64]) -> Self {
@@ -620,6 +697,7 @@ impl<'a> IdColumn<'a> {
             IdEnc::Plain(v) => v.len(),
             IdEnc::Const(_, n) => n,
             IdEnc::U32 { codes, .. } => codes.len(),
+            IdEnc::Dict { codes, .. } => codes.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -638,12 +716,26 @@ impl<'a> IdColumn<'a> {
                     base + c as i64
                 }
             }),
+            // A code past the dictionary (a damaged file, see `verify`) reads as NULL.
+            IdEnc::Dict { values, codes } => codes
+                .get(r)
+                .map(|&c| values.get(c as usize).copied().unwrap_or(NULL_ID)),
         }
     }
     pub fn as_slice(&self) -> Option<&'a [i64]> {
         match self.0 {
             IdEnc::Plain(v) => Some(v),
             _ => None,
+        }
+    }
+    /// Asks the CPU to start loading row `r` (see [`prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, r: usize) {
+        match self.0 {
+            IdEnc::Plain(v) => prefetch(v, r),
+            IdEnc::U32 { codes, .. } => prefetch(codes, r),
+            IdEnc::Dict { codes, .. } => prefetch(codes, r),
+            IdEnc::Const(..) => {}
         }
     }
     pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {

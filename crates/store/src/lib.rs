@@ -4,9 +4,10 @@
 //! - **Persons**: every person id (rows of `person`, plus orphan ids that only event tables name),
 //!   by dense index in ascending id order; person attributes by that index.
 //! - **Domains**: each clinical table sorted by (person, start date, event id), with a 16-byte core per
-//!   event (person index, start, Circe end, concept: 4 bytes each) plus the event id, per-person row
-//!   ranges, per-concept postings (ascending rows), and attribute columns stored apart and read only
-//!   when a criterion filters on them.
+//!   event (person index, start, Circe end, concept: 4 bytes each) plus the event id (a base and
+//!   4-byte offsets where the table's ids span less than 2³²), per-person row ranges (none stored for
+//!   a table without rows), per-concept postings (ascending rows), and attribute columns stored
+//!   apart and read only when a criterion filters on them.
 //! - **Vocabulary**: concepts, the ancestor → descendants closure and "Maps to" (target → sources).
 //!
 //! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.

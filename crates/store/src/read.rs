@@ -65,6 +65,9 @@ struct Inner {
     sections: BTreeMap<String, SectionInfo>,
     meta: Meta,
     source: String,
+    /// One offset per person plus one, all 0: the per-person offsets of a table without rows
+    /// (not stored). Zeroed pages from the allocator, touched only if read.
+    zero_offsets: Vec<u64>,
 }
 
 /// What is read of a person before any of their events: the person id and, for a person with
@@ -182,12 +185,14 @@ impl Store {
             }
             sections.insert(s.name.clone(), s);
         }
+        let persons = sections.get("person/id").map_or(0, |s| s.len as usize / 8);
         let store = Store {
             inner: Arc::new(Inner {
                 backing,
                 sections,
                 meta: toc.meta,
                 source,
+                zero_offsets: vec![0; persons + 1],
             }),
         };
         store.check_structure(Depth::Open)?;
@@ -358,6 +363,15 @@ impl Store {
         Some((s.dtype, self.bytes_of(s)))
     }
 
+    /// The column stored as `name` (in any encoding, see [`column_of`]), of `rows` rows.
+    fn column_at(&self, name: &str, rows: usize) -> Option<ColumnRef<'_>> {
+        let mut raw: RawParts<'_> = [None; 11];
+        for (part, suffix) in raw.iter_mut().zip(PARTS) {
+            *part = self.raw(&format!("{name}{suffix}"));
+        }
+        column_of(raw, rows)
+    }
+
     /// Every column stored under `prefix`, each of `rows` rows, from one pass over the prefix's
     /// range of the ordered directory (a column's sections are `name` and `name.<part>`). A column
     /// whose parts disagree is reported by [`Store::check_structure`].
@@ -448,28 +462,36 @@ impl Store {
             name: table.to_string(),
         })?;
         let p = format!("dom/{}", spec.name);
+        let person: &[u32] = self.section(&format!("{p}/person"))?;
+        let rows = person.len();
+        let event_id = self
+            .column_at(&format!("{p}/event_id"), rows)
+            .and_then(ColumnRef::as_id)
+            .ok_or_else(|| StoreError::Corrupt {
+                store: self.inner.source.clone(),
+                what: format!("{p}/event_id: missing, or its parts disagree"),
+            })?;
+        let person_offsets = match self.section::<u64>(&format!("{p}/person_offsets"))? {
+            [] if rows == 0 => &self.inner.zero_offsets[..],
+            offsets => offsets,
+        };
         Ok(Domain {
             spec,
-            person: self.section(&format!("{p}/person"))?,
+            person,
             start: self.section(&format!("{p}/start"))?,
             end: self.section(&format!("{p}/end"))?,
             concept: self.section(&format!("{p}/concept"))?,
-            event_id: self.section(&format!("{p}/event_id"))?,
-            person_offsets: self.section(&format!("{p}/person_offsets"))?,
+            event_id,
+            person_offsets,
             post_keys: self.section(&format!("{p}/post_keys"))?,
             post_offsets: self.section(&format!("{p}/post_offsets"))?,
             post_rows: self.section(&format!("{p}/post_rows"))?,
             columns: {
-                let rows = self.section::<u32>(&format!("{p}/person"))?.len();
                 let mut cols = self.columns_under(&format!("{p}/col/"), rows);
-                let event_id = self.section(&format!("{p}/event_id"))?;
                 // Core columns answer for the CDM columns they were built from.
                 if let Some(ev) = spec.event.as_ref() {
                     if let Some(pk) = ev.pk {
-                        cols.insert(
-                            pk.to_string(),
-                            ColumnRef::Id(IdColumn::from_slice(event_id)),
-                        );
+                        cols.insert(pk.to_string(), ColumnRef::Id(event_id));
                     }
                     cols.insert(
                         ev.start.to_string(),
@@ -655,7 +677,7 @@ pub struct Domain<'a> {
     start: &'a [i32],
     end: &'a [i32],
     concept: &'a [i32],
-    event_id: &'a [i64],
+    event_id: IdColumn<'a>,
     person_offsets: &'a [u64],
     post_keys: &'a [i32],
     post_offsets: &'a [u64],
@@ -689,8 +711,9 @@ impl<'a> Domain<'a> {
     pub fn concept(&self) -> &'a [i32] {
         self.concept
     }
-    /// Circe's event id: the table's primary key (death: the person id).
-    pub fn event_id(&self) -> &'a [i64] {
+    /// Circe's event id: the table's primary key (death: the person id), stored as a base and
+    /// 32-bit offsets where the ids span less than 2³² (`get` is one add).
+    pub fn event_id(&self) -> IdColumn<'a> {
         self.event_id
     }
     /// Where each person's rows begin (`person_offsets[p]..person_offsets[p + 1]`: the rows of
@@ -923,6 +946,7 @@ fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
             u32: typed(raw[4], DType::U32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             text_const: raw[5].map(|(_, b)| b),
             dict: typed(raw[9], DType::I32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
+            dict64: typed(raw[9], DType::I64).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             u8: typed(raw[10], DType::U8),
             text,
         },

@@ -116,24 +116,41 @@ impl Builder {
         };
         let has_row = build::write_persons(&mut w, &mut meta, person, &universe)?;
         // Observation periods first: every other table counts its events outside them.
-        events.sort_by_key(|t| t.spec.name != "observation_period");
+        let (periods, rest): (Vec<TableSink>, Vec<TableSink>) = events
+            .into_iter()
+            .partition(|t| t.spec.name == "observation_period");
+        let ctx = |op| Context {
+            universe: &universe,
+            has_row: &has_row,
+            op,
+            dir: &dir,
+            budget,
+        };
         let mut op_index: Option<PeriodIndex> = None;
         let mut dates = (i32::MAX, i32::MIN);
-        for t in events {
-            let name = t.spec.name;
-            let ctx = Context {
-                universe: &universe,
-                has_row: &has_row,
-                op: op_index.as_ref(),
-                dir: &dir,
-                budget,
-            };
-            let (tm, periods) = t.write(&mut w, ctx, &mut dates)?;
+        let mut put = |m: Merged, op_index: &mut Option<PeriodIndex>| -> io::Result<()> {
+            dates = (dates.0.min(m.dates.0), dates.1.max(m.dates.1));
+            let name = m.spec.name;
+            let (tm, periods) = m.write(&mut w)?;
             crate::spill::return_free_memory();
-            if name == "observation_period" {
-                op_index = periods;
+            if periods.is_some() {
+                *op_index = periods;
             }
             meta.tables.insert(name.into(), tm);
+            Ok(())
+        };
+        for t in periods {
+            put(t.merge(ctx(None))?, &mut op_index)?;
+        }
+        // The other tables are merged in parallel (each merge is one thread's work: decoding
+        // rows), then written in table order.
+        let merged: Vec<io::Result<Merged>> = rest
+            .into_par_iter()
+            .map(|t| t.merge(ctx(op_index.as_ref())))
+            .collect();
+        let mut op_none = None;
+        for m in merged {
+            put(m?, &mut op_none)?;
         }
         build::write_summary(&mut w, &mut meta, &universe, op_index.as_ref(), dates)?;
         build::write_reference_and_vocabulary(&mut w, &mut meta, &others, &order)?;
@@ -269,14 +286,8 @@ impl TableSink {
         Ok(n)
     }
 
-    /// Merges the runs and writes the table's sections; returns its metadata and, for the
-    /// observation periods, their index.
-    fn write<W: Write>(
-        mut self,
-        w: &mut SectionWriter<W>,
-        ctx: Context<'_>,
-        dates: &mut (i32, i32),
-    ) -> io::Result<(TableMeta, Option<PeriodIndex>)> {
+    /// Merges the runs into the table's columns (in temporary files) and sorts its postings.
+    fn merge(mut self, ctx: Context<'_>) -> io::Result<Merged> {
         let spec = self.spec;
         let ev = spec.event.as_ref().expect("event table has roles");
         let layout = RawTable::new(spec);
@@ -371,27 +382,15 @@ impl TableSink {
             merge(readers, &kinds, &mut on_row)?;
         }
         drop(self.runs);
-        let n = tm.rows;
-        if spec.name != "location_history" && n > 0 {
+        let mut dates = (i32::MAX, i32::MIN);
+        if spec.name != "location_history" && tm.rows > 0 {
             let max_end = if matches!(ev.end_rule, EndRule::StartPlusOne) || end_i.is_none() {
                 i32::MIN
             } else {
                 max_end
             };
-            dates.0 = dates.0.min(min_start);
-            dates.1 = dates.1.max(max_start).max(max_end);
+            dates = (min_start, max_start.max(max_end));
         }
-
-        let prefix = format!("dom/{}", spec.name);
-        let offsets = core.offsets();
-        w.section_from(format!("{prefix}/person"), |out| core.person.pieces(out))?;
-        w.section_from(format!("{prefix}/start"), |out| core.start.pieces(out))?;
-        w.section_from(format!("{prefix}/end"), |out| core.end.pieces(out))?;
-        w.section_from(format!("{prefix}/concept"), |out| core.concept.pieces(out))?;
-        w.section_from(format!("{prefix}/event_id"), |out| {
-            core.event_id.pieces(out)
-        })?;
-        w.section(format!("{prefix}/person_offsets"), &offsets)?;
         let (mut keys, mut post_offsets) = (Vec::<i32>::new(), vec![0u64]);
         let mut rows: SpillVec<u32> = SpillVec::new(ctx.dir)?;
         postings.sorted(|packed| {
@@ -407,14 +406,78 @@ impl TableSink {
         if !keys.is_empty() {
             post_offsets.push(rows.len() as u64);
         }
+        let apart = apart
+            .into_iter()
+            .map(|(i, col, stats)| (layout.columns[i].0, col, stats))
+            .collect();
+        Ok(Merged {
+            spec,
+            tm,
+            core,
+            apart,
+            postings: (keys, post_offsets, rows),
+            periods: is_op.then_some(periods),
+            dates,
+        })
+    }
+}
+
+/// One event table merged: its columns in temporary files, its postings sorted.
+struct Merged {
+    spec: &'static TableSpec,
+    tm: TableMeta,
+    core: Core,
+    /// Attribute columns stored apart: name, values, statistics.
+    apart: Vec<(&'static str, SpillColumn, Stats)>,
+    /// Concepts (ascending), where each one's rows begin, the rows.
+    postings: (Vec<i32>, Vec<u64>, SpillVec<u32>),
+    /// Observation periods: each row's start and end.
+    periods: Option<(Vec<i32>, Vec<i32>)>,
+    /// The first start and last date (start or end) of its rows.
+    dates: (i32, i32),
+}
+
+impl Merged {
+    /// Writes the table's sections; returns its metadata and, for the observation periods, their
+    /// index.
+    fn write<W: Write>(
+        self,
+        w: &mut SectionWriter<W>,
+    ) -> io::Result<(TableMeta, Option<PeriodIndex>)> {
+        let Merged {
+            spec,
+            tm,
+            mut core,
+            apart,
+            postings: (keys, post_offsets, mut rows),
+            periods,
+            ..
+        } = self;
+        let n = tm.rows;
+        let prefix = format!("dom/{}", spec.name);
+        let offsets = core.offsets();
+        w.section_from(format!("{prefix}/person"), |out| core.person.pieces(out))?;
+        w.section_from(format!("{prefix}/start"), |out| core.start.pieces(out))?;
+        w.section_from(format!("{prefix}/end"), |out| core.end.pieces(out))?;
+        w.section_from(format!("{prefix}/concept"), |out| core.concept.pieces(out))?;
+        column::write_values(
+            w,
+            &format!("{prefix}/event_id"),
+            &core.event_id,
+            &core.event_id_stats,
+            true,
+        )?;
+        w.section(
+            format!("{prefix}/person_offsets"),
+            build::offsets_if_rows(&offsets, n as usize),
+        )?;
         w.section(format!("{prefix}/post_keys"), &keys)?;
         w.section(format!("{prefix}/post_offsets"), &post_offsets)?;
         w.section_from(format!("{prefix}/post_rows"), |out| rows.pieces(out))?;
-        for (i, col, stats) in &apart {
-            let name = layout.columns[*i].0;
+        for (name, col, stats) in &apart {
             column::write_values(w, &format!("{prefix}/col/{name}"), col, stats, true)?;
         }
-        let periods = is_op.then_some((offsets, periods.0, periods.1));
+        let periods = periods.map(|(starts, ends)| (offsets, starts, ends));
         Ok((tm, periods))
     }
 }
@@ -560,7 +623,8 @@ struct Core {
     start: SpillVec<i32>,
     end: SpillVec<i32>,
     concept: SpillVec<i32>,
-    event_id: SpillVec<i64>,
+    event_id: SpillColumn,
+    event_id_stats: Stats,
     counts: Vec<u64>,
 }
 
@@ -571,7 +635,8 @@ impl Core {
             start: SpillVec::new(dir)?,
             end: SpillVec::new(dir)?,
             concept: SpillVec::new(dir)?,
-            event_id: SpillVec::new(dir)?,
+            event_id: SpillColumn::new(dir, Kind::Id)?,
+            event_id_stats: Stats::new(Kind::Id),
             counts: vec![0; persons + 1],
         })
     }
@@ -580,7 +645,8 @@ impl Core {
         self.start.push(s)?;
         self.end.push(e)?;
         self.concept.push(c)?;
-        self.event_id.push(id)?;
+        self.event_id
+            .push(Val::Id(id), &[], &mut self.event_id_stats)?;
         self.counts[p as usize + 1] += 1;
         Ok(())
     }

@@ -611,3 +611,103 @@ fn a_column_of_few_distinct_values_is_stored_as_one_byte_codes() {
     let src = c.column("condition_source_concept_id").unwrap();
     assert_eq!(src.as_i32().unwrap().get(0), Some(NULL_INT));
 }
+
+#[test]
+fn event_ids_and_ids_of_few_values_are_stored_narrow_and_an_empty_table_costs_no_offsets() {
+    // condition_occurrence: four event ids and visit ids of two values and a NULL, drug_exposure:
+    // two ids 2⁴⁰ apart: each as one-byte codes into a dictionary (GiBleed's tables, with more
+    // ids, take a base + 32-bit offsets); device_exposure: no rows.
+    let cond_row = |id: &str, visit: &str| -> Vec<String> {
+        [
+            id,
+            "1",
+            "201826",
+            "2001-01-01",
+            "",
+            "32020",
+            "",
+            "",
+            "",
+            visit,
+            "",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let big = 1i64 << 40;
+    let rows: Vec<Vec<String>> = vec![
+        cond_row("9000000001", "7000000000"),
+        cond_row("9000000002", ""),
+        cond_row("9000000009", "7000000000"),
+        cond_row("9000000003", "7000000005"),
+    ];
+    let drug: Vec<Vec<String>> = [(1i64, "2001-02-01"), (1 + big, "2001-03-01")]
+        .iter()
+        .map(|(id, day)| {
+            [&id.to_string(), "2", "1127433", day, "", "", "38000177"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .collect();
+    fn borrow(rows: &[Vec<String>]) -> Vec<Vec<&str>> {
+        rows.iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    }
+    fn slices<'a>(rows: &'a [Vec<&'a str>]) -> Vec<&'a [&'a str]> {
+        rows.iter().map(Vec::as_slice).collect()
+    }
+    let (cond_rows, drug_rows) = (borrow(&rows), borrow(&drug));
+    let mut tables = sample();
+    tables.retain(|t| !["condition_occurrence", "drug_exposure"].contains(&t.spec.name));
+    tables.push(table("condition_occurrence", &slices(&cond_rows)));
+    tables.push(table("drug_exposure", &slices(&drug_rows)));
+    tables.push(table("device_exposure", &[]));
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let toc = toc_of(&bytes);
+    let len_of = |name: &str| toc.sections.iter().find(|s| s.name == name).map(|s| s.len);
+    let dom = "dom/condition_occurrence";
+    assert_eq!(len_of(&format!("{dom}/event_id.u8")), Some(4));
+    assert_eq!(
+        len_of(&format!("{dom}/col/visit_occurrence_id.u8")),
+        Some(4)
+    );
+    assert_eq!(len_of("dom/drug_exposure/event_id.u8"), Some(2));
+    assert_eq!(len_of("dom/device_exposure/person_offsets"), Some(0));
+
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let c = store.domain("condition_occurrence").unwrap();
+    // Sorted by (person, start, event id).
+    assert_eq!(
+        c.event_id(),
+        &[9000000001, 9000000002, 9000000003, 9000000009]
+    );
+    let visits = c.column("visit_occurrence_id").unwrap().as_id().unwrap();
+    assert_eq!(
+        visits.to_vec(),
+        [7000000000, qiao_cdm::NULL_ID, 7000000005, 7000000000]
+    );
+    assert_eq!(
+        store.domain("drug_exposure").unwrap().event_id(),
+        &[1, 1 + big]
+    );
+    let empty = store.domain("device_exposure").unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(empty.person_offsets().len(), store.persons().len() + 1);
+    assert!(empty.person_offsets().iter().all(|&o| o == 0));
+    assert_eq!(empty.person_rows(1), 0..0);
+
+    // A visit code past the dictionary: verification refuses it; reading it gives NULL.
+    let damaged = with_section(&bytes, &format!("{dom}/col/visit_occurrence_id.u8"), |b| {
+        b[0] = 200
+    });
+    let store = Store::from_bytes(&damaged).unwrap();
+    assert!(store.verify().is_err());
+    let c = store.domain("condition_occurrence").unwrap();
+    let visits = c.column("visit_occurrence_id").unwrap().as_id().unwrap();
+    assert_eq!(visits.get(0), Some(qiao_cdm::NULL_ID));
+}

@@ -446,7 +446,7 @@ pub(crate) fn prefetch_dates(d: &Domain<'_>, r: usize, id: bool) {
     prefetch(d.start(), r);
     prefetch(d.end(), r);
     if id {
-        prefetch(d.event_id(), r);
+        d.event_id().prefetch(r);
     }
 }
 
@@ -729,7 +729,7 @@ impl<'s> Ctx<'s> {
             g.start.push(start);
             g.end.push(end);
             if need_id {
-                g.id.push(ids.get(ri).copied().unwrap_or(NULL_ID));
+                g.id.push(ids.get(ri).unwrap_or(NULL_ID));
             }
             if let Some(v) = visit {
                 g.visit.push(v.get(ri).unwrap_or(NULL_ID));
@@ -939,7 +939,7 @@ impl<'s> Ctx<'s> {
                 let vd = ctx.visit_dom.map(|i| &ctx.domains[i]).ok_or(())?;
                 let (ids, concepts) = (vd.event_id(), vd.concept());
                 for vr in vd.person_rows(p) {
-                    if ids.get(vr) == Some(&id) {
+                    if ids.get(vr) == Some(id) {
                         return Ok(concepts.get(vr).copied().unwrap_or(i32::MIN));
                     }
                 }
@@ -1561,7 +1561,7 @@ impl<'c, 's> Person<'c, 's> {
                         g.visit.get(gi).copied().unwrap_or(NULL_ID),
                     ),
                     None => (
-                        ids.get(r).copied().unwrap_or(NULL_ID),
+                        ids.get(r).unwrap_or(NULL_ID),
                         nd.visit.and_then(|v| v.get(r)).unwrap_or(NULL_ID),
                     ),
                 };

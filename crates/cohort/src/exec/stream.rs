@@ -638,7 +638,7 @@ fn events(
         start: node.user_start.unwrap_or(start),
         end: node.user_end.unwrap_or(end),
         id: if need_id {
-            ids.get(r).copied().unwrap_or(i64::MIN)
+            ids.get(r).unwrap_or(i64::MIN)
         } else {
             0
         },
@@ -667,7 +667,7 @@ fn events(
                     start: node.user_start.unwrap_or(starts[i]),
                     end: node.user_end.unwrap_or(ends[i]),
                     id: match need_id {
-                        true => g.id(i).or(ids.get(r).copied()).unwrap_or(i64::MIN),
+                        true => g.id(i).or(ids.get(r)).unwrap_or(i64::MIN),
                         false => 0,
                     },
                     visit: match visits {
