@@ -1285,3 +1285,53 @@ fn refusals_and_rejected_messages_are_audited() {
         rejected[0]
     );
 }
+
+/// The hub stores an identical definition once: 20 submissions of the same ~400 KB definition
+/// grow `hub.redb` by about one copy, not 20; every job still reads back with it (for the sites
+/// and the sponsor), and jobs with another definition keep theirs.
+#[test]
+fn a_definition_submitted_twenty_times_is_stored_once() {
+    let w = World::with(HubConfig {
+        quotas: qiao_hub::store::Quotas {
+            per_user: 1000,
+            per_project: 1000,
+            period_secs: 3600,
+        },
+        ..HubConfig::default()
+    });
+    let mut h1 = w.enrolled_site("h1");
+    let file = w._ts.dir.as_ref().unwrap().path().join("hub.redb");
+    let mut padded = definition();
+    padded["Pad"] = json!("x".repeat(400_000));
+    let body = json!({"query_type": "cohort_count", "definition": padded.clone()});
+    // One submission first, so that what follows measures the repeats only.
+    assert_eq!(w.submit("alice", "p1", body.clone()).0, 201);
+    let before = std::fs::metadata(&file).unwrap().len();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let (s, v) = w.submit("alice", "p1", body.clone());
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["job_id"].as_str().unwrap().to_owned());
+    }
+    let (s, _) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": definition()}),
+    );
+    assert_eq!(s, 201);
+    let grown = std::fs::metadata(&file).unwrap().len() - before;
+    // 20 copies would be 8 MB; the file grows by page allocations, not by copies.
+    assert!(
+        grown < 2 * 400_000,
+        "hub.redb grew by {grown} bytes for 20 submissions of one 400 KB definition"
+    );
+    let jobs = w.store.jobs().unwrap();
+    assert_eq!(jobs.len(), 22);
+    assert!(jobs[..21]
+        .iter()
+        .all(|j| j.job.definition["Pad"].as_str().map(str::len) == Some(400_000)));
+    assert_eq!(jobs[21].job.definition, definition());
+    // A site receives the whole definition.
+    let job = h1.poll(5).expect("a job");
+    assert_eq!(job.definition, padded);
+}

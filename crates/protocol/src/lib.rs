@@ -10,7 +10,9 @@
 //! - [`envelope`]: [`Envelope`], [`Signer`], [`Verifier`] with pinned keys, [`ReplayGuard`].
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
+//! - [`audit_head`]: signed audit chain heads exchanged with polls.
 
+pub mod audit_head;
 pub mod enroll;
 pub mod envelope;
 pub mod guard;
@@ -19,6 +21,9 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 
+pub use audit_head::{
+    poll_audit_head, ChainHash, ChainOwner, HeadError, SignedHead, HUB_HEAD_HEADER,
+};
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
 };
