@@ -191,3 +191,78 @@ fn last_complete_line(buf: &[u8], at_file_start: bool) -> Option<&[u8]> {
         None => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{Chain, MemoryStore};
+    use crate::entry::{Actor, EntryDraft};
+
+    fn chain(n: u64) -> Vec<Entry> {
+        let mut c = Chain::open(MemoryStore::default(), None).unwrap();
+        for i in 0..n {
+            c.append(EntryDraft::new(i as i64, Actor::System, format!("a{i}")))
+                .unwrap();
+        }
+        c.into_store().entries
+    }
+
+    fn head(e: &[Entry], seq: u64) -> Checkpoint {
+        Checkpoint {
+            seq,
+            hash: e[seq as usize - 1].hash,
+        }
+    }
+
+    #[test]
+    fn missing_and_altered_entries_are_named() {
+        let full = chain(10);
+        let heads = [head(&full, 4), head(&full, 8)];
+        let ok = check_heads(&full, &heads).unwrap();
+        assert_eq!((ok.heads, ok.newest, ok.unchecked_after), (2, Some(8), 2));
+        let err = check_heads(&full[..6], &heads).unwrap_err();
+        assert_eq!(err.problems, [HeadProblem::Missing { first: 7, last: 8 }]);
+        // Entry 6 edited and the chain recomputed.
+        let mut rewritten = full.clone();
+        rewritten[5].action = "other".into();
+        let mut prev = crate::EntryHash::GENESIS;
+        for e in &mut rewritten {
+            e.prev_hash = prev;
+            e.hash = e.compute_hash();
+            prev = e.hash;
+        }
+        crate::verify_entries(&rewritten, None).unwrap();
+        let err = check_heads(&rewritten, &heads).unwrap_err();
+        assert_eq!(err.problems, [HeadProblem::Altered { first: 5, last: 8 }]);
+        assert!(err
+            .to_string()
+            .contains("one of entries #5..#8 was altered"));
+    }
+
+    #[test]
+    fn the_last_head_is_read_from_the_end_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        assert_eq!(last_head(&path).unwrap(), None);
+        let (log, _) = crate::AuditLog::open(&path).unwrap();
+        let mut last = None;
+        for i in 0..50 {
+            let e = log
+                .append(EntryDraft::new(i, Actor::System, "x").released_text("y".repeat(5_000)))
+                .unwrap();
+            last = Some(Checkpoint {
+                seq: e.seq,
+                hash: e.hash,
+            });
+        }
+        assert_eq!(last_head(&path).unwrap(), last);
+        // A torn last line is skipped.
+        drop(log);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"seq\":51,").unwrap();
+        assert_eq!(last_head(&path).unwrap(), last);
+    }
+}

@@ -261,3 +261,66 @@ impl Signer {
 pub fn poll_audit_head(body: &str) -> Option<SignedHead> {
     serde_json::from_str::<PollBody>(body).ok()?.audit_head
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> ChainOwner {
+        ChainOwner::Site(SiteId::new("hospital-a").unwrap())
+    }
+
+    #[test]
+    fn a_head_verifies_with_its_signers_key_only_and_unaltered() {
+        let s = Signer::generate();
+        let h = SignedHead::sign(&s, site(), 45, [7; 32], 1_760_000_000);
+        let back = SignedHead::from_json(&h.to_json()).unwrap();
+        assert_eq!(back, h);
+        back.verify(&site(), &s.verifying_key()).unwrap();
+        // Another chain, another key, an altered field: refused.
+        assert!(matches!(
+            h.verify(&ChainOwner::Hub, &s.verifying_key()),
+            Err(HeadError::WrongOwner { .. })
+        ));
+        assert!(matches!(
+            h.verify(&site(), &Signer::generate().verifying_key()),
+            Err(HeadError::WrongKey { .. })
+        ));
+        for altered in [
+            SignedHead {
+                seq: 46,
+                ..h.clone()
+            },
+            SignedHead {
+                hash: ChainHash([8; 32]),
+                ..h.clone()
+            },
+            SignedHead {
+                signed_at: 1,
+                ..h.clone()
+            },
+        ] {
+            assert_eq!(
+                altered.verify(&site(), &s.verifying_key()),
+                Err(HeadError::BadSignature {
+                    owner: site(),
+                    seq: altered.seq
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn polls_without_a_head_still_parse_and_a_head_rides_in_the_signed_body() {
+        let old: PollBody = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(old.audit_head, None);
+        let s = Signer::generate();
+        let me = SiteId::new("hospital-a").unwrap();
+        let h = SignedHead::sign(&s, site(), 3, [1; 32], 5);
+        let env = s.seal_poll_with_head(&me, None, Some(&h), 5).unwrap();
+        assert_eq!(poll_audit_head(&env.body), Some(h));
+        let env = s.seal_poll(&me, 5).unwrap();
+        assert_eq!(env.body, "{}");
+        assert_eq!(poll_audit_head(&env.body), None);
+    }
+}
