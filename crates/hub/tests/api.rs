@@ -1335,3 +1335,91 @@ fn a_definition_submitted_twenty_times_is_stored_once() {
     let job = h1.poll(5).expect("a job");
     assert_eq!(job.definition, padded);
 }
+
+/// A site's signed audit heads ride in its polls: the hub keeps each new one, refuses one not
+/// signed by the site's key, and a head that goes backwards (the site's log truncated or
+/// rewritten) is never kept and is audited once.
+#[test]
+fn site_audit_heads_are_kept_and_backward_heads_audited() {
+    use qiao_hub::protocol::{ChainOwner, SignedHead};
+    let w = World::new();
+    let h1 = w.enrolled_site("h1");
+    let owner = ChainOwner::Site(h1.id.clone());
+    let send = |head: &SignedHead| {
+        let env = h1
+            .signer
+            .seal_poll_with_head(&h1.id, None, Some(head), now())
+            .unwrap();
+        let r = h1.post_envelope("/api/v1/site/poll?wait_secs=0", &env);
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    };
+    let heads = |w: &World| -> Vec<u64> {
+        w.store
+            .site_heads(&h1.id)
+            .unwrap()
+            .iter()
+            .map(|h| h.seq)
+            .collect()
+    };
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        5,
+        [5; 32],
+        now(),
+    ));
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        5,
+        [5; 32],
+        now(),
+    ));
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        9,
+        [9; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    // Signed by another key (inside an envelope the site signed): refused.
+    let other = Signer::generate();
+    send(&SignedHead::sign(
+        &other,
+        owner.clone(),
+        12,
+        [12; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    // Backwards, twice: not kept, audited once.
+    for _ in 0..2 {
+        send(&SignedHead::sign(
+            &h1.signer,
+            owner.clone(),
+            7,
+            [7; 32],
+            now(),
+        ));
+    }
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        9,
+        [1; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    let entries = audit_entries(&w);
+    let conflicts = with_action(&entries, "site.audit_head_conflict");
+    assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+    assert!(conflicts[0]["decision"]
+        .as_str()
+        .unwrap()
+        .contains("entries #8..#9 of its log were removed"));
+    assert!(conflicts[1]["decision"]
+        .as_str()
+        .unwrap()
+        .contains("its log was rewritten"));
+}
