@@ -9,6 +9,7 @@
 //! Pure apart from the log file: no clock (timestamps come from the caller), no network.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod entry;
 pub mod file;
 #[cfg(feature = "openapi")]
@@ -18,6 +19,7 @@ pub use chain::{
     verify_entries, AuditError, AuditStore, Chain, ChainError, ChainErrorReason, ChainVerifier,
     Checkpoint, MemoryStore, VerifyReport,
 };
+pub use checkpoint::{check_heads, last_head, HeadProblem, HeadsError, HeadsReport};
 pub use entry::{Actor, Entry, EntryDraft, EntryHash};
 pub use file::{
     read_entries, verify, verify_with_checkpoint, AuditLog, FileLogError, FileStore, OpenReport,

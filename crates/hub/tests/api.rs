@@ -1285,3 +1285,141 @@ fn refusals_and_rejected_messages_are_audited() {
         rejected[0]
     );
 }
+
+/// The hub stores an identical definition once: 20 submissions of the same ~400 KB definition
+/// grow `hub.redb` by about one copy, not 20; every job still reads back with it (for the sites
+/// and the sponsor), and jobs with another definition keep theirs.
+#[test]
+fn a_definition_submitted_twenty_times_is_stored_once() {
+    let w = World::with(HubConfig {
+        quotas: qiao_hub::store::Quotas {
+            per_user: 1000,
+            per_project: 1000,
+            period_secs: 3600,
+        },
+        ..HubConfig::default()
+    });
+    let mut h1 = w.enrolled_site("h1");
+    let file = w._ts.dir.as_ref().unwrap().path().join("hub.redb");
+    let mut padded = definition();
+    padded["Pad"] = json!("x".repeat(400_000));
+    let body = json!({"query_type": "cohort_count", "definition": padded.clone()});
+    // One submission first, so that what follows measures the repeats only.
+    assert_eq!(w.submit("alice", "p1", body.clone()).0, 201);
+    let before = std::fs::metadata(&file).unwrap().len();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let (s, v) = w.submit("alice", "p1", body.clone());
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["job_id"].as_str().unwrap().to_owned());
+    }
+    let (s, _) = w.submit(
+        "alice",
+        "p1",
+        json!({"query_type": "cohort_count", "definition": definition()}),
+    );
+    assert_eq!(s, 201);
+    let grown = std::fs::metadata(&file).unwrap().len() - before;
+    // 20 copies would be 8 MB; the file grows by page allocations, not by copies.
+    assert!(
+        grown < 2 * 400_000,
+        "hub.redb grew by {grown} bytes for 20 submissions of one 400 KB definition"
+    );
+    let jobs = w.store.jobs().unwrap();
+    assert_eq!(jobs.len(), 22);
+    assert!(jobs[..21]
+        .iter()
+        .all(|j| j.job.definition["Pad"].as_str().map(str::len) == Some(400_000)));
+    assert_eq!(jobs[21].job.definition, definition());
+    // A site receives the whole definition.
+    let job = h1.poll(5).expect("a job");
+    assert_eq!(job.definition, padded);
+}
+
+/// A site's signed audit heads ride in its polls: the hub keeps each new one, refuses one not
+/// signed by the site's key, and a head that goes backwards (the site's log truncated or
+/// rewritten) is never kept and is audited once.
+#[test]
+fn site_audit_heads_are_kept_and_backward_heads_audited() {
+    use qiao_hub::protocol::{ChainOwner, SignedHead};
+    let w = World::new();
+    let h1 = w.enrolled_site("h1");
+    let owner = ChainOwner::Site(h1.id.clone());
+    let send = |head: &SignedHead| {
+        let env = h1
+            .signer
+            .seal_poll_with_head(&h1.id, None, Some(head), now())
+            .unwrap();
+        let r = h1.post_envelope("/api/v1/site/poll?wait_secs=0", &env);
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    };
+    let heads = |w: &World| -> Vec<u64> {
+        w.store
+            .site_heads(&h1.id)
+            .unwrap()
+            .iter()
+            .map(|h| h.seq)
+            .collect()
+    };
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        5,
+        [5; 32],
+        now(),
+    ));
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        5,
+        [5; 32],
+        now(),
+    ));
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        9,
+        [9; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    // Signed by another key (inside an envelope the site signed): refused.
+    let other = Signer::generate();
+    send(&SignedHead::sign(
+        &other,
+        owner.clone(),
+        12,
+        [12; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    // Backwards, twice: not kept, audited once.
+    for _ in 0..2 {
+        send(&SignedHead::sign(
+            &h1.signer,
+            owner.clone(),
+            7,
+            [7; 32],
+            now(),
+        ));
+    }
+    send(&SignedHead::sign(
+        &h1.signer,
+        owner.clone(),
+        9,
+        [1; 32],
+        now(),
+    ));
+    assert_eq!(heads(&w), [5, 9]);
+    let entries = audit_entries(&w);
+    let conflicts = with_action(&entries, "site.audit_head_conflict");
+    assert_eq!(conflicts.len(), 2, "{conflicts:?}");
+    assert!(conflicts[0]["decision"]
+        .as_str()
+        .unwrap()
+        .contains("entries #8..#9 of its log were removed"));
+    assert!(conflicts[1]["decision"]
+        .as_str()
+        .unwrap()
+        .contains("its log was rewritten"));
+}

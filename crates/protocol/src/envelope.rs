@@ -464,6 +464,7 @@ impl Signer {
     ) -> Result<Envelope, SealError> {
         let body = PollBody {
             status: status.cloned(),
+            audit_head: None,
         };
         let body = to_body(MessageKind::Poll, &body)?;
         self.seal(

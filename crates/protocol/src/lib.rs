@@ -10,7 +10,9 @@
 //! - [`envelope`]: [`Envelope`], [`Signer`], [`Verifier`] with pinned keys, [`ReplayGuard`].
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
+//! - [`audit_head`]: signed audit chain heads exchanged with polls.
 
+pub mod audit_head;
 pub mod enroll;
 pub mod envelope;
 pub mod guard;
@@ -21,6 +23,9 @@ pub mod message;
 #[cfg(feature = "openapi")]
 mod openapi;
 
+pub use audit_head::{
+    poll_audit_head, ChainHash, ChainOwner, HeadError, SignedHead, HUB_HEAD_HEADER,
+};
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
 };

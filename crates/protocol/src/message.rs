@@ -598,11 +598,14 @@ impl SiteStatus {
     }
 }
 
-/// The body of a poll: `{}` or `{"status": {...}}`.
+/// The body of a poll: `{}`, `{"status": {...}}`, optionally with `"audit_head"`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollBody {
     /// The site's status, if it sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SiteStatus>,
+    /// The site's signed audit chain head (see [`crate::audit_head`]), if it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit_head::SignedHead>,
 }

@@ -394,10 +394,14 @@ pub struct ProjectArgs {
 
 /// `qiao site audit`.
 #[derive(clap::Args, Debug)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// Without a subcommand: print the log and verify its chain.
+    #[command(subcommand)]
+    pub action: Option<crate::audit_cmd::SiteAuditAction>,
     /// The site's data directory.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
     /// One JSON object per entry.
     #[arg(long)]
     pub json: bool,
@@ -795,7 +799,10 @@ fn prescreen_cmd(a: PrescreenArgs) -> anyhow::Result<()> {
 }
 
 fn audit_cmd(a: AuditArgs) -> anyhow::Result<()> {
-    let dir = SiteDir::open(&a.data)?;
+    let Some(data) = a.data else {
+        return crate::audit_cmd::run(a.action.context("give --data DIR or a subcommand")?);
+    };
+    let dir = SiteDir::open(&data)?;
     let (entries, report) = audit::read(&dir)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -121,6 +121,18 @@ impl HubClient {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, HubError> {
+        self.post_with_head(path, body, timeout)
+            .await
+            .map(|(b, _)| b)
+    }
+
+    /// [`Self::post`], also returning the hub's signed audit head header, if sent.
+    async fn post_with_head(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(Option<Vec<u8>>, Option<String>), HubError> {
         let url = format!("{}{path}", self.base);
         let resp = self
             .http
@@ -132,12 +144,17 @@ impl HubClient {
             .await
             .map_err(|e| HubError::Network(error_chain(&e)))?;
         let status = resp.status();
+        let head = resp
+            .headers()
+            .get(qiao_protocol::HUB_HEAD_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = read_limited(resp).await?;
         if status == reqwest::StatusCode::NO_CONTENT {
-            return Ok(None);
+            return Ok((None, head));
         }
         if status.is_success() {
-            return Ok(Some(bytes));
+            return Ok((Some(bytes), head));
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => (b.error.code, b.error.message),
@@ -170,12 +187,23 @@ impl HubClient {
         poll: &Envelope,
         wait_secs: u64,
     ) -> Result<Option<Envelope>, HubError> {
+        self.poll_with_head(poll, wait_secs).await.map(|(e, _)| e)
+    }
+
+    /// [`Self::poll`], also returning the hub's signed audit head (the
+    /// [`qiao_protocol::HUB_HEAD_HEADER`] header, unverified) if it sent one.
+    pub async fn poll_with_head(
+        &self,
+        poll: &Envelope,
+        wait_secs: u64,
+    ) -> Result<(Option<Envelope>, Option<String>), HubError> {
         let path = format!("/api/v1/site/poll?wait_secs={wait_secs}");
         let timeout = Duration::from_secs(wait_secs.saturating_add(20));
-        match self.post(&path, poll.to_json(), timeout).await? {
-            None => Ok(None),
+        let (bytes, head) = self.post_with_head(&path, poll.to_json(), timeout).await?;
+        match bytes {
+            None => Ok((None, head)),
             Some(bytes) => Envelope::from_json(&bytes)
-                .map(Some)
+                .map(|e| (Some(e), head))
                 .map_err(|e| HubError::Protocol(format!("job envelope: {e}"))),
         }
     }

@@ -23,6 +23,8 @@
 //! Files: see [`data`].
 
 pub mod audit;
+pub mod audit_cmd;
+pub mod audit_heads;
 pub mod cli;
 pub mod client;
 pub mod cohorts;

@@ -118,3 +118,39 @@ pub fn journal_and_audit(
     audit::append(dir, draft)?;
     Ok(entry)
 }
+
+/// Whether `job` gets as far as needing its cohort now: the floors, the query's parameters and
+/// admission (the rate limit and the budgets) are decided on the policy, the signed job and the
+/// ledger alone — never on the data — so they are tried first, on a copy of the ledger (nothing
+/// is charged or saved). A job refused there costs no cohort computation.
+pub fn needs_cohort(
+    dir: &SiteDir,
+    store: &Store,
+    site_id: &SiteId,
+    job: &Job,
+) -> anyhow::Result<bool> {
+    dir.locked(|| {
+        if Journal::new(dir).get(&job.job_id)?.is_some() {
+            return Ok(false);
+        }
+        let policy = SitePolicy::load(dir)?.disclosure()?;
+        let discloser = Discloser::new(policy, dir.secret()?)
+            .map_err(|e| anyhow::anyhow!("invalid site policy: {e}"))?;
+        let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
+        let mut asked = false;
+        let mut cx = ExecContext {
+            site_id,
+            store,
+            discloser: &discloser,
+            ledger: &mut ledger,
+            now: now_unix(),
+        };
+        let _ = exec::execute_with(job, &mut cx, &mut |_, _| {
+            asked = true;
+            Err(exec::ExecError::Internal(
+                "not computed (admission tried first)".into(),
+            ))
+        });
+        Ok(asked)
+    })
+}

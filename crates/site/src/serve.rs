@@ -163,6 +163,9 @@ struct Site {
     store: Arc<Store>,
     pool: Pool,
     client: HubClient,
+    /// The site's audit head signed for each poll, and the hub's heads kept from the answers.
+    own_head: crate::audit_heads::OwnHead,
+    hub_heads: crate::audit_heads::HubHeads,
     wait_secs: u64,
     max_backoff: Duration,
     backoff: Duration,
@@ -207,7 +210,11 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
         Arc::clone(&store),
         config.site_id.clone(),
     );
+    let hub_heads =
+        crate::audit_heads::HubHeads::load(&dir, *config.hub_public_key.verifying_key())?;
     let mut site = Site {
+        own_head: crate::audit_heads::OwnHead::default(),
+        hub_heads,
         dir,
         config,
         signer,
@@ -281,9 +288,13 @@ impl Site {
             }
         }
         let status = self.status();
-        let poll = match self.signer.seal_poll_with_status(
+        let head = self
+            .own_head
+            .sign(&self.dir, &self.signer, &self.config.site_id, now_unix());
+        let poll = match self.signer.seal_poll_with_head(
             &self.config.site_id,
             status.as_ref(),
+            head.as_ref(),
             now_unix(),
         ) {
             Ok(p) => p,
@@ -302,7 +313,7 @@ impl Site {
         }
         let client = self.client.clone();
         let wait_secs = self.wait_secs;
-        let in_flight = async move { client.poll(&poll, wait_secs).await };
+        let in_flight = async move { client.poll_with_head(&poll, wait_secs).await };
         tokio::pin!(in_flight);
         let mut pause = Duration::ZERO;
         let polled = loop {
@@ -313,6 +324,14 @@ impl Site {
                 }
             }
         };
+        let polled = polled.map(|(job, hub_head)| {
+            if let Some(h) = hub_head {
+                if let Err(e) = self.hub_heads.keep(&self.dir, &h, now_unix()) {
+                    tracing::warn!("the hub's audit head is not kept: {e:#}");
+                }
+            }
+            job
+        });
         // A job the poll brought is handled even when a result could not be sent meanwhile.
         let next = match polled {
             Ok(None) => {

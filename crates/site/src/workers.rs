@@ -10,6 +10,9 @@
 //!   stops within a span of persons and the job ends as `failed: timeout`, audited, with no
 //!   budget charged and nothing released. Admission, release and the ledger then run under the
 //!   lock, as before ([`crate::run::compute_and_journal`]).
+//! - Before the cohort, admission is tried on a copy of the ledger ([`crate::run::needs_cohort`]):
+//!   a job refused by the floors, the rate limit or a budget — decisions that never depend on
+//!   the data — is refused without computing its cohort.
 //! - A job the hub offers again while it waits or runs is recognised ([`Pool::contains`]) and
 //!   not run twice; the journal makes sure of it across restarts.
 
@@ -288,6 +291,21 @@ pub fn run_job(
 ) -> anyhow::Result<JournalEntry> {
     if let Some(done) = Journal::new(dir).get(&job.job_id)? {
         return Ok(done);
+    }
+    // Admission first: a job refused before its cohort is needed costs no computation.
+    if !crate::run::needs_cohort(dir, store, site_id, job)? {
+        return crate::run::compute_and_journal(
+            dir,
+            store,
+            site_id,
+            job,
+            decided_by,
+            &mut |s, d| {
+                // Admitted after all (a steward raised a budget meanwhile): computed now, under the
+                // lock.
+                exec::run_definition_until(s, d, Some(run.cancel.clone()))
+            },
+        );
     }
     let started = std::time::Instant::now();
     let limit = run.limit;

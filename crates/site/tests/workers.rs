@@ -153,3 +153,54 @@ async fn one_worker_serves_users_in_turn() {
     let _ = stop.send(());
     site.await.unwrap().unwrap();
 }
+
+/// Admission is decided before the cohort is computed (it never depends on the data): a heavy
+/// job the user's default budget cannot pay is refused without starting the engine. The proof:
+/// run with a token already cancelled while the site is stopping — any computation would
+/// observe it and end the run as "stopped" — the heavy job is still answered `refused`, while a
+/// small job that is admitted does start its computation and is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_refused_by_its_budget_costs_no_computation() {
+    let hub = FakeHub::new();
+    let (url, _server) = start(hub.clone(), 0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("site");
+    let config = enroll_site(&hub, &url, &data, "hospital-a").await;
+    let dir = qiao_site::SiteDir::open(&data).unwrap();
+    let stopped = || {
+        let cancel = qiao_cohort::exec::Cancel::new();
+        cancel.cancel();
+        qiao_site::workers::Run {
+            cancel,
+            limit: Duration::from_secs(60),
+            threads: 1,
+            stopping: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    };
+    let actor = qiao_audit::Actor::Site(config.site_id.to_string());
+    let heavy = heavy("mallory");
+    let store = store();
+    let started = std::time::Instant::now();
+    let entry = qiao_site::workers::run_job(
+        &dir,
+        store,
+        &config.site_id,
+        &heavy,
+        actor.clone(),
+        stopped(),
+    )
+    .expect("decided without computing");
+    assert_eq!(
+        entry.result.outcome,
+        Outcome::Refused {
+            reason: qiao_protocol::RefusalReason::PrivacyBudgetExhausted
+        },
+        "{entry:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // An admitted job computes, so the stopped run ends it (nothing journaled).
+    let small = job(QueryType::CohortCount, definition(3), "alice");
+    let e = qiao_site::workers::run_job(&dir, store, &config.site_id, &small, actor, stopped())
+        .expect_err("the computation saw the cancellation");
+    assert!(e.to_string().contains("shutting down"), "{e:#}");
+}

@@ -172,6 +172,23 @@ async fn site_poll(
     if let Message::Poll(status) = opened.message {
         hub.record_poll(&site, status, now());
     }
+    let (h, s) = (hub.clone(), site.clone());
+    let hub_head = blocking(move || {
+        Ok(crate::service::audit_heads::on_poll(
+            h.store.as_ref(),
+            &h.signer,
+            &s,
+            &env.body,
+            now(),
+        )?)
+    })
+    .await?;
+    let with_head = |mut r: Response| {
+        if let Some(v) = hub_head.and_then(|h| header::HeaderValue::from_str(&h.to_json()).ok()) {
+            r.headers_mut().insert(qiao_protocol::HUB_HEAD_HEADER, v);
+        }
+        r
+    };
     let wait = Duration::from_secs(q.wait_secs.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS));
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -187,11 +204,11 @@ async fn site_poll(
                 .signer
                 .seal_job(&leased.job, &site, now())
                 .map_err(ApiError::internal)?;
-            return Ok(envelope_response(&sealed));
+            return Ok(with_head(envelope_response(&sealed)));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            return Ok(StatusCode::NO_CONTENT.into_response());
+            return Ok(with_head(StatusCode::NO_CONTENT.into_response()));
         }
         // Re-check at least every second: a delivered job becomes due again after the
         // redelivery interval without any notification.

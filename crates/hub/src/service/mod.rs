@@ -3,6 +3,7 @@
 //! returns a domain error (`UserRefused`, `SubmitRefused`, …) that the API maps to a status and
 //! a code, and the CLI prints.
 
+pub mod audit_heads;
 pub mod enrollment;
 pub mod jobs;
 pub mod users;

@@ -7,13 +7,16 @@
 //! and returns only after the transaction is durably committed: a caller that responds after
 //! the call returns never acknowledges anything a crash could lose.
 
+pub mod audit_heads;
 pub mod budget;
+mod definitions;
 mod ops;
 mod pg;
 mod redb_store;
 
 use std::fmt;
 
+pub use audit_heads::HeadKept;
 pub use ops::{
     append_audit, create_job_in, get_json, insert_new_json, put_json, scan_json, EnrollFailure,
     LeasedJob, QuotaExceeded, Quotas, ResultOutcome,

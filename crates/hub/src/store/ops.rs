@@ -213,7 +213,7 @@ pub fn create_job_in(
             })
             .collect(),
     };
-    insert_new_json(tx, Table::Jobs, "job", &id, &record)?;
+    super::definitions::insert_new_job(tx, &record)?;
     for s in sites {
         put_json(tx, Table::Pending, &pending_key(s, seq), &id)?;
     }
@@ -668,12 +668,12 @@ impl dyn HubStore + '_ {
 
     /// A job by id.
     pub fn job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        self.read_with(|tx| get_json(tx, Table::Jobs, &id.to_string()))
+        self.read_with(|tx| super::definitions::get_job(tx, &id.to_string()))
     }
 
     /// Every job, in submission order.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let mut jobs: Vec<JobRecord> = self.read_with(|tx| scan_json(tx, Table::Jobs, ""))?;
+        let mut jobs: Vec<JobRecord> = self.read_with(super::definitions::scan_jobs)?;
         jobs.sort_by_key(|j| j.seq);
         Ok(jobs)
     }
@@ -711,7 +711,7 @@ impl dyn HubStore + '_ {
                 d.last_at = Some(now);
                 d.count = d.count.saturating_add(1);
             }
-            put_json(tx, Table::Jobs, &record.job.job_id.to_string(), &record)?;
+            super::definitions::put_job(tx, &record)?;
             if first {
                 let d = EntryDraft::new(now, Actor::Site(site.to_string()), "job.deliver")
                     .project(record.job.project_id.to_string())
@@ -743,7 +743,7 @@ impl dyn HubStore + '_ {
     ) -> Result<ResultOutcome, StoreError> {
         self.write_with(|tx| {
             let id = result.job_id.to_string();
-            let record: JobRecord = get_json(tx, Table::Jobs, &id)?
+            let record: JobRecord = super::definitions::get_job(tx, &id)?
                 .ok_or_else(|| StoreError::not_found(format!("job {id}")))?;
             if !record.sites.contains(&result.site_id) {
                 return Err(StoreError::forbidden(format!(
@@ -831,7 +831,7 @@ fn next_deliverable(
 ) -> Result<Option<JobRecord>, StoreError> {
     for (k, v) in tx.scan(Table::Pending, &format!("{site}/"))? {
         let id: String = decode(Table::Pending, &k, &v)?;
-        let Some(record) = get_json::<JobRecord>(tx, Table::Jobs, &id)? else {
+        let Some(record) = super::definitions::get_job(tx, &id)? else {
             continue;
         };
         let due = record

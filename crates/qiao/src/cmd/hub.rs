@@ -62,7 +62,7 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn open(&self) -> anyhow::Result<Arc<dyn HubStore>> {
+    pub(super) fn open(&self) -> anyhow::Result<Arc<dyn HubStore>> {
         Ok(open_store(
             self.data.as_deref(),
             self.database.as_deref(),
@@ -108,7 +108,11 @@ pub struct ServeArgs {
 }
 
 #[derive(clap::Args)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// Without a subcommand: print the log and verify its chain.
+    #[command(subcommand)]
+    pub action: Option<super::audit_heads::HubAuditAction>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// One JSON entry per line instead of text.
@@ -326,6 +330,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    if let Some(action) = a.action {
+        return super::audit_heads::hub(action);
+    }
     let store = a.store.open()?;
     let (entries, report) = store.verify_audit()?;
     let mut out = std::io::stdout().lock();
