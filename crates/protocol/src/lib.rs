@@ -10,6 +10,7 @@
 //! - [`envelope`]: [`Envelope`], [`Signer`], [`Verifier`] with pinned keys, [`ReplayGuard`].
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
+//! - [`login`]: the hub-signed, short-lived login assertion a site's pages accept.
 
 pub mod enroll;
 pub mod envelope;
@@ -17,6 +18,7 @@ pub mod guard;
 mod hex;
 pub mod ids;
 pub mod keys;
+pub mod login;
 pub mod message;
 
 pub use enroll::{
