@@ -126,6 +126,9 @@ pub fn nav_for(role: UserRole) -> Vec<NavItem> {
         nav.push(NavItem::new("/committee", "nav.committee"));
     }
     nav.push(NavItem::new("/library", "nav.library"));
+    if role == UserRole::AllianceAdmin {
+        nav.push(NavItem::new("/admin/users", "nav.users"));
+    }
     nav.push(NavItem::new("/sites", "nav.sites"));
     if matches!(
         role,

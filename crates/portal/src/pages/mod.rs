@@ -7,6 +7,7 @@ mod dashboard;
 mod feasibility;
 mod library;
 mod members;
+mod people;
 mod projects;
 
 use std::sync::Arc;
@@ -35,6 +36,16 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
             "/apply",
             get(members::apply_page).post(members::apply_submit),
         )
+        .route("/apply/status", get(people::apply_status))
+        .route("/admin/users", get(people::users))
+        .route("/admin/users/invite", post(people::invite))
+        .route("/admin/users/{id}/{action}", post(people::user_action))
+        .route(
+            "/join/{secret}",
+            get(people::join_page).post(people::join_submit),
+        )
+        .route("/sites/{site}/open", get(people::open_site))
+        .route("/sites/{site}/pages", post(people::set_pages))
         .route("/institutions", get(members::institutions))
         .route("/institutions/{id}/decide", post(members::decide))
         .route("/committee", get(members::committee))
