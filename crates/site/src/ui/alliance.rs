@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use qiao_audit::EntryDraft;
 use qiao_protocol::login::{open_login, LoginClaims, LoginRefused};
