@@ -37,6 +37,15 @@ fn role_options(ctx: &Ctx) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The action that flips an account's state.
+fn toggle(disabled: bool) -> &'static str {
+    if disabled {
+        "enable"
+    } else {
+        "disable"
+    }
+}
+
 // --- the applicant's status ---------------------------------------------------------------------
 
 /// `GET /apply/status?ref=…`: an application's status by its reference (no account needed).
@@ -169,7 +178,7 @@ async fn users_page(portal: &Shared, ctx: &Ctx, shown: Shown<'_>) -> Response {
                     td {
                         @let me = ctx.user.as_ref().is_some_and(|m| m.id == u.id);
                         @if !me {
-                            form.inline method="post" action=(format!("/admin/users/{}/{}", url_encode(u.id.as_str()), if *off { "enable" } else { "disable" })) {
+                            form.inline method="post" action=(format!("/admin/users/{}/{}", url_encode(u.id.as_str()), toggle(*off))) {
                                 (csrf_field(&csrf))
                                 @if *off { button type="submit" { (t(lang, "users.enable")) } }
                                 @else { button.danger type="submit" { (t(lang, "users.disable")) } }
