@@ -919,4 +919,24 @@ async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
         .filter_map(|e| e.decision)
         .collect();
     assert_eq!(grants.len(), 2, "{grants:?}");
+
+    // The steward's audit page: filtered by action, action names localized, CSV export.
+    let (s, _, body) = get(base, Some(&stew), "/audit?action=ui.login_fail").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains(&format!("{} entries selected", fails.len())),
+        "{body}"
+    );
+    assert!(body.contains("Refused sign-in") && body.contains("Hash chain verified"));
+    let zh = Browser {
+        cookie: stew.cookie.replace("lang=en", "lang=zh-CN"),
+        csrf: String::new(),
+    };
+    let (_, _, body) = get(base, Some(&zh), "/audit?action=user.grant").await;
+    assert!(body.contains("设置联盟用户的站点角色"), "{body}");
+    let (s, h, csv) = get(base, Some(&stew), "/audit?action=user.grant&format=csv").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("user:steward1,user.grant,"), "{csv}");
 }

@@ -1,5 +1,6 @@
 //! The portal's pages and [`router`].
 
+mod audit;
 mod auth;
 mod budget;
 mod common;
@@ -36,6 +37,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
             "/apply",
             get(members::apply_page).post(members::apply_submit),
         )
+        .route("/audit", get(audit::audit))
         .route("/apply/status", get(people::apply_status))
         .route("/admin/users", get(people::users))
         .route("/admin/users/invite", post(people::invite))

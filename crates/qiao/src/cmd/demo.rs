@@ -654,13 +654,18 @@ impl Network {
                 "steward",
                 Some(qiao_site::users::LocalRole::Steward),
             )?;
-            qiao_site::projects::Projects::accept(&dir, PROJECT, "steward", qiao_hub::util::now())?;
-            qiao_site::projects::Projects::assign(
-                &dir,
-                PROJECT,
-                "alliance:investigator",
-                "steward",
-            )?;
+            let projects = std::iter::once(PROJECT.to_owned())
+                .chain(seeded.projects.iter().map(|(p, _)| p.to_string()));
+            for p in projects {
+                let t = qiao_hub::util::now();
+                qiao_site::projects::Projects::accept(&dir, &p, "steward", t)?;
+                qiao_site::projects::Projects::assign(
+                    &dir,
+                    &p,
+                    "alliance:investigator",
+                    "steward",
+                )?;
+            }
         }
         if let Ok(mut l) = self.seeded_logins.lock() {
             l.extend(seeded.logins.iter().cloned());
@@ -691,7 +696,7 @@ impl Network {
             .user(&UserId::new("admin")?)?
             .context("the demo's admin")?;
         let now = qiao_hub::util::now();
-        for s in &self.net.sites {
+        for (i, s) in self.net.sites.iter().enumerate() {
             let dir = qiao_site::SiteDir::open(&s.data)?;
             let mut logins = Vec::new();
             for (role, who) in [
@@ -703,7 +708,10 @@ impl Network {
                 qiao_site::users::Users::add(&dir, &name, role, &pw, now)?;
                 logins.push(format!("{name} {pw} ({who})"));
             }
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            // Its own loopback address: browsers scope cookies by host, not port, and the hub's
+            // session cookie has the same name.
+            let host = std::net::Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(i).unwrap_or(0));
+            let listener = std::net::TcpListener::bind((host, 0))?;
             listener.set_nonblocking(true)?;
             let addr = listener.local_addr()?;
             let url = format!("http://{addr}");
