@@ -83,6 +83,7 @@ async function lang(to) {
   check((await page.locator('html').getAttribute('lang')) === to, `page in ${to}`);
 }
 async function portalLogin(user) {
+  await page.goto(`${HUB}/`);
   if (await page.locator('header form.inline button[type=submit]').count()) {
     await click('header form.inline button[type=submit]');
   }
@@ -197,8 +198,11 @@ try {
   await lang('zh-CN');
   await page.goto(`${HUB}/sites/hospital_1/open`);
   await click('#open-site');
-  check((await h1()) === zh('site.alliance.title'), 'welcome in Chinese');
+  // The site's pages keep their own language cookie (another host): English until switched.
+  check((await h1()) === en('site.alliance.title'), 'welcome');
   await click('#continue');
+  check(new URL(page.url()).pathname === '/approvals', `the steward's home: ${page.url()}`);
+  await lang('zh-CN');
   await page.goto(`${SITE}/accounts`);
   check((await h1()) === zh('site.accounts.title'), 'grants page in Chinese');
   check((await text('#grants')).includes('investigator'), 'the investigator holds a role');
