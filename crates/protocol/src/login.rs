@@ -85,7 +85,7 @@ pub fn seal_login(key: &SigningKey, claims: &LoginClaims) -> String {
 }
 
 fn decode_var(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()

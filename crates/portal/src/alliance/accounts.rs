@@ -299,7 +299,7 @@ pub fn change_role(
 /// Every invitation and reset link (for the admin's list), newest first.
 pub fn account_invites(store: &dyn HubStore) -> Result<Vec<AccountInvite>, StoreError> {
     let mut v: Vec<AccountInvite> = read(store, |tx| scan_json(tx, ACCOUNT_INVITES, ""))?;
-    v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    v.sort_by_key(|i| std::cmp::Reverse(i.created_at));
     Ok(v)
 }
 

@@ -235,8 +235,8 @@ pub async fn users(State(portal): State<Shared>, ctx: Ctx) -> Response {
     users_page(&portal, &ctx, Shown::Nothing).await
 }
 
-fn link_url(ctx: &Ctx, secret: &str) -> String {
-    let _ = ctx;
+/// The page a link's secret opens (sent to its person by the admin).
+fn link_url(secret: &str) -> String {
     format!("/join/{secret}")
 }
 
@@ -262,7 +262,7 @@ pub async fn invite(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> R
     };
     match r {
         Ok((secret, _)) => {
-            let url = link_url(&ctx, &secret);
+            let url = link_url(&secret);
             users_page(&portal, &ctx, Shown::Link("users.link_made", url)).await
         }
         Err(e) => match errors_of(&ctx, &[e]) {
@@ -309,7 +309,7 @@ pub async fn user_action(
                 blocking(move || alliance::reset_link(store.as_ref(), &id, &admin, now())).await;
             match r {
                 Ok(Ok((secret, _))) => {
-                    let url = link_url(&ctx, &secret);
+                    let url = link_url(&secret);
                     users_page(&portal, &ctx, Shown::Link("users.reset_made", url)).await
                 }
                 Ok(Err(e)) => match errors_of(&ctx, &[e]) {
