@@ -39,6 +39,8 @@ pub struct Seeded {
     pub projects: Vec<(ProjectId, Stage)>,
     /// Institutions created (id, status).
     pub institutions: Vec<(String, String)>,
+    /// The accounts the seed created besides the demo's own: (id, password, role, what for).
+    pub logins: Vec<(String, String, UserRole, String)>,
 }
 
 /// Why seeding failed (a demo defect: the seed follows the domain's own rules).
@@ -65,24 +67,31 @@ fn user(store: &dyn HubStore, id: &UserId) -> Result<User, SeedError> {
         .ok_or_else(|| SeedError(format!("no user {id}")))
 }
 
-/// A helper account the seed needs (a second expert, the stewards of the other sites): random
-/// password, never printed — nobody signs in as it; the demo's own accounts show its work.
+/// A helper account the seed needs (a second expert, the stewards of the other sites): a
+/// random password, recorded in `logins` so the demo prints it like its own accounts'.
 fn helper(
     store: &dyn HubStore,
     id: &str,
     role: UserRole,
     site: Option<&SiteId>,
     now: i64,
+    logins: &mut Vec<(String, String, UserRole, String)>,
 ) -> Result<User, SeedError> {
     let id = UserId::new(id.to_owned()).map_err(err)?;
     if let Some(u) = store.user(&id).map_err(err)? {
         return Ok(u);
     }
+    let password = qiao_hub::util::random_token("")[..16].to_owned();
+    let about = match site {
+        Some(s) => format!("data steward of {s}"),
+        None => "second committee expert (reviews)".to_owned(),
+    };
+    logins.push((id.to_string(), password.clone(), role, about));
     let u = build_user(
         store,
         CreateUserRequest {
             id,
-            password: qiao_hub::util::random_token(""),
+            password,
             role,
             institution: None,
             site: site.cloned(),
@@ -190,6 +199,7 @@ pub fn seed(
         UserRole::CommitteeMember,
         None,
         now,
+        &mut out.logins,
     )?;
     let start = qiao_web::i18n::ymd_value(now - 365 * 86_400);
     let end = qiao_web::i18n::ymd_value(now + 2 * 365 * 86_400);
@@ -227,23 +237,21 @@ pub fn seed(
     let criteria = alliance::criteria(store).map_err(err)?;
 
     // --- one project per stage --------------------------------------------------------------
-    let stewards: Vec<User> = sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if i == 0 {
-                Ok(steward.clone())
-            } else {
-                helper(
-                    store,
-                    &format!("steward.{s}"),
-                    UserRole::SiteDataSteward,
-                    Some(s),
-                    now,
-                )
-            }
-        })
-        .collect::<Result<_, SeedError>>()?;
+    let mut stewards: Vec<User> = Vec::with_capacity(sites.len());
+    for (i, s) in sites.iter().enumerate() {
+        stewards.push(if i == 0 {
+            steward.clone()
+        } else {
+            helper(
+                store,
+                &format!("steward.{s}"),
+                UserRole::SiteDataSteward,
+                Some(s),
+                now,
+                &mut out.logins,
+            )?
+        });
+    }
     let plan: [(&str, &str, Stage); 10] = [
         (
             "demo-draft",

@@ -126,6 +126,12 @@ pub fn nav_for(role: UserRole) -> Vec<NavItem> {
         nav.push(NavItem::new("/committee", "nav.committee"));
     }
     nav.push(NavItem::new("/library", "nav.library"));
+    if role == UserRole::AllianceAdmin {
+        nav.push(NavItem::new("/admin/users", "nav.users"));
+    }
+    if matches!(role, UserRole::AllianceAdmin | UserRole::Auditor) {
+        nav.push(NavItem::new("/audit", "nav.audit"));
+    }
     nav.push(NavItem::new("/sites", "nav.sites"));
     if matches!(
         role,
@@ -183,23 +189,35 @@ impl Ctx {
         }
     }
 
-    /// A 403 page.
+    /// An error page that keeps the user's navigation.
+    fn error_with_nav(
+        &self,
+        status: StatusCode,
+        title: &'static str,
+        text: &'static str,
+    ) -> Response {
+        let mut r = self
+            .page(title)
+            .respond(qiao_web::html! { p.error role="alert" { (t(self.lang, text)) } });
+        *r.status_mut() = status;
+        r
+    }
+
+    /// A 403 page (with the navigation).
     pub fn forbidden(&self) -> Response {
-        error_page(
-            self.lang,
+        self.error_with_nav(
             StatusCode::FORBIDDEN,
             "error.forbidden",
-            t(self.lang, "error.forbidden_text"),
+            "error.forbidden_text",
         )
     }
 
-    /// A 404 page.
+    /// A 404 page (with the navigation).
     pub fn not_found(&self) -> Response {
-        error_page(
-            self.lang,
+        self.error_with_nav(
             StatusCode::NOT_FOUND,
             "error.not_found",
-            t(self.lang, "error.not_found_text"),
+            "error.not_found_text",
         )
     }
 

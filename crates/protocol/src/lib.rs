@@ -11,6 +11,7 @@
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
 //! - [`audit_head`]: signed audit chain heads exchanged with polls.
+//! - [`login`]: the hub-signed, short-lived login assertion a site's pages accept.
 
 pub mod audit_head;
 pub mod enroll;
@@ -19,6 +20,7 @@ pub mod guard;
 mod hex;
 pub mod ids;
 pub mod keys;
+pub mod login;
 pub mod message;
 #[cfg(feature = "openapi")]
 mod openapi;

@@ -704,3 +704,127 @@ fn portal_results_in_headless_chromium() {
         assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
     }
 }
+
+/// The people journeys of issue 17 (`crates/portal/e2e/people.mjs`) against a serving
+/// `qiao demo`: its printed logins, its portal and the first site's pages.
+#[test]
+fn people_journeys_in_headless_chromium() {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    let root = tempfile::tempdir().expect("tempdir");
+    // Not under portal-screenshots: the other browser test clears that at its start.
+    let screenshots = target_dir().join("people-screenshots");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let mut child = qiao()
+        .args(["demo", "--work"])
+        .arg(root.path().join("demo"))
+        .env_remove("QIAO_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qiao demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let demo = Proc {
+        name: "demo".into(),
+        child,
+        log: root.path().join("demo.log"),
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut lines: Vec<String> = Vec::new();
+    while !lines.iter().any(|l| l.contains("Press Ctrl-C to stop")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(e) => panic!("demo not serving ({e}):\n{}", lines.join("\n")),
+        }
+    }
+    let text = lines.join("\n");
+    let hub = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("hub URL")
+        .trim_end_matches(['.', ',', '/'])
+        .to_owned();
+    let site = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Site hospital_1 pages: "))
+        .and_then(|l| l.split("/login").next())
+        .unwrap_or_else(|| panic!("no site pages line in\n{text}"))
+        .to_owned();
+    let mut logins = serde_json::Map::new();
+    for user in ["admin", "investigator", "steward"] {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(user))
+            .unwrap_or_else(|| panic!("no login for {user} in\n{text}"));
+        let pw = line.split_whitespace().nth(1).expect("password");
+        logins.insert(user.into(), pw.into());
+    }
+    let flow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/people.mjs");
+    let out = Command::new("node")
+        .arg(&flow)
+        .env("QIAO_CHROMIUM", &chromium)
+        .env("QIAO_E2E_NODE_MODULES", &node_modules)
+        .env("QIAO_E2E_SCREENSHOTS", &screenshots)
+        .env("QIAO_E2E_HUB", &hub)
+        .env("QIAO_E2E_SITE", &site)
+        .env(
+            "QIAO_E2E_LOGINS",
+            serde_json::Value::Object(logins).to_string(),
+        )
+        .env("QIAO_E2E_PROFILE", root.path().join("chromium-profile"))
+        .env(
+            "QIAO_E2E_CATALOGS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (run `bash scripts/test.sh`, which installs it)");
+    drop(demo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "people.mjs failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    let names: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("step JSON");
+            let shot = v["screenshot"].as_str().expect("screenshot").to_owned();
+            let len = std::fs::metadata(&shot).map_or(0, |m| m.len());
+            assert!(len > 1000, "{shot} is {len} bytes");
+            v["step"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    for expected in [
+        "applicant-reference",
+        "admin-reads-application-zh",
+        "admin-invitation-link-zh",
+        "applicant-approved-zh",
+        "invitee-signed-in",
+        "admin-disabled-user",
+        "investigator-open-site",
+        "site-alliance-welcome",
+        "site-prescreen-via-alliance",
+        "site-alliance-replay-refused",
+        "site-steward-accounts-zh",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "step {expected} missing: {names:?}"
+        );
+    }
+}

@@ -146,9 +146,9 @@ impl Projects {
     ) -> anyhow::Result<()> {
         valid_project(project)?;
         let users = Users::load(dir)?;
-        match users.users.get(investigator) {
-            Some(u) if u.role == LocalRole::Investigator => {}
-            Some(u) => bail!("user {investigator} is a {}, not an investigator", u.role),
+        match users.role_of(investigator) {
+            Some(LocalRole::Investigator) => {}
+            Some(r) => bail!("user {investigator} is a {r}, not an investigator"),
             None => bail!("no local user {investigator}"),
         }
         Self::change(

@@ -3,6 +3,10 @@
 //! at least 12 characters, not the user name, not a common password, not only spaces) and are
 //! stored as argon2id PHC strings (m = 19 MiB, t = 2, p = 1) in `DIR/users.json`; these
 //! accounts never exist at the hub.
+//!
+//! Alliance users (the hub's accounts) may also sign in, with a login assertion the hub signs
+//! for this site ([`qiao_protocol::login`]); what they may do here is the local role the
+//! steward granted them ([`Users::grant`]), under the name `alliance:ID`.
 
 use std::collections::BTreeMap;
 
@@ -50,7 +54,13 @@ pub struct LocalUser {
 pub struct Users {
     /// By user name.
     pub users: BTreeMap<String, LocalUser>,
+    /// Local roles the steward granted to alliance users, by their hub user id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alliance: BTreeMap<String, LocalRole>,
 }
+
+/// The prefix of an alliance user's name at the site.
+pub const ALLIANCE_PREFIX: &str = "alliance:";
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -92,6 +102,36 @@ impl Users {
                     created_at: now,
                 },
             );
+            write_json(&dir.users_path(), &users)
+        })
+    }
+
+    /// The local role of `name`: a local account's, or for `alliance:ID` the role granted to
+    /// alliance user `ID`.
+    pub fn role_of(&self, name: &str) -> Option<LocalRole> {
+        match name.strip_prefix(ALLIANCE_PREFIX) {
+            Some(id) => self.alliance.get(id).copied(),
+            None => self.users.get(name).map(|u| u.role),
+        }
+    }
+
+    /// The steward grants alliance user `hub_user` a local role here (`None` withdraws it).
+    pub fn grant(dir: &SiteDir, hub_user: &str, role: Option<LocalRole>) -> anyhow::Result<()> {
+        if qiao_protocol::UserId::new(hub_user.to_owned()).is_err() {
+            bail!("{hub_user:?} is not an alliance user id");
+        }
+        dir.locked(|| {
+            let mut users = Self::load(dir)?;
+            match role {
+                Some(r) => {
+                    users.alliance.insert(hub_user.to_owned(), r);
+                }
+                None => {
+                    if users.alliance.remove(hub_user).is_none() {
+                        bail!("alliance user {hub_user} holds no role at this site");
+                    }
+                }
+            }
             write_json(&dir.users_path(), &users)
         })
     }

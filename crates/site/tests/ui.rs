@@ -774,3 +774,193 @@ async fn prescreen_opens_only_for_accepted_projects_to_assigned_investigators() 
     // Assigning a steward (not an investigator) is refused.
     assert!(Projects::assign(&dir, project, "steward1", "steward1").is_err());
 }
+
+/// Alliance sign-in: a hub-signed assertion for this site, fresh and used once, mapped to the
+/// local role the steward granted on `/accounts`; expired, replayed, wrong-audience, forged,
+/// long-lived and ungranted sign-ins are refused and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
+    use qiao_protocol::login::{seal_login, LoginClaims};
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = FakeHub::new();
+    let (url, _task) = start(hub.clone(), 0).await;
+    let data = tmp.path().join("site");
+    let cfg = enroll_site(&hub, &url, &data, "hospital-al").await;
+    let dir = SiteDir::open(&data).unwrap();
+    Users::add(&dir, "steward1", LocalRole::Steward, PW, now()).unwrap();
+    let counted = job(QueryType::CohortCount, definition(3), "sponsor1");
+    qiao_site::cohorts::remember(&dir, &counted, now()).unwrap();
+    let project = counted.project_id.as_str();
+    Projects::accept(&dir, project, "steward1", now()).unwrap();
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let me = cfg.site_id.clone();
+    let key = hub.signer.signing_key();
+    let claims = |user: &str, site: &qiao_protocol::SiteId, iat: i64, exp: i64| LoginClaims {
+        audience: site.clone(),
+        user: qiao_protocol::UserId::new(user.to_owned()).unwrap(),
+        role: qiao_protocol::UserRole::SiteInvestigator,
+        nonce: qiao_protocol::Nonce::random(),
+        issued_at: iat,
+        expires_at: exp,
+    };
+    let fresh = |user: &str| seal_login(key, &claims(user, &me, now(), now() + 120));
+
+    // The steward grants alliance user inv.li the investigator role (and assigns the project).
+    let stew = sign_in(base, "steward1", PW).await.unwrap();
+    let (s, _, body) = post(
+        base,
+        Some(&stew),
+        "/accounts",
+        &[
+            ("csrf", &stew.csrf),
+            ("user", "bad id!"),
+            ("role", "investigator"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, h, _) = post(
+        base,
+        Some(&stew),
+        "/accounts",
+        &[
+            ("csrf", &stew.csrf),
+            ("user", "inv.li"),
+            ("role", "investigator"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[LOCATION], "/accounts?flash=flash.saved");
+    let (s, _, body) = get(base, Some(&stew), "/accounts").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("<td>inv.li</td>"), "{body}");
+    Projects::assign(&dir, project, "alliance:inv.li", "steward1").unwrap();
+
+    // A fresh assertion signs in; the same one again is refused.
+    let a = fresh("inv.li");
+    let (s, h, body) = post(
+        base,
+        None,
+        "/alliance/login",
+        &[("assertion", &a), ("next", "/prescreen")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("href=\"/prescreen\""), "{body}");
+    let (session, _) = set_cookie(&h, "qiao_session").expect("session cookie");
+    let li = Browser {
+        cookie: format!("{session}; lang=en"),
+        csrf: String::new(),
+    };
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let (s, _, body) = get(base, Some(&li), &format!("/prescreen/{project}/{digest}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("266 patients"), "{body}");
+    // As an investigator, not a steward.
+    let (s, _, _) = get(base, Some(&li), "/approvals").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, body) = post(base, None, "/alliance/login", &[("assertion", &a)]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "replayed: {body}");
+    // The portal's link (GET) works the same way, once.
+    let g = fresh("inv.li");
+    let link = format!("/alliance/login?assertion={g}&next=%2Fprescreen");
+    assert_eq!(get(base, None, &link).await.0, StatusCode::OK);
+    assert_eq!(get(base, None, &link).await.0, StatusCode::UNAUTHORIZED);
+
+    // Expired, for another site, signed by another key, valid for an hour: refused.
+    let t = now();
+    let other_site: qiao_protocol::SiteId = "someone-else".parse().unwrap();
+    let stranger = qiao_protocol::keys::generate_signing_key();
+    let refused = [
+        seal_login(key, &claims("inv.li", &me, t - 200, t - 80)),
+        seal_login(key, &claims("inv.li", &other_site, t, t + 120)),
+        seal_login(&stranger, &claims("inv.li", &me, t, t + 120)),
+        seal_login(key, &claims("inv.li", &me, t, t + 3600)),
+        "garbage".to_owned(),
+    ];
+    for bad in &refused {
+        let (s, h, body) = post(base, None, "/alliance/login", &[("assertion", bad)]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad:.40}: {body}");
+        assert!(set_cookie(&h, "qiao_session").is_none());
+    }
+    // A valid assertion for a user without a granted role — even one named like a local
+    // account — is refused: alliance users act only in the role granted to them.
+    for user in ["sponsor1", "steward1"] {
+        let (s, h, body) = post(
+            base,
+            None,
+            "/alliance/login",
+            &[("assertion", &fresh(user))],
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("holds no role"), "{body}");
+        assert!(set_cookie(&h, "qiao_session").is_none());
+    }
+    // Withdrawn: refused from then on.
+    let (s, _, _) = post(
+        base,
+        Some(&stew),
+        "/accounts",
+        &[("csrf", &stew.csrf), ("user", "inv.li"), ("role", "none")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = post(
+        base,
+        None,
+        "/alliance/login",
+        &[("assertion", &fresh("inv.li"))],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Every refusal is audited with its reason; investigators cannot reach /accounts.
+    let fails: Vec<String> = audit_entries(&data)
+        .into_iter()
+        .filter(|e| e.action == "ui.login_fail")
+        .filter_map(|e| e.decision)
+        .collect();
+    for why in [
+        "already used",
+        "expired",
+        "not this site",
+        "not signed by the pinned hub key",
+        "lifetime",
+        "malformed",
+        "no local role granted",
+    ] {
+        assert!(fails.iter().any(|f| f.contains(why)), "{why}: {fails:?}");
+    }
+    assert_eq!(
+        get(base, Some(&li), "/accounts").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let grants: Vec<String> = audit_entries(&data)
+        .into_iter()
+        .filter(|e| e.action == "user.grant")
+        .filter_map(|e| e.decision)
+        .collect();
+    assert_eq!(grants.len(), 2, "{grants:?}");
+
+    // The steward's audit page: filtered by action, action names localized, CSV export.
+    let (s, _, body) = get(base, Some(&stew), "/audit?action=ui.login_fail").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains(&format!("{} entries selected", fails.len())),
+        "{body}"
+    );
+    assert!(body.contains("Refused sign-in") && body.contains("Hash chain verified"));
+    let zh = Browser {
+        cookie: stew.cookie.replace("lang=en", "lang=zh-CN"),
+        csrf: String::new(),
+    };
+    let (_, _, body) = get(base, Some(&zh), "/audit?action=user.grant").await;
+    assert!(body.contains("设置联盟用户的站点角色"), "{body}");
+    let (s, h, csv) = get(base, Some(&stew), "/audit?action=user.grant&format=csv").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("user:steward1,user.grant,"), "{csv}");
+}

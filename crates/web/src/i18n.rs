@@ -214,6 +214,11 @@ pub fn t_dyn(lang: Lang, key: &str) -> String {
     lookup(lang, key).unwrap_or(key).to_owned()
 }
 
+/// The text of `key` if the catalog has it (keys made at run time, e.g. from a code).
+pub fn lookup_opt(lang: Lang, key: &str) -> Option<&'static str> {
+    lookup(lang, key)
+}
+
 fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
     catalog(lang).get(key).map(String::as_str)
 }

@@ -27,6 +27,7 @@
 //! Every user-visible string comes from the catalogs: pass keys, never text.
 
 pub mod assets;
+pub mod audit_view;
 pub mod chart;
 pub mod i18n;
 pub mod layout;

@@ -267,6 +267,31 @@ impl Hub {
     pub fn config(&self) -> &HubConfig {
         &self.config
     }
+
+    /// A login assertion for `user` at `site`'s pages, signed with the hub's key, valid for
+    /// [`qiao_protocol::login::MAX_LIFETIME_SECS`] and once (audited). The site maps the user
+    /// to the local role its steward granted.
+    pub fn site_login_assertion(
+        &self,
+        user: &User,
+        site: &qiao_protocol::SiteId,
+    ) -> Result<String, StoreError> {
+        use qiao_protocol::login::{seal_login, LoginClaims, MAX_LIFETIME_SECS};
+        let t = now();
+        let claims = LoginClaims {
+            audience: site.clone(),
+            user: user.id.clone(),
+            role: user.role,
+            nonce: qiao_protocol::Nonce::random(),
+            issued_at: t,
+            expires_at: t + MAX_LIFETIME_SECS,
+        };
+        self.store.audit(
+            EntryDraft::new(t, actor(user), "user.site_login")
+                .decision(format!("login assertion for site {site}")),
+        )?;
+        Ok(seal_login(self.signer.signing_key(), &claims))
+    }
 }
 
 /// Signs in with a password: a session token.

@@ -98,6 +98,9 @@ pub struct Institution {
     pub applied_at: i64,
     /// When decided.
     pub decided_at: Option<i64>,
+    /// The applicant's reference (to look up the status without an account).
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// An application's fields as submitted.
@@ -176,6 +179,7 @@ pub fn apply(
         applied_by: by.map(|u| u.id.clone()),
         applied_at: now,
         decided_at: None,
+        reference: Some(new_reference()),
     };
     write(store, |tx| {
         if tx.get(INSTITUTIONS, &inst.id)?.is_some() {
@@ -240,6 +244,34 @@ pub fn decide_institution(
         )?;
         Ok(inst.clone())
     })
+}
+
+/// A fresh application reference: `Q-` and 12 characters of an unambiguous alphabet (60 bits
+/// of randomness: the reference is what lets an applicant see the status).
+fn new_reference() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let secret = qiao_hub::util::random_token("");
+    let bytes = secret.as_bytes();
+    let mut s = String::from("Q-");
+    for i in 0..12 {
+        let v = u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).unwrap_or(bytes[i]);
+        s.push(char::from(ALPHABET[usize::from(v) % ALPHABET.len()]));
+    }
+    s
+}
+
+/// The application with this reference (what its applicant may see).
+pub fn application_status(
+    store: &dyn HubStore,
+    reference: &str,
+) -> Result<Option<Institution>, StoreError> {
+    let r = reference.trim().to_ascii_uppercase();
+    if r.len() != 14 || !r.starts_with("Q-") {
+        return Ok(None);
+    }
+    Ok(institutions(store)?
+        .into_iter()
+        .find(|i| i.reference.as_deref() == Some(r.as_str())))
 }
 
 /// Every institution, by id.

@@ -11,6 +11,7 @@
 //! exactly in the stages approved, feasibility, site selection and running, so the hub runs
 //! queries only under those.
 
+mod accounts;
 mod experts;
 mod feasibility;
 mod input;
@@ -22,12 +23,16 @@ mod refusal;
 mod review_criteria;
 mod tables;
 
+pub use accounts::{
+    account_invites, change_role, invite_account, open_invite, parse_role, redeem_invite,
+    reset_link, set_site_pages, site_pages, AccountInvite, LINK_SECS,
+};
 pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
 pub use feasibility::{attach_cohort, cohort_definition, run_feasibility, FEASIBILITY_AGE_BAND};
 pub use input::{check_definition, id_ok, text_ok, MAX_DEFINITION_BYTES};
 pub use institutions::{
-    apply, check_application, decide_institution, institution, institution_of, institutions,
-    Application, Institution, InstitutionKind, MemberStatus,
+    application_status, apply, check_application, decide_institution, institution, institution_of,
+    institutions, Application, Institution, InstitutionKind, MemberStatus,
 };
 pub use invitations::{answer_invite, invite_sites, report_enrollment};
 pub use library::{
@@ -40,4 +45,4 @@ pub use pipeline::{
 };
 pub use refusal::{Outcome, Refusal};
 pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};
-pub use tables::{COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE};
+pub use tables::{ACCOUNT_INVITES, COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE, SITE_PAGES};

@@ -16,6 +16,10 @@ pub const EXPERTS: Table = Table::Extension("experts");
 pub const PIPELINE: Table = Table::Extension("pipeline");
 /// Cohort definitions attached to projects, by `project/number`.
 pub const COHORTS: Table = Table::Extension("cohorts");
+/// Account invitation and password-reset links by the SHA-256 of their secret.
+pub const ACCOUNT_INVITES: Table = Table::Extension("account_invites");
+/// Where each site's own pages are (base URL), by site id.
+pub const SITE_PAGES: Table = Table::Extension("site_pages");
 /// The phenotype library: `d/ID` the full entry, `s/ID` its summary.
 pub const LIBRARY: Table = Table::Extension("library");
 

@@ -36,6 +36,7 @@ fn render_login(
             (field(lang, InputKind::Password, "password", "login.password", "", errors))
             (submit(lang, "login.submit"))
         }
+        p { a href="/apply" #apply-link { (t(lang, "login.apply")) } " · " a href="/apply/status" { (t(lang, "login.apply_status")) } }
     };
     let mut resp = ctx.page("login.title").respond(body);
     *resp.status_mut() = status;

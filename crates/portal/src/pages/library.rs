@@ -98,6 +98,7 @@ pub async fn sites(State(portal): State<Shared>, ctx: Ctx) -> Response {
     };
     let t_now = now();
     let seen = portal.hub.sites_seen();
+    let pages_section = super::people::site_pages_section(&portal, &ctx, &sites).await;
     let body = html! {
         table {
             thead { tr { th { (t(lang, "sites.name")) } th { (t(lang, "sites.institution")) } th { (t(lang, "sites.status")) } th { (t(lang, "sites.last_seen")) } th { (t(lang, "sites.data")) } th { (t(lang, "sites.control")) } th { (t(lang, "sites.enrolled_at")) } } }
@@ -120,6 +121,7 @@ pub async fn sites(State(portal): State<Shared>, ctx: Ctx) -> Response {
             } }
         }
         p.muted { (t(lang, "sites.note")) }
+        (pages_section)
     };
     ctx.page("sites.title").respond(body)
 }

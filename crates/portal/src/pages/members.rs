@@ -58,7 +58,13 @@ async fn institutions_page(
             tbody {
                 @for i in &all {
                     tr id=(format!("inst-{}", i.id)) {
-                        td { (i.name) br; span.muted { (i.id) " · " (i.contact) } }
+                        td { (i.name) br; span.muted { (i.id) " · " (i.contact) }
+                             @if admin && i.status == alliance::MemberStatus::Applied {
+                                 details.application open {
+                                     summary { (t(lang, "inst.application_text")) }
+                                     p.prewrap { (i.description) }
+                                 }
+                             } }
                         td { (t_dyn(lang, &format!("kind.{}", i.kind.as_str()))) }
                         td { (i.region) }
                         @let site_seen = i.site.as_ref().and_then(|s| seen.get(s));
@@ -213,12 +219,11 @@ pub async fn apply_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
         Err(e) => return ctx.internal(e),
     };
     match r {
-        Ok(_) => redirect_flash(
-            if ctx.user.is_some() {
-                "/institutions"
-            } else {
-                "/login"
-            },
+        Ok(inst) => redirect_flash(
+            &format!(
+                "/apply/status?ref={}",
+                inst.reference.as_deref().unwrap_or_default()
+            ),
             "flash.applied",
         ),
         Err(errs) => match errors_of(&ctx, &errs) {

@@ -1,5 +1,6 @@
 //! The portal's pages and [`router`].
 
+mod audit;
 mod auth;
 mod budget;
 mod common;
@@ -7,6 +8,7 @@ mod dashboard;
 mod feasibility;
 mod library;
 mod members;
+mod people;
 mod projects;
 mod results;
 
@@ -36,6 +38,17 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
             "/apply",
             get(members::apply_page).post(members::apply_submit),
         )
+        .route("/audit", get(audit::audit))
+        .route("/apply/status", get(people::apply_status))
+        .route("/admin/users", get(people::users))
+        .route("/admin/users/invite", post(people::invite))
+        .route("/admin/users/{id}/{action}", post(people::user_action))
+        .route(
+            "/join/{secret}",
+            get(people::join_page).post(people::join_submit),
+        )
+        .route("/sites/{site}/open", get(people::open_site))
+        .route("/sites/{site}/pages", post(people::set_pages))
         .route("/institutions", get(members::institutions))
         .route("/institutions/{id}/decide", post(members::decide))
         .route("/committee", get(members::committee))

@@ -438,6 +438,9 @@ fn render_detail(
                 thead { tr { th { (t(lang, "run.month")) } th { (t(lang, "sel.site")) } th.num { (t(lang, "run.screened")) } th.num { (t(lang, "run.enrolled")) } } }
                 tbody { @for r in &f.reports { tr { td { (r.month) } td { (r.site) } td.num { (fmt_int(lang, i64::from(r.screened))) } td.num { (fmt_int(lang, i64::from(r.enrolled))) } } } }
             }
+            @if let Some(inv) = my_invite.filter(|i| i.status == InviteStatus::Accepted && user.role == UserRole::SiteInvestigator) {
+                p { a.button #open-prescreen href=(format!("/sites/{}/open?next={}", inv.site, qiao_web::layout::url_encode("/prescreen"))) { (qiao_web::tf(lang, "open.prescreen", &[("site", inv.site.as_str())])) } }
+            }
             @if f.stage == Stage::Running && my_invite.is_some_and(|i| i.status == InviteStatus::Accepted) && matches!(user.role, UserRole::SiteDataSteward | UserRole::SiteInvestigator) {
                 @let errs = errs_for("report");
                 (form_error(errs))

@@ -39,6 +39,8 @@ pub const DEFINITION_FILE: &str = "celecoxib-age40-male.json";
 pub const PROJECT: &str = "celecoxib-feasibility";
 /// Where the bundled GiBleed CDM is, relative to the project root.
 const BUNDLED_CDM: &str = "../shared/data/eunomia-gibleed-5.3";
+/// Where the phenotype library the portal is seeded with is, relative to the project root.
+const BUNDLED_LIBRARY: &str = "../shared/data/phenotypes-dev";
 /// Marks a directory as a demo work directory (only such directories are ever cleared).
 const MARKER: &str = ".qiao-demo";
 /// Held while a demo runs on a work directory.
@@ -115,6 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         console.say("note: not every site answered in time");
     }
     if !args.exit {
+        net.start_site_pages(&console)?;
         net.print_access(&console, &work);
         net.wait_for_ctrl_c()?;
         console.say("stopping");
@@ -138,6 +141,16 @@ impl Console {
             let _ = out.flush();
         }
     }
+}
+
+/// A bundled data folder: from the project root, else from the source tree this binary was
+/// built from.
+fn bundled(rel: &str) -> Option<PathBuf> {
+    let from_root = PathBuf::from(rel);
+    let from_source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    [from_root, from_source].into_iter().find(|p| p.is_dir())
 }
 
 /// The source CDM: `--cdm`, else the bundled GiBleed from the project root, else from the
@@ -366,6 +379,8 @@ pub struct Network {
     pub project: ProjectId,
     /// An API token of the sponsor (for `qiao query`).
     pub sponsor_token: String,
+    /// Accounts the portal's seed created (id, password, role, what for).
+    pub seeded_logins: std::sync::Mutex<Vec<(String, String, UserRole, String)>>,
 }
 
 fn password() -> String {
@@ -522,6 +537,7 @@ impl Network {
             accounts,
             project,
             sponsor_token,
+            seeded_logins: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -593,6 +609,67 @@ impl Network {
             DEFINITION,
             qiao_hub::util::now(),
         )?;
+        let store = self
+            .net
+            .hub()
+            .context("the demo's hub runs in this process")?
+            .hub
+            .store()
+            .clone();
+        let library = bundled(BUNDLED_LIBRARY);
+        let imported = match &library {
+            Some(dir) => {
+                let r = qiao_portal::alliance::import_library(
+                    store.as_ref(),
+                    dir,
+                    qiao_hub::util::now(),
+                )
+                .map_err(|e| anyhow::anyhow!("importing the phenotype library: {e}"))?;
+                for (file, why) in &r.refused {
+                    console.say(format!("   library: {file} refused: {why}"));
+                }
+                r.imported
+            }
+            None => {
+                console.say(format!(
+                    "   phenotype library not found at {BUNDLED_LIBRARY}: the portal's library stays empty"
+                ));
+                0
+            }
+        };
+        console.say(format!(
+            "   phenotype library: {imported} definitions imported from {}",
+            library.map_or_else(|| BUNDLED_LIBRARY.to_owned(), |p| p.display().to_string())
+        ));
+        // The demo's alliance users may use the first site's pages in their site roles.
+        if let Some(s) = self.net.sites.first() {
+            let dir = qiao_site::SiteDir::open(&s.data)?;
+            qiao_site::users::Users::grant(
+                &dir,
+                "investigator",
+                Some(qiao_site::users::LocalRole::Investigator),
+            )?;
+            qiao_site::users::Users::grant(
+                &dir,
+                "steward",
+                Some(qiao_site::users::LocalRole::Steward),
+            )?;
+            let projects = std::iter::once(PROJECT.to_owned())
+                .chain(seeded.projects.iter().map(|(p, _)| p.to_string()));
+            for p in projects {
+                let t = qiao_hub::util::now();
+                qiao_site::projects::Projects::accept(&dir, &p, "steward", t)?;
+                qiao_site::projects::Projects::assign(
+                    &dir,
+                    &p,
+                    "alliance:investigator",
+                    "steward",
+                )?;
+            }
+        }
+        if let Ok(mut l) = self.seeded_logins.lock() {
+            l.extend(seeded.logins.iter().cloned());
+        }
         console.say(format!(
             "== 5. alliance portal seeded: {} institutions, 2 experts, a project in every stage: {}",
             seeded.institutions.len(),
@@ -603,6 +680,71 @@ impl Network {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        Ok(())
+    }
+
+    /// Starts each site's own pages (`qiao site ui`) on a free loopback port with a local
+    /// steward and investigator account, and records the address in the portal (the alliance
+    /// sign-in links there). Only when the demo keeps serving.
+    pub fn start_site_pages(&self, console: &Console) -> anyhow::Result<()> {
+        let hub = self
+            .net
+            .hub()
+            .context("the demo's hub runs in this process")?;
+        let store = hub.hub.store().clone();
+        let admin = store
+            .user(&UserId::new("admin")?)?
+            .context("the demo's admin")?;
+        let now = qiao_hub::util::now();
+        for (i, s) in self.net.sites.iter().enumerate() {
+            let dir = qiao_site::SiteDir::open(&s.data)?;
+            let mut logins = Vec::new();
+            for (role, who) in [
+                (qiao_site::users::LocalRole::Steward, "steward"),
+                (qiao_site::users::LocalRole::Investigator, "investigator"),
+            ] {
+                let name = format!("{who}.local");
+                let pw = password();
+                qiao_site::users::Users::add(&dir, &name, role, &pw, now)?;
+                logins.push(format!("{name} {pw} ({who})"));
+            }
+            // Its own loopback address: browsers scope cookies by host, not port, and the hub's
+            // session cookie has the same name.
+            let host = std::net::Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(i).unwrap_or(0));
+            let listener = std::net::TcpListener::bind((host, 0))?;
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?;
+            let url = format!("http://{addr}");
+            qiao_portal::alliance::set_site_pages(store.as_ref(), &s.id, &url, &admin, now)
+                .map_err(|e| anyhow::anyhow!("recording site pages: {e:?}"))?;
+            let o = qiao_site::ui::UiOptions {
+                data: s.data.clone(),
+                store: s.store.clone(),
+                listen: addr,
+                insecure_http: true,
+            };
+            self.net
+                .block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    tokio::spawn(async move {
+                        if let Err(e) =
+                            qiao_site::ui::serve_ui_on(&o, listener, std::future::pending()).await
+                        {
+                            tracing::error!("site pages: {e:#}");
+                        }
+                    });
+                    Ok::<_, std::io::Error>(())
+                })
+                .context("the demo's sites run in this process")??;
+            console.say(format!(
+                "Site {} pages: {url}/login — local logins: {}",
+                s.id,
+                logins.join(", ")
+            ));
+        }
+        console.say(
+            "   alliance users sign in there from the portal (project page → pre-screening list);              the first site grants 'investigator' and 'steward' their roles",
+        );
         Ok(())
     }
 
@@ -623,6 +765,17 @@ impl Network {
                 qiao_hub::model::role_name(a.role),
                 a.about
             ));
+        }
+        if let Ok(l) = self.seeded_logins.lock() {
+            for (id, password, role, about) in l.iter() {
+                console.say(format!(
+                    "   {:<13} {:<14} {:<19} {}",
+                    id,
+                    password,
+                    qiao_hub::model::role_name(*role),
+                    about
+                ));
+            }
         }
         console.say(format!(
             "Ask again from another terminal (sponsor's API token):\n   qiao query --hub {} --token {} --project {} {}",

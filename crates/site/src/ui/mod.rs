@@ -14,6 +14,7 @@
 //! security headers (CSP `default-src 'self'`, `X-Frame-Options: DENY`); every POST checks the
 //! session's CSRF token.
 
+mod alliance;
 mod pages;
 
 use std::collections::HashMap;
@@ -73,6 +74,12 @@ pub(crate) struct Ui {
     sessions: Mutex<HashMap<String, Session>>,
     /// Failed sign-ins per account and per source address (the hub's limits).
     limiter: SignInLimiter,
+    /// This site's id (the audience of alliance login assertions).
+    site_id: qiao_protocol::SiteId,
+    /// The hub key pinned at enrollment (signs alliance login assertions).
+    hub_key: ed25519_dalek::VerifyingKey,
+    /// Alliance login nonces used (single use).
+    logins: Mutex<qiao_protocol::login::SeenLogins>,
 }
 
 /// The signed-in user of a request, with the session's CSRF token.
@@ -111,6 +118,7 @@ impl Ui {
                 NavItem::new("/approvals", "site.nav.approvals"),
                 NavItem::new("/policy", "site.nav.policy"),
                 NavItem::new("/audit", "site.nav.audit"),
+                NavItem::new("/accounts", "site.nav.accounts"),
             ],
             LocalRole::Investigator => vec![NavItem::new("/prescreen", "site.nav.prescreen")],
         };
@@ -240,6 +248,9 @@ pub async fn serve_ui_on(
         },
         sessions: Mutex::new(HashMap::new()),
         limiter: SignInLimiter::new(Limits::default()),
+        site_id: config.site_id.clone(),
+        hub_key: *config.hub_public_key.verifying_key(),
+        logins: Mutex::new(qiao_protocol::login::SeenLogins::new(now_unix())),
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("site ui for {} on {addr}", ui.site_name);
@@ -260,6 +271,7 @@ pub(crate) fn router(ui: Arc<Ui>) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .merge(pages::routes())
+        .merge(alliance::routes())
         .merge(qiao_web::assets::routes(ui.cookies))
         .layer(axum::middleware::from_fn(session::security_headers))
         .with_state(ui)
@@ -315,6 +327,7 @@ fn login_form(
             (layout::field(lang, InputKind::Password, "password", "site.login.password", "", errors))
             (layout::submit(lang, "site.login.submit"))
         }
+        p.muted { (t(lang, "site.alliance.hint")) }
     })
 }
 

@@ -141,7 +141,7 @@ fn approval_row(
                         form.deny method="post" action=(format!("/approvals/{id}/deny")) {
                             (layout::csrf_field(&who.csrf))
                             (layout::textarea(lang, "reason", "site.approvals.reason", reason, 2, errors))
-                            (layout::submit(lang, "site.approvals.deny"))
+                            button.danger type="submit" { (t(lang, "site.approvals.deny")) }
                         }
                     }
                     ApprovalState::Approved { by, at } => {
@@ -556,51 +556,34 @@ async fn policy_save(
 
 // --- audit -----------------------------------------------------------------------------------
 
-/// Entries shown on the audit page (newest first).
-const AUDIT_PAGE_ENTRIES: usize = 500;
-
-async fn audit_log(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, super::Gate> {
+async fn audit_log(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, super::Gate> {
     let who = require(&ui, &headers, LocalRole::Steward, "/audit")?;
     let lang = Lang::negotiate(&headers);
     let page = ui.page(lang, "site.audit.title", "/audit", &who);
     let body = match audit::read(&ui.dir) {
-        Ok((entries, report)) => html! {
-            p.verified.ok role="status" id="chain" {
-                @match &report.head {
-                    Some(h) => (tf(lang, "site.audit.verified", &[
-                        ("entries", &fmt_int(lang, report.entries as i64)),
-                        ("seq", &h.seq.to_string()),
-                        ("hash", &h.hash.to_string()),
-                    ])),
-                    None => (t(lang, "site.audit.empty")),
-                }
+        Ok((entries, report)) => {
+            if query.get("format").map(String::as_str) == Some("csv") {
+                let name = format!("qiao-site-{}-audit.csv", ui.site_name);
+                return Ok(qiao_web::audit_view::csv_response(&query, &entries, &name));
             }
-            @if entries.len() > AUDIT_PAGE_ENTRIES {
-                p { (tf(lang, "site.audit.showing", &[("shown", &fmt_int(lang, AUDIT_PAGE_ENTRIES as i64)), ("entries", &fmt_int(lang, entries.len() as i64))])) }
-            }
-            table.audit {
-                thead { tr {
-                    th { "#" }
-                    th { (t(lang, "site.audit.when")) }
-                    th { (t(lang, "site.audit.actor")) }
-                    th { (t(lang, "site.audit.action")) }
-                    th { (t(lang, "site.audit.project")) }
-                    th { (t(lang, "site.audit.decision")) }
-                } }
-                tbody {
-                    @for e in entries.iter().rev().take(AUDIT_PAGE_ENTRIES) {
-                        tr {
-                            td { (e.seq) }
-                            td { (fmt_datetime(lang, e.timestamp)) }
-                            td { (e.actor.to_string()) }
-                            td { code { (e.action) } }
-                            td { (e.project.as_deref().unwrap_or("")) }
-                            td { (e.decision.as_deref().unwrap_or("")) }
-                        }
+            let chain = html! {
+                p.verified.ok role="status" id="chain" {
+                    @match &report.head {
+                        Some(h) => (tf(lang, "site.audit.verified", &[
+                            ("entries", &fmt_int(lang, report.entries as i64)),
+                            ("seq", &h.seq.to_string()),
+                            ("hash", &h.hash.to_string()),
+                        ])),
+                        None => (t(lang, "site.audit.empty")),
                     }
                 }
-            }
-        },
+            };
+            qiao_web::audit_view::render(lang, "/audit", &query, &entries, chain)
+        }
         Err(e) => html! {
             p.verified.err role="alert" id="chain" {
                 (t(lang, "site.audit.broken")) " " code { (format!("{e:#}")) }
