@@ -72,6 +72,29 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "gender",
     "index_year",
     "count",
+    // CharacterizationResult, PopulationResult, CovariateResult, ContinuousResult, Moments
+    "target",
+    "comparator",
+    "covariates",
+    "covariate_id",
+    "analysis_id",
+    "continuous",
+    "sum",
+    "sum_squares",
+    // IncidenceResult, IncidenceRow
+    "rows",
+    "tar_id",
+    "age_group_id",
+    "gender_concept_id",
+    "start_year",
+    "persons_at_risk_pe",
+    "persons_at_risk",
+    "person_days_pe",
+    "person_days",
+    "person_outcomes_pe",
+    "person_outcomes",
+    "outcomes_pe",
+    "outcomes",
     // Released
     "kind",
     "value",
@@ -218,6 +241,14 @@ pub enum AggregateViolation {
         /// What differs.
         detail: String,
     },
+    /// A characterization or incidence result inconsistent with the job's spec.
+    #[error("{path}: {detail}")]
+    AnalysisMismatch {
+        /// JSON path of the offending record.
+        path: String,
+        /// What differs.
+        detail: String,
+    },
     /// A breakdown cell inconsistent with the query's parameters.
     #[error("cells[{index}]: {detail}")]
     CellMismatch {
@@ -331,7 +362,13 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
                 }
             }
         }
-        (Payload::Demographics(_), QueryType::CohortCount) => {
+        (Payload::Characterization(r), QueryType::Characterization(spec)) => {
+            crate::analyses::check_characterization(r, spec)?;
+        }
+        (Payload::Incidence(r), QueryType::Incidence(spec)) => {
+            crate::analyses::check_incidence(r, spec)?;
+        }
+        _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
                 expected: job.query.payload_type(),
@@ -455,8 +492,73 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 check_released(&cell.count, &format!("$.cells[{index}].count"), disclosure)?;
             }
         }
+        Payload::Characterization(r) => {
+            let n = r.covariates.len() + r.continuous.len();
+            if n > crate::analyses::MAX_COVARIATES {
+                return Err(AggregateViolation::TooMany {
+                    what: "covariates",
+                    found: n,
+                    max: crate::analyses::MAX_COVARIATES,
+                });
+            }
+        }
+        Payload::Incidence(r) => {
+            if r.rows.len() > crate::analyses::MAX_INCIDENCE_ROWS {
+                return Err(AggregateViolation::TooMany {
+                    what: "rows",
+                    found: r.rows.len(),
+                    max: crate::analyses::MAX_INCIDENCE_ROWS,
+                });
+            }
+        }
+    }
+    for (path, r) in analysis_values(payload) {
+        check_released(r, &path, disclosure)?;
     }
     Ok(())
+}
+
+/// Every released number of a characterization or incidence result, by its JSON path.
+fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
+    let mut v = Vec::new();
+    match payload {
+        Payload::Characterization(r) => {
+            for (side, p) in [
+                ("target", Some(&r.target)),
+                ("comparator", r.comparator.as_ref()),
+            ] {
+                if let Some(p) = p {
+                    v.push((format!("$.{side}.entries"), &p.entries));
+                    v.push((format!("$.{side}.subjects"), &p.subjects));
+                }
+            }
+            for (i, c) in r.covariates.iter().enumerate() {
+                v.push((format!("$.covariates[{i}].target"), &c.target));
+                if let Some(x) = &c.comparator {
+                    v.push((format!("$.covariates[{i}].comparator"), x));
+                }
+            }
+            for (i, c) in r.continuous.iter().enumerate() {
+                for (side, m) in [("target", &c.target), ("comparator", &c.comparator)] {
+                    if let Some(m) = m {
+                        let p = format!("$.continuous[{i}].{side}");
+                        v.push((format!("{p}.count"), &m.count));
+                        v.push((format!("{p}.sum"), &m.sum));
+                        v.push((format!("{p}.sum_squares"), &m.sum_squares));
+                    }
+                }
+            }
+        }
+        Payload::Incidence(r) => {
+            for (i, row) in r.rows.iter().enumerate() {
+                for (name, x) in row.values() {
+                    v.push((format!("$.rows[{i}].{name}"), x));
+                }
+            }
+        }
+        Payload::CohortCount(_) | Payload::Demographics(_) => {}
+    }
+    v
 }
 
 fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {

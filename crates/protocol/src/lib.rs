@@ -11,6 +11,7 @@
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
 
+pub mod analyses;
 pub mod enroll;
 pub mod envelope;
 pub mod guard;
@@ -19,6 +20,11 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 
+pub use analyses::{
+    CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult,
+    IncidenceResult, IncidenceRow, IncidenceSpec, IncidenceStrata, Moments, PopulationResult,
+    TarAnchor, TarDate, TimeAtRisk,
+};
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
 };

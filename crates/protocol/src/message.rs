@@ -13,6 +13,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyses::{
+    CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec,
+};
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
 
 /// Longest inclusion-rule name, in characters.
@@ -137,6 +140,10 @@ pub enum QueryType {
         /// Whether cells are also split by the year of the index date.
         by_index_year: bool,
     },
+    /// Cohort characterization (FeatureExtraction's aggregated covariates).
+    Characterization(CharacterizationSpec),
+    /// Incidence proportions and rates (CohortIncidence).
+    Incidence(IncidenceSpec),
 }
 
 impl QueryType {
@@ -145,6 +152,8 @@ impl QueryType {
         match self {
             QueryType::CohortCount => "cohort_count",
             QueryType::Demographics { .. } => "demographics",
+            QueryType::Characterization(_) => "characterization",
+            QueryType::Incidence(_) => "incidence",
         }
     }
 }
@@ -234,6 +243,10 @@ pub enum Payload {
     CohortCount(CohortCountResult),
     /// Answer to [`QueryType::Demographics`].
     Demographics(DemographicsResult),
+    /// Answer to [`QueryType::Characterization`].
+    Characterization(CharacterizationResult),
+    /// Answer to [`QueryType::Incidence`].
+    Incidence(IncidenceResult),
 }
 
 impl Payload {
@@ -242,6 +255,8 @@ impl Payload {
         match self {
             Payload::CohortCount(_) => "cohort_count",
             Payload::Demographics(_) => "demographics",
+            Payload::Characterization(_) => "characterization",
+            Payload::Incidence(_) => "incidence",
         }
     }
 
@@ -250,6 +265,8 @@ impl Payload {
         match self {
             Payload::CohortCount(r) => &r.disclosure,
             Payload::Demographics(r) => &r.disclosure,
+            Payload::Characterization(r) => &r.disclosure,
+            Payload::Incidence(r) => &r.disclosure,
         }
     }
 }
