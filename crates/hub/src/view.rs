@@ -10,7 +10,7 @@ use qiao_analysis::network::Analysis;
 use qiao_disclosure as dc;
 use qiao_protocol::{
     AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
-    RefusalReason, Released, SiteId, SuppressionBasis, UserId,
+    RefusalReason, SiteId, UserId,
 };
 use serde::{Deserialize, Serialize};
 

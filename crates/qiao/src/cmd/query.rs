@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long)]
     pub outcome: Option<PathBuf>,
     /// Incidence: a time at risk, e.g. start+0:end+0 (repeatable; default start+0:end+0).
-    #[arg(long = "tar")]
+    #[arg(long = "tar", allow_hyphen_values = true)]
     pub tars: Vec<String>,
     /// Incidence: the outcome clean window in days.
     #[arg(long, default_value_t = 0)]
