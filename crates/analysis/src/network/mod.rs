@@ -245,13 +245,10 @@ fn clip_rows(d: &Discloser, rows: Vec<CohortRow>) -> Vec<CohortRow> {
 
 /// The person set of cohort rows (the key of every statistic computed over them).
 fn persons(d: &Discloser, rows: &[CohortRow]) -> PersonSetDigest {
-    let mut last = None;
-    d.digest(rows.iter().filter_map(|r| {
-        (last != Some(r.subject_id)).then(|| {
-            last = Some(r.subject_id);
-            r.subject_id
-        })
-    }))
+    // Rows are in subject order: dropping repeats leaves each person once.
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.subject_id).collect();
+    ids.dedup();
+    d.digest(ids)
 }
 
 /// Releases one statistic (declared by the analysis's `statistics` with the same helper) of
