@@ -11,7 +11,6 @@
 //! - [`keys`]: key generation, fingerprints, key files.
 //! - [`mod@enroll`]: one-time enrollment tokens and the enrollment request/response.
 
-pub mod analyses;
 pub mod enroll;
 pub mod envelope;
 pub mod guard;
@@ -20,11 +19,6 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 
-pub use analyses::{
-    CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult,
-    IncidenceResult, IncidenceRow, IncidenceSpec, IncidenceStrata, Moments, PopulationResult,
-    TarAnchor, TarDate, TimeAtRisk,
-};
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
 };
@@ -35,6 +29,12 @@ pub use envelope::{
 pub use guard::{assert_aggregate_only, check_against_job, AggregateViolation};
 pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
 pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
+pub use message::analyses;
+pub use message::analyses::{
+    CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult,
+    IncidenceResult, IncidenceRow, IncidenceSpec, IncidenceStrata, Moments, PopulationResult,
+    TarAnchor, TarDate, TimeAtRisk,
+};
 pub use message::{
     half_width_95, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
     DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload,

@@ -13,10 +13,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyses::{
-    CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec,
-};
+pub mod analyses;
+
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
+use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
 
 /// Longest inclusion-rule name, in characters.
 pub const MAX_RULE_NAME_CHARS: usize = 256;
