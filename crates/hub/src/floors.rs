@@ -60,6 +60,8 @@ pub fn implausible(result: &JobResult, persons_rounded: Option<u64>) -> Option<S
     match payload {
         Payload::CohortCount(r) => cohort_count(r, persons, &mut why),
         Payload::Demographics(r) => demographics(r, persons, &mut why),
+        Payload::Characterization(r) => characterization(r, persons, &mut why),
+        Payload::Incidence(r) => incidence(r, persons, &mut why),
     }
     if why.is_empty() {
         None
@@ -108,6 +110,45 @@ fn check(
                 "{what} = {v} is above the site's person count (≈{}, at most {max} with the stated noise)",
                 p - SiteStatus::PERSON_ROUNDING / 2
             ));
+        }
+    }
+}
+
+fn characterization(
+    r: &qiao_protocol::CharacterizationResult,
+    persons: Option<u64>,
+    why: &mut Vec<String>,
+) {
+    let clip = r.disclosure.dp.as_ref().map(|d| u64::from(d.entries_bound));
+    for (side, p) in [
+        ("target", Some(&r.target)),
+        ("comparator", r.comparator.as_ref()),
+    ] {
+        if let Some(p) = p {
+            check(
+                &format!("{side} subjects"),
+                &p.subjects,
+                persons,
+                Some(1),
+                why,
+            );
+            check(&format!("{side} entries"), &p.entries, persons, clip, why);
+        }
+    }
+    for c in &r.covariates {
+        let what = format!("covariate {}", c.covariate_id);
+        check(&what, &c.target, persons, clip, why);
+        if let Some(x) = &c.comparator {
+            check(&what, x, persons, clip, why);
+        }
+    }
+}
+
+fn incidence(r: &qiao_protocol::IncidenceResult, persons: Option<u64>, why: &mut Vec<String>) {
+    for row in &r.rows {
+        for (name, x) in row.values() {
+            let per_person = name.starts_with("persons") || name.starts_with("person_outcomes");
+            check(name, x, persons, per_person.then_some(1), why);
         }
     }
 }

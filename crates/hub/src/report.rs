@@ -99,6 +99,9 @@ pub fn to_json(v: &JobView) -> Value {
                         })
                         .collect();
                 }
+                Some(p @ (Payload::Characterization(_) | Payload::Incidence(_))) => {
+                    o["payload"] = json!(p);
+                }
                 None => {}
             }
             if s.payload.is_some() {
@@ -135,6 +138,8 @@ pub fn to_json(v: &JobView) -> Value {
                 "gender": gender_text(&c.gender), "index_year": c.index_year,
                 "count": total_value(&c.count)})).collect::<Vec<_>>(),
         }),
+        NetworkTotals::Characterization(p) => json!(p),
+        NetworkTotals::Incidence(p) => json!(p),
     };
     json!({
         "job_id": v.job_id,
@@ -262,6 +267,95 @@ pub fn to_table(v: &JobView) -> String {
                     }
                 }));
                 row.push(c.count.display.clone());
+                rows.push(row);
+            }
+        }
+        NetworkTotals::Characterization(p) => {
+            let per_site =
+                |f: &dyn Fn(&qiao_protocol::CharacterizationResult) -> Option<String>| {
+                    v.sites
+                        .iter()
+                        .map(|s| match &s.payload {
+                            Some(Payload::Characterization(r)) => f(r).unwrap_or_default(),
+                            _ => String::new(),
+                        })
+                        .collect::<Vec<_>>()
+                };
+            let mut line = |label: String, sites: Vec<String>, total: String| {
+                let mut row = vec![label];
+                row.extend(sites);
+                row.push(total);
+                rows.push(row);
+            };
+            line(
+                "target entries".into(),
+                per_site(&|r| Some(r.target.entries.to_string())),
+                p.target.entries.display.clone(),
+            );
+            line(
+                "target subjects".into(),
+                per_site(&|r| Some(r.target.subjects.to_string())),
+                p.target.subjects.display.clone(),
+            );
+            for c in &p.covariates {
+                let id = c.covariate_id;
+                let mean = c
+                    .target
+                    .mean
+                    .map_or(String::new(), |m| format!(" ({:.1}%)", 100.0 * m));
+                let smd = c.smd.map_or(String::new(), |d| format!(" smd {d:.3}"));
+                line(
+                    format!("covariate {id}"),
+                    per_site(&|r| {
+                        r.covariates
+                            .iter()
+                            .find(|x| x.covariate_id == id)
+                            .map(|x| x.target.to_string())
+                    }),
+                    format!("{}{mean}{smd}", c.target.sum.display),
+                );
+            }
+        }
+        NetworkTotals::Incidence(p) => {
+            for r in &p.rows {
+                let key = r.clone();
+                let mut label = format!("tar {}", r.tar_id);
+                if let Some(a) = r.age_group_id {
+                    label.push_str(&format!(" age group {a}"));
+                }
+                if let Some(g) = r.gender_concept_id {
+                    label.push_str(&format!(" gender {g}"));
+                }
+                if let Some(y) = r.start_year {
+                    label.push_str(&format!(" year {y}"));
+                }
+                let mut row = vec![label];
+                row.extend(v.sites.iter().map(|s| {
+                    match &s.payload {
+                        Some(Payload::Incidence(x)) => x
+                            .rows
+                            .iter()
+                            .find(|x| {
+                                (x.tar_id, x.age_group_id, x.gender_concept_id, x.start_year)
+                                    == (
+                                        key.tar_id,
+                                        key.age_group_id,
+                                        key.gender_concept_id,
+                                        key.start_year,
+                                    )
+                            })
+                            .map(|x| format!("{} / {} d", x.outcomes, x.person_days))
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    }
+                }));
+                row.push(format!(
+                    "{} / {} d, IR {} per 100 PY",
+                    r.outcomes.display,
+                    r.person_days.display,
+                    r.incidence_rate_p100py
+                        .map_or("-".into(), |x| format!("{x:.2}"))
+                ));
                 rows.push(row);
             }
         }

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use qiao_analysis::network::characterization::{Characterization, PooledCharacterization};
+use qiao_analysis::network::incidence::{Incidence, PooledIncidence};
+use qiao_analysis::network::Analysis;
 use qiao_disclosure as dc;
 use qiao_protocol::{
     AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
-    RefusalReason, Released, SiteId, SuppressionBasis, UserId,
+    RefusalReason, SiteId, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +115,7 @@ pub struct CellTotal {
 }
 
 /// Network totals over the sites that are done.
-#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NetworkTotals {
     /// Cohort count funnel.
@@ -141,6 +144,10 @@ pub enum NetworkTotals {
         /// Cells present at any site; each adds only the sites that reported it.
         cells: Vec<CellTotal>,
     },
+    /// Characterization pooled: sums of the released counts, means and SMDs from them.
+    Characterization(#[schema(value_type = Object)] PooledCharacterization),
+    /// Incidence pooled: sums of the released counts, rates and intervals from them.
+    Incidence(#[schema(value_type = Object)] PooledIncidence),
 }
 
 /// A job as API clients see it.
@@ -164,54 +171,7 @@ pub struct JobView {
     pub total: NetworkTotals,
 }
 
-/// Converts a wire value into the disclosure crate's, for [`dc::network_total`].
-pub fn to_disclosure(r: &Released, summary: &DisclosureSummary) -> dc::Released {
-    match *r {
-        Released::Exact { value } => dc::Released::Exact { value },
-        Released::BelowThreshold { threshold } => dc::Released::Suppressed {
-            threshold,
-            basis: dc::SuppressionBasis::TrueCount,
-        },
-        Released::Suppressed { threshold, basis } => dc::Released::Suppressed {
-            threshold,
-            basis: match basis {
-                SuppressionBasis::Table => dc::SuppressionBasis::Table,
-                // No upper bound follows from a noisy-threshold suppression.
-                SuppressionBasis::NoisyCount => dc::SuppressionBasis::Table,
-            },
-        },
-        Released::Obfuscated {
-            value,
-            threshold,
-            max_error,
-        } => {
-            let (bin, sigma, clamp) = summary
-                .obfuscation
-                .as_ref()
-                .map(|o| (o.bin, o.sigma, o.clamp))
-                .unwrap_or((1, 0.0, 0.0));
-            let bin_nz = bin.max(1);
-            dc::Released::Obfuscated {
-                value,
-                bin,
-                sigma,
-                clamp,
-                threshold,
-                floor: threshold.div_ceil(bin_nz).saturating_mul(bin_nz),
-                max_error,
-            }
-        }
-        Released::Dp {
-            value,
-            sigma,
-            threshold,
-        } => dc::Released::Dp {
-            value,
-            sigma,
-            threshold,
-        },
-    }
-}
+pub use qiao_analysis::network::to_disclosure;
 
 /// The disclosure rules of a summary, in words.
 pub fn describe_disclosure(s: &DisclosureSummary) -> Vec<String> {
@@ -286,6 +246,26 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
     let total = match &record.job.query {
         QueryType::CohortCount => cohort_totals(&done),
         QueryType::Demographics { .. } => demographics_totals(&done),
+        QueryType::Characterization(spec) => {
+            let released: Vec<_> = done
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Characterization(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            NetworkTotals::Characterization(Characterization::pool(spec, &released))
+        }
+        QueryType::Incidence(spec) => {
+            let released: Vec<_> = done
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Incidence(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            NetworkTotals::Incidence(Incidence::pool(spec, &released))
+        }
     };
     JobView {
         job_id: record.job.job_id,

@@ -26,6 +26,9 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use crate::message::analyses::{
+    CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec,
+};
 use crate::message::{
     AgeBand, DisclosureSummary, Job, JobResult, Outcome, Payload, QueryType, Released,
 };
@@ -73,6 +76,29 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "gender",
     "index_year",
     "count",
+    // CharacterizationResult, PopulationResult, CovariateResult, ContinuousResult, Moments
+    "target",
+    "comparator",
+    "covariates",
+    "covariate_id",
+    "analysis_id",
+    "continuous",
+    "sum",
+    "sum_squares",
+    // IncidenceResult, IncidenceRow
+    "rows",
+    "tar_id",
+    "age_group_id",
+    "gender_concept_id",
+    "start_year",
+    "persons_at_risk_pe",
+    "persons_at_risk",
+    "person_days_pe",
+    "person_days",
+    "person_outcomes_pe",
+    "person_outcomes",
+    "outcomes_pe",
+    "outcomes",
     // Released
     "kind",
     "value",
@@ -219,6 +245,14 @@ pub enum AggregateViolation {
         /// What differs.
         detail: String,
     },
+    /// A characterization or incidence result inconsistent with the job's spec.
+    #[error("{path}: {detail}")]
+    AnalysisMismatch {
+        /// JSON path of the offending record.
+        path: String,
+        /// What differs.
+        detail: String,
+    },
     /// A breakdown cell inconsistent with the query's parameters.
     #[error("cells[{index}]: {detail}")]
     CellMismatch {
@@ -332,7 +366,13 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
                 }
             }
         }
-        (Payload::Demographics(_), QueryType::CohortCount) => {
+        (Payload::Characterization(r), QueryType::Characterization(spec)) => {
+            check_characterization(r, spec)?;
+        }
+        (Payload::Incidence(r), QueryType::Incidence(spec)) => {
+            check_incidence(r, spec)?;
+        }
+        _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
                 expected: job.query.payload_type(),
@@ -459,8 +499,73 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 check_released(&cell.count, &format!("$.cells[{index}].count"), disclosure)?;
             }
         }
+        Payload::Characterization(r) => {
+            let n = r.covariates.len() + r.continuous.len();
+            if n > crate::message::analyses::MAX_COVARIATES {
+                return Err(AggregateViolation::TooMany {
+                    what: "covariates",
+                    found: n,
+                    max: crate::message::analyses::MAX_COVARIATES,
+                });
+            }
+        }
+        Payload::Incidence(r) => {
+            if r.rows.len() > crate::message::analyses::MAX_INCIDENCE_ROWS {
+                return Err(AggregateViolation::TooMany {
+                    what: "rows",
+                    found: r.rows.len(),
+                    max: crate::message::analyses::MAX_INCIDENCE_ROWS,
+                });
+            }
+        }
+    }
+    for (path, r) in analysis_values(payload) {
+        check_released(r, &path, disclosure)?;
     }
     Ok(())
+}
+
+/// Every released number of a characterization or incidence result, by its JSON path.
+fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
+    let mut v = Vec::new();
+    match payload {
+        Payload::Characterization(r) => {
+            for (side, p) in [
+                ("target", Some(&r.target)),
+                ("comparator", r.comparator.as_ref()),
+            ] {
+                if let Some(p) = p {
+                    v.push((format!("$.{side}.entries"), &p.entries));
+                    v.push((format!("$.{side}.subjects"), &p.subjects));
+                }
+            }
+            for (i, c) in r.covariates.iter().enumerate() {
+                v.push((format!("$.covariates[{i}].target"), &c.target));
+                if let Some(x) = &c.comparator {
+                    v.push((format!("$.covariates[{i}].comparator"), x));
+                }
+            }
+            for (i, c) in r.continuous.iter().enumerate() {
+                for (side, m) in [("target", &c.target), ("comparator", &c.comparator)] {
+                    if let Some(m) = m {
+                        let p = format!("$.continuous[{i}].{side}");
+                        v.push((format!("{p}.count"), &m.count));
+                        v.push((format!("{p}.sum"), &m.sum));
+                        v.push((format!("{p}.sum_squares"), &m.sum_squares));
+                    }
+                }
+            }
+        }
+        Payload::Incidence(r) => {
+            for (i, row) in r.rows.iter().enumerate() {
+                for (name, x) in row.values() {
+                    v.push((format!("$.rows[{i}].{name}"), x));
+                }
+            }
+        }
+        Payload::CohortCount(_) | Payload::Demographics(_) => {}
+    }
+    v
 }
 
 fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
@@ -556,5 +661,229 @@ fn positive(path: &str, value: f64) -> Result<(), AggregateViolation> {
             path: path.to_owned(),
             value,
         })
+    }
+}
+
+fn mismatch(path: String, detail: impl Into<String>) -> AggregateViolation {
+    AggregateViolation::AnalysisMismatch {
+        path,
+        detail: detail.into(),
+    }
+}
+
+/// A characterization result against its spec: a comparator exactly when asked for, each
+/// covariate once, its analysis id the covariate id's last three digits and one the spec asked
+/// for, and (when the spec names covariates) only those.
+pub(crate) fn check_characterization(
+    r: &CharacterizationResult,
+    spec: &CharacterizationSpec,
+) -> Result<(), AggregateViolation> {
+    if r.comparator.is_some() != spec.comparator.is_some() {
+        return Err(mismatch(
+            "$.comparator".into(),
+            "present exactly when the job has a comparator",
+        ));
+    }
+    let named: HashSet<i64> = spec.covariate_ids.iter().copied().collect();
+    let mut seen = HashSet::new();
+    let ids = r
+        .covariates
+        .iter()
+        .map(|c| {
+            (
+                c.covariate_id,
+                c.analysis_id,
+                c.comparator.is_some(),
+                "covariates",
+            )
+        })
+        .chain(r.continuous.iter().map(|c| {
+            (
+                c.covariate_id,
+                c.analysis_id,
+                c.comparator.is_some() || spec.comparator.is_none(),
+                "continuous",
+            )
+        }));
+    for (i, (id, analysis, has_comparator, list)) in ids.enumerate() {
+        let path = format!("$.{list}[{i}]");
+        if id < 0 || id % 1000 != i64::from(analysis) {
+            return Err(mismatch(
+                path,
+                format!("covariate {id} is not of analysis {analysis}"),
+            ));
+        }
+        if !spec.analyses.is_empty() && !spec.analyses.contains(&analysis) {
+            return Err(mismatch(
+                path,
+                format!("analysis {analysis} was not asked for"),
+            ));
+        }
+        if !named.is_empty() && !named.contains(&id) {
+            return Err(mismatch(path, format!("covariate {id} was not asked for")));
+        }
+        if list == "covariates" && has_comparator != spec.comparator.is_some() {
+            return Err(mismatch(
+                path,
+                "comparator value exactly when the job has one",
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(mismatch(path, format!("covariate {id} twice")));
+        }
+    }
+    Ok(())
+}
+
+/// An incidence result against its spec: times at risk and strata the spec asked for, genders
+/// male and female only, years in range, each row once.
+pub(crate) fn check_incidence(
+    r: &IncidenceResult,
+    spec: &IncidenceSpec,
+) -> Result<(), AggregateViolation> {
+    let mut seen = HashSet::new();
+    for (i, row) in r.rows.iter().enumerate() {
+        let path = format!("$.rows[{i}]");
+        if row.tar_id == 0 || row.tar_id as usize > spec.tars.len() {
+            return Err(mismatch(
+                path,
+                format!("time at risk {} not in the job", row.tar_id),
+            ));
+        }
+        if let Some(a) = row.age_group_id {
+            if !spec.strata.by_age || a == 0 || a as usize > spec.age_breaks.len() + 1 {
+                return Err(mismatch(path, format!("age group {a} not in the job")));
+            }
+        }
+        if let Some(g) = row.gender_concept_id {
+            if !spec.strata.by_gender || !(g == 8507 || g == 8532) {
+                return Err(mismatch(path, format!("gender {g} not in the job")));
+            }
+        }
+        if let Some(y) = row.start_year {
+            if !spec.strata.by_year || !(MIN_INDEX_YEAR..=MAX_INDEX_YEAR).contains(&y) {
+                return Err(mismatch(path, format!("start year {y} not in the job")));
+            }
+        }
+        if !seen.insert(row.key()) {
+            return Err(mismatch(path, "the same row twice"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod analysis_tests {
+    use super::*;
+    use crate::message::analyses::*;
+    use crate::message::QueryType;
+
+    #[test]
+    fn specs_travel_as_tagged_query_types_and_refuse_unknown_fields() {
+        let q = QueryType::Characterization(CharacterizationSpec {
+            comparator: Some(serde_json::json!({"PrimaryCriteria": {}})),
+            analyses: vec![1, 3],
+            covariate_ids: vec![8507001],
+        });
+        let text = serde_json::to_string(&q).unwrap();
+        assert!(text.starts_with(r#"{"type":"characterization""#), "{text}");
+        assert_eq!(serde_json::from_str::<QueryType>(&text).unwrap(), q);
+        let i: QueryType = serde_json::from_str(
+            r#"{"type":"incidence","outcome":{},"tars":[{"start":{"date_field":"start"},"end":{"date_field":"end","offset":30}}]}"#,
+        )
+        .unwrap();
+        let QueryType::Incidence(spec) = i else {
+            panic!()
+        };
+        assert_eq!(spec.max_tar_days, IncidenceSpec::DEFAULT_MAX_TAR_DAYS);
+        assert_eq!(spec.tars[0].end.offset, 30);
+        assert!(serde_json::from_str::<QueryType>(
+            r#"{"type":"incidence","outcome":{},"tars":[],"extra":1}"#
+        )
+        .is_err());
+        assert_eq!(spec.check(), Ok(()));
+        let mut bad = spec.clone();
+        bad.tars.clear();
+        assert_eq!(bad.check().unwrap_err().0, "$.tars");
+        bad = spec;
+        bad.strata.by_age = true;
+        assert_eq!(bad.check().unwrap_err().0, "$.age_breaks");
+    }
+
+    #[test]
+    fn results_must_answer_their_spec() {
+        let spec = CharacterizationSpec {
+            comparator: None,
+            analyses: vec![1],
+            covariate_ids: vec![8507001],
+        };
+        let exact = |value| Released::Exact { value };
+        let mut r = CharacterizationResult {
+            target: PopulationResult {
+                entries: exact(20),
+                subjects: exact(20),
+            },
+            comparator: None,
+            covariates: vec![CovariateResult {
+                covariate_id: 8507001,
+                analysis_id: 1,
+                target: exact(12),
+                comparator: None,
+            }],
+            continuous: Vec::new(),
+            disclosure: DisclosureSummary {
+                min_cell_count: 10,
+                obfuscation: None,
+                secondary_suppression: false,
+                dp: None,
+            },
+        };
+        assert_eq!(check_characterization(&r, &spec), Ok(()));
+        r.covariates[0].covariate_id = 8532001;
+        assert!(check_characterization(&r, &spec).is_err(), "not asked for");
+        r.covariates[0].covariate_id = 8507002;
+        assert!(check_characterization(&r, &spec).is_err(), "wrong analysis");
+        let inc = IncidenceSpec {
+            outcome: serde_json::json!({}),
+            tars: vec![TimeAtRisk::cohort_period()],
+            clean_window: 0,
+            strata: IncidenceStrata::default(),
+            age_breaks: Vec::new(),
+            max_tar_days: 365,
+            max_outcomes_per_tar: 1,
+        };
+        let row = |tar_id, gender| IncidenceRow {
+            tar_id,
+            age_group_id: None,
+            gender_concept_id: gender,
+            start_year: None,
+            persons_at_risk_pe: exact(10),
+            persons_at_risk: exact(10),
+            person_days_pe: exact(10),
+            person_days: exact(10),
+            person_outcomes_pe: exact(10),
+            person_outcomes: exact(10),
+            outcomes_pe: exact(10),
+            outcomes: exact(10),
+        };
+        let mut r = IncidenceResult {
+            rows: vec![row(1, None)],
+            disclosure: DisclosureSummary {
+                min_cell_count: 10,
+                obfuscation: None,
+                secondary_suppression: false,
+                dp: None,
+            },
+        };
+        assert_eq!(check_incidence(&r, &inc), Ok(()));
+        r.rows.push(row(1, None));
+        assert!(check_incidence(&r, &inc).is_err(), "twice");
+        r.rows = vec![row(2, None)];
+        assert!(check_incidence(&r, &inc).is_err(), "no such TAR");
+        r.rows = vec![row(1, Some(8507))];
+        assert!(
+            check_incidence(&r, &inc).is_err(),
+            "not stratified by gender"
+        );
     }
 }

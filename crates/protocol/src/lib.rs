@@ -38,6 +38,12 @@ pub use envelope::{
 pub use guard::{assert_aggregate_only, check_against_job, AggregateViolation};
 pub use ids::{IdError, JobId, KeyId, Nonce, ProjectId, SiteId, UserId};
 pub use keys::{fingerprint, key_id, KeyFileError, PublicKey, PublicKeyError};
+pub use message::analyses;
+pub use message::analyses::{
+    CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult,
+    IncidenceResult, IncidenceRow, IncidenceSpec, IncidenceStrata, Moments, PopulationResult,
+    TarAnchor, TarDate, TimeAtRisk,
+};
 pub use message::{
     half_width_95, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
     DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload,

@@ -13,7 +13,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod analyses;
+
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
+use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
 
 /// Longest inclusion-rule name, in characters.
 pub const MAX_RULE_NAME_CHARS: usize = 256;
@@ -139,6 +142,10 @@ pub enum QueryType {
         /// Whether cells are also split by the year of the index date.
         by_index_year: bool,
     },
+    /// Cohort characterization (FeatureExtraction's aggregated covariates).
+    Characterization(CharacterizationSpec),
+    /// Incidence proportions and rates (CohortIncidence).
+    Incidence(IncidenceSpec),
 }
 
 impl QueryType {
@@ -147,6 +154,8 @@ impl QueryType {
         match self {
             QueryType::CohortCount => "cohort_count",
             QueryType::Demographics { .. } => "demographics",
+            QueryType::Characterization(_) => "characterization",
+            QueryType::Incidence(_) => "incidence",
         }
     }
 }
@@ -240,6 +249,10 @@ pub enum Payload {
     CohortCount(CohortCountResult),
     /// Answer to [`QueryType::Demographics`].
     Demographics(DemographicsResult),
+    /// Answer to [`QueryType::Characterization`].
+    Characterization(CharacterizationResult),
+    /// Answer to [`QueryType::Incidence`].
+    Incidence(IncidenceResult),
 }
 
 impl Payload {
@@ -248,6 +261,8 @@ impl Payload {
         match self {
             Payload::CohortCount(_) => "cohort_count",
             Payload::Demographics(_) => "demographics",
+            Payload::Characterization(_) => "characterization",
+            Payload::Incidence(_) => "incidence",
         }
     }
 
@@ -256,6 +271,8 @@ impl Payload {
         match self {
             Payload::CohortCount(r) => &r.disclosure,
             Payload::Demographics(r) => &r.disclosure,
+            Payload::Characterization(r) => &r.disclosure,
+            Payload::Incidence(r) => &r.disclosure,
         }
     }
 }

@@ -200,6 +200,9 @@ pub struct PolicySetArgs {
     /// Demographics queries.
     #[arg(long, value_enum)]
     pub demographics: Option<Approval>,
+    /// Analyses (characterization, incidence).
+    #[arg(long, value_enum)]
+    pub analyses: Option<Approval>,
     /// The release mechanism for every number.
     #[arg(long, value_enum)]
     pub release: Option<ReleaseArg>,
@@ -542,6 +545,7 @@ impl PolicySetArgs {
         PolicyEdit {
             cohort_count: self.cohort_count,
             demographics: self.demographics,
+            analyses: self.analyses,
             release: self
                 .release
                 .map(ReleaseMode::from)

@@ -22,6 +22,9 @@
 //! Nothing patient-level leaves this module: the result types cannot express it, and
 //! [`execute`] runs [`check_against_job`] before returning a result.
 
+use qiao_analysis::network::characterization::Characterization;
+use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::{Analysis, AnalysisError, Site};
 use qiao_cdm::date::{self, Day};
 use qiao_cdm::NULL_INT;
 use qiao_cohort::exec::{rules_through, Cancel};
@@ -33,7 +36,7 @@ use qiao_disclosure::{
 use qiao_protocol::{
     check_against_job, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
     DpParams, FailureKind, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload, QueryType,
-    RefusalReason, Released, RuleName, RuleResult, SiteId, SuppressionBasis,
+    RefusalReason, RuleName, RuleResult, SiteId,
 };
 use qiao_store::Store;
 
@@ -228,42 +231,7 @@ fn mask_digest(
     Ok(digest)
 }
 
-/// Converts the disclosure crate's released value to the wire form.
-pub fn to_wire(r: &DReleased) -> Released {
-    match *r {
-        DReleased::Exact { value } => Released::Exact { value },
-        DReleased::Suppressed {
-            threshold,
-            basis: DBasis::TrueCount,
-        } => Released::BelowThreshold { threshold },
-        DReleased::Suppressed {
-            threshold,
-            basis: DBasis::Table,
-        } => Released::Suppressed {
-            threshold,
-            basis: SuppressionBasis::Table,
-        },
-        DReleased::Obfuscated {
-            value,
-            threshold,
-            max_error,
-            ..
-        } => Released::Obfuscated {
-            value,
-            threshold,
-            max_error,
-        },
-        DReleased::Dp {
-            value,
-            sigma,
-            threshold,
-        } => Released::Dp {
-            value,
-            sigma,
-            threshold,
-        },
-    }
-}
+pub use qiao_analysis::network::to_wire;
 
 fn refusal_reason(r: &Refusal) -> Result<RefusalReason, ExecError> {
     match r {
@@ -411,6 +379,12 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
             by_index_year,
         } => demographics(job, cx, engine, *age_band_years, *by_index_year)
             .map(Payload::Demographics),
+        QueryType::Characterization(spec) => {
+            run_analysis::<Characterization>(job, cx, engine, spec).map(Payload::Characterization)
+        }
+        QueryType::Incidence(spec) => {
+            run_analysis::<Incidence>(job, cx, engine, spec).map(Payload::Incidence)
+        }
     };
     let executed = match payload {
         Ok(payload) => Executed {
@@ -432,6 +406,48 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
             FailureKind::Internal,
             format!("result withheld by the aggregate-only guard: {v}"),
         ),
+    }
+}
+
+/// An analysis of the analysis layer ([`qiao_analysis::network`]): its declared statistics
+/// charged before anything is computed, then computed and released at the site.
+fn run_analysis<A: Analysis>(
+    job: &Job,
+    cx: &mut ExecContext<'_>,
+    engine: &mut Engine<'_>,
+    spec: &A::Spec,
+) -> Result<A::Released, Stop> {
+    let d = cx.discloser;
+    let stats = A::statistics(spec, d, cx.store).map_err(analysis_stop)?;
+    let q = ctx(job, cx.now);
+    let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
+    let summary = summary(d.policy(), d.cost(&stats), budget, false);
+    let mut rows = |store: &Store, def: &serde_json::Value| {
+        engine(store, def).map(|run| run.rows).map_err(|e| match e {
+            ExecError::Invalid(m) => AnalysisError::Invalid(m),
+            ExecError::Unsupported(m) => AnalysisError::Unsupported(m),
+            ExecError::Internal(m) => AnalysisError::Internal(m),
+            ExecError::Cancelled(m) => AnalysisError::Cancelled(m),
+        })
+    };
+    let mut site = Site {
+        store: cx.store,
+        engine: &mut rows,
+        discloser: d,
+        question: question(job),
+        target: &job.definition,
+        summary,
+    };
+    A::release(spec, &mut site).map_err(analysis_stop)
+}
+
+fn analysis_stop(e: AnalysisError) -> Stop {
+    match e {
+        AnalysisError::Invalid(m) => Stop::Failed(ExecError::Invalid(m)),
+        // Decided on the spec and the policy: the site's policy does not release it.
+        AnalysisError::Unsupported(m) => Stop::Refused(RefusalReason::Policy, m),
+        AnalysisError::Cancelled(m) => Stop::Failed(ExecError::Cancelled(m)),
+        AnalysisError::Internal(m) => Stop::Failed(ExecError::Internal(m)),
     }
 }
 

@@ -51,6 +51,8 @@ pub struct SitePolicy {
     pub cohort_count: Approval,
     /// Demographics breakdowns. Default: manual.
     pub demographics: Approval,
+    /// Analyses (characterization, incidence). Default: manual.
+    pub analyses: Approval,
     /// The release mechanism for every number: `dp` (default), `shrine` (legacy, no formal
     /// guarantee) or `exact` (no noise, unprotected). See the disclosure crate's README.
     pub release: ReleaseMode,
@@ -73,6 +75,7 @@ impl Default for SitePolicy {
         Self {
             cohort_count: Approval::Auto,
             demographics: Approval::Manual,
+            analyses: Approval::Manual,
             release: ReleaseMode::Dp,
             min_cell_count: 10,
             dp: DpPolicy::default(),
@@ -89,6 +92,7 @@ impl SitePolicy {
         match query {
             QueryType::CohortCount => self.cohort_count,
             QueryType::Demographics { .. } => self.demographics,
+            QueryType::Characterization(_) | QueryType::Incidence(_) => self.analyses,
         }
     }
 
@@ -253,6 +257,8 @@ pub struct PolicyEdit {
     pub cohort_count: Option<Approval>,
     /// Demographics queries.
     pub demographics: Option<Approval>,
+    /// Analyses (characterization, incidence).
+    pub analyses: Option<Approval>,
     /// The release mechanism.
     pub release: Option<ReleaseMode>,
     /// The minimum cell count.
@@ -288,6 +294,7 @@ impl PolicyEdit {
         let mut p = base.clone();
         set(&mut p.cohort_count, &self.cohort_count);
         set(&mut p.demographics, &self.demographics);
+        set(&mut p.analyses, &self.analyses);
         set(&mut p.release, &self.release);
         set(&mut p.min_cell_count, &self.min_cell_count);
         set(&mut p.secondary_suppression, &self.secondary_suppression);

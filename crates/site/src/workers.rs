@@ -335,9 +335,16 @@ pub fn run_job(
         other => other,
     };
     let mut run = Some(run);
-    crate::run::compute_and_journal(dir, store, site_id, job, decided_by, &mut |_, _| {
-        run.take()
-            .unwrap_or_else(|| Err(ExecError::Internal("the cohort was asked for twice".into())))
+    crate::run::compute_and_journal(dir, store, site_id, job, decided_by, &mut |store, def| {
+        // The job's own cohort was computed above; an analysis's other cohorts (comparator,
+        // outcome) are computed here, without the time limit (a known gap).
+        match (def == &job.definition, run.take()) {
+            (true, Some(r)) => r,
+            (_, r) => {
+                run = r;
+                exec::run_definition(store, def)
+            }
+        }
     })
 }
 

@@ -108,6 +108,12 @@ pub struct Distribution {
     pub p75: f64,
     pub p90: f64,
     pub max: f64,
+    /// Sum of the values (what a site releases across the network instead of the mean).
+    #[serde(skip)]
+    pub sum: i128,
+    /// Sum of the squared values.
+    #[serde(skip)]
+    pub squares: i128,
 }
 
 /// One continuous covariate of a cohort.

@@ -363,6 +363,8 @@ pub fn distribution(values: &mut [i64], population: u64) -> Option<Distribution>
         values[values.len() - 1] as f64
     };
     Some(Distribution {
+        sum,
+        squares,
         count: values.len() as u64,
         mean: sum as f64 / population as f64,
         sd,

@@ -128,6 +128,27 @@ pub fn run(
     cohorts: &Cohorts,
     source_name: &str,
 ) -> Result<Vec<SummaryRow>, IncidenceError> {
+    run_clipped(store, design, cohorts, source_name, Clip::default())
+}
+
+/// Bounds on one target entry's contribution, for a release with declared sensitivities
+/// (CohortIncidence has none: [`run`] is [`run_clipped`] with [`Clip::default`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clip {
+    /// Each entry's time at risk ends at most this many days after (and including) its start.
+    pub max_tar_days: Option<i32>,
+    /// Outcomes counted at most this many times per (merged) time at risk.
+    pub max_outcomes_per_tar: Option<u64>,
+}
+
+/// [`run`] with each entry's time at risk and outcomes clipped as `clip` says.
+pub fn run_clipped(
+    store: &Store,
+    design: &Design,
+    cohorts: &Cohorts,
+    source_name: &str,
+    clip: Clip,
+) -> Result<Vec<SummaryRow>, IncidenceError> {
     design.check(source_name)?;
     let get = |id: i64| cohorts.get(&id).ok_or(IncidenceError::MissingCohort(id));
     let persons = store.persons();
@@ -219,7 +240,10 @@ pub fn run(
                         };
                         base.saturating_add(a.offset)
                     };
-                    let (s, e) = (anchor(&tar.start), anchor(&tar.end));
+                    let (s, mut e) = (anchor(&tar.start), anchor(&tar.end));
+                    if let Some(max) = clip.max_tar_days {
+                        e = e.min(s.saturating_add(max.max(1) - 1));
+                    }
                     if s > e {
                         continue;
                     }
@@ -386,6 +410,10 @@ pub fn run(
                                         }
                                     }
                                 }
+                            }
+                            if let Some(max) = clip.max_outcomes_per_tar {
+                                pe = pe.min(max);
+                                after = after.min(max);
                             }
                             if !ex.is_empty() || pe > 0 {
                                 op_subjects.insert(x.subject);

@@ -63,7 +63,7 @@ impl From<QueryRefused> for ApiError {
     fn from(r: QueryRefused) -> Self {
         let code = match r {
             QueryRefused::UnknownType => "invalid_query_type",
-            QueryRefused::Invalid(_) => "invalid_body",
+            QueryRefused::Invalid(_) | QueryRefused::Spec { .. } => "invalid_body",
         };
         ApiError::invalid(code, r.to_string())
     }

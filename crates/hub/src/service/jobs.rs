@@ -1,6 +1,9 @@
 //! Job submission: a typed query under an approved project, to the enrolled sites, within
 //! the submission quotas.
 
+use qiao_analysis::network::characterization::Characterization;
+use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::Analysis;
 use qiao_audit::{Actor, EntryDraft};
 use qiao_protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId};
 use serde::{Deserialize, Serialize};
@@ -36,11 +39,19 @@ pub struct QueryRequest {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryRefused {
     /// `query_type` names no query.
-    #[error("query_type is not one of cohort_count, demographics")]
+    #[error("query_type is not one of cohort_count, demographics, characterization, incidence")]
     UnknownType,
     /// Parameters that do not fit the query.
     #[error("{0}")]
     Invalid(&'static str),
+    /// An analysis spec with a problem at a JSON path.
+    #[error("spec{path}: {message}")]
+    Spec {
+        /// Where in `spec` (`$` its root).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The request as JSON carries it (the API reads it, then converts it with its own refusals).
@@ -65,6 +76,10 @@ pub struct QueryWire {
     /// Demographics only: whether cells are also split by index year (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by_index_year: Option<bool>,
+    /// Characterization and incidence: the analysis spec
+    /// ([`qiao_protocol::CharacterizationSpec`], [`qiao_protocol::IncidenceSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec: Option<serde_json::Value>,
 }
 
 /// What to ask: `cohort_count` (the count with its attrition funnel) or `demographics` (a
@@ -74,6 +89,8 @@ pub struct QueryWire {
 enum QueryKind {
     CohortCount,
     Demographics,
+    Characterization,
+    Incidence,
     /// Any other name: refused as `invalid_query_type` (never serialized).
     #[serde(other, skip_serializing)]
     Unknown,
@@ -104,8 +121,35 @@ impl TryFrom<QueryWire> for QueryRequest {
                     by_index_year: w.by_index_year.unwrap_or(false),
                 }
             }
+            QueryKind::Characterization => {
+                let spec = analysis_spec(&w, |s| {
+                    Characterization::check(&s)?;
+                    Ok(QueryType::Characterization(s))
+                })?;
+                return Ok(QueryRequest {
+                    query: spec,
+                    definition: w.definition,
+                    sites: w.sites,
+                });
+            }
+            QueryKind::Incidence => {
+                let spec = analysis_spec(&w, |s| {
+                    Incidence::check(&s)?;
+                    Ok(QueryType::Incidence(s))
+                })?;
+                return Ok(QueryRequest {
+                    query: spec,
+                    definition: w.definition,
+                    sites: w.sites,
+                });
+            }
             QueryKind::Unknown => return Err(QueryRefused::UnknownType),
         };
+        if w.spec.is_some() {
+            return Err(QueryRefused::Invalid(
+                "spec applies to characterization and incidence queries only",
+            ));
+        }
         Ok(QueryRequest {
             query,
             definition: w.definition,
@@ -114,9 +158,44 @@ impl TryFrom<QueryWire> for QueryRequest {
     }
 }
 
+/// An analysis spec from the wire: parsed (errors name the JSON path), then checked.
+fn analysis_spec<S: serde::de::DeserializeOwned>(
+    w: &QueryWire,
+    make: impl FnOnce(S) -> Result<QueryType, (String, String)>,
+) -> Result<QueryType, QueryRefused> {
+    if w.age_band_years.is_some() || w.by_index_year.is_some() {
+        return Err(QueryRefused::Invalid(
+            "age_band_years and by_index_year apply to demographics queries only",
+        ));
+    }
+    let Some(spec) = &w.spec else {
+        return Err(QueryRefused::Invalid(
+            "characterization and incidence queries need a spec",
+        ));
+    };
+    let spec: S = serde_path_to_error::deserialize(spec).map_err(|e| QueryRefused::Spec {
+        path: format!(".{}", e.path())
+            .replace(".[", "[")
+            .trim_end_matches('.')
+            .to_string(),
+        message: e.into_inner().to_string(),
+    })?;
+    make(spec).map_err(|(path, message)| QueryRefused::Spec {
+        path: path.trim_start_matches('$').to_string(),
+        message,
+    })
+}
+
 impl From<QueryRequest> for QueryWire {
     fn from(r: QueryRequest) -> Self {
+        let spec = match &r.query {
+            QueryType::Characterization(s) => serde_json::to_value(s).ok(),
+            QueryType::Incidence(s) => serde_json::to_value(s).ok(),
+            QueryType::CohortCount | QueryType::Demographics { .. } => None,
+        };
         let (query_type, age_band_years, by_index_year) = match r.query {
+            QueryType::Characterization(_) => (QueryKind::Characterization, None, None),
+            QueryType::Incidence(_) => (QueryKind::Incidence, None, None),
             QueryType::CohortCount => (QueryKind::CohortCount, None, None),
             QueryType::Demographics {
                 age_band_years,
@@ -133,6 +212,7 @@ impl From<QueryRequest> for QueryWire {
             sites: r.sites,
             age_band_years,
             by_index_year,
+            spec,
         }
     }
 }
@@ -193,9 +273,18 @@ pub fn submit_job(
     if !req.definition.is_object() {
         return Err(SubmitRefused::DefinitionNotObject);
     }
+    // The analysis spec's definitions (comparator, outcome) count too.
     let def_len = serde_json::to_vec(&req.definition)
         .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+        .unwrap_or(usize::MAX)
+        .saturating_add(match &req.query {
+            QueryType::Characterization(_) | QueryType::Incidence(_) => {
+                serde_json::to_vec(&req.query)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX)
+            }
+            QueryType::CohortCount | QueryType::Demographics { .. } => 0,
+        });
     if def_len > MAX_DEFINITION_BYTES {
         return Err(SubmitRefused::DefinitionTooLarge(def_len));
     }

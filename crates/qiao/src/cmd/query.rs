@@ -9,6 +9,15 @@ use qiao_hub::api::{QueryRequest, DEFAULT_AGE_BAND_YEARS};
 use qiao_hub::protocol::{ProjectId, QueryType, SiteId};
 use qiao_hub::{report, HubClient};
 
+/// The analyses `--analysis` names.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum AnalysisKind {
+    /// Cohort characterization (FeatureExtraction's aggregated covariates).
+    Characterize,
+    /// Incidence (CohortIncidence).
+    Incidence,
+}
+
 /// The query types `--type` names.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Kind {
@@ -38,6 +47,40 @@ pub struct Args {
     /// Demographics: also split by index year.
     #[arg(long)]
     pub by_index_year: bool,
+    /// Run an analysis instead of a `--type` query; the definition is its target cohort.
+    #[arg(long, value_enum)]
+    pub analysis: Option<AnalysisKind>,
+    /// Characterize: a comparator cohort (Circe JSON).
+    #[arg(long)]
+    pub comparator: Option<PathBuf>,
+    /// Characterize: FeatureExtraction analysis ids (comma-separated; default FE's default set).
+    #[arg(long, value_delimiter = ',')]
+    pub analyses: Vec<u32>,
+    /// Characterize: the covariate ids to release (required by sites under differential
+    /// privacy; comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub covariates: Vec<i64>,
+    /// Incidence: the outcome cohort (Circe JSON).
+    #[arg(long)]
+    pub outcome: Option<PathBuf>,
+    /// Incidence: a time at risk, e.g. start+0:end+0 (repeatable; default start+0:end+0).
+    #[arg(long = "tar", allow_hyphen_values = true)]
+    pub tars: Vec<String>,
+    /// Incidence: the outcome clean window in days.
+    #[arg(long, default_value_t = 0)]
+    pub clean_window: u32,
+    /// Incidence: strata, comma-separated from age, gender, year.
+    #[arg(long, value_delimiter = ',')]
+    pub strata: Vec<String>,
+    /// Incidence: age group breaks (comma-separated, ascending).
+    #[arg(long, value_delimiter = ',')]
+    pub age_breaks: Vec<u8>,
+    /// Incidence under DP: each time at risk cut to at most this many days.
+    #[arg(long, default_value_t = qiao_hub::protocol::IncidenceSpec::DEFAULT_MAX_TAR_DAYS)]
+    pub max_tar_days: u32,
+    /// Incidence under DP: outcomes counted at most this many times per time at risk.
+    #[arg(long, default_value_t = qiao_hub::protocol::IncidenceSpec::DEFAULT_MAX_OUTCOMES_PER_TAR)]
+    pub max_outcomes_per_tar: u32,
     /// Only these sites (comma-separated; default every enrolled site).
     #[arg(long, value_delimiter = ',')]
     pub sites: Vec<String>,
@@ -66,17 +109,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .map(|s| SiteId::new(s.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    let query = match a.query_type {
-        Kind::CohortCount => {
-            if a.age_band_years.is_some() || a.by_index_year {
-                bail!("--age-band-years and --by-index-year apply to --type demographics");
-            }
-            QueryType::CohortCount
-        }
-        Kind::Demographics => QueryType::Demographics {
-            age_band_years: a.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS),
-            by_index_year: a.by_index_year,
-        },
+    let query = match a.analysis {
+        Some(kind) => analysis_query(&a, kind)?,
+        None => type_query(&a)?,
     };
     let req = QueryRequest {
         query,
@@ -100,4 +135,110 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+}
+
+/// The analysis spec the flags give.
+fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
+    use qiao_hub::protocol::{
+        CharacterizationSpec, IncidenceSpec, IncidenceStrata, TarAnchor, TarDate, TimeAtRisk,
+    };
+    if a.age_band_years.is_some() || a.by_index_year {
+        bail!("--age-band-years and --by-index-year apply to --type demographics");
+    }
+    let characterize_only =
+        a.comparator.is_some() || !a.analyses.is_empty() || !a.covariates.is_empty();
+    let incidence_only = a.outcome.is_some()
+        || !a.tars.is_empty()
+        || !a.strata.is_empty()
+        || !a.age_breaks.is_empty()
+        || a.clean_window != 0;
+    let spec_error = |path: String, message: String| anyhow::anyhow!("{path}: {message}");
+    match kind {
+        AnalysisKind::Characterize => {
+            if incidence_only {
+                bail!("--outcome, --tar, --clean-window, --strata and --age-breaks apply to --analysis incidence");
+            }
+            let spec = CharacterizationSpec {
+                comparator: a.comparator.as_deref().map(read_json).transpose()?,
+                analyses: a.analyses.clone(),
+                covariate_ids: a.covariates.clone(),
+            };
+            spec.check().map_err(|(p, m)| spec_error(p, m))?;
+            Ok(QueryType::Characterization(spec))
+        }
+        AnalysisKind::Incidence => {
+            if characterize_only {
+                bail!("--comparator, --analyses and --covariates apply to --analysis characterize");
+            }
+            let Some(outcome) = &a.outcome else {
+                bail!("--analysis incidence needs --outcome O.json");
+            };
+            let tars = if a.tars.is_empty() {
+                vec![TimeAtRisk::cohort_period()]
+            } else {
+                a.tars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let t = crate::cmd::analyze::incidence::parse_tar(i as i64 + 1, s)?;
+                        let anchor = |x: &qiao_analysis::incidence::design::Anchor| TarAnchor {
+                            date_field: match x.date_field {
+                                qiao_analysis::incidence::design::DateField::Start => {
+                                    TarDate::Start
+                                }
+                                qiao_analysis::incidence::design::DateField::End => TarDate::End,
+                            },
+                            offset: x.offset,
+                        };
+                        Ok(TimeAtRisk {
+                            start: anchor(&t.start),
+                            end: anchor(&t.end),
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            };
+            let mut strata = IncidenceStrata::default();
+            for s in &a.strata {
+                match s.as_str() {
+                    "age" => strata.by_age = true,
+                    "gender" => strata.by_gender = true,
+                    "year" => strata.by_year = true,
+                    other => bail!("--strata: {other:?} is not one of age, gender, year"),
+                }
+            }
+            let spec = IncidenceSpec {
+                outcome: read_json(outcome)?,
+                tars,
+                clean_window: a.clean_window,
+                strata,
+                age_breaks: a.age_breaks.clone(),
+                max_tar_days: a.max_tar_days,
+                max_outcomes_per_tar: a.max_outcomes_per_tar,
+            };
+            spec.check().map_err(|(p, m)| spec_error(p, m))?;
+            Ok(QueryType::Incidence(spec))
+        }
+    }
+}
+
+/// The `--type` query the flags give.
+fn type_query(a: &Args) -> anyhow::Result<QueryType> {
+    Ok(match a.query_type {
+        Kind::CohortCount => {
+            if a.age_band_years.is_some() || a.by_index_year {
+                bail!("--age-band-years and --by-index-year apply to --type demographics");
+            }
+            QueryType::CohortCount
+        }
+        Kind::Demographics => QueryType::Demographics {
+            age_band_years: a.age_band_years.unwrap_or(DEFAULT_AGE_BAND_YEARS),
+            by_index_year: a.by_index_year,
+        },
+    })
 }

@@ -42,6 +42,8 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
     match q {
         QueryType::CohortCount => t(lang, "site.query.cohort_count"),
         QueryType::Demographics { .. } => t(lang, "site.query.demographics"),
+        QueryType::Characterization(_) => t(lang, "site.query.characterization"),
+        QueryType::Incidence(_) => t(lang, "site.query.incidence"),
     }
 }
 

@@ -54,7 +54,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Parses `start+0:end+0`.
-fn parse_tar(id: i64, s: &str) -> anyhow::Result<design::TimeAtRisk> {
+pub(crate) fn parse_tar(id: i64, s: &str) -> anyhow::Result<design::TimeAtRisk> {
     let anchor = |part: &str| -> anyhow::Result<design::Anchor> {
         let (field, rest) = if let Some(r) = part.strip_prefix("start") {
             (design::DateField::Start, r)

@@ -2,7 +2,7 @@
 //! analysts; network runs release through disclosure control via `qiao query`).
 
 mod characterize;
-mod incidence;
+pub(crate) mod incidence;
 mod regress;
 mod survival;
 

@@ -1,0 +1,527 @@
+//! Cohort characterization across the network.
+//!
+//! | statistic (per cohort: target, comparator) | one person changes it by at most |
+//! | --- | --- |
+//! | `entries` (cohort entries; under DP each person's first `entries_bound`) | `entries_bound` |
+//! | `subjects` | 1 |
+//! | a binary covariate's sum (entries with it, over the clipped entries) | `entries_bound` |
+//! | a continuous covariate's count, sum and sum of squares | legacy and exact modes only |
+//!
+//! Under DP only the covariates the spec names are released (which covariates exist is a fact
+//! about the data, so the list is fixed before the data is seen), each charged as one
+//! statistic per cohort; continuous covariates are site-local under DP (their values are not
+//! clipped yet, so their sums have no bounded sensitivity). In the legacy and exact modes every
+//! covariate at or above the threshold is listed; a covariate below it is left out (FE's
+//! prevalence threshold, the hub shows the threshold). Minima, maxima and quantiles are one
+//! person's value each and never leave the site.
+
+use qiao_disclosure::{Discloser, PersonSetDigest, Statistic};
+use qiao_protocol::{
+    CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult, Moments,
+    PopulationResult,
+};
+use qiao_store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Site, Sum};
+use crate::characterization::{
+    self as fe, characterize, compare, default_ids, prespec, Binary, Continuous, Distribution,
+    Kind, Population, Settings,
+};
+
+/// FeatureExtraction's aggregated covariates, released.
+pub struct Characterization;
+
+const SIDES: [&str; 2] = ["target", "comparator"];
+
+fn entries_stat(side: &str, bound: u32) -> Statistic {
+    Statistic::clipped_rows(format!("{side} entries"), bound)
+}
+fn subjects_stat(side: &str) -> Statistic {
+    Statistic::person_count(format!("{side} subjects"))
+}
+fn covariate_stat(side: &str, id: i64, bound: u32) -> Statistic {
+    Statistic::clipped_rows(format!("{side} covariate {id}"), bound)
+}
+fn moment_stat(side: &str, id: i64, what: &str) -> Statistic {
+    // Legacy and exact modes only (no noise): the sensitivity is not used.
+    Statistic::person_count(format!("{side} covariate {id} {what}"))
+}
+
+/// Whether an analysis id gives continuous covariates.
+fn continuous_analysis(analysis_id: u32) -> bool {
+    prespec(analysis_id).is_some_and(|a| matches!(a.kind, Kind::Score(_)))
+}
+
+fn settings(spec: &CharacterizationSpec) -> Settings {
+    Settings {
+        analysis_ids: if spec.analyses.is_empty() {
+            default_ids()
+        } else {
+            spec.analyses.clone()
+        },
+        ..Settings::default()
+    }
+}
+
+/// The binary covariates a DP site releases: the named ones of binary analyses the spec runs.
+fn named_binary(spec: &CharacterizationSpec) -> Vec<i64> {
+    let analyses = settings(spec).analysis_ids;
+    let mut ids: Vec<i64> = spec
+        .covariate_ids
+        .iter()
+        .copied()
+        .filter(|&id| {
+            let a = (id % 1000) as u32;
+            analyses.contains(&a) && !continuous_analysis(a)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl Analysis for Characterization {
+    type Spec = CharacterizationSpec;
+    type Released = CharacterizationResult;
+    type Pooled = PooledCharacterization;
+
+    fn check(spec: &CharacterizationSpec) -> Result<(), (String, String)> {
+        spec.check()?;
+        for (i, &a) in spec.analyses.iter().enumerate() {
+            if prespec(a).is_none() {
+                return Err((
+                    format!("$.analyses[{i}]"),
+                    format!("{a} is not a FeatureExtraction analysis Qiao computes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn statistics(
+        spec: &CharacterizationSpec,
+        d: &Discloser,
+        _store: &Store,
+    ) -> Result<Vec<Statistic>, AnalysisError> {
+        Self::check(spec).map_err(|(p, m)| AnalysisError::Invalid(format!("{p}: {m}")))?;
+        if is_dp(d) && spec.covariate_ids.is_empty() {
+            return Err(AnalysisError::Unsupported(
+                "under differential privacy a characterization releases only the covariates \
+                 it names ($.covariate_ids)"
+                    .into(),
+            ));
+        }
+        let bound = d.policy().dp.entries_bound;
+        let covs = named_binary(spec);
+        let sides = if spec.comparator.is_some() { 2 } else { 1 };
+        let mut v = Vec::new();
+        for side in &SIDES[..sides] {
+            v.push(entries_stat(side, bound));
+            v.push(subjects_stat(side));
+            if is_dp(d) {
+                v.extend(covs.iter().map(|&id| covariate_stat(side, id, bound)));
+            }
+        }
+        Ok(v)
+    }
+
+    fn release(
+        spec: &CharacterizationSpec,
+        site: &mut Site<'_>,
+    ) -> Result<CharacterizationResult, AnalysisError> {
+        let d = site.discloser;
+        let dp = is_dp(d);
+        let bound = d.policy().dp.entries_bound;
+        let settings = settings(spec);
+        let mut cohorts: Vec<(fe::Characterization, PersonSetDigest)> = Vec::new();
+        for def in std::iter::once(site.target).chain(spec.comparator.as_ref()) {
+            let rows = clip_rows(d, (site.engine)(site.store, def)?);
+            let ch = characterize(site.store, &rows, &settings)
+                .map_err(|e| AnalysisError::Invalid(e.to_string()))?;
+            cohorts.push((ch, persons(d, &rows)));
+        }
+        let population = |i: usize| -> PopulationResult {
+            let (ch, p) = &cohorts[i];
+            PopulationResult {
+                entries: release(
+                    site,
+                    &entries_stat(SIDES[i], bound),
+                    p,
+                    ch.population.entries,
+                ),
+                subjects: release(site, &subjects_stat(SIDES[i]), p, p.count()),
+            }
+        };
+        let target = population(0);
+        let comparator = (cohorts.len() > 1).then(|| population(1));
+        // Binary covariates: the named ones under DP, else every one present.
+        let mut ids: Vec<(i64, u32)> = if dp {
+            named_binary(spec)
+                .into_iter()
+                .map(|id| (id, (id % 1000) as u32))
+                .collect()
+        } else {
+            cohorts
+                .iter()
+                .flat_map(|(ch, _)| ch.binary.iter())
+                .map(|b| (b.covariate_id, b.analysis_id))
+                .filter(|(id, _)| spec.covariate_ids.is_empty() || spec.covariate_ids.contains(id))
+                .collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let sums: Vec<std::collections::HashMap<i64, u64>> = cohorts
+            .iter()
+            .map(|(ch, _)| ch.binary.iter().map(|b| (b.covariate_id, b.sum)).collect())
+            .collect();
+        let mut covariates = Vec::with_capacity(ids.len());
+        for (id, analysis_id) in ids {
+            let side = |i: usize| {
+                let (_, p) = &cohorts[i];
+                let sum = sums[i].get(&id).copied().unwrap_or(0);
+                release(site, &covariate_stat(SIDES[i], id, bound), p, sum)
+            };
+            let t = side(0);
+            let c = (cohorts.len() > 1).then(|| side(1));
+            // Legacy and exact modes: a covariate withheld everywhere is not listed.
+            if !dp && t.point().is_none() && c.as_ref().is_none_or(|c| c.point().is_none()) {
+                continue;
+            }
+            covariates.push(CovariateResult {
+                covariate_id: id,
+                analysis_id,
+                target: t,
+                comparator: c,
+            });
+        }
+        let mut continuous = Vec::new();
+        if !dp {
+            let mut ids: Vec<(i64, u32)> = cohorts
+                .iter()
+                .flat_map(|(ch, _)| ch.continuous.iter())
+                .map(|c| (c.covariate_id, c.analysis_id))
+                .filter(|(id, _)| spec.covariate_ids.is_empty() || spec.covariate_ids.contains(id))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for (id, analysis_id) in ids {
+                let side = |i: usize| -> Option<Moments> {
+                    let (ch, p) = &cohorts[i];
+                    let s = ch.continuous.iter().find(|c| c.covariate_id == id)?.stats;
+                    let sum = u64::try_from(s.sum).ok()?;
+                    let squares = u64::try_from(s.squares).ok()?;
+                    let side = SIDES[i];
+                    Some(Moments {
+                        count: release(site, &moment_stat(side, id, "count"), p, s.count),
+                        sum: release(site, &moment_stat(side, id, "sum"), p, sum),
+                        sum_squares: release(site, &moment_stat(side, id, "squares"), p, squares),
+                    })
+                };
+                let t = side(0);
+                let c = if cohorts.len() > 1 { side(1) } else { None };
+                if t.is_none() && c.is_none() {
+                    continue;
+                }
+                continuous.push(ContinuousResult {
+                    covariate_id: id,
+                    analysis_id,
+                    target: t,
+                    comparator: c,
+                });
+            }
+        }
+        Ok(CharacterizationResult {
+            target,
+            comparator,
+            covariates,
+            continuous,
+            disclosure: site.summary.clone(),
+        })
+    }
+
+    fn pool(
+        spec: &CharacterizationSpec,
+        released: &[&CharacterizationResult],
+    ) -> PooledCharacterization {
+        pool(spec, released)
+    }
+}
+
+/// A cohort's pooled size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledPopulation {
+    /// Entries.
+    pub entries: Sum,
+    /// Persons.
+    pub subjects: Sum,
+}
+
+/// A binary covariate pooled for one cohort.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledShare {
+    /// Entries with the covariate.
+    pub sum: Sum,
+    /// Sum over entries (FE's mean), from the shown sums.
+    pub mean: Option<f64>,
+}
+
+/// A binary covariate pooled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledCovariate {
+    /// `concept_id × 1000 + analysis_id`.
+    pub covariate_id: i64,
+    /// The analysis.
+    pub analysis_id: u32,
+    /// The concept.
+    pub concept_id: i64,
+    /// Target.
+    pub target: PooledShare,
+    /// Comparator.
+    pub comparator: Option<PooledShare>,
+    /// FE's standardized difference from the pooled means.
+    pub smd: Option<f64>,
+}
+
+/// A continuous covariate pooled for one cohort.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledMoments {
+    /// Entries with a value.
+    pub count: Sum,
+    /// Sum of values.
+    pub sum: Sum,
+    /// Sum of squares.
+    pub sum_squares: Sum,
+    /// FE's mean: sum over the cohort's entries.
+    pub mean: Option<f64>,
+    /// Sample standard deviation over the entries with a value.
+    pub sd: Option<f64>,
+}
+
+/// A continuous covariate pooled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledContinuous {
+    /// `concept_id × 1000 + analysis_id`.
+    pub covariate_id: i64,
+    /// The analysis.
+    pub analysis_id: u32,
+    /// Target.
+    pub target: Option<PooledMoments>,
+    /// Comparator.
+    pub comparator: Option<PooledMoments>,
+    /// FE's standardized difference.
+    pub smd: Option<f64>,
+}
+
+/// A characterization pooled across sites.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PooledCharacterization {
+    /// Sites added.
+    pub sites_done: usize,
+    /// Target size.
+    pub target: PooledPopulation,
+    /// Comparator size.
+    pub comparator: Option<PooledPopulation>,
+    /// Binary covariates listed by any site.
+    pub covariates: Vec<PooledCovariate>,
+    /// Continuous covariates listed by any site.
+    pub continuous: Vec<PooledContinuous>,
+    /// The largest minimum cell count of the sites: a covariate a site does not list is below
+    /// its threshold there (legacy and exact modes) or was not asked for (DP).
+    pub threshold: u64,
+}
+
+fn pool(
+    spec: &CharacterizationSpec,
+    released: &[&CharacterizationResult],
+) -> PooledCharacterization {
+    let has_comparator = spec.comparator.is_some();
+    let pop = |side: usize| -> PooledPopulation {
+        fn side_of(r: &CharacterizationResult, side: usize) -> Option<&PopulationResult> {
+            if side == 0 {
+                Some(&r.target)
+            } else {
+                r.comparator.as_ref()
+            }
+        }
+        let get = |r| side_of(r, side);
+        let entries: Vec<_> = released
+            .iter()
+            .filter_map(|r| get(r).map(|p| (&p.entries, &r.disclosure)))
+            .collect();
+        let subjects: Vec<_> = released
+            .iter()
+            .filter_map(|r| get(r).map(|p| (&p.subjects, &r.disclosure)))
+            .collect();
+        PooledPopulation {
+            entries: Sum::of(&entries),
+            subjects: Sum::of(&subjects),
+        }
+    };
+    let target = pop(0);
+    let comparator = has_comparator.then(|| pop(1));
+    let mut ids: Vec<(i64, u32)> = released
+        .iter()
+        .flat_map(|r| r.covariates.iter().map(|c| (c.covariate_id, c.analysis_id)))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let share = |sum: Sum, entries: &Sum| PooledShare {
+        mean: (entries.point_sum > 0).then(|| sum.point_sum as f64 / entries.point_sum as f64),
+        sum,
+    };
+    let mut covariates = Vec::with_capacity(ids.len());
+    for (id, analysis_id) in ids {
+        let values = |side: usize| -> Sum {
+            let v: Vec<_> = released
+                .iter()
+                .filter_map(|r| {
+                    let c = r.covariates.iter().find(|c| c.covariate_id == id)?;
+                    let x = if side == 0 {
+                        &c.target
+                    } else {
+                        c.comparator.as_ref()?
+                    };
+                    Some((x, &r.disclosure))
+                })
+                .collect();
+            Sum::of(&v)
+        };
+        covariates.push(PooledCovariate {
+            covariate_id: id,
+            analysis_id,
+            concept_id: id / 1000,
+            target: share(values(0), &target.entries),
+            comparator: comparator.as_ref().map(|c| share(values(1), &c.entries)),
+            smd: None,
+        });
+    }
+    let mut cids: Vec<(i64, u32)> = released
+        .iter()
+        .flat_map(|r| r.continuous.iter().map(|c| (c.covariate_id, c.analysis_id)))
+        .collect();
+    cids.sort_unstable();
+    cids.dedup();
+    let mut continuous = Vec::with_capacity(cids.len());
+    for (id, analysis_id) in cids {
+        let moments = |side: usize, entries: &Sum| -> Option<PooledMoments> {
+            let ms: Vec<(&qiao_protocol::Moments, &qiao_protocol::DisclosureSummary)> = released
+                .iter()
+                .filter_map(|r| {
+                    let c = r.continuous.iter().find(|c| c.covariate_id == id)?;
+                    let m = if side == 0 { &c.target } else { &c.comparator };
+                    Some((m.as_ref()?, &r.disclosure))
+                })
+                .collect();
+            if ms.is_empty() {
+                return None;
+            }
+            let sum_of = |f: fn(&qiao_protocol::Moments) -> &qiao_protocol::Released| {
+                Sum::of(&ms.iter().map(|(m, s)| (f(m), *s)).collect::<Vec<_>>())
+            };
+            let (count, sum, sum_squares) = (
+                sum_of(|m| &m.count),
+                sum_of(|m| &m.sum),
+                sum_of(|m| &m.sum_squares),
+            );
+            let n = count.point_sum as f64;
+            let (s, q) = (sum.point_sum as f64, sum_squares.point_sum as f64);
+            let sd = match count.point_sum {
+                0 => None,
+                1 => Some(0.0),
+                _ => Some(((n * q - s * s) / (n * (n - 1.0))).max(0.0).sqrt()),
+            };
+            Some(PooledMoments {
+                mean: (entries.point_sum > 0).then(|| s / entries.point_sum as f64),
+                sd,
+                count,
+                sum,
+                sum_squares,
+            })
+        };
+        continuous.push(PooledContinuous {
+            covariate_id: id,
+            analysis_id,
+            target: moments(0, &target.entries),
+            comparator: comparator.as_ref().and_then(|c| moments(1, &c.entries)),
+            smd: None,
+        });
+    }
+    // FE's standardized differences, from the pooled sums through `compare` itself.
+    if let Some(c) = &comparator {
+        let as_fe = |side: usize, p: &PooledPopulation| fe::Characterization {
+            population: Population {
+                entries: p.entries.point_sum,
+                subjects: p.subjects.point_sum,
+            },
+            binary: covariates
+                .iter()
+                .filter_map(|x| {
+                    let s = if side == 0 {
+                        Some(&x.target)
+                    } else {
+                        x.comparator.as_ref()
+                    }?;
+                    Some(Binary {
+                        covariate_id: x.covariate_id,
+                        analysis_id: x.analysis_id,
+                        concept_id: x.concept_id,
+                        name: String::new(),
+                        sum: s.sum.point_sum,
+                        mean: s.mean.unwrap_or(0.0),
+                    })
+                })
+                .collect(),
+            continuous: continuous
+                .iter()
+                .filter_map(|x| {
+                    let m = if side == 0 { &x.target } else { &x.comparator }.as_ref()?;
+                    Some(Continuous {
+                        covariate_id: x.covariate_id,
+                        analysis_id: x.analysis_id,
+                        concept_id: x.covariate_id / 1000,
+                        name: String::new(),
+                        stats: moments_only(m),
+                    })
+                })
+                .collect(),
+        };
+        let cmp = compare(&as_fe(0, &target), Some(&as_fe(1, c)));
+        for (x, y) in covariates.iter_mut().zip(&cmp.binary) {
+            x.smd = y.smd;
+        }
+        for (x, y) in continuous.iter_mut().zip(&cmp.continuous) {
+            x.smd = y.smd;
+        }
+    }
+    PooledCharacterization {
+        sites_done: released.len(),
+        target,
+        comparator,
+        covariates,
+        continuous,
+        threshold: released
+            .iter()
+            .map(|r| r.disclosure.min_cell_count)
+            .max()
+            .unwrap_or(0),
+    }
+}
+
+/// A distribution with only the mean and sd known (the rest is site-local).
+fn moments_only(m: &PooledMoments) -> Distribution {
+    Distribution {
+        count: m.count.point_sum,
+        mean: m.mean.unwrap_or(0.0),
+        sd: m.sd.unwrap_or(0.0),
+        min: f64::NAN,
+        p10: f64::NAN,
+        p25: f64::NAN,
+        median: f64::NAN,
+        p75: f64::NAN,
+        p90: f64::NAN,
+        max: f64::NAN,
+        sum: i128::from(m.sum.point_sum),
+        squares: i128::from(m.sum_squares.point_sum),
+    }
+}

@@ -1,0 +1,439 @@
+//! Characterization and incidence across a real network (a hub and three `qiao site serve`
+//! processes on loopback, three hospitals from `qiao synth`): with the noise off (the `exact`
+//! release, threshold 1) the pooled result equals `qiao analyze` on the union of the three
+//! stores — counts exactly, means, standardized differences, rates and intervals to 1e-9; with
+//! differential privacy on, every number is noised with σ·Δ for its declared Δ and the job
+//! charges exactly the declared ρ.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use serde_json::Value;
+use support::{qiao, s, Project, User};
+
+const GIBLEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/eunomia-gibleed-5.3"
+);
+const COHORTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts"
+);
+const GI_BLEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../analysis/tests/data/gi_bleed.json"
+);
+
+/// `qiao hub serve` flags for a hub without alliance floors (the sites' own policies apply).
+const NO_FLOORS: &[&str] = &[
+    "--floor-min-cell-count",
+    "1",
+    "--floor-max-rho-per-release",
+    "none",
+];
+
+/// The union of hospital CDM folders: vocabulary and reference tables once, every table with a
+/// `person_id` column concatenated, hospital `h`'s ids (every `*_id` column but concepts,
+/// providers, care sites and locations) offset by `h × 10^15` so that persons stay distinct.
+fn union_cdm(hospitals: &[&Path], out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    for entry in std::fs::read_dir(hospitals[0]).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !name.ends_with(".csv") {
+            continue;
+        }
+        let header = BufReader::new(std::fs::File::open(&path).unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let cols: Vec<&str> = header.split(',').collect();
+        if !cols.contains(&"person_id") {
+            std::fs::copy(&path, out.join(&name)).unwrap();
+            continue;
+        }
+        let offset: Vec<bool> = cols
+            .iter()
+            .map(|c| {
+                c.ends_with("_id")
+                    && !c.contains("concept")
+                    && !matches!(*c, "provider_id" | "care_site_id" | "location_id")
+            })
+            .collect();
+        let mut w = std::io::BufWriter::new(std::fs::File::create(out.join(&name)).unwrap());
+        writeln!(w, "{header}").unwrap();
+        for (h, dir) in hospitals.iter().enumerate() {
+            let f = std::fs::File::open(dir.join(&name)).unwrap();
+            for line in BufReader::new(f).lines().skip(1) {
+                let line = line.unwrap();
+                // Synthetic CDM CSVs: no quoted commas in id columns; ids are plain integers.
+                let fields: Vec<String> = line
+                    .split(',')
+                    .zip(offset.iter().chain(std::iter::repeat(&false)))
+                    .map(|(v, &o)| match (o, v.parse::<i64>()) {
+                        (true, Ok(id)) => (id + h as i64 * 1_000_000_000_000_000).to_string(),
+                        _ => v.to_owned(),
+                    })
+                    .collect();
+                writeln!(w, "{}", fields.join(",")).unwrap();
+            }
+        }
+    }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: &Value, b: &Value, what: &str) {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => assert!(
+            (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+            "{what}: pooled {x} vs union {y}"
+        ),
+        _ => assert!(
+            a.is_null() && b.is_null(),
+            "{what}: pooled {a} vs union {b}"
+        ),
+    }
+}
+
+#[test]
+fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cdm = d.join("cdm");
+    qiao(&[
+        "synth",
+        "--from",
+        GIBLEED,
+        "--out",
+        s(&cdm),
+        "--hospitals",
+        "3",
+        "--persons",
+        "600",
+        "--seed",
+        "11",
+        "--quiet",
+    ]);
+    let names = ["hospital_1", "hospital_2", "hospital_3"];
+    let stores: Vec<(String, std::path::PathBuf)> = names
+        .iter()
+        .map(|n| {
+            let store = d.join(format!("{n}.qiao"));
+            qiao(&["ingest", "--cdm", s(&cdm.join(n)), "--out", s(&store)]);
+            (n.to_string(), store)
+        })
+        .collect();
+    let dirs: Vec<std::path::PathBuf> = names.iter().map(|n| cdm.join(n)).collect();
+    let union_dir = d.join("union");
+    union_cdm(
+        &dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+        &union_dir,
+    );
+    let union = d.join("union.qiao");
+    qiao(&["ingest", "--cdm", s(&union_dir), "--out", s(&union)]);
+
+    let net = support::network(
+        d,
+        &stores,
+        &[User {
+            id: "sponsor",
+            institution: "Pharma",
+        }],
+        &[Project {
+            id: "p1",
+            members: &["sponsor"],
+        }],
+        Some(7),
+        NO_FLOORS,
+    );
+    let token = net.tokens["sponsor"].clone();
+    let query = |args: &[&str]| -> Value {
+        let mut all = vec![
+            "query",
+            "--hub",
+            &net.url,
+            "--token",
+            &token,
+            "--project",
+            "p1",
+            "--wait",
+            "120",
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        let v: Value = serde_json::from_str(qiao(&all).trim()).expect("qiao query --json");
+        assert_eq!(v["complete"], true, "{v}");
+        for site in v["sites"].as_array().unwrap() {
+            assert_eq!(site["status"], "done", "{site}");
+        }
+        v
+    };
+    let (t, c) = (format!("{COHORTS}/1.json"), format!("{COHORTS}/2.json"));
+    for i in 0..3 {
+        support::policy(
+            &net,
+            i,
+            &[
+                "--release",
+                "exact",
+                "--min-cell-count",
+                "1",
+                "--analyses",
+                "auto",
+            ],
+        );
+    }
+
+    // Characterization, FE's default set, target and comparator.
+    let v = query(&["--analysis", "characterize", "--comparator", &c, &t]);
+    let pooled = &v["total"];
+    let local: Value = serde_json::from_str(&qiao(&[
+        "analyze",
+        "characterize",
+        "--store",
+        s(&union),
+        "--target",
+        &t,
+        "--comparator",
+        &c,
+        "--json",
+    ]))
+    .unwrap();
+    for side in ["target", "comparator"] {
+        for n in ["entries", "subjects"] {
+            assert_eq!(pooled[side][n]["point_sum"], local[side][n], "{side} {n}");
+            assert_eq!(pooled[side][n]["exact"], true);
+        }
+    }
+    assert!(local["target"]["entries"].as_u64().unwrap() > 100);
+    let by_id = |list: &Value| -> HashMap<i64, Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["covariate_id"].as_i64().unwrap(), x.clone()))
+            .collect()
+    };
+    let pooled_cov = by_id(&pooled["covariates"]);
+    let local_cov = by_id(&local["covariates"]);
+    assert_eq!(pooled_cov.len(), local_cov.len(), "the same covariates");
+    assert!(local_cov.len() > 50, "{} covariates", local_cov.len());
+    let mut with_smd = 0;
+    for (id, l) in &local_cov {
+        let p = &pooled_cov[id];
+        for side in ["target", "comparator"] {
+            let sum = l[side]["sum"].as_u64().unwrap_or(0);
+            assert_eq!(
+                p[side]["sum"]["point_sum"].as_u64().unwrap(),
+                sum,
+                "{id} {side}"
+            );
+            if !l[side].is_null() {
+                close(
+                    &p[side]["mean"],
+                    &l[side]["mean"],
+                    &format!("{id} {side} mean"),
+                );
+            }
+        }
+        close(&p["smd"], &l["smd"], &format!("{id} smd"));
+        with_smd += usize::from(!l["smd"].is_null());
+    }
+    assert!(with_smd > 50);
+    let pooled_cont = by_id(&pooled["continuous"]);
+    let local_cont = by_id(&local["continuous"]);
+    assert_eq!(pooled_cont.len(), local_cont.len());
+    assert!(!local_cont.is_empty());
+    for (id, l) in &local_cont {
+        let p = &pooled_cont[id];
+        for side in ["target", "comparator"] {
+            if l[side].is_null() {
+                continue;
+            }
+            assert_eq!(
+                p[side]["count"]["point_sum"], l[side]["count"],
+                "{id} {side}"
+            );
+            close(
+                &p[side]["mean"],
+                &l[side]["mean"],
+                &format!("{id} {side} mean"),
+            );
+            close(&p[side]["sd"], &l[side]["sd"], &format!("{id} {side} sd"));
+        }
+        close(&p["smd"], &l["smd"], &format!("{id} smd"));
+    }
+
+    // Incidence: two times at risk, strata by age and gender.
+    let inc = [
+        "--outcome",
+        GI_BLEED,
+        "--tar",
+        "start+0:end+0",
+        "--tar",
+        "start+0:start+365",
+        "--strata",
+        "age,gender",
+        "--age-breaks",
+        "40,65",
+    ];
+    let mut args = vec!["--analysis", "incidence"];
+    args.extend_from_slice(&inc);
+    args.push(&t);
+    let v = query(&args);
+    let mut largs = vec!["analyze", "incidence", "--store", s(&union), "--target", &t];
+    largs.extend_from_slice(&inc);
+    largs.push("--json");
+    let local: Value = serde_json::from_str(&qiao(&largs)).unwrap();
+    let key = |r: &Value, g: &str| {
+        (
+            r["tar_id"].as_i64().unwrap(),
+            r["age_group_id"].as_i64(),
+            r[g].as_i64(),
+            r["start_year"].as_i64(),
+        )
+    };
+    let pooled_rows: HashMap<_, Value> = v["total"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (key(r, "gender_concept_id"), r.clone()))
+        .collect();
+    let local_rows = local["rows"].as_array().unwrap();
+    // The grid: 2 TARs × (all + 3 age groups + 2 genders + 6 age × gender); CohortIncidence
+    // has rows only for strata with persons.
+    assert_eq!(pooled_rows.len(), 2 * 12);
+    assert!(local_rows.len() >= 2 * 6, "{}", local_rows.len());
+    let mut outcomes = 0;
+    for l in local_rows {
+        let k = key(l, "gender_id");
+        let p = pooled_rows.get(&k).unwrap_or_else(|| panic!("row {k:?}"));
+        for n in [
+            "persons_at_risk_pe",
+            "persons_at_risk",
+            "person_days_pe",
+            "person_days",
+            "person_outcomes_pe",
+            "person_outcomes",
+            "outcomes_pe",
+            "outcomes",
+        ] {
+            assert_eq!(p[n]["point_sum"], l[n], "{k:?} {n}");
+        }
+        for n in [
+            "incidence_proportion_p100p",
+            "incidence_rate_p100py",
+            "ir_ci95_low",
+            "ir_ci95_high",
+            "ip_ci95_low",
+            "ip_ci95_high",
+        ] {
+            close(&p[n], &l[n], &format!("{k:?} {n}"));
+        }
+        outcomes += l["outcomes"].as_u64().unwrap();
+    }
+    assert!(outcomes > 0);
+    // Grid rows without persons are released as 0.
+    let local_keys: Vec<_> = local_rows.iter().map(|l| key(l, "gender_id")).collect();
+    for (k, p) in &pooled_rows {
+        if !local_keys.contains(k) {
+            assert_eq!(p["persons_at_risk_pe"]["point_sum"], 0, "{k:?}");
+            assert_eq!(p["outcomes_pe"]["point_sum"], 0, "{k:?}");
+        }
+    }
+
+    // Differential privacy: σ = 5, entries clipped at 2; ρ per statistic 1/(2·25) = 0.02.
+    for i in 0..3 {
+        support::policy(
+            &net,
+            i,
+            &[
+                "--release",
+                "dp",
+                "--min-cell-count",
+                "5",
+                "--noise-sigma",
+                "5",
+                "--entries-bound",
+                "2",
+                "--user-rho",
+                "4",
+                "--organization-rho",
+                "4",
+                "--site-rho",
+                "100",
+            ],
+        );
+    }
+    let v = query(&[
+        "--analysis",
+        "characterize",
+        "--covariates",
+        "8507001,8532001",
+        "--analyses",
+        "1",
+        &t,
+    ]);
+    // Target: entries, subjects and 2 covariates = 4 statistics.
+    let rho = 4.0 / 50.0;
+    for site in v["sites"].as_array().unwrap() {
+        let p = &site["payload"];
+        let dp = &p["disclosure"]["dp"];
+        assert!((f(&dp["rho_spent"]) - rho).abs() < 1e-12, "{dp}");
+        assert!(
+            (f(&dp["user_remaining_rho"]) - (4.0 - rho)).abs() < 1e-12,
+            "{dp}"
+        );
+        assert_eq!(p["covariates"].as_array().unwrap().len(), 2);
+        assert!(p["continuous"].as_array().unwrap().is_empty());
+        for c in p["covariates"].as_array().unwrap() {
+            assert_eq!(c["target"]["kind"], "dp");
+            assert!((f(&c["target"]["sigma"]) - 10.0).abs() < 1e-9, "σ·Δ = 5·2");
+            assert_eq!(c["target"]["threshold"], 5);
+        }
+        assert!((f(&p["target"]["subjects"]["sigma"]) - 5.0).abs() < 1e-9);
+    }
+    let v = query(&["--analysis", "incidence", "--outcome", GI_BLEED, &t]);
+    // One row of 8 statistics.
+    for site in v["sites"].as_array().unwrap() {
+        let p = &site["payload"];
+        let dp = &p["disclosure"]["dp"];
+        assert!((f(&dp["rho_spent"]) - 8.0 / 50.0).abs() < 1e-12, "{dp}");
+        assert!(
+            (f(&dp["user_remaining_rho"]) - (4.0 - rho - 8.0 / 50.0)).abs() < 1e-12,
+            "{dp}"
+        );
+        let row = &p["rows"][0];
+        assert!((f(&row["person_days"]["sigma"]) - 5.0 * 2.0 * 365.0).abs() < 1e-6);
+        assert!((f(&row["outcomes"]["sigma"]) - 5.0 * 2.0).abs() < 1e-9);
+        assert!((f(&row["persons_at_risk"]["sigma"]) - 5.0).abs() < 1e-9);
+    }
+    // Under DP a characterization must name its covariates: the site refuses, charging nothing.
+    let out = qiao(&[
+        "query",
+        "--hub",
+        &net.url,
+        "--token",
+        &token,
+        "--project",
+        "p1",
+        "--wait",
+        "60",
+        "--json",
+        "--analysis",
+        "characterize",
+        &t,
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    for site in v["sites"].as_array().unwrap() {
+        assert_eq!(site["status"], "refused", "{site}");
+        assert_eq!(site["reason"], "policy", "{site}");
+    }
+    net.stop().unwrap();
+}
