@@ -10,7 +10,7 @@ use qiao_analysis::network::Analysis;
 use qiao_disclosure as dc;
 use qiao_protocol::{
     AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
-    RefusalReason, SiteId, UserId,
+    RefusalReason, Released, SiteId, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -145,9 +145,9 @@ pub enum NetworkTotals {
         cells: Vec<CellTotal>,
     },
     /// Characterization pooled: sums of the released counts, means and SMDs from them.
-    Characterization(#[schema(value_type = Object)] PooledCharacterization),
+    Characterization(PooledCharacterization),
     /// Incidence pooled: sums of the released counts, rates and intervals from them.
-    Incidence(#[schema(value_type = Object)] PooledIncidence),
+    Incidence(PooledIncidence),
 }
 
 /// A job as API clients see it.

@@ -250,6 +250,7 @@ impl Analysis for Characterization {
 
 /// A cohort's pooled size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledPopulation {
     /// Entries.
     pub entries: Sum,
@@ -259,6 +260,7 @@ pub struct PooledPopulation {
 
 /// A binary covariate pooled for one cohort.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledShare {
     /// Entries with the covariate.
     pub sum: Sum,
@@ -268,6 +270,7 @@ pub struct PooledShare {
 
 /// A binary covariate pooled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledCovariate {
     /// `concept_id × 1000 + analysis_id`.
     pub covariate_id: i64,
@@ -285,6 +288,7 @@ pub struct PooledCovariate {
 
 /// A continuous covariate pooled for one cohort.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledMoments {
     /// Entries with a value.
     pub count: Sum,
@@ -300,6 +304,7 @@ pub struct PooledMoments {
 
 /// A continuous covariate pooled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledContinuous {
     /// `concept_id × 1000 + analysis_id`.
     pub covariate_id: i64,
@@ -315,6 +320,7 @@ pub struct PooledContinuous {
 
 /// A characterization pooled across sites.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledCharacterization {
     /// Sites added.
     pub sites_done: usize,

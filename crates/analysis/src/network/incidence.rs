@@ -322,6 +322,7 @@ fn pooled_row(key: Key, site_rows: &[(&IncidenceRow, &DisclosureSummary)]) -> Po
 /// intervals computed from them (intervals for the counts as if exact: the noise of a DP sum is
 /// shown with each sum, not folded into these intervals).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledIncidenceRow {
     /// Time at risk.
     pub tar_id: u32,
@@ -354,6 +355,7 @@ pub struct PooledIncidenceRow {
 
 /// An incidence analysis pooled across sites.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PooledIncidence {
     /// Sites added.
     pub sites_done: usize,

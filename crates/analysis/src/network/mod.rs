@@ -95,6 +95,7 @@ pub trait Analysis {
 
 /// A network sum of one released number (as [`qiao_disclosure::NetworkTotal`], serializable).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sum {
     /// As shown: the sum, or the sum with its range.
     pub display: String,

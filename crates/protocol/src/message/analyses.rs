@@ -27,6 +27,7 @@ pub const MAX_INCIDENCE_ROWS: usize = 65_536;
 /// Cohort characterization: FeatureExtraction's aggregated covariates of the job's cohort
 /// (the target) and, optionally, a comparator cohort.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CharacterizationSpec {
     /// The comparator's OHDSI Circe cohort expression, if any.
@@ -45,6 +46,7 @@ pub struct CharacterizationSpec {
 
 /// Where a time at risk starts or ends: a cohort date plus days.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TarAnchor {
     /// The cohort date.
@@ -56,6 +58,7 @@ pub struct TarAnchor {
 
 /// A cohort date a time at risk is anchored at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TarDate {
     /// The cohort start.
@@ -66,6 +69,7 @@ pub enum TarDate {
 
 /// One time at risk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeAtRisk {
     /// Its start.
@@ -92,6 +96,7 @@ impl TimeAtRisk {
 
 /// The strata of an incidence analysis (the unstratified row is always there).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct IncidenceStrata {
     /// By age group (from [`IncidenceSpec::age_breaks`]).
@@ -105,6 +110,7 @@ pub struct IncidenceStrata {
 /// Incidence: CohortIncidence's analysis of the job's cohort (the target) and one outcome
 /// cohort over one or more times at risk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidenceSpec {
     /// The outcome's OHDSI Circe cohort expression.
@@ -210,6 +216,7 @@ impl CharacterizationSpec {
 
 /// A cohort's size as released.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PopulationResult {
     /// Cohort entries (each person's clipped to the policy's bound under DP).
@@ -220,6 +227,7 @@ pub struct PopulationResult {
 
 /// One binary covariate: entries with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CovariateResult {
     /// `concept_id × 1000 + analysis_id`.
@@ -237,6 +245,7 @@ pub struct CovariateResult {
 /// deviation follow; quantiles, minima and maxima are one person's value each and stay at
 /// the site).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Moments {
     /// Entries with a value.
@@ -249,6 +258,7 @@ pub struct Moments {
 
 /// One continuous covariate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContinuousResult {
     /// `concept_id × 1000 + analysis_id`.
@@ -265,6 +275,7 @@ pub struct ContinuousResult {
 
 /// Answer to a characterization.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CharacterizationResult {
     /// The target cohort.
@@ -282,6 +293,7 @@ pub struct CharacterizationResult {
 
 /// One incidence row (a time at risk and a stratum); `None` strata are margins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidenceRow {
     /// The time at risk, 1-based in the spec's order.
@@ -338,6 +350,7 @@ impl IncidenceRow {
 
 /// Answer to an incidence analysis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidenceResult {
     /// One row per time at risk and stratum.
