@@ -1361,55 +1361,19 @@ fn site_audit_heads_are_kept_and_backward_heads_audited() {
             .map(|h| h.seq)
             .collect()
     };
-    send(&SignedHead::sign(
-        &h1.signer,
-        owner.clone(),
-        5,
-        [5; 32],
-        now(),
-    ));
-    send(&SignedHead::sign(
-        &h1.signer,
-        owner.clone(),
-        5,
-        [5; 32],
-        now(),
-    ));
-    send(&SignedHead::sign(
-        &h1.signer,
-        owner.clone(),
-        9,
-        [9; 32],
-        now(),
-    ));
+    send(&h1.signer.sign_audit_head(owner.clone(), 5, [5; 32], now()));
+    send(&h1.signer.sign_audit_head(owner.clone(), 5, [5; 32], now()));
+    send(&h1.signer.sign_audit_head(owner.clone(), 9, [9; 32], now()));
     assert_eq!(heads(&w), [5, 9]);
     // Signed by another key (inside an envelope the site signed): refused.
     let other = Signer::generate();
-    send(&SignedHead::sign(
-        &other,
-        owner.clone(),
-        12,
-        [12; 32],
-        now(),
-    ));
+    send(&other.sign_audit_head(owner.clone(), 12, [12; 32], now()));
     assert_eq!(heads(&w), [5, 9]);
     // Backwards, twice: not kept, audited once.
     for _ in 0..2 {
-        send(&SignedHead::sign(
-            &h1.signer,
-            owner.clone(),
-            7,
-            [7; 32],
-            now(),
-        ));
+        send(&h1.signer.sign_audit_head(owner.clone(), 7, [7; 32], now()));
     }
-    send(&SignedHead::sign(
-        &h1.signer,
-        owner.clone(),
-        9,
-        [1; 32],
-        now(),
-    ));
+    send(&h1.signer.sign_audit_head(owner.clone(), 9, [1; 32], now()));
     assert_eq!(heads(&w), [5, 9]);
     let entries = audit_entries(&w);
     let conflicts = with_action(&entries, "site.audit_head_conflict");

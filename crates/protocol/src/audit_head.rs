@@ -11,15 +11,13 @@
 //! A head is signed on its own (not only inside an envelope), so it remains evidence when kept
 //! apart from the message that carried it: anyone with the signer's public key can check it.
 
-use ed25519_dalek::{Signature, Signer as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{SealError, SignatureHex, Signer};
 use crate::hex;
-use crate::ids::{KeyId, Nonce, SiteId};
+use crate::ids::{KeyId, SiteId};
 use crate::keys::key_id;
-use crate::message::{PollBody, SiteStatus};
-use crate::MessageKind;
+use crate::signature::SignatureHex;
 
 /// Domain separation for head signatures (never a prefix of an envelope's).
 pub const HEAD_DOMAIN: &[u8] = b"qiao/audit-head/v1\0";
@@ -163,17 +161,25 @@ impl SignedHead {
         out
     }
 
-    /// Signs the head of `owner`'s chain.
-    pub fn sign(signer: &Signer, owner: ChainOwner, seq: u64, hash: [u8; 32], now: i64) -> Self {
+    /// Signs the head of `owner`'s chain with `key` (whose id is `key_id`); sites and the hub
+    /// call it through [`crate::Signer::sign_audit_head`].
+    pub fn sign_with_key(
+        key: &SigningKey,
+        key_id: KeyId,
+        owner: ChainOwner,
+        seq: u64,
+        hash: [u8; 32],
+        now: i64,
+    ) -> Self {
         let mut head = SignedHead {
             owner,
             seq,
             hash: ChainHash(hash),
             signed_at: now,
-            key_id: signer.key_id(),
+            key_id,
             signature: SignatureHex([0; 64]),
         };
-        head.signature = SignatureHex(signer.signing_key().sign(&head.signed_bytes()).to_bytes());
+        head.signature = SignatureHex(key.sign(&head.signed_bytes()).to_bytes());
         head
     }
 
@@ -229,42 +235,10 @@ impl SignedHead {
     }
 }
 
-impl Signer {
-    /// Site: ask the hub for jobs, with the site's status and its signed audit head.
-    pub fn seal_poll_with_head(
-        &self,
-        me: &SiteId,
-        status: Option<&SiteStatus>,
-        audit_head: Option<&SignedHead>,
-        now: i64,
-    ) -> Result<crate::Envelope, SealError> {
-        let body = PollBody {
-            status: status.cloned(),
-            audit_head: audit_head.cloned(),
-        };
-        let body = serde_json::to_string(&body).map_err(|e| SealError::Body {
-            kind: MessageKind::Poll,
-            reason: e.to_string(),
-        })?;
-        self.seal(
-            MessageKind::Poll,
-            None,
-            me.clone(),
-            body,
-            Nonce::random(),
-            now,
-        )
-    }
-}
-
-/// The signed audit head in a verified poll envelope's body, if the site sent one.
-pub fn poll_audit_head(body: &str) -> Option<SignedHead> {
-    serde_json::from_str::<PollBody>(body).ok()?.audit_head
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{poll_audit_head, PollBody, Signer};
 
     fn site() -> ChainOwner {
         ChainOwner::Site(SiteId::new("hospital-a").unwrap())
@@ -273,7 +247,7 @@ mod tests {
     #[test]
     fn a_head_verifies_with_its_signers_key_only_and_unaltered() {
         let s = Signer::generate();
-        let h = SignedHead::sign(&s, site(), 45, [7; 32], 1_760_000_000);
+        let h = s.sign_audit_head(site(), 45, [7; 32], 1_760_000_000);
         let back = SignedHead::from_json(&h.to_json()).unwrap();
         assert_eq!(back, h);
         back.verify(&site(), &s.verifying_key()).unwrap();
@@ -316,7 +290,7 @@ mod tests {
         assert_eq!(old.audit_head, None);
         let s = Signer::generate();
         let me = SiteId::new("hospital-a").unwrap();
-        let h = SignedHead::sign(&s, site(), 3, [1; 32], 5);
+        let h = s.sign_audit_head(site(), 3, [1; 32], 5);
         let env = s.seal_poll_with_head(&me, None, Some(&h), 5).unwrap();
         assert_eq!(poll_audit_head(&env.body), Some(h));
         let env = s.seal_poll(&me, 5).unwrap();

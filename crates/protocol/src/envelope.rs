@@ -22,11 +22,12 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::audit_head::{ChainOwner, SignedHead};
 use crate::guard::{assert_aggregate_only, AggregateViolation};
-use crate::hex;
 use crate::ids::{JobId, KeyId, Nonce, SiteId};
 use crate::keys::{key_id, PublicKey, PublicKeyError};
 use crate::message::{Job, JobResult, PollBody, SiteStatus};
+pub use crate::signature::{SignatureEncodingError, SignatureHex};
 
 /// Prefix of every signed byte string, so a Qiao signature can never be mistaken for a
 /// signature over anything else.
@@ -83,43 +84,6 @@ impl MessageKind {
 impl fmt::Display for MessageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// An Ed25519 signature on the wire: 128 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SignatureHex(pub [u8; 64]);
-
-impl fmt::Display for SignatureHex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(&self.0))
-    }
-}
-
-impl fmt::Debug for SignatureHex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SignatureHex({self})")
-    }
-}
-
-/// A signature that is not 128 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a signature must be 128 lowercase hex digits")]
-pub struct SignatureEncodingError;
-
-impl TryFrom<String> for SignatureHex {
-    type Error = SignatureEncodingError;
-    fn try_from(s: String) -> Result<Self, SignatureEncodingError> {
-        hex::decode::<64>(&s)
-            .map(Self)
-            .ok_or(SignatureEncodingError)
-    }
-}
-
-impl From<SignatureHex> for String {
-    fn from(s: SignatureHex) -> String {
-        s.to_string()
     }
 }
 
@@ -462,19 +426,7 @@ impl Signer {
         status: Option<&SiteStatus>,
         now: i64,
     ) -> Result<Envelope, SealError> {
-        let body = PollBody {
-            status: status.cloned(),
-            audit_head: None,
-        };
-        let body = to_body(MessageKind::Poll, &body)?;
-        self.seal(
-            MessageKind::Poll,
-            None,
-            me.clone(),
-            body,
-            Nonce::random(),
-            now,
-        )
+        self.seal_poll_with_head(me, status, None, now)
     }
 
     /// Site: send a result. Runs [`assert_aggregate_only`] first and signs nothing if it fails.
@@ -912,5 +864,41 @@ impl ReplayGuard {
             self.by_time.pop_first();
             self.seen.remove(&(key_id, nonce));
         }
+    }
+}
+
+impl Signer {
+    /// Signs the head of `owner`'s audit chain (entry `seq` has hash `hash`).
+    pub fn sign_audit_head(
+        &self,
+        owner: ChainOwner,
+        seq: u64,
+        hash: [u8; 32],
+        now: i64,
+    ) -> SignedHead {
+        SignedHead::sign_with_key(&self.key, self.key_id(), owner, seq, hash, now)
+    }
+
+    /// Site: ask the hub for jobs, with the site's status and its signed audit head.
+    pub fn seal_poll_with_head(
+        &self,
+        me: &SiteId,
+        status: Option<&SiteStatus>,
+        audit_head: Option<&SignedHead>,
+        now: i64,
+    ) -> Result<Envelope, SealError> {
+        let body = PollBody {
+            status: status.cloned(),
+            audit_head: audit_head.cloned(),
+        };
+        let body = to_body(MessageKind::Poll, &body)?;
+        self.seal(
+            MessageKind::Poll,
+            None,
+            me.clone(),
+            body,
+            Nonce::random(),
+            now,
+        )
     }
 }

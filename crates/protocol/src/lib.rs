@@ -24,10 +24,9 @@ pub mod login;
 pub mod message;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod signature;
 
-pub use audit_head::{
-    poll_audit_head, ChainHash, ChainOwner, HeadError, SignedHead, HUB_HEAD_HEADER,
-};
+pub use audit_head::{ChainHash, ChainOwner, HeadError, SignedHead, HUB_HEAD_HEADER};
 pub use enroll::{
     enroll, EnrollError, EnrollRequest, EnrollResponse, EnrollmentToken, StoredToken, TokenHash,
 };
@@ -45,8 +44,8 @@ pub use message::analyses::{
     TarAnchor, TarDate, TimeAtRisk,
 };
 pub use message::{
-    half_width_95, AgeBand, Cell, CohortCountResult, DemographicsResult, DisclosureSummary,
-    DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams, Outcome, Payload,
-    PollBody, QueryType, RefusalReason, Released, Requester, RuleName, RuleResult, SiteStatus,
-    SuppressionBasis, UserRole,
+    half_width_95, poll_audit_head, AgeBand, Cell, CohortCountResult, DemographicsResult,
+    DisclosureSummary, DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams,
+    Outcome, Payload, PollBody, QueryType, RefusalReason, Released, Requester, RuleName,
+    RuleResult, SiteStatus, SuppressionBasis, UserRole,
 };

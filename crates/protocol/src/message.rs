@@ -626,3 +626,8 @@ pub struct PollBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<crate::audit_head::SignedHead>,
 }
+
+/// The signed audit head in a verified poll envelope's body, if the site sent one.
+pub fn poll_audit_head(body: &str) -> Option<crate::audit_head::SignedHead> {
+    serde_json::from_str::<PollBody>(body).ok()?.audit_head
+}

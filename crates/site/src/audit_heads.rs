@@ -74,13 +74,7 @@ impl OwnHead {
             }
             self.last = Some(head);
         }
-        Some(SignedHead::sign(
-            signer,
-            ChainOwner::Site(me.clone()),
-            head.seq,
-            head.hash.0,
-            now,
-        ))
+        Some(signer.sign_audit_head(ChainOwner::Site(me.clone()), head.seq, head.hash.0, now))
     }
 }
 

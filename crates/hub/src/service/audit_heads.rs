@@ -29,7 +29,7 @@ pub fn on_poll(
     }
     Ok(store
         .audit_head()?
-        .map(|h| SignedHead::sign(signer, ChainOwner::Hub, h.seq, h.hash.0, now)))
+        .map(|h| signer.sign_audit_head(ChainOwner::Hub, h.seq, h.hash.0, now)))
 }
 
 /// Verifies the hub's audit chain, and that it contains every one of `heads` — the hub's

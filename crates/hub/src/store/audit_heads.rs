@@ -11,7 +11,8 @@
 use qiao_audit::{Actor, Checkpoint, Entry, EntryDraft, EntryHash};
 use qiao_protocol::{ChainOwner, HeadError, SignedHead, SiteId};
 
-use super::ops::{append_audit, get_json, put_json, scan_json};
+use super::ops::append_audit;
+use super::records::{get_json, put_json, scan_json};
 use super::{seq_key, HubStore, StoreError, Table};
 use crate::model::Site;
 

@@ -7,7 +7,7 @@
 use qiao_protocol::{Job, SiteId};
 use serde::{Deserialize, Serialize};
 
-use super::ops::{get_json, json_sha256, put_json};
+use super::records::{get_json, json_sha256, put_json};
 use super::{StoreError, Table, Tx};
 use crate::model::{Delivery, JobRecord};
 

@@ -12,16 +12,17 @@ pub mod budget;
 mod definitions;
 mod ops;
 mod pg;
+mod records;
 mod redb_store;
 
 use std::fmt;
 
 pub use audit_heads::HeadKept;
 pub use ops::{
-    append_audit, create_job_in, get_json, insert_new_json, put_json, scan_json, EnrollFailure,
-    LeasedJob, QuotaExceeded, Quotas, ResultOutcome,
+    append_audit, create_job_in, EnrollFailure, LeasedJob, QuotaExceeded, Quotas, ResultOutcome,
 };
 pub use pg::PgStore;
+pub use records::{get_json, insert_new_json, put_json, scan_json};
 pub use redb_store::RedbStore;
 
 /// The current schema version of both backends. Version 2 added the portal's tables, which

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod audit_heads;
+
 use anyhow::{bail, Context};
 use qiao_hub::api::{build_user, issue_enrollment_token, CreateUserRequest};
 use qiao_hub::audit::Actor;
@@ -112,7 +114,7 @@ pub struct ServeArgs {
 pub struct AuditArgs {
     /// Without a subcommand: print the log and verify its chain.
     #[command(subcommand)]
-    pub action: Option<super::audit_heads::HubAuditAction>,
+    pub action: Option<audit_heads::HubAuditAction>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// One JSON entry per line instead of text.
@@ -331,7 +333,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 fn audit(a: AuditArgs) -> anyhow::Result<()> {
     if let Some(action) = a.action {
-        return super::audit_heads::hub(action);
+        return audit_heads::hub(action);
     }
     let store = a.store.open()?;
     let (entries, report) = store.verify_audit()?;

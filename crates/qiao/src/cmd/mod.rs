@@ -1,7 +1,6 @@
 //! One module per subcommand: its arguments and its `run`.
 
 pub mod analyze;
-pub mod audit_heads;
 pub mod cohort;
 pub mod demo;
 pub mod hub;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use qiao_hub::protocol::{SignedHead, SiteId};
 
-use super::hub::StoreArgs;
+use super::StoreArgs;
 
 /// `qiao hub audit` subcommands.
 #[derive(clap::Subcommand)]
