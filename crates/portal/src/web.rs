@@ -43,8 +43,12 @@ pub fn role_key(role: UserRole) -> &'static str {
 pub struct Ctx {
     /// The page language.
     pub lang: Lang,
-    /// Path and query of the request (the language switch returns here).
+    /// Path and query of the request.
     pub path: String,
+    /// Where the language switch and a sign-in return to: this page for a GET; for a form's
+    /// POST (whose URL may only answer POST: a GET there is a 405) the page the form was on,
+    /// from the same-origin `Referer`, else the dashboard.
+    pub return_to: String,
     /// The signed-in user.
     pub user: Option<User>,
     /// The session token (the CSRF secret) of the signed-in user.
@@ -88,6 +92,17 @@ async fn session_user(hub: &Arc<Hub>, headers: &HeaderMap) -> Option<(String, Us
     (rec.kind == qiao_hub::model::TokenKind::Session).then_some((token, user))
 }
 
+/// The path and query of a `Referer` (`Referrer-Policy: same-origin` sends it only from this
+/// origin); only a local path (`/…`, not `//…`) is taken.
+fn referer_path(headers: &axum::http::HeaderMap) -> Option<String> {
+    let r = headers.get(axum::http::header::REFERER)?.to_str().ok()?;
+    let path = match r.split_once("://") {
+        Some((_, rest)) => &rest[rest.find('/')?..],
+        None => r,
+    };
+    (path.starts_with('/') && !path.starts_with("//")).then(|| path.to_owned())
+}
+
 impl FromRequestParts<Shared> for Ctx {
     type Rejection = Response;
 
@@ -102,9 +117,17 @@ impl FromRequestParts<Shared> for Ctx {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".to_owned());
+        let return_to = if parts.method == axum::http::Method::GET
+            || parts.method == axum::http::Method::HEAD
+        {
+            path.clone()
+        } else {
+            referer_path(&parts.headers).unwrap_or_else(|| "/".to_owned())
+        };
         Ok(Ctx {
             lang,
             path,
+            return_to,
             user,
             secret,
             pre: session::cookie(&parts.headers, PRE_COOKIE),
@@ -159,7 +182,7 @@ impl Ctx {
     /// A page titled by catalog key `title_key`, with the navigation of the user's role, the
     /// user badge and a flash message from `?flash=`.
     pub fn page(&self, title_key: &'static str) -> Page {
-        let mut page = Page::new(self.lang, title_key, self.path.clone());
+        let mut page = Page::new(self.lang, title_key, self.return_to.clone());
         page.flash = Flash::from_query(self.lang, self.query.get("flash").map(String::as_str));
         if let Some(u) = &self.user {
             page.nav = nav_for(u.role);
@@ -179,7 +202,7 @@ impl Ctx {
         let Some(u) = &self.user else {
             return Err(see_other(&format!(
                 "/login?next={}",
-                url_encode(&self.path)
+                url_encode(&self.return_to)
             )));
         };
         if roles.is_empty() || roles.contains(&u.role) {

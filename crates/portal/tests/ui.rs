@@ -210,6 +210,37 @@ async fn the_pipeline_through_the_pages() {
         "{}",
         r.body
     );
+    // The language switch on that error page (rendered at the POST-only URL, where a GET is a
+    // 405) returns to the dashboard without a Referer, and to the page the form was on with one.
+    assert!(
+        r.body.contains("href=\"/lang?to=zh-CN&amp;next=/\""),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("next=/projects/afib/reviewers"));
+    admin.referer = Some("http://127.0.0.1:8443/projects/afib".to_owned());
+    let r = admin
+        .submit(
+            "/projects/afib",
+            "/projects/afib/reviewers",
+            &[("reviewers", "c1"), ("comment", "assign")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body
+            .contains("href=\"/lang?to=zh-CN&amp;next=/projects/afib\""),
+        "{}",
+        r.body
+    );
+    let r = admin.get("/lang?to=zh-CN&next=/projects/afib").await;
+    assert_eq!(r.location.as_deref(), Some("/projects/afib"));
+    let r = admin.get("/projects/afib").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("<html lang=\"zh-CN\">"));
+    let r = admin.get("/lang?to=en&next=/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    admin.referer = None;
     let r = admin
         .submit(
             "/projects/afib",

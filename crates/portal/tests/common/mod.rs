@@ -63,6 +63,7 @@ impl World {
             app: self.app.clone(),
             cookies: BTreeMap::new(),
             lang: None,
+            referer: None,
         }
     }
 }
@@ -95,6 +96,8 @@ pub struct Client {
     pub app: Router,
     pub cookies: BTreeMap<String, String>,
     pub lang: Option<&'static str>,
+    /// Sent as `Referer` when set (a browser sends the page a form was on).
+    pub referer: Option<String>,
 }
 
 fn encode(s: &str) -> String {
@@ -122,6 +125,9 @@ impl Client {
         }
         if let Some(l) = self.lang {
             b = b.header(header::ACCEPT_LANGUAGE, l);
+        }
+        if let Some(r) = &self.referer {
+            b = b.header(header::REFERER, r.as_str());
         }
         let body = match form {
             Some(f) => {
