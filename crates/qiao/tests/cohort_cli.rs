@@ -2,34 +2,12 @@
 //! the reference counts, and `--per-person` (the per-person evaluator) prints and writes exactly
 //! what the default (fused pipeline) does.
 
-use std::process::Command;
+mod support;
+
+use support::{qiao, without_millis};
 
 const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
 const COHORTS: &str = "../../../shared/data/reference/cohortgenerator-eunomia/cohorts";
-
-fn qiao(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_qiao"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "qiao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The JSON lines without their timing.
-fn without_millis(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("millis");
-            v
-        })
-        .collect()
-}
 
 #[test]
 fn per_person_evaluator_prints_and_writes_what_the_fused_pipeline_does() {
@@ -81,16 +59,17 @@ fn cohort_print_prints_the_golden_narrative_in_both_languages() {
         assert_eq!(out.lines().next(), Some("# 3"));
         assert_eq!(body(&out), body(&golden));
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_qiao"))
-        .args([
+    let bad = support::run_for(
+        &[
             "cohort",
             "print",
             "--lang",
             "fr",
             &format!("{COHORTS}/3.json"),
-        ])
-        .output()
-        .unwrap();
+        ],
+        None,
+        std::time::Duration::from_secs(60),
+    );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown language \"fr\""));
 }

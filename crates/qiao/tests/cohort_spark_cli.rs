@@ -7,34 +7,12 @@
 //! start` prints); skipped without the URL unless `QIAO_TEST_SPARK_REQUIRED=1`.
 #![cfg(feature = "spark")]
 
-use std::process::Command;
+mod support;
+
+use support::{qiao, without_millis};
 
 const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
 const COHORTS: &str = "../../../shared/data/reference/cohortgenerator-eunomia/cohorts";
-
-fn qiao(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_qiao"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "qiao {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The JSON lines without their timing.
-fn without_millis(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("millis");
-            v
-        })
-        .collect()
-}
 
 #[test]
 fn cohort_run_on_spark_prints_and_writes_what_the_native_run_does() {

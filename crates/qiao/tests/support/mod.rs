@@ -42,6 +42,17 @@ pub fn qiao(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// `qiao cohort run --json` lines without their timing (to compare two runs).
+pub fn without_millis(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v.as_object_mut().expect("an object").remove("millis");
+            v
+        })
+        .collect()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
