@@ -9,16 +9,8 @@
 // texts of crates/web/i18n/zh-CN.toml, not with strings written here.
 
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { mkdirSync, readFileSync } from 'node:fs';
-
-function env(name) {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`${name} is not set: run this through crates/qiao/tests/browser.rs (bash scripts/test.sh)`);
-  }
-  return v;
-}
+import { readFileSync } from 'node:fs';
+import { env, launchChromium, parseCatalog } from './lib.mjs';
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -32,20 +24,6 @@ const CATALOGS = env('QIAO_E2E_CATALOGS');
 const PRESCREEN_PERSONS = Number(env('QIAO_E2E_PRESCREEN_PERSONS'));
 
 // --- the catalogs (flat `key = "text"`, TOML basic strings) --------------------------------
-function parseCatalog(path) {
-  const out = new Map();
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    const key = line.slice(0, eq).trim();
-    const rest = line.slice(eq + 1).trim();
-    // A TOML basic string is a JSON string for the escapes the catalogs use.
-    const end = rest.lastIndexOf('"');
-    out.set(key, JSON.parse(rest.slice(0, end + 1)));
-  }
-  return out;
-}
 const ZH = parseCatalog(join(CATALOGS, 'zh-CN.toml'));
 const EN = parseCatalog(join(CATALOGS, 'en.toml'));
 
@@ -56,23 +34,9 @@ function zh(key, args = {}) {
   return text.replace(/\{([a-z_]+)\}/g, (m, name) => (name in args ? String(args[name]) : m));
 }
 
-const { chromium } = await import(pathToFileURL(join(NODE_MODULES, 'playwright-core', 'index.mjs')).href);
-mkdirSync(SHOTS, { recursive: true });
-mkdirSync(PROFILE, { recursive: true });
-
-// This machine has no internet: without these flags Chromium stalls on network look-ups.
-const context = await chromium.launchPersistentContext(PROFILE, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  viewport: { width: 1280, height: 900 },
-  locale: 'en-US',
+const { context, page } = await launchChromium({
+  nodeModules: NODE_MODULES, chromium: CHROMIUM, profile: PROFILE, shots: SHOTS, width: 1280,
 });
-context.setDefaultTimeout(20000);
-const page = context.pages()[0] ?? (await context.newPage());
 
 let stepNo = 0;
 let current = 'start';

@@ -7,14 +7,8 @@
 // `qiao demo`. Prints one JSON line per step: {"step", "screenshot", "url", "render_ms"}.
 
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { env, launchChromium, parseCatalog } from './lib.mjs';
 
-function env(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run this through crates/qiao/tests/browser.rs`);
-  return v;
-}
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -25,36 +19,15 @@ const PROFILE = env('QIAO_E2E_PROFILE');
 const CHROMIUM = env('QIAO_CHROMIUM');
 const CATALOGS = env('QIAO_E2E_CATALOGS');
 
-function parseCatalog(path) {
-  const out = new Map();
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    const rest = line.slice(eq + 1).trim();
-    out.set(line.slice(0, eq).trim(), JSON.parse(rest.slice(0, rest.lastIndexOf('"') + 1)));
-  }
-  return out;
-}
 const ZH = parseCatalog(join(CATALOGS, 'zh-CN.toml'));
 const EN = parseCatalog(join(CATALOGS, 'en.toml'));
 const fill = (text, args) => text.replace(/\{([a-z_]+)\}/g, (m, n) => (n in args ? String(args[n]) : m));
 const zh = (key, args = {}) => fill(ZH.get(key) ?? `(no ${key})`, args);
 const en = (key, args = {}) => fill(EN.get(key) ?? `(no ${key})`, args);
 
-const { chromium } = await import(pathToFileURL(join(NODE_MODULES, 'playwright-core', 'index.mjs')).href);
-mkdirSync(SHOTS, { recursive: true });
-mkdirSync(PROFILE, { recursive: true });
-const context = await chromium.launchPersistentContext(PROFILE, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 900 },
-  locale: 'en-US',
+const { context, page } = await launchChromium({
+  nodeModules: NODE_MODULES, chromium: CHROMIUM, profile: PROFILE, shots: SHOTS, width: 1280,
 });
-context.setDefaultTimeout(20000);
-const page = context.pages()[0] ?? (await context.newPage());
 
 let stepNo = 0;
 let current = 'start';

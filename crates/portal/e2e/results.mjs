@@ -11,14 +11,8 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { env, launchChromium, parseCatalog } from './lib.mjs';
 
-function env(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run this through crates/qiao/tests/browser.rs`);
-  return v;
-}
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -30,17 +24,6 @@ const PROFILE = env('QIAO_E2E_PROFILE');
 const CHROMIUM = env('QIAO_CHROMIUM');
 const CATALOGS = env('QIAO_E2E_CATALOGS');
 
-function parseCatalog(path) {
-  const out = new Map();
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    const rest = line.slice(eq + 1).trim();
-    out.set(line.slice(0, eq).trim(), JSON.parse(rest.slice(0, rest.lastIndexOf('"') + 1)));
-  }
-  return out;
-}
 const CAT = { en: parseCatalog(join(CATALOGS, 'en.toml')), 'zh-CN': parseCatalog(join(CATALOGS, 'zh-CN.toml')) };
 
 /** The text of `key` in `lang`, up to its first placeholder (a prefix every rendering starts with). */
@@ -55,21 +38,9 @@ function fixedParts(lang, key) {
   return CAT[lang].get(key).split(/\{[a-z_]+\}/).map((p) => p.trim()).filter((p) => p);
 }
 
-const { chromium } = await import(pathToFileURL(join(NODE_MODULES, 'playwright-core', 'index.mjs')).href);
-mkdirSync(SHOTS, { recursive: true });
-mkdirSync(PROFILE, { recursive: true });
-const context = await chromium.launchPersistentContext(PROFILE, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  viewport: { width: 1400, height: 900 },
-  locale: 'en-US',
+const { context, page } = await launchChromium({
+  nodeModules: NODE_MODULES, chromium: CHROMIUM, profile: PROFILE, shots: SHOTS, width: 1400,
 });
-context.setDefaultTimeout(20000);
-const page = context.pages()[0] ?? (await context.newPage());
 
 let stepNo = 0;
 function check(cond, what) {

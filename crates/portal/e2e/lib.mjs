@@ -1,0 +1,51 @@
+// What the browser journeys (flow.mjs, results.mjs, people.mjs) share: their QIAO_E2E_*
+// settings, the i18n catalogs they compare texts with, and Debian's headless Chromium through
+// playwright-core.
+
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { mkdirSync, readFileSync } from 'node:fs';
+
+/** The setting `name`; a journey is only run through crates/qiao/tests/browser.rs. */
+export function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run this through crates/qiao/tests/browser.rs`);
+  return v;
+}
+
+/** A catalog (crates/web/i18n/*.toml: flat `key = "text"` lines) as a Map. */
+export function parseCatalog(path) {
+  const out = new Map();
+  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const rest = line.slice(eq + 1).trim();
+    out.set(line.slice(0, eq).trim(), JSON.parse(rest.slice(0, rest.lastIndexOf('"') + 1)));
+  }
+  return out;
+}
+
+/**
+ * Chromium in a persistent profile with one page, `width` px wide; creates the profile and
+ * screenshot folders. This machine has no internet: without these flags Chromium stalls on
+ * network look-ups.
+ */
+export async function launchChromium({ nodeModules, chromium: executablePath, profile, shots, width }) {
+  const { chromium } = await import(pathToFileURL(join(nodeModules, 'playwright-core', 'index.mjs')).href);
+  mkdirSync(shots, { recursive: true });
+  mkdirSync(profile, { recursive: true });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width, height: 900 },
+    locale: 'en-US',
+  });
+  context.setDefaultTimeout(20000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { context, page };
+}
