@@ -14,10 +14,6 @@ use std::path::Path;
 use serde_json::Value;
 use support::{qiao, s, Project, User};
 
-const GIBLEED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/eunomia-gibleed-5.3"
-);
 const COHORTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts"
@@ -106,30 +102,8 @@ fn close(a: &Value, b: &Value, what: &str) {
 fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cdm = d.join("cdm");
-    qiao(&[
-        "synth",
-        "--from",
-        GIBLEED,
-        "--out",
-        s(&cdm),
-        "--hospitals",
-        "3",
-        "--persons",
-        "600",
-        "--seed",
-        "11",
-        "--quiet",
-    ]);
+    let (cdm, stores) = support::synth_hospitals(d, 3, 600, 11);
     let names = ["hospital_1", "hospital_2", "hospital_3"];
-    let stores: Vec<(String, std::path::PathBuf)> = names
-        .iter()
-        .map(|n| {
-            let store = d.join(format!("{n}.qiao"));
-            qiao(&["ingest", "--cdm", s(&cdm.join(n)), "--out", s(&store)]);
-            (n.to_string(), store)
-        })
-        .collect();
     let dirs: Vec<std::path::PathBuf> = names.iter().map(|n| cdm.join(n)).collect();
     let union_dir = d.join("union");
     union_cdm(

@@ -20,10 +20,6 @@ const DEFINITION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/data/cohorts/celecoxib-age40-male.json"
 );
-const GIBLEED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/eunomia-gibleed-5.3"
-);
 const REFERENCE_DEFINITION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts/3.json"
@@ -213,29 +209,7 @@ impl Network {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_owned();
-        let cdm = d.join("cdm");
-        qiao(&[
-            "synth",
-            "--from",
-            GIBLEED,
-            "--out",
-            s(&cdm),
-            "--hospitals",
-            "3",
-            "--persons",
-            "600",
-            "--seed",
-            "11",
-            "--quiet",
-        ]);
-        let stores: Vec<(String, PathBuf)> = (1..=3)
-            .map(|i| {
-                let name = format!("hospital_{i}");
-                let store = d.join(format!("{name}.qiao"));
-                qiao(&["ingest", "--cdm", s(&cdm.join(&name)), "--out", s(&store)]);
-                (name, store)
-            })
-            .collect();
+        let (_, stores) = support::synth_hospitals(&d, 3, 600, 11);
         // No alliance floors: the test checks released values against the truth under
         // site policies below them (threshold 1, SHRINE, exact).
         let net = support::network(

@@ -53,6 +53,47 @@ pub fn without_millis(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Eunomia GiBleed, the source of the synthetic hospitals.
+pub const GIBLEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/eunomia-gibleed-5.3"
+);
+
+/// `qiao synth` hospitals `hospital_1..=n` from GiBleed in `dir/cdm` (`persons` each, `seed`),
+/// each ingested to `dir/hospital_i.qiao`: the CDM folder and (site name, store) per hospital.
+pub fn synth_hospitals(
+    dir: &Path,
+    n: usize,
+    persons: usize,
+    seed: u64,
+) -> (PathBuf, Vec<(String, PathBuf)>) {
+    let cdm = dir.join("cdm");
+    let (n_s, persons_s, seed_s) = (n.to_string(), persons.to_string(), seed.to_string());
+    qiao(&[
+        "synth",
+        "--from",
+        GIBLEED,
+        "--out",
+        s(&cdm),
+        "--hospitals",
+        &n_s,
+        "--persons",
+        &persons_s,
+        "--seed",
+        &seed_s,
+        "--quiet",
+    ]);
+    let stores = (1..=n)
+        .map(|i| {
+            let name = format!("hospital_{i}");
+            let store = dir.join(format!("{name}.qiao"));
+            qiao(&["ingest", "--cdm", s(&cdm.join(&name)), "--out", s(&store)]);
+            (name, store)
+        })
+        .collect();
+    (cdm, stores)
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
