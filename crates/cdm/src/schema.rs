@@ -143,7 +143,9 @@ pub static PERSON: TableSpec = TableSpec {
         opt("location_id", Id),
         opt("provider_id", Id),
         opt("care_site_id", Id),
-        skip("person_source_value"),
+        // The hospital's own record number: kept for the site's pre-screening list (its
+        // investigators find their patients by it), never in anything hub-bound.
+        opt("person_source_value", Text),
         skip("gender_source_value"),
         opt("gender_source_concept_id", Concept),
         skip("race_source_value"),

@@ -236,11 +236,11 @@ fn gb18030_and_windows_1252_exports_keep_every_row() {
 
     // Bytes that are no text at all in a column Qiao does not keep: never decoded, never flagged.
     let mut person = gibleed_rows("person.csv");
-    let psv = person[0]
+    let gsv = person[0]
         .iter()
-        .position(|c| c == "person_source_value")
+        .position(|c| c == "gender_source_value")
         .unwrap();
-    person[5][psv] = "XX".into();
+    person[5][gsv] = "XX".into();
     let mut bytes = join(&person, ",", "\n");
     let at = bytes.windows(2).position(|w| w == b"XX").unwrap();
     bytes[at] = 0xff;

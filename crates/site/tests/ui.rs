@@ -551,6 +551,27 @@ async fn steward_and_investigator_pages_do_their_work() {
         )),
         "first row {first:?}: {body}"
     );
+    // Beside it, the hospital's own record number (`person_source_value`) from the CDM.
+    let mut people =
+        csv::Reader::from_path(common::data("eunomia-gibleed-5.3/person.csv")).unwrap();
+    let cols = people.headers().unwrap().clone();
+    let col = |n: &str| cols.iter().position(|c| c == n).unwrap();
+    let (pid, psv) = (col("person_id"), col("person_source_value"));
+    let record = people
+        .records()
+        .map(Result::unwrap)
+        .find(|r| r[pid].parse::<i64>().unwrap() + ID_OFFSET == first.subject_id)
+        .unwrap();
+    assert_eq!(record[psv].len(), 36, "a GiBleed source value is a UUID");
+    let row = body
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{}</td>", first.subject_id)))
+        .unwrap();
+    assert!(
+        row.contains(&format!("<td>{}</td></tr>", &record[psv])),
+        "{row}"
+    );
+    assert!(body.contains("<th>Local record number</th>"), "{body}");
     assert!(body.contains("266 patients (266 cohort entries)"), "{body}");
     let last = audit_entries(&data).pop().unwrap();
     assert_eq!(last.action, "prescreen.list");

@@ -430,6 +430,13 @@ impl Store {
         }
     }
 
+    /// The `person_source_value` (the hospital's local record number) of the person with id
+    /// `person_id`: see [`Persons::source_value`]. For the site's pre-screening list only.
+    pub fn person_source_value(&self, person_id: i64) -> Option<&str> {
+        let persons = self.persons();
+        persons.source_value(persons.index_of(person_id)?)
+    }
+
     /// Per person index, the person id and single observation period ([`PersonSummary`]),
     /// written by ingest: a slice of the file, read only where a query reads it.
     pub fn person_summaries(&self) -> &[PersonSummary] {
@@ -661,6 +668,14 @@ impl<'a> Persons<'a> {
             .and_then(ColumnRef::as_i32)
             .and_then(|c| c.as_slice())
             .unwrap_or(&[])
+    }
+    /// The person's `person_source_value`: the hospital's own record number, for the site's
+    /// pre-screening list only (never in anything that leaves the site). None for an orphan, a
+    /// NULL, or a CDM without the column.
+    pub fn source_value(&self, idx: u32) -> Option<&'a str> {
+        self.column("person_source_value")?
+            .as_text()?
+            .get(idx as usize)
     }
     pub fn year_of_birth(&self, idx: u32) -> Option<i32> {
         self.i32_column("year_of_birth")

@@ -32,11 +32,23 @@ fn table(name: &str, rows: &[&[&str]]) -> RawTable {
 }
 
 fn sample() -> Vec<RawTable> {
-    // kept person columns: person_id, gender, yob, month, day, race, ethnicity, location, provider, care_site, gender_src, race_src, eth_src
+    // kept person columns: person_id, gender, yob, month, day, race, ethnicity, location, provider, care_site, person_source_value, gender_src, race_src, eth_src
     let person = table(
         "person",
         &[
-            &["2", "8507", "1950", "", "", "0", "0"],
+            &[
+                "2",
+                "8507",
+                "1950",
+                "",
+                "",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "MRN 0002 王",
+            ],
             &["1", "8532", "1980", "", "", "0", "0"],
         ],
     );
@@ -167,6 +179,13 @@ fn round_trip_sorts_events_and_indexes_concepts() {
     assert!(persons.has_row(0) && persons.has_row(1) && !persons.has_row(2));
     assert_eq!(persons.year_of_birth(0), Some(1980));
     assert_eq!(persons.year_of_birth(2), None);
+    // The hospital's record number, for the site's pre-screening list: by person id; None for a
+    // NULL, an orphan (no person row) or an unknown id.
+    assert_eq!(store.person_source_value(2), Some("MRN 0002 王"));
+    assert_eq!(persons.source_value(1), Some("MRN 0002 王"));
+    assert_eq!(store.person_source_value(1), None);
+    assert_eq!(store.person_source_value(99), None);
+    assert_eq!(store.person_source_value(3), None);
     assert_eq!(store.meta().persons, 2);
     assert_eq!(store.meta().tables["observation_period"].orphans, 1);
     assert_eq!(

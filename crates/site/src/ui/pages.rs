@@ -694,6 +694,9 @@ async fn prescreen_list(
         let (y, m, dd) = qiao_cdm::date::to_ymd(d);
         fmt_ymd(lang, i64::from(y), m, dd)
     };
+    // The hospital's own record number beside each id (this page only: nothing hub-bound has it).
+    let people = ui.store.persons();
+    let local = |id: i64| people.index_of(id).and_then(|i| people.source_value(i));
     let page = ui.page(lang, "site.prescreen.list_title", &path, &who);
     Ok(page.respond(html! {
         p.local role="note" { (t(lang, "site.prescreen.local_only")) }
@@ -708,10 +711,11 @@ async fn prescreen_list(
                 th { (t(lang, "site.prescreen.person")) }
                 th { (t(lang, "site.prescreen.index_date")) }
                 th { (t(lang, "site.prescreen.end_date")) }
+                th { (t(lang, "site.prescreen.source_value")) }
             } }
             tbody {
                 @for r in &rows {
-                    tr { td { (r.subject_id) } td { (date(r.start)) } td { (date(r.end)) } }
+                    tr { td { (r.subject_id) } td { (date(r.start)) } td { (date(r.end)) } td { (local(r.subject_id).unwrap_or("")) } }
                 }
             }
         }
