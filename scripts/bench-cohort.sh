@@ -104,6 +104,17 @@ for d in "${DEFS[@]}"; do
     printf '%s\tduck\t%s\n' "$d" "$(wall "$PY" scripts/duckcdm_run.py --db "$DUCK" "$d")"
   done
 done >"$OUT/whole.tsv"
+# CPU time (user + sys) of one more process per definition and engine: what a loaded machine's
+# wall times hide.
+cpu() { # command...: prints its CPU time in milliseconds (rusage, microsecond resolution)
+  "$PY" -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print((r.ru_utime + r.ru_stime) * 1000)' "$@"
+}
+for d in "${DEFS[@]}"; do
+  printf '%s\t%s\n' "$(cpu "$QIAO" cohort run --store "$STORE" --stats --json "$d")" "$(cpu "$PY" scripts/duckcdm_run.py --db "$DUCK" "$d")"
+done >"$OUT/cpu.tsv"
 
 "$PY" - "$OUT" "$RUNS" "$K" "$DATA" "$STORE" "$DUCK" "$CDM" <<'EOF'
 import csv, json, os, statistics, sys
@@ -177,6 +188,10 @@ print()
 print(f'Whole processes, one per definition (warm, fastest of {runs}): Qiao {sum(wq):.0f} ms, DuckDB (duckcdm) {sum(wd):.0f} ms in all, '
       f'**{sum(wd) / sum(wq):.1f}x**; per cohort median Qiao {statistics.median(wq):.1f} ms, DuckDB {statistics.median(wd):.0f} ms, '
       f'median ratio {statistics.median(d / q for q, d in zip(wq, wd)):.1f}x; fastest Qiao process {min(wq):.1f} ms.')
+cq = sum(float(l.split()[0]) for l in open(f'{out}/cpu.tsv'))
+cd = sum(float(l.split()[1]) for l in open(f'{out}/cpu.tsv'))
+print(f'CPU (user + sys) of one more process per definition: Qiao {cq:.0f} ms, DuckDB (duckcdm) {cd:.0f} ms, '
+      f'**{cd / max(cq, 1):.1f}x**; load average {" ".join(f"{x:.1f}" for x in os.getloadavg())}.')
 print()
 print('Counts: both engines agree on entries and subjects of every cohort, each', k, 'x its GiBleed count.')
 print('Qiao ms / DuckDB ms: fastest of the last runs of each definition executed back to back in one')

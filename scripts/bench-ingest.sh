@@ -31,10 +31,10 @@ CDM=$DIR/gibleed_x$K
 [ -f "$CDM/person.csv" ] || "$QIAO" synth --replicate "$K" --out "$CDM" --quiet
 CSV_BYTES=$(du -cb "$CDM"/*.csv | tail -1 | cut -f1)
 
-measure() { # name, command...: prints "seconds peak_kb" of one run
+measure() { # name, command...: prints "seconds peak_kb cpu_seconds" of one run (cpu: user + sys)
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$DIR/$name.time" "$@" >/dev/null 2>"$DIR/$name.err" || { cat "$DIR/$name.err"; exit 1; }
-  cat "$DIR/$name.time"
+  /usr/bin/time -f "%e %M %U %S" -o "$DIR/$name.time" "$@" >/dev/null 2>"$DIR/$name.err" || { cat "$DIR/$name.err"; exit 1; }
+  awk '{print $1, $2, $3 + $4}' "$DIR/$name.time"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -45,9 +45,10 @@ for run in $(seq "$RUNS"); do
   rm -f "$DIR/g.duckdb"
   measure duckdb "$VENV/bin/python" scripts/duckdb_load.py "$CDM" "$DIR/g.duckdb" >> "$DIR/duckdb.runs"
 done
-[ "${QIAO_ONLY:-0}" = 1 ] && echo "1 0" > "$DIR/duckdb.runs"
+[ "${QIAO_ONLY:-0}" = 1 ] && echo "1 0 1" > "$DIR/duckdb.runs"
 ROWS=$("$QIAO" stats "$DIR/g.qiao" --json | "$VENV/bin/python" -c "import json,sys; print(sum(json.load(sys.stdin)['tables'].values()))")
 q=$(cut -d' ' -f1 "$DIR/qiao.runs" | median); d=$(cut -d' ' -f1 "$DIR/duckdb.runs" | median)
+qc=$(cut -d' ' -f3 "$DIR/qiao.runs" | median); dc=$(cut -d' ' -f3 "$DIR/duckdb.runs" | median)
 qm=$(cut -d' ' -f2 "$DIR/qiao.runs" | sort -n | tail -1); dm=$(cut -d' ' -f2 "$DIR/duckdb.runs" | sort -n | tail -1)
 qs=$(stat -c %s "$DIR/g.qiao"); ds=$(stat -c %s "$DIR/g.duckdb" 2>/dev/null || echo 1)
 rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs"
@@ -56,6 +57,7 @@ printf "%-8s %10s %12s %10s %12s %12s\n" engine "median s" "rows/s" "MB/s" "peak
 printf "%-8s %10s %12.0f %10.0f %12d %12d\n" qiao "$q" "$(echo "$ROWS / $q" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $q" | bc -l)" $((qm / 1024)) $((qs / 1000000))
 if [ "${QIAO_ONLY:-0}" != 1 ]; then
   printf "%-8s %10s %12.0f %10.0f %12d %12d\n" duckdb "$d" "$(echo "$ROWS / $d" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $d" | bc -l)" $((dm / 1024)) $((ds / 1000000))
+  echo "cpu (user + sys, median): qiao ${qc} s, duckdb ${dc} s; ratio duckdb/qiao cpu: $(echo "$dc / $qc" | bc -l | cut -c1-5)x; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "ratio duckdb/qiao wall time: $(echo "$d / $q" | bc -l | cut -c1-5)x; size qiao/duckdb: $(echo "$qs / $ds" | bc -l | cut -c1-5)"
 fi
 echo "qiao: $((qs / ROWS)) bytes per row; peak memory $((qm * 1024 / ROWS)) bytes per row"
