@@ -12,7 +12,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{qiao, s, without_millis};
+use support::{qiao, run_for, s, without_millis};
 
 const GIBLEED: &str = "../../../shared/data/eunomia-gibleed-5.3";
 const COHORTS: &str = "../../../shared/data/reference/cohortgenerator-eunomia/cohorts";
@@ -64,7 +64,8 @@ fn cohort_run_on_spark_prints_and_writes_what_the_native_run_does() {
 }
 
 /// The demo's feasibility query (the bundled definition: CohortGenerator cohort 3 with its two
-/// inclusion rules; a cohort count, then demographics by age band and index year) sent by one
+/// inclusion rules; a cohort count — demographics are not in this test yet: the default site
+/// policy holds them for the steward's approval) sent by one
 /// sponsor through one hub to two sites on GiBleed with the same disclosure secret and policy:
 /// one serving its store, one serving through Spark. Every released number (noise included: it
 /// is keyed on the secret, the question and each statistic's person set) must be the same.
@@ -99,6 +100,7 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
             members: vec!["sponsor".into()],
         }],
         secret_seed: Some(18),
+        site_logs: true,
         site_wait_secs: Some(5),
         max_backoff_secs: 1,
         site_sources: vec![(
@@ -138,8 +140,22 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
         ];
         args.extend_from_slice(extra);
         args.push(definition);
-        let v: Value = serde_json::from_str(qiao(&args).trim()).expect("qiao query --json");
-        assert_eq!(v["complete"], true, "{v}");
+        // Spark's runs on a loaded 2-core machine take a while: more than `qiao`'s 120 s.
+        let out = run_for(&args, None, std::time::Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("qiao query --json");
+        if v["complete"] != true {
+            let logs: Vec<String> = net
+                .sites
+                .iter()
+                .filter_map(|s| std::fs::read_to_string(s.log.as_ref()?).ok())
+                .collect();
+            panic!("{v}\nsite logs:\n{}", logs.join("\n----\n"));
+        }
         v
     };
     let released = |v: &Value, site: &str| -> Value {
@@ -155,29 +171,14 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
     let (native, spark) = (released(&count, "native"), released(&count, "spark"));
     eprintln!("cohort count: {native}");
     assert_eq!(native, spark, "cohort count");
+    assert_eq!(native["status"], "done", "{native}");
     // Released, with its two rules (not refused or failed).
     assert_eq!(
         native
-            .pointer("/result/rules")
+            .pointer("/rules")
             .and_then(Value::as_array)
             .map(Vec::len),
         Some(2),
-        "{native}"
-    );
-    let demo = query(&[
-        "--type",
-        "demographics",
-        "--age-band-years",
-        "10",
-        "--by-index-year",
-    ]);
-    let (native, spark) = (released(&demo, "native"), released(&demo, "spark"));
-    assert_eq!(native, spark, "demographics");
-    assert!(
-        native
-            .pointer("/result/cells")
-            .and_then(Value::as_array)
-            .is_some_and(|c| !c.is_empty()),
         "{native}"
     );
     net.stop().unwrap();

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::cdm::Cdm;
 use crate::data::SiteDir;
-use crate::exec::{self, CohortRun, ExecError};
+use crate::exec::{CohortRun, ExecError};
 use crate::queue::{Journal, JournalEntry};
 
 /// How jobs run at this site (`qiao site serve --workers N --job-time-limit SECS`).

@@ -206,7 +206,7 @@ fn compare_one(
             if a != b || rows != *srows {
                 let first = rows
                     .iter()
-                    .zip(&srows)
+                    .zip(srows.iter())
                     .position(|(x, y)| x != y)
                     .unwrap_or(rows.len().min(srows.len()));
                 return Err(format!(
