@@ -21,7 +21,7 @@
 #    test (crates/qiao/tests/browser.rs) requires: without them it fails, it never skips. Node and
 #    Chromium are test-only: nothing is built with them.
 # 4. scripts/module-deps.py (crate order and module cycles, with its self-test), cargo build
-#    --release -p qiao, cargo test --workspace --release --no-fail-fast (the qiao
+#    --release -p qiao, cargo test --workspace --release --features qiao/spark --no-fail-fast (the qiao
 #    binary sits beside the release test executables for the CLI tests), cargo clippy --workspace
 #    --all-targets -- -D warnings. Release, not debug: measured cold on this 2-core machine, the
 #    release build + tests cost 688 CPU-s against 1033 CPU-s for debug (the dev profile's full
@@ -212,11 +212,15 @@ if [[ -n $SPARK_PID ]]; then
 fi
 
 # Tests and clippy both run even if one fails, so that one run reports every failure.
-phase "cargo test --workspace --release"
-cargo test --workspace --release --no-fail-fast || FAILED+=("cargo test")
+# `--features qiao/spark`: the workspace's tests build crates/spark and its Spark Connect client
+# anyway (a member), so the qiao binary they rebuild gets `qiao cohort run --spark` and `qiao site
+# serve --spark` for the price of its own compile and link, and crates/qiao/tests/cohort_spark_cli.rs
+# runs; the `qiao` built above (without the feature) is what a site without Spark installs.
+phase "cargo test --workspace --release --features qiao/spark"
+cargo test --workspace --release --features qiao/spark --no-fail-fast || FAILED+=("cargo test")
 
-phase "cargo clippy --workspace --all-targets -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings || FAILED+=("cargo clippy")
+phase "cargo clippy --workspace --all-targets --features qiao/spark -D warnings"
+cargo clippy --workspace --all-targets --features qiao/spark -- -D warnings || FAILED+=("cargo clippy")
 
 end_phase
 if ((${#FAILED[@]})); then

@@ -120,8 +120,18 @@ pub struct EnrollArgs {
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// The site's store.
-    #[arg(long)]
-    pub store: PathBuf,
+    #[arg(long, required_unless_present = "spark")]
+    pub store: Option<PathBuf>,
+    /// Serve from a CDM in a Spark catalog instead, its cohorts computed by Spark through this
+    /// Spark Connect server (`sc://HOST:PORT`; a qiao built with the `spark` feature).
+    #[arg(long, conflicts_with = "store", requires = "schema")]
+    pub spark: Option<String>,
+    /// With --spark: the catalog schema of the CDM's clinical tables.
+    #[arg(long, requires = "spark")]
+    pub schema: Option<String>,
+    /// With --spark: the schema of the vocabulary tables (default: --schema).
+    #[arg(long, requires = "spark")]
+    pub vocab_schema: Option<String>,
     /// The site's data directory.
     #[arg(long)]
     pub data: PathBuf,
@@ -493,7 +503,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let mut o = ServeOptions::new(a.data, a.store);
+    let mut o = ServeOptions::new(a.data, a.store.clone().unwrap_or_default());
     o.hub = a.hub;
     o.tls = a.tls.options();
     o.wait_secs = a.wait_secs;
@@ -502,7 +512,28 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         workers: usize::from(a.workers),
         time_limit: Duration::from_secs_f64(a.job_time_limit.clamp(0.1, 7.0 * 86_400.0)),
     };
-    runtime()?.block_on(async { crate::serve::serve(&o, shutdown_signal()).await })
+    let Some(url) = a.spark else {
+        return runtime()?.block_on(async { crate::serve::serve(&o, shutdown_signal()).await });
+    };
+    #[cfg(feature = "spark")]
+    {
+        // Connecting blocks: outside the async runtime.
+        let target = crate::cdm::spark::SparkTarget {
+            url,
+            schema: a.schema.unwrap_or_default(),
+            vocab_schema: a.vocab_schema,
+        };
+        let cdm = crate::cdm::spark::SparkCdm::connect(&target)?;
+        tracing::info!(url = %target.url, schema = %target.schema, "CDM on Spark");
+        runtime()?.block_on(async {
+            crate::serve::serve_on(&o, std::sync::Arc::new(cdm), shutdown_signal()).await
+        })
+    }
+    #[cfg(not(feature = "spark"))]
+    {
+        let _ = url;
+        anyhow::bail!("--spark: this qiao was built without the `spark` feature")
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

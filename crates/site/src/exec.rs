@@ -40,6 +40,8 @@ use qiao_protocol::{
 };
 use qiao_store::Store;
 
+use crate::cdm::Cdm;
+
 /// Ages at or above this go into the open-ended top band (rounded up to a band boundary).
 pub const TOP_AGE: u16 = 90;
 
@@ -53,6 +55,10 @@ pub struct CohortRun {
     /// (person_id, inclusion mask of the person's best event) for every person with a
     /// qualified event, ascending. Patient-level: never leaves the site.
     pub person_masks: Vec<(i64, u64)>,
+    /// The subjects' `person` rows, ascending by person id, when the CDM returned them with the
+    /// cohort (Spark); None: looked up in the store ([`crate::cdm::Cdm::person`]).
+    /// Patient-level: never leaves the site.
+    pub person_facts: Option<Vec<(i64, crate::cdm::PersonFact)>>,
 }
 
 /// Collects a run's rows and per-person masks.
@@ -133,6 +139,7 @@ pub fn run_definition_until(
         rows: sink.rows,
         stats,
         person_masks: sink.person_masks,
+        person_facts: None,
     })
 }
 
@@ -282,8 +289,8 @@ pub struct Executed {
 pub struct ExecContext<'a> {
     /// This site.
     pub site_id: &'a SiteId,
-    /// The store.
-    pub store: &'a Store,
+    /// The CDM (a store, or a warehouse that computes the cohorts).
+    pub cdm: &'a dyn Cdm,
     /// The site's disclosure control.
     pub discloser: &'a Discloser,
     /// The ledger: rate limit and privacy budgets (persisted by the caller).
@@ -337,13 +344,11 @@ fn refusal(r: Refusal) -> Stop {
 /// Runs an approved job: ledger, engine, disclosure control, guards. Never panics on a bad job;
 /// every outcome is a [`JobResult`] for the hub.
 pub fn execute(job: &Job, cx: &mut ExecContext<'_>) -> Executed {
-    execute_with(job, cx, &mut |store, definition| {
-        run_definition(store, definition)
-    })
+    execute_with(job, cx, &mut |cdm, definition| cdm.run(definition, None))
 }
 
 /// How [`execute_with`] gets the cohort of a job's definition.
-pub type Engine<'e> = dyn FnMut(&Store, &serde_json::Value) -> Result<CohortRun, ExecError> + 'e;
+pub type Engine<'e> = dyn FnMut(&dyn Cdm, &serde_json::Value) -> Result<CohortRun, ExecError> + 'e;
 
 /// As [`execute`], the cohort given by `engine` (e.g. one computed before, outside the data
 /// directory's lock: [`crate::workers`]).
@@ -359,7 +364,7 @@ pub fn execute_with(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>
             job,
             &mut ExecContext {
                 site_id: cx.site_id,
-                store: cx.store,
+                cdm: cx.cdm,
                 discloser: &d,
                 ledger: &mut *cx.ledger,
                 now: cx.now,
@@ -418,12 +423,18 @@ fn run_analysis<A: Analysis>(
     spec: &A::Spec,
 ) -> Result<A::Released, Stop> {
     let d = cx.discloser;
-    let stats = A::statistics(spec, d, cx.store).map_err(analysis_stop)?;
+    let cdm = cx.cdm;
+    let store = cdm.store().ok_or_else(|| {
+        Stop::Failed(ExecError::Unsupported(
+            "characterization and incidence are not served by a site whose CDM is on Spark".into(),
+        ))
+    })?;
+    let stats = A::statistics(spec, d, store).map_err(analysis_stop)?;
     let q = ctx(job, cx.now);
     let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
     let summary = summary(d.policy(), d.cost(&stats), budget, false);
-    let mut rows = |store: &Store, def: &serde_json::Value| {
-        engine(store, def).map(|run| run.rows).map_err(|e| match e {
+    let mut rows = |_: &Store, def: &serde_json::Value| {
+        engine(cdm, def).map(|run| run.rows).map_err(|e| match e {
             ExecError::Invalid(m) => AnalysisError::Invalid(m),
             ExecError::Unsupported(m) => AnalysisError::Unsupported(m),
             ExecError::Internal(m) => AnalysisError::Internal(m),
@@ -431,7 +442,7 @@ fn run_analysis<A: Analysis>(
         })
     };
     let mut site = Site {
-        store: cx.store,
+        store,
         engine: &mut rows,
         discloser: d,
         question: question(job),
@@ -600,7 +611,7 @@ fn cohort_count(
     let q = ctx(job, cx.now);
     // Charged before computing, whatever the data.
     let budget = d.admit(cx.ledger, &q, &stats).map_err(refusal)?;
-    let run = engine(cx.store, &job.definition)?;
+    let run = engine(cx.cdm, &job.definition)?;
     let funnel = true_funnel(&run);
     if funnel.rules.len() != rule_names.len() {
         return Err(Stop::Failed(ExecError::Internal(format!(
@@ -733,20 +744,13 @@ fn band_index(bands: &[AgeBand], age: i64) -> usize {
 
 const GENDERS: [Gender; 4] = [Gender::Female, Gender::Male, Gender::Other, Gender::Unknown];
 
-/// The index years shown: the years the store's observation periods span (site-level, not
+/// The index years shown: the years the CDM's observation periods span (site-level, not
 /// cohort-level, so which rows exist says nothing about the cohort), widened to the cohort's.
-fn year_range(store: &Store, index_years: impl Iterator<Item = i32>) -> Option<(i32, i32)> {
-    let mut lo = i32::MAX;
-    let mut hi = i32::MIN;
-    if let Some(op) = store.domain("observation_period") {
-        for &d in op.start().iter().chain(op.end().iter()) {
-            if d != qiao_cdm::date::NULL_DAY {
-                let y = date::year(d);
-                lo = lo.min(y);
-                hi = hi.max(y);
-            }
-        }
-    }
+fn year_range(
+    observed: Option<(i32, i32)>,
+    index_years: impl Iterator<Item = i32>,
+) -> Option<(i32, i32)> {
+    let (mut lo, mut hi) = observed.unwrap_or((i32::MAX, i32::MIN));
     for y in index_years {
         lo = lo.min(y);
         hi = hi.max(y);
@@ -758,25 +762,23 @@ fn year_range(store: &Store, index_years: impl Iterator<Item = i32>) -> Option<(
 
 /// Per person of the cohort: (age at index, gender, index year); persons with no year of
 /// birth (absent from `person`) are left out.
-fn person_facts(store: &Store, rows: &[CohortRow]) -> Vec<(i64, i64, Gender, i32)> {
-    let persons = store.persons();
-    let genders = persons.i32_column("gender_concept_id");
+fn person_facts(cdm: &dyn Cdm, run: &CohortRun) -> Vec<(i64, i64, Gender, i32)> {
     let mut out = Vec::new();
     let mut last = None;
-    for r in rows {
+    for r in &run.rows {
         if last == Some(r.subject_id) {
             continue;
         }
         last = Some(r.subject_id);
-        let Some(idx) = persons.index_of(r.subject_id) else {
+        let Some(fact) = cdm.person(run, r.subject_id) else {
             continue;
         };
-        let Some(yob) = persons.year_of_birth(idx) else {
+        let Some(yob) = fact.year_of_birth else {
             continue;
         };
         let index: Day = r.start;
         let year = date::year(index);
-        let gender = gender_of(genders.get(idx as usize).copied());
+        let gender = gender_of(fact.gender_concept_id);
         out.push((r.subject_id, i64::from(year) - i64::from(yob), gender, year));
     }
     out
@@ -797,11 +799,11 @@ fn demographics(
     let stats = demographics_statistics();
     let q = ctx(job, cx.now);
     let budget = cx.discloser.admit(cx.ledger, &q, &stats).map_err(refusal)?;
-    let run = engine(cx.store, &job.definition)?;
-    let facts = person_facts(cx.store, &run.rows);
+    let run = engine(cx.cdm, &job.definition)?;
+    let facts = person_facts(cx.cdm, &run);
     let bands = age_bands(age_band_years);
     let years: Vec<Option<u16>> = if by_index_year {
-        match year_range(cx.store, facts.iter().map(|f| f.3)) {
+        match year_range(cx.cdm.observation_years(), facts.iter().map(|f| f.3)) {
             Some((lo, hi)) => (lo..=hi).map(|y| u16::try_from(y).ok()).collect(),
             None => vec![None],
         }

@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod audit_cmd;
 pub mod audit_heads;
+pub mod cdm;
 pub mod cli;
 pub mod client;
 pub mod cohorts;
@@ -50,4 +51,4 @@ pub use exec::{
     subjects_are_final, true_funnel, CohortRun, ExecContext, Executed, TrueFunnel,
 };
 pub use policy::{Approval, SitePolicy};
-pub use serve::{enroll, serve, EnrollOptions, ServeOptions};
+pub use serve::{enroll, serve, serve_on, EnrollOptions, ServeOptions};

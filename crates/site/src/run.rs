@@ -6,9 +6,9 @@
 use qiao_audit::{Actor, EntryDraft};
 use qiao_disclosure::{Discloser, QueryLedger};
 use qiao_protocol::{Job, Outcome, SiteId};
-use qiao_store::Store;
 
 use crate::audit;
+use crate::cdm::Cdm;
 use crate::data::{now_unix, read_json, write_json, SiteDir};
 use crate::exec::{self, ExecContext, Executed};
 use crate::policy::SitePolicy;
@@ -18,7 +18,7 @@ use crate::queue::{Journal, JournalEntry};
 /// around the run), its cohort given by `engine`, journals and audits the result.
 pub fn compute_and_journal(
     dir: &SiteDir,
-    store: &Store,
+    cdm: &dyn Cdm,
     site_id: &SiteId,
     job: &Job,
     decided_by: Actor,
@@ -37,7 +37,7 @@ pub fn compute_and_journal(
         let executed = {
             let mut cx = ExecContext {
                 site_id,
-                store,
+                cdm,
                 discloser: &discloser,
                 ledger: &mut ledger,
                 now,
@@ -125,7 +125,7 @@ pub fn journal_and_audit(
 /// is charged or saved). A job refused there costs no cohort computation.
 pub fn needs_cohort(
     dir: &SiteDir,
-    store: &Store,
+    cdm: &dyn Cdm,
     site_id: &SiteId,
     job: &Job,
 ) -> anyhow::Result<bool> {
@@ -140,7 +140,7 @@ pub fn needs_cohort(
         let mut asked = false;
         let mut cx = ExecContext {
             site_id,
-            store,
+            cdm,
             discloser: &discloser,
             ledger: &mut ledger,
             now: now_unix(),

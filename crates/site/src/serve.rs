@@ -22,6 +22,8 @@ use qiao_protocol::{
     SiteStatus, Verifier,
 };
 use qiao_store::Store;
+
+use crate::cdm::Cdm;
 use sha2::{Digest, Sha256};
 
 use crate::audit;
@@ -160,7 +162,7 @@ struct Site {
     seen: SeenNonces,
     /// When each job waiting for the steward was last offered (the last few seconds only).
     offered: std::collections::HashMap<JobId, std::time::Instant>,
-    store: Arc<Store>,
+    cdm: Arc<dyn Cdm>,
     pool: Pool,
     client: HubClient,
     /// The site's audit head signed for each poll, and the hub's heads kept from the answers.
@@ -171,8 +173,19 @@ struct Site {
     backoff: Duration,
 }
 
-/// Runs the pull loop until `shutdown` completes.
+/// Runs the pull loop on the store `o.store` until `shutdown` completes.
 pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let store =
+        Store::open(&o.store).with_context(|| format!("opening store {}", o.store.display()))?;
+    serve_on(o, Arc::new(store), shutdown).await
+}
+
+/// Runs the pull loop on `cdm` (`o.store` is not read) until `shutdown` completes.
+pub async fn serve_on(
+    o: &ServeOptions,
+    cdm: Arc<dyn Cdm>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let dir = SiteDir::open(&o.data)?;
     let lock_path = dir.root().join("serve.lock");
     let lock = std::fs::OpenOptions::new()
@@ -196,9 +209,6 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     // Check the policy and the secret before taking jobs.
     SitePolicy::load(&dir)?.disclosure()?;
     dir.secret()?;
-    let store = Arc::new(
-        Store::open(&o.store).with_context(|| format!("opening store {}", o.store.display()))?,
-    );
     let hub_url = o.hub.clone().unwrap_or_else(|| config.hub_url.clone());
     let client = HubClient::new(&hub_url, &o.tls)?;
     tracing::info!(site = %config.site_id, hub = %hub_url, "site serving");
@@ -207,7 +217,7 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     let pool = Pool::new(
         o.limits,
         dir.clone(),
-        Arc::clone(&store),
+        Arc::clone(&cdm),
         config.site_id.clone(),
     );
     let hub_heads =
@@ -223,7 +233,7 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
         guard,
         offered: std::collections::HashMap::new(),
         pool,
-        store,
+        cdm,
         client,
         wait_secs: o.wait_secs,
         max_backoff: o.max_backoff.max(Duration::from_millis(100)),
@@ -261,7 +271,7 @@ impl Site {
                 return None;
             }
         };
-        Some(site_status(self.store.meta(), &policy))
+        Some(site_status(self.cdm.meta(), &policy))
     }
 
     fn next_backoff(&mut self) -> Duration {

@@ -24,11 +24,11 @@ use std::time::Duration;
 use qiao_audit::Actor;
 use qiao_cohort::exec::Cancel;
 use qiao_protocol::{Job, JobId, SiteId};
-use qiao_store::Store;
 use tokio::task::JoinSet;
 
+use crate::cdm::Cdm;
 use crate::data::SiteDir;
-use crate::exec::{self, CohortRun, ExecError};
+use crate::exec::{CohortRun, ExecError};
 use crate::queue::{Journal, JournalEntry};
 
 /// How jobs run at this site (`qiao site serve --workers N --job-time-limit SECS`).
@@ -131,7 +131,7 @@ pub type Finished = (JobId, anyhow::Result<JournalEntry>);
 pub struct Pool {
     limits: Limits,
     dir: SiteDir,
-    store: Arc<Store>,
+    cdm: Arc<dyn Cdm>,
     site_id: SiteId,
     queue: FairQueue<Task>,
     running: HashMap<JobId, Cancel>,
@@ -144,14 +144,14 @@ pub struct Pool {
 
 impl Pool {
     /// An idle pool.
-    pub fn new(limits: Limits, dir: SiteDir, store: Arc<Store>, site_id: SiteId) -> Self {
+    pub fn new(limits: Limits, dir: SiteDir, cdm: Arc<dyn Cdm>, site_id: SiteId) -> Self {
         Self {
             limits: Limits {
                 workers: limits.workers.max(1),
                 ..limits
             },
             dir,
-            store,
+            cdm,
             site_id,
             queue: FairQueue::default(),
             running: HashMap::new(),
@@ -189,9 +189,9 @@ impl Pool {
             let cancel = Cancel::new();
             let id = task.job.job_id;
             self.running.insert(id, cancel.clone());
-            let (dir, store, site_id) = (
+            let (dir, cdm, site_id) = (
                 self.dir.clone(),
-                Arc::clone(&self.store),
+                Arc::clone(&self.cdm),
                 self.site_id.clone(),
             );
             let limit = self.limits.time_limit;
@@ -206,7 +206,7 @@ impl Pool {
                         threads,
                         stopping,
                     };
-                    run_job(&dir, &store, &site_id, &task.job, task.decided_by, run)
+                    run_job(&dir, &*cdm, &site_id, &task.job, task.decided_by, run)
                 });
                 let joined = tokio::select! {
                     r = &mut work => r,
@@ -283,7 +283,7 @@ pub struct Run {
 /// `failed: timeout`.
 pub fn run_job(
     dir: &SiteDir,
-    store: &Store,
+    cdm: &dyn Cdm,
     site_id: &SiteId,
     job: &Job,
     decided_by: Actor,
@@ -293,17 +293,17 @@ pub fn run_job(
         return Ok(done);
     }
     // Admission first: a job refused before its cohort is needed costs no computation.
-    if !crate::run::needs_cohort(dir, store, site_id, job)? {
+    if !crate::run::needs_cohort(dir, cdm, site_id, job)? {
         return crate::run::compute_and_journal(
             dir,
-            store,
+            cdm,
             site_id,
             job,
             decided_by,
-            &mut |s, d| {
+            &mut |cdm, d| {
                 // Admitted after all (a steward raised a budget meanwhile): computed now, under the
                 // lock.
-                exec::run_definition_until(s, d, Some(run.cancel.clone()))
+                cdm.run(d, Some(run.cancel.clone()))
             },
         );
     }
@@ -316,7 +316,7 @@ pub fn run_job(
         .build()?;
     let run: Result<CohortRun, ExecError> = threads.install(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            exec::run_definition_until(store, &job.definition, Some(run.cancel))
+            cdm.run(&job.definition, Some(run.cancel))
         }))
         .unwrap_or_else(|_| Err(ExecError::Internal("the cohort engine panicked".into())))
     });
@@ -335,14 +335,14 @@ pub fn run_job(
         other => other,
     };
     let mut run = Some(run);
-    crate::run::compute_and_journal(dir, store, site_id, job, decided_by, &mut |store, def| {
+    crate::run::compute_and_journal(dir, cdm, site_id, job, decided_by, &mut |cdm, def| {
         // The job's own cohort was computed above; an analysis's other cohorts (comparator,
         // outcome) are computed here, without the time limit (a known gap).
         match (def == &job.definition, run.take()) {
             (true, Some(r)) => r,
             (_, r) => {
                 run = r;
-                exec::run_definition(store, def)
+                cdm.run(def, None)
             }
         }
     })

@@ -16,7 +16,7 @@ fn count(discloser: &Discloser, def: u32) -> CohortCountResult {
     let mut ledger = QueryLedger::new();
     let mut cx = ExecContext {
         site_id: &site,
-        store: store(),
+        cdm: store(),
         discloser,
         ledger: &mut ledger,
         now: now(),
@@ -164,6 +164,7 @@ fn declared_sensitivities_hold_for_every_person() {
                         .filter(|(q, _)| *q != p)
                         .copied()
                         .collect(),
+                    person_facts: None,
                 };
                 let (s1, e1, r1, f1) = qiao_site::cohort_count_values(&without, bound);
                 assert!(

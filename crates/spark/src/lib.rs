@@ -4,9 +4,12 @@
 //! The definition is parsed, validated and planned by `qiao-cohort` exactly as for the native
 //! engine ([`qiao_cohort::exec::plan::compile`]); [`sql::compile`] turns the plan into Spark SQL
 //! over the CDM tables of a catalog schema: steps materialized one by one (local checkpoints
-//! registered as temporary views of the session) and a result query; [`SparkCohorts::run`] sends
-//! them through the official Apache Spark Connect Rust client and reads back each included
-//! event's (person, start, end) and the inclusion masks per event and per person's best event.
+//! registered as temporary views of a Connect session of the run's own, released when the run
+//! ends, which frees them) and a result query; [`SparkCohorts::run`] sends them through the
+//! official Apache Spark Connect Rust client and reads back each included event's (person, start,
+//! end) and the inclusion masks per event and per person's best event — and, on request
+//! ([`sql::Wants`]), each person's best-event mask and the subjects' `person` rows, what the
+//! site's disclosure control keys its releases on (`qiao site serve --spark`).
 //! The rest of Circe's tail (era collapse with pad, censor window) and the statistics are computed
 //! here by the code the native evaluators run ([`qiao_cohort::exec::tail`],
 //! [`qiao_cohort::exec::mode_stats`]), so rows, counts, inclusion and censor statistics are those
@@ -45,11 +48,46 @@ pub enum SparkError {
 }
 
 /// A connection to a Spark Connect server and the schemas holding the CDM.
+///
+/// Each run has a server-side session of its own (its steps' temporary views and local
+/// checkpoints are the session's), released when the run ends: runs of one `SparkCohorts` may go
+/// on at once, and a run's checkpoints are freed after it.
 pub struct SparkCohorts {
     session: SparkSession,
     schemas: Schemas,
-    /// Runs of one session take turns: their steps' temporary views share the session's names.
-    turn: std::sync::Mutex<()>,
+}
+
+/// A cohort subject's `person` row, as the site's demographics read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonFact {
+    pub person_id: i64,
+    /// NULL in `person`: None.
+    pub year_of_birth: Option<i32>,
+    pub gender_concept_id: Option<i32>,
+}
+
+/// What [`SparkCohorts::generate_with`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    /// In (subject_id, start) order.
+    pub rows: Vec<CohortRow>,
+    pub stats: CohortStats,
+    pub timings: Timings,
+    /// With [`sql::Wants::person_masks`]: (person_id, best-event mask), ascending.
+    pub person_masks: Vec<(i64, u64)>,
+    /// With [`sql::Wants::person_facts`]: the subjects found in `person`, ascending.
+    pub person_facts: Vec<PersonFact>,
+}
+
+/// The size and extent of the CDM (what a site reports with each poll).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdmExtent {
+    /// Rows in `person`.
+    pub persons: u64,
+    /// The latest start or end date of the event tables present.
+    pub last_date: Option<qiao_cdm::date::Day>,
+    /// The first and last year of the observation periods' starts and ends.
+    pub observation_years: Option<(i32, i32)>,
 }
 
 /// Where the time of one run went.
@@ -83,11 +121,7 @@ impl SparkCohorts {
                 url: url.into(),
                 msg: e.to_string(),
             })?;
-        Ok(SparkCohorts {
-            session,
-            schemas,
-            turn: std::sync::Mutex::new(()),
-        })
+        Ok(SparkCohorts { session, schemas })
     }
 
     /// The Spark SQL that [`SparkCohorts::run`] sends for `def` (steps as temporary views).
@@ -101,15 +135,27 @@ impl SparkCohorts {
         &self,
         def: &CohortDefinition,
     ) -> Result<(Vec<CohortRow>, CohortStats, Timings), SparkError> {
+        let g = self.run_with(def, sql::Wants::default())?;
+        Ok((g.rows, g.stats, g.timings))
+    }
+
+    /// As [`SparkCohorts::run`], with what `wants` asks for besides.
+    pub fn run_with(
+        &self,
+        def: &CohortDefinition,
+        wants: sql::Wants,
+    ) -> Result<Generated, SparkError> {
         let t0 = Instant::now();
         let prepared = Prepared::unresolved(def).map_err(|e| match e {
             CohortError::Unsupported(u) => SparkError::Plan(u),
             e => SparkError::Result(e.to_string()),
         })?;
-        let (rows, stats, mut timings) = self.generate(&prepared)?;
+        let mut g = self.generate_with(&prepared, wants)?;
         // Planning here counts as compiling.
-        timings.compile = t0.elapsed().saturating_sub(timings.spark + timings.tail);
-        Ok((rows, stats, timings))
+        g.timings.compile = t0
+            .elapsed()
+            .saturating_sub(g.timings.spark + g.timings.tail);
+        Ok(g)
     }
 
     /// Generates a prepared definition (its plan and concept sets; concept sets are resolved in
@@ -118,93 +164,44 @@ impl SparkCohorts {
         &self,
         prepared: &Prepared,
     ) -> Result<(Vec<CohortRow>, CohortStats, Timings), SparkError> {
+        let g = self.generate_with(prepared, sql::Wants::default())?;
+        Ok((g.rows, g.stats, g.timings))
+    }
+
+    /// As [`SparkCohorts::generate`], with what `wants` asks for besides.
+    pub fn generate_with(
+        &self,
+        prepared: &Prepared,
+        wants: sql::Wants,
+    ) -> Result<Generated, SparkError> {
         let t0 = Instant::now();
         let p = prepared.plan();
-        let query = sql::compile(p, prepared.concept_sets(), &self.schemas)?;
+        let query = sql::compile_with(p, prepared.concept_sets(), &self.schemas, wants)?;
         let compile = t0.elapsed();
-        let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
         let t1 = Instant::now();
-        let batches = {
-            let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
-            let trace = std::env::var_os("QIAO_SPARK_TRACE").is_some();
-            for (name, q) in &query.steps {
-                let t = Instant::now();
-                let df = self.session.sql(q).map_err(query_err)?;
-                let df = df.local_checkpoint().map_err(query_err)?;
-                df.create_or_replace_temp_view(name).map_err(query_err)?;
-                if trace {
-                    eprintln!(
-                        "spark step {name}: {:.0} ms",
-                        t.elapsed().as_secs_f64() * 1e3
-                    );
-                }
-            }
-            let steps = t1.elapsed();
-            let df = self.session.sql(&query.result).map_err(query_err)?;
-            (df.collect_record_batches().map_err(query_err)?, steps)
-        };
-        let (batches, steps) = batches;
+        // A session of this run's own, released at its end whatever happened: its temporary views
+        // and the checkpoints they name go with it.
+        let session = self.session.new_session();
+        let fetched = fetch(&session, &query);
+        let released = session.stop();
+        let (batches, steps) = fetched?;
+        released.map_err(|e| SparkError::Query(format!("releasing the run's session: {e}")))?;
         let spark = t1.elapsed();
         let t2 = Instant::now();
-        // Each included event's (person, start, end), before the era collapse.
-        let mut ends: Vec<(i64, i64, i64)> = Vec::new();
-        let mut masks: [BTreeMap<u64, u64>; 2] = Default::default();
-        // The count of those rows is the last row of the result (UNION ALL keeps its branches in
-        // order): without it, or with another count, the stream ended early and the result is
-        // refused, not used.
-        let mut end_count: Option<u64> = None;
+        let mut r = Received::default();
         for b in &batches {
-            let col = |name: &str| {
-                b.column_by_name(name)
-                    .ok_or_else(|| SparkError::Result(format!("no column {name}")))
-            };
-            let kind = col("kind")?
-                .as_primitive_opt::<Int32Type>()
-                .ok_or_else(|| SparkError::Result("kind is not an int".into()))?;
-            let person = col("person_id")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| SparkError::Result("person_id is not a bigint".into()))?;
-            let s = col("s")?
-                .as_primitive_opt::<Date32Type>()
-                .ok_or_else(|| SparkError::Result("s is not a date".into()))?;
-            let e = col("e")?
-                .as_primitive_opt::<Date32Type>()
-                .ok_or_else(|| SparkError::Result("e is not a date".into()))?;
-            let mask = col("mask")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| SparkError::Result("mask is not a bigint".into()))?;
-            let n = col("n")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| SparkError::Result("n is not a bigint".into()))?;
-            for r in 0..b.num_rows() {
-                match kind.value(r) {
-                    sql::KIND_ROW => {
-                        if person.is_null(r) || s.is_null(r) || e.is_null(r) {
-                            return Err(SparkError::Result("an included event with NULLs".into()));
-                        }
-                        ends.push((person.value(r), s.value(r) as i64, e.value(r) as i64));
-                    }
-                    k @ (sql::KIND_MASK_EVENTS | sql::KIND_MASK_PERSONS) => {
-                        let mode = (k - sql::KIND_MASK_EVENTS) as usize;
-                        *masks[mode].entry(mask.value(r) as u64).or_default() += n.value(r) as u64;
-                    }
-                    sql::KIND_END_COUNT => {
-                        if end_count.replace(n.value(r) as u64).is_some() {
-                            return Err(SparkError::Result("two end counts".into()));
-                        }
-                    }
-                    k => return Err(SparkError::Result(format!("unknown kind {k}"))),
-                }
-            }
+            r.batch(b)?;
         }
-        if end_count != Some(ends.len() as u64) {
-            return Err(SparkError::Result(format!(
-                "{} included events received, {end_count:?} sent: the result stream ended early (a server stream limit?)",
-                ends.len()
-            )));
-        }
+        r.check(wants)?;
         // Circe's tail from the ends on: each person's rows collapsed into eras, then the censor
         // window (`#final_cohort` counts the persons with a row before it).
+        let Received {
+            mut ends,
+            masks,
+            mut person_masks,
+            mut person_facts,
+            ..
+        } = r;
         ends.sort_unstable();
         let mut rows = Vec::new();
         let mut in_final = 0u64;
@@ -238,34 +235,256 @@ impl SparkCohorts {
         if p.censor_start.is_some() || p.censor_end.is_some() {
             stats.censor_lost = Some(in_final.saturating_sub(stats.subjects));
         }
-        Ok((
+        if wants.person_masks && person_masks.len() as u64 != stats.modes[1].base_count {
+            return Err(SparkError::Result(format!(
+                "{} person masks received, {} persons with a qualified event",
+                person_masks.len(),
+                stats.modes[1].base_count
+            )));
+        }
+        person_masks.sort_unstable();
+        person_facts.sort_unstable_by_key(|f| f.person_id);
+        if let Some(w) = person_facts
+            .windows(2)
+            .find(|w| w[0].person_id == w[1].person_id)
+        {
+            return Err(SparkError::Result(format!(
+                "person_id {} is in `person` more than once",
+                w[0].person_id
+            )));
+        }
+        Ok(Generated {
             rows,
             stats,
-            Timings {
+            timings: Timings {
                 compile,
                 spark,
                 steps,
                 tail,
             },
-        ))
+            person_masks,
+            person_facts,
+        })
+    }
+
+    /// The CDM's person count, latest event date and observation years (one query).
+    pub fn extent(&self) -> Result<CdmExtent, SparkError> {
+        let cdm = &self.schemas.cdm;
+        let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
+        // The event tables of the schema that are present (a CDM may lack some).
+        let listed = self
+            .session
+            .sql(&format!("SHOW TABLES IN {cdm}"))
+            .and_then(|df| df.collect_record_batches())
+            .map_err(query_err)?;
+        let mut present = std::collections::BTreeSet::new();
+        for b in &listed {
+            let names = b
+                .column_by_name("tableName")
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| SparkError::Result("SHOW TABLES: no tableName".into()))?;
+            present.extend(names.iter().flatten().map(str::to_ascii_lowercase));
+        }
+        let day = |e: &str| format!("CAST(DATEDIFF({e}, DATE'1970-01-01') AS BIGINT)");
+        let mut dates = Vec::new();
+        for t in qiao_cdm::TABLES {
+            let Some(ev) = &t.event else { continue };
+            if !present.contains(t.name) {
+                continue;
+            }
+            let mut cols = vec![ev.start];
+            cols.extend(ev.end);
+            for c in cols {
+                dates.push(format!("SELECT MAX({}) AS d FROM {cdm}.{}", day(c), t.name));
+            }
+        }
+        if dates.is_empty() {
+            dates.push("SELECT CAST(NULL AS BIGINT) AS d".into());
+        }
+        let q = format!(
+            "SELECT (SELECT COUNT(*) FROM {cdm}.person) AS persons, \
+             (SELECT MAX(d) FROM ({})) AS last_day, \
+             (SELECT MIN(y) FROM op_years) AS y0, (SELECT MAX(y) FROM op_years) AS y1",
+            dates.join(" UNION ALL ")
+        );
+        let q = format!(
+            "WITH op_years AS (SELECT CAST(YEAR(observation_period_start_date) AS BIGINT) AS y \
+             FROM {cdm}.observation_period UNION ALL SELECT CAST(YEAR(observation_period_end_date) AS BIGINT) \
+             FROM {cdm}.observation_period)\n{q}"
+        );
+        let batches = self
+            .session
+            .sql(&q)
+            .and_then(|df| df.collect_record_batches())
+            .map_err(query_err)?;
+        let b = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| SparkError::Result("the extent query returned no row".into()))?;
+        let get = |name: &str| -> Result<Option<i64>, SparkError> {
+            let c = b
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .ok_or_else(|| SparkError::Result(format!("{name} is not a bigint")))?;
+            Ok((!c.is_null(0)).then(|| c.value(0)))
+        };
+        let years = match (get("y0")?, get("y1")?) {
+            (Some(a), Some(b)) => Some((a as i32, b as i32)),
+            _ => None,
+        };
+        Ok(CdmExtent {
+            persons: get("persons")?.unwrap_or(0).max(0) as u64,
+            last_date: get("last_day")?.map(|d| d as qiao_cdm::date::Day),
+            observation_years: years,
+        })
+    }
+}
+
+/// Materializes the steps in `session` and collects the result query: (batches, time of the
+/// steps).
+fn fetch(
+    session: &SparkSession,
+    query: &sql::Query,
+) -> Result<(Vec<arrow::record_batch::RecordBatch>, Duration), SparkError> {
+    let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
+    let t1 = Instant::now();
+    let trace = std::env::var_os("QIAO_SPARK_TRACE").is_some();
+    for (name, q) in &query.steps {
+        let t = Instant::now();
+        let df = session.sql(q).map_err(query_err)?;
+        let df = df.local_checkpoint().map_err(query_err)?;
+        df.create_or_replace_temp_view(name).map_err(query_err)?;
+        if trace {
+            eprintln!(
+                "spark step {name}: {:.0} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
+    let steps = t1.elapsed();
+    let df = session.sql(&query.result).map_err(query_err)?;
+    Ok((df.collect_record_batches().map_err(query_err)?, steps))
+}
+
+/// The result rows of one run, read batch by batch.
+#[derive(Default)]
+struct Received {
+    /// Each included event's (person, start, end), before the era collapse.
+    ends: Vec<(i64, i64, i64)>,
+    masks: [BTreeMap<u64, u64>; 2],
+    /// The count of `ends` rows sent (the last row of the result: UNION ALL keeps its branches in
+    /// order): without it, or with another count, the stream ended early and the result is
+    /// refused, not used.
+    end_count: Option<u64>,
+    person_masks: Vec<(i64, u64)>,
+    person_facts: Vec<PersonFact>,
+    fact_count: Option<u64>,
+}
+
+impl Received {
+    fn batch(&mut self, b: &arrow::record_batch::RecordBatch) -> Result<(), SparkError> {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| SparkError::Result(format!("no column {name}")))
+        };
+        let kind = col("kind")?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or_else(|| SparkError::Result("kind is not an int".into()))?;
+        let person = col("person_id")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| SparkError::Result("person_id is not a bigint".into()))?;
+        let s = col("s")?
+            .as_primitive_opt::<Date32Type>()
+            .ok_or_else(|| SparkError::Result("s is not a date".into()))?;
+        let e = col("e")?
+            .as_primitive_opt::<Date32Type>()
+            .ok_or_else(|| SparkError::Result("e is not a date".into()))?;
+        let mask = col("mask")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| SparkError::Result("mask is not a bigint".into()))?;
+        let n = col("n")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| SparkError::Result("n is not a bigint".into()))?;
+        let opt = |a: &arrow::array::PrimitiveArray<Int64Type>, r: usize| {
+            (!a.is_null(r)).then(|| a.value(r))
+        };
+        for r in 0..b.num_rows() {
+            match kind.value(r) {
+                sql::KIND_ROW => {
+                    if person.is_null(r) || s.is_null(r) || e.is_null(r) {
+                        return Err(SparkError::Result("an included event with NULLs".into()));
+                    }
+                    self.ends
+                        .push((person.value(r), s.value(r) as i64, e.value(r) as i64));
+                }
+                k @ (sql::KIND_MASK_EVENTS | sql::KIND_MASK_PERSONS) => {
+                    let mode = (k - sql::KIND_MASK_EVENTS) as usize;
+                    *self.masks[mode].entry(mask.value(r) as u64).or_default() += n.value(r) as u64;
+                }
+                sql::KIND_END_COUNT => {
+                    if self.end_count.replace(n.value(r) as u64).is_some() {
+                        return Err(SparkError::Result("two end counts".into()));
+                    }
+                }
+                sql::KIND_PERSON_MASK => {
+                    self.person_masks
+                        .push((person.value(r), mask.value(r) as u64));
+                }
+                sql::KIND_PERSON_FACT => self.person_facts.push(PersonFact {
+                    person_id: person.value(r),
+                    year_of_birth: opt(n, r).map(|y| y as i32),
+                    gender_concept_id: opt(mask, r).map(|g| g as i32),
+                }),
+                sql::KIND_FACT_COUNT => {
+                    if self.fact_count.replace(n.value(r) as u64).is_some() {
+                        return Err(SparkError::Result("two person fact counts".into()));
+                    }
+                }
+                k => return Err(SparkError::Result(format!("unknown kind {k}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether everything sent arrived.
+    fn check(&self, wants: sql::Wants) -> Result<(), SparkError> {
+        if self.end_count != Some(self.ends.len() as u64) {
+            return Err(SparkError::Result(format!(
+                "{} included events received, {:?} sent: the result stream ended early (a server stream limit?)",
+                self.ends.len(),
+                self.end_count
+            )));
+        }
+        if wants.person_facts && self.fact_count != Some(self.person_facts.len() as u64) {
+            return Err(SparkError::Result(format!(
+                "{} person facts received, {:?} sent",
+                self.person_facts.len(),
+                self.fact_count
+            )));
+        }
+        Ok(())
     }
 }
 
 impl Evaluator for SparkCohorts {
     type Error = SparkError;
 
-    /// Evaluates on Spark. Per-person inclusion masks are not returned by this backend: a sink
-    /// that wants them is refused.
+    /// Evaluates on Spark; per-person best-event masks (persons ascending) when the sink wants
+    /// them.
     fn evaluate(
         &self,
         prepared: &Prepared,
         sink: &mut dyn CohortSink,
     ) -> Result<CohortStats, SparkError> {
-        if sink.wants_person_masks() {
-            return Err(sql::Unsupported("per-person inclusion masks".into()).into());
+        let wants = sql::Wants {
+            person_masks: sink.wants_person_masks(),
+            person_facts: false,
+        };
+        let g = self.generate_with(prepared, wants)?;
+        for &(person, mask) in &g.person_masks {
+            sink.person_mask(person, mask)?;
         }
-        let (rows, stats, _) = self.generate(prepared)?;
-        sink.push_all(&rows)?;
-        Ok(stats)
+        sink.push_all(&g.rows)?;
+        Ok(g.stats)
     }
 }

@@ -24,7 +24,9 @@
 //!
 //! The result has one row per fact, tagged by `kind`: 0 an included event's (`person_id`, `s`,
 //! `e`), 1 a mode-0 mask count (`mask`, `n`), 2 a mode-1 mask count, 3 (last) the number of
-//! kind-0 rows (`n`: a result stream that ended early is detected).
+//! kind-0 rows (`n`: a result stream that ended early is detected); on request ([`Wants`]) 4 a
+//! person's best-event mask, 5 a cohort subject's gender and year of birth, 6 the number of
+//! kind-5 rows.
 //!
 //! Every node's SQL follows the native evaluator's row semantics (`exec/run.rs`): rows without a
 //! person or a start date are not events; `First` is taken after the codeset and source joins and
@@ -59,6 +61,24 @@ pub const KIND_ROW: i32 = 0;
 pub const KIND_MASK_EVENTS: i32 = 1;
 pub const KIND_MASK_PERSONS: i32 = 2;
 pub const KIND_END_COUNT: i32 = 3;
+/// With [`Wants::person_masks`]: each person's best-event mask (`person_id`, `mask`).
+pub const KIND_PERSON_MASK: i32 = 4;
+/// With [`Wants::person_facts`]: each cohort subject's `person` row (`person_id`, `mask`: the
+/// gender concept, `n`: the year of birth).
+pub const KIND_PERSON_FACT: i32 = 5;
+/// With [`Wants::person_facts`]: the number of kind-5 rows (`n`).
+pub const KIND_FACT_COUNT: i32 = 6;
+
+/// What a run returns besides the rows and the statistics (what a sink needs: the site's
+/// disclosure control keys each funnel line on the persons whose best-event mask passes it, and
+/// its demographics on the subjects' age, gender and index year).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// Each person's best-event inclusion mask (mode 1), for every person with a qualified event.
+    pub person_masks: bool,
+    /// Each cohort subject's year of birth and gender concept.
+    pub person_facts: bool,
+}
 
 /// The compiled SQL of one definition.
 #[derive(Debug, Clone)]
@@ -104,6 +124,16 @@ pub fn compile(
     plan: &Plan,
     concept_sets: &[ConceptSet],
     at: &Schemas,
+) -> Result<Query, Unsupported> {
+    compile_with(plan, concept_sets, at, Wants::default())
+}
+
+/// As [`compile`], the result also carrying what `wants` asks for.
+pub fn compile_with(
+    plan: &Plan,
+    concept_sets: &[ConceptSet],
+    at: &Schemas,
+    wants: Wants,
 ) -> Result<Query, Unsupported> {
     for s in [&at.cdm, &at.vocab] {
         if !is_identifier(s) {
@@ -153,15 +183,35 @@ pub fn compile(
             inline.push((name, body));
         }
     }
-    let result = with(
-        &inline,
-        &format!(
-            "SELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM ends\n\
-             UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
-             UNION ALL SELECT {KIND_MASK_PERSONS}, NULL, NULL, NULL, mask, COUNT(*) FROM best GROUP BY mask\n\
-             UNION ALL SELECT {KIND_END_COUNT}, NULL, NULL, NULL, NULL, COUNT(*) FROM ends"
-        ),
+    let mut body = format!(
+        "SELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM ends\n\
+         UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
+         UNION ALL SELECT {KIND_MASK_PERSONS}, NULL, NULL, NULL, mask, COUNT(*) FROM best GROUP BY mask\n"
     );
+    if wants.person_masks {
+        // Their number is the mode-1 base count (kind 2): checked on this side.
+        let _ = writeln!(
+            body,
+            "UNION ALL SELECT {KIND_PERSON_MASK}, person_id, NULL, NULL, mask, NULL FROM best"
+        );
+    }
+    if wants.person_facts {
+        let facts = format!(
+            "SELECT f.person_id, CAST(pe.gender_concept_id AS BIGINT) AS g, CAST(pe.year_of_birth AS BIGINT) AS y \
+             FROM (SELECT DISTINCT person_id FROM ends) f JOIN {}.person pe ON pe.person_id = f.person_id",
+            at.cdm
+        );
+        let _ = writeln!(
+            body,
+            "UNION ALL SELECT {KIND_PERSON_FACT}, person_id, NULL, NULL, g, y FROM ({facts})\n\
+             UNION ALL SELECT {KIND_FACT_COUNT}, NULL, NULL, NULL, NULL, COUNT(*) FROM ({facts})"
+        );
+    }
+    let _ = write!(
+        body,
+        "UNION ALL SELECT {KIND_END_COUNT}, NULL, NULL, NULL, NULL, COUNT(*) FROM ends"
+    );
+    let result = with(&inline, &body);
     Ok(Query { steps, result })
 }
 
@@ -970,4 +1020,70 @@ fn merge_eras(from: &str, gap: i32) -> String {
          GROUP BY person_id, grp",
         neg = -(gap as i64)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(json: &str) -> (Plan, Vec<ConceptSet>) {
+        let def = qiao_cohort::parse(json).expect("parses");
+        let plan = qiao_cohort::exec::plan::compile(&def.expression).expect("plans");
+        (plan, def.expression.concept_sets)
+    }
+
+    fn at() -> Schemas {
+        Schemas {
+            cdm: "cdm".into(),
+            vocab: "vocab".into(),
+        }
+    }
+
+    const CONCEPT_SET: &str = r#"{"id": 0, "name": "x", "expression": {"items": [
+        {"concept": {"CONCEPT_ID": 8532}, "isExcluded": false, "includeDescendants": false, "includeMapped": false}]}}"#;
+
+    /// A LocationRegion criterion (location history joined to `location.region_concept_id`) is
+    /// refused by name, never compiled to something else.
+    #[test]
+    fn location_region_is_refused_by_name() {
+        let json = format!(
+            r#"{{"ConceptSets": [{CONCEPT_SET}],
+              "PrimaryCriteria": {{"CriteriaList": [{{"LocationRegion": {{"CodesetId": 0}}}}],
+                "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}}}}"#
+        );
+        let (plan, sets) = plan_of(&json);
+        let e = compile(&plan, &sets, &at()).expect_err("refused");
+        assert!(e.to_string().contains("LocationRegion"), "{e}");
+        assert!(e.to_string().starts_with("not supported on Spark"), "{e}");
+    }
+
+    /// What a sink needs is asked for by name: each person's best-event mask and the subjects'
+    /// `person` rows are separate branches of the result, each with its own count.
+    #[test]
+    fn person_masks_and_facts_only_when_wanted() {
+        let json = format!(
+            r#"{{"ConceptSets": [{CONCEPT_SET}],
+              "PrimaryCriteria": {{"CriteriaList": [{{"ConditionOccurrence": {{"CodesetId": 0}}}}],
+                "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}}}}"#
+        );
+        let (plan, sets) = plan_of(&json);
+        let plain = compile(&plan, &sets, &at()).unwrap();
+        for k in [KIND_PERSON_MASK, KIND_PERSON_FACT, KIND_FACT_COUNT] {
+            assert!(!plain.result.contains(&format!("SELECT {k},")), "{k}");
+        }
+        let wants = Wants {
+            person_masks: true,
+            person_facts: true,
+        };
+        let full = compile_with(&plan, &sets, &at(), wants).unwrap();
+        for k in [KIND_PERSON_MASK, KIND_PERSON_FACT, KIND_FACT_COUNT] {
+            assert!(full.result.contains(&format!("SELECT {k},")), "{k}");
+        }
+        assert!(full.result.contains("JOIN cdm.person pe"));
+        // The count of included events stays the last branch.
+        assert!(full.result.trim_end().ends_with(&format!(
+            "SELECT {KIND_END_COUNT}, NULL, NULL, NULL, NULL, COUNT(*) FROM ends"
+        )));
+        assert_eq!(plain.steps, full.steps);
+    }
 }

@@ -3,8 +3,10 @@
 //! others; all 110 with `QIAO_TEST_SPARK_PHENOTYPES=all`), run by the native engine over a store ingested from the
 //! CSVs and by Spark over the same CSVs loaded as Parquet tables (scripts/spark-test-cluster.sh,
 //! schema `gibleed`). Rows, entries, subjects, both modes' inclusion masks and rule statistics,
-//! and censor losses must be identical; a definition the Spark compiler does not cover must be
-//! refused by name (counted and printed), never answered differently.
+//! and censor losses must be identical, and so must each person's best-event mask and the
+//! subjects' `person` rows (what a site serving through Spark releases on); a definition the Spark
+//! compiler does not cover must be refused by name (counted and printed), never answered
+//! differently.
 //!
 //! Needs `QIAO_TEST_SPARK` (the `sc://` URL that `scripts/spark-test-cluster.sh start` prints; set
 //! by scripts/test.sh when Java is present). Without it the test is skipped, unless
@@ -13,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use qiao_cohort::exec::{CohortRow, CohortStats, Prepared};
-use qiao_spark::{Schemas, SparkCohorts, SparkError};
+use qiao_cohort::exec::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
+use qiao_spark::{sql::Wants, PersonFact, Schemas, SparkCohorts, SparkError};
 use qiao_store::Store;
 
 const DATA: &str = "../../../shared/data";
@@ -116,6 +118,48 @@ fn compare(url: &str, store: &Store, files: &[PathBuf], threads: usize) -> Outco
 
 type Compared = (String, u64, f64, f64);
 
+/// Rows and each person's best-event mask, as a site collects them.
+#[derive(Default)]
+struct Collect {
+    rows: Vec<CohortRow>,
+    masks: Vec<(i64, u64)>,
+}
+
+impl CohortSink for Collect {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        self.rows.push(row);
+        Ok(())
+    }
+    fn wants_person_masks(&self) -> bool {
+        true
+    }
+    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
+        self.masks.push((person_id, mask));
+        Ok(())
+    }
+}
+
+/// The subjects' `person` rows in the store, as [`PersonFact`]s.
+fn facts_of(store: &Store, rows: &[CohortRow]) -> Vec<PersonFact> {
+    let persons = store.persons();
+    let genders = persons.i32_column("gender_concept_id");
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.subject_id).collect();
+    ids.dedup();
+    ids.iter()
+        .filter_map(|&id| {
+            let idx = persons.index_of(id)?;
+            persons.has_row(idx).then(|| PersonFact {
+                person_id: id,
+                year_of_birth: persons.year_of_birth(idx),
+                gender_concept_id: genders
+                    .get(idx as usize)
+                    .copied()
+                    .filter(|&g| g != qiao_cdm::NULL_INT),
+            })
+        })
+        .collect()
+}
+
 /// Ok(Ok): equal; Ok(Err): refused by name; Err: a difference or a Spark failure.
 #[allow(clippy::type_complexity)]
 fn compare_one(
@@ -127,8 +171,10 @@ fn compare_one(
     let json = std::fs::read_to_string(f).unwrap();
     let def = qiao_cohort::parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
     let t = Instant::now();
-    let mut rows = Vec::new();
-    let native = Prepared::new(&def, store).and_then(|p| p.run(store, &mut rows));
+    let mut sink = Collect::default();
+    let native = Prepared::new(&def, store).and_then(|p| p.run(store, &mut sink));
+    let Collect { rows, mut masks } = sink;
+    masks.sort_unstable();
     let native_ms = t.elapsed().as_secs_f64() * 1e3;
     let native = match native {
         Ok(s) => s,
@@ -141,15 +187,26 @@ fn compare_one(
         }
     };
     let t = Instant::now();
-    match spark.run(&def) {
-        Ok((srows, sstats, _)) => {
+    let wants = Wants {
+        person_masks: true,
+        person_facts: true,
+    };
+    match spark.run_with(&def, wants) {
+        Ok(g) => {
+            let (srows, sstats) = (&g.rows, &g.stats);
             let spark_ms = t.elapsed().as_secs_f64() * 1e3;
             let a = summary(&rows, &native);
-            let b = summary(&srows, &sstats);
-            if a != b || rows != srows {
+            let b = summary(srows, sstats);
+            if masks != g.person_masks {
+                return Err(format!("{name}: per-person best-event masks differ"));
+            }
+            if facts_of(store, &rows) != g.person_facts {
+                return Err(format!("{name}: the subjects' person rows differ"));
+            }
+            if a != b || rows != *srows {
                 let first = rows
                     .iter()
-                    .zip(&srows)
+                    .zip(srows.iter())
                     .position(|(x, y)| x != y)
                     .unwrap_or(rows.len().min(srows.len()));
                 return Err(format!(

@@ -209,6 +209,9 @@ pub struct Spec {
     pub hub_args: Vec<String>,
     /// Processes only: extra `qiao site serve` flags for every site (e.g. `--workers`).
     pub site_args: Vec<String>,
+    /// Processes only: (site id, flags) for sites that serve another CDM than their store: the
+    /// flags replace `--store STORE` (e.g. `--spark sc://HOST:PORT --schema S`).
+    pub site_sources: Vec<(String, Vec<String>)>,
 }
 
 impl Default for Spec {
@@ -225,6 +228,7 @@ impl Default for Spec {
             site_logs: false,
             hub_args: Vec::new(),
             site_args: Vec::new(),
+            site_sources: Vec::new(),
         }
     }
 }
@@ -656,17 +660,20 @@ impl Network {
             (Running::Processes { procs }, Nodes::Processes(cli)) => {
                 let wait = spec.site_wait_secs.map(|w| w.to_string());
                 let backoff = spec.max_backoff_secs.to_string();
-                let mut args = vec![
-                    "site",
-                    "serve",
-                    "--store",
-                    path_str(&site.store)?,
+                let source = spec
+                    .site_sources
+                    .iter()
+                    .find(|(id, _)| site.id.as_str() == id)
+                    .map(|(_, flags)| flags.iter().map(String::as_str).collect());
+                let mut args = vec!["site", "serve"];
+                args.extend(source.unwrap_or(vec!["--store", path_str(&site.store)?]));
+                args.extend([
                     "--data",
                     path_str(&site.data)?,
                     "--insecure-http",
                     "--max-backoff-secs",
                     &backoff,
-                ];
+                ]);
                 if let Some(w) = &wait {
                     args.extend(["--wait-secs", w]);
                 }
