@@ -171,6 +171,7 @@ impl Analysis for Incidence {
 
     fn statistics(
         spec: &IncidenceSpec,
+        _target: &serde_json::Value,
         d: &Discloser,
         store: &Store,
     ) -> Result<Vec<Statistic>, AnalysisError> {
@@ -189,9 +190,11 @@ impl Analysis for Incidence {
         let d = site.discloser;
         let dp = is_dp(d);
         let bound = d.policy().dp.entries_bound;
-        let target = clip_rows(d, (site.engine)(site.store, site.target)?);
-        let outcome = (site.engine)(site.store, &spec.outcome)?;
+        let target = clip_rows(d, (site.engine)(site.store, site.target)?.rows);
+        let outcome = (site.engine)(site.store, &spec.outcome)?.rows;
         let who = persons(d, &target);
+        // SHRINE's repeated-result lockout, on the target's persons (as a count's final line).
+        site.record_result(&who)?;
         let mut cohorts: Cohorts = HashMap::new();
         cohorts.insert(1, target);
         cohorts.insert(2, outcome);

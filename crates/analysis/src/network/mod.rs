@@ -13,23 +13,29 @@
 //! 4. the **pooling** at the hub: sums of released values only ([`qiao_disclosure::network_total`]),
 //!    and the derived means, rates and intervals computed from those sums.
 //!
-//! Implemented here: [`characterization::Characterization`] (FeatureExtraction) and
-//! [`incidence::Incidence`] (CohortIncidence). The feasibility queries (`cohort_count`,
-//! `demographics`) are still released by `qiao-site`'s `exec` module and pooled by the hub's
-//! view; see ARCHITECTURE.md ("Adding an analysis") for the files a new analysis touches.
+//! Implemented here: the feasibility queries [`cohort_count::CohortCount`] (Circe's attrition
+//! funnel) and [`demographics::Demographics`] (age × gender × index year), and
+//! [`characterization::Characterization`] (FeatureExtraction) and [`incidence::Incidence`]
+//! (CohortIncidence). `qiao-site` runs every one of them through one generic function and the
+//! hub pools them with [`Analysis::pool`]; see ARCHITECTURE.md ("Adding an analysis") for the
+//! files a new analysis touches.
 
 pub mod characterization;
+pub mod cohort_count;
+pub mod demographics;
 pub mod incidence;
 
-use qiao_cohort::CohortRow;
-use qiao_disclosure::{self as dc, Discloser, PersonSetDigest, Question, Statistic};
+use qiao_cohort::{CohortRow, CohortStats};
+use qiao_disclosure::{
+    self as dc, Discloser, PersonSetDigest, QueryContext, QueryLedger, Question, Refusal, Statistic,
+};
 use qiao_protocol::{DisclosureSummary, Released, SuppressionBasis};
 use qiao_store::Store;
 use serde::{Deserialize, Serialize};
 
 /// Why an analysis could not be run at a site. The message stays at the site; only a code
 /// crosses the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AnalysisError {
     /// The spec or a definition is invalid (a JSON path and what is wrong).
     #[error("{0}")]
@@ -37,6 +43,12 @@ pub enum AnalysisError {
     /// Valid, but this site cannot release it (e.g. under its release mode).
     #[error("{0}")]
     Unsupported(String),
+    /// A cohort definition the engine does not support.
+    #[error("{0}")]
+    UnsupportedDefinition(String),
+    /// Refused by the site's ledger after the computation (SHRINE's repeated-result lockout).
+    #[error("{0}")]
+    Refused(Refusal),
     /// Stopped at the site's time limit.
     #[error("{0}")]
     Cancelled(String),
@@ -45,12 +57,37 @@ pub enum AnalysisError {
     Internal(String),
 }
 
-/// Runs a Circe definition on the site's store: the cohort rows in (subject, start) order.
-pub type CohortEngine<'e> =
-    dyn FnMut(&Store, &serde_json::Value) -> Result<Vec<CohortRow>, AnalysisError> + 'e;
+/// The cohort a definition gives on a store.
+#[derive(Debug, Clone)]
+pub struct CohortRun {
+    /// The cohort rows, in (subject_id, start) order. Patient-level: never leaves the site.
+    pub rows: Vec<CohortRow>,
+    /// Circe's statistics.
+    pub stats: CohortStats,
+    /// (person_id, inclusion mask of the person's best event) for every person with a
+    /// qualified event, ascending. Patient-level: never leaves the site.
+    pub person_masks: Vec<(i64, u64)>,
+}
 
-/// What a site gives an analysis: its store, engine and discloser, the job's question and
-/// target definition, and the disclosure summary to put in the result.
+/// The distinct subject ids of cohort rows in subject order.
+pub fn subject_ids(rows: &[CohortRow]) -> impl Iterator<Item = i64> + '_ {
+    let mut last = None;
+    rows.iter().filter_map(move |r| {
+        if last == Some(r.subject_id) {
+            None
+        } else {
+            last = Some(r.subject_id);
+            Some(r.subject_id)
+        }
+    })
+}
+
+/// Runs a Circe definition on the site's store (under the site's job time limit).
+pub type CohortEngine<'e> =
+    dyn FnMut(&Store, &serde_json::Value) -> Result<CohortRun, AnalysisError> + 'e;
+
+/// What a site gives an analysis: its store, engine, discloser and ledger, the job's question
+/// and target definition, and the disclosure summary to put in the result.
 pub struct Site<'a> {
     /// The store.
     pub store: &'a Store,
@@ -58,12 +95,36 @@ pub struct Site<'a> {
     pub engine: &'a mut CohortEngine<'a>,
     /// The site's disclosure control (under the job's floors).
     pub discloser: &'a Discloser,
+    /// The site's ledger (SHRINE's repeated-result lockout: [`Site::record_result`]).
+    pub ledger: &'a mut QueryLedger,
+    /// Who asks, and when (the ledger's key).
+    pub context: QueryContext<'a>,
     /// The job's question (query and definitions), part of every noise key.
     pub question: Question,
     /// The job's cohort definition (the target).
     pub target: &'a serde_json::Value,
+    /// The statistics the analysis declared (and the site charged), for the release.
+    pub statistics: &'a [Statistic],
     /// The disclosure control applied, as the result states it.
     pub summary: DisclosureSummary,
+}
+
+impl Site<'_> {
+    /// Records a result's person set in the ledger: under SHRINE's release mode the same result
+    /// received too often locks the user out (a refusal, nothing released).
+    pub fn record_result(&mut self, result: &PersonSetDigest) -> Result<(), AnalysisError> {
+        self.discloser
+            .record_result(self.ledger, &self.context, result)
+            .map_err(AnalysisError::Refused)
+    }
+
+    /// The declared statistic named `name`.
+    pub fn statistic(&self, name: &str) -> Result<&Statistic, AnalysisError> {
+        self.statistics
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| AnalysisError::Internal(format!("statistic {name} was not declared")))
+    }
 }
 
 /// One analysis that runs across the network.
@@ -74,14 +135,19 @@ pub trait Analysis {
     type Released;
     /// What the hub shows from the sites' releases.
     type Pooled;
+    /// Whether the result is a table released with secondary (complementary) suppression
+    /// outside DP, as its disclosure summary states.
+    const TABLE: bool = false;
 
     /// The spec's own problems, as `(JSON path, what is wrong)`.
     fn check(spec: &Self::Spec) -> Result<(), (String, String)>;
 
     /// The statistics the site will release, each with its sensitivity, decided on the spec,
-    /// the policy and site-level facts of the store only (never on the cohort).
+    /// the target definition, the policy and site-level facts of the store only (never on the
+    /// cohort).
     fn statistics(
         spec: &Self::Spec,
+        target: &serde_json::Value,
         discloser: &Discloser,
         store: &Store,
     ) -> Result<Vec<Statistic>, AnalysisError>;
