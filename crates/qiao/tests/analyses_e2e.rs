@@ -409,5 +409,20 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert_eq!(site["status"], "refused", "{site}");
         assert_eq!(site["reason"], "policy", "{site}");
     }
+    // A continuous covariate (Charlson, FE analysis 901) named under DP is refused, not
+    // silently left out (its values are not clipped).
+    let v = query(&[
+        "--analysis",
+        "characterize",
+        "--covariates",
+        "8507001,1901",
+        "--analyses",
+        "1,901",
+        &t,
+    ]);
+    for site in v["sites"].as_array().unwrap() {
+        assert_eq!(site["status"], "refused", "{site}");
+        assert_eq!(site["reason"], "policy", "{site}");
+    }
     net.stop().unwrap();
 }

@@ -427,7 +427,7 @@ impl Site {
             // What a local investigator's pre-screening list can be run on (`qiao site ui`).
             crate::cohorts::remember(&self.dir, &job, now_unix())?;
         }
-        if let Err(why) = crate::limits::check_definition(&job.definition) {
+        if let Err(why) = crate::limits::check_job(&job) {
             let e = exec::refused(
                 &job,
                 &self.config.site_id,
