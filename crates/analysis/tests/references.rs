@@ -485,30 +485,42 @@ fn fe_covariates_are_the_characterizations_and_fit_as_statsmodels() {
         ..Settings::default()
     };
     let ch = characterize(store, &target_rows, &settings).unwrap();
-    // The covariate of each analysis whose prevalence is nearest 30% (enough persons in both
-    // levels for the guard), and gender.
-    let pick = |analysis: u32| {
-        ch.binary
+    // Per analysis, the covariate with prevalence nearest 30% whose column over all units is
+    // neither constant nor a copy of one chosen before (a singular design otherwise).
+    let gender = GenderMale.column(store, &input.units).unwrap();
+    let mut chosen = vec![ch.binary.iter().find(|b| b.covariate_id == 8507001).unwrap()];
+    let mut chosen_cols = vec![gender.clone()];
+    for analysis in [102, 210] {
+        let mut candidates: Vec<_> = ch
+            .binary
             .iter()
             .filter(|b| b.analysis_id == analysis)
-            .min_by(|a, b| (a.mean - 0.3).abs().total_cmp(&(b.mean - 0.3).abs()))
-            .unwrap_or_else(|| panic!("no covariate of analysis {analysis}"))
-    };
-    let chosen = [
-        ch.binary
-            .iter()
-            .find(|b| b.covariate_id == 8507001)
-            .unwrap(),
-        pick(102),
-        pick(210),
-    ];
+            .collect();
+        candidates.sort_by(|a, b| (a.mean - 0.3).abs().total_cmp(&(b.mean - 0.3).abs()));
+        let (b, col) = candidates
+            .into_iter()
+            .find_map(|b| {
+                let col = FeCovariate::new(b.covariate_id)
+                    .unwrap()
+                    .column(store, &input.units)
+                    .unwrap();
+                let ones = col.iter().filter(|&&v| v == 1.0).count();
+                (ones > 20 && ones + 20 < col.len() && !chosen_cols.contains(&col))
+                    .then_some((b, col))
+            })
+            .unwrap_or_else(|| panic!("no usable covariate of analysis {analysis}"));
+        chosen.push(b);
+        chosen_cols.push(col);
+    }
+    for b in &chosen {
+        eprintln!("fe:{} {} (target sum {})", b.covariate_id, b.name, b.sum);
+    }
     let mut covariates: Vec<Box<dyn Covariate>> = vec![Box::new(Treatment)];
-    for b in chosen {
+    for b in &chosen {
         covariates.push(Box::new(FeCovariate::new(b.covariate_id).unwrap()));
     }
     let (names, cols) = columns(store, &input.units, &covariates).unwrap();
     assert_eq!(names[1], "fe:8507001");
-    let gender = GenderMale.column(store, &input.units).unwrap();
     assert_eq!(cols[1], gender, "fe:8507001 is gender = male");
     for (j, b) in chosen.iter().enumerate() {
         let sum: f64 = input

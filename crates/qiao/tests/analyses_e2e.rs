@@ -411,7 +411,17 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     }
     // A continuous covariate (Charlson, FE analysis 901) named under DP is refused, not
     // silently left out (its values are not clipped).
-    let v = query(&[
+    let out = qiao(&[
+        "query",
+        "--hub",
+        &net.url,
+        "--token",
+        &token,
+        "--project",
+        "p1",
+        "--wait",
+        "60",
+        "--json",
         "--analysis",
         "characterize",
         "--covariates",
@@ -420,6 +430,7 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         "1,901",
         &t,
     ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
     for site in v["sites"].as_array().unwrap() {
         assert_eq!(site["status"], "refused", "{site}");
         assert_eq!(site["reason"], "policy", "{site}");
