@@ -6,6 +6,7 @@
 //! - the follow-up (time, event per person) equals `../shared/oracles/survival_reference.py`, which
 //!   generates the cohorts with duckcdm's Circe on DuckDB and derives it in SQL;
 //! - logistic regression equals statsmodels `Logit`, Cox equals lifelines `CoxPHFitter`;
+//! - `fe:` covariates are the characterization's covariates per unit, and fit as statsmodels;
 //! - federated = pooled: the three sites' summed Newton–Raphson equals statsmodels on the union
 //!   (logistic) and `CoxPHFitter(strata=site)` on the union (Cox); the KM pooled from the sites'
 //!   30-day risk-set tables equals lifelines on the union with times on the same grid.
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use qiao_analysis::regression::design::{
-    columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment, Unit,
+    columns, AgeDecades, Arm, CohortMembership, Covariate, FeCovariate, GenderMale, Treatment, Unit,
 };
 use qiao_analysis::regression::{fit, Fit, Guard, Model, SiteData};
 use qiao_analysis::survival::{grid_index, logrank, EventTable, KaplanMeier, RiskSetTable};
@@ -455,6 +456,109 @@ fn regression_equals_statsmodels_and_lifelines_on_gibleed() {
         "iterations: logistic {}, cox {}",
         logistic.iterations, cox.iterations
     );
+}
+
+/// `fe:` covariates: a FeatureExtraction covariate as a 0/1 column at each unit's index, from
+/// the characterization's own covariate engine. Checked three ways: `fe:8507001` (gender =
+/// MALE, FE analysis 1) is the gender column; each column summed over the target's units is
+/// what the characterization (equal to FE's SQL in the oracle tests) counts for those entries,
+/// for a condition occurrence (analysis 102) and a condition group era (210); and the logistic
+/// fit with them equals statsmodels' `Logit`. Continuous, value-as-concept and unknown analyses
+/// are refused by name.
+#[test]
+fn fe_covariates_are_the_characterizations_and_fit_as_statsmodels() {
+    use qiao_analysis::characterization::{characterize, Settings};
+    let store = gibleed();
+    let input = site_input(store);
+    let target_rows: Vec<qiao_cohort::CohortRow> = input
+        .units
+        .iter()
+        .filter(|u| u.arm == Arm::Target)
+        .map(|u| qiao_cohort::CohortRow {
+            subject_id: u.subject.person_id,
+            start: u.subject.index_date,
+            end: u.subject.index_date,
+        })
+        .collect();
+    let settings = Settings {
+        analysis_ids: vec![1, 102, 210],
+        ..Settings::default()
+    };
+    let ch = characterize(store, &target_rows, &settings).unwrap();
+    // Per analysis, the covariate with prevalence nearest 30% whose column over all units is
+    // neither constant nor a copy of one chosen before (a singular design otherwise).
+    let gender = GenderMale.column(store, &input.units).unwrap();
+    let mut chosen = vec![ch.binary.iter().find(|b| b.covariate_id == 8507001).unwrap()];
+    let mut chosen_cols = vec![gender.clone()];
+    for analysis in [102, 210] {
+        let mut candidates: Vec<_> = ch
+            .binary
+            .iter()
+            .filter(|b| b.analysis_id == analysis)
+            .collect();
+        candidates.sort_by(|a, b| (a.mean - 0.3).abs().total_cmp(&(b.mean - 0.3).abs()));
+        let (b, col) = candidates
+            .into_iter()
+            .find_map(|b| {
+                let col = FeCovariate::new(b.covariate_id)
+                    .unwrap()
+                    .column(store, &input.units)
+                    .unwrap();
+                let ones = col.iter().filter(|&&v| v == 1.0).count();
+                (ones > 20 && ones + 20 < col.len() && !chosen_cols.contains(&col))
+                    .then_some((b, col))
+            })
+            .unwrap_or_else(|| panic!("no usable covariate of analysis {analysis}"));
+        chosen.push(b);
+        chosen_cols.push(col);
+    }
+    for b in &chosen {
+        eprintln!("fe:{} {} (target sum {})", b.covariate_id, b.name, b.sum);
+    }
+    let mut covariates: Vec<Box<dyn Covariate>> = vec![Box::new(Treatment)];
+    for b in &chosen {
+        covariates.push(Box::new(FeCovariate::new(b.covariate_id).unwrap()));
+    }
+    let (names, cols) = columns(store, &input.units, &covariates).unwrap();
+    assert_eq!(names[1], "fe:8507001");
+    assert_eq!(cols[1], gender, "fe:8507001 is gender = male");
+    for (j, b) in chosen.iter().enumerate() {
+        let sum: f64 = input
+            .units
+            .iter()
+            .zip(&cols[j + 1])
+            .filter(|(u, _)| u.arm == Arm::Target)
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(sum, b.sum as f64, "fe:{} over the target", b.covariate_id);
+        assert!(b.sum > 50, "fe:{}: {} persons", b.covariate_id, b.sum);
+    }
+    for (id, why) in [
+        (1901, "continuous"),
+        (4_194_304_123_456_713, "hashes"),
+        (8507999, "not a FeatureExtraction analysis"),
+    ] {
+        let e = FeCovariate::new(id).err().expect("refused");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+    let Some(py) = python() else { return };
+    let s = SiteInput {
+        units: input.units,
+        names,
+        columns: cols,
+    };
+    let logistic = fit_sites(Model::Logistic, std::slice::from_ref(&s));
+    let (_, logit_req) = union_request(std::slice::from_ref(&s), false);
+    let dir = tempfile::tempdir().unwrap();
+    let r = reference_fits(&py, dir.path(), &json!({"logit": {"fe": logit_req}}));
+    let mut agree = Agreement::default();
+    compare_fit(
+        &mut agree,
+        "logistic with fe: covariates vs statsmodels Logit",
+        &logistic,
+        &r["logit"]["fe"],
+    );
+    agree.print("fe: covariates (gender, a condition, a condition group) vs statsmodels");
 }
 
 #[test]

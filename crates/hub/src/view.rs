@@ -2,12 +2,11 @@
 //! totals computed from released values only, by addition only
 //! ([`qiao_disclosure::network_total`]).
 
-use std::collections::BTreeMap;
-
 use qiao_analysis::network::characterization::{Characterization, PooledCharacterization};
+use qiao_analysis::network::cohort_count::{CohortCount, PooledCohortCount};
+use qiao_analysis::network::demographics::{Demographics, DemographicsSpec, PooledDemographics};
 use qiao_analysis::network::incidence::{Incidence, PooledIncidence};
-use qiao_analysis::network::Analysis;
-use qiao_disclosure as dc;
+use qiao_analysis::network::{Analysis, Sum};
 use qiao_protocol::{
     AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
     RefusalReason, Released, SiteId, UserId,
@@ -77,11 +76,10 @@ pub struct TotalValue {
     pub suppressed_sites: usize,
 }
 
-impl TotalValue {
-    fn of(values: &[dc::Released]) -> Self {
-        let t = dc::network_total(values);
+impl From<Sum> for TotalValue {
+    fn from(t: Sum) -> Self {
         Self {
-            display: t.to_string(),
+            display: t.display,
             point_sum: t.point_sum,
             low: t.low,
             high: t.high,
@@ -194,8 +192,6 @@ pub fn describe_disclosure(s: &DisclosureSummary) -> Vec<String> {
     out
 }
 
-type CellKey = (Option<AgeBand>, Option<Gender>, Option<u16>);
-
 /// Builds the view of a job from its record and stored results.
 pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
     let mut sites = Vec::with_capacity(record.sites.len());
@@ -244,8 +240,33 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
     }
     let complete = sites.iter().all(|s| s.status != SiteStatus::Pending);
     let total = match &record.job.query {
-        QueryType::CohortCount => cohort_totals(&done),
-        QueryType::Demographics { .. } => demographics_totals(&done),
+        QueryType::CohortCount => {
+            let released: Vec<_> = done
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::CohortCount(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            CohortCount::pool(&(), &released).into()
+        }
+        QueryType::Demographics {
+            age_band_years,
+            by_index_year,
+        } => {
+            let released: Vec<_> = done
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Demographics(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            let spec = DemographicsSpec {
+                age_band_years: *age_band_years,
+                by_index_year: *by_index_year,
+            };
+            Demographics::pool(&spec, &released).into()
+        }
         QueryType::Characterization(spec) => {
             let released: Vec<_> = done
                 .iter()
@@ -282,89 +303,44 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
 /// One site's released value with the range of true values it is consistent with, as a
 /// network total of that one value (the same rule, so a site's line and the total read alike).
 pub fn site_value(value: &Released, disclosure: &DisclosureSummary) -> TotalValue {
-    TotalValue::of(&[to_disclosure(value, disclosure)])
+    Sum::of(&[(value, disclosure)]).into()
 }
 
-fn cohort_totals(done: &[&Payload]) -> NetworkTotals {
-    let mut entries = Vec::new();
-    let mut subjects = Vec::new();
-    let mut finals = Vec::new();
-    let mut initials = Some(Vec::new());
-    let mut rules: Vec<(String, Vec<dc::Released>)> = Vec::new();
-    let mut n = 0;
-    for p in done {
-        let Payload::CohortCount(r) = p else { continue };
-        n += 1;
-        let s = &r.disclosure;
-        entries.push(to_disclosure(&r.entries, s));
-        subjects.push(to_disclosure(&r.subjects, s));
-        finals.push(to_disclosure(&r.final_persons, s));
-        initials = match (initials, &r.initial) {
-            (Some(mut v), Some(i)) => {
-                v.push(to_disclosure(i, s));
-                Some(v)
-            }
-            _ => None,
-        };
-        for (i, rule) in r.rules.iter().enumerate() {
-            match rules.get_mut(i) {
-                Some((name, vals)) if name == rule.name.as_str() => {
-                    vals.push(to_disclosure(&rule.persons, s))
-                }
-                Some(_) => {}
-                None => rules.push((
-                    rule.name.as_str().to_owned(),
-                    vec![to_disclosure(&rule.persons, s)],
-                )),
-            }
+impl From<PooledCohortCount> for NetworkTotals {
+    fn from(p: PooledCohortCount) -> Self {
+        NetworkTotals::CohortCount {
+            sites_done: p.sites_done,
+            entries: p.entries.into(),
+            subjects: p.subjects.into(),
+            initial: p.initial.map(|i| Box::new(i.into())),
+            rules: p
+                .rules
+                .into_iter()
+                .map(|r| RuleTotal {
+                    name: r.name,
+                    persons: r.persons.into(),
+                })
+                .collect(),
+            final_persons: p.final_persons.into(),
         }
-    }
-    NetworkTotals::CohortCount {
-        sites_done: n,
-        entries: TotalValue::of(&entries),
-        subjects: TotalValue::of(&subjects),
-        initial: initials
-            .filter(|v| !v.is_empty())
-            .map(|v| Box::new(TotalValue::of(&v))),
-        rules: rules
-            .into_iter()
-            .map(|(name, vals)| RuleTotal {
-                name,
-                persons: TotalValue::of(&vals),
-            })
-            .collect(),
-        final_persons: TotalValue::of(&finals),
     }
 }
 
-fn demographics_totals(done: &[&Payload]) -> NetworkTotals {
-    let mut total = Vec::new();
-    let mut cells: BTreeMap<CellKey, Vec<dc::Released>> = BTreeMap::new();
-    let mut n = 0;
-    for p in done {
-        let Payload::Demographics(r) = p else {
-            continue;
-        };
-        n += 1;
-        total.push(to_disclosure(&r.total, &r.disclosure));
-        for c in &r.cells {
-            cells
-                .entry(c.key())
-                .or_default()
-                .push(to_disclosure(&c.count, &r.disclosure));
+impl From<PooledDemographics> for NetworkTotals {
+    fn from(p: PooledDemographics) -> Self {
+        NetworkTotals::Demographics {
+            sites_done: p.sites_done,
+            total: p.total.into(),
+            cells: p
+                .cells
+                .into_iter()
+                .map(|c| CellTotal {
+                    age_band: c.age_band,
+                    gender: c.gender,
+                    index_year: c.index_year,
+                    count: c.count.into(),
+                })
+                .collect(),
         }
-    }
-    NetworkTotals::Demographics {
-        sites_done: n,
-        total: TotalValue::of(&total),
-        cells: cells
-            .into_iter()
-            .map(|((age_band, gender, index_year), v)| CellTotal {
-                age_band,
-                gender,
-                index_year,
-                count: TotalValue::of(&v),
-            })
-            .collect(),
     }
 }

@@ -409,5 +409,31 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert_eq!(site["status"], "refused", "{site}");
         assert_eq!(site["reason"], "policy", "{site}");
     }
+    // A continuous covariate (Charlson, FE analysis 901) named under DP is refused, not
+    // silently left out (its values are not clipped).
+    let out = qiao(&[
+        "query",
+        "--hub",
+        &net.url,
+        "--token",
+        &token,
+        "--project",
+        "p1",
+        "--wait",
+        "60",
+        "--json",
+        "--analysis",
+        "characterize",
+        "--covariates",
+        "8507001,1901",
+        "--analyses",
+        "1,901",
+        &t,
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    for site in v["sites"].as_array().unwrap() {
+        assert_eq!(site["status"], "refused", "{site}");
+        assert_eq!(site["reason"], "policy", "{site}");
+    }
     net.stop().unwrap();
 }

@@ -11,6 +11,34 @@ pub const MAX_CRITERIA: usize = 200;
 /// Deepest JSON nesting.
 pub const MAX_DEPTH: usize = 32;
 
+/// Every cohort definition a job runs, each with its name in messages: the target, and an
+/// analysis's other cohorts (a characterization's comparator, an incidence's outcome).
+pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_json::Value)> {
+    use qiao_protocol::QueryType;
+    let mut v = vec![("the definition", &job.definition)];
+    match &job.query {
+        QueryType::Characterization(spec) => v.extend(
+            spec.comparator
+                .iter()
+                .map(|c| ("the comparator definition", c)),
+        ),
+        QueryType::Incidence(spec) => v.push(("the outcome definition", &spec.outcome)),
+        QueryType::CohortCount | QueryType::Demographics { .. } => {}
+    }
+    v
+}
+
+/// `Err` naming the first limit one of the job's definitions ([`job_definitions`]) exceeds.
+pub fn check_job(job: &qiao_protocol::Job) -> Result<(), String> {
+    for (name, definition) in job_definitions(job) {
+        check_definition(definition).map_err(|e| match e.strip_prefix("the definition") {
+            Some(rest) => format!("{name}{rest}"),
+            None => e,
+        })?;
+    }
+    Ok(())
+}
+
 /// `Err` naming the first limit `definition` exceeds.
 pub fn check_definition(definition: &serde_json::Value) -> Result<(), String> {
     let bytes = serde_json::to_vec(definition).map_or(usize::MAX, |v| v.len());
@@ -65,7 +93,8 @@ mod tests {
         let many: Vec<_> = (0..201)
             .map(|_| json!({"ConditionOccurrence": {}}))
             .collect();
-        let e = check_definition(&json!({"PrimaryCriteria": {"CriteriaList": many}})).unwrap_err();
+        let e = check_definition(&json!({"PrimaryCriteria": {"CriteriaList": many.clone()}}))
+            .unwrap_err();
         assert!(e.contains("201 criteria"), "{e}");
         let mut deep = json!({});
         for _ in 0..40 {
@@ -74,6 +103,44 @@ mod tests {
         assert!(check_definition(&deep)
             .unwrap_err()
             .contains("deeper than 32"));
+        // An analysis's other cohorts are checked too, and named.
+        let small = json!({"PrimaryCriteria": {"CriteriaList": [{}]}});
+        let mut job = qiao_protocol::Job {
+            job_id: qiao_protocol::JobId::random(),
+            project_id: qiao_protocol::ProjectId::new("p").unwrap(),
+            query: qiao_protocol::QueryType::CohortCount,
+            definition: small.clone(),
+            requested_by: qiao_protocol::Requester {
+                user_id: qiao_protocol::UserId::new("alice").unwrap(),
+                role: qiao_protocol::UserRole::SponsorResearcher,
+                organization: "o".into(),
+            },
+            created_at: 0,
+            floors: qiao_protocol::Floors::none(),
+        };
+        assert!(check_job(&job).is_ok());
+        job.query = qiao_protocol::QueryType::Incidence(qiao_protocol::IncidenceSpec {
+            outcome: deep.clone(),
+            tars: vec![qiao_protocol::TimeAtRisk::cohort_period()],
+            clean_window: 0,
+            strata: Default::default(),
+            age_breaks: Vec::new(),
+            max_tar_days: 365,
+            max_outcomes_per_tar: 1,
+        });
+        let e = check_job(&job).unwrap_err();
+        assert!(e.starts_with("the outcome definition nests deeper"), "{e}");
+        job.query =
+            qiao_protocol::QueryType::Characterization(qiao_protocol::CharacterizationSpec {
+                comparator: Some(json!({"PrimaryCriteria": {"CriteriaList": many}})),
+                analyses: Vec::new(),
+                covariate_ids: Vec::new(),
+            });
+        let e = check_job(&job).unwrap_err();
+        assert!(
+            e.starts_with("the comparator definition has 201 criteria"),
+            "{e}"
+        );
         let big = json!({"x": "y".repeat(MAX_DEFINITION_BYTES)});
         assert!(check_definition(&big)
             .unwrap_err()

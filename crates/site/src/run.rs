@@ -8,7 +8,7 @@ use qiao_disclosure::{Discloser, QueryLedger};
 use qiao_protocol::{Job, Outcome, SiteId};
 
 use crate::audit;
-use crate::cdm::Cdm;
+use crate::cdm::SiteCdm;
 use crate::data::{now_unix, read_json, write_json, SiteDir};
 use crate::exec::{self, ExecContext, Executed};
 use crate::policy::SitePolicy;
@@ -18,7 +18,7 @@ use crate::queue::{Journal, JournalEntry};
 /// around the run), its cohort given by `engine`, journals and audits the result.
 pub fn compute_and_journal(
     dir: &SiteDir,
-    cdm: &dyn Cdm,
+    cdm: &dyn SiteCdm,
     site_id: &SiteId,
     job: &Job,
     decided_by: Actor,
@@ -125,7 +125,7 @@ pub fn journal_and_audit(
 /// is charged or saved). A job refused there costs no cohort computation.
 pub fn needs_cohort(
     dir: &SiteDir,
-    cdm: &dyn Cdm,
+    cdm: &dyn SiteCdm,
     site_id: &SiteId,
     job: &Job,
 ) -> anyhow::Result<bool> {

@@ -23,7 +23,7 @@ use qiao_protocol::{
 };
 use qiao_store::Store;
 
-use crate::cdm::Cdm;
+use crate::cdm::SiteCdm;
 use sha2::{Digest, Sha256};
 
 use crate::audit;
@@ -162,7 +162,7 @@ struct Site {
     seen: SeenNonces,
     /// When each job waiting for the steward was last offered (the last few seconds only).
     offered: std::collections::HashMap<JobId, std::time::Instant>,
-    cdm: Arc<dyn Cdm>,
+    cdm: Arc<dyn SiteCdm>,
     pool: Pool,
     client: HubClient,
     /// The site's audit head signed for each poll, and the hub's heads kept from the answers.
@@ -183,7 +183,7 @@ pub async fn serve(o: &ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
 /// Runs the pull loop on `cdm` (`o.store` is not read) until `shutdown` completes.
 pub async fn serve_on(
     o: &ServeOptions,
-    cdm: Arc<dyn Cdm>,
+    cdm: Arc<dyn SiteCdm>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = SiteDir::open(&o.data)?;
@@ -437,7 +437,7 @@ impl Site {
             // What a local investigator's pre-screening list can be run on (`qiao site ui`).
             crate::cohorts::remember(&self.dir, &job, now_unix())?;
         }
-        if let Err(why) = crate::limits::check_definition(&job.definition) {
+        if let Err(why) = crate::limits::check_job(&job) {
             let e = exec::refused(
                 &job,
                 &self.config.site_id,

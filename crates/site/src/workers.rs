@@ -26,7 +26,7 @@ use qiao_cohort::exec::Cancel;
 use qiao_protocol::{Job, JobId, SiteId};
 use tokio::task::JoinSet;
 
-use crate::cdm::Cdm;
+use crate::cdm::SiteCdm;
 use crate::data::SiteDir;
 use crate::exec::{CohortRun, ExecError};
 use crate::queue::{Journal, JournalEntry};
@@ -131,7 +131,7 @@ pub type Finished = (JobId, anyhow::Result<JournalEntry>);
 pub struct Pool {
     limits: Limits,
     dir: SiteDir,
-    cdm: Arc<dyn Cdm>,
+    cdm: Arc<dyn SiteCdm>,
     site_id: SiteId,
     queue: FairQueue<Task>,
     running: HashMap<JobId, Cancel>,
@@ -144,7 +144,7 @@ pub struct Pool {
 
 impl Pool {
     /// An idle pool.
-    pub fn new(limits: Limits, dir: SiteDir, cdm: Arc<dyn Cdm>, site_id: SiteId) -> Self {
+    pub fn new(limits: Limits, dir: SiteDir, cdm: Arc<dyn SiteCdm>, site_id: SiteId) -> Self {
         Self {
             limits: Limits {
                 workers: limits.workers.max(1),
@@ -283,7 +283,7 @@ pub struct Run {
 /// `failed: timeout`.
 pub fn run_job(
     dir: &SiteDir,
-    cdm: &dyn Cdm,
+    cdm: &dyn SiteCdm,
     site_id: &SiteId,
     job: &Job,
     decided_by: Actor,
@@ -314,19 +314,11 @@ pub fn run_job(
         .num_threads(run.threads.max(1))
         .thread_name(|i| format!("qiao-job-{i}"))
         .build()?;
-    let run: Result<CohortRun, ExecError> = threads.install(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cdm.run(&job.definition, Some(run.cancel))
-        }))
-        .unwrap_or_else(|_| Err(ExecError::Internal("the cohort engine panicked".into())))
-    });
-    let run = match run {
-        Err(ExecError::Cancelled(_)) if stopping.load(Ordering::Relaxed) => {
-            anyhow::bail!("job {}: stopped, the site is shutting down", job.job_id)
-        }
-        // Whether a job ends in time can depend on the data, so a timeout is an answer too: it
-        // goes through admission like any other (the job's charge is spent, or it is refused
-        // when a budget cannot pay it), and nothing else is released.
+    let cancel = run.cancel;
+    // Whether a job ends in time can depend on the data, so a timeout is an answer too: it
+    // goes through admission like any other (the job's charge is spent, or it is refused when a
+    // budget cannot pay it), and nothing else is released.
+    let timed = |r: Result<CohortRun, ExecError>| match r {
         Err(ExecError::Cancelled(_)) => Err(ExecError::Cancelled(format!(
             "stopped after {:.1} s at this site's time limit of {} s; charged, nothing released",
             started.elapsed().as_secs_f64(),
@@ -334,15 +326,24 @@ pub fn run_job(
         ))),
         other => other,
     };
-    let mut run = Some(run);
+    let run: Result<CohortRun, ExecError> = threads.install(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cdm.run(&job.definition, Some(cancel.clone()))
+        }))
+        .unwrap_or_else(|_| Err(ExecError::Internal("the cohort engine panicked".into())))
+    });
+    if matches!(run, Err(ExecError::Cancelled(_))) && stopping.load(Ordering::Relaxed) {
+        anyhow::bail!("job {}: stopped, the site is shutting down", job.job_id)
+    }
+    let mut run = Some(timed(run));
     crate::run::compute_and_journal(dir, cdm, site_id, job, decided_by, &mut |cdm, def| {
         // The job's own cohort was computed above; an analysis's other cohorts (comparator,
-        // outcome) are computed here, without the time limit (a known gap).
+        // outcome) are computed here, under the same token: the time limit covers the job.
         match (def == &job.definition, run.take()) {
             (true, Some(r)) => r,
             (_, r) => {
                 run = r;
-                cdm.run(def, None)
+                timed(cdm.run(def, Some(cancel.clone())))
             }
         }
     })

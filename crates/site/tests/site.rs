@@ -978,3 +978,64 @@ async fn definitions_over_the_limits_are_refused_and_small_jobs_still_run() {
     let _ = stop.send(());
     site.await.unwrap().unwrap();
 }
+
+/// SHRINE's repeated-result lockout applies to analyses as to counts: under the `shrine`
+/// release, the same target cohort analysed more than `max_same_result` times locks the user
+/// out (a characterization and an incidence of one target are "the same result", as two counts
+/// of it are), and nothing more is released to them.
+#[test]
+fn repeated_analyses_of_one_cohort_lock_the_user_out_under_shrine() {
+    let mut policy = qiao_disclosure::Policy {
+        release: qiao_disclosure::ReleaseMode::Shrine,
+        ..Default::default()
+    };
+    policy.lockout.max_same_result = 2;
+    policy.rate_limit.max_queries = 1000;
+    let secret = qiao_disclosure::SiteSecret::from_bytes(&[7u8; 32]).unwrap();
+    let discloser = qiao_disclosure::Discloser::new(policy, secret).unwrap();
+    let mut ledger = qiao_disclosure::QueryLedger::new();
+    let site_id = qiao_protocol::SiteId::new("hospital-a").unwrap();
+    let characterize =
+        qiao_protocol::QueryType::Characterization(qiao_protocol::CharacterizationSpec {
+            comparator: None,
+            analyses: vec![1],
+            covariate_ids: Vec::new(),
+        });
+    let incidence = qiao_protocol::QueryType::Incidence(qiao_protocol::IncidenceSpec {
+        outcome: definition(2),
+        tars: vec![qiao_protocol::TimeAtRisk::cohort_period()],
+        clean_window: 0,
+        strata: Default::default(),
+        age_breaks: Vec::new(),
+        max_tar_days: 365,
+        max_outcomes_per_tar: 1,
+    });
+    let mut outcomes = Vec::new();
+    for query in [characterize.clone(), incidence, characterize] {
+        let j = job(query, definition(1), "alice");
+        let mut cx = qiao_site::ExecContext {
+            site_id: &site_id,
+            cdm: store(),
+            discloser: &discloser,
+            ledger: &mut ledger,
+            now: now(),
+        };
+        outcomes.push(qiao_site::execute(&j, &mut cx).result.outcome);
+    }
+    assert!(
+        matches!(outcomes[0], Outcome::Done { .. }),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(outcomes[1], Outcome::Done { .. }),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(
+        outcomes[2],
+        Outcome::Refused {
+            reason: qiao_protocol::RefusalReason::LockedOut
+        }
+    );
+}

@@ -204,3 +204,52 @@ async fn a_job_refused_by_its_budget_costs_no_computation() {
         .expect_err("the computation saw the cancellation");
     assert!(e.to_string().contains("shutting down"), "{e:#}");
 }
+
+/// An analysis's other cohorts run under the job's time limit too: an incidence job whose
+/// target is small and whose outcome is the heavy definition ends as a timeout when the token
+/// is cancelled while the outcome is computed (it ran to the end, unlimited, before).
+#[test]
+fn an_analysis_outcome_cohort_runs_under_the_time_limit() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hub = FakeHub::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("site");
+    let config = rt.block_on(async {
+        let (url, server) = start(hub.clone(), 0).await;
+        let config = enroll_site(&hub, &url, &data, "hospital-a").await;
+        drop(server);
+        config
+    });
+    let dir = qiao_site::SiteDir::open(&data).unwrap();
+    let spec = qiao_protocol::IncidenceSpec {
+        outcome: heavy_definition(),
+        tars: vec![qiao_protocol::TimeAtRisk::cohort_period()],
+        clean_window: 0,
+        strata: Default::default(),
+        age_breaks: Vec::new(),
+        max_tar_days: qiao_protocol::IncidenceSpec::DEFAULT_MAX_TAR_DAYS,
+        max_outcomes_per_tar: qiao_protocol::IncidenceSpec::DEFAULT_MAX_OUTCOMES_PER_TAR,
+    };
+    let j = job(QueryType::Incidence(spec), definition(3), "alice");
+    let cancel = qiao_cohort::exec::Cancel::new();
+    let timer = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            cancel.cancel();
+        })
+    };
+    let run = qiao_site::workers::Run {
+        cancel,
+        limit: Duration::from_millis(400),
+        threads: 1,
+        stopping: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let actor = qiao_audit::Actor::Site(config.site_id.to_string());
+    let started = std::time::Instant::now();
+    let entry = qiao_site::workers::run_job(&dir, store(), &config.site_id, &j, actor, run)
+        .expect("journaled");
+    timer.join().unwrap();
+    assert!(timed_out(&entry.result), "{entry:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

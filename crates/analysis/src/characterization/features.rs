@@ -98,7 +98,8 @@ fn finish(
     v
 }
 
-/// The binary covariates of analysis `a` for the cohort `entries`.
+/// The binary covariates of analysis `a` for the cohort `entries`: the per-entry facts of
+/// [`entry_covariates`] counted (FE's sums) and named as FE names them.
 pub fn binary(
     ctx: &Context<'_>,
     a: &Prespec,
@@ -108,15 +109,98 @@ pub fn binary(
     if entries.is_empty() {
         return Vec::new();
     }
-    let n = entries.len();
+    match a.kind {
+        Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
+        Kind::Score(_) => Vec::new(),
+        _ => {
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            entry_covariates(ctx, a, entries, settings, &mut |_, cov| {
+                *counts.entry(cov).or_default() += 1
+            });
+            finish(
+                counts,
+                a,
+                entries.len(),
+                |cov| concept_of(a, cov),
+                |cov| covariate_name(ctx, a, settings, cov),
+            )
+        }
+    }
+}
+
+/// The concept of covariate `cov` of analysis `a` (0 for age groups, index years and months).
+fn concept_of(a: &Prespec, cov: i64) -> i64 {
+    match a.kind {
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => 0,
+        Kind::RangeGroup => cov.div_euclid(10000),
+        _ => (cov - i64::from(a.id)) / 1000,
+    }
+}
+
+/// FE's name of covariate `cov` of analysis `a` (the analyses of [`entry_covariates`]).
+pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: i64) -> String {
+    let k = (cov - i64::from(a.id)) / 1000;
+    match a.kind {
+        Kind::PersonConcept(_, label, _) => format!("{label} = {}", ctx.concept_name(k)),
+        Kind::AgeGroup => format!("age group: {:>3} - {:>3}", 5 * k, 5 * k + 4),
+        Kind::IndexYear => format!("index year: {k}"),
+        Kind::IndexMonth => format!("index month: {k}"),
+        Kind::Concept(table, _) => format!(
+            "{table} {}: {}",
+            window_text(settings, a.window),
+            ctx.concept_name(k)
+        ),
+        Kind::Group(table, _) => format!(
+            "{table} group ({}) {}: {}",
+            a.name,
+            window_text(settings, a.window),
+            ctx.concept_name(k)
+        ),
+        Kind::RangeGroup => {
+            let window = match settings.start_day(a.window) {
+                None => format!(
+                    "during any time prior through {} days relative to index",
+                    settings.end_days
+                ),
+                Some(s) => format!(
+                    "during day {s} through {} days relative to index",
+                    settings.end_days
+                ),
+            };
+            let range = match cov.div_euclid(1000) % 10 {
+                1 => "below normal range",
+                3 => "above normal range",
+                _ => "within normal range",
+            };
+            format!(
+                "measurement {range} {window}: {}",
+                ctx.concept_name(cov.div_euclid(10000))
+            )
+        }
+        Kind::ValueAsConcept(table) => format!("{table} value as concept: covariate {cov}"),
+        Kind::Score(_) => a.name.to_string(),
+    }
+}
+
+/// Calls `hit(entry, covariate_id)` once for each covariate of analysis `a` the entry has at
+/// its index, as FE's SQL template decides it: demographics per cohort entry; domain concepts,
+/// concept groups and measurement range groups per distinct (person, index date). This is the
+/// one place these covariates are defined: [`binary`] counts the hits, a regression's `fe:`
+/// covariate reads them per person. Value-as-concept covariates (their ids depend on the
+/// cohort's pairs) and scores (continuous) have no hits here.
+pub fn entry_covariates(
+    ctx: &Context<'_>,
+    a: &Prespec,
+    entries: &[Entry],
+    settings: &Settings,
+    hit: &mut dyn FnMut(Entry, i64),
+) {
     let aid = i64::from(a.id);
     let by_concept = |concept: i64| concept * 1000 + aid;
-    let concept_of = |cov: i64| (cov - aid) / 1000;
     let persons = ctx.store.persons();
     match a.kind {
         Kind::PersonConcept(column, label, by_class) => {
             let col = persons.i32_column(column);
-            let mut counts: HashMap<i64, u64> = HashMap::new();
             for e in entries {
                 if !persons.has_row(e.person) {
                     continue;
@@ -129,16 +213,12 @@ pub fn binary(
                         .and_then(|k| k.concept_class_id)
                         .is_some_and(|k| k.to_lowercase() == label);
                 if c != 0 && c != NULL_CONCEPT && class_ok {
-                    *counts.entry(by_concept(i64::from(c))).or_default() += 1;
+                    hit(*e, by_concept(i64::from(c)));
                 }
             }
-            finish(counts, a, n, concept_of, |cov| {
-                format!("{label} = {}", ctx.concept_name(concept_of(cov)))
-            })
         }
         Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => {
             let yob = persons.i32_column("year_of_birth");
-            let mut counts: HashMap<i64, u64> = HashMap::new();
             for e in entries {
                 if !persons.has_row(e.person) {
                     continue;
@@ -155,27 +235,12 @@ pub fn binary(
                     Kind::IndexYear => i64::from(year),
                     _ => i64::from(month),
                 };
-                *counts.entry(by_concept(key)).or_default() += 1;
+                hit(*e, by_concept(key));
             }
-            let kind = a.kind;
-            finish(
-                counts,
-                a,
-                n,
-                |_| 0,
-                |cov| {
-                    let k = concept_of(cov);
-                    match kind {
-                        Kind::AgeGroup => format!("age group: {:>3} - {:>3}", 5 * k, 5 * k + 4),
-                        Kind::IndexYear => format!("index year: {k}"),
-                        _ => format!("index month: {k}"),
-                    }
-                },
-            )
         }
         Kind::Concept(table, use_end) | Kind::Group(table, use_end) => {
             let Some(d) = ctx.store.domain(table) else {
-                return Vec::new();
+                return;
             };
             let groups = match a.kind {
                 Kind::Group(..) => Some(groups(ctx, table)),
@@ -183,7 +248,6 @@ pub fn binary(
             };
             let start_day = settings.start_day(a.window);
             let concepts = d.concept();
-            let mut counts: HashMap<i64, u64> = HashMap::new();
             let mut seen: Vec<i32> = Vec::new();
             for e in distinct_entries(entries) {
                 seen.clear();
@@ -204,21 +268,12 @@ pub fn binary(
                 seen.sort_unstable();
                 seen.dedup();
                 for &c in &seen {
-                    *counts.entry(by_concept(i64::from(c))).or_default() += 1;
+                    hit(e, by_concept(i64::from(c)));
                 }
             }
-            let window = window_text(settings, a.window);
-            let prefix = match a.kind {
-                Kind::Group(..) => format!("{table} group ({})", a.name),
-                _ => table.to_string(),
-            };
-            finish(counts, a, n, concept_of, |cov| {
-                format!("{prefix} {window}: {}", ctx.concept_name(concept_of(cov)))
-            })
         }
-        Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
-        Kind::RangeGroup => range_group(ctx, a, entries, settings),
-        Kind::Score(_) => Vec::new(),
+        Kind::RangeGroup => range_group(ctx, a, entries, settings, hit),
+        Kind::ValueAsConcept(_) | Kind::Score(_) => {}
     }
 }
 
@@ -364,19 +419,19 @@ fn range_group(
     a: &Prespec,
     entries: &[Entry],
     settings: &Settings,
-) -> Vec<Binary> {
+    hit: &mut dyn FnMut(Entry, i64),
+) {
     let Some(d) = ctx.store.domain("measurement") else {
-        return Vec::new();
+        return;
     };
     let col = |name: &str| d.column(name).and_then(|c| c.as_f64());
     let (Some(low), Some(high)) = (col("range_low"), col("range_high")) else {
-        return Vec::new();
+        return;
     };
     let value = col("value_as_number");
     let start_day = settings.start_day(a.window);
     let concepts = d.concept();
     let aid = i64::from(a.id);
-    let mut counts: HashMap<i64, u64> = HashMap::new();
     let mut seen: Vec<i64> = Vec::new();
     for e in distinct_entries(entries) {
         seen.clear();
@@ -405,34 +460,7 @@ fn range_group(
         seen.sort_unstable();
         seen.dedup();
         for &id in &seen {
-            *counts.entry(id).or_default() += 1;
+            hit(e, id);
         }
     }
-    let window = match settings.start_day(a.window) {
-        None => format!(
-            "during any time prior through {} days relative to index",
-            settings.end_days
-        ),
-        Some(s) => format!(
-            "during day {s} through {} days relative to index",
-            settings.end_days
-        ),
-    };
-    finish(
-        counts,
-        a,
-        entries.len(),
-        |id| id.div_euclid(10000),
-        |id| {
-            let range = match id.div_euclid(1000) % 10 {
-                1 => "below normal range",
-                3 => "above normal range",
-                _ => "within normal range",
-            };
-            format!(
-                "measurement {range} {window}: {}",
-                ctx.concept_name(id.div_euclid(10000))
-            )
-        },
-    )
 }

@@ -9,8 +9,9 @@
 //!
 //! Under DP only the covariates the spec names are released (which covariates exist is a fact
 //! about the data, so the list is fixed before the data is seen), each charged as one
-//! statistic per cohort; continuous covariates are site-local under DP (their values are not
-//! clipped yet, so their sums have no bounded sensitivity). In the legacy and exact modes every
+//! statistic per cohort; a continuous covariate named under DP is refused by name (its values
+//! are not clipped, so its sums have no bounded sensitivity). Under SHRINE's release mode the
+//! target's person set is recorded in the ledger (the repeated-result lockout, as for counts). In the legacy and exact modes every
 //! covariate at or above the threshold is listed; a covariate below it is left out (FE's
 //! prevalence threshold, the hub shows the threshold). Minima, maxima and quantiles are one
 //! person's value each and never leave the site.
@@ -20,10 +21,9 @@ use qiao_protocol::{
     CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult, Moments,
     PopulationResult,
 };
-use qiao_store::Store;
 use serde::{Deserialize, Serialize};
 
-use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Site, Sum};
+use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Cdm, Site, Sum};
 use crate::characterization::{
     self as fe, characterize, compare, default_ids, prespec, Binary, Continuous, Distribution,
     Kind, Population, Settings,
@@ -101,8 +101,9 @@ impl Analysis for Characterization {
 
     fn statistics(
         spec: &CharacterizationSpec,
+        _target: &serde_json::Value,
         d: &Discloser,
-        _store: &Store,
+        _cdm: &dyn Cdm,
     ) -> Result<Vec<Statistic>, AnalysisError> {
         Self::check(spec).map_err(|(p, m)| AnalysisError::Invalid(format!("{p}: {m}")))?;
         if is_dp(d) && spec.covariate_ids.is_empty() {
@@ -111,6 +112,21 @@ impl Analysis for Characterization {
                  it names ($.covariate_ids)"
                     .into(),
             ));
+        }
+        if is_dp(d) {
+            // Named, never dropped: a continuous covariate's values are not clipped, so its sums
+            // have no bounded sensitivity and DP cannot release them.
+            for (i, &id) in spec.covariate_ids.iter().enumerate() {
+                let a = id.rem_euclid(1000) as u32;
+                if continuous_analysis(a) {
+                    return Err(AnalysisError::Unsupported(format!(
+                        "$.covariate_ids[{i}]: covariate {id} is continuous (FeatureExtraction \
+                         analysis {a}); under differential privacy continuous covariates are \
+                         not released (their values are not clipped): remove it, or ask a site \
+                         releasing exact or SHRINE values"
+                    )));
+                }
+            }
         }
         let bound = d.policy().dp.entries_bound;
         let covs = named_binary(spec);
@@ -136,11 +152,13 @@ impl Analysis for Characterization {
         let settings = settings(spec);
         let mut cohorts: Vec<(fe::Characterization, PersonSetDigest)> = Vec::new();
         for def in std::iter::once(site.target).chain(spec.comparator.as_ref()) {
-            let rows = clip_rows(d, (site.engine)(site.store, def)?);
-            let ch = characterize(site.store, &rows, &settings)
+            let rows = clip_rows(d, (site.engine)(def)?.rows);
+            let ch = characterize(site.store()?, &rows, &settings)
                 .map_err(|e| AnalysisError::Invalid(e.to_string()))?;
             cohorts.push((ch, persons(d, &rows)));
         }
+        // SHRINE's repeated-result lockout, on the target's persons (as a count's final line).
+        site.record_result(&cohorts[0].1)?;
         let population = |i: usize| -> PopulationResult {
             let (ch, p) = &cohorts[i];
             PopulationResult {

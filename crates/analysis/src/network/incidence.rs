@@ -24,10 +24,9 @@ use qiao_disclosure::{Discloser, Statistic};
 use qiao_protocol::{
     DisclosureSummary, IncidenceResult, IncidenceRow, IncidenceSpec, Released, TarDate,
 };
-use qiao_store::Store;
 use serde::{Deserialize, Serialize};
 
-use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Site, Sum};
+use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Cdm, Site, Sum};
 use crate::incidence::{design, intervals, run_clipped, Clip, Cohorts, Design};
 
 /// CohortIncidence's incidence summary, released.
@@ -89,30 +88,23 @@ pub fn design_of(spec: &IncidenceSpec) -> Design {
     }
 }
 
-/// The years the store's observation periods span (site-level, not cohort-level).
-fn store_years(store: &Store) -> Vec<u16> {
-    let Some(op) = store.domain("observation_period") else {
+/// The years the CDM's observation periods span (site-level, not cohort-level).
+fn observed_years(cdm: &dyn Cdm) -> Vec<u16> {
+    let Some((lo, hi)) = cdm.observation_years() else {
         return Vec::new();
     };
-    let years = op
-        .start()
-        .iter()
-        .chain(op.end())
-        .filter(|&&d| d != qiao_cdm::date::NULL_DAY)
-        .map(|&d| qiao_cdm::date::year(d));
-    let (lo, hi) = years.fold((i32::MAX, i32::MIN), |(l, h), y| (l.min(y), h.max(y)));
     let lo = lo.max(i32::from(qiao_protocol::guard::MIN_INDEX_YEAR));
     let hi = hi.min(i32::from(qiao_protocol::guard::MAX_INDEX_YEAR));
     (lo..=hi).filter_map(|y| u16::try_from(y).ok()).collect()
 }
 
 /// The grid of rows a site releases.
-fn grid(spec: &IncidenceSpec, store: &Store) -> Vec<Key> {
+fn grid(spec: &IncidenceSpec, cdm: &dyn Cdm) -> Vec<Key> {
     let s = spec.strata;
     let ages: Vec<Option<u32>> = (1..=spec.age_breaks.len() as u32 + 1).map(Some).collect();
     let genders: Vec<Option<u32>> = GENDERS.iter().copied().map(Some).collect();
     let years: Vec<Option<u16>> = if s.by_year {
-        store_years(store).into_iter().map(Some).collect()
+        observed_years(cdm).into_iter().map(Some).collect()
     } else {
         Vec::new()
     };
@@ -171,12 +163,13 @@ impl Analysis for Incidence {
 
     fn statistics(
         spec: &IncidenceSpec,
+        _target: &serde_json::Value,
         d: &Discloser,
-        store: &Store,
+        cdm: &dyn Cdm,
     ) -> Result<Vec<Statistic>, AnalysisError> {
         Self::check(spec).map_err(|(p, m)| AnalysisError::Invalid(format!("{p}: {m}")))?;
         let bound = d.policy().dp.entries_bound;
-        Ok(grid(spec, store)
+        Ok(grid(spec, cdm)
             .iter()
             .flat_map(|k| row_stats(k, spec, bound))
             .collect())
@@ -189,9 +182,11 @@ impl Analysis for Incidence {
         let d = site.discloser;
         let dp = is_dp(d);
         let bound = d.policy().dp.entries_bound;
-        let target = clip_rows(d, (site.engine)(site.store, site.target)?);
-        let outcome = (site.engine)(site.store, &spec.outcome)?;
+        let target = clip_rows(d, (site.engine)(site.target)?.rows);
+        let outcome = (site.engine)(&spec.outcome)?.rows;
         let who = persons(d, &target);
+        // SHRINE's repeated-result lockout, on the target's persons (as a count's final line).
+        site.record_result(&who)?;
         let mut cohorts: Cohorts = HashMap::new();
         cohorts.insert(1, target);
         cohorts.insert(2, outcome);
@@ -203,7 +198,7 @@ impl Analysis for Incidence {
         } else {
             Clip::default()
         };
-        let rows = run_clipped(site.store, &design_of(spec), &cohorts, "site", clip)
+        let rows = run_clipped(site.store()?, &design_of(spec), &cohorts, "site", clip)
             .map_err(|e| AnalysisError::Invalid(e.to_string()))?;
         let by_key: HashMap<Key, &crate::incidence::SummaryRow> = rows
             .iter()
@@ -218,7 +213,7 @@ impl Analysis for Incidence {
             })
             .collect();
         let days = |x: i64| u64::try_from(x).unwrap_or(0);
-        let out = grid(spec, site.store)
+        let out = grid(spec, site.cdm)
             .into_iter()
             .map(|key| {
                 let r = by_key.get(&key);

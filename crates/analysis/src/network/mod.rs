@@ -13,23 +13,29 @@
 //! 4. the **pooling** at the hub: sums of released values only ([`qiao_disclosure::network_total`]),
 //!    and the derived means, rates and intervals computed from those sums.
 //!
-//! Implemented here: [`characterization::Characterization`] (FeatureExtraction) and
-//! [`incidence::Incidence`] (CohortIncidence). The feasibility queries (`cohort_count`,
-//! `demographics`) are still released by `qiao-site`'s `exec` module and pooled by the hub's
-//! view; see ARCHITECTURE.md ("Adding an analysis") for the files a new analysis touches.
+//! Implemented here: the feasibility queries [`cohort_count::CohortCount`] (Circe's attrition
+//! funnel) and [`demographics::Demographics`] (age × gender × index year), and
+//! [`characterization::Characterization`] (FeatureExtraction) and [`incidence::Incidence`]
+//! (CohortIncidence). `qiao-site` runs every one of them through one generic function and the
+//! hub pools them with [`Analysis::pool`]; see ARCHITECTURE.md ("Adding an analysis") for the
+//! files a new analysis touches.
 
 pub mod characterization;
+pub mod cohort_count;
+pub mod demographics;
 pub mod incidence;
 
-use qiao_cohort::CohortRow;
-use qiao_disclosure::{self as dc, Discloser, PersonSetDigest, Question, Statistic};
+use qiao_cohort::{CohortRow, CohortStats};
+use qiao_disclosure::{
+    self as dc, Discloser, PersonSetDigest, QueryContext, QueryLedger, Question, Refusal, Statistic,
+};
 use qiao_protocol::{DisclosureSummary, Released, SuppressionBasis};
 use qiao_store::Store;
 use serde::{Deserialize, Serialize};
 
 /// Why an analysis could not be run at a site. The message stays at the site; only a code
 /// crosses the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AnalysisError {
     /// The spec or a definition is invalid (a JSON path and what is wrong).
     #[error("{0}")]
@@ -37,6 +43,12 @@ pub enum AnalysisError {
     /// Valid, but this site cannot release it (e.g. under its release mode).
     #[error("{0}")]
     Unsupported(String),
+    /// A cohort definition the engine does not support.
+    #[error("{0}")]
+    UnsupportedDefinition(String),
+    /// Refused by the site's ledger after the computation (SHRINE's repeated-result lockout).
+    #[error("{0}")]
+    Refused(Refusal),
     /// Stopped at the site's time limit.
     #[error("{0}")]
     Cancelled(String),
@@ -45,25 +57,144 @@ pub enum AnalysisError {
     Internal(String),
 }
 
-/// Runs a Circe definition on the site's store: the cohort rows in (subject, start) order.
-pub type CohortEngine<'e> =
-    dyn FnMut(&Store, &serde_json::Value) -> Result<Vec<CohortRow>, AnalysisError> + 'e;
+/// The cohort a definition gives on a store.
+#[derive(Debug, Clone)]
+pub struct CohortRun {
+    /// The cohort rows, in (subject_id, start) order. Patient-level: never leaves the site.
+    pub rows: Vec<CohortRow>,
+    /// Circe's statistics.
+    pub stats: CohortStats,
+    /// (person_id, inclusion mask of the person's best event) for every person with a
+    /// qualified event, ascending. Patient-level: never leaves the site.
+    pub person_masks: Vec<(i64, u64)>,
+    /// The subjects' `person` rows, ascending by person id, when the CDM returned them with the
+    /// cohort (Spark); None: looked up in the store ([`Cdm::person`]).
+    /// Patient-level: never leaves the site.
+    pub person_facts: Option<Vec<(i64, PersonFact)>>,
+}
 
-/// What a site gives an analysis: its store, engine and discloser, the job's question and
-/// target definition, and the disclosure summary to put in the result.
+/// A subject's `person` row as the demographics read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonFact {
+    pub year_of_birth: Option<i32>,
+    pub gender_concept_id: Option<i32>,
+}
+
+/// The site's OMOP CDM as the analyses read it: a Qiao store on this machine, or a warehouse
+/// that computes each cohort and returns with it what the releases need (`qiao-site`'s Spark
+/// CDM). The cohorts themselves come from the site's engine ([`Site::engine`]).
+pub trait Cdm: Send + Sync {
+    /// The store, when the CDM is one on this machine (the analyses that read it row by row
+    /// need it: [`Analysis::NEEDS_STORE`]).
+    fn store(&self) -> Option<&Store>;
+
+    /// The first and last year of its observation periods (starts and ends).
+    fn observation_years(&self) -> Option<(i32, i32)>;
+
+    /// A cohort subject's `person` row (None: not in `person`): from the run when the CDM
+    /// returned it with the cohort ([`CohortRun::person_facts`]), else looked up.
+    fn person(&self, run: &CohortRun, person_id: i64) -> Option<PersonFact>;
+}
+
+impl Cdm for Store {
+    fn store(&self) -> Option<&Store> {
+        Some(self)
+    }
+
+    fn observation_years(&self) -> Option<(i32, i32)> {
+        let op = self.domain("observation_period")?;
+        let years = op
+            .start()
+            .iter()
+            .chain(op.end().iter())
+            .filter(|&&d| d != qiao_cdm::date::NULL_DAY)
+            .map(|&d| qiao_cdm::date::year(d));
+        years.fold(None, |acc, y| match acc {
+            None => Some((y, y)),
+            Some((lo, hi)) => Some((lo.min(y), hi.max(y))),
+        })
+    }
+
+    fn person(&self, run: &CohortRun, person_id: i64) -> Option<PersonFact> {
+        if let Some(facts) = &run.person_facts {
+            let i = facts.binary_search_by_key(&person_id, |f| f.0).ok()?;
+            return Some(facts[i].1);
+        }
+        let persons = self.persons();
+        let idx = persons.index_of(person_id)?;
+        Some(PersonFact {
+            year_of_birth: persons.year_of_birth(idx),
+            gender_concept_id: persons
+                .i32_column("gender_concept_id")
+                .get(idx as usize)
+                .copied(),
+        })
+    }
+}
+
+/// The distinct subject ids of cohort rows in subject order.
+pub fn subject_ids(rows: &[CohortRow]) -> impl Iterator<Item = i64> + '_ {
+    let mut last = None;
+    rows.iter().filter_map(move |r| {
+        if last == Some(r.subject_id) {
+            None
+        } else {
+            last = Some(r.subject_id);
+            Some(r.subject_id)
+        }
+    })
+}
+
+/// Runs a Circe definition on the site's CDM (under the site's job time limit).
+pub type CohortEngine<'e> = dyn FnMut(&serde_json::Value) -> Result<CohortRun, AnalysisError> + 'e;
+
+/// What a site gives an analysis: its store, engine, discloser and ledger, the job's question
+/// and target definition, and the disclosure summary to put in the result.
 pub struct Site<'a> {
-    /// The store.
-    pub store: &'a Store,
+    /// The CDM.
+    pub cdm: &'a dyn Cdm,
     /// The cohort engine.
     pub engine: &'a mut CohortEngine<'a>,
     /// The site's disclosure control (under the job's floors).
     pub discloser: &'a Discloser,
+    /// The site's ledger (SHRINE's repeated-result lockout: [`Site::record_result`]).
+    pub ledger: &'a mut QueryLedger,
+    /// Who asks, and when (the ledger's key).
+    pub context: QueryContext<'a>,
     /// The job's question (query and definitions), part of every noise key.
     pub question: Question,
     /// The job's cohort definition (the target).
     pub target: &'a serde_json::Value,
+    /// The statistics the analysis declared (and the site charged), for the release.
+    pub statistics: &'a [Statistic],
     /// The disclosure control applied, as the result states it.
     pub summary: DisclosureSummary,
+}
+
+impl Site<'_> {
+    /// The store, for an analysis that declares [`Analysis::NEEDS_STORE`] (the site refuses it
+    /// before admission on a CDM without one).
+    pub fn store(&self) -> Result<&Store, AnalysisError> {
+        self.cdm
+            .store()
+            .ok_or_else(|| AnalysisError::Internal("the analysis needs a store".into()))
+    }
+
+    /// Records a result's person set in the ledger: under SHRINE's release mode the same result
+    /// received too often locks the user out (a refusal, nothing released).
+    pub fn record_result(&mut self, result: &PersonSetDigest) -> Result<(), AnalysisError> {
+        self.discloser
+            .record_result(self.ledger, &self.context, result)
+            .map_err(AnalysisError::Refused)
+    }
+
+    /// The declared statistic named `name`.
+    pub fn statistic(&self, name: &str) -> Result<&Statistic, AnalysisError> {
+        self.statistics
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| AnalysisError::Internal(format!("statistic {name} was not declared")))
+    }
 }
 
 /// One analysis that runs across the network.
@@ -74,16 +205,25 @@ pub trait Analysis {
     type Released;
     /// What the hub shows from the sites' releases.
     type Pooled;
+    /// Whether the result is a table released with secondary (complementary) suppression
+    /// outside DP, as its disclosure summary states.
+    const TABLE: bool = false;
+
+    /// Whether it reads the CDM row by row (a store on this machine), beyond the cohorts and
+    /// the subjects' `person` rows; a site whose CDM is elsewhere (Spark) refuses it by name.
+    const NEEDS_STORE: bool = true;
 
     /// The spec's own problems, as `(JSON path, what is wrong)`.
     fn check(spec: &Self::Spec) -> Result<(), (String, String)>;
 
     /// The statistics the site will release, each with its sensitivity, decided on the spec,
-    /// the policy and site-level facts of the store only (never on the cohort).
+    /// the target definition, the policy and site-level facts of the store only (never on the
+    /// cohort).
     fn statistics(
         spec: &Self::Spec,
+        target: &serde_json::Value,
         discloser: &Discloser,
-        store: &Store,
+        cdm: &dyn Cdm,
     ) -> Result<Vec<Statistic>, AnalysisError>;
 
     /// Computes the analysis at the site and releases it.

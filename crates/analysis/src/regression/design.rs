@@ -2,13 +2,16 @@
 //! the site from its store.
 //!
 //! Built in: age at index (per 10 years), gender (male), membership in another cohort at index,
-//! and treatment (target vs comparator). Any other source (FeatureExtraction covariates from the
-//! characterization module) plugs in by implementing [`Covariate`].
+//! treatment (target vs comparator), and a FeatureExtraction binary covariate at index
+//! ([`FeCovariate`], `fe:ID`, computed by the characterization's covariate engine). Any other
+//! source plugs in by implementing [`Covariate`].
 
 use qiao_cdm::date::{self, NULL_DAY};
 use qiao_cohort::CohortRow;
 use qiao_store::Store;
 
+use crate::characterization::features::{entry_covariates, Context};
+use crate::characterization::{prespec, Entry, Kind, Prespec, Settings};
 use crate::time_to_event::Subject;
 
 /// Which arm a followed person belongs to.
@@ -164,6 +167,79 @@ impl Covariate for Treatment {
         Ok(units
             .iter()
             .map(|u| (u.arm == Arm::Target) as u8 as f64)
+            .collect())
+    }
+}
+
+/// A FeatureExtraction covariate (`concept_id × 1000 + analysis_id`) as a 0/1 covariate: 1 when
+/// the unit's entry (person, index date) has it, as FE decides it for a cohort entry with its
+/// default windows ([`entry_covariates`]: the same code the characterization counts).
+pub struct FeCovariate {
+    /// The covariate id.
+    pub id: i64,
+    analysis: &'static Prespec,
+}
+
+impl FeCovariate {
+    /// The covariate `id`, or why it cannot be a regression covariate (named, never dropped).
+    pub fn new(id: i64) -> Result<FeCovariate, CovariateError> {
+        let err = |why: String| CovariateError {
+            name: format!("fe:{id}"),
+            why,
+        };
+        let analysis_id = u32::try_from(id.rem_euclid(1000)).unwrap_or(0);
+        let analysis = prespec(analysis_id).ok_or_else(|| {
+            err(format!(
+                "analysis {analysis_id} (the id's last three digits) is not a FeatureExtraction \
+                 analysis Qiao computes"
+            ))
+        })?;
+        match analysis.kind {
+            Kind::Score(_) => Err(err(format!(
+                "analysis {analysis_id} ({}) is continuous; only binary covariates can be fe: \
+                 covariates",
+                analysis.name
+            ))),
+            Kind::ValueAsConcept(_) => Err(err(format!(
+                "analysis {analysis_id} ({}) hashes (concept, value) pairs into its ids; its \
+                 covariates are not available in a regression",
+                analysis.name
+            ))),
+            _ => Ok(FeCovariate { id, analysis }),
+        }
+    }
+}
+
+impl Covariate for FeCovariate {
+    fn name(&self) -> String {
+        format!("fe:{}", self.id)
+    }
+    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+        let entries: Vec<Entry> = units
+            .iter()
+            .map(|u| Entry {
+                person: u.subject.person,
+                start: u.subject.index_date,
+            })
+            .collect();
+        let ctx = Context::new(store);
+        let mut with: Vec<Entry> = Vec::new();
+        entry_covariates(
+            &ctx,
+            self.analysis,
+            &entries,
+            &Settings::default(),
+            &mut |e, cov| {
+                if cov == self.id {
+                    with.push(e);
+                }
+            },
+        );
+        with.sort_unstable();
+        with.dedup();
+        Ok(entries
+            .iter()
+            .map(|e| with.binary_search(e).is_ok() as u8 as f64)
             .collect())
     }
 }

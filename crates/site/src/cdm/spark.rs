@@ -15,7 +15,9 @@ use qiao_cohort::exec::{Cancel, Prepared};
 use qiao_spark::{sql::Wants, Schemas, SparkCohorts, SparkError};
 use qiao_store::{Meta, Store};
 
-use super::{Cdm, PersonFact};
+use qiao_analysis::network::{Cdm, PersonFact};
+
+use super::SiteCdm;
 use crate::exec::{CohortRun, ExecError};
 
 /// Where the CDM is: the Spark Connect URL and the catalog schemas.
@@ -72,12 +74,20 @@ impl Cdm for SparkCdm {
         None
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
     fn observation_years(&self) -> Option<(i32, i32)> {
         self.observation_years
+    }
+
+    fn person(&self, run: &CohortRun, person_id: i64) -> Option<PersonFact> {
+        let facts = run.person_facts.as_deref()?;
+        let i = facts.binary_search_by_key(&person_id, |f| f.0).ok()?;
+        Some(facts[i].1)
+    }
+}
+
+impl SiteCdm for SparkCdm {
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn run(
@@ -123,11 +133,5 @@ impl Cdm for SparkCdm {
             person_masks: g.person_masks,
             person_facts: Some(facts),
         })
-    }
-
-    fn person(&self, run: &CohortRun, person_id: i64) -> Option<PersonFact> {
-        let facts = run.person_facts.as_deref()?;
-        let i = facts.binary_search_by_key(&person_id, |f| f.0).ok()?;
-        Some(facts[i].1)
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use qiao_analysis::regression::design::{
-    columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment, Unit,
+    columns, AgeDecades, Arm, CohortMembership, Covariate, FeCovariate, GenderMale, Treatment, Unit,
 };
 use qiao_analysis::regression::{fit, Guard, Model, SiteData};
 use qiao_analysis::time_to_event::follow_up;
@@ -61,7 +61,7 @@ fn covariate(store: &Store, spec: &str, comparator: bool) -> anyhow::Result<Box<
             let id: i64 = id
                 .parse()
                 .with_context(|| format!("covariate {spec:?}: not a covariate id"))?;
-            bail!("covariate fe:{id}: FeatureExtraction covariates come from the characterization module (issue 15), not built yet")
+            Box::new(FeCovariate::new(id)?)
         }
         _ => {
             bail!("covariate {spec:?}: expected age, gender, treatment, cohort:FILE.json or fe:ID")
