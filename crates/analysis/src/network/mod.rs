@@ -13,13 +13,15 @@
 //! 4. the **pooling** at the hub: sums of released values only ([`qiao_disclosure::network_total`]),
 //!    and the derived means, rates and intervals computed from those sums.
 //!
-//! Implemented here: [`characterization::Characterization`] (FeatureExtraction) and
-//! [`incidence::Incidence`] (CohortIncidence). The feasibility queries (`cohort_count`,
+//! Implemented here: [`characterization::Characterization`] (FeatureExtraction),
+//! [`incidence::Incidence`] (CohortIncidence) and [`survival::Survival`] (Kaplan–Meier and
+//! log-rank from risk-set tables on a grid). The feasibility queries (`cohort_count`,
 //! `demographics`) are still released by `qiao-site`'s `exec` module and pooled by the hub's
 //! view; see ARCHITECTURE.md ("Adding an analysis") for the files a new analysis touches.
 
 pub mod characterization;
 pub mod incidence;
+pub mod survival;
 
 use qiao_cohort::CohortRow;
 use qiao_disclosure::{self as dc, Discloser, PersonSetDigest, Question, Statistic};
