@@ -156,9 +156,18 @@ fn incidence(r: &qiao_protocol::IncidenceResult, persons: Option<u64>, why: &mut
 
 /// Every count of a risk-set table is of persons (each followed person in one cell).
 fn survival(r: &qiao_protocol::SurvivalResult, persons: Option<u64>, why: &mut Vec<String>) {
-    for (side, arm) in [("target", Some(&r.target)), ("comparator", r.comparator.as_ref())] {
+    for (side, arm) in [
+        ("target", Some(&r.target)),
+        ("comparator", r.comparator.as_ref()),
+    ] {
         let Some(arm) = arm else { continue };
-        check(&format!("{side} entered"), &arm.entered, persons, Some(1), why);
+        check(
+            &format!("{side} entered"),
+            &arm.entered,
+            persons,
+            Some(1),
+            why,
+        );
         for (list, v) in [("events", &arm.events), ("censored", &arm.censored)] {
             for (k, x) in v.iter().enumerate() {
                 check(&format!("{side} {list} {k}"), x, persons, Some(1), why);

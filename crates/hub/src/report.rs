@@ -453,35 +453,65 @@ fn survival_rows(
     let days = |d: Option<i32>| d.map_or("not reached".to_string(), |d| d.to_string());
     let site_curve = |s: &SiteJobView, arm: usize| -> Option<ArmCurve> {
         let c = p.sites.iter().find(|c| c.site == s.site.to_string())?;
-        if arm == 0 { c.target.clone() } else { c.comparator.clone() }
+        if arm == 0 {
+            c.target.clone()
+        } else {
+            c.comparator.clone()
+        }
     };
     let arms = [
-        ("target", Some((&p.km.target, &p.at_risk.target, p.median.target, &p.entered.target))),
+        (
+            "target",
+            Some((
+                &p.km.target,
+                &p.at_risk.target,
+                p.median.target,
+                &p.entered.target,
+            )),
+        ),
         (
             "comparator",
             p.km.comparator.as_ref().and_then(|k| {
-                Some((k, p.at_risk.comparator.as_ref()?, p.median.comparator?, p.entered.comparator.as_ref()?))
+                Some((
+                    k,
+                    p.at_risk.comparator.as_ref()?,
+                    p.median.comparator?,
+                    p.entered.comparator.as_ref()?,
+                ))
             }),
         ),
     ];
     for (i, (name, arm)) in arms.into_iter().enumerate() {
-        let Some((km, at_risk, median, entered)) = arm else { continue };
+        let Some((km, at_risk, median, entered)) = arm else {
+            continue;
+        };
         let mut row = vec![format!("{name} persons followed")];
         row.extend(v.sites.iter().map(|s| match &s.payload {
             Some(Payload::Survival(r)) => {
-                let a = if i == 0 { Some(&r.target) } else { r.comparator.as_ref() };
+                let a = if i == 0 {
+                    Some(&r.target)
+                } else {
+                    r.comparator.as_ref()
+                };
                 a.map_or(String::new(), |a| a.entered.to_string())
             }
             _ => String::new(),
         }));
         row.push(entered.display.clone());
         rows.push(row);
-        let fit = KaplanMeier { points: km.clone(), median };
+        let fit = KaplanMeier {
+            points: km.clone(),
+            median,
+        };
         for r in at_risk {
             let mut row = vec![format!("{name} day {}: S (at risk)", r.time)];
             row.extend(v.sites.iter().map(|s| {
                 site_curve(s, i).map_or(String::new(), |c| {
-                    let n = c.at_risk.iter().find(|x| x.time == r.time).map_or(0, |x| x.at_risk);
+                    let n = c
+                        .at_risk
+                        .iter()
+                        .find(|x| x.time == r.time)
+                        .map_or(0, |x| x.at_risk);
                     format!("{:.4} ({n})", c.km.survival_at(r.time))
                 })
             }));
@@ -495,9 +525,11 @@ fn survival_rows(
             rows.push(row);
         }
         let mut row = vec![format!("{name} median (95% CI)")];
-        row.extend(v.sites.iter().map(|s| {
-            site_curve(s, i).map_or(String::new(), |c| days(c.km.median.time))
-        }));
+        row.extend(
+            v.sites
+                .iter()
+                .map(|s| site_curve(s, i).map_or(String::new(), |c| days(c.km.median.time))),
+        );
         row.push(format!(
             "{} ({} to {})",
             days(median.time),

@@ -584,8 +584,10 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
             }
         }
         Payload::Survival(r) => {
-            for (side, arm) in [("target", Some(&r.target)), ("comparator", r.comparator.as_ref())]
-            {
+            for (side, arm) in [
+                ("target", Some(&r.target)),
+                ("comparator", r.comparator.as_ref()),
+            ] {
                 let Some(arm) = arm else { continue };
                 v.push((format!("$.{side}.entered"), &arm.entered));
                 for (i, x) in arm.events.iter().enumerate() {
@@ -824,7 +826,10 @@ pub(crate) fn check_survival(
     ];
     for (side, arm) in arms {
         let Some(arm) = arm else { continue };
-        for (list, n) in [("events", arm.events.len()), ("censored", arm.censored.len())] {
+        for (list, n) in [
+            ("events", arm.events.len()),
+            ("censored", arm.censored.len()),
+        ] {
             if n != cells {
                 return Err(mismatch(
                     format!("$.{side}.{list}"),
@@ -969,10 +974,10 @@ mod analysis_tests {
         let t: SurvivalTar =
             serde_json::from_str(r#"{"start_offset":1,"end":{"cohort_start":365}}"#).unwrap();
         assert_eq!(t.end, SurvivalTarEnd::CohortStart(365));
-        assert!(serde_json::from_str::<QueryType>(
-            r#"{"type":"survival","outcome":{},"grid":30}"#
-        )
-        .is_err());
+        assert!(
+            serde_json::from_str::<QueryType>(r#"{"type":"survival","outcome":{},"grid":30}"#)
+                .is_err()
+        );
         let path = |s: &SurvivalSpec| s.check().unwrap_err().0;
         spec.grid_days = 0;
         assert_eq!(path(&spec), "$.grid_days");

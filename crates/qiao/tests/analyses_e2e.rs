@@ -369,19 +369,33 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
             events += y["events"].as_u64().unwrap();
         }
         assert_eq!(pooled["median"][arm], local["median"][arm], "{arm} median");
-        assert_eq!(pooled["at_risk"][arm], local["at_risk"][arm], "{arm} at risk");
+        assert_eq!(
+            pooled["at_risk"][arm], local["at_risk"][arm],
+            "{arm} at risk"
+        );
         assert_eq!(
             pooled["entered"][arm]["point_sum"], local["follow_up"][arm]["followed"],
             "{arm} persons followed"
         );
     }
     assert!(events > 0);
-    close(&pooled["logrank"]["chi2"], &local["logrank"]["chi2"], "log-rank chi2");
-    close(&pooled["logrank"]["p"], &local["logrank"]["p"], "log-rank p");
+    close(
+        &pooled["logrank"]["chi2"],
+        &local["logrank"]["chi2"],
+        "log-rank chi2",
+    );
+    close(
+        &pooled["logrank"]["p"],
+        &local["logrank"]["p"],
+        "log-rank p",
+    );
     let sites = pooled["sites"].as_array().unwrap();
     assert_eq!(sites.len(), 3);
     assert!(sites.iter().all(|x| x["target"]["km"]["points"].is_array()));
-    assert!(pooled["disclosure"][0].as_str().unwrap().starts_with("exact counts"));
+    assert!(pooled["disclosure"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("exact counts"));
 
     // Differential privacy: σ = 5, entries clipped at 2; ρ per statistic 1/(2·25) = 0.02.
     for i in 0..3 {

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{release, to_disclosure, Analysis, AnalysisError, Site, Sum};
 use crate::survival::{
-    logrank, AtRisk, EventTable, Grid, KaplanMeier, KmPoint, LogRank, Median, RiskSetTable, AT_RISK_TIMES,
-    INTERVAL_METHOD,
+    logrank, AtRisk, EventTable, Grid, KaplanMeier, KmPoint, LogRank, Median, RiskSetTable,
+    AT_RISK_TIMES, INTERVAL_METHOD,
 };
 use crate::time_to_event::{follow_up, TarEnd, TimeAtRisk};
 
@@ -90,7 +90,8 @@ fn arm_stats(arm: &str, family: &'static str, cells: usize) -> Vec<Statistic> {
     let mut s = vec![Statistic::person_count(format!("{arm} entered"))];
     for list in ["events", "censored"] {
         s.extend(
-            (0..cells).map(|k| Statistic::disjoint_person_count(format!("{arm} {list} {k}"), family)),
+            (0..cells)
+                .map(|k| Statistic::disjoint_person_count(format!("{arm} {list} {k}"), family)),
         );
     }
     s
@@ -207,11 +208,8 @@ fn read_arm(
             summary.min_cell_count
         ));
     }
-    let cells = |v: &[Released]| -> Vec<f64> {
-        v.iter()
-            .map(|r| point(r).unwrap_or(0) as f64)
-            .collect()
-    };
+    let cells =
+        |v: &[Released]| -> Vec<f64> { v.iter().map(|r| point(r).unwrap_or(0) as f64).collect() };
     let table = RiskSetTable {
         width,
         entered: entered as f64,
@@ -241,7 +239,10 @@ pub fn pool_sites(spec: &SurvivalSpec, released: &[(String, &SurvivalResult)]) -
     let mut disclosure = Vec::new();
     for (name, r) in released {
         let mut fits: [Option<(KaplanMeier, Vec<AtRisk>, EventTable)>; 2] = [None, None];
-        for (i, arm) in [Some(&r.target), r.comparator.as_ref()].into_iter().enumerate() {
+        for (i, arm) in [Some(&r.target), r.comparator.as_ref()]
+            .into_iter()
+            .enumerate()
+        {
             let Some(arm) = arm else { continue };
             entered[i].push((&arm.entered, &r.disclosure));
             let (table, notes) = read_arm(arm, &r.disclosure, grid.width);
@@ -319,7 +320,9 @@ pub fn pool_sites(spec: &SurvivalSpec, released: &[(String, &SurvivalResult)]) -
             grid_days: spec.grid_days,
             horizon_days: spec.horizon_days,
             interval: INTERVAL_METHOD.into(),
-            median: "first time the curve (interval bound) is <= 0.5, as lifelines; null: not reached".into(),
+            median:
+                "first time the curve (interval bound) is <= 0.5, as lifelines; null: not reached"
+                    .into(),
             logrank: "lifelines logrank_test (chi-square, 1 df) on the pooled grid table".into(),
         },
         disclosure,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use qiao_analysis::cohorts::cohort_rows;
-use qiao_analysis::survival::{logrank, EventTable, Grid, KaplanMeier, RiskSetTable, INTERVAL_METHOD};
+use qiao_analysis::survival::{
+    logrank, EventTable, Grid, KaplanMeier, RiskSetTable, INTERVAL_METHOD,
+};
 use qiao_analysis::time_to_event::{follow_up, FollowUp, TimeAtRisk};
 use qiao_cohort::CohortRow;
 use qiao_store::Store;
