@@ -325,7 +325,7 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     }
 
     // Survival: target and comparator to the first GI bleed, 30-day grid, 10-year horizon.
-    let v = query(&[
+    let survival: [&str; 7] = [
         "--analysis",
         "survival",
         "--outcome",
@@ -333,7 +333,8 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         "--comparator",
         &c,
         &t,
-    ]);
+    ];
+    let v = query(&survival);
     let local: Value = serde_json::from_str(&qiao(&[
         "analyze",
         "survival",
@@ -464,15 +465,7 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert!((f(&row["persons_at_risk"]["sigma"]) - 5.0).abs() < 1e-9);
     }
     // Survival under DP: per arm `entered` and one family of disjoint cells, 2 × 2 releases.
-    let v = query(&[
-        "--analysis",
-        "survival",
-        "--outcome",
-        GI_BLEED,
-        "--comparator",
-        &c,
-        &t,
-    ]);
+    let v = query(&survival);
     for site in v["sites"].as_array().unwrap() {
         let p = &site["payload"];
         let dp = &p["disclosure"]["dp"];
