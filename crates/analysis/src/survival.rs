@@ -8,6 +8,10 @@ mod grid;
 mod km;
 mod logrank;
 
-pub use grid::{grid_index, GridError, RiskSetTable};
+pub use grid::{grid_index, Grid, GridError, RiskSetTable};
 pub use km::{AtRisk, EventRow, EventTable, KaplanMeier, KmPoint, Median, INTERVAL_METHOD, Z_95};
 pub use logrank::{chi2_1_sf, logrank, LogRank};
+
+/// Days of the at-risk table under the curves (`qiao analyze survival`'s default, and the
+/// network's).
+pub const AT_RISK_TIMES: [i32; 8] = [0, 30, 90, 180, 365, 730, 1095, 1825];

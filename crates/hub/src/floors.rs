@@ -62,6 +62,7 @@ pub fn implausible(result: &JobResult, persons_rounded: Option<u64>) -> Option<S
         Payload::Demographics(r) => demographics(r, persons, &mut why),
         Payload::Characterization(r) => characterization(r, persons, &mut why),
         Payload::Incidence(r) => incidence(r, persons, &mut why),
+        Payload::Survival(r) => survival(r, persons, &mut why),
     }
     if why.is_empty() {
         None
@@ -149,6 +150,28 @@ fn incidence(r: &qiao_protocol::IncidenceResult, persons: Option<u64>, why: &mut
         for (name, x) in row.values() {
             let per_person = name.starts_with("persons") || name.starts_with("person_outcomes");
             check(name, x, persons, per_person.then_some(1), why);
+        }
+    }
+}
+
+/// Every count of a risk-set table is of persons (each followed person in one cell).
+fn survival(r: &qiao_protocol::SurvivalResult, persons: Option<u64>, why: &mut Vec<String>) {
+    for (side, arm) in [
+        ("target", Some(&r.target)),
+        ("comparator", r.comparator.as_ref()),
+    ] {
+        let Some(arm) = arm else { continue };
+        check(
+            &format!("{side} entered"),
+            &arm.entered,
+            persons,
+            Some(1),
+            why,
+        );
+        for (list, v) in [("events", &arm.events), ("censored", &arm.censored)] {
+            for (k, x) in v.iter().enumerate() {
+                check(&format!("{side} {list} {k}"), x, persons, Some(1), why);
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A job's results for people: the per-site and total funnel as a table, or one JSON object
 //! (`qiao query`, `qiao demo`).
 
+use qiao_analysis::survival::KaplanMeier;
 use qiao_protocol::{AgeBand, Gender, Payload, Released};
 use serde_json::{json, Value};
 
@@ -99,7 +100,11 @@ pub fn to_json(v: &JobView) -> Value {
                         })
                         .collect();
                 }
-                Some(p @ (Payload::Characterization(_) | Payload::Incidence(_))) => {
+                Some(
+                    p @ (Payload::Characterization(_)
+                    | Payload::Incidence(_)
+                    | Payload::Survival(_)),
+                ) => {
                     o["payload"] = json!(p);
                 }
                 None => {}
@@ -140,6 +145,7 @@ pub fn to_json(v: &JobView) -> Value {
         }),
         NetworkTotals::Characterization(p) => json!(p),
         NetworkTotals::Incidence(p) => json!(p),
+        NetworkTotals::Survival(p) => json!(p),
     };
     json!({
         "job_id": v.job_id,
@@ -316,6 +322,7 @@ pub fn to_table(v: &JobView) -> String {
                 );
             }
         }
+        NetworkTotals::Survival(p) => survival_rows(v, p, &mut rows),
         NetworkTotals::Incidence(p) => {
             for r in &p.rows {
                 let key = r.clone();
@@ -403,6 +410,15 @@ pub fn to_table(v: &JobView) -> String {
             out.push_str(&format!("  {}: {}\n", s.site, s.disclosure.join("; ")));
         }
     }
+    if let NetworkTotals::Survival(p) = &v.total {
+        out.push_str(&format!(
+            "\ntime at risk {} (days from time zero), {}-day grid to {} days; {}\n",
+            p.method.time_at_risk, p.method.grid_days, p.method.horizon_days, p.method.interval
+        ));
+        for d in &p.disclosure {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
     if matches!(v.total, NetworkTotals::CohortCount { .. }) {
         out.push_str(
             "\n\"qualifying events\": persons with an entry event, before the rules;\n\
@@ -424,4 +440,116 @@ pub fn to_table(v: &JobView) -> String {
         );
     }
     out
+}
+
+/// The survival rows: per arm the persons followed, the survival and at-risk at the at-risk
+/// table's days (per site where its table was released) and the median; then the log-rank test.
+fn survival_rows(
+    v: &JobView,
+    p: &qiao_analysis::network::survival::PooledSurvival,
+    rows: &mut Vec<Vec<String>>,
+) {
+    use qiao_analysis::network::survival::ArmCurve;
+    let days = |d: Option<i32>| d.map_or("not reached".to_string(), |d| d.to_string());
+    let site_curve = |s: &SiteJobView, arm: usize| -> Option<ArmCurve> {
+        let c = p.sites.iter().find(|c| c.site == s.site.to_string())?;
+        if arm == 0 {
+            c.target.clone()
+        } else {
+            c.comparator.clone()
+        }
+    };
+    let arms = [
+        (
+            "target",
+            Some((
+                &p.km.target,
+                &p.at_risk.target,
+                p.median.target,
+                &p.entered.target,
+            )),
+        ),
+        (
+            "comparator",
+            p.km.comparator.as_ref().and_then(|k| {
+                Some((
+                    k,
+                    p.at_risk.comparator.as_ref()?,
+                    p.median.comparator?,
+                    p.entered.comparator.as_ref()?,
+                ))
+            }),
+        ),
+    ];
+    for (i, (name, arm)) in arms.into_iter().enumerate() {
+        let Some((km, at_risk, median, entered)) = arm else {
+            continue;
+        };
+        let mut row = vec![format!("{name} persons followed")];
+        row.extend(v.sites.iter().map(|s| match &s.payload {
+            Some(Payload::Survival(r)) => {
+                let a = if i == 0 {
+                    Some(&r.target)
+                } else {
+                    r.comparator.as_ref()
+                };
+                a.map_or(String::new(), |a| a.entered.to_string())
+            }
+            _ => String::new(),
+        }));
+        row.push(entered.display.clone());
+        rows.push(row);
+        let fit = KaplanMeier {
+            points: km.clone(),
+            median,
+        };
+        for r in at_risk {
+            let mut row = vec![format!("{name} day {}: S (at risk)", r.time)];
+            row.extend(v.sites.iter().map(|s| {
+                site_curve(s, i).map_or(String::new(), |c| {
+                    let n = c
+                        .at_risk
+                        .iter()
+                        .find(|x| x.time == r.time)
+                        .map_or(0, |x| x.at_risk);
+                    format!("{:.4} ({n})", c.km.survival_at(r.time))
+                })
+            }));
+            let k = km.partition_point(|x| x.time <= r.time).saturating_sub(1);
+            let (lo, hi) = km.get(k).map_or((1.0, 1.0), |x| (x.lower, x.upper));
+            row.push(format!(
+                "{:.4} ({lo:.4}–{hi:.4}) ({})",
+                fit.survival_at(r.time),
+                r.at_risk
+            ));
+            rows.push(row);
+        }
+        let mut row = vec![format!("{name} median (95% CI)")];
+        row.extend(
+            v.sites
+                .iter()
+                .map(|s| site_curve(s, i).map_or(String::new(), |c| days(c.km.median.time))),
+        );
+        row.push(format!(
+            "{} ({} to {})",
+            days(median.time),
+            days(median.lower),
+            days(median.upper)
+        ));
+        rows.push(row);
+    }
+    if p.km.comparator.is_some() {
+        let mut row = vec!["log-rank chi2 (p)".to_owned()];
+        let text = |t: &Option<qiao_analysis::survival::LogRank>| {
+            t.map_or("-".to_string(), |t| format!("{:.4} ({:.4e})", t.chi2, t.p))
+        };
+        row.extend(v.sites.iter().map(|s| {
+            p.sites
+                .iter()
+                .find(|c| c.site == s.site.to_string())
+                .map_or(String::new(), |c| text(&c.logrank))
+        }));
+        row.push(text(&p.logrank));
+        rows.push(row);
+    }
 }

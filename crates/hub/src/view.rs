@@ -6,6 +6,7 @@ use qiao_analysis::network::characterization::{Characterization, PooledCharacter
 use qiao_analysis::network::cohort_count::{CohortCount, PooledCohortCount};
 use qiao_analysis::network::demographics::{Demographics, DemographicsSpec, PooledDemographics};
 use qiao_analysis::network::incidence::{Incidence, PooledIncidence};
+use qiao_analysis::network::survival::{self, PooledSurvival};
 use qiao_analysis::network::{Analysis, Sum};
 use qiao_protocol::{
     AgeBand, DisclosureSummary, FailureKind, Gender, JobId, Outcome, Payload, ProjectId, QueryType,
@@ -146,6 +147,9 @@ pub enum NetworkTotals {
     Characterization(PooledCharacterization),
     /// Incidence pooled: sums of the released counts, rates and intervals from them.
     Incidence(PooledIncidence),
+    /// Survival pooled: Kaplan–Meier and log-rank from the summed risk-set tables, and the
+    /// per-site curves.
+    Survival(PooledSurvival),
 }
 
 /// A job as API clients see it.
@@ -286,6 +290,16 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
                 })
                 .collect();
             NetworkTotals::Incidence(Incidence::pool(spec, &released))
+        }
+        QueryType::Survival(spec) => {
+            let released: Vec<(String, &qiao_protocol::SurvivalResult)> = sites
+                .iter()
+                .filter_map(|s| match &s.payload {
+                    Some(Payload::Survival(r)) => Some((s.site.to_string(), r)),
+                    _ => None,
+                })
+                .collect();
+            NetworkTotals::Survival(survival::pool_sites(spec, &released))
         }
     };
     JobView {

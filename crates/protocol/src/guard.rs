@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::message::analyses::{
     CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec,
 };
+use crate::message::analyses::{RiskSetResult, SurvivalResult, SurvivalSpec};
 use crate::message::{
     AgeBand, DisclosureSummary, Job, JobResult, Outcome, Payload, QueryType, Released,
 };
@@ -99,6 +100,10 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "person_outcomes",
     "outcomes_pe",
     "outcomes",
+    // SurvivalResult, RiskSetResult
+    "entered",
+    "events",
+    "censored",
     // Released
     "kind",
     "value",
@@ -372,6 +377,9 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
         (Payload::Incidence(r), QueryType::Incidence(spec)) => {
             check_incidence(r, spec)?;
         }
+        (Payload::Survival(r), QueryType::Survival(spec)) => {
+            check_survival(r, spec)?;
+        }
         _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
@@ -518,6 +526,18 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 });
             }
         }
+        Payload::Survival(r) => {
+            for arm in std::iter::once(&r.target).chain(&r.comparator) {
+                let n = arm.events.len().max(arm.censored.len());
+                if n > crate::message::analyses::MAX_GRID_CELLS {
+                    return Err(AggregateViolation::TooMany {
+                        what: "grid cells",
+                        found: n,
+                        max: crate::message::analyses::MAX_GRID_CELLS,
+                    });
+                }
+            }
+        }
     }
     for (path, r) in analysis_values(payload) {
         check_released(r, &path, disclosure)?;
@@ -560,6 +580,21 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
             for (i, row) in r.rows.iter().enumerate() {
                 for (name, x) in row.values() {
                     v.push((format!("$.rows[{i}].{name}"), x));
+                }
+            }
+        }
+        Payload::Survival(r) => {
+            for (side, arm) in [
+                ("target", Some(&r.target)),
+                ("comparator", r.comparator.as_ref()),
+            ] {
+                let Some(arm) = arm else { continue };
+                v.push((format!("$.{side}.entered"), &arm.entered));
+                for (i, x) in arm.events.iter().enumerate() {
+                    v.push((format!("$.{side}.events[{i}]"), x));
+                }
+                for (i, x) in arm.censored.iter().enumerate() {
+                    v.push((format!("$.{side}.censored[{i}]"), x));
                 }
             }
         }
@@ -772,6 +807,40 @@ pub(crate) fn check_incidence(
     Ok(())
 }
 
+/// A survival result against its spec: a comparator exactly when asked for, and each arm's
+/// table exactly on the spec's grid (one events and one censored value per grid point).
+pub(crate) fn check_survival(
+    r: &SurvivalResult,
+    spec: &SurvivalSpec,
+) -> Result<(), AggregateViolation> {
+    if r.comparator.is_some() != spec.comparator.is_some() {
+        return Err(mismatch(
+            "$.comparator".into(),
+            "present exactly when the job has a comparator",
+        ));
+    }
+    let cells = spec.cells();
+    let arms: [(&str, Option<&RiskSetResult>); 2] = [
+        ("target", Some(&r.target)),
+        ("comparator", r.comparator.as_ref()),
+    ];
+    for (side, arm) in arms {
+        let Some(arm) = arm else { continue };
+        for (list, n) in [
+            ("events", arm.events.len()),
+            ("censored", arm.censored.len()),
+        ] {
+            if n != cells {
+                return Err(mismatch(
+                    format!("$.{side}.{list}"),
+                    format!("{n} grid points, the job's grid has {cells}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod analysis_tests {
     use super::*;
@@ -884,6 +953,79 @@ mod analysis_tests {
         assert!(
             check_incidence(&r, &inc).is_err(),
             "not stratified by gender"
+        );
+    }
+
+    #[test]
+    fn survival_specs_are_checked_and_results_must_be_on_their_grid() {
+        let q: QueryType =
+            serde_json::from_str(r#"{"type":"survival","outcome":{"PrimaryCriteria":{}}}"#)
+                .unwrap();
+        let QueryType::Survival(mut spec) = q else {
+            panic!()
+        };
+        assert_eq!(
+            (spec.grid_days, spec.horizon_days, spec.tar),
+            (30, 3650, SurvivalTar::default())
+        );
+        // ⌈3650 / 30⌉ = 122 intervals and time 0.
+        assert_eq!(spec.cells(), 123);
+        assert_eq!(spec.check(), Ok(()));
+        let t: SurvivalTar =
+            serde_json::from_str(r#"{"start_offset":1,"end":{"cohort_start":365}}"#).unwrap();
+        assert_eq!(t.end, SurvivalTarEnd::CohortStart(365));
+        assert!(
+            serde_json::from_str::<QueryType>(r#"{"type":"survival","outcome":{},"grid":30}"#)
+                .is_err()
+        );
+        let path = |s: &SurvivalSpec| s.check().unwrap_err().0;
+        spec.grid_days = 0;
+        assert_eq!(path(&spec), "$.grid_days");
+        spec.grid_days = 1;
+        spec.horizon_days = 5000;
+        assert_eq!(path(&spec), "$.horizon_days", "5,000 one-day intervals");
+        spec.grid_days = 7;
+        spec.horizon_days = 0;
+        assert_eq!(path(&spec), "$.horizon_days");
+        spec.horizon_days = 70;
+        spec.comparator = Some(serde_json::json!([]));
+        assert_eq!(path(&spec), "$.comparator");
+        spec.comparator = None;
+        spec.outcome = serde_json::json!("x");
+        assert_eq!(path(&spec), "$.outcome");
+        spec.outcome = serde_json::json!({});
+
+        // 70 days on a 7-day grid: 11 grid points per arm.
+        let zero = Released::BelowThreshold { threshold: 1 };
+        let arm = |n| RiskSetResult {
+            entered: Released::Exact { value: 3 },
+            events: vec![zero.clone(); n],
+            censored: vec![zero.clone(); n],
+        };
+        let mut r = SurvivalResult {
+            target: arm(11),
+            comparator: None,
+            disclosure: DisclosureSummary {
+                min_cell_count: 1,
+                obfuscation: None,
+                secondary_suppression: false,
+                dp: None,
+            },
+        };
+        assert_eq!(check_survival(&r, &spec), Ok(()));
+        let json = serde_json::to_value(Payload::Survival(r.clone())).unwrap();
+        assert_eq!(check_result_json(&json), Ok(()), "{json}");
+        r.comparator = Some(arm(11));
+        assert!(check_survival(&r, &spec).is_err(), "no comparator asked");
+        spec.comparator = Some(serde_json::json!({}));
+        assert_eq!(check_survival(&r, &spec), Ok(()));
+        r.comparator = Some(arm(12));
+        assert_eq!(
+            check_survival(&r, &spec),
+            Err(mismatch(
+                "$.comparator.events".into(),
+                "12 grid points, the job's grid has 11"
+            ))
         );
     }
 }

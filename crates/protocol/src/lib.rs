@@ -43,6 +43,9 @@ pub use message::analyses::{
     IncidenceResult, IncidenceRow, IncidenceSpec, IncidenceStrata, Moments, PopulationResult,
     TarAnchor, TarDate, TimeAtRisk,
 };
+pub use message::analyses::{
+    RiskSetResult, SurvivalResult, SurvivalSpec, SurvivalTar, SurvivalTarEnd,
+};
 pub use message::{
     half_width_95, poll_audit_head, AgeBand, Cell, CohortCountResult, DemographicsResult,
     DisclosureSummary, DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams,

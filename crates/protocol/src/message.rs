@@ -17,6 +17,7 @@ pub mod analyses;
 
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
 use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
+use analyses::{SurvivalResult, SurvivalSpec};
 
 /// Longest inclusion-rule name, in characters.
 pub const MAX_RULE_NAME_CHARS: usize = 256;
@@ -146,6 +147,8 @@ pub enum QueryType {
     Characterization(CharacterizationSpec),
     /// Incidence proportions and rates (CohortIncidence).
     Incidence(IncidenceSpec),
+    /// Kaplan–Meier and log-rank from risk-set tables on a time grid.
+    Survival(SurvivalSpec),
 }
 
 impl QueryType {
@@ -156,6 +159,7 @@ impl QueryType {
             QueryType::Demographics { .. } => "demographics",
             QueryType::Characterization(_) => "characterization",
             QueryType::Incidence(_) => "incidence",
+            QueryType::Survival(_) => "survival",
         }
     }
 }
@@ -253,6 +257,8 @@ pub enum Payload {
     Characterization(CharacterizationResult),
     /// Answer to [`QueryType::Incidence`].
     Incidence(IncidenceResult),
+    /// Answer to [`QueryType::Survival`].
+    Survival(SurvivalResult),
 }
 
 impl Payload {
@@ -263,6 +269,7 @@ impl Payload {
             Payload::Demographics(_) => "demographics",
             Payload::Characterization(_) => "characterization",
             Payload::Incidence(_) => "incidence",
+            Payload::Survival(_) => "survival",
         }
     }
 
@@ -273,6 +280,7 @@ impl Payload {
             Payload::Demographics(r) => &r.disclosure,
             Payload::Characterization(r) => &r.disclosure,
             Payload::Incidence(r) => &r.disclosure,
+            Payload::Survival(r) => &r.disclosure,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::ids::MAX_NAME_ID_LEN;
 use crate::message::MAX_RULE_NAME_CHARS;
 use crate::{
     CohortCountResult, DemographicsResult, JobId, KeyId, Nonce, Payload, ProjectId, PublicKey,
-    RuleName, SiteId, UserId,
+    RuleName, SiteId, SurvivalResult, UserId,
 };
 
 /// A string schema: `pattern` (anchored) and one example.
@@ -122,10 +122,11 @@ impl PartialSchema for Payload {
     fn schema() -> RefOr<Schema> {
         OneOfBuilder::new()
             .description(Some(
-                "A released aggregate: the answer to a cohort_count or a demographics query, tagged by `type`.",
+                "A released aggregate: the answer to a cohort_count, demographics or survival query, tagged by `type`.",
             ))
             .item(tagged("cohort_count", CohortCountResult::schema()))
             .item(tagged("demographics", DemographicsResult::schema()))
+            .item(tagged("survival", SurvivalResult::schema()))
             .into()
     }
 }
@@ -134,5 +135,6 @@ impl ToSchema for Payload {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         <CohortCountResult as ToSchema>::schemas(schemas);
         <DemographicsResult as ToSchema>::schemas(schemas);
+        <SurvivalResult as ToSchema>::schemas(schemas);
     }
 }

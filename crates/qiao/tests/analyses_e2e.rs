@@ -1,7 +1,9 @@
-//! Characterization and incidence across a real network (a hub and three `qiao site serve`
+//! Characterization, incidence and survival across a real network (a hub and three `qiao site serve`
 //! processes on loopback, three hospitals from `qiao synth`): with the noise off (the `exact`
 //! release, threshold 1) the pooled result equals `qiao analyze` on the union of the three
-//! stores — counts exactly, means, standardized differences, rates and intervals to 1e-9; with
+//! stores — counts exactly, means, standardized differences, rates and intervals to 1e-9, the
+//! Kaplan–Meier curves (times on the 30-day grid) exactly and their intervals and the log-rank
+//! χ² to 1e-9; with
 //! differential privacy on, every number is noised with σ·Δ for its declared Δ and the job
 //! charges exactly the declared ρ.
 
@@ -322,6 +324,80 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         }
     }
 
+    // Survival: target and comparator to the first GI bleed, 30-day grid, 10-year horizon.
+    let survival: [&str; 7] = [
+        "--analysis",
+        "survival",
+        "--outcome",
+        GI_BLEED,
+        "--comparator",
+        &c,
+        &t,
+    ];
+    let v = query(&survival);
+    let local: Value = serde_json::from_str(&qiao(&[
+        "analyze",
+        "survival",
+        "--store",
+        s(&union),
+        "--target",
+        &t,
+        "--comparator",
+        &c,
+        "--outcome",
+        GI_BLEED,
+        "--grid-days",
+        "30",
+        "--json",
+    ]))
+    .unwrap();
+    let pooled = &v["total"];
+    let mut events = 0;
+    for arm in ["target", "comparator"] {
+        let (p, l) = (
+            pooled["km"][arm].as_array().unwrap(),
+            local["km"][arm].as_array().unwrap(),
+        );
+        assert_eq!(p.len(), l.len(), "{arm}: grid times");
+        assert!(l.len() > 10, "{arm}: {} grid times", l.len());
+        for (x, y) in p.iter().zip(l) {
+            for n in ["time", "at_risk", "events", "censored", "survival"] {
+                assert_eq!(x[n], y[n], "{arm} {n} at {}", y["time"]);
+            }
+            for n in ["std_err", "lower", "upper"] {
+                close(&x[n], &y[n], &format!("{arm} {n} at {}", y["time"]));
+            }
+            events += y["events"].as_u64().unwrap();
+        }
+        assert_eq!(pooled["median"][arm], local["median"][arm], "{arm} median");
+        assert_eq!(
+            pooled["at_risk"][arm], local["at_risk"][arm],
+            "{arm} at risk"
+        );
+        assert_eq!(
+            pooled["entered"][arm]["point_sum"], local["follow_up"][arm]["followed"],
+            "{arm} persons followed"
+        );
+    }
+    assert!(events > 0);
+    close(
+        &pooled["logrank"]["chi2"],
+        &local["logrank"]["chi2"],
+        "log-rank chi2",
+    );
+    close(
+        &pooled["logrank"]["p"],
+        &local["logrank"]["p"],
+        "log-rank p",
+    );
+    let sites = pooled["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 3);
+    assert!(sites.iter().all(|x| x["target"]["km"]["points"].is_array()));
+    assert!(pooled["disclosure"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("exact counts"));
+
     // Differential privacy: σ = 5, entries clipped at 2; ρ per statistic 1/(2·25) = 0.02.
     for i in 0..3 {
         support::policy(
@@ -388,6 +464,47 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert!((f(&row["outcomes"]["sigma"]) - 5.0 * 2.0).abs() < 1e-9);
         assert!((f(&row["persons_at_risk"]["sigma"]) - 5.0).abs() < 1e-9);
     }
+    // Survival under DP: per arm `entered` and one family of disjoint cells, 2 × 2 releases.
+    let v = query(&survival);
+    for site in v["sites"].as_array().unwrap() {
+        let p = &site["payload"];
+        let dp = &p["disclosure"]["dp"];
+        assert!((f(&dp["rho_spent"]) - 4.0 / 50.0).abs() < 1e-12, "{dp}");
+        assert!(
+            (f(&dp["user_remaining_rho"]) - (4.0 - rho - 8.0 / 50.0 - 4.0 / 50.0)).abs() < 1e-12,
+            "{dp}"
+        );
+        for arm in ["target", "comparator"] {
+            assert_eq!(p[arm]["events"].as_array().unwrap().len(), 123);
+            for x in [&p[arm]["entered"], &p[arm]["censored"][7]] {
+                assert_eq!(x["kind"], "dp", "{x}");
+                assert!((f(&x["sigma"]) - 5.0).abs() < 1e-9, "σ·Δ = 5·1");
+            }
+        }
+    }
+    let non_increasing = |points: &Value| {
+        let n: Vec<u64> = points
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["at_risk"].as_u64().unwrap())
+            .collect();
+        assert!(n.windows(2).all(|w| w[0] >= w[1]), "{n:?}");
+        n.len()
+    };
+    assert!(non_increasing(&v["total"]["km"]["target"]) > 1);
+    non_increasing(&v["total"]["km"]["comparator"]);
+    for site in v["total"]["sites"].as_array().unwrap() {
+        if !site["target"].is_null() {
+            non_increasing(&site["target"]["km"]["points"]);
+        }
+    }
+    assert!(v["total"]["disclosure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d.as_str().unwrap().contains("noised")));
+
     // Under DP a characterization must name its covariates: the site refuses, charging nothing.
     let out = qiao(&[
         "query",

@@ -21,6 +21,7 @@ use qiao_analysis::network::characterization::Characterization;
 use qiao_analysis::network::cohort_count::CohortCount;
 use qiao_analysis::network::demographics::{Demographics, DemographicsSpec};
 use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::survival::Survival;
 use qiao_analysis::network::{Analysis, AnalysisError, Site};
 use qiao_cohort::exec::Cancel;
 use qiao_cohort::{CohortError, CohortRow, CohortSink, Prepared};
@@ -293,6 +294,9 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
         }
         QueryType::Incidence(spec) => {
             run_analysis::<Incidence>(job, cx, engine, spec).map(Payload::Incidence)
+        }
+        QueryType::Survival(spec) => {
+            run_analysis::<Survival>(job, cx, engine, spec).map(Payload::Survival)
         }
     };
     let executed = match payload {

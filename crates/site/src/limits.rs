@@ -12,7 +12,8 @@ pub const MAX_CRITERIA: usize = 200;
 pub const MAX_DEPTH: usize = 32;
 
 /// Every cohort definition a job runs, each with its name in messages: the target, and an
-/// analysis's other cohorts (a characterization's comparator, an incidence's outcome).
+/// analysis's other cohorts (a characterization's comparator, an incidence's or a survival's
+/// outcome and comparator).
 pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_json::Value)> {
     use qiao_protocol::QueryType;
     let mut v = vec![("the definition", &job.definition)];
@@ -23,6 +24,14 @@ pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_js
                 .map(|c| ("the comparator definition", c)),
         ),
         QueryType::Incidence(spec) => v.push(("the outcome definition", &spec.outcome)),
+        QueryType::Survival(spec) => {
+            v.push(("the outcome definition", &spec.outcome));
+            v.extend(
+                spec.comparator
+                    .iter()
+                    .map(|c| ("the comparator definition", c)),
+            );
+        }
         QueryType::CohortCount | QueryType::Demographics { .. } => {}
     }
     v

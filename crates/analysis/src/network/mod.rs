@@ -14,16 +14,18 @@
 //!    and the derived means, rates and intervals computed from those sums.
 //!
 //! Implemented here: the feasibility queries [`cohort_count::CohortCount`] (Circe's attrition
-//! funnel) and [`demographics::Demographics`] (age × gender × index year), and
-//! [`characterization::Characterization`] (FeatureExtraction) and [`incidence::Incidence`]
-//! (CohortIncidence). `qiao-site` runs every one of them through one generic function and the
-//! hub pools them with [`Analysis::pool`]; see ARCHITECTURE.md ("Adding an analysis") for the
-//! files a new analysis touches.
+//! funnel) and [`demographics::Demographics`] (age × gender × index year),
+//! [`characterization::Characterization`] (FeatureExtraction), [`incidence::Incidence`]
+//! (CohortIncidence) and [`survival::Survival`] (Kaplan–Meier and log-rank from risk-set tables
+//! on a grid). `qiao-site` runs every one of them through one generic function and the hub pools
+//! them with [`Analysis::pool`]; see ARCHITECTURE.md ("Adding an analysis") for the files a new
+//! analysis touches.
 
 pub mod characterization;
 pub mod cohort_count;
 pub mod demographics;
 pub mod incidence;
+pub mod survival;
 
 use qiao_cohort::{CohortRow, CohortStats};
 use qiao_disclosure::{

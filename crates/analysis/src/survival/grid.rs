@@ -24,11 +24,49 @@ pub struct RiskSetTable {
     pub censored: Vec<f64>,
 }
 
+/// A grid fixed before the data is seen: intervals of `width` days up to `horizon` days, so a
+/// table on it always has [`Grid::cells`] grid points (time 0 and ⌈horizon / width⌉ intervals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    pub width: i32,
+    pub horizon: i32,
+}
+
+impl Grid {
+    /// The grid of `width` days up to `horizon` days (both positive).
+    pub fn new(width: i32, horizon: i32) -> Result<Grid, GridError> {
+        if width <= 0 {
+            return Err(GridError::Width(width));
+        }
+        if horizon <= 0 {
+            return Err(GridError::Horizon(horizon));
+        }
+        Ok(Grid { width, horizon })
+    }
+
+    /// Grid points: time 0 and one per interval up to the horizon.
+    pub fn cells(&self) -> usize {
+        grid_index(self.horizon, self.width) + 1
+    }
+
+    /// A duration cut at the horizon (follow-up beyond it is censored at it) and put on the
+    /// grid: its grid point index and whether it is an event.
+    pub fn place(&self, time: i32, event: bool) -> (usize, bool) {
+        if time > self.horizon {
+            (grid_index(self.horizon, self.width), false)
+        } else {
+            (grid_index(time, self.width), event)
+        }
+    }
+}
+
 /// Why tables cannot be pooled.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum GridError {
     #[error("grid width must be a positive number of days, not {0}")]
     Width(i32),
+    #[error("the horizon must be a positive number of days, not {0}")]
+    Horizon(i32),
     #[error("the sites' tables are on different grids ({0} and {1} days)")]
     Mismatch(i32, i32),
 }
@@ -62,6 +100,28 @@ impl RiskSetTable {
             }
         }
         Ok(t)
+    }
+
+    /// The table of `(time, event)` durations (times ≥ 0) on `grid`: every grid point up to the
+    /// horizon present, durations cut at the horizon ([`Grid::place`]).
+    pub fn on_grid(grid: Grid, durations: impl IntoIterator<Item = (i32, bool)>) -> RiskSetTable {
+        let cells = grid.cells();
+        let mut t = RiskSetTable {
+            width: grid.width,
+            entered: 0.0,
+            events: vec![0.0; cells],
+            censored: vec![0.0; cells],
+        };
+        for (time, event) in durations {
+            let (k, event) = grid.place(time, event);
+            t.entered += 1.0;
+            if event {
+                t.events[k] += 1.0;
+            } else {
+                t.censored[k] += 1.0;
+            }
+        }
+        t
     }
 
     /// The sum of sites' tables (all on one grid).
@@ -177,6 +237,15 @@ mod tests {
             RiskSetTable::from_durations(0, []).unwrap_err(),
             GridError::Width(0)
         );
+        let grid = Grid::new(30, 65).unwrap();
+        assert_eq!(grid.cells(), 4, "0, 30, 60, 90");
+        let cut = RiskSetTable::on_grid(grid, [(0, true), (5, false), (65, true), (66, true)]);
+        assert_eq!(
+            (cut.entered, cut.events, cut.censored),
+            (4.0, vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 1.0, 0.0, 1.0]),
+            "an event after the horizon is censored at it"
+        );
+        assert_eq!(Grid::new(30, 0).unwrap_err(), GridError::Horizon(0));
         let other = RiskSetTable::from_durations(7, []).unwrap();
         assert_eq!(
             RiskSetTable::pool(&[t, other]).unwrap_err(),

@@ -94,6 +94,7 @@ impl EventTable {
 
 /// The at-risk table under a Kaplan–Meier plot at one chosen time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AtRisk {
     pub time: i32,
     pub at_risk: u64,
@@ -105,6 +106,7 @@ pub struct AtRisk {
 
 /// One point of a Kaplan–Meier curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KmPoint {
     pub time: i32,
     pub at_risk: u64,
@@ -121,6 +123,7 @@ pub struct KmPoint {
 /// Median survival and its 95% interval (lifelines: the first time the curve, resp. the lower and
 /// upper interval bound, is ≤ 0.5); `None` where it is never reached (lifelines: `inf`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Median {
     pub time: Option<i32>,
     pub lower: Option<i32>,
@@ -129,6 +132,7 @@ pub struct Median {
 
 /// A Kaplan–Meier curve: its points at every time of the event table, and the median.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KaplanMeier {
     pub points: Vec<KmPoint>,
     pub median: Median,

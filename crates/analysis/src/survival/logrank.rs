@@ -6,6 +6,7 @@ use super::km::EventTable;
 
 /// The log-rank test statistic (χ² with `df` degrees of freedom) and its p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogRank {
     pub chi2: f64,
     pub df: u32,

@@ -3,6 +3,7 @@
 
 use qiao_analysis::network::characterization::Characterization;
 use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::survival::Survival;
 use qiao_analysis::network::Analysis;
 use qiao_audit::{Actor, EntryDraft};
 use qiao_protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId};
@@ -76,8 +77,9 @@ pub struct QueryWire {
     /// Demographics only: whether cells are also split by index year (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by_index_year: Option<bool>,
-    /// Characterization and incidence: the analysis spec
-    /// ([`qiao_protocol::CharacterizationSpec`], [`qiao_protocol::IncidenceSpec`]).
+    /// Characterization, incidence and survival: the analysis spec
+    /// ([`qiao_protocol::CharacterizationSpec`], [`qiao_protocol::IncidenceSpec`],
+    /// [`qiao_protocol::SurvivalSpec`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spec: Option<serde_json::Value>,
 }
@@ -91,6 +93,7 @@ enum QueryKind {
     Demographics,
     Characterization,
     Incidence,
+    Survival,
     /// Any other name: refused as `invalid_query_type` (never serialized).
     #[serde(other, skip_serializing)]
     Unknown,
@@ -136,6 +139,17 @@ impl TryFrom<QueryWire> for QueryRequest {
                 let spec = analysis_spec(&w, |s| {
                     Incidence::check(&s)?;
                     Ok(QueryType::Incidence(s))
+                })?;
+                return Ok(QueryRequest {
+                    query: spec,
+                    definition: w.definition,
+                    sites: w.sites,
+                });
+            }
+            QueryKind::Survival => {
+                let spec = analysis_spec(&w, |s| {
+                    Survival::check(&s)?;
+                    Ok(QueryType::Survival(s))
                 })?;
                 return Ok(QueryRequest {
                     query: spec,
@@ -191,11 +205,13 @@ impl From<QueryRequest> for QueryWire {
         let spec = match &r.query {
             QueryType::Characterization(s) => serde_json::to_value(s).ok(),
             QueryType::Incidence(s) => serde_json::to_value(s).ok(),
+            QueryType::Survival(s) => serde_json::to_value(s).ok(),
             QueryType::CohortCount | QueryType::Demographics { .. } => None,
         };
         let (query_type, age_band_years, by_index_year) = match r.query {
             QueryType::Characterization(_) => (QueryKind::Characterization, None, None),
             QueryType::Incidence(_) => (QueryKind::Incidence, None, None),
+            QueryType::Survival(_) => (QueryKind::Survival, None, None),
             QueryType::CohortCount => (QueryKind::CohortCount, None, None),
             QueryType::Demographics {
                 age_band_years,
@@ -278,7 +294,7 @@ pub fn submit_job(
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
         .saturating_add(match &req.query {
-            QueryType::Characterization(_) | QueryType::Incidence(_) => {
+            QueryType::Characterization(_) | QueryType::Incidence(_) | QueryType::Survival(_) => {
                 serde_json::to_vec(&req.query)
                     .map(|v| v.len())
                     .unwrap_or(usize::MAX)

@@ -358,3 +358,141 @@ pub struct IncidenceResult {
     /// The disclosure control applied.
     pub disclosure: DisclosureSummary,
 }
+
+/// Most grid cells per arm in a survival result (⌈horizon / grid⌉ + 1).
+pub const MAX_GRID_CELLS: usize = 4097;
+
+/// When a survival analysis's time at risk ends (time zero is the cohort start plus
+/// [`SurvivalTar::start_offset`]); it never runs past the end of the observation period that
+/// contains the cohort start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SurvivalTarEnd {
+    /// The end of the observation period.
+    #[default]
+    ObservationEnd,
+    /// The cohort end plus days.
+    CohortEnd(i32),
+    /// A fixed horizon: the cohort start plus days.
+    CohortStart(i32),
+}
+
+/// The time at risk of a survival analysis (as `qiao analyze survival --tar`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct SurvivalTar {
+    /// Days after the cohort start where time zero is.
+    pub start_offset: i32,
+    /// Where it ends.
+    pub end: SurvivalTarEnd,
+}
+
+/// Time to event across the network: Kaplan–Meier of the job's cohort (the target) and,
+/// optionally, a comparator to the first outcome within the time at risk. Each site releases
+/// per arm its risk-set table on a grid fixed by the spec (so the shape of what is released
+/// never depends on data): the persons followed, and per grid interval the events and the
+/// censorings; follow-up beyond the horizon is censored at the horizon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SurvivalSpec {
+    /// The outcome's OHDSI Circe cohort expression.
+    pub outcome: serde_json::Value,
+    /// The comparator's OHDSI Circe cohort expression, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparator: Option<serde_json::Value>,
+    /// The time at risk (default: cohort start to the observation period end).
+    #[serde(default)]
+    pub tar: SurvivalTar,
+    /// Days per grid interval (time t is put at ⌈t / grid⌉·grid).
+    #[serde(default = "SurvivalSpec::default_grid_days")]
+    pub grid_days: u32,
+    /// Days of follow-up released; later follow-up is censored at the horizon.
+    #[serde(default = "SurvivalSpec::default_horizon_days")]
+    pub horizon_days: u32,
+}
+
+impl SurvivalSpec {
+    /// Default grid: 30 days.
+    pub const DEFAULT_GRID_DAYS: u32 = 30;
+    /// Default horizon: 3,650 days (ten years).
+    pub const DEFAULT_HORIZON_DAYS: u32 = 3650;
+
+    fn default_grid_days() -> u32 {
+        Self::DEFAULT_GRID_DAYS
+    }
+    fn default_horizon_days() -> u32 {
+        Self::DEFAULT_HORIZON_DAYS
+    }
+
+    /// Grid cells per arm: time 0 and ⌈horizon / grid⌉ intervals.
+    pub fn cells(&self) -> usize {
+        self.horizon_days.div_ceil(self.grid_days.max(1)) as usize + 1
+    }
+
+    /// The spec's own problems (a JSON path and what is wrong).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if !self.outcome.is_object() {
+            return Err((
+                "$.outcome".into(),
+                "must be a cohort expression (a JSON object)".into(),
+            ));
+        }
+        if self.comparator.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err((
+                "$.comparator".into(),
+                "must be a cohort expression (a JSON object)".into(),
+            ));
+        }
+        if self.grid_days == 0 || self.grid_days > i32::MAX as u32 {
+            return Err((
+                "$.grid_days".into(),
+                format!("must be a positive number of days, not {}", self.grid_days),
+            ));
+        }
+        if self.horizon_days == 0
+            || self.horizon_days > i32::MAX as u32
+            || self.cells() > MAX_GRID_CELLS
+        {
+            return Err((
+                "$.horizon_days".into(),
+                format!(
+                    "must be positive and at most {} grid intervals of {} days",
+                    MAX_GRID_CELLS - 1,
+                    self.grid_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One arm's risk-set table on the grid, released: persons followed, and per grid point k
+/// (time k·grid, ending the interval ((k−1)·grid, k·grid]) events and censorings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RiskSetResult {
+    /// Persons followed (at risk at time 0).
+    pub entered: Released,
+    /// Events per grid point.
+    pub events: Vec<Released>,
+    /// Censorings per grid point.
+    pub censored: Vec<Released>,
+}
+
+/// Answer to a survival analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SurvivalResult {
+    /// The target's table.
+    pub target: RiskSetResult,
+    /// The comparator's table, if the spec has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparator: Option<RiskSetResult>,
+    /// The disclosure control applied.
+    pub disclosure: DisclosureSummary,
+}

@@ -16,6 +16,8 @@ pub enum AnalysisKind {
     Characterize,
     /// Incidence (CohortIncidence).
     Incidence,
+    /// Time to event: Kaplan–Meier and log-rank from risk-set tables on a time grid.
+    Survival,
 }
 
 /// The query types `--type` names.
@@ -50,7 +52,7 @@ pub struct Args {
     /// Run an analysis instead of a `--type` query; the definition is its target cohort.
     #[arg(long, value_enum)]
     pub analysis: Option<AnalysisKind>,
-    /// Characterize: a comparator cohort (Circe JSON).
+    /// Characterize and survival: a comparator cohort (Circe JSON).
     #[arg(long)]
     pub comparator: Option<PathBuf>,
     /// Characterize: FeatureExtraction analysis ids (comma-separated; default FE's default set).
@@ -60,10 +62,11 @@ pub struct Args {
     /// privacy; comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub covariates: Vec<i64>,
-    /// Incidence: the outcome cohort (Circe JSON).
+    /// Incidence and survival: the outcome cohort (Circe JSON).
     #[arg(long)]
     pub outcome: Option<PathBuf>,
     /// Incidence: a time at risk, e.g. start+0:end+0 (repeatable; default start+0:end+0).
+    /// Survival: one time at risk as `qiao analyze survival --tar` (default start+0:obs_end).
     #[arg(long = "tar", allow_hyphen_values = true)]
     pub tars: Vec<String>,
     /// Incidence: the outcome clean window in days.
@@ -81,6 +84,12 @@ pub struct Args {
     /// Incidence under DP: outcomes counted at most this many times per time at risk.
     #[arg(long, default_value_t = qiao_hub::protocol::IncidenceSpec::DEFAULT_MAX_OUTCOMES_PER_TAR)]
     pub max_outcomes_per_tar: u32,
+    /// Survival: days per grid interval (default 30).
+    #[arg(long)]
+    pub grid_days: Option<u32>,
+    /// Survival: days of follow-up released; later follow-up is censored there (default 3650).
+    #[arg(long)]
+    pub horizon_days: Option<u32>,
     /// Only these sites (comma-separated; default every enrolled site).
     #[arg(long, value_delimiter = ',')]
     pub sites: Vec<String>,
@@ -146,7 +155,8 @@ fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
 /// The analysis spec the flags give.
 fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
     use qiao_hub::protocol::{
-        CharacterizationSpec, IncidenceSpec, IncidenceStrata, TarAnchor, TarDate, TimeAtRisk,
+        CharacterizationSpec, IncidenceSpec, IncidenceStrata, SurvivalSpec, TarAnchor, TarDate,
+        TimeAtRisk,
     };
     if a.age_band_years.is_some() || a.by_index_year {
         bail!("--age-band-years and --by-index-year apply to --type demographics");
@@ -159,7 +169,38 @@ fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
         || !a.age_breaks.is_empty()
         || a.clean_window != 0;
     let spec_error = |path: String, message: String| anyhow::anyhow!("{path}: {message}");
+    let survival_only = a.grid_days.is_some() || a.horizon_days.is_some();
+    if survival_only && !matches!(kind, AnalysisKind::Survival) {
+        bail!("--grid-days and --horizon-days apply to --analysis survival");
+    }
     match kind {
+        AnalysisKind::Survival => {
+            if !a.analyses.is_empty()
+                || !a.covariates.is_empty()
+                || !a.strata.is_empty()
+                || !a.age_breaks.is_empty()
+                || a.clean_window != 0
+            {
+                bail!("--analysis survival takes --outcome, --comparator, --tar, --grid-days and --horizon-days");
+            }
+            let Some(outcome) = &a.outcome else {
+                bail!("--analysis survival needs --outcome O.json");
+            };
+            let tar = match a.tars.as_slice() {
+                [] => qiao_analysis::time_to_event::TimeAtRisk::default(),
+                [one] => one.parse()?,
+                _ => bail!("--analysis survival takes one --tar"),
+            };
+            let spec = SurvivalSpec {
+                outcome: read_json(outcome)?,
+                comparator: a.comparator.as_deref().map(read_json).transpose()?,
+                tar: tar.into(),
+                grid_days: a.grid_days.unwrap_or(SurvivalSpec::DEFAULT_GRID_DAYS),
+                horizon_days: a.horizon_days.unwrap_or(SurvivalSpec::DEFAULT_HORIZON_DAYS),
+            };
+            spec.check().map_err(|(p, m)| spec_error(p, m))?;
+            Ok(QueryType::Survival(spec))
+        }
         AnalysisKind::Characterize => {
             if incidence_only {
                 bail!("--outcome, --tar, --clean-window, --strata and --age-breaks apply to --analysis incidence");

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use qiao_analysis::cohorts::cohort_rows;
-use qiao_analysis::survival::{logrank, EventTable, KaplanMeier, INTERVAL_METHOD};
+use qiao_analysis::survival::{
+    logrank, EventTable, Grid, KaplanMeier, RiskSetTable, INTERVAL_METHOD,
+};
 use qiao_analysis::time_to_event::{follow_up, FollowUp, TimeAtRisk};
 use qiao_cohort::CohortRow;
 use qiao_store::Store;
@@ -44,6 +46,13 @@ pub struct Args {
         default_value = "0,30,90,180,365,730,1095,1825"
     )]
     pub at_risk_times: Vec<i32>,
+    /// Put times on a grid of this many days (t at ⌈t / N⌉·N), as the network's survival
+    /// analysis releases them: the curve the network pools, on one store.
+    #[arg(long)]
+    pub grid_days: Option<i32>,
+    /// With --grid-days: follow-up cut at this many days (later follow-up censored there).
+    #[arg(long, requires = "grid_days", default_value_t = 3650)]
+    pub horizon_days: i32,
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -77,10 +86,20 @@ struct Arm {
     km: KaplanMeier,
 }
 
-fn arm(store: &Store, path: &Path, outcome: &[CohortRow], tar: TimeAtRisk) -> anyhow::Result<Arm> {
+fn arm(
+    store: &Store,
+    path: &Path,
+    outcome: &[CohortRow],
+    tar: TimeAtRisk,
+    grid: Option<Grid>,
+) -> anyhow::Result<Arm> {
     let rows = cohort_file(store, path)?;
     let follow_up = follow_up(store, &rows, outcome, tar);
-    let table = EventTable::from_durations(follow_up.subjects.iter().map(|s| (s.time, s.event)));
+    let durations = follow_up.subjects.iter().map(|s| (s.time, s.event));
+    let table = match grid {
+        Some(g) => RiskSetTable::on_grid(g, durations).event_table(),
+        None => EventTable::from_durations(durations),
+    };
     let km = KaplanMeier::fit(&table);
     Ok(Arm {
         follow_up,
@@ -93,11 +112,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let a = &args.cohorts;
     let store = open_store(&a.store)?;
     let outcome = cohort_file(&store, &a.outcome)?;
-    let target = arm(&store, &a.target, &outcome, a.tar)?;
+    let grid = args
+        .grid_days
+        .map(|w| Grid::new(w, args.horizon_days))
+        .transpose()?;
+    let target = arm(&store, &a.target, &outcome, a.tar, grid)?;
     let comparator = a
         .comparator
         .as_deref()
-        .map(|c| arm(&store, c, &outcome, a.tar))
+        .map(|c| arm(&store, c, &outcome, a.tar, grid))
         .transpose()?;
     let test = comparator
         .as_ref()
@@ -120,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             "method": {
                 "time_at_risk": a.tar.to_string(),
+                "grid": grid,
                 "time_unit": "days",
                 "interval": INTERVAL_METHOD,
                 "median": "first time the curve (interval bound) is <= 0.5, as lifelines; null: not reached",
