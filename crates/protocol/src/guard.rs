@@ -99,6 +99,11 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "person_outcomes",
     "outcomes_pe",
     "outcomes",
+    // RegressionSums (persons above), RealSum (value below)
+    "events",
+    "loglik",
+    "gradient",
+    "hessian",
     // Released
     "kind",
     "value",
@@ -372,6 +377,10 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
         (Payload::Incidence(r), QueryType::Incidence(spec)) => {
             check_incidence(r, spec)?;
         }
+        (Payload::RegressionRound(r), QueryType::RegressionRound(round)) => {
+            crate::message::regression::check_sums(r, round)
+                .map_err(|(path, detail)| mismatch(path, detail))?;
+        }
         _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
@@ -509,6 +518,15 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 });
             }
         }
+        Payload::RegressionRound(r) => {
+            let p2 = r.hessian.len();
+            if r.gradient.len() * r.gradient.len() != p2 {
+                return Err(AggregateViolation::AnalysisMismatch {
+                    path: "$.hessian".into(),
+                    detail: "not the square of the gradient's length".into(),
+                });
+            }
+        }
         Payload::Incidence(r) => {
             if r.rows.len() > crate::message::analyses::MAX_INCIDENCE_ROWS {
                 return Err(AggregateViolation::TooMany {
@@ -562,6 +580,10 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
                     v.push((format!("$.rows[{i}].{name}"), x));
                 }
             }
+        }
+        Payload::RegressionRound(r) => {
+            v.push(("$.persons".into(), &r.persons));
+            v.push(("$.events".into(), &r.events));
         }
         Payload::CohortCount(_) | Payload::Demographics(_) => {}
     }

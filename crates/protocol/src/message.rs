@@ -14,9 +14,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod analyses;
+pub mod regression;
 
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
 use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
+use regression::{RegressionRound, RegressionSums};
 
 /// Longest inclusion-rule name, in characters.
 pub const MAX_RULE_NAME_CHARS: usize = 256;
@@ -146,6 +148,8 @@ pub enum QueryType {
     Characterization(CharacterizationSpec),
     /// Incidence proportions and rates (CohortIncidence).
     Incidence(IncidenceSpec),
+    /// One round of a federated regression run: the site's sums at the round's coefficients.
+    RegressionRound(RegressionRound),
 }
 
 impl QueryType {
@@ -156,6 +160,7 @@ impl QueryType {
             QueryType::Demographics { .. } => "demographics",
             QueryType::Characterization(_) => "characterization",
             QueryType::Incidence(_) => "incidence",
+            QueryType::RegressionRound(_) => "regression_round",
         }
     }
 }
@@ -253,6 +258,8 @@ pub enum Payload {
     Characterization(CharacterizationResult),
     /// Answer to [`QueryType::Incidence`].
     Incidence(IncidenceResult),
+    /// Answer to [`QueryType::RegressionRound`].
+    RegressionRound(RegressionSums),
 }
 
 impl Payload {
@@ -263,6 +270,7 @@ impl Payload {
             Payload::Demographics(_) => "demographics",
             Payload::Characterization(_) => "characterization",
             Payload::Incidence(_) => "incidence",
+            Payload::RegressionRound(_) => "regression_round",
         }
     }
 
@@ -273,6 +281,7 @@ impl Payload {
             Payload::Demographics(r) => &r.disclosure,
             Payload::Characterization(r) => &r.disclosure,
             Payload::Incidence(r) => &r.disclosure,
+            Payload::RegressionRound(r) => &r.disclosure,
         }
     }
 }

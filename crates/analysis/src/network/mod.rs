@@ -20,6 +20,7 @@
 
 pub mod characterization;
 pub mod incidence;
+pub mod regression;
 
 use qiao_cohort::CohortRow;
 use qiao_disclosure::{self as dc, Discloser, PersonSetDigest, Question, Statistic};
