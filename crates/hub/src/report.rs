@@ -99,7 +99,11 @@ pub fn to_json(v: &JobView) -> Value {
                         })
                         .collect();
                 }
-                Some(p @ (Payload::Characterization(_) | Payload::Incidence(_))) => {
+                Some(
+                    p @ (Payload::Characterization(_)
+                    | Payload::Incidence(_)
+                    | Payload::RegressionRound(_)),
+                ) => {
                     o["payload"] = json!(p);
                 }
                 None => {}
@@ -140,6 +144,7 @@ pub fn to_json(v: &JobView) -> Value {
         }),
         NetworkTotals::Characterization(p) => json!(p),
         NetworkTotals::Incidence(p) => json!(p),
+        NetworkTotals::RegressionRound(p) => json!(p),
     };
     json!({
         "job_id": v.job_id,
@@ -315,6 +320,12 @@ pub fn to_table(v: &JobView) -> String {
                     format!("{}{mean}{smd}", c.target.sum.display),
                 );
             }
+        }
+        NetworkTotals::RegressionRound(p) => {
+            rows.push(vec![
+                "persons, events, loglik".into(),
+                format!("{}, {}, {}", p.persons, p.events, p.loglik),
+            ]);
         }
         NetworkTotals::Incidence(p) => {
             for r in &p.rows {

@@ -148,6 +148,8 @@ pub enum NetworkTotals {
     Characterization(PooledCharacterization),
     /// Incidence pooled: sums of the released counts, rates and intervals from them.
     Incidence(PooledIncidence),
+    /// A regression round pooled: the sums the hub's Newton step takes.
+    RegressionRound(crate::service::runs::RoundTotals),
 }
 
 /// A job as API clients see it.
@@ -265,6 +267,9 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
                 })
                 .collect();
             NetworkTotals::Incidence(Incidence::pool(spec, &released))
+        }
+        QueryType::RegressionRound(round) => {
+            NetworkTotals::RegressionRound(crate::service::runs::round_totals(round, &done))
         }
     };
     JobView {

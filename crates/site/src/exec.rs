@@ -24,6 +24,7 @@
 
 use qiao_analysis::network::characterization::Characterization;
 use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::regression::RegressionRoundAnalysis;
 use qiao_analysis::network::{Analysis, AnalysisError, Site};
 use qiao_cdm::date::{self, Day};
 use qiao_cdm::NULL_INT;
@@ -384,6 +385,10 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
         }
         QueryType::Incidence(spec) => {
             run_analysis::<Incidence>(job, cx, engine, spec).map(Payload::Incidence)
+        }
+        QueryType::RegressionRound(round) => {
+            run_analysis::<RegressionRoundAnalysis>(job, cx, engine, round)
+                .map(Payload::RegressionRound)
         }
     };
     let executed = match payload {

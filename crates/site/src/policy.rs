@@ -92,7 +92,9 @@ impl SitePolicy {
         match query {
             QueryType::CohortCount => self.cohort_count,
             QueryType::Demographics { .. } => self.demographics,
-            QueryType::Characterization(_) | QueryType::Incidence(_) => self.analyses,
+            QueryType::Characterization(_)
+            | QueryType::Incidence(_)
+            | QueryType::RegressionRound(_) => self.analyses,
         }
     }
 

@@ -91,6 +91,8 @@ enum QueryKind {
     Demographics,
     Characterization,
     Incidence,
+    /// A round of a regression run: issued by runs (`POST /api/v1/projects/{id}/runs`) only.
+    RegressionRound,
     /// Any other name: refused as `invalid_query_type` (never serialized).
     #[serde(other, skip_serializing)]
     Unknown,
@@ -143,6 +145,11 @@ impl TryFrom<QueryWire> for QueryRequest {
                     sites: w.sites,
                 });
             }
+            QueryKind::RegressionRound => {
+                return Err(QueryRefused::Invalid(
+                    "regression rounds are issued by runs: POST /api/v1/projects/{id}/runs",
+                ))
+            }
             QueryKind::Unknown => return Err(QueryRefused::UnknownType),
         };
         if w.spec.is_some() {
@@ -191,11 +198,13 @@ impl From<QueryRequest> for QueryWire {
         let spec = match &r.query {
             QueryType::Characterization(s) => serde_json::to_value(s).ok(),
             QueryType::Incidence(s) => serde_json::to_value(s).ok(),
+            QueryType::RegressionRound(s) => serde_json::to_value(s).ok(),
             QueryType::CohortCount | QueryType::Demographics { .. } => None,
         };
         let (query_type, age_band_years, by_index_year) = match r.query {
             QueryType::Characterization(_) => (QueryKind::Characterization, None, None),
             QueryType::Incidence(_) => (QueryKind::Incidence, None, None),
+            QueryType::RegressionRound(_) => (QueryKind::RegressionRound, None, None),
             QueryType::CohortCount => (QueryKind::CohortCount, None, None),
             QueryType::Demographics {
                 age_band_years,
@@ -278,11 +287,11 @@ pub fn submit_job(
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
         .saturating_add(match &req.query {
-            QueryType::Characterization(_) | QueryType::Incidence(_) => {
-                serde_json::to_vec(&req.query)
-                    .map(|v| v.len())
-                    .unwrap_or(usize::MAX)
-            }
+            QueryType::Characterization(_)
+            | QueryType::Incidence(_)
+            | QueryType::RegressionRound(_) => serde_json::to_vec(&req.query)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX),
             QueryType::CohortCount | QueryType::Demographics { .. } => 0,
         });
     if def_len > MAX_DEFINITION_BYTES {

@@ -44,6 +44,7 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
         QueryType::Demographics { .. } => t(lang, "site.query.demographics"),
         QueryType::Characterization(_) => t(lang, "site.query.characterization"),
         QueryType::Incidence(_) => t(lang, "site.query.incidence"),
+        QueryType::RegressionRound(_) => t(lang, "site.query.regression_round"),
     }
 }
 
