@@ -125,37 +125,14 @@ impl Analysis for RegressionRoundAnalysis {
         spec: &RegressionRound,
         site: &mut Site<'_>,
     ) -> Result<RegressionSums, AnalysisError> {
-        let tar = tar_of(spec)?;
-        let store = site.store;
-        let outcome = (site.engine)(store, &spec.spec.outcome)?;
-        let target_rows = (site.engine)(store, site.target)?;
-        let target = follow_up(store, &target_rows, &outcome, tar);
-        let comparator = match &spec.spec.comparator {
-            Some(c) => {
-                let rows = (site.engine)(store, c)?;
-                follow_up(store, &rows, &outcome, tar).subjects
-            }
-            None => Vec::new(),
-        };
-        let units = units(&target.subjects, &comparator);
-        let mut covariates = Vec::new();
-        for c in spec.spec.design() {
-            let rows = match &c {
-                RegressionCovariate::Cohort { definition, .. } => (site.engine)(store, definition)?,
-                _ => Vec::new(),
-            };
-            covariates.push(covariate_of(&c, rows));
-        }
-        let (names, cols) = columns(store, &units, &covariates)
-            .map_err(|e| AnalysisError::Invalid(e.to_string()))?;
-        let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
-        let event: Vec<bool> = units.iter().map(|u| u.subject.event).collect();
         let d = site.discloser;
-        let model = model_of(spec.spec.model);
-        let guard = Guard::new(d.policy().min_cell_count);
-        // The guards, before any sum is computed.
-        let data = SiteData::new(model, &names, &cols, &time, &event, &guard)
-            .map_err(|r| AnalysisError::Unsupported(r.to_string()))?;
+        let (data, units) = site_data(
+            spec,
+            site.store,
+            site.engine,
+            site.target,
+            d.policy().min_cell_count,
+        )?;
         let sums = data.sums(&spec.coefficients.0);
         let all = person_set(d, units.iter().map(|u| u.subject.person_id));
         let events = person_set(
@@ -165,7 +142,7 @@ impl Analysis for RegressionRoundAnalysis {
                 .filter(|u| u.subject.event)
                 .map(|u| u.subject.person_id),
         );
-        let stats = Self::statistics(spec, d, store)?;
+        let stats = Self::statistics(spec, d, site.store)?;
         let real = |value| RealSum { value };
         Ok(RegressionSums {
             persons: release(site, &stats[0], &all, sums.n),
@@ -185,6 +162,53 @@ impl Analysis for RegressionRoundAnalysis {
         }
         total
     }
+}
+
+/// A site's persons in a run (its units) and their design, refused by the DataSHIELD-style
+/// guards (`min_persons` per level of the outcome and of each binary covariate, at most 0.33
+/// parameters per person) before any sum is computed: the same at every round of a run.
+pub fn site_data(
+    spec: &RegressionRound,
+    store: &Store,
+    engine: &mut super::CohortEngine<'_>,
+    target: &serde_json::Value,
+    min_persons: u64,
+) -> Result<(SiteData, Vec<Unit>), AnalysisError> {
+    let tar = tar_of(spec)?;
+    let outcome = engine(store, &spec.spec.outcome)?;
+    let target_rows = engine(store, target)?;
+    let target = follow_up(store, &target_rows, &outcome, tar);
+    let comparator = match &spec.spec.comparator {
+        Some(c) => {
+            let rows = engine(store, c)?;
+            follow_up(store, &rows, &outcome, tar).subjects
+        }
+        None => Vec::new(),
+    };
+    let units = units(&target.subjects, &comparator);
+    let mut covariates = Vec::new();
+    for c in spec.spec.design() {
+        let rows = match &c {
+            RegressionCovariate::Cohort { definition, .. } => engine(store, definition)?,
+            _ => Vec::new(),
+        };
+        covariates.push(covariate_of(&c, rows));
+    }
+    let (names, cols) =
+        columns(store, &units, &covariates).map_err(|e| AnalysisError::Invalid(e.to_string()))?;
+    let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
+    let event: Vec<bool> = units.iter().map(|u| u.subject.event).collect();
+    let model = model_of(spec.spec.model);
+    let data = SiteData::new(
+        model,
+        &names,
+        &cols,
+        &time,
+        &event,
+        &Guard::new(min_persons),
+    )
+    .map_err(|r| AnalysisError::Unsupported(r.to_string()))?;
+    Ok((data, units))
 }
 
 /// A site's released sums as the Newton–Raphson coordinator adds them.
