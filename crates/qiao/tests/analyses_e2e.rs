@@ -488,7 +488,19 @@ fn regression_runs(
         Coefficients, JobId, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,
     };
     for i in 0..3 {
-        support::policy(net, i, &["--release", "exact", "--min-cell-count", "1"]);
+        // Each round is a query to the site's rate limit (10 per window by default).
+        support::policy(
+            net,
+            i,
+            &[
+                "--release",
+                "exact",
+                "--min-cell-count",
+                "1",
+                "--rate-limit",
+                "1000",
+            ],
+        );
     }
     let url = net.url.clone();
     let model_args = |model: &'static str| {
@@ -635,8 +647,7 @@ fn regression_runs(
     assert!(!child.wait().unwrap().success(), "{rest:?}");
     let failure = rest.join("\n");
     assert!(
-        failure.contains("site hospital_3 did not answer within 2 s")
-            && failure.contains("--resume"),
+        failure.contains("hospital_3 did not answer within 2 s") && failure.contains("--resume"),
         "{failure}"
     );
     let site = &net.sites[2];
