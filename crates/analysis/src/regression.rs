@@ -14,7 +14,10 @@ mod site;
 
 use serde::{Deserialize, Serialize};
 
-pub use newton::{fit, Coefficient, Fit, FitError, SumsSource, MAX_ITERATIONS, TOLERANCE};
+pub use newton::{
+    fit, Coefficient, Fit, FitError, Newton, Step, SumsSource, MAX_HALVINGS, MAX_ITERATIONS,
+    TOLERANCE,
+};
 pub use site::{Guard, Refusal, Round, SiteData, SiteSums};
 
 /// Which regression.

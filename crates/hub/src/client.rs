@@ -208,6 +208,30 @@ impl HubClient {
             pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
+
+    /// Starts a regression run under `project`.
+    pub fn start_run(
+        &self,
+        project: &ProjectId,
+        req: &crate::service::runs::RunRequest,
+    ) -> Result<crate::service::runs::RunRecord, ClientError> {
+        let body = serde_json::to_value(req).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(
+            "POST",
+            &format!("/api/v1/projects/{project}/runs"),
+            Some(&body),
+        )
+    }
+
+    /// A regression run.
+    pub fn run(&self, id: &JobId) -> Result<crate::service::runs::RunRecord, ClientError> {
+        self.call("GET", &format!("/api/v1/runs/{id}"), None)
+    }
+
+    /// Resumes a failed regression run.
+    pub fn resume_run(&self, id: &JobId) -> Result<crate::service::runs::RunRecord, ClientError> {
+        self.call("POST", &format!("/api/v1/runs/{id}/resume"), None)
+    }
 }
 
 trait TakeLimit: std::io::Read + Sized {

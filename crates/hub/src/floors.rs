@@ -63,6 +63,11 @@ pub fn implausible(result: &JobResult, persons_rounded: Option<u64>) -> Option<S
         Payload::Characterization(r) => characterization(r, persons, &mut why),
         Payload::Incidence(r) => incidence(r, persons, &mut why),
         Payload::Survival(r) => survival(r, persons, &mut why),
+        // A person in both the target and the comparator is a unit in each.
+        Payload::RegressionRound(r) => {
+            check("persons", &r.persons, persons, Some(2), &mut why);
+            check("events", &r.events, persons, Some(2), &mut why);
+        }
     }
     if why.is_empty() {
         None

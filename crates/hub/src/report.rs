@@ -103,7 +103,8 @@ pub fn to_json(v: &JobView) -> Value {
                 Some(
                     p @ (Payload::Characterization(_)
                     | Payload::Incidence(_)
-                    | Payload::Survival(_)),
+                    | Payload::Survival(_)
+                    | Payload::RegressionRound(_)),
                 ) => {
                     o["payload"] = json!(p);
                 }
@@ -146,6 +147,7 @@ pub fn to_json(v: &JobView) -> Value {
         NetworkTotals::Characterization(p) => json!(p),
         NetworkTotals::Incidence(p) => json!(p),
         NetworkTotals::Survival(p) => json!(p),
+        NetworkTotals::RegressionRound(p) => json!(p),
     };
     json!({
         "job_id": v.job_id,
@@ -323,6 +325,12 @@ pub fn to_table(v: &JobView) -> String {
             }
         }
         NetworkTotals::Survival(p) => survival_rows(v, p, &mut rows),
+        NetworkTotals::RegressionRound(p) => {
+            rows.push(vec![
+                "persons, events, loglik".into(),
+                format!("{}, {}, {}", p.persons, p.events, p.loglik),
+            ]);
+        }
         NetworkTotals::Incidence(p) => {
             for r in &p.rows {
                 let key = r.clone();

@@ -150,6 +150,8 @@ pub enum NetworkTotals {
     /// Survival pooled: Kaplan–Meier and log-rank from the summed risk-set tables, and the
     /// per-site curves.
     Survival(PooledSurvival),
+    /// A regression round pooled: the sums the hub's Newton step takes.
+    RegressionRound(crate::service::runs::RoundTotals),
 }
 
 /// A job as API clients see it.
@@ -300,6 +302,9 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
                 })
                 .collect();
             NetworkTotals::Survival(survival::pool_sites(spec, &released))
+        }
+        QueryType::RegressionRound(round) => {
+            NetworkTotals::RegressionRound(crate::service::runs::round_totals(round, &done))
         }
     };
     JobView {

@@ -21,7 +21,7 @@ use common::*;
 use qiao_hub::api::HubConfig;
 use qiao_hub::audit::Actor;
 use qiao_hub::client::{HubClient, RawResponse};
-use qiao_hub::protocol::{Envelope, Message, UserRole};
+use qiao_hub::protocol::{Envelope, JobResult, Message, Outcome, RefusalReason, UserRole};
 use qiao_hub::util::now;
 use serde_json::{json, Value};
 
@@ -768,6 +768,40 @@ fn the_document_describes_the_running_hub() {
     let view = r.call(&alice, job, &format!("/api/v1/jobs/{job_id}"), None, 200);
     assert_eq!(view.json()["sites"][0]["status"], "done");
     r.call(&alice, job, "/api/v1/jobs/nope", None, 400);
+
+    // A regression run: started, its round refused by the site (the run fails), resumed.
+    let spec = json!({"spec": {"model": "logistic", "outcome": definition(),
+        "covariates": [{"kind": "age"}]}, "definition": definition(), "round_timeout_secs": 60});
+    let start = "post /api/v1/projects/{id}/runs";
+    let started = r.call(&alice, start, "/api/v1/projects/p1/runs", Some(spec), 201);
+    let run_id = started.json()["run_id"].as_str().unwrap().to_owned();
+    let polled = h1.post_envelope("/api/v1/site/poll?wait_secs=5", &h1.poll_envelope());
+    let env = Envelope::from_json(&polled.body).unwrap();
+    let Message::Job(round) = h1.guard.open(verifier, &env, now()).unwrap().message else {
+        panic!("expected the run's round 0")
+    };
+    let refused = JobResult {
+        job_id: round.job_id,
+        site_id: h1.id.clone(),
+        outcome: Outcome::Refused {
+            reason: RefusalReason::Policy,
+        },
+    };
+    let sealed = h1.signer.seal_result(&refused, now()).unwrap();
+    assert_eq!(h1.post_envelope("/api/v1/site/result", &sealed).status, 200);
+    let (see, at) = ("get /api/v1/runs/{id}", format!("/api/v1/runs/{run_id}"));
+    let seen = r.call(&alice, see, &at, None, 200);
+    assert_eq!(seen.json()["status"], "failed");
+    let failure = seen.json()["failure"].as_str().unwrap().to_owned();
+    assert!(
+        failure.contains("round 0: site h1 refused (policy)"),
+        "{failure}"
+    );
+    let resume = "post /api/v1/runs/{id}/resume";
+    let resumed = r.call(&alice, resume, &format!("{at}/resume"), None, 200);
+    assert_eq!(resumed.json()["status"], "running");
+    assert_eq!(resumed.json()["rounds"].as_array().unwrap().len(), 1);
+    r.call(&alice, resume, &format!("{at}/resume"), None, 409);
     r.call(&alice, "get /api/v1/budget", "", None, 200);
     r.call(
         &auditor,

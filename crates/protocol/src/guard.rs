@@ -104,6 +104,10 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "entered",
     "events",
     "censored",
+    // RegressionSums (persons and events above), RealSum (value below)
+    "loglik",
+    "gradient",
+    "hessian",
     // Released
     "kind",
     "value",
@@ -380,6 +384,10 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
         (Payload::Survival(r), QueryType::Survival(spec)) => {
             check_survival(r, spec)?;
         }
+        (Payload::RegressionRound(r), QueryType::RegressionRound(round)) => {
+            crate::message::regression::check_sums(r, round)
+                .map_err(|(path, detail)| mismatch(path, detail))?;
+        }
         _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
@@ -517,6 +525,15 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 });
             }
         }
+        Payload::RegressionRound(r) => {
+            let p2 = r.hessian.len();
+            if r.gradient.len() * r.gradient.len() != p2 {
+                return Err(AggregateViolation::AnalysisMismatch {
+                    path: "$.hessian".into(),
+                    detail: "not the square of the gradient's length".into(),
+                });
+            }
+        }
         Payload::Incidence(r) => {
             if r.rows.len() > crate::message::analyses::MAX_INCIDENCE_ROWS {
                 return Err(AggregateViolation::TooMany {
@@ -597,6 +614,10 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
                     v.push((format!("$.{side}.censored[{i}]"), x));
                 }
             }
+        }
+        Payload::RegressionRound(r) => {
+            v.push(("$.persons".into(), &r.persons));
+            v.push(("$.events".into(), &r.events));
         }
         Payload::CohortCount(_) | Payload::Demographics(_) => {}
     }

@@ -46,6 +46,11 @@ pub use message::analyses::{
 pub use message::analyses::{
     RiskSetResult, SurvivalResult, SurvivalSpec, SurvivalTar, SurvivalTarEnd,
 };
+pub use message::regression;
+pub use message::regression::{
+    Coefficients, RealSum, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,
+    RegressionSums,
+};
 pub use message::{
     half_width_95, poll_audit_head, AgeBand, Cell, CohortCountResult, DemographicsResult,
     DisclosureSummary, DpParams, FailureKind, Floors, Gender, Job, JobResult, ObfuscationParams,

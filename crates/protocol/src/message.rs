@@ -14,10 +14,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod analyses;
+pub mod regression;
 
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
 use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
 use analyses::{SurvivalResult, SurvivalSpec};
+use regression::{RegressionRound, RegressionSums};
 
 /// Longest inclusion-rule name, in characters.
 pub const MAX_RULE_NAME_CHARS: usize = 256;
@@ -149,6 +151,8 @@ pub enum QueryType {
     Incidence(IncidenceSpec),
     /// Kaplan–Meier and log-rank from risk-set tables on a time grid.
     Survival(SurvivalSpec),
+    /// One round of a federated regression run: the site's sums at the round's coefficients.
+    RegressionRound(RegressionRound),
 }
 
 impl QueryType {
@@ -160,6 +164,7 @@ impl QueryType {
             QueryType::Characterization(_) => "characterization",
             QueryType::Incidence(_) => "incidence",
             QueryType::Survival(_) => "survival",
+            QueryType::RegressionRound(_) => "regression_round",
         }
     }
 }
@@ -259,6 +264,8 @@ pub enum Payload {
     Incidence(IncidenceResult),
     /// Answer to [`QueryType::Survival`].
     Survival(SurvivalResult),
+    /// Answer to [`QueryType::RegressionRound`].
+    RegressionRound(RegressionSums),
 }
 
 impl Payload {
@@ -270,6 +277,7 @@ impl Payload {
             Payload::Characterization(_) => "characterization",
             Payload::Incidence(_) => "incidence",
             Payload::Survival(_) => "survival",
+            Payload::RegressionRound(_) => "regression_round",
         }
     }
 
@@ -281,6 +289,7 @@ impl Payload {
             Payload::Characterization(r) => &r.disclosure,
             Payload::Incidence(r) => &r.disclosure,
             Payload::Survival(r) => &r.disclosure,
+            Payload::RegressionRound(r) => &r.disclosure,
         }
     }
 }

@@ -115,7 +115,7 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     let union = d.join("union.qiao");
     qiao(&["ingest", "--cdm", s(&union_dir), "--out", s(&union)]);
 
-    let net = support::network(
+    let mut net = support::network(
         d,
         &stores,
         &[User {
@@ -552,5 +552,272 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert_eq!(site["status"], "refused", "{site}");
         assert_eq!(site["reason"], "policy", "{site}");
     }
+
+    regression_runs(&mut net, &token, &union, &stores, &t, &c);
     net.stop().unwrap();
+}
+
+/// `qiao query --analysis regress` (or `--resume RUN`) with `args`, JSON on stdout.
+fn regress(url: &str, token: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "query",
+        "--hub",
+        url,
+        "--token",
+        token,
+        "--project",
+        "p1",
+        "--wait",
+        "60",
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    support::run_for(&all, None, std::time::Duration::from_secs(90))
+}
+
+fn coefficients(v: &Value) -> Vec<(String, f64, f64)> {
+    v["coefficients"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no coefficients: {v}"))
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                f(&c["beta"]),
+                f(&c["se"]),
+            )
+        })
+        .collect()
+}
+
+fn same_fit(a: &[(String, f64, f64)], b: &[(String, f64, f64)], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: {a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.0, y.0, "{what}");
+        assert!(
+            (x.1 - y.1).abs() < tol,
+            "{what} {}: beta {} vs {}",
+            x.0,
+            x.1,
+            y.1
+        );
+        assert!(
+            (x.2 - y.2).abs() < tol,
+            "{what} {}: se {} vs {}",
+            x.0,
+            x.2,
+            y.2
+        );
+    }
+}
+
+/// Federated regression as multi-round signed runs over the three sites (exact release,
+/// threshold 1): logistic equals `qiao analyze regress` on the union; Cox stratified by site
+/// equals the in-process federated fit over the three stores; a site's guard refusal fails
+/// the run cleanly; a site killed mid-fit fails the run naming it, and after it is back
+/// `--resume` converges to the same coefficients.
+fn regression_runs(
+    net: &mut qiao_testkit::Network,
+    token: &str,
+    union: &Path,
+    stores: &[(String, std::path::PathBuf)],
+    t: &str,
+    c: &str,
+) {
+    use qiao_analysis::network::regression::{coefficient_names, site_data};
+    use qiao_analysis::network::AnalysisError;
+    use qiao_analysis::regression::{fit, Model};
+    use qiao_hub::protocol::{
+        Coefficients, JobId, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,
+    };
+    for i in 0..3 {
+        // Each round is a query to the site's rate limit (10 per window by default).
+        support::policy(
+            net,
+            i,
+            &[
+                "--release",
+                "exact",
+                "--min-cell-count",
+                "1",
+                "--rate-limit",
+                "1000",
+            ],
+        );
+    }
+    let url = net.url.clone();
+    let model_args = |model: &'static str| {
+        vec![
+            "--analysis",
+            "regress",
+            "--model",
+            model,
+            "--outcome",
+            GI_BLEED,
+            "--comparator",
+            c,
+            "--covariates",
+            "age,gender",
+            t,
+        ]
+    };
+    let json_of = |out: &std::process::Output| -> Value {
+        assert!(
+            out.status.success(),
+            "qiao query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+
+    // Logistic: the federated fit equals the fit on the union.
+    let fed = json_of(&regress(&url, token, &model_args("logistic")));
+    let local: Value = serde_json::from_str(&qiao(&[
+        "analyze",
+        "regress",
+        "--store",
+        s(union),
+        "--model",
+        "logistic",
+        "--target",
+        t,
+        "--comparator",
+        c,
+        "--outcome",
+        GI_BLEED,
+        "--covariates",
+        "age,gender",
+        "--min-persons",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(fed["status"], "converged", "{fed}");
+    assert_eq!((&fed["n"], &fed["events"]), (&local["n"], &local["events"]));
+    assert_eq!(fed["iterations"], local["iterations"]);
+    same_fit(&coefficients(&fed), &coefficients(&local), 1e-6, "logistic");
+    let rounds = fed["rounds"].as_array().unwrap();
+    assert!(rounds.len() as u64 > local["iterations"].as_u64().unwrap());
+    assert!(rounds
+        .iter()
+        .all(|r| r["sites"] == 3 && r["millis"].as_i64().is_some()));
+
+    // Cox, stratified by site: equal to the in-process federated fit over the three stores.
+    let cox = json_of(&regress(&url, token, &model_args("cox")));
+    assert_eq!(cox["status"], "converged", "{cox}");
+    let read =
+        |p: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let round = RegressionRound {
+        run_id: JobId::random(),
+        round: 0,
+        spec: RegressionSpec {
+            model: RegressionModel::Cox,
+            outcome: read(GI_BLEED),
+            comparator: Some(read(c)),
+            covariates: vec![RegressionCovariate::Age, RegressionCovariate::Gender],
+            tar: "start+0:obs_end".into(),
+        },
+        coefficients: Coefficients(vec![0.0; 3]),
+    };
+    let target = read(t);
+    let data: Vec<_> = stores
+        .iter()
+        .map(|(_, path)| {
+            let store = qiao_store::Store::open(path).unwrap();
+            let mut engine = |def: &Value| {
+                qiao_site::exec::run_definition(&store, def)
+                    .map_err(|e| AnalysisError::Invalid(e.to_string()))
+            };
+            site_data(&round, &store, &mut engine, &target, 1)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let local = fit(
+        Model::Cox,
+        &coefficient_names(&round),
+        &mut data.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let local = serde_json::to_value(&local).unwrap();
+    assert_eq!((&cox["n"], &cox["events"]), (&local["n"], &local["events"]));
+    same_fit(&coefficients(&cox), &coefficients(&local), 1e-6, "cox");
+
+    // A guard refusal at a site (its threshold above its persons) fails the run cleanly.
+    support::policy(net, 0, &["--min-cell-count", "1000000"]);
+    let out = regress(&url, token, &model_args("logistic"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("round 0: site hospital_1 refused (policy)"),
+        "{err}"
+    );
+    support::policy(net, 0, &["--min-cell-count", "1"]);
+
+    // A site killed mid-fit: the run fails naming it; back up, `--resume` converges as before.
+    let mut args = vec![
+        "query",
+        "--hub",
+        &url,
+        "--token",
+        token,
+        "--project",
+        "p1",
+        "--wait",
+        "60",
+        "--json",
+        "--round-timeout",
+        "2",
+    ];
+    args.extend(model_args("cox"));
+    let mut child = support::cli()
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let run_id = first
+        .strip_prefix("run ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let round0 = lines.next().unwrap().unwrap();
+    assert!(round0.starts_with("round 0:"), "{round0}");
+    net.kill_site(2).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(!child.wait().unwrap().success(), "{rest:?}");
+    let failure = rest.join("\n");
+    assert!(
+        failure.contains("hospital_3 did not answer within 2 s") && failure.contains("--resume"),
+        "{failure}"
+    );
+    let site = &net.sites[2];
+    let _back = support::Procs(vec![support::cli()
+        .command(&[
+            "site",
+            "serve",
+            "--store",
+            s(&site.store),
+            "--data",
+            s(&site.data),
+            "--insecure-http",
+            "--max-backoff-secs",
+            "1",
+            "--wait-secs",
+            "5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()]);
+    let resumed = json_of(&regress(&url, token, &["--resume", &run_id]));
+    assert_eq!(resumed["status"], "converged", "{resumed}");
+    same_fit(
+        &coefficients(&resumed),
+        &coefficients(&cox),
+        1e-9,
+        "resumed cox",
+    );
 }

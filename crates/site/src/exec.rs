@@ -22,6 +22,7 @@ use qiao_analysis::network::cohort_count::CohortCount;
 use qiao_analysis::network::demographics::{Demographics, DemographicsSpec};
 use qiao_analysis::network::incidence::Incidence;
 use qiao_analysis::network::survival::Survival;
+use qiao_analysis::network::regression::RegressionRoundAnalysis;
 use qiao_analysis::network::{Analysis, AnalysisError, Site};
 use qiao_cohort::exec::Cancel;
 use qiao_cohort::{CohortError, CohortRow, CohortSink, Prepared};
@@ -297,6 +298,10 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
         }
         QueryType::Survival(spec) => {
             run_analysis::<Survival>(job, cx, engine, spec).map(Payload::Survival)
+        }
+        QueryType::RegressionRound(round) => {
+            run_analysis::<RegressionRoundAnalysis>(job, cx, engine, round)
+                .map(Payload::RegressionRound)
         }
     };
     let executed = match payload {

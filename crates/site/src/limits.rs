@@ -13,7 +13,7 @@ pub const MAX_DEPTH: usize = 32;
 
 /// Every cohort definition a job runs, each with its name in messages: the target, and an
 /// analysis's other cohorts (a characterization's comparator, an incidence's or a survival's
-/// outcome and comparator).
+/// outcome and comparator, a regression's outcome, comparator and cohort covariates).
 pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_json::Value)> {
     use qiao_protocol::QueryType;
     let mut v = vec![("the definition", &job.definition)];
@@ -24,6 +24,21 @@ pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_js
                 .map(|c| ("the comparator definition", c)),
         ),
         QueryType::Incidence(spec) => v.push(("the outcome definition", &spec.outcome)),
+        QueryType::RegressionRound(round) => {
+            let spec = &round.spec;
+            v.push(("the outcome definition", &spec.outcome));
+            v.extend(
+                spec.comparator
+                    .iter()
+                    .map(|c| ("the comparator definition", c)),
+            );
+            v.extend(spec.covariates.iter().filter_map(|c| match c {
+                qiao_protocol::RegressionCovariate::Cohort { definition, .. } => {
+                    Some(("a covariate's cohort definition", definition))
+                }
+                _ => None,
+            }));
+        }
         QueryType::Survival(spec) => {
             v.push(("the outcome definition", &spec.outcome));
             v.extend(

@@ -92,9 +92,10 @@ impl SitePolicy {
         match query {
             QueryType::CohortCount => self.cohort_count,
             QueryType::Demographics { .. } => self.demographics,
-            QueryType::Characterization(_) | QueryType::Incidence(_) | QueryType::Survival(_) => {
-                self.analyses
-            }
+            QueryType::Characterization(_)
+            | QueryType::Incidence(_)
+            | QueryType::Survival(_)
+            | QueryType::RegressionRound(_) => self.analyses,
         }
     }
 

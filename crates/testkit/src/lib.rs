@@ -763,6 +763,24 @@ impl Network {
         }
     }
 
+    /// Processes only: kills site `i`'s process (a site going down; its data directory stays,
+    /// and `qiao site serve` on it serves the site again).
+    pub fn kill_site(&mut self, i: usize) -> anyhow::Result<()> {
+        match &mut self.running {
+            Running::Processes { procs } => {
+                // The hub is the first process, then the sites in order.
+                let child = procs
+                    .0
+                    .get_mut(i + 1)
+                    .with_context(|| format!("no site {i}"))?;
+                child.kill().context("killing the site")?;
+                child.wait().context("reaping the site")?;
+                Ok(())
+            }
+            Running::InProcess { .. } => bail!("in-process sites share the test's process"),
+        }
+    }
+
     /// Stops the sites, then the hub; fails if a site stopped with an error.
     pub fn stop(self) -> anyhow::Result<()> {
         match self.running {

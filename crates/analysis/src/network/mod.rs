@@ -26,6 +26,7 @@ pub mod cohort_count;
 pub mod demographics;
 pub mod incidence;
 pub mod survival;
+pub mod regression;
 
 use qiao_cohort::{CohortRow, CohortStats};
 use qiao_disclosure::{

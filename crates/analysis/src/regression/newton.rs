@@ -96,6 +96,7 @@ fn round<S: SumsSource>(model: Model, sites: &mut [S], beta: &[f64]) -> Result<S
 
 /// Fits `model` (coefficients named `names`, in order) by Newton–Raphson from β = 0 over the
 /// sites' sums. A step that lowers the log-likelihood is halved (at most 10 times per step).
+/// The steps are [`Newton`]'s, the same the hub's multi-round runs take one round at a time.
 pub fn fit<S: SumsSource>(
     model: Model,
     names: &[String],
@@ -104,71 +105,167 @@ pub fn fit<S: SumsSource>(
     if sites.is_empty() {
         return Err(FitError::NoSites);
     }
-    let p = names.len();
-    let mut beta = vec![0.0; p];
-    let mut sums = round(model, sites, &beta)?;
-    let mut iterations = 0u32;
-    let mut converged = false;
-    let neg = |h: &[f64]| h.iter().map(|v| -v).collect::<Vec<f64>>();
-    while iterations < MAX_ITERATIONS {
-        let l = cholesky(&neg(&sums.hessian), p).ok_or(FitError::Singular {
-            iteration: iterations,
+    let mut newton = Newton::new(model, names.len());
+    let mut beta = newton.next_coefficients().to_vec();
+    loop {
+        let sums = round(model, sites, &beta)?;
+        match newton.advance(&sums)? {
+            Step::Evaluate(next) => beta = next,
+            Step::Done => return newton.result(names),
+        }
+    }
+}
+
+/// Newton–Raphson as a state machine, one evaluation (one round of every site's sums) at a
+/// time: [`Newton::next_coefficients`] says where the sites evaluate next, [`Newton::advance`]
+/// takes the summed answer. Serializable, so a coordinator can keep it between rounds (the
+/// hub's multi-round runs); [`fit`] drives it in process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Newton {
+    pub model: Model,
+    /// Where the sites evaluate next.
+    pub pending: Vec<f64>,
+    /// The accepted coefficients and their summed sums (none before the first answer).
+    pub current: Option<(Vec<f64>, SiteSums)>,
+    /// Newton steps taken.
+    pub iterations: u32,
+    /// Halvings of the pending step.
+    pub halvings: u32,
+    /// Whether |Δ loglik| fell below [`TOLERANCE`].
+    pub converged: bool,
+    /// Whether the fit has ended (converged, or [`MAX_ITERATIONS`] steps).
+    pub done: bool,
+}
+
+/// What [`Newton::advance`] asks for next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The sites' sums at these coefficients.
+    Evaluate(Vec<f64>),
+    /// Nothing: the fit has ended; [`Newton::result`] gives it.
+    Done,
+}
+
+impl Newton {
+    /// A fit of `p` coefficients from β = 0.
+    pub fn new(model: Model, p: usize) -> Newton {
+        Newton {
+            model,
+            pending: vec![0.0; p],
+            current: None,
+            iterations: 0,
+            halvings: 0,
+            converged: false,
+            done: false,
+        }
+    }
+
+    /// The coefficients the next round evaluates.
+    pub fn next_coefficients(&self) -> &[f64] {
+        &self.pending
+    }
+
+    /// Takes the sites' summed sums at [`Self::next_coefficients`] and decides the next step.
+    pub fn advance(&mut self, sums: &SiteSums) -> Result<Step, FitError> {
+        let p = self.pending.len();
+        if self.done
+            || sums.model != self.model
+            || sums.gradient.len() != p
+            || sums.hessian.len() != p * p
+        {
+            return Err(FitError::Shape { site: 0 });
+        }
+        let Some((beta, cur)) = &self.current else {
+            self.current = Some((self.pending.clone(), sums.clone()));
+            return self.step();
+        };
+        if (sums.loglik.is_nan() || sums.loglik < cur.loglik) && self.halvings < MAX_HALVINGS {
+            self.pending = beta
+                .iter()
+                .zip(&self.pending)
+                .map(|(b, n)| (b + n) / 2.0)
+                .collect();
+            self.halvings += 1;
+            return Ok(Step::Evaluate(self.pending.clone()));
+        }
+        self.iterations += 1;
+        let change = (sums.loglik - cur.loglik).abs();
+        self.current = Some((self.pending.clone(), sums.clone()));
+        if change < TOLERANCE {
+            self.converged = true;
+            self.done = true;
+            return Ok(Step::Done);
+        }
+        if self.iterations >= MAX_ITERATIONS {
+            self.done = true;
+            return Ok(Step::Done);
+        }
+        self.step()
+    }
+
+    /// The Newton step from the current coefficients.
+    fn step(&mut self) -> Result<Step, FitError> {
+        let (beta, sums) = self.current.as_ref().ok_or(FitError::NoSites)?;
+        let p = beta.len();
+        let l = cholesky(&negated(&sums.hessian), p).ok_or(FitError::Singular {
+            iteration: self.iterations,
         })?;
         let step = cholesky_solve(&l, p, &sums.gradient);
-        let mut next: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + s).collect();
-        let mut next_sums = round(model, sites, &next)?;
-        let mut halvings = 0;
-        while (next_sums.loglik.is_nan() || next_sums.loglik < sums.loglik) && halvings < 10 {
-            next = beta.iter().zip(&next).map(|(b, n)| (b + n) / 2.0).collect();
-            next_sums = round(model, sites, &next)?;
-            halvings += 1;
-        }
-        iterations += 1;
-        let change = (next_sums.loglik - sums.loglik).abs();
-        beta = next;
-        sums = next_sums;
-        if change < TOLERANCE {
-            converged = true;
-            break;
-        }
+        self.pending = beta.iter().zip(&step).map(|(b, s)| b + s).collect();
+        self.halvings = 0;
+        Ok(Step::Evaluate(self.pending.clone()))
     }
-    // statsmodels' check (every fitted probability equals the outcome), read from the sums:
-    // only then does the logistic log-likelihood approach its supremum 0.
-    if model == Model::Logistic && sums.loglik > -1e-6 {
-        return Err(FitError::Separation);
-    }
-    let l = cholesky(&neg(&sums.hessian), p).ok_or(FitError::Singular {
-        iteration: iterations,
-    })?;
-    let cov = cholesky_inverse(&l, p);
-    let coefficients = names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let (b, se) = (beta[j], cov[j * p + j].sqrt());
-            let z = b / se;
-            let (lower, upper) = (b - Z_95 * se, b + Z_95 * se);
-            Coefficient {
-                name: name.clone(),
-                beta: b,
-                se,
-                z,
-                p: libm::erfc(z.abs() / std::f64::consts::SQRT_2),
-                lower,
-                upper,
-                ratio: b.exp(),
-                ratio_lower: lower.exp(),
-                ratio_upper: upper.exp(),
-            }
+
+    /// The fitted model, once [`Step::Done`]: the coefficients (named `names`) with their Wald
+    /// statistics from the summed information matrix.
+    pub fn result(&self, names: &[String]) -> Result<Fit, FitError> {
+        let (beta, sums) = self.current.as_ref().ok_or(FitError::NoSites)?;
+        let p = beta.len();
+        // statsmodels' check (every fitted probability equals the outcome), read from the sums:
+        // only then does the logistic log-likelihood approach its supremum 0.
+        if self.model == Model::Logistic && sums.loglik > -1e-6 {
+            return Err(FitError::Separation);
+        }
+        let l = cholesky(&negated(&sums.hessian), p).ok_or(FitError::Singular {
+            iteration: self.iterations,
+        })?;
+        let cov = cholesky_inverse(&l, p);
+        let coefficients = names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let (b, se) = (beta[j], cov[j * p + j].sqrt());
+                let z = b / se;
+                let (lower, upper) = (b - Z_95 * se, b + Z_95 * se);
+                Coefficient {
+                    name: name.clone(),
+                    beta: b,
+                    se,
+                    z,
+                    p: libm::erfc(z.abs() / std::f64::consts::SQRT_2),
+                    lower,
+                    upper,
+                    ratio: b.exp(),
+                    ratio_lower: lower.exp(),
+                    ratio_upper: upper.exp(),
+                }
+            })
+            .collect();
+        Ok(Fit {
+            model: self.model,
+            n: sums.n,
+            events: sums.events,
+            iterations: self.iterations,
+            converged: self.converged,
+            loglik: sums.loglik,
+            coefficients,
         })
-        .collect();
-    Ok(Fit {
-        model,
-        n: sums.n,
-        events: sums.events,
-        iterations,
-        converged,
-        loglik: sums.loglik,
-        coefficients,
-    })
+    }
+}
+
+/// At most this many halvings of one Newton step.
+pub const MAX_HALVINGS: u32 = 10;
+
+fn negated(h: &[f64]) -> Vec<f64> {
+    h.iter().map(|v| -v).collect()
 }

@@ -33,6 +33,7 @@ mod extract;
 mod jobs;
 pub mod openapi;
 mod projects;
+mod runs;
 mod site_protocol;
 mod sites;
 mod users;
@@ -41,6 +42,7 @@ pub use crate::service::enrollment::issue_enrollment_token;
 pub use crate::service::jobs::{
     QueryRefused, QueryRequest, SubmitRefused, DEFAULT_AGE_BAND_YEARS, MAX_DEFINITION_BYTES,
 };
+pub use crate::service::runs::{RunRecord, RunRequest, RunStatus};
 pub use crate::service::users::{build_user, CreateUserRequest, UserRefused};
 use extract::{actor, bearer_token, blocking};
 pub use extract::{Caller, JsonBody};
@@ -244,6 +246,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(sites::routes())
         .merge(projects::routes())
         .merge(jobs::routes())
+        .merge(runs::routes())
         .merge(audit::routes())
         .merge(budget::routes())
         .merge(openapi::routes())

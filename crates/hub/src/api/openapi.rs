@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
-use super::{audit, budget, jobs, projects, site_protocol, sites, users, Hub};
+use super::{audit, budget, jobs, projects, runs, site_protocol, sites, users, Hub};
 
 /// This resource's routes.
 pub(super) fn routes() -> Router<Arc<Hub>> {
@@ -83,6 +83,7 @@ fn build() -> Value {
         sites::Doc::openapi(),
         projects::Doc::openapi(),
         jobs::Doc::openapi(),
+        runs::Doc::openapi(),
         budget::Doc::openapi(),
         audit::Doc::openapi(),
         site_protocol::Doc::openapi(),

@@ -270,6 +270,20 @@ async fn site_result(
     .await?;
     if outcome == ResultOutcome::Duplicate {
         tracing::info!("duplicate result for job {job_id} from site {site}: acknowledged again");
+    } else {
+        // A round of a regression run: the next round when every site has answered.
+        let h = hub.clone();
+        let issued = blocking(move || {
+            Ok(crate::service::runs::advance(
+                h.store.as_ref(),
+                &job_id,
+                now(),
+            )?)
+        })
+        .await?;
+        if issued {
+            hub.notify_jobs();
+        }
     }
     let ack = hub
         .signer

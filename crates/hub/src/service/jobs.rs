@@ -94,6 +94,8 @@ enum QueryKind {
     Characterization,
     Incidence,
     Survival,
+    /// A round of a regression run: issued by runs (`POST /api/v1/projects/{id}/runs`) only.
+    RegressionRound,
     /// Any other name: refused as `invalid_query_type` (never serialized).
     #[serde(other, skip_serializing)]
     Unknown,
@@ -157,6 +159,11 @@ impl TryFrom<QueryWire> for QueryRequest {
                     sites: w.sites,
                 });
             }
+            QueryKind::RegressionRound => {
+                return Err(QueryRefused::Invalid(
+                    "regression rounds are issued by runs: POST /api/v1/projects/{id}/runs",
+                ))
+            }
             QueryKind::Unknown => return Err(QueryRefused::UnknownType),
         };
         if w.spec.is_some() {
@@ -206,12 +213,14 @@ impl From<QueryRequest> for QueryWire {
             QueryType::Characterization(s) => serde_json::to_value(s).ok(),
             QueryType::Incidence(s) => serde_json::to_value(s).ok(),
             QueryType::Survival(s) => serde_json::to_value(s).ok(),
+            QueryType::RegressionRound(s) => serde_json::to_value(s).ok(),
             QueryType::CohortCount | QueryType::Demographics { .. } => None,
         };
         let (query_type, age_band_years, by_index_year) = match r.query {
             QueryType::Characterization(_) => (QueryKind::Characterization, None, None),
             QueryType::Incidence(_) => (QueryKind::Incidence, None, None),
             QueryType::Survival(_) => (QueryKind::Survival, None, None),
+            QueryType::RegressionRound(_) => (QueryKind::RegressionRound, None, None),
             QueryType::CohortCount => (QueryKind::CohortCount, None, None),
             QueryType::Demographics {
                 age_band_years,
@@ -294,11 +303,12 @@ pub fn submit_job(
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
         .saturating_add(match &req.query {
-            QueryType::Characterization(_) | QueryType::Incidence(_) | QueryType::Survival(_) => {
-                serde_json::to_vec(&req.query)
-                    .map(|v| v.len())
-                    .unwrap_or(usize::MAX)
-            }
+            QueryType::Characterization(_)
+            | QueryType::Incidence(_)
+            | QueryType::Survival(_)
+            | QueryType::RegressionRound(_) => serde_json::to_vec(&req.query)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX),
             QueryType::CohortCount | QueryType::Demographics { .. } => 0,
         });
     if def_len > MAX_DEFINITION_BYTES {

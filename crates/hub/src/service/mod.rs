@@ -6,4 +6,5 @@
 pub mod audit_heads;
 pub mod enrollment;
 pub mod jobs;
+pub mod runs;
 pub mod users;

@@ -19,7 +19,8 @@ use std::fmt;
 
 pub use audit_heads::HeadKept;
 pub use ops::{
-    append_audit, create_job_in, EnrollFailure, LeasedJob, QuotaExceeded, Quotas, ResultOutcome,
+    append_audit, create_job_in, job_in, withdraw_job_in, EnrollFailure, LeasedJob, QuotaExceeded,
+    Quotas, ResultOutcome,
 };
 pub use pg::PgStore;
 pub use records::{get_json, insert_new_json, put_json, scan_json};

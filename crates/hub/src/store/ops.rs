@@ -795,3 +795,17 @@ fn json_tag<T: Serialize>(v: &T) -> String {
         _ => "unknown".into(),
     }
 }
+
+/// A job's record inside a caller's transaction.
+pub fn job_in(tx: &mut dyn Tx, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+    super::definitions::get_job(tx, &id.to_string())
+}
+
+/// Withdraws `record`'s job from the sites that have not answered it (a failed multi-round run:
+/// a site that comes back must not answer a round the run has left).
+pub fn withdraw_job_in(tx: &mut dyn Tx, record: &JobRecord) -> Result<(), StoreError> {
+    for s in &record.sites {
+        tx.delete(Table::Pending, &pending_key(s, record.seq))?;
+    }
+    Ok(())
+}

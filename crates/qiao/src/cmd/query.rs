@@ -18,6 +18,8 @@ pub enum AnalysisKind {
     Incidence,
     /// Time to event: Kaplan–Meier and log-rank from risk-set tables on a time grid.
     Survival,
+    /// Federated regression (logistic or Cox), a multi-round run at the hub.
+    Regress,
 }
 
 /// The query types `--type` names.
@@ -59,10 +61,19 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub analyses: Vec<u32>,
     /// Characterize: the covariate ids to release (required by sites under differential
-    /// privacy; comma-separated).
+    /// privacy). Regress: age, gender, treatment, cohort:X.json (comma-separated).
     #[arg(long, value_delimiter = ',')]
-    pub covariates: Vec<i64>,
-    /// Incidence and survival: the outcome cohort (Circe JSON).
+    pub covariates: Vec<String>,
+    /// Regress: logistic or cox.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Regress: seconds each site has to answer a round before the run fails.
+    #[arg(long, default_value_t = 120)]
+    pub round_timeout: u64,
+    /// Resume the failed regression run RUN (its failed round is issued again) and follow it.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Incidence, survival and regress: the outcome cohort (Circe JSON).
     #[arg(long)]
     pub outcome: Option<PathBuf>,
     /// Incidence: a time at risk, e.g. start+0:end+0 (repeatable; default start+0:end+0).
@@ -102,15 +113,18 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The OHDSI ATLAS/Circe cohort definition (JSON).
-    pub definition: PathBuf,
+    /// The OHDSI ATLAS/Circe cohort definition (JSON); not with --resume.
+    pub definition: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&a.definition)
-        .with_context(|| format!("reading {}", a.definition.display()))?;
-    let definition: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", a.definition.display()))?;
+    if a.resume.is_some() || matches!(a.analysis, Some(AnalysisKind::Regress)) {
+        return super::query_runs::run(&a);
+    }
+    let Some(path) = &a.definition else {
+        bail!("the cohort definition (a Circe JSON file) is missing");
+    };
+    let definition = read_json(path)?;
     let project = ProjectId::new(a.project.clone())?;
     let sites = a
         .sites
@@ -146,7 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+pub(super) fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
@@ -163,6 +177,9 @@ fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
     }
     let characterize_only =
         a.comparator.is_some() || !a.analyses.is_empty() || !a.covariates.is_empty();
+    if a.model.is_some() {
+        bail!("--model applies to --analysis regress");
+    }
     let incidence_only = a.outcome.is_some()
         || !a.tars.is_empty()
         || !a.strata.is_empty()
@@ -208,7 +225,15 @@ fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
             let spec = CharacterizationSpec {
                 comparator: a.comparator.as_deref().map(read_json).transpose()?,
                 analyses: a.analyses.clone(),
-                covariate_ids: a.covariates.clone(),
+                covariate_ids: a
+                    .covariates
+                    .iter()
+                    .map(|c| {
+                        c.trim()
+                            .parse::<i64>()
+                            .with_context(|| format!("--covariates: {c:?} is not a covariate id"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
             };
             spec.check().map_err(|(p, m)| spec_error(p, m))?;
             Ok(QueryType::Characterization(spec))
@@ -264,6 +289,9 @@ fn analysis_query(a: &Args, kind: AnalysisKind) -> anyhow::Result<QueryType> {
             };
             spec.check().map_err(|(p, m)| spec_error(p, m))?;
             Ok(QueryType::Incidence(spec))
+        }
+        AnalysisKind::Regress => {
+            bail!("--analysis regress starts a run (qiao query --analysis regress)")
         }
     }
 }

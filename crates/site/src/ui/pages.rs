@@ -45,6 +45,7 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
         QueryType::Characterization(_) => t(lang, "site.query.characterization"),
         QueryType::Incidence(_) => t(lang, "site.query.incidence"),
         QueryType::Survival(_) => t(lang, "site.query.survival"),
+        QueryType::RegressionRound(_) => t(lang, "site.query.regression_round"),
     }
 }
 

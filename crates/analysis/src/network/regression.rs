@@ -1,0 +1,238 @@
+//! One round of a federated regression at a site ([`RegressionRoundAnalysis`]): the site's
+//! followed persons and covariates ([`crate::regression::design`]), its DataSHIELD-style guards
+//! ([`Guard`], evaluated before any sum is computed), and its sums at the round's coefficients.
+//!
+//! The hub keeps the run and takes the Newton steps ([`crate::regression::Newton`]); a site only
+//! answers rounds. Release: the persons and events counts through [`Discloser::release_value`]
+//! (Δ = 1 each), the sums exactly — in the `exact` release mode only, DataSHIELD's model of
+//! disclosure control for `ds.glm` (guards, exact sums). Under differential privacy and SHRINE
+//! obfuscation a site refuses a regression round before anything is charged or computed
+//! (THREAT_MODEL.md, "Federated regression").
+
+use qiao_cohort::CohortRow;
+use qiao_disclosure::{Discloser, ReleaseMode, Statistic};
+use qiao_protocol::{
+    RealSum, RegressionCovariate, RegressionModel, RegressionRound, RegressionSums,
+};
+use qiao_store::Store;
+
+use super::{release, Analysis, AnalysisError, Cdm, Site};
+use crate::regression::design::{
+    columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment, Unit,
+};
+use crate::regression::{Guard, Model, SiteData, SiteSums};
+use crate::time_to_event::{follow_up, TimeAtRisk};
+
+/// A regression round on the network.
+pub struct RegressionRoundAnalysis;
+
+/// The analysis crate's model of a protocol model.
+pub fn model_of(m: RegressionModel) -> Model {
+    match m {
+        RegressionModel::Logistic => Model::Logistic,
+        RegressionModel::Cox => Model::Cox,
+    }
+}
+
+/// The time at risk of a spec.
+pub fn tar_of(round: &RegressionRound) -> Result<TimeAtRisk, AnalysisError> {
+    round
+        .spec
+        .tar
+        .parse()
+        .map_err(|e: crate::time_to_event::TarParseError| {
+            AnalysisError::Invalid(format!("$.spec.tar: {e}"))
+        })
+}
+
+/// The coefficient names of a spec (logistic: the intercept first), as `qiao analyze regress`
+/// names them.
+pub fn coefficient_names(round: &RegressionRound) -> Vec<String> {
+    let names: Vec<String> = round
+        .spec
+        .design()
+        .iter()
+        .map(|c| covariate_of(c, Vec::new()).name())
+        .collect();
+    model_of(round.spec.model).coefficient_names(&names)
+}
+
+fn covariate_of(c: &RegressionCovariate, rows: Vec<CohortRow>) -> Box<dyn Covariate> {
+    match c {
+        RegressionCovariate::Age => Box::new(AgeDecades),
+        RegressionCovariate::Gender => Box::new(GenderMale),
+        RegressionCovariate::Treatment => Box::new(Treatment),
+        RegressionCovariate::Cohort { name, .. } => Box::new(CohortMembership {
+            name: name.clone(),
+            rows,
+        }),
+    }
+}
+
+/// The followed units of the target and comparator (each person's first entry), target first.
+pub fn units(
+    target: &[crate::time_to_event::Subject],
+    comparator: &[crate::time_to_event::Subject],
+) -> Vec<Unit> {
+    let arm = |arm| move |&subject| Unit { subject, arm };
+    target
+        .iter()
+        .map(arm(Arm::Target))
+        .chain(comparator.iter().map(arm(Arm::Comparator)))
+        .collect()
+}
+
+impl Analysis for RegressionRoundAnalysis {
+    type Spec = RegressionRound;
+    type Released = RegressionSums;
+    type Pooled = SiteSums;
+
+    fn check(spec: &RegressionRound) -> Result<(), (String, String)> {
+        spec.check()?;
+        spec.spec
+            .tar
+            .parse::<TimeAtRisk>()
+            .map(|_| ())
+            .map_err(|e| ("$.spec.tar".into(), e.to_string()))
+    }
+
+    fn statistics(
+        spec: &RegressionRound,
+        _target: &serde_json::Value,
+        d: &Discloser,
+        _cdm: &dyn Cdm,
+    ) -> Result<Vec<Statistic>, AnalysisError> {
+        Self::check(spec).map_err(|(p, m)| AnalysisError::Invalid(format!("{p}: {m}")))?;
+        match d.policy().release {
+            ReleaseMode::Exact => {}
+            ReleaseMode::Dp => {
+                return Err(AnalysisError::Unsupported(
+                    "regression sums are released only in the exact release mode (DataSHIELD's guards); under differential privacy this site refuses them: no per-person bound on the Cox sums, and the logistic sums' clipped release is not built".into(),
+                ))
+            }
+            ReleaseMode::Shrine => {
+                return Err(AnalysisError::Unsupported(
+                    "regression sums have no SHRINE obfuscation; a site releases them in the exact release mode only".into(),
+                ))
+            }
+        }
+        Ok(vec![
+            Statistic::person_count("regression persons"),
+            Statistic::person_count("regression events"),
+        ])
+    }
+
+    fn release(
+        spec: &RegressionRound,
+        site: &mut Site<'_>,
+    ) -> Result<RegressionSums, AnalysisError> {
+        let d = site.discloser;
+        let cdm = site.cdm;
+        let store = cdm
+            .store()
+            .ok_or_else(|| AnalysisError::Internal("the analysis needs a store".into()))?;
+        let (data, units) = site_data(
+            spec,
+            store,
+            site.engine,
+            site.target,
+            d.policy().min_cell_count,
+        )?;
+        let sums = data.sums(&spec.coefficients.0);
+        let all = person_set(d, units.iter().map(|u| u.subject.person_id));
+        let events = person_set(
+            d,
+            units
+                .iter()
+                .filter(|u| u.subject.event)
+                .map(|u| u.subject.person_id),
+        );
+        let persons = site.statistic("regression persons")?.clone();
+        let events_stat = site.statistic("regression events")?.clone();
+        let real = |value| RealSum { value };
+        Ok(RegressionSums {
+            persons: release(site, &persons, &all, sums.n),
+            events: release(site, &events_stat, &events, sums.events),
+            loglik: real(sums.loglik),
+            gradient: sums.gradient.iter().copied().map(real).collect(),
+            hessian: sums.hessian.iter().copied().map(real).collect(),
+            disclosure: site.summary.clone(),
+        })
+    }
+
+    fn pool(spec: &RegressionRound, released: &[&RegressionSums]) -> SiteSums {
+        let p = spec.spec.parameters();
+        let mut total = SiteSums::zero(model_of(spec.spec.model), p);
+        for r in released {
+            total.add(&sums_of(spec, r));
+        }
+        total
+    }
+}
+
+/// A site's persons in a run (its units) and their design, refused by the DataSHIELD-style
+/// guards (`min_persons` per level of the outcome and of each binary covariate, at most 0.33
+/// parameters per person) before any sum is computed: the same at every round of a run.
+pub fn site_data(
+    spec: &RegressionRound,
+    store: &Store,
+    engine: &mut super::CohortEngine<'_>,
+    target: &serde_json::Value,
+    min_persons: u64,
+) -> Result<(SiteData, Vec<Unit>), AnalysisError> {
+    let tar = tar_of(spec)?;
+    let outcome = engine(&spec.spec.outcome)?.rows;
+    let target_rows = engine(target)?.rows;
+    let target = follow_up(store, &target_rows, &outcome, tar);
+    let comparator = match &spec.spec.comparator {
+        Some(c) => {
+            let rows = engine(c)?.rows;
+            follow_up(store, &rows, &outcome, tar).subjects
+        }
+        None => Vec::new(),
+    };
+    let units = units(&target.subjects, &comparator);
+    let mut covariates = Vec::new();
+    for c in spec.spec.design() {
+        let rows = match &c {
+            RegressionCovariate::Cohort { definition, .. } => engine(definition)?.rows,
+            _ => Vec::new(),
+        };
+        covariates.push(covariate_of(&c, rows));
+    }
+    let (names, cols) =
+        columns(store, &units, &covariates).map_err(|e| AnalysisError::Invalid(e.to_string()))?;
+    let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
+    let event: Vec<bool> = units.iter().map(|u| u.subject.event).collect();
+    let model = model_of(spec.spec.model);
+    let data = SiteData::new(
+        model,
+        &names,
+        &cols,
+        &time,
+        &event,
+        &Guard::new(min_persons),
+    )
+    .map_err(|r| AnalysisError::Unsupported(r.to_string()))?;
+    Ok((data, units))
+}
+
+/// A site's released sums as the Newton–Raphson coordinator adds them.
+pub fn sums_of(spec: &RegressionRound, r: &RegressionSums) -> SiteSums {
+    SiteSums {
+        model: model_of(spec.spec.model),
+        n: r.persons.point().unwrap_or(0),
+        events: r.events.point().unwrap_or(0),
+        loglik: r.loglik.value,
+        gradient: r.gradient.iter().map(|v| v.value).collect(),
+        hessian: r.hessian.iter().map(|v| v.value).collect(),
+    }
+}
+
+/// The person set of units (the key of the counts' release).
+fn person_set(d: &Discloser, units: impl Iterator<Item = i64>) -> qiao_disclosure::PersonSetDigest {
+    let mut ids: Vec<i64> = units.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    d.digest(ids)
+}
