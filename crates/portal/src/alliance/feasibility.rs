@@ -13,7 +13,7 @@ use super::pipeline::{load, CohortRef, CohortSource, FeasibilityRun, Stage};
 use super::refusal::{field, Outcome, Refusal};
 use super::tables::{actor, read, write, COHORTS, LIBRARY, PIPELINE};
 
-fn cohort_key(id: &ProjectId, n: u32) -> String {
+pub(super) fn cohort_key(id: &ProjectId, n: u32) -> String {
     format!("{id}/{n:06}")
 }
 
