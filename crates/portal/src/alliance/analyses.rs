@@ -11,14 +11,14 @@
 use qiao_hub::audit::EntryDraft;
 use qiao_hub::model::User;
 use qiao_hub::protocol::{
-    CharacterizationSpec, IncidenceSpec, IncidenceStrata, Job, JobId, ProjectId, QueryType,
-    Requester, SiteId, TarAnchor, TarDate, TimeAtRisk, UserId, UserRole,
+    CharacterizationSpec, IncidenceSpec, IncidenceStrata, Job, JobId, ProjectId, QueryType, SiteId,
+    TarAnchor, TarDate, TimeAtRisk, UserId, UserRole,
 };
 use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
 use qiao_hub::{HubStore, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::feasibility::cohort_key;
+use super::feasibility::{cohort_key, requester};
 use super::pipeline::{load, Stage};
 use super::refusal::{field, Outcome, Refusal};
 use super::tables::{actor, read, write, COHORTS};
@@ -337,14 +337,7 @@ pub fn run_analysis(
             project_id: id.clone(),
             query: query(other_def),
             definition: def,
-            requested_by: Requester {
-                user_id: by.id.clone(),
-                role: by.role,
-                organization: by
-                    .institution
-                    .clone()
-                    .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
-            },
+            requested_by: requester(by),
             created_at: now,
             floors: qiao_hub::floors::stated(tx)?,
         };

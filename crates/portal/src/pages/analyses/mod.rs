@@ -13,8 +13,7 @@ mod incidence;
 mod names;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use qiao_hub::model::{Site, User};
 use qiao_hub::protocol::{DisclosureSummary, ProjectId};
 use qiao_hub::util::now;
@@ -511,20 +510,10 @@ pub async fn csv(
         Ok(t) => t,
         Err(e) => return ctx.internal(e),
     };
-    let disposition = format!(
-        "attachment; filename=\"{}-analysis{}-{table}\"",
-        l.file.project, l.run.n
-    );
-    let mut resp = (StatusCode::OK, text).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    resp
+    super::common::csv_attachment(
+        text,
+        &format!("{}-analysis{}-{table}", l.file.project, l.run.n),
+    )
 }
 
 /// CSV text of a header row and the rows.
