@@ -194,7 +194,7 @@ pub(super) fn render(
                 th.num { (t(lang, "ana.covariate_id")) }
                 th { (t(lang, "ana.covariate")) }
                 th.num { (t(lang, "ana.target_n")) } th.num { (t(lang, "ana.target_pct")) }
-                @if has_comparator { th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.comparator_pct")) } th.num { "SMD" } }
+                @if has_comparator { th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.comparator_pct")) } th.num { (t(lang, "ana.smd")) } }
             } }
             tbody { @for (name, c) in shown_rows.iter().take(MAX_ROWS) {
                 tr.imbalanced[c.smd.is_some_and(|s| s.abs() >= BALANCED)] {
@@ -226,7 +226,7 @@ pub(super) fn render(
                 thead { tr {
                     th.num { (t(lang, "ana.covariate_id")) } th { (t(lang, "ana.covariate")) }
                     th.num { (t(lang, "ana.target_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) }
-                    @if has_comparator { th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) } th.num { "SMD" } }
+                    @if has_comparator { th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) } th.num { (t(lang, "ana.smd")) } }
                 } }
                 tbody { @for c in &r.continuous {
                     tr {
