@@ -107,6 +107,57 @@ async function results(lang) {
   return { bars, statuses };
 }
 
+/**
+ * Launches a characterization (cohort 1, the covariates a site under differential privacy
+ * releases named) and an incidence analysis (cohort 1 in cohort 1, two times at risk, by gender)
+ * from the project page's forms; returns their result pages' paths.
+ */
+async function launchAnalyses() {
+  const project = `${HUB}/projects/${PROJECT}`;
+  const fills = {
+    characterization: async (f) => {
+      await f.locator('select[name=target]').selectOption('1');
+      await f.locator('textarea[name=covariates]').fill('8507001,8532001');
+    },
+    incidence: async (f) => {
+      await f.locator('select[name=target]').selectOption('1');
+      await f.locator('select[name=outcome]').selectOption('1');
+      await f.locator('textarea[name=tars]').fill('start+0:end+0\nstart+0:start+365');
+      await f.locator('input[name=strata][value=gender]').check();
+    },
+  };
+  const paths = {};
+  for (const [kind, fill] of Object.entries(fills)) {
+    await page.goto(project);
+    await page.locator(`details:has(input[name=kind][value=${kind}]) > summary`).click();
+    const form = page.locator(`form:has(input[name=kind][value=${kind}])`);
+    await fill(form);
+    await Promise.all([page.waitForLoadState('load'), form.locator('button[type=submit]').click()]);
+    const path = new URL(page.url()).pathname;
+    check(/\/analyses\/\d+$/.test(path), `${kind} launched: ${page.url()}`);
+    paths[kind] = path;
+  }
+  return paths;
+}
+
+/** An analysis result page in `lang`, reloaded until every site answered; `drawn` must be on it. */
+async function analysisPage(lang, path, drawn) {
+  const done = fixedParts(lang, 'feas.status_done');
+  let statuses = [];
+  for (let i = 0; i < 60; i += 1) {
+    const resp = await page.goto(`${HUB}${path}`);
+    check(resp.status() === 200, `${path}: ${resp.status()}`);
+    statuses = await page.locator('ul.statuses li').allTextContents();
+    if (statuses.length >= 2 && statuses.every((s) => done.every((p) => s.includes(p)))) break;
+    await page.waitForTimeout(300);
+  }
+  check(statuses.length >= 2 && statuses.every((s) => done.every((p) => s.includes(p))), `every site answered ${path}: ${statuses}`);
+  for (const sel of drawn) check((await page.locator(sel).count()) >= 1, `${path}: ${sel} shown`);
+  const text = await body();
+  check(text.includes(prefix(lang, 'ana.sdc')), `${path}: says the disclosure control applied`);
+  return statuses;
+}
+
 let current = 'start';
 try {
   current = 'login';
@@ -149,6 +200,29 @@ try {
   check(english.length === 0, `English catalog strings on a zh-CN page: ${english.join(' | ')}`);
   await page.locator('svg[id$="-funnel-total"]').first().scrollIntoViewIfNeeded();
   await shot('results-funnel-zh', { bars: zh.bars, statuses: zh.statuses });
+
+  // Issue 15: the network analyses from the project page, their result pages in zh-CN and en.
+  current = 'analyses-launch';
+  const started = Date.now();
+  const paths = await launchAnalyses();
+  const pages = [
+    ['char', paths.characterization, ['table.covariates', 'table.population']],
+    ['inc', paths.incidence, ['table.incidence', 'svg.forest[id^="rate-"] line.whisker']],
+  ];
+  for (const l of ['zh-CN', 'en']) {
+    if (l === 'en') {
+      await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=en]')]);
+    }
+    for (const [name, path, drawn] of pages) {
+      current = `analysis-${name}-${l}`;
+      const statuses = await analysisPage(l, path, drawn);
+      if (l === 'zh-CN') {
+        const eng = await englishStrings();
+        check(eng.length === 0, `English catalog strings on ${path} in zh-CN: ${eng.join(' | ')}`);
+      }
+      await shot(`analysis-${name}-${l === 'en' ? 'en' : 'zh'}`, { statuses, ms_since_launch: Date.now() - started });
+    }
+  }
 } catch (e) {
   try {
     await page.screenshot({ path: join(SHOTS, 'results-failed.png'), fullPage: true });

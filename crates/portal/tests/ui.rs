@@ -889,3 +889,436 @@ async fn every_page_renders_under_100_ms() {
     }
     eprintln!("page render medians (5 runs):\n{}", report.join("\n"));
 }
+
+/// Issue 15 item 5: characterization and incidence launched from a project's page, their
+/// result pages (pooled and per site) and CSV, by role; the values are the sites' released
+/// numbers pooled by the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_pages_launch_show_and_export_by_role() {
+    use qiao_hub::protocol::{
+        CharacterizationResult, ContinuousResult, CovariateResult, IncidenceResult, IncidenceRow,
+        Moments, PopulationResult, QueryType,
+    };
+    let w = World::new();
+    alliance(&w);
+    enroll_sites(&w);
+    let s = w.store.as_ref();
+    let user = |id| common::u(&w, id);
+    let (spon, c2, c3) = (user("spon"), user("c2"), user("c3"));
+    al::create_project(
+        s,
+        &al::ProjectForm {
+            id: "rwe".into(),
+            title: "RWE".into(),
+            summary: "S".into(),
+            target: "10".into(),
+        },
+        &spon,
+        T,
+    )
+    .unwrap();
+    let id: qiao_hub::protocol::ProjectId = "rwe".parse().unwrap();
+    al::transition(s, &id, Stage::Submitted, "go", &spon, T).unwrap();
+    let ids = [c2.id.clone(), c3.id.clone()];
+    al::assign_reviewers(s, &id, &ids, "r", &user("admin"), T).unwrap();
+    let good: std::collections::BTreeMap<String, String> =
+        [("merit", "5"), ("feasibility", "4"), ("ethics", "4")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+    for c in [&c2, &c3] {
+        al::submit_review(s, &id, &good, "approve", "ok", c, T).unwrap();
+    }
+    al::decide_project(s, &id, true, "ok", &c3, T).unwrap();
+    let def =
+        std::fs::read_to_string("../../../shared/data/phenotypes-dev/cohorts/1173.json").unwrap();
+    for name in ["Back pain", "Back pain again"] {
+        al::attach_cohort(s, &id, name, &def, "", &spon, T).unwrap();
+    }
+    let mut sp = signed_in(&w, "spon").await;
+    // Approved, not yet in feasibility: no forms, and a post is refused with the stage's reason.
+    let page = sp.get("/projects/rwe").await;
+    assert!(
+        !page.body.contains("Run a characterization"),
+        "{}",
+        page.body
+    );
+    al::transition(s, &id, Stage::Feasibility, "f", &spon, T).unwrap();
+    let page = sp.get("/projects/rwe").await;
+    assert!(
+        page.body.contains("Run a characterization")
+            && page.body.contains("Run an incidence analysis")
+    );
+    // Bad input: the fields named, nothing run.
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &[
+                ("kind", "incidence"),
+                ("target", "1"),
+                ("outcome", "2"),
+                ("tars", "start+0:later"),
+                ("strata", "age"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("“start+0:later” is not a time at risk"),
+        "{}",
+        r.body
+    );
+    assert!(al::analysis_runs(s, &id).unwrap().is_empty());
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &[
+                ("kind", "characterization"),
+                ("target", "1"),
+                ("comparator", "2"),
+                ("analyses", ""),
+                ("covariates", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/projects/rwe/analyses/1?flash=flash.saved")
+    );
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &[
+                ("kind", "incidence"),
+                ("target", "1"),
+                ("outcome", "2"),
+                ("tars", "start+0:end+0\nstart+1:start+365"),
+                ("clean_window", "30"),
+                ("strata", "gender"),
+                ("age_breaks", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let runs = al::analysis_runs(s, &id).unwrap();
+    assert_eq!(runs.len(), 2);
+    let job = |k: usize| w.store.job(&runs[k].job).unwrap().unwrap().job;
+    let (cj, ij) = (job(0), job(1));
+    match (&cj.query, &ij.query) {
+        (QueryType::Characterization(c), QueryType::Incidence(i)) => {
+            assert!(c.comparator.is_some() && c.analyses.is_empty());
+            assert_eq!(
+                (i.tars.len(), i.clean_window, i.strata.by_gender),
+                (2, 30, true)
+            );
+            assert_eq!(i.tars[1].end.offset, 365);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The sites answer (h1 and h2; threshold 10, counts under it withheld).
+    let pop = |e, p| PopulationResult {
+        entries: rel(e),
+        subjects: rel(p),
+    };
+    let cov = |id: i64, a, t, c| CovariateResult {
+        covariate_id: id,
+        analysis_id: a,
+        target: rel(t),
+        comparator: Some(rel(c)),
+    };
+    let mom = |n, s, q| Moments {
+        count: rel(n),
+        sum: rel(s),
+        sum_squares: rel(q),
+    };
+    let char_result = |site: &str, te, ce, covs: Vec<CovariateResult>, cont| JobResult {
+        job_id: cj.job_id,
+        site_id: site.parse().unwrap(),
+        outcome: Outcome::Done {
+            payload: Payload::Characterization(CharacterizationResult {
+                target: pop(te, te),
+                comparator: Some(pop(ce, ce)),
+                covariates: covs,
+                continuous: cont,
+                disclosure: no_disclosure(),
+            }),
+        },
+    };
+    let charlson = |t, c| ContinuousResult {
+        covariate_id: 1901,
+        analysis_id: 901,
+        target: Some(t),
+        comparator: Some(c),
+    };
+    w.store
+        .put_result(
+            &char_result(
+                "h1",
+                200,
+                100,
+                vec![
+                    cov(8507001, 1, 120, 40),
+                    cov(194133102, 102, 5, 30),
+                    cov(2012006, 6, 1, 1),
+                ],
+                vec![charlson(mom(200, 300, 900), mom(100, 100, 250))],
+            ),
+            T,
+        )
+        .unwrap();
+    w.store
+        .put_result(
+            &char_result(
+                "h2",
+                100,
+                100,
+                vec![cov(8507001, 1, 30, 50), cov(194133102, 102, 20, 10)],
+                vec![charlson(mom(100, 100, 200), mom(100, 50, 60))],
+            ),
+            T,
+        )
+        .unwrap();
+    let row = |g: Option<u32>, tar, par, days, po, out| IncidenceRow {
+        tar_id: tar,
+        age_group_id: None,
+        gender_concept_id: g,
+        start_year: None,
+        persons_at_risk_pe: rel(par),
+        persons_at_risk: rel(par),
+        person_days_pe: rel(days),
+        person_days: rel(days),
+        person_outcomes_pe: rel(po),
+        person_outcomes: rel(po),
+        outcomes_pe: rel(out),
+        outcomes: rel(out),
+    };
+    for (site, k) in [("h1", 2), ("h2", 1)] {
+        let rows = [1, 2]
+            .into_iter()
+            .flat_map(|tar| {
+                [
+                    row(None, tar, 50 * k, 18_262 * k, 5 * k, 6 * k),
+                    row(Some(8507), tar, 20 * k, 7_000 * k, 2 * k, 2 * k),
+                    row(Some(8532), tar, 30 * k, 11_262 * k, 3 * k, 4 * k),
+                ]
+            })
+            .collect();
+        w.store
+            .put_result(
+                &JobResult {
+                    job_id: ij.job_id,
+                    site_id: site.parse().unwrap(),
+                    outcome: Outcome::Done {
+                        payload: Payload::Incidence(IncidenceResult {
+                            rows,
+                            disclosure: no_disclosure(),
+                        }),
+                    },
+                },
+                T,
+            )
+            .unwrap();
+    }
+    // The characterization page: sizes, the covariates named, the threshold said, the plot.
+    let page = sp.get("/projects/rwe/analyses/1").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let b = &page.body;
+    assert!(
+        b.contains("Characterization of 1. Back pain against 2. Back pain again"),
+        "{b}"
+    );
+    assert!(
+        b.contains("gender = MALE") && b.contains(": Low back pain"),
+        "{b}"
+    );
+    // Index year 2012: 1 of 300 and 1 of 200 entries at h1 (withheld there), under 1%.
+    assert!(
+        b.contains("1 covariates under 1.0% prevalence in every cohort are hidden"),
+        "{b}"
+    );
+    assert!(!b.contains("index year: 2012"), "{b}");
+    assert!(b.contains("under its minimum cell count (10)"), "{b}");
+    assert!(
+        b.contains("In this table 3 values are withheld at some site"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<svg class=\"chart forest\" id=\"smd-plot\""),
+        "{b}"
+    );
+    assert!(b.contains("<rect class=\"band\""), "{b}");
+    let all = sp.get("/projects/rwe/analyses/1?min=0&q=2012").await;
+    assert!(
+        all.body.contains("index year: 2012") && !all.body.contains("gender = MALE"),
+        "{}",
+        all.body
+    );
+    let one = sp.get("/projects/rwe/analyses/1?site=h2").await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert!(one.body.contains("<strong>h2</strong>"), "{}", one.body);
+    assert_eq!(
+        sp.get("/projects/rwe/analyses/1?site=nowhere").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The CSV: the hub's pooled values, then each site's.
+    let csv = sp.get("/projects/rwe/analyses/1/covariates.csv").await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(
+        lines[0]
+            .starts_with("scope,covariate_id,analysis_id,concept_id,name,target_shown,target_sum"),
+        "{}",
+        lines[0]
+    );
+    // Male: 150 of 300 target entries, 90 of 200 comparator; FE's SMD (comparator minus
+    // target, over the pooled sd).
+    let smd = (0.45 - 0.5) / ((0.5 * 0.5 + 0.45 * 0.55) / 2.0f64).sqrt();
+    let male = lines
+        .iter()
+        .find(|l| l.starts_with("pooled,8507001,"))
+        .expect("pooled male row");
+    let f: Vec<&str> = male.split(',').collect();
+    assert_eq!(
+        &f[1..15],
+        [
+            "8507001",
+            "1",
+            "8507",
+            "gender = MALE",
+            "150",
+            "150",
+            "150",
+            "150",
+            "0.5",
+            "90",
+            "90",
+            "90",
+            "90",
+            "0.45"
+        ],
+        "{male}"
+    );
+    assert!(
+        (f[15].parse::<f64>().unwrap() - smd).abs() < 1e-12,
+        "{male} vs {smd}"
+    );
+    // Low back pain: h1's 5 withheld (0–9), so the target total is 20 to 29.
+    assert!(
+        csv.body.contains("pooled,194133102,102,194133,ConditionOccurrenceLongTerm: Low back pain,20 (20–29),20,20,29,"),
+        "{}",
+        csv.body
+    );
+    assert!(
+        csv.body
+            .contains("\nh2,8507001,1,8507,gender = MALE,30,30,30,30,0.3,50,50,50,50,0.5,"),
+        "{}",
+        csv.body
+    );
+    let cont = sp.get("/projects/rwe/analyses/1/continuous.csv").await;
+    // Charlson: counts 300 and 200, means over entries 400/300 and 150/200.
+    assert!(
+        cont.body.contains(&format!(
+            "pooled,1901,901,CharlsonIndex,300,{},",
+            400.0 / 300.0
+        )),
+        "{}",
+        cont.body
+    );
+    // The incidence page: per time at risk a table and a rate chart with whiskers.
+    let page = sp.get("/projects/rwe/analyses/2").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Time at risk 2: start+1 → start+365"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"rate-1\"") && page.body.contains("class=\"whisker\""));
+    assert!(page.body.contains("Outcome clean window: 30 days."));
+    let inc = sp.get("/projects/rwe/analyses/2/incidence.csv").await;
+    assert!(
+        inc.body.starts_with(
+            "scope,tar_id,age_group_id,gender_concept_id,start_year,persons_at_risk_pe,"
+        ),
+        "{}",
+        inc.body
+    );
+    // Pooled, all persons, TAR 1: 150 persons, 54,786 days, 15 persons with 18 outcomes
+    // (h2's 5 and 6 are under the threshold: withheld, their point 0 → 10 and 12).
+    let pooled = inc
+        .body
+        .lines()
+        .find(|l| l.starts_with("pooled,1,,,,"))
+        .expect("pooled row");
+    let f: Vec<&str> = pooled.split(',').collect();
+    assert_eq!(
+        &f[5..13],
+        ["150", "150", "54786", "54786", "10", "10", "12", "12"],
+        "{pooled}"
+    );
+    let ir: f64 = f[16].parse().unwrap();
+    assert!((ir - 1200.0 / (54_786.0 / 365.25)).abs() < 1e-9, "{pooled}");
+    let (lo, hi): (f64, f64) = (f[17].parse().unwrap(), f[18].parse().unwrap());
+    assert!(lo < ir && ir < hi, "{pooled}");
+    assert!(f[19].contains("person_outcomes: 10 (10–19)"), "{pooled}");
+    // Who may see them: the oversight roles and the project's sponsor; not other sites'
+    // people (not invited), anonymous sent to sign in; a run that does not exist is a 404.
+    use UserRole::*;
+    let see: &[UserRole] = &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor];
+    w.user("aud", UserRole::Auditor, None, None);
+    let paths = [
+        "/projects/rwe/analyses/1",
+        "/projects/rwe/analyses/2?site=h1",
+        "/projects/rwe/analyses/1/covariates.csv",
+        "/projects/rwe/analyses/1/continuous.csv",
+        "/projects/rwe/analyses/2/incidence.csv",
+    ];
+    let mut checked = 0;
+    for (name, role) in ROLES {
+        let mut c = w.client();
+        if !name.is_empty() {
+            c.login(name).await;
+        }
+        for p in paths {
+            let want = if name.is_empty() {
+                StatusCode::SEE_OTHER
+            } else if see.contains(&role) {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(c.get(p).await.status, want, "GET {p} as {name:?}");
+            checked += 1;
+        }
+        if !name.is_empty() {
+            // Only the project's sponsor launches.
+            let r = c
+                .submit(
+                    "/",
+                    "/projects/rwe/analyses",
+                    &[("kind", "characterization"), ("target", "1")],
+                )
+                .await;
+            let want = if role == SponsorResearcher {
+                StatusCode::SEE_OTHER
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(r.status, want, "POST as {name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7 * 5 + 6);
+    assert_eq!(
+        sp.get("/projects/rwe/analyses/9").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        sp.get("/projects/rwe/analyses/2/covariates.csv")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -694,7 +694,16 @@ fn portal_results_in_headless_chromium() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("results output {l}: {e}")))
         .collect();
-    for expected in ["results-funnel-en", "results-phone-en", "results-funnel-zh"] {
+    for expected in [
+        "results-funnel-en",
+        "results-phone-en",
+        "results-funnel-zh",
+        // Issue 15: the analysis result pages launched from the project, in both languages.
+        "analysis-char-zh",
+        "analysis-inc-zh",
+        "analysis-char-en",
+        "analysis-inc-en",
+    ] {
         let s = steps
             .iter()
             .find(|s| s["step"] == expected)

@@ -252,6 +252,86 @@ pub fn line(id: &str, title: &str, x_labels: &[String], series: &[Series]) -> Ma
     }
 }
 
+/// One row of a [`forest`] plot: a point estimate with an optional interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interval {
+    /// The label (left of the plot).
+    pub label: String,
+    /// The estimate.
+    pub point: f64,
+    /// The interval's ends, if known.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    /// The estimate and interval as shown (right of the plot).
+    pub display: String,
+}
+
+/// A forest plot: one row per estimate, a dot with its interval as whiskers on a common x axis
+/// that always includes 0; `band` (from, to) is shaded behind the rows (e.g. |SMD| < 0.1). Rates
+/// (incidence per stratum), standardized differences and, later, regression estimates use it.
+pub fn forest(id: &str, title: &str, rows: &[Interval], band: Option<(f64, f64)>) -> Markup {
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let values = rows
+        .iter()
+        .flat_map(|r| [Some(r.point), r.low, r.high])
+        .flatten()
+        .filter_map(finite)
+        .chain(band.into_iter().flat_map(|(a, b)| [a, b]))
+        .chain([0.0]);
+    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+        (l.min(x), h.max(x))
+    });
+    if hi - lo < 1e-12 {
+        hi = lo + 1.0;
+    }
+    let pad = (hi - lo) * 0.04;
+    (lo, hi) = (lo - pad, hi + pad);
+    let label_w = LABEL_W;
+    let value_w = 150.0;
+    let plot = WIDTH - label_w - value_w;
+    let x_at = |v: f64| label_w + plot * ((v.clamp(lo, hi) - lo) / (hi - lo));
+    let height = ROW * (rows.len() as f64 + 2.0) + 10.0;
+    let bottom = ROW * (rows.len() as f64 + 1.0) + 5.0;
+    let title_id = format!("{id}-title");
+    let tick = |v: f64| {
+        let s = format!("{v:.2}");
+        if s == "-0.00" {
+            "0.00".to_owned()
+        } else {
+            s
+        }
+    };
+    html! {
+        svg.chart.forest id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {WIDTH} {}", fmt_num(height))) width=(WIDTH) height=(fmt_num(height)) {
+            title id=(title_id) { (title) }
+            text.caption x="10" y=(fmt_num(ROW * 0.7)) { (title) }
+            @if let Some((a, b)) = band {
+                rect.band x=(fmt_num(x_at(a))) y=(fmt_num(ROW)) width=(fmt_num((x_at(b) - x_at(a)).max(0.0))) height=(fmt_num(bottom - ROW)) {}
+            }
+            line.zero x1=(fmt_num(x_at(0.0))) y1=(fmt_num(ROW)) x2=(fmt_num(x_at(0.0))) y2=(fmt_num(bottom)) {}
+            line.axis x1=(fmt_num(label_w)) y1=(fmt_num(bottom)) x2=(fmt_num(label_w + plot)) y2=(fmt_num(bottom)) {}
+            @for v in [lo + pad, 0.0, hi - pad] {
+                text.tick x=(fmt_num(x_at(v))) y=(fmt_num(bottom + 16.0)) text-anchor="middle" { (tick(v)) }
+            }
+            @for (i, r) in rows.iter().enumerate() {
+                @let y = ROW * (i as f64 + 1.0) + ROW / 2.0;
+                g.row {
+                    title { (r.label) ": " (r.display) }
+                    text.label x=(fmt_num(label_w - 8.0)) y=(fmt_num(y + 4.0)) text-anchor="end" { (r.label.chars().take(30).collect::<String>()) }
+                    @if let (Some(a), Some(b)) = (r.low.and_then(finite), r.high.and_then(finite)) {
+                        line.whisker x1=(fmt_num(x_at(a))) y1=(fmt_num(y)) x2=(fmt_num(x_at(b))) y2=(fmt_num(y)) {}
+                    }
+                    @if r.point.is_finite() {
+                        circle cx=(fmt_num(x_at(r.point))) cy=(fmt_num(y)) r="4" {}
+                    }
+                    text.value x=(fmt_num(label_w + plot + 8.0)) y=(fmt_num(y + 4.0)) { (r.display) }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,5 +498,32 @@ mod tests {
         assert!(svg.contains("<title>Target · Mar: 6</title>"), "{svg}");
         // The largest value (6) is at the top of the plot (y = 30).
         assert!(svg.contains("cy=\"30.0\""), "{svg}");
+    }
+    #[test]
+    fn forest_rows_sit_on_one_axis_with_the_band_behind() {
+        let row = |label: &str, point, low, high| Interval {
+            label: label.into(),
+            point,
+            low,
+            high,
+            display: format!("{point}"),
+        };
+        let svg = forest(
+            "f",
+            "SMD",
+            &[
+                row("a", 0.5, Some(0.25), Some(0.75)),
+                row("b", -0.5, None, None),
+            ],
+            Some((-0.1, 0.1)),
+        )
+        .into_string();
+        // x from -0.55 to 0.80 (the range -0.5..0.75 padded by 4%) over 290 px from x = 200:
+        // 0 at 318.1, 0.5 at 425.6, -0.1 at 296.7.
+        assert!(svg.contains("<line class=\"zero\" x1=\"318.1\""), "{svg}");
+        assert!(svg.contains("<circle cx=\"425.6\""), "{svg}");
+        assert_eq!(svg.matches("class=\"whisker\"").count(), 1, "{svg}");
+        assert!(svg.contains("<rect class=\"band\" x=\"296.7\""), "{svg}");
+        assert!(svg.contains("<title>b: -0.5</title>"), "{svg}");
     }
 }

@@ -13,7 +13,7 @@ use super::pipeline::{load, CohortRef, CohortSource, FeasibilityRun, Stage};
 use super::refusal::{field, Outcome, Refusal};
 use super::tables::{actor, read, write, COHORTS, LIBRARY, PIPELINE};
 
-fn cohort_key(id: &ProjectId, n: u32) -> String {
+pub(super) fn cohort_key(id: &ProjectId, n: u32) -> String {
     format!("{id}/{n:06}")
 }
 
@@ -98,6 +98,18 @@ pub fn cohort_definition(
     read(store, |tx| get_json(tx, COHORTS, &cohort_key(id, n)))
 }
 
+/// Who asks a job: the user, their role and organization (their institution, else the user).
+pub(super) fn requester(by: &User) -> Requester {
+    Requester {
+        user_id: by.id.clone(),
+        role: by.role,
+        organization: by
+            .institution
+            .clone()
+            .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
+    }
+}
+
 /// Age band width of feasibility demographics, in years.
 pub const FEASIBILITY_AGE_BAND: u8 = 10;
 
@@ -141,14 +153,7 @@ pub fn run_feasibility(
             project_id: id.clone(),
             query,
             definition: def.clone(),
-            requested_by: Requester {
-                user_id: by.id.clone(),
-                role: by.role,
-                organization: by
-                    .institution
-                    .clone()
-                    .unwrap_or_else(|| format!("user:{}", by.id.as_str())),
-            },
+            requested_by: requester(by),
             created_at: now,
             floors,
         };

@@ -12,6 +12,7 @@
 //! queries only under those.
 
 mod accounts;
+mod analyses;
 mod experts;
 mod feasibility;
 mod input;
@@ -26,6 +27,11 @@ mod tables;
 pub use accounts::{
     account_invites, change_role, invite_account, open_invite, parse_role, redeem_invite,
     reset_link, set_site_pages, site_pages, AccountInvite, LINK_SECS,
+};
+pub use analyses::{
+    analysis_run, analysis_runs, characterization_spec, incidence_spec, parse_tar,
+    run_characterization, run_incidence, AnalysisKind, AnalysisRun, CharacterizationForm,
+    IncidenceForm, ANALYSES,
 };
 pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
 pub use feasibility::{attach_cohort, cohort_definition, run_feasibility, FEASIBILITY_AGE_BAND};

@@ -49,3 +49,19 @@ pub fn unprocessable(mut r: Response) -> Response {
     *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     r
 }
+
+/// A CSV download: `text` as `text/csv` with `filename` as the attachment's name.
+pub fn csv_attachment(text: String, filename: &str) -> Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let mut resp = (StatusCode::OK, text).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}

@@ -107,7 +107,7 @@ fn site_name(sites: &[Site], id: &str) -> String {
 /// A site's status for one job, in words that say who it waits on: not yet picked up by the
 /// site, or delivered and waiting there (a query its data steward approves by hand waits for
 /// them; the hub cannot tell approval from computing, so it names the steward, who decides).
-fn status_text(lang: Lang, s: &SiteJobView, name: &str) -> String {
+pub(crate) fn status_text(lang: Lang, s: &SiteJobView, name: &str) -> String {
     match s.status {
         SiteStatus::Pending if s.deliveries == 0 => {
             tf(lang, "feas.status_not_picked", &[("site", name)])

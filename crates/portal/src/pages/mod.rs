@@ -1,5 +1,6 @@
 //! The portal's pages and [`router`].
 
+mod analyses;
 mod audit;
 mod auth;
 mod budget;
@@ -63,6 +64,9 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/projects/{id}/cohorts", post(projects::attach))
         .route("/projects/{id}/cohorts/{n}/run", post(projects::run))
         .route("/projects/{id}/cohorts/{n}/results.csv", get(results::csv))
+        .route("/projects/{id}/analyses", post(analyses::launch))
+        .route("/projects/{id}/analyses/{n}", get(analyses::result_page))
+        .route("/projects/{id}/analyses/{n}/{table}", get(analyses::csv))
         .route("/projects/{id}/invite", post(projects::invite))
         .route("/projects/{id}/answer", post(projects::answer))
         .route("/projects/{id}/report", post(projects::report))

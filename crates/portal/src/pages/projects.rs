@@ -140,6 +140,8 @@ pub(crate) struct Detail {
     pub runs: BTreeMap<u32, feasibility::RunViews>,
     /// Per cohort number: the stored definition (shown as text).
     pub definitions: BTreeMap<u32, serde_json::Value>,
+    /// The network analyses run from the project.
+    pub analyses: super::analyses::Runs,
 }
 
 fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::StoreError> {
@@ -187,6 +189,7 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
         Vec::new()
     };
     Ok(Some(Detail {
+        analyses: super::analyses::load_runs(s.as_ref(), &file.project)?,
         criteria: alliance::criteria(s.as_ref())?,
         sites: s.sites()?,
         committee,
@@ -389,6 +392,7 @@ fn render_detail(
                 }
             }
         }
+        (super::analyses::section(lang, &csrf, f, &d.analyses, &d.sites, is_sponsor, form))
         // Site selection.
         @if matches!(f.stage, Stage::SiteSelection | Stage::Running | Stage::Completed) || !f.invites.is_empty() {
             h2 { (t(lang, "sel.title")) }
@@ -466,7 +470,7 @@ fn render_detail(
     }
 }
 
-async fn detail_page(
+pub(crate) async fn detail_page(
     portal: &Shared,
     ctx: &Ctx,
     id: &str,

@@ -5,8 +5,7 @@
 //! version. Values are written as released, in the portal's one notation, with the range.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use qiao_hub::model::Site;
 use qiao_hub::protocol::Payload;
 use qiao_hub::view::{site_value, JobView, NetworkTotals, TotalValue};
@@ -164,18 +163,5 @@ pub async fn csv(
         Ok(t) => t,
         Err(e) => return ctx.internal(e),
     };
-    let disposition = format!(
-        "attachment; filename=\"{}-cohort{n}-results.csv\"",
-        file.project
-    );
-    let mut resp = (StatusCode::OK, text).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    resp
+    super::common::csv_attachment(text, &format!("{}-cohort{n}-results.csv", file.project))
 }

@@ -468,8 +468,14 @@ impl Network {
             policy.dp.user_rho = DEMO_BUDGETS[0];
             policy.dp.organization_rho = DEMO_BUDGETS[1];
             policy.dp.site_rho = DEMO_BUDGETS[2];
+            // Network analyses (characterization, incidence) run without the steward's
+            // approval, so the portal's analysis pages answer in the demo.
+            policy.analyses = qiao_site::policy::Approval::Auto;
             policy.save(&dir)?;
         }
+        console.say(
+            "   sites run network analyses (characterization, incidence) without approval in the demo (new sites: manual)",
+        );
         console.say(format!(
             "   sites' 30-day privacy budgets raised for the demo: ρ {} per user, {} per organization, {} in all (new sites: 0.25, 0.5, 1)",
             DEMO_BUDGETS[0], DEMO_BUDGETS[1], DEMO_BUDGETS[2]
