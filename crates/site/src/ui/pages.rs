@@ -47,6 +47,22 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
     }
 }
 
+/// A received cohort definition as readable text (the cohort engine's narrative), folded; the
+/// parser's error (with its JSON path) when it is not one.
+fn narrative(lang: Lang, title: &str, definition: &serde_json::Value) -> Markup {
+    let nl = qiao_cohort::narrative::Lang::parse(lang.code())
+        .unwrap_or(qiao_cohort::narrative::Lang::En);
+    html! {
+        details.narrative {
+            summary { (t(lang, "site.narrative.read")) }
+            @match qiao_cohort::narrative::narrative_of_json(&definition.to_string(), title, nl) {
+                Ok(md) => { (qiao_web::markdown::markdown(&md)) }
+                Err(e) => { p.error { (t(lang, "site.narrative.unreadable")) " " (e) } }
+            }
+        }
+    }
+}
+
 // --- approvals -------------------------------------------------------------------------------
 
 async fn approvals(
@@ -128,7 +144,7 @@ fn approval_row(
     html! {
         tr id=(format!("job-{id}")) {
             td { code { (id) } }
-            td { (query_label(lang, &item.job.query)) }
+            td { (query_label(lang, &item.job.query)) (narrative(lang, item.job.project_id.as_str(), &item.job.definition)) }
             td { (item.job.project_id) }
             td { (item.job.requested_by.user_id) }
             td { (fmt_datetime(lang, item.queued_at)) }
@@ -703,6 +719,7 @@ async fn prescreen_list(
             ("persons", &fmt_int(lang, persons as i64)),
             ("rows", &fmt_int(lang, rows.len() as i64)),
         ])) }
+        (narrative(lang, cohort.name.as_deref().unwrap_or(&digest), &cohort.definition))
         table.prescreen {
             thead { tr {
                 th { (t(lang, "site.prescreen.person")) }
