@@ -201,12 +201,27 @@ async function sitePages() {
   await Promise.all([page.waitForLoadState('load'), page.click('table.cohorts a.open')]);
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
-  check(rows === PRESCREEN_PERSONS, `${PRESCREEN_PERSONS} patients listed, found ${rows}`);
+  check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);
+  check((await text('#list-count')).startsWith(zh('site.list.count', { rows: PRESCREEN_PERSONS, page: 1, pages: Math.ceil(PRESCREEN_PERSONS / 100) })),
+    `the count of every selected row: ${await text('#list-count')}`);
   check((await text('p.local')) === zh('site.prescreen.local_only'), 'local-only notice');
   const firstDate = await text('table.prescreen tbody td:nth-child(2)');
   check(/^\d{4}年\d{1,2}月\d{1,2}日$/.test(firstDate), `index date in the zh-CN form: ${firstDate}`);
   check(await page.locator('details.narrative').count() === 1, 'the investigator can read the definition');
   await shot('site-a-prescreen-list', { rows });
+  // Sorted by person, descending (the heading's link), then filtered to one person.
+  await Promise.all([page.waitForLoadState('load'), page.click('table.prescreen th:first-child a.sort')]);
+  await Promise.all([page.waitForLoadState('load'), page.click('table.prescreen th:first-child a.sort')]);
+  const top = Number(await text('table.prescreen tbody td:first-child'));
+  const ids = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
+  check(ids.every((x) => x <= top), `sorted descending: ${ids.slice(0, 5)}`);
+  await page.fill('form.filter input[name=q]', String(top));
+  await Promise.all([page.waitForLoadState('load'), page.click('form.filter button[type=submit]')]);
+  const filtered = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
+  check(filtered.includes(top) && filtered.length < rows, `filtered to the rows containing ${top}: ${filtered}`);
+  const csv = await page.request.get(new URL(await page.locator('#list-csv').getAttribute('href'), page.url()).href);
+  check(csv.status() === 200 && (await csv.text()).startsWith('person,index_date,end_date'), 'the selected rows as CSV');
+  await shot('site-a-prescreen-sorted-filtered-zh', { filtered: filtered.length });
   await logout();
 
   // The same investigator at hospital B: not an account there.
@@ -492,7 +507,7 @@ async function prescreenPortalProject() {
   await Promise.all([page.waitForLoadState('load'), link.click()]);
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
-  check(rows === PRESCREEN_PERSONS, `${PRESCREEN_PERSONS} patients listed, found ${rows}`);
+  check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);
   await shot('site-a-prescreen-portal-project', { rows });
   await logout();
 }

@@ -298,14 +298,23 @@ fn the_pipeline_from_draft_to_completed_with_role_checks_and_audit() {
     match &errs[0] {
         Refusal::Field {
             field: "definition",
-            key: "form.err_definition",
+            key: "form.err_def_type",
             args,
-        } => assert!(
-            args[0]
-                .1
-                .contains("PrimaryCriteria.CriteriaList[0].ConditionOccurrence.CodesetId"),
-            "{args:?}"
-        ),
+        } => {
+            assert_eq!(
+                args[..3],
+                [
+                    (
+                        "path",
+                        "PrimaryCriteria.CriteriaList[0].ConditionOccurrence.CodesetId".to_owned()
+                    ),
+                    ("line", "1".to_owned()),
+                    ("column", "79".to_owned())
+                ],
+                "{args:?}"
+            );
+            assert!(args[3].1.starts_with("invalid type: string"), "{args:?}");
+        }
         other => panic!("{other:?}"),
     }
     let report = import_library(

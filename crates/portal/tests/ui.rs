@@ -754,6 +754,17 @@ async fn role_matrix_of_the_ui_routes() {
         T,
     )
     .unwrap();
+    // A cohort attached while drafting (its versions page).
+    al::attach_cohort(
+        w.store.as_ref(),
+        &"p1".parse().unwrap(),
+        "",
+        "",
+        "1003",
+        &spon,
+        T,
+    )
+    .unwrap();
     use UserRole::*;
     let all: &[UserRole] = &[
         AllianceAdmin,
@@ -775,6 +786,14 @@ async fn role_matrix_of_the_ui_routes() {
         // A draft: its sponsor and the oversight roles; not other sites' people.
         (
             "/projects/p1",
+            &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
+        ),
+        (
+            "/projects/p1/cohorts/1/diff",
+            &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
+        ),
+        (
+            "/projects/p1/reports.csv",
             &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
         ),
     ];
@@ -810,6 +829,7 @@ async fn role_matrix_of_the_ui_routes() {
                 &[AllianceAdmin],
             ),
             ("/projects", &[("id", "x")], &[SponsorResearcher]),
+            ("/committee/quorum", &[("quorum", "2")], &[AllianceAdmin]),
         ];
         if !user.is_empty() {
             for (path, fields, ok) in &forms {
@@ -836,7 +856,7 @@ async fn role_matrix_of_the_ui_routes() {
             }
         }
     }
-    assert_eq!(checked, 7 * 8 + 6 * 4);
+    assert_eq!(checked, 7 * 10 + 6 * 5);
     assert_eq!(
         al::criteria(w.store.as_ref()).unwrap().len(),
         1,

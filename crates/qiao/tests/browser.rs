@@ -588,6 +588,7 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-steward-refused",
     "site-a-prescreen-index",
     "site-a-prescreen-list",
+    "site-a-prescreen-sorted-filtered-zh",
     "site-b-investigator-of-a-refused",
     "portal-login-zh",
     "portal-apply-rejected-field",

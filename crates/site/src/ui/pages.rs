@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use qiao_disclosure::ReleaseMode;
 use qiao_protocol::{JobId, QueryType};
-use qiao_web::i18n::{fmt_datetime, fmt_int, fmt_ymd};
+use qiao_web::i18n::{fmt_datetime, fmt_int};
 use qiao_web::layout::{self, Flash, FormErrors, InputKind};
 use qiao_web::{html, t, tf, Lang, Markup};
 use serde::Deserialize;
@@ -655,6 +655,7 @@ async fn prescreen_list(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
     Path((project, digest)): Path<(String, String)>,
+    Query(q): Query<super::listing::ListQuery>,
 ) -> Result<Response, super::Gate> {
     let path = format!("/prescreen/{project}/{digest}");
     let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
@@ -675,8 +676,9 @@ async fn prescreen_list(
     let user = who.user.clone();
     let text = cohort.definition.to_string();
     let label = format!(
-        "project {project}, received cohort {}",
-        &digest[..12.min(digest.len())]
+        "project {project}, received cohort {}{}",
+        &digest[..12.min(digest.len())],
+        if q.csv() { ", exported as CSV" } else { "" }
     );
     // Only for a project this site accepted, to an investigator assigned to it (audited).
     match crate::prescreen::admit(&ui.dir, &who.user, &project, &digest, &label) {
@@ -706,10 +708,13 @@ async fn prescreen_list(
         Err(e) => return Ok(internal(&ui, lang, &who, &e)),
     };
     let persons = crate::exec::subject_ids(&rows).count();
-    let date = |d| {
-        let (y, m, dd) = qiao_cdm::date::to_ymd(d);
-        fmt_ymd(lang, i64::from(y), m, dd)
-    };
+    let selected = super::listing::select(&rows, &q);
+    if q.csv() {
+        return Ok(super::listing::csv_response(
+            &format!("{project}-prescreen.csv"),
+            super::listing::to_csv(&selected),
+        ));
+    }
     let page = ui.page(lang, "site.prescreen.list_title", &path, &who);
     Ok(page.respond(html! {
         p.local role="note" { (t(lang, "site.prescreen.local_only")) }
@@ -720,18 +725,7 @@ async fn prescreen_list(
             ("rows", &fmt_int(lang, rows.len() as i64)),
         ])) }
         (narrative(lang, cohort.name.as_deref().unwrap_or(&digest), &cohort.definition))
-        table.prescreen {
-            thead { tr {
-                th { (t(lang, "site.prescreen.person")) }
-                th { (t(lang, "site.prescreen.index_date")) }
-                th { (t(lang, "site.prescreen.end_date")) }
-            } }
-            tbody {
-                @for r in &rows {
-                    tr { td { (r.subject_id) } td { (date(r.start)) } td { (date(r.end)) } }
-                }
-            }
-        }
+        (super::listing::render(lang, &path, &selected, &q))
     }))
 }
 
