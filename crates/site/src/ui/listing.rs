@@ -58,23 +58,12 @@ pub struct Column {
     pub value: fn(&CohortRow) -> Value,
 }
 
-/// The list's columns, in order.
+/// The list's columns, in order: one line each.
+#[rustfmt::skip]
 pub const COLUMNS: &[Column] = &[
-    Column {
-        key: "person",
-        title: "site.prescreen.person",
-        value: |r| Value::Int(r.subject_id),
-    },
-    Column {
-        key: "index_date",
-        title: "site.prescreen.index_date",
-        value: |r| Value::Date(r.start),
-    },
-    Column {
-        key: "end_date",
-        title: "site.prescreen.end_date",
-        value: |r| Value::Date(r.end),
-    },
+    Column { key: "person", title: "site.prescreen.person", value: |r| Value::Int(r.subject_id) },
+    Column { key: "index_date", title: "site.prescreen.index_date", value: |r| Value::Date(r.start) },
+    Column { key: "end_date", title: "site.prescreen.end_date", value: |r| Value::Date(r.end) },
 ];
 
 /// What the list shows: a text filter (any column contains it), an index date range, the sort
