@@ -18,7 +18,8 @@ pub enum Value {
     Int(i64),
     /// A calendar day.
     Date(Day),
-    /// Text.
+    /// Text (for text columns such as a local record number; none yet).
+    #[allow(dead_code)]
     Text(String),
 }
 
