@@ -42,6 +42,12 @@ impl Lang {
     }
 }
 
+/// The narrative of a definition given as Circe JSON text (see [`narrative`]), or the parser's
+/// error naming where the text is not one.
+pub fn narrative_of_json(json: &str, title: &str, lang: Lang) -> Result<String, crate::ModelError> {
+    Ok(narrative(&crate::parse(json)?.expression, title, lang))
+}
+
 /// The narrative of `expr` as Markdown; `title` heads it (e.g. the definition's file name).
 pub fn narrative(expr: &CohortExpression, title: &str, lang: Lang) -> String {
     let w = Writer { expr, lang };

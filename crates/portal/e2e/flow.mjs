@@ -114,7 +114,11 @@ async function sitePages() {
   await chinese('site.approvals.title');
   const pending = await page.locator('table.approvals span.state.pending').count();
   check(pending === 1, `one pending demographics job, found ${pending}`);
-  check((await text('table.approvals tbody tr td:nth-child(2)')) === zh('site.query.demographics'), 'the job is a demographics query');
+  check((await text('table.approvals tbody tr td:nth-child(2)')).startsWith(zh('site.query.demographics')), 'the job is a demographics query');
+  // The steward reads the definition before approving (issue 17 item 7).
+  await page.click('table.approvals details.narrative summary');
+  const entry = await text('table.approvals details.narrative h2');
+  check(entry === '队列入组事件', `the definition's narrative in Chinese: ${entry}`);
   await shot('site-a-approvals', { pending });
 
   current = 'site-a-deny-without-reason';
@@ -197,11 +201,27 @@ async function sitePages() {
   await Promise.all([page.waitForLoadState('load'), page.click('table.cohorts a.open')]);
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
-  check(rows === PRESCREEN_PERSONS, `${PRESCREEN_PERSONS} patients listed, found ${rows}`);
+  check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);
+  check((await text('#list-count')).startsWith(zh('site.list.count', { rows: PRESCREEN_PERSONS, page: 1, pages: Math.ceil(PRESCREEN_PERSONS / 100) })),
+    `the count of every selected row: ${await text('#list-count')}`);
   check((await text('p.local')) === zh('site.prescreen.local_only'), 'local-only notice');
   const firstDate = await text('table.prescreen tbody td:nth-child(2)');
   check(/^\d{4}年\d{1,2}月\d{1,2}日$/.test(firstDate), `index date in the zh-CN form: ${firstDate}`);
+  check(await page.locator('details.narrative').count() === 1, 'the investigator can read the definition');
   await shot('site-a-prescreen-list', { rows });
+  // Sorted by person, descending (the heading's link), then filtered to one person.
+  await Promise.all([page.waitForLoadState('load'), page.click('table.prescreen th:first-child a.sort')]);
+  await Promise.all([page.waitForLoadState('load'), page.click('table.prescreen th:first-child a.sort')]);
+  const top = Number(await text('table.prescreen tbody td:first-child'));
+  const ids = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
+  check(ids.every((x) => x <= top), `sorted descending: ${ids.slice(0, 5)}`);
+  await page.fill('form.filter input[name=q]', String(top));
+  await Promise.all([page.waitForLoadState('load'), page.click('form.filter button[type=submit]')]);
+  const filtered = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
+  check(filtered.includes(top) && filtered.length < rows, `filtered to the rows containing ${top}: ${filtered}`);
+  const csv = await page.request.get(new URL(await page.locator('#list-csv').getAttribute('href'), page.url()).href);
+  check(csv.status() === 200 && (await csv.text()).startsWith('person,index_date,end_date'), 'the selected rows as CSV');
+  await shot('site-a-prescreen-sorted-filtered-zh', { filtered: filtered.length });
   await logout();
 
   // The same investigator at hospital B: not an account there.
@@ -339,6 +359,17 @@ async function portal() {
   await page.fill('form[action="/projects"] #target', '120');
   await submit('/projects');
   await saved();
+  // Guidance (issue 17 item 7): where the project stands, the next step and who it waits on;
+  // the cohort is attached while drafting, so the reviewers read it.
+  check((await text('nav.stages li.current')) === zh('guide.step_proposal'), 'the current step is the proposal');
+  check((await text('#next-step')).includes(zh('guide.next_draft')), `next step: ${await text('#next-step')}`);
+  const attach = `form[action="/projects/${PROJECT}/cohorts"]`;
+  await page.fill(`${attach} #name`, '塞来昔布，年龄>40，男性');
+  await page.fill(`${attach} #definition`, DEFINITION);
+  await submit(`/projects/${PROJECT}/cohorts`);
+  await saved();
+  check((await text('#next-step')).includes(zh('guide.next_submit')), 'next: submit');
+  await shot('portal-draft-guidance-zh');
   await page.selectOption(`form[action="/projects/${PROJECT}/transition"] #to`, 'submitted');
   await page.fill(`form[action="/projects/${PROJECT}/transition"] #comment`, '方案 v1.0 提交学术委员会。');
   await submit(`/projects/${PROJECT}/transition`);
@@ -351,6 +382,10 @@ async function portal() {
   await portalLogin('admin');
   await page.goto(`${HUB}/projects/${PROJECT}`);
   const assign = `form[action="/projects/${PROJECT}/reviewers"]`;
+  const picker = await page.locator(`${assign} label.reviewer`).allInnerTexts();
+  check(picker.some((l) => l.includes('李伟') && l.includes('药物流行病学')), `the picker shows names and expertise: ${picker}`);
+  check((await text('#next-step')).includes(zh('guide.next_assign')), 'next: assign reviewers');
+  await shot('portal-reviewer-picker-zh');
   await page.check(`${assign} input[name=reviewers][value="expert.li"]`);
   await page.check(`${assign} input[name=reviewers][value="expert.wang"]`);
   await page.fill(`${assign} #comment`, '两位评审人均无利益冲突。');
@@ -365,6 +400,8 @@ async function portal() {
     await portalLogin(reviewer);
     await page.goto(`${HUB}/projects/${PROJECT}`);
     await chinese('proj.title');
+    check(await page.locator('p.read-cohorts a[href="#cohort-1"]').count() === 1, 'the reviewer is pointed at the definition');
+    check(await page.locator('#cohort-1 details.narrative').count() === 1, 'the reviewer can read it');
     const review = `form[action="/projects/${PROJECT}/review"]`;
     for (const input of await page.locator(`${review} input[type=number]`).all()) {
       await input.fill(await input.getAttribute('max'));
@@ -376,6 +413,17 @@ async function portal() {
     await shot(`portal-reviewed-${reviewer}`);
   }
   current = 'portal-decide';
+  check((await text('#score-summary p.quorum')).startsWith(zh('guide.quorum_state', { done: 2, quorum: 2 })), 'the quorum is in');
+  await page.locator('#score-summary').scrollIntoViewIfNeeded();
+  await shot('portal-score-summary-zh');
+  // The same in English, then back.
+  await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=en]')]);
+  const quorumEn = await text('#score-summary p.quorum');
+  check(quorumEn.startsWith(EN.get('guide.quorum_state').replace('{done}', '2').replace('{quorum}', '2')), `in English: ${quorumEn}`);
+  check((await text('nav.stages li.current')) === EN.get('guide.step_review'), 'the current step is the review');
+  await page.locator('#score-summary').scrollIntoViewIfNeeded();
+  await shot('portal-score-summary-en');
+  await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=zh-CN]')]);
   await page.fill(`form[action="/projects/${PROJECT}/decide"] #comment`, '委员会批准。');
   await submit(`/projects/${PROJECT}/decide`, 'button[value=approve]');
   await saved();
@@ -390,11 +438,19 @@ async function portal() {
   await page.fill(`form[action="/projects/${PROJECT}/transition"] #comment`, '开始可行性评估。');
   await submit(`/projects/${PROJECT}/transition`);
   await saved();
-  const attach = `form[action="/projects/${PROJECT}/cohorts"]`;
-  await page.fill(`${attach} #name`, '塞来昔布，年龄>40，男性');
-  await page.fill(`${attach} #definition`, DEFINITION);
-  await submit(`/projects/${PROJECT}/cohorts`);
+  // A new version of the definition (renamed): the old one kept, the two compared as text.
+  await page.click('#cohort-1 details.replace summary');
+  const replace = `form[action="/projects/${PROJECT}/cohorts/1/replace"]`;
+  await page.fill(`${replace} #name`, '塞来昔布，年龄>40，男性（第二版）');
+  await page.fill(`${replace} #definition`, DEFINITION);
+  await submit(`/projects/${PROJECT}/cohorts/1/replace`);
   await saved();
+  await Promise.all([page.waitForLoadState('load'), page.click('#cohort-1 a.diff')]);
+  await chinese('ver.title');
+  check(await page.locator('pre.diff ins').count() === 2 && await page.locator('pre.diff del').count() === 2,
+    'the title line changed, in both languages');
+  await shot('portal-definition-diff-zh');
+  await page.goto(`${HUB}/projects/${PROJECT}`);
   await submit(`/projects/${PROJECT}/cohorts/1/run`);
   await saved();
   // The sites answer within seconds: reload until both per-site funnels are drawn.
@@ -451,7 +507,7 @@ async function prescreenPortalProject() {
   await Promise.all([page.waitForLoadState('load'), link.click()]);
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
-  check(rows === PRESCREEN_PERSONS, `${PRESCREEN_PERSONS} patients listed, found ${rows}`);
+  check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);
   await shot('site-a-prescreen-portal-project', { rows });
   await logout();
 }

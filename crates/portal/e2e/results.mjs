@@ -92,6 +92,11 @@ async function results(lang) {
   check(bars[0].startsWith(prefix(lang, 'feas.step_initial')), `first bar is the qualifying events: ${bars[0]}`);
   check(bars[bars.length - 1].startsWith(prefix(lang, 'feas.step_final')), `last bar is the final cohort: ${bars}`);
   check(/\(100%\)|（100%）|100%/.test(bars[0]), `the first bar is 100%: ${bars[0]}`);
+  // Where the project stands and what comes next (issue 17 item 7).
+  const step = (await page.locator('nav.stages li.current').innerText()).trim();
+  check(step === CAT[lang].get('guide.step_feasibility'), `current step: ${step}`);
+  const next = await page.locator('#next-step').innerText();
+  check(next.includes(CAT[lang].get('guide.next_select')), `next step: ${next}`);
   // One notation, explained in a legend.
   const text = await body();
   check(text.includes(CAT[lang].get('feas.legend_withheld')), 'the legend of the notation');

@@ -183,6 +183,18 @@ async fn the_pipeline_through_the_pages() {
         r.location.as_deref(),
         Some("/projects/afib?flash=flash.saved")
     );
+    // Guidance: the stage indicator with the next step and who it waits on.
+    let page = spon.get("/projects/afib").await;
+    assert!(
+        page.body
+            .contains("<li class=\"current\" aria-current=\"step\">Proposal</li>")
+            && page
+                .body
+                .contains("attach the cohort definitions for the reviewers to read")
+            && page.body.contains("the sponsor (spon)"),
+        "{}",
+        page.body
+    );
     let r = spon
         .submit(
             "/projects/afib",
@@ -191,6 +203,16 @@ async fn the_pipeline_through_the_pages() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The reviewer picker shows names and expertise, and the quorum.
+    let page = admin.get("/projects/afib").await;
+    assert!(
+        page.body.contains("<strong>Dr c2</strong> (c2) · h1 · <span class=\"expertise\">cardiology, epidemiology</span>")
+            && page.body.contains("needs 2 reviews")
+            && page.body.contains("assign reviewers")
+            && page.body.contains("an alliance administrator"),
+        "{}",
+        page.body
+    );
     // The admin assigns two reviewers; a conflicted one is refused with the message at the field.
     let r = admin
         .submit(
@@ -271,6 +293,18 @@ async fn the_pipeline_through_the_pages() {
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{rev}: {}", r.body);
     }
     let mut c3 = signed_in(&w, "c3").await;
+    // The score summary the decision is taken on.
+    let page = c3.get("/projects/afib").await;
+    assert!(
+        page.body.contains("2 of 2 reviews needed for the decision")
+            && page.body.contains("2 recommend approval, 0 rejection")
+            && page
+                .body
+                .contains("<td>Scientific merit</td><td class=\"num\">5.0 / 5</td>")
+            && page.body.contains("the scientific committee"),
+        "{}",
+        page.body
+    );
     let r = c3
         .submit(
             "/projects/afib",
@@ -513,6 +547,70 @@ async fn the_pipeline_through_the_pages() {
         page.body.contains("class=\"sdc\""),
         "controlled numbers are marked"
     );
+    // A new version of the definition: the old one kept, a readable diff in both languages,
+    // runs marked with their version and compared side by side.
+    let other =
+        std::fs::read_to_string("../../../shared/data/phenotypes-dev/cohorts/1013.json").unwrap();
+    let r = spon
+        .submit(
+            "/projects/afib",
+            "/projects/afib/cohorts/1/replace",
+            &[("library", ""), ("name", "AF v2"), ("definition", &other)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let pid: qiao_hub::protocol::ProjectId = "afib".parse().unwrap();
+    assert_eq!(
+        al::cohort_version(w.store.as_ref(), &pid, 1, 1).unwrap(),
+        Some(def.clone()),
+        "version 1 kept"
+    );
+    let diff = spon.get("/projects/afib/cohorts/1/diff").await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+    assert!(
+        diff.body.contains("Version 1 (")
+            && diff.body.contains("<del>− # ")
+            && diff.body.contains("<ins>+ # ")
+            && diff
+                .body
+                .contains("<section class=\"card\" lang=\"zh-CN\"><h2>In Chinese</h2>")
+            && diff.body.matches("<ins>+ # AF v2</ins>").count() == 2,
+        "{}",
+        diff.body
+    );
+    assert_eq!(
+        spon.get("/projects/afib/cohorts/1/diff?a=1&b=3")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        outsider.get("/projects/afib/cohorts/1/diff").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = spon
+        .submit("/projects/afib", "/projects/afib/cohorts/1/run", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let file = al::project_file(w.store.as_ref(), "afib").unwrap().unwrap();
+    let versions: Vec<_> = file.cohorts[0].runs.iter().map(|r| r.version).collect();
+    assert_eq!(versions, vec![Some(1), Some(2)]);
+    let cmp = spon.get("/projects/afib/cohorts/1/compare").await;
+    assert_eq!(cmp.status, StatusCode::OK, "{}", cmp.body);
+    assert!(
+        cmp.body.contains("definition version 1")
+            && cmp.body.contains("definition version 2")
+            && cmp.body.contains("<td>All sites</td><td>Final cohort</td>"),
+        "{}",
+        cmp.body
+    );
+    assert_eq!(
+        outsider
+            .get("/projects/afib/cohorts/1/compare")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     // Site selection: invite both; h1 accepts, h2 declines.
     spon.submit(
         "/projects/afib",
@@ -572,6 +670,20 @@ async fn the_pipeline_through_the_pages() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let csv = inv1.get("/projects/afib/reports.csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body.starts_with(
+            "month,site,screened,enrolled,reported_by,reported_at\n2026-10,h1,30,12,inv1,"
+        ),
+        "{}",
+        csv.body
+    );
+    assert_eq!(
+        stew2.get("/projects/afib/reports.csv").await.status,
+        StatusCode::OK,
+        "an invited site's steward sees the project"
+    );
     let page = inv1.get("/projects/afib").await;
     assert!(
         page.body.contains("12 of 40 patients enrolled."),
@@ -642,6 +754,17 @@ async fn role_matrix_of_the_ui_routes() {
         T,
     )
     .unwrap();
+    // A cohort attached while drafting (its versions page).
+    al::attach_cohort(
+        w.store.as_ref(),
+        &"p1".parse().unwrap(),
+        "",
+        "",
+        "1003",
+        &spon,
+        T,
+    )
+    .unwrap();
     use UserRole::*;
     let all: &[UserRole] = &[
         AllianceAdmin,
@@ -663,6 +786,14 @@ async fn role_matrix_of_the_ui_routes() {
         // A draft: its sponsor and the oversight roles; not other sites' people.
         (
             "/projects/p1",
+            &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
+        ),
+        (
+            "/projects/p1/cohorts/1/diff",
+            &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
+        ),
+        (
+            "/projects/p1/reports.csv",
             &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
         ),
     ];
@@ -698,6 +829,7 @@ async fn role_matrix_of_the_ui_routes() {
                 &[AllianceAdmin],
             ),
             ("/projects", &[("id", "x")], &[SponsorResearcher]),
+            ("/committee/quorum", &[("quorum", "2")], &[AllianceAdmin]),
         ];
         if !user.is_empty() {
             for (path, fields, ok) in &forms {
@@ -724,7 +856,7 @@ async fn role_matrix_of_the_ui_routes() {
             }
         }
     }
-    assert_eq!(checked, 7 * 8 + 6 * 4);
+    assert_eq!(checked, 7 * 10 + 6 * 5);
     assert_eq!(
         al::criteria(w.store.as_ref()).unwrap().len(),
         1,

@@ -535,8 +535,27 @@ async fn steward_and_investigator_pages_do_their_work() {
     assert_eq!(rows.len(), 266);
     assert_eq!(
         body.matches("<tr><td>").count(),
-        266,
-        "one row per cohort entry"
+        100,
+        "one row per cohort entry, 100 a page"
+    );
+    assert!(body.contains("266 rows selected · page 1 of 3"), "{body}");
+    let (_, _, last_page) = get(base, Some(&inv), &format!("{list}?page=3")).await;
+    assert_eq!(last_page.matches("<tr><td>").count(), 66);
+    // Sorted by person, descending; filtered by one person; every selected row as CSV.
+    let max_id = rows.iter().map(|r| r.subject_id).max().unwrap();
+    let (_, _, sorted) = get(base, Some(&inv), &format!("{list}?sort=person&desc=1")).await;
+    assert!(
+        sorted.contains(&format!("<tbody><tr><td>{max_id}</td>")),
+        "{sorted}"
+    );
+    let (s, _, csv) = get(base, Some(&inv), &format!("{list}?format=csv")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(csv.starts_with("person,index_date,end_date\r\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 267);
+    let (_, _, one) = get(base, Some(&inv), &format!("{list}?q={max_id}&format=csv")).await;
+    assert!(
+        one.lines().skip(1).all(|l| l.contains(&max_id.to_string())),
+        "{one}"
     );
     let first = &rows[0];
     let (y, m, d) = qiao_cdm::date::to_ymd(first.start);
@@ -575,10 +594,12 @@ async fn steward_and_investigator_pages_do_their_work() {
     assert!(body.contains("266 patients (266 cohort entries)"), "{body}");
     let last = audit_entries(&data).pop().unwrap();
     assert_eq!(last.action, "prescreen.list");
-    assert!(last
-        .decision
-        .unwrap()
-        .contains("listed 266 cohort rows of 266 persons to investigator dr.wang"));
+    let decision = last.decision.unwrap();
+    assert!(decision.contains("listed 266 cohort rows of 266 persons to investigator dr.wang"));
+    assert!(
+        decision.contains("exported as CSV"),
+        "the export is audited: {decision}"
+    );
     // A definition the site never received is not listed (no arbitrary paths either).
     let (s, _, _) = get(
         base,

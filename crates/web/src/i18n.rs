@@ -652,6 +652,40 @@ mod tests {
         assert_eq!(got, vec!["a.b", "c.d", "nav.home"]);
     }
 
+    /// The zh-CN catalog uses full-width punctuation beside Chinese text (`，。：；！？（）`),
+    /// never ASCII `, . : ; ! ? ( )` right after a Han character (or `(` right before one); Latin,
+    /// formulas and quoted characters keep theirs.
+    #[test]
+    fn zh_cn_punctuation_is_full_width() {
+        let han = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+        let mut found = Vec::new();
+        for (k, v) in &parsed(ZH_CN_SOURCE, "zh-CN") {
+            let chars: Vec<char> = v.chars().collect();
+            for (i, c) in chars.iter().enumerate() {
+                if !",.:;!?()".contains(*c) {
+                    continue;
+                }
+                let before = i.checked_sub(1).and_then(|j| chars.get(j));
+                let after = chars.get(i + 1);
+                let opens = *c == '(';
+                let beside_han = if opens {
+                    after.is_some_and(|a| han(*a))
+                } else {
+                    before.is_some_and(|b| han(*b))
+                };
+                if beside_han {
+                    found.push(format!("{k}: {v}"));
+                    break;
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "ASCII punctuation in Chinese text:\n{}",
+            found.join("\n")
+        );
+    }
+
     #[test]
     fn catalog_syntax_errors_name_the_line() {
         assert_eq!(parse_catalog("a = \"x\"\nb = y").unwrap_err().line, 2);

@@ -9,7 +9,7 @@ use qiao_hub::{HubStore, StoreError};
 
 use super::input::{check_definition, text_ok};
 use super::library::LibraryEntry;
-use super::pipeline::{load, CohortRef, CohortSource, FeasibilityRun, Stage};
+use super::pipeline::{load, CohortRef, CohortSource, CohortVersion, FeasibilityRun, Stage};
 use super::refusal::{field, Outcome, Refusal};
 use super::tables::{actor, read, write, COHORTS, LIBRARY, PIPELINE};
 
@@ -17,11 +17,42 @@ pub(super) fn cohort_key(id: &ProjectId, n: u32) -> String {
     format!("{id}/{n:06}")
 }
 
-/// A sponsor member attaches a cohort definition (pasted JSON, or a library id) in the
-/// approved or feasibility stage.
+/// A sponsor member attaches a cohort definition (pasted JSON, or a library id) while drafting
+/// (so the reviewers read it) or in the approved or feasibility stage.
 pub fn attach_cohort(
     store: &dyn HubStore,
     id: &ProjectId,
+    name: &str,
+    definition: &str,
+    library_id: &str,
+    by: &User,
+    now: i64,
+) -> Result<CohortRef, Vec<Refusal>> {
+    put_cohort(store, id, None, name, definition, library_id, by, now)
+}
+
+/// A sponsor member replaces cohort `n`'s definition (same stages as [`attach_cohort`]): the new
+/// one becomes the next version, the replaced one is kept (its runs keep their version).
+#[allow(clippy::too_many_arguments)]
+pub fn replace_cohort(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    n: u32,
+    name: &str,
+    definition: &str,
+    library_id: &str,
+    by: &User,
+    now: i64,
+) -> Result<CohortRef, Vec<Refusal>> {
+    put_cohort(store, id, Some(n), name, definition, library_id, by, now)
+}
+
+/// Attaches a new cohort (`replace` None) or a new version of cohort `replace`.
+#[allow(clippy::too_many_arguments)]
+fn put_cohort(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    replace: Option<u32>,
     name: &str,
     definition: &str,
     library_id: &str,
@@ -48,8 +79,8 @@ pub fn attach_cohort(
         if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
             return Err(Refusal::Forbidden);
         }
-        if !matches!(f.stage, Stage::Approved | Stage::Feasibility) {
-            return Err(Refusal::State("state.err_not_feasibility"));
+        if !matches!(f.stage, Stage::Draft | Stage::Approved | Stage::Feasibility) {
+            return Err(Refusal::State("state.err_attach_stage"));
         }
         let (name, def, source) = if from_library {
             let e: LibraryEntry = get_json(tx, LIBRARY, &format!("d/{}", library_id.trim()))?
@@ -66,27 +97,89 @@ pub fn attach_cohort(
                 CohortSource::Pasted,
             )
         };
-        let n = f.cohorts.iter().map(|c| c.n).max().unwrap_or(0) + 1;
-        let c = CohortRef {
-            n,
-            name,
-            source,
-            by: by.id.clone(),
-            at: now,
-            runs: Vec::new(),
+        let c = match replace {
+            None => {
+                let n = f.cohorts.iter().map(|c| c.n).max().unwrap_or(0) + 1;
+                f.cohorts.push(CohortRef {
+                    n,
+                    name,
+                    source,
+                    by: by.id.clone(),
+                    at: now,
+                    runs: Vec::new(),
+                    versions: Vec::new(),
+                });
+                f.cohorts.last_mut().ok_or(Refusal::NotFound)?
+            }
+            Some(n) => {
+                let c = f
+                    .cohorts
+                    .iter_mut()
+                    .find(|c| c.n == n)
+                    .ok_or(Refusal::NotFound)?;
+                let old: serde_json::Value =
+                    get_json(tx, COHORTS, &cohort_key(id, n))?.ok_or(Refusal::NotFound)?;
+                let v = c.version();
+                put_json(tx, COHORTS, &version_key(id, n, v), &old)?;
+                c.versions.push(CohortVersion {
+                    v,
+                    name: std::mem::replace(&mut c.name, name),
+                    source: std::mem::replace(&mut c.source, source),
+                    by: std::mem::replace(&mut c.by, by.id.clone()),
+                    at: std::mem::replace(&mut c.at, now),
+                });
+                c
+            }
         };
-        put_json(tx, COHORTS, &cohort_key(id, n), &def)?;
-        f.cohorts.push(c.clone());
+        let c = c.clone();
+        put_json(tx, COHORTS, &cohort_key(id, c.n), &def)?;
         put_json(tx, PIPELINE, id.as_str(), &f)?;
+        let (action, decision) = match replace {
+            None => (
+                "project.cohort.attach",
+                format!("cohort {}: {}", c.n, c.name),
+            ),
+            Some(_) => (
+                "project.cohort.replace",
+                format!("cohort {} version {}: {}", c.n, c.version(), c.name),
+            ),
+        };
         append_audit(
             tx,
-            EntryDraft::new(now, actor(by), "project.cohort.attach")
+            EntryDraft::new(now, actor(by), action)
                 .project(id.to_string())
-                .decision(format!("cohort {n}: {}", c.name)),
+                .decision(decision),
         )?;
         Ok(c)
     })
     .map_err(|e| vec![e])
+}
+
+/// Where a replaced version's definition is kept.
+fn version_key(id: &ProjectId, n: u32, v: u32) -> String {
+    format!("{id}/{n:06}/v{v:04}")
+}
+
+/// Version `v` of cohort `n`'s definition (the current one or a replaced one).
+pub fn cohort_version(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    n: u32,
+    v: u32,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    read(store, |tx| {
+        let f: Option<super::pipeline::ProjectFile> = get_json(tx, PIPELINE, id.as_str())?;
+        let Some(c) = f.and_then(|f| f.cohorts.into_iter().find(|c| c.n == n)) else {
+            return Ok(None);
+        };
+        if v == c.version() {
+            get_json(tx, COHORTS, &cohort_key(id, n))
+        } else if (1..c.version()).contains(&v) {
+            get_json(tx, COHORTS, &version_key(id, n, v))
+        } else {
+            Ok(None)
+        }
+    })
 }
 
 /// A cohort's stored definition.
@@ -181,12 +274,17 @@ pub fn run_feasibility(
             demographics_job: demo.job.job_id,
             years_job: Some(years.job.job_id),
             at: now,
+            version: None,
         };
         let c = f
             .cohorts
             .iter_mut()
             .find(|c| c.n == n)
             .ok_or(Refusal::NotFound)?;
+        let run = FeasibilityRun {
+            version: Some(c.version()),
+            ..run
+        };
         c.runs.push(run.clone());
         put_json(tx, PIPELINE, id.as_str(), &f)?;
         Ok(run)

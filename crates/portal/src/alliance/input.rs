@@ -33,15 +33,69 @@ pub fn check_definition(json: &str) -> Result<serde_json::Value, Refusal> {
         return Err(field("definition", "form.err_required"));
     }
     if let Err(e) = qiao_cohort::parse(json) {
-        return Err(Refusal::Field {
-            field: "definition",
-            key: "form.err_definition",
-            args: vec![("error", e.to_string())],
-        });
+        return Err(definition_refusal(&e));
     }
     serde_json::from_str(json).map_err(|e| Refusal::Field {
         field: "definition",
         key: "form.err_definition",
         args: vec![("error", e.to_string())],
     })
+}
+
+/// A parser error as a localized refusal: the kind of problem in the page's language, with the
+/// JSON path (`(root)` for the whole text), line and column kept; the parser's own words follow
+/// as the detail (serde's type names, the definition's names).
+pub fn definition_refusal(e: &qiao_cohort::ModelError) -> Refusal {
+    use qiao_cohort::ModelError;
+    let quoted = |m: &str, q: char| m.split(q).nth(1).unwrap_or_default().to_owned();
+    let (key, args) = match e {
+        ModelError::Parse {
+            issue,
+            line,
+            column,
+        } => {
+            let m = issue.message.as_str();
+            let (key, detail) = if m.starts_with("unknown or unsupported element") {
+                ("form.err_def_unknown_element", quoted(m, '"'))
+            } else if m.starts_with("unknown criteria type") {
+                ("form.err_def_unknown_value", quoted(m, '"'))
+            } else if m.starts_with("missing field") {
+                ("form.err_def_missing", quoted(m, '`'))
+            } else if m.starts_with("invalid type") || m.starts_with("invalid value") {
+                ("form.err_def_type", m.to_owned())
+            } else {
+                ("form.err_def_syntax", m.to_owned())
+            };
+            let path = if issue.path.is_empty() {
+                "(root)".to_owned()
+            } else {
+                issue.path.clone()
+            };
+            (
+                key,
+                vec![
+                    ("path", path),
+                    ("line", line.to_string()),
+                    ("column", column.to_string()),
+                    ("detail", detail),
+                ],
+            )
+        }
+        ModelError::Invalid(issues) => (
+            "form.err_def_invalid",
+            vec![(
+                "issues",
+                issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )],
+        ),
+    };
+    Refusal::Field {
+        field: "definition",
+        key,
+        args,
+    }
 }

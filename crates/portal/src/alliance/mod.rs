@@ -15,6 +15,7 @@ mod accounts;
 mod analyses;
 mod experts;
 mod feasibility;
+mod guidance;
 mod input;
 mod institutions;
 mod invitations;
@@ -34,7 +35,14 @@ pub use analyses::{
     IncidenceForm, ANALYSES,
 };
 pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
-pub use feasibility::{attach_cohort, cohort_definition, run_feasibility, FEASIBILITY_AGE_BAND};
+pub use feasibility::{
+    attach_cohort, cohort_definition, cohort_version, replace_cohort, run_feasibility,
+    FEASIBILITY_AGE_BAND,
+};
+pub use guidance::{
+    guide, quorum, score_summary, set_quorum, Guide, ScoreSummary, DEFAULT_QUORUM, MAX_QUORUM,
+    STEPS,
+};
 pub use input::{check_definition, id_ok, text_ok, MAX_DEFINITION_BYTES};
 pub use institutions::{
     application_status, apply, check_application, decide_institution, institution, institution_of,
@@ -46,8 +54,9 @@ pub use library::{
 };
 pub use pipeline::{
     assign_reviewers, can_see, create_project, decide_project, project_file, project_files,
-    submit_review, transition, transition_roles, CohortRef, CohortSource, FeasibilityRun, Invite,
-    InviteStatus, ProjectFile, ProjectForm, Report, Review, Stage, Transition,
+    submit_review, transition, transition_roles, CohortRef, CohortSource, CohortVersion,
+    FeasibilityRun, Invite, InviteStatus, ProjectFile, ProjectForm, Report, Review, Stage,
+    Transition,
 };
 pub use refusal::{Outcome, Refusal};
 pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};

@@ -11,6 +11,7 @@ use qiao_hub::{HubStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::experts::Expert;
+use super::guidance::quorum_in;
 use super::input::{id_ok, text_ok};
 use super::institutions::{institution_of, Institution, MemberStatus};
 use super::refusal::{field, Outcome, Refusal};
@@ -166,6 +167,44 @@ pub struct CohortRef {
     pub at: i64,
     /// Feasibility runs: (cohort count job, demographics job), newest last.
     pub runs: Vec<FeasibilityRun>,
+    /// The versions this definition replaced, oldest first (the current one is version
+    /// `versions.len() + 1`, described by the fields above).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<CohortVersion>,
+}
+
+impl CohortRef {
+    /// The current version's number (1 until the definition is first replaced).
+    pub fn version(&self) -> u32 {
+        self.versions.len() as u32 + 1
+    }
+
+    /// Version `v`'s name and when it was attached (None: no such version).
+    pub fn version_info(&self, v: u32) -> Option<(&str, i64)> {
+        match v {
+            0 => None,
+            v if v == self.version() => Some((&self.name, self.at)),
+            v => self
+                .versions
+                .get(v as usize - 1)
+                .map(|o| (o.name.as_str(), o.at)),
+        }
+    }
+}
+
+/// A replaced version of a project's cohort definition (its JSON kept beside the current one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortVersion {
+    /// Version number (1, 2, ...).
+    pub v: u32,
+    /// Name.
+    pub name: String,
+    /// Source.
+    pub source: CohortSource,
+    /// Who attached it.
+    pub by: UserId,
+    /// When.
+    pub at: i64,
 }
 
 /// One feasibility run of a cohort on the network.
@@ -182,6 +221,9 @@ pub struct FeasibilityRun {
     pub years_job: Option<JobId>,
     /// When.
     pub at: i64,
+    /// The definition version run (None: a run from before versions were kept, version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 /// A site's answer to an invitation.
@@ -490,7 +532,7 @@ pub fn transition(
 }
 
 /// An alliance admin assigns reviewers (committee members who are appointed experts, none from
-/// the proposing institution) and the project goes under review.
+/// the proposing institution, at least the review quorum) and the project goes under review.
 pub fn assign_reviewers(
     store: &dyn HubStore,
     id: &ProjectId,
@@ -500,6 +542,9 @@ pub fn assign_reviewers(
     now: i64,
 ) -> Outcome<ProjectFile> {
     let comment = require_comment(comment)?;
+    if !transition_roles(Stage::Submitted, Stage::UnderReview).contains(&by.role) {
+        return Err(Refusal::Forbidden);
+    }
     if reviewers.is_empty() || reviewers.len() > 10 {
         return Err(field("reviewers", "form.err_reviewers"));
     }
@@ -539,6 +584,14 @@ pub fn assign_reviewers(
         let mut rs = reviewers.to_vec();
         rs.sort();
         rs.dedup();
+        let q = quorum_in(tx)?;
+        if rs.len() < q as usize {
+            return Err(Refusal::Field {
+                field: "reviewers",
+                key: "form.err_below_quorum",
+                args: vec![("quorum", q.to_string())],
+            });
+        }
         f.reviewers = rs;
         append_audit(
             tx,
@@ -629,8 +682,8 @@ pub fn submit_review(
     .map_err(|e| vec![e])
 }
 
-/// The committee decision (a committee member or admin) once every assigned reviewer has
-/// reviewed.
+/// The committee decision (a committee member or admin) once the quorum of assigned reviewers
+/// (see [`super::guidance::quorum`]) has reviewed.
 pub fn decide_project(
     store: &dyn HubStore,
     id: &ProjectId,
@@ -645,10 +698,12 @@ pub fn decide_project(
         if f.stage != Stage::UnderReview {
             return Err(Refusal::State("state.err_not_under_review"));
         }
-        if f.reviewers
+        let done = f
+            .reviews
             .iter()
-            .any(|r| !f.reviews.iter().any(|v| &v.reviewer == r))
-        {
+            .filter(|v| f.reviewers.contains(&v.reviewer))
+            .count();
+        if done < quorum_in(tx)? as usize {
             return Err(Refusal::State("state.err_reviews_missing"));
         }
         let to = if approve {

@@ -171,15 +171,10 @@ pub(crate) fn status_cells(lang: Lang, seen: Option<&SiteSeen>) -> Markup {
 /// A cohort definition as readable text in `lang` (the cohort engine's narrative), or a note
 /// that it cannot be read as a Circe definition.
 pub fn definition_narrative(lang: Lang, title: &str, def: &serde_json::Value) -> Markup {
-    let text = def.to_string();
-    match qiao_cohort::parse(&text) {
-        Ok(d) => {
-            let nl = match lang {
-                Lang::En => qiao_cohort::narrative::Lang::En,
-                Lang::ZhCn => qiao_cohort::narrative::Lang::ZhCn,
-            };
-            markdown(&qiao_cohort::narrative::narrative(&d.expression, title, nl))
-        }
+    let nl = qiao_cohort::narrative::Lang::parse(lang.code())
+        .unwrap_or(qiao_cohort::narrative::Lang::En);
+    match qiao_cohort::narrative::narrative_of_json(&def.to_string(), title, nl) {
+        Ok(md) => markdown(&md),
         Err(e) => {
             html! { p.flash.err { (t(lang, "lib.narrative_unreadable")) " " (e.to_string()) } }
         }

@@ -2,11 +2,12 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use qiao_hub::model::User;
 use qiao_hub::protocol::UserRole;
 use qiao_hub::util::now;
 use qiao_web::i18n::{fmt_date, fmt_datetime, t_dyn};
 use qiao_web::layout::{csrf_field, field, select, submit, textarea, FormErrors, InputKind};
-use qiao_web::{html, t, Markup};
+use qiao_web::{html, t, tf, Markup};
 
 use super::common::{errors_of, form_error, unprocessable};
 use super::library::status_cells;
@@ -256,10 +257,11 @@ async fn committee_page(
         Ok::<_, qiao_hub::StoreError>((
             alliance::experts(store.as_ref())?,
             alliance::criteria(store.as_ref())?,
+            alliance::quorum(store.as_ref())?,
         ))
     })
     .await;
-    let (experts, criteria) = match loaded {
+    let (experts, criteria, quorum) = match loaded {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return ctx.internal(e),
         Err(e) => return ctx.internal(e),
@@ -322,6 +324,17 @@ async fn committee_page(
                 (submit(lang, "cmte.criteria_submit"))
             }
         }
+        h2 { (t(lang, "guide.quorum_title")) }
+        p #quorum { (tf(lang, "guide.quorum_now", &[("quorum", &quorum.to_string())])) }
+        @if admin {
+            @let errs = if which == "quorum" { errors } else { &no_errors };
+            (form_error(errs))
+            form.card method="post" action="/committee/quorum" {
+                (csrf_field(&ctx.csrf()))
+                (field(lang, InputKind::Number, "quorum", "guide.quorum_field", &values.filter(|_| which == "quorum").map(|v| v.get("quorum").to_owned()).unwrap_or(quorum.to_string()), errs))
+                (submit(lang, "guide.quorum_submit"))
+            }
+        }
     };
     let r = ctx.page("cmte.title").respond(body);
     if form.is_some() {
@@ -368,21 +381,36 @@ pub async fn appoint(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> 
 
 /// `POST /committee/criteria`.
 pub async fn set_criteria(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> Response {
+    committee_setting(portal, ctx, form, "criteria", alliance::set_criteria).await
+}
+
+/// `POST /committee/quorum`: the reviews a committee decision needs.
+pub async fn set_quorum(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> Response {
+    committee_setting(portal, ctx, form, "quorum", alliance::set_quorum).await
+}
+
+/// An admin's committee setting: the form field `name`'s text, saved by `save`.
+async fn committee_setting<R: Send + 'static>(
+    portal: Shared,
+    ctx: Ctx,
+    form: PostForm,
+    name: &'static str,
+    save: fn(&dyn qiao_hub::HubStore, &str, &User, i64) -> alliance::Outcome<R>,
+) -> Response {
     let user = match ctx.require(&[UserRole::AllianceAdmin]) {
         Ok(u) => u.clone(),
         Err(r) => return r,
     };
-    let text = form.raw("criteria").to_owned();
+    let text = form.raw(name).to_owned();
     let store = portal.hub.store().clone();
-    let r =
-        match blocking(move || alliance::set_criteria(store.as_ref(), &text, &user, now())).await {
-            Ok(r) => r,
-            Err(e) => return ctx.internal(e),
-        };
+    let r = match blocking(move || save(store.as_ref(), &text, &user, now())).await {
+        Ok(r) => r,
+        Err(e) => return ctx.internal(e),
+    };
     match r {
         Ok(_) => redirect_flash("/committee", "flash.saved"),
         Err(e) => match errors_of(&ctx, &[e]) {
-            Ok(errors) => committee_page(&portal, &ctx, Some(("criteria", &form, errors))).await,
+            Ok(errors) => committee_page(&portal, &ctx, Some((name, &form, errors))).await,
             Err(r) => r,
         },
     }

@@ -7,11 +7,14 @@ mod budget;
 mod common;
 mod dashboard;
 mod feasibility;
+mod guidance;
 mod library;
 mod members;
 mod people;
 mod projects;
 mod results;
+mod runs;
+mod versions;
 
 use std::sync::Arc;
 
@@ -55,6 +58,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/committee", get(members::committee))
         .route("/committee/experts", post(members::appoint))
         .route("/committee/criteria", post(members::set_criteria))
+        .route("/committee/quorum", post(members::set_quorum))
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{id}", get(projects::detail))
         .route("/projects/{id}/transition", post(projects::transition))
@@ -63,6 +67,16 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/projects/{id}/decide", post(projects::decide))
         .route("/projects/{id}/cohorts", post(projects::attach))
         .route("/projects/{id}/cohorts/{n}/run", post(projects::run))
+        .route(
+            "/projects/{id}/cohorts/{n}/replace",
+            post(projects::replace),
+        )
+        .route("/projects/{id}/cohorts/{n}/diff", get(versions::diff))
+        .route(
+            "/projects/{id}/cohorts/{n}/compare",
+            get(runs::compare_page),
+        )
+        .route("/projects/{id}/reports.csv", get(runs::reports_csv))
         .route("/projects/{id}/cohorts/{n}/results.csv", get(results::csv))
         .route("/projects/{id}/analyses", post(analyses::launch))
         .route("/projects/{id}/analyses/{n}", get(analyses::result_page))

@@ -14,7 +14,7 @@ use qiao_web::layout::{csrf_field, field, select, submit, textarea, FormErrors, 
 use qiao_web::{html, t, Lang, Markup};
 
 use super::common::{errors_of, form_error, stage_badge, stage_name, unprocessable};
-use super::feasibility;
+use super::{feasibility, guidance, versions};
 use crate::alliance::{
     self, Criterion, InviteStatus, LibrarySummary, ProjectFile, ProjectForm, Refusal, Stage,
 };
@@ -142,6 +142,10 @@ pub(crate) struct Detail {
     pub definitions: BTreeMap<u32, serde_json::Value>,
     /// The network analyses run from the project.
     pub analyses: super::analyses::Runs,
+    /// The review quorum.
+    pub quorum: u32,
+    /// The expert registry (the reviewer picker's names and expertise).
+    pub experts: Vec<alliance::Expert>,
 }
 
 fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::StoreError> {
@@ -183,13 +187,15 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
         .into_iter()
         .filter(|u| u.role == UserRole::CommitteeMember)
         .collect();
-    let library = if matches!(file.stage, Stage::Approved | Stage::Feasibility) {
+    let library = if attachable(file.stage) {
         alliance::search_library(s.as_ref(), "")?
     } else {
         Vec::new()
     };
     Ok(Some(Detail {
         analyses: super::analyses::load_runs(s.as_ref(), &file.project)?,
+        quorum: alliance::quorum(s.as_ref())?,
+        experts: alliance::experts(s.as_ref())?,
         criteria: alliance::criteria(s.as_ref())?,
         sites: s.sites()?,
         committee,
@@ -199,6 +205,12 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
         file,
         project,
     }))
+}
+
+/// Whether cohorts may be attached: while drafting (so the reviewers read them), approved, in
+/// feasibility.
+fn attachable(s: Stage) -> bool {
+    matches!(s, Stage::Draft | Stage::Approved | Stage::Feasibility)
 }
 
 fn next_stages(file: &ProjectFile, user: &User, member: bool) -> Vec<Stage> {
@@ -264,6 +276,7 @@ fn render_detail(
                 dt { (t(lang, "proj.created")) } dd { (fmt_date(lang, f.created_at)) }
             }
             p { (f.summary) }
+            (guidance::indicator(lang, &alliance::guide(f, d.quorum)))
         }
         @if !nexts.is_empty() {
             h2 { (t(lang, "proj.move")) }
@@ -286,8 +299,9 @@ fn render_detail(
                 fieldset {
                     legend { (t(lang, "rev.reviewers")) }
                     @for c in &d.committee {
-                        label { input type="checkbox" name="reviewers" value=(c.id); " " (c.id) @if let Some(i) = &c.institution { " (" (i) ")" } } br;
+                        (guidance::reviewer_option(lang, c, d.experts.iter().find(|e| e.user == c.id))) br;
                     }
+                    p.muted { (tf(lang, "guide.quorum_hint", &[("quorum", &d.quorum.to_string())])) }
                     @if let Some(e) = errs.get("reviewers") { p.field-error { (e) } }
                 }
                 (textarea(lang, "comment", "proj.comment", &val("assign", "comment"), 2, errs))
@@ -311,8 +325,14 @@ fn render_detail(
                 } } }
             }
         }
+        @if !f.reviewers.is_empty() && (f.stage == Stage::UnderReview || !f.reviews.is_empty()) {
+            (guidance::scores(lang, &alliance::score_summary(f, &d.criteria, d.quorum), &d.criteria))
+        }
         @if f.stage == Stage::UnderReview && f.reviewers.contains(&user.id) {
             h2 { (t(lang, "rev.your_review")) }
+            @if !f.cohorts.is_empty() {
+                p.read-cohorts { (t(lang, "guide.read_cohorts")) " " @for c in &f.cohorts { a href=(format!("#cohort-{}", c.n)) { (c.n) ". " (c.name) } " " } }
+            }
             @let errs = errs_for("review");
             (form_error(errs))
             form.card method="post" action=(format!("/projects/{}/review", f.project)) {
@@ -342,16 +362,32 @@ fn render_detail(
             }
         }
         // Feasibility.
-        @if !f.cohorts.is_empty() || (is_sponsor && matches!(f.stage, Stage::Approved | Stage::Feasibility)) {
+        @if !f.cohorts.is_empty() || (is_sponsor && attachable(f.stage)) {
             h2 { (t(lang, "feas.title")) }
             p.muted { (t(lang, "sdc.legend")) }
             @for c in &f.cohorts {
                 section.card id=(format!("cohort-{}", c.n)) {
                     h3 { (c.n) ". " (c.name) }
+                    (versions::version_links(lang, f.project.as_str(), c))
                     @if let Some(def) = d.definitions.get(&c.n) {
                         details.narrative {
                             summary { (t(lang, "feas.read_definition")) }
                             (crate::pages::library::definition_narrative(lang, &c.name, def))
+                        }
+                    }
+                    @if is_sponsor && attachable(f.stage) {
+                        @let name = format!("replace{}", c.n);
+                        @let errs = errs_for(&name);
+                        details.replace open[form.is_some_and(|(n, _, _)| n == name)] {
+                            summary { (t(lang, "ver.replace")) }
+                            (form_error(errs))
+                            form.card method="post" action=(format!("/projects/{}/cohorts/{}/replace", f.project, c.n)) {
+                                (csrf_field(&csrf))
+                                (field(lang, InputKind::Text, "name", "feas.name", &val(&name, "name"), errs))
+                                (textarea(lang, "definition", "feas.definition", &form.filter(|(n, _, _)| *n == name).map(|(_, v, _)| v.raw("definition").to_owned()).unwrap_or_default(), 8, errs))
+                                input type="hidden" name="library" value="";
+                                (submit(lang, "ver.replace_submit"))
+                            }
                         }
                     }
                     @if is_sponsor && f.stage == Stage::Feasibility {
@@ -366,8 +402,9 @@ fn render_detail(
                         details.runs {
                             summary { (tf(lang, "feas.history", &[("runs", &c.runs.len().to_string())])) }
                             ol { @for (k, r) in c.runs.iter().enumerate() { li {
-                                (fmt_datetime(lang, r.at)) " · "
+                                (fmt_datetime(lang, r.at)) " · " (tf(lang, "ver.current", &[("v", &r.version.unwrap_or(1).to_string())])) " · "
                                 a href=(format!("/projects/{}/cohorts/{}/results.csv?run={k}", f.project, c.n)) download { (t(lang, "feas.csv")) }
+                                @if k > 0 { " · " a.compare href=(format!("/projects/{}/cohorts/{}/compare?a={}&b={k}", f.project, c.n, k - 1)) { (t(lang, "runs.compare_previous")) } }
                             } } }
                             p.muted { (t(lang, "feas.history_note")) }
                         }
@@ -379,7 +416,7 @@ fn render_detail(
                     }
                 }
             }
-            @if is_sponsor && matches!(f.stage, Stage::Approved | Stage::Feasibility) {
+            @if is_sponsor && attachable(f.stage) {
                 @let errs = errs_for("cohort");
                 h3 { (t(lang, "feas.attach")) }
                 (form_error(errs))
@@ -438,6 +475,7 @@ fn render_detail(
         @if matches!(f.stage, Stage::Running | Stage::Completed) {
             h2 { (t(lang, "run.title")) }
             (feasibility::enrollment_chart(lang, f))
+            p { a #reports-csv href=(format!("/projects/{}/reports.csv", f.project)) download { (t(lang, "runs.reports_csv")) } }
             table {
                 thead { tr { th { (t(lang, "run.month")) } th { (t(lang, "sel.site")) } th.num { (t(lang, "run.screened")) } th.num { (t(lang, "run.enrolled")) } } }
                 tbody { @for r in &f.reports { tr { td { (r.month) } td { (r.site) } td.num { (fmt_int(lang, i64::from(r.screened))) } td.num { (fmt_int(lang, i64::from(r.enrolled))) } } } }
@@ -514,6 +552,7 @@ enum Action {
     Review,
     Decide,
     Cohort,
+    Replace(u32),
     Run(u32),
     Invite,
     Answer,
@@ -528,6 +567,7 @@ impl Action {
             Action::Review => "review".into(),
             Action::Decide => "decide".into(),
             Action::Cohort => "cohort".into(),
+            Action::Replace(n) => format!("replace{n}"),
             Action::Run(n) => format!("run{n}"),
             Action::Invite => "invite".into(),
             Action::Answer => "answer".into(),
@@ -610,6 +650,17 @@ fn perform(
         Action::Cohort => alliance::attach_cohort(
             s,
             id,
+            form.get("name"),
+            form.raw("definition"),
+            form.get("library"),
+            user,
+            t,
+        )
+        .map(|_| ()),
+        Action::Replace(n) => alliance::replace_cohort(
+            s,
+            id,
+            *n,
             form.get("name"),
             form.raw("definition"),
             form.get("library"),
@@ -712,6 +763,16 @@ project_action!(attach, Action::Cohort);
 project_action!(invite, Action::Invite);
 project_action!(answer, Action::Answer);
 project_action!(report, Action::Report);
+
+/// `POST /projects/{id}/cohorts/{n}/replace`: a new version of the definition.
+pub async fn replace(
+    State(portal): State<Shared>,
+    ctx: Ctx,
+    Path((id, n)): Path<(String, u32)>,
+    form: PostForm,
+) -> Response {
+    act(portal, ctx, id, form, Action::Replace(n)).await
+}
 
 /// `POST /projects/{id}/cohorts/{n}/run`.
 pub async fn run(

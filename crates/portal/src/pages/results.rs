@@ -1,8 +1,8 @@
 //! `GET /projects/{id}/cohorts/{n}/results.csv[?run=K]`: one feasibility run's funnel (per site
 //! and the network total) and site ranking as CSV, for whoever may see the project. Every run
-//! of a cohort is kept (`CohortRef::runs`); a cohort's definition never changes once attached
-//! (a new definition is a new cohort number), so the cohort number is the run's definition
-//! version. Values are written as released, in the portal's one notation, with the range.
+//! of a cohort is kept (`CohortRef::runs`), each with the definition version it ran
+//! (`FeasibilityRun::version`; replacing a definition makes a new version, the old one kept).
+//! Values are written as released, in the portal's one notation, with the range.
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;

@@ -15,6 +15,7 @@
 //! session's CSRF token.
 
 mod alliance;
+mod listing;
 mod pages;
 
 use std::collections::HashMap;

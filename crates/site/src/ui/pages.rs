@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use qiao_disclosure::ReleaseMode;
 use qiao_protocol::{JobId, QueryType};
-use qiao_web::i18n::{fmt_datetime, fmt_int, fmt_ymd};
+use qiao_web::i18n::{fmt_datetime, fmt_int};
 use qiao_web::layout::{self, Flash, FormErrors, InputKind};
 use qiao_web::{html, t, tf, Lang, Markup};
 use serde::Deserialize;
@@ -46,6 +46,22 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
         QueryType::Incidence(_) => t(lang, "site.query.incidence"),
         QueryType::Survival(_) => t(lang, "site.query.survival"),
         QueryType::RegressionRound(_) => t(lang, "site.query.regression_round"),
+    }
+}
+
+/// A received cohort definition as readable text (the cohort engine's narrative), folded; the
+/// parser's error (with its JSON path) when it is not one.
+fn narrative(lang: Lang, title: &str, definition: &serde_json::Value) -> Markup {
+    let nl = qiao_cohort::narrative::Lang::parse(lang.code())
+        .unwrap_or(qiao_cohort::narrative::Lang::En);
+    html! {
+        details.narrative {
+            summary { (t(lang, "site.narrative.read")) }
+            @match qiao_cohort::narrative::narrative_of_json(&definition.to_string(), title, nl) {
+                Ok(md) => { (qiao_web::markdown::markdown(&md)) }
+                Err(e) => { p.error { (t(lang, "site.narrative.unreadable")) " " (e) } }
+            }
+        }
     }
 }
 
@@ -130,7 +146,7 @@ fn approval_row(
     html! {
         tr id=(format!("job-{id}")) {
             td { code { (id) } }
-            td { (query_label(lang, &item.job.query)) }
+            td { (query_label(lang, &item.job.query)) (narrative(lang, item.job.project_id.as_str(), &item.job.definition)) }
             td { (item.job.project_id) }
             td { (item.job.requested_by.user_id) }
             td { (fmt_datetime(lang, item.queued_at)) }
@@ -641,6 +657,7 @@ async fn prescreen_list(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
     Path((project, digest)): Path<(String, String)>,
+    Query(q): Query<super::listing::ListQuery>,
 ) -> Result<Response, super::Gate> {
     let path = format!("/prescreen/{project}/{digest}");
     let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
@@ -661,8 +678,9 @@ async fn prescreen_list(
     let user = who.user.clone();
     let text = cohort.definition.to_string();
     let label = format!(
-        "project {project}, received cohort {}",
-        &digest[..12.min(digest.len())]
+        "project {project}, received cohort {}{}",
+        &digest[..12.min(digest.len())],
+        if q.csv() { ", exported as CSV" } else { "" }
     );
     // Only for a project this site accepted, to an investigator assigned to it (audited).
     match crate::prescreen::admit(&ui.dir, &who.user, &project, &digest, &label) {
@@ -692,13 +710,25 @@ async fn prescreen_list(
         Err(e) => return Ok(internal(&ui, lang, &who, &e)),
     };
     let persons = crate::exec::subject_ids(&rows).count();
-    let date = |d| {
-        let (y, m, dd) = qiao_cdm::date::to_ymd(d);
-        fmt_ymd(lang, i64::from(y), m, dd)
-    };
     // The hospital's own record number beside each id (this page only: nothing hub-bound has it).
     let people = ui.store.persons();
-    let local = |id: i64| people.index_of(id).and_then(|i| people.source_value(i));
+    let rows: Vec<super::listing::ListRow> = rows
+        .into_iter()
+        .map(|row| super::listing::ListRow {
+            source_value: people
+                .index_of(row.subject_id)
+                .and_then(|i| people.source_value(i))
+                .map(str::to_owned),
+            row,
+        })
+        .collect();
+    let selected = super::listing::select(&rows, &q);
+    if q.csv() {
+        return Ok(super::listing::csv_response(
+            &format!("{project}-prescreen.csv"),
+            super::listing::to_csv(&selected),
+        ));
+    }
     let page = ui.page(lang, "site.prescreen.list_title", &path, &who);
     Ok(page.respond(html! {
         p.local role="note" { (t(lang, "site.prescreen.local_only")) }
@@ -708,19 +738,8 @@ async fn prescreen_list(
             ("persons", &fmt_int(lang, persons as i64)),
             ("rows", &fmt_int(lang, rows.len() as i64)),
         ])) }
-        table.prescreen {
-            thead { tr {
-                th { (t(lang, "site.prescreen.person")) }
-                th { (t(lang, "site.prescreen.index_date")) }
-                th { (t(lang, "site.prescreen.end_date")) }
-                th { (t(lang, "site.prescreen.source_value")) }
-            } }
-            tbody {
-                @for r in &rows {
-                    tr { td { (r.subject_id) } td { (date(r.start)) } td { (date(r.end)) } td { (local(r.subject_id).unwrap_or("")) } }
-                }
-            }
-        }
+        (narrative(lang, cohort.name.as_deref().unwrap_or(&digest), &cohort.definition))
+        (super::listing::render(lang, &path, &selected, &q))
     }))
 }
 
