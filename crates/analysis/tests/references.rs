@@ -488,7 +488,11 @@ fn fe_covariates_are_the_characterizations_and_fit_as_statsmodels() {
     // Per analysis, the covariate with prevalence nearest 30% whose column over all units is
     // neither constant nor a copy of one chosen before (a singular design otherwise).
     let gender = GenderMale.column(store, &input.units).unwrap();
-    let mut chosen = vec![ch.binary.iter().find(|b| b.covariate_id == 8507001).unwrap()];
+    let mut chosen = vec![ch
+        .binary
+        .iter()
+        .find(|b| b.covariate_id == 8507001)
+        .unwrap()];
     let mut chosen_cols = vec![gender.clone()];
     for analysis in [102, 210] {
         let mut candidates: Vec<_> = ch

@@ -25,8 +25,8 @@ pub mod characterization;
 pub mod cohort_count;
 pub mod demographics;
 pub mod incidence;
-pub mod survival;
 pub mod regression;
+pub mod survival;
 
 use qiao_cohort::{CohortRow, CohortStats};
 use qiao_disclosure::{
