@@ -451,3 +451,83 @@ fn rule_names_reject_control_characters_and_length() {
     assert!(RuleName::new("x".repeat(257)).is_err());
     assert!(serde_json::from_value::<RuleName>(json!("a\u{0}b")).is_err());
 }
+
+/// A regression round travels tagged; its result must have the round's shape (1 + p + p² finite
+/// sums, counts over the threshold) to pass the aggregate-only guard.
+#[test]
+fn rounds_travel_tagged_and_results_must_have_the_rounds_shape() {
+    let round = RegressionRound {
+        run_id: JobId::random(),
+        round: 2,
+        spec: RegressionSpec {
+            model: RegressionModel::Logistic,
+            outcome: serde_json::json!({}),
+            comparator: Some(serde_json::json!({})),
+            covariates: vec![RegressionCovariate::Age],
+            tar: "start+0:obs_end".into(),
+        },
+        coefficients: Coefficients(vec![0.1, -0.2, 0.3]),
+    };
+    // Intercept, treatment (added first), age.
+    assert_eq!(round.spec.parameters(), 3);
+    assert_eq!(round.check(), Ok(()));
+    let q = QueryType::RegressionRound(round.clone());
+    let text = serde_json::to_string(&q).unwrap();
+    assert!(text.starts_with(r#"{"type":"regression_round""#), "{text}");
+    assert_eq!(serde_json::from_str::<QueryType>(&text).unwrap(), q);
+    let mut bad = round.clone();
+    bad.coefficients.0.push(1.0);
+    assert_eq!(bad.check().unwrap_err().0, "$.coefficients");
+    bad.coefficients.0 = vec![0.0, f64::NAN, 0.0];
+    assert_eq!(bad.check().unwrap_err().0, "$.coefficients[1]");
+    bad = round.clone();
+    bad.spec.comparator = None;
+    bad.spec.covariates.push(RegressionCovariate::Treatment);
+    assert_eq!(bad.check().unwrap_err().0, "$.spec.covariates[1]");
+
+    let summary = DisclosureSummary {
+        min_cell_count: 5,
+        obfuscation: None,
+        secondary_suppression: false,
+        dp: None,
+    };
+    let sums = |p: usize| RegressionSums {
+        persons: Released::Exact { value: 50 },
+        events: Released::Exact { value: 10 },
+        loglik: RealSum { value: -20.5 },
+        gradient: vec![RealSum { value: 0.5 }; p],
+        hessian: vec![RealSum { value: -3.0 }; p * p],
+        disclosure: summary.clone(),
+    };
+    let job = Job {
+        job_id: JobId::random(),
+        project_id: ProjectId::new("p1").unwrap(),
+        query: q,
+        definition: serde_json::json!({}),
+        requested_by: Requester {
+            user_id: UserId::new("u").unwrap(),
+            role: UserRole::SponsorResearcher,
+            organization: "o".into(),
+        },
+        created_at: 0,
+        floors: Floors::none(),
+    };
+    let result = |s: RegressionSums| JobResult {
+        job_id: job.job_id,
+        site_id: SiteId::new("h1").unwrap(),
+        outcome: Outcome::Done {
+            payload: Payload::RegressionRound(s),
+        },
+    };
+    assert_eq!(check_against_job(&job, &result(sums(3))), Ok(()));
+    assert!(check_against_job(&job, &result(sums(2))).is_err());
+    let mut small = sums(3);
+    small.events = Released::Exact { value: 2 };
+    assert!(
+        check_against_job(&job, &result(small)).is_err(),
+        "an exact count below the threshold"
+    );
+    let mut inf = sums(3);
+    inf.hessian[4].value = f64::INFINITY;
+    assert!(check_against_job(&job, &result(inf)).is_err());
+}

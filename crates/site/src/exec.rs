@@ -1,7 +1,7 @@
 //! Running a job on the store and putting every number through the release mechanism.
 //!
 //! The cohort engine (qiao-cohort) gives the cohort rows and Circe's inclusion statistics
-//! ([`run_definition`]); every query type is an analysis of the analysis layer
+//! ([`run_definition`], [`crate::cdm`]); every query type is an analysis of the analysis layer
 //! ([`qiao_analysis::network`]: the cohort count, demographics, characterization, incidence),
 //! and [`execute`] runs each through one generic function, turning a job into a [`JobResult`]
 //! whose every number went through [`qiao_disclosure`]:
@@ -24,8 +24,6 @@ use qiao_analysis::network::incidence::Incidence;
 use qiao_analysis::network::regression::RegressionRoundAnalysis;
 use qiao_analysis::network::survival::Survival;
 use qiao_analysis::network::{Analysis, AnalysisError, Site};
-use qiao_cohort::exec::Cancel;
-use qiao_cohort::{CohortError, CohortRow, CohortSink, Prepared};
 use qiao_disclosure::{
     BudgetStatus, Discloser, Policy, QueryContext, QueryLedger, Question, Refusal, ReleaseMode,
 };
@@ -33,9 +31,8 @@ use qiao_protocol::{
     check_against_job, DisclosureSummary, DpParams, FailureKind, Job, JobResult, ObfuscationParams,
     Outcome, Payload, QueryType, RefusalReason, SiteId,
 };
-use qiao_store::Store;
 
-use crate::cdm::SiteCdm;
+pub use crate::cdm::{run_definition, run_definition_until, ExecError, SiteCdm};
 
 pub use qiao_analysis::network::cohort_count::{
     cohort_count_statistics, cohort_count_values, subjects_are_final, true_funnel, TrueFunnel,
@@ -44,97 +41,6 @@ pub use qiao_analysis::network::demographics::{
     age_bands, demographics_statistics, gender_of, TOP_AGE,
 };
 pub use qiao_analysis::network::{subject_ids, CohortRun};
-
-/// Collects a run's rows and per-person masks.
-#[derive(Default)]
-struct RunSink {
-    rows: Vec<CohortRow>,
-    person_masks: Vec<(i64, u64)>,
-}
-
-impl CohortSink for RunSink {
-    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
-        self.rows.push(row);
-        Ok(())
-    }
-    fn wants_person_masks(&self) -> bool {
-        true
-    }
-    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
-        self.person_masks.push((person_id, mask));
-        Ok(())
-    }
-}
-
-/// Why a definition could not be run. The message stays at the site (logs, audit); only the
-/// [`FailureKind`] crosses the wire.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExecError {
-    /// Malformed or invalid definition.
-    #[error("invalid cohort definition: {0}")]
-    Invalid(String),
-    /// Valid but not supported by the engine.
-    #[error("unsupported cohort definition: {0}")]
-    Unsupported(String),
-    /// Anything else.
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// Stopped by its cancellation token (the site's time limit): what happened, for the sponsor
-    /// and the audit.
-    #[error("{0}")]
-    Cancelled(String),
-}
-
-impl ExecError {
-    /// The wire code.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            ExecError::Invalid(_) => FailureKind::InvalidDefinition,
-            ExecError::Unsupported(_) => FailureKind::UnsupportedDefinition,
-            ExecError::Internal(_) => FailureKind::Internal,
-            ExecError::Cancelled(_) => FailureKind::Timeout,
-        }
-    }
-}
-
-/// Parses, compiles and runs a Circe definition on `store`.
-pub fn run_definition(
-    store: &Store,
-    definition: &serde_json::Value,
-) -> Result<CohortRun, ExecError> {
-    run_definition_until(store, definition, None)
-}
-
-/// As [`run_definition`], stopping with [`ExecError::Cancelled`] once `cancel` is cancelled.
-pub fn run_definition_until(
-    store: &Store,
-    definition: &serde_json::Value,
-    cancel: Option<Cancel>,
-) -> Result<CohortRun, ExecError> {
-    let text = definition.to_string();
-    let def = qiao_cohort::parse(&text).map_err(|e| ExecError::Invalid(e.to_string()))?;
-    let mut prepared = Prepared::new(&def, store).map_err(map_cohort_error)?;
-    if let Some(c) = cancel {
-        prepared = prepared.with_cancel(c);
-    }
-    let mut sink = RunSink::default();
-    let stats = prepared.run(store, &mut sink).map_err(map_cohort_error)?;
-    Ok(CohortRun {
-        rows: sink.rows,
-        stats,
-        person_masks: sink.person_masks,
-        person_facts: None,
-    })
-}
-
-fn map_cohort_error(e: CohortError) -> ExecError {
-    match e {
-        CohortError::Model(m) => ExecError::Invalid(m.to_string()),
-        CohortError::Unsupported(u) => ExecError::Unsupported(u.to_string()),
-        CohortError::Sink(s) => ExecError::Internal(s),
-        CohortError::Cancelled => ExecError::Cancelled("stopped at the site's time limit".into()),
-    }
-}
 
 pub use qiao_analysis::network::to_wire;
 

@@ -21,6 +21,7 @@ mod institutions;
 mod invitations;
 mod library;
 mod pipeline;
+mod quorum;
 mod refusal;
 mod review_criteria;
 mod tables;
@@ -39,10 +40,7 @@ pub use feasibility::{
     attach_cohort, cohort_definition, cohort_version, replace_cohort, run_feasibility,
     FEASIBILITY_AGE_BAND,
 };
-pub use guidance::{
-    guide, quorum, score_summary, set_quorum, Guide, ScoreSummary, DEFAULT_QUORUM, MAX_QUORUM,
-    STEPS,
-};
+pub use guidance::{guide, score_summary, Guide, ScoreSummary, STEPS};
 pub use input::{check_definition, id_ok, text_ok, MAX_DEFINITION_BYTES};
 pub use institutions::{
     application_status, apply, check_application, decide_institution, institution, institution_of,
@@ -58,6 +56,7 @@ pub use pipeline::{
     FeasibilityRun, Invite, InviteStatus, ProjectFile, ProjectForm, Report, Review, Stage,
     Transition,
 };
+pub use quorum::{quorum, set_quorum, DEFAULT_QUORUM, MAX_QUORUM};
 pub use refusal::{Outcome, Refusal};
 pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};
 pub use tables::{ACCOUNT_INVITES, COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE, SITE_PAGES};

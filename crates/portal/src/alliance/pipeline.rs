@@ -11,9 +11,9 @@ use qiao_hub::{HubStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::experts::Expert;
-use super::guidance::quorum_in;
 use super::input::{id_ok, text_ok};
 use super::institutions::{institution_of, Institution, MemberStatus};
+use super::quorum::quorum_in;
 use super::refusal::{field, Outcome, Refusal};
 use super::review_criteria::criteria;
 use super::tables::{actor, read, write, EXPERTS, INSTITUTIONS, PIPELINE};
@@ -683,7 +683,7 @@ pub fn submit_review(
 }
 
 /// The committee decision (a committee member or admin) once the quorum of assigned reviewers
-/// (see [`super::guidance::quorum`]) has reviewed.
+/// (see [`super::quorum::quorum`]) has reviewed.
 pub fn decide_project(
     store: &dyn HubStore,
     id: &ProjectId,

@@ -78,7 +78,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         )
         .route("/projects/{id}/reports.csv", get(runs::reports_csv))
         .route("/projects/{id}/cohorts/{n}/results.csv", get(results::csv))
-        .route("/projects/{id}/analyses", post(analyses::launch))
+        .route("/projects/{id}/analyses", post(projects::launch_analysis))
         .route("/projects/{id}/analyses/{n}", get(analyses::result_page))
         .route("/projects/{id}/analyses/{n}/{table}", get(analyses::csv))
         .route("/projects/{id}/invite", post(projects::invite))

@@ -783,3 +783,74 @@ pub async fn run(
 ) -> Response {
     act(portal, ctx, id, form, Action::Run(n)).await
 }
+
+/// `POST /projects/{id}/analyses`: launches the form's analysis (`kind`), back to the project
+/// page; a refusal shows the page again with the form's errors.
+pub async fn launch_analysis(
+    State(portal): State<Shared>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> Response {
+    let user = match ctx.require(&[]) {
+        Ok(u) => u.clone(),
+        Err(r) => return r,
+    };
+    let Ok(pid) = id.parse::<ProjectId>() else {
+        return ctx.not_found();
+    };
+    let kind = match form.get("kind") {
+        "characterization" => "characterization",
+        "incidence" => "incidence",
+        _ => return ctx.not_found(),
+    };
+    let p2 = portal.clone();
+    let (r, form) = match blocking(move || {
+        let s = p2.hub.store();
+        let r = if kind == "characterization" {
+            alliance::run_characterization(
+                s.as_ref(),
+                &pid,
+                &alliance::CharacterizationForm {
+                    target: form.get("target"),
+                    comparator: form.get("comparator"),
+                    analyses: form.get("analyses"),
+                    covariates: form.get("covariates"),
+                },
+                &user,
+                now(),
+            )
+        } else {
+            alliance::run_incidence(
+                s.as_ref(),
+                &pid,
+                &alliance::IncidenceForm {
+                    target: form.get("target"),
+                    outcome: form.get("outcome"),
+                    tars: form.raw("tars"),
+                    clean_window: form.get("clean_window"),
+                    strata: form.all("strata"),
+                    age_breaks: form.get("age_breaks"),
+                },
+                &user,
+                now(),
+            )
+        };
+        if r.is_ok() {
+            p2.hub.notify_jobs();
+        }
+        (r, form)
+    })
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return ctx.internal(e),
+    };
+    match r {
+        Ok(run) => redirect_flash(&format!("/projects/{id}/analyses/{}", run.n), "flash.saved"),
+        Err(errs) => match errors_of(&ctx, &errs) {
+            Ok(errors) => detail_page(&portal, &ctx, &id, Some((kind, &form, errors))).await,
+            Err(r) => r,
+        },
+    }
+}

@@ -6,7 +6,7 @@ pub mod demo;
 pub mod hub;
 pub mod ingest;
 pub mod query;
-pub mod query_runs;
+
 pub mod site;
 pub mod stats;
 pub mod store;

@@ -1,5 +1,7 @@
 //! `qiao query`: ask the network through a hub and print the per-site and total funnel.
 
+mod runs;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -119,7 +121,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     if a.resume.is_some() || matches!(a.analysis, Some(AnalysisKind::Regress)) {
-        return super::query_runs::run(&a);
+        return runs::run(&a);
     }
     let Some(path) = &a.definition else {
         bail!("the cohort definition (a Circe JSON file) is missing");

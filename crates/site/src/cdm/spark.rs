@@ -11,14 +11,12 @@
 //! reported as such when its run returns); the analyses that read a store row by row
 //! (characterization, incidence) are refused by name.
 
+use qiao_analysis::network::{Cdm, CohortRun, PersonFact};
 use qiao_cohort::exec::{Cancel, Prepared};
 use qiao_spark::{sql::Wants, Schemas, SparkCohorts, SparkError};
 use qiao_store::{Meta, Store};
 
-use qiao_analysis::network::{Cdm, PersonFact};
-
-use super::SiteCdm;
-use crate::exec::{CohortRun, ExecError};
+use super::{ExecError, SiteCdm};
 
 /// Where the CDM is: the Spark Connect URL and the catalog schemas.
 #[derive(Clone, Debug, PartialEq, Eq)]

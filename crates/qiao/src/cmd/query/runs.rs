@@ -14,7 +14,7 @@ use qiao_hub::protocol::{
 use qiao_hub::HubClient;
 use serde_json::json;
 
-use super::query::{read_json, AnalysisKind, Args};
+use super::{read_json, AnalysisKind, Args};
 
 /// The regression spec the flags give.
 fn spec(a: &Args) -> anyhow::Result<RegressionSpec> {
