@@ -59,6 +59,8 @@ const EXPECTED_KEYS: &[&str] = &[
     "person_outcomes",
     "outcomes_pe",
     "outcomes",
+    "entered",
+    "censored",
     "events",
     "loglik",
     "gradient",

@@ -207,11 +207,9 @@ fn survival_and_regression_from_the_command_line() {
         |model: &str, covariates: &str| error_of(&regress_args(s, model, covariates, &[]));
     let e = regress_error("cox", &format!("age,cohort:{OSTEOARTHRITIS}"));
     assert!(e.contains("refused") && e.contains("osteoarthritis"), "{e}");
-    let e = regress_error("logistic", "fe:8507001");
-    assert!(
-        e.contains("fe:8507001") && e.contains("FeatureExtraction"),
-        "{e}"
-    );
+    // A FeatureExtraction covariate must be binary: Charlson's index (analysis 901) is a score.
+    let e = regress_error("logistic", "fe:1901");
+    assert!(e.contains("fe:1901") && e.contains("continuous"), "{e}");
     let e = regress_error("logistic", "treatment");
     assert!(e.contains("--comparator"), "{e}");
     let e = error_of(&[&base[..], &["--tar", "start+0:later"]].concat());

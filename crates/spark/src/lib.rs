@@ -275,7 +275,8 @@ impl SparkCohorts {
         let listed = self
             .session
             .sql(&format!("SHOW TABLES IN {cdm}"))
-            .and_then(|df| df.collect_record_batches())
+            .map_err(query_err)?
+            .collect_record_batches()
             .map_err(query_err)?;
         let mut present = std::collections::BTreeSet::new();
         for b in &listed {
@@ -315,7 +316,8 @@ impl SparkCohorts {
         let batches = self
             .session
             .sql(&q)
-            .and_then(|df| df.collect_record_batches())
+            .map_err(query_err)?
+            .collect_record_batches()
             .map_err(query_err)?;
         let b = batches
             .iter()

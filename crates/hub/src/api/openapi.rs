@@ -47,6 +47,11 @@ const TAGS: &[(&str, &str)] = &[
         "jobs",
         "Queries and their jobs: per-site released aggregates and network totals.",
     ),
+    (
+        "runs",
+        "Federated regression runs: one signed job per site per Newton–Raphson round, failed \
+         cleanly naming a site, resumed with the same coefficients.",
+    ),
     ("budget", "The caller's remaining privacy budget per site."),
     ("audit", "The hub's hash-chained audit log."),
     (

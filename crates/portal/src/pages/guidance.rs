@@ -21,6 +21,16 @@ const STEP_KEYS: [&str; 6] = [
     "guide.step_completed",
 ];
 
+/// Step `i`'s class in the indicator: done, current, to come, or where a closed project stopped.
+fn step_state(g: &Guide, i: usize) -> &'static str {
+    match i.cmp(&g.step) {
+        std::cmp::Ordering::Less => "done",
+        std::cmp::Ordering::Equal if g.closed => "stopped",
+        std::cmp::Ordering::Equal => "current",
+        std::cmp::Ordering::Greater => "todo",
+    }
+}
+
 /// The stage indicator: every step, done / current / to come (or where a closed project
 /// stopped), then the next step and who it waits on.
 pub fn indicator(lang: Lang, g: &Guide) -> Markup {
@@ -28,8 +38,8 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
     html! {
         nav.stages aria-label=(t(lang, "guide.title")) {
             ol { @for (i, key) in STEP_KEYS.iter().enumerate() {
-                @let state = if i < g.step { "done" } else if i == g.step && g.closed { "stopped" } else if i == g.step { "current" } else { "todo" };
-                li class=(state) aria-current=[(state == "current").then_some("step")] { (t(lang, key)) }
+                @let state = step_state(g, i);
+                li class=(state) aria-current=[(i == g.step && !g.closed).then_some("step")] { (t(lang, key)) }
             } }
         }
         @if let Some(next) = &g.next {
@@ -38,6 +48,15 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
                 @if let Some(who) = &g.waits_on { " · " strong { (t(lang, "guide.waits_on")) } " " span.who { (filled(lang, who)) } }
             }
         }
+    }
+}
+
+/// The quorum line's class: met or still pending.
+fn quorum_class(s: &ScoreSummary) -> &'static str {
+    if s.quorate() {
+        "ok"
+    } else {
+        "pending"
     }
 }
 
@@ -58,7 +77,7 @@ pub fn scores(lang: Lang, s: &ScoreSummary, criteria: &[Criterion]) -> Markup {
     };
     html! {
         div.card.score-summary #score-summary {
-            p.quorum class=(if s.quorate() { "ok" } else { "pending" }) {
+            p.quorum class=(quorum_class(s)) {
                 (tf(lang, "guide.quorum_state", &[("done", &s.reviews.to_string()), ("quorum", &s.quorum.to_string())]))
                 " · " (tf(lang, "guide.recommendations", &[("approve", &s.approve.to_string()), ("reject", &s.reject.to_string())]))
             }

@@ -46,6 +46,15 @@ impl Row {
             _ => None,
         }
     }
+
+    /// Its class in the comparison: changed when both runs have a point and they differ.
+    fn class(&self) -> &'static str {
+        if self.difference().is_some_and(|d| d != 0) {
+            "changed"
+        } else {
+            ""
+        }
+    }
 }
 
 /// The rows of two runs' result lines, matched by table, site and step (the ranking by site,
@@ -185,7 +194,7 @@ pub async fn compare_page(
                 th { (t(lang, "runs.table")) } th { (t(lang, "sel.site")) } th { (t(lang, "runs.step")) }
                 th.num { (t(lang, "runs.a")) } th.num { (t(lang, "runs.b")) } th.num { (t(lang, "runs.difference")) }
             } }
-            tbody { @for r in &rows { tr class=(if r.difference().is_some_and(|d| d != 0) { "changed" } else { "" }) {
+            tbody { @for r in &rows { tr class=(r.class()) {
                 td { (t(lang, if r.table == "ranking" { "runs.ranking" } else { "runs.funnel" })) }
                 td { @if r.site == "total" { (t(lang, "runs.total")) } @else { (r.site) } }
                 td { (step_label(lang, &r.step)) }

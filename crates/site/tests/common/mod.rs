@@ -131,6 +131,7 @@ pub fn job(query: QueryType, definition: Value, user: &str) -> Job {
 }
 
 /// One thing the fake hub can hand out on a poll.
+#[allow(clippy::large_enum_variant)] // A test double: a few offers per test.
 pub enum Offer {
     /// A job, sealed afresh for the site at each poll until its result is acknowledged.
     Job(Job),
