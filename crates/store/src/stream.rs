@@ -456,7 +456,7 @@ impl Merged {
         let n = tm.rows;
         let prefix = format!("dom/{}", spec.name);
         let offsets = core.offsets();
-        w.section_from(format!("{prefix}/person"), |out| core.person.pieces(out))?;
+        crate::person_column::write(w, &prefix, &offsets)?;
         w.section_from(format!("{prefix}/start"), |out| core.start.pieces(out))?;
         w.section_from(format!("{prefix}/end"), |out| core.end.pieces(out))?;
         w.section_from(format!("{prefix}/concept"), |out| core.concept.pieces(out))?;
