@@ -292,7 +292,11 @@ fn assert_same_store(a: &Store, b: &Store, a_path: &Path, b_path: &Path) {
     assert_eq!(a.domain_names(), b.domain_names(), "domains");
     for name in a.domain_names() {
         let (da, db) = (a.domain(&name).unwrap(), b.domain(&name).unwrap());
-        same_slice(&format!("{name}.person"), da.person(), db.person());
+        same_slice(
+            &format!("{name}.person"),
+            &da.person().to_vec(),
+            &db.person().to_vec(),
+        );
         same_slice(&format!("{name}.start"), da.start(), db.start());
         same_slice(&format!("{name}.end"), da.end(), db.end());
         same_slice(&format!("{name}.concept"), da.concept(), db.concept());

@@ -132,7 +132,7 @@ pub fn write_image<W: Write>(
         }
 
         let prefix = format!("dom/{name}");
-        w.section(format!("{prefix}/person"), &built.person)?;
+        crate::person_column::write(&mut w, &prefix, &offsets)?;
         w.section(format!("{prefix}/start"), &built.start)?;
         w.section(format!("{prefix}/end"), &built.end)?;
         w.section(format!("{prefix}/concept"), &built.concept)?;

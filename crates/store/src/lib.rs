@@ -21,6 +21,7 @@ mod column;
 mod error;
 pub mod format;
 mod meta;
+mod person_column;
 mod read;
 pub mod spill;
 mod stream;
@@ -34,6 +35,7 @@ use qiao_cdm::RawTable;
 pub use column::{prefetch, ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
+pub use person_column::PersonColumn;
 pub use read::{
     ConceptInfo, Domain, PersonSummary, Persons, Reference, Store, Verified, Vocabulary,
 };

@@ -14,6 +14,7 @@ use crate::column::{self, ColumnRef, I32Column, IdColumn, Offsets, Parts, TextRe
 use crate::error::StoreError;
 use crate::format::{self, DType, Element, SectionInfo, Toc};
 use crate::meta::Meta;
+use crate::person_column::PersonColumn;
 
 /// The bytes of a store: a memory-mapped file, or an owned buffer (tests, in-memory stores).
 enum Backing {
@@ -263,6 +264,7 @@ impl Store {
             ]
             .iter()
             .any(|&l| l != rows)
+                || !d.person.well_formed()
                 || d.person_offsets.len() != n + 1
                 || !offsets_ok(d.person_offsets, rows, full)
                 || !offsets_ok(d.post_offsets, d.post_rows.len(), full)
@@ -270,7 +272,7 @@ impl Store {
                 || (full
                     && (!ascending(d.post_keys)
                         || d.post_rows.par_iter().any(|&r| r as usize >= rows)
-                        || !persons_agree(d.person, d.person_offsets)))
+                        || !persons_agree(&d.person, d.person_offsets)))
             {
                 return Err(bad(format!("domain {name}: inconsistent index")));
             }
@@ -451,7 +453,7 @@ impl Store {
             .keys()
             .filter_map(|k| {
                 k.strip_prefix("dom/")?
-                    .strip_suffix("/person")
+                    .strip_suffix("/start")
                     .map(str::to_string)
             })
             .collect();
@@ -469,7 +471,7 @@ impl Store {
             name: table.to_string(),
         })?;
         let p = format!("dom/{}", spec.name);
-        let person: &[u32] = self.section(&format!("{p}/person"))?;
+        let person = self.person_column(&p)?;
         let rows = person.len();
         let event_id = self
             .column_at(&format!("{p}/event_id"), rows)
@@ -533,6 +535,22 @@ impl Store {
                 cols
             },
         })
+    }
+
+    /// `{prefix}/person` in whichever encoding it was stored (see [`crate::person_column`]).
+    fn person_column(&self, prefix: &str) -> Result<PersonColumn<'_>, StoreError> {
+        let name = format!("{prefix}/person");
+        if let Ok(plain) = self.section::<u32>(&name) {
+            return Ok(PersonColumn::from_slice(plain));
+        }
+        let blocks = self.section::<u32>(&format!("{name}.blocks"))?;
+        match self.section::<u8>(&format!("{name}.u8")) {
+            Ok(codes) => Ok(PersonColumn::u8(blocks, codes)),
+            Err(_) => Ok(PersonColumn::u16(
+                blocks,
+                self.section(&format!("{name}.u16"))?,
+            )),
+        }
     }
 
     /// Names of the reference tables stored.
@@ -623,11 +641,9 @@ fn ascending<T: Ord + Sync>(keys: &[T]) -> bool {
 }
 
 /// Every row in `offsets[p]..offsets[p + 1]` (monotone offsets) is a row of person `p`.
-fn persons_agree(person: &[u32], offsets: &[u64]) -> bool {
+fn persons_agree(person: &PersonColumn<'_>, offsets: &[u64]) -> bool {
     offsets.par_windows(2).enumerate().all(|(p, w)| {
-        person
-            .get(w[0] as usize..w[1] as usize)
-            .is_some_and(|rows| rows.iter().all(|&q| q as usize == p))
+        (w[0] as usize..w[1] as usize).all(|r| person.get(r).is_some_and(|q| q as usize == p))
     })
 }
 
@@ -688,7 +704,7 @@ impl<'a> Persons<'a> {
 /// One event table, rows sorted by (person index, start date, event id).
 pub struct Domain<'a> {
     spec: &'static TableSpec,
-    person: &'a [u32],
+    person: PersonColumn<'a>,
     start: &'a [i32],
     end: &'a [i32],
     concept: &'a [i32],
@@ -711,7 +727,7 @@ impl<'a> Domain<'a> {
         self.person.is_empty()
     }
     /// Person index of each row (ascending).
-    pub fn person(&self) -> &'a [u32] {
+    pub fn person(&self) -> PersonColumn<'a> {
         self.person
     }
     /// Start date of each row (ascending within a person).

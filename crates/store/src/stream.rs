@@ -456,7 +456,7 @@ impl Merged {
         let n = tm.rows;
         let prefix = format!("dom/{}", spec.name);
         let offsets = core.offsets();
-        w.section_from(format!("{prefix}/person"), |out| core.person.pieces(out))?;
+        crate::person_column::write(w, &prefix, &offsets)?;
         w.section_from(format!("{prefix}/start"), |out| core.start.pieces(out))?;
         w.section_from(format!("{prefix}/end"), |out| core.end.pieces(out))?;
         w.section_from(format!("{prefix}/concept"), |out| core.concept.pieces(out))?;
@@ -617,9 +617,8 @@ fn merge(
 }
 
 /// The core columns of the merged rows, each written to a temporary file as it is built, and
-/// the rows per person.
+/// the rows per person (from which the person column is written: see [`crate::person_column`]).
 struct Core {
-    person: SpillVec<u32>,
     start: SpillVec<i32>,
     end: SpillVec<i32>,
     concept: SpillVec<i32>,
@@ -631,7 +630,6 @@ struct Core {
 impl Core {
     fn new(dir: &SpillDir, persons: usize) -> io::Result<Core> {
         Ok(Core {
-            person: SpillVec::new(dir)?,
             start: SpillVec::new(dir)?,
             end: SpillVec::new(dir)?,
             concept: SpillVec::new(dir)?,
@@ -641,7 +639,6 @@ impl Core {
         })
     }
     fn push(&mut self, p: u32, s: i32, e: i32, c: i32, id: i64) -> io::Result<()> {
-        self.person.push(p)?;
         self.start.push(s)?;
         self.end.push(e)?;
         self.concept.push(c)?;

@@ -443,15 +443,32 @@ fn opening_checks_structure_and_verification_every_element() {
         b[n - 8] += 1;
     });
     expect_corrupt(&offsets, "domain condition_occurrence: inconsistent index");
+    // a person column with fewer block starts than its rows need.
+    let blocks = with_toc(&bytes, |t| {
+        let s = t
+            .sections
+            .iter_mut()
+            .find(|s| s.name == "dom/condition_occurrence/person.blocks")
+            .unwrap();
+        s.len -= 4;
+    });
+    expect_corrupt(&blocks, "domain condition_occurrence: inconsistent index");
     // Element-wise damage behind a matching checksum opens (nothing is read) and is caught by
     // verification: a row moved to another person,
-    let moved = with_section(&bytes, "dom/condition_occurrence/person", |b| b[0] = 1);
-    let e = Store::from_bytes(&moved).unwrap().verify().unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("domain condition_occurrence: inconsistent index"),
-        "{e}"
-    );
+    // (by its code, or by its block's first person)
+    for section in ["person.u8", "person.blocks"] {
+        let moved = with_section(
+            &bytes,
+            &format!("dom/condition_occurrence/{section}"),
+            |b| b[0] = 1,
+        );
+        let e = Store::from_bytes(&moved).unwrap().verify().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("domain condition_occurrence: inconsistent index"),
+            "{section}: {e}"
+        );
+    }
     // a posting row past the end,
     let past = with_section(&bytes, "dom/condition_occurrence/post_rows", |b| b[0] = 200);
     let e = Store::from_bytes(&past).unwrap().verify().unwrap_err();
@@ -729,4 +746,72 @@ fn event_ids_and_ids_of_few_values_are_stored_narrow_and_an_empty_table_costs_no
     let c = store.domain("condition_occurrence").unwrap();
     let visits = c.column("visit_occurrence_id").unwrap().as_id().unwrap();
     assert_eq!(visits.get(0), Some(qiao_cdm::NULL_ID));
+}
+
+#[test]
+fn the_person_column_is_stored_as_narrow_blocks_and_reads_back_every_row() {
+    // 70,000 persons; condition_occurrence on persons close together (8-bit codes), drug_exposure
+    // 999 persons apart (16-bit codes), procedure_occurrence on the first and last person (too far
+    // apart for either: plain). 100 condition rows make two blocks of 64.
+    let ids: Vec<String> = (1..=70_000).map(|i| i.to_string()).collect();
+    let person_rows: Vec<[&str; 3]> = ids.iter().map(|i| [i.as_str(), "8507", "1950"]).collect();
+    let person_refs: Vec<&[&str]> = person_rows.iter().map(|r| &r[..]).collect();
+    let event = |id: usize, person: i64| -> Vec<String> {
+        let (id, person) = (id.to_string(), person.to_string());
+        vec![id, person, "201826".into(), "2001-01-01".into()]
+    };
+    let cond: Vec<Vec<String>> = (0..100).map(|i| event(i, 1 + (i as i64) / 3)).collect();
+    let drug: Vec<Vec<String>> = vec![event(1, 1), event(2, 1000), event(3, 1000)];
+    let proc: Vec<Vec<String>> = vec![event(1, 1), event(2, 70_000)];
+    fn refs(rows: &[Vec<String>]) -> Vec<Vec<&str>> {
+        rows.iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect()
+    }
+    fn slices<'a>(rows: &'a [Vec<&'a str>]) -> Vec<&'a [&'a str]> {
+        rows.iter().map(Vec::as_slice).collect()
+    }
+    let (c, dr, pr) = (refs(&cond), refs(&drug), refs(&proc));
+    // drug_exposure and procedure_occurrence keep their concept third, their start fourth, as
+    // condition_occurrence does.
+    let tables = vec![
+        table("person", &person_refs),
+        table("condition_occurrence", &slices(&c)),
+        table("drug_exposure", &slices(&dr)),
+        table("procedure_occurrence", &slices(&pr)),
+    ];
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let toc = toc_of(&bytes);
+    let len_of = |name: &str| toc.sections.iter().find(|s| s.name == name).map(|s| s.len);
+    assert_eq!(
+        len_of("dom/condition_occurrence/person.blocks"),
+        Some(2 * 4)
+    );
+    assert_eq!(len_of("dom/condition_occurrence/person.u8"), Some(100));
+    assert_eq!(len_of("dom/condition_occurrence/person"), None);
+    assert_eq!(len_of("dom/drug_exposure/person.blocks"), Some(4));
+    assert_eq!(len_of("dom/drug_exposure/person.u16"), Some(3 * 2));
+    assert_eq!(len_of("dom/procedure_occurrence/person"), Some(2 * 4));
+    assert_eq!(len_of("dom/procedure_occurrence/person.blocks"), None);
+
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let persons = store.persons();
+    let person_ids = |table: &str| -> Vec<i64> {
+        let d = store.domain(table).unwrap();
+        assert_eq!(d.person().len(), d.len());
+        assert_eq!(d.person().get(d.len()), None);
+        d.person().iter().map(|p| persons.person_id(p)).collect()
+    };
+    let expected: Vec<i64> = (0..100).map(|i| 1 + i / 3).collect();
+    assert_eq!(person_ids("condition_occurrence"), expected);
+    assert_eq!(person_ids("drug_exposure"), [1, 1000, 1000]);
+    assert_eq!(person_ids("procedure_occurrence"), [1, 70_000]);
+    // Each row's person is the one whose offsets hold it.
+    let cond = store.domain("condition_occurrence").unwrap();
+    for p in 0..persons.len() as u32 {
+        for r in cond.person_rows(p) {
+            assert_eq!(cond.person().get(r), Some(p));
+        }
+    }
 }

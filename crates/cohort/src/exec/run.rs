@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use qiao_cdm::date::{self, Day, NULL_DAY};
-use qiao_store::{ColumnRef, Domain, I32Column, IdColumn, PersonSummary, Persons, Store, TextRef};
+use qiao_store::{
+    ColumnRef, Domain, I32Column, IdColumn, PersonColumn, PersonSummary, Persons, Store, TextRef,
+};
 
 use rayon::prelude::*;
 
@@ -329,16 +331,16 @@ impl Gathered {
 
 /// The person of each of `rows` (a domain's rows, ascending; `column` its person column), read
 /// in parallel pieces with many loads in flight (u32::MAX for a row past the column's end).
-fn persons_of(column: &[u32], rows: &[u32]) -> Vec<u32> {
+fn persons_of(column: PersonColumn<'_>, rows: &[u32]) -> Vec<u32> {
     let pieces: Vec<Vec<u32>> = rows
         .par_chunks(GATHER_PIECE)
         .map(|chunk| {
             let mut out = Vec::with_capacity(chunk.len());
             for (k, &r) in chunk.iter().enumerate() {
                 if let Some(&next) = chunk.get(k + AHEAD) {
-                    prefetch(column, next as usize);
+                    column.prefetch(next as usize);
                 }
-                out.push(column.get(r as usize).copied().unwrap_or(u32::MAX));
+                out.push(column.get(r as usize).unwrap_or(u32::MAX));
             }
             out
         })
@@ -436,7 +438,7 @@ pub(crate) use qiao_store::prefetch;
 /// [`prefetch`] of row `r`'s person, start and end (and event id) in domain `d`.
 #[inline(always)]
 pub(crate) fn prefetch_row(d: &Domain<'_>, r: usize, id: bool) {
-    prefetch(d.person(), r);
+    d.person().prefetch(r);
     prefetch_dates(d, r, id);
 }
 
@@ -754,10 +756,10 @@ impl<'s> Ctx<'s> {
                     };
                     for (k, &r) in chunk.iter().enumerate() {
                         if let Some(&next) = chunk.get(k + AHEAD) {
-                            prefetch(person, next as usize);
+                            person.prefetch(next as usize);
                             ahead(next);
                         }
-                        if let Some(&p) = person.get(r as usize) {
+                        if let Some(p) = person.get(r as usize) {
                             take(&mut g, r, p);
                         }
                     }
@@ -1191,7 +1193,7 @@ impl<'s> Ctx<'s> {
             } else if let Some(cs) = node.codeset {
                 for &c in &self.codeset(cs).ids {
                     for &r in d.concept_rows(c) {
-                        if let Some(&p) = person.get(r as usize) {
+                        if let Some(p) = person.get(r as usize) {
                             set(p);
                         }
                     }
@@ -1200,7 +1202,7 @@ impl<'s> Ctx<'s> {
                 let cs = self.codeset(cs);
                 for (r, v) in src.iter().enumerate() {
                     if cs.contains(v) {
-                        if let Some(&p) = person.get(r) {
+                        if let Some(p) = person.get(r) {
                             set(p);
                         }
                     }
@@ -1208,7 +1210,7 @@ impl<'s> Ctx<'s> {
             } else if node.source.is_some() {
                 // The source column is absent: no row matches.
             } else {
-                for &p in person {
+                for p in person.iter() {
                     set(p);
                 }
             }

@@ -721,7 +721,7 @@ fn scan(
     // apart load it (prefetched).
     let person = d.person();
     let mut by_column = |r: usize| {
-        if let Some(&p) = person.get(r) {
+        if let Some(p) = person.get(r) {
             visit(r, p)
         }
     };
