@@ -111,7 +111,7 @@ pub fn binary(
     }
     match a.kind {
         Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
-        Kind::Score(_) => Vec::new(),
+        Kind::Score(_) | Kind::Measure(_) => Vec::new(),
         _ => {
             let mut counts: HashMap<i64, u64> = HashMap::new();
             entry_covariates(ctx, a, entries, settings, &mut |_, cov| {
@@ -131,7 +131,7 @@ pub fn binary(
 /// The concept of covariate `cov` of analysis `a` (0 for age groups, index years and months).
 fn concept_of(a: &Prespec, cov: i64) -> i64 {
     match a.kind {
-        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => 0,
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth | Kind::IndexYearMonth => 0,
         Kind::RangeGroup => cov.div_euclid(10000),
         _ => (cov - i64::from(a.id)) / 1000,
     }
@@ -145,6 +145,7 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
         Kind::AgeGroup => format!("age group: {:>3} - {:>3}", 5 * k, 5 * k + 4),
         Kind::IndexYear => format!("index year: {k}"),
         Kind::IndexMonth => format!("index month: {k}"),
+        Kind::IndexYearMonth => format!("index year and month: {k}"),
         Kind::Concept(table, _) => format!(
             "{table} {}: {}",
             window_text(settings, a.window),
@@ -178,7 +179,7 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
             )
         }
         Kind::ValueAsConcept(table) => format!("{table} value as concept: covariate {cov}"),
-        Kind::Score(_) => a.name.to_string(),
+        Kind::Score(_) | Kind::Measure(_) => a.name.to_string(),
     }
 }
 
@@ -217,7 +218,7 @@ pub fn entry_covariates(
                 }
             }
         }
-        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => {
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth | Kind::IndexYearMonth => {
             let yob = persons.i32_column("year_of_birth");
             for e in entries {
                 if !persons.has_row(e.person) {
@@ -233,6 +234,7 @@ pub fn entry_covariates(
                         i64::from(year - y).div_euclid(5)
                     }
                     Kind::IndexYear => i64::from(year),
+                    Kind::IndexYearMonth => i64::from(year) * 100 + i64::from(month),
                     _ => i64::from(month),
                 };
                 hit(*e, by_concept(key));
@@ -273,7 +275,7 @@ pub fn entry_covariates(
             }
         }
         Kind::RangeGroup => range_group(ctx, a, entries, settings, hit),
-        Kind::ValueAsConcept(_) | Kind::Score(_) => {}
+        Kind::ValueAsConcept(_) | Kind::Score(_) | Kind::Measure(_) => {}
     }
 }
 
