@@ -151,6 +151,11 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
             window_text(settings, a.window),
             ctx.concept_name(k)
         ),
+        Kind::Inpatient(table) => format!(
+            "{table} {}: {} (inpatient)",
+            window_text(settings, a.window),
+            ctx.concept_name(k)
+        ),
         Kind::Group(table, _) => format!(
             "{table} group ({}) {}: {}",
             a.name,
@@ -240,9 +245,16 @@ pub fn entry_covariates(
                 hit(*e, by_concept(key));
             }
         }
-        Kind::Concept(table, use_end) | Kind::Group(table, use_end) => {
+        Kind::Concept(..) | Kind::Group(..) | Kind::Inpatient(_) => {
+            let Some((table, use_end)) = domain_table(a.kind) else {
+                return;
+            };
             let Some(d) = ctx.store.domain(table) else {
                 return;
+            };
+            let inpatient = match a.kind {
+                Kind::Inpatient(_) => Some(InpatientVisits::new(ctx)),
+                _ => None,
             };
             let groups = match a.kind {
                 Kind::Group(..) => Some(groups(ctx, table)),
@@ -257,6 +269,11 @@ pub fn entry_covariates(
                     let c = concepts[r];
                     if c == 0 || c == NULL_CONCEPT {
                         continue;
+                    }
+                    if let Some(v) = &inpatient {
+                        if !v.holds(e.person, d.start()[r]) {
+                            continue;
+                        }
                     }
                     match &groups {
                         None => seen.push(c),
@@ -276,6 +293,46 @@ pub fn entry_covariates(
         }
         Kind::RangeGroup => range_group(ctx, a, entries, settings, hit),
         Kind::ValueAsConcept(_) | Kind::Score(_) | Kind::Measure(_) => {}
+    }
+}
+
+/// The table of a domain-concept analysis and whether its window reads the end date (eras).
+fn domain_table(kind: Kind) -> Option<(&'static str, bool)> {
+    match kind {
+        Kind::Concept(table, use_end) | Kind::Group(table, use_end) => Some((table, use_end)),
+        Kind::Inpatient(table) => Some((table, false)),
+        _ => None,
+    }
+}
+
+/// The visits `DomainConcept.sql`'s `inpatient` join keeps: those whose concept descends from
+/// 9201, 38004311, 8920 or 262 in concept_ancestor.
+struct InpatientVisits<'a> {
+    visits: Option<Domain<'a>>,
+    concepts: Vec<i32>,
+}
+
+impl<'a> InpatientVisits<'a> {
+    fn new(ctx: &Context<'a>) -> InpatientVisits<'a> {
+        let mut concepts: Vec<i32> = [9201, 38004311, 8920, 262]
+            .iter()
+            .flat_map(|&a| ctx.vocab.descendants(a).iter().copied())
+            .collect();
+        concepts.sort_unstable();
+        concepts.dedup();
+        InpatientVisits {
+            visits: ctx.store.domain("visit_occurrence"),
+            concepts,
+        }
+    }
+
+    /// True if one of the person's inpatient visits holds `day` (start ≤ day ≤ end).
+    fn holds(&self, person: u32, day: i32) -> bool {
+        let Some(v) = &self.visits else { return false };
+        let (starts, ends, concepts) = (v.start(), v.end(), v.concept());
+        v.person_rows(person)
+            .take_while(|&r| starts[r] <= day)
+            .any(|r| ends[r] >= day && self.concepts.binary_search(&concepts[r]).is_ok())
     }
 }
 

@@ -17,6 +17,10 @@ pub enum Kind {
     /// `DomainConcept.sql` on a table; `true`: the window test reads the table's end date (eras),
     /// `false`: its start date.
     Concept(&'static str, bool),
+    /// `DomainConcept.sql` `inpatient`: as [`Kind::Concept`] (start date in the window), rows whose
+    /// start falls in a visit (start ≤ date ≤ end) whose concept descends from an inpatient visit
+    /// (9201, 38004311, 8920, 262 through concept_ancestor).
+    Inpatient(&'static str),
     /// `DomainConceptGroup.sql`: as [`Kind::Concept`], rolled up to FE's groups through concept_ancestor.
     Group(&'static str, bool),
     /// `MeasObsValueAsConcept.sql`: one covariate per (concept, value_as_concept_id), persons counted.
@@ -137,8 +141,7 @@ const fn count(table: &'static str, use_end: bool, how: Count) -> Kind {
 }
 
 /// Every prespecified analysis Qiao computes, in `PrespecAnalyses.csv` order. Not here (an error
-/// when asked for): 12 (care site), 105–108 (primary inpatient), 705–708 and 809–812 (values as
-/// number), 926 (HFRS).
+/// when asked for): 12 (care site), 705–708 and 809–812 (values as number), 926 (HFRS).
 #[rustfmt::skip]
 pub static PRESPEC: &[Prespec] = &[
     p(1, "DemographicsGender", "Demographics", K::PersonConcept("gender_concept_id", "gender", false), W::None, true),
@@ -156,6 +159,10 @@ pub static PRESPEC: &[Prespec] = &[
     p(102, "ConditionOccurrenceLongTerm", "Condition", K::Concept("condition_occurrence", false), W::Long, false),
     p(103, "ConditionOccurrenceMediumTerm", "Condition", K::Concept("condition_occurrence", false), W::Medium, false),
     p(104, "ConditionOccurrenceShortTerm", "Condition", K::Concept("condition_occurrence", false), W::Short, false),
+    p(105, "ConditionOccurrencePrimaryInpatientAnyTimePrior", "Condition", K::Inpatient("condition_occurrence"), W::AnyTimePrior, false),
+    p(106, "ConditionOccurrencePrimaryInpatientLongTerm", "Condition", K::Inpatient("condition_occurrence"), W::Long, false),
+    p(107, "ConditionOccurrencePrimaryInpatientMediumTerm", "Condition", K::Inpatient("condition_occurrence"), W::Medium, false),
+    p(108, "ConditionOccurrencePrimaryInpatientShortTerm", "Condition", K::Inpatient("condition_occurrence"), W::Short, false),
     p(201, "ConditionEraAnyTimePrior", "Condition", K::Concept("condition_era", true), W::AnyTimePrior, false),
     p(202, "ConditionEraLongTerm", "Condition", K::Concept("condition_era", true), W::Long, false),
     p(203, "ConditionEraMediumTerm", "Condition", K::Concept("condition_era", true), W::Medium, false),
