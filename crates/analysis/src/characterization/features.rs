@@ -111,7 +111,7 @@ pub fn binary(
     }
     match a.kind {
         Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
-        Kind::Score(_) => Vec::new(),
+        Kind::Score(_) | Kind::Measure(_) => Vec::new(),
         _ => {
             let mut counts: HashMap<i64, u64> = HashMap::new();
             entry_covariates(ctx, a, entries, settings, &mut |_, cov| {
@@ -131,7 +131,7 @@ pub fn binary(
 /// The concept of covariate `cov` of analysis `a` (0 for age groups, index years and months).
 fn concept_of(a: &Prespec, cov: i64) -> i64 {
     match a.kind {
-        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => 0,
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth | Kind::IndexYearMonth => 0,
         Kind::RangeGroup => cov.div_euclid(10000),
         _ => (cov - i64::from(a.id)) / 1000,
     }
@@ -145,8 +145,14 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
         Kind::AgeGroup => format!("age group: {:>3} - {:>3}", 5 * k, 5 * k + 4),
         Kind::IndexYear => format!("index year: {k}"),
         Kind::IndexMonth => format!("index month: {k}"),
+        Kind::IndexYearMonth => format!("index year and month: {k}"),
         Kind::Concept(table, _) => format!(
             "{table} {}: {}",
+            window_text(settings, a.window),
+            ctx.concept_name(k)
+        ),
+        Kind::Inpatient(table) => format!(
+            "{table} {}: {} (inpatient)",
             window_text(settings, a.window),
             ctx.concept_name(k)
         ),
@@ -178,7 +184,7 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
             )
         }
         Kind::ValueAsConcept(table) => format!("{table} value as concept: covariate {cov}"),
-        Kind::Score(_) => a.name.to_string(),
+        Kind::Score(_) | Kind::Measure(_) => a.name.to_string(),
     }
 }
 
@@ -217,7 +223,7 @@ pub fn entry_covariates(
                 }
             }
         }
-        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth => {
+        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth | Kind::IndexYearMonth => {
             let yob = persons.i32_column("year_of_birth");
             for e in entries {
                 if !persons.has_row(e.person) {
@@ -233,14 +239,22 @@ pub fn entry_covariates(
                         i64::from(year - y).div_euclid(5)
                     }
                     Kind::IndexYear => i64::from(year),
+                    Kind::IndexYearMonth => i64::from(year) * 100 + i64::from(month),
                     _ => i64::from(month),
                 };
                 hit(*e, by_concept(key));
             }
         }
-        Kind::Concept(table, use_end) | Kind::Group(table, use_end) => {
+        Kind::Concept(..) | Kind::Group(..) | Kind::Inpatient(_) => {
+            let Some((table, use_end)) = domain_table(a.kind) else {
+                return;
+            };
             let Some(d) = ctx.store.domain(table) else {
                 return;
+            };
+            let inpatient = match a.kind {
+                Kind::Inpatient(_) => Some(InpatientVisits::new(ctx)),
+                _ => None,
             };
             let groups = match a.kind {
                 Kind::Group(..) => Some(groups(ctx, table)),
@@ -255,6 +269,11 @@ pub fn entry_covariates(
                     let c = concepts[r];
                     if c == 0 || c == NULL_CONCEPT {
                         continue;
+                    }
+                    if let Some(v) = &inpatient {
+                        if !v.holds(e.person, d.start()[r]) {
+                            continue;
+                        }
                     }
                     match &groups {
                         None => seen.push(c),
@@ -273,7 +292,47 @@ pub fn entry_covariates(
             }
         }
         Kind::RangeGroup => range_group(ctx, a, entries, settings, hit),
-        Kind::ValueAsConcept(_) | Kind::Score(_) => {}
+        Kind::ValueAsConcept(_) | Kind::Score(_) | Kind::Measure(_) => {}
+    }
+}
+
+/// The table of a domain-concept analysis and whether its window reads the end date (eras).
+fn domain_table(kind: Kind) -> Option<(&'static str, bool)> {
+    match kind {
+        Kind::Concept(table, use_end) | Kind::Group(table, use_end) => Some((table, use_end)),
+        Kind::Inpatient(table) => Some((table, false)),
+        _ => None,
+    }
+}
+
+/// The visits `DomainConcept.sql`'s `inpatient` join keeps: those whose concept descends from
+/// 9201, 38004311, 8920 or 262 in concept_ancestor.
+struct InpatientVisits<'a> {
+    visits: Option<Domain<'a>>,
+    concepts: Vec<i32>,
+}
+
+impl<'a> InpatientVisits<'a> {
+    fn new(ctx: &Context<'a>) -> InpatientVisits<'a> {
+        let mut concepts: Vec<i32> = [9201, 38004311, 8920, 262]
+            .iter()
+            .flat_map(|&a| ctx.vocab.descendants(a).iter().copied())
+            .collect();
+        concepts.sort_unstable();
+        concepts.dedup();
+        InpatientVisits {
+            visits: ctx.store.domain("visit_occurrence"),
+            concepts,
+        }
+    }
+
+    /// True if one of the person's inpatient visits holds `day` (start ≤ day ≤ end).
+    fn holds(&self, person: u32, day: i32) -> bool {
+        let Some(v) = &self.visits else { return false };
+        let (starts, ends, concepts) = (v.start(), v.end(), v.concept());
+        v.person_rows(person)
+            .take_while(|&r| starts[r] <= day)
+            .any(|r| ends[r] >= day && self.concepts.binary_search(&concepts[r]).is_ok())
     }
 }
 

@@ -10,8 +10,11 @@
 //! - [`prespec`]: the prespecified analyses (ids, windows, defaults).
 //! - [`features`]: the binary covariates.
 //! - [`scores`]: Charlson, DCSI, CHADS2, CHA2DS2-VASc and FE's continuous statistics.
+//! - [`measures`]: the continuous demographics (age, observation time, time in cohort) and concept
+//!   and visit counts.
 
 pub mod features;
+pub mod measures;
 pub mod prespec;
 pub mod scores;
 
@@ -20,7 +23,7 @@ use qiao_cohort::CohortRow;
 use qiao_store::Store;
 use serde::Serialize;
 
-pub use prespec::{default_ids, prespec, Kind, Prespec, Score, Window, PRESPEC};
+pub use prespec::{default_ids, prespec, Count, Kind, Measure, Prespec, Score, Window, PRESPEC};
 
 /// FeatureExtraction's covariate settings that Qiao takes: which prespecified analyses and the
 /// window days (`OtherParameters.csv` defaults).
@@ -191,6 +194,10 @@ pub fn characterize(
                     scores::score(&ctx, a, s, &entries, settings)
                         .into_iter()
                         .collect(),
+                ),
+                Kind::Measure(m) => (
+                    Vec::new(),
+                    measures::measure(&ctx, a, m, &entries, rows, settings),
                 ),
                 _ => (features::binary(&ctx, a, &entries, settings), Vec::new()),
             })

@@ -17,6 +17,10 @@ pub enum Kind {
     /// `DomainConcept.sql` on a table; `true`: the window test reads the table's end date (eras),
     /// `false`: its start date.
     Concept(&'static str, bool),
+    /// `DomainConcept.sql` `inpatient`: as [`Kind::Concept`] (start date in the window), rows whose
+    /// start falls in a visit (start ≤ date ≤ end) whose concept descends from an inpatient visit
+    /// (9201, 38004311, 8920, 262 through concept_ancestor).
+    Inpatient(&'static str),
     /// `DomainConceptGroup.sql`: as [`Kind::Concept`], rolled up to FE's groups through concept_ancestor.
     Group(&'static str, bool),
     /// `MeasObsValueAsConcept.sql`: one covariate per (concept, value_as_concept_id), persons counted.
@@ -25,6 +29,50 @@ pub enum Kind {
     RangeGroup,
     /// A comorbidity score: a continuous covariate.
     Score(Score),
+    /// `DemographicsYearMonth.sql`: the index year and month (binary, id year·100000 + month·1000).
+    IndexYearMonth,
+    /// A continuous covariate of `DemographicsAge.sql`, `DemographicsTime.sql` or
+    /// `ConceptCounts.sql` (see [`Measure`]).
+    Measure(Measure),
+}
+
+impl Kind {
+    /// True for analyses whose covariates are continuous (FE's `is_binary = 'N'`).
+    pub fn is_continuous(self) -> bool {
+        matches!(self, Kind::Score(_) | Kind::Measure(_))
+    }
+}
+
+/// The continuous demographics and concept counts, one value per cohort entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// `DemographicsAge.sql`: YEAR(index) − year_of_birth.
+    Age,
+    /// `DemographicsTime.sql` `priorObservation`: days from the start of the observation period
+    /// holding the index date.
+    PriorObservation,
+    /// `postObservation`: days from the index date to that period's end.
+    PostObservation,
+    /// `inCohort`: days from cohort start to cohort end.
+    TimeInCohort,
+    /// `ConceptCounts.sql`: the entry's rows of `table` overlapping the window with a concept ≠ 0;
+    /// `use_end`: the table's end date is FE's `domainEndDate` (eras, visits), else its start date.
+    Count {
+        table: &'static str,
+        use_end: bool,
+        how: Count,
+    },
+}
+
+/// `ConceptCounts.sql`'s `subType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// `distinct`: distinct concepts.
+    Distinct,
+    /// `all`: rows.
+    All,
+    /// `stratified`: rows per concept, one covariate per concept.
+    ByConcept,
 }
 
 /// The comorbidity indices (`CharlsonIndex.sql`, `Dcsi.sql`, `Chads2.sql`, `Chads2Vasc.sql`).
@@ -84,21 +132,37 @@ use Kind as K;
 use Score as S;
 use Window as W;
 
+const fn count(table: &'static str, use_end: bool, how: Count) -> Kind {
+    K::Measure(Measure::Count {
+        table,
+        use_end,
+        how,
+    })
+}
+
 /// Every prespecified analysis Qiao computes, in `PrespecAnalyses.csv` order. Not here (an error
-/// when asked for): 2, 8–12 (continuous demographics, care site), 105–108 (inpatient), 705–708 and
-/// 809–812 (values as number), 905–926 (concept counts, HFRS).
+/// when asked for): 12 (care site), 705–708 and 809–812 (values as number), 926 (HFRS).
 #[rustfmt::skip]
 pub static PRESPEC: &[Prespec] = &[
     p(1, "DemographicsGender", "Demographics", K::PersonConcept("gender_concept_id", "gender", false), W::None, true),
+    p(2, "DemographicsAge", "Demographics", K::Measure(Measure::Age), W::None, false),
     p(3, "DemographicsAgeGroup", "Demographics", K::AgeGroup, W::None, true),
     p(4, "DemographicsRace", "Demographics", K::PersonConcept("race_concept_id", "race", true), W::None, true),
     p(5, "DemographicsEthnicity", "Demographics", K::PersonConcept("ethnicity_concept_id", "ethnicity", true), W::None, true),
     p(6, "DemographicsIndexYear", "Demographics", K::IndexYear, W::None, true),
     p(7, "DemographicsIndexMonth", "Demographics", K::IndexMonth, W::None, true),
+    p(8, "DemographicsPriorObservationTime", "Demographics", K::Measure(Measure::PriorObservation), W::None, false),
+    p(9, "DemographicsPostObservationTime", "Demographics", K::Measure(Measure::PostObservation), W::None, false),
+    p(10, "DemographicsTimeInCohort", "Demographics", K::Measure(Measure::TimeInCohort), W::None, false),
+    p(11, "DemographicsIndexYearMonth", "Demographics", K::IndexYearMonth, W::None, false),
     p(101, "ConditionOccurrenceAnyTimePrior", "Condition", K::Concept("condition_occurrence", false), W::AnyTimePrior, false),
     p(102, "ConditionOccurrenceLongTerm", "Condition", K::Concept("condition_occurrence", false), W::Long, false),
     p(103, "ConditionOccurrenceMediumTerm", "Condition", K::Concept("condition_occurrence", false), W::Medium, false),
     p(104, "ConditionOccurrenceShortTerm", "Condition", K::Concept("condition_occurrence", false), W::Short, false),
+    p(105, "ConditionOccurrencePrimaryInpatientAnyTimePrior", "Condition", K::Inpatient("condition_occurrence"), W::AnyTimePrior, false),
+    p(106, "ConditionOccurrencePrimaryInpatientLongTerm", "Condition", K::Inpatient("condition_occurrence"), W::Long, false),
+    p(107, "ConditionOccurrencePrimaryInpatientMediumTerm", "Condition", K::Inpatient("condition_occurrence"), W::Medium, false),
+    p(108, "ConditionOccurrencePrimaryInpatientShortTerm", "Condition", K::Inpatient("condition_occurrence"), W::Short, false),
     p(201, "ConditionEraAnyTimePrior", "Condition", K::Concept("condition_era", true), W::AnyTimePrior, false),
     p(202, "ConditionEraLongTerm", "Condition", K::Concept("condition_era", true), W::Long, false),
     p(203, "ConditionEraMediumTerm", "Condition", K::Concept("condition_era", true), W::Medium, false),
@@ -167,6 +231,27 @@ pub static PRESPEC: &[Prespec] = &[
     p(902, "Dcsi", "Condition", K::Score(S::Dcsi), W::None, true),
     p(903, "Chads2", "Condition", K::Score(S::Chads2), W::None, true),
     p(904, "Chads2Vasc", "Condition", K::Score(S::Chads2Vasc), W::None, true),
+    p(905, "DistinctConditionCountLongTerm", "Condition", count("condition_era", true, Count::Distinct), W::Long, false),
+    p(906, "DistinctConditionCountMediumTerm", "Condition", count("condition_era", true, Count::Distinct), W::Medium, false),
+    p(907, "DistinctConditionCountShortTerm", "Condition", count("condition_era", true, Count::Distinct), W::Short, false),
+    p(908, "DistinctIngredientCountLongTerm", "Drug", count("drug_era", true, Count::Distinct), W::Long, false),
+    p(909, "DistinctIngredientCountMediumTerm", "Drug", count("drug_era", true, Count::Distinct), W::Medium, false),
+    p(910, "DistinctIngredientCountShortTerm", "Drug", count("drug_era", true, Count::Distinct), W::Short, false),
+    p(911, "DistinctProcedureCountLongTerm", "Procedure", count("procedure_occurrence", false, Count::Distinct), W::Long, false),
+    p(912, "DistinctProcedureCountMediumTerm", "Procedure", count("procedure_occurrence", false, Count::Distinct), W::Medium, false),
+    p(913, "DistinctProcedureCountShortTerm", "Procedure", count("procedure_occurrence", false, Count::Distinct), W::Short, false),
+    p(914, "DistinctMeasurementCountLongTerm", "Measurement", count("measurement", false, Count::Distinct), W::Long, false),
+    p(915, "DistinctMeasurementCountMediumTerm", "Measurement", count("measurement", false, Count::Distinct), W::Medium, false),
+    p(916, "DistinctMeasurementCountShortTerm", "Measurement", count("measurement", false, Count::Distinct), W::Short, false),
+    p(917, "DistinctObservationCountLongTerm", "Observation", count("observation", false, Count::Distinct), W::Long, false),
+    p(918, "DistinctObservationCountMediumTerm", "Observation", count("observation", false, Count::Distinct), W::Medium, false),
+    p(919, "DistinctObservationCountShortTerm", "Observation", count("observation", false, Count::Distinct), W::Short, false),
+    p(920, "VisitCountLongTerm", "Visit", count("visit_occurrence", true, Count::All), W::Long, false),
+    p(921, "VisitCountMediumTerm", "Visit", count("visit_occurrence", true, Count::All), W::Medium, false),
+    p(922, "VisitCountShortTerm", "Visit", count("visit_occurrence", true, Count::All), W::Short, false),
+    p(923, "VisitConceptCountLongTerm", "Visit", count("visit_occurrence", true, Count::ByConcept), W::Long, false),
+    p(924, "VisitConceptCountMediumTerm", "Visit", count("visit_occurrence", true, Count::ByConcept), W::Medium, false),
+    p(925, "VisitConceptCountShortTerm", "Visit", count("visit_occurrence", true, Count::ByConcept), W::Short, false),
 ];
 
 /// The analysis with id `id`, if Qiao computes it.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Cdm, Site, Sum};
 use crate::characterization::{
     self as fe, characterize, compare, default_ids, prespec, Binary, Continuous, Distribution,
-    Kind, Population, Settings,
+    Population, Settings,
 };
 
 /// FeatureExtraction's aggregated covariates, released.
@@ -50,7 +50,7 @@ fn moment_stat(side: &str, id: i64, what: &str) -> Statistic {
 
 /// Whether an analysis id gives continuous covariates.
 fn continuous_analysis(analysis_id: u32) -> bool {
-    prespec(analysis_id).is_some_and(|a| matches!(a.kind, Kind::Score(_)))
+    prespec(analysis_id).is_some_and(|a| a.kind.is_continuous())
 }
 
 fn settings(spec: &CharacterizationSpec) -> Settings {
