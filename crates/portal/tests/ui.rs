@@ -1395,6 +1395,154 @@ async fn analysis_pages_launch_show_and_export_by_role() {
     let (lo, hi): (f64, f64) = (f[17].parse().unwrap(), f[18].parse().unwrap());
     assert!(lo < ir && ir < hi, "{pooled}");
     assert!(f[19].contains("person_outcomes: 10 (10–19)"), "{pooled}");
+    // Issue 16: a survival analysis (target 1 against comparator 2, to outcome 2) on a 30-day
+    // grid to 90 days; a bad grid is refused by name first.
+    let surv = |grid: &'static str| {
+        vec![
+            ("kind", "survival"),
+            ("target", "1"),
+            ("comparator", "2"),
+            ("outcome", "2"),
+            ("tar", "start+0:obs_end"),
+            ("grid_days", grid),
+            ("horizon_days", "90"),
+        ]
+    };
+    let r = sp
+        .submit("/projects/rwe", "/projects/rwe/analyses", &surv("0"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("$.grid_days"), "{}", r.body);
+    let r = sp
+        .submit("/projects/rwe", "/projects/rwe/analyses", &surv("30"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let runs = al::analysis_runs(s, &id).unwrap();
+    let sj = w.store.job(&runs[2].job).unwrap().unwrap().job;
+    match &sj.query {
+        QueryType::Survival(x) => {
+            assert_eq!((x.grid_days, x.horizon_days, x.cells()), (30, 90, 4));
+            assert!(x.comparator.is_some() && x.outcome.is_object());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Per arm: persons followed, then events and censorings at days 0, 30, 60, 90 (under 10:
+    // withheld, read as 0 by the hub).
+    let arm = |n, ev: [u64; 4], ce: [u64; 4]| qiao_hub::protocol::RiskSetResult {
+        entered: rel(n),
+        events: ev.map(rel).to_vec(),
+        censored: ce.map(rel).to_vec(),
+    };
+    for (site, t, c) in [
+        (
+            "h1",
+            arm(100, [0, 20, 10, 0], [0, 10, 10, 50]),
+            arm(60, [0, 10, 0, 0], [0, 0, 0, 50]),
+        ),
+        (
+            "h2",
+            arm(50, [0, 10, 0, 0], [0, 0, 10, 30]),
+            arm(40, [0, 5, 0, 0], [0, 0, 10, 25]),
+        ),
+    ] {
+        w.store
+            .put_result(
+                &JobResult {
+                    job_id: sj.job_id,
+                    site_id: site.parse().unwrap(),
+                    outcome: Outcome::Done {
+                        payload: Payload::Survival(qiao_hub::protocol::SurvivalResult {
+                            target: t,
+                            comparator: Some(c),
+                            disclosure: no_disclosure(),
+                        }),
+                    },
+                },
+                T,
+            )
+            .unwrap();
+    }
+    let page = sp.get("/projects/rwe/analyses/3").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let b = &page.body;
+    assert!(
+        b.contains("Time to 2. Back pain again: 1. Back pain against 2. Back pain again"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<svg class=\"chart km\" id=\"km\"")
+            && b.matches("<polygon class=\"band\"").count() == 2,
+        "{b}"
+    );
+    assert!(b.contains("log(−log) scale"), "{b}");
+    // What was withheld, per site and arm (zeros are under the threshold too).
+    assert!(
+        b.contains("h2, 2. Back pain again: 6 of 8 counts withheld (counted as 0), 0 noised."),
+        "{b}"
+    );
+    // The log-rank test on the pooled tables (target 150, comparator 100 — h2's 5 events read
+    // as 0): events at day 30 (30 vs 10 of 150 and 100 at risk) and day 60 (10 vs 0 of 110
+    // and 90).
+    let v = |na: f64, nb: f64, d: f64| {
+        let n = na + nb;
+        na * nb * d * (n - d) / (n * n * (n - 1.0))
+    };
+    let chi2 =
+        (30.0 - 24.0 + 10.0 - 5.5f64).powi(2) / (v(150.0, 100.0, 40.0) + v(110.0, 90.0, 10.0));
+    assert!(
+        b.contains(&format!("Log-rank test: χ² {chi2:.3}, 1 df")),
+        "{chi2}: {b}"
+    );
+    // The at-risk table under the plot: days 0, 30, 90 … (past the horizon: 0 at risk).
+    assert!(b.contains("Number at risk"), "{b}");
+    let csv = sp.get("/projects/rwe/analyses/3/km.csv").await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    assert!(
+        csv.body
+            .starts_with("scope,arm,time,at_risk,events,censored,survival,std_err,lower,upper\n"),
+        "{}",
+        csv.body
+    );
+    // Pooled target: S(30) = 1 − 30/150 with the exponential-Greenwood interval; S(60) =
+    // 0.8 · 100/110.
+    let row = |scope: &str, arm: &str, time: u32| -> Vec<f64> {
+        let head = format!("{scope},{arm},{time},");
+        let line = csv
+            .body
+            .lines()
+            .find(|l| l.starts_with(&head))
+            .unwrap_or_else(|| panic!("{head}: {}", csv.body));
+        line[head.len()..]
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    let r30 = row("pooled", "target", 30);
+    let (sv, var) = (0.8f64, 30.0 / (150.0 * 120.0));
+    let z = 1.959963984540054f64;
+    let se_log = (var / sv.ln().powi(2)).sqrt();
+    let want = [
+        150.0,
+        30.0,
+        10.0,
+        sv,
+        sv * var.sqrt(),
+        sv.powf((z * se_log).exp()),
+        sv.powf((-z * se_log).exp()),
+    ];
+    for (got, want) in r30.iter().zip(want) {
+        assert!((got - want).abs() < 1e-12, "{r30:?} vs {want}");
+    }
+    assert!((row("pooled", "target", 60)[3] - 0.8 * 100.0 / 110.0).abs() < 1e-12);
+    // h1 alone: its own curve, S(30) = 1 − 20/100.
+    assert!((row("h1", "target", 30)[3] - 0.8).abs() < 1e-12);
+    let one = sp.get("/projects/rwe/analyses/3?site=h1").await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert!(
+        one.body.contains("<strong>h1</strong>") && !one.body.contains("h2, 2. Back pain again"),
+        "{}",
+        one.body
+    );
     // Who may see them: the oversight roles and the project's sponsor; not other sites'
     // people (not invited), anonymous sent to sign in; a run that does not exist is a 404.
     use UserRole::*;
@@ -1406,6 +1554,7 @@ async fn analysis_pages_launch_show_and_export_by_role() {
         "/projects/rwe/analyses/1/covariates.csv",
         "/projects/rwe/analyses/1/continuous.csv",
         "/projects/rwe/analyses/2/incidence.csv",
+        "/projects/rwe/analyses/3/km.csv",
     ];
     let mut checked = 0;
     for (name, role) in ROLES {
@@ -1442,7 +1591,7 @@ async fn analysis_pages_launch_show_and_export_by_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 7 * 5 + 6);
+    assert_eq!(checked, 7 * 6 + 6);
     assert_eq!(
         sp.get("/projects/rwe/analyses/9").await.status,
         StatusCode::NOT_FOUND

@@ -13,6 +13,16 @@
 //! Also reported: the cohort alone (`qiao cohort run` on the store, best of 5) and each site's
 //! own execution time (its `job executed … millis` log line), to show what dominates.
 //!
+//! Then, on the same network, federated Cox regressions (issue 16's target: < 2 s end to end):
+//! celecoxib (CohortGenerator cohort 1) against diclofenac, GI bleed outcome, 5 covariates
+//! (treatment, age per 10 years, gender, ankle sprain and concussion at index), stratified by
+//! site; each a run started through the hub API and polled every 2 ms until it ends. The sites
+//! switch to the `exact` release mode for it (regression rounds are refused under DP and
+//! SHRINE) and run analyses without the steward's approval; the hub then has no ceiling on ρ
+//! per release (the exact mode has none). Reported: the time from start to the fit, the Newton iterations and rounds, and each
+//! round's time (issued → the last site's sums), from the run's record. QIAO_BENCH_FITS (3) runs;
+//! QIAO_BENCH_QUERIES=0 skips the cohort round trips.
+//!
 //! Run with `cargo bench -p qiao --bench network_roundtrip` or `scripts/bench-network.sh`;
 //! environment: QIAO_BENCH_QUERIES (200), QIAO_BENCH_SITES (5), QIAO_BENCH_REPLICATE (20),
 //! QIAO_BENCH_DIR (where the replicated store is cached; default target/bench-network).
@@ -113,6 +123,7 @@ fn main() {
     let queries = env_or("QIAO_BENCH_QUERIES", 200);
     let n_sites = env_or("QIAO_BENCH_SITES", 5);
     let k = env_or("QIAO_BENCH_REPLICATE", 20);
+    let fits = env_or("QIAO_BENCH_FITS", 3);
     let cache = std::env::var_os("QIAO_BENCH_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-network"),
         PathBuf::from,
@@ -145,6 +156,12 @@ fn main() {
         site_logs: true,
         // The submission quotas (120 per user per hour) would stop a 200-query run.
         jobs_per_hour: Some(100_000),
+        // The exact release mode of the regression runs has no ρ: no alliance ceiling on it.
+        hub_args: if fits > 0 {
+            vec!["--floor-max-rho-per-release".into(), "none".into()]
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     let net = Network::start(d, &spec, &Nodes::Processes(cli())).expect("network");
@@ -209,6 +226,7 @@ fn main() {
         times.push(round_trip(true));
     }
     let wall = started.elapsed().as_secs_f64();
+    let fits = regression_runs(&net, &client, &project, fits);
 
     let mut cohort = Vec::new();
     for _ in 0..5 {
@@ -248,7 +266,9 @@ fn main() {
         "network round trip: {n_sites} sites x GiBleed x{k} on loopback, {queries} sequential cohort_count queries in {wall:.1} s ({:.1} queries/s)",
         queries as f64 / wall
     );
-    summary("submit -> all results", times);
+    if queries > 0 {
+        summary("submit -> all results", times);
+    }
     summary("site: job executed (each site)", executed);
     cohort.sort_by(f64::total_cmp);
     println!(
@@ -256,4 +276,102 @@ fn main() {
         "cohort alone",
         cohort.first().copied().unwrap_or(f64::NAN)
     );
+    let (ends, rounds): (Vec<f64>, Vec<Vec<f64>>) = fits.into_iter().unzip();
+    if !ends.is_empty() {
+        println!(
+            "federated Cox, 5 covariates, {n_sites} sites x GiBleed x{k}, stratified by site:"
+        );
+        summary("start -> fit (end to end)", ends);
+        summary("round (issued -> last sums)", rounds.concat());
+    }
+}
+
+const ANALYSIS_COHORTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../analysis/tests/cohorts");
+
+fn cohort_file(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `fits` federated Cox runs, one after another: per run, the milliseconds from the start to
+/// the fit and each round's milliseconds (issued → the last site's sums).
+fn regression_runs(
+    net: &Network,
+    client: &qiao_hub::HubClient,
+    project: &ProjectId,
+    fits: u64,
+) -> Vec<(f64, Vec<f64>)> {
+    use qiao_hub::protocol::{RegressionCovariate, RegressionModel, RegressionSpec};
+    use qiao_hub::service::runs::{RunRequest, RunStatus};
+    if fits == 0 {
+        return Vec::new();
+    }
+    for site in &net.sites {
+        let dir = SiteDir::open(&site.data).expect("site dir");
+        let mut policy = SitePolicy::load(&dir).expect("policy");
+        policy.release = qiao_disclosure::ReleaseMode::Exact;
+        policy.analyses = qiao_site::Approval::Auto;
+        policy.save(&dir).expect("save policy");
+    }
+    let analysis = |name: &str| cohort_file(&format!("{ANALYSIS_COHORTS}/{name}.json"));
+    let cohort = |name: &str| RegressionCovariate::Cohort {
+        name: name.replace('_', " "),
+        definition: analysis(name),
+    };
+    let request = RunRequest {
+        spec: RegressionSpec {
+            model: RegressionModel::Cox,
+            outcome: analysis("gi_bleed"),
+            comparator: Some(analysis("diclofenac")),
+            covariates: vec![
+                RegressionCovariate::Treatment,
+                RegressionCovariate::Age,
+                RegressionCovariate::Gender,
+                cohort("ankle_sprain"),
+                cohort("concussion"),
+            ],
+            tar: "start+0:obs_end".into(),
+        },
+        definition: cohort_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts/1.json"
+        )),
+        sites: None,
+        round_timeout_secs: None,
+    };
+    (0..fits)
+        .map(|_| {
+            let t = Instant::now();
+            let run = client.start_run(project, &request).expect("start run");
+            let run = loop {
+                let r = client.run(&run.run_id).expect("run");
+                if r.status != RunStatus::Running {
+                    break r;
+                }
+                assert!(t.elapsed() < Duration::from_secs(120), "run still running");
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            assert_eq!(run.status, RunStatus::Converged, "{:?}", run.failure);
+            let fit = run.fit.as_ref().expect("fit");
+            eprintln!(
+                "Cox run: n {} events {} iterations {} rounds {} in {ms:.0} ms; {}",
+                fit.n,
+                fit.events,
+                fit.iterations,
+                run.rounds.len(),
+                fit.coefficients
+                    .iter()
+                    .map(|c| format!("{} {:.4}", c.name, c.beta))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let rounds = run
+                .rounds
+                .iter()
+                .filter_map(|r| Some((r.finished_at_ms? - r.issued_at_ms) as f64))
+                .collect();
+            (ms, rounds)
+        })
+        .collect()
 }

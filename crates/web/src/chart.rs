@@ -332,6 +332,92 @@ pub fn forest(id: &str, title: &str, rows: &[Interval], band: Option<(f64, f64)>
     }
 }
 
+/// One curve of a [`km`] chart: a step function from (0, 1) with its pointwise interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepCurve {
+    /// Legend label.
+    pub label: String,
+    /// CSS class (`s0`, `s1`).
+    pub class: &'static str,
+    /// (time, survival, lower, upper) at each time the curve steps, times ascending; an
+    /// interval end that is not a number is drawn at the survival.
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// A Kaplan–Meier chart: each curve as steps from survival 1 at time 0, its interval as a
+/// shaded band of the same steps, x from 0 to the last time (labelled `x_title`), y from 0 to 1.
+/// Each curve carries its label as a `<title>`; the numbers are in the page's tables.
+pub fn km(id: &str, title: &str, x_title: &str, curves: &[StepCurve]) -> Markup {
+    let height = 300.0;
+    let (left, right, top, bottom) = (50.0, 20.0, 30.0, 45.0);
+    let plot_w = WIDTH - left - right;
+    let plot_h = height - top - bottom;
+    let t_max = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| clean(p.0)))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let x_at = |t: f64| left + plot_w * clean(t).min(t_max) / t_max;
+    let y_at = |v: f64| top + plot_h * (1.0 - clean(v).min(1.0));
+    // The steps through (t, v) points from (0, 1) to the right end, as SVG coordinates.
+    let steps = |values: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        let mut out = vec![(x_at(0.0), y_at(1.0))];
+        let mut last = 1.0;
+        for &(t, v) in values {
+            out.push((x_at(t), y_at(last)));
+            out.push((x_at(t), y_at(v)));
+            last = v;
+        }
+        out.push((x_at(t_max), y_at(last)));
+        out
+    };
+    let pts = |v: &[(f64, f64)]| -> String {
+        v.iter()
+            .map(|(x, y)| format!("{},{}", fmt_num(*x), fmt_num(*y)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let or = |x: f64, s: f64| if x.is_finite() { x } else { s };
+    // Per curve: the band (upper steps forward, lower steps back) and the line.
+    let drawn: Vec<(String, String)> = curves
+        .iter()
+        .map(|c| {
+            let upper: Vec<(f64, f64)> = c.points.iter().map(|p| (p.0, or(p.3, p.1))).collect();
+            let lower: Vec<(f64, f64)> = c.points.iter().map(|p| (p.0, or(p.2, p.1))).collect();
+            let line: Vec<(f64, f64)> = c.points.iter().map(|p| (p.0, p.1)).collect();
+            let mut band = steps(&upper);
+            band.extend(steps(&lower).into_iter().rev());
+            (pts(&band), pts(&steps(&line)))
+        })
+        .collect();
+    let title_id = format!("{id}-title");
+    html! {
+        svg.chart.km id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+            viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height) {
+            title id=(title_id) { (title) }
+            line.axis x1=(left) y1=(fmt_num(top + plot_h)) x2=(fmt_num(left + plot_w)) y2=(fmt_num(top + plot_h)) {}
+            line.axis x1=(left) y1=(top) x2=(left) y2=(fmt_num(top + plot_h)) {}
+            @for v in [0.0, 0.25, 0.5, 0.75, 1.0] {
+                text.tick x=(fmt_num(left - 6.0)) y=(fmt_num(y_at(v) + 4.0)) text-anchor="end" { (format!("{v:.2}")) }
+            }
+            @for i in 0..=4 {
+                @let t = (t_max * f64::from(i) / 4.0).round();
+                text.tick x=(fmt_num(x_at(t))) y=(fmt_num(top + plot_h + 16.0)) text-anchor="middle" { (t) }
+            }
+            text.tick x=(fmt_num(left + plot_w / 2.0)) y=(fmt_num(height - 6.0)) text-anchor="middle" { (x_title) }
+            @for (i, (c, (band, line))) in curves.iter().zip(&drawn).enumerate() {
+                g class=(format!("curve {}", c.class)) {
+                    title { (c.label) }
+                    polygon.band points=(band) {}
+                    polyline points=(line) {}
+                    rect.key x=(fmt_num(left + 10.0 + 200.0 * i as f64)) y="8" width="12" height="12" {}
+                    text.legend x=(fmt_num(left + 26.0 + 200.0 * i as f64)) y="18" { (c.label) }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +611,31 @@ mod tests {
         assert_eq!(svg.matches("class=\"whisker\"").count(), 1, "{svg}");
         assert!(svg.contains("<rect class=\"band\" x=\"296.7\""), "{svg}");
         assert!(svg.contains("<title>b: -0.5</title>"), "{svg}");
+    }
+
+    #[test]
+    fn km_steps_from_one_with_its_band() {
+        let curve = StepCurve {
+            label: "Target".into(),
+            class: "s0",
+            points: vec![
+                (0.0, 1.0, f64::NAN, f64::NAN),
+                (10.0, 0.5, 0.25, 0.75),
+                (20.0, 0.25, 0.1, 0.5),
+            ],
+        };
+        let svg = km("k", "KM", "days", &[curve]).into_string();
+        // x: 50 + 570·t/20; y: 30 + 225·(1 − v). The curve: (50,30) → (50,30) (time 0, no
+        // step) → (335,30) → (335,142.5) → (620,142.5) → (620,198.8) → right end (620,198.8).
+        assert!(
+            svg.contains("<polyline points=\"50.0,30.0 50.0,30.0 50.0,30.0 335.0,30.0 335.0,142.5 620.0,142.5 620.0,198.8 620.0,198.8\">"),
+            "{svg}"
+        );
+        // The band: upper steps forward (0.75 at 10, 0.5 at 20), lower back (0.1 at 20 first).
+        assert!(svg.contains("<polygon class=\"band\" points=\"50.0,30.0 50.0,30.0 50.0,30.0 335.0,30.0 335.0,86.2 620.0,86.2 620.0,142.5 620.0,142.5 620.0,232.5 620.0,232.5 620.0,198.8"), "{svg}");
+        assert!(
+            svg.contains("<title>Target</title>") && !svg.contains("NaN"),
+            "{svg}"
+        );
     }
 }

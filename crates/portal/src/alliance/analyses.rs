@@ -5,14 +5,16 @@
 //! enrolled site like a feasibility run. The runs are kept in their own table ([`ANALYSES`],
 //! by `project/number`); the results are the job's released aggregates and the hub's pooling.
 //!
-//! Adding an analysis kind (survival, regression): one [`AnalysisKind`] variant, one form parser
-//! beside [`characterization_spec`] / [`incidence_spec`], and its page.
+//! Survival (issue 16: Kaplan–Meier of a target and an optional comparator to an outcome, with
+//! the log-rank test) is a third kind. Adding an analysis kind (regression): one
+//! [`AnalysisKind`] variant, one form parser beside [`characterization_spec`] /
+//! [`incidence_spec`] / [`survival_spec`], and its page.
 
 use qiao_hub::audit::EntryDraft;
 use qiao_hub::model::User;
 use qiao_hub::protocol::{
     CharacterizationSpec, IncidenceSpec, IncidenceStrata, Job, JobId, ProjectId, QueryType, SiteId,
-    TarAnchor, TarDate, TimeAtRisk, UserId, UserRole,
+    SurvivalSpec, SurvivalTar, TarAnchor, TarDate, TimeAtRisk, UserId, UserRole,
 };
 use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
 use qiao_hub::{HubStore, StoreError};
@@ -40,6 +42,13 @@ pub enum AnalysisKind {
         /// The outcome cohort.
         outcome: u32,
     },
+    /// Kaplan–Meier of the target (and the comparator) to the outcome, and the log-rank test.
+    Survival {
+        /// The outcome cohort.
+        outcome: u32,
+        /// The comparator cohort.
+        comparator: Option<u32>,
+    },
 }
 
 impl AnalysisKind {
@@ -48,6 +57,24 @@ impl AnalysisKind {
         match self {
             AnalysisKind::Characterization { .. } => "characterization",
             AnalysisKind::Incidence { .. } => "incidence",
+            AnalysisKind::Survival { .. } => "survival",
+        }
+    }
+
+    /// The other cohorts a run reads besides the target, with the form field that names each,
+    /// in the order [`run_analysis`] hands their definitions to its query.
+    fn others(&self) -> Vec<(&'static str, u32)> {
+        match *self {
+            AnalysisKind::Characterization { comparator } => {
+                comparator.map(|c| ("comparator", c)).into_iter().collect()
+            }
+            AnalysisKind::Incidence { outcome } => vec![("outcome", outcome)],
+            AnalysisKind::Survival {
+                outcome,
+                comparator,
+            } => std::iter::once(("outcome", outcome))
+                .chain(comparator.map(|c| ("comparator", c)))
+                .collect(),
         }
     }
 }
@@ -277,8 +304,8 @@ pub fn incidence_spec(f: &IncidenceForm<'_>) -> Result<(u32, u32, IncidenceSpec)
 }
 
 /// Runs an analysis of the project's cohort `target` on every enrolled site: one hub job whose
-/// definition is the target's and whose query is `query` with the other cohort's definition
-/// (`other`: comparator or outcome) filled in by `fill`. Only a sponsor member, in the stages
+/// definition is the target's and whose query is `query` given the other cohorts' definitions
+/// (in the order of [`AnalysisKind::others`]). Only a sponsor member, in the stages
 /// the hub runs queries after feasibility began (feasibility, site selection, running). The
 /// caller wakes the polling sites.
 pub fn run_analysis(
@@ -286,14 +313,10 @@ pub fn run_analysis(
     id: &ProjectId,
     target: u32,
     kind: AnalysisKind,
-    query: impl Fn(Option<serde_json::Value>) -> QueryType,
+    query: impl Fn(Vec<serde_json::Value>) -> QueryType,
     by: &User,
     now: i64,
 ) -> Outcome<AnalysisRun> {
-    let other = match kind {
-        AnalysisKind::Characterization { comparator } => comparator,
-        AnalysisKind::Incidence { outcome } => Some(outcome),
-    };
     write(store, |tx| {
         let (f, p) = load(tx, id)?;
         if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
@@ -307,23 +330,13 @@ pub fn run_analysis(
         }
         let def: serde_json::Value = get_json(tx, COHORTS, &cohort_key(id, target))?
             .ok_or_else(|| field("target", "form.err_choice"))?;
-        let other_def = match other {
-            Some(n) => Some(
-                get_json::<serde_json::Value>(tx, COHORTS, &cohort_key(id, n))?.ok_or_else(
-                    || {
-                        field(
-                            if matches!(kind, AnalysisKind::Incidence { .. }) {
-                                "outcome"
-                            } else {
-                                "comparator"
-                            },
-                            "form.err_choice",
-                        )
-                    },
-                )?,
-            ),
-            None => None,
-        };
+        let mut other_defs = Vec::new();
+        for (name, n) in kind.others() {
+            other_defs.push(
+                get_json::<serde_json::Value>(tx, COHORTS, &cohort_key(id, n))?
+                    .ok_or_else(|| field(name, "form.err_choice"))?,
+            );
+        }
         let sites: Vec<SiteId> = scan_json::<qiao_hub::model::Site>(tx, Table::Sites, "")?
             .into_iter()
             .filter(|s| s.public_key.is_some())
@@ -335,7 +348,7 @@ pub fn run_analysis(
         let job = Job {
             job_id: JobId::random(),
             project_id: id.clone(),
-            query: query(other_def),
+            query: query(other_defs),
             definition: def,
             requested_by: requester(by),
             created_at: now,
@@ -384,9 +397,9 @@ pub fn run_characterization(
         id,
         target,
         AnalysisKind::Characterization { comparator },
-        |other| {
+        |others| {
             QueryType::Characterization(CharacterizationSpec {
-                comparator: other,
+                comparator: others.into_iter().next(),
                 ..spec.clone()
             })
         },
@@ -410,9 +423,127 @@ pub fn run_incidence(
         id,
         target,
         AnalysisKind::Incidence { outcome },
-        |other| {
+        |others| {
             QueryType::Incidence(IncidenceSpec {
-                outcome: other.unwrap_or_default(),
+                outcome: others.into_iter().next().unwrap_or_default(),
+                ..spec.clone()
+            })
+        },
+        by,
+        now,
+    )
+    .map_err(|e| vec![e])
+}
+
+/// The survival form: target, outcome and (optional) comparator cohorts, the time at risk as
+/// `qiao analyze survival --tar` writes it (`start+0:obs_end`, `start+0:end+0`,
+/// `start+0:start+365`; empty: the default, to the observation period end), the grid and the
+/// horizon in days (empty: 30 and 3,650).
+pub struct SurvivalForm<'a> {
+    pub target: &'a str,
+    pub outcome: &'a str,
+    pub comparator: &'a str,
+    pub tar: &'a str,
+    pub grid_days: &'a str,
+    pub horizon_days: &'a str,
+}
+
+/// Days from a form field (empty: `default`).
+fn days(name: &'static str, value: &str, default: u32) -> Outcome<u32> {
+    match value.trim() {
+        "" => Ok(default),
+        v => v.parse().map_err(|_| field(name, "ana.err_days")),
+    }
+}
+
+/// The survival spec of a form (the outcome's and comparator's definitions filled in at
+/// launch), the target, outcome and comparator numbers; every bad field refused at once.
+pub fn survival_spec(
+    f: &SurvivalForm<'_>,
+) -> Result<(u32, u32, Option<u32>, SurvivalSpec), Vec<Refusal>> {
+    let mut errs = Vec::new();
+    let target = collect(&mut errs, cohort_field("target", f.target, false)).flatten();
+    let outcome = collect(&mut errs, cohort_field("outcome", f.outcome, false)).flatten();
+    let comparator = collect(&mut errs, cohort_field("comparator", f.comparator, true));
+    let tar = match f.tar.trim() {
+        "" => Some(SurvivalTar::default()),
+        t => match t.parse::<qiao_analysis::time_to_event::TimeAtRisk>() {
+            Ok(tar) => Some(SurvivalTar::from(tar)),
+            Err(e) => {
+                errs.push(Refusal::Field {
+                    field: "tar",
+                    key: "ana.err_spec",
+                    args: vec![("what", e.to_string())],
+                });
+                None
+            }
+        },
+    };
+    let grid = collect(
+        &mut errs,
+        days("grid_days", f.grid_days, SurvivalSpec::DEFAULT_GRID_DAYS),
+    );
+    let horizon = collect(
+        &mut errs,
+        days(
+            "horizon_days",
+            f.horizon_days,
+            SurvivalSpec::DEFAULT_HORIZON_DAYS,
+        ),
+    );
+    let spec = SurvivalSpec {
+        outcome: serde_json::json!({}),
+        comparator: None,
+        tar: tar.unwrap_or_default(),
+        grid_days: grid.unwrap_or(SurvivalSpec::DEFAULT_GRID_DAYS),
+        horizon_days: horizon.unwrap_or(SurvivalSpec::DEFAULT_HORIZON_DAYS),
+    };
+    if grid.is_some() && horizon.is_some() {
+        let bad = spec.check().err().map(|(path, what)| {
+            let name = if path == "$.grid_days" {
+                "grid_days"
+            } else {
+                "horizon_days"
+            };
+            Refusal::Field {
+                field: name,
+                key: "ana.err_spec",
+                args: vec![("what", format!("{path}: {what}"))],
+            }
+        });
+        errs.extend(bad);
+    }
+    match (target, outcome, comparator) {
+        (Some(t), _, Some(Some(c))) if errs.is_empty() && t == c => {
+            Err(vec![field("comparator", "ana.err_same")])
+        }
+        (Some(t), Some(o), Some(c)) if errs.is_empty() => Ok((t, o, c, spec)),
+        _ => Err(errs),
+    }
+}
+
+/// A survival analysis from its form, run on the network.
+pub fn run_survival(
+    store: &dyn HubStore,
+    id: &ProjectId,
+    form: &SurvivalForm<'_>,
+    by: &User,
+    now: i64,
+) -> Result<AnalysisRun, Vec<Refusal>> {
+    let (target, outcome, comparator, spec) = survival_spec(form)?;
+    run_analysis(
+        store,
+        id,
+        target,
+        AnalysisKind::Survival {
+            outcome,
+            comparator,
+        },
+        |others| {
+            let mut others = others.into_iter();
+            QueryType::Survival(SurvivalSpec {
+                outcome: others.next().unwrap_or_default(),
+                comparator: others.next(),
                 ..spec.clone()
             })
         },
@@ -425,6 +556,16 @@ pub fn run_incidence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields refused, in order.
+    fn fields(errs: &[Refusal]) -> Vec<&'static str> {
+        errs.iter()
+            .filter_map(|e| match e {
+                Refusal::Field { field, .. } => Some(*field),
+                _ => None,
+            })
+            .collect()
+    }
 
     #[test]
     fn forms_parse_into_specs_and_name_the_bad_field() {
@@ -443,14 +584,7 @@ mod tests {
             covariates: "-5",
         })
         .unwrap_err();
-        let fields: Vec<&str> = errs
-            .iter()
-            .filter_map(|e| match e {
-                Refusal::Field { field, .. } => Some(*field),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(fields, ["target", "analyses", "covariates"]);
+        assert_eq!(fields(&errs), ["target", "analyses", "covariates"]);
         let (t, o, spec) = incidence_spec(&IncidenceForm {
             target: "1",
             outcome: "2",
@@ -499,5 +633,54 @@ mod tests {
             })
         );
         assert_eq!(parse_tar("start+x:end"), None);
+        let (t, o, c, spec) = survival_spec(&SurvivalForm {
+            target: "1",
+            outcome: "3",
+            comparator: "2",
+            tar: "start+1:start+365",
+            grid_days: "7",
+            horizon_days: "",
+        })
+        .unwrap();
+        assert_eq!(
+            (t, o, c, spec.grid_days, spec.horizon_days),
+            (1, 3, Some(2), 7, 3650)
+        );
+        assert_eq!(spec.tar.start_offset, 1);
+        assert_eq!(
+            spec.tar.end,
+            qiao_hub::protocol::SurvivalTarEnd::CohortStart(365)
+        );
+        // A missing outcome, a bad comparator, time at risk and grid: each named; a grid of 0
+        // days: the protocol's own check, on the grid field.
+        let errs = survival_spec(&SurvivalForm {
+            target: "1",
+            outcome: "",
+            comparator: "x",
+            tar: "end+0:obs_end",
+            grid_days: "-1",
+            horizon_days: "",
+        })
+        .unwrap_err();
+        assert_eq!(fields(&errs), ["outcome", "comparator", "tar", "grid_days"]);
+        let errs = survival_spec(&SurvivalForm {
+            target: "1",
+            outcome: "2",
+            comparator: "",
+            tar: "",
+            grid_days: "0",
+            horizon_days: "",
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                errs[..],
+                [Refusal::Field {
+                    field: "grid_days",
+                    ..
+                }]
+            ),
+            "{errs:?}"
+        );
     }
 }

@@ -32,8 +32,8 @@ pub use accounts::{
 };
 pub use analyses::{
     analysis_run, analysis_runs, characterization_spec, incidence_spec, parse_tar,
-    run_characterization, run_incidence, AnalysisKind, AnalysisRun, CharacterizationForm,
-    IncidenceForm, ANALYSES,
+    run_characterization, run_incidence, run_survival, survival_spec, AnalysisKind, AnalysisRun,
+    CharacterizationForm, IncidenceForm, SurvivalForm, ANALYSES,
 };
 pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
 pub use feasibility::{

@@ -802,12 +802,28 @@ pub async fn launch_analysis(
     let kind = match form.get("kind") {
         "characterization" => "characterization",
         "incidence" => "incidence",
+        "survival" => "survival",
         _ => return ctx.not_found(),
     };
     let p2 = portal.clone();
     let (r, form) = match blocking(move || {
         let s = p2.hub.store();
-        let r = if kind == "characterization" {
+        let r = if kind == "survival" {
+            alliance::run_survival(
+                s.as_ref(),
+                &pid,
+                &alliance::SurvivalForm {
+                    target: form.get("target"),
+                    outcome: form.get("outcome"),
+                    comparator: form.get("comparator"),
+                    tar: form.get("tar"),
+                    grid_days: form.get("grid_days"),
+                    horizon_days: form.get("horizon_days"),
+                },
+                &user,
+                now(),
+            )
+        } else if kind == "characterization" {
             alliance::run_characterization(
                 s.as_ref(),
                 &pid,

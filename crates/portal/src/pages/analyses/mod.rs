@@ -4,13 +4,15 @@
 //! tables as CSV (`GET /projects/{id}/analyses/{n}/{table}.csv`).
 //!
 //! Each analysis kind is one module here with three functions — `render` (the result page's
-//! body), `tables` (its CSV tables) and the form in [`section`]. Survival (Kaplan–Meier) and
-//! regression (a forest plot through `qiao_web::chart::forest`) are one more module each, one
-//! more [`AnalysisKind`] variant and one more arm in [`result_page`] and [`csv`].
+//! body), `tables` (its CSV tables) and the form in [`section`]; survival (Kaplan–Meier curves
+//! with the at-risk table and the log-rank test, issue 16) is the third. Regression (a forest
+//! plot through `qiao_web::chart::forest`) would be one more module, one more [`AnalysisKind`]
+//! variant and one more arm in [`result_page`] and [`csv`].
 
 mod characterization;
 mod incidence;
 mod names;
+mod survival;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -81,6 +83,28 @@ fn run_title(lang: Lang, f: &ProjectFile, r: &AnalysisRun) -> String {
                 ("outcome", &cohort_name(&f.cohorts, outcome)),
             ],
         ),
+        AnalysisKind::Survival {
+            outcome,
+            comparator,
+        } => {
+            let outcome = cohort_name(&f.cohorts, outcome);
+            match comparator {
+                None => tf(
+                    lang,
+                    "ana.title_surv",
+                    &[("target", &target), ("outcome", &outcome)],
+                ),
+                Some(c) => tf(
+                    lang,
+                    "ana.title_surv_vs",
+                    &[
+                        ("target", &target),
+                        ("outcome", &outcome),
+                        ("comparator", &cohort_name(&f.cohorts, c)),
+                    ],
+                ),
+            }
+        }
     }
 }
 
@@ -194,6 +218,22 @@ pub(crate) fn section(
                     }
                     (field(lang, InputKind::Text, "age_breaks", "ana.age_breaks", &val("incidence", "age_breaks", ""), errs))
                     (submit(lang, "ana.run_inc"))
+                }
+            }
+            details.card open[form.is_some_and(|(n, _, _)| n == "survival")] {
+                summary { (t(lang, "ana.surv_form")) }
+                @let errs = errs_for("survival");
+                (form_error(errs))
+                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
+                    (csrf_field(csrf))
+                    input type="hidden" name="kind" value="survival";
+                    (select(lang, "target", "ana.target", &cohorts, &val("survival", "target", ""), errs))
+                    (select(lang, "comparator", "ana.comparator", &optional, &val("survival", "comparator", ""), errs))
+                    (select(lang, "outcome", "ana.outcome", &cohorts, &val("survival", "outcome", ""), errs))
+                    (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("survival", "tar", "start+0:obs_end"), errs))
+                    (field(lang, InputKind::Number, "grid_days", "ana.grid_days", &val("survival", "grid_days", "30"), errs))
+                    (field(lang, InputKind::Number, "horizon_days", "ana.horizon_days", &val("survival", "horizon_days", "3650"), errs))
+                    (submit(lang, "ana.run_surv"))
                 }
             }
         }
@@ -395,6 +435,7 @@ pub async fn result_page(
             characterization::render(lang, &base, &l, &scope, &q)
         }
         AnalysisKind::Incidence { .. } => incidence::render(lang, &base, &l, &scope),
+        AnalysisKind::Survival { .. } => survival::render(lang, &base, &l, &scope),
     };
     let mut page = ctx.page("ana.result_title");
     let title = run_title(lang, &l.file, &l.run);
@@ -413,7 +454,7 @@ pub async fn result_page(
 }
 
 /// `GET /projects/{id}/analyses/{n}/{table}` (`covariates.csv`, `continuous.csv`,
-/// `incidence.csv`): the table for the pooled result and every site, one row per value.
+/// `incidence.csv`, `km.csv`): the table for the pooled result and every site, one row per value.
 pub async fn csv(
     State(portal): State<Shared>,
     ctx: Ctx,
@@ -431,6 +472,7 @@ pub async fn csv(
             characterization::continuous_csv(&l)
         }
         (AnalysisKind::Incidence { .. }, "incidence.csv") => incidence::rows_csv(&l),
+        (AnalysisKind::Survival { .. }, "km.csv") => survival::km_csv(&l),
         _ => return ctx.not_found(),
     };
     let text = match write_csv(rows) {
