@@ -20,12 +20,13 @@
 pub mod sql;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Int32Type, Int64Type};
 use qiao_cohort::exec::{plan, tail};
-use qiao_cohort::exec::{CohortError, CohortSink, Evaluator, Prepared};
+use qiao_cohort::exec::{Cancel, CohortError, CohortSink, Evaluator, Prepared};
 use qiao_cohort::{CohortDefinition, CohortRow, CohortStats};
 use spark_connect::{SparkSession, SparkSessionBuilder};
 
@@ -168,7 +169,10 @@ impl SparkCohorts {
         Ok((g.rows, g.stats, g.timings))
     }
 
-    /// As [`SparkCohorts::generate`], with what `wants` asks for besides.
+    /// As [`SparkCohorts::generate`], with what `wants` asks for besides. With a cancellation
+    /// token ([`Prepared::with_cancel`]) the run stops with [`CohortError::Cancelled`] soon after
+    /// the token is cancelled: Spark's running operation is interrupted, no later step starts, and
+    /// the run's session (its checkpoints) is released as after any run.
     pub fn generate_with(
         &self,
         prepared: &Prepared,
@@ -182,8 +186,12 @@ impl SparkCohorts {
         // A session of this run's own, released at its end whatever happened: its temporary views
         // and the checkpoints they name go with it.
         let session = self.session.new_session();
-        let fetched = fetch(&session, &query);
+        let stop = prepared.cancel();
+        let fetched = fetch_until(&session, &query, stop);
         let released = session.stop();
+        if stop.is_some_and(Cancel::is_cancelled) {
+            return Err(CohortError::Cancelled.into());
+        }
         let (batches, steps) = fetched?;
         released.map_err(|e| SparkError::Query(format!("releasing the run's session: {e}")))?;
         let spark = t1.elapsed();
@@ -253,15 +261,27 @@ impl SparkCohorts {
                 w[0].person_id
             )));
         }
+        let timings = Timings {
+            compile,
+            spark,
+            steps,
+            tail,
+        };
+        if tracing() {
+            eprintln!(
+                "spark run: {} steps; SQL compile {:.0} ms, steps {:.0} ms, result query {:.0} ms, tail {:.0} ms; {} included events",
+                query.steps.len(),
+                ms(compile),
+                ms(steps),
+                ms(spark.saturating_sub(steps)),
+                ms(tail),
+                rows.len()
+            );
+        }
         Ok(Generated {
             rows,
             stats,
-            timings: Timings {
-                compile,
-                spark,
-                steps,
-                tail,
-            },
+            timings,
             person_masks,
             person_facts,
         })
@@ -342,28 +362,78 @@ impl SparkCohorts {
     }
 }
 
-/// Materializes the steps in `session` and collects the result query: (batches, time of the
-/// steps).
+/// `QIAO_SPARK_TRACE` set: each step's time and each run's breakdown on stderr
+/// (scripts/bench-spark.sh reads them).
+fn tracing() -> bool {
+    std::env::var_os("QIAO_SPARK_TRACE").is_some()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// How often a run's watcher looks at its cancellation token.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// [`fetch`], stopped once `cancel` is cancelled: no step starts after it, and a watcher thread
+/// interrupts the session's running operation (Spark Connect's InterruptAll: Spark cancels the
+/// operation's jobs), again at each poll until the fetch returns, so an operation started just
+/// as the token was cancelled is interrupted too.
+fn fetch_until(
+    session: &SparkSession,
+    query: &sql::Query,
+    cancel: Option<&Cancel>,
+) -> Result<Fetched, SparkError> {
+    let Some(cancel) = cancel else {
+        return fetch(session, query, None);
+    };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                if cancel.is_cancelled() {
+                    // An error here (the server gone) shows in the fetch's own result.
+                    let _ = session.interrupt_all();
+                }
+                std::thread::sleep(CANCEL_POLL);
+            }
+        });
+        let r = fetch(session, query, Some(cancel));
+        done.store(true, Ordering::Release);
+        r
+    })
+}
+
+/// The result query's batches and the time of the steps.
+type Fetched = (Vec<arrow::record_batch::RecordBatch>, Duration);
+
+/// Materializes the steps in `session` (none after `cancel` is cancelled) and collects the
+/// result query: (batches, time of the steps).
 fn fetch(
     session: &SparkSession,
     query: &sql::Query,
-) -> Result<(Vec<arrow::record_batch::RecordBatch>, Duration), SparkError> {
+    cancel: Option<&Cancel>,
+) -> Result<Fetched, SparkError> {
     let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
     let t1 = Instant::now();
-    let trace = std::env::var_os("QIAO_SPARK_TRACE").is_some();
+    let trace = tracing();
+    let stopped = || cancel.is_some_and(Cancel::is_cancelled);
     for (name, q) in &query.steps {
+        if stopped() {
+            return Err(CohortError::Cancelled.into());
+        }
         let t = Instant::now();
         let df = session.sql(q).map_err(query_err)?;
         let df = df.local_checkpoint().map_err(query_err)?;
         df.create_or_replace_temp_view(name).map_err(query_err)?;
         if trace {
-            eprintln!(
-                "spark step {name}: {:.0} ms",
-                t.elapsed().as_secs_f64() * 1e3
-            );
+            eprintln!("spark step {name}: {:.0} ms", ms(t.elapsed()));
         }
     }
     let steps = t1.elapsed();
+    if stopped() {
+        return Err(CohortError::Cancelled.into());
+    }
     let df = session.sql(&query.result).map_err(query_err)?;
     Ok((df.collect_record_batches().map_err(query_err)?, steps))
 }

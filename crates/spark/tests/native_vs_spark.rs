@@ -246,6 +246,44 @@ fn cohortgenerator_cohorts_native_equals_spark() {
     assert_eq!(entries, vec![1800, 569, 266, 1750]);
 }
 
+/// The site's time limit on Spark: a run whose token is cancelled while Spark works stops with
+/// `CohortError::Cancelled` within seconds — Spark's running operation is interrupted, not run to
+/// its end (this definition's run takes ~40 s on the test cluster, its first step alone 8–12 s);
+/// only the run's own Connect session is interrupted (this binary's other tests run on the same
+/// server meanwhile).
+#[test]
+fn a_cancelled_run_is_interrupted_on_spark() {
+    let Some(url) = spark_url() else { return };
+    let spark = connect(&url);
+    let json = std::fs::read_to_string(data("phenotypes-dev/cohorts/1073.json")).unwrap();
+    let def = qiao_cohort::parse(&json).unwrap();
+    let cancel = qiao_cohort::exec::Cancel::new();
+    let prepared = Prepared::unresolved(&def)
+        .unwrap()
+        .with_cancel(cancel.clone());
+    let t0 = Instant::now();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            cancel.cancel();
+        });
+        spark.generate_with(&prepared, Wants::default())
+    });
+    let took = t0.elapsed().as_secs_f64();
+    eprintln!("cancelled after 2 s, returned after {took:.1} s");
+    assert!(
+        matches!(r, Err(SparkError::Cohort(CohortError::Cancelled))),
+        "{:?}",
+        r.map(|g| g.stats.entries)
+    );
+    assert!(took < 6.0, "returned {took:.1} s after the start");
+    // A token cancelled before the run: nothing is sent.
+    let t0 = Instant::now();
+    let r = spark.generate_with(&prepared, Wants::default());
+    assert!(matches!(r, Err(SparkError::Cohort(CohortError::Cancelled))));
+    assert!(t0.elapsed().as_secs_f64() < 1.0);
+}
+
 #[test]
 fn phenotypes_native_equals_spark() {
     let Some(url) = spark_url() else { return };

@@ -7,9 +7,9 @@
 //! native store. The person count and latest date (the poll status) and the observation years (the
 //! demographics' year range) are read once, at start-up.
 //!
-//! Not yet: the site's time limit does not interrupt a running Spark job (a cancelled job is
-//! reported as such when its run returns); the analyses that read a store row by row
-//! (characterization, incidence) are refused by name.
+//! The site's time limit interrupts a running Spark job (its Connect operation is interrupted, no
+//! later step starts) and the job fails as timed out, as on a store. The analyses that read a store
+//! row by row (characterization, incidence) are refused by name.
 
 use qiao_analysis::network::{Cdm, CohortRun, PersonFact};
 use qiao_cohort::exec::{Cancel, Prepared};
@@ -62,7 +62,8 @@ fn exec_error(e: SparkError) -> ExecError {
     match e {
         SparkError::Unsupported(u) => ExecError::Unsupported(u.to_string()),
         SparkError::Plan(u) => ExecError::Unsupported(u.to_string()),
-        SparkError::Cohort(qiao_cohort::CohortError::Model(m)) => ExecError::Invalid(m.to_string()),
+        // Invalid, unsupported, the sink's error or cancelled (the time limit): as on a store.
+        SparkError::Cohort(e) => super::map_cohort_error(e),
         e => ExecError::Internal(e.to_string()),
     }
 }
@@ -95,10 +96,13 @@ impl SiteCdm for SparkCdm {
     ) -> Result<CohortRun, ExecError> {
         let def = qiao_cohort::parse(&definition.to_string())
             .map_err(|e| ExecError::Invalid(e.to_string()))?;
-        let prepared = Prepared::unresolved(&def).map_err(|e| match e {
+        let mut prepared = Prepared::unresolved(&def).map_err(|e| match e {
             qiao_cohort::CohortError::Model(m) => ExecError::Invalid(m.to_string()),
             e => ExecError::Unsupported(e.to_string()),
         })?;
+        if let Some(c) = cancel {
+            prepared = prepared.with_cancel(c);
+        }
         let wants = Wants {
             person_masks: true,
             person_facts: true,
@@ -107,11 +111,6 @@ impl SiteCdm for SparkCdm {
             .spark
             .generate_with(&prepared, wants)
             .map_err(exec_error)?;
-        if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
-            return Err(ExecError::Cancelled(
-                "stopped at the site's time limit".into(),
-            ));
-        }
         let facts = g
             .person_facts
             .iter()
