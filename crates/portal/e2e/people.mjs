@@ -7,7 +7,7 @@
 // `qiao demo`. Prints one JSON line per step: {"step", "screenshot", "url", "render_ms"}.
 
 import { join } from 'node:path';
-import { env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -42,6 +42,8 @@ async function shot(step, extra = {}) {
   stepNo += 1;
   const file = join(SHOTS, `people-${String(stepNo).padStart(2, '0')}-${step}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  const english = await englishOnChinesePage(page, EN, ZH);
+  check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
   console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
 }
 const text = async (sel) => (await page.locator(sel).first().innerText()).trim();

@@ -302,21 +302,38 @@ pub fn fmt_ymd(lang: Lang, y: i64, m: u32, d: u32) -> String {
     }
 }
 
-/// A unix time (seconds, UTC) as a locale date.
+/// The zone a language shows times in, as seconds east of UTC: zh-CN Beijing time
+/// (Asia/Shanghai, UTC+8, no daylight saving since 1991), en UTC. Dates stored as a day's UTC
+/// midnight (form dates) keep their day in both.
+pub fn utc_offset(lang: Lang) -> i64 {
+    match lang {
+        Lang::En => 0,
+        Lang::ZhCn => 8 * 3600,
+    }
+}
+
+/// A unix time (seconds, UTC) as a locale date in the language's zone ([`utc_offset`]).
 pub fn fmt_date(lang: Lang, unix_secs: i64) -> String {
-    let (y, m, d) = civil_from_days(unix_secs.div_euclid(86_400));
+    let local = unix_secs + utc_offset(lang);
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     fmt_ymd(lang, y, m, d)
 }
 
-/// A unix time (seconds, UTC) as a locale date and `HH:MM` time (UTC).
+/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the language's zone, named:
+/// en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`.
 pub fn fmt_datetime(lang: Lang, unix_secs: i64) -> String {
-    let s = unix_secs.rem_euclid(86_400);
-    format!(
-        "{} {:02}:{:02} UTC",
-        fmt_date(lang, unix_secs),
-        s / 3600,
-        (s % 3600) / 60
-    )
+    let s = (unix_secs + utc_offset(lang)).rem_euclid(86_400);
+    let hm = format!("{:02}:{:02}", s / 3600, (s % 3600) / 60);
+    match lang {
+        Lang::En => format!("{} {hm} UTC", fmt_date(lang, unix_secs)),
+        Lang::ZhCn => format!("{} {hm}（北京时间）", fmt_date(lang, unix_secs)),
+    }
+}
+
+/// The first second of a `YYYY-MM-DD` day in the language's zone (a date filter's bound);
+/// `None` if malformed.
+pub fn parse_local_ymd(lang: Lang, s: &str) -> Option<i64> {
+    parse_ymd(s).map(|t| t - utc_offset(lang))
 }
 
 /// A month (`2026-11`) in the locale's form: en `Nov 2026`, zh-CN `2026年11月`.
@@ -711,6 +728,21 @@ mod tests {
             fmt_datetime(Lang::En, t + 3600 * 13 + 60 * 5),
             "25 Nov 2026 13:05 UTC"
         );
+        // Beijing time in Chinese: 16:30 UTC is the next morning there.
+        assert_eq!(
+            fmt_datetime(Lang::ZhCn, t + 3600 * 16 + 60 * 30),
+            "2026年11月26日 00:30（北京时间）"
+        );
+        assert_eq!(fmt_date(Lang::ZhCn, t + 3600 * 16), "2026年11月26日");
+        assert_eq!(fmt_date(Lang::En, t + 3600 * 16), "25 Nov 2026");
+        // A form date (its day's UTC midnight) keeps its day in both languages.
+        assert_eq!(fmt_date(Lang::ZhCn, t), "2026年11月25日");
+        assert_eq!(
+            parse_local_ymd(Lang::ZhCn, "2026-11-25"),
+            Some(t - 8 * 3600)
+        );
+        assert_eq!(parse_local_ymd(Lang::En, "2026-11-25"), Some(t));
+        assert_eq!(parse_local_ymd(Lang::En, "2026-13-25"), None);
         assert_eq!(fmt_date(Lang::En, 0), "1 Jan 1970");
         assert_eq!(fmt_date(Lang::ZhCn, -86_400), "1969年12月31日");
         assert_eq!(fmt_month(Lang::ZhCn, 2026, 3), "2026年3月");

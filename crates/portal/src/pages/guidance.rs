@@ -21,6 +21,22 @@ const STEP_KEYS: [&str; 6] = [
     "guide.step_completed",
 ];
 
+/// The class of the current step.
+const STEP_CURRENT: &str = "current";
+
+/// A step's class: done, the current one, where a closed project stopped, or to come.
+fn step_class(i: usize, g: &Guide) -> &'static str {
+    if i < g.step {
+        "done"
+    } else if i == g.step && g.closed {
+        "stopped"
+    } else if i == g.step {
+        STEP_CURRENT
+    } else {
+        "todo"
+    }
+}
+
 /// The stage indicator: every step, done / current / to come (or where a closed project
 /// stopped), then the next step and who it waits on.
 pub fn indicator(lang: Lang, g: &Guide) -> Markup {
@@ -28,8 +44,8 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
     html! {
         nav.stages aria-label=(t(lang, "guide.title")) {
             ol { @for (i, key) in STEP_KEYS.iter().enumerate() {
-                @let state = if i < g.step { "done" } else if i == g.step && g.closed { "stopped" } else if i == g.step { "current" } else { "todo" };
-                li class=(state) aria-current=[(state == "current").then_some("step")] { (t(lang, key)) }
+                @let state = step_class(i, g);
+                li class=(state) aria-current=[(state == STEP_CURRENT).then_some("step")] { (t(lang, key)) }
             } }
         }
         @if let Some(next) = &g.next {
@@ -38,6 +54,15 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
                 @if let Some(who) = &g.waits_on { " · " strong { (t(lang, "guide.waits_on")) } " " span.who { (filled(lang, who)) } }
             }
         }
+    }
+}
+
+/// The quorum line's class: reached or not yet.
+fn quorum_class(s: &ScoreSummary) -> &'static str {
+    if s.quorate() {
+        "ok"
+    } else {
+        "pending"
     }
 }
 
@@ -58,7 +83,7 @@ pub fn scores(lang: Lang, s: &ScoreSummary, criteria: &[Criterion]) -> Markup {
     };
     html! {
         div.card.score-summary #score-summary {
-            p.quorum class=(if s.quorate() { "ok" } else { "pending" }) {
+            p.quorum class=(quorum_class(s)) {
                 (tf(lang, "guide.quorum_state", &[("done", &s.reviews.to_string()), ("quorum", &s.quorum.to_string())]))
                 " · " (tf(lang, "guide.recommendations", &[("approve", &s.approve.to_string()), ("reject", &s.reject.to_string())]))
             }

@@ -152,7 +152,7 @@ pub async fn diff(
             @let old = narrative_text(&da, na, nl);
             @let new = narrative_text(&db, nb, nl);
             @let lines = line_diff(&old, &new);
-            section.card lang=(if nl == qiao_cohort::narrative::Lang::En { "en" } else { "zh-CN" }) {
+            section.card lang=(page_lang(nl).code()) {
                 h2 { (label) }
                 @if lines.iter().all(|l| matches!(l, Line::Same(_))) { p.muted { (t(lang, "ver.same")) } }
                 (render_diff(&lines))
@@ -176,6 +176,15 @@ pub fn version_links(lang: Lang, project: &str, c: &alliance::CohortRef) -> Mark
                 }
             }
         }
+    }
+}
+
+/// The page language a narrative is written in (its section's `lang`).
+fn page_lang(nl: qiao_cohort::narrative::Lang) -> Lang {
+    if nl == qiao_cohort::narrative::Lang::En {
+        Lang::En
+    } else {
+        Lang::ZhCn
     }
 }
 
