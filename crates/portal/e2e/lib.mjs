@@ -51,7 +51,7 @@ export async function launchChromium({ nodeModules, chromium: executablePath, pr
 }
 
 /**
- * Every English catalog text (a fixed part of 12+ characters with a lowercase word, differing
+ * Every English catalog text (a fixed part of 12+ characters, two words or more, lowercase, differing
  * from its Chinese) that `page` shows while its `<html lang>` is zh-CN: `[]` on an English page.
  * `en` and `zh` are the parsed catalogs.
  */
@@ -63,7 +63,8 @@ export async function englishOnChinesePage(page, en, zh) {
     if (zh.get(key) === text) continue;
     for (const part of text.split(/\{[a-z_]+\}/)) {
       const p = part.trim();
-      if (p.length >= 12 && /[a-z]{3}/.test(p) && shown.includes(p)) found.push(`${key}: ${p}`);
+      // A phrase (two words or more): a one-word text may be data (the user id `investigator`).
+      if (p.length >= 12 && /[a-z]{3}/.test(p) && /\S\s+\S/.test(p) && shown.includes(p)) found.push(`${key}: ${p}`);
     }
   }
   return found;
