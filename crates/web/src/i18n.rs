@@ -528,6 +528,64 @@ mod tests {
         }
     }
 
+    /// The action codes the sources write into an audit log: the first `"a.b"` literal of each
+    /// `EntryDraft::new(` call (its third argument; the first two are a time and an actor).
+    fn audit_actions_in(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in src.match_indices("EntryDraft::new(") {
+            let call: String = src[at..].chars().take(300).collect();
+            let mut lits = call.split('"').skip(1).step_by(2);
+            if let Some(lit) = lits.find(|l| {
+                l.contains('.')
+                    && !l.starts_with('.')
+                    && !l.ends_with('.')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || "_.".contains(c))
+            }) {
+                out.push(lit.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Every action an audit page can show has a name in both catalogs (`action.CODE`): the
+    /// hub's, the portal's and the site's (issue 17 item 4: localized action names).
+    #[test]
+    fn every_audit_action_has_a_name() {
+        let en = parsed(EN_SOURCE, "en");
+        let zh = parsed(ZH_CN_SOURCE, "zh-CN");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for c in ["hub/src", "portal/src", "site/src"] {
+            rust_files(&root.join(c), &mut files);
+        }
+        let mut actions = BTreeSet::new();
+        for f in &files {
+            let src = std::fs::read_to_string(f).unwrap_or_default();
+            let src = src.split("#[cfg(test)]").next().unwrap_or("");
+            actions.extend(audit_actions_in(src));
+        }
+        assert!(
+            actions.len() >= 40 && actions.contains("project.transition"),
+            "{actions:?}"
+        );
+        let missing: Vec<&String> = actions
+            .iter()
+            .filter(|a| {
+                let k = format!("action.{a}");
+                !en.contains_key(&k) || !zh.contains_key(&k)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "audit actions without a name: {missing:?}"
+        );
+        assert_eq!(
+            audit_actions_in(r#"EntryDraft::new(now, actor(by), "site.pages").decision("x.y")"#),
+            vec!["site.pages".to_owned()]
+        );
+    }
+
     /// Every key used in the UI source (`crates/web/src`, `crates/portal/src`, and the site's
     /// UI code `crates/site/src/ui*`) is in both catalogs.
     #[test]
