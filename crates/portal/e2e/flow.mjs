@@ -10,7 +10,7 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -57,6 +57,8 @@ async function shot(step, extra = {}) {
   stepNo += 1;
   const file = join(SHOTS, `${String(stepNo).padStart(2, '0')}-${step}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  const english = await englishOnChinesePage(page, EN, ZH);
+  check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
   console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
 }
 

@@ -49,3 +49,23 @@ export async function launchChromium({ nodeModules, chromium: executablePath, pr
   const page = context.pages()[0] ?? (await context.newPage());
   return { context, page };
 }
+
+/**
+ * Every English catalog text (a fixed part of 12+ characters, two words or more, lowercase, differing
+ * from its Chinese) that `page` shows while its `<html lang>` is zh-CN: `[]` on an English page.
+ * `en` and `zh` are the parsed catalogs.
+ */
+export async function englishOnChinesePage(page, en, zh) {
+  if ((await page.locator('html').getAttribute('lang')) !== 'zh-CN') return [];
+  const shown = await page.locator('body').innerText();
+  const found = [];
+  for (const [key, text] of en) {
+    if (zh.get(key) === text) continue;
+    for (const part of text.split(/\{[a-z_]+\}/)) {
+      const p = part.trim();
+      // A phrase (two words or more): a one-word text may be data (the user id `investigator`).
+      if (p.length >= 12 && /[a-z]{3}/.test(p) && /\S\s+\S/.test(p) && shown.includes(p)) found.push(`${key}: ${p}`);
+    }
+  }
+  return found;
+}

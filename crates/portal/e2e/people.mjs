@@ -1,13 +1,15 @@
 // The people journeys of issue 17 in headless Chromium: an applicant's reference and status, the
 // admin deciding with the application text and inviting a person, the invitee creating an
 // account, the admin disabling it, and the alliance sign-in at a site's pages (investigator to
-// the pre-screening list, steward to the grants page; a replayed link refused).
+// the pre-screening list, steward to the grants page; a replayed link refused), and the auditor
+// reading the hub's audit log. At every screenshot of a zh-CN page no English catalog string
+// may show.
 //
 // Run by crates/qiao/tests/browser.rs (people_journeys_in_headless_chromium) against a serving
 // `qiao demo`. Prints one JSON line per step: {"step", "screenshot", "url", "render_ms"}.
 
 import { join } from 'node:path';
-import { env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -42,6 +44,8 @@ async function shot(step, extra = {}) {
   stepNo += 1;
   const file = join(SHOTS, `people-${String(stepNo).padStart(2, '0')}-${step}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  const english = await englishOnChinesePage(page, EN, ZH);
+  check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
   console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
 }
 const text = async (sel) => (await page.locator(sel).first().innerText()).trim();
@@ -180,6 +184,29 @@ try {
   check((await h1()) === zh('site.accounts.title'), 'grants page in Chinese');
   check((await text('#grants')).includes('investigator'), 'the investigator holds a role');
   await shot('site-steward-accounts-zh');
+
+  // 8. The auditor (Chinese): the hub's audit log with the chain verified, filtered by actor,
+  // times in Beijing time, and the selection as CSV.
+  current = 'auditor';
+  await portalLogin('auditor');
+  await lang('zh-CN');
+  await page.goto(`${HUB}/audit`);
+  check((await h1()) === zh('audit.title'), 'audit page in Chinese');
+  check((await text('#chain')).startsWith(ZH.get('audit.chain_ok').split('{')[0]), `chain verified: ${await text('#chain')}`);
+  await page.fill('#actor', 'user:admin');
+  await click('form.filters button[type=submit]');
+  const actors = await page.locator('#audit tbody tr td:nth-child(3)').allTextContents();
+  check(actors.length > 0 && actors.every((a) => a.trim() === 'user:admin'), `rows by user:admin only: ${actors.slice(0, 5)}`);
+  const times = await page.locator('#audit tbody tr td:nth-child(2)').allTextContents();
+  check(times.every((x) => x.endsWith('（北京时间）')), `times in Beijing time: ${times.slice(0, 3)}`);
+  const csvHref = await page.locator('#csv').getAttribute('href');
+  const csv = await page.request.get(`${HUB}${csvHref}`);
+  check(csv.status() === 200 && csv.headers()['content-type'].startsWith('text/csv'), `CSV ${csv.status()}`);
+  const csvLines = (await csv.text()).trim().split('\n');
+  check(csvLines[0].startsWith('seq,time_utc,actor') && csvLines.length > actors.length
+    && csvLines.slice(1).every((l) => l.includes(',user:admin,')),
+    `CSV of the selection: ${csvLines.length - 1} rows for ${actors.length} shown`);
+  await shot('auditor-audit-zh', { entries: actors.length });
 } catch (e) {
   try { await page.screenshot({ path: join(SHOTS, 'people-failed.png'), fullPage: true }); } catch {}
   console.error(`people flow failed in ${current} (${page.url()}): ${e.stack || e}`);

@@ -11,7 +11,7 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -56,23 +56,14 @@ async function shot(step, extra = {}) {
   stepNo += 1;
   const file = join(SHOTS, `results-${String(stepNo).padStart(2, '0')}-${step}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  const english = await englishStrings();
+  check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
   console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
 }
 const body = async () => page.locator('main').innerText();
 
-/** Every English catalog string (of some length, differing from its Chinese) shown on a zh-CN page. */
-async function englishStrings() {
-  const shown = await page.locator('body').innerText();
-  const found = [];
-  for (const [key, en] of CAT.en) {
-    const zh = CAT['zh-CN'].get(key);
-    for (const part of en.split(/\{[a-z_]+\}/)) {
-      const p = part.trim();
-      if (p.length >= 12 && /[a-z]{3}/.test(p) && zh !== en && shown.includes(p)) found.push(`${key}: ${p}`);
-    }
-  }
-  return found;
-}
+/** Every English catalog string shown while the page is zh-CN (checked at every screenshot). */
+const englishStrings = () => englishOnChinesePage(page, CAT.en, CAT['zh-CN']);
 
 /** The results of the project's cohort, reloaded until every site's funnel is drawn. */
 async function results(lang) {

@@ -104,12 +104,14 @@ fn helper(
 }
 
 /// Seeds the portal. `sites` are the demo's enrolled sites (at least one); `definition` the
-/// ATLAS JSON the feasibility stages attach. Call once, after the accounts exist.
+/// ATLAS JSON the feasibility stages attach; `data_as_of` the sites' data dates the runs record
+/// (`alliance::data_dates`). Call once, after the accounts exist.
 pub fn seed(
     store: &dyn HubStore,
     accounts: &DemoAccounts,
     sites: &[SiteId],
     definition: &str,
+    data_as_of: &std::collections::BTreeMap<SiteId, String>,
     now: i64,
 ) -> Result<Seeded, SeedError> {
     let Some(first_site) = sites.first() else {
@@ -399,7 +401,7 @@ pub fn seed(
             now,
         )
         .map_err(|e| refused_all(&format!("{id}: cohort"), e))?;
-        alliance::run_feasibility(store, &pid, cohort.n, &sponsor, now)
+        alliance::run_feasibility(store, &pid, cohort.n, &sponsor, data_as_of, now)
             .map_err(|e| refused(&format!("{id}: feasibility run"), e))?;
         if target == Stage::Feasibility {
             out.projects.push((pid, target));
@@ -552,7 +554,15 @@ mod tests {
             steward: UserId::new("steward".to_owned()).unwrap(),
         };
         let now = qiao_web::i18n::days_from_civil(2026, 11, 25) * 86_400;
-        let seeded = seed(store, &accounts, &sites, DEFINITION, now).unwrap();
+        let seeded = seed(
+            store,
+            &accounts,
+            &sites,
+            DEFINITION,
+            &Default::default(),
+            now,
+        )
+        .unwrap();
 
         // Every stage exactly once, as stored.
         let files = alliance::project_files(store).unwrap();

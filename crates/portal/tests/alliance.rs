@@ -345,7 +345,7 @@ fn the_pipeline_from_draft_to_completed_with_role_checks_and_audit() {
         .is_some());
     // No enrolled site: the run is refused and nothing is stored.
     assert_eq!(
-        run_feasibility(s, &id, 1, &spon, T),
+        run_feasibility(s, &id, 1, &spon, &Default::default(), T),
         Err(Refusal::State("state.err_no_sites"))
     );
     assert!(w.store.jobs().unwrap().is_empty());

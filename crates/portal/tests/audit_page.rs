@@ -69,6 +69,24 @@ async fn the_audit_page_filters_pages_exports_and_verifies() {
     aud.lang = Some("zh-CN");
     let zh = aud.get("/audit").await;
     assert!(zh.body.contains("哈希链已验证"), "{}", zh.body);
+    // Times and date filters in the page language's zone: 2026-09-21 22:33 UTC is the 22nd in
+    // Beijing time, the 21st in UTC (the English page).
+    w.store
+        .audit(EntryDraft::new(1_790_030_000, Actor::System, "late.event"))
+        .unwrap();
+    let zh = aud.get("/audit?action=late.&from=2026-09-22").await;
+    assert!(zh.body.contains("已选 1 条"), "{}", zh.body);
+    assert!(
+        zh.body.contains("2026年9月22日 06:33（北京时间）"),
+        "{}",
+        zh.body
+    );
+    aud.lang = Some("en");
+    let en = aud.get("/audit?action=late.&from=2026-09-22").await;
+    assert!(en.body.contains("0 entries selected"), "{}", en.body);
+    let en = aud.get("/audit?action=late.&to=2026-09-21").await;
+    assert!(en.body.contains("21 Sep 2026 22:33 UTC"), "{}", en.body);
+    aud.lang = Some("zh-CN");
     // Roles: auditors and admins only.
     for (user, want) in [
         ("admin", StatusCode::OK),

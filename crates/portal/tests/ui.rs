@@ -588,6 +588,17 @@ async fn the_pipeline_through_the_pages() {
         outsider.get("/projects/afib/cohorts/1/diff").await.status,
         StatusCode::FORBIDDEN
     );
+    // The second run records each site's data date as its last poll reported it (h2 has
+    // reported none); the first, sent before any poll, none.
+    let status = qiao_hub::protocol::SiteStatus {
+        data_as_of: Some("2020-06-30".into()),
+        persons_rounded: 2_700,
+        min_cell_count: 11,
+        obfuscation: false,
+        dp: false,
+    };
+    w.hub
+        .record_poll(&"h1".parse().unwrap(), Some(status), qiao_hub::util::now());
     let r = spon
         .submit("/projects/afib", "/projects/afib/cohorts/1/run", &[])
         .await;
@@ -595,6 +606,20 @@ async fn the_pipeline_through_the_pages() {
     let file = al::project_file(w.store.as_ref(), "afib").unwrap().unwrap();
     let versions: Vec<_> = file.cohorts[0].runs.iter().map(|r| r.version).collect();
     assert_eq!(versions, vec![Some(1), Some(2)]);
+    let dates: Vec<Vec<(String, String)>> = file.cohorts[0]
+        .runs
+        .iter()
+        .map(|r| {
+            r.data_as_of
+                .iter()
+                .map(|(s, d)| (s.to_string(), d.clone()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        dates,
+        vec![vec![], vec![("h1".to_owned(), "2020-06-30".to_owned())]]
+    );
     let cmp = spon.get("/projects/afib/cohorts/1/compare").await;
     assert_eq!(cmp.status, StatusCode::OK, "{}", cmp.body);
     assert!(
@@ -603,6 +628,19 @@ async fn the_pipeline_through_the_pages() {
             && cmp.body.contains("<td>All sites</td><td>Final cohort</td>"),
         "{}",
         cmp.body
+    );
+    assert!(
+        cmp.body.contains("no site had reported its data date")
+            && cmp.body.contains("data as of h1 30 Jun 2020"),
+        "{}",
+        cmp.body
+    );
+    let page = spon.get("/projects/afib").await;
+    assert!(
+        page.body
+            .contains("<span class=\"data-dates\">data as of h1 30 Jun 2020</span>"),
+        "{}",
+        page.body
     );
     assert_eq!(
         outsider

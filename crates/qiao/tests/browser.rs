@@ -777,7 +777,7 @@ fn people_journeys_in_headless_chromium() {
         .unwrap_or_else(|| panic!("no site pages line in\n{text}"))
         .to_owned();
     let mut logins = serde_json::Map::new();
-    for user in ["admin", "investigator", "steward"] {
+    for user in ["admin", "investigator", "steward", "auditor"] {
         let line = lines
             .iter()
             .find(|l| l.split_whitespace().next() == Some(user))
@@ -836,6 +836,7 @@ fn people_journeys_in_headless_chromium() {
         "site-prescreen-via-alliance",
         "site-alliance-replay-refused",
         "site-steward-accounts-zh",
+        "auditor-audit-zh",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use qiao_audit::{ChainError, Entry, VerifyReport};
 
-use crate::i18n::{fmt_datetime, fmt_int, lookup_opt, parse_ymd, ymd_value};
+use crate::i18n::{fmt_datetime, fmt_int, lookup_opt, parse_local_ymd, ymd_value};
 use crate::layout::url_encode;
 use crate::{html, t, tf, Lang, Markup};
 
@@ -23,15 +23,16 @@ pub struct AuditFilter {
     pub action: String,
     /// Exact project id.
     pub project: String,
-    /// From the start of this day (UTC).
+    /// From the start of this day (in the page language's zone, `i18n::utc_offset`).
     pub from: Option<i64>,
-    /// Until the end of this day (UTC).
+    /// Until the end of this day (same zone).
     pub to: Option<i64>,
 }
 
 impl AuditFilter {
-    /// The filter of a query string's parameters (unparsable dates select nothing out).
-    pub fn of(query: &HashMap<String, String>) -> Self {
+    /// The filter of a query string's parameters, its dates days in `lang`'s zone (the zone
+    /// the page shows times in; unparsable dates select nothing out).
+    pub fn of(lang: Lang, query: &HashMap<String, String>) -> Self {
         let q = |k: &str| {
             query
                 .get(k)
@@ -42,8 +43,8 @@ impl AuditFilter {
             actor: q("actor"),
             action: q("action"),
             project: q("project"),
-            from: parse_ymd(&q("from")),
-            to: parse_ymd(&q("to")).map(|d| d + 86_400),
+            from: parse_local_ymd(lang, &q("from")),
+            to: parse_local_ymd(lang, &q("to")).map(|d| d + 86_400),
         }
     }
 
@@ -129,7 +130,7 @@ pub fn render(
     all: &[Entry],
     chain: Markup,
 ) -> Markup {
-    let filter = AuditFilter::of(query);
+    let filter = AuditFilter::of(lang, query);
     let mut selected: Vec<&Entry> = all.iter().filter(|e| filter.keeps(e)).collect();
     selected.reverse();
     let pages = selected.len().div_ceil(PAGE).max(1);
@@ -176,15 +177,17 @@ pub fn render(
     }
 }
 
-/// The CSV response of the selection.
+/// The CSV response of the selection (`lang`: the zone of the date filters; the CSV's times
+/// are UTC, `…Z`).
 pub fn csv_response(
+    lang: Lang,
     query: &HashMap<String, String>,
     all: &[Entry],
     file_name: &str,
 ) -> axum::response::Response {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
-    let filter = AuditFilter::of(query);
+    let filter = AuditFilter::of(lang, query);
     let mut selected: Vec<&Entry> = all.iter().filter(|e| filter.keeps(e)).collect();
     selected.reverse();
     (

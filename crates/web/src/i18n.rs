@@ -302,21 +302,38 @@ pub fn fmt_ymd(lang: Lang, y: i64, m: u32, d: u32) -> String {
     }
 }
 
-/// A unix time (seconds, UTC) as a locale date.
+/// The zone a language shows times in, as seconds east of UTC: zh-CN Beijing time
+/// (Asia/Shanghai, UTC+8, no daylight saving since 1991), en UTC. Dates stored as a day's UTC
+/// midnight (form dates) keep their day in both.
+pub fn utc_offset(lang: Lang) -> i64 {
+    match lang {
+        Lang::En => 0,
+        Lang::ZhCn => 8 * 3600,
+    }
+}
+
+/// A unix time (seconds, UTC) as a locale date in the language's zone ([`utc_offset`]).
 pub fn fmt_date(lang: Lang, unix_secs: i64) -> String {
-    let (y, m, d) = civil_from_days(unix_secs.div_euclid(86_400));
+    let local = unix_secs + utc_offset(lang);
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     fmt_ymd(lang, y, m, d)
 }
 
-/// A unix time (seconds, UTC) as a locale date and `HH:MM` time (UTC).
+/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the language's zone, named:
+/// en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`.
 pub fn fmt_datetime(lang: Lang, unix_secs: i64) -> String {
-    let s = unix_secs.rem_euclid(86_400);
-    format!(
-        "{} {:02}:{:02} UTC",
-        fmt_date(lang, unix_secs),
-        s / 3600,
-        (s % 3600) / 60
-    )
+    let s = (unix_secs + utc_offset(lang)).rem_euclid(86_400);
+    let hm = format!("{:02}:{:02}", s / 3600, (s % 3600) / 60);
+    match lang {
+        Lang::En => format!("{} {hm} UTC", fmt_date(lang, unix_secs)),
+        Lang::ZhCn => format!("{} {hm}（北京时间）", fmt_date(lang, unix_secs)),
+    }
+}
+
+/// The first second of a `YYYY-MM-DD` day in the language's zone (a date filter's bound);
+/// `None` if malformed.
+pub fn parse_local_ymd(lang: Lang, s: &str) -> Option<i64> {
+    parse_ymd(s).map(|t| t - utc_offset(lang))
 }
 
 /// A month (`2026-11`) in the locale's form: en `Nov 2026`, zh-CN `2026年11月`.
@@ -509,6 +526,64 @@ mod tests {
                 out.push(p);
             }
         }
+    }
+
+    /// The action codes the sources write into an audit log: the first `"a.b"` literal of each
+    /// `EntryDraft::new(` call (its third argument; the first two are a time and an actor).
+    fn audit_actions_in(src: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in src.match_indices("EntryDraft::new(") {
+            let call: String = src[at..].chars().take(300).collect();
+            let mut lits = call.split('"').skip(1).step_by(2);
+            if let Some(lit) = lits.find(|l| {
+                l.contains('.')
+                    && !l.starts_with('.')
+                    && !l.ends_with('.')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || "_.".contains(c))
+            }) {
+                out.push(lit.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Every action an audit page can show has a name in both catalogs (`action.CODE`): the
+    /// hub's, the portal's and the site's (issue 17 item 4: localized action names).
+    #[test]
+    fn every_audit_action_has_a_name() {
+        let en = parsed(EN_SOURCE, "en");
+        let zh = parsed(ZH_CN_SOURCE, "zh-CN");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for c in ["hub/src", "portal/src", "site/src"] {
+            rust_files(&root.join(c), &mut files);
+        }
+        let mut actions = BTreeSet::new();
+        for f in &files {
+            let src = std::fs::read_to_string(f).unwrap_or_default();
+            let src = src.split("#[cfg(test)]").next().unwrap_or("");
+            actions.extend(audit_actions_in(src));
+        }
+        assert!(
+            actions.len() >= 40 && actions.contains("project.transition"),
+            "{actions:?}"
+        );
+        let missing: Vec<&String> = actions
+            .iter()
+            .filter(|a| {
+                let k = format!("action.{a}");
+                !en.contains_key(&k) || !zh.contains_key(&k)
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "audit actions without a name: {missing:?}"
+        );
+        assert_eq!(
+            audit_actions_in(r#"EntryDraft::new(now, actor(by), "site.pages").decision("x.y")"#),
+            vec!["site.pages".to_owned()]
+        );
     }
 
     /// Every key used in the UI source (`crates/web/src`, `crates/portal/src`, and the site's
@@ -711,6 +786,21 @@ mod tests {
             fmt_datetime(Lang::En, t + 3600 * 13 + 60 * 5),
             "25 Nov 2026 13:05 UTC"
         );
+        // Beijing time in Chinese: 16:30 UTC is the next morning there.
+        assert_eq!(
+            fmt_datetime(Lang::ZhCn, t + 3600 * 16 + 60 * 30),
+            "2026年11月26日 00:30（北京时间）"
+        );
+        assert_eq!(fmt_date(Lang::ZhCn, t + 3600 * 16), "2026年11月26日");
+        assert_eq!(fmt_date(Lang::En, t + 3600 * 16), "25 Nov 2026");
+        // A form date (its day's UTC midnight) keeps its day in both languages.
+        assert_eq!(fmt_date(Lang::ZhCn, t), "2026年11月25日");
+        assert_eq!(
+            parse_local_ymd(Lang::ZhCn, "2026-11-25"),
+            Some(t - 8 * 3600)
+        );
+        assert_eq!(parse_local_ymd(Lang::En, "2026-11-25"), Some(t));
+        assert_eq!(parse_local_ymd(Lang::En, "2026-13-25"), None);
         assert_eq!(fmt_date(Lang::En, 0), "1 Jan 1970");
         assert_eq!(fmt_date(Lang::ZhCn, -86_400), "1969年12月31日");
         assert_eq!(fmt_month(Lang::ZhCn, 2026, 3), "2026年3月");

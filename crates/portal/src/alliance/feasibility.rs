@@ -1,8 +1,10 @@
 //! Feasibility: cohort definitions attached to a project (pasted or from the library), run on
 //! the network as cohort count and demographics jobs.
 
+use std::collections::{BTreeMap, HashMap};
+
 use qiao_hub::audit::EntryDraft;
-use qiao_hub::model::User;
+use qiao_hub::model::{SiteSeen, User};
 use qiao_hub::protocol::{Job, JobId, ProjectId, QueryType, Requester, SiteId, UserRole};
 use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
 use qiao_hub::{HubStore, StoreError};
@@ -210,16 +212,29 @@ pub const FEASIBILITY_AGE_BAND: u8 = 10;
 /// table is index year × 2 bands × gender and its row totals add to the persons per year.
 pub const YEARS_AGE_BAND: u8 = 100;
 
+/// Each site's data date as its last poll reported it (`YYYY-MM-DD`), from the hub's view of
+/// the sites (`Hub::sites_seen`): what a run records of the data it was sent to.
+pub fn data_dates(seen: &HashMap<SiteId, SiteSeen>) -> BTreeMap<SiteId, String> {
+    seen.iter()
+        .filter_map(|(site, s)| {
+            let d = s.status.as_ref()?.data_as_of.clone()?;
+            Some((site.clone(), d))
+        })
+        .collect()
+}
+
 /// Runs a cohort on every enrolled site, recorded with the cohort in the same transaction: a
 /// cohort count job (the attrition funnel) and the two margins the charts need, each its own
 /// demographics job — age band × gender (the pyramid; not crossed with the index year, which
 /// would split the cohort into thousands of cells nearly all below the threshold) and index
-/// year (the forecast). Returns the run. The caller wakes the polling sites.
+/// year (the forecast). The run keeps the definition version and each site's data date from
+/// `data_as_of` ([`data_dates`]). Returns the run. The caller wakes the polling sites.
 pub fn run_feasibility(
     store: &dyn HubStore,
     id: &ProjectId,
     n: u32,
     by: &User,
+    data_as_of: &BTreeMap<SiteId, String>,
     now: i64,
 ) -> Outcome<FeasibilityRun> {
     write(store, |tx| {
@@ -275,6 +290,10 @@ pub fn run_feasibility(
             years_job: Some(years.job.job_id),
             at: now,
             version: None,
+            data_as_of: sites
+                .iter()
+                .filter_map(|s| Some((s.clone(), data_as_of.get(s)?.clone())))
+                .collect(),
         };
         let c = f
             .cohorts

@@ -37,7 +37,7 @@ pub use analyses::{
 };
 pub use experts::{appoint_expert, experts, Appointment, Expert, ExpertForm};
 pub use feasibility::{
-    attach_cohort, cohort_definition, cohort_version, replace_cohort, run_feasibility,
+    attach_cohort, cohort_definition, cohort_version, data_dates, replace_cohort, run_feasibility,
     FEASIBILITY_AGE_BAND,
 };
 pub use guidance::{guide, score_summary, Guide, ScoreSummary, STEPS};

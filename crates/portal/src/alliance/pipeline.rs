@@ -224,6 +224,10 @@ pub struct FeasibilityRun {
     /// The definition version run (None: a run from before versions were kept, version 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// Each site's data date when the run was sent (`YYYY-MM-DD`, the `data_as_of` of its last
+    /// poll before; a site that had reported none is absent; runs from before it was kept: empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_as_of: BTreeMap<SiteId, String>,
 }
 
 /// A site's answer to an invitation.

@@ -21,7 +21,7 @@ pub async fn audit(State(portal): State<Shared>, ctx: Ctx) -> Response {
         Err(e) => return ctx.internal(e),
     };
     if ctx.query.get("format").map(String::as_str) == Some("csv") {
-        return audit_view::csv_response(&ctx.query, &all, "qiao-hub-audit.csv");
+        return audit_view::csv_response(ctx.lang, &ctx.query, &all, "qiao-hub-audit.csv");
     }
     let chain = audit_view::chain_result(ctx.lang, &report);
     let body = audit_view::render(ctx.lang, "/audit", &ctx.query, &all, chain);

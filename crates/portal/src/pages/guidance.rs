@@ -21,13 +21,19 @@ const STEP_KEYS: [&str; 6] = [
     "guide.step_completed",
 ];
 
-/// Step `i`'s class in the indicator: done, current, to come, or where a closed project stopped.
-fn step_state(g: &Guide, i: usize) -> &'static str {
-    match i.cmp(&g.step) {
-        std::cmp::Ordering::Less => "done",
-        std::cmp::Ordering::Equal if g.closed => "stopped",
-        std::cmp::Ordering::Equal => "current",
-        std::cmp::Ordering::Greater => "todo",
+/// The class of the current step.
+const STEP_CURRENT: &str = "current";
+
+/// A step's class: done, the current one, where a closed project stopped, or to come.
+fn step_class(i: usize, g: &Guide) -> &'static str {
+    if i < g.step {
+        "done"
+    } else if i == g.step && g.closed {
+        "stopped"
+    } else if i == g.step {
+        STEP_CURRENT
+    } else {
+        "todo"
     }
 }
 
@@ -38,8 +44,8 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
     html! {
         nav.stages aria-label=(t(lang, "guide.title")) {
             ol { @for (i, key) in STEP_KEYS.iter().enumerate() {
-                @let state = step_state(g, i);
-                li class=(state) aria-current=[(i == g.step && !g.closed).then_some("step")] { (t(lang, key)) }
+                @let state = step_class(i, g);
+                li class=(state) aria-current=[(state == STEP_CURRENT).then_some("step")] { (t(lang, key)) }
             } }
         }
         @if let Some(next) = &g.next {
@@ -51,7 +57,7 @@ pub fn indicator(lang: Lang, g: &Guide) -> Markup {
     }
 }
 
-/// The quorum line's class: met or still pending.
+/// The quorum line's class: reached or not yet.
 fn quorum_class(s: &ScoreSummary) -> &'static str {
     if s.quorate() {
         "ok"

@@ -130,7 +130,7 @@ pub async fn sites(State(portal): State<Shared>, ctx: Ctx) -> Response {
 const ONLINE_POLL_SECS: i64 = 300;
 
 /// A `YYYY-MM-DD` date in the locale's form (the text itself if it is not one).
-fn fmt_iso_date(lang: Lang, d: &str) -> String {
+pub(crate) fn fmt_iso_date(lang: Lang, d: &str) -> String {
     let mut parts = d.splitn(3, '-');
     let parsed = (|| {
         let y = parts.next()?.parse::<i64>().ok()?;

@@ -403,6 +403,7 @@ fn render_detail(
                             summary { (tf(lang, "feas.history", &[("runs", &c.runs.len().to_string())])) }
                             ol { @for (k, r) in c.runs.iter().enumerate() { li {
                                 (fmt_datetime(lang, r.at)) " · " (tf(lang, "ver.current", &[("v", &r.version.unwrap_or(1).to_string())])) " · "
+                                @if !r.data_as_of.is_empty() { span.data-dates { (super::runs::data_dates(lang, r)) } " · " }
                                 a href=(format!("/projects/{}/cohorts/{}/results.csv?run={k}", f.project, c.n)) download { (t(lang, "feas.csv")) }
                                 @if k > 0 { " · " a.compare href=(format!("/projects/{}/cohorts/{}/compare?a={}&b={k}", f.project, c.n, k - 1)) { (t(lang, "runs.compare_previous")) } }
                             } } }
@@ -669,7 +670,8 @@ fn perform(
         )
         .map(|_| ()),
         Action::Run(n) => {
-            let r = alliance::run_feasibility(s, id, *n, user, t)
+            let dates = alliance::data_dates(&portal.hub.sites_seen());
+            let r = alliance::run_feasibility(s, id, *n, user, &dates, t)
                 .map(|_| ())
                 .map_err(|e| vec![e]);
             if r.is_ok() {

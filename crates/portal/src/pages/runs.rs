@@ -9,9 +9,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use qiao_hub::model::Site;
 use qiao_web::i18n::{fmt_datetime, fmt_int};
-use qiao_web::{html, t, tf, Markup};
+use qiao_web::{html, t, tf, Lang, Markup};
 use serde::Deserialize;
 
+use super::library::fmt_iso_date;
 use super::results::result_lines;
 use crate::alliance::{self, FeasibilityRun, ProjectFile};
 use crate::web::{blocking, Ctx, Shared};
@@ -46,14 +47,27 @@ impl Row {
             _ => None,
         }
     }
+}
 
-    /// Its class in the comparison: changed when both runs have a point and they differ.
-    fn class(&self) -> &'static str {
-        if self.difference().is_some_and(|d| d != 0) {
-            "changed"
-        } else {
-            ""
-        }
+/// A run's data dates, "data as of hospital_1 30 Jun 2020, hospital_2 …" (the sites that had
+/// reported one when the run was sent).
+pub fn data_dates(lang: Lang, r: &FeasibilityRun) -> String {
+    let sep = if lang == Lang::ZhCn { "、" } else { ", " };
+    let dates = r
+        .data_as_of
+        .iter()
+        .map(|(site, d)| format!("{site} {}", fmt_iso_date(lang, d)))
+        .collect::<Vec<_>>()
+        .join(sep);
+    tf(lang, "runs.data_as_of", &[("dates", &dates)])
+}
+
+/// A comparison row's class: `changed` where the two runs differ.
+fn row_class(r: &Row) -> &'static str {
+    if r.difference().is_some_and(|d| d != 0) {
+        "changed"
+    } else {
+        ""
     }
 }
 
@@ -188,13 +202,16 @@ pub async fn compare_page(
     let body = html! {
         p { a href=(format!("/projects/{}#cohort-{n}", file.project)) { "← " (file.title) } }
         p #compared { (tf(lang, "runs.compared", &[("a", &run_label(ka, &a.0)), ("b", &run_label(kb, &b.0))])) }
+        ul #data-dates { @for (label, r) in [(t(lang, "runs.a"), &a.0), (t(lang, "runs.b"), &b.0)] {
+            li { strong { (label) } " · " @if r.data_as_of.is_empty() { (t(lang, "runs.data_unknown")) } @else { (data_dates(lang, r)) } }
+        } }
         p.muted { (t(lang, "runs.legend")) }
         div.scroll { table.compare {
             thead { tr {
                 th { (t(lang, "runs.table")) } th { (t(lang, "sel.site")) } th { (t(lang, "runs.step")) }
                 th.num { (t(lang, "runs.a")) } th.num { (t(lang, "runs.b")) } th.num { (t(lang, "runs.difference")) }
             } }
-            tbody { @for r in &rows { tr class=(r.class()) {
+            tbody { @for r in &rows { tr class=(row_class(r)) {
                 td { (t(lang, if r.table == "ranking" { "runs.ranking" } else { "runs.funnel" })) }
                 td { @if r.site == "total" { (t(lang, "runs.total")) } @else { (r.site) } }
                 td { (step_label(lang, &r.step)) }

@@ -137,18 +137,9 @@ pub async fn diff(
     let lang = ctx.lang;
     let (na, ta) = c.version_info(a).unwrap_or(("", 0));
     let (nb, tb) = c.version_info(b).unwrap_or(("", 0));
-    // Each narrative in its language, marked as such for the browser (`lang`).
     let sections = [
-        (
-            qiao_cohort::narrative::Lang::En,
-            Lang::En.code(),
-            t(lang, "ver.in_en"),
-        ),
-        (
-            qiao_cohort::narrative::Lang::ZhCn,
-            Lang::ZhCn.code(),
-            t(lang, "ver.in_zh"),
-        ),
+        (qiao_cohort::narrative::Lang::En, t(lang, "ver.in_en")),
+        (qiao_cohort::narrative::Lang::ZhCn, t(lang, "ver.in_zh")),
     ];
     let body = html! {
         p { a href=(format!("/projects/{}#cohort-{n}", file.project)) { "← " (file.title) } }
@@ -157,11 +148,11 @@ pub async fn diff(
             ("b", &b.to_string()), ("b_name", nb), ("b_at", &fmt_datetime(lang, tb)),
         ])) }
         p.muted { (t(lang, "ver.legend")) }
-        @for (nl, code, label) in sections {
+        @for (nl, label) in sections {
             @let old = narrative_text(&da, na, nl);
             @let new = narrative_text(&db, nb, nl);
             @let lines = line_diff(&old, &new);
-            section.card lang=(code) {
+            section.card lang=(page_lang(nl).code()) {
                 h2 { (label) }
                 @if lines.iter().all(|l| matches!(l, Line::Same(_))) { p.muted { (t(lang, "ver.same")) } }
                 (render_diff(&lines))
@@ -185,6 +176,15 @@ pub fn version_links(lang: Lang, project: &str, c: &alliance::CohortRef) -> Mark
                 }
             }
         }
+    }
+}
+
+/// The page language a narrative is written in (its section's `lang`).
+fn page_lang(nl: qiao_cohort::narrative::Lang) -> Lang {
+    if nl == qiao_cohort::narrative::Lang::En {
+        Lang::En
+    } else {
+        Lang::ZhCn
     }
 }
 

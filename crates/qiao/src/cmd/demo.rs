@@ -593,6 +593,14 @@ impl Network {
     /// the sites behind the seeded feasibility runs' jobs (measured: 129 ms after, 20.8 s when
     /// seeded before, with the sites' loop of the time).
     pub fn seed_portal(&self, console: &Console) -> anyhow::Result<()> {
+        let data_as_of = qiao_portal::alliance::data_dates(
+            &self
+                .net
+                .hub()
+                .context("the demo's hub runs in this process")?
+                .hub
+                .sites_seen(),
+        );
         let seeded = qiao_portal::demo::seed(
             self.net
                 .hub()
@@ -613,6 +621,7 @@ impl Network {
                 .map(|s| s.id.clone())
                 .collect::<Vec<_>>(),
             DEFINITION,
+            &data_as_of,
             qiao_hub::util::now(),
         )?;
         let store = self
@@ -749,7 +758,7 @@ impl Network {
             ));
         }
         console.say(
-            "   alliance users sign in there from the portal (project page → pre-screening list);              the first site grants 'investigator' and 'steward' their roles",
+            "   alliance users sign in there from the portal (project page → pre-screening list); the first site grants 'investigator' and 'steward' their roles",
         );
         Ok(())
     }

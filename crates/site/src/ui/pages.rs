@@ -588,7 +588,9 @@ async fn audit_log(
         Ok((entries, report)) => {
             if query.get("format").map(String::as_str) == Some("csv") {
                 let name = format!("qiao-site-{}-audit.csv", ui.site_name);
-                return Ok(qiao_web::audit_view::csv_response(&query, &entries, &name));
+                return Ok(qiao_web::audit_view::csv_response(
+                    lang, &query, &entries, &name,
+                ));
             }
             let chain = html! {
                 p.verified.ok role="status" id="chain" {
