@@ -54,8 +54,11 @@ impl Names {
             Kind::IndexYear => format!("index year: {k}"),
             Kind::IndexMonth => format!("index month: {k}"),
             Kind::PersonConcept(_, label, _) => format!("{label} = {}", self.concept(k)),
-            Kind::Score(_) => a.name.to_owned(),
-            Kind::Concept(..) | Kind::Group(..) => format!("{}: {}", a.name, self.concept(k)),
+            Kind::IndexYearMonth => format!("index year month: {k}"),
+            Kind::Score(_) | Kind::Measure(_) => a.name.to_owned(),
+            Kind::Concept(..) | Kind::Inpatient(_) | Kind::Group(..) => {
+                format!("{}: {}", a.name, self.concept(k))
+            }
             Kind::ValueAsConcept(_) | Kind::RangeGroup => {
                 format!("{}: covariate {covariate_id}", a.name)
             }
