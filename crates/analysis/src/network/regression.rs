@@ -298,3 +298,46 @@ fn person_set(d: &Discloser, units: impl Iterator<Item = i64>) -> qiao_disclosur
     ids.dedup();
     d.digest(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::designs;
+    use crate::regression::{Guard, Model, SiteData};
+
+    #[test]
+    fn a_site_keeps_the_last_runs_designs() {
+        let x: Vec<f64> = (0..40).map(|i| f64::from(i % 2)).collect();
+        let time: Vec<i32> = (1..=40).collect();
+        let event: Vec<bool> = (0..40).map(|i| i % 3 == 0).collect();
+        let design = |tag: f64| {
+            let col: Vec<f64> = x.iter().map(|v| v * tag).collect();
+            let data = SiteData::new(
+                Model::Cox,
+                &["x".to_string()],
+                &[col],
+                &time,
+                &event,
+                &Guard::new(1),
+            )
+            .unwrap();
+            Arc::new((data, Vec::new()))
+        };
+        // Keys of this test only (the cache is the process's).
+        let key = |i: usize| format!("test-run-{i}");
+        for i in 0..5 {
+            designs::put(key(i), design(1.0 + i as f64));
+        }
+        // The oldest of 5 is dropped; the others are the designs put, not recomputed ones.
+        assert!(designs::get(&key(0)).is_none());
+        for i in 1..5 {
+            assert_eq!(designs::get(&key(i)).unwrap(), design(1.0 + i as f64));
+        }
+        // Putting a kept key again keeps it once, as the newest.
+        designs::put(key(1), design(9.0));
+        designs::put(key(5), design(6.0));
+        assert_eq!(designs::get(&key(1)).unwrap(), design(9.0));
+        assert!(designs::get(&key(2)).is_none());
+    }
+}
