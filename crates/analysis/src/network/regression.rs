@@ -3,7 +3,8 @@
 //! ([`Guard`], evaluated before any sum is computed), and its sums at the round's coefficients.
 //!
 //! The hub keeps the run and takes the Newton steps ([`crate::regression::Newton`]); a site only
-//! answers rounds. Release: the persons and events counts through [`Discloser::release_value`]
+//! answers rounds, computing a run's design (cohorts, follow-up, covariates, guards) at its first
+//! round and keeping it in memory for the next (the last few runs). Release: the persons and events counts through [`Discloser::release_value`]
 //! (Δ = 1 each), the sums exactly — in the `exact` release mode only, DataSHIELD's model of
 //! disclosure control for `ds.glm` (guards, exact sums). Under differential privacy and SHRINE
 //! obfuscation a site refuses a regression round before anything is charged or computed
@@ -131,13 +132,22 @@ impl Analysis for RegressionRoundAnalysis {
         let store = cdm
             .store()
             .ok_or_else(|| AnalysisError::Internal("the analysis needs a store".into()))?;
-        let (data, units) = site_data(
-            spec,
-            store,
-            site.engine,
-            site.target,
-            d.policy().min_cell_count,
-        )?;
+        let key = design_key(spec, store, site.target, d);
+        let design = match designs::get(&key) {
+            Some(design) => design,
+            None => {
+                let design = std::sync::Arc::new(site_data(
+                    spec,
+                    store,
+                    site.engine,
+                    site.target,
+                    d.policy().min_cell_count,
+                )?);
+                designs::put(key, design.clone());
+                design
+            }
+        };
+        let (data, units) = (&design.0, &design.1);
         let sums = data.sums(&spec.coefficients.0);
         let all = person_set(d, units.iter().map(|u| u.subject.person_id));
         let events = person_set(
@@ -217,6 +227,58 @@ pub fn site_data(
     Ok((data, units))
 }
 
+/// What a run's design at a site depends on: the run, its spec but the coefficients (cohorts,
+/// covariates, time at risk, model), the target, the site's threshold (the guards), the site
+/// (its secret's digest of one fixed id) and its store (by address, while open).
+fn design_key(
+    spec: &RegressionRound,
+    store: &Store,
+    target: &serde_json::Value,
+    d: &Discloser,
+) -> String {
+    format!(
+        "{}|{:p}|{}|{:?}|{}|{}",
+        spec.run_id,
+        store,
+        d.policy().min_cell_count,
+        d.digest([0]),
+        serde_json::to_string(&spec.spec).unwrap_or_default(),
+        target
+    )
+}
+
+/// The designs of a site's last few runs: a run's persons, covariates and guards are the same
+/// at every round (its spec and the site's data are fixed for the run), so after the first
+/// round a site computes only the sums at the new coefficients. A guard refusal is not kept
+/// (every round refuses again). Memory only: a restarted site computes the design again.
+mod designs {
+    use std::sync::{Arc, Mutex};
+
+    use crate::regression::design::Unit;
+    use crate::regression::SiteData;
+
+    /// How many runs' designs a site keeps.
+    const KEPT: usize = 4;
+
+    type Design = Arc<(SiteData, Vec<Unit>)>;
+
+    static DESIGNS: Mutex<Vec<(String, Design)>> = Mutex::new(Vec::new());
+
+    pub(super) fn get(key: &str) -> Option<Design> {
+        let kept = DESIGNS.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().find(|(k, _)| k == key).map(|(_, d)| d.clone())
+    }
+
+    pub(super) fn put(key: String, design: Design) {
+        let mut kept = DESIGNS.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(k, _)| *k != key);
+        kept.push((key, design));
+        if kept.len() > KEPT {
+            kept.remove(0);
+        }
+    }
+}
+
 /// A site's released sums as the Newton–Raphson coordinator adds them.
 pub fn sums_of(spec: &RegressionRound, r: &RegressionSums) -> SiteSums {
     SiteSums {
@@ -235,4 +297,47 @@ fn person_set(d: &Discloser, units: impl Iterator<Item = i64>) -> qiao_disclosur
     ids.sort_unstable();
     ids.dedup();
     d.digest(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::designs;
+    use crate::regression::{Guard, Model, SiteData};
+
+    #[test]
+    fn a_site_keeps_the_last_runs_designs() {
+        let x: Vec<f64> = (0..40).map(|i| f64::from(i % 2)).collect();
+        let time: Vec<i32> = (1..=40).collect();
+        let event: Vec<bool> = (0..40).map(|i| i % 3 == 0).collect();
+        let design = |tag: f64| {
+            let col: Vec<f64> = x.iter().map(|v| v * tag).collect();
+            let data = SiteData::new(
+                Model::Cox,
+                &["x".to_string()],
+                &[col],
+                &time,
+                &event,
+                &Guard::new(1),
+            )
+            .unwrap();
+            Arc::new((data, Vec::new()))
+        };
+        // Keys of this test only (the cache is the process's).
+        let key = |i: usize| format!("test-run-{i}");
+        for i in 0..5 {
+            designs::put(key(i), design(1.0 + i as f64));
+        }
+        // The oldest of 5 is dropped; the others are the designs put, not recomputed ones.
+        assert!(designs::get(&key(0)).is_none());
+        for i in 1..5 {
+            assert_eq!(designs::get(&key(i)).unwrap(), design(1.0 + i as f64));
+        }
+        // Putting a kept key again keeps it once, as the newest.
+        designs::put(key(1), design(9.0));
+        designs::put(key(5), design(6.0));
+        assert_eq!(designs::get(&key(1)).unwrap(), design(9.0));
+        assert!(designs::get(&key(2)).is_none());
+    }
 }
