@@ -7,7 +7,7 @@
 # - Per cohort, warm, fastest of RUNS: the wall time of one `qiao cohort run --stats --json DEF`
 #   process (start-up, connect/open, plan, run; native: `--store`, Spark: `--spark URL --schema`).
 #   Both must report the same entries and subjects (and K × the GiBleed counts).
-# - Spark's breakdown of the fastest run (QIAO_SPARK_TRACE, crates/spark): the materialized steps
+# - Spark's breakdown of the fastest run (QIAO_SPARK_TRACE's step lines, crates/spark): the materialized steps
 #   (concept sets, observation periods, each node's events, the inclusion masks: one Spark job each,
 #   with its planning, scheduling and shuffles), the result query (planning, execution, the Arrow
 #   stream back), the tail on this side; and the same cohort on GiBleed×1 (schema gibleed): at K=1
@@ -18,7 +18,7 @@
 #   this script starts it; a running cluster is reused (the first query of each `qiao` process then
 #   only opens a Connect session).
 #
-# Run with: bash scripts/bench-spark.sh [K] [RUNS]   (K=100 needs ~3 GB of CSV and ~1 GB of store
+# Run with: [COHORTS="1 3"] [WARMUP=0] bash scripts/bench-spark.sh [K] [RUNS]   (K=100 needs ~3 GB of CSV and ~1 GB of store
 # under $BENCH_DIR, default /tmp/qiao-bench, shared with scripts/bench-cohort.sh, and the Parquet
 # tables under $BENCH_DIR/spark-warehouse; loading K=100 as Parquet takes minutes, once).
 # The Spark cluster: QIAO_TEST_SPARK=sc://… if one runs; otherwise this script starts it and stops
@@ -86,15 +86,19 @@ best() {
 }
 
 field() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | head -n 1; }
-# The Spark breakdown of a run's trace: steps, their total, result query, tail.
+# The Spark breakdown of a run (its trace's step lines and its JSON's millis): steps, their total ms,
+# the rest of the run's ms (the result query: planning, execution, the Arrow stream back; the SQL
+# compile and the tail, a few ms).
 breakdown() {
-  sed -n 's/^spark run: \([0-9]*\) steps; SQL compile [0-9]* ms, steps \([0-9]*\) ms, result query \([0-9]*\) ms, tail \([0-9]*\) ms.*/\1 \2 \3 \4/p' "$1"
+  local steps total
+  steps=$(grep -c '^spark step ' "$1.err" || true)
+  total=$(sed -n 's/^spark step [^:]*: \([0-9]*\) ms$/\1/p' "$1.err" | paste -sd+ | bc)
+  echo "$steps ${total:-0} $(($(field "$1.out" millis) - ${total:-0}))"
 }
-
 echo
-echo "| cohort | entries | native s (peak MiB) | Spark s | Spark ×1 s | steps: n, s (×1 s) | result query s (×1 s) | tail ms | Spark / native |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for id in 1 2 3 4; do
+echo "| cohort | entries | native s (peak MiB) | Spark s | Spark ×1 s | steps: n, s (×1 s) | result query + compile + tail s (×1 s) | Spark / native |"
+echo "|---|---|---|---|---|---|---|---|"
+for id in ${COHORTS:-1 2 3 4}; do
   def=$DATA/reference/cohortgenerator-eunomia/cohorts/$id.json
   best "$OUT/n$id" "$QIAO" cohort run --store "$STORE" --stats --json "$def"
   QIAO_SPARK_TRACE=1 best "$OUT/s$id" "$QIAO" cohort run --spark "$URL" --schema "gibleed_x$K" --stats --json "$def"
@@ -108,12 +112,12 @@ for id in 1 2 3 4; do
   read -r nt nkb <"$OUT/n$id.time"
   read -r st _ <"$OUT/s$id.time"
   read -r gt _ <"$OUT/g$id.time"
-  read -r n steps res tail < <(breakdown "$OUT/s$id.err")
-  read -r _ gsteps gres _ < <(breakdown "$OUT/g$id.err")
-  printf '| %s | %s | %s (%d) | %s | %s | %s, %.1f (%.1f) | %.1f (%.1f) | %s | %.0f× |\n' \
+  read -r n steps res < <(breakdown "$OUT/s$id")
+  read -r _ gsteps gres < <(breakdown "$OUT/g$id")
+  printf '| %s | %s | %s (%d) | %s | %s | %s, %.1f (%.1f) | %.1f (%.1f) | %.0f× |\n' \
     "$id" "$ne" "$nt" $((nkb / 1024)) "$st" "$gt" "$n" "$(echo "$steps/1000" | bc -l)" \
     "$(echo "$gsteps/1000" | bc -l)" "$(echo "$res/1000" | bc -l)" "$(echo "$gres/1000" | bc -l)" \
-    "$tail" "$(echo "$st / ($nt + 0.0005)" | bc -l)"
+    "$(echo "$st / ($nt + 0.0005)" | bc -l)"
 done
 echo
 echo "Store: $(du -sh "$STORE" | cut -f1) for $(field <("$QIAO" stats "$STORE" --json) persons) persons; Parquet: $(du -sh "$WAREHOUSE/gibleed_x$K" | cut -f1)"
