@@ -3,8 +3,9 @@
 //!
 //! - **Persons**: every person id (rows of `person`, plus orphan ids that only event tables name),
 //!   by dense index in ascending id order; person attributes by that index.
-//! - **Domains**: each clinical table sorted by (person, start date, event id), with a 16-byte core per
-//!   event (person index, start, Circe end, concept: 4 bytes each) plus the event id (a base and
+//! - **Domains**: each clinical table sorted by (person, start date, event id), with a core of about
+//!   13 bytes per event (person index as one-byte codes from a start per 64 rows: see
+//!   [`PersonColumn`]; start, Circe end, concept: 4 bytes each) plus the event id (a base and
 //!   4-byte offsets where the table's ids span less than 2³²), per-person row ranges (none stored for
 //!   a table without rows), per-concept postings (ascending rows), and attribute columns stored
 //!   apart and read only when a criterion filters on them.
