@@ -80,19 +80,23 @@ fn characterize_and_incidence_print_the_oracles_numbers() {
     assert_eq!(charlson["comparator"]["count"], 293);
     assert_eq!(charlson["comparator"]["p90"], 2.0);
     // Without a comparator: nulls.
-    let out = qiao(&[
-        "analyze",
-        "characterize",
-        "--store",
-        store,
-        "--target",
-        &t,
-        "--analyses",
-        "1,3,901",
-        "--json",
-    ])
-    .unwrap();
-    let v: Value = serde_json::from_str(&out).unwrap();
+    // The target alone with FE analyses `ids`.
+    let target_only = |ids: &str| -> Value {
+        let out = qiao(&[
+            "analyze",
+            "characterize",
+            "--store",
+            store,
+            "--target",
+            &t,
+            "--analyses",
+            ids,
+            "--json",
+        ])
+        .unwrap();
+        serde_json::from_str(&out).unwrap()
+    };
+    let v = target_only("1,3,901");
     assert!(v["comparator"].is_null());
     let ids: std::collections::BTreeSet<u64> = v["covariates"]
         .as_array()
@@ -102,6 +106,49 @@ fn characterize_and_incidence_print_the_oracles_numbers() {
         .collect();
     assert_eq!(ids, [1, 3].into());
     assert!(v["covariates"][0]["comparator"].is_null() && v["covariates"][0]["smd"].is_null());
+    // FE's continuous demographics and visit counts (numbers of FeatureExtraction 3.14 on GiBleed,
+    // cohort 1): every statistic of the shape; visit concept counts one per visit concept.
+    let v = target_only("2,8,9,920,923");
+    let cont = |id: i64| -> Value {
+        v["continuous"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["covariate_id"] == id)
+            .unwrap_or_else(|| panic!("continuous {id} in {}", v["continuous"]))
+            .clone()
+    };
+    let age = cont(1002);
+    assert_eq!(age["analysis_id"], 2);
+    assert_eq!(age["name"], "age in years");
+    let keys: std::collections::BTreeSet<&str> = age["target"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["count", "mean", "sd", "min", "p10", "p25", "median", "p75", "p90", "max"].into()
+    );
+    assert_eq!(age["target"]["count"], 1800);
+    assert!(close(&age["target"]["mean"], 38.645));
+    assert_eq!(age["target"]["median"], 39.0);
+    let prior = cont(1008);
+    assert!(close(&prior["target"]["mean"], 14114.683888888889));
+    assert_eq!(prior["target"]["median"], 14100.0);
+    let post = cont(1009);
+    assert!(close(&post["target"]["mean"], 7588.081666666667));
+    assert_eq!(post["target"]["median"], 6676.0);
+    let visits = cont(1920);
+    assert_eq!(visits["target"]["count"], 3);
+    assert_eq!(
+        visits["target"]["min"], 0.0,
+        "entries without visits count as 0"
+    );
+    assert!(close(&visits["target"]["mean"], 3.0 / 1800.0));
+    assert_eq!(cont(9201923)["target"]["count"], 3);
+    assert!(v["covariates"].as_array().unwrap().is_empty());
     // An analysis Qiao does not compute is an error naming it.
     let err = qiao(&[
         "analyze",
@@ -161,6 +208,54 @@ fn characterize_and_incidence_print_the_oracles_numbers() {
     assert!(rows.iter().any(|r| r["age_group_id"].is_number()
         && r["gender_id"] == 8532
         && r["start_year"].is_number()));
+    // The same analysis as a CohortIncidence design: the target by path, the outcome inline
+    // (design ids: target 1, outcome 1 on cohort 100) gives the short form's rows; or the
+    // outcome from `--cohort`.
+    let abs = |p: &str| std::fs::canonicalize(p).unwrap().display().to_string();
+    let mut design = serde_json::json!({
+        "targetDefs": [{"id": 1, "name": "celecoxib"}],
+        "outcomeDefs": [{"id": 1, "name": "GI bleed", "cohortId": 100, "cleanWindow": 30}],
+        "timeAtRiskDefs": [{"id": 1, "start": {"dateField": "start", "offset": 0},
+                            "end": {"dateField": "end", "offset": 0}}],
+        "analysisList": [{"targets": [1], "outcomes": [1], "tars": [1]}],
+        "strataSettings": {"byAge": true, "byGender": true, "byYear": true, "ageBreaks": [40, 65]},
+        "cohortDefinitions": {
+            "1": abs(&t),
+            "100": serde_json::from_str::<Value>(&std::fs::read_to_string(GI_BLEED).unwrap()).unwrap(),
+        }
+    });
+    let design_path = dir.path().join("design.json");
+    let design_path = design_path.to_str().unwrap();
+    let run_design = |design: &Value, extra: &[&str]| {
+        std::fs::write(design_path, design.to_string()).unwrap();
+        let mut args = vec![
+            "analyze",
+            "incidence",
+            "--store",
+            store,
+            "--design",
+            design_path,
+        ];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        qiao(&args)
+    };
+    let by_design: Value = serde_json::from_str(&run_design(&design, &[]).unwrap()).unwrap();
+    assert_eq!(by_design["rows"], v["rows"], "design and short form");
+    design["cohortDefinitions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("100");
+    let outcome = format!("100={}", abs(GI_BLEED));
+    let by_flag: Value =
+        serde_json::from_str(&run_design(&design, &["--cohort", &outcome]).unwrap()).unwrap();
+    assert_eq!(by_flag["rows"], v["rows"], "outcome from --cohort");
+    design["cohortDefinitions"]["x"] = serde_json::json!("1.json");
+    let err = run_design(&design, &[]).unwrap_err();
+    assert!(
+        err.contains("cohortDefinitions.x: not a cohort id"),
+        "{err}"
+    );
     let err = qiao(&[
         "analyze",
         "incidence",

@@ -17,7 +17,9 @@
 pub mod design;
 pub mod intervals;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use qiao_cdm::{date, NULL_INT};
 use qiao_cohort::CohortRow;
@@ -277,10 +279,10 @@ pub fn run_clipped(
             }
         }
         // Subgroup membership of (subject, TAR start).
-        let mut members: HashMap<i64, HashSet<(i64, i32)>> = HashMap::new();
+        let mut members: FxHashMap<i64, FxHashSet<(i64, i32)>> = FxHashMap::default();
         for &(sg, cohort) in &subgroups {
             let Some(cohort) = cohort else { continue };
-            let mut by_subject: HashMap<i64, Vec<(i32, i32)>> = HashMap::new();
+            let mut by_subject: FxHashMap<i64, Vec<(i32, i32)>> = FxHashMap::default();
             for r in get(cohort)? {
                 by_subject
                     .entry(r.subject_id)
@@ -300,7 +302,7 @@ pub fn run_clipped(
             }
         }
         // 2) Excluded periods per outcome and subject, merged.
-        let mut excluded: HashMap<i64, HashMap<i64, Vec<Tar>>> = HashMap::new();
+        let mut excluded: FxHashMap<i64, FxHashMap<i64, Vec<Tar>>> = FxHashMap::default();
         for &o in &analysis.outcomes {
             let def = design
                 .outcome_defs
@@ -330,20 +332,20 @@ pub fn run_clipped(
                     });
                 }
             }
-            let mut by_subject: HashMap<i64, Vec<Tar>> = HashMap::new();
+            let mut by_subject: FxHashMap<i64, Vec<Tar>> = FxHashMap::default();
             for t in erafy(v) {
                 by_subject.entry(t.subject).or_default().push(t);
             }
             excluded.insert(o, by_subject);
         }
-        let mut outcome_starts: HashMap<i64, HashMap<i64, Vec<i32>>> = HashMap::new();
+        let mut outcome_starts: FxHashMap<i64, FxHashMap<i64, Vec<i32>>> = FxHashMap::default();
         for &o in &analysis.outcomes {
             let def = design
                 .outcome_defs
                 .iter()
                 .find(|d| d.id == o)
                 .expect("checked");
-            let mut m: HashMap<i64, Vec<i32>> = HashMap::new();
+            let mut m: FxHashMap<i64, Vec<i32>> = FxHashMap::default();
             for r in get(def.cohort_id)? {
                 m.entry(r.subject_id).or_default().push(r.start);
             }
@@ -373,7 +375,7 @@ pub fn run_clipped(
                     // #tar_agg. Rows are in subject order, so a subject is counted once per
                     // stratum by remembering the last subject counted there.
                     let mut keys: Vec<Stratum> = Vec::new();
-                    let mut tar_agg: HashMap<Stratum, (i64, Distinct)> = HashMap::new();
+                    let mut tar_agg: FxHashMap<Stratum, (i64, Distinct)> = FxHashMap::default();
                     for (x, d) in &with_person {
                         strata_of(d, &mut keys);
                         for k in &keys {
@@ -387,7 +389,7 @@ pub fn run_clipped(
                         let starts = &outcome_starts[&o];
                         // Per TAR row: excluded days, outcomes before and after exclusion.
                         let mut per_row: Vec<(i64, u64, u64)> = Vec::with_capacity(tars.len());
-                        let mut op_subjects: HashSet<i64> = HashSet::new();
+                        let mut op_subjects: FxHashSet<i64> = FxHashSet::default();
                         for x in &tars {
                             let ex: Vec<(i32, i32)> = exc
                                 .get(&x.subject)
@@ -431,7 +433,7 @@ pub fn run_clipped(
                             outcomes_pe: u64,
                             outcomes: u64,
                         }
-                        let mut agg: HashMap<Stratum, Agg> = HashMap::new();
+                        let mut agg: FxHashMap<Stratum, Agg> = FxHashMap::default();
                         for ((x, &(days, pe, after)), d) in tars.iter().zip(&per_row).zip(&demogs) {
                             if !op_subjects.contains(&x.subject) {
                                 continue;

@@ -195,7 +195,7 @@ impl FeCovariate {
             ))
         })?;
         match analysis.kind {
-            Kind::Score(_) => Err(err(format!(
+            Kind::Score(_) | Kind::Measure(_) => Err(err(format!(
                 "analysis {analysis_id} ({}) is continuous; only binary covariates can be fe: \
                  covariates",
                 analysis.name

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use qiao_analysis::characterization::{prespec, Kind};
+use qiao_analysis::characterization::{prespec, Count, Kind, Measure};
 
 /// Concept names known to the portal for one project.
 #[derive(Default)]
@@ -54,9 +54,13 @@ impl Names {
             Kind::IndexYear => format!("index year: {k}"),
             Kind::IndexMonth => format!("index month: {k}"),
             Kind::PersonConcept(_, label, _) => format!("{label} = {}", self.concept(k)),
-            Kind::IndexYearMonth => format!("index year month: {k}"),
+            Kind::IndexYearMonth => format!("index year and month: {k}"),
+            Kind::Measure(Measure::Count {
+                how: Count::ByConcept,
+                ..
+            }) => format!("{}: {}", a.name, self.concept(k)),
             Kind::Score(_) | Kind::Measure(_) => a.name.to_owned(),
-            Kind::Concept(..) | Kind::Inpatient(_) | Kind::Group(..) => {
+            Kind::Concept(..) | Kind::Group(..) | Kind::Inpatient(_) => {
                 format!("{}: {}", a.name, self.concept(k))
             }
             Kind::ValueAsConcept(_) | Kind::RangeGroup => {
@@ -79,6 +83,13 @@ mod tests {
         assert_eq!(n.covariate(8507001, 1), "gender = MALE");
         assert_eq!(n.covariate(8003, 3), "age group:  40 -  44");
         assert_eq!(n.covariate(2012006, 6), "index year: 2012");
+        assert_eq!(n.covariate(201204011, 11), "index year and month: 201204");
+        assert_eq!(n.covariate(1920, 920), "VisitCountLongTerm");
+        assert_eq!(
+            n.covariate(9201923, 923),
+            "VisitConceptCountLongTerm: concept 9201",
+            "a visit concept count is named by its concept"
+        );
         let gi = n.covariate(192671102, 102);
         assert!(gi.ends_with(": Gastrointestinal hemorrhage"), "{gi}");
         assert!(n.covariate(4000102, 102).ends_with(": concept 4000"));
