@@ -53,11 +53,16 @@ export async function launchChromium({ nodeModules, chromium: executablePath, pr
 /**
  * Every English catalog text (a fixed part of 12+ characters, two words or more, lowercase, differing
  * from its Chinese) that `page` shows while its `<html lang>` is zh-CN: `[]` on an English page.
- * `en` and `zh` are the parsed catalogs.
+ * `en` and `zh` are the parsed catalogs. Text marked `translate="no"` (recorded words) is skipped.
  */
 export async function englishOnChinesePage(page, en, zh) {
   if ((await page.locator('html').getAttribute('lang')) !== 'zh-CN') return [];
-  const shown = await page.locator('body').innerText();
+  // Text shown as recorded (`translate="no"`: an audit entry's decision) is data, not UI.
+  const shown = await page.evaluate(() => {
+    const body = document.body.cloneNode(true);
+    for (const n of body.querySelectorAll('[translate=no]')) n.remove();
+    return body.textContent;
+  });
   const found = [];
   for (const [key, text] of en) {
     if (zh.get(key) === text) continue;

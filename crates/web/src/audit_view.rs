@@ -167,7 +167,8 @@ pub fn render(
                 td { (e.actor.to_string()) }
                 td { (action_name(lang, &e.action)) br; code { (e.action) } }
                 td { (e.project.as_deref().unwrap_or("")) }
-                td { (e.decision.as_deref().unwrap_or("")) @if let Some(j) = &e.job_id { br; span.muted { (j) } } }
+                // As recorded (the log's own words, never translated).
+                td translate="no" { (e.decision.as_deref().unwrap_or("")) @if let Some(j) = &e.job_id { br; span.muted { (j) } } }
             } } }
         } }
         nav.pager {
