@@ -261,6 +261,13 @@ impl SparkCohorts {
                 w[0].person_id
             )));
         }
+        // Spark sends the person rows of every person with an included event; the censor window
+        // (in the tail above) may leave some of them without a cohort row: not subjects.
+        let subjects: Vec<i64> = rows
+            .chunk_by(|a, b| a.subject_id == b.subject_id)
+            .map(|c| c[0].subject_id)
+            .collect();
+        person_facts.retain(|f| subjects.binary_search(&f.person_id).is_ok());
         let timings = Timings {
             compile,
             spark,

@@ -200,8 +200,21 @@ fn compare_one(
             if masks != g.person_masks {
                 return Err(format!("{name}: per-person best-event masks differ"));
             }
-            if facts_of(store, &rows) != g.person_facts {
-                return Err(format!("{name}: the subjects' person rows differ"));
+            let facts = facts_of(store, &rows);
+            if facts != g.person_facts {
+                let first = facts
+                    .iter()
+                    .zip(&g.person_facts)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(facts.len().min(g.person_facts.len()));
+                return Err(format!(
+                    "{name}: the subjects' person rows differ ({} native, {} Spark; entries {a} vs {b}); \
+                     first difference at {first}: native {:?} Spark {:?}",
+                    facts.len(),
+                    g.person_facts.len(),
+                    facts.get(first),
+                    g.person_facts.get(first)
+                ));
             }
             if a != b || rows != *srows {
                 let first = rows
