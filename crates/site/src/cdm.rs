@@ -8,8 +8,8 @@
 //! for both ([`crate::exec`]). A cohort on a store is computed here ([`run_definition`]).
 
 use qiao_analysis::network::{Cdm, CohortRun};
-use qiao_cohort::exec::Cancel;
-use qiao_cohort::{CohortError, CohortRow, CohortSink, Prepared};
+use qiao_cohort::exec::{Cancel, RowsAndMasks};
+use qiao_cohort::{CohortError, Prepared};
 use qiao_protocol::FailureKind;
 use qiao_store::{Meta, Store};
 
@@ -38,27 +38,6 @@ impl SiteCdm for Store {
         cancel: Option<Cancel>,
     ) -> Result<CohortRun, ExecError> {
         run_definition_until(self, definition, cancel)
-    }
-}
-
-/// Collects a run's rows and per-person masks.
-#[derive(Default)]
-struct RunSink {
-    rows: Vec<CohortRow>,
-    person_masks: Vec<(i64, u64)>,
-}
-
-impl CohortSink for RunSink {
-    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
-        self.rows.push(row);
-        Ok(())
-    }
-    fn wants_person_masks(&self) -> bool {
-        true
-    }
-    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
-        self.person_masks.push((person_id, mask));
-        Ok(())
     }
 }
 
@@ -113,12 +92,12 @@ pub fn run_definition_until(
     if let Some(c) = cancel {
         prepared = prepared.with_cancel(c);
     }
-    let mut sink = RunSink::default();
+    let mut sink = RowsAndMasks::default();
     let stats = prepared.run(store, &mut sink).map_err(map_cohort_error)?;
     Ok(CohortRun {
         rows: sink.rows,
         stats,
-        person_masks: sink.person_masks,
+        person_masks: sink.masks,
         person_facts: None,
     })
 }

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use qiao_cohort::exec::{CohortError, CohortRow, CohortSink, CohortStats, Prepared};
+use qiao_cohort::exec::{CohortError, CohortRow, CohortStats, Prepared, RowsAndMasks};
 use qiao_spark::{sql::Wants, PersonFact, Schemas, SparkCohorts, SparkError};
 use qiao_store::Store;
 
@@ -118,27 +118,6 @@ fn compare(url: &str, store: &Store, files: &[PathBuf], threads: usize) -> Outco
 
 type Compared = (String, u64, f64, f64);
 
-/// Rows and each person's best-event mask, as a site collects them.
-#[derive(Default)]
-struct Collect {
-    rows: Vec<CohortRow>,
-    masks: Vec<(i64, u64)>,
-}
-
-impl CohortSink for Collect {
-    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
-        self.rows.push(row);
-        Ok(())
-    }
-    fn wants_person_masks(&self) -> bool {
-        true
-    }
-    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
-        self.masks.push((person_id, mask));
-        Ok(())
-    }
-}
-
 /// The subjects' `person` rows in the store, as [`PersonFact`]s.
 fn facts_of(store: &Store, rows: &[CohortRow]) -> Vec<PersonFact> {
     let persons = store.persons();
@@ -171,9 +150,9 @@ fn compare_one(
     let json = std::fs::read_to_string(f).unwrap();
     let def = qiao_cohort::parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
     let t = Instant::now();
-    let mut sink = Collect::default();
+    let mut sink = RowsAndMasks::default();
     let native = Prepared::new(&def, store).and_then(|p| p.run(store, &mut sink));
-    let Collect { rows, mut masks } = sink;
+    let RowsAndMasks { rows, mut masks } = sink;
     masks.sort_unstable();
     let native_ms = t.elapsed().as_secs_f64() * 1e3;
     let native = match native {

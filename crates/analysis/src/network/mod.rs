@@ -118,11 +118,8 @@ impl Cdm for Store {
         })
     }
 
-    fn person(&self, run: &CohortRun, person_id: i64) -> Option<PersonFact> {
-        if let Some(facts) = &run.person_facts {
-            let i = facts.binary_search_by_key(&person_id, |f| f.0).ok()?;
-            return Some(facts[i].1);
-        }
+    /// Looked up in the store (a store's runs carry no person rows).
+    fn person(&self, _run: &CohortRun, person_id: i64) -> Option<PersonFact> {
         let persons = self.persons();
         let idx = persons.index_of(person_id)?;
         Some(PersonFact {

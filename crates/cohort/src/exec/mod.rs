@@ -135,6 +135,33 @@ impl CohortSink for Discard {
     }
 }
 
+/// Keeps the rows and each person's best-event mask (what a site releases from).
+#[derive(Debug, Default, Clone)]
+pub struct RowsAndMasks {
+    /// The rows, in order.
+    pub rows: Vec<CohortRow>,
+    /// (person_id, mask of the person's best qualified event), in the store's person order.
+    pub masks: Vec<(i64, u64)>,
+}
+
+impl CohortSink for RowsAndMasks {
+    fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
+        self.rows.push(row);
+        Ok(())
+    }
+    fn push_all(&mut self, rows: &[CohortRow]) -> Result<(), CohortError> {
+        self.rows.extend_from_slice(rows);
+        Ok(())
+    }
+    fn wants_person_masks(&self) -> bool {
+        true
+    }
+    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), CohortError> {
+        self.masks.push((person_id, mask));
+        Ok(())
+    }
+}
+
 impl CohortSink for Vec<CohortRow> {
     fn push(&mut self, row: CohortRow) -> Result<(), CohortError> {
         Vec::push(self, row);

@@ -106,26 +106,7 @@ pub fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// A sink keeping rows and per-person best-event masks.
-#[derive(Default)]
-pub struct RowsAndMasks {
-    pub rows: Vec<qiao_cohort::exec::CohortRow>,
-    pub masks: Vec<(i64, u64)>,
-}
-
-impl qiao_cohort::exec::CohortSink for RowsAndMasks {
-    fn push(&mut self, row: qiao_cohort::exec::CohortRow) -> Result<(), qiao_cohort::CohortError> {
-        self.rows.push(row);
-        Ok(())
-    }
-    fn wants_person_masks(&self) -> bool {
-        true
-    }
-    fn person_mask(&mut self, person_id: i64, mask: u64) -> Result<(), qiao_cohort::CohortError> {
-        self.masks.push((person_id, mask));
-        Ok(())
-    }
-}
+pub use qiao_cohort::exec::RowsAndMasks;
 
 /// Runs a definition as [`Prepared::run`] does and, when it takes the fused pipeline, also on
 /// the per-person evaluator, single-threaded: rows, person masks and statistics must be equal.
