@@ -55,6 +55,7 @@ impl Names {
             Kind::IndexMonth => format!("index month: {k}"),
             Kind::PersonConcept(_, label, _) => format!("{label} = {}", self.concept(k)),
             Kind::IndexYearMonth => format!("index year and month: {k}"),
+            Kind::CareSite => format!("care site ID = {k}"),
             Kind::Measure(Measure::Count {
                 how: Count::ByConcept,
                 ..
