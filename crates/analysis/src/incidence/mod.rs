@@ -176,8 +176,21 @@ pub fn run_clipped(
             }
         }
     }
+    // Subjects arrive in order (cohort rows and TARs are sorted by subject): remember the last
+    // one's person index instead of searching the person ids again.
+    let last_index: std::cell::Cell<Option<(i64, Option<u32>)>> = std::cell::Cell::new(None);
+    let index_of = |subject: i64| -> Option<u32> {
+        match last_index.get() {
+            Some((s, i)) if s == subject => i,
+            _ => {
+                let i = persons.index_of(subject);
+                last_index.set(Some((subject, i)));
+                i
+            }
+        }
+    };
     let demog = |subject: i64, start: i32| -> Option<Demog> {
-        let idx = persons.index_of(subject)?;
+        let idx = index_of(subject)?;
         if !persons.has_row(idx) {
             return None;
         }
@@ -249,7 +262,7 @@ pub fn run_clipped(
                     if s > e {
                         continue;
                     }
-                    let Some(idx) = persons.index_of(r.subject_id) else {
+                    let Some(idx) = index_of(r.subject_id) else {
                         continue;
                     };
                     let Some(d) = &op else { continue };
