@@ -612,40 +612,27 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-prescreen-portal-project",
 ];
 
-/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
-/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
-/// (funnels answered, demographics waiting in each site's approval queue). One process, a
-/// few seconds.
-#[test]
-fn portal_results_in_headless_chromium() {
-    let chromium = required_env("QIAO_CHROMIUM");
-    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).expect("logs dir");
-    let screenshots = target_dir().join("portal-screenshots-results");
-    let _ = std::fs::remove_dir_all(&screenshots);
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+/// `qiao demo` of two 500-person hospitals from GiBleed (and `extra` flags) serving on
+/// loopback: the process, its address and the sponsor's printed password.
+fn serving_demo(root: &Path, logs: &Path, extra: &[&str]) -> (Proc, SocketAddr, String) {
     let addr = free_addr(1);
     let work = root.join("demo");
-    let mut demo = Proc::spawn(
+    let mut args = vec![
         "demo",
-        &logs,
-        &[
-            "demo",
-            "--cdm",
-            GIBLEED,
-            "--work",
-            work.to_str().expect("utf-8 path"),
-            "--hospitals",
-            "2",
-            "--persons",
-            "500",
-            "--listen",
-            &addr.to_string(),
-        ],
-    );
+        "--cdm",
+        GIBLEED,
+        "--work",
+        work.to_str().expect("utf-8 path"),
+        "--hospitals",
+        "2",
+        "--persons",
+        "500",
+        "--listen",
+    ];
+    let listen = addr.to_string();
+    args.push(&listen);
+    args.extend_from_slice(extra);
+    let mut demo = Proc::spawn("demo", logs, &args);
     // The demo prints its logins once the network serves.
     let start = Instant::now();
     let log = loop {
@@ -667,6 +654,25 @@ fn portal_results_in_headless_chromium() {
             (w.next() == Some("sponsor")).then(|| w.next().map(str::to_owned))?
         })
         .unwrap_or_else(|| panic!("no sponsor login in the demo's output:\n{log}"));
+    (demo, addr, password)
+}
+
+/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
+/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
+/// (funnels answered, demographics waiting in each site's approval queue). One process, a
+/// few seconds.
+#[test]
+fn portal_results_in_headless_chromium() {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let screenshots = target_dir().join("portal-screenshots-results");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let (mut demo, addr, password) = serving_demo(root, &logs, &[]);
     let started = Instant::now();
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/results.mjs"))
@@ -842,5 +848,183 @@ fn people_journeys_in_headless_chromium() {
             names.iter().any(|n| n == expected),
             "step {expected} missing: {names:?}"
         );
+    }
+}
+
+/// CohortGenerator's cohort 1 (celecoxib): the comparator the survival and regression journey
+/// attaches.
+const GIBLEED_COHORT1: &str =
+    "../../../shared/data/reference/cohortgenerator-eunomia/cohorts/1.json";
+/// The GI bleed outcome cohort.
+const GI_BLEED: &str = "../analysis/tests/data/gi_bleed.json";
+
+/// What the survival and regression pages must show for the demo's stores, computed in
+/// process: the persons followed in the target (the demo's cohort 3) and the comparator
+/// (cohort 1) to GI bleed, and the Cox fit of treatment and age stratified by site at each
+/// site's threshold.
+fn expected_survival_and_cox(stores: &[PathBuf]) -> ([usize; 2], qiao_analysis::regression::Fit) {
+    use qiao_analysis::network::regression::{coefficient_names, site_data};
+    use qiao_analysis::network::AnalysisError;
+    use qiao_analysis::regression::{fit, Model};
+    use qiao_analysis::time_to_event::{follow_up, TimeAtRisk};
+    use qiao_hub::protocol::{
+        Coefficients, JobId, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,
+    };
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).expect(p)).expect(p)
+    };
+    let (target, comparator, outcome) =
+        (read(GIBLEED_COHORT3), read(GIBLEED_COHORT1), read(GI_BLEED));
+    let tar: TimeAtRisk = "start+0:obs_end".parse().expect("time at risk");
+    let round = RegressionRound {
+        run_id: JobId::random(),
+        round: 0,
+        spec: RegressionSpec {
+            model: RegressionModel::Cox,
+            outcome: outcome.clone(),
+            comparator: Some(comparator.clone()),
+            covariates: vec![RegressionCovariate::Age],
+            tar: "start+0:obs_end".into(),
+        },
+        coefficients: Coefficients(vec![0.0; 2]),
+    };
+    let mut followed = [0usize; 2];
+    let mut data = Vec::new();
+    for path in stores {
+        let store = qiao_store::Store::open(path).expect("a demo store");
+        let rows = |def: &serde_json::Value| {
+            qiao_site::exec::run_definition(&store, def)
+                .expect("a cohort")
+                .rows
+        };
+        let outcome_rows = rows(&outcome);
+        for (i, def) in [&target, &comparator].into_iter().enumerate() {
+            followed[i] += follow_up(&store, &rows(def), &outcome_rows, tar)
+                .subjects
+                .len();
+        }
+        let mut engine = |def: &serde_json::Value| {
+            qiao_site::exec::run_definition(&store, def)
+                .map_err(|e| AnalysisError::Invalid(e.to_string()))
+        };
+        let threshold = qiao_hub::protocol::Floors::DEFAULT_MIN_CELL_COUNT;
+        data.push(
+            site_data(&round, &store, &mut engine, &target, threshold)
+                .expect("the site's design")
+                .0,
+        );
+    }
+    let fit = fit(
+        Model::Cox,
+        &coefficient_names(&round),
+        &mut data.iter().collect::<Vec<_>>(),
+    )
+    .expect("the Cox fit");
+    (followed, fit)
+}
+
+/// The survival and regression journey of issue 16 (`crates/portal/e2e/analyses.mjs`) against
+/// `qiao demo --exact` (sites releasing exact aggregates: under differential privacy a site
+/// refuses regression rounds): the sponsor attaches a comparator and an outcome, launches a
+/// Kaplan–Meier analysis and a federated Cox regression from the project page, and reads both
+/// result pages in zh-CN and en. The persons at risk at day 0 and the hazard ratio shown equal
+/// an in-process computation over the demo's stores (to the displayed precision).
+#[test]
+fn portal_survival_and_regression_in_headless_chromium() {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let screenshots = target_dir().join("portal-screenshots-analyses");
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let (mut demo, addr, password) = serving_demo(root, &logs, &["--exact"]);
+    let log = std::fs::read_to_string(&demo.log).unwrap_or_default();
+    let stores: Vec<PathBuf> = log
+        .lines()
+        .filter(|l| l.contains("enrolled with a one-time token"))
+        .filter_map(|l| l.split("serving ").nth(1))
+        .map(|p| PathBuf::from(p.trim()))
+        .collect();
+    assert_eq!(stores.len(), 2, "the demo's stores in its output:\n{log}");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg(manifest.join("../portal/e2e/analyses.mjs"))
+        .env("QIAO_CHROMIUM", &chromium)
+        .env("QIAO_E2E_NODE_MODULES", &node_modules)
+        .env("QIAO_E2E_SCREENSHOTS", &screenshots)
+        .env("QIAO_E2E_HUB", format!("http://{addr}"))
+        .env("QIAO_E2E_SPONSOR", "sponsor")
+        .env("QIAO_E2E_SPONSOR_PASSWORD", &password)
+        .env("QIAO_E2E_PROJECT", "demo-feasibility")
+        .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
+        .env("QIAO_E2E_CATALOGS", manifest.join("../web/i18n"))
+        .env("QIAO_E2E_COMPARATOR_DEF", manifest.join(GIBLEED_COHORT1))
+        .env("QIAO_E2E_OUTCOME_DEF", manifest.join(GI_BLEED))
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
+    demo.check_alive();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "analyses.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}\ndemo:\n{}",
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&demo.log).unwrap_or_default()
+    );
+    eprintln!("{stdout}");
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("analyses output {l}: {e}")))
+        .collect();
+    let step = |name: &str| -> &serde_json::Value {
+        let s = steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("step {name} missing: {stdout}"));
+        let shot = s["screenshot"].as_str().expect("a screenshot");
+        let meta = std::fs::metadata(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+        s
+    };
+    step("regression-refused-zh");
+    let (followed, fit) = expected_survival_and_cox(&stores);
+    assert!(
+        fit.converged && followed[0] > 10 && followed[1] > followed[0],
+        "{followed:?} {fit:?}"
+    );
+    let treatment = &fit.coefficients[0];
+    let hr = format!(
+        "{:.3} ({:.3}–{:.3})",
+        treatment.ratio, treatment.ratio_lower, treatment.ratio_upper
+    );
+    for lang in ["zh", "en"] {
+        // The number at risk at day 0 of each arm: the persons followed (exact release).
+        let km = step(&format!("survival-{lang}"));
+        for (arm, want) in followed.iter().enumerate() {
+            let shown = km["at_risk"][arm][0]
+                .as_str()
+                .unwrap_or_default()
+                .replace(',', "");
+            assert_eq!(
+                shown.parse::<usize>().ok(),
+                Some(*want),
+                "{lang} arm {arm}: {km}"
+            );
+        }
+        // The treatment's hazard ratio with its interval, as the in-process fit gives it.
+        let reg = step(&format!("regression-{lang}"));
+        let row = &reg["coefficients"][0];
+        let shown = row[row.as_array().map_or(0, Vec::len).saturating_sub(1)]
+            .as_str()
+            .unwrap_or_default()
+            .replace('（', " (")
+            .replace('）', ")");
+        assert_eq!(shown, hr, "{lang}: {reg}");
     }
 }

@@ -23,6 +23,7 @@ mod library;
 mod pipeline;
 mod quorum;
 mod refusal;
+mod regression;
 mod review_criteria;
 mod tables;
 
@@ -58,5 +59,9 @@ pub use pipeline::{
 };
 pub use quorum::{quorum, set_quorum, DEFAULT_QUORUM, MAX_QUORUM};
 pub use refusal::{Outcome, Refusal};
+pub use regression::{
+    regression_choice, resume_regression, run_regression, CovariateChoice, RegressionChoice,
+    RegressionForm,
+};
 pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};
 pub use tables::{ACCOUNT_INVITES, COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE, SITE_PAGES};

@@ -81,6 +81,7 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/projects/{id}/analyses", post(projects::launch_analysis))
         .route("/projects/{id}/analyses/{n}", get(analyses::result_page))
         .route("/projects/{id}/analyses/{n}/{table}", get(analyses::csv))
+        .route("/projects/{id}/analyses/{n}/resume", post(analyses::resume))
         .route("/projects/{id}/invite", post(projects::invite))
         .route("/projects/{id}/answer", post(projects::answer))
         .route("/projects/{id}/report", post(projects::report))

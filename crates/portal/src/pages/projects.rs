@@ -805,12 +805,31 @@ pub async fn launch_analysis(
         "characterization" => "characterization",
         "incidence" => "incidence",
         "survival" => "survival",
+        "regression" => "regression",
         _ => return ctx.not_found(),
     };
     let p2 = portal.clone();
     let (r, form) = match blocking(move || {
         let s = p2.hub.store();
-        let r = if kind == "survival" {
+        let r = if kind == "regression" {
+            let config = p2.hub.config();
+            alliance::run_regression(
+                s.as_ref(),
+                &config.quotas,
+                config.floors,
+                &pid,
+                &alliance::RegressionForm {
+                    model: form.get("model"),
+                    target: form.get("target"),
+                    outcome: form.get("outcome"),
+                    comparator: form.get("comparator"),
+                    tar: form.get("tar"),
+                    covariates: form.get("covariates"),
+                },
+                &user,
+                now(),
+            )
+        } else if kind == "survival" {
             alliance::run_survival(
                 s.as_ref(),
                 &pid,
