@@ -28,7 +28,7 @@ const CAT = { en: parseCatalog(join(CATALOGS, 'en.toml')), 'zh-CN': parseCatalog
 
 /** The fixed (non-placeholder) parts of `key`'s text in `lang`. */
 function fixedParts(lang, key) {
-  return CAT[lang].get(key).split(/\{[a-z_]+\}/).map((p) => p.trim()).filter((p) => p);
+  return CAT[lang].get(key).split(/\{[a-z0-9_]+\}/).map((p) => p.trim()).filter((p) => p);
 }
 
 const { context, page } = await launchChromium({

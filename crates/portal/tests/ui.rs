@@ -1725,10 +1725,12 @@ async fn regression_runs_launch_follow_resume_and_show_the_fit() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // The first problem of each field is shown at it.
     assert!(
         r.body
             .contains("“fe:8507001”: FeatureExtraction covariates are not yet computed")
-            && r.body.contains("“bmi” is not a covariate"),
+            && r.body
+                .contains("<p class=\"field-error\" id=\"err-model\">"),
         "{}",
         r.body
     );

@@ -107,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let work = WorkDir::prepare(&args.work)?;
     let hospitals = synthesize(&console, &cdm, &work, &args)?;
     let stores = ingest(&console, &work, &hospitals)?;
-    let net = Network::start(&console, &work, &stores, args.listen)?;
+    let net = Network::start(&console, &work, &stores, args.listen, args.exact)?;
     let view = net.feasibility(&console, &work)?;
     net.seed_portal(&console)?;
     if args.json {
@@ -406,12 +406,14 @@ fn account(id: &str, role: UserRole, about: &str) -> Account {
 }
 
 impl Network {
-    /// Starts the hub and the sites, creates the accounts and the approved project.
+    /// Starts the hub and the sites, creates the accounts and the approved project; `exact`:
+    /// the sites release exact aggregates and the hub states no privacy-loss floor.
     pub fn start(
         console: &Console,
         work: &WorkDir,
         stores: &[HospitalStore],
         listen: SocketAddr,
+        exact: bool,
     ) -> anyhow::Result<Self> {
         let t = Instant::now();
         console.say("== 3. start the hub and the sites");
@@ -464,7 +466,7 @@ impl Network {
                 .collect(),
             listen,
             max_backoff_secs: 2,
-            floors: args.exact.then_some(qiao_hub::protocol::Floors {
+            floors: exact.then_some(qiao_hub::protocol::Floors {
                 max_rho_per_release: None,
                 ..Default::default()
             }),
@@ -484,14 +486,14 @@ impl Network {
             // Network analyses (characterization, incidence) run without the steward's
             // approval, so the portal's analysis pages answer in the demo.
             policy.analyses = qiao_site::policy::Approval::Auto;
-            if args.exact {
+            if exact {
                 // Exact releases; every regression round is a query to the rate limit.
                 policy.release = qiao_disclosure::ReleaseMode::Exact;
                 policy.rate_limit.max_queries = EXACT_DEMO_RATE_LIMIT;
             }
             policy.save(&dir)?;
         }
-        if args.exact {
+        if exact {
             console.say(format!(
                 "   sites release exact aggregates (threshold {}, no noise) and answer {EXACT_DEMO_RATE_LIMIT} queries per window: federated regression runs (--exact)",
                 qiao_hub::protocol::Floors::default().min_cell_count
