@@ -15,7 +15,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
 
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
 const HUB = env('QIAO_E2E_HUB');
@@ -163,13 +163,7 @@ try {
     await page.locator('svg.chart.forest').scrollIntoViewIfNeeded();
     await shot(`regression-${tag}`, { state, coefficients: rows, ticks, ms_since_launch: Date.now() - started });
   }
-} catch (e) {
-  try {
-    await page.screenshot({ path: join(SHOTS, 'analyses-failed.png'), fullPage: true });
-  } catch {}
-  console.error(`step ${current}: ${e.stack ?? e}`);
-  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 4000));
-  await context.close();
-  process.exit(1);
+} catch (error) {
+  await failJourney({ page, context, file: join(SHOTS, 'analyses-failed.png'), current, error });
 }
 await context.close();

@@ -74,3 +74,17 @@ export async function englishOnChinesePage(page, en, zh) {
   }
   return found;
 }
+
+/**
+ * Ends a journey that failed at step `current` with `error`: a screenshot of the page it failed
+ * on (`file`), the error and the page's text on stderr, exit status 1.
+ */
+export async function failJourney({ page, context, file, current, error }) {
+  try {
+    await page.screenshot({ path: file, fullPage: true });
+  } catch {}
+  console.error(`step ${current}: ${error.stack ?? error}`);
+  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 4000));
+  await context.close();
+  process.exit(1);
+}

@@ -11,7 +11,7 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -219,13 +219,7 @@ try {
       await shot(`analysis-${name}-${l === 'en' ? 'en' : 'zh'}`, { statuses, ms_since_launch: Date.now() - started });
     }
   }
-} catch (e) {
-  try {
-    await page.screenshot({ path: join(SHOTS, 'results-failed.png'), fullPage: true });
-  } catch {}
-  console.error(`step ${current}: ${e.stack ?? e}`);
-  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 4000));
-  await context.close();
-  process.exit(1);
+} catch (error) {
+  await failJourney({ page, context, file: join(SHOTS, 'results-failed.png'), current, error });
 }
 await context.close();

@@ -657,25 +657,39 @@ fn serving_demo(root: &Path, logs: &Path, extra: &[&str]) -> (Proc, SocketAddr, 
     (demo, addr, password)
 }
 
-/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
-/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
-/// (funnels answered, demographics waiting in each site's approval queue). One process, a
-/// few seconds.
-#[test]
-fn portal_results_in_headless_chromium() {
+/// What a journey of `crates/portal/e2e/` against `qiao demo` printed: its steps (one JSON
+/// line each), its whole output, and the demo's (whose work directory lives as long as this).
+struct Journey {
+    steps: Vec<serde_json::Value>,
+    stdout: String,
+    demo_log: String,
+    _tmp: tempfile::TempDir,
+}
+
+/// Runs the journey `script` of `crates/portal/e2e/` in headless Chromium against a serving
+/// `qiao demo` (with `demo_flags`) as its sponsor on the seeded feasibility project, with the
+/// extra settings `env`; screenshots under `target/{shots}`. Panics with both outputs if it
+/// fails.
+fn demo_journey(
+    script: &str,
+    shots: &str,
+    demo_flags: &[&str],
+    env: &[(&str, PathBuf)],
+) -> Journey {
     let chromium = required_env("QIAO_CHROMIUM");
     let node_modules = required_env("QIAO_E2E_NODE_MODULES");
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     let logs = root.join("logs");
     std::fs::create_dir_all(&logs).expect("logs dir");
-    let screenshots = target_dir().join("portal-screenshots-results");
+    let screenshots = target_dir().join(shots);
     let _ = std::fs::remove_dir_all(&screenshots);
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let (mut demo, addr, password) = serving_demo(root, &logs, &[]);
+    let (mut demo, addr, password) = serving_demo(root, &logs, demo_flags);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let started = Instant::now();
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/results.mjs"))
+    let mut node = Command::new("node");
+    node.arg(manifest.join("../portal/e2e").join(script))
         .env("QIAO_CHROMIUM", &chromium)
         .env("QIAO_E2E_NODE_MODULES", &node_modules)
         .env("QIAO_E2E_SCREENSHOTS", &screenshots)
@@ -684,28 +698,46 @@ fn portal_results_in_headless_chromium() {
         .env("QIAO_E2E_SPONSOR_PASSWORD", &password)
         .env("QIAO_E2E_PROJECT", "demo-feasibility")
         .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
-        .env(
-            "QIAO_E2E_CATALOGS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
-        )
-        .stdin(Stdio::null())
+        .env("QIAO_E2E_CATALOGS", manifest.join("../web/i18n"))
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let out = node
         .output()
         .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
     demo.check_alive();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let demo_log = std::fs::read_to_string(&demo.log).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "results.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\ndemo:\n{}",
+        "{script} failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}\ndemo:\n{demo_log}",
         started.elapsed(),
-        std::fs::read_to_string(&demo.log).unwrap_or_default()
+        String::from_utf8_lossy(&out.stderr),
     );
     eprintln!("{stdout}");
-    let steps: Vec<serde_json::Value> = stdout
+    let steps = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("results output {l}: {e}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script} output {l}: {e}")))
         .collect();
+    Journey {
+        steps,
+        stdout,
+        demo_log,
+        _tmp: tmp,
+    }
+}
+
+/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
+/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
+/// (funnels answered, demographics waiting in each site's approval queue). One process, a
+/// few seconds.
+#[test]
+fn portal_results_in_headless_chromium() {
+    let journey = demo_journey("results.mjs", "portal-screenshots-results", &[], &[]);
+    let steps = &journey.steps;
+    let stdout = &journey.stdout;
     for expected in [
         "results-funnel-en",
         "results-phone-en",
@@ -931,57 +963,30 @@ fn expected_survival_and_cox(stores: &[PathBuf]) -> ([usize; 2], qiao_analysis::
 /// an in-process computation over the demo's stores (to the displayed precision).
 #[test]
 fn portal_survival_and_regression_in_headless_chromium() {
-    let chromium = required_env("QIAO_CHROMIUM");
-    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).expect("logs dir");
-    let screenshots = target_dir().join("portal-screenshots-analyses");
-    let _ = std::fs::remove_dir_all(&screenshots);
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let (mut demo, addr, password) = serving_demo(root, &logs, &["--exact"]);
-    let log = std::fs::read_to_string(&demo.log).unwrap_or_default();
-    let stores: Vec<PathBuf> = log
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let journey = demo_journey(
+        "analyses.mjs",
+        "portal-screenshots-analyses",
+        &["--exact"],
+        &[
+            ("QIAO_E2E_COMPARATOR_DEF", manifest.join(GIBLEED_COHORT1)),
+            ("QIAO_E2E_OUTCOME_DEF", manifest.join(GI_BLEED)),
+        ],
+    );
+    let (steps, stdout) = (&journey.steps, &journey.stdout);
+    let stores: Vec<PathBuf> = journey
+        .demo_log
         .lines()
         .filter(|l| l.contains("enrolled with a one-time token"))
         .filter_map(|l| l.split("serving ").nth(1))
         .map(|p| PathBuf::from(p.trim()))
         .collect();
-    assert_eq!(stores.len(), 2, "the demo's stores in its output:\n{log}");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let started = Instant::now();
-    let out = Command::new("node")
-        .arg(manifest.join("../portal/e2e/analyses.mjs"))
-        .env("QIAO_CHROMIUM", &chromium)
-        .env("QIAO_E2E_NODE_MODULES", &node_modules)
-        .env("QIAO_E2E_SCREENSHOTS", &screenshots)
-        .env("QIAO_E2E_HUB", format!("http://{addr}"))
-        .env("QIAO_E2E_SPONSOR", "sponsor")
-        .env("QIAO_E2E_SPONSOR_PASSWORD", &password)
-        .env("QIAO_E2E_PROJECT", "demo-feasibility")
-        .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
-        .env("QIAO_E2E_CATALOGS", manifest.join("../web/i18n"))
-        .env("QIAO_E2E_COMPARATOR_DEF", manifest.join(GIBLEED_COHORT1))
-        .env("QIAO_E2E_OUTCOME_DEF", manifest.join(GI_BLEED))
-        .stdin(Stdio::null())
-        .output()
-        .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
-    demo.check_alive();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "analyses.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}\ndemo:\n{}",
-        started.elapsed(),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(&demo.log).unwrap_or_default()
+    assert_eq!(
+        stores.len(),
+        2,
+        "the demo's stores in its output:\n{}",
+        journey.demo_log
     );
-    eprintln!("{stdout}");
-    let steps: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("analyses output {l}: {e}")))
-        .collect();
     let step = |name: &str| -> &serde_json::Value {
         let s = steps
             .iter()

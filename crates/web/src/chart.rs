@@ -417,42 +417,30 @@ impl ForestAxis {
 /// the rows (e.g. |SMD| < 0.1). Standardized differences and rates (incidence per stratum) use
 /// it; ratios use [`ratio_forest`].
 pub fn forest(id: &str, title: &str, rows: &[Interval], band: Option<(f64, f64)>) -> Markup {
-    let values: Vec<f64> = rows
-        .iter()
-        .flat_map(|r| [Some(r.point), r.low, r.high])
-        .flatten()
-        .chain(band.into_iter().flat_map(|(a, b)| [a, b]))
-        .collect();
-    let plot = WIDTH - LABEL_W - FOREST_VALUE_W;
-    forest_on(
-        id,
-        title,
-        rows,
-        band,
-        &ForestAxis::linear(&values, LABEL_W, plot),
-    )
+    let mut values = interval_values(rows);
+    values.extend(band.into_iter().flat_map(|(a, b)| [a, b]));
+    let axis = ForestAxis::linear(&values, LABEL_W, FOREST_PLOT_W);
+    forest_on(id, title, rows, band, &axis)
 }
 
 /// A forest plot of ratios (odds ratios, hazard ratios) on a log x axis (see
 /// [`ForestAxis::log`]), the null line at 1.
 pub fn ratio_forest(id: &str, title: &str, rows: &[Interval]) -> Markup {
-    let values: Vec<f64> = rows
-        .iter()
-        .flat_map(|r| [Some(r.point), r.low, r.high])
-        .flatten()
-        .collect();
-    let plot = WIDTH - LABEL_W - FOREST_VALUE_W;
-    forest_on(
-        id,
-        title,
-        rows,
-        None,
-        &ForestAxis::log(&values, LABEL_W, plot),
-    )
+    let axis = ForestAxis::log(&interval_values(rows), LABEL_W, FOREST_PLOT_W);
+    forest_on(id, title, rows, None, &axis)
 }
 
-/// Width of a forest plot's value column.
+/// Width of a forest plot's value column, and of its plot.
 const FOREST_VALUE_W: f64 = 150.0;
+const FOREST_PLOT_W: f64 = WIDTH - LABEL_W - FOREST_VALUE_W;
+
+/// Every estimate and interval end of the rows.
+fn interval_values(rows: &[Interval]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|r| [Some(r.point), r.low, r.high])
+        .flatten()
+        .collect()
+}
 
 fn forest_on(
     id: &str,
@@ -462,8 +450,7 @@ fn forest_on(
     axis: &ForestAxis,
 ) -> Markup {
     let shows = |x: f64| axis.shows(x).then_some(x);
-    let label_w = LABEL_W;
-    let plot = WIDTH - label_w - FOREST_VALUE_W;
+    let (label_w, plot) = (LABEL_W, FOREST_PLOT_W);
     let height = ROW * (rows.len() as f64 + 2.0) + 10.0;
     let bottom = ROW * (rows.len() as f64 + 1.0) + 5.0;
     let title_id = format!("{id}-title");
