@@ -97,6 +97,49 @@ impl SumsSource for NoisySite<'_> {
     }
 }
 
+/// Sites under the default policy over `data` (site k with its own secret), each of `n` persons.
+fn noisy_sites(data: &[SiteData], n: i64) -> Vec<NoisySite<'_>> {
+    data.iter()
+        .enumerate()
+        .map(|(k, d)| {
+            let discloser = discloser(k as u8);
+            let persons = discloser.digest(0..n);
+            NoisySite {
+                data: d,
+                discloser,
+                persons,
+                round: 0,
+            }
+        })
+        .collect()
+}
+
+/// One site's data as fitted: logistic, no guard, the log-likelihood clipped.
+fn site_data(names: &[String], c: &[Vec<f64>], y: &[bool]) -> SiteData {
+    SiteData::new(
+        Model::Logistic,
+        names,
+        c,
+        &vec![1; y.len()],
+        y,
+        &Guard::none(),
+    )
+    .unwrap()
+    .with_loglik_clip(LOGLIK_CLIP)
+}
+
+/// Three sites of 900 units (GiBleed's size in all): as given, and as a site under DP fits
+/// them (age centred).
+fn gibleed_sized(names: &[String]) -> (Vec<SiteData>, Vec<SiteData>) {
+    let parts: Vec<_> = (0..3).map(|k| site_columns(900, 40 + k)).collect();
+    let raw = parts.iter().map(|(c, y)| site_data(names, c, y)).collect();
+    let data = parts
+        .iter()
+        .map(|(c, y)| site_data(names, &centered(c), y))
+        .collect();
+    (raw, data)
+}
+
 fn discloser(k: u8) -> Discloser {
     Discloser::new(
         Policy::default(),
@@ -109,38 +152,11 @@ fn discloser(k: u8) -> Discloser {
 fn a_fit_under_the_default_policy_is_close_to_the_exact_fit() {
     let names = names();
     let coef = Model::Logistic.coefficient_names(&names);
-    let parts: Vec<_> = (0..3).map(|k| site_columns(900, 40 + k)).collect();
-    let site = |c: &[Vec<f64>], y: &[bool]| {
-        SiteData::new(
-            Model::Logistic,
-            &names,
-            c,
-            &vec![1; y.len()],
-            y,
-            &Guard::none(),
-        )
-        .unwrap()
-        .with_loglik_clip(LOGLIK_CLIP)
-    };
-    let raw: Vec<SiteData> = parts.iter().map(|(c, y)| site(c, y)).collect();
-    let data: Vec<SiteData> = parts.iter().map(|(c, y)| site(&centered(c), y)).collect();
+    let (raw, data) = gibleed_sized(&names);
     // Noise off: the exact fit (the clip changes no term at these values).
     let exact = fit(Model::Logistic, &coef, &mut raw.iter().collect::<Vec<_>>()).unwrap();
     assert!(exact.converged && exact.privacy.is_none());
-    let mut sites: Vec<NoisySite> = data
-        .iter()
-        .enumerate()
-        .map(|(k, d)| {
-            let discloser = discloser(k as u8);
-            let persons = discloser.digest(0..900);
-            NoisySite {
-                data: d,
-                discloser,
-                persons,
-                round: 0,
-            }
-        })
-        .collect();
+    let mut sites = noisy_sites(&data, 900);
     let dp = fit(Model::Logistic, &coef, &mut sites).unwrap();
     let privacy = dp.privacy.as_ref().expect("noised");
     assert_eq!((dp.iterations, privacy.rounds), (DP_ROUNDS, DP_ROUNDS));
@@ -180,6 +196,44 @@ fn a_fit_under_the_default_policy_is_close_to_the_exact_fit() {
     );
 }
 
+/// A site whose release goes through the same fixed-point encoding and decoding with the noise
+/// off (σ → 0: the noise's variances scaled to nothing).
+struct NoiselessSite<'a>(&'a SiteData);
+
+impl SumsSource for NoiselessSite<'_> {
+    type Error = std::convert::Infallible;
+    fn sums(&mut self, beta: &[f64]) -> Result<SiteSums, Self::Error> {
+        let privacy = privacy();
+        let values = privacy.encode(&self.0.sums(beta), 6.0).unwrap();
+        let (mut s, counts) = privacy.decode(Model::Logistic, &values, 6.0).unwrap();
+        s.n = counts[0].round() as u64;
+        s.events = counts[1].round() as u64;
+        let noise = s.noise.as_mut().unwrap();
+        noise.gradient_var *= 1e-30;
+        noise.hessian_var *= 1e-30;
+        noise.counts_var *= 1e-30;
+        noise.loglik_var *= 1e-30;
+        Ok(s)
+    }
+}
+
+#[test]
+fn with_the_noise_off_the_private_fit_is_the_exact_fit() {
+    let names = names();
+    let coef = Model::Logistic.coefficient_names(&names);
+    let (raw, data) = gibleed_sized(&names);
+    let exact = fit(Model::Logistic, &coef, &mut raw.iter().collect::<Vec<_>>()).unwrap();
+    let mut sites: Vec<NoiselessSite> = data.iter().map(NoiselessSite).collect();
+    let private = fit(Model::Logistic, &coef, &mut sites).unwrap();
+    assert_eq!(private.iterations, DP_ROUNDS);
+    assert_eq!((private.n, private.events), (exact.n, exact.events));
+    for (a, b) in private.coefficients.iter().zip(&exact.coefficients) {
+        // The fixed-point resolution (1/4096 of a block's bound) is the only difference.
+        assert!((a.beta - b.beta).abs() < 1e-3, "{a:?} {b:?}");
+        assert!((a.se - b.se).abs() < 1e-3 * b.se.max(0.1), "{a:?} {b:?}");
+    }
+}
+
 /// The differencing attack: the sums over a site with and without one person, at β = 0, differ
 /// in the intercept's gradient by `y − ½` — the person's outcome. From exact sums it is read
 /// every time; from noisy ones (each release its own question, as every new job is) its
@@ -199,18 +253,7 @@ fn one_persons_outcome_is_visible_in_exact_sums_and_masked_in_noisy_ones() {
             .map(|c| keep.iter().map(|&i| c[i]).collect())
             .collect();
         let without_y: Vec<bool> = keep.iter().map(|&i| y[i]).collect();
-        let site = |c: &[Vec<f64>], y: &[bool]| {
-            SiteData::new(
-                Model::Logistic,
-                &names,
-                c,
-                &vec![1; y.len()],
-                y,
-                &Guard::none(),
-            )
-            .unwrap()
-            .with_loglik_clip(LOGLIK_CLIP)
-        };
+        let site = |c: &[Vec<f64>], y: &[bool]| site_data(&names, c, y);
         let with = site(&cols, &y).sums(&[0.0; 4]);
         let without = site(&without_cols, &without_y).sums(&[0.0; 4]);
         let guess = |a: &SiteSums, b: &SiteSums| a.gradient[0] - b.gradient[0] > 0.0;
@@ -244,4 +287,26 @@ fn one_persons_outcome_is_visible_in_exact_sums_and_masked_in_noisy_ones() {
         "{accuracy}"
     );
     eprintln!("differencing attack: exact 1.00, under DP {accuracy:.3}");
+}
+
+/// Too few units for the noise: the released sums do not determine the model, and the fit says
+/// so instead of returning noise as estimates.
+#[test]
+fn a_fit_whose_information_is_below_the_noise_is_an_error() {
+    let names = names();
+    let coef = Model::Logistic.coefficient_names(&names);
+    let parts: Vec<_> = (0..3).map(|k| site_columns(60, 70 + k)).collect();
+    let data: Vec<SiteData> = parts
+        .iter()
+        .map(|(c, y)| site_data(&names, &centered(c), y))
+        .collect();
+    let mut sites = noisy_sites(&data, 60);
+    let err = fit(Model::Logistic, &coef, &mut sites).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            qiao_analysis::regression::FitError::NoiseDominated { .. }
+        ),
+        "{err}"
+    );
 }

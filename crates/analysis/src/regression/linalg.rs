@@ -64,9 +64,9 @@ pub fn cholesky_inverse(l: &[f64], p: usize) -> Vec<f64> {
 
 /// The nearest (Frobenius) symmetric matrix to `a` with every eigenvalue at least `floor`:
 /// `a`'s symmetric part, eigen-decomposed (cyclic Jacobi), eigenvalues raised to `floor`,
-/// rebuilt. Used for noisy information matrices (differential privacy): positive definite by
+/// rebuilt; with the number of eigenvalues raised. Used for noisy information matrices (differential privacy): positive definite by
 /// construction, unchanged when already well conditioned.
-pub fn eigenvalues_at_least(a: &[f64], p: usize, floor: f64) -> Vec<f64> {
+pub fn eigenvalues_at_least(a: &[f64], p: usize, floor: f64) -> (Vec<f64>, usize) {
     let mut m: Vec<f64> = (0..p * p)
         .map(|k| (a[k] + a[(k % p) * p + k / p]) / 2.0)
         .collect();
@@ -112,6 +112,7 @@ pub fn eigenvalues_at_least(a: &[f64], p: usize, floor: f64) -> Vec<f64> {
             }
         }
     }
+    let raised = (0..p).filter(|&i| m[i * p + i] < floor).count();
     let lambda: Vec<f64> = (0..p).map(|i| m[i * p + i].max(floor)).collect();
     let mut out = vec![0.0; p * p];
     for i in 0..p {
@@ -121,7 +122,7 @@ pub fn eigenvalues_at_least(a: &[f64], p: usize, floor: f64) -> Vec<f64> {
                 .sum();
         }
     }
-    out
+    (out, raised)
 }
 
 #[cfg(test)]
@@ -132,13 +133,16 @@ mod tests {
     fn eigenvalues_are_raised_to_the_floor_and_kept_above_it() {
         // Eigenvalues 5 and −1 (vectors (1, 1)/√2 and (1, −1)/√2).
         let a = [2.0, 3.0, 3.0, 2.0];
-        let b = eigenvalues_at_least(&a, 2, 0.5);
+        let (b, raised) = eigenvalues_at_least(&a, 2, 0.5);
+        assert_eq!(raised, 1);
         // Rebuilt with 5 and 0.5: [[2.75, 2.25], [2.25, 2.75]].
         for (x, y) in b.iter().zip([2.75, 2.25, 2.25, 2.75]) {
             assert!((x - y).abs() < 1e-12, "{b:?}");
         }
         let pd = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
-        for (x, y) in eigenvalues_at_least(&pd, 3, 0.1).iter().zip(pd) {
+        let (b, raised) = eigenvalues_at_least(&pd, 3, 0.1);
+        assert_eq!(raised, 0);
+        for (x, y) in b.iter().zip(pd) {
             assert!((x - y).abs() < 1e-12);
         }
     }

@@ -111,6 +111,8 @@ pub enum FitError {
     Singular { iteration: u32 },
     #[error("perfect separation: the covariates predict the outcome exactly (the log-likelihood reaches 0), so the estimates do not exist")]
     Separation,
+    #[error("under differential privacy the released sums do not determine the model: in {directions} direction(s) the information is below the noise of the released Hessian (too few persons or outcomes for this σ, or a covariate with too little spread within its declared range); the estimates would be noise")]
+    NoiseDominated { directions: usize },
 }
 
 /// Sums of every site at `beta`.
@@ -299,7 +301,7 @@ impl Newton {
             self.done = true;
             return Ok(Step::Done);
         }
-        let (estimate, _) = private_estimate(
+        let (estimate, _, _) = private_estimate(
             &[(self.pending.clone(), sums.clone())],
             noise,
             self.iterations,
@@ -347,7 +349,12 @@ impl Newton {
         let (Some(state), Some(noise)) = (&self.private, &sums.noise) else {
             return Err(FitError::Shape { site: 0 });
         };
-        let (estimate, cov) = private_estimate(&state.last, noise, self.iterations)?;
+        let (estimate, cov, weak) = private_estimate(&state.last, noise, self.iterations)?;
+        // A direction whose information is below the noise is not determined by the released
+        // sums (post-processing: decided on released values only).
+        if weak > 0 {
+            return Err(FitError::NoiseDominated { directions: weak });
+        }
         let (estimate, cov) = uncentered(self.model, estimate, cov, &noise.centers);
         let rounds = state.evaluations.max(1);
         let mean = |x: u64| (x as f64 / f64::from(rounds)).round() as u64;
@@ -381,8 +388,9 @@ impl Newton {
     }
 }
 
-/// The mean of the Newton steps' ends from `rounds` (coefficients and their noisy sums) and
-/// its covariance, in the coefficients' units. In normalized coordinates (`x_j / B_j`, where
+/// The mean of the Newton steps' ends from `rounds` (coefficients and their noisy sums), its
+/// covariance, in the coefficients' units, and how many directions of the information were
+/// below the noise (raised to it). In normalized coordinates (`x_j / B_j`, where
 /// every entry has the same noise) the rounds' mean information `−H` has its eigenvalues raised
 /// to the noise's standard deviation per entry, `s_H/√m` (positive definite; a well-determined
 /// information matrix is unchanged), and every step uses it.
@@ -390,7 +398,7 @@ fn private_estimate(
     rounds: &[(Vec<f64>, SiteSums)],
     noise: &SumsNoise,
     iteration: u32,
-) -> Result<(Vec<f64>, Vec<f64>), FitError> {
+) -> Result<(Vec<f64>, Vec<f64>, usize), FitError> {
     let m = rounds.len();
     let Some((first, _)) = rounds.first() else {
         return Err(FitError::NoSites);
@@ -407,7 +415,7 @@ fn private_estimate(
         })
         .collect();
     let floor = (noise.hessian_var / m as f64).sqrt();
-    let info = eigenvalues_at_least(&info, p, floor.max(f64::MIN_POSITIVE));
+    let (info, weak) = eigenvalues_at_least(&info, p, floor.max(f64::MIN_POSITIVE));
     let l = cholesky(&info, p).ok_or(FitError::Singular { iteration })?;
     let mut estimate = vec![0.0; p];
     for (beta, sums) in rounds {
@@ -426,7 +434,7 @@ fn private_estimate(
                 (inv[i * p + j] + noise.gradient_var / m as f64 * carried) / (b[i] * b[j]);
         }
     }
-    Ok((estimate, cov))
+    Ok((estimate, cov, weak))
 }
 
 /// Coefficients fitted on centred covariates (`x_j − c_j`) in the covariates' own units: the
