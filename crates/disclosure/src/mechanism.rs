@@ -56,7 +56,7 @@ pub struct Statistic {
     /// Largest change one person can make to it.
     pub sensitivity: u32,
     /// The family of mutually disjoint statistics it belongs to, if any.
-    pub family: Option<&'static str>,
+    pub family: Option<String>,
 }
 
 impl Statistic {
@@ -71,11 +71,11 @@ impl Statistic {
 
     /// A person count in a family of disjoint person counts: sensitivity 1, and one person is
     /// in at most one member of the family.
-    pub fn disjoint_person_count(name: impl Into<String>, family: &'static str) -> Self {
+    pub fn disjoint_person_count(name: impl Into<String>, family: impl Into<String>) -> Self {
         Statistic {
             name: name.into(),
             sensitivity: 1,
-            family: Some(family),
+            family: Some(family.into()),
         }
     }
 
@@ -92,6 +92,33 @@ impl Statistic {
         }
     }
 
+    /// A bin of a histogram of clipped rows (each person's rows clipped to `bound`, each row in
+    /// one bin of the family): one person adds at most `bound` rows across the family's bins, so
+    /// the histogram's L2 change is at most `bound` (‖x‖₂ ≤ ‖x‖₁) and the family, each bin noised
+    /// at σ·`bound`, costs one release.
+    pub fn clipped_histogram_bin(
+        name: impl Into<String>,
+        family: impl Into<String>,
+        bound: u32,
+    ) -> Self {
+        Statistic {
+            name: name.into(),
+            sensitivity: bound.max(1),
+            family: Some(family.into()),
+        }
+    }
+
+    /// A sum over clipped rows (each person's rows clipped to `bound`) of values clipped to
+    /// `[0, max]`: sensitivity `bound × max`. None when that exceeds `u32`.
+    pub fn clipped_sum(name: impl Into<String>, bound: u32, max: u64) -> Option<Self> {
+        let sensitivity = u64::from(bound.max(1)).checked_mul(max.max(1))?;
+        Some(Statistic {
+            name: name.into(),
+            sensitivity: u32::try_from(sensitivity).ok()?,
+            family: None,
+        })
+    }
+
     /// A count of rows with each person's rows clipped to `bound`: sensitivity `bound`.
     pub fn clipped_rows(name: impl Into<String>, bound: u32) -> Self {
         Statistic {
@@ -106,7 +133,7 @@ impl Statistic {
 /// outside a family plus `1/(2σ²)` per family (its members are disjoint, so one person moves
 /// one of them by at most Δ, and each is noised at σ·Δ).
 pub fn rho_of(stats: &[Statistic], sigma: f64) -> f64 {
-    let mut families: Vec<&str> = stats.iter().filter_map(|s| s.family).collect();
+    let mut families: Vec<&str> = stats.iter().filter_map(|s| s.family.as_deref()).collect();
     families.sort_unstable();
     families.dedup();
     let singles = stats.iter().filter(|s| s.family.is_none()).count();

@@ -1203,6 +1203,8 @@ async fn analysis_pages_launch_show_and_export_by_role() {
         count: rel(n),
         sum: rel(s),
         sum_squares: rel(q),
+        bin: 0,
+        histogram: Vec::new(),
     };
     let char_result = |site: &str, te, ce, covs: Vec<CovariateResult>, cont| JobResult {
         job_id: cj.job_id,

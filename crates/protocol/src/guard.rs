@@ -86,6 +86,7 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "continuous",
     "sum",
     "sum_squares",
+    "histogram",
     // IncidenceResult, IncidenceRow
     "rows",
     "tar_id",
@@ -589,6 +590,9 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
                         v.push((format!("{p}.count"), &m.count));
                         v.push((format!("{p}.sum"), &m.sum));
                         v.push((format!("{p}.sum_squares"), &m.sum_squares));
+                        for (k, x) in m.histogram.iter().enumerate() {
+                            v.push((format!("{p}.histogram[{k}]"), x));
+                        }
                     }
                 }
             }

@@ -46,6 +46,7 @@ const EXPECTED_KEYS: &[&str] = &[
     "continuous",
     "sum",
     "sum_squares",
+    "histogram",
     "rows",
     "tar_id",
     "age_group_id",

@@ -526,8 +526,9 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
         assert_eq!(site["status"], "refused", "{site}");
         assert_eq!(site["reason"], "policy", "{site}");
     }
-    // A continuous covariate (Charlson, FE analysis 901) named under DP is refused, not
-    // silently left out (its values are not clipped).
+    // A continuous covariate (Charlson, FE analysis 901) named under DP is released clipped to
+    // its declared range 0–33 points: count, Σk, Σk² and a 34-bin histogram (one family), 4
+    // releases; with entries, subjects and the binary covariate 7 × 1/50.
     let out = qiao(&[
         "query",
         "--hub",
@@ -549,9 +550,25 @@ fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     ]);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     for site in v["sites"].as_array().unwrap() {
-        assert_eq!(site["status"], "refused", "{site}");
-        assert_eq!(site["reason"], "policy", "{site}");
+        let p = &site["payload"];
+        let dp = &p["disclosure"]["dp"];
+        assert!((f(&dp["rho_spent"]) - 7.0 / 50.0).abs() < 1e-12, "{site}");
+        let m = &p["continuous"][0]["target"];
+        assert_eq!(p["continuous"][0]["covariate_id"], 1901, "{site}");
+        assert_eq!(m["histogram"].as_array().unwrap().len(), 34, "{m}");
+        assert!((f(&m["count"]["sigma"]) - 5.0 * 2.0).abs() < 1e-9, "σ·b");
+        assert!(
+            (f(&m["sum"]["sigma"]) - 5.0 * 2.0 * 33.0).abs() < 1e-6,
+            "σ·b·33"
+        );
+        assert!(
+            (f(&m["histogram"][3]["sigma"]) - 5.0 * 2.0).abs() < 1e-9,
+            "σ·b"
+        );
     }
+    let pooled = &v["total"]["continuous"][0]["target"];
+    assert_eq!(pooled["range"]["max"], 33, "{pooled}");
+    assert!(pooled["derived"]["median"].is_number(), "{pooled}");
 
     regression_runs(&mut net, &token, &union, &stores, &t, &c);
     net.stop().unwrap();

@@ -23,6 +23,7 @@
 
 pub mod characterization;
 pub mod cohort_count;
+pub mod continuous;
 pub mod demographics;
 pub mod incidence;
 pub mod regression;
