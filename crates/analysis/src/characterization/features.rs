@@ -68,10 +68,10 @@ fn window_rows<'d>(
     let ends = d.end();
     let hi = e.start.saturating_add(end_day);
     let lo = start_day.map(|s| e.start.saturating_add(s));
-    let upto = rows.start + starts[rows.clone()].partition_point(|&s| s <= hi);
+    let upto = starts.partition_point(rows.clone(), |s| s <= hi);
     (rows.start..upto).filter(move |&r| match lo {
         None => true,
-        Some(lo) => (if use_end { ends[r] } else { starts[r] }) >= lo,
+        Some(lo) => (if use_end { ends.at(r) } else { starts.at(r) }) >= lo,
     })
 }
 
@@ -271,7 +271,7 @@ pub fn entry_covariates(
                         continue;
                     }
                     if let Some(v) = &inpatient {
-                        if !v.holds(e.person, d.start()[r]) {
+                        if !v.holds(e.person, d.start().at(r)) {
                             continue;
                         }
                     }
@@ -331,8 +331,8 @@ impl<'a> InpatientVisits<'a> {
         let Some(v) = &self.visits else { return false };
         let (starts, ends, concepts) = (v.start(), v.end(), v.concept());
         v.person_rows(person)
-            .take_while(|&r| starts[r] <= day)
-            .any(|r| ends[r] >= day && self.concepts.binary_search(&concepts[r]).is_ok())
+            .take_while(|&r| starts.at(r) <= day)
+            .any(|r| ends.at(r) >= day && self.concepts.binary_search(&concepts[r]).is_ok())
     }
 }
 
