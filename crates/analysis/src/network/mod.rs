@@ -111,8 +111,8 @@ impl Cdm for Store {
             .start()
             .iter()
             .chain(op.end().iter())
-            .filter(|&&d| d != qiao_cdm::date::NULL_DAY)
-            .map(|&d| qiao_cdm::date::year(d));
+            .filter(|&d| d != qiao_cdm::date::NULL_DAY)
+            .map(qiao_cdm::date::year);
         years.fold(None, |acc, y| match acc {
             None => Some((y, y)),
             Some((lo, hi)) => Some((lo.min(y), hi.max(y))),
