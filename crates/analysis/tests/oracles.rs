@@ -103,6 +103,65 @@ fn gibleed_duckdb(py: &Path) -> &'static PathBuf {
     })
 }
 
+/// A CDM as both sides read it: Qiao's store and the oracle's DuckDB file of the same CSVs.
+#[derive(Clone, Copy)]
+struct Cdm {
+    store: &'static Store,
+    duckdb: &'static PathBuf,
+}
+
+fn gibleed(py: &Path) -> Cdm {
+    Cdm {
+        store: common::gibleed(),
+        duckdb: gibleed_duckdb(py),
+    }
+}
+
+/// GiBleed with measurement and observation values and units, care sites, visit details and
+/// ICD10 codes mapped to its conditions (`tests/oracle/values_cdm.py`; GiBleed has none of them, so
+/// FE's analyses 12, 705–708, 809–812 and 926 would be empty there).
+fn values_cdm(py: &Path) -> Cdm {
+    static CDM: OnceLock<(Store, PathBuf)> = OnceLock::new();
+    let (store, duckdb) = CDM.get_or_init(|| {
+        let dir = work_dir().join("values-cdm");
+        let _ = std::fs::remove_dir_all(&dir);
+        run(
+            py,
+            &[
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/oracle/values_cdm.py")
+                    .display()
+                    .to_string(),
+                common::data("eunomia-gibleed-5.3").display().to_string(),
+                dir.display().to_string(),
+            ],
+        );
+        let db = work_dir().join("values-cdm.duckdb");
+        let _ = std::fs::remove_file(&db);
+        run(
+            py,
+            &[
+                oracles()
+                    .join("build_gibleed_duckdb.py")
+                    .display()
+                    .to_string(),
+                dir.display().to_string(),
+                db.display().to_string(),
+            ],
+        );
+        let (tables, _report) = qiao_ingest::read_all(
+            &qiao_ingest::Source::CsvDir(dir),
+            qiao_ingest::Options::default(),
+        )
+        .expect("read the values CDM");
+        (
+            qiao_store::from_tables(tables).expect("the values CDM's store"),
+            db,
+        )
+    });
+    Cdm { store, duckdb }
+}
+
 fn cohort_path(id: i64) -> PathBuf {
     if (1..=4).contains(&id) {
         common::data(CG).join(format!("{id}.json"))
@@ -138,21 +197,29 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// Runs fe_oracle.py for `cohorts` and compares every covariate with Qiao's. Returns (binary,
-/// continuous) covariates compared.
+/// What [`compare_fe`] compared.
+struct Compared {
+    binary: usize,
+    continuous: usize,
+    /// Covariates (binary and continuous, all cohorts) compared per analysis.
+    per_analysis: BTreeMap<u32, usize>,
+}
+
+/// Runs fe_oracle.py for `cohorts` on `cdm` and compares every covariate with Qiao's.
 fn compare_fe(
     py: &Path,
+    cdm: Cdm,
     cohorts: &[i64],
     analysis_ids: Option<&[u32]>,
     out: &str,
-) -> (usize, usize) {
-    let store = common::gibleed();
+) -> Compared {
+    let store = cdm.store;
     let dir = work_dir().join(out);
     let _ = std::fs::remove_dir_all(&dir);
     let mut args = vec![
         oracles().join("fe_oracle.py").display().to_string(),
         "--db".into(),
-        gibleed_duckdb(py).display().to_string(),
+        cdm.duckdb.display().to_string(),
         "--cohort-ids".into(),
         cohorts
             .iter()
@@ -211,9 +278,11 @@ fn compare_fe(
         );
     }
     let mut binary = 0;
+    let mut per_analysis: BTreeMap<u32, usize> = BTreeMap::new();
     for (&c, ch) in &mine {
         for b in &ch.binary {
             binary += 1;
+            *per_analysis.entry(b.analysis_id).or_default() += 1;
             match oracle_binary.remove(&(c, b.covariate_id)) {
                 None => problems.push(format!(
                     "cohort {c}: covariate {} ({}) not in FE",
@@ -248,6 +317,7 @@ fn compare_fe(
             continue;
         };
         continuous += 1;
+        *per_analysis.entry(m.analysis_id).or_default() += 1;
         let s = m.stats;
         let mut stats = vec![
             ("count_value", s.count as f64),
@@ -266,8 +336,13 @@ fn compare_fe(
             ]);
         }
         for (col, v) in stats {
-            let fe: f64 = r[col].parse().unwrap();
-            if !close(fe, v) {
+            // SQL's NULL (STDEV of one value) is NaN here.
+            let fe: f64 = if r[col].is_empty() {
+                f64::NAN
+            } else {
+                r[col].parse().unwrap()
+            };
+            if !(close(fe, v) || fe.is_nan() && v.is_nan()) {
                 problems.push(format!(
                     "cohort {c}: continuous {id} {col}: FE {fe}, Qiao {v}"
                 ));
@@ -286,7 +361,11 @@ fn compare_fe(
         problems.len(),
         problems.join("\n")
     );
-    (binary, continuous)
+    Compared {
+        binary,
+        continuous,
+        per_analysis,
+    }
 }
 
 #[test]
@@ -294,7 +373,11 @@ fn characterization_equals_feature_extraction_default_set() {
     let Some(py) = python() else { return };
     let mut cohorts = vec![1, 2, 3, 4];
     cohorts.extend(PHENOTYPE_IDS);
-    let (b, c) = compare_fe(&py, &cohorts, None, "fe_default");
+    let Compared {
+        binary: b,
+        continuous: c,
+        ..
+    } = compare_fe(&py, gibleed(&py), &cohorts, None, "fe_default");
     eprintln!(
         "FE default set, {} cohorts: {b} binary and {c} continuous covariates identical",
         cohorts.len()
@@ -306,10 +389,56 @@ fn characterization_equals_feature_extraction_default_set() {
 fn characterization_equals_feature_extraction_every_analysis() {
     let Some(py) = python() else { return };
     let ids: Vec<u32> = PRESPEC.iter().map(|a| a.id).collect();
+    assert_eq!(ids.len(), 118, "every analysis of PrespecAnalyses.csv");
     for cohort in [1, 1263] {
-        let (b, c) = compare_fe(&py, &[cohort], Some(&ids), &format!("fe_all_{cohort}"));
+        let Compared {
+            binary: b,
+            continuous: c,
+            per_analysis,
+        } = compare_fe(
+            &py,
+            gibleed(&py),
+            &[cohort],
+            Some(&ids),
+            &format!("fe_all_{cohort}"),
+        );
         eprintln!("FE analyses {ids:?}, cohort {cohort}: {b} binary and {c} continuous covariates identical");
         assert!(b > 100, "{b}");
+        assert!(per_analysis.len() > 60, "{per_analysis:?}");
+    }
+}
+
+/// The analyses GiBleed has no facts for (care site, values as number, HFRS), on GiBleed with
+/// those facts added ([`values_cdm`]), with every other analysis: each covariate identical.
+#[test]
+fn characterization_equals_feature_extraction_with_values_care_sites_and_icd10() {
+    let Some(py) = python() else { return };
+    let ids: Vec<u32> = PRESPEC.iter().map(|a| a.id).collect();
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    for cohort in [1, 1263] {
+        let Compared {
+            binary: b,
+            continuous: c,
+            per_analysis,
+        } = compare_fe(
+            &py,
+            values_cdm(&py),
+            &[cohort],
+            Some(&ids),
+            &format!("fe_values_{cohort}"),
+        );
+        eprintln!("FE analyses (values CDM), cohort {cohort}: {b} binary and {c} continuous covariates identical; per analysis {per_analysis:?}");
+        for (a, n) in per_analysis {
+            *seen.entry(a).or_default() += n;
+        }
+    }
+    // 811 and 812 (observation values 180 and 30 days before index) are compared too, but
+    // GiBleed's 1,477 observations leave none in those windows for these cohorts, in FE as here.
+    for a in [12, 705, 706, 707, 708, 809, 810, 926] {
+        assert!(
+            seen.get(&a).is_some_and(|&n| n > 0),
+            "analysis {a}: no covariate compared ({seen:?})"
+        );
     }
 }
 

@@ -11,7 +11,7 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -43,6 +43,7 @@ const { context, page } = await launchChromium({
 });
 
 let stepNo = 0;
+const other = bilingual(page, { en: CAT.en, zh: CAT['zh-CN'] });
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
@@ -58,7 +59,11 @@ async function shot(step, extra = {}) {
   await page.screenshot({ path: file, fullPage: true });
   const english = await englishStrings();
   check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
-  console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
+  const lang = await page.locator('html').getAttribute('lang');
+  const [url, render_ms] = [page.url(), await renderMs()];
+  const alt = await other(file);
+  check(!alt || alt.english.length === 0, `English catalog strings on the zh-CN page (${step}): ${alt?.english.join(' | ')}`);
+  console.log(JSON.stringify({ step, lang, screenshot: file, url, render_ms, alt, ...extra }));
 }
 const body = async () => page.locator('main').innerText();
 

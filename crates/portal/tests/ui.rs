@@ -733,11 +733,120 @@ async fn the_pipeline_through_the_pages() {
         "{}",
         page.body
     );
+    // Recruitment from the sites' marks (issue 17): the sponsor collects; the job asks the
+    // accepted site for the months since the project started running, on the list's cohort.
+    let r = spon
+        .submit("/projects/afib", "/projects/afib/recruitment", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let file = al::project_file(w.store.as_ref(), "afib").unwrap().unwrap();
+    let asked = file.recruitment.last().expect("a collection").clone();
+    let job = w
+        .store
+        .job(&asked.job)
+        .unwrap()
+        .expect("the recruitment job");
+    assert_eq!(
+        job.sites,
+        vec!["h1".parse::<qiao_hub::protocol::SiteId>().unwrap()],
+        "accepted sites only"
+    );
+    assert_eq!(
+        job.job.definition,
+        al::cohort_definition(w.store.as_ref(), &"afib".parse().unwrap(), 1)
+            .unwrap()
+            .unwrap()
+    );
+    let qiao_hub::protocol::QueryType::Recruitment(spec) = &job.job.query else {
+        panic!("{:?}", job.job.query)
+    };
+    assert_eq!(spec.months, al::months_since(&file, qiao_hub::util::now()));
+    let month = *spec.months.last().unwrap();
+    // h1 releases its counts of that month: 25 screened, 14 enrolled, fewer than 10 excluded.
+    w.store
+        .put_result(
+            &JobResult {
+                job_id: asked.job,
+                site_id: "h1".parse().unwrap(),
+                outcome: Outcome::Done {
+                    payload: Payload::Recruitment(qiao_hub::protocol::RecruitmentResult {
+                        months: spec
+                            .months
+                            .iter()
+                            .map(|m| {
+                                let this = *m == month;
+                                qiao_hub::protocol::RecruitmentMonth {
+                                    year: m.year,
+                                    month: m.month,
+                                    screened: Released::Exact {
+                                        value: if this { 25 } else { 0 },
+                                    },
+                                    enrolled: Released::Exact {
+                                        value: if this { 14 } else { 0 },
+                                    },
+                                    excluded: if this {
+                                        rel(3)
+                                    } else {
+                                        Released::Exact { value: 0 }
+                                    },
+                                }
+                            })
+                            .collect(),
+                        disclosure: no_disclosure(),
+                    }),
+                },
+            },
+            T,
+        )
+        .unwrap();
+    let page = spon.get("/projects/afib").await;
+    let table = page
+        .body
+        .split("id=\"recruitment-lines\"")
+        .nth(1)
+        .expect("the recruitment lines")
+        .split("</table>")
+        .next()
+        .unwrap()
+        .to_owned();
+    if month.key() == "2026-10" {
+        // The typed month overrides the marks of the same month.
+        assert!(!table.contains("badge ok"), "{table}");
+    } else {
+        assert!(
+            table.contains(&format!("<td>{}</td><td>h1</td>", month.key()))
+                && table.contains("badge ok")
+                && table.contains("typed (override)"),
+            "{table}"
+        );
+        // The enrolled total and the chart are filled from the marks: 12 typed + 14 marked.
+        assert!(
+            page.body.contains("26 of 40 patients enrolled."),
+            "{}",
+            page.body
+        );
+    }
+    assert!(
+        page.body.contains("id=\"recruitment-total\""),
+        "{}",
+        page.body
+    );
+    // Only the project's sponsor collects.
+    let r = inv1
+        .submit("/projects/afib", "/projects/afib/recruitment", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     // In Chinese.
     inv1.lang = None;
     inv1.get("/lang?to=zh-CN&next=/").await;
     let page = inv1.get("/projects/afib").await;
-    assert!(page.body.contains("已入组 12 / 40 例。"), "{}", page.body);
+    assert!(page.body.contains("招募情况"), "{}", page.body);
+    let enrolled = if month.key() == "2026-10" { 12 } else { 26 };
+    assert!(
+        page.body.contains(&format!("已入组 {enrolled} / 40 例。")),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("进行中"));
     assert_eq!(
         al::project_file(w.store.as_ref(), "afib")
@@ -834,6 +943,8 @@ async fn role_matrix_of_the_ui_routes() {
             "/projects/p1/reports.csv",
             &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
         ),
+        // Issue 17: every signed-in user's own settings.
+        ("/settings", all),
     ];
     let mut checked = 0;
     for (user, role) in ROLES {
@@ -868,6 +979,10 @@ async fn role_matrix_of_the_ui_routes() {
             ),
             ("/projects", &[("id", "x")], &[SponsorResearcher]),
             ("/committee/quorum", &[("quorum", "2")], &[AllianceAdmin]),
+            // Issue 17: collecting recruitment is the project's sponsor's (p1 is a draft: the
+            // sponsor is told the stage, the others refused); everyone saves their own zone.
+            ("/projects/p1/recruitment", &[], &[SponsorResearcher]),
+            ("/settings", &[("zone", "")], all),
         ];
         if !user.is_empty() {
             for (path, fields, ok) in &forms {
@@ -894,7 +1009,7 @@ async fn role_matrix_of_the_ui_routes() {
             }
         }
     }
-    assert_eq!(checked, 7 * 10 + 6 * 5);
+    assert_eq!(checked, 7 * 11 + 6 * 7);
     assert_eq!(
         al::criteria(w.store.as_ref()).unwrap().len(),
         1,
@@ -1212,6 +1327,8 @@ async fn analysis_pages_launch_show_and_export_by_role() {
         count: rel(n),
         sum: rel(s),
         sum_squares: rel(q),
+        bin: 0,
+        histogram: Vec::new(),
     };
     let char_result = |site: &str, te, ce, covs: Vec<CovariateResult>, cont| JobResult {
         job_id: cj.job_id,

@@ -23,6 +23,11 @@
 //! round's time (issued → the last site's sums), from the run's record. QIAO_BENCH_FITS (3) runs;
 //! QIAO_BENCH_QUERIES=0 skips the cohort round trips.
 //!
+//! Then issue 15's analyses through the network, whole round trips (submit → every site's
+//! released result → the hub's pooled view): a characterization (FE's default set, DP with named
+//! covariates) and an incidence (3 TARs, all strata) of celecoxib new users, QIAO_BENCH_ANALYSES
+//! (20) of each after one warm-up, under the sites' default DP policy.
+//!
 //! Run with `cargo bench -p qiao --bench network_roundtrip` or `scripts/bench-network.sh`;
 //! environment: QIAO_BENCH_QUERIES (200), QIAO_BENCH_SITES (5), QIAO_BENCH_REPLICATE (20),
 //! QIAO_BENCH_DIR (where the replicated store is cached; default target/bench-network).
@@ -124,6 +129,7 @@ fn main() {
     let n_sites = env_or("QIAO_BENCH_SITES", 5);
     let k = env_or("QIAO_BENCH_REPLICATE", 20);
     let fits = env_or("QIAO_BENCH_FITS", 3);
+    let n_analyses = env_or("QIAO_BENCH_ANALYSES", 20);
     let cache = std::env::var_os("QIAO_BENCH_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-network"),
         PathBuf::from,
@@ -176,6 +182,8 @@ fn main() {
         policy.dp.user_rho = 1e5;
         policy.dp.organization_rho = 1e5;
         policy.dp.site_rho = 1e5;
+        // Analyses (characterization, incidence) run without the steward's approval.
+        policy.analyses = qiao_site::Approval::Auto;
         policy.save(&dir).expect("save policy");
     }
     let logs: Vec<PathBuf> = net.sites.iter().filter_map(|s| s.log.clone()).collect();
@@ -189,9 +197,9 @@ fn main() {
         definition,
         sites: None,
     };
-    let round_trip = |check: bool| -> f64 {
+    let round_trip_of = |request: &QueryRequest, check: bool| -> f64 {
         let t = Instant::now();
-        let job = client.submit_query(&project, &request).expect("submit");
+        let job = client.submit_query(&project, request).expect("submit");
         loop {
             let v = client.job(&job.job_id).expect("job status");
             if v.complete {
@@ -216,6 +224,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(2));
         }
     };
+    let round_trip = |check: bool| round_trip_of(&request, check);
     // Sites enrolled and polling; first queries warm the page cache and connections.
     for _ in 0..5 {
         round_trip(true);
@@ -226,6 +235,14 @@ fn main() {
         times.push(round_trip(true));
     }
     let wall = started.elapsed().as_secs_f64();
+    let analyses: Vec<(&str, Vec<f64>)> = analysis_requests()
+        .iter()
+        .map(|(label, r)| {
+            round_trip_of(r, true);
+            let v = (0..n_analyses).map(|_| round_trip_of(r, true)).collect();
+            (*label, v)
+        })
+        .collect();
     let fits = regression_runs(&net, &client, &project, fits);
 
     let mut cohort = Vec::new();
@@ -270,6 +287,14 @@ fn main() {
         summary("submit -> all results", times);
     }
     summary("site: job executed (each site)", executed);
+    if n_analyses > 0 {
+        println!(
+            "analyses through the hub ({n_sites} sites, default DP policy), submit -> all results:"
+        );
+        for (label, v) in analyses {
+            summary(label, v);
+        }
+    }
     cohort.sort_by(f64::total_cmp);
     println!(
         "{:<34} best of 5 {:>7.1} ms (qiao cohort run, parse + plan + run, all threads)",
@@ -287,6 +312,65 @@ fn main() {
 }
 
 const ANALYSIS_COHORTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../analysis/tests/cohorts");
+
+/// The network forms of issue 15's analyses, of celecoxib new users (CohortGenerator cohort 1)
+/// under the sites' default DP policy: a characterization with FE's default analyses naming male
+/// and female and the four comorbidity scores (continuous, released clipped with histograms),
+/// and the incidence of GI bleed in 3 times at risk (cohort period, 365 and 30 days from start)
+/// with every stratum (age groups by 40 and 65, gender, start year).
+fn analysis_requests() -> Vec<(&'static str, QueryRequest)> {
+    use qiao_hub::protocol::{
+        CharacterizationSpec, IncidenceSpec, IncidenceStrata, TarAnchor, TarDate, TimeAtRisk,
+    };
+    let definition = cohort_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/reference/cohortgenerator-eunomia/cohorts/1.json"
+    ));
+    let from_start = |days: i32| TimeAtRisk {
+        start: TarAnchor {
+            date_field: TarDate::Start,
+            offset: 0,
+        },
+        end: TarAnchor {
+            date_field: TarDate::Start,
+            offset: days,
+        },
+    };
+    vec![
+        (
+            "characterization (FE default set)",
+            QueryRequest {
+                query: QueryType::Characterization(CharacterizationSpec {
+                    comparator: None,
+                    analyses: Vec::new(),
+                    covariate_ids: vec![8507001, 8532001, 1901, 1902, 1903, 1904],
+                }),
+                definition: definition.clone(),
+                sites: None,
+            },
+        ),
+        (
+            "incidence (3 TARs, all strata)",
+            QueryRequest {
+                query: QueryType::Incidence(IncidenceSpec {
+                    outcome: cohort_file(&format!("{ANALYSIS_COHORTS}/gi_bleed.json")),
+                    tars: vec![TimeAtRisk::cohort_period(), from_start(365), from_start(30)],
+                    clean_window: 0,
+                    strata: IncidenceStrata {
+                        by_age: true,
+                        by_gender: true,
+                        by_year: true,
+                    },
+                    age_breaks: vec![40, 65],
+                    max_tar_days: IncidenceSpec::DEFAULT_MAX_TAR_DAYS,
+                    max_outcomes_per_tar: IncidenceSpec::DEFAULT_MAX_OUTCOMES_PER_TAR,
+                }),
+                definition,
+                sites: None,
+            },
+        ),
+    ]
+}
 
 fn cohort_file(path: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")))

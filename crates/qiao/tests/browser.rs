@@ -572,6 +572,55 @@ fn portal_flow_in_headless_chromium() {
             "step {expected} missing from {names:?}"
         );
     }
+    assert_bilingual("flow", &steps);
+}
+
+/// Issue 17: every page a journey reached by a GET was also shown, and screenshotted, in the
+/// other language (`alt`: its own zh-CN check passed in the script); a form's answer (a POST)
+/// is shown once. Prints each journey's pages by language and their render times.
+fn assert_bilingual(journey: &str, steps: &[serde_json::Value]) {
+    let mut both = 0;
+    for s in steps {
+        let lang = s["lang"].as_str().unwrap_or_default();
+        assert!(
+            lang == "en" || lang == "zh-CN",
+            "{journey} step {}: lang {lang:?}",
+            s["step"]
+        );
+        if let Some(alt) = s["alt"].as_object() {
+            let other = alt["lang"].as_str().unwrap_or_default();
+            assert!(
+                (other == "en" || other == "zh-CN") && other != lang,
+                "{journey} step {}: {lang} and {other}",
+                s["step"]
+            );
+            let shot = alt["screenshot"]
+                .as_str()
+                .expect("the other language's screenshot");
+            let len = std::fs::metadata(shot).map_or(0, |m| m.len());
+            assert!(len > 1000, "{shot} is {len} bytes");
+            both += 1;
+        }
+        eprintln!(
+            "{journey}: {} {lang} {} ms{}",
+            s["step"].as_str().unwrap_or_default(),
+            s["render_ms"],
+            s["alt"]
+                .as_object()
+                .map(|a| format!(
+                    " · {} {} ms",
+                    a["lang"].as_str().unwrap_or_default(),
+                    a["render_ms"]
+                ))
+                .unwrap_or_default()
+        );
+    }
+    // Every journey shows most of its pages in both languages (the rest are forms' answers).
+    assert!(
+        both * 2 >= steps.len(),
+        "{journey}: {both} of {} steps in both languages",
+        steps.len()
+    );
 }
 
 /// The steps flow.mjs must report (each with a screenshot).
@@ -589,6 +638,7 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-prescreen-index",
     "site-a-prescreen-list",
     "site-a-prescreen-sorted-filtered-zh",
+    "site-a-prescreen-marked-zh",
     "site-b-investigator-of-a-refused",
     "portal-login-zh",
     "portal-apply-rejected-field",
@@ -738,6 +788,7 @@ fn portal_results_in_headless_chromium() {
     let journey = demo_journey("results.mjs", "portal-screenshots-results", &[], &[]);
     let steps = &journey.steps;
     let stdout = &journey.stdout;
+    assert_bilingual("results", steps);
     for expected in [
         "results-funnel-en",
         "results-phone-en",
@@ -851,11 +902,15 @@ fn people_journeys_in_headless_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{stdout}");
-    let names: Vec<String> = stdout
+    let steps: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("step JSON");
+        .map(|l| serde_json::from_str(l).expect("step JSON"))
+        .collect();
+    assert_bilingual("people", &steps);
+    let names: Vec<String> = steps
+        .iter()
+        .map(|v| {
             let shot = v["screenshot"].as_str().expect("screenshot").to_owned();
             let len = std::fs::metadata(&shot).map_or(0, |m| m.len());
             assert!(len > 1000, "{shot} is {len} bytes");
@@ -875,6 +930,8 @@ fn people_journeys_in_headless_chromium() {
         "site-alliance-replay-refused",
         "site-steward-accounts-zh",
         "auditor-audit-zh",
+        "auditor-zone-zh",
+        "auditor-audit-zoned-zh",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

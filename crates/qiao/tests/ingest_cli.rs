@@ -373,7 +373,7 @@ fn store_verify_reads_every_byte_that_opening_does_not() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "dom/condition_occurrence/start")
+        .find(|s| s["name"] == "dom/condition_occurrence/start.u16")
         .unwrap();
     let at = (s["offset"].as_u64().unwrap() + s["len"].as_u64().unwrap() / 2) as usize;
     let mut damaged = bytes.clone();

@@ -583,6 +583,7 @@ impl Network {
                     hub,
                     qiao_portal::PortalConfig {
                         secure_cookies: false,
+                        public_url: None,
                     },
                 )
             },

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use qiao_cdm::{date, NULL_CONCEPT, NULL_INT};
+use qiao_cdm::{date, NULL_CONCEPT, NULL_ID, NULL_INT};
 use qiao_store::{Domain, Store, Vocabulary};
 
 use super::{Binary, Entry, Kind, Prespec, Settings, Window};
@@ -68,10 +68,10 @@ fn window_rows<'d>(
     let ends = d.end();
     let hi = e.start.saturating_add(end_day);
     let lo = start_day.map(|s| e.start.saturating_add(s));
-    let upto = rows.start + starts[rows.clone()].partition_point(|&s| s <= hi);
+    let upto = starts.partition_point(rows.clone(), |s| s <= hi);
     (rows.start..upto).filter(move |&r| match lo {
         None => true,
-        Some(lo) => (if use_end { ends[r] } else { starts[r] }) >= lo,
+        Some(lo) => (if use_end { ends.at(r) } else { starts.at(r) }) >= lo,
     })
 }
 
@@ -112,6 +112,26 @@ pub fn binary(
     match a.kind {
         Kind::ValueAsConcept(table) => value_as_concept(ctx, a, table, entries, settings),
         Kind::Score(_) | Kind::Measure(_) => Vec::new(),
+        Kind::CareSite => {
+            // One care site per subject: persons counted, over the cohort's entries.
+            let mut pairs: Vec<(u32, i64)> = Vec::new();
+            entry_covariates(ctx, a, entries, settings, &mut |e, cov| {
+                pairs.push((e.person, cov))
+            });
+            pairs.sort_unstable();
+            pairs.dedup();
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            for (_, cov) in pairs {
+                *counts.entry(cov).or_default() += 1;
+            }
+            finish(
+                counts,
+                a,
+                entries.len(),
+                |_| 0,
+                |cov| covariate_name(ctx, a, settings, cov),
+            )
+        }
         _ => {
             let mut counts: HashMap<i64, u64> = HashMap::new();
             entry_covariates(ctx, a, entries, settings, &mut |_, cov| {
@@ -131,7 +151,11 @@ pub fn binary(
 /// The concept of covariate `cov` of analysis `a` (0 for age groups, index years and months).
 fn concept_of(a: &Prespec, cov: i64) -> i64 {
     match a.kind {
-        Kind::AgeGroup | Kind::IndexYear | Kind::IndexMonth | Kind::IndexYearMonth => 0,
+        Kind::AgeGroup
+        | Kind::IndexYear
+        | Kind::IndexMonth
+        | Kind::IndexYearMonth
+        | Kind::CareSite => 0,
         Kind::RangeGroup => cov.div_euclid(10000),
         _ => (cov - i64::from(a.id)) / 1000,
     }
@@ -146,6 +170,7 @@ pub fn covariate_name(ctx: &Context<'_>, a: &Prespec, settings: &Settings, cov: 
         Kind::IndexYear => format!("index year: {k}"),
         Kind::IndexMonth => format!("index month: {k}"),
         Kind::IndexYearMonth => format!("index year and month: {k}"),
+        Kind::CareSite => format!("care site ID = {k}"),
         Kind::Concept(table, _) => format!(
             "{table} {}: {}",
             window_text(settings, a.window),
@@ -271,7 +296,7 @@ pub fn entry_covariates(
                         continue;
                     }
                     if let Some(v) = &inpatient {
-                        if !v.holds(e.person, d.start()[r]) {
+                        if !v.holds(e.person, d.start().at(r)) {
                             continue;
                         }
                     }
@@ -292,7 +317,97 @@ pub fn entry_covariates(
             }
         }
         Kind::RangeGroup => range_group(ctx, a, entries, settings, hit),
+        Kind::CareSite => care_site(ctx, a, entries, hit),
         Kind::ValueAsConcept(_) | Kind::Score(_) | Kind::Measure(_) => {}
+    }
+}
+
+/// `CareSite.sql`: for each subject, over the rows of (cohort entry × visit detail overlapping
+/// the index date × visit overlapping it), each row's care site being the detail's, else the
+/// visit's, else the person's (rows with none dropped; subjects without a `person` row too),
+/// the row first by detail end date then visit end date (NULLs last, as DuckDB orders them;
+/// SQL Server puts them first) gives the subject's care site. Ties between rows of different care
+/// sites (same end dates) are an arbitrary pick in the SQL; here the smallest care site id. The
+/// hit is reported for every entry of the subject.
+fn care_site(ctx: &Context<'_>, a: &Prespec, entries: &[Entry], hit: &mut dyn FnMut(Entry, i64)) {
+    let persons = ctx.store.persons();
+    fn id_col(c: Option<qiao_store::ColumnRef<'_>>) -> Option<qiao_store::IdColumn<'_>> {
+        c.and_then(|c| c.as_id())
+    }
+    let person_site = id_col(persons.column("care_site_id"));
+    // (start, end, care site) of a person's visits (or visit details) holding `day`.
+    struct Spans<'a> {
+        domain: Option<Domain<'a>>,
+        site: Option<qiao_store::IdColumn<'a>>,
+    }
+    impl Spans<'_> {
+        fn holding(&self, person: u32, day: i32, out: &mut Vec<(i32, Option<i64>)>) {
+            out.clear();
+            if let Some(d) = &self.domain {
+                let (starts, ends) = (d.start(), d.end());
+                for r in d.person_rows(person) {
+                    if starts.at(r) > day {
+                        break;
+                    }
+                    if ends.at(r) >= day {
+                        let site = self
+                            .site
+                            .as_ref()
+                            .and_then(|c| c.get(r))
+                            .filter(|&x| x != NULL_ID);
+                        out.push((ends.at(r), site));
+                    }
+                }
+            }
+        }
+    }
+    let spans = |table: &str| {
+        let domain = ctx.store.domain(table);
+        let site = domain
+            .as_ref()
+            .and_then(|d| id_col(d.column("care_site_id")));
+        Spans { domain, site }
+    };
+    let (visits, details) = (spans("visit_occurrence"), spans("visit_detail"));
+    let aid = i64::from(a.id);
+    let all = distinct_entries(entries);
+    let (mut vo, mut vd) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < all.len() {
+        let person = all[i].person;
+        let j = i + all[i..].partition_point(|e| e.person == person);
+        if persons.has_row(person) {
+            let own = person_site
+                .as_ref()
+                .and_then(|c| c.get(person as usize))
+                .filter(|&x| x != NULL_ID);
+            // (detail end, visit end) with NULL as +∞, then the care site.
+            let mut best: Option<((i64, i64), i64)> = None;
+            for e in &all[i..j] {
+                visits.holding(person, e.start, &mut vo);
+                details.holding(person, e.start, &mut vd);
+                let none = [(i32::MAX, None)];
+                let vo_rows: &[(i32, Option<i64>)] = if vo.is_empty() { &none } else { &vo };
+                let vd_rows: &[(i32, Option<i64>)] = if vd.is_empty() { &none } else { &vd };
+                for &(vo_end, vo_site) in vo_rows {
+                    for &(vd_end, vd_site) in vd_rows {
+                        let Some(site) = vd_site.or(vo_site).or(own) else {
+                            continue;
+                        };
+                        let key = ((i64::from(vd_end), i64::from(vo_end)), site);
+                        if best.is_none_or(|b| key < b) {
+                            best = Some(key);
+                        }
+                    }
+                }
+            }
+            if let Some((_, site)) = best {
+                for e in &all[i..j] {
+                    hit(*e, site * 1000 + aid);
+                }
+            }
+        }
+        i = j;
     }
 }
 
@@ -331,8 +446,8 @@ impl<'a> InpatientVisits<'a> {
         let Some(v) = &self.visits else { return false };
         let (starts, ends, concepts) = (v.start(), v.end(), v.concept());
         v.person_rows(person)
-            .take_while(|&r| starts[r] <= day)
-            .any(|r| ends[r] >= day && self.concepts.binary_search(&concepts[r]).is_ok())
+            .take_while(|&r| starts.at(r) <= day)
+            .any(|r| ends.at(r) >= day && self.concepts.binary_search(&concepts[r]).is_ok())
     }
 }
 

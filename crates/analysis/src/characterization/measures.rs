@@ -35,14 +35,16 @@ pub fn measure(
         return Vec::new();
     }
     let population = entries.len() as u64;
-    let one = |mut values: Vec<i64>, name: String| -> Vec<Continuous> {
-        distribution(&mut values, population)
+    let one = |values: Vec<(u32, i64)>, name: String| -> Vec<Continuous> {
+        let mut v: Vec<i64> = values.iter().map(|x| x.1).collect();
+        distribution(&mut v, population)
             .map(|stats| Continuous {
                 covariate_id: 1000 + i64::from(a.id),
                 analysis_id: a.id,
                 concept_id: 0,
                 name,
                 stats,
+                values: Some(values),
             })
             .into_iter()
             .collect()
@@ -56,7 +58,7 @@ pub fn measure(
                 .filter(|e| persons.has_row(e.person))
                 .filter_map(|e| {
                     let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
-                    (y != NULL_INT).then(|| i64::from(date::year(e.start) - y))
+                    (y != NULL_INT).then(|| (e.person, i64::from(date::year(e.start) - y)))
                 })
                 .collect();
             one(values, "age in years".into())
@@ -69,12 +71,14 @@ pub fn measure(
             let mut values = Vec::new();
             for e in entries {
                 for r in op.person_rows(e.person) {
-                    if starts[r] <= e.start && ends[r] >= e.start {
-                        values.push(i64::from(if m == Measure::PriorObservation {
-                            e.start - starts[r]
+                    let (s, end) = (starts.at(r), ends.at(r));
+                    if s <= e.start && end >= e.start {
+                        let days = if m == Measure::PriorObservation {
+                            e.start - s
                         } else {
-                            ends[r] - e.start
-                        }));
+                            end - e.start
+                        };
+                        values.push((e.person, i64::from(days)));
                     }
                 }
             }
@@ -86,7 +90,11 @@ pub fn measure(
             one(values, name.into())
         }
         Measure::TimeInCohort => one(
-            rows.iter().map(|r| i64::from(r.end - r.start)).collect(),
+            entries
+                .iter()
+                .zip(rows)
+                .map(|(e, r)| (e.person, i64::from(r.end - r.start)))
+                .collect(),
             "time (days) between cohort start and end".into(),
         ),
         Measure::Count {
@@ -94,6 +102,7 @@ pub fn measure(
             use_end,
             how,
         } => concept_counts(ctx, a, table, use_end, how, entries, settings),
+        Measure::Value(table) => super::values::values(ctx, a, table, entries, settings),
     }
 }
 
@@ -112,19 +121,19 @@ fn concept_counts(
     };
     let start_day = settings.start_day(a.window).unwrap_or(i32::MIN);
     let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
-    let mut values: Vec<i64> = Vec::new();
-    let mut by_concept: HashMap<i32, Vec<i64>> = HashMap::new();
+    let mut values: Vec<(u32, i64)> = Vec::new();
+    let mut by_concept: HashMap<i32, Vec<(u32, i64)>> = HashMap::new();
     let mut seen: Vec<i32> = Vec::new();
     for e in distinct_entries(entries) {
         let hi = e.start.saturating_add(settings.end_days);
         let lo = e.start.saturating_add(start_day);
         seen.clear();
         for r in d.person_rows(e.person) {
-            if starts[r] > hi {
+            if starts.at(r) > hi {
                 break;
             }
             let c = concepts[r];
-            let last = if use_end { ends[r] } else { starts[r] };
+            let last = if use_end { ends.at(r) } else { starts.at(r) };
             if c != 0 && c != NULL_CONCEPT && last >= lo {
                 seen.push(c);
             }
@@ -133,18 +142,21 @@ fn concept_counts(
             continue;
         }
         match how {
-            Count::All => values.push(seen.len() as i64),
+            Count::All => values.push((e.person, seen.len() as i64)),
             Count::Distinct => {
                 seen.sort_unstable();
                 seen.dedup();
-                values.push(seen.len() as i64);
+                values.push((e.person, seen.len() as i64));
             }
             Count::ByConcept => {
                 seen.sort_unstable();
                 let mut i = 0;
                 while i < seen.len() {
                     let j = i + seen[i..].partition_point(|&c| c == seen[i]);
-                    by_concept.entry(seen[i]).or_default().push((j - i) as i64);
+                    by_concept
+                        .entry(seen[i])
+                        .or_default()
+                        .push((e.person, (j - i) as i64));
                     i = j;
                 }
             }
@@ -159,7 +171,8 @@ fn concept_counts(
     let mut out: Vec<Continuous> = match how {
         Count::ByConcept => by_concept
             .into_iter()
-            .filter_map(|(c, mut v)| {
+            .filter_map(|(c, v)| {
+                let mut plain: Vec<i64> = v.iter().map(|x| x.1).collect();
                 Some(Continuous {
                     covariate_id: i64::from(c) * 1000 + aid,
                     analysis_id: a.id,
@@ -168,7 +181,8 @@ fn concept_counts(
                         "{table} concept count {window}: {}",
                         ctx.concept_name(i64::from(c))
                     ),
-                    stats: distribution(&mut v, population)?,
+                    stats: distribution(&mut plain, population)?,
+                    values: Some(v),
                 })
             })
             .collect(),
@@ -178,13 +192,15 @@ fn concept_counts(
             } else {
                 "concept count"
             };
-            distribution(&mut values, population)
+            let mut plain: Vec<i64> = values.iter().map(|x| x.1).collect();
+            distribution(&mut plain, population)
                 .map(|stats| Continuous {
                     covariate_id: 1000 + aid,
                     analysis_id: a.id,
                     concept_id: 0,
                     name: format!("{table} {what} {window}"),
                     stats,
+                    values: Some(values),
                 })
                 .into_iter()
                 .collect()

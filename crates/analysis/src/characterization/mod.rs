@@ -12,11 +12,13 @@
 //! - [`scores`]: Charlson, DCSI, CHADS2, CHA2DS2-VASc and FE's continuous statistics.
 //! - [`measures`]: the continuous demographics (age, observation time, time in cohort) and concept
 //!   and visit counts.
+//! - [`values`]: measurement and observation values as number.
 
 pub mod features;
 pub mod measures;
 pub mod prespec;
 pub mod scores;
+pub mod values;
 
 use qiao_cdm::date::Day;
 use qiao_cohort::CohortRow;
@@ -111,12 +113,6 @@ pub struct Distribution {
     pub p75: f64,
     pub p90: f64,
     pub max: f64,
-    /// Sum of the values (what a site releases across the network instead of the mean).
-    #[serde(skip)]
-    pub sum: i128,
-    /// Sum of the squared values.
-    #[serde(skip)]
-    pub squares: i128,
 }
 
 /// One continuous covariate of a cohort.
@@ -127,6 +123,11 @@ pub struct Continuous {
     pub concept_id: i64,
     pub name: String,
     pub stats: Distribution,
+    /// The values of the entries with a value, each with its person (index), when they are
+    /// integers (what a site releases across the network is computed from them, each person's
+    /// values clipped); None for real values (705–708, 809–812, HFRS in tenths).
+    #[serde(skip)]
+    pub values: Option<Vec<(u32, i64)>>,
 }
 
 /// A cohort's aggregated covariates, ordered by analysis then covariate id.

@@ -27,6 +27,9 @@ pub enum Kind {
     ValueAsConcept(&'static str),
     /// `MeasurementRangeGroup.sql`: below / within / above the normal range.
     RangeGroup,
+    /// `CareSite.sql`: the care site of the subject's visit detail, else visit, overlapping an
+    /// index date, else of the person; one per subject (see [`super::features`]).
+    CareSite,
     /// A comorbidity score: a continuous covariate.
     Score(Score),
     /// `DemographicsYearMonth.sql`: the index year and month (binary, id year·100000 + month·1000).
@@ -55,6 +58,9 @@ pub enum Measure {
     PostObservation,
     /// `inCohort`: days from cohort start to cohort end.
     TimeInCohort,
+    /// `DomainValueAsNumber.sql` on `table`: the entry's latest `value_as_number` in the window
+    /// per (concept, unit), one covariate per concept × unit (see [`super::values`]).
+    Value(&'static str),
     /// `ConceptCounts.sql`: the entry's rows of `table` overlapping the window with a concept ≠ 0;
     /// `use_end`: the table's end date is FE's `domainEndDate` (eras, visits), else its start date.
     Count {
@@ -82,6 +88,8 @@ pub enum Score {
     Dcsi,
     Chads2,
     Chads2Vasc,
+    /// `Hfrs.sql`: the Hospital Frailty Risk Score (weights in tenths).
+    Hfrs,
 }
 
 /// The window column of `PrespecAnalyses.csv` (`startDay`), resolved through the settings.
@@ -140,8 +148,7 @@ const fn count(table: &'static str, use_end: bool, how: Count) -> Kind {
     })
 }
 
-/// Every prespecified analysis Qiao computes, in `PrespecAnalyses.csv` order. Not here (an error
-/// when asked for): 12 (care site), 705–708 and 809–812 (values as number), 926 (HFRS).
+/// Every prespecified analysis of `PrespecAnalyses.csv` (FeatureExtraction 3.14), in its order.
 #[rustfmt::skip]
 pub static PRESPEC: &[Prespec] = &[
     p(1, "DemographicsGender", "Demographics", K::PersonConcept("gender_concept_id", "gender", false), W::None, true),
@@ -155,6 +162,7 @@ pub static PRESPEC: &[Prespec] = &[
     p(9, "DemographicsPostObservationTime", "Demographics", K::Measure(Measure::PostObservation), W::None, false),
     p(10, "DemographicsTimeInCohort", "Demographics", K::Measure(Measure::TimeInCohort), W::None, false),
     p(11, "DemographicsIndexYearMonth", "Demographics", K::IndexYearMonth, W::None, false),
+    p(12, "CareSiteId", "CareSite", K::CareSite, W::None, false),
     p(101, "ConditionOccurrenceAnyTimePrior", "Condition", K::Concept("condition_occurrence", false), W::AnyTimePrior, false),
     p(102, "ConditionOccurrenceLongTerm", "Condition", K::Concept("condition_occurrence", false), W::Long, false),
     p(103, "ConditionOccurrenceMediumTerm", "Condition", K::Concept("condition_occurrence", false), W::Medium, false),
@@ -211,6 +219,10 @@ pub static PRESPEC: &[Prespec] = &[
     p(702, "MeasurementLongTerm", "measurement", K::Concept("measurement", false), W::Long, true),
     p(703, "MeasurementMediumTerm", "measurement", K::Concept("measurement", false), W::Medium, false),
     p(704, "MeasurementShortTerm", "measurement", K::Concept("measurement", false), W::Short, true),
+    p(705, "MeasurementValueAnyTimePrior", "Measurement", K::Measure(Measure::Value("measurement")), W::AnyTimePrior, false),
+    p(706, "MeasurementValueLongTerm", "Measurement", K::Measure(Measure::Value("measurement")), W::Long, false),
+    p(707, "MeasurementValueMediumTerm", "Measurement", K::Measure(Measure::Value("measurement")), W::Medium, false),
+    p(708, "MeasurementValueShortTerm", "Measurement", K::Measure(Measure::Value("measurement")), W::Short, false),
     p(709, "MeasurementRangeGroupAnyTimePrior", "", K::RangeGroup, W::AnyTimePrior, false),
     p(710, "MeasurementRangeGroupLongTerm", "", K::RangeGroup, W::Long, true),
     p(711, "MeasurementRangeGroupMediumTerm", "", K::RangeGroup, W::Medium, false),
@@ -227,10 +239,15 @@ pub static PRESPEC: &[Prespec] = &[
     p(806, "ObservationValueAsConceptLongTerm", "observation", K::ValueAsConcept("observation"), W::Long, true),
     p(807, "ObservationValueAsConceptMediumTerm", "observation", K::ValueAsConcept("observation"), W::Medium, false),
     p(808, "ObservationValueAsConceptShortTerm", "observation", K::ValueAsConcept("observation"), W::Short, true),
+    p(809, "ObservationValueAnyTimePrior", "Observation", K::Measure(Measure::Value("observation")), W::AnyTimePrior, false),
+    p(810, "ObservationValueLongTerm", "Observation", K::Measure(Measure::Value("observation")), W::Long, false),
+    p(811, "ObservationValueMediumTerm", "Observation", K::Measure(Measure::Value("observation")), W::Medium, false),
+    p(812, "ObservationValueShortTerm", "Observation", K::Measure(Measure::Value("observation")), W::Short, false),
     p(901, "CharlsonIndex", "Condition", K::Score(S::Charlson), W::None, true),
     p(902, "Dcsi", "Condition", K::Score(S::Dcsi), W::None, true),
     p(903, "Chads2", "Condition", K::Score(S::Chads2), W::None, true),
     p(904, "Chads2Vasc", "Condition", K::Score(S::Chads2Vasc), W::None, true),
+    p(926, "Hfrs", "Condition", K::Score(S::Hfrs), W::None, false),
     p(905, "DistinctConditionCountLongTerm", "Condition", count("condition_era", true, Count::Distinct), W::Long, false),
     p(906, "DistinctConditionCountMediumTerm", "Condition", count("condition_era", true, Count::Distinct), W::Medium, false),
     p(907, "DistinctConditionCountShortTerm", "Condition", count("condition_era", true, Count::Distinct), W::Short, false),

@@ -4,7 +4,7 @@
 //! A cohort entry is scored when it has at least one scoring row: a condition era starting on or
 //! before index + end day whose concept is in a category (CHADS2 and CHA2DS2-VASc also add their
 //! age/sex row for every entry whose person has a `person` row). The score is the sum of the
-//! distinct categories' weights (DCSI: of each category's highest score). [`distribution`] is FE's
+//! distinct categories' weights (DCSI and HFRS: of each category's highest score). [`distribution`] is FE's
 //! statistic over the scored entries with the unscored counted as zeros where FE does so.
 
 use std::collections::HashMap;
@@ -150,6 +150,122 @@ const DCSI: &[(u8, i64, &[&str], &[&str])] = &[
     (7, 2, &["250.1", "250.2", "250.3"], &[]),
 ];
 
+/// The Hospital Frailty Risk Score's categories (Gilbert et al., Lancet 2018, as `Hfrs.sql`
+/// lists them): name, ICD-10 code prefix (`LIKE 'x%'`) and weight in tenths. Scored through the
+/// SNOMED concepts these ICD10 codes map to ("Maps to").
+#[rustfmt::skip]
+const HFRS: &[(&str, &str, i64)] = &[
+    ("Dementia in Alzheimers disease", "F00", 71),
+    ("Hemiplegia", "G81", 44),
+    ("Alzheimers disease", "G30", 40),
+    ("Sequelae of cerebrovascular disease", "I69", 37),
+    ("Other nervous and musculoskeletal systems", "R29", 36),
+    ("Other disorders of urinary system", "N39", 32),
+    ("Delirium", "F05", 32),
+    ("Unspecified fall", "W19", 32),
+    ("Superficial injury of head", "S00", 32),
+    ("Unspecified haematuria", "R31", 30),
+    ("Other bacterial agents", "B96", 29),
+    ("Other cognitive functions and awareness", "R41", 27),
+    ("Abnormalities of gait and mobility", "R26", 26),
+    ("Other cerebrovascular diseases", "I67", 26),
+    ("Convulsions not elsewhere classified", "R56", 26),
+    ("Somnolence stupor and coma", "R40", 25),
+    ("Complications of genitourinary prosthesis", "T83", 24),
+    ("Intracranial injury", "S06", 25),
+    ("Fracture of shoulder and upper arm", "S42", 23),
+    ("fluid electrolyte and acid base balance", "E87", 23),
+    ("Other joint disorders", "M25", 23),
+    ("Volume depletion", "E86", 23),
+    ("Senility", "R54", 22),
+    ("rehabilitation procedures", "Z50", 21),
+    ("Unspecified dementia", "F03", 21),
+    ("Other fall on same level", "W18", 21),
+    ("Problems related to medical facilities", "Z75", 20),
+    ("Vascular dementia", "F01", 20),
+    ("Superficial injury of lower leg", "S80", 20),
+    ("Cellulitis", "L03", 20),
+    ("Blindness and low vision", "H54", 19),
+    ("Deficiency of other B group vitamins", "E53", 19),
+    ("Problems related to social environment", "Z60", 18),
+    ("Parkinsons disease", "G20", 18),
+    ("Syncope and collapse", "R55", 18),
+    ("Fracture of rib sternum and thoracic spine", "S22", 18),
+    ("Other functional intestinal disorders", "K59", 18),
+    ("Acute renal failure", "N17", 18),
+    ("Decubitus ulcer", "L89", 17),
+    ("Carrier of infectious disease", "Z22", 17),
+    ("Streptococcus and staphylococcus", "B95", 17),
+    ("Ulcer of lower limb", "L97", 16),
+    ("Other symptoms involving general sensations and perceptions", "R44", 16),
+    ("Duodenal ulcer", "K26", 16),
+    ("Hypotension", "I95", 16),
+    ("Unspecified renal failure", "N19", 16),
+    ("Other septicaemia", "A41", 16),
+    ("Personal history of other diseases and conditions", "Z87", 15),
+    ("Respiratory failure", "J96", 15),
+    ("Exposure to unspecified factor", "X59", 15),
+    ("Other arthrosis", "M19", 15),
+    ("Epilepsy", "G40", 15),
+    ("Osteoporosis without pathological fracture", "M81", 14),
+    ("Fracture of femur", "S72", 14),
+    ("Fracture of lumbar spine and pelvis", "S32", 14),
+    ("Other disorders of pancreatic internal secretion", "E16", 14),
+    ("Abnormal results of function studies", "R94", 14),
+    ("Chronic renal failure", "N18", 14),
+    ("Retention of urine", "R33", 13),
+    ("Unknown and unspecified causes of morbidity", "R69", 13),
+    ("Other disorders of kidney and ureter", "N28", 13),
+    ("Unspecified urinary incontinence", "R32", 12),
+    ("Other degenerative diseases of nervous system", "G31", 12),
+    ("Nosocomial condition", "Y95", 12),
+    ("Other and unspecified injuries of head", "S09", 12),
+    ("Symptoms and signs involving emotional state", "R45", 12),
+    ("Transient cerebral ischaemic attacks", "G45", 12),
+    ("Problems related to careprovider dependency", "Z74", 11),
+    ("Other soft tissue disorders not elsewhere classified", "M79", 11),
+    ("Fall involving bed", "W06", 11),
+    ("Open wound of head", "S01", 11),
+    ("Other bacterial intestinal infections", "A04", 11),
+    ("Infectious Diarrhoea and gastroenteritis", "A09", 11),
+    ("Pneumonia organism unspecified", "J18", 11),
+    ("Pneumonitis due to solids and liquids", "J69", 10),
+    ("Speech disturbances not elsewhere classified", "R47", 10),
+    ("Vitamin D deficiency", "E55", 10),
+    ("Artificial opening status", "Z93", 10),
+    ("Gangrene not elsewhere classified", "R02", 10),
+    ("Symptoms and signs concerning food and fluid intake", "R63", 9),
+    ("Other hearing loss", "H91", 9),
+    ("Fall on and from stairs and steps", "W10", 9),
+    ("Fall on same level from slipping tripping and stumbling", "W01", 9),
+    ("Thyrotoxicosis", "E05", 9),
+    ("Scoliosis", "M41", 9),
+    ("Dysphagia", "R13", 8),
+    ("Dependence on enabling machines and devices", "Z99", 8),
+    ("Agent resistant to penicillin and related antibiotics", "U80", 8),
+    ("Osteoporosis with pathological fracture", "M80", 8),
+    ("Other diseases of digestive system", "K92", 8),
+    ("Cerebral Infarction", "I63", 8),
+    ("Calculus of kidney and ureter", "N20", 7),
+    ("Mental and behavioural disorders due to use of alcohol", "F10", 7),
+    ("Other medical procedures causing abnormal reaction", "Y84", 7),
+    ("Abnormalities of heart beat", "R00", 7),
+    ("Unspecified acute lower respiratory infection", "J22", 7),
+    ("Problems related to lifemanagement difficulty", "Z73", 6),
+    ("Other abnormal findings of blood chemistry", "R79", 6),
+    ("Personal history of riskfactors", "Z91", 5),
+    ("Open wound of forearm", "S51", 5),
+    ("Depressive episode", "F32", 5),
+    ("Spinal stenosis secondary code only", "M48", 5),
+    ("Disorders of mineral metabolism", "E83", 4),
+    ("Polyarthrosis", "M15", 4),
+    ("Other anaemias", "D64", 4),
+    ("Other local infections of skin and subcutaneous tissue", "L08", 4),
+    ("Nausea and vomiting", "R11", 3),
+    ("Other noninfective gastroenteritis and colitis", "K52", 3),
+    ("Fever of unknown origin", "R50", 1),
+];
+
 /// Concept → the (category, weight) rows it scores.
 fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
     let vocab = &ctx.vocab;
@@ -191,6 +307,29 @@ fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
                     for &d in vocab.descendants(a) {
                         if !minus.contains(&d) {
                             add(d, c.id, c.weight);
+                        }
+                    }
+                }
+            }
+        }
+        Score::Hfrs => {
+            for &target in vocab.concept_ids() {
+                if vocab.concept(target).and_then(|t| t.vocabulary_id) != Some("SNOMED") {
+                    continue;
+                }
+                for &source in vocab.mapped_from(target) {
+                    let Some(src) = vocab.concept(source) else {
+                        continue;
+                    };
+                    let Some(code) = src
+                        .concept_code
+                        .filter(|_| src.vocabulary_id == Some("ICD10"))
+                    else {
+                        continue;
+                    };
+                    for (cat, &(_, prefix, tenths)) in HFRS.iter().enumerate() {
+                        if code.starts_with(prefix) {
+                            add(target, cat as u8, tenths);
                         }
                     }
                 }
@@ -243,7 +382,7 @@ pub fn score(
     let persons = ctx.store.persons();
     let yob = persons.i32_column("year_of_birth");
     let gender = persons.i32_column("gender_concept_id");
-    let mut scores: Vec<i64> = Vec::new();
+    let mut scores: Vec<(u32, i64)> = Vec::new();
     let mut rows: Vec<(u8, i64)> = Vec::new();
     for e in distinct_entries(entries) {
         rows.clear();
@@ -253,7 +392,7 @@ pub fn score(
             let concepts = d.concept();
             let starts = d.start();
             for r in range {
-                if starts[r] > hi {
+                if starts.at(r) > hi {
                     break;
                 }
                 let c = concepts[r];
@@ -287,7 +426,7 @@ pub fn score(
         }
         rows.sort_unstable();
         rows.dedup();
-        let total = if s == Score::Dcsi {
+        let total = if matches!(s, Score::Dcsi | Score::Hfrs) {
             // SUM over categories of MAX(score).
             let mut t = 0;
             let mut i = 0;
@@ -304,14 +443,21 @@ pub fn score(
         } else {
             rows.iter().map(|r| r.1).sum()
         };
-        scores.push(total);
+        scores.push((e.person, total));
     }
-    let stats = distribution(&mut scores, entries.len() as u64)?;
+    let mut plain: Vec<i64> = scores.iter().map(|x| x.1).collect();
+    let stats = distribution(&mut plain, entries.len() as u64)?;
     let name = match s {
         Score::Charlson => "Charlson index - Romano adaptation",
         Score::Dcsi => "Diabetes Comorbidity Severity Index (DCSI)",
         Score::Chads2 => "CHADS2",
         Score::Chads2Vasc => "CHADS2VASc",
+        Score::Hfrs => "Hospital Frailty Risk Score (hfrs)",
+    };
+    let (stats, values) = if s == Score::Hfrs {
+        (tenths(stats), None)
+    } else {
+        (stats, Some(scores))
     };
     Some(Continuous {
         covariate_id: 1000 + i64::from(a.id),
@@ -319,7 +465,48 @@ pub fn score(
         concept_id: 0,
         name: name.to_string(),
         stats,
+        values,
     })
+}
+
+/// The highest value score `s` can take (each category once at its highest weight, and the
+/// age/sex row of CHADS2 (1) and CHA2DS2-VASc (3)), a fact of its definition; None for HFRS,
+/// whose values are tenths.
+pub fn max_score(s: Score) -> Option<u64> {
+    // Sum over categories of the highest weight of each.
+    fn by_category(rows: impl Iterator<Item = (u8, i64)>) -> i64 {
+        let mut best: HashMap<u8, i64> = HashMap::new();
+        for (c, w) in rows {
+            let b = best.entry(c).or_insert(w);
+            *b = (*b).max(w);
+        }
+        best.values().sum()
+    }
+    let max = match s {
+        Score::Charlson => by_category(CHARLSON.iter().map(|r| (r.0, r.1))),
+        Score::Chads2 => by_category(CHADS2.iter().map(|r| (r.0, r.1))) + 1,
+        Score::Chads2Vasc => by_category(CHADS2VASC.iter().map(|c| (c.id, c.weight))) + 3,
+        Score::Dcsi => by_category(DCSI.iter().map(|r| (r.0, r.1))),
+        Score::Hfrs => return None,
+    };
+    u64::try_from(max).ok()
+}
+
+/// The statistics of values counted in tenths, in units.
+fn tenths(d: Distribution) -> Distribution {
+    let u = |x: f64| x / 10.0;
+    Distribution {
+        count: d.count,
+        mean: u(d.mean),
+        sd: u(d.sd),
+        min: u(d.min),
+        p10: u(d.p10),
+        p25: u(d.p25),
+        median: u(d.median),
+        p75: u(d.p75),
+        p90: u(d.p90),
+        max: u(d.max),
+    }
 }
 
 /// FeatureExtraction's statistics of a score over a cohort of `population` entries of which
@@ -363,8 +550,6 @@ pub fn distribution(values: &mut [i64], population: u64) -> Option<Distribution>
         values[values.len() - 1] as f64
     };
     Some(Distribution {
-        sum,
-        squares,
         count: values.len() as u64,
         mean: sum as f64 / population as f64,
         sd,

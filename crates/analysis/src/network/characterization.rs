@@ -5,12 +5,14 @@
 //! | `entries` (cohort entries; under DP each person's first `entries_bound`) | `entries_bound` |
 //! | `subjects` | 1 |
 //! | a binary covariate's sum (entries with it, over the clipped entries) | `entries_bound` |
-//! | a continuous covariate's count, sum and sum of squares | legacy and exact modes only |
+//! | a continuous covariate's count, sum and sum of squares | legacy and exact modes: not used (no noise) |
+//! | under DP: its clipped count, Σk, Σk² and histogram | see [`super::continuous`] |
 //!
 //! Under DP only the covariates the spec names are released (which covariates exist is a fact
-//! about the data, so the list is fixed before the data is seen), each charged as one
-//! statistic per cohort; a continuous covariate named under DP is refused by name (its values
-//! are not clipped, so its sums have no bounded sensitivity). Under SHRINE's release mode the
+//! about the data, so the list is fixed before the data is seen), a binary one charged as one
+//! statistic per cohort, a continuous one as four (its values clipped to its analysis's declared
+//! range, [`super::continuous`]); real-valued analyses (values as number, HFRS) are refused by
+//! name in every mode. Under SHRINE's release mode the
 //! target's person set is recorded in the ledger (the repeated-result lockout, as for counts). In the legacy and exact modes every
 //! covariate at or above the threshold is listed; a covariate below it is left out (FE's
 //! prevalence threshold, the hub shows the threshold). Minima, maxima and quantiles are one
@@ -19,10 +21,11 @@
 use qiao_disclosure::{Discloser, PersonSetDigest, Statistic};
 use qiao_protocol::{
     CharacterizationResult, CharacterizationSpec, ContinuousResult, CovariateResult, Moments,
-    PopulationResult,
+    PopulationResult, Released,
 };
 use serde::{Deserialize, Serialize};
 
+use super::continuous::{self, declared_range, Clipped, DeclaredRange, Derived};
 use super::{clip_rows, is_dp, persons, release, Analysis, AnalysisError, Cdm, Site, Sum};
 use crate::characterization::{
     self as fe, characterize, compare, default_ids, prespec, Binary, Continuous, Distribution,
@@ -46,6 +49,71 @@ fn covariate_stat(side: &str, id: i64, bound: u32) -> Statistic {
 fn moment_stat(side: &str, id: i64, what: &str) -> Statistic {
     // Legacy and exact modes only (no noise): the sensitivity is not used.
     Statistic::person_count(format!("{side} covariate {id} {what}"))
+}
+
+/// The four releases of a continuous covariate under DP (count, Σk, Σk², the histogram's bins),
+/// or why it cannot be released.
+fn continuous_stats(
+    side: &str,
+    id: i64,
+    range: &DeclaredRange,
+    bound: u32,
+    sigma: f64,
+) -> Result<Vec<Statistic>, String> {
+    let kmax = range.kmax();
+    let sum = |what: &str, max: u64| {
+        Statistic::clipped_sum(format!("{side} covariate {id} {what}"), bound, max)
+            .filter(|st| sigma * f64::from(st.sensitivity) <= qiao_disclosure::dp::MAX_NOISE_SCALE)
+            .ok_or_else(|| {
+                format!(
+                    "the {what} of covariate {id} (values clipped to 0–{} {}, bin {}) has \
+                     sensitivity {bound} × {max}, beyond what the noise sampler takes at σ = \
+                     {sigma}",
+                    range.max, range.unit, range.bin
+                )
+            })
+    };
+    let mut v = vec![
+        Statistic::clipped_rows(format!("{side} covariate {id} count"), bound),
+        sum("sum", kmax)?,
+        sum("sum of squares", kmax * kmax)?,
+    ];
+    let family = format!("{side} covariate {id} histogram");
+    v.extend((0..=kmax).map(|k| {
+        Statistic::clipped_histogram_bin(format!("{family} bin {k}"), family.clone(), bound)
+    }));
+    Ok(v)
+}
+
+/// The declared range of a continuous covariate id (None: not a continuous analysis with one).
+fn range_of(id: i64) -> Option<DeclaredRange> {
+    prespec(id.rem_euclid(1000) as u32).and_then(declared_range)
+}
+
+/// The continuous covariates a DP site releases: the named ones of continuous analyses the spec
+/// runs.
+fn named_continuous(spec: &CharacterizationSpec) -> Vec<i64> {
+    let analyses = settings(spec).analysis_ids;
+    let mut ids: Vec<i64> = spec
+        .covariate_ids
+        .iter()
+        .copied()
+        .filter(|&id| {
+            let a = id.rem_euclid(1000) as u32;
+            analyses.contains(&a) && continuous_analysis(a)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Whether an analysis's covariates take real (not integer) values.
+fn real_valued(kind: fe::Kind) -> bool {
+    matches!(
+        kind,
+        fe::Kind::Measure(fe::Measure::Value(_)) | fe::Kind::Score(fe::Score::Hfrs)
+    )
 }
 
 /// Whether an analysis id gives continuous covariates.
@@ -89,10 +157,21 @@ impl Analysis for Characterization {
     fn check(spec: &CharacterizationSpec) -> Result<(), (String, String)> {
         spec.check()?;
         for (i, &a) in spec.analyses.iter().enumerate() {
-            if prespec(a).is_none() {
+            let Some(analysis) = prespec(a) else {
                 return Err((
                     format!("$.analyses[{i}]"),
                     format!("{a} is not a FeatureExtraction analysis Qiao computes"),
+                ));
+            };
+            if real_valued(analysis.kind) {
+                return Err((
+                    format!("$.analyses[{i}]"),
+                    format!(
+                        "analysis {a} ({}) has real-valued covariates (values in each site's \
+                         own units, or HFRS's tenths); they are computed locally \
+                         (`qiao analyze characterize`) and not released across the network",
+                        analysis.name
+                    ),
                 ));
             }
         }
@@ -113,22 +192,8 @@ impl Analysis for Characterization {
                     .into(),
             ));
         }
-        if is_dp(d) {
-            // Named, never dropped: a continuous covariate's values are not clipped, so its sums
-            // have no bounded sensitivity and DP cannot release them.
-            for (i, &id) in spec.covariate_ids.iter().enumerate() {
-                let a = id.rem_euclid(1000) as u32;
-                if continuous_analysis(a) {
-                    return Err(AnalysisError::Unsupported(format!(
-                        "$.covariate_ids[{i}]: covariate {id} is continuous (FeatureExtraction \
-                         analysis {a}); under differential privacy continuous covariates are \
-                         not released (their values are not clipped): remove it, or ask a site \
-                         releasing exact or SHRINE values"
-                    )));
-                }
-            }
-        }
         let bound = d.policy().dp.entries_bound;
+        let sigma = d.policy().dp.sigma;
         let covs = named_binary(spec);
         let sides = if spec.comparator.is_some() { 2 } else { 1 };
         let mut v = Vec::new();
@@ -137,6 +202,19 @@ impl Analysis for Characterization {
             v.push(subjects_stat(side));
             if is_dp(d) {
                 v.extend(covs.iter().map(|&id| covariate_stat(side, id, bound)));
+                for id in named_continuous(spec) {
+                    // Named, never dropped: refused by name when it cannot be released.
+                    let range = range_of(id).ok_or_else(|| {
+                        AnalysisError::Unsupported(format!(
+                            "covariate {id} has no declared range for release under \
+                             differential privacy"
+                        ))
+                    })?;
+                    v.extend(
+                        continuous_stats(side, id, &range, bound, sigma)
+                            .map_err(AnalysisError::Unsupported)?,
+                    );
+                }
             }
         }
         Ok(v)
@@ -214,7 +292,72 @@ impl Analysis for Characterization {
             });
         }
         let mut continuous = Vec::new();
-        if !dp {
+        if dp {
+            for id in named_continuous(spec) {
+                let range = range_of(id).ok_or_else(|| {
+                    AnalysisError::Internal(format!("covariate {id}: no declared range"))
+                })?;
+                let stats: Vec<Vec<Statistic>> = (0..cohorts.len())
+                    .map(|i| continuous_stats(SIDES[i], id, &range, bound, d.policy().dp.sigma))
+                    .collect::<Result<_, _>>()
+                    .map_err(AnalysisError::Unsupported)?;
+                let side = |i: usize| -> Result<Moments, AnalysisError> {
+                    let (ch, p) = &cohorts[i];
+                    let values = ch
+                        .continuous
+                        .iter()
+                        .find(|c| c.covariate_id == id)
+                        .and_then(|c| c.values.as_deref())
+                        .unwrap_or(&[]);
+                    let Clipped {
+                        count,
+                        sum,
+                        sum_squares,
+                        histogram,
+                    } = continuous::clipped(&range, values, bound);
+                    // The values in the order of their statistics: count, Σk, Σk², the bins.
+                    let values: Vec<u64> = [count, sum, sum_squares]
+                        .into_iter()
+                        .chain(histogram)
+                        .collect();
+                    if values.len() != stats[i].len() {
+                        return Err(AnalysisError::Internal(format!(
+                            "covariate {id}: {} values for {} statistics",
+                            values.len(),
+                            stats[i].len()
+                        )));
+                    }
+                    let mut released: Vec<Released> = stats[i]
+                        .iter()
+                        .zip(values)
+                        .map(|(st, v)| release(site, st, p, v))
+                        .collect();
+                    let histogram = released.split_off(3);
+                    let [count, sum, sum_squares]: [Released; 3] = released
+                        .try_into()
+                        .map_err(|_| AnalysisError::Internal(format!("covariate {id}: moments")))?;
+                    Ok(Moments {
+                        count,
+                        sum,
+                        sum_squares,
+                        bin: range.bin,
+                        histogram,
+                    })
+                };
+                let t = side(0)?;
+                let c = if cohorts.len() > 1 {
+                    Some(side(1)?)
+                } else {
+                    None
+                };
+                continuous.push(ContinuousResult {
+                    covariate_id: id,
+                    analysis_id: (id.rem_euclid(1000)) as u32,
+                    target: Some(t),
+                    comparator: c,
+                });
+            }
+        } else {
             let mut ids: Vec<(i64, u32)> = cohorts
                 .iter()
                 .flat_map(|(ch, _)| ch.continuous.iter())
@@ -226,14 +369,16 @@ impl Analysis for Characterization {
             for (id, analysis_id) in ids {
                 let side = |i: usize| -> Option<Moments> {
                     let (ch, p) = &cohorts[i];
-                    let s = ch.continuous.iter().find(|c| c.covariate_id == id)?.stats;
-                    let sum = u64::try_from(s.sum).ok()?;
-                    let squares = u64::try_from(s.squares).ok()?;
+                    let c = ch.continuous.iter().find(|c| c.covariate_id == id)?;
+                    let s = c.stats;
+                    let (sum, squares) = integer_moments(c)?;
                     let side = SIDES[i];
                     Some(Moments {
                         count: release(site, &moment_stat(side, id, "count"), p, s.count),
                         sum: release(site, &moment_stat(side, id, "sum"), p, sum),
                         sum_squares: release(site, &moment_stat(side, id, "squares"), p, squares),
+                        bin: 0,
+                        histogram: Vec::new(),
                     })
                 };
                 let t = side(0);
@@ -310,14 +455,25 @@ pub struct PooledCovariate {
 pub struct PooledMoments {
     /// Entries with a value.
     pub count: Sum,
-    /// Sum of values.
+    /// Sum of the released sums (of values, or of bin indices from sites under DP).
     pub sum: Sum,
-    /// Sum of squares.
+    /// Sum of the released sums of squares (likewise).
     pub sum_squares: Sum,
     /// FE's mean: sum over the cohort's entries.
     pub mean: Option<f64>,
     /// Sample standard deviation over the entries with a value.
     pub sd: Option<f64>,
+    /// Under DP: the range the values were clipped to and the bin width (stated with the
+    /// result); None when every site released exact sums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<DeclaredRange>,
+    /// Under DP: the sites' histograms added bin by bin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histogram: Vec<u64>,
+    /// Under DP: FE's statistics from the pooled sums and histogram (post-processing; quantiles
+    /// only when every site released a histogram).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<Derived>,
 }
 
 /// A continuous covariate pooled.
@@ -448,19 +604,60 @@ fn pool(
                 sum_of(|m| &m.sum),
                 sum_of(|m| &m.sum_squares),
             );
+            let point = |r: &qiao_protocol::Released| r.point().unwrap_or(0);
+            let range = ms
+                .iter()
+                .any(|(m, _)| m.bin > 0)
+                .then(|| range_of(id))
+                .flatten();
+            let (mut s, mut q) = (0.0, 0.0);
+            let mut histogram: Vec<u64> = Vec::new();
+            let mut every_histogram = true;
+            for (m, _) in &ms {
+                let (n, sm, sq) = (point(&m.count), point(&m.sum), point(&m.sum_squares));
+                match &range {
+                    Some(r) if m.bin == r.bin => {
+                        let (a, b) = r.value_moments(n, sm, sq);
+                        s += a;
+                        q += b;
+                        if histogram.len() < m.histogram.len() {
+                            histogram.resize(m.histogram.len(), 0);
+                        }
+                        for (h, x) in histogram.iter_mut().zip(&m.histogram) {
+                            *h += point(x);
+                        }
+                    }
+                    _ => {
+                        s += sm as f64;
+                        q += sq as f64;
+                        every_histogram = false;
+                    }
+                }
+            }
             let n = count.point_sum as f64;
-            let (s, q) = (sum.point_sum as f64, sum_squares.point_sum as f64);
             let sd = match count.point_sum {
                 0 => None,
                 1 => Some(0.0),
                 _ => Some(((n * q - s * s) / (n * (n - 1.0))).max(0.0).sqrt()),
             };
+            let derived = range.as_ref().map(|r| {
+                Derived::of(
+                    r,
+                    entries.point_sum,
+                    count.point_sum,
+                    (s, q),
+                    every_histogram.then_some(histogram.as_slice()),
+                )
+            });
             Some(PooledMoments {
                 mean: (entries.point_sum > 0).then(|| s / entries.point_sum as f64),
                 sd,
                 count,
                 sum,
                 sum_squares,
+                range,
+                histogram,
+                derived,
             })
         };
         continuous.push(PooledContinuous {
@@ -506,6 +703,7 @@ fn pool(
                         concept_id: x.covariate_id / 1000,
                         name: String::new(),
                         stats: moments_only(m),
+                        values: None,
                     })
                 })
                 .collect(),
@@ -545,7 +743,17 @@ fn moments_only(m: &PooledMoments) -> Distribution {
         p75: f64::NAN,
         p90: f64::NAN,
         max: f64::NAN,
-        sum: i128::from(m.sum.point_sum),
-        squares: i128::from(m.sum_squares.point_sum),
     }
+}
+
+/// The sum and sum of squares of an integer-valued covariate's values (None: real values, or
+/// sums beyond u64).
+fn integer_moments(c: &Continuous) -> Option<(u64, u64)> {
+    let values = c.values.as_ref()?;
+    let sum: i128 = values.iter().map(|&(_, v)| i128::from(v)).sum();
+    let squares: i128 = values
+        .iter()
+        .map(|&(_, v)| i128::from(v) * i128::from(v))
+        .sum();
+    Some((u64::try_from(sum).ok()?, u64::try_from(squares).ok()?))
 }

@@ -242,18 +242,31 @@ pub struct CovariateResult {
 }
 
 /// A continuous covariate as sums: its count, sum and sum of squares (the mean and standard
-/// deviation follow; quantiles, minima and maxima are one person's value each and stay at
-/// the site).
+/// deviation follow). Legacy and exact modes: of the values (`bin` 0, no histogram; quantiles,
+/// minima and maxima are one person's value each and stay at the site). Differential privacy:
+/// of the values clipped to the analysis's declared range and counted in bins of width `bin`
+/// (the sums are of the bin indices), with the histogram of the bins, from which the hub
+/// derives the quantiles.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Moments {
     /// Entries with a value.
     pub count: Released,
-    /// Sum of the values.
+    /// Sum of the values (bin indices when `bin` > 0).
     pub sum: Released,
-    /// Sum of the squared values.
+    /// Sum of the squared values (bin indices when `bin` > 0).
     pub sum_squares: Released,
+    /// The bin width (0: the values themselves, no histogram).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bin: u64,
+    /// Entries per bin (bin k holds the clipped values in [k·bin, (k+1)·bin)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histogram: Vec<Released>,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// One continuous covariate.

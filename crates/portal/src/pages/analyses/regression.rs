@@ -113,12 +113,14 @@ fn progress(
             "ana.reg_not_converged",
             &[("iterations", &iterations), ("rounds", &rounds)],
         ),
+        RunStatus::Completed => tf(lang, "ana.reg_completed", &[("rounds", &rounds)]),
     };
     let class = match run.status {
         RunStatus::Running => "running",
         RunStatus::Failed => "failed",
         RunStatus::Converged => "converged",
         RunStatus::NotConverged => "not-converged",
+        RunStatus::Completed => "completed",
     };
     let can_resume = run.status == RunStatus::Failed && user.role == UserRole::SponsorResearcher;
     html! {
@@ -154,9 +156,20 @@ fn disclosure(lang: Lang, l: &Loaded) -> Markup {
             noised.push(site_name(&l.sites, s.site.as_str()));
         }
     }
+    let privacy = l
+        .regression
+        .as_ref()
+        .and_then(|r| r.fit.as_ref())
+        .and_then(|f| f.privacy.as_ref());
     html! {
         p.muted.controlled {
-            @if noised.is_empty() {
+            @if let Some(p) = privacy {
+                (tf(lang, "ana.reg_dp", &[
+                    ("rounds", &p.rounds.to_string()),
+                    ("rho", &format!("{:.4}", p.rho_per_round)),
+                    ("count_sd", &fmt_decimal(lang, p.count_noise_sd, 1)),
+                ]))
+            } @else if noised.is_empty() {
                 (t(lang, "ana.reg_exact"))
             } @else {
                 (tf(lang, "ana.reg_noised", &[("sites", &noised.join(", "))]))
