@@ -133,8 +133,9 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
             token,
             "--project",
             "p1",
+            // The Spark site's start and runs on a loaded 2-core machine: minutes.
             "--wait",
-            "120",
+            "480",
             "--json",
         ];
         args.extend_from_slice(extra);
