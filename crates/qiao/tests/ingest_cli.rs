@@ -394,7 +394,7 @@ fn store_verify_reads_every_byte_that_opening_does_not() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("corrupt store: section dom/condition_occurrence/start checksum mismatch")
+        err.contains("corrupt store: section dom/condition_occurrence/start.u16 checksum mismatch")
             && err.contains("g.qiao"),
         "{err}"
     );
