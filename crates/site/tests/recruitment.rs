@@ -109,7 +109,9 @@ fn the_marks_of_the_lists_cohort_are_released_per_asked_month() {
     // Exact, threshold 1: the true counts, the outsider not among them (a zero is below the
     // threshold of 1, withheld like any count under it).
     let (r, _) = release(Policy::exact(1), &marks);
-    let values = |r: &RecruitmentResult| -> Vec<(u8, Option<u64>, Option<u64>, Option<u64>)> {
+    // (month, screened, enrolled, excluded) as released points.
+    type Line = (u8, Option<u64>, Option<u64>, Option<u64>);
+    let values = |r: &RecruitmentResult| -> Vec<Line> {
         r.months
             .iter()
             .map(|m| {

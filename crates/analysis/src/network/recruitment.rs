@@ -37,8 +37,11 @@ pub struct PersonMarks {
 /// The recruitment counts.
 pub struct Recruitment;
 
+/// A candidate's day of one kind of mark.
+type DayOf = fn(&PersonMarks) -> Option<Day>;
+
 /// The kinds of mark, each one family of statistics: (name, the day of that kind).
-const KINDS: [(&str, fn(&PersonMarks) -> Option<Day>); 3] = [
+const KINDS: [(&str, DayOf); 3] = [
     ("screened", |m| m.screened),
     ("enrolled", |m| m.enrolled),
     ("excluded", |m| m.excluded),
