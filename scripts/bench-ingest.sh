@@ -11,6 +11,8 @@
 # temporary files beside the store and merged) plus what grows with persons and the vocabulary,
 # so its peak should barely move between the two.
 # With QIAO_ONLY=1 DuckDB is not run (its load of ×300 takes a long time on 2 cores).
+# With QIAO_BASE=path/to/another/qiao (e.g. main's build) that binary's ingest is measured too, in
+# the same runs, one after the other (row "base": its time, peak memory and store size).
 #
 # Run with: bash scripts/bench-ingest.sh [K] [RUNS]    (needs ~12 GB free under $BENCH_DIR, default /tmp/qiao-bench)
 set -euo pipefail
@@ -38,9 +40,10 @@ measure() { # name, command...: prints "seconds peak_kb cpu_seconds" of one run 
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs"
+rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs" "$DIR/base.runs"
 for run in $(seq "$RUNS"); do
   measure qiao "$QIAO" ingest --cdm "$CDM" --out "$DIR/g.qiao" --json >> "$DIR/qiao.runs"
+  [ -n "${QIAO_BASE:-}" ] && measure base "$QIAO_BASE" ingest --cdm "$CDM" --out "$DIR/base.qiao" --json >> "$DIR/base.runs"
   [ "${QIAO_ONLY:-0}" = 1 ] && continue
   rm -f "$DIR/g.duckdb"
   measure duckdb "$VENV/bin/python" scripts/duckdb_load.py "$CDM" "$DIR/g.duckdb" >> "$DIR/duckdb.runs"
@@ -51,10 +54,18 @@ q=$(cut -d' ' -f1 "$DIR/qiao.runs" | median); d=$(cut -d' ' -f1 "$DIR/duckdb.run
 qc=$(cut -d' ' -f3 "$DIR/qiao.runs" | median); dc=$(cut -d' ' -f3 "$DIR/duckdb.runs" | median)
 qm=$(cut -d' ' -f2 "$DIR/qiao.runs" | sort -n | tail -1); dm=$(cut -d' ' -f2 "$DIR/duckdb.runs" | sort -n | tail -1)
 qs=$(stat -c %s "$DIR/g.qiao"); ds=$(stat -c %s "$DIR/g.duckdb" 2>/dev/null || echo 1)
-rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs"
+if [ -n "${QIAO_BASE:-}" ]; then
+  b=$(cut -d' ' -f1 "$DIR/base.runs" | median); bc_=$(cut -d' ' -f3 "$DIR/base.runs" | median)
+  bm=$(cut -d' ' -f2 "$DIR/base.runs" | sort -n | tail -1); bs=$(stat -c %s "$DIR/base.qiao")
+fi
+rm -f "$DIR/qiao.runs" "$DIR/duckdb.runs" "$DIR/base.runs"
 echo "GiBleed x$K: $ROWS rows, $((CSV_BYTES / 1000000)) MB CSV, $RUNS runs each"
 printf "%-8s %10s %12s %10s %12s %12s\n" engine "median s" "rows/s" "MB/s" "peak MB" "output MB"
 printf "%-8s %10s %12.0f %10.0f %12d %12d\n" qiao "$q" "$(echo "$ROWS / $q" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $q" | bc -l)" $((qm / 1024)) $((qs / 1000000))
+if [ -n "${QIAO_BASE:-}" ]; then
+  printf "%-8s %10s %12.0f %10.0f %12d %12d\n" base "$b" "$(echo "$ROWS / $b" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $b" | bc -l)" $((bm / 1024)) $((bs / 1000000))
+  echo "cpu (user + sys, median): base ${bc_} s; ratio base/qiao wall: $(echo "$b / $q" | bc -l | cut -c1-5)x, cpu: $(echo "$bc_ / $qc" | bc -l | cut -c1-5)x"
+fi
 if [ "${QIAO_ONLY:-0}" != 1 ]; then
   printf "%-8s %10s %12.0f %10.0f %12d %12d\n" duckdb "$d" "$(echo "$ROWS / $d" | bc -l)" "$(echo "$CSV_BYTES / 1000000 / $d" | bc -l)" $((dm / 1024)) $((ds / 1000000))
   echo "cpu (user + sys, median): qiao ${qc} s, duckdb ${dc} s; ratio duckdb/qiao cpu: $(echo "$dc / $qc" | bc -l | cut -c1-5)x; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,8 +7,8 @@
 # - Per cohort, warm, fastest of RUNS: the wall time of one `qiao cohort run --stats --json DEF`
 #   process (start-up, connect/open, plan, run; native: `--store`, Spark: `--spark URL --schema`).
 #   Both must report the same entries and subjects (and K × the GiBleed counts).
-# - Spark's breakdown of the fastest run (QIAO_SPARK_TRACE's step lines, crates/spark): the materialized steps
-#   (concept sets, observation periods, each node's events, the inclusion masks: one Spark job each,
+# - Spark's breakdown of the fastest run (QIAO_SPARK_TRACE's lines, crates/spark): the materialized steps
+#   (concept sets and observation periods at once, each level of nodes, the inclusion masks: one Spark job each,
 #   with its planning, scheduling and shuffles), the result query (planning, execution, the Arrow
 #   stream back), the tail on this side; and the same cohort on GiBleed×1 (schema gibleed): at K=1
 #   the data work is small, so its time is Spark's fixed cost per cohort (per-step planning,
@@ -86,14 +86,15 @@ best() {
 }
 
 field() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | head -n 1; }
-# The Spark breakdown of a run (its trace's step lines and its JSON's millis): steps, their total ms,
-# the rest of the run's ms (the result query: planning, execution, the Arrow stream back; the SQL
-# compile and the tail, a few ms).
+# The Spark breakdown of a run (its trace's "spark run:" line and its JSON's millis): the number of
+# materialized steps, their wall time in ms (the steps of a wave run at once), the rest of the run's
+# ms (the result query: planning, execution, the Arrow stream back; the SQL compile and the tail, a
+# few ms).
 breakdown() {
   local steps total
-  steps=$(grep -c '^spark step ' "$1.err" || true)
-  total=$(sed -n 's/^spark step [^:]*: \([0-9]*\) ms$/\1/p' "$1.err" | paste -sd+ | bc)
-  echo "$steps ${total:-0} $(($(field "$1.out" millis) - ${total:-0}))"
+  steps=$(sed -n 's/^spark run: \([0-9]*\) steps.*/\1/p' "$1.err" | head -n 1)
+  total=$(sed -n 's/^spark run: .* steps \([0-9]*\) ms,.*/\1/p' "$1.err" | head -n 1)
+  echo "${steps:-0} ${total:-0} $(($(field "$1.out" millis) - ${total:-0}))"
 }
 echo
 echo "| cohort | entries | native s (peak MiB) | Spark s | Spark ×1 s | steps: n, s (×1 s) | result query + compile + tail s (×1 s) | Spark / native |"

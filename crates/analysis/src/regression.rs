@@ -10,13 +10,14 @@
 pub mod design;
 mod linalg;
 mod newton;
+pub mod private;
 mod site;
 
 use serde::{Deserialize, Serialize};
 
 pub use newton::{
-    fit, Coefficient, Fit, FitError, Newton, Step, SumsSource, MAX_HALVINGS, MAX_ITERATIONS,
-    TOLERANCE,
+    fit, ClipRange, Coefficient, Fit, FitError, FitPrivacy, Newton, PrivateRounds, Step,
+    SumsSource, MAX_HALVINGS, MAX_ITERATIONS, TOLERANCE,
 };
 pub use site::{Guard, Refusal, Round, SiteData, SiteSums};
 

@@ -174,8 +174,8 @@ pub fn follow_up(
         };
         let period_end = op.as_ref().and_then(|d| {
             d.person_rows(person)
-                .find(|&r| d.start()[r] <= first.start && first.start <= d.end()[r])
-                .map(|r| d.end()[r])
+                .find(|&r| d.start().at(r) <= first.start && first.start <= d.end().at(r))
+                .map(|r| d.end().at(r))
         });
         let Some(period_end) = period_end else {
             out.no_observation_period += 1;

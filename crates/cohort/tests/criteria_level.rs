@@ -36,7 +36,7 @@ fn index_events(store: &qiao_store::Store, cohort: &[Value]) -> Vec<IndexEvent> 
             continue;
         };
         for r in op.person_rows(p) {
-            let (os, oe) = (op.start()[r], op.end()[r]);
+            let (os, oe) = (op.start().at(r), op.end().at(r));
             if s >= os && s <= oe {
                 let k = n.entry(pid).or_insert(0);
                 *k += 1;

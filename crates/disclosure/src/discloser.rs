@@ -1,8 +1,10 @@
 //! The entry point: a site's policy and secret, applied to every number that leaves the site.
 
 use crate::digest::{PersonSetDigest, PersonSetDigester};
-use crate::ledger::{BudgetStatus, QueryLedger, Refusal};
-use crate::mechanism::{noisy_value, non_increasing, rho_of, rounded, Question, Statistic};
+use crate::ledger::{BudgetStatus, QueryLedger, Refusal, RoundAdmission, RoundRefusal};
+use crate::mechanism::{
+    noisy_value, noisy_vector, non_increasing, rho_of, rounded, Question, Statistic,
+};
 use crate::obfuscate::{obfuscate, obfuscate_value, NoiseTable};
 use crate::policy::{Policy, PolicyError, ReleaseMode};
 use crate::released::{Released, SuppressionBasis};
@@ -157,6 +159,34 @@ impl Discloser {
         Ok(status)
     }
 
+    /// Before anything is computed, for round `round` of a multi-round release `run` (a
+    /// federated fit: each round a job whose question includes the round and where it is
+    /// evaluated) that releases `per_round` at each of at most `rounds` rounds, in DP mode: at
+    /// round 0 the whole run's cost, `rounds × cost(per_round)`, is charged to the three budgets
+    /// (or the run is refused, charging nothing, before its first release); a later round is
+    /// admitted only for a run admitted at its round 0, below `rounds`, and once per round (the
+    /// same question again is the same release: free). Nothing here looks at data. `Ok(None)`
+    /// outside DP mode (the rate limit is the job's [`Self::admit`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_round(
+        &self,
+        ledger: &mut QueryLedger,
+        ctx: &QueryContext<'_>,
+        run: &str,
+        round: u32,
+        rounds: u32,
+        question: &Question,
+        per_round: &[Statistic],
+    ) -> Result<Option<RoundAdmission>, RoundRefusal> {
+        if self.policy.release != ReleaseMode::Dp {
+            return Ok(None);
+        }
+        let rho = f64::from(rounds) * self.cost(per_round);
+        ledger
+            .admit_round(&self.policy, ctx, run, round, rounds, question, rho)
+            .map(Some)
+    }
+
     /// After computing, in [`ReleaseMode::Shrine`] only: SHRINE's repeated-result rule (a
     /// decision on the true result, which is why DP mode does not have it). A no-op otherwise.
     pub fn record_result(
@@ -217,6 +247,37 @@ impl Discloser {
             ),
             ReleaseMode::Exact => exact_or_suppressed(value, self.policy.min_cell_count),
         }
+    }
+
+    /// Releases a vector of integers `values` declared as [`Statistic::vector`] (L2 sensitivity
+    /// Δ) over `persons`, in DP mode only: every coordinate plus its own discrete Gaussian with
+    /// `σ·Δ`, keyed as [`Self::release_value`] (same question, statistic, set and values: same
+    /// answer). Returns the noisy values and the noise's σ per coordinate; `None` outside DP
+    /// mode or when `σ·Δ` is beyond the sampler's range. No threshold: the caller post-processes.
+    pub fn release_vector(
+        &self,
+        question: &Question,
+        stat: &Statistic,
+        persons: &PersonSetDigest,
+        values: &[i64],
+    ) -> Option<(Vec<i64>, f64)> {
+        if self.policy.release != ReleaseMode::Dp {
+            return None;
+        }
+        noisy_vector(
+            &self.secret,
+            question,
+            stat,
+            self.policy.dp.sigma,
+            persons,
+            values,
+        )
+    }
+
+    /// A count released from a vector ([`Self::release_vector`]) with noise `sigma`: rounded,
+    /// clamped at 0, and the threshold on the noisy value, as [`Self::release_value`].
+    pub fn dp_count(&self, noisy: f64, sigma: f64) -> Released {
+        self.dp_released(noisy, sigma)
     }
 
     /// Releases a funnel: `lines` are nested person counts, each line's set contained in the

@@ -124,6 +124,81 @@ struct Charge {
     rho: u64,
 }
 
+/// A multi-round release (a federated fit) admitted and paid in full at its round 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaidRun {
+    /// When round 0 was admitted (the run expires with its charge, after the period).
+    at: u64,
+    /// Rounds paid for.
+    rounds: u32,
+    /// Round → the question (hex) released at it.
+    released: BTreeMap<u32, String>,
+}
+
+/// How a round of a multi-round release was admitted ([`QueryLedger::admit_round`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RoundAdmission {
+    /// Round 0: the whole run's ρ was charged now; the budgets after the charge.
+    Charged {
+        /// ρ charged (every round of the run).
+        rho: f64,
+        /// The budgets after the charge.
+        status: BudgetStatus,
+    },
+    /// A later round (or round 0 asked again) of a run already paid: nothing charged.
+    Prepaid {
+        /// The budgets now.
+        status: BudgetStatus,
+    },
+}
+
+impl RoundAdmission {
+    /// ρ charged by this round.
+    pub fn rho(&self) -> f64 {
+        match self {
+            RoundAdmission::Charged { rho, .. } => *rho,
+            RoundAdmission::Prepaid { .. } => 0.0,
+        }
+    }
+
+    /// The budgets after it.
+    pub fn status(&self) -> BudgetStatus {
+        match self {
+            RoundAdmission::Charged { status, .. } | RoundAdmission::Prepaid { status } => *status,
+        }
+    }
+}
+
+/// Why a round of a multi-round release is refused (decided on the ledger alone).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RoundRefusal {
+    /// Round 0 would exceed a budget: the run is refused before its first release.
+    #[error("{0}")]
+    Budget(Refusal),
+    /// A later round of a run this site never admitted (or whose period has passed).
+    #[error("round {round} of a run this site has not admitted: a run is admitted, and its every round paid, at its round 0")]
+    NotAdmitted {
+        /// The round asked.
+        round: u32,
+    },
+    /// Beyond the rounds paid.
+    #[error("round {round}: the run was admitted for {rounds} rounds (0 to {})", rounds.saturating_sub(1))]
+    TooManyRounds {
+        /// The round asked.
+        round: u32,
+        /// Rounds paid.
+        rounds: u32,
+    },
+    /// A round asked again with another question (other coefficients): a new release that was
+    /// not paid.
+    #[error("round {round} was already released for other coefficients")]
+    Changed {
+        /// The round asked.
+        round: u32,
+    },
+}
+
 /// Steward-set budgets that replace the policy's for one user or organization.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,6 +280,9 @@ pub struct QueryLedger {
     charges: Vec<Charge>,
     #[serde(default)]
     overrides: BudgetOverrides,
+    /// Multi-round releases paid at their round 0, by run key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    runs: BTreeMap<String, PaidRun>,
 }
 
 fn history_key(policy: &Policy, user: &str, project: &str) -> String {
@@ -374,6 +452,8 @@ impl QueryLedger {
         let period = policy.dp.period_secs();
         self.charges
             .retain(|c| c.at.saturating_add(period) > now_unix_secs);
+        self.runs
+            .retain(|_, r| r.at.saturating_add(period) > now_unix_secs);
     }
 
     /// Records an accepted query for the rate limit only (after [`Self::precheck`]-style
@@ -470,6 +550,73 @@ impl QueryLedger {
             rho: cost,
         });
         Ok(self.budget_status(policy, ctx.user, ctx.organization, ctx.now_unix_secs))
+    }
+
+    /// Admits round `round` of the multi-round release `run` (at most `rounds` rounds, the
+    /// whole run costing `run_rho`) asking `question`: round 0 of a new run charges `run_rho`
+    /// (or refuses, charging nothing); a later round needs the run admitted, `round < rounds`,
+    /// and the round not released before for another question. Nothing here looks at data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit_round(
+        &mut self,
+        policy: &Policy,
+        ctx: &crate::QueryContext<'_>,
+        run: &str,
+        round: u32,
+        rounds: u32,
+        question: &crate::Question,
+        run_rho: f64,
+    ) -> Result<RoundAdmission, RoundRefusal> {
+        let now = ctx.now_unix_secs;
+        let period = policy.dp.period_secs();
+        self.runs.retain(|_, r| r.at.saturating_add(period) > now);
+        let asked: String = question.0.iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(paid) = self.runs.get_mut(run) {
+            if round >= paid.rounds {
+                return Err(RoundRefusal::TooManyRounds {
+                    round,
+                    rounds: paid.rounds,
+                });
+            }
+            match paid.released.get(&round) {
+                Some(q) if *q != asked => return Err(RoundRefusal::Changed { round }),
+                Some(_) => {}
+                None => {
+                    paid.released.insert(round, asked);
+                }
+            }
+            let status = self.budget_status(policy, ctx.user, ctx.organization, now);
+            return Ok(RoundAdmission::Prepaid { status });
+        }
+        if round != 0 {
+            return Err(RoundRefusal::NotAdmitted { round });
+        }
+        if rounds == 0 {
+            return Err(RoundRefusal::TooManyRounds { round, rounds });
+        }
+        let status = self
+            .charge(policy, ctx, run_rho)
+            .map_err(RoundRefusal::Budget)?;
+        self.runs.insert(
+            run.to_owned(),
+            PaidRun {
+                at: now,
+                rounds,
+                released: BTreeMap::from([(0, asked)]),
+            },
+        );
+        Ok(RoundAdmission::Charged {
+            rho: run_rho,
+            status,
+        })
+    }
+
+    /// The multi-round releases paid and still in the period: (run key, rounds paid, rounds
+    /// released).
+    pub fn paid_runs(&self) -> impl Iterator<Item = (&str, u32, usize)> + '_ {
+        self.runs
+            .iter()
+            .map(|(k, r)| (k.as_str(), r.rounds, r.released.len()))
     }
 
     /// Sets (a steward's decision, audited by the caller) the budget of one user or

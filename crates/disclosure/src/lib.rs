@@ -53,6 +53,7 @@ pub use digest::{PersonSetDigest, PersonSetDigester};
 pub use discloser::{Discloser, FloorsUnmet, QueryContext};
 pub use ledger::{
     Account, BudgetOverrides, BudgetScope, BudgetStatus, Lockout, QueryLedger, Refusal,
+    RoundAdmission, RoundRefusal,
 };
 pub use mechanism::{non_increasing, rho_of, Question, Statistic};
 pub use network::{network_total, NetworkTotal};

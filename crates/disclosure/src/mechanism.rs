@@ -79,6 +79,19 @@ impl Statistic {
         }
     }
 
+    /// A vector of integers (e.g. fixed-point sums, [`crate::Discloser::release_vector`]) whose
+    /// L2 norm one person changes by at most `l2`: every coordinate gets its own discrete
+    /// Gaussian with `σ·l2`, one release in all: a coordinate shifted by `t_j` has Rényi
+    /// divergence `α·t_j²/(2(σΔ)²)` (CKS 2020, Thm. 4), independent coordinates add, and
+    /// `Σ t_j² ≤ Δ²`, so the vector is `1/(2σ²)`-zCDP.
+    pub fn vector(name: impl Into<String>, l2: u32) -> Self {
+        Statistic {
+            name: name.into(),
+            sensitivity: l2.max(1),
+            family: None,
+        }
+    }
+
     /// A bin of a histogram of clipped rows (each person's rows clipped to `bound`, each row in
     /// one bin of the family): one person adds at most `bound` rows across the family's bins, so
     /// the histogram's L2 change is at most `bound` (‖x‖₂ ≤ ‖x‖₁) and the family, each bin noised
@@ -158,6 +171,45 @@ pub(crate) fn noisy_value(
     let z = noise.sample(&mut rng);
     let v = i64::try_from(value).unwrap_or(i64::MAX);
     (v.saturating_add(z), noise.sigma())
+}
+
+/// The noisy values of a vector statistic ([`Statistic::vector`]): each coordinate plus an
+/// independent discrete Gaussian with `σ·Δ`, all drawn from one ChaCha20 stream seeded with the
+/// keyed PRF of the question, the statistic, Δ, σ, the person set and every true value. `None`
+/// when `σ·Δ` is beyond the sampler's range (never a noiseless value).
+pub(crate) fn noisy_vector(
+    secret: &SiteSecret,
+    question: &Question,
+    stat: &Statistic,
+    sigma: f64,
+    persons: &PersonSetDigest,
+    values: &[i64],
+) -> Option<(Vec<i64>, f64)> {
+    let noise = DiscreteGaussian::new(sigma * f64::from(stat.sensitivity.max(1)))?;
+    let mut bytes = Vec::with_capacity(8 * values.len());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let seed = hmac_sha256(
+        &secret.noise_key,
+        &[
+            b"qiao-disclosure/v2/dp-vector",
+            &question.0,
+            &(stat.name.len() as u64).to_le_bytes(),
+            stat.name.as_bytes(),
+            &stat.sensitivity.to_le_bytes(),
+            &sigma.to_bits().to_le_bytes(),
+            &persons.to_bytes(),
+            &(values.len() as u64).to_le_bytes(),
+            &bytes,
+        ],
+    );
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let noisy = values
+        .iter()
+        .map(|&v| v.saturating_add(noise.sample(&mut rng)))
+        .collect();
+    Some((noisy, noise.sigma()))
 }
 
 /// The non-increasing sequence closest (least squares) to `xs`: pool-adjacent-violators.

@@ -68,6 +68,17 @@ pub fn implausible(result: &JobResult, persons_rounded: Option<u64>) -> Option<S
             check("persons", &r.persons, persons, Some(2), &mut why);
             check("events", &r.events, persons, Some(2), &mut why);
         }
+        Payload::Recruitment(r) => {
+            for m in &r.months {
+                for (what, x) in [
+                    ("screened", &m.screened),
+                    ("enrolled", &m.enrolled),
+                    ("excluded", &m.excluded),
+                ] {
+                    check(what, x, persons, Some(1), &mut why);
+                }
+            }
+        }
     }
     if why.is_empty() {
         None

@@ -104,7 +104,8 @@ pub fn to_json(v: &JobView) -> Value {
                     p @ (Payload::Characterization(_)
                     | Payload::Incidence(_)
                     | Payload::Survival(_)
-                    | Payload::RegressionRound(_)),
+                    | Payload::RegressionRound(_)
+                    | Payload::Recruitment(_)),
                 ) => {
                     o["payload"] = json!(p);
                 }
@@ -148,6 +149,7 @@ pub fn to_json(v: &JobView) -> Value {
         NetworkTotals::Incidence(p) => json!(p),
         NetworkTotals::Survival(p) => json!(p),
         NetworkTotals::RegressionRound(p) => json!(p),
+        NetworkTotals::Recruitment(p) => json!(p),
     };
     json!({
         "job_id": v.job_id,
@@ -325,6 +327,29 @@ pub fn to_table(v: &JobView) -> String {
             }
         }
         NetworkTotals::Survival(p) => survival_rows(v, p, &mut rows),
+        NetworkTotals::Recruitment(p) => {
+            for (i, m) in p.months.iter().enumerate() {
+                for (kind, total) in [
+                    ("screened", &m.screened),
+                    ("enrolled", &m.enrolled),
+                    ("excluded", &m.excluded),
+                ] {
+                    let mut row = vec![format!("{} {kind}", m.month)];
+                    row.extend(v.sites.iter().map(|s| match &s.payload {
+                        Some(Payload::Recruitment(r)) => {
+                            r.months.get(i).map_or(String::new(), |x| match kind {
+                                "screened" => x.screened.to_string(),
+                                "enrolled" => x.enrolled.to_string(),
+                                _ => x.excluded.to_string(),
+                            })
+                        }
+                        _ => String::new(),
+                    }));
+                    row.push(total.display.clone());
+                    rows.push(row);
+                }
+            }
+        }
         NetworkTotals::RegressionRound(p) => {
             rows.push(vec![
                 "persons, events, loglik".into(),

@@ -152,6 +152,8 @@ pub enum NetworkTotals {
     Survival(PooledSurvival),
     /// A regression round pooled: the sums the hub's Newton step takes.
     RegressionRound(crate::service::runs::RoundTotals),
+    /// Recruitment pooled: the sites' released counts of marked candidates per month, summed.
+    Recruitment(qiao_analysis::network::recruitment::PooledRecruitment),
 }
 
 /// A job as API clients see it.
@@ -305,6 +307,19 @@ pub fn job_view(record: &JobRecord, results: &[StoredResult]) -> JobView {
         }
         QueryType::RegressionRound(round) => {
             NetworkTotals::RegressionRound(crate::service::runs::round_totals(round, &done))
+        }
+        QueryType::Recruitment(spec) => {
+            use qiao_analysis::network::Analysis;
+            let released: Vec<_> = done
+                .iter()
+                .filter_map(|p| match p {
+                    Payload::Recruitment(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            NetworkTotals::Recruitment(qiao_analysis::network::recruitment::Recruitment::pool(
+                spec, &released,
+            ))
         }
     };
     JobView {

@@ -297,8 +297,16 @@ fn assert_same_store(a: &Store, b: &Store, a_path: &Path, b_path: &Path) {
             &da.person().to_vec(),
             &db.person().to_vec(),
         );
-        same_slice(&format!("{name}.start"), da.start(), db.start());
-        same_slice(&format!("{name}.end"), da.end(), db.end());
+        same_slice(
+            &format!("{name}.start"),
+            &da.start().to_vec(),
+            &db.start().to_vec(),
+        );
+        same_slice(
+            &format!("{name}.end"),
+            &da.end().to_vec(),
+            &db.end().to_vec(),
+        );
         same_slice(&format!("{name}.concept"), da.concept(), db.concept());
         same_slice(
             &format!("{name}.event_id"),
@@ -1208,7 +1216,7 @@ fn problems_by_key_server_messages_dates_and_zones() {
     let day = |r: &IngestReport, dir: &Path| {
         let _ = r;
         let store = Store::open(dir.join("s.qiao")).unwrap();
-        let d = store.domain("drug_exposure").unwrap().start()[0];
+        let d = store.domain("drug_exposure").unwrap().start().at(0);
         date::format(d)
     };
     for (conn, zone, want_zone, want_day) in [

@@ -10,7 +10,7 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -40,6 +40,7 @@ const { context, page } = await launchChromium({
 
 let stepNo = 0;
 let current = 'start';
+const other = bilingual(page, { en: EN, zh: ZH });
 
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
@@ -59,7 +60,11 @@ async function shot(step, extra = {}) {
   await page.screenshot({ path: file, fullPage: true });
   const english = await englishOnChinesePage(page, EN, ZH);
   check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
-  console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
+  const lang = await page.locator('html').getAttribute('lang');
+  const [url, render_ms] = [page.url(), await renderMs()];
+  const alt = await other(file);
+  check(!alt || alt.english.length === 0, `English catalog strings on the zh-CN page (${step}): ${alt?.english.join(' | ')}`);
+  console.log(JSON.stringify({ step, lang, screenshot: file, url, render_ms, alt, ...extra }));
 }
 
 const text = async (sel) => (await page.locator(sel).first().innerText()).trim();
@@ -224,6 +229,18 @@ async function sitePages() {
   const csv = await page.request.get(new URL(await page.locator('#list-csv').getAttribute('href'), page.url()).href);
   check(csv.status() === 200 && (await csv.text()).startsWith('person,index_date,end_date'), 'the selected rows as CSV');
   await shot('site-a-prescreen-sorted-filtered-zh', { filtered: filtered.length });
+  // Issue 17: the investigator marks the listed candidate enrolled (the day defaults to today),
+  // then filters the list by mark.
+  current = 'site-a-prescreen-mark';
+  const markForm = page.locator('table.prescreen tbody tr').first().locator('form.mark');
+  await markForm.locator('select[name=mark]').selectOption('enrolled');
+  await Promise.all([page.waitForLoadState('load'), markForm.locator('button[type=submit]').click()]);
+  check((await text('p.flash.ok')) === zh('flash.mark_saved'), `mark saved: ${await text('main')}`);
+  await page.selectOption('form.filter select[name=mark]', 'enrolled');
+  await Promise.all([page.waitForLoadState('load'), page.click('form.filter button[type=submit]')]);
+  check((await page.locator('table.prescreen tbody tr').count()) === 1, 'one enrolled candidate');
+  check((await text('table.prescreen tbody td:nth-child(5)')).startsWith(zh('site.mark.enrolled')), 'the mark shown');
+  await shot('site-a-prescreen-marked-zh');
   await logout();
 
   // The same investigator at hospital B: not an account there.

@@ -74,3 +74,54 @@ export async function englishOnChinesePage(page, en, zh) {
   }
   return found;
 }
+
+/**
+ * Ends a journey that failed at step `current` with `error`: a screenshot of the page it failed
+ * on (`file`), the error and the page's text on stderr, exit status 1.
+ */
+export async function failJourney({ page, context, file, current, error }) {
+  try {
+    await page.screenshot({ path: file, fullPage: true });
+  } catch {}
+  console.error(`step ${current}: ${error.stack ?? error}`);
+  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 4000));
+  await context.close();
+  process.exit(1);
+}
+
+/**
+ * Issue 17: every page a journey visits, in both languages. Returns `other(file)`, called at a
+ * screenshot: when the page on screen was reached by a GET (not a form's answer, not a
+ * single-use sign-in link), it opens the same page in the other language through the page's own
+ * language switch (`/lang?to=…&next=…`), saves `FILE.LANG.png`, runs the zh-CN check there
+ * too, and switches back (the page is loaded again in its first language, so the journey goes
+ * on where it was). Returns `{lang, screenshot, render_ms, english}` or null (not a GET page).
+ */
+export function bilingual(page, { en, zh }) {
+  let method = null;
+  page.on('response', (r) => {
+    try {
+      if (r.request().isNavigationRequest() && r.frame() === page.mainFrame()) method = r.request().method();
+    } catch { /* a detached frame */ }
+  });
+  return async function other(file) {
+    const url = new URL(page.url());
+    const lang = await page.locator('html').getAttribute('lang');
+    if (method !== 'GET' || url.search.includes('assertion=') || !['en', 'zh-CN'].includes(lang)) return null;
+    const to = lang === 'zh-CN' ? 'en' : 'zh-CN';
+    const next = encodeURIComponent(url.pathname + url.search);
+    await page.goto(`${url.origin}/lang?to=${to}&next=${next}`);
+    const shown = await page.locator('html').getAttribute('lang');
+    if (shown !== to) throw new Error(`check failed: ${url.pathname} in ${to} shows lang=${shown}`);
+    const screenshot = file.replace(/\.png$/, `.${to}.png`);
+    await page.screenshot({ path: screenshot, fullPage: true });
+    const english = await englishOnChinesePage(page, en, zh);
+    const render_ms = await page.evaluate(() => {
+      const n = performance.getEntriesByType('navigation')[0];
+      return n ? Math.round((n.responseEnd - n.requestStart) * 10) / 10 : null;
+    });
+    await page.goto(`${url.origin}/lang?to=${lang}&next=${next}`);
+    method = 'GET';
+    return { lang: to, screenshot, render_ms, english };
+  };
+}

@@ -9,7 +9,7 @@
 // `qiao demo`. Prints one JSON line per step: {"step", "screenshot", "url", "render_ms"}.
 
 import { join } from 'node:path';
-import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -33,6 +33,7 @@ const { context, page } = await launchChromium({
 
 let stepNo = 0;
 let current = 'start';
+const other = bilingual(page, { en: EN, zh: ZH });
 const check = (cond, what) => { if (!cond) throw new Error(`check failed: ${what}`); };
 async function renderMs() {
   return page.evaluate(() => {
@@ -46,7 +47,11 @@ async function shot(step, extra = {}) {
   await page.screenshot({ path: file, fullPage: true });
   const english = await englishOnChinesePage(page, EN, ZH);
   check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
-  console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
+  const lang = await page.locator('html').getAttribute('lang');
+  const [url, render_ms] = [page.url(), await renderMs()];
+  const alt = await other(file);
+  check(!alt || alt.english.length === 0, `English catalog strings on the zh-CN page (${step}): ${alt?.english.join(' | ')}`);
+  console.log(JSON.stringify({ step, lang, screenshot: file, url, render_ms, alt, ...extra }));
 }
 const text = async (sel) => (await page.locator(sel).first().innerText()).trim();
 const h1 = () => text('main h1');
@@ -107,7 +112,7 @@ try {
   await page.selectOption('#role', 'sponsor_researcher');
   await click('form[action="/admin/users/invite"] button[type=submit]');
   const link = (await text('#link')).trim();
-  check(link.startsWith('/join/'), `invitation link ${link}`);
+  check(link.startsWith(`${HUB}/join/`), `an absolute invitation link: ${link}`);
   await shot('admin-invitation-link-zh');
   await click('header form.inline button[type=submit]');
 
@@ -119,7 +124,7 @@ try {
 
   // 4. The invitee (English) creates the account and signs in.
   current = 'invitee';
-  await page.goto(`${HUB}${link}`);
+  await page.goto(link);
   await lang('en');
   check((await h1()) === en('join.title'), 'join page');
   await page.fill('#username', 'li.sunrise');
@@ -207,6 +212,21 @@ try {
     && csvLines.slice(1).every((l) => l.includes(',user:admin,')),
     `CSV of the selection: ${csvLines.length - 1} rows for ${actors.length} shown`);
   await shot('auditor-audit-zh', { entries: actors.length });
+
+  // 9. The auditor chooses a time zone (issue 17: the user's own setting, through the badge):
+  // every time shown, and the audit filter's days, in it.
+  current = 'auditor-zone';
+  await click('header a.user');
+  check((await h1()) === zh('settings.title'), 'settings in Chinese');
+  await page.selectOption('#zone', '330');
+  await click('#zone-form button[type=submit]');
+  check((await text('p.flash.ok')) === zh('flash.saved'), 'zone saved');
+  check((await text('#now')).endsWith('（UTC+05:30）'), `now in the chosen zone: ${await text('#now')}`);
+  await shot('auditor-zone-zh');
+  await page.goto(`${HUB}/audit?actor=user%3Aadmin`);
+  const zoned = await page.locator('#audit tbody tr td:nth-child(2)').allTextContents();
+  check(zoned.length > 0 && zoned.every((x) => x.endsWith('（UTC+05:30）')), `times in UTC+05:30: ${zoned.slice(0, 3)}`);
+  await shot('auditor-audit-zoned-zh', { entries: zoned.length });
 } catch (e) {
   try { await page.screenshot({ path: join(SHOTS, 'people-failed.png'), fullPage: true }); } catch {}
   console.error(`people flow failed in ${current} (${page.url()}): ${e.stack || e}`);

@@ -11,7 +11,7 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -43,6 +43,7 @@ const { context, page } = await launchChromium({
 });
 
 let stepNo = 0;
+const other = bilingual(page, { en: CAT.en, zh: CAT['zh-CN'] });
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
@@ -58,7 +59,11 @@ async function shot(step, extra = {}) {
   await page.screenshot({ path: file, fullPage: true });
   const english = await englishStrings();
   check(english.length === 0, `English catalog strings on a zh-CN page (${step}): ${english.join(' | ')}`);
-  console.log(JSON.stringify({ step, screenshot: file, url: page.url(), render_ms: await renderMs(), ...extra }));
+  const lang = await page.locator('html').getAttribute('lang');
+  const [url, render_ms] = [page.url(), await renderMs()];
+  const alt = await other(file);
+  check(!alt || alt.english.length === 0, `English catalog strings on the zh-CN page (${step}): ${alt?.english.join(' | ')}`);
+  console.log(JSON.stringify({ step, lang, screenshot: file, url, render_ms, alt, ...extra }));
 }
 const body = async () => page.locator('main').innerText();
 
@@ -219,13 +224,7 @@ try {
       await shot(`analysis-${name}-${l === 'en' ? 'en' : 'zh'}`, { statuses, ms_since_launch: Date.now() - started });
     }
   }
-} catch (e) {
-  try {
-    await page.screenshot({ path: join(SHOTS, 'results-failed.png'), fullPage: true });
-  } catch {}
-  console.error(`step ${current}: ${e.stack ?? e}`);
-  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 4000));
-  await context.close();
-  process.exit(1);
+} catch (error) {
+  await failJourney({ page, context, file: join(SHOTS, 'results-failed.png'), current, error });
 }
 await context.close();

@@ -25,14 +25,20 @@ use qiao_hub::Hub;
 pub use pages::router;
 
 /// Portal settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PortalConfig {
     /// Mark cookies `Secure` (false only when the hub serves plain HTTP, `--insecure-http`).
     pub secure_cookies: bool,
+    /// The portal's address as its users reach it (scheme, host, port): the start of every
+    /// link handed out to be opened elsewhere (invitations, password resets). `None`: the
+    /// scheme of the cookie policy and the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// The hub's whole HTTP surface: the JSON API and site protocol (`/api/v1/...`) and the
 /// portal's pages.
+/// A path neither serves is the portal's 404 page (with the navigation), or under `/api/` the
+/// API's JSON 404.
 pub fn app(hub: Arc<Hub>, config: PortalConfig) -> Router {
-    router(hub.clone(), config).merge(qiao_hub::router(hub))
+    router(hub.clone(), config).merge(qiao_hub::api::routes(hub))
 }

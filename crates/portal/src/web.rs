@@ -22,6 +22,8 @@ pub struct Portal {
     pub hub: Arc<Hub>,
     /// Cookie attributes.
     pub cookies: CookiePolicy,
+    /// The portal's public address, without a trailing `/` ([`crate::PortalConfig::public_url`]).
+    pub public_url: Option<String>,
 }
 
 /// The state type of the portal's routes.
@@ -59,6 +61,8 @@ pub struct Ctx {
     pub query: HashMap<String, String>,
     /// The client address.
     pub ip: IpAddr,
+    /// The `Host` the request was sent to (`localhost` if absent or not a plain host name).
+    pub host: String,
 }
 
 fn query_map(uri: &axum::http::Uri) -> HashMap<String, String> {
@@ -90,6 +94,21 @@ async fn session_user(hub: &Arc<Hub>, headers: &HeaderMap) -> Option<(String, Us
         .ok()??;
     let (rec, user) = found;
     (rec.kind == qiao_hub::model::TokenKind::Session).then_some((token, user))
+}
+
+/// The request's `Host` header when it is a plain `host[:port]` (letters, digits, `.-:[]`),
+/// else `localhost`.
+fn request_host(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost")
+        .to_owned()
 }
 
 /// The path and query of a `Referer` (`Referrer-Policy: same-origin` sends it only from this
@@ -133,6 +152,7 @@ impl FromRequestParts<Shared> for Ctx {
             pre: session::cookie(&parts.headers, PRE_COOKIE),
             query: query_map(&parts.uri),
             ip: client_ip(parts),
+            host: request_host(&parts.headers),
         })
     }
 }

@@ -133,6 +133,16 @@ async fn invitation_links_make_accounts_once_and_admins_manage_users() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Site roles need a site"), "{}", r.body);
+    // The form keeps what was chosen: the institution and the role.
+    let form = between(&r.body, "action=\"/admin/users/invite\"", "</form>");
+    assert!(
+        form.contains("<option value=\"pharma\" selected>"),
+        "the institution chosen is kept: {form}"
+    );
+    assert!(
+        form.contains("<option value=\"site_investigator\" selected>"),
+        "the role chosen is kept: {form}"
+    );
     let r = admin
         .submit(
             "/admin/users",
@@ -145,7 +155,12 @@ async fn invitation_links_make_accounts_once_and_admins_manage_users() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let link = between(&r.body, "<code id=\"link\">", "</code>").to_owned();
+    // An absolute link, from the configured public URL.
+    let url = between(&r.body, "<code id=\"link\">", "</code>").to_owned();
+    let link = url
+        .strip_prefix("https://portal.example")
+        .unwrap_or_else(|| panic!("not from the public URL: {url}"))
+        .to_owned();
     assert!(link.starts_with("/join/qiao-i-"), "{link}");
 
     // The invitee chooses a name and password; a weak password is refused next to the field.
@@ -236,7 +251,10 @@ async fn invitation_links_make_accounts_once_and_admins_manage_users() {
         .submit("/admin/users", "/admin/users/dr.new/reset", &[])
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let reset = between(&r.body, "<code id=\"link\">", "</code>").to_owned();
+    let reset = between(&r.body, "<code id=\"link\">", "</code>")
+        .strip_prefix("https://portal.example")
+        .expect("an absolute reset link")
+        .to_owned();
     let new_pw = "a new and longer passphrase";
     let r = w
         .client()
@@ -468,4 +486,32 @@ async fn a_site_link_carries_a_short_lived_assertion_for_that_site_only() {
         .filter(|e| e.action == "user.site_login")
         .count();
     assert_eq!(issued, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_page_is_the_portals_404_with_navigation() {
+    let w = World::new();
+    alliance(&w);
+    let mut admin = signed_in(&w, "admin").await;
+    admin.lang = Some("zh-CN");
+    let r = admin.get("/no/such/page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.body.starts_with("<!DOCTYPE html>") && r.body.contains("lang=\"zh-CN\""),
+        "{}",
+        r.body
+    );
+    // The admin's navigation and the badge stay, so the user can go on.
+    assert!(r.body.contains("href=\"/admin/users\""), "{}", r.body);
+    assert!(r.body.contains("action=\"/logout\""), "{}", r.body);
+    // Anonymous: the page too (with the sign-in link), never the API's JSON.
+    let anon = w.client().get("/projects/x/nothing/here").await;
+    assert_eq!(anon.status, StatusCode::NOT_FOUND);
+    assert!(anon.body.contains("<html"), "{}", anon.body);
+    // Under /api/ the API's JSON 404 as before.
+    let api = w.client().get("/api/v1/no-such-endpoint").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    let v: serde_json::Value = serde_json::from_str(&api.body).expect("JSON");
+    assert_eq!(v["error"]["code"], "not_found");
+    assert_eq!(v["error"]["message"], "no such endpoint");
 }

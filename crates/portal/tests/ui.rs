@@ -733,11 +733,120 @@ async fn the_pipeline_through_the_pages() {
         "{}",
         page.body
     );
+    // Recruitment from the sites' marks (issue 17): the sponsor collects; the job asks the
+    // accepted site for the months since the project started running, on the list's cohort.
+    let r = spon
+        .submit("/projects/afib", "/projects/afib/recruitment", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let file = al::project_file(w.store.as_ref(), "afib").unwrap().unwrap();
+    let asked = file.recruitment.last().expect("a collection").clone();
+    let job = w
+        .store
+        .job(&asked.job)
+        .unwrap()
+        .expect("the recruitment job");
+    assert_eq!(
+        job.sites,
+        vec!["h1".parse::<qiao_hub::protocol::SiteId>().unwrap()],
+        "accepted sites only"
+    );
+    assert_eq!(
+        job.job.definition,
+        al::cohort_definition(w.store.as_ref(), &"afib".parse().unwrap(), 1)
+            .unwrap()
+            .unwrap()
+    );
+    let qiao_hub::protocol::QueryType::Recruitment(spec) = &job.job.query else {
+        panic!("{:?}", job.job.query)
+    };
+    assert_eq!(spec.months, al::months_since(&file, qiao_hub::util::now()));
+    let month = *spec.months.last().unwrap();
+    // h1 releases its counts of that month: 25 screened, 14 enrolled, fewer than 10 excluded.
+    w.store
+        .put_result(
+            &JobResult {
+                job_id: asked.job,
+                site_id: "h1".parse().unwrap(),
+                outcome: Outcome::Done {
+                    payload: Payload::Recruitment(qiao_hub::protocol::RecruitmentResult {
+                        months: spec
+                            .months
+                            .iter()
+                            .map(|m| {
+                                let this = *m == month;
+                                qiao_hub::protocol::RecruitmentMonth {
+                                    year: m.year,
+                                    month: m.month,
+                                    screened: Released::Exact {
+                                        value: if this { 25 } else { 0 },
+                                    },
+                                    enrolled: Released::Exact {
+                                        value: if this { 14 } else { 0 },
+                                    },
+                                    excluded: if this {
+                                        rel(3)
+                                    } else {
+                                        Released::Exact { value: 0 }
+                                    },
+                                }
+                            })
+                            .collect(),
+                        disclosure: no_disclosure(),
+                    }),
+                },
+            },
+            T,
+        )
+        .unwrap();
+    let page = spon.get("/projects/afib").await;
+    let table = page
+        .body
+        .split("id=\"recruitment-lines\"")
+        .nth(1)
+        .expect("the recruitment lines")
+        .split("</table>")
+        .next()
+        .unwrap()
+        .to_owned();
+    if month.key() == "2026-10" {
+        // The typed month overrides the marks of the same month.
+        assert!(!table.contains("badge ok"), "{table}");
+    } else {
+        assert!(
+            table.contains(&format!("<td>{}</td><td>h1</td>", month.key()))
+                && table.contains("badge ok")
+                && table.contains("typed (override)"),
+            "{table}"
+        );
+        // The enrolled total and the chart are filled from the marks: 12 typed + 14 marked.
+        assert!(
+            page.body.contains("26 of 40 patients enrolled."),
+            "{}",
+            page.body
+        );
+    }
+    assert!(
+        page.body.contains("id=\"recruitment-total\""),
+        "{}",
+        page.body
+    );
+    // Only the project's sponsor collects.
+    let r = inv1
+        .submit("/projects/afib", "/projects/afib/recruitment", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     // In Chinese.
     inv1.lang = None;
     inv1.get("/lang?to=zh-CN&next=/").await;
     let page = inv1.get("/projects/afib").await;
-    assert!(page.body.contains("已入组 12 / 40 例。"), "{}", page.body);
+    assert!(page.body.contains("招募情况"), "{}", page.body);
+    let enrolled = if month.key() == "2026-10" { 12 } else { 26 };
+    assert!(
+        page.body.contains(&format!("已入组 {enrolled} / 40 例。")),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("进行中"));
     assert_eq!(
         al::project_file(w.store.as_ref(), "afib")
@@ -834,6 +943,8 @@ async fn role_matrix_of_the_ui_routes() {
             "/projects/p1/reports.csv",
             &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor],
         ),
+        // Issue 17: every signed-in user's own settings.
+        ("/settings", all),
     ];
     let mut checked = 0;
     for (user, role) in ROLES {
@@ -868,6 +979,10 @@ async fn role_matrix_of_the_ui_routes() {
             ),
             ("/projects", &[("id", "x")], &[SponsorResearcher]),
             ("/committee/quorum", &[("quorum", "2")], &[AllianceAdmin]),
+            // Issue 17: collecting recruitment is the project's sponsor's (p1 is a draft: the
+            // sponsor is told the stage, the others refused); everyone saves their own zone.
+            ("/projects/p1/recruitment", &[], &[SponsorResearcher]),
+            ("/settings", &[("zone", "")], all),
         ];
         if !user.is_empty() {
             for (path, fields, ok) in &forms {
@@ -894,7 +1009,7 @@ async fn role_matrix_of_the_ui_routes() {
             }
         }
     }
-    assert_eq!(checked, 7 * 10 + 6 * 5);
+    assert_eq!(checked, 7 * 11 + 6 * 7);
     assert_eq!(
         al::criteria(w.store.as_ref()).unwrap().len(),
         1,
@@ -1063,17 +1178,13 @@ async fn every_page_renders_under_100_ms() {
 /// Issue 15 item 5: characterization and incidence launched from a project's page, their
 /// result pages (pooled and per site) and CSV, by role; the values are the sites' released
 /// numbers pooled by the hub.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn analysis_pages_launch_show_and_export_by_role() {
-    use qiao_hub::protocol::{
-        CharacterizationResult, ContinuousResult, CovariateResult, IncidenceResult, IncidenceRow,
-        Moments, PopulationResult, QueryType,
-    };
-    let w = World::new();
-    alliance(&w);
-    enroll_sites(&w);
+/// An alliance with two enrolled sites and the sponsor's approved project `rwe` (two cohorts:
+/// 1. Back pain, 2. Back pain again), not yet in feasibility.
+fn rwe_project(w: &World) -> qiao_hub::protocol::ProjectId {
+    alliance(w);
+    enroll_sites(w);
     let s = w.store.as_ref();
-    let user = |id| common::u(&w, id);
+    let user = |id| common::u(w, id);
     let (spon, c2, c3) = (user("spon"), user("c2"), user("c3"));
     al::create_project(
         s,
@@ -1104,6 +1215,19 @@ async fn analysis_pages_launch_show_and_export_by_role() {
     for name in ["Back pain", "Back pain again"] {
         al::attach_cohort(s, &id, name, &def, "", &spon, T).unwrap();
     }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_pages_launch_show_and_export_by_role() {
+    use qiao_hub::protocol::{
+        CharacterizationResult, ContinuousResult, CovariateResult, IncidenceResult, IncidenceRow,
+        Moments, PopulationResult, QueryType,
+    };
+    let w = World::new();
+    let id = rwe_project(&w);
+    let s = w.store.as_ref();
+    let spon = common::u(&w, "spon");
     let mut sp = signed_in(&w, "spon").await;
     // Approved, not yet in feasibility: no forms, and a post is refused with the stage's reason.
     let page = sp.get("/projects/rwe").await;
@@ -1641,5 +1765,348 @@ async fn analysis_pages_launch_show_and_export_by_role() {
             .await
             .status,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// A site's covariates for the portal's regression test: treatment (target = 1) and age in
+/// decades, times and events from a fixed linear congruential sequence (risk rising with both).
+fn regression_site(n: usize, seed: u64) -> qiao_analysis::regression::SiteData {
+    use qiao_analysis::regression::{Guard, Model, SiteData};
+    let mut s = seed;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut treat, mut age, mut time, mut event) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..n {
+        let t = f64::from(u8::from(next() < 0.5));
+        let a = 3.0 + next() * 5.0;
+        let risk = (0.6 * t + 0.2 * (a - 5.0)).exp();
+        time.push(1 + (next() * 400.0 / risk) as i32);
+        event.push(next() < 0.6);
+        treat.push(t);
+        age.push(a);
+    }
+    let names = ["treatment".to_string(), "age".to_string()];
+    SiteData::new(
+        Model::Cox,
+        &names,
+        &[treat, age],
+        &time,
+        &event,
+        &Guard::new(10),
+    )
+    .unwrap()
+}
+
+/// Issue 16: a federated Cox regression launched from the project page is a run at the hub;
+/// its page follows the rounds, names the site a failed round waits on and resumes it, then
+/// shows the coefficients and the hazard ratios (forest plot on a log axis) equal to the
+/// in-process fit over the same sites, and the coefficients as CSV; by role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_runs_launch_follow_resume_and_show_the_fit() {
+    use qiao_analysis::regression::{fit, Model, SiteSums};
+    use qiao_hub::protocol::{
+        FailureKind, QueryType, RealSum, RegressionCovariate, RegressionModel, RegressionSums,
+    };
+    use qiao_hub::service::runs::{self, RunRecord, RunStatus, RUNS};
+    let w = World::new();
+    let id = rwe_project(&w);
+    let s = w.store.as_ref();
+    let spon = common::u(&w, "spon");
+    al::transition(s, &id, Stage::Feasibility, "f", &spon, T).unwrap();
+    let mut sp = signed_in(&w, "spon").await;
+    let page = sp.get("/projects/rwe").await;
+    assert!(page
+        .body
+        .contains("Run a regression (logistic or Cox, federated)"));
+    // Bad input: every field named, nothing run.
+    let form = |model: &'static str, covariates: &'static str| {
+        vec![
+            ("kind", "regression"),
+            ("model", model),
+            ("target", "1"),
+            ("comparator", "2"),
+            ("outcome", "2"),
+            ("tar", "start+0:obs_end"),
+            ("covariates", covariates),
+        ]
+    };
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &form("probit", "age, fe:8507001, bmi"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // The first problem of each field is shown at it.
+    assert!(
+        r.body
+            .contains("“fe:8507001”: FeatureExtraction covariates are not yet computed")
+            && r.body
+                .contains("<p class=\"field-error\" id=\"err-model\">"),
+        "{}",
+        r.body
+    );
+    assert!(al::analysis_runs(s, &id).unwrap().is_empty());
+    // Cox of outcome 2 in 1 against 2, adjusted for age: treatment first, then age.
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &form("cox", "age"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/projects/rwe/analyses/1?flash=flash.saved")
+    );
+    let rec = al::analysis_run(s, &id, 1).unwrap().unwrap();
+    let run_id = rec.run.expect("a run id");
+    let run = |w: &World| -> RunRecord {
+        w.store
+            .read_with(|tx| qiao_hub::store::get_json(tx, RUNS, &run_id.to_string()))
+            .unwrap()
+            .unwrap()
+    };
+    let r0 = run(&w);
+    assert_eq!(r0.rounds[0].job_id, rec.job);
+    assert_eq!(r0.spec.model, RegressionModel::Cox);
+    assert_eq!(r0.spec.covariates, [RegressionCovariate::Age]);
+    assert!(r0.spec.comparator.is_some() && r0.spec.outcome.is_object());
+    assert_eq!(r0.names.len(), 2);
+    assert_eq!(r0.sites.len(), 2);
+    let page = sp.get("/projects/rwe/analyses/1").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(
+            "Cox proportional hazards: 2. Back pain again, 1. Back pain against 2. Back pain again"
+        ) && page
+            .body
+            .contains("Running: round 0, 0 of 2 sites have answered; 1 rounds so far."),
+        "{}",
+        page.body
+    );
+    // The sites answer each round with their sums at its coefficients; h2 fails round 1.
+    let sites = [
+        ("h1", regression_site(300, 1)),
+        ("h2", regression_site(250, 2)),
+    ];
+    let answer = |w: &World, site: &str, data: Option<&qiao_analysis::regression::SiteData>| {
+        let r = run(w);
+        let round = r.current().unwrap();
+        let outcome = match data {
+            Some(d) => {
+                let x: SiteSums = d.sums(&round.coefficients);
+                let real = |value| RealSum { value };
+                Outcome::Done {
+                    payload: Payload::RegressionRound(RegressionSums {
+                        persons: Released::Exact { value: x.n },
+                        events: Released::Exact { value: x.events },
+                        loglik: real(x.loglik),
+                        gradient: x.gradient.iter().copied().map(real).collect(),
+                        hessian: x.hessian.iter().copied().map(real).collect(),
+                        disclosure: no_disclosure(),
+                    }),
+                }
+            }
+            None => Outcome::Failed {
+                error: FailureKind::Internal,
+            },
+        };
+        w.store
+            .put_result(
+                &JobResult {
+                    job_id: round.job_id,
+                    site_id: site.parse().unwrap(),
+                    outcome,
+                },
+                T,
+            )
+            .unwrap();
+        runs::advance(w.store.as_ref(), &round.job_id, T).unwrap();
+    };
+    for (site, data) in &sites {
+        answer(&w, site, Some(data));
+    }
+    assert_eq!(run(&w).rounds.len(), 2);
+    answer(&w, "h1", Some(&sites[0].1));
+    let page = sp.get("/projects/rwe/analyses/1").await;
+    assert!(
+        page.body
+            .contains("Running: round 1, 1 of 2 sites have answered; 2 rounds so far."),
+        "{}",
+        page.body
+    );
+    answer(&w, "h2", None);
+    assert_eq!(run(&w).status, RunStatus::Failed);
+    let page = sp.get("/projects/rwe/analyses/1").await;
+    assert!(
+        page.body
+            .contains("Failed at round 1; without sums from: h2.")
+            && page.body.contains("round 1: site h2 failed (internal)")
+            && page
+                .body
+                .contains("action=\"/projects/rwe/analyses/1/resume\""),
+        "{}",
+        page.body
+    );
+    // Who may resume: the project's sponsor; every other role is refused, anonymous sent to
+    // sign in; and who may see the run and its CSV.
+    use UserRole::*;
+    let see: &[UserRole] = &[AllianceAdmin, CommitteeMember, SponsorResearcher, Auditor];
+    w.user("aud", UserRole::Auditor, None, None);
+    let mut checked = 0;
+    for (name, role) in ROLES {
+        let mut c = w.client();
+        if !name.is_empty() {
+            c.login(name).await;
+        }
+        for p in [
+            "/projects/rwe/analyses/1",
+            "/projects/rwe/analyses/1/coefficients.csv",
+        ] {
+            let want = if name.is_empty() {
+                StatusCode::SEE_OTHER
+            } else if see.contains(&role) {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(c.get(p).await.status, want, "GET {p} as {name:?}");
+            checked += 1;
+        }
+        if !name.is_empty() && role != SponsorResearcher {
+            let r = c.submit("/", "/projects/rwe/analyses/1/resume", &[]).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "resume as {name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7 * 2 + 5);
+    assert_eq!(run(&w).status, RunStatus::Failed);
+    let r = sp
+        .submit(
+            "/projects/rwe/analyses/1",
+            "/projects/rwe/analyses/1/resume",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/projects/rwe/analyses/1?flash=flash.resumed"),
+        "{}",
+        r.body
+    );
+    let resumed = run(&w);
+    assert_eq!(resumed.status, RunStatus::Running);
+    assert_eq!(resumed.rounds.len(), 2);
+    assert_eq!(resumed.rounds[1].round, 1);
+    match &w
+        .store
+        .job(&resumed.rounds[1].job_id)
+        .unwrap()
+        .unwrap()
+        .job
+        .query
+    {
+        QueryType::RegressionRound(r) => assert_eq!(r.round, 1),
+        other => panic!("{other:?}"),
+    }
+    // Both answer until the run ends.
+    for _ in 0..60 {
+        if run(&w).status != RunStatus::Running {
+            break;
+        }
+        for (site, data) in &sites {
+            answer(&w, site, Some(data));
+        }
+    }
+    let done = run(&w);
+    assert_eq!(done.status, RunStatus::Converged, "{:?}", done.failure);
+    // The same fit in process over the two sites.
+    let want = fit(
+        Model::Cox,
+        &done.names,
+        &mut sites.iter().map(|(_, d)| d).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let got = done.fit.clone().unwrap();
+    assert_eq!(
+        (got.n, got.events, got.iterations),
+        (550, want.events, want.iterations)
+    );
+    let page = sp.get("/projects/rwe/analyses/1").await;
+    let b = &page.body;
+    let treatment = &want.coefficients[0];
+    assert!(treatment.ratio > 1.2, "{want:?}");
+    let hr = format!(
+        "{:.3} ({:.3}–{:.3})",
+        treatment.ratio, treatment.ratio_lower, treatment.ratio_upper
+    );
+    assert!(
+        b.contains(&format!("<td class=\"num ratio\">{hr}</td>")),
+        "{hr}: {b}"
+    );
+    assert!(
+        b.contains(&format!(
+            "Converged after {} Newton–Raphson iterations",
+            want.iterations
+        )) && b.contains("550 persons")
+            && b.contains("<svg class=\"chart forest log\" id=\"ratio-plot\"")
+            && b.contains("Hazard ratios with 95% intervals (log scale")
+            && b.matches("class=\"whisker\"").count() == 2
+            && b.contains("at least 10 persons in each level of the outcome")
+            && !b.contains("action=\"/projects/rwe/analyses/1/resume\""),
+        "{b}"
+    );
+    let csv = sp.get("/projects/rwe/analyses/1/coefficients.csv").await;
+    let mut lines = csv.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("model,name,beta,se,z,p,lower,upper,ratio,ratio_lower,ratio_upper,n,events,iterations,converged")
+    );
+    for (line, c) in lines.zip(&want.coefficients) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[0], "cox");
+        let x: Vec<f64> = f[2..11].iter().map(|v| v.parse().unwrap()).collect();
+        let w = [
+            c.beta,
+            c.se,
+            c.z,
+            c.p,
+            c.lower,
+            c.upper,
+            c.ratio,
+            c.ratio_lower,
+            c.ratio_upper,
+        ];
+        for (a, b) in x.iter().zip(w) {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{line} vs {c:?}");
+        }
+        assert_eq!(
+            f[11..],
+            [
+                "550",
+                &want.events.to_string(),
+                &want.iterations.to_string(),
+                "true"
+            ]
+        );
+    }
+    // A converged run does not resume.
+    let r = sp
+        .submit(
+            "/projects/rwe/analyses/1",
+            "/projects/rwe/analyses/1/resume",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/projects/rwe/analyses/1?flash=flash.err_not_failed")
     );
 }

@@ -109,6 +109,13 @@ pub const ALLOWED_KEYS: &[&str] = &[
     "loglik",
     "gradient",
     "hessian",
+    // RecruitmentResult, RecruitmentMonth: released counts per month (issue 17)
+    "months",
+    "year",
+    "month",
+    "screened",
+    "enrolled",
+    "excluded",
     // Released
     "kind",
     "value",
@@ -389,6 +396,10 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
             crate::message::regression::check_sums(r, round)
                 .map_err(|(path, detail)| mismatch(path, detail))?;
         }
+        (Payload::Recruitment(r), QueryType::Recruitment(spec)) => {
+            crate::message::recruitment::check_recruitment(r, spec)
+                .map_err(|(path, detail)| mismatch(path, detail))?;
+        }
         _ => {
             // Unreachable: payload types were compared above.
             return Err(AggregateViolation::PayloadMismatch {
@@ -544,6 +555,15 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 });
             }
         }
+        Payload::Recruitment(r) => {
+            if r.months.len() > crate::message::recruitment::MAX_RECRUITMENT_MONTHS {
+                return Err(AggregateViolation::TooMany {
+                    what: "months",
+                    found: r.months.len(),
+                    max: crate::message::recruitment::MAX_RECRUITMENT_MONTHS,
+                });
+            }
+        }
         Payload::Survival(r) => {
             for arm in std::iter::once(&r.target).chain(&r.comparator) {
                 let n = arm.events.len().max(arm.censored.len());
@@ -622,6 +642,13 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
         Payload::RegressionRound(r) => {
             v.push(("$.persons".into(), &r.persons));
             v.push(("$.events".into(), &r.events));
+        }
+        Payload::Recruitment(r) => {
+            for (i, m) in r.months.iter().enumerate() {
+                v.push((format!("$.months[{i}].screened"), &m.screened));
+                v.push((format!("$.months[{i}].enrolled"), &m.enrolled));
+                v.push((format!("$.months[{i}].excluded"), &m.excluded));
+            }
         }
         Payload::CohortCount(_) | Payload::Demographics(_) => {}
     }

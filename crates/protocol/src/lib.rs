@@ -46,6 +46,9 @@ pub use message::analyses::{
 pub use message::analyses::{
     RiskSetResult, SurvivalResult, SurvivalSpec, SurvivalTar, SurvivalTarEnd,
 };
+pub use message::recruitment::{
+    RecruitmentMonth, RecruitmentResult, RecruitmentSpec, YearMonth, MAX_RECRUITMENT_MONTHS,
+};
 pub use message::regression;
 pub use message::regression::{
     Coefficients, RealSum, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,

@@ -14,11 +14,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod analyses;
+pub mod recruitment;
 pub mod regression;
 
 use crate::ids::{JobId, ProjectId, SiteId, UserId};
 use analyses::{CharacterizationResult, CharacterizationSpec, IncidenceResult, IncidenceSpec};
 use analyses::{SurvivalResult, SurvivalSpec};
+use recruitment::{RecruitmentResult, RecruitmentSpec};
 use regression::{RegressionRound, RegressionSums};
 
 /// Longest inclusion-rule name, in characters.
@@ -153,6 +155,9 @@ pub enum QueryType {
     Survival(SurvivalSpec),
     /// One round of a federated regression run: the site's sums at the round's coefficients.
     RegressionRound(RegressionRound),
+    /// The candidates the site's investigators marked screened, enrolled or excluded on the
+    /// project's pre-screening list (of the job's cohort), per asked month.
+    Recruitment(RecruitmentSpec),
 }
 
 impl QueryType {
@@ -165,6 +170,7 @@ impl QueryType {
             QueryType::Incidence(_) => "incidence",
             QueryType::Survival(_) => "survival",
             QueryType::RegressionRound(_) => "regression_round",
+            QueryType::Recruitment(_) => "recruitment",
         }
     }
 }
@@ -266,6 +272,8 @@ pub enum Payload {
     Survival(SurvivalResult),
     /// Answer to [`QueryType::RegressionRound`].
     RegressionRound(RegressionSums),
+    /// Answer to [`QueryType::Recruitment`].
+    Recruitment(RecruitmentResult),
 }
 
 impl Payload {
@@ -278,6 +286,7 @@ impl Payload {
             Payload::Incidence(_) => "incidence",
             Payload::Survival(_) => "survival",
             Payload::RegressionRound(_) => "regression_round",
+            Payload::Recruitment(_) => "recruitment",
         }
     }
 
@@ -290,6 +299,7 @@ impl Payload {
             Payload::Incidence(r) => &r.disclosure,
             Payload::Survival(r) => &r.disclosure,
             Payload::RegressionRound(r) => &r.disclosure,
+            Payload::Recruitment(r) => &r.disclosure,
         }
     }
 }

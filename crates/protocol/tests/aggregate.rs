@@ -66,6 +66,13 @@ const EXPECTED_KEYS: &[&str] = &[
     "loglik",
     "gradient",
     "hessian",
+    // recruitment results (issue 17): released counts per month
+    "months",
+    "year",
+    "month",
+    "screened",
+    "enrolled",
+    "excluded",
     "kind",
     "value",
     "threshold",

@@ -837,4 +837,201 @@ fn regression_runs(
         1e-9,
         "resumed cox",
     );
+
+    // Under DP on these small hospitals, treatment and gender (age has too little spread
+    // within its declared 0–100 years to be told from the noise here: that fit is refused).
+    let gender: Vec<&str> = model_args("logistic")
+        .into_iter()
+        .map(|a| if a == "age,gender" { "gender" } else { a })
+        .collect();
+    let union_gender: Value = serde_json::from_str(&qiao(&[
+        "analyze",
+        "regress",
+        "--store",
+        s(union),
+        "--model",
+        "logistic",
+        "--target",
+        t,
+        "--comparator",
+        c,
+        "--outcome",
+        GI_BLEED,
+        "--covariates",
+        "gender",
+        "--min-persons",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(union_gender["converged"], true);
+    regression_under_dp(
+        net,
+        token,
+        &union_gender,
+        &gender,
+        &model_args("logistic"),
+        &model_args("cox"),
+    );
+}
+
+/// ρ spent at site `i` in the current period, as `qiao site budget show` states it: the
+/// site's (`prefix` "site: spent ") or a user's (`"user sponsor (Pharma): spent "`).
+fn spent_at(net: &qiao_testkit::Network, i: usize, prefix: &str) -> f64 {
+    let out = qiao(&["site", "budget", "show", "--data", s(&net.sites[i].data)]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("{out}"));
+    line.split(' ').next().unwrap().parse().unwrap()
+}
+
+fn site_spent(net: &qiao_testkit::Network, i: usize) -> f64 {
+    spent_at(net, i, "site: spent ")
+}
+
+/// Federated logistic regression under differential privacy (the demo's default noise: σ = 6,
+/// threshold 10): a fixed 6 rounds on noisy sums, every site charging the whole run — 6 × 1/72
+/// — at round 0 and nothing after; the coefficients within 3 of their reported standard
+/// errors (which include the noise) of the exact fit on the union (`exact`, the covariates of
+/// `logistic`); a fit whose information is below the noise (`weak`: age on these small
+/// hospitals) ends failed, never a model of noise; a run over budget refused at round 0 with
+/// nothing charged; Cox refused under DP.
+fn regression_under_dp(
+    net: &mut qiao_testkit::Network,
+    token: &str,
+    exact: &Value,
+    logistic: &[&str],
+    weak: &[&str],
+    cox: &[&str],
+) {
+    let union = exact;
+    for i in 0..3 {
+        support::policy(
+            net,
+            i,
+            &[
+                "--release",
+                "dp",
+                "--noise-sigma",
+                "6",
+                "--min-cell-count",
+                "10",
+                "--entries-bound",
+                "10",
+                "--user-rho",
+                "4",
+                "--organization-rho",
+                "4",
+                "--site-rho",
+                "100",
+            ],
+        );
+    }
+    let url = net.url.clone();
+    let before: Vec<f64> = (0..3).map(|i| site_spent(net, i)).collect();
+    let out = regress(&url, token, logistic);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dp: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dp["status"], "completed", "{dp}");
+    assert_eq!(dp["converged"], false);
+    let privacy = &dp["privacy"];
+    assert_eq!(privacy["rounds"], 6, "{privacy}");
+    assert!((f(&privacy["rho_per_round"]) - 1.0 / 72.0).abs() < 1e-12);
+    assert_eq!(privacy["clip"][2]["name"], "gender = male");
+    assert_eq!(
+        (
+            f(&privacy["clip"][2]["lower"]),
+            f(&privacy["clip"][2]["upper"])
+        ),
+        (0.0, 1.0)
+    );
+    // The ledger: each site charged the whole run at round 0, nothing at later rounds.
+    let rounds = dp["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 6);
+    for (k, r) in rounds.iter().enumerate() {
+        let charged: Vec<f64> = r["rho_spent"].as_array().unwrap().iter().map(f).collect();
+        let want = if k == 0 { 6.0 / 72.0 } else { 0.0 };
+        assert!(
+            charged.len() == 3 && charged.iter().all(|x| (x - want).abs() < 1e-12),
+            "round {k}: {charged:?}"
+        );
+    }
+    for (i, b) in before.iter().enumerate() {
+        let spent = site_spent(net, i) - b;
+        assert!((spent - 6.0 / 72.0).abs() < 2e-4, "site {i}: {spent}");
+    }
+    // Close to the exact fit: every coefficient within 3 reported standard errors.
+    let (noisy, exact) = (coefficients(&dp), coefficients(exact));
+    for (a, b) in noisy.iter().zip(&exact) {
+        eprintln!(
+            "DP {} {:.4} (se {:.4}) exact {:.4} (se {:.4})",
+            a.0, a.1, a.2, b.1, b.2
+        );
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() <= 3.0 * a.2,
+            "{}: {} vs {} (se {})",
+            a.0,
+            a.1,
+            b.1,
+            a.2
+        );
+        assert!(a.2 >= 0.9 * b.2, "{}: se {} vs {}", a.0, a.2, b.2);
+    }
+    // The counts: noisy, averaged over the rounds.
+    let count_sd = f(&privacy["count_noise_sd"]) / 6f64.sqrt();
+    assert!(
+        (f(&dp["n"]) - f(&union["n"])).abs() <= 4.0 * count_sd + 1.0,
+        "n {} vs {} ± {count_sd}",
+        dp["n"],
+        union["n"]
+    );
+
+    // Age's information here is far below the noise: the fit ends failed, saying so.
+    let out = regress(&url, token, weak);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the released sums do not determine the model"),
+        "{err}"
+    );
+
+    // Over budget: the user has 0.04 left at every site, the run needs 6/72 ≈ 0.083: refused at
+    // round 0, before any release, nothing charged.
+    for i in 0..3 {
+        let spent = spent_at(net, i, "user sponsor (Pharma): spent ");
+        let rho = format!("{}", spent + 0.04);
+        support::policy(net, i, &["--user-rho", &rho]);
+    }
+    let before: Vec<f64> = (0..3).map(|i| site_spent(net, i)).collect();
+    let out = regress(&url, token, logistic);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("round 0: site hospital_")
+            && err.contains("refused (privacy_budget_exhausted)"),
+        "{err}"
+    );
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed["rounds"].as_array().unwrap().len(), 1, "{failed}");
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(site_spent(net, i), *b, "site {i} charged a refused run");
+    }
+    for i in 0..3 {
+        support::policy(net, i, &["--user-rho", "4"]);
+    }
+
+    // Cox has no per-person bound: refused under DP, by name.
+    let out = regress(&url, token, cox);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("round 0: site hospital_") && err.contains("refused (policy)"),
+        "{err}"
+    );
 }

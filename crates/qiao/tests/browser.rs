@@ -572,6 +572,55 @@ fn portal_flow_in_headless_chromium() {
             "step {expected} missing from {names:?}"
         );
     }
+    assert_bilingual("flow", &steps);
+}
+
+/// Issue 17: every page a journey reached by a GET was also shown, and screenshotted, in the
+/// other language (`alt`: its own zh-CN check passed in the script); a form's answer (a POST)
+/// is shown once. Prints each journey's pages by language and their render times.
+fn assert_bilingual(journey: &str, steps: &[serde_json::Value]) {
+    let mut both = 0;
+    for s in steps {
+        let lang = s["lang"].as_str().unwrap_or_default();
+        assert!(
+            lang == "en" || lang == "zh-CN",
+            "{journey} step {}: lang {lang:?}",
+            s["step"]
+        );
+        if let Some(alt) = s["alt"].as_object() {
+            let other = alt["lang"].as_str().unwrap_or_default();
+            assert!(
+                (other == "en" || other == "zh-CN") && other != lang,
+                "{journey} step {}: {lang} and {other}",
+                s["step"]
+            );
+            let shot = alt["screenshot"]
+                .as_str()
+                .expect("the other language's screenshot");
+            let len = std::fs::metadata(shot).map_or(0, |m| m.len());
+            assert!(len > 1000, "{shot} is {len} bytes");
+            both += 1;
+        }
+        eprintln!(
+            "{journey}: {} {lang} {} ms{}",
+            s["step"].as_str().unwrap_or_default(),
+            s["render_ms"],
+            s["alt"]
+                .as_object()
+                .map(|a| format!(
+                    " · {} {} ms",
+                    a["lang"].as_str().unwrap_or_default(),
+                    a["render_ms"]
+                ))
+                .unwrap_or_default()
+        );
+    }
+    // Every journey shows most of its pages in both languages (the rest are forms' answers).
+    assert!(
+        both * 2 >= steps.len(),
+        "{journey}: {both} of {} steps in both languages",
+        steps.len()
+    );
 }
 
 /// The steps flow.mjs must report (each with a screenshot).
@@ -589,6 +638,7 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-prescreen-index",
     "site-a-prescreen-list",
     "site-a-prescreen-sorted-filtered-zh",
+    "site-a-prescreen-marked-zh",
     "site-b-investigator-of-a-refused",
     "portal-login-zh",
     "portal-apply-rejected-field",
@@ -612,40 +662,27 @@ const EXPECTED_STEPS: &[&str] = &[
     "site-a-prescreen-portal-project",
 ];
 
-/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
-/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
-/// (funnels answered, demographics waiting in each site's approval queue). One process, a
-/// few seconds.
-#[test]
-fn portal_results_in_headless_chromium() {
-    let chromium = required_env("QIAO_CHROMIUM");
-    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path();
-    let logs = root.join("logs");
-    std::fs::create_dir_all(&logs).expect("logs dir");
-    let screenshots = target_dir().join("portal-screenshots-results");
-    let _ = std::fs::remove_dir_all(&screenshots);
-    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+/// `qiao demo` of two 500-person hospitals from GiBleed (and `extra` flags) serving on
+/// loopback: the process, its address and the sponsor's printed password.
+fn serving_demo(root: &Path, logs: &Path, extra: &[&str]) -> (Proc, SocketAddr, String) {
     let addr = free_addr(1);
     let work = root.join("demo");
-    let mut demo = Proc::spawn(
+    let mut args = vec![
         "demo",
-        &logs,
-        &[
-            "demo",
-            "--cdm",
-            GIBLEED,
-            "--work",
-            work.to_str().expect("utf-8 path"),
-            "--hospitals",
-            "2",
-            "--persons",
-            "500",
-            "--listen",
-            &addr.to_string(),
-        ],
-    );
+        "--cdm",
+        GIBLEED,
+        "--work",
+        work.to_str().expect("utf-8 path"),
+        "--hospitals",
+        "2",
+        "--persons",
+        "500",
+        "--listen",
+    ];
+    let listen = addr.to_string();
+    args.push(&listen);
+    args.extend_from_slice(extra);
+    let mut demo = Proc::spawn("demo", logs, &args);
     // The demo prints its logins once the network serves.
     let start = Instant::now();
     let log = loop {
@@ -667,9 +704,42 @@ fn portal_results_in_headless_chromium() {
             (w.next() == Some("sponsor")).then(|| w.next().map(str::to_owned))?
         })
         .unwrap_or_else(|| panic!("no sponsor login in the demo's output:\n{log}"));
+    (demo, addr, password)
+}
+
+/// What a journey of `crates/portal/e2e/` against `qiao demo` printed: its steps (one JSON
+/// line each), its whole output, and the demo's (whose work directory lives as long as this).
+struct Journey {
+    steps: Vec<serde_json::Value>,
+    stdout: String,
+    demo_log: String,
+    _tmp: tempfile::TempDir,
+}
+
+/// Runs the journey `script` of `crates/portal/e2e/` in headless Chromium against a serving
+/// `qiao demo` (with `demo_flags`) as its sponsor on the seeded feasibility project, with the
+/// extra settings `env`; screenshots under `target/{shots}`. Panics with both outputs if it
+/// fails.
+fn demo_journey(
+    script: &str,
+    shots: &str,
+    demo_flags: &[&str],
+    env: &[(&str, PathBuf)],
+) -> Journey {
+    let chromium = required_env("QIAO_CHROMIUM");
+    let node_modules = required_env("QIAO_E2E_NODE_MODULES");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let screenshots = target_dir().join(shots);
+    let _ = std::fs::remove_dir_all(&screenshots);
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let (mut demo, addr, password) = serving_demo(root, &logs, demo_flags);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let started = Instant::now();
-    let out = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/e2e/results.mjs"))
+    let mut node = Command::new("node");
+    node.arg(manifest.join("../portal/e2e").join(script))
         .env("QIAO_CHROMIUM", &chromium)
         .env("QIAO_E2E_NODE_MODULES", &node_modules)
         .env("QIAO_E2E_SCREENSHOTS", &screenshots)
@@ -678,28 +748,47 @@ fn portal_results_in_headless_chromium() {
         .env("QIAO_E2E_SPONSOR_PASSWORD", &password)
         .env("QIAO_E2E_PROJECT", "demo-feasibility")
         .env("QIAO_E2E_PROFILE", root.join("chromium-profile"))
-        .env(
-            "QIAO_E2E_CATALOGS",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/i18n"),
-        )
-        .stdin(Stdio::null())
+        .env("QIAO_E2E_CATALOGS", manifest.join("../web/i18n"))
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let out = node
         .output()
         .expect("starting node (run `bash scripts/test.sh`, which checks it is installed)");
     demo.check_alive();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let demo_log = std::fs::read_to_string(&demo.log).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "results.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\ndemo:\n{}",
+        "{script} failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}\ndemo:\n{demo_log}",
         started.elapsed(),
-        std::fs::read_to_string(&demo.log).unwrap_or_default()
+        String::from_utf8_lossy(&out.stderr),
     );
     eprintln!("{stdout}");
-    let steps: Vec<serde_json::Value> = stdout
+    let steps = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("results output {l}: {e}")))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{script} output {l}: {e}")))
         .collect();
+    Journey {
+        steps,
+        stdout,
+        demo_log,
+        _tmp: tmp,
+    }
+}
+
+/// The feasibility results journey (issue 17, items 2–3; `crates/portal/e2e/results.mjs`)
+/// against `qiao demo`: its seeded project in the feasibility stage has been run on both sites
+/// (funnels answered, demographics waiting in each site's approval queue). One process, a
+/// few seconds.
+#[test]
+fn portal_results_in_headless_chromium() {
+    let journey = demo_journey("results.mjs", "portal-screenshots-results", &[], &[]);
+    let steps = &journey.steps;
+    let stdout = &journey.stdout;
+    assert_bilingual("results", steps);
     for expected in [
         "results-funnel-en",
         "results-phone-en",
@@ -813,11 +902,15 @@ fn people_journeys_in_headless_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{stdout}");
-    let names: Vec<String> = stdout
+    let steps: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("step JSON");
+        .map(|l| serde_json::from_str(l).expect("step JSON"))
+        .collect();
+    assert_bilingual("people", &steps);
+    let names: Vec<String> = steps
+        .iter()
+        .map(|v| {
             let shot = v["screenshot"].as_str().expect("screenshot").to_owned();
             let len = std::fs::metadata(&shot).map_or(0, |m| m.len());
             assert!(len > 1000, "{shot} is {len} bytes");
@@ -837,10 +930,163 @@ fn people_journeys_in_headless_chromium() {
         "site-alliance-replay-refused",
         "site-steward-accounts-zh",
         "auditor-audit-zh",
+        "auditor-zone-zh",
+        "auditor-audit-zoned-zh",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "step {expected} missing: {names:?}"
         );
+    }
+}
+
+/// CohortGenerator's cohort 1 (celecoxib): the comparator the survival and regression journey
+/// attaches.
+const GIBLEED_COHORT1: &str =
+    "../../../shared/data/reference/cohortgenerator-eunomia/cohorts/1.json";
+/// The GI bleed outcome cohort.
+const GI_BLEED: &str = "../analysis/tests/data/gi_bleed.json";
+
+/// What the survival and regression pages must show for the demo's stores, computed in
+/// process: the persons followed in the target (the demo's cohort 3) and the comparator
+/// (cohort 1) to GI bleed, and the Cox fit of treatment and age stratified by site at each
+/// site's threshold.
+fn expected_survival_and_cox(stores: &[PathBuf]) -> ([usize; 2], qiao_analysis::regression::Fit) {
+    use qiao_analysis::network::regression::{coefficient_names, site_data};
+    use qiao_analysis::network::AnalysisError;
+    use qiao_analysis::regression::{fit, Model};
+    use qiao_analysis::time_to_event::{follow_up, TimeAtRisk};
+    use qiao_hub::protocol::{
+        Coefficients, JobId, RegressionCovariate, RegressionModel, RegressionRound, RegressionSpec,
+    };
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).expect(p)).expect(p)
+    };
+    let (target, comparator, outcome) =
+        (read(GIBLEED_COHORT3), read(GIBLEED_COHORT1), read(GI_BLEED));
+    let tar: TimeAtRisk = "start+0:obs_end".parse().expect("time at risk");
+    let round = RegressionRound {
+        run_id: JobId::random(),
+        round: 0,
+        spec: RegressionSpec {
+            model: RegressionModel::Cox,
+            outcome: outcome.clone(),
+            comparator: Some(comparator.clone()),
+            covariates: vec![RegressionCovariate::Age],
+            tar: "start+0:obs_end".into(),
+        },
+        coefficients: Coefficients(vec![0.0; 2]),
+    };
+    let mut followed = [0usize; 2];
+    let mut data = Vec::new();
+    for path in stores {
+        let store = qiao_store::Store::open(path).expect("a demo store");
+        let rows = |def: &serde_json::Value| {
+            qiao_site::exec::run_definition(&store, def)
+                .expect("a cohort")
+                .rows
+        };
+        let outcome_rows = rows(&outcome);
+        for (i, def) in [&target, &comparator].into_iter().enumerate() {
+            followed[i] += follow_up(&store, &rows(def), &outcome_rows, tar)
+                .subjects
+                .len();
+        }
+        let mut engine = |def: &serde_json::Value| {
+            qiao_site::exec::run_definition(&store, def)
+                .map_err(|e| AnalysisError::Invalid(e.to_string()))
+        };
+        let threshold = qiao_hub::protocol::Floors::DEFAULT_MIN_CELL_COUNT;
+        data.push(
+            site_data(&round, &store, &mut engine, &target, threshold)
+                .expect("the site's design")
+                .0,
+        );
+    }
+    let fit = fit(
+        Model::Cox,
+        &coefficient_names(&round),
+        &mut data.iter().collect::<Vec<_>>(),
+    )
+    .expect("the Cox fit");
+    (followed, fit)
+}
+
+/// The survival and regression journey of issue 16 (`crates/portal/e2e/analyses.mjs`) against
+/// `qiao demo --exact` (sites releasing exact aggregates: under differential privacy a site
+/// refuses regression rounds): the sponsor attaches a comparator and an outcome, launches a
+/// Kaplan–Meier analysis and a federated Cox regression from the project page, and reads both
+/// result pages in zh-CN and en. The persons at risk at day 0 and the hazard ratio shown equal
+/// an in-process computation over the demo's stores (to the displayed precision).
+#[test]
+fn portal_survival_and_regression_in_headless_chromium() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let journey = demo_journey(
+        "analyses.mjs",
+        "portal-screenshots-analyses",
+        &["--exact"],
+        &[
+            ("QIAO_E2E_COMPARATOR_DEF", manifest.join(GIBLEED_COHORT1)),
+            ("QIAO_E2E_OUTCOME_DEF", manifest.join(GI_BLEED)),
+        ],
+    );
+    let (steps, stdout) = (&journey.steps, &journey.stdout);
+    let stores: Vec<PathBuf> = journey
+        .demo_log
+        .lines()
+        .filter(|l| l.contains("enrolled with a one-time token"))
+        .filter_map(|l| l.split("serving ").nth(1))
+        .map(|p| PathBuf::from(p.trim()))
+        .collect();
+    assert_eq!(
+        stores.len(),
+        2,
+        "the demo's stores in its output:\n{}",
+        journey.demo_log
+    );
+    let step = |name: &str| -> &serde_json::Value {
+        let s = steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("step {name} missing: {stdout}"));
+        let shot = s["screenshot"].as_str().expect("a screenshot");
+        let meta = std::fs::metadata(shot).unwrap_or_else(|e| panic!("{shot}: {e}"));
+        assert!(meta.len() > 1000, "{shot} is {} bytes", meta.len());
+        s
+    };
+    step("regression-refused-zh");
+    let (followed, fit) = expected_survival_and_cox(&stores);
+    assert!(
+        fit.converged && followed[0] > 10 && followed[1] > followed[0],
+        "{followed:?} {fit:?}"
+    );
+    let treatment = &fit.coefficients[0];
+    let hr = format!(
+        "{:.3} ({:.3}–{:.3})",
+        treatment.ratio, treatment.ratio_lower, treatment.ratio_upper
+    );
+    for lang in ["zh", "en"] {
+        // The number at risk at day 0 of each arm: the persons followed (exact release).
+        let km = step(&format!("survival-{lang}"));
+        for (arm, want) in followed.iter().enumerate() {
+            let shown = km["at_risk"][arm][0]
+                .as_str()
+                .unwrap_or_default()
+                .replace(',', "");
+            assert_eq!(
+                shown.parse::<usize>().ok(),
+                Some(*want),
+                "{lang} arm {arm}: {km}"
+            );
+        }
+        // The treatment's hazard ratio with its interval, as the in-process fit gives it.
+        let reg = step(&format!("regression-{lang}"));
+        let row = &reg["coefficients"][0];
+        let shown = row[row.as_array().map_or(0, Vec::len).saturating_sub(1)]
+            .as_str()
+            .unwrap_or_default()
+            .replace('（', " (")
+            .replace('）', ")");
+        assert_eq!(shown, hr, "{lang}: {reg}");
     }
 }

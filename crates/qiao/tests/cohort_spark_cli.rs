@@ -63,9 +63,8 @@ fn cohort_run_on_spark_prints_and_writes_what_the_native_run_does() {
     assert_eq!(native.1, spark.1, "cohort rows CSV");
 }
 
-/// The demo's feasibility query (the bundled definition: CohortGenerator cohort 3 with its two
-/// inclusion rules; a cohort count — demographics are not in this test yet: the default site
-/// policy holds them for the steward's approval) sent by one
+/// The demo's feasibility queries (the bundled definition: CohortGenerator cohort 3 with its two
+/// inclusion rules; a cohort count, then a demographics breakdown) sent by one
 /// sponsor through one hub to two sites on GiBleed with the same disclosure secret and policy:
 /// one serving its store, one serving through Spark. Every released number (noise included: it
 /// is keyed on the secret, the question and each statistic's person set) must be the same.
@@ -134,8 +133,9 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
             token,
             "--project",
             "p1",
+            // The Spark site's start and runs on a loaded 2-core machine: minutes.
             "--wait",
-            "120",
+            "480",
             "--json",
         ];
         args.extend_from_slice(extra);
@@ -181,5 +181,30 @@ fn a_site_serving_through_spark_releases_what_a_native_site_does() {
         Some(2),
         "{native}"
     );
+    // The demographics breakdown of the same definition (held for the steward by the default
+    // policy: both sites' stewards let it run). The site reads the policy for every job.
+    for site in &net.sites {
+        qiao(&[
+            "site",
+            "policy",
+            "set",
+            "--data",
+            s(&site.data),
+            "--demographics",
+            "auto",
+        ]);
+    }
+    let demographics = query(&["--type", "demographics", "--age-band-years", "10"]);
+    let (native, spark) = (
+        released(&demographics, "native"),
+        released(&demographics, "spark"),
+    );
+    eprintln!("demographics: {native}");
+    assert_eq!(native, spark, "demographics");
+    assert_eq!(native["status"], "done", "{native}");
+    // Released, with its cells (age band × gender × index year), not refused or failed.
+    let cells = native["cells"].as_array().map_or(0, Vec::len);
+    assert!(cells > 0, "{native}");
+    assert!(native["total"].is_string(), "{native}");
     net.stop().unwrap();
 }

@@ -373,7 +373,7 @@ fn store_verify_reads_every_byte_that_opening_does_not() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "dom/condition_occurrence/start")
+        .find(|s| s["name"] == "dom/condition_occurrence/start.u16")
         .unwrap();
     let at = (s["offset"].as_u64().unwrap() + s["len"].as_u64().unwrap() / 2) as usize;
     let mut damaged = bytes.clone();
@@ -394,7 +394,7 @@ fn store_verify_reads_every_byte_that_opening_does_not() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("corrupt store: section dom/condition_occurrence/start checksum mismatch")
+        err.contains("corrupt store: section dom/condition_occurrence/start.u16 checksum mismatch")
             && err.contains("g.qiao"),
         "{err}"
     );

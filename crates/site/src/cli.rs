@@ -626,6 +626,9 @@ fn budget_cmd(c: BudgetCommand) -> anyhow::Result<()> {
             for (o, r) in &ledger.overrides().organizations {
                 println!("override: organization {o} ρ = {r}");
             }
+            for (run, paid, released) in ledger.paid_runs() {
+                println!("{run}: {paid} rounds paid at round 0, {released} released");
+            }
             for (user, org, _) in ledger.spenders(&policy, now) {
                 let s = ledger.budget_status(&policy, &user, &org, now);
                 println!(

@@ -21,6 +21,7 @@ use qiao_analysis::network::characterization::Characterization;
 use qiao_analysis::network::cohort_count::CohortCount;
 use qiao_analysis::network::demographics::{Demographics, DemographicsSpec};
 use qiao_analysis::network::incidence::Incidence;
+use qiao_analysis::network::recruitment::{PersonMarks, Recruitment};
 use qiao_analysis::network::regression::RegressionRoundAnalysis;
 use qiao_analysis::network::survival::Survival;
 use qiao_analysis::network::{Analysis, AnalysisError, Site};
@@ -101,6 +102,9 @@ pub struct ExecContext<'a> {
     pub ledger: &'a mut QueryLedger,
     /// Now (unix seconds).
     pub now: i64,
+    /// The recruitment marks of the job's project, for a recruitment job
+    /// ([`crate::recruitment::dates`]); empty otherwise.
+    pub recruitment: &'a [PersonMarks],
 }
 
 /// A refusal result.
@@ -173,6 +177,7 @@ pub fn execute_with(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>
                 discloser: &d,
                 ledger: &mut *cx.ledger,
                 now: cx.now,
+                recruitment: cx.recruitment,
             },
             engine,
         ),
@@ -208,6 +213,9 @@ fn execute_under(job: &Job, cx: &mut ExecContext<'_>, engine: &mut Engine<'_>) -
         QueryType::RegressionRound(round) => {
             run_analysis::<RegressionRoundAnalysis>(job, cx, engine, round)
                 .map(Payload::RegressionRound)
+        }
+        QueryType::Recruitment(spec) => {
+            run_analysis::<Recruitment>(job, cx, engine, spec).map(Payload::Recruitment)
         }
     };
     let executed = match payload {
@@ -272,6 +280,7 @@ fn run_analysis<A: Analysis>(
         target: &job.definition,
         statistics: &stats,
         summary,
+        recruitment: cx.recruitment,
     };
     A::release(spec, &mut site).map_err(analysis_stop)
 }

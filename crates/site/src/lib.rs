@@ -12,6 +12,8 @@
 //!   ([`queue::Journal`]); the loop backs off while the hub is down.
 //! - [`prescreen`]: the recruitment pre-screening list (patient ids), for the site's own
 //!   investigators through the local CLI only: never sent to the hub.
+//! - [`recruitment`]: the investigators' marks on a pre-screening list (screened, enrolled,
+//!   excluded), kept here; the hub gets their released monthly counts only.
 //! - [`projects`]: the projects the site accepted and the investigators assigned to each (who
 //!   may open pre-screening lists).
 //! - [`audit`]: every job seen, every decision, everything released and every pre-screening
@@ -37,6 +39,7 @@ pub mod policy;
 pub mod prescreen;
 pub mod projects;
 pub mod queue;
+pub mod recruitment;
 pub mod replay;
 pub mod run;
 pub mod serve;

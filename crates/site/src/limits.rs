@@ -47,7 +47,7 @@ pub fn job_definitions(job: &qiao_protocol::Job) -> Vec<(&'static str, &serde_js
                     .map(|c| ("the comparator definition", c)),
             );
         }
-        QueryType::CohortCount | QueryType::Demographics { .. } => {}
+        QueryType::CohortCount | QueryType::Demographics { .. } | QueryType::Recruitment(_) => {}
     }
     v
 }

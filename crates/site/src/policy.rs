@@ -95,7 +95,8 @@ impl SitePolicy {
             QueryType::Characterization(_)
             | QueryType::Incidence(_)
             | QueryType::Survival(_)
-            | QueryType::RegressionRound(_) => self.analyses,
+            | QueryType::RegressionRound(_)
+            | QueryType::Recruitment(_) => self.analyses,
         }
     }
 

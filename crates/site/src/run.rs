@@ -34,6 +34,13 @@ pub fn compute_and_journal(
         let mut ledger: QueryLedger = read_json(&dir.ledger_path())?.unwrap_or_default();
         let now = now_unix();
         let started = std::time::Instant::now();
+        // A recruitment job reads the project's marks (under the same lock as their writes).
+        let marks = match &job.query {
+            qiao_protocol::QueryType::Recruitment(_) => {
+                crate::recruitment::dates(&crate::recruitment::load(dir, job.project_id.as_str())?)
+            }
+            _ => Vec::new(),
+        };
         let executed = {
             let mut cx = ExecContext {
                 site_id,
@@ -41,6 +48,7 @@ pub fn compute_and_journal(
                 discloser: &discloser,
                 ledger: &mut ledger,
                 now,
+                recruitment: &marks,
             };
             let job = job.clone();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -144,6 +152,7 @@ pub fn needs_cohort(
             discloser: &discloser,
             ledger: &mut ledger,
             now: now_unix(),
+            recruitment: &[],
         };
         let _ = exec::execute_with(job, &mut cx, &mut |_, _| {
             asked = true;

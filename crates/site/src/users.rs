@@ -57,6 +57,34 @@ pub struct Users {
     /// Local roles the steward granted to alliance users, by their hub user id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alliance: BTreeMap<String, LocalRole>,
+    /// The time zone each user chose on the settings page (minutes east of UTC, one of
+    /// [`qiao_web::zone::CHOICES`]), by their name here (`alliance:ID` for alliance users).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zones: BTreeMap<String, i32>,
+}
+
+/// The zone `name` chose (`None`: the page language's).
+pub fn zone_of(dir: &SiteDir, name: &str) -> anyhow::Result<Option<i32>> {
+    Ok(Users::load(dir)?.zones.get(name).copied())
+}
+
+/// `name` chooses a zone (`None`: the page language's).
+pub fn set_zone(dir: &SiteDir, name: &str, minutes: Option<i32>) -> anyhow::Result<()> {
+    if minutes.is_some_and(|m| qiao_web::zone::parse(&m.to_string()).is_none()) {
+        bail!("not a zone offer: {minutes:?}");
+    }
+    dir.locked(|| {
+        let mut users = Users::load(dir)?;
+        match minutes {
+            Some(m) => {
+                users.zones.insert(name.to_owned(), m);
+            }
+            None => {
+                users.zones.remove(name);
+            }
+        }
+        write_json(&dir.users_path(), &users)
+    })
 }
 
 /// The prefix of an alliance user's name at the site.

@@ -20,6 +20,7 @@ fn count(discloser: &Discloser, def: u32) -> CohortCountResult {
         discloser,
         ledger: &mut ledger,
         now: now(),
+        recruitment: &[],
     };
     let job = job(QueryType::CohortCount, definition(def), "alice");
     let done: JobResult = execute(&job, &mut cx).result;

@@ -1019,6 +1019,7 @@ fn repeated_analyses_of_one_cohort_lock_the_user_out_under_shrine() {
             discloser: &discloser,
             ledger: &mut ledger,
             now: now(),
+            recruitment: &[],
         };
         outcomes.push(qiao_site::execute(&j, &mut cx).result.outcome);
     }

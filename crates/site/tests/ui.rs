@@ -264,6 +264,58 @@ async fn every_route_checks_the_role_and_csrf() {
             "steward POST {path} with another session's CSRF"
         );
     }
+    // Issue 17: marking a candidate is the investigator's (with the session's CSRF token);
+    // everyone signed in has their own settings page.
+    let mark = format!("{list}/mark");
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("person".to_owned(), "1".to_owned()),
+            ("mark".to_owned(), "screened".to_owned()),
+            ("date".to_owned(), "2026-11-01".to_owned()),
+        ]
+    };
+    let send = |b: Option<&Browser>, csrf: &str| {
+        let f = fields(csrf);
+        let mut rq = client().post(format!("{base}{mark}")).form(&f);
+        if let Some(b) = b {
+            rq = rq.header(COOKIE, &b.cookie);
+        }
+        async move { rq.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        send(None, "").await,
+        StatusCode::SEE_OTHER,
+        "anonymous mark"
+    );
+    assert_eq!(
+        send(Some(&steward), &steward.csrf).await,
+        StatusCode::FORBIDDEN,
+        "steward mark"
+    );
+    assert_eq!(
+        send(Some(&investigator), "").await,
+        StatusCode::FORBIDDEN,
+        "mark without CSRF"
+    );
+    assert_eq!(
+        send(Some(&investigator), &steward.csrf).await,
+        StatusCode::FORBIDDEN,
+        "mark with another session's CSRF"
+    );
+    assert!(qiao_site::recruitment::load(
+        &SiteDir::open(&data).unwrap(),
+        counted.project_id.as_str()
+    )
+    .unwrap()
+    .persons
+    .is_empty());
+    let (s, h, _) = get(base, None, "/settings").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(h[LOCATION].to_str().unwrap().starts_with("/login?next="));
+    for b in [&steward, &investigator] {
+        assert_eq!(get(base, Some(b), "/settings").await.0, StatusCode::OK);
+    }
     let dir = SiteDir::open(&data).unwrap();
     assert_eq!(
         Approvals::new(&dir)
@@ -560,7 +612,7 @@ async fn steward_and_investigator_pages_do_their_work() {
     let (s, _, csv) = get(base, Some(&inv), &format!("{list}?format=csv")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        csv.starts_with("person,index_date,end_date,source_value\r\n"),
+        csv.starts_with("person,index_date,end_date,source_value,mark\r\n"),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 267);
@@ -598,8 +650,12 @@ async fn steward_and_investigator_pages_do_their_work() {
         .split("<tr>")
         .find(|r| r.starts_with(&format!("<td>{}</td>", first.subject_id)))
         .unwrap();
+    // Then the recruitment mark (none yet) and the mark form (issue 17).
     assert!(
-        row.contains(&format!("<td>{}</td></tr>", &record[psv])),
+        row.contains(&format!(
+            "<td>{}</td><td></td><td><form class=\"mark\"",
+            &record[psv]
+        )),
         "{row}"
     );
     assert!(body.contains(">Local record number</a></th>"), "{body}");
@@ -915,6 +971,10 @@ async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
     // As an investigator, not a steward.
     let (s, _, _) = get(base, Some(&li), "/approvals").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(base, Some(&li), "/accounts").await.0,
+        StatusCode::FORBIDDEN
+    );
     let (s, _, body) = post(base, None, "/alliance/login", &[("assertion", &a)]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "replayed: {body}");
     // The portal's link (GET) works the same way, once.
@@ -970,6 +1030,21 @@ async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // The session inv.li opened before loses the role at its next request (not after the 8 h
+    // a session lasts): sent to sign in, the list no longer shown, the end audited.
+    let (s, h, body) = get(base, Some(&li), &format!("/prescreen/{project}/{digest}")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert!(h[LOCATION].to_str().unwrap().starts_with("/login"), "{h:?}");
+    assert!(!body.contains("266 patients"));
+    let ended: Vec<String> = audit_entries(&data)
+        .into_iter()
+        .filter(|e| e.action == "ui.session_end")
+        .filter_map(|e| e.decision)
+        .collect();
+    assert_eq!(
+        ended,
+        ["session ended: alliance:inv.li holds no role at this site any more"],
+    );
     // Every refusal is audited with its reason; investigators cannot reach /accounts.
     let fails: Vec<String> = audit_entries(&data)
         .into_iter()
@@ -987,9 +1062,10 @@ async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
     ] {
         assert!(fails.iter().any(|f| f.contains(why)), "{why}: {fails:?}");
     }
+    // (The withdrawn session is gone: /accounts sends inv.li to sign in.)
     assert_eq!(
         get(base, Some(&li), "/accounts").await.0,
-        StatusCode::FORBIDDEN
+        StatusCode::SEE_OTHER
     );
     let grants: Vec<String> = audit_entries(&data)
         .into_iter()
@@ -1017,4 +1093,204 @@ async fn alliance_sign_in_takes_a_fresh_hub_assertion_for_this_site_once() {
     assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("user:steward1,user.grant,"), "{csv}");
+}
+
+/// Issue 17: the investigator marks candidates of the list screened / enrolled / excluded (day,
+/// optional reason), kept at the site and audited without the person's id; the list filters by
+/// mark; bad marks are refused with a message and change nothing; each user's own time zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn investigators_mark_candidates_and_filter_the_list_by_mark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, counted) = site(tmp.path()).await;
+    let dir = SiteDir::open(&data).unwrap();
+    let srv = start_ui(&data, true).await;
+    let base = srv.base.as_str();
+    let wang = sign_in(base, "dr.wang", PW).await.unwrap();
+    let project = counted.project_id.as_str();
+    let digest = qiao_site::cohorts::digest(&counted.definition);
+    let list = format!("/prescreen/{project}/{digest}");
+    let action = format!("{list}/mark");
+    let rows = qiao_site::run_definition(store(), &counted.definition)
+        .unwrap()
+        .rows;
+    let first = rows[0].subject_id;
+    let second = rows
+        .iter()
+        .map(|r| r.subject_id)
+        .find(|p| *p != first)
+        .unwrap();
+    let (s, _, body) = get(base, Some(&wang), &list).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains(&format!("action=\"{action}\"")), "{body}");
+    let mark = |person: i64, m: &'static str, date: &'static str, reason: &'static str| {
+        let (action, csrf) = (action.clone(), wang.csrf.clone());
+        let cookie = Browser {
+            cookie: wang.cookie.clone(),
+            csrf: wang.csrf.clone(),
+        };
+        async move {
+            post(
+                base,
+                Some(&cookie),
+                &action,
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("person", &person.to_string()),
+                    ("mark", m),
+                    ("date", date),
+                    ("reason", reason),
+                    ("back", "q=&from=&to=&mark=&sort=mark&desc=1"),
+                ],
+            )
+            .await
+        }
+    };
+    // Saved: back to the list's selection with a message.
+    let (s, h, _) = mark(first, "enrolled", "2026-11-20", "").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h[LOCATION],
+        format!("{list}?q=&from=&to=&mark=&sort=mark&desc=1&flash=flash.mark_saved").as_str()
+    );
+    let (s, _, _) = mark(second, "excluded", "2026-11-21", "declined the visits").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // Refused, each with its message, nothing changed: a future day, enrolling the excluded
+    // one, a person not on the list, a forged form.
+    for (person, m, date, flash) in [
+        (first, "screened", "2099-01-01", "flash.err_mark_future"),
+        (second, "enrolled", "2026-11-25", "flash.err_mark_conflict"),
+        (-5, "screened", "2026-11-25", "flash.err_mark_person"),
+        (first, "screened", "11/25/2026", "flash.err_mark_date"),
+    ] {
+        let (s, h, _) = mark(person, m, date, "").await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let to = h[LOCATION].to_str().unwrap();
+        assert!(to.ends_with(&format!("flash={flash}")), "{to}");
+        let (_, _, page) = get(base, Some(&wang), to).await;
+        assert!(page.contains("class=\"flash err\""), "{page}");
+    }
+    let (s, _, _) = post(
+        base,
+        Some(&wang),
+        &action,
+        &[
+            ("csrf", "forged"),
+            ("person", &first.to_string()),
+            ("mark", "screened"),
+            ("date", "2026-11-01"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let marks = qiao_site::recruitment::load(&dir, project).unwrap();
+    assert_eq!(marks.persons.len(), 2);
+    assert_eq!(
+        marks.persons[&first].enrolled.as_deref(),
+        Some("2026-11-20")
+    );
+    assert_eq!(
+        marks.persons[&first].screened.as_deref(),
+        Some("2026-11-20")
+    );
+    assert_eq!(
+        marks.persons[&second].reason.as_deref(),
+        Some("declined the visits")
+    );
+    assert_eq!(marks.persons[&second].by, "dr.wang");
+    // The list filters by mark; the mark shows in its column and in the CSV.
+    let (_, _, body) = get(base, Some(&wang), &format!("{list}?mark=enrolled")).await;
+    assert!(body.contains("1 rows selected"), "{body}");
+    assert!(body.contains("Enrolled 20 Nov 2026"), "{body}");
+    let (_, _, body) = get(base, Some(&wang), &format!("{list}?mark=unmarked")).await;
+    let all = rows.len();
+    assert!(
+        body.contains(&format!("{} rows selected", all - 2)),
+        "{body}"
+    );
+    let (_, _, csv) = get(
+        base,
+        Some(&wang),
+        &format!("{list}?mark=excluded&format=csv"),
+    )
+    .await;
+    assert!(
+        csv.starts_with("person,index_date,end_date,source_value,mark\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("excluded 2026-11-21"), "{csv}");
+    // Every change audited, none naming the person; the reason stays in the marks file.
+    let marked: Vec<String> = audit_entries(&data)
+        .into_iter()
+        .filter(|e| e.action == "recruitment.mark")
+        .map(|e| e.decision.unwrap_or_default())
+        .collect();
+    assert_eq!(marked.len(), 2, "{marked:?}");
+    assert!(
+        marked[1].ends_with("excluded on 2026-11-21 (reason recorded at the site)"),
+        "{marked:?}"
+    );
+    let log = std::fs::read_to_string(dir.audit_path()).unwrap();
+    assert!(!log.contains(&format!("{first}")) && !log.contains("declined the visits"));
+    // A steward cannot mark.
+    let stew = sign_in(base, "steward1", PW).await.unwrap();
+    let (s, _, _) = post(
+        base,
+        Some(&stew),
+        &action,
+        &[
+            ("csrf", &stew.csrf),
+            ("person", &first.to_string()),
+            ("mark", "clear"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Each user's zone: dr.wang chooses UTC+05:30; the cookie is set now and at the next
+    // sign-in, and times are shown in it.
+    let (s, _, body) = get(base, Some(&wang), "/settings").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("name=\"zone\""), "{body}");
+    let (s, h, _) = post(
+        base,
+        Some(&wang),
+        "/settings",
+        &[("csrf", &wang.csrf), ("zone", "330")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (tz, _) = set_cookie(&h, "tz").expect("the zone cookie");
+    assert_eq!(tz, "tz=330");
+    let with_zone = Browser {
+        cookie: format!("{}; {tz}", wang.cookie),
+        csrf: wang.csrf.clone(),
+    };
+    let (_, _, body) = get(base, Some(&with_zone), "/settings").await;
+    assert!(body.contains("UTC+05:30"), "{body}");
+    assert!(body.contains("<option value=\"330\" selected>"), "{body}");
+    assert_eq!(
+        qiao_site::users::zone_of(&dir, "dr.wang").unwrap(),
+        Some(330)
+    );
+    // Signing in again sets it from the account.
+    let c = client();
+    let r = c.get(format!("{base}/login")).send().await.unwrap();
+    let (pre, _) = set_cookie(r.headers(), "qiao_pre").unwrap();
+    let csrf = hidden_csrf(&r.text().await.unwrap());
+    let r = c
+        .post(format!("{base}/login"))
+        .header(COOKIE, &pre)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("user", "dr.wang"),
+            ("password", PW),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        set_cookie(r.headers(), "tz").map(|c| c.0).as_deref(),
+        Some("tz=330")
+    );
 }

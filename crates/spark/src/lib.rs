@@ -2,10 +2,12 @@
 //! lives in a warehouse that no single machine holds.
 //!
 //! The definition is parsed, validated and planned by `qiao-cohort` exactly as for the native
-//! engine ([`qiao_cohort::exec::plan::compile`]); [`sql::compile`] turns the plan into Spark SQL
-//! over the CDM tables of a catalog schema: steps materialized one by one (local checkpoints
-//! registered as temporary views of a Connect session of the run's own, released when the run
-//! ends, which frees them) and a result query; [`SparkCohorts::run`] sends them through the
+//! engine ([`qiao_cohort::exec::plan::compile`]); a run resolves the concept sets first (one
+//! query, their concepts collected, while the observation periods are materialized), then
+//! [`sql::compile_resolved`] turns the plan into Spark SQL over the CDM tables of a catalog
+//! schema: steps materialized in waves (local checkpoints registered as temporary views of a
+//! Connect session of the run's own, released when the run ends, which frees them; the nodes a
+//! level at a time) and a result query; [`SparkCohorts::run`] sends them through the
 //! official Apache Spark Connect Rust client and reads back each included event's (person, start,
 //! end) and the inclusion masks per event and per person's best event — and, on request
 //! ([`sql::Wants`]), each person's best-event mask and the subjects' `person` rows, what the
@@ -178,23 +180,33 @@ impl SparkCohorts {
         prepared: &Prepared,
         wants: sql::Wants,
     ) -> Result<Generated, SparkError> {
-        let t0 = Instant::now();
         let p = prepared.plan();
-        let query = sql::compile_with(p, prepared.concept_sets(), &self.schemas, wants)?;
-        let compile = t0.elapsed();
+        let job = Job {
+            plan: p,
+            concept_sets: prepared.concept_sets(),
+            at: &self.schemas,
+            wants,
+        };
+        // Compiled once without the concept sets' concepts first: a construct the compiler does
+        // not cover is refused before anything is sent.
+        let t0 = Instant::now();
+        sql::compile_with(p, job.concept_sets, job.at, wants)?;
+        let mut compile = t0.elapsed();
         let t1 = Instant::now();
         // A session of this run's own, released at its end whatever happened: its temporary views
         // and the checkpoints they name go with it.
         let session = self.session.new_session();
         let stop = prepared.cancel();
-        let fetched = fetch_until(&session, &query, stop);
+        let fetched = fetch_until(&session, &job, stop);
         let released = session.stop();
         if stop.is_some_and(Cancel::is_cancelled) {
             return Err(CohortError::Cancelled.into());
         }
-        let (batches, steps) = fetched?;
+        let f = fetched?;
         released.map_err(|e| SparkError::Query(format!("releasing the run's session: {e}")))?;
-        let spark = t1.elapsed();
+        let (batches, steps) = (f.batches, f.steps);
+        compile += f.compile;
+        let spark = t1.elapsed().saturating_sub(f.compile);
         let t2 = Instant::now();
         let mut r = Received::default();
         for b in &batches {
@@ -277,7 +289,7 @@ impl SparkCohorts {
         if tracing() {
             eprintln!(
                 "spark run: {} steps; SQL compile {:.0} ms, steps {:.0} ms, result query {:.0} ms, tail {:.0} ms; {} included events",
-                query.steps.len(),
+                f.step_count,
                 ms(compile),
                 ms(steps),
                 ms(spark.saturating_sub(steps)),
@@ -329,16 +341,17 @@ impl SparkCohorts {
         if dates.is_empty() {
             dates.push("SELECT CAST(NULL AS BIGINT) AS d".into());
         }
+        let (person, op) = (qiao_cdm::PERSON.name, qiao_cdm::OBSERVATION_PERIOD.name);
+        let (op_start, op_end) = (sql::OP_START, sql::OP_END);
         let q = format!(
-            "SELECT (SELECT COUNT(*) FROM {cdm}.person) AS persons, \
+            "SELECT (SELECT COUNT(*) FROM {cdm}.{person}) AS persons, \
              (SELECT MAX(d) FROM ({})) AS last_day, \
              (SELECT MIN(y) FROM op_years) AS y0, (SELECT MAX(y) FROM op_years) AS y1",
             dates.join(" UNION ALL ")
         );
         let q = format!(
-            "WITH op_years AS (SELECT CAST(YEAR(observation_period_start_date) AS BIGINT) AS y \
-             FROM {cdm}.observation_period UNION ALL SELECT CAST(YEAR(observation_period_end_date) AS BIGINT) \
-             FROM {cdm}.observation_period)\n{q}"
+            "WITH op_years AS (SELECT CAST(YEAR({op_start}) AS BIGINT) AS y FROM {cdm}.{op} \
+             UNION ALL SELECT CAST(YEAR({op_end}) AS BIGINT) FROM {cdm}.{op})\n{q}"
         );
         let batches = self
             .session
@@ -388,11 +401,11 @@ const CANCEL_POLL: Duration = Duration::from_millis(50);
 /// as the token was cancelled is interrupted too.
 fn fetch_until(
     session: &SparkSession,
-    query: &sql::Query,
+    job: &Job,
     cancel: Option<&Cancel>,
 ) -> Result<Fetched, SparkError> {
     let Some(cancel) = cancel else {
-        return fetch(session, query, None);
+        return fetch(session, job, None);
     };
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -405,44 +418,172 @@ fn fetch_until(
                 std::thread::sleep(CANCEL_POLL);
             }
         });
-        let r = fetch(session, query, Some(cancel));
+        let r = fetch(session, job, Some(cancel));
         done.store(true, Ordering::Release);
         r
     })
 }
 
-/// The result query's batches and the time of the steps.
-type Fetched = (Vec<arrow::record_batch::RecordBatch>, Duration);
+/// What one run compiles.
+struct Job<'a> {
+    plan: &'a plan::Plan,
+    concept_sets: &'a [qiao_cohort::model::ConceptSet],
+    at: &'a Schemas,
+    wants: sql::Wants,
+}
 
-/// Materializes the steps in `session` (none after `cancel` is cancelled) and collects the
-/// result query: (batches, time of the steps).
+/// What [`fetch`] returns.
+struct Fetched {
+    /// The result query's batches.
+    batches: Vec<arrow::record_batch::RecordBatch>,
+    /// The wall time of the concept sets' resolution and of the steps.
+    steps: Duration,
+    /// Materialized steps (the concept sets' resolution included).
+    step_count: usize,
+    /// Compiling the SQL once the concept sets are resolved.
+    compile: Duration,
+}
+
+/// Resolves the concept sets (their concepts collected, while the observation periods are
+/// materialized), compiles the rest with them ([`sql::compile_resolved`]), materializes its steps
+/// in `session` (none after `cancel` is cancelled) and collects the result query.
 fn fetch(
     session: &SparkSession,
-    query: &sql::Query,
+    job: &Job,
     cancel: Option<&Cancel>,
 ) -> Result<Fetched, SparkError> {
     let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
     let t1 = Instant::now();
     let trace = tracing();
     let stopped = || cancel.is_some_and(Cancel::is_cancelled);
-    for (name, q) in &query.steps {
+    if stopped() {
+        return Err(CohortError::Cancelled.into());
+    }
+    // One step: materialized as a local checkpoint of the session, registered under its name.
+    let materialize = |step: &sql::Step| -> Result<(), SparkError> {
+        let t = Instant::now();
+        let df = session.sql(&step.query).map_err(query_err)?;
+        let df = df.local_checkpoint().map_err(query_err)?;
+        df.create_or_replace_temp_view(&step.name)
+            .map_err(query_err)?;
+        if trace {
+            eprintln!("spark step {}: {:.0} ms", step.name, ms(t.elapsed()));
+        }
+        Ok(())
+    };
+    // The observation periods do not depend on the concept sets: materialized meanwhile.
+    let unresolved = sql::compile_with(job.plan, job.concept_sets, job.at, job.wants)?;
+    let op = unresolved
+        .steps
+        .iter()
+        .find(|s| s.name == sql::OP_STEP)
+        .ok_or_else(|| SparkError::Result("no observation period step".into()))?;
+    let (resolved, op_done) = std::thread::scope(|scope| {
+        let op_done = scope.spawn(|| materialize(op));
+        let t = Instant::now();
+        let resolved = session
+            .sql(&sql::codesets_query(job.concept_sets, job.at))
+            .and_then(|df| df.collect_record_batches())
+            .map_err(query_err)
+            .and_then(|b| resolved_of(&b));
+        if trace {
+            eprintln!("spark step codesets (collected): {:.0} ms", ms(t.elapsed()));
+        }
+        let op_done = op_done
+            .join()
+            .unwrap_or_else(|_| Err(SparkError::Result("a step's thread panicked".into())));
+        (resolved, op_done)
+    });
+    let resolved = resolved?;
+    op_done?;
+    let t = Instant::now();
+    let query = sql::compile_resolved(
+        job.plan,
+        job.concept_sets,
+        job.at,
+        job.wants,
+        Some(&resolved),
+    )?;
+    let compile = t.elapsed();
+    // The concept sets' resolution and the observation periods.
+    let mut step_count = 2;
+    for wave in query.waves() {
+        // The observation periods are materialized already.
+        let wave: Vec<&sql::Step> = wave
+            .into_iter()
+            .filter(|s| s.name != sql::OP_STEP)
+            .collect();
+        if wave.is_empty() {
+            continue;
+        }
+        step_count += wave.len();
         if stopped() {
             return Err(CohortError::Cancelled.into());
         }
         let t = Instant::now();
-        let df = session.sql(q).map_err(query_err)?;
-        let df = df.local_checkpoint().map_err(query_err)?;
-        df.create_or_replace_temp_view(name).map_err(query_err)?;
-        if trace {
-            eprintln!("spark step {name}: {:.0} ms", ms(t.elapsed()));
+        // The steps of a wave at once (Spark Connect runs a session's operations concurrently).
+        let materialize = &materialize;
+        let results: Vec<Result<(), SparkError>> = std::thread::scope(|scope| {
+            let running: Vec<_> = wave[1..]
+                .iter()
+                .map(|&step| scope.spawn(move || materialize(step)))
+                .collect();
+            let mut out = vec![materialize(wave[0])];
+            out.extend(running.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(SparkError::Result("a step's thread panicked".into())))
+            }));
+            out
+        });
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if trace && wave.len() > 1 {
+            eprintln!(
+                "spark wave of {} steps: {:.0} ms",
+                wave.len(),
+                ms(t.elapsed())
+            );
         }
     }
-    let steps = t1.elapsed();
+    let steps = t1.elapsed().saturating_sub(compile);
     if stopped() {
         return Err(CohortError::Cancelled.into());
     }
     let df = session.sql(&query.result).map_err(query_err)?;
-    Ok((df.collect_record_batches().map_err(query_err)?, steps))
+    Ok(Fetched {
+        batches: df.collect_record_batches().map_err(query_err)?,
+        steps,
+        step_count,
+        compile,
+    })
+}
+
+/// The concept sets' concepts from the rows of [`sql::codesets_query`].
+fn resolved_of(batches: &[arrow::record_batch::RecordBatch]) -> Result<sql::Resolved, SparkError> {
+    let mut r = sql::Resolved::default();
+    for b in batches {
+        let set = b
+            .column_by_name("codeset_id")
+            .and_then(|c| c.as_primitive_opt::<Int32Type>())
+            .ok_or_else(|| SparkError::Result("codeset_id is not an int".into()))?;
+        let concept = b
+            .column_by_name("concept_id")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .ok_or_else(|| SparkError::Result("concept_id is not a bigint".into()))?;
+        for k in 0..b.num_rows() {
+            if set.is_null(k) || concept.is_null(k) {
+                return Err(SparkError::Result("a concept set row with NULLs".into()));
+            }
+            r.concepts
+                .entry(set.value(k))
+                .or_default()
+                .push(concept.value(k));
+        }
+    }
+    for list in r.concepts.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    Ok(r)
 }
 
 /// The result rows of one run, read batch by batch.

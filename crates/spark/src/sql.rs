@@ -5,19 +5,24 @@
 //! order, as the native evaluators), up to each included event's end; the rest of Circe's tail
 //! (era collapse with pad, censor window) is computed on the returned rows by
 //! [`qiao_cohort::exec::tail`], the code every evaluator runs. The steps read repeatedly (concept
-//! sets, observation periods, every node's events, the inclusion masks) are [`Query::steps`],
-//! materialized one by one as temporary views (so Spark plans and runs small queries and never
-//! recomputes a step); the others are common table expressions of the queries that read them:
+//! sets, observation periods, the nodes' events, the inclusion masks) are [`Query::steps`],
+//! materialized as temporary views (so Spark plans and runs smallish queries and never recomputes
+//! a step), in waves ([`Step::wave`]: the steps of a wave at once); the others are common table
+//! expressions of the queries that read them. Each materialized step costs a Spark job (planning,
+//! scheduling, a shuffle or two) whatever the data's size, so the nodes are materialized a level
+//! at a time, all the nodes of a level in one job ([`node_levels`]):
 //!
 //! | CTE | what |
 //! |---|---|
-//! | `codesets` | concept sets resolved over `concept`, `concept_ancestor`, `concept_relationship` |
-//! | `op` | observation periods |
-//! | `n<i>` | plan node `i`'s events: codeset and source joins, `First`, date adjustment, filters, correlated group |
+//! | `codesets` | concept sets resolved over `concept`, `concept_ancestor`, `concept_relationship` (wave 0; a run resolves them first and writes each small set's concepts into the SQL, [`compile_resolved`]) |
+//! | `op` | observation periods (wave 0) |
+//! | `e<i>` | plan node `i`'s events: codeset, source and region joins, `First`, date adjustment, filters, correlated group |
+//! | `nodes<k>` | the events of every node of level `k`, tagged by node (wave 1 + k) |
+//! | `n<i>` | node `i`'s events read back from its level |
 //! | `pe` | primary events in their observation period, ordered and numbered per person |
 //! | `qe` | qualified events (additional criteria, qualified limit) |
 //! | `r<i>` | the qualified events passing inclusion rule `i` |
-//! | `masks` | each qualified event with its inclusion mask |
+//! | `masks` | each qualified event with its inclusion mask (the last wave) |
 //! | `best` | each person's best event (mode 1) |
 //! | `inc` | included events (all rules, expression limit) |
 //! | `ends` | each included event's end: the earliest end candidate ≥ its start |
@@ -32,10 +37,11 @@
 //! person or a start date are not events; `First` is taken after the codeset and source joins and
 //! before the other filters, in (start, event id) order; `NULL` compares as circe-be's SQL does.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use qiao_cdm::date::Day;
-use qiao_cdm::{self as schema, EndRule};
+use qiao_cdm::{self as schema, ColType, EndRule, TableSpec};
 use qiao_cohort::exec::plan::{
     Bound, ConceptExpr, CorrPlan, CountKind, CritNode, DateExpr, DemoFilter, EndPlan, Filter,
     GroupPlan, Member, NumExpr, Plan, WindowPlan,
@@ -83,30 +89,49 @@ pub struct Wants {
 /// The compiled SQL of one definition.
 #[derive(Debug, Clone)]
 pub struct Query {
-    /// (view name, query): materialized in order, each read by name by the later ones.
-    pub steps: Vec<(String, String)>,
+    /// Materialized in order of their waves, each read by name by the later ones.
+    pub steps: Vec<Step>,
     /// The result query (rows tagged by `kind`).
     pub result: String,
+}
+
+/// One materialized step: a query whose result becomes temporary view `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub query: String,
+    /// Steps of one wave read none of each other (they may run at once); each reads only steps
+    /// of earlier waves. Waves are numbered from 0, in order.
+    pub wave: usize,
 }
 
 impl Query {
     /// The whole SQL, readable: each step as `CREATE TEMPORARY VIEW`, then the result.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        for (name, q) in &self.steps {
-            let _ = writeln!(out, "CREATE TEMPORARY VIEW {name} AS\n{q};\n");
+        for s in &self.steps {
+            let _ = writeln!(
+                out,
+                "-- wave {}\nCREATE TEMPORARY VIEW {} AS\n{};\n",
+                s.wave, s.name, s.query
+            );
         }
         out.push_str(&self.result);
         out
     }
-}
 
-/// Whether a step is materialized (read by several later steps) rather than inlined.
-fn materialized(name: &str) -> bool {
-    matches!(name, "codesets" | "op" | "masks")
-        || name
-            .strip_prefix('n')
-            .is_some_and(|i| i.parse::<usize>().is_ok())
+    /// The steps by wave, in order.
+    pub fn waves(&self) -> Vec<Vec<&Step>> {
+        let mut out: Vec<Vec<&Step>> = Vec::new();
+        for s in &self.steps {
+            if out.len() <= s.wave {
+                out.resize_with(s.wave + 1, Vec::new);
+            }
+            out[s.wave].push(s);
+        }
+        out.retain(|w| !w.is_empty());
+        out
+    }
 }
 
 /// Whether `name` is a plain SQL identifier (schema names are spliced into the query).
@@ -135,6 +160,49 @@ pub fn compile_with(
     at: &Schemas,
     wants: Wants,
 ) -> Result<Query, Unsupported> {
+    compile_resolved(plan, concept_sets, at, wants, None)
+}
+
+/// The concept sets' concepts in the warehouse's vocabulary: what [`codesets_query`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Concept set id → its concepts, ascending (a set without concepts may be absent).
+    pub concepts: BTreeMap<i32, Vec<i64>>,
+}
+
+/// A resolved concept set with more concepts than this is read from the `codesets` view (a
+/// semi join) rather than written into the SQL as a list.
+pub const INLINE_CONCEPTS: usize = 5_000;
+
+impl Resolved {
+    /// Concept set `id`'s concepts, if few enough to be written into the SQL.
+    fn inline(&self, id: i32) -> Option<&[i64]> {
+        let list = self.concepts.get(&id).map_or(&[][..], |l| &l[..]);
+        (list.len() <= INLINE_CONCEPTS).then_some(list)
+    }
+
+    /// Whether some concept set is read from the `codesets` view.
+    fn needs_view(&self) -> bool {
+        self.concepts.values().any(|l| l.len() > INLINE_CONCEPTS)
+    }
+}
+
+/// The query resolving every concept set of a definition (`codeset_id` INT, `concept_id` BIGINT),
+/// one row per concept; the `codesets` step.
+pub fn codesets_query(concept_sets: &[ConceptSet], at: &Schemas) -> String {
+    codesets(concept_sets, &at.vocab)
+}
+
+/// As [`compile_with`]; with `resolved` (the concept sets already resolved by
+/// [`codesets_query`]), small concept sets are written into the SQL and the `codesets` step is
+/// left out unless a large one needs it.
+pub fn compile_resolved(
+    plan: &Plan,
+    concept_sets: &[ConceptSet],
+    at: &Schemas,
+    wants: Wants,
+    resolved: Option<&Resolved>,
+) -> Result<Query, Unsupported> {
     for s in [&at.cdm, &at.vocab] {
         if !is_identifier(s) {
             return Err(Unsupported(format!(
@@ -142,47 +210,84 @@ pub fn compile_with(
             )));
         }
     }
-    let c = Compiler { plan, at };
-    let mut ctes: Vec<(String, String)> = Vec::new();
-    ctes.push(("codesets".into(), codesets(concept_sets, &at.vocab)));
-    ctes.push((
-        "op".into(),
+    let c = Compiler { plan, at, resolved };
+    let mut q = Steps::default();
+    // Wave 0: the concept sets and the observation periods (independent of each other).
+    if resolved.is_none_or(Resolved::needs_view) {
+        q.step("codesets", codesets(concept_sets, &at.vocab), 0);
+    }
+    q.step(
+        OP_STEP,
         format!(
-            "SELECT person_id, observation_period_start_date AS op_start, \
-             observation_period_end_date AS op_end, ROW_NUMBER() OVER (PARTITION BY person_id \
-             ORDER BY observation_period_start_date, observation_period_end_date) AS op_k \
-             FROM {}.observation_period \
-             WHERE person_id IS NOT NULL AND observation_period_start_date IS NOT NULL",
-            at.cdm
+            "SELECT {OP_PERSON} AS person_id, {OP_START} AS op_start, {OP_END} AS op_end, \
+             ROW_NUMBER() OVER (PARTITION BY {OP_PERSON} ORDER BY {OP_START}, {OP_END}) AS op_k \
+             FROM {}.{} WHERE {OP_PERSON} IS NOT NULL AND {OP_START} IS NOT NULL",
+            at.cdm,
+            schema::OBSERVATION_PERIOD.name
         ),
-    ));
-    for (i, node) in plan.nodes.iter().enumerate() {
-        c.node(i, node, &mut ctes)?;
+        0,
+    );
+    // The nodes, one step per level: a node's level is 0 without correlated criteria, else one
+    // above the highest level its correlated criteria read (they are planned before it). All
+    // nodes of a level are one query (a UNION ALL tagged by node), so Spark runs one job per
+    // level, not one per node; each node is then read back from its level by its tag.
+    let levels = node_levels(plan);
+    for level in 0..levels.iter().max().map_or(0, |m| m + 1) {
+        let mut own: Vec<(String, String)> = Vec::new();
+        let mut members: Vec<(usize, Vec<String>)> = Vec::new();
+        for (i, node) in plan.nodes.iter().enumerate() {
+            if levels[i] == level {
+                members.push((i, c.node(i, node, &mut own)?));
+            }
+        }
+        let mut extras: Vec<&str> = Vec::new();
+        for (_, ex) in &members {
+            for e in ex {
+                if !extras.contains(&e.as_str()) {
+                    extras.push(e);
+                }
+            }
+        }
+        let branches: Vec<String> = members
+            .iter()
+            .map(|(i, ex)| {
+                let mut cols = format!("{i} AS node, {NODE_COLS}");
+                for e in &extras {
+                    if ex.iter().any(|x| x == e) {
+                        let _ = write!(cols, ", {e}");
+                    } else {
+                        let _ = write!(cols, ", NULL AS {e}");
+                    }
+                }
+                format!("SELECT {cols} FROM e{i}")
+            })
+            .collect();
+        let name = format!("nodes{level}");
+        // Wave 1 + level: after the concept sets and observation periods (a node with
+        // correlated criteria joins its events to them) and the levels below.
+        q.step_with(&name, &own, branches.join("\nUNION ALL "), 1 + level);
+        for (i, ex) in &members {
+            let mut cols = NODE_COLS.to_string();
+            for e in ex {
+                let _ = write!(cols, ", {e}");
+            }
+            q.inline(
+                format!("n{i}"),
+                format!("SELECT {cols} FROM {name} WHERE node = {i}"),
+            );
+        }
     }
-    c.tail(&mut ctes);
-    // Inlined steps go, as common table expressions, into every later query (Spark drops those
-    // a query does not read).
-    let mut inline: Vec<(String, String)> = Vec::new();
-    let with = |inline: &[(String, String)], body: &str| -> String {
-        let mut q = String::new();
-        for (i, (name, b)) in inline.iter().enumerate() {
-            q.push_str(if i == 0 { "WITH " } else { ",\n" });
-            let _ = write!(q, "{name} AS (\n{b}\n)");
-        }
-        if !q.is_empty() {
-            q.push('\n');
-        }
-        q.push_str(body);
-        q
-    };
-    let mut steps = Vec::new();
-    for (name, body) in ctes {
-        if materialized(&name) {
-            steps.push((name, with(&inline, &body)));
+    let after_nodes = 1 + levels.iter().max().map_or(0, |m| m + 1);
+    let mut tail: Vec<(String, String)> = Vec::new();
+    c.tail(&mut tail);
+    for (name, body) in tail {
+        if name == "masks" {
+            q.step(&name, body, after_nodes);
         } else {
-            inline.push((name, body));
+            q.inline(name, body);
         }
     }
+    let Steps { inline, steps } = q;
     let mut body = format!(
         "SELECT {KIND_ROW} AS kind, person_id, s, e, CAST(NULL AS BIGINT) AS mask, CAST(NULL AS BIGINT) AS n FROM ends\n\
          UNION ALL SELECT {KIND_MASK_EVENTS}, NULL, NULL, NULL, mask, COUNT(*) FROM masks GROUP BY mask\n\
@@ -197,9 +302,10 @@ pub fn compile_with(
     }
     if wants.person_facts {
         let facts = format!(
-            "SELECT f.person_id, CAST(pe.gender_concept_id AS BIGINT) AS g, CAST(pe.year_of_birth AS BIGINT) AS y \
-             FROM (SELECT DISTINCT person_id FROM ends) f JOIN {}.person pe ON pe.person_id = f.person_id",
-            at.cdm
+            "SELECT f.person_id, CAST(pe.{GENDER} AS BIGINT) AS g, CAST(pe.{YEAR_OF_BIRTH} AS BIGINT) AS y \
+             FROM (SELECT DISTINCT person_id FROM ends) f JOIN {}.{} pe ON pe.{PERSON_ID} = f.person_id",
+            at.cdm,
+            schema::PERSON.name
         );
         let _ = writeln!(
             body,
@@ -214,6 +320,158 @@ pub fn compile_with(
     let result = with(&inline, &body);
     Ok(Query { steps, result })
 }
+
+/// The observation periods' step.
+pub const OP_STEP: &str = "op";
+
+/// The columns every node's events carry (besides those for distinct occurrence counts).
+const NODE_COLS: &str =
+    "person_id, event_id, start_date, end_date, sort_date, visit_occurrence_id, pos";
+
+/// Each node's level: 0 without correlated criteria, else 1 + the highest level of the nodes its
+/// correlated criteria read (planned before it, so one pass in node order suffices).
+fn node_levels(plan: &Plan) -> Vec<usize> {
+    fn reads(g: &GroupPlan, out: &mut Vec<usize>) {
+        for m in &g.members {
+            match m {
+                Member::Corr(c) => out.push(c.node),
+                Member::Group(sub) => reads(sub, out),
+                Member::Demo(_) => {}
+            }
+        }
+    }
+    let mut levels: Vec<usize> = Vec::with_capacity(plan.nodes.len());
+    for n in &plan.nodes {
+        let mut read = Vec::new();
+        if let Some(g) = &n.correlated {
+            reads(g, &mut read);
+        }
+        let level = read
+            .iter()
+            .map(|&j| levels.get(j).map_or(0, |l| l + 1))
+            .max()
+            .unwrap_or(0);
+        levels.push(level);
+    }
+    levels
+}
+
+/// The steps being compiled: materialized ones (each with the common table expressions defined
+/// before it) and the inlined ones.
+#[derive(Default)]
+struct Steps {
+    inline: Vec<(String, String)>,
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    fn step(&mut self, name: &str, body: String, wave: usize) {
+        self.step_with(name, &[], body, wave)
+    }
+
+    /// A step whose query also has the CTEs `own` (read by it only).
+    fn step_with(&mut self, name: &str, own: &[(String, String)], body: String, wave: usize) {
+        let mut ctes = self.inline.clone();
+        ctes.extend_from_slice(own);
+        self.steps.push(Step {
+            name: name.into(),
+            query: with(&ctes, &body),
+            wave,
+        });
+    }
+
+    fn inline(&mut self, name: String, body: String) {
+        self.inline.push((name, body));
+    }
+}
+
+/// `body` with the common table expressions `ctes` (Spark drops those it does not read).
+fn with(ctes: &[(String, String)], body: &str) -> String {
+    let mut q = String::new();
+    for (i, (name, b)) in ctes.iter().enumerate() {
+        q.push_str(if i == 0 { "WITH " } else { ",\n" });
+        let _ = write!(q, "{name} AS (\n{b}\n)");
+    }
+    if !q.is_empty() {
+        q.push('\n');
+    }
+    q.push_str(body);
+    q
+}
+
+// ------------------------------------------------------------------ CDM columns
+
+/// `column` of `table` as `qiao_cdm`'s schema names it, checked when this crate is built (a
+/// constant's evaluation): a column the schema does not know or store fails the build, never a
+/// query that Spark refuses or that reads NULLs.
+const fn col(table: &'static TableSpec, column: &'static str) -> &'static str {
+    let mut i = 0;
+    while i < table.columns.len() {
+        let c = &table.columns[i];
+        if same(c.name, column) && !matches!(c.ty, ColType::Skip) {
+            return c.name;
+        }
+        i += 1;
+    }
+    panic!("a column the Spark SQL reads is not stored by qiao_cdm's schema");
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A column of a node's own table (known when the plan is compiled): Err names both.
+fn own(table: &TableSpec, column: &'static str) -> Result<&'static str, Unsupported> {
+    match table.column(column) {
+        Some(c) if c.is_kept() => Ok(c.name),
+        _ => Err(Unsupported(format!(
+            "internal: the Spark SQL reads {}.{column}, which qiao_cdm's schema does not store",
+            table.name
+        ))),
+    }
+}
+
+const PERSON_ID: &str = col(&schema::PERSON, "person_id");
+const YEAR_OF_BIRTH: &str = col(&schema::PERSON, "year_of_birth");
+const GENDER: &str = col(&schema::PERSON, "gender_concept_id");
+const OP_PERSON: &str = col(&schema::OBSERVATION_PERIOD, "person_id");
+pub(crate) const OP_START: &str = col(&schema::OBSERVATION_PERIOD, "observation_period_start_date");
+pub(crate) const OP_END: &str = col(&schema::OBSERVATION_PERIOD, "observation_period_end_date");
+const PROVIDER_ID: &str = col(&schema::PROVIDER, "provider_id");
+const SPECIALTY: &str = col(&schema::PROVIDER, "specialty_concept_id");
+const VISIT_ID: &str = col(&schema::VISIT_OCCURRENCE, "visit_occurrence_id");
+const VISIT_PERSON: &str = col(&schema::VISIT_OCCURRENCE, "person_id");
+const VISIT_CONCEPT: &str = col(&schema::VISIT_OCCURRENCE, "visit_concept_id");
+const VISIT_START: &str = col(&schema::VISIT_OCCURRENCE, "visit_start_date");
+const CARE_SITE_ID: &str = col(&schema::CARE_SITE, "care_site_id");
+const PLACE_OF_SERVICE: &str = col(&schema::CARE_SITE, "place_of_service_concept_id");
+const LOCATION_ID: &str = col(&schema::LOCATION, "location_id");
+const REGION_CONCEPT_ID: &str = col(&schema::LOCATION, "region_concept_id");
+const DRUG_PERSON: &str = col(&schema::DRUG_EXPOSURE, "person_id");
+const DRUG_START: &str = col(&schema::DRUG_EXPOSURE, "drug_exposure_start_date");
+const DRUG_END: &str = col(&schema::DRUG_EXPOSURE, "drug_exposure_end_date");
+const DAYS_SUPPLY: &str = col(&schema::DRUG_EXPOSURE, "days_supply");
+const DRUG_CONCEPT: &str = col(&schema::DRUG_EXPOSURE, "drug_concept_id");
+const DRUG_SOURCE: &str = col(&schema::DRUG_EXPOSURE, "drug_source_concept_id");
+const CONCEPT_ID: &str = col(&schema::CONCEPT, "concept_id");
+const CONCEPT_INVALID: &str = col(&schema::CONCEPT, "invalid_reason");
+const ANCESTOR: &str = col(&schema::CONCEPT_ANCESTOR, "ancestor_concept_id");
+const DESCENDANT: &str = col(&schema::CONCEPT_ANCESTOR, "descendant_concept_id");
+const REL_1: &str = col(&schema::CONCEPT_RELATIONSHIP, "concept_id_1");
+const REL_2: &str = col(&schema::CONCEPT_RELATIONSHIP, "concept_id_2");
+const REL_ID: &str = col(&schema::CONCEPT_RELATIONSHIP, "relationship_id");
+const REL_INVALID: &str = col(&schema::CONCEPT_RELATIONSHIP, "invalid_reason");
 
 // ------------------------------------------------------------------ literals
 
@@ -270,19 +528,9 @@ fn date_range(op: RangeOp, e: &str, a: Day, b: Day) -> String {
     range(op, &day_num(e), &a.to_string(), &b.to_string())
 }
 
+/// The `codesets` view's concepts of concept set `id`, as a subquery.
 fn codeset_of(id: i32) -> String {
     format!("(SELECT concept_id FROM codesets WHERE codeset_id = {id})")
-}
-
-/// `v [not] in (codeset)` with the native NULL semantics (`NULL not in (empty)` is true; Spark's
-/// `NOT IN` subquery is null-aware the same way); without a codeset, `v is [not] null`.
-fn in_codeset(v: &str, codeset: Option<i32>, exclude: bool) -> String {
-    match (codeset, exclude) {
-        (Some(id), false) => format!("({v} IN {})", codeset_of(id)),
-        (Some(id), true) => format!("({v} NOT IN {})", codeset_of(id)),
-        (None, true) => format!("({v} IS NULL)"),
-        (None, false) => format!("({v} IS NOT NULL)"),
-    }
 }
 
 fn in_list(v: &str, ids: &[i32], negate: bool) -> String {
@@ -364,18 +612,25 @@ fn codesets(concept_sets: &[ConceptSet], vocab: &str) -> String {
         return "SELECT CAST(NULL AS INT) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE FALSE"
             .into();
     }
-    let item = "SELECT i.codeset_id, i.excluded, i.mapped, c.concept_id FROM items i";
+    let item = format!(
+        "SELECT i.codeset_id, i.excluded, i.mapped, c.{CONCEPT_ID} AS concept_id FROM items i"
+    );
+    let (concept, ancestor, relationship) = (
+        schema::CONCEPT.name,
+        schema::CONCEPT_ANCESTOR.name,
+        schema::CONCEPT_RELATIONSHIP.name,
+    );
     format!(
         "SELECT * FROM (WITH items AS (SELECT * FROM VALUES {} \
          AS t(codeset_id, concept_id, excluded, descendants, mapped)),\n\
-         exp AS ({item} JOIN {vocab}.concept c ON c.concept_id = i.concept_id \
-         UNION ALL {item} JOIN {vocab}.concept_ancestor ca ON ca.ancestor_concept_id = i.concept_id \
-         JOIN {vocab}.concept c ON c.concept_id = ca.descendant_concept_id \
-         WHERE i.descendants AND c.invalid_reason IS NULL),\n\
+         exp AS ({item} JOIN {vocab}.{concept} c ON c.{CONCEPT_ID} = i.concept_id \
+         UNION ALL {item} JOIN {vocab}.{ancestor} ca ON ca.{ANCESTOR} = i.concept_id \
+         JOIN {vocab}.{concept} c ON c.{CONCEPT_ID} = ca.{DESCENDANT} \
+         WHERE i.descendants AND c.{CONCEPT_INVALID} IS NULL),\n\
          side AS (SELECT codeset_id, excluded, concept_id FROM exp \
-         UNION ALL SELECT e.codeset_id, e.excluded, cr.concept_id_1 FROM exp e \
-         JOIN {vocab}.concept_relationship cr ON cr.concept_id_2 = e.concept_id \
-         WHERE e.mapped AND cr.relationship_id = 'Maps to' AND cr.invalid_reason IS NULL)\n\
+         UNION ALL SELECT e.codeset_id, e.excluded, cr.{REL_1} FROM exp e \
+         JOIN {vocab}.{relationship} cr ON cr.{REL_2} = e.concept_id \
+         WHERE e.mapped AND cr.{REL_ID} = 'Maps to' AND cr.{REL_INVALID} IS NULL)\n\
          SELECT DISTINCT s.codeset_id, CAST(s.concept_id AS BIGINT) AS concept_id FROM side s \
          WHERE NOT s.excluded AND NOT EXISTS (SELECT 1 FROM side x WHERE x.excluded \
          AND x.codeset_id = s.codeset_id AND x.concept_id = s.concept_id))",
@@ -388,6 +643,9 @@ fn codesets(concept_sets: &[ConceptSet], vocab: &str) -> String {
 struct Compiler<'a> {
     plan: &'a Plan,
     at: &'a Schemas,
+    /// The concept sets resolved before compiling (their concepts written into the SQL), or
+    /// None (every concept set read from the `codesets` view).
+    resolved: Option<&'a Resolved>,
 }
 
 /// The columns a node's CTE carries for distinct occurrence counts.
@@ -400,6 +658,38 @@ fn count_col_name(k: CountKind) -> Option<String> {
 }
 
 impl Compiler<'_> {
+    /// `v [NOT] IN concept set id`: its concepts as a list when resolved and small enough
+    /// ([`INLINE_CONCEPTS`]: a filter Spark pushes into the scan, no join), else a subquery on
+    /// the `codesets` view (a semi join). An empty set: `IN` is false and `NOT IN` true, even for
+    /// a NULL `v` (as the subquery on no rows).
+    fn member(&self, v: &str, id: i32, negate: bool) -> String {
+        let not = if negate { "NOT " } else { "" };
+        match self.resolved.and_then(|r| r.inline(id)) {
+            Some([]) => (if negate { "TRUE" } else { "FALSE" }).into(),
+            Some(list) => {
+                let mut l = String::with_capacity(list.len() * 8);
+                for (k, c) in list.iter().enumerate() {
+                    if k > 0 {
+                        l.push_str(", ");
+                    }
+                    let _ = write!(l, "{c}");
+                }
+                format!("({v} {not}IN ({l}))")
+            }
+            None => format!("({v} {not}IN {})", codeset_of(id)),
+        }
+    }
+
+    /// `v [not] in (codeset)` with the native NULL semantics (`NULL not in (empty)` is true; Spark's
+    /// `NOT IN` subquery is null-aware the same way); without a codeset, `v is [not] null`.
+    fn in_codeset(&self, v: &str, codeset: Option<i32>, exclude: bool) -> String {
+        match codeset {
+            Some(id) => self.member(v, id, exclude),
+            None if exclude => format!("({v} IS NULL)"),
+            None => format!("({v} IS NOT NULL)"),
+        }
+    }
+
     fn count_kinds_of(&self, node: usize) -> Vec<CountKind> {
         let mut out = Vec::new();
         fn walk(g: &GroupPlan, node: usize, out: &mut Vec<CountKind>) {
@@ -432,23 +722,19 @@ impl Compiler<'_> {
         out
     }
 
+    /// Node `i`'s events as CTE `e{i}` (after the CTEs it needs), and the names of the extra
+    /// columns it carries for distinct occurrence counts.
     fn node(
         &self,
         i: usize,
         n: &CritNode,
         ctes: &mut Vec<(String, String)>,
-    ) -> Result<(), Unsupported> {
+    ) -> Result<Vec<String>, Unsupported> {
         let spec = schema::table(n.table)
             .ok_or_else(|| Unsupported(format!("{} reads unknown table {}", n.kind, n.table)))?;
         let ev = spec.event.as_ref().ok_or_else(|| {
             Unsupported(format!("{} reads {}, not an event table", n.kind, n.table))
         })?;
-        if n.region_codeset.is_some() || n.table == "location_history" {
-            return Err(Unsupported(format!(
-                "{} (location history) is not compiled to Spark SQL yet",
-                n.kind
-            )));
-        }
         let cdm = &self.at.cdm;
         let pk = ev.pk.unwrap_or(ev.person);
         let start = ev.start;
@@ -458,7 +744,8 @@ impl Compiler<'_> {
                 format!("COALESCE(t.{e}, DATE_ADD(t.{start}, 1))")
             }
             (EndRule::ColumnOrDaysSupplyOrStartPlusOne, Some(e)) => format!(
-                "COALESCE(t.{e}, DATE_ADD(t.{start}, CAST(t.days_supply AS INT)), DATE_ADD(t.{start}, 1))"
+                "COALESCE(t.{e}, DATE_ADD(t.{start}, CAST(t.{} AS INT)), DATE_ADD(t.{start}, 1))",
+                own(spec, "days_supply")?
             ),
             (EndRule::ColumnOr2099, Some(e)) => format!("COALESCE(t.{e}, DATE'2099-12-31')"),
             (EndRule::StartPlusOne, _) | (_, None) => format!("DATE_ADD(t.{start}, 1)"),
@@ -475,10 +762,23 @@ impl Compiler<'_> {
                     n.kind, n.table
                 ))
             })?;
-            row_where.push(format!("t.{col} IN {}", codeset_of(cs)));
+            row_where.push(self.member(&format!("t.{col}"), cs, false));
         }
         if let Some((col, cs)) = n.source {
-            row_where.push(format!("t.{col} IN {}", codeset_of(cs)));
+            row_where.push(self.member(&format!("t.{col}"), cs, false));
+        }
+        // LocationRegion: the row's location's region in the codeset (an inner join, as the
+        // native evaluator's lookup: a row without a location, or a location without a region,
+        // fails it).
+        let mut row_joins = String::new();
+        if let Some(cs) = n.region_codeset {
+            let _ = write!(
+                row_joins,
+                " JOIN {cdm}.{loc} loc ON loc.{LOCATION_ID} = t.{}",
+                own(spec, "location_id")?,
+                loc = schema::LOCATION.name,
+            );
+            row_where.push(self.member(&format!("loc.{REGION_CONCEPT_ID}"), cs, false));
         }
         let first = if n.first {
             format!(
@@ -491,7 +791,7 @@ impl Compiler<'_> {
         let rows = format!(
             "SELECT t.*, t.{p} AS _person, t.{pk} AS _id, t.{start} AS _s0, {e0} AS _e0, \
              ROW_NUMBER() OVER (PARTITION BY t.{p} ORDER BY t.{start}, t.{pk}) AS _pos{first} \
-             FROM {cdm}.{table} t WHERE {w}",
+             FROM {cdm}.{table} t{row_joins} WHERE {w}",
             p = ev.person,
             table = n.table,
             w = row_where.join(" AND ")
@@ -524,28 +824,42 @@ impl Compiler<'_> {
         };
         let mut joins = String::new();
         if n.needs_person {
-            let _ = write!(joins, " JOIN {cdm}.person pe ON pe.person_id = t._person");
+            let _ = write!(
+                joins,
+                " JOIN {cdm}.{} pe ON pe.{PERSON_ID} = t._person",
+                schema::PERSON.name
+            );
         }
         if reads(&|c| matches!(c, ConceptExpr::ProviderSpecialty)) {
             let _ = write!(
                 joins,
-                " LEFT JOIN {cdm}.provider pr ON pr.provider_id = t.provider_id"
+                " LEFT JOIN {cdm}.{} pr ON pr.{PROVIDER_ID} = t.{}",
+                schema::PROVIDER.name,
+                own(spec, "provider_id")?
             );
         }
         if reads(&|c| matches!(c, ConceptExpr::VisitConcept)) {
             let _ = write!(
                 joins,
-                " LEFT JOIN {cdm}.visit_occurrence vo ON vo.visit_occurrence_id = t.visit_occurrence_id \
-                 AND vo.person_id = t._person AND vo.visit_start_date IS NOT NULL"
+                " LEFT JOIN {cdm}.{} vo ON vo.{VISIT_ID} = t.{} \
+                 AND vo.{VISIT_PERSON} = t._person AND vo.{VISIT_START} IS NOT NULL",
+                schema::VISIT_OCCURRENCE.name,
+                own(spec, "visit_occurrence_id")?
             );
         }
         if reads(&|c| matches!(c, ConceptExpr::PlaceOfService)) {
             let _ = write!(
                 joins,
-                " LEFT JOIN {cdm}.care_site cst ON cst.care_site_id = t.care_site_id"
+                " LEFT JOIN {cdm}.{} cst ON cst.{CARE_SITE_ID} = t.{}",
+                schema::CARE_SITE.name,
+                own(spec, "care_site_id")?
             );
         }
-        let mut filters: Vec<String> = n.filters.iter().map(|f| self.filter(f)).collect();
+        let mut filters: Vec<String> = n
+            .filters
+            .iter()
+            .map(|f| self.filter(f, spec))
+            .collect::<Result<_, _>>()?;
         if filters.is_empty() {
             filters.push("TRUE".into());
         }
@@ -567,6 +881,10 @@ impl Compiler<'_> {
                 }
             }
         }
+        let extras: Vec<String> = extra
+            .iter()
+            .map(|e| e.rsplit(' ').next().unwrap_or_default().to_string())
+            .collect();
         let extra = extra.concat();
         let out_start = n.user_start.map_or("t._s".into(), date_lit);
         let out_end = n.user_end.map_or("t._e".into(), date_lit);
@@ -577,7 +895,7 @@ impl Compiler<'_> {
             filters.join(" AND ")
         );
         match &n.correlated {
-            None => ctes.push((format!("n{i}"), events)),
+            None => ctes.push((format!("e{i}"), events)),
             Some(g) => {
                 // The events as index events: each joined to the observation periods containing
                 // its start; an event is kept when one of its index rows passes the group.
@@ -592,7 +910,7 @@ impl Compiler<'_> {
                 let keys = ["person_id", "pos", "op_k"];
                 let pass = self.group(g, &format!("n{i}_idx"), &keys);
                 ctes.push((
-                    format!("n{i}"),
+                    format!("e{i}"),
                     format!(
                         "SELECT * FROM n{i}_all a WHERE EXISTS (SELECT 1 FROM ({pass}) p \
                          WHERE p.person_id = a.person_id AND p.pos = a.pos)"
@@ -600,42 +918,44 @@ impl Compiler<'_> {
                 ));
             }
         }
-        Ok(())
+        Ok(extras)
     }
 
     /// A concept a filter reads, and whether the row may be tested at all (the native evaluator
     /// fails the filter when a visit or care site is not found).
-    fn concept(&self, c: ConceptExpr) -> (String, Option<&'static str>) {
+    fn concept(&self, c: ConceptExpr) -> (String, Option<String>) {
         match c {
             ConceptExpr::Col(col) => (format!("t.{col}"), None),
             ConceptExpr::Person(col) => (format!("pe.{col}"), None),
-            ConceptExpr::ProviderSpecialty => ("pr.specialty_concept_id".into(), None),
+            ConceptExpr::ProviderSpecialty => (format!("pr.{SPECIALTY}"), None),
             ConceptExpr::VisitConcept => (
-                "vo.visit_concept_id".into(),
-                Some("vo.visit_occurrence_id IS NOT NULL"),
+                format!("vo.{VISIT_CONCEPT}"),
+                Some(format!("vo.{VISIT_ID} IS NOT NULL")),
             ),
             ConceptExpr::PlaceOfService => (
-                "cst.place_of_service_concept_id".into(),
-                Some("cst.care_site_id IS NOT NULL"),
+                format!("cst.{PLACE_OF_SERVICE}"),
+                Some(format!("cst.{CARE_SITE_ID} IS NOT NULL")),
             ),
         }
     }
 
-    fn filter(&self, f: &Filter) -> String {
+    /// A filter on the rows of `table` (the node's).
+    fn filter(&self, f: &Filter, table: &TableSpec) -> Result<String, Unsupported> {
         let date = |e: DateExpr| if e == DateExpr::Start { "t._s" } else { "t._e" };
-        match f {
+        Ok(match f {
             Filter::Date { expr, op, a, b } => date_range(*op, date(*expr), *a, *b),
             Filter::Num { expr, op, a, b } => {
                 let v = match expr {
                     NumExpr::Col(c) => format!("CAST(t.{c} AS DOUBLE)"),
                     NumExpr::Age { at_end } => format!(
-                        "CAST(YEAR({}) - pe.year_of_birth AS DOUBLE)",
+                        "CAST(YEAR({}) - pe.{YEAR_OF_BIRTH} AS DOUBLE)",
                         if *at_end { "t._e" } else { "t._s" }
                     ),
                     NumExpr::Duration => "CAST(DATEDIFF(t._e, t._s) AS DOUBLE)".into(),
-                    NumExpr::Ratio(c) => {
-                        format!("(CAST(t.value_as_number AS DOUBLE) / NULLIF(CAST(t.{c} AS DOUBLE), 0))")
-                    }
+                    NumExpr::Ratio(c) => format!(
+                        "(CAST(t.{} AS DOUBLE) / NULLIF(CAST(t.{c} AS DOUBLE), 0))",
+                        own(table, "value_as_number")?
+                    ),
                 };
                 range(*op, &v, &num_lit(*a), &num_lit(*b))
             }
@@ -653,26 +973,28 @@ impl Compiler<'_> {
                 exclude,
             } => {
                 let (v, guard) = self.concept(*col);
-                let t = in_codeset(&v, *codeset, *exclude);
+                let t = self.in_codeset(&v, *codeset, *exclude);
                 match guard {
                     Some(g) => format!("({g} AND {t})"),
                     None => t,
                 }
             }
             Filter::Text { col, op, text } => like(&format!("t.{col}"), *op, text),
-            Filter::Abnormal => {
-                "(t.value_as_number < t.range_low OR t.value_as_number > t.range_high \
-                 OR t.value_as_concept_id IN (4155142, 4155143))"
-                    .into()
-            }
+            Filter::Abnormal => format!(
+                "(t.{v} < t.{lo} OR t.{v} > t.{hi} OR t.{vc} IN (4155142, 4155143))",
+                v = own(table, "value_as_number")?,
+                lo = own(table, "range_low")?,
+                hi = own(table, "range_high")?,
+                vc = own(table, "value_as_concept_id")?
+            ),
             Filter::Covers(d) => format!(
                 "({} <= {d} AND {} >= {d})",
                 day_num("t._s"),
                 day_num("t._e")
             ),
             Filter::EndGeStart => "(t._e >= t._s)".into(),
-            Filter::DomainIsPerson => "(t.domain_id = 'PERSON')".into(),
-        }
+            Filter::DomainIsPerson => format!("(t.{} = 'PERSON')", own(table, "domain_id")?),
+        })
     }
 
     // -------------------------------------------------------------- groups
@@ -799,7 +1121,7 @@ impl Compiler<'_> {
             w.push(match f {
                 DemoFilter::Age { op, a, b } => range(
                     *op,
-                    "CAST(YEAR(i.start_date) - pe.year_of_birth AS DOUBLE)",
+                    &format!("CAST(YEAR(i.start_date) - pe.{YEAR_OF_BIRTH} AS DOUBLE)"),
                     &num_lit(*a),
                     &num_lit(*b),
                 ),
@@ -808,7 +1130,7 @@ impl Compiler<'_> {
                     col,
                     codeset,
                     exclude,
-                } => in_codeset(&format!("pe.{col}"), *codeset, *exclude),
+                } => self.in_codeset(&format!("pe.{col}"), *codeset, *exclude),
                 DemoFilter::Date { end, op, a, b } => date_range(
                     *op,
                     if *end { "i.end_date" } else { "i.start_date" },
@@ -826,8 +1148,9 @@ impl Compiler<'_> {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT DISTINCT {key_list} FROM {idx} i JOIN {}.person pe ON pe.person_id = i.person_id WHERE {}",
+            "SELECT DISTINCT {key_list} FROM {idx} i JOIN {}.{} pe ON pe.{PERSON_ID} = i.person_id WHERE {}",
             self.at.cdm,
+            schema::PERSON.name,
             w.join(" AND ")
         )
     }
@@ -960,18 +1283,23 @@ impl Compiler<'_> {
             } => {
                 cands.push(format!("SELECT {key}, i.op_end AS d FROM inc i"));
                 let end = match supply_override {
-                    Some(o) => format!("DATE_ADD(t.drug_exposure_start_date, {o})"),
-                    None => "COALESCE(t.drug_exposure_end_date, DATE_ADD(t.drug_exposure_start_date, CAST(t.days_supply AS INT)), DATE_ADD(t.drug_exposure_start_date, 1))".into(),
+                    Some(o) => format!("DATE_ADD(t.{DRUG_START}, {o})"),
+                    None => format!(
+                        "COALESCE(t.{DRUG_END}, DATE_ADD(t.{DRUG_START}, CAST(t.{DAYS_SUPPLY} AS INT)), \
+                         DATE_ADD(t.{DRUG_START}, 1))"
+                    ),
                 };
                 ctes.push((
                     "era_exp".into(),
                     format!(
-                        "SELECT t.person_id, t.drug_exposure_start_date AS s, DATE_ADD({end}, {}) AS e \
-                         FROM {cdm}.drug_exposure t WHERE t.person_id IS NOT NULL \
-                         AND t.drug_exposure_start_date IS NOT NULL \
-                         AND (t.drug_concept_id IN {cs} OR t.drug_source_concept_id IN {cs})",
+                        "SELECT t.{DRUG_PERSON} AS person_id, t.{DRUG_START} AS s, DATE_ADD({end}, {}) AS e \
+                         FROM {cdm}.{} t WHERE t.{DRUG_PERSON} IS NOT NULL \
+                         AND t.{DRUG_START} IS NOT NULL \
+                         AND ({} OR {})",
                         *gap as i64 + *offset as i64,
-                        cs = codeset_of(*codeset)
+                        schema::DRUG_EXPOSURE.name,
+                        self.member(&format!("t.{DRUG_CONCEPT}"), *codeset, false),
+                        self.member(&format!("t.{DRUG_SOURCE}"), *codeset, false),
                     ),
                 ));
                 ctes.push(("eras".into(), merge_eras("era_exp", *gap)));
@@ -1042,19 +1370,64 @@ mod tests {
     const CONCEPT_SET: &str = r#"{"id": 0, "name": "x", "expression": {"items": [
         {"concept": {"CONCEPT_ID": 8532}, "isExcluded": false, "includeDescendants": false, "includeMapped": false}]}}"#;
 
-    /// A LocationRegion criterion (location history joined to `location.region_concept_id`) is
-    /// refused by name, never compiled to something else.
+    /// A LocationRegion criterion reads the persons' rows of `location_history` whose location's
+    /// region is in the concept set (an inner join on `location`), as the native evaluator does.
     #[test]
-    fn location_region_is_refused_by_name() {
+    fn location_region_joins_the_location_region() {
         let json = format!(
             r#"{{"ConceptSets": [{CONCEPT_SET}],
               "PrimaryCriteria": {{"CriteriaList": [{{"LocationRegion": {{"CodesetId": 0}}}}],
                 "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}}}}"#
         );
         let (plan, sets) = plan_of(&json);
-        let e = compile(&plan, &sets, &at()).expect_err("refused");
-        assert!(e.to_string().contains("LocationRegion"), "{e}");
-        assert!(e.to_string().starts_with("not supported on Spark"), "{e}");
+        let q = compile(&plan, &sets, &at()).expect("compiled");
+        let nodes = &q.steps.iter().find(|s| s.name == "nodes0").unwrap().query;
+        assert!(
+            nodes.contains(
+                "FROM cdm.location_history t JOIN cdm.location loc ON loc.location_id = t.location_id"
+            ),
+            "{nodes}"
+        );
+        assert!(nodes.contains(
+            "loc.region_concept_id IN (SELECT concept_id FROM codesets WHERE codeset_id = 0)"
+        ));
+        assert!(nodes.contains("(t.domain_id = 'PERSON')"));
+        assert!(nodes.contains("COALESCE(t.end_date, DATE'2099-12-31')"));
+    }
+
+    /// Nodes are materialized one level at a time: a node with correlated criteria in the level
+    /// above those it reads; codesets and observation periods first, at once; masks after.
+    #[test]
+    fn steps_are_levels_of_nodes_in_waves() {
+        let json = format!(
+            r#"{{"ConceptSets": [{CONCEPT_SET}],
+              "PrimaryCriteria": {{"CriteriaList": [{{"ConditionOccurrence": {{"CodesetId": 0,
+                "CorrelatedCriteria": {{"Type": "ALL", "CriteriaList": [{{"Criteria": {{"DrugExposure": {{"CodesetId": 0}}}},
+                  "StartWindow": {{"Start": {{"Days": 30, "Coeff": -1}}, "End": {{"Days": 0, "Coeff": 1}}}},
+                  "Occurrence": {{"Type": 2, "Count": 1}}}}]}}}}}}, {{"Measurement": {{"CodesetId": 0}}}}],
+                "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}}}}"#
+        );
+        let (plan, sets) = plan_of(&json);
+        assert_eq!(node_levels(&plan).iter().max(), Some(&1));
+        let q = compile(&plan, &sets, &at()).unwrap();
+        let waves: Vec<Vec<&str>> = q
+            .waves()
+            .iter()
+            .map(|w| w.iter().map(|s| s.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            waves,
+            vec![
+                vec!["codesets", "op"],
+                vec!["nodes0"],
+                vec!["nodes1"],
+                vec!["masks"]
+            ]
+        );
+        // Level 0 holds the two nodes without correlated criteria, each read back by its tag.
+        let n0 = &q.steps[2].query;
+        assert_eq!(n0.matches(" AS node, ").count(), 2, "{n0}");
+        assert!(q.steps[3].query.contains("FROM nodes0 WHERE node = "));
     }
 
     /// What a sink needs is asked for by name: each person's best-event mask and the subjects'

@@ -1,8 +1,9 @@
-//! Native == Spark on a real cluster: the 4 OHDSI CohortGenerator cohorts and PhenotypeLibrary
-//! definitions on GiBleed (by default the 16 with a cohort on GiBleed and every eighth of the
-//! others; all 110 with `QIAO_TEST_SPARK_PHENOTYPES=all`), run by the native engine over a store ingested from the
-//! CSVs and by Spark over the same CSVs loaded as Parquet tables (scripts/spark-test-cluster.sh,
-//! schema `gibleed`). Rows, entries, subjects, both modes' inclusion masks and rule statistics,
+//! Native == Spark on a real cluster: the 4 OHDSI CohortGenerator cohorts and the 110
+//! PhenotypeLibrary definitions of phenotypes-dev on GiBleed, run by the native engine over a
+//! store ingested from the CSVs and by Spark over the same CSVs loaded as Parquet tables
+//! (scripts/spark-test-cluster.sh, schema `gibleed`); the differential test's random CDMs and
+//! definitions (crates/cohort/tests/differential), and LocationRegion on a CDM written here, each
+//! CDM loaded as tables of a database of its own. Rows, entries, subjects, both modes' inclusion masks and rule statistics,
 //! and censor losses must be identical, and so must each person's best-event mask and the
 //! subjects' `person` rows (what a site serving through Spark releases on); a definition the Spark
 //! compiler does not cover must be refused by name (counted and printed), never answered
@@ -15,6 +16,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+// The random CDMs and definitions of the cohort engine's differential test (crates/cohort/tests).
+#[allow(dead_code)]
+#[path = "../../cohort/tests/differential/cdm.rs"]
+mod cdm;
+#[allow(dead_code)]
+#[path = "../../cohort/tests/differential/defs.rs"]
+mod defs;
+
+use qiao_cdm::ColType;
 use qiao_cohort::exec::{CohortError, CohortRow, CohortStats, Prepared, RowsAndMasks};
 use qiao_spark::{sql::Wants, PersonFact, Schemas, SparkCohorts, SparkError};
 use qiao_store::Store;
@@ -79,33 +89,45 @@ struct Outcome {
 /// Runs every definition natively and on Spark, `threads` Spark sessions at a time (Spark
 /// interleaves their stages; the results are per definition).
 fn compare(url: &str, store: &Store, files: &[PathBuf], threads: usize) -> Outcome {
+    let spark = connect(url);
+    compare_each(files, threads, |f| {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let json = std::fs::read_to_string(f).unwrap();
+        compare_one(&spark, store, &name, &json)
+    })
+}
+
+/// Runs `one` on every job, on `threads` threads (each run has its own Spark session: Spark
+/// interleaves their stages), and gathers the outcomes.
+fn compare_each<T: Sync>(
+    jobs: &[T],
+    threads: usize,
+    one: impl Fn(&T) -> Verdict + Sync,
+) -> Outcome {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = std::sync::Mutex::new(Outcome::default());
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
-                let spark = connect(url);
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(f) = files.get(k) else { break };
-                    let r = compare_one(&spark, store, f);
-                    let mut o = out.lock().unwrap();
-                    match r {
-                        Ok(Ok(c)) => {
-                            eprintln!(
-                                "{}: {} entries, native {:.1} ms, Spark {:.0} ms",
-                                c.0, c.1, c.2, c.3
-                            );
-                            o.compared.push(c)
-                        }
-                        Ok(Err(refused)) => {
-                            eprintln!("{}: refused: {}", refused.0, refused.1);
-                            o.refused.push(refused)
-                        }
-                        Err(differ) => {
-                            eprintln!("{differ}");
-                            o.differ.push(differ)
-                        }
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(job) = jobs.get(k) else { break };
+                let r = one(job);
+                let mut o = out.lock().unwrap();
+                match r {
+                    Ok(Ok(c)) => {
+                        eprintln!(
+                            "{}: {} entries, native {:.1} ms, Spark {:.0} ms",
+                            c.0, c.1, c.2, c.3
+                        );
+                        o.compared.push(c)
+                    }
+                    Ok(Err(refused)) => {
+                        eprintln!("{}: refused: {}", refused.0, refused.1);
+                        o.refused.push(refused)
+                    }
+                    Err(differ) => {
+                        eprintln!("{differ}");
+                        o.differ.push(differ)
                     }
                 }
             });
@@ -140,15 +162,12 @@ fn facts_of(store: &Store, rows: &[CohortRow]) -> Vec<PersonFact> {
 }
 
 /// Ok(Ok): equal; Ok(Err): refused by name; Err: a difference or a Spark failure.
-#[allow(clippy::type_complexity)]
-fn compare_one(
-    spark: &SparkCohorts,
-    store: &Store,
-    f: &Path,
-) -> Result<Result<Compared, (String, String)>, String> {
-    let name = f.file_name().unwrap().to_string_lossy().to_string();
-    let json = std::fs::read_to_string(f).unwrap();
-    let def = qiao_cohort::parse(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+type Verdict = Result<Result<Compared, (String, String)>, String>;
+
+/// Definition `json` (called `name`) on the store and on Spark.
+fn compare_one(spark: &SparkCohorts, store: &Store, name: &str, json: &str) -> Verdict {
+    let name = name.to_string();
+    let def = qiao_cohort::parse(json).unwrap_or_else(|e| panic!("{name}: {e}"));
     let t = Instant::now();
     let mut sink = RowsAndMasks::default();
     let native = Prepared::new(&def, store).and_then(|p| p.run(store, &mut sink));
@@ -288,10 +307,7 @@ fn phenotypes_native_equals_spark() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 110);
-    // All 110 with QIAO_TEST_SPARK_PHENOTYPES=all; by default (the cluster's share of the test run
-    // is kept under 10 minutes on a shared 2-core machine) every definition with a cohort on
-    // GiBleed and every eighth of the others, in file order.
-    // QIAO_TEST_SPARK_PHENOTYPES=1073,1153 runs those definitions only.
+    // All 110 (QIAO_TEST_SPARK_PHENOTYPES=1073,1153 runs those definitions only).
     let only = std::env::var("QIAO_TEST_SPARK_PHENOTYPES").unwrap_or_default();
     if only != "all" && !only.is_empty() {
         let ids: Vec<String> = only
@@ -299,18 +315,6 @@ fn phenotypes_native_equals_spark() {
             .map(|s| format!("{}.json", s.trim()))
             .collect();
         files.retain(|f| ids.iter().any(|id| f.ends_with(id)));
-    } else if only != "all" {
-        let mut k = 0;
-        files.retain(|f| {
-            let json = std::fs::read_to_string(f).unwrap();
-            let def = qiao_cohort::parse(&json).unwrap();
-            let mut n = qiao_cohort::Counter::default();
-            let nonempty = Prepared::new(&def, &store)
-                .and_then(|p| p.run(&store, &mut n))
-                .is_ok_and(|s| s.entries > 0);
-            k += 1;
-            nonempty || k % 8 == 0
-        });
     }
     let o = compare(&url, &store, &files, 4);
     eprintln!(
@@ -355,4 +359,305 @@ fn phenotypes_native_equals_spark() {
         "refused by the Spark compiler: {:?}",
         o.refused
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// CSV folders of the tests as Spark tables.
+
+/// A database of the Spark catalog holding a CSV folder's tables for one test, dropped with it.
+struct SparkDb {
+    session: spark_connect::SparkSession,
+    name: String,
+}
+
+impl SparkDb {
+    /// Every CSV file of `dir` named after a table of `qiao_cdm::schema` becomes table `name.T`:
+    /// the file read with the schema's column types (ids, concepts and integers as BIGINT, as
+    /// scripts/spark_load.py loads GiBleed; dates as DATE, floats as DOUBLE, text as STRING)
+    /// behind a view with every stored column of the schema, NULL where the file lacks it (as the
+    /// native ingest reads an absent column). `name` gets this process's id (tests of other
+    /// checkouts may share the cluster).
+    fn load(url: &str, name: &str, dir: &Path) -> SparkDb {
+        let session = spark_connect::SparkSessionBuilder::new()
+            .remote(url)
+            .get_or_create()
+            .expect("connect to Spark");
+        let db = SparkDb {
+            session,
+            name: format!("{name}_{}", std::process::id()),
+        };
+        let dir = std::fs::canonicalize(dir).unwrap();
+        let at = dir.join("spark-db");
+        db.exec(&format!("DROP DATABASE IF EXISTS {} CASCADE", db.name));
+        db.exec(&format!(
+            "CREATE DATABASE {} LOCATION '{}'",
+            db.name,
+            at.display()
+        ));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+            .collect();
+        files.sort();
+        for f in files {
+            let stem = f
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .to_ascii_lowercase();
+            let Some(spec) = qiao_cdm::table(&stem) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&f).unwrap();
+            let header: Vec<String> = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect();
+            let sql_type = |c: &str| match spec.column(c).map(|c| c.ty) {
+                Some(ColType::Id | ColType::Concept | ColType::Int) => "BIGINT",
+                Some(ColType::Date) => "DATE",
+                Some(ColType::Float) => "DOUBLE",
+                _ => "STRING",
+            };
+            // The file's columns in its own order (a CSV table's schema is positional).
+            let cols: Vec<String> = header
+                .iter()
+                .map(|c| format!("{c} {}", sql_type(c)))
+                .collect();
+            db.exec(&format!(
+                "CREATE TABLE {db}.{t}_csv ({cols}) USING csv OPTIONS (path '{path}', header 'true')",
+                db = db.name,
+                t = spec.name,
+                cols = cols.join(", "),
+                path = f.display()
+            ));
+            let select: Vec<String> = spec
+                .kept_columns()
+                .map(|c| {
+                    if header.iter().any(|h| h == c.name) {
+                        c.name.to_string()
+                    } else {
+                        format!("CAST(NULL AS {}) AS {}", sql_type(c.name), c.name)
+                    }
+                })
+                .collect();
+            db.exec(&format!(
+                "CREATE VIEW {db}.{t} AS SELECT {} FROM {db}.{t}_csv",
+                select.join(", "),
+                db = db.name,
+                t = spec.name
+            ));
+        }
+        db
+    }
+
+    fn exec(&self, sql: &str) {
+        self.session
+            .sql(sql)
+            .and_then(|df| df.collect_record_batches())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn cohorts(&self, url: &str) -> SparkCohorts {
+        let schemas = Schemas {
+            cdm: self.name.clone(),
+            vocab: self.name.clone(),
+        };
+        SparkCohorts::connect(url, schemas).expect("connect to Spark")
+    }
+}
+
+impl Drop for SparkDb {
+    fn drop(&mut self) {
+        let _ = self
+            .session
+            .sql(&format!("DROP DATABASE IF EXISTS {} CASCADE", self.name))
+            .and_then(|df| df.collect_record_batches());
+    }
+}
+
+/// A CSV folder as a store, through the real ingest reader.
+fn store_of(dir: &Path) -> Store {
+    let (tables, _) = qiao_ingest::read_all(
+        &qiao_ingest::Source::CsvDir(dir.to_path_buf()),
+        qiao_ingest::Options {
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("ingest {}: {e}", dir.display()));
+    qiao_store::from_tables(tables).expect("store")
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("spark")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The differential test's random cases (crates/cohort/tests/differential.rs: the same CDM seeds,
+/// 10 definitions each, every construct of its generator on), native == Spark: rows, statistics,
+/// best-event masks and the subjects' `person` rows.
+#[test]
+fn random_differential_cases_native_equals_spark() {
+    let Some(url) = spark_url() else { return };
+    const CDM_SEEDS: [u64; 8] = [11, 23, 37, 41, 53, 67, 79, 97];
+    const DEFS_PER_CDM: usize = 10;
+    let cases: Vec<(Store, SparkDb, Vec<String>)> = CDM_SEEDS
+        .iter()
+        .map(|&seed| {
+            use rand::SeedableRng;
+            let dir = test_dir(&format!("cdm_{seed}"));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            cdm::write_random_cdm(&mut rng, &dir);
+            // Definition i drawn from seed `seed * 1000 + i`, as the differential test draws it.
+            let defs = (0..DEFS_PER_CDM)
+                .map(|i| {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed * 1000 + i as u64);
+                    defs::Gen::new(&mut rng, defs::Features::default())
+                        .definition()
+                        .to_string()
+                })
+                .collect();
+            let db = SparkDb::load(&url, &format!("qiao_test_cdm_{seed}"), &dir);
+            (store_of(&dir), db, defs)
+        })
+        .collect();
+    let spark: Vec<SparkCohorts> = cases.iter().map(|c| c.1.cohorts(&url)).collect();
+    let jobs: Vec<(usize, usize)> = (0..cases.len())
+        .flat_map(|c| (0..DEFS_PER_CDM).map(move |d| (c, d)))
+        .collect();
+    let o = compare_each(&jobs, 4, |&(c, d)| {
+        let name = format!("cdm_{} def_{d}", CDM_SEEDS[c]);
+        compare_one(&spark[c], &cases[c].0, &name, &cases[c].2[d])
+    });
+    let nonempty = o.compared.iter().filter(|c| c.1 > 0).count();
+    eprintln!(
+        "{} compared ({nonempty} non-empty), {} refused",
+        o.compared.len(),
+        o.refused.len()
+    );
+    assert!(
+        o.differ.is_empty(),
+        "native != Spark:\n{}",
+        o.differ.join("\n")
+    );
+    assert!(o.refused.is_empty(), "refused: {:?}", o.refused);
+    assert_eq!(o.compared.len(), CDM_SEEDS.len() * DEFS_PER_CDM);
+    // The generator makes about 40% of its cohorts non-empty: the comparison is not vacuous.
+    assert!(
+        nonempty * 10 >= o.compared.len() * 3,
+        "{nonempty} non-empty"
+    );
+}
+
+/// LocationRegion (Circe's `location_history` rows of persons, joined to
+/// `location.region_concept_id`): native == Spark, and the rows are the ones built in.
+#[test]
+fn location_region_native_equals_spark() {
+    let Some(url) = spark_url() else { return };
+    let dir = test_dir("location_region");
+    cdm::Vocab::write(&dir);
+    let files = [
+        (
+            "person",
+            "person_id,gender_concept_id,year_of_birth,race_concept_id,ethnicity_concept_id\n\
+             1,8507,1950,8527,38003564\n2,8532,1960,8527,38003564\n3,8507,1970,8527,38003564\n\
+             4,8532,1980,8527,38003564\n",
+        ),
+        (
+            "observation_period",
+            "observation_period_id,person_id,observation_period_start_date,observation_period_end_date,period_type_concept_id\n\
+             11,1,2010-01-01,2015-12-31,44814724\n12,2,2010-01-01,2015-12-31,44814724\n\
+             13,3,2010-01-01,2015-12-31,44814724\n14,4,2010-01-01,2015-12-31,44814724\n",
+        ),
+        // Regions: 101 (in the concept set), 105 (not), none, 103 (a descendant of 101).
+        (
+            "location",
+            "location_id,state,region_concept_id\n1,A,101\n2,B,105\n3,C,\n4,D,103\n",
+        ),
+        (
+            "location_history",
+            "location_history_id,location_id,relationship_type_concept_id,domain_id,entity_id,start_date,end_date\n\
+             20,1,0,PERSON,1,2011-03-01,2012-01-01\n\
+             21,2,0,PERSON,2,2011-05-01,\n\
+             22,1,0,CARE_SITE,3,2011-01-01,2011-02-01\n\
+             23,3,0,PERSON,3,2011-01-01,2011-02-01\n\
+             24,4,0,PERSON,4,2012-06-01,2013-01-01\n\
+             25,9,0,PERSON,1,2013-01-01,2013-02-01\n\
+             26,4,0,PERSON,1,2014-02-01,2014-03-01\n\
+             27,1,0,PERSON,2,2012-02-01,\n",
+        ),
+    ];
+    for (t, csv) in files {
+        std::fs::write(dir.join(format!("{t}.csv")), csv).unwrap();
+    }
+    let store = store_of(&dir);
+    let db = SparkDb::load(&url, "qiao_test_location", &dir);
+    let spark = db.cohorts(&url);
+    let concept_set = r#"{"id": 0, "name": "region", "expression": {"items": [
+        {"concept": {"CONCEPT_ID": 101}, "isExcluded": false, "includeDescendants": true, "includeMapped": false}]}}"#;
+    let def = |end: &str| {
+        format!(
+            r#"{{"ConceptSets": [{concept_set}],
+              "PrimaryCriteria": {{"CriteriaList": [{{"LocationRegion": {{"CodesetId": 0}}}}],
+                "ObservationWindow": {{"PriorDays": 0, "PostDays": 0}}, "PrimaryCriteriaLimit": {{"Type": "All"}}}},
+              {end}
+              "QualifiedLimit": {{"Type": "All"}}, "ExpressionLimit": {{"Type": "All"}},
+              "InclusionRules": [], "CensoringCriteria": [], "CollapseSettings": {{"CollapseType": "ERA", "EraPad": 0}}}}"#
+        )
+    };
+    let defs = [
+        // Exit at the observation period's end: person 1's two stays collapse into one era.
+        ("op_end", def("")),
+        // Exit at the stay's end (an open stay ends on 2099-12-31, within the period: its end).
+        (
+            "stay_end",
+            def(r#""EndStrategy": {"DateOffset": {"DateField": "EndDate", "Offset": 0}},"#),
+        ),
+    ];
+    let expected: [&[(i64, &str, &str)]; 2] = [
+        &[
+            (1, "2011-03-01", "2015-12-31"),
+            (2, "2012-02-01", "2015-12-31"),
+            (4, "2012-06-01", "2015-12-31"),
+        ],
+        &[
+            (1, "2011-03-01", "2012-01-01"),
+            (1, "2014-02-01", "2014-03-01"),
+            (2, "2012-02-01", "2015-12-31"),
+            (4, "2012-06-01", "2013-01-01"),
+        ],
+    ];
+    for ((name, json), want) in defs.iter().zip(expected) {
+        match compare_one(&spark, &store, name, json) {
+            Ok(Ok(_)) => {}
+            Ok(Err((_, why))) => panic!("{name}: refused: {why}"),
+            Err(d) => panic!("{d}"),
+        }
+        let def = qiao_cohort::parse(json).unwrap();
+        let (rows, _, _) = spark.run(&def).unwrap();
+        let got: Vec<(i64, String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.subject_id,
+                    qiao_cdm::date::format(r.start),
+                    qiao_cdm::date::format(r.end),
+                )
+            })
+            .collect();
+        let want: Vec<(i64, String, String)> = want
+            .iter()
+            .map(|&(p, s, e)| (p, s.into(), e.into()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
 }

@@ -8,6 +8,7 @@ use qiao_cdm::{date, Column, EndRule, RawTable, TableKind, NULL_ID, NULL_INT};
 use rayon::prelude::*;
 
 use crate::column;
+use crate::day_column::DayBlocks;
 use crate::format::{Element, SectionWriter};
 use crate::meta::{Meta, TableMeta};
 use crate::PersonSummary;
@@ -67,7 +68,7 @@ pub fn write_image<W: Write>(
     let has_row = write_persons(&mut w, &mut meta, person, &universe)?;
 
     // 2. Observation periods first: every other table counts its events outside them.
-    let mut op_index: Option<(Vec<u64>, Vec<i32>, Vec<i32>)> = None;
+    let mut op_index: Option<PeriodIndex> = None;
     let mut first_date = i32::MAX;
     let mut last_date = i32::MIN;
     let mut event_names: Vec<&'static str> = order
@@ -81,6 +82,7 @@ pub fn write_image<W: Write>(
         let ev = t.spec.event.as_ref().expect("event table has roles");
         let built = sort_events(t, &universe);
         let n = built.order.len();
+        check_rows(name, n as u64)?;
         let mut tm = TableMeta {
             rows: n as u64,
             columns_present: present(t),
@@ -93,7 +95,7 @@ pub fn write_image<W: Write>(
             .count() as u64;
 
         // Per-person row ranges.
-        let mut offsets = vec![0u64; universe.len() + 1];
+        let mut offsets = vec![0u32; universe.len() + 1];
         for &p in &built.person {
             offsets[p as usize + 1] += 1;
         }
@@ -133,8 +135,11 @@ pub fn write_image<W: Write>(
 
         let prefix = format!("dom/{name}");
         crate::person_column::write(&mut w, &prefix, &offsets)?;
-        w.section(format!("{prefix}/start"), &built.start)?;
-        w.section(format!("{prefix}/end"), &built.end)?;
+        for (col, values) in [("start", &built.start), ("end", &built.end)] {
+            let mut blocks = DayBlocks::new();
+            blocks.extend(values);
+            blocks.write(&mut w, &format!("{prefix}/{col}"), |out| out(values))?;
+        }
         w.section(format!("{prefix}/concept"), &built.concept)?;
         // Event ids in their smallest encoding (base + 32-bit offsets where they fit).
         let event_id = Column::Id(built.event_id);
@@ -175,8 +180,19 @@ pub fn write_image<W: Write>(
     Ok((out, meta))
 }
 
+/// An event table's rows are numbered in 32 bits (per-person offsets, postings).
+pub(crate) fn check_rows(table: &str, rows: u64) -> io::Result<()> {
+    if rows > u32::MAX as u64 {
+        return Err(io::Error::other(format!(
+            "{table}: more than {} rows, more than a store holds in one table",
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
 /// The per-person offsets to store: none for a table without rows.
-pub(crate) fn offsets_if_rows(offsets: &[u64], rows: usize) -> &[u64] {
+pub(crate) fn offsets_if_rows(offsets: &[u32], rows: usize) -> &[u32] {
     if rows == 0 {
         &[]
     } else {
@@ -238,7 +254,7 @@ pub(crate) fn write_persons<W: Write>(
 }
 
 /// The observation periods' per-person offsets, starts and ends (what events are checked against).
-pub(crate) type PeriodIndex = (Vec<u64>, Vec<i32>, Vec<i32>);
+pub(crate) type PeriodIndex = (Vec<u32>, Vec<i32>, Vec<i32>);
 
 /// `person/summary` (what a query reads of a person before any event: id and single observation
 /// period) and the store's first and last dates.
@@ -437,7 +453,7 @@ pub(crate) fn write_reference_and_vocabulary<W: Write>(
 
 /// Per person index, the person id and the single observation period, from the observation
 /// periods' per-person offsets, starts and ends (see [`PersonSummary`]).
-fn summaries(ids: &[i64], op: Option<(&[u64], &[i32], &[i32])>) -> Vec<PersonSummary> {
+fn summaries(ids: &[i64], op: Option<(&[u32], &[i32], &[i32])>) -> Vec<PersonSummary> {
     let (offsets, starts, ends) = op.unwrap_or((&[], &[], &[]));
     let none = (PersonSummary::NOT_ONE, PersonSummary::NOT_ONE);
     ids.iter()
@@ -464,7 +480,8 @@ fn summaries(ids: &[i64], op: Option<(&[u64], &[i32], &[i32])>) -> Vec<PersonSum
 
 /// [`summaries`] of an open store (what verification compares the stored ones with).
 pub(crate) fn person_summaries(ids: &[i64], op: Option<&crate::Domain<'_>>) -> Vec<PersonSummary> {
-    summaries(ids, op.map(|d| (d.person_offsets(), d.start(), d.end())))
+    let op = op.map(|d| (d.person_offsets(), d.start().to_vec(), d.end().to_vec()));
+    summaries(ids, op.as_ref().map(|(o, s, e)| (&o[..], &s[..], &e[..])))
 }
 
 fn present(t: &RawTable) -> Vec<String> {

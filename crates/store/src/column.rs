@@ -8,6 +8,7 @@
 //! | plain | `NAME` (i32 / i64 / f64) | otherwise |
 //! | constant | `NAME.const` (one value) | every row holds the same non-NULL value |
 //! | 16-bit offsets | `NAME.base` (i32), `NAME.u16` | i32 values within 65,535 of their minimum |
+//! | 16-bit blocks | `NAME.blocks` (i64: the smallest value of each 64 rows), `NAME.u16` | i64 values within 65,534 of their block's smallest (event ids, visit ids: rows sorted by person) |
 //! | 32-bit offsets | `NAME.base` (i64), `NAME.u32` | i64 values within 2³²−1 of their minimum |
 //! | dictionary | `NAME.dict` (i32 or i64, ascending), `NAME.u8` (codes) | at most 255 distinct values (type concepts, source concepts, counts, ids of few visits) |
 //!
@@ -18,6 +19,7 @@ use std::io::{self, Write};
 
 use qiao_cdm::{Column, NULL_ID, NULL_INT};
 
+use crate::day_column::DayColumn;
 use crate::format::{DType, SectionWriter};
 
 const NULL_U8: u8 = u8::MAX;
@@ -94,6 +96,7 @@ pub(crate) enum Stats {
         nulls: bool,
         /// The distinct non-NULL values (ascending) while there are at most 255.
         dict: Option<Vec<i64>>,
+        blocks: IdBlocks,
     },
     Float {
         /// Row 0's bits, and whether every row so far has them (and row 0 is not NaN).
@@ -123,6 +126,7 @@ impl Stats {
                 max: None,
                 nulls: false,
                 dict: Some(Vec::new()),
+                blocks: IdBlocks::default(),
             },
             Kind::F64 => Stats::Float {
                 first: None,
@@ -173,8 +177,10 @@ impl Stats {
             max,
             nulls,
             dict,
+            blocks,
         } = self
         {
+            blocks.push(x);
             if x == NULL_ID {
                 *nulls = true;
                 return;
@@ -215,6 +221,57 @@ impl Stats {
             *rows += 1;
             *bytes += v.map_or(0, |s| s.len() as u64);
         }
+    }
+}
+
+/// Rows per block of a 16-bit block encoding (a shift).
+const BLOCK_SHIFT: usize = 6;
+const BLOCK: usize = 1 << BLOCK_SHIFT;
+
+/// The smallest non-NULL value of each 64 rows of an id column (0 for a block of NULLs), gathered
+/// as the values come in row order, and whether every block's values lie within 16 bits of it.
+#[derive(Debug, Clone)]
+pub(crate) struct IdBlocks {
+    blocks: Vec<i64>,
+    rows: usize,
+    /// The open block's smallest and largest non-NULL values.
+    lo_hi: Option<(i64, i64)>,
+    fits: bool,
+}
+
+impl Default for IdBlocks {
+    fn default() -> Self {
+        IdBlocks {
+            blocks: Vec::new(),
+            rows: 0,
+            lo_hi: None,
+            fits: true,
+        }
+    }
+}
+
+impl IdBlocks {
+    fn push(&mut self, x: i64) {
+        if self.rows > 0 && self.rows.is_multiple_of(BLOCK) {
+            self.close();
+        }
+        if x != NULL_ID {
+            self.lo_hi = Some(self.lo_hi.map_or((x, x), |(l, h)| (l.min(x), h.max(x))));
+        }
+        self.rows += 1;
+    }
+    fn close(&mut self) {
+        let (lo, hi) = self.lo_hi.take().unwrap_or((0, 0));
+        self.fits &= (hi as i128 - lo as i128) < NULL_U16 as i128;
+        self.blocks.push(lo);
+    }
+    /// The block minima, if every block fits in 16 bits (`NULL_U16` apart).
+    fn finished(&self) -> Option<Vec<i64>> {
+        let mut b = self.clone();
+        if b.rows > b.blocks.len() * BLOCK {
+            b.close();
+        }
+        b.fits.then_some(b.blocks)
     }
 }
 
@@ -311,6 +368,7 @@ pub(crate) fn write_values<W: Write>(
             max,
             nulls,
             dict,
+            blocks,
         } => match (*min, *max) {
             (Some(a), Some(b)) if a == b && !nulls => w.section(format!("{name}.const"), &[a]),
             (Some(_), Some(_)) if dict.is_some() => {
@@ -318,6 +376,25 @@ pub(crate) fn write_values<W: Write>(
                 w.section(format!("{name}.dict"), values)?;
                 w.section_from(format!("{name}.u8"), |out| {
                     col.id_pieces(&mut |v| out(&dict_codes(values, v)))
+                })
+            }
+            (Some(_), Some(_)) if blocks.finished().is_some() => {
+                let blocks = blocks.finished().unwrap_or_default();
+                w.section(format!("{name}.blocks"), &blocks)?;
+                let mut r = 0usize;
+                w.section_from(format!("{name}.u16"), |out| {
+                    col.id_pieces(&mut |v| {
+                        let codes: Vec<u16> = v
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &x)| match x {
+                                NULL_ID => NULL_U16,
+                                x => x.wrapping_sub(blocks[(r + i) >> BLOCK_SHIFT]) as u16,
+                            })
+                            .collect();
+                        r += v.len();
+                        out(&codes)
+                    })
                 })
             }
             (Some(a), Some(b)) if (b as i128 - a as i128) < NULL_U32 as i128 => {
@@ -392,6 +469,7 @@ pub(crate) struct Parts<'a> {
     pub dict: Option<&'a [i32]>,
     pub dict64: Option<&'a [i64]>,
     pub u8: Option<&'a [u8]>,
+    pub blocks: Option<&'a [i64]>,
 }
 
 /// Builds the typed view of a column of `rows` rows from its sections (None if inconsistent).
@@ -447,6 +525,10 @@ pub(crate) fn view<'a>(p: Parts<'a>, rows: usize) -> Option<ColumnRef<'a>> {
     if let (Some(values), Some(codes)) = (p.dict64, p.u8) {
         return (codes.len() == rows && values.len() < NULL_U8 as usize)
             .then_some(ColumnRef::Id(IdColumn(IdEnc::Dict { values, codes })));
+    }
+    if let (Some(blocks), Some(codes)) = (p.blocks, p.u16) {
+        return (codes.len() == rows && blocks.len() == rows.div_ceil(BLOCK))
+            .then_some(ColumnRef::Id(IdColumn(IdEnc::Blocks { blocks, codes })));
     }
     let base = p.base?;
     if let Some(codes) = p.u16 {
@@ -524,12 +606,7 @@ impl<'a> ColumnRef<'a> {
     pub fn prefetch(&self, r: usize) {
         match self {
             ColumnRef::Id(c) => c.prefetch(r),
-            ColumnRef::I32(c) => match c.0 {
-                I32Enc::Plain(v) => prefetch(v, r),
-                I32Enc::U16 { codes, .. } => prefetch(codes, r),
-                I32Enc::Dict { codes, .. } => prefetch(codes, r),
-                I32Enc::Const(..) => {}
-            },
+            ColumnRef::I32(c) => c.prefetch(r),
             ColumnRef::Float(c) => match c.0 {
                 FloatEnc::Plain(v) => prefetch(v, r),
                 FloatEnc::Const(..) => {}
@@ -575,8 +652,22 @@ pub fn prefetch<T>(s: &[T], i: usize) {
 enum I32Enc<'a> {
     Plain(&'a [i32]),
     Const(i32, usize),
-    U16 { base: i32, codes: &'a [u16] },
-    Dict { values: &'a [i32], codes: &'a [u8] },
+    U16 {
+        base: i32,
+        codes: &'a [u16],
+    },
+    Dict {
+        values: &'a [i32],
+        codes: &'a [u8],
+    },
+    /// A core date column (an event table's start or end) answering for its CDM column.
+    Days(DayColumn<'a>),
+}
+
+impl<'a> From<DayColumn<'a>> for I32Column<'a> {
+    fn from(d: DayColumn<'a>) -> Self {
+        I32Column(I32Enc::Days(d))
+    }
 }
 
 /// An i32 column (concepts, integers, dates). `get` is like `slice.get(r).copied()`.
@@ -594,6 +685,7 @@ impl<'a> I32Column<'a> {
             I32Enc::Const(_, n) => n,
             I32Enc::U16 { codes, .. } => codes.len(),
             I32Enc::Dict { codes, .. } => codes.len(),
+            I32Enc::Days(d) => d.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -616,12 +708,25 @@ impl<'a> I32Column<'a> {
             I32Enc::Dict { values, codes } => codes
                 .get(r)
                 .map(|&c| values.get(c as usize).copied().unwrap_or(NULL_INT)),
+            I32Enc::Days(d) => d.get(r),
+        }
+    }
+    /// Asks the CPU to start loading row `r` (see [`prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, r: usize) {
+        match self.0 {
+            I32Enc::Plain(v) => prefetch(v, r),
+            I32Enc::U16 { codes, .. } => prefetch(codes, r),
+            I32Enc::Dict { codes, .. } => prefetch(codes, r),
+            I32Enc::Days(d) => d.prefetch(r),
+            I32Enc::Const(..) => {}
         }
     }
     /// The values as a slice, when stored plain.
     pub fn as_slice(&self) -> Option<&'a [i32]> {
         match self.0 {
             I32Enc::Plain(v) => Some(v),
+            I32Enc::Days(d) => d.as_slice(),
             _ => None,
         }
     }
@@ -639,6 +744,7 @@ enum IdEnc<'a> {
     Const(i64, usize),
     U32 { base: i64, codes: &'a [u32] },
     Dict { values: &'a [i64], codes: &'a [u8] },
+    Blocks { blocks: &'a [i64], codes: &'a [u16] },
 }
 
 /// An i64 id column. `get` is like `slice.get(r).copied()`; it compares equal to a slice of the
@@ -698,6 +804,7 @@ impl<'a> IdColumn<'a> {
             IdEnc::Const(_, n) => n,
             IdEnc::U32 { codes, .. } => codes.len(),
             IdEnc::Dict { codes, .. } => codes.len(),
+            IdEnc::Blocks { codes, .. } => codes.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -720,6 +827,15 @@ impl<'a> IdColumn<'a> {
             IdEnc::Dict { values, codes } => codes
                 .get(r)
                 .map(|&c| values.get(c as usize).copied().unwrap_or(NULL_ID)),
+            IdEnc::Blocks { blocks, codes } => {
+                let c = *codes.get(r)?;
+                if c == NULL_U16 {
+                    return Some(NULL_ID);
+                }
+                blocks
+                    .get(r >> BLOCK_SHIFT)
+                    .map(|&b| b.wrapping_add(c as i64))
+            }
         }
     }
     pub fn as_slice(&self) -> Option<&'a [i64]> {
@@ -735,6 +851,7 @@ impl<'a> IdColumn<'a> {
             IdEnc::Plain(v) => prefetch(v, r),
             IdEnc::U32 { codes, .. } => prefetch(codes, r),
             IdEnc::Dict { codes, .. } => prefetch(codes, r),
+            IdEnc::Blocks { codes, .. } => prefetch(codes, r),
             IdEnc::Const(..) => {}
         }
     }

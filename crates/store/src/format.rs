@@ -20,7 +20,7 @@ use crate::meta::Meta;
 pub const MAGIC: &[u8; 8] = b"QIAOSTOR";
 pub const FOOTER_MAGIC: &[u8; 8] = b"QIAOEND\0";
 /// Bump on any change of layout or meaning; older versions are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 pub const HEADER_LEN: usize = 64;
 pub const FOOTER_LEN: usize = 32;
 pub const ALIGN: usize = 64;

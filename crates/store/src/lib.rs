@@ -4,11 +4,12 @@
 //! - **Persons**: every person id (rows of `person`, plus orphan ids that only event tables name),
 //!   by dense index in ascending id order; person attributes by that index.
 //! - **Domains**: each clinical table sorted by (person, start date, event id), with a core of about
-//!   13 bytes per event (person index as one-byte codes from a start per 64 rows: see
-//!   [`PersonColumn`]; start, Circe end, concept: 4 bytes each) plus the event id (a base and
-//!   4-byte offsets where the table's ids span less than 2³²), per-person row ranges (none stored for
-//!   a table without rows), per-concept postings (ascending rows), and attribute columns stored
-//!   apart and read only when a criterion filters on them.
+//!   9 bytes per event (person index as one-byte codes from a start per 64 rows: see
+//!   [`PersonColumn`]; start and Circe end as 16-bit codes from the smallest date of each 64 rows:
+//!   see [`DayColumn`]; concept: 4 bytes) plus the event id (a base and 4-byte offsets where the
+//!   table's ids span less than 2³²), per-person row ranges (32-bit; none stored for a table
+//!   without rows), per-concept postings (ascending rows), and attribute columns stored apart and
+//!   read only when a criterion filters on them.
 //! - **Vocabulary**: concepts, the ancestor → descendants closure and "Maps to" (target → sources).
 //!
 //! The file format is in [`format`]: versioned, checksummed, opened without parsing the data.
@@ -19,6 +20,7 @@
 
 mod build;
 mod column;
+mod day_column;
 mod error;
 pub mod format;
 mod meta;
@@ -34,6 +36,7 @@ use std::path::Path;
 use qiao_cdm::RawTable;
 
 pub use column::{prefetch, ColumnRef, FloatColumn, I32Column, IdColumn, TextRef};
+pub use day_column::DayColumn;
 pub use error::StoreError;
 pub use meta::{Meta, TableMeta};
 pub use person_column::PersonColumn;

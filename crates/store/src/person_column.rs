@@ -119,7 +119,7 @@ impl<const N: usize> PartialEq<&[u32; N]> for PersonColumn<'_> {
 }
 
 /// Each row's person, from per-person offsets (monotone, one more than persons).
-fn persons_by_row(offsets: &[u64]) -> impl Iterator<Item = u32> + '_ {
+fn persons_by_row(offsets: &[u32]) -> impl Iterator<Item = u32> + '_ {
     offsets
         .windows(2)
         .enumerate()
@@ -131,7 +131,7 @@ fn persons_by_row(offsets: &[u64]) -> impl Iterator<Item = u32> + '_ {
 pub(crate) fn write<W: Write>(
     w: &mut SectionWriter<W>,
     prefix: &str,
-    offsets: &[u64],
+    offsets: &[u32],
 ) -> io::Result<()> {
     // Pass 1: each block's first person, and the widest block.
     let mut blocks = Vec::new();
@@ -145,7 +145,7 @@ pub(crate) fn write<W: Write>(
     let name = format!("{prefix}/person");
     // Pass 2: the codes, piece by piece.
     fn codes<T: crate::format::Element>(
-        offsets: &[u64],
+        offsets: &[u32],
         code: impl Fn(usize, u32) -> T,
         out: &mut dyn FnMut(&[T]) -> io::Result<()>,
     ) -> io::Result<()> {

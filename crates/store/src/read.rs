@@ -11,6 +11,7 @@ use qiao_cdm::{TableSpec, NULL_INT};
 use rayon::prelude::*;
 
 use crate::column::{self, ColumnRef, I32Column, IdColumn, Offsets, Parts, TextRef};
+use crate::day_column::DayColumn;
 use crate::error::StoreError;
 use crate::format::{self, DType, Element, SectionInfo, Toc};
 use crate::meta::Meta;
@@ -68,7 +69,7 @@ struct Inner {
     source: String,
     /// One offset per person plus one, all 0: the per-person offsets of a table without rows
     /// (not stored). Zeroed pages from the allocator, touched only if read.
-    zero_offsets: Vec<u64>,
+    zero_offsets: Vec<u32>,
 }
 
 /// What is read of a person before any of their events: the person id and, for a person with
@@ -265,6 +266,8 @@ impl Store {
             .iter()
             .any(|&l| l != rows)
                 || !d.person.well_formed()
+                || !d.start.well_formed()
+                || !d.end.well_formed()
                 || d.person_offsets.len() != n + 1
                 || !offsets_ok(d.person_offsets, rows, full)
                 || !offsets_ok(d.post_offsets, d.post_rows.len(), full)
@@ -367,7 +370,7 @@ impl Store {
 
     /// The column stored as `name` (in any encoding, see [`column_of`]), of `rows` rows.
     fn column_at(&self, name: &str, rows: usize) -> Option<ColumnRef<'_>> {
-        let mut raw: RawParts<'_> = [None; 11];
+        let mut raw: RawParts<'_> = [None; 12];
         for (part, suffix) in raw.iter_mut().zip(PARTS) {
             *part = self.raw(&format!("{name}{suffix}"));
         }
@@ -383,7 +386,7 @@ impl Store {
             let rest = &full[prefix.len()..];
             let (col, part) = rest.split_at(rest.find('.').unwrap_or(rest.len()));
             if let Some(i) = PARTS.iter().position(|&p| p == part) {
-                parts.entry(col).or_insert([None; 11])[i] = Some((s.dtype, self.bytes_of(s)));
+                parts.entry(col).or_insert([None; 12])[i] = Some((s.dtype, self.bytes_of(s)));
             }
         }
         parts
@@ -453,7 +456,7 @@ impl Store {
             .keys()
             .filter_map(|k| {
                 k.strip_prefix("dom/")?
-                    .strip_suffix("/start")
+                    .strip_suffix("/concept")
                     .map(str::to_string)
             })
             .collect();
@@ -480,15 +483,19 @@ impl Store {
                 store: self.inner.source.clone(),
                 what: format!("{p}/event_id: missing, or its parts disagree"),
             })?;
-        let person_offsets = match self.section::<u64>(&format!("{p}/person_offsets"))? {
+        let person_offsets = match self.section::<u32>(&format!("{p}/person_offsets"))? {
             [] if rows == 0 => &self.inner.zero_offsets[..],
             offsets => offsets,
         };
+        let (start, end) = (
+            self.day_column(&format!("{p}/start"))?,
+            self.day_column(&format!("{p}/end"))?,
+        );
         Ok(Domain {
             spec,
             person,
-            start: self.section(&format!("{p}/start"))?,
-            end: self.section(&format!("{p}/end"))?,
+            start,
+            end,
             concept: self.section(&format!("{p}/concept"))?,
             event_id,
             person_offsets,
@@ -502,10 +509,7 @@ impl Store {
                     if let Some(pk) = ev.pk {
                         cols.insert(pk.to_string(), ColumnRef::Id(event_id));
                     }
-                    cols.insert(
-                        ev.start.to_string(),
-                        ColumnRef::I32(I32Column::from_slice(self.section(&format!("{p}/start"))?)),
-                    );
+                    cols.insert(ev.start.to_string(), ColumnRef::I32(start.into()));
                     if let Some(c) = ev.concept {
                         cols.insert(
                             c.to_string(),
@@ -523,12 +527,7 @@ impl Store {
                                 .get(spec.name)
                                 .is_some_and(|t| t.columns_present.iter().any(|c| c == e))
                         {
-                            cols.insert(
-                                e.to_string(),
-                                ColumnRef::I32(I32Column::from_slice(
-                                    self.section(&format!("{p}/end"))?,
-                                )),
-                            );
+                            cols.insert(e.to_string(), ColumnRef::I32(end.into()));
                         }
                     }
                 }
@@ -551,6 +550,18 @@ impl Store {
                 self.section(&format!("{name}.u16"))?,
             )),
         }
+    }
+
+    /// `name` (an event table's start or end) in whichever encoding it was stored (see
+    /// [`crate::day_column`]).
+    fn day_column(&self, name: &str) -> Result<DayColumn<'_>, StoreError> {
+        if let Ok(plain) = self.section::<i32>(name) {
+            return Ok(DayColumn::from_slice(plain));
+        }
+        Ok(DayColumn::u16(
+            self.section(&format!("{name}.blocks"))?,
+            self.section(&format!("{name}.u16"))?,
+        ))
     }
 
     /// Names of the reference tables stored.
@@ -630,9 +641,13 @@ pub struct Verified {
 }
 
 /// Offsets into an array of `len`: start at 0, end at `len`, and (`full`) never decrease.
-fn offsets_ok(offsets: &[u64], len: usize, full: bool) -> bool {
-    offsets.first().is_some_and(|&o| o == 0)
-        && offsets.last().is_some_and(|&o| o as usize == len)
+fn offsets_ok<T: Copy + Into<u64> + PartialOrd + Sync>(
+    offsets: &[T],
+    len: usize,
+    full: bool,
+) -> bool {
+    offsets.first().is_some_and(|&o| o.into() == 0)
+        && offsets.last().is_some_and(|&o| o.into() == len as u64)
         && (!full || offsets.par_windows(2).all(|w| w[0] <= w[1]))
 }
 
@@ -641,7 +656,7 @@ fn ascending<T: Ord + Sync>(keys: &[T]) -> bool {
 }
 
 /// Every row in `offsets[p]..offsets[p + 1]` (monotone offsets) is a row of person `p`.
-fn persons_agree(person: &PersonColumn<'_>, offsets: &[u64]) -> bool {
+fn persons_agree(person: &PersonColumn<'_>, offsets: &[u32]) -> bool {
     offsets.par_windows(2).enumerate().all(|(p, w)| {
         (w[0] as usize..w[1] as usize).all(|r| person.get(r).is_some_and(|q| q as usize == p))
     })
@@ -705,11 +720,11 @@ impl<'a> Persons<'a> {
 pub struct Domain<'a> {
     spec: &'static TableSpec,
     person: PersonColumn<'a>,
-    start: &'a [i32],
-    end: &'a [i32],
+    start: DayColumn<'a>,
+    end: DayColumn<'a>,
     concept: &'a [i32],
     event_id: IdColumn<'a>,
-    person_offsets: &'a [u64],
+    person_offsets: &'a [u32],
     post_keys: &'a [i32],
     post_offsets: &'a [u64],
     post_rows: &'a [u32],
@@ -730,12 +745,12 @@ impl<'a> Domain<'a> {
     pub fn person(&self) -> PersonColumn<'a> {
         self.person
     }
-    /// Start date of each row (ascending within a person).
-    pub fn start(&self) -> &'a [i32] {
+    /// Start date of each row (ascending within a person; see [`DayColumn`]).
+    pub fn start(&self) -> DayColumn<'a> {
         self.start
     }
     /// Circe's end date of each row (the table's end-date rule applied: see [`qiao_cdm::EndRule`]).
-    pub fn end(&self) -> &'a [i32] {
+    pub fn end(&self) -> DayColumn<'a> {
         self.end
     }
     /// The domain concept of each row (NULL_CONCEPT where the table has none, e.g. observation_period).
@@ -749,7 +764,7 @@ impl<'a> Domain<'a> {
     }
     /// Where each person's rows begin (`person_offsets[p]..person_offsets[p + 1]`: the rows of
     /// person index `p`; one more entry than persons).
-    pub fn person_offsets(&self) -> &'a [u64] {
+    pub fn person_offsets(&self) -> &'a [u32] {
         self.person_offsets
     }
     /// The rows of one person.
@@ -931,10 +946,10 @@ impl<'a> Vocabulary<'a> {
 }
 
 /// A column's sections (type and bytes), by [`PARTS`].
-type RawParts<'a> = [Option<(DType, &'a [u8])>; 11];
+type RawParts<'a> = [Option<(DType, &'a [u8])>; 12];
 
 /// The suffixes of a column's sections, in the order [`column_of`] takes them.
-const PARTS: [&str; 11] = [
+const PARTS: [&str; 12] = [
     "",
     ".const",
     ".base",
@@ -946,6 +961,7 @@ const PARTS: [&str; 11] = [
     ".nulls",
     ".dict",
     ".u8",
+    ".blocks",
 ];
 
 /// The typed view of a column of `rows` rows from its sections (by [`PARTS`]), if they agree.
@@ -979,6 +995,7 @@ fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
             dict: typed(raw[9], DType::I32).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             dict64: typed(raw[9], DType::I64).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             u8: typed(raw[10], DType::U8),
+            blocks: typed(raw[11], DType::I64).and_then(|b| bytemuck::try_cast_slice(b).ok()),
             text,
         },
         rows,

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::build::{self, PeriodIndex};
 use crate::column::{self, Kind, Stats, Values};
+use crate::day_column::DayBlocks;
 use crate::format::SectionWriter;
 use crate::meta::{Meta, TableMeta};
 use crate::spill::{Sorter, SpillDir, SpillFile, SpillVec};
@@ -59,6 +60,7 @@ impl Builder {
             flags: None,
             persons: Vec::new(),
             persons_compacted: 0,
+            in_key: in_key(spec),
         }
     }
 
@@ -192,6 +194,8 @@ pub struct TableSink {
     /// Person ids seen (sorted and deduplicated when it doubles).
     persons: Vec<i64>,
     persons_compacted: usize,
+    /// Per column: its value is in the row's key (person, start, primary key), not in its record.
+    in_key: Vec<bool>,
 }
 
 impl TableSink {
@@ -276,7 +280,13 @@ impl TableSink {
         let mut rec = Vec::new();
         for &(key, c, r) in &self.keys {
             rec.clear();
-            encode_row(&mut rec, key, &self.chunks[c as usize], r as usize);
+            encode_row(
+                &mut rec,
+                key,
+                &self.chunks[c as usize],
+                r as usize,
+                &self.in_key,
+            );
             f(&rec)?;
         }
         let n = self.keys.len() as u64;
@@ -292,6 +302,12 @@ impl TableSink {
         let ev = spec.event.as_ref().expect("event table has roles");
         let layout = RawTable::new(spec);
         let kinds: Vec<Kind> = layout.columns.iter().map(|(_, c)| c.kind()).collect();
+        // What a record holds of each column (none: its value is in the key).
+        let in_record: Vec<Option<Kind>> = kinds
+            .iter()
+            .zip(&self.in_key)
+            .map(|(&k, &in_key)| (!in_key).then_some(k))
+            .collect();
         let flags = self
             .flags
             .clone()
@@ -324,7 +340,7 @@ impl TableSink {
         let mut p = 0usize;
         let mut vals: Vec<Val> = Vec::with_capacity(kinds.len());
         let mut on_row = |key: Key, rec: &[u8]| -> io::Result<()> {
-            decode_row(rec, &kinds, &mut vals);
+            decode_row(rec, &in_record, &mut vals);
             let (pid, s, id, _) = key;
             while ctx.universe[p] != pid {
                 p += 1;
@@ -337,6 +353,7 @@ impl TableSink {
             let e = build::circe_end(ev.end_rule, s, raw_end, i32_at(ds_i));
             let concept = i32_at(concept_i);
             let row = tm.rows;
+            build::check_rows(spec.name, row + 1)?;
             core.push(p as u32, s, e, concept, id)?;
             if concept != NULL_INT {
                 postings.push((((concept as u32) ^ 0x8000_0000) as u64) << 32 | row)?;
@@ -368,7 +385,7 @@ impl TableSink {
             })?;
             merge(
                 vec![(Box::new(&buf[..]) as Box<dyn Read>, n)],
-                &kinds,
+                &in_record,
                 &mut on_row,
             )?;
         } else {
@@ -379,7 +396,7 @@ impl TableSink {
             for (file, n) in &mut self.runs {
                 readers.push((Box::new(file.reader()?) as Box<dyn Read>, *n));
             }
-            merge(readers, &kinds, &mut on_row)?;
+            merge(readers, &in_record, &mut on_row)?;
         }
         drop(self.runs);
         let mut dates = (i32::MAX, i32::MIN);
@@ -457,8 +474,9 @@ impl Merged {
         let prefix = format!("dom/{}", spec.name);
         let offsets = core.offsets();
         crate::person_column::write(w, &prefix, &offsets)?;
-        w.section_from(format!("{prefix}/start"), |out| core.start.pieces(out))?;
-        w.section_from(format!("{prefix}/end"), |out| core.end.pieces(out))?;
+        let (start_blocks, end_blocks) = (core.start_blocks, core.end_blocks);
+        start_blocks.write(w, &format!("{prefix}/start"), |out| core.start.pieces(out))?;
+        end_blocks.write(w, &format!("{prefix}/end"), |out| core.end.pieces(out))?;
         w.section_from(format!("{prefix}/concept"), |out| core.concept.pieces(out))?;
         column::write_values(
             w,
@@ -480,6 +498,21 @@ impl Merged {
         let periods = periods.map(|(starts, ends)| (offsets, starts, ends));
         Ok((tm, periods))
     }
+}
+
+/// Per column of an event table (in [`RawTable::new`]'s order): whether its value is in a row's
+/// sort key (person, start date, primary key), never read back from the record. Other tables: none.
+fn in_key(spec: &'static TableSpec) -> Vec<bool> {
+    let layout = RawTable::new(spec);
+    layout
+        .columns
+        .iter()
+        .map(|(name, _)| {
+            spec.event
+                .as_ref()
+                .is_some_and(|ev| *name == ev.person || *name == ev.start || Some(*name) == ev.pk)
+        })
+        .collect()
 }
 
 /// Approximate bytes a chunk holds.
@@ -504,14 +537,14 @@ enum Val {
     Text(Option<(usize, usize)>),
 }
 
-/// A row as a record: the key, then each column's value (text: u32 length, `u32::MAX` for NULL,
-/// then the bytes).
-fn encode_row(rec: &mut Vec<u8>, key: Key, t: &RawTable, r: usize) {
+/// A row as a record: the key, then each column's value but those the key holds (`in_key`: the
+/// person, start and primary key columns; text: u32 length, `u32::MAX` for NULL, then the bytes).
+fn encode_row(rec: &mut Vec<u8>, key: Key, t: &RawTable, r: usize, in_key: &[bool]) {
     rec.extend_from_slice(&key.0.to_le_bytes());
     rec.extend_from_slice(&key.1.to_le_bytes());
     rec.extend_from_slice(&key.2.to_le_bytes());
     rec.extend_from_slice(&key.3.to_le_bytes());
-    for (_, c) in &t.columns {
+    for ((_, c), _) in t.columns.iter().zip(in_key).filter(|(_, &k)| !k) {
         match c {
             Column::Id(v) => rec.extend_from_slice(&v[r].to_le_bytes()),
             Column::I32(v) => rec.extend_from_slice(&v[r].to_le_bytes()),
@@ -537,10 +570,15 @@ fn key_of(rec: &[u8]) -> Key {
     )
 }
 
-fn decode_row(rec: &[u8], kinds: &[Kind], vals: &mut Vec<Val>) {
+/// The values of a record's columns (a column the key holds reads as NULL: never read).
+fn decode_row(rec: &[u8], kinds: &[Option<Kind>], vals: &mut Vec<Val>) {
     vals.clear();
     let mut o = KEY_LEN;
     for k in kinds {
+        let Some(k) = k else {
+            vals.push(Val::Id(NULL_ID));
+            continue;
+        };
         let n = match k {
             Kind::Id | Kind::F64 => 8,
             Kind::I32 => 4,
@@ -564,7 +602,7 @@ fn decode_row(rec: &[u8], kinds: &[Kind], vals: &mut Vec<Val>) {
 }
 
 /// Reads one record (its length known from the column kinds) into `rec`.
-fn read_row(r: &mut dyn Read, kinds: &[Kind], rec: &mut Vec<u8>) -> io::Result<()> {
+fn read_row(r: &mut dyn Read, kinds: &[Option<Kind>], rec: &mut Vec<u8>) -> io::Result<()> {
     rec.clear();
     let mut take = |n: usize, rec: &mut Vec<u8>| -> io::Result<()> {
         let at = rec.len();
@@ -572,7 +610,7 @@ fn read_row(r: &mut dyn Read, kinds: &[Kind], rec: &mut Vec<u8>) -> io::Result<(
         r.read_exact(&mut rec[at..])
     };
     take(KEY_LEN, rec)?;
-    for k in kinds {
+    for k in kinds.iter().flatten() {
         match k {
             Kind::Id | Kind::F64 => take(8, rec)?,
             Kind::I32 => take(4, rec)?,
@@ -592,7 +630,7 @@ fn read_row(r: &mut dyn Read, kinds: &[Kind], rec: &mut Vec<u8>) -> io::Result<(
 /// Merges sorted runs of records, calling `on_row` with each in key order.
 fn merge(
     mut runs: Vec<(Box<dyn Read + '_>, u64)>,
-    kinds: &[Kind],
+    kinds: &[Option<Kind>],
     on_row: &mut dyn FnMut(Key, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut recs: Vec<Vec<u8>> = vec![Vec::new(); runs.len()];
@@ -621,10 +659,12 @@ fn merge(
 struct Core {
     start: SpillVec<i32>,
     end: SpillVec<i32>,
+    start_blocks: DayBlocks,
+    end_blocks: DayBlocks,
     concept: SpillVec<i32>,
     event_id: SpillColumn,
     event_id_stats: Stats,
-    counts: Vec<u64>,
+    counts: Vec<u32>,
 }
 
 impl Core {
@@ -632,6 +672,8 @@ impl Core {
         Ok(Core {
             start: SpillVec::new(dir)?,
             end: SpillVec::new(dir)?,
+            start_blocks: DayBlocks::new(),
+            end_blocks: DayBlocks::new(),
             concept: SpillVec::new(dir)?,
             event_id: SpillColumn::new(dir, Kind::Id)?,
             event_id_stats: Stats::new(Kind::Id),
@@ -641,6 +683,8 @@ impl Core {
     fn push(&mut self, p: u32, s: i32, e: i32, c: i32, id: i64) -> io::Result<()> {
         self.start.push(s)?;
         self.end.push(e)?;
+        self.start_blocks.push(s);
+        self.end_blocks.push(e);
         self.concept.push(c)?;
         self.event_id
             .push(Val::Id(id), &[], &mut self.event_id_stats)?;
@@ -648,7 +692,7 @@ impl Core {
         Ok(())
     }
     /// Per-person row ranges (one more entry than persons).
-    fn offsets(&self) -> Vec<u64> {
+    fn offsets(&self) -> Vec<u32> {
         let mut offsets = self.counts.clone();
         for i in 1..offsets.len() {
             offsets[i] += offsets[i - 1];

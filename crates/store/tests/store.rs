@@ -208,8 +208,8 @@ fn round_trip_sorts_events_and_indexes_concepts() {
         ]
     );
     // NULL end → start + 1 (Circe's COALESCE).
-    assert_eq!(c.end()[0], d("2001-05-06"));
-    assert_eq!(c.end()[1], d("2003-02-10"));
+    assert_eq!(c.end().at(0), d("2001-05-06"));
+    assert_eq!(c.end().at(1), d("2003-02-10"));
     assert_eq!(c.concept_rows(201826), &[1, 2, 3]);
     assert_eq!(c.concept_rows(4112343), &[0]);
     assert!(c.concept_rows(42).is_empty());
@@ -250,7 +250,7 @@ fn round_trip_sorts_events_and_indexes_concepts() {
             .as_i32()
             .unwrap()
             .to_vec(),
-        c.start()
+        c.start().to_vec()
     );
     assert_eq!(
         c.column("condition_concept_id")
@@ -276,7 +276,7 @@ fn round_trip_sorts_events_and_indexes_concepts() {
             .as_i32()
             .unwrap()
             .to_vec(),
-        op.end()
+        op.end().to_vec()
     );
     let stop = c.column("stop_reason").unwrap().as_text().unwrap();
     assert_eq!((stop.get(0), stop.get(1)), (None, Some("stopped")));
@@ -429,9 +429,9 @@ fn opening_checks_structure_and_verification_every_element() {
         let s = t
             .sections
             .iter_mut()
-            .find(|s| s.name == "dom/condition_occurrence/start")
+            .find(|s| s.name == "dom/condition_occurrence/start.u16")
             .unwrap();
-        s.len -= 4;
+        s.len -= 2;
     });
     expect_corrupt(&shorter, "domain condition_occurrence: inconsistent index");
     // a section beyond the data,
@@ -440,7 +440,7 @@ fn opening_checks_structure_and_verification_every_element() {
     // per-person offsets that do not end at the number of rows.
     let offsets = with_section(&bytes, "dom/condition_occurrence/person_offsets", |b| {
         let n = b.len();
-        b[n - 8] += 1;
+        b[n - 4] += 1;
     });
     expect_corrupt(&offsets, "domain condition_occurrence: inconsistent index");
     // a person column with fewer block starts than its rows need.
@@ -814,4 +814,172 @@ fn the_person_column_is_stored_as_narrow_blocks_and_reads_back_every_row() {
             assert_eq!(cond.person().get(r), Some(p));
         }
     }
+}
+
+#[test]
+fn start_and_end_dates_are_stored_as_16_bit_blocks_and_read_back_every_row() {
+    // condition_occurrence: 100 rows of 34 persons, dates going back and forth between persons
+    // (a block's smallest date is not its first row's), ends 0–40 days later or NULL (start + 1):
+    // two blocks of 16-bit codes. drug_exposure: one block whose dates lie 190 years apart (too
+    // far for 16 bits): plain.
+    let day = |i: i32| date::format(d("1995-03-01") + (i * 7919) % 9000);
+    let cond: Vec<Vec<String>> = (0..100)
+        .map(|i| {
+            let start = day(i);
+            let end = match i % 3 {
+                0 => String::new(),
+                _ => date::format(d(&start) + i % 41),
+            };
+            let person = (1 + i / 3).to_string();
+            vec![i.to_string(), person, "201826".into(), start, end]
+        })
+        .collect();
+    let drug: Vec<Vec<String>> = vec![
+        vec!["1".into(), "1".into(), "1".into(), "1850-01-01".into()],
+        vec!["2".into(), "2".into(), "1".into(), "2040-06-30".into()],
+    ];
+    let tables = persons_and_events(
+        34,
+        &[("condition_occurrence", &cond), ("drug_exposure", &drug)],
+    );
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let toc = toc_of(&bytes);
+    let len_of = |name: &str| toc.sections.iter().find(|s| s.name == name).map(|s| s.len);
+    for col in ["start", "end"] {
+        let name = format!("dom/condition_occurrence/{col}");
+        assert_eq!(len_of(&format!("{name}.blocks")), Some(2 * 4), "{col}");
+        assert_eq!(len_of(&format!("{name}.u16")), Some(100 * 2), "{col}");
+        assert_eq!(len_of(&name), None, "{col}");
+    }
+    assert_eq!(len_of("dom/drug_exposure/start"), Some(2 * 4));
+    assert_eq!(len_of("dom/drug_exposure/start.blocks"), None);
+
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let cd = store.domain("condition_occurrence").unwrap();
+    assert_eq!((cd.start().len(), cd.end().len()), (100, 100));
+    assert_eq!((cd.start().get(100), cd.end().get(100)), (None, None));
+    // Every row reads back its own dates (rows sorted by person, start, id: find each by its id).
+    let ids = cd.event_id();
+    for r in 0..100 {
+        let i = ids.get(r).unwrap() as usize;
+        let start = d(&cond[i][3]);
+        let end = if cond[i][4].is_empty() {
+            start + 1
+        } else {
+            d(&cond[i][4])
+        };
+        assert_eq!((cd.start().at(r), cd.end().at(r)), (start, end), "row {r}");
+        let as_column = |name: &str| cd.column(name).unwrap().as_i32().unwrap().get(r);
+        assert_eq!(as_column("condition_start_date"), Some(start));
+    }
+    // Within a person, starts ascend: partition_point finds the first later than a date.
+    let rows = cd.person_rows(5);
+    let first = cd.start().at(rows.start);
+    assert_eq!(
+        cd.start().partition_point(rows.clone(), |s| s <= first),
+        rows.start + 1
+    );
+    assert_eq!(cd.start().partition_point(rows.clone(), |_| true), rows.end);
+    let dg = store.domain("drug_exposure").unwrap();
+    assert_eq!(dg.start().to_vec(), [d("1850-01-01"), d("2040-06-30")]);
+    assert_eq!(dg.end().to_vec(), [d("1850-01-02"), d("2040-07-01")]);
+}
+
+#[test]
+fn ids_close_within_64_rows_are_stored_as_16_bit_blocks() {
+    // condition_occurrence: 300 rows of 100 persons, event ids 1,000 apart per person (300
+    // distinct: too many for a dictionary) and visit ids (290, and NULLs): every 64 rows within 16 bits
+    // of their smallest, so blocks. drug_exposure: ids 100,000 apart: 32-bit offsets from a base.
+    let mut cond: Vec<Vec<String>> = Vec::new();
+    let mut drug: Vec<Vec<String>> = Vec::new();
+    for p in 1..=100i64 {
+        for k in 0..3i64 {
+            let id = 5_000_000_000 + p * 1000 + k;
+            let visit = match (p % 10, k) {
+                (0, 1) => String::new(),
+                _ => (7_000_000_000 + p * 10 + k).to_string(),
+            };
+            let day = format!("2001-01-0{}", k + 1);
+            cond.push(vec![
+                id.to_string(),
+                p.to_string(),
+                "201826".into(),
+                day.clone(),
+                String::new(),
+                "32020".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                visit,
+            ]);
+            let drug_id = (p * 3 + k) * 100_000;
+            drug.push(vec![
+                drug_id.to_string(),
+                p.to_string(),
+                "1127433".into(),
+                day,
+            ]);
+        }
+    }
+    let tables = persons_and_events(
+        100,
+        &[("condition_occurrence", &cond), ("drug_exposure", &drug)],
+    );
+    let bytes = qiao_store::write_to_vec(tables, serde_json::Value::Null).unwrap();
+    let toc = toc_of(&bytes);
+    let len_of = |name: &str| toc.sections.iter().find(|s| s.name == name).map(|s| s.len);
+    let dom = "dom/condition_occurrence";
+    for col in ["event_id", "col/visit_occurrence_id"] {
+        assert_eq!(len_of(&format!("{dom}/{col}.blocks")), Some(5 * 8), "{col}");
+        assert_eq!(len_of(&format!("{dom}/{col}.u16")), Some(300 * 2), "{col}");
+    }
+    assert_eq!(len_of("dom/drug_exposure/event_id.u32"), Some(300 * 4));
+    assert_eq!(len_of("dom/drug_exposure/event_id.blocks"), None);
+
+    let store = Store::from_bytes(&bytes).unwrap();
+    store.verify().unwrap();
+    let cd = store.domain("condition_occurrence").unwrap();
+    let want_ids: Vec<i64> = cond.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(cd.event_id().to_vec(), want_ids);
+    assert_eq!(cd.event_id().get(300), None);
+    let visits = cd.column("visit_occurrence_id").unwrap().as_id().unwrap();
+    let want_visits: Vec<i64> = cond
+        .iter()
+        .map(|r| r[9].parse().unwrap_or(qiao_cdm::NULL_ID))
+        .collect();
+    assert_eq!(visits.to_vec(), want_visits);
+    let want_drug: Vec<i64> = drug.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(
+        store.domain("drug_exposure").unwrap().event_id().to_vec(),
+        want_drug
+    );
+
+    // Blocks that do not match the rows are refused on open.
+    let short = with_toc(&bytes, |t| {
+        let s = t
+            .sections
+            .iter_mut()
+            .find(|s| s.name == format!("{dom}/col/visit_occurrence_id.blocks"))
+            .unwrap();
+        s.len -= 8;
+    });
+    expect_corrupt(&short, "column parts or lengths disagree");
+}
+
+/// Persons 1..=`persons` and event tables given as rows of owned strings (kept columns in order).
+fn persons_and_events(persons: i64, events: &[(&str, &[Vec<String>])]) -> Vec<RawTable> {
+    let ids: Vec<String> = (1..=persons).map(|i| i.to_string()).collect();
+    let person_rows: Vec<[&str; 3]> = ids.iter().map(|i| [i.as_str(), "8507", "1950"]).collect();
+    let person_refs: Vec<&[&str]> = person_rows.iter().map(|r| &r[..]).collect();
+    let mut tables = vec![table("person", &person_refs)];
+    for (name, rows) in events {
+        let strs: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let refs: Vec<&[&str]> = strs.iter().map(Vec::as_slice).collect();
+        tables.push(table(name, &refs));
+    }
+    tables
 }

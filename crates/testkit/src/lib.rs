@@ -205,6 +205,9 @@ pub struct Spec {
     /// Processes only: each site logs (`QIAO_LOG=qiao_site=info`) to `DIR/NAME.log`
     /// ([`RunningSite::log`]); otherwise its output is discarded.
     pub site_logs: bool,
+    /// In process only: the alliance floors the hub states in every job (`None`: the hub's
+    /// default); processes take them as `hub_args`.
+    pub floors: Option<qiao_hub::protocol::Floors>,
     /// Processes only: extra `qiao hub serve` flags (e.g. the alliance floors).
     pub hub_args: Vec<String>,
     /// Processes only: extra `qiao site serve` flags for every site (e.g. `--workers`).
@@ -226,6 +229,7 @@ impl Default for Spec {
             site_wait_secs: None,
             max_backoff_secs: 60,
             site_logs: false,
+            floors: None,
             hub_args: Vec::new(),
             site_args: Vec::new(),
             site_sources: Vec::new(),
@@ -564,6 +568,9 @@ impl Network {
             config.quotas.per_user = q;
             config.quotas.per_project = q;
         }
+        if let Some(f) = spec.floors {
+            config.floors = f;
+        }
         let hub = BackgroundHub::start_with(
             store,
             config,
@@ -576,6 +583,7 @@ impl Network {
                     hub,
                     qiao_portal::PortalConfig {
                         secure_cookies: false,
+                        public_url: None,
                     },
                 )
             },

@@ -266,64 +266,218 @@ pub struct Interval {
     pub display: String,
 }
 
-/// A forest plot: one row per estimate, a dot with its interval as whiskers on a common x axis
-/// that always includes 0; `band` (from, to) is shaded behind the rows (e.g. |SMD| < 0.1). Rates
-/// (incidence per stratum), standardized differences and, later, regression estimates use it.
-pub fn forest(id: &str, title: &str, rows: &[Interval], band: Option<(f64, f64)>) -> Markup {
-    let finite = |x: f64| x.is_finite().then_some(x);
-    let values = rows
-        .iter()
-        .flat_map(|r| [Some(r.point), r.low, r.high])
-        .flatten()
-        .filter_map(finite)
-        .chain(band.into_iter().flat_map(|(a, b)| [a, b]))
-        .chain([0.0]);
-    let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
-        (l.min(x), h.max(x))
-    });
-    if hi - lo < 1e-12 {
-        hi = lo + 1.0;
+/// The x axis of a [`forest`] plot over `[left, left + width]` pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForestAxis {
+    /// Ratios (odds, hazard) on a log scale, null line at 1; else differences on a linear
+    /// scale, null line at 0.
+    log: bool,
+    /// The axis's ends (log: their logarithms), padded.
+    lo: f64,
+    hi: f64,
+    /// Where the ticks are, in data units.
+    ticks: Vec<f64>,
+    left: f64,
+    width: f64,
+}
+
+/// The log axis's exponent span (powers of 2) above which it ticks at powers of 10.
+const MAX_BINARY_SPAN: i32 = 6;
+/// The smallest ratio a log axis reaches (and the inverse the largest).
+const MIN_RATIO: f64 = 1e-4;
+/// The most ticks of a log axis (more: every other power).
+const MAX_LOG_TICKS: usize = 7;
+
+impl ForestAxis {
+    /// A linear axis over `values` that always includes 0 (and the band's ends), padded by 4%
+    /// of its range either side; ticks at the data's ends and 0.
+    pub fn linear(values: &[f64], left: f64, width: f64) -> ForestAxis {
+        let (mut lo, mut hi) = values
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .chain([0.0])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+                (l.min(x), h.max(x))
+            });
+        if hi - lo < 1e-12 {
+            hi = lo + 1.0;
+        }
+        let ticks = vec![lo, 0.0, hi];
+        let pad = (hi - lo) * 0.04;
+        (lo, hi) = (lo - pad, hi + pad);
+        ForestAxis {
+            log: false,
+            lo,
+            hi,
+            ticks,
+            left,
+            width,
+        }
     }
-    let pad = (hi - lo) * 0.04;
-    (lo, hi) = (lo - pad, hi + pad);
-    let label_w = LABEL_W;
-    let value_w = 150.0;
-    let plot = WIDTH - label_w - value_w;
-    let x_at = |v: f64| label_w + plot * ((v.clamp(lo, hi) - lo) / (hi - lo));
-    let height = ROW * (rows.len() as f64 + 2.0) + 10.0;
-    let bottom = ROW * (rows.len() as f64 + 1.0) + 5.0;
-    let title_id = format!("{id}-title");
-    let tick = |v: f64| {
+
+    /// A log axis over the positive `values` that always includes ½ to 2 (the null line at 1
+    /// in the middle of that), widened to the enclosing powers of 2 — ticks at 0.25, 0.5, 1,
+    /// 2, 4 … — or, when that spans more than 2⁶, of 10 (every other power past seven ticks),
+    /// padded by 4% of its log range either side; it stops at 10⁻⁴ and 10⁴. Values that are not
+    /// positive are not on it.
+    pub fn log(values: &[f64], left: f64, width: f64) -> ForestAxis {
+        let (lo, hi) = values
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .chain([0.5, 2.0])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+                (l.min(x), h.max(x))
+            });
+        // A ratio beyond 10⁻⁴ or 10⁴ (a separated covariate) sits at the axis's end.
+        let (lo, hi) = (lo.max(MIN_RATIO), hi.min(1.0 / MIN_RATIO));
+        let powers = |base: f64| {
+            let a = (lo.ln() / base.ln() + 1e-9).floor() as i32;
+            let b = (hi.ln() / base.ln() - 1e-9).ceil() as i32;
+            (a, b)
+        };
+        let (mut base, (mut a, mut b)) = (2.0f64, powers(2.0));
+        if b - a > MAX_BINARY_SPAN {
+            base = 10.0;
+            (a, b) = powers(10.0);
+        }
+        let step = if (b - a + 1) as usize > MAX_LOG_TICKS {
+            2
+        } else {
+            1
+        };
+        let ticks = (a..=b)
+            .filter(|k| k.rem_euclid(step) == 0)
+            .map(|k| base.powi(k))
+            .collect();
+        let (lo, hi) = (f64::from(a) * base.ln(), f64::from(b) * base.ln());
+        let pad = (hi - lo) * 0.04;
+        ForestAxis {
+            log: true,
+            lo: lo - pad,
+            hi: hi + pad,
+            ticks,
+            left,
+            width,
+        }
+    }
+
+    /// The x position of `v`, clamped to the axis (on a log axis a value that is not positive
+    /// sits at the left end).
+    pub fn x(&self, v: f64) -> f64 {
+        let u = if self.log {
+            if v > 0.0 {
+                v.ln()
+            } else {
+                self.lo
+            }
+        } else {
+            v
+        };
+        self.left + self.width * ((u.clamp(self.lo, self.hi) - self.lo) / (self.hi - self.lo))
+    }
+
+    /// Whether `v` can be drawn (finite; positive on a log axis).
+    pub fn shows(&self, v: f64) -> bool {
+        v.is_finite() && (!self.log || v > 0.0)
+    }
+
+    /// The null value: 1 for ratios, 0 for differences.
+    pub fn null(&self) -> f64 {
+        if self.log {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    /// The ticks, in data units.
+    pub fn ticks(&self) -> &[f64] {
+        &self.ticks
+    }
+
+    /// A tick's label: a ratio as its shortest decimal (0.25, 0.5, 1, 2, 10), a difference
+    /// to two decimals.
+    pub fn tick_label(&self, v: f64) -> String {
+        if self.log {
+            return format!("{v}");
+        }
         let s = format!("{v:.2}");
         if s == "-0.00" {
             "0.00".to_owned()
         } else {
             s
         }
-    };
+    }
+}
+
+/// A forest plot of differences: one row per estimate, a dot with its interval as whiskers on
+/// a common linear x axis that always includes 0 (dashed); `band` (from, to) is shaded behind
+/// the rows (e.g. |SMD| < 0.1). Standardized differences and rates (incidence per stratum) use
+/// it; ratios use [`ratio_forest`].
+pub fn forest(id: &str, title: &str, rows: &[Interval], band: Option<(f64, f64)>) -> Markup {
+    let mut values = interval_values(rows);
+    values.extend(band.into_iter().flat_map(|(a, b)| [a, b]));
+    let axis = ForestAxis::linear(&values, LABEL_W, FOREST_PLOT_W);
+    forest_on(id, title, rows, band, &axis)
+}
+
+/// A forest plot of ratios (odds ratios, hazard ratios) on a log x axis (see
+/// [`ForestAxis::log`]), the null line at 1.
+pub fn ratio_forest(id: &str, title: &str, rows: &[Interval]) -> Markup {
+    let axis = ForestAxis::log(&interval_values(rows), LABEL_W, FOREST_PLOT_W);
+    forest_on(id, title, rows, None, &axis)
+}
+
+/// Width of a forest plot's value column, and of its plot.
+const FOREST_VALUE_W: f64 = 150.0;
+const FOREST_PLOT_W: f64 = WIDTH - LABEL_W - FOREST_VALUE_W;
+
+/// Every estimate and interval end of the rows.
+fn interval_values(rows: &[Interval]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|r| [Some(r.point), r.low, r.high])
+        .flatten()
+        .collect()
+}
+
+fn forest_on(
+    id: &str,
+    title: &str,
+    rows: &[Interval],
+    band: Option<(f64, f64)>,
+    axis: &ForestAxis,
+) -> Markup {
+    let shows = |x: f64| axis.shows(x).then_some(x);
+    let (label_w, plot) = (LABEL_W, FOREST_PLOT_W);
+    let height = ROW * (rows.len() as f64 + 2.0) + 10.0;
+    let bottom = ROW * (rows.len() as f64 + 1.0) + 5.0;
+    let title_id = format!("{id}-title");
+    let null = axis.x(axis.null());
     html! {
-        svg.chart.forest id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
+        svg.chart.forest.log[axis.log] id=(id) role="img" aria-labelledby=(title_id) xmlns="http://www.w3.org/2000/svg"
             viewBox=(format!("0 0 {WIDTH} {}", fmt_num(height))) width=(WIDTH) height=(fmt_num(height)) {
             title id=(title_id) { (title) }
             text.caption x="10" y=(fmt_num(ROW * 0.7)) { (title) }
             @if let Some((a, b)) = band {
-                rect.band x=(fmt_num(x_at(a))) y=(fmt_num(ROW)) width=(fmt_num((x_at(b) - x_at(a)).max(0.0))) height=(fmt_num(bottom - ROW)) {}
+                rect.band x=(fmt_num(axis.x(a))) y=(fmt_num(ROW)) width=(fmt_num((axis.x(b) - axis.x(a)).max(0.0))) height=(fmt_num(bottom - ROW)) {}
             }
-            line.zero x1=(fmt_num(x_at(0.0))) y1=(fmt_num(ROW)) x2=(fmt_num(x_at(0.0))) y2=(fmt_num(bottom)) {}
+            line.zero x1=(fmt_num(null)) y1=(fmt_num(ROW)) x2=(fmt_num(null)) y2=(fmt_num(bottom)) {}
             line.axis x1=(fmt_num(label_w)) y1=(fmt_num(bottom)) x2=(fmt_num(label_w + plot)) y2=(fmt_num(bottom)) {}
-            @for v in [lo + pad, 0.0, hi - pad] {
-                text.tick x=(fmt_num(x_at(v))) y=(fmt_num(bottom + 16.0)) text-anchor="middle" { (tick(v)) }
+            @for &v in axis.ticks() {
+                text.tick x=(fmt_num(axis.x(v))) y=(fmt_num(bottom + 16.0)) text-anchor="middle" { (axis.tick_label(v)) }
             }
             @for (i, r) in rows.iter().enumerate() {
                 @let y = ROW * (i as f64 + 1.0) + ROW / 2.0;
                 g.row {
                     title { (r.label) ": " (r.display) }
                     text.label x=(fmt_num(label_w - 8.0)) y=(fmt_num(y + 4.0)) text-anchor="end" { (r.label.chars().take(30).collect::<String>()) }
-                    @if let (Some(a), Some(b)) = (r.low.and_then(finite), r.high.and_then(finite)) {
-                        line.whisker x1=(fmt_num(x_at(a))) y1=(fmt_num(y)) x2=(fmt_num(x_at(b))) y2=(fmt_num(y)) {}
+                    @if let (Some(a), Some(b)) = (r.low.and_then(shows), r.high.and_then(shows)) {
+                        line.whisker x1=(fmt_num(axis.x(a))) y1=(fmt_num(y)) x2=(fmt_num(axis.x(b))) y2=(fmt_num(y)) {}
                     }
-                    @if r.point.is_finite() {
-                        circle cx=(fmt_num(x_at(r.point))) cy=(fmt_num(y)) r="4" {}
+                    @if shows(r.point).is_some() {
+                        circle cx=(fmt_num(axis.x(r.point))) cy=(fmt_num(y)) r="4" {}
                     }
                     text.value x=(fmt_num(label_w + plot + 8.0)) y=(fmt_num(y + 4.0)) { (r.display) }
                 }
@@ -611,6 +765,96 @@ mod tests {
         assert_eq!(svg.matches("class=\"whisker\"").count(), 1, "{svg}");
         assert!(svg.contains("<rect class=\"band\" x=\"296.7\""), "{svg}");
         assert!(svg.contains("<title>b: -0.5</title>"), "{svg}");
+    }
+
+    #[test]
+    fn log_axis_maps_ratios_symmetrically_with_ticks_at_powers() {
+        // Ratios 0.3 to 3.5: the axis spans 0.25 to 4 (powers of 2), padded by 4% of its log
+        // range (ln 16) either side, over 290 px from x = 200.
+        let axis = ForestAxis::log(&[0.3, 1.2, 3.5], 200.0, 290.0);
+        assert_eq!(axis.ticks(), [0.25, 0.5, 1.0, 2.0, 4.0]);
+        assert_eq!(
+            axis.ticks()
+                .iter()
+                .map(|&v| axis.tick_label(v))
+                .collect::<Vec<_>>(),
+            ["0.25", "0.5", "1", "2", "4"]
+        );
+        // 1 in the middle; each doubling the same distance (290 / 1.08 / 4 = 67.13 px).
+        let step = 290.0 / 1.08 / 4.0;
+        assert!((axis.x(1.0) - 345.0).abs() < 1e-9, "{}", axis.x(1.0));
+        for k in -2..=2 {
+            let v = 2f64.powi(k);
+            assert!(
+                (axis.x(v) - (345.0 + step * f64::from(k))).abs() < 1e-9,
+                "{v}"
+            );
+        }
+        assert!((axis.x(0.25) - (200.0 + 290.0 * 0.04 / 1.08)).abs() < 1e-9);
+        // Clamped at the padded ends; nothing positive is off the plot, zero and below at
+        // the left end and not drawn.
+        assert_eq!(axis.x(1e9), 490.0);
+        assert_eq!(axis.x(0.0), 200.0);
+        assert!(!axis.shows(0.0) && !axis.shows(f64::NAN) && axis.shows(1e-9));
+        assert_eq!(axis.null(), 1.0);
+        // Ratios near 1: the axis still spans ½ to 2.
+        assert_eq!(
+            ForestAxis::log(&[0.97, 1.04], 0.0, 1.0).ticks(),
+            [0.5, 1.0, 2.0]
+        );
+        // A wide range ticks at powers of 10, every other one past seven ticks.
+        assert_eq!(
+            ForestAxis::log(&[0.02, 30.0], 0.0, 1.0).ticks(),
+            [0.01, 0.1, 1.0, 10.0, 100.0]
+        );
+        assert_eq!(
+            ForestAxis::log(&[1e-3, 1e4], 0.0, 1.0).ticks(),
+            [0.01, 1.0, 100.0, 1e4]
+        );
+        // Beyond 10⁻⁴ and 10⁴ (a separated covariate): the axis stops there.
+        assert_eq!(
+            ForestAxis::log(&[1e-300, 1e300], 0.0, 1.0).ticks(),
+            [1e-4, 0.01, 1.0, 100.0, 1e4]
+        );
+        // The linear axis keeps its 0 and its data ends.
+        let lin = ForestAxis::linear(&[0.5, -0.5, 0.75], 200.0, 290.0);
+        assert_eq!(lin.ticks(), [-0.5, 0.0, 0.75]);
+        assert_eq!(lin.null(), 0.0);
+    }
+
+    #[test]
+    fn ratio_forest_draws_on_the_log_axis() {
+        let svg = ratio_forest(
+            "hr",
+            "Hazard ratios",
+            &[
+                Interval {
+                    label: "treatment".into(),
+                    point: 2.0,
+                    low: Some(1.0),
+                    high: Some(4.0),
+                    display: "2.00 (1.00–4.00)".into(),
+                },
+                Interval {
+                    label: "bad".into(),
+                    point: 0.0,
+                    low: None,
+                    high: None,
+                    display: "—".into(),
+                },
+            ],
+        )
+        .into_string();
+        // Axis ½ to 4 (3 doublings, padded by 0.12 of one either side): 1 at
+        // 200 + 290 · 1.12 / 3.24 = 300.2, 2 at 200 + 290 · 2.12 / 3.24 = 389.8.
+        assert!(svg.contains("class=\"chart forest log\""), "{svg}");
+        assert!(svg.contains("<line class=\"zero\" x1=\"300.2\""), "{svg}");
+        assert!(svg.contains("<circle cx=\"389.8\""), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
+        assert!(
+            svg.contains(">0.5</text>") && svg.contains(">4</text>"),
+            "{svg}"
+        );
     }
 
     #[test]

@@ -302,14 +302,15 @@ pub fn fmt_ymd(lang: Lang, y: i64, m: u32, d: u32) -> String {
     }
 }
 
-/// The zone a language shows times in, as seconds east of UTC: zh-CN Beijing time
-/// (Asia/Shanghai, UTC+8, no daylight saving since 1991), en UTC. Dates stored as a day's UTC
-/// midnight (form dates) keep their day in both.
+/// The zone times are shown in, as seconds east of UTC: the one the user chose for this request
+/// ([`crate::zone`]), else the language's: zh-CN Beijing time (Asia/Shanghai, UTC+8, no
+/// daylight saving since 1991), en UTC. Dates stored as a day's UTC midnight (form dates) keep
+/// their day in both.
 pub fn utc_offset(lang: Lang) -> i64 {
-    match lang {
+    crate::zone::chosen_secs().unwrap_or(match lang {
         Lang::En => 0,
         Lang::ZhCn => 8 * 3600,
-    }
+    })
 }
 
 /// A unix time (seconds, UTC) as a locale date in the language's zone ([`utc_offset`]).
@@ -319,14 +320,20 @@ pub fn fmt_date(lang: Lang, unix_secs: i64) -> String {
     fmt_ymd(lang, y, m, d)
 }
 
-/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the language's zone, named:
-/// en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`.
+/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the zone of [`utc_offset`],
+/// named: en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`; another zone by
+/// its offset (`UTC+05:30`).
 pub fn fmt_datetime(lang: Lang, unix_secs: i64) -> String {
-    let s = (unix_secs + utc_offset(lang)).rem_euclid(86_400);
+    let offset = utc_offset(lang);
+    let s = (unix_secs + offset).rem_euclid(86_400);
     let hm = format!("{:02}:{:02}", s / 3600, (s % 3600) / 60);
+    let zone = match (lang, offset) {
+        (Lang::ZhCn, 28_800) => "北京时间".to_owned(),
+        _ => crate::zone::label((offset / 60) as i32),
+    };
     match lang {
-        Lang::En => format!("{} {hm} UTC", fmt_date(lang, unix_secs)),
-        Lang::ZhCn => format!("{} {hm}（北京时间）", fmt_date(lang, unix_secs)),
+        Lang::En => format!("{} {hm} {zone}", fmt_date(lang, unix_secs)),
+        Lang::ZhCn => format!("{} {hm}（{zone}）", fmt_date(lang, unix_secs)),
     }
 }
 
@@ -858,5 +865,63 @@ mod tests {
         );
         assert_eq!(fill("open { brace", &[]), "open { brace");
         assert_eq!(t(Lang::En, "no.such.key"), "no.such.key");
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::*;
+    use crate::session::CookiePolicy;
+    use crate::zone::{label, parse, scoped_sync, zone_cookie};
+
+    #[test]
+    fn a_chosen_zone_applies_to_formatting_and_day_bounds() {
+        // 2026-11-25 13:05 UTC.
+        let t = 1_795_611_900;
+        assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 13:05 UTC");
+        assert_eq!(
+            fmt_datetime(Lang::ZhCn, t),
+            "2026年11月25日 21:05（北京时间）"
+        );
+        scoped_sync(Some(330), || {
+            assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 18:35 UTC+05:30");
+            assert_eq!(
+                fmt_datetime(Lang::ZhCn, t),
+                "2026年11月25日 18:35（UTC+05:30）"
+            );
+            // A day's first second in that zone.
+            assert_eq!(
+                parse_local_ymd(Lang::En, "2026-11-25"),
+                Some(1_795_564_800 - 330 * 60)
+            );
+        });
+        scoped_sync(Some(-300), || {
+            // Before midnight UTC the day is still the 25th five hours west.
+            assert_eq!(
+                fmt_datetime(Lang::En, t + 11 * 3600),
+                "25 Nov 2026 19:05 UTC−05:00"
+            );
+        });
+        // A Chinese user choosing UTC, an English one Beijing time.
+        scoped_sync(Some(0), || {
+            assert_eq!(fmt_datetime(Lang::ZhCn, t), "2026年11月25日 13:05（UTC）");
+        });
+        scoped_sync(Some(480), || {
+            assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 21:05 UTC+08:00");
+        });
+        // Outside a scope: the language's zone again.
+        assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 13:05 UTC");
+    }
+
+    #[test]
+    fn only_listed_offsets_are_taken() {
+        assert_eq!(parse("480"), Some(480));
+        assert_eq!(parse(" -210 "), Some(-210));
+        for bad in ["", "481", "8", "UTC+8", "99999999999", "-720.0"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(label(-570), "UTC−09:30");
+        assert_eq!(label(765), "UTC+12:45");
+        assert!(zone_cookie(CookiePolicy { secure: true }, Some(60)).starts_with("tz=60;"));
     }
 }

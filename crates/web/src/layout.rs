@@ -72,6 +72,22 @@ pub struct UserBadge {
     pub logout_action: String,
 }
 
+/// The options of a time-zone select: the page language's zone (value `""`), then every offset
+/// a user may choose ([`crate::zone::CHOICES`]).
+pub fn zone_options(lang: Lang) -> Vec<(String, String)> {
+    std::iter::once((String::new(), t(lang, "zone.by_language").to_owned()))
+        .chain(
+            crate::zone::CHOICES
+                .iter()
+                .map(|m| (m.to_string(), crate::zone::label(*m))),
+        )
+        .collect()
+}
+
+/// Where a signed-in user's own settings are (the time zone): the portal and the site pages
+/// serve it; the user badge links there.
+pub const SETTINGS_PATH: &str = "/settings";
+
 /// A page: everything around the body.
 #[derive(Clone, Debug)]
 pub struct Page {
@@ -139,7 +155,7 @@ impl Page {
                         div.right {
                             (lang_switch(lang, &self.path))
                             @if let Some(u) = &self.user {
-                                span.user { (u.name) " · " (u.role) }
+                                a.user href=(SETTINGS_PATH) title=(t(lang, "layout.settings")) { (u.name) " · " (u.role) }
                                 form.inline method="post" action=(u.logout_action) {
                                     (csrf_field(&u.csrf))
                                     button.link type="submit" { (t(lang, "layout.logout")) }

@@ -33,6 +33,7 @@ pub mod i18n;
 pub mod layout;
 pub mod markdown;
 pub mod session;
+pub mod zone;
 
 pub use i18n::{t, tf, Lang};
 pub use maud::{html, Markup, PreEscaped};

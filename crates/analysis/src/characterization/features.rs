@@ -68,10 +68,10 @@ fn window_rows<'d>(
     let ends = d.end();
     let hi = e.start.saturating_add(end_day);
     let lo = start_day.map(|s| e.start.saturating_add(s));
-    let upto = rows.start + starts[rows.clone()].partition_point(|&s| s <= hi);
+    let upto = starts.partition_point(rows.clone(), |s| s <= hi);
     (rows.start..upto).filter(move |&r| match lo {
         None => true,
-        Some(lo) => (if use_end { ends[r] } else { starts[r] }) >= lo,
+        Some(lo) => (if use_end { ends.at(r) } else { starts.at(r) }) >= lo,
     })
 }
 
@@ -296,7 +296,7 @@ pub fn entry_covariates(
                         continue;
                     }
                     if let Some(v) = &inpatient {
-                        if !v.holds(e.person, d.start()[r]) {
+                        if !v.holds(e.person, d.start().at(r)) {
                             continue;
                         }
                     }
@@ -346,16 +346,16 @@ fn care_site(ctx: &Context<'_>, a: &Prespec, entries: &[Entry], hit: &mut dyn Fn
             if let Some(d) = &self.domain {
                 let (starts, ends) = (d.start(), d.end());
                 for r in d.person_rows(person) {
-                    if starts[r] > day {
+                    if starts.at(r) > day {
                         break;
                     }
-                    if ends[r] >= day {
+                    if ends.at(r) >= day {
                         let site = self
                             .site
                             .as_ref()
                             .and_then(|c| c.get(r))
                             .filter(|&x| x != NULL_ID);
-                        out.push((ends[r], site));
+                        out.push((ends.at(r), site));
                     }
                 }
             }
@@ -446,8 +446,8 @@ impl<'a> InpatientVisits<'a> {
         let Some(v) = &self.visits else { return false };
         let (starts, ends, concepts) = (v.start(), v.end(), v.concept());
         v.person_rows(person)
-            .take_while(|&r| starts[r] <= day)
-            .any(|r| ends[r] >= day && self.concepts.binary_search(&concepts[r]).is_ok())
+            .take_while(|&r| starts.at(r) <= day)
+            .any(|r| ends.at(r) >= day && self.concepts.binary_search(&concepts[r]).is_ok())
     }
 }
 

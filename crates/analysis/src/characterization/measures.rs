@@ -71,11 +71,12 @@ pub fn measure(
             let mut values = Vec::new();
             for e in entries {
                 for r in op.person_rows(e.person) {
-                    if starts[r] <= e.start && ends[r] >= e.start {
+                    let (s, end) = (starts.at(r), ends.at(r));
+                    if s <= e.start && end >= e.start {
                         let days = if m == Measure::PriorObservation {
-                            e.start - starts[r]
+                            e.start - s
                         } else {
-                            ends[r] - e.start
+                            end - e.start
                         };
                         values.push((e.person, i64::from(days)));
                     }
@@ -128,11 +129,11 @@ fn concept_counts(
         let lo = e.start.saturating_add(start_day);
         seen.clear();
         for r in d.person_rows(e.person) {
-            if starts[r] > hi {
+            if starts.at(r) > hi {
                 break;
             }
             let c = concepts[r];
-            let last = if use_end { ends[r] } else { starts[r] };
+            let last = if use_end { ends.at(r) } else { starts.at(r) };
             if c != 0 && c != NULL_CONCEPT && last >= lo {
                 seen.push(c);
             }

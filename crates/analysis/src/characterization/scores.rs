@@ -392,7 +392,7 @@ pub fn score(
             let concepts = d.concept();
             let starts = d.start();
             for r in range {
-                if starts[r] > hi {
+                if starts.at(r) > hi {
                     break;
                 }
                 let c = concepts[r];

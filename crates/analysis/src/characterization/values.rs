@@ -53,7 +53,7 @@ pub fn values(
         let hi = e.start.saturating_add(settings.end_days);
         let lo = start_day.map(|s| e.start.saturating_add(s));
         for r in rows {
-            let s = starts[r];
+            let s = starts.at(r);
             if s > hi {
                 break;
             }

@@ -267,7 +267,7 @@ pub fn run_clipped(
                     };
                     let Some(d) = &op else { continue };
                     for p in d.person_rows(idx) {
-                        let (ps, pe) = (d.start()[p], d.end()[p]);
+                        let (ps, pe) = (d.start().at(p), d.end().at(p));
                         if r.start >= ps && r.start <= pe && s >= ps && s <= pe {
                             v.push(Tar {
                                 subject: r.subject_id,

@@ -16,8 +16,9 @@
 //! Implemented here: the feasibility queries [`cohort_count::CohortCount`] (Circe's attrition
 //! funnel) and [`demographics::Demographics`] (age × gender × index year),
 //! [`characterization::Characterization`] (FeatureExtraction), [`incidence::Incidence`]
-//! (CohortIncidence) and [`survival::Survival`] (Kaplan–Meier and log-rank from risk-set tables
-//! on a grid). `qiao-site` runs every one of them through one generic function and the hub pools
+//! (CohortIncidence), [`survival::Survival`] (Kaplan–Meier and log-rank from risk-set tables
+//! on a grid) and [`recruitment::Recruitment`] (the monthly counts of the candidates a site's
+//! investigators marked on the job's cohort's pre-screening list). `qiao-site` runs every one of them through one generic function and the hub pools
 //! them with [`Analysis::pool`]; see ARCHITECTURE.md ("Adding an analysis") for the files a new
 //! analysis touches.
 
@@ -26,6 +27,7 @@ pub mod cohort_count;
 pub mod continuous;
 pub mod demographics;
 pub mod incidence;
+pub mod recruitment;
 pub mod regression;
 pub mod survival;
 
@@ -111,8 +113,8 @@ impl Cdm for Store {
             .start()
             .iter()
             .chain(op.end().iter())
-            .filter(|&&d| d != qiao_cdm::date::NULL_DAY)
-            .map(|&d| qiao_cdm::date::year(d));
+            .filter(|&d| d != qiao_cdm::date::NULL_DAY)
+            .map(qiao_cdm::date::year);
         years.fold(None, |acc, y| match acc {
             None => Some((y, y)),
             Some((lo, hi)) => Some((lo.min(y), hi.max(y))),
@@ -170,6 +172,10 @@ pub struct Site<'a> {
     pub statistics: &'a [Statistic],
     /// The disclosure control applied, as the result states it.
     pub summary: DisclosureSummary,
+    /// The site's recruitment marks of the job's project (its investigators' screened,
+    /// enrolled and excluded days per candidate; [`recruitment::Recruitment`] reads them).
+    /// Patient-level: never leaves the site. Empty for every other analysis.
+    pub recruitment: &'a [recruitment::PersonMarks],
 }
 
 impl Site<'_> {

@@ -1,27 +1,39 @@
 //! One round of a federated regression at a site ([`RegressionRoundAnalysis`]): the site's
-//! followed persons and covariates ([`crate::regression::design`]), its DataSHIELD-style guards
-//! ([`Guard`], evaluated before any sum is computed), and its sums at the round's coefficients.
+//! followed persons and covariates ([`crate::regression::design`]), and its sums at the round's
+//! coefficients, released in one of two ways:
 //!
-//! The hub keeps the run and takes the Newton steps ([`crate::regression::Newton`]); a site only
-//! answers rounds, computing a run's design (cohorts, follow-up, covariates, guards) at its first
-//! round and keeping it in memory for the next (the last few runs). Release: the persons and events counts through [`Discloser::release_value`]
-//! (Δ = 1 each), the sums exactly — in the `exact` release mode only, DataSHIELD's model of
-//! disclosure control for `ds.glm` (guards, exact sums). Under differential privacy and SHRINE
-//! obfuscation a site refuses a regression round before anything is charged or computed
-//! (THREAT_MODEL.md, "Federated regression").
+//! * the `exact` release mode — DataSHIELD's model of disclosure control for `ds.glm`: guards
+//!   ([`Guard`], evaluated before any sum is computed), exact sums, the persons and events
+//!   counts through [`Discloser::release_value`] (Δ = 1 each);
+//! * differential privacy (the default policy), logistic only: covariates clipped to declared
+//!   ranges, each round's sums one vector release through [`Discloser::release_vector`] with
+//!   the L2 sensitivity derived in [`crate::regression::private`], the whole run's cost
+//!   ([`DP_ROUNDS`] releases) charged at round 0 ([`Discloser::admit_round`]) before anything
+//!   is computed, no count-based guard (THREAT_MODEL.md, "Federated regression").
+//!
+//! Cox is refused under differential privacy ([`COX_UNDER_DP`]) and both models under SHRINE,
+//! before anything is charged or computed. The hub keeps the run and takes the Newton steps
+//! ([`crate::regression::Newton`]); a site computes a run's design (cohorts, follow-up,
+//! covariates, guards) at its first round and keeps it in memory for the next (the last few
+//! runs).
 
 use qiao_cohort::CohortRow;
-use qiao_disclosure::{Discloser, ReleaseMode, Statistic};
+use qiao_disclosure::{Discloser, Question, ReleaseMode, RoundRefusal, Statistic};
 use qiao_protocol::{
-    RealSum, RegressionCovariate, RegressionModel, RegressionRound, RegressionSums,
+    DpParams, RealSum, RegressionCovariate, RegressionModel, RegressionRound, RegressionSums,
 };
 use qiao_store::Store;
 
-use super::{release, Analysis, AnalysisError, Cdm, Site};
+use super::{release, to_wire, Analysis, AnalysisError, Cdm, Site};
 use crate::regression::design::{
-    columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment, Unit,
+    clipped_columns, columns, AgeDecades, Arm, CohortMembership, Covariate, GenderMale, Treatment,
+    Unit,
 };
+use crate::regression::private::{Privacy, DP_ROUNDS, LOGLIK_CLIP};
 use crate::regression::{Guard, Model, SiteData, SiteSums};
+
+/// Why a site under differential privacy refuses a Cox round (THREAT_MODEL.md).
+pub const COX_UNDER_DP: &str = "Cox regression is not released under differential privacy: one person's presence changes the risk set of every event before their own time, so a person can move the partial-likelihood gradient by up to 2R·(1 + e^{2Σ|β_j|B_j}·(1 + ln n)) (R the covariates' norm bound) — no bound fixed before the data and the hub's coefficients are seen; a site releases Cox sums in the exact release mode only";
 use crate::time_to_event::{follow_up, TimeAtRisk};
 
 /// A regression round on the network.
@@ -107,9 +119,16 @@ impl Analysis for RegressionRoundAnalysis {
         match d.policy().release {
             ReleaseMode::Exact => {}
             ReleaseMode::Dp => {
-                return Err(AnalysisError::Unsupported(
-                    "regression sums are released only in the exact release mode (DataSHIELD's guards); under differential privacy this site refuses them: no per-person bound on the Cox sums, and the logistic sums' clipped release is not built".into(),
-                ))
+                if spec.spec.model == RegressionModel::Cox {
+                    return Err(AnalysisError::Unsupported(COX_UNDER_DP.into()));
+                }
+                // The fixed-point release fits the sampler at this σ (a policy fact).
+                privacy_of(spec)
+                    .sensitivity(d.policy().dp.sigma)
+                    .map_err(|e| AnalysisError::Unsupported(e.to_string()))?;
+                // Nothing per job: the run's rounds are charged at its round 0
+                // ([`Discloser::admit_round`] in `release`), before anything is computed.
+                return Ok(Vec::new());
             }
             ReleaseMode::Shrine => {
                 return Err(AnalysisError::Unsupported(
@@ -127,6 +146,9 @@ impl Analysis for RegressionRoundAnalysis {
         spec: &RegressionRound,
         site: &mut Site<'_>,
     ) -> Result<RegressionSums, AnalysisError> {
+        if site.discloser.policy().release == ReleaseMode::Dp {
+            return release_private(spec, site);
+        }
         let d = site.discloser;
         let cdm = site.cdm;
         let store = cdm
@@ -180,16 +202,166 @@ impl Analysis for RegressionRoundAnalysis {
     }
 }
 
-/// A site's persons in a run (its units) and their design, refused by the DataSHIELD-style
-/// guards (`min_persons` per level of the outcome and of each binary covariate, at most 0.33
-/// parameters per person) before any sum is computed: the same at every round of a run.
-pub fn site_data(
+/// The public facts of a spec's release under differential privacy: each coefficient's clip
+/// range after centring and its centre (the intercept's are [1, 1] and 0), and how many units
+/// one person can be.
+pub fn privacy_of(round: &RegressionRound) -> Privacy {
+    let mut ranges: Vec<(f64, f64)> = Vec::new();
+    let mut centers: Vec<f64> = Vec::new();
+    if round.spec.model == RegressionModel::Logistic {
+        ranges.push((1.0, 1.0));
+        centers.push(0.0);
+    }
+    for c in round.spec.design() {
+        let c = covariate_of(&c, Vec::new());
+        let ((lo, hi), center) = (c.range(), c.center());
+        ranges.push((lo - center, hi - center));
+        centers.push(center);
+    }
+    Privacy {
+        ranges,
+        centers,
+        units_per_person: 1 + u32::from(round.spec.comparator.is_some()),
+    }
+}
+
+/// The statistic each round releases under differential privacy: the round's sums as one
+/// integer vector of L2 sensitivity Δ (one release).
+fn round_statistic(round: &RegressionRound, sigma: f64) -> Result<Statistic, AnalysisError> {
+    let delta = privacy_of(round)
+        .sensitivity(sigma)
+        .map_err(|e| AnalysisError::Unsupported(e.to_string()))?;
+    Ok(Statistic::vector("regression round sums", delta))
+}
+
+/// What a run is at a site, for its accounting: the run id and a digest of everything but
+/// the round and coefficients (spec and target), so that a run paid for one fit cannot answer
+/// rounds of another.
+fn run_key(round: &RegressionRound, target: &serde_json::Value) -> String {
+    let mut bytes = serde_json::to_vec(&round.spec).unwrap_or_default();
+    bytes.push(0);
+    bytes.extend(serde_json::to_vec(target).unwrap_or_default());
+    let digest: String = Question::of(&bytes).0[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("regression {} {digest}", round.run_id)
+}
+
+/// A logistic round under differential privacy: admitted (round 0 charges the whole run)
+/// before anything is computed, then the sums of the clipped units as one vector release.
+fn release_private(
+    spec: &RegressionRound,
+    site: &mut Site<'_>,
+) -> Result<RegressionSums, AnalysisError> {
+    let d = site.discloser;
+    let sigma = d.policy().dp.sigma;
+    let stat = round_statistic(spec, sigma)?;
+    let admitted = d
+        .admit_round(
+            site.ledger,
+            &site.context,
+            &run_key(spec, site.target),
+            spec.round,
+            DP_ROUNDS,
+            &site.question,
+            std::slice::from_ref(&stat),
+        )
+        .map_err(|e| match e {
+            RoundRefusal::Budget(r) => AnalysisError::Refused(r),
+            other => AnalysisError::Unsupported(other.to_string()),
+        })?
+        .ok_or_else(|| AnalysisError::Internal("not under differential privacy".into()))?;
+    let mut disclosure = site.summary.clone();
+    let status = admitted.status();
+    disclosure.dp = Some(DpParams {
+        rho_spent: admitted.rho(),
+        sigma,
+        entries_bound: d.policy().dp.entries_bound,
+        remaining_rho: status.remaining(),
+        user_remaining_rho: Some(status.user.remaining()),
+        organization_remaining_rho: Some(status.organization.remaining()),
+    });
+    let cdm = site.cdm;
+    let store = cdm
+        .store()
+        .ok_or_else(|| AnalysisError::Internal("the analysis needs a store".into()))?;
+    let key = format!("dp|{}", design_key(spec, store, site.target, d));
+    let design = match designs::get(&key) {
+        Some(design) => design,
+        None => {
+            let design =
+                std::sync::Arc::new(private_site_data(spec, store, site.engine, site.target)?);
+            designs::put(key, design.clone());
+            design
+        }
+    };
+    let (data, units) = (&design.0, &design.1);
+    let privacy = privacy_of(spec);
+    let exact = data.sums(&spec.coefficients.0);
+    let values = privacy
+        .encode(&exact, sigma)
+        .map_err(|e| AnalysisError::Unsupported(e.to_string()))?;
+    let persons = person_set(d, units.iter().map(|u| u.subject.person_id));
+    let (noisy, sd) = d
+        .release_vector(&site.question, &stat, &persons, &values)
+        .ok_or_else(|| AnalysisError::Unsupported(format!("σ = {sigma} out of range")))?;
+    let (sums, counts) = privacy
+        .decode(Model::Logistic, &noisy, sigma)
+        .map_err(|e| AnalysisError::Unsupported(e.to_string()))?;
+    let count_sd = sums.noise.as_ref().map_or(sd, |n| n.counts_var.sqrt());
+    let count = |x: f64| to_wire(&d.dp_count(x, count_sd));
+    let real = |value| RealSum { value };
+    Ok(RegressionSums {
+        persons: count(counts[0]),
+        events: count(counts[1]),
+        loglik: real(sums.loglik),
+        gradient: sums.gradient.iter().copied().map(real).collect(),
+        hessian: sums.hessian.iter().copied().map(real).collect(),
+        disclosure,
+    })
+}
+
+/// A site's units in a run under differential privacy and their design: covariates clipped to
+/// their declared ranges, units without a usable value left out, each unit's log-likelihood
+/// term clipped, and no count-based guard (a refusal on true counts would be an exact bit
+/// about the data; the noise protects every sum whatever the cell sizes).
+pub fn private_site_data(
     spec: &RegressionRound,
     store: &Store,
     engine: &mut super::CohortEngine<'_>,
     target: &serde_json::Value,
-    min_persons: u64,
 ) -> Result<(SiteData, Vec<Unit>), AnalysisError> {
+    let (units, covariates) = units_and_covariates(spec, store, engine, target)?;
+    let clipped = clipped_columns(store, &units, &covariates)
+        .map_err(|e| AnalysisError::Invalid(e.to_string()))?;
+    let (names, cols) = (clipped.names, clipped.columns);
+    let units: Vec<Unit> = clipped.kept.iter().map(|&i| units[i]).collect();
+    let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
+    let event: Vec<bool> = units.iter().map(|u| u.subject.event).collect();
+    let data = SiteData::new(
+        model_of(spec.spec.model),
+        &names,
+        &cols,
+        &time,
+        &event,
+        &Guard::none(),
+    )
+    .map_err(|r| AnalysisError::Unsupported(r.to_string()))?
+    .with_loglik_clip(LOGLIK_CLIP);
+    Ok((data, units))
+}
+
+/// A round's followed units and its covariates (to compute).
+type UnitsAndCovariates = (Vec<Unit>, Vec<Box<dyn Covariate>>);
+
+/// The followed units of a round's target and comparator and its covariates.
+fn units_and_covariates(
+    spec: &RegressionRound,
+    store: &Store,
+    engine: &mut super::CohortEngine<'_>,
+    target: &serde_json::Value,
+) -> Result<UnitsAndCovariates, AnalysisError> {
     let tar = tar_of(spec)?;
     let outcome = engine(&spec.spec.outcome)?.rows;
     let target_rows = engine(target)?.rows;
@@ -210,6 +382,20 @@ pub fn site_data(
         };
         covariates.push(covariate_of(&c, rows));
     }
+    Ok((units, covariates))
+}
+
+/// A site's persons in a run (its units) and their design, refused by the DataSHIELD-style
+/// guards (`min_persons` per level of the outcome and of each binary covariate, at most 0.33
+/// parameters per person) before any sum is computed: the same at every round of a run.
+pub fn site_data(
+    spec: &RegressionRound,
+    store: &Store,
+    engine: &mut super::CohortEngine<'_>,
+    target: &serde_json::Value,
+    min_persons: u64,
+) -> Result<(SiteData, Vec<Unit>), AnalysisError> {
+    let (units, covariates) = units_and_covariates(spec, store, engine, target)?;
     let (names, cols) =
         columns(store, &units, &covariates).map_err(|e| AnalysisError::Invalid(e.to_string()))?;
     let time: Vec<i32> = units.iter().map(|u| u.subject.time).collect();
@@ -281,6 +467,12 @@ mod designs {
 
 /// A site's released sums as the Newton–Raphson coordinator adds them.
 pub fn sums_of(spec: &RegressionRound, r: &RegressionSums) -> SiteSums {
+    // Under differential privacy the noise follows from the spec and the site's σ alone.
+    let noise = r.disclosure.dp.as_ref().and_then(|dp| {
+        (spec.spec.model == RegressionModel::Logistic)
+            .then(|| privacy_of(spec).noise(dp.sigma).ok())
+            .flatten()
+    });
     SiteSums {
         model: model_of(spec.spec.model),
         n: r.persons.point().unwrap_or(0),
@@ -288,6 +480,7 @@ pub fn sums_of(spec: &RegressionRound, r: &RegressionSums) -> SiteSums {
         loglik: r.loglik.value,
         gradient: r.gradient.iter().map(|v| v.value).collect(),
         hessian: r.hessian.iter().map(|v| v.value).collect(),
+        noise,
     }
 }
 

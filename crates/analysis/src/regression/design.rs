@@ -40,41 +40,56 @@ pub struct CovariateError {
 /// One covariate: its name in the output and its value for each unit.
 pub trait Covariate {
     fn name(&self) -> String;
-    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError>;
+    /// The range its values are clipped to under differential privacy, declared with the
+    /// covariate and never read from data (a binary covariate: [0, 1]).
+    fn range(&self) -> (f64, f64) {
+        (0.0, 1.0)
+    }
+    /// Under differential privacy, subtracted from every (clipped) value before the fit, so
+    /// that the covariate is nearly orthogonal to the intercept (the noisy information matrix
+    /// is then well conditioned); the intercept is reported back at 0. Declared, never read
+    /// from data.
+    fn center(&self) -> f64 {
+        0.0
+    }
+    /// Each unit's value; NaN where the unit has no usable value ([`Covariate::lack`] says why).
+    fn values(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError>;
+    /// What a NaN value means, after "N persons" (e.g. "have no year of birth").
+    fn lack(&self) -> &'static str {
+        "have no value"
+    }
+    /// Each unit's value, or an error saying how many persons have none (nothing is dropped).
+    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+        let values = self.values(store, units)?;
+        let missing = values.iter().filter(|v| v.is_nan()).count();
+        if missing > 0 {
+            return Err(CovariateError {
+                name: self.name(),
+                why: format!("{missing} persons {}", self.lack()),
+            });
+        }
+        Ok(values)
+    }
 }
 
-/// Each unit's value from its person's column `column` (`None`: no usable value, an error that
-/// says how many persons `lack`).
+/// Each unit's value from its person's column `column` (NaN: no usable value).
 fn person_column(
     store: &Store,
     units: &[Unit],
-    covariate: String,
     column: &str,
-    lack: &str,
     value: impl Fn(i32, &Unit) -> Option<f64>,
-) -> Result<Vec<f64>, CovariateError> {
+) -> Vec<f64> {
     let persons = store.persons();
     let col = persons.column(column).and_then(|c| c.as_i32());
-    let mut missing = 0usize;
-    let v = units
+    units
         .iter()
         .map(|u| {
             col.as_ref()
                 .and_then(|c| c.get(u.subject.person as usize))
                 .and_then(|x| value(x, u))
-                .unwrap_or_else(|| {
-                    missing += 1;
-                    f64::NAN
-                })
+                .unwrap_or(f64::NAN)
         })
-        .collect();
-    if missing > 0 {
-        return Err(CovariateError {
-            name: covariate,
-            why: format!("{missing} persons {lack}"),
-        });
-    }
-    Ok(v)
+        .collect()
 }
 
 /// Age at index in decades: (year of the cohort start − year of birth) / 10, as FeatureExtraction's
@@ -85,18 +100,22 @@ impl Covariate for AgeDecades {
     fn name(&self) -> String {
         "age (per 10 years)".into()
     }
-    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
-        person_column(
-            store,
-            units,
-            self.name(),
-            "year_of_birth",
-            "have no year of birth",
-            |y, u| {
-                (y != qiao_cdm::NULL_INT && u.subject.index_date != NULL_DAY)
-                    .then(|| (date::year(u.subject.index_date) - y) as f64 / 10.0)
-            },
-        )
+    /// 0 to 100 years.
+    fn range(&self) -> (f64, f64) {
+        (0.0, 10.0)
+    }
+    /// 50 years.
+    fn center(&self) -> f64 {
+        5.0
+    }
+    fn values(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+        Ok(person_column(store, units, "year_of_birth", |y, u| {
+            (y != qiao_cdm::NULL_INT && u.subject.index_date != NULL_DAY)
+                .then(|| (date::year(u.subject.index_date) - y) as f64 / 10.0)
+        }))
+    }
+    fn lack(&self) -> &'static str {
+        "have no year of birth"
     }
 }
 
@@ -112,20 +131,20 @@ impl Covariate for GenderMale {
     fn name(&self) -> String {
         "gender = male".into()
     }
-    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
-        let lack = "have a gender other than male (8507) or female (8532)";
-        person_column(
+    fn values(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+        Ok(person_column(
             store,
             units,
-            self.name(),
             "gender_concept_id",
-            lack,
             |g, _| match g {
                 MALE => Some(1.0),
                 FEMALE => Some(0.0),
                 _ => None,
             },
-        )
+        ))
+    }
+    fn lack(&self) -> &'static str {
+        "have a gender other than male (8507) or female (8532)"
     }
 }
 
@@ -140,7 +159,7 @@ impl Covariate for CohortMembership {
     fn name(&self) -> String {
         format!("cohort: {}", self.name)
     }
-    fn column(&self, _store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+    fn values(&self, _store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
         Ok(units
             .iter()
             .map(|u| {
@@ -163,7 +182,7 @@ impl Covariate for Treatment {
     fn name(&self) -> String {
         "treatment (target vs comparator)".into()
     }
-    fn column(&self, _store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+    fn values(&self, _store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
         Ok(units
             .iter()
             .map(|u| (u.arm == Arm::Target) as u8 as f64)
@@ -214,7 +233,7 @@ impl Covariate for FeCovariate {
     fn name(&self) -> String {
         format!("fe:{}", self.id)
     }
-    fn column(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
+    fn values(&self, store: &Store, units: &[Unit]) -> Result<Vec<f64>, CovariateError> {
         let entries: Vec<Entry> = units
             .iter()
             .map(|u| Entry {
@@ -257,4 +276,58 @@ pub fn columns(
         cols.push(c.column(store, units)?);
     }
     Ok((names, cols))
+}
+
+/// The design of a fit under differential privacy: as [`columns`], but a unit without a
+/// usable value of some covariate is left out (a decision on that person's own data, so one
+/// person still changes at most their own units; refusing the whole fit would be a decision on
+/// whether anyone lacks a value), every value is clipped to its covariate's declared
+/// [`Covariate::range`] and its [`Covariate::center`] subtracted.
+pub fn clipped_columns(
+    store: &Store,
+    units: &[Unit],
+    covariates: &[Box<dyn Covariate + '_>],
+) -> Result<Clipped, CovariateError> {
+    let mut names = Vec::with_capacity(covariates.len());
+    let mut all = Vec::with_capacity(covariates.len());
+    for c in covariates {
+        names.push(c.name());
+        let ((lo, hi), center) = (c.range(), c.center());
+        let values = c.values(store, units)?;
+        all.push(
+            values
+                .into_iter()
+                .map(|v| {
+                    if v.is_nan() {
+                        v
+                    } else {
+                        v.clamp(lo, hi) - center
+                    }
+                })
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let kept: Vec<usize> = (0..units.len())
+        .filter(|&i| all.iter().all(|c| !c[i].is_nan()))
+        .collect();
+    let columns = all
+        .iter()
+        .map(|c| kept.iter().map(|&i| c[i]).collect())
+        .collect();
+    Ok(Clipped {
+        names,
+        kept,
+        columns,
+    })
+}
+
+/// A design under differential privacy ([`clipped_columns`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clipped {
+    /// The covariates' names.
+    pub names: Vec<String>,
+    /// The units kept (indices into the units given), in order.
+    pub kept: Vec<usize>,
+    /// Each covariate's clipped, centred values over the kept units.
+    pub columns: Vec<Vec<f64>>,
 }

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::linalg::{cholesky, cholesky_inverse, cholesky_solve};
+use super::linalg::{cholesky, cholesky_inverse, cholesky_solve, eigenvalues_at_least};
+use super::private::{SumsNoise, DP_AVERAGED, LOGLIK_CLIP};
 use super::site::{SiteData, SiteSums};
 use super::Model;
 use crate::survival::Z_95;
@@ -56,6 +57,41 @@ pub struct Fit {
     pub converged: bool,
     pub loglik: f64,
     pub coefficients: Vec<Coefficient>,
+    /// Set when the sums were released under differential privacy: how they were noised.
+    /// Then `n` and `events` are the noisy counts averaged over the rounds, `loglik` the
+    /// last round's noisy sum of clipped terms, `converged` false (a fixed number of rounds),
+    /// and each standard error includes the last round's gradient noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<FitPrivacy>,
+}
+
+/// How a fit's sums were protected (differential privacy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitPrivacy {
+    /// Rounds run (fixed in advance).
+    pub rounds: u32,
+    /// ρ (zCDP) one round cost at the site that charged the most (its σ: `1/√(2ρ)`); each
+    /// site charged `rounds × ρ` at round 0.
+    pub rho_per_round: f64,
+    /// Each covariate's clip range, in coefficient order (logistic: the intercept first,
+    /// [1, 1]).
+    pub clip: Vec<ClipRange>,
+    /// Each unit's log-likelihood term clipped to [−this, 0].
+    pub loglik_clip: f64,
+    /// Standard deviation of the pooled noise on each gradient coordinate in the last round.
+    pub gradient_noise_sd: Vec<f64>,
+    /// Standard deviation of the noise on each pooled count, per round (before averaging).
+    pub count_noise_sd: f64,
+}
+
+/// A covariate's declared clip range, and the centre subtracted from it in the fit (the
+/// intercept is reported back at 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipRange {
+    pub name: String,
+    pub lower: f64,
+    pub upper: f64,
+    pub center: f64,
 }
 
 /// Why a fit failed.
@@ -75,6 +111,8 @@ pub enum FitError {
     Singular { iteration: u32 },
     #[error("perfect separation: the covariates predict the outcome exactly (the log-likelihood reaches 0), so the estimates do not exist")]
     Separation,
+    #[error("under differential privacy the released sums do not determine the model: in {directions} direction(s) the information is below the noise of the released Hessian (too few persons or outcomes for this σ, or a covariate with too little spread within its declared range); the estimates would be noise")]
+    NoiseDominated { directions: usize },
 }
 
 /// Sums of every site at `beta`.
@@ -135,6 +173,21 @@ pub struct Newton {
     pub converged: bool,
     /// Whether the fit has ended (converged, or [`MAX_ITERATIONS`] steps).
     pub done: bool,
+    /// Under differential privacy (noisy sums): rounds answered and the sums of the noisy
+    /// counts (averaged in the result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateRounds>,
+}
+
+/// The rounds of a fit on noisy sums so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivateRounds {
+    pub evaluations: u32,
+    pub n_sum: u64,
+    pub events_sum: u64,
+    /// The last [`DP_AVERAGED`] rounds' coefficients and sums (the estimate averages them).
+    #[serde(default)]
+    pub last: Vec<(Vec<f64>, SiteSums)>,
 }
 
 /// What [`Newton::advance`] asks for next.
@@ -157,6 +210,7 @@ impl Newton {
             halvings: 0,
             converged: false,
             done: false,
+            private: None,
         }
     }
 
@@ -174,6 +228,9 @@ impl Newton {
             || sums.hessian.len() != p * p
         {
             return Err(FitError::Shape { site: 0 });
+        }
+        if sums.noise.is_some() || self.private.is_some() {
+            return self.advance_private(sums);
         }
         let Some((beta, cur)) = &self.current else {
             self.current = Some((self.pending.clone(), sums.clone()));
@@ -216,9 +273,49 @@ impl Newton {
         Ok(Step::Evaluate(self.pending.clone()))
     }
 
+    /// A round of noisy sums (differential privacy): no step halving and no convergence test
+    /// (both would be decisions on noisy values that steer what is released next); a Newton
+    /// step from every round's sums with the information matrix made positive definite,
+    /// until the fixed number of rounds.
+    fn advance_private(&mut self, sums: &SiteSums) -> Result<Step, FitError> {
+        let Some(noise) = &sums.noise else {
+            return Err(FitError::Shape { site: 0 });
+        };
+        let state = self.private.get_or_insert(PrivateRounds {
+            evaluations: 0,
+            n_sum: 0,
+            events_sum: 0,
+            last: Vec::new(),
+        });
+        state.evaluations += 1;
+        state.n_sum += sums.n;
+        state.events_sum += sums.events;
+        state.last.push((self.pending.clone(), sums.clone()));
+        if state.last.len() > DP_AVERAGED as usize {
+            state.last.remove(0);
+        }
+        self.iterations = state.evaluations;
+        let done = state.evaluations >= noise.rounds;
+        self.current = Some((self.pending.clone(), sums.clone()));
+        if done {
+            self.done = true;
+            return Ok(Step::Done);
+        }
+        let (estimate, _, _) = private_estimate(
+            &[(self.pending.clone(), sums.clone())],
+            noise,
+            self.iterations,
+        )?;
+        self.pending = estimate;
+        Ok(Step::Evaluate(self.pending.clone()))
+    }
+
     /// The fitted model, once [`Step::Done`]: the coefficients (named `names`) with their Wald
     /// statistics from the summed information matrix.
     pub fn result(&self, names: &[String]) -> Result<Fit, FitError> {
+        if self.private.is_some() {
+            return self.private_result(names);
+        }
         let (beta, sums) = self.current.as_ref().ok_or(FitError::NoSites)?;
         let p = beta.len();
         // statsmodels' check (every fitted probability equals the outcome), read from the sums:
@@ -230,27 +327,6 @@ impl Newton {
             iteration: self.iterations,
         })?;
         let cov = cholesky_inverse(&l, p);
-        let coefficients = names
-            .iter()
-            .enumerate()
-            .map(|(j, name)| {
-                let (b, se) = (beta[j], cov[j * p + j].sqrt());
-                let z = b / se;
-                let (lower, upper) = (b - Z_95 * se, b + Z_95 * se);
-                Coefficient {
-                    name: name.clone(),
-                    beta: b,
-                    se,
-                    z,
-                    p: libm::erfc(z.abs() / std::f64::consts::SQRT_2),
-                    lower,
-                    upper,
-                    ratio: b.exp(),
-                    ratio_lower: lower.exp(),
-                    ratio_upper: upper.exp(),
-                }
-            })
-            .collect();
         Ok(Fit {
             model: self.model,
             n: sums.n,
@@ -258,9 +334,177 @@ impl Newton {
             iterations: self.iterations,
             converged: self.converged,
             loglik: sums.loglik,
-            coefficients,
+            coefficients: wald(names, beta, &cov),
+            privacy: None,
         })
     }
+
+    /// The fit on noisy sums: the mean of the Newton steps' ends from the last
+    /// [`DP_AVERAGED`] rounds' coefficients (one-step estimators from the neighbourhood the
+    /// earlier rounds reached, each with its own independent gradient noise), with the mean
+    /// of those rounds' information made positive definite (A); covariance
+    /// `A⁻¹ + A⁻¹·Σ_g·A⁻¹ / m` (the gradient noise averaged over m rounds).
+    fn private_result(&self, names: &[String]) -> Result<Fit, FitError> {
+        let (_, sums) = self.current.as_ref().ok_or(FitError::NoSites)?;
+        let (Some(state), Some(noise)) = (&self.private, &sums.noise) else {
+            return Err(FitError::Shape { site: 0 });
+        };
+        let (estimate, cov, weak) = private_estimate(&state.last, noise, self.iterations)?;
+        // A direction whose information is below the noise is not determined by the released
+        // sums (post-processing: decided on released values only).
+        if weak > 0 {
+            return Err(FitError::NoiseDominated { directions: weak });
+        }
+        let (estimate, cov) = uncentered(self.model, estimate, cov, &noise.centers);
+        let rounds = state.evaluations.max(1);
+        let mean = |x: u64| (x as f64 / f64::from(rounds)).round() as u64;
+        let b = noise.bounds();
+        Ok(Fit {
+            model: self.model,
+            n: mean(state.n_sum),
+            events: mean(state.events_sum),
+            iterations: self.iterations,
+            converged: false,
+            loglik: sums.loglik,
+            coefficients: wald(names, &estimate, &cov),
+            privacy: Some(FitPrivacy {
+                rounds: state.evaluations,
+                rho_per_round: noise.rho_per_round,
+                clip: names
+                    .iter()
+                    .zip(noise.ranges.iter().zip(&noise.centers))
+                    .map(|(name, (&(lower, upper), &center))| ClipRange {
+                        name: name.clone(),
+                        lower: lower + center,
+                        upper: upper + center,
+                        center,
+                    })
+                    .collect(),
+                loglik_clip: LOGLIK_CLIP,
+                gradient_noise_sd: b.iter().map(|bj| bj * noise.gradient_var.sqrt()).collect(),
+                count_noise_sd: noise.counts_var.sqrt(),
+            }),
+        })
+    }
+}
+
+/// The mean of the Newton steps' ends from `rounds` (coefficients and their noisy sums), its
+/// covariance, in the coefficients' units, and how many directions of the information were
+/// below the noise (raised to it). In normalized coordinates (`x_j / B_j`, where
+/// every entry has the same noise) the rounds' mean information `−H` has its eigenvalues raised
+/// to the noise's standard deviation per entry, `s_H/√m` (positive definite; a well-determined
+/// information matrix is unchanged), and every step uses it.
+fn private_estimate(
+    rounds: &[(Vec<f64>, SiteSums)],
+    noise: &SumsNoise,
+    iteration: u32,
+) -> Result<(Vec<f64>, Vec<f64>, usize), FitError> {
+    let m = rounds.len();
+    let Some((first, _)) = rounds.first() else {
+        return Err(FitError::NoSites);
+    };
+    let p = first.len();
+    let b = noise.bounds();
+    if b.len() != p || rounds.iter().any(|(_, s)| s.gradient.len() != p) {
+        return Err(FitError::Shape { site: 0 });
+    }
+    let info: Vec<f64> = (0..p * p)
+        .map(|k| {
+            let h: f64 = rounds.iter().map(|(_, s)| s.hessian[k]).sum::<f64>() / m as f64;
+            -h / (b[k / p] * b[k % p])
+        })
+        .collect();
+    let floor = (noise.hessian_var / m as f64).sqrt();
+    let (info, weak) = eigenvalues_at_least(&info, p, floor.max(f64::MIN_POSITIVE));
+    let l = cholesky(&info, p).ok_or(FitError::Singular { iteration })?;
+    let mut estimate = vec![0.0; p];
+    for (beta, sums) in rounds {
+        let g: Vec<f64> = (0..p).map(|j| sums.gradient[j] / b[j]).collect();
+        let step = cholesky_solve(&l, p, &g);
+        for j in 0..p {
+            estimate[j] += (beta[j] + step[j] / b[j]) / m as f64;
+        }
+    }
+    let inv = cholesky_inverse(&l, p);
+    let mut cov = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            let carried: f64 = (0..p).map(|k| inv[i * p + k] * inv[k * p + j]).sum();
+            cov[i * p + j] =
+                (inv[i * p + j] + noise.gradient_var / m as f64 * carried) / (b[i] * b[j]);
+        }
+    }
+    Ok((estimate, cov, weak))
+}
+
+/// Coefficients fitted on centred covariates (`x_j − c_j`) in the covariates' own units: the
+/// same slopes, the intercept `β₀ − Σ c_j β_j` (logistic: the intercept first), and the
+/// covariance `T·C·Tᵀ` of that linear map.
+fn uncentered(
+    model: Model,
+    beta: Vec<f64>,
+    cov: Vec<f64>,
+    centers: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let p = beta.len();
+    if model != Model::Logistic || centers.len() != p || centers.iter().all(|&c| c == 0.0) {
+        return (beta, cov);
+    }
+    let mut t = vec![0.0; p * p];
+    for j in 0..p {
+        t[j * p + j] = 1.0;
+    }
+    for j in 1..p {
+        t[j] = -centers[j];
+    }
+    let apply = |v: &[f64]| -> Vec<f64> {
+        (0..p)
+            .map(|i| (0..p).map(|k| t[i * p + k] * v[k]).sum())
+            .collect()
+    };
+    let beta = apply(&beta);
+    // T·C·Tᵀ
+    let tc: Vec<f64> = (0..p * p)
+        .map(|k| {
+            (0..p)
+                .map(|m| t[(k / p) * p + m] * cov[m * p + k % p])
+                .sum()
+        })
+        .collect();
+    let cov = (0..p * p)
+        .map(|k| {
+            (0..p)
+                .map(|m| tc[(k / p) * p + m] * t[(k % p) * p + m])
+                .sum()
+        })
+        .collect();
+    (beta, cov)
+}
+
+/// Wald statistics of `beta` with covariance `cov` (row-major).
+fn wald(names: &[String], beta: &[f64], cov: &[f64]) -> Vec<Coefficient> {
+    let p = beta.len();
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let (b, se) = (beta[j], cov[j * p + j].sqrt());
+            let z = b / se;
+            let (lower, upper) = (b - Z_95 * se, b + Z_95 * se);
+            Coefficient {
+                name: name.clone(),
+                beta: b,
+                se,
+                z,
+                p: libm::erfc(z.abs() / std::f64::consts::SQRT_2),
+                lower,
+                upper,
+                ratio: b.exp(),
+                ratio_lower: lower.exp(),
+                ratio_upper: upper.exp(),
+            }
+        })
+        .collect()
 }
 
 /// At most this many halvings of one Newton step.

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::private::SumsNoise;
 use super::Model;
 
 /// The hub's request of one Newton–Raphson round: the coefficients at which each site returns its
@@ -31,6 +32,10 @@ pub struct SiteSums {
     pub gradient: Vec<f64>,
     /// ∂² loglik / ∂β∂βᵀ, row-major p × p.
     pub hessian: Vec<f64>,
+    /// The noise the sums carry, when released under differential privacy (then `n` and
+    /// `events` are the noisy counts, and the log-likelihood is of clipped terms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<SumsNoise>,
 }
 
 impl SiteSums {
@@ -42,6 +47,7 @@ impl SiteSums {
             loglik: 0.0,
             gradient: vec![0.0; p],
             hessian: vec![0.0; p * p],
+            noise: None,
         }
     }
 
@@ -58,6 +64,11 @@ impl SiteSums {
             .iter_mut()
             .zip(&o.hessian)
             .for_each(|(a, b)| *a += b);
+        match (&mut self.noise, &o.noise) {
+            (Some(a), Some(b)) => a.add(b),
+            (None, Some(b)) => self.noise = Some(b.clone()),
+            _ => {}
+        }
     }
 }
 
@@ -76,6 +87,16 @@ impl Guard {
         Guard {
             min_persons,
             max_params_per_person: 0.33,
+        }
+    }
+
+    /// No guard: under differential privacy, where a refusal decided on true counts would be
+    /// an exact bit about the data and the noise protects every released sum whatever the
+    /// cell sizes (THREAT_MODEL.md).
+    pub fn none() -> Guard {
+        Guard {
+            min_persons: 0,
+            max_params_per_person: f64::INFINITY,
         }
     }
 }
@@ -104,6 +125,9 @@ pub struct SiteData {
     event: Vec<bool>,
     /// Cox: times, with rows sorted by time descending.
     time: Vec<i32>,
+    /// Logistic under differential privacy: each unit's log-likelihood term clipped to
+    /// [−L, 0].
+    loglik_clip: Option<f64>,
 }
 
 impl SiteData {
@@ -173,7 +197,17 @@ impl SiteData {
                 Model::Cox => order.iter().map(|&i| time[i]).collect(),
                 Model::Logistic => Vec::new(),
             },
+            loglik_clip: None,
         })
+    }
+
+    /// The same data with each unit's logistic log-likelihood term clipped to [−`l`, 0] (the
+    /// bounded contribution of a release under differential privacy).
+    pub fn with_loglik_clip(self, l: f64) -> SiteData {
+        SiteData {
+            loglik_clip: Some(l),
+            ..self
+        }
     }
 
     pub fn parameters(&self) -> usize {
@@ -212,7 +246,11 @@ impl SiteData {
                 e / (1.0 + e)
             };
             let y = y as u8 as f64;
-            s.loglik += y * eta - softplus;
+            let term = y * eta - softplus;
+            s.loglik += match self.loglik_clip {
+                Some(l) => term.max(-l),
+                None => term,
+            };
             s.gradient
                 .iter_mut()
                 .zip(x)

@@ -445,8 +445,8 @@ pub(crate) fn prefetch_row(d: &Domain<'_>, r: usize, id: bool) {
 /// [`prefetch`] of row `r`'s start and end (and event id) in domain `d`.
 #[inline(always)]
 pub(crate) fn prefetch_dates(d: &Domain<'_>, r: usize, id: bool) {
-    prefetch(d.start(), r);
-    prefetch(d.end(), r);
+    d.start().prefetch(r);
+    d.end().prefetch(r);
     if id {
         d.event_id().prefetch(r);
     }
@@ -712,8 +712,8 @@ impl<'s> Ctx<'s> {
         // Row `r` of person `p`, if it passes the node's row tests.
         let take = |g: &mut Gathered, r: u32, p: u32| {
             let ri = r as usize;
-            let s0 = starts.get(ri).copied().unwrap_or(NULL_DAY);
-            let e0 = ends.get(ri).copied().unwrap_or(NULL_DAY);
+            let s0 = starts.get(ri).unwrap_or(NULL_DAY);
+            let e0 = ends.get(ri).unwrap_or(NULL_DAY);
             let (start, end) = if !tests {
                 (s0, e0)
             } else if (node.needs_person && !self.has_person_row(p))
@@ -867,7 +867,7 @@ impl<'s> Ctx<'s> {
     /// The person offsets of the domains a per-person evaluator reads a person's rows from
     /// (criteria not gathered, other than `skip`; the drug exposures of a custom era end), and
     /// for the custom era the columns it scans: for prefetching persons ahead.
-    pub(crate) fn per_person_reads(&self, skip: &[usize]) -> (Vec<&'s [u64]>, Vec<&'s [i32]>) {
+    pub(crate) fn per_person_reads(&self, skip: &[usize]) -> (Vec<&'s [u32]>, Vec<I32Column<'s>>) {
         let mut doms: Vec<usize> = self
             .nodes
             .iter()
@@ -887,18 +887,22 @@ impl<'s> Ctx<'s> {
             .map(|&d| self.domains[d].person_offsets())
             .collect();
         let columns = match self.drug_dom.map(|d| &self.domains[d]) {
-            Some(d) => [Some(d.start()), Some(d.end()), Some(d.concept())]
-                .into_iter()
-                .chain([self.drug_source.and_then(|c| c.as_slice())])
-                .flatten()
-                .collect(),
+            Some(d) => [
+                Some(d.start().into()),
+                Some(d.end().into()),
+                Some(I32Column::from_slice(d.concept())),
+                self.drug_source,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             None => Vec::new(),
         };
         (offsets, columns)
     }
 
     /// The drug exposure rows' person offsets (a custom era end reads a person's rows).
-    pub(crate) fn drug_offsets(&self) -> Option<&'s [u64]> {
+    pub(crate) fn drug_offsets(&self) -> Option<&'s [u32]> {
         self.drug_dom.map(|d| self.domains[d].person_offsets())
     }
 
@@ -1158,10 +1162,10 @@ impl<'s> Ctx<'s> {
             {
                 continue;
             }
-            let s = starts.get(r).copied().unwrap_or(NULL_DAY);
+            let s = starts.get(r).unwrap_or(NULL_DAY);
             let end = match supply_override {
                 Some(o) => add(s, o as i64),
-                None => ends.get(r).copied().unwrap_or(NULL_DAY) as i64,
+                None => ends.get(r).unwrap_or(NULL_DAY) as i64,
             };
             exp.push((s as i64, end + offset as i64));
         }
@@ -1464,7 +1468,7 @@ impl<'c, 's> Person<'c, 's> {
         self.pre_off.push(0);
         for range in ranges {
             self.pre_ops
-                .extend(range.filter_map(|r| Some((*s.get(r)?, *e.get(r)?))));
+                .extend(range.filter_map(|r| Some((s.get(r)?, e.get(r)?))));
             self.pre_off.push(self.pre_ops.len() as u32);
         }
         self.pre_persons.extend_from_slice(persons);
@@ -1488,7 +1492,7 @@ impl<'c, 's> Person<'c, 's> {
             let (s, e) = (d.start(), d.end());
             self.ops.extend(
                 d.person_rows(p)
-                    .filter_map(|r| Some((*s.get(r)?, *e.get(r)?))),
+                    .filter_map(|r| Some((s.get(r)?, e.get(r)?))),
             );
         }
     }
@@ -1552,8 +1556,8 @@ impl<'c, 's> Person<'c, 's> {
             let (s0, e0) = match gathered {
                 Some(g) => (g.start[gi], g.end[gi]),
                 None => (
-                    starts.get(r).copied().unwrap_or(NULL_DAY),
-                    ends.get(r).copied().unwrap_or(NULL_DAY),
+                    starts.get(r).unwrap_or(NULL_DAY),
+                    ends.get(r).unwrap_or(NULL_DAY),
                 ),
             };
             if let Some((start, end)) = ctx.row_dates(p, node, nd, r, s0, e0) {

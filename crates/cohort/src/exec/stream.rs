@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use qiao_cdm::date::Day;
-use qiao_store::{Domain, PersonSummary};
+use qiao_store::{DayColumn, Domain, I32Column, PersonSummary};
 
 use super::plan::{CritNode, EndPlan, GroupPlan, Member, Plan};
 use super::run::{
@@ -116,7 +116,7 @@ pub(crate) struct Worker<'c, 's> {
     /// Per node: where the last person's gathered rows were looked for ([`constant_for`]).
     cursors: Vec<usize>,
     /// [`Ctx::per_person_reads`]: person offsets and custom era columns to prefetch.
-    reads: (Vec<&'s [u64]>, Vec<&'s [i32]>),
+    reads: (Vec<&'s [u32]>, Vec<I32Column<'s>>),
     index: Vec<Idx>,
     owner: Vec<usize>,
     kept: Vec<Event>,
@@ -287,7 +287,7 @@ impl<'c, 's> Worker<'c, 's> {
                     let (s, e) = (d.start(), d.end());
                     self.ops.extend(
                         d.person_rows(p)
-                            .filter_map(|r| Some((*s.get(r)?, *e.get(r)?))),
+                            .filter_map(|r| Some((s.get(r)?, e.get(r)?))),
                     );
                 }
                 (_, None) => {}
@@ -315,7 +315,7 @@ impl<'c, 's> Worker<'c, 's> {
             if let (Some(drug), Some(&near)) = (drug, self.persons.get(i + AHEAD / 2)) {
                 if let Some(&row) = drug.get(near as usize) {
                     for c in era_columns {
-                        prefetch(c, row as usize);
+                        c.prefetch(row as usize);
                     }
                 }
             }
@@ -644,7 +644,7 @@ fn events(
         },
         visit: visits.map_or(i64::MIN, |v| v.get(r).unwrap_or(i64::MIN)),
     };
-    let day = |v: &[Day], r: usize| v.get(r).copied().unwrap_or(qiao_cdm::date::NULL_DAY);
+    let day = |v: DayColumn<'_>, r: usize| v.get(r).unwrap_or(qiao_cdm::date::NULL_DAY);
     if let Matched::Gathered(g) = &nd.matched {
         if g.filtered() {
             let (rows, persons, starts, ends) = (&g.rows, &g.person, &g.start, &g.end);
@@ -777,7 +777,7 @@ fn scan(
 /// The person of row `r` from the person offsets, given `q`, a person at or before it (rows are
 /// visited ascending: `q` moves forward, galloping over persons without rows in between).
 #[inline(always)]
-fn person_at(offsets: &[u64], q: &mut usize, r: usize) -> u32 {
+fn person_at(offsets: &[u32], q: &mut usize, r: usize) -> u32 {
     // The last person whose rows begin at or before `r`.
     *q = seek(offsets, *q + 1, r + 1) - 1;
     *q as u32
@@ -924,7 +924,7 @@ mod tests {
     #[test]
     fn a_rows_person_is_found_from_the_offsets_moving_forward() {
         // Persons 0..6 with rows 0..2, none, 2..3, none, none, 3..9; person 6 has none.
-        let offsets = [0u64, 2, 2, 3, 3, 3, 9, 9];
+        let offsets = [0u32, 2, 2, 3, 3, 3, 9, 9];
         let column = [0u32, 0, 2, 5, 5, 5, 5, 5, 5];
         for start in [0, 1, 3] {
             let mut q = 0;

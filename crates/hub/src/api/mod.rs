@@ -238,8 +238,15 @@ impl Hub {
 }
 
 /// The API router: the site protocol (signed envelopes) and the user API, one module a
-/// resource, each with its own routes.
+/// resource, each with its own routes; any other path is a JSON 404 (`not_found`).
 pub fn router(hub: Arc<Hub>) -> Router {
+    routes(hub).fallback(|| async { ApiError::not_found("no such endpoint") })
+}
+
+/// [`router`] without its fallback: for a server that answers other paths itself (the
+/// portal's pages answer an unknown page with their own 404 page, and `/api/…` with this
+/// router's JSON one).
+pub fn routes(hub: Arc<Hub>) -> Router {
     let site = site_protocol::routes().layer(DefaultBodyLimit::max(MAX_SITE_BODY));
     let api = Router::new()
         .merge(users::routes())
@@ -255,11 +262,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             hub.clone(),
             audit_refusals,
         ));
-    Router::new()
-        .merge(site)
-        .merge(api)
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .with_state(hub)
+    Router::new().merge(site).merge(api).with_state(hub)
 }
 
 /// Middleware of the user API: every 403 is audited (`access.denied`), naming the caller (when

@@ -96,6 +96,10 @@ enum QueryKind {
     Survival,
     /// A round of a regression run: issued by runs (`POST /api/v1/projects/{id}/runs`) only.
     RegressionRound,
+    /// Recruitment: the sites' released counts of the candidates their investigators marked
+    /// screened, enrolled and excluded on the pre-screening list of the definition's cohort, per
+    /// month of `spec` ([`qiao_protocol::RecruitmentSpec`]).
+    Recruitment,
     /// Any other name: refused as `invalid_query_type` (never serialized).
     #[serde(other, skip_serializing)]
     Unknown,
@@ -159,6 +163,17 @@ impl TryFrom<QueryWire> for QueryRequest {
                     sites: w.sites,
                 });
             }
+            QueryKind::Recruitment => {
+                let spec = analysis_spec(&w, |s: qiao_protocol::RecruitmentSpec| {
+                    s.check()?;
+                    Ok(QueryType::Recruitment(s))
+                })?;
+                return Ok(QueryRequest {
+                    query: spec,
+                    definition: w.definition,
+                    sites: w.sites,
+                });
+            }
             QueryKind::RegressionRound => {
                 return Err(QueryRefused::Invalid(
                     "regression rounds are issued by runs: POST /api/v1/projects/{id}/runs",
@@ -214,6 +229,7 @@ impl From<QueryRequest> for QueryWire {
             QueryType::Incidence(s) => serde_json::to_value(s).ok(),
             QueryType::Survival(s) => serde_json::to_value(s).ok(),
             QueryType::RegressionRound(s) => serde_json::to_value(s).ok(),
+            QueryType::Recruitment(s) => serde_json::to_value(s).ok(),
             QueryType::CohortCount | QueryType::Demographics { .. } => None,
         };
         let (query_type, age_band_years, by_index_year) = match r.query {
@@ -221,6 +237,7 @@ impl From<QueryRequest> for QueryWire {
             QueryType::Incidence(_) => (QueryKind::Incidence, None, None),
             QueryType::Survival(_) => (QueryKind::Survival, None, None),
             QueryType::RegressionRound(_) => (QueryKind::RegressionRound, None, None),
+            QueryType::Recruitment(_) => (QueryKind::Recruitment, None, None),
             QueryType::CohortCount => (QueryKind::CohortCount, None, None),
             QueryType::Demographics {
                 age_band_years,
@@ -306,7 +323,8 @@ pub fn submit_job(
             QueryType::Characterization(_)
             | QueryType::Incidence(_)
             | QueryType::Survival(_)
-            | QueryType::RegressionRound(_) => serde_json::to_vec(&req.query)
+            | QueryType::RegressionRound(_)
+            | QueryType::Recruitment(_) => serde_json::to_vec(&req.query)
                 .map(|v| v.len())
                 .unwrap_or(usize::MAX),
             QueryType::CohortCount | QueryType::Demographics { .. } => 0,

@@ -51,6 +51,9 @@ pub enum RunStatus {
     Converged,
     /// 25 Newton steps without converging.
     NotConverged,
+    /// Under differential privacy: the fixed number of rounds was run (no convergence test on
+    /// noisy sums); the fit says how it was noised.
+    Completed,
 }
 
 /// One site's answer to a round.
@@ -61,6 +64,10 @@ pub struct SiteRound {
     /// Its released sums.
     #[schema(value_type = Object)]
     pub sums: SiteSums,
+    /// ρ (zCDP) the site charged for this round (under differential privacy: the whole run's
+    /// at round 0, nothing after), from its disclosure summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho_spent: Option<f64>,
     /// When they arrived (unix seconds).
     pub received_at: i64,
 }
@@ -426,6 +433,7 @@ pub fn advance(store: &dyn HubStore, job_id: &JobId, t: i64) -> Result<bool, Sto
                     answers.push(SiteRound {
                         site: site.clone(),
                         sums: sums_of(round, p),
+                        rho_spent: p.disclosure.dp.as_ref().map(|dp| dp.rho_spent),
                         received_at: s.received_at,
                     });
                     None
@@ -491,7 +499,9 @@ pub fn advance(store: &dyn HubStore, job_id: &JobId, t: i64) -> Result<bool, Sto
             }
             Ok(Step::Done) => match run.newton.result(&run.names) {
                 Ok(fit) => {
-                    run.status = if fit.converged {
+                    run.status = if fit.privacy.is_some() {
+                        RunStatus::Completed
+                    } else if fit.converged {
                         RunStatus::Converged
                     } else {
                         RunStatus::NotConverged

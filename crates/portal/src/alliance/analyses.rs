@@ -6,15 +6,18 @@
 //! by `project/number`); the results are the job's released aggregates and the hub's pooling.
 //!
 //! Survival (issue 16: Kaplan–Meier of a target and an optional comparator to an outcome, with
-//! the log-rank test) is a third kind. Adding an analysis kind (regression): one
-//! [`AnalysisKind`] variant, one form parser beside [`characterization_spec`] /
-//! [`incidence_spec`] / [`survival_spec`], and its page.
+//! the log-rank test) is a third kind. Adding an analysis kind: one [`AnalysisKind`] variant,
+//! one form parser beside [`characterization_spec`] / [`incidence_spec`] / [`survival_spec`],
+//! and its page. Regression (issue 16) is the one kind that is not one job: a multi-round run
+//! at the hub (`qiao_hub::service::runs`), launched by [`super::regression`]; its record holds
+//! the run's id ([`AnalysisRun::run`]).
 
 use qiao_hub::audit::EntryDraft;
 use qiao_hub::model::User;
 use qiao_hub::protocol::{
-    CharacterizationSpec, IncidenceSpec, IncidenceStrata, Job, JobId, ProjectId, QueryType, SiteId,
-    SurvivalSpec, SurvivalTar, TarAnchor, TarDate, TimeAtRisk, UserId, UserRole,
+    CharacterizationSpec, IncidenceSpec, IncidenceStrata, Job, JobId, ProjectId, QueryType,
+    RegressionModel, SiteId, SurvivalSpec, SurvivalTar, TarAnchor, TarDate, TimeAtRisk, UserId,
+    UserRole,
 };
 use qiao_hub::store::{append_audit, create_job_in, get_json, put_json, scan_json, Table};
 use qiao_hub::{HubStore, StoreError};
@@ -49,6 +52,18 @@ pub enum AnalysisKind {
         /// The comparator cohort.
         comparator: Option<u32>,
     },
+    /// Federated logistic or Cox regression of the outcome in the target (and the comparator):
+    /// a multi-round run at the hub ([`AnalysisRun::run`]).
+    Regression {
+        /// Logistic or Cox.
+        model: RegressionModel,
+        /// The outcome cohort.
+        outcome: u32,
+        /// The comparator cohort.
+        comparator: Option<u32>,
+        /// The covariates as the form named them (`age`, `gender`, `treatment`, `cohort:N`).
+        covariates: Vec<String>,
+    },
 }
 
 impl AnalysisKind {
@@ -58,6 +73,7 @@ impl AnalysisKind {
             AnalysisKind::Characterization { .. } => "characterization",
             AnalysisKind::Incidence { .. } => "incidence",
             AnalysisKind::Survival { .. } => "survival",
+            AnalysisKind::Regression { .. } => "regression",
         }
     }
 
@@ -72,6 +88,11 @@ impl AnalysisKind {
             AnalysisKind::Survival {
                 outcome,
                 comparator,
+            }
+            | AnalysisKind::Regression {
+                outcome,
+                comparator,
+                ..
             } => std::iter::once(("outcome", outcome))
                 .chain(comparator.map(|c| ("comparator", c)))
                 .collect(),
@@ -89,15 +110,18 @@ pub struct AnalysisRun {
     pub kind: AnalysisKind,
     /// The target cohort's number.
     pub target: u32,
-    /// The hub job.
+    /// The hub job (a regression: its run's round 0).
     pub job: JobId,
+    /// A regression's run at the hub (its rounds, state and fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<JobId>,
     /// Who ran it.
     pub by: UserId,
     /// When.
     pub at: i64,
 }
 
-fn run_key(id: &ProjectId, n: u32) -> String {
+pub(super) fn run_key(id: &ProjectId, n: u32) -> String {
     format!("{id}/{n:06}")
 }
 
@@ -116,7 +140,11 @@ pub fn analysis_run(
 }
 
 /// A cohort number from a form field (required, or optional when empty and `optional`).
-fn cohort_field(name: &'static str, value: &str, optional: bool) -> Outcome<Option<u32>> {
+pub(super) fn cohort_field(
+    name: &'static str,
+    value: &str,
+    optional: bool,
+) -> Outcome<Option<u32>> {
     let v = value.trim();
     if v.is_empty() && optional {
         return Ok(None);
@@ -165,7 +193,7 @@ pub struct IncidenceForm<'a> {
     pub age_breaks: &'a str,
 }
 
-fn collect<T>(errs: &mut Vec<Refusal>, r: Outcome<T>) -> Option<T> {
+pub(super) fn collect<T>(errs: &mut Vec<Refusal>, r: Outcome<T>) -> Option<T> {
     r.map_err(|e| errs.push(e)).ok()
 }
 
@@ -318,16 +346,7 @@ pub fn run_analysis(
     now: i64,
 ) -> Outcome<AnalysisRun> {
     write(store, |tx| {
-        let (f, p) = load(tx, id)?;
-        if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
-            return Err(Refusal::Forbidden);
-        }
-        if !matches!(
-            f.stage,
-            Stage::Feasibility | Stage::SiteSelection | Stage::Running
-        ) {
-            return Err(Refusal::State("ana.err_stage"));
-        }
+        launchable(tx, id, by)?;
         let def: serde_json::Value = get_json(tx, COHORTS, &cohort_key(id, target))?
             .ok_or_else(|| field("target", "form.err_choice"))?;
         let mut other_defs = Vec::new();
@@ -355,32 +374,66 @@ pub fn run_analysis(
             floors: qiao_hub::floors::stated(tx)?,
         };
         let rec = create_job_in(tx, &job, &sites, now)?;
-        let n = scan_json::<AnalysisRun>(tx, ANALYSES, &format!("{id}/"))?
-            .iter()
-            .map(|r| r.n)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        let run = AnalysisRun {
-            n,
-            kind: kind.clone(),
-            target,
-            job: rec.job.job_id,
-            by: by.id.clone(),
-            at: now,
-        };
-        put_json(tx, ANALYSES, &run_key(id, n), &run)?;
-        append_audit(
-            tx,
-            EntryDraft::new(now, actor(by), "project.analysis.run")
-                .project(id.to_string())
-                .decision(format!(
-                    "analysis {n}: {} of cohort {target}",
-                    kind.as_str()
-                )),
-        )?;
-        Ok(run)
+        record_run(tx, id, target, kind.clone(), rec.job.job_id, None, by, now)
     })
+}
+
+/// Whether `by` may launch an analysis of project `id` now: a sponsor member, in the stages the
+/// hub runs queries after feasibility began (feasibility, site selection, running).
+pub(super) fn launchable(
+    tx: &mut dyn qiao_hub::store::Tx,
+    id: &ProjectId,
+    by: &User,
+) -> Outcome<qiao_hub::model::Project> {
+    let (f, p) = load(tx, id)?;
+    if by.role != UserRole::SponsorResearcher || !p.members.contains(&by.id) {
+        return Err(Refusal::Forbidden);
+    }
+    if !matches!(
+        f.stage,
+        Stage::Feasibility | Stage::SiteSelection | Stage::Running
+    ) {
+        return Err(Refusal::State("ana.err_stage"));
+    }
+    Ok(p)
+}
+
+/// Records a launched analysis as the project's next run (audited).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_run(
+    tx: &mut dyn qiao_hub::store::Tx,
+    id: &ProjectId,
+    target: u32,
+    kind: AnalysisKind,
+    job: JobId,
+    run: Option<JobId>,
+    by: &User,
+    now: i64,
+) -> Outcome<AnalysisRun> {
+    let n = scan_json::<AnalysisRun>(tx, ANALYSES, &format!("{id}/"))?
+        .iter()
+        .map(|r| r.n)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let what = kind.as_str();
+    let rec = AnalysisRun {
+        n,
+        kind,
+        target,
+        job,
+        run,
+        by: by.id.clone(),
+        at: now,
+    };
+    put_json(tx, ANALYSES, &run_key(id, n), &rec)?;
+    append_audit(
+        tx,
+        EntryDraft::new(now, actor(by), "project.analysis.run")
+            .project(id.to_string())
+            .decision(format!("analysis {n}: {what} of cohort {target}")),
+    )?;
+    Ok(rec)
 }
 
 /// A characterization from its form, run on the network.

@@ -22,8 +22,11 @@ mod invitations;
 mod library;
 mod pipeline;
 mod quorum;
+mod recruitment;
 mod refusal;
+mod regression;
 mod review_criteria;
+mod settings;
 mod tables;
 
 pub use accounts::{
@@ -53,10 +56,18 @@ pub use library::{
 pub use pipeline::{
     assign_reviewers, can_see, create_project, decide_project, project_file, project_files,
     submit_review, transition, transition_roles, CohortRef, CohortSource, CohortVersion,
-    FeasibilityRun, Invite, InviteStatus, ProjectFile, ProjectForm, Report, Review, Stage,
-    Transition,
+    FeasibilityRun, Invite, InviteStatus, ProjectFile, ProjectForm, RecruitmentRequest, Report,
+    Review, Stage, Transition,
 };
 pub use quorum::{quorum, set_quorum, DEFAULT_QUORUM, MAX_QUORUM};
+pub use recruitment::{
+    collect_recruitment, months_since, recruitment_lines, LineSource, RecruitmentLine,
+};
 pub use refusal::{Outcome, Refusal};
+pub use regression::{
+    regression_choice, resume_regression, run_regression, CovariateChoice, RegressionChoice,
+    RegressionForm,
+};
 pub use review_criteria::{criteria, default_criteria, set_criteria, Criterion};
+pub use settings::{set_zone, user_settings, UserSettings, SETTINGS};
 pub use tables::{ACCOUNT_INVITES, COHORTS, EXPERTS, INSTITUTIONS, LIBRARY, PIPELINE, SITE_PAGES};

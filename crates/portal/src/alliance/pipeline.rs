@@ -289,6 +289,20 @@ pub struct Report {
     pub at: i64,
 }
 
+/// One collection of the sites' recruitment counts from their pre-screening marks
+/// (the `recruitment` module).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecruitmentRequest {
+    /// The recruitment job.
+    pub job: JobId,
+    /// The cohort (its number in the project) whose list the marks are on.
+    pub cohort: u32,
+    /// Who asked.
+    pub by: UserId,
+    /// When.
+    pub at: i64,
+}
+
 /// A project's alliance record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectFile {
@@ -316,8 +330,12 @@ pub struct ProjectFile {
     pub cohorts: Vec<CohortRef>,
     /// Site invitations.
     pub invites: Vec<Invite>,
-    /// Enrollment reports.
+    /// Enrollment reports typed by the sites (each overrides its site and month of the marks).
     pub reports: Vec<Report>,
+    /// Every collection of the sites' recruitment counts from their pre-screening marks
+    /// (the `recruitment` module), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recruitment: Vec<RecruitmentRequest>,
     /// Created.
     pub created_at: i64,
 }
@@ -409,6 +427,7 @@ pub fn create_project(
             cohorts: Vec::new(),
             invites: Vec::new(),
             reports: Vec::new(),
+            recruitment: Vec::new(),
             created_at: now,
         };
         put_json(tx, PIPELINE, id.as_str(), &file)?;

@@ -103,9 +103,19 @@ pub async fn login_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
                 .map(|e| e.saturating_sub(qiao_hub::util::now()))
                 .unwrap_or(12 * 3600);
             let next = safe_next(ctx.query.get("next").map(String::as_str));
+            // The user's zone from their settings (from now on, in this browser).
+            let store = portal.hub.store().clone();
+            let zone = blocking(move || crate::alliance::user_settings(store.as_ref(), &username))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|s| s.zone_minutes);
             with_cookie(
-                see_other(&next),
-                &session::session_cookie(portal.cookies, &resp.token, max_age),
+                with_cookie(
+                    see_other(&next),
+                    &session::session_cookie(portal.cookies, &resp.token, max_age),
+                ),
+                &qiao_web::zone::zone_cookie(portal.cookies, zone),
             )
         }
         Err(LoginRefused::InvalidCredentials | LoginRefused::Disabled) => {

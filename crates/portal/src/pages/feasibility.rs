@@ -91,7 +91,7 @@ pub fn released(lang: Lang, r: &Released, disclosure: &DisclosureSummary) -> (f6
     (v, format!("{text}†"))
 }
 
-fn total(lang: Lang, v: &TotalValue) -> (f64, String) {
+pub(crate) fn total(lang: Lang, v: &TotalValue) -> (f64, String) {
     let (x, text) = uncertain(lang, v);
     (x, format!("{text}†"))
 }

@@ -12,8 +12,10 @@ mod library;
 mod members;
 mod people;
 mod projects;
+mod recruitment;
 mod results;
 mod runs;
+mod settings;
 mod versions;
 
 use std::sync::Arc;
@@ -33,7 +35,13 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
     let cookies = CookiePolicy {
         secure: config.secure_cookies,
     };
-    let state = Arc::new(Portal { hub, cookies });
+    let state = Arc::new(Portal {
+        hub,
+        cookies,
+        public_url: config
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_owned()),
+    });
     Router::new()
         .route("/", get(dashboard::dashboard))
         .route("/login", get(auth::login_page).post(auth::login_submit))
@@ -81,14 +89,29 @@ pub fn router(hub: Arc<Hub>, config: PortalConfig) -> Router {
         .route("/projects/{id}/analyses", post(projects::launch_analysis))
         .route("/projects/{id}/analyses/{n}", get(analyses::result_page))
         .route("/projects/{id}/analyses/{n}/{table}", get(analyses::csv))
+        .route("/projects/{id}/analyses/{n}/resume", post(analyses::resume))
         .route("/projects/{id}/invite", post(projects::invite))
         .route("/projects/{id}/answer", post(projects::answer))
         .route("/projects/{id}/report", post(projects::report))
+        .route("/projects/{id}/recruitment", post(projects::recruitment))
         .route("/library", get(library::library))
         .route("/library/{id}", get(library::entry))
         .route("/sites", get(library::sites))
         .route("/budget", get(budget::budget))
+        .route("/settings", get(settings::settings).post(settings::save))
+        .fallback(not_found)
         .with_state(state)
         .merge(qiao_web::assets::routes(cookies))
+        .layer(middleware::from_fn(qiao_web::zone::zone_scope))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Any other path: the portal's 404 page with the navigation; under `/api/` the API's JSON
+/// 404 (the portal is mounted beside the API without the API's own fallback: [`crate::app`]).
+async fn not_found(ctx: crate::web::Ctx, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        return qiao_hub::ApiError::not_found("no such endpoint").into_response();
+    }
+    ctx.not_found()
 }

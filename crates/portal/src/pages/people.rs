@@ -235,9 +235,22 @@ pub async fn users(State(portal): State<Shared>, ctx: Ctx) -> Response {
     users_page(&portal, &ctx, Shown::Nothing).await
 }
 
-/// The page a link's secret opens (sent to its person by the admin).
-fn link_url(secret: &str) -> String {
-    format!("/join/{secret}")
+/// The page a link's secret opens, as an absolute URL (the admin sends it to its person, who
+/// opens it elsewhere): from the portal's configured public address, else the address the
+/// admin's browser reached.
+fn link_url(portal: &Shared, ctx: &Ctx, secret: &str) -> String {
+    let base = match &portal.public_url {
+        Some(u) => u.clone(),
+        None => {
+            let scheme = if portal.cookies.secure {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", ctx.host)
+        }
+    };
+    format!("{base}/join/{secret}")
 }
 
 /// `POST /admin/users/invite`.
@@ -262,7 +275,7 @@ pub async fn invite(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> R
     };
     match r {
         Ok((secret, _)) => {
-            let url = link_url(&secret);
+            let url = link_url(&portal, &ctx, &secret);
             users_page(&portal, &ctx, Shown::Link("users.link_made", url)).await
         }
         Err(e) => match errors_of(&ctx, &[e]) {
@@ -309,7 +322,7 @@ pub async fn user_action(
                 blocking(move || alliance::reset_link(store.as_ref(), &id, &admin, now())).await;
             match r {
                 Ok(Ok((secret, _))) => {
-                    let url = link_url(&secret);
+                    let url = link_url(&portal, &ctx, &secret);
                     users_page(&portal, &ctx, Shown::Link("users.reset_made", url)).await
                 }
                 Ok(Err(e)) => match errors_of(&ctx, &[e]) {

@@ -146,6 +146,8 @@ pub(crate) struct Detail {
     pub quorum: u32,
     /// The expert registry (the reviewer picker's names and expertise).
     pub experts: Vec<alliance::Expert>,
+    /// The latest collection of the sites' recruitment counts.
+    pub recruitment: Option<JobView>,
 }
 
 fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::StoreError> {
@@ -192,7 +194,15 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
     } else {
         Vec::new()
     };
+    let recruitment = match file.recruitment.last() {
+        Some(r) => match s.job(&r.job)? {
+            Some(rec) => Some(qiao_hub::view::job_view(&rec, &s.results(&r.job)?)),
+            None => None,
+        },
+        None => None,
+    };
     Ok(Some(Detail {
+        recruitment,
         analyses: super::analyses::load_runs(s.as_ref(), &file.project)?,
         quorum: alliance::quorum(s.as_ref())?,
         experts: alliance::experts(s.as_ref())?,
@@ -253,6 +263,16 @@ fn render_detail(
             .unwrap_or_default()
     };
     let is_sponsor = user.role == UserRole::SponsorResearcher && member;
+    // Recruitment: the sites' released counts of their marks, typed months overriding; the
+    // chart and the forecast read the same lines.
+    let lines = alliance::recruitment_lines(f, d.recruitment.as_ref());
+    let filled = ProjectFile {
+        reports: lines
+            .iter()
+            .map(|l| l.as_report(&f.sponsor, f.created_at))
+            .collect(),
+        ..f.clone()
+    };
     let my_invite = user
         .site
         .as_ref()
@@ -410,7 +430,7 @@ fn render_detail(
                             p.muted { (t(lang, "feas.history_note")) }
                         }
                         @if let Some(views) = d.runs.get(&c.n) {
-                            (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled: f.enrolled(), now: run.at }))
+                            (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled: filled.enrolled(), now: run.at }))
                         }
                     } @else {
                         p.muted { (t(lang, "feas.not_run")) }
@@ -475,12 +495,9 @@ fn render_detail(
         // Running.
         @if matches!(f.stage, Stage::Running | Stage::Completed) {
             h2 { (t(lang, "run.title")) }
-            (feasibility::enrollment_chart(lang, f))
+            (feasibility::enrollment_chart(lang, &filled))
             p { a #reports-csv href=(format!("/projects/{}/reports.csv", f.project)) download { (t(lang, "runs.reports_csv")) } }
-            table {
-                thead { tr { th { (t(lang, "run.month")) } th { (t(lang, "sel.site")) } th.num { (t(lang, "run.screened")) } th.num { (t(lang, "run.enrolled")) } } }
-                tbody { @for r in &f.reports { tr { td { (r.month) } td { (r.site) } td.num { (fmt_int(lang, i64::from(r.screened))) } td.num { (fmt_int(lang, i64::from(r.enrolled))) } } } }
-            }
+            (super::recruitment::section(lang, &csrf, f, d.recruitment.as_ref(), &lines, is_sponsor, errs_for("recruitment")))
             @if let Some(inv) = my_invite.filter(|i| i.status == InviteStatus::Accepted && user.role == UserRole::SiteInvestigator) {
                 p { a.button #open-prescreen href=(format!("/sites/{}/open?next={}", inv.site, qiao_web::layout::url_encode("/prescreen"))) { (qiao_web::tf(lang, "open.prescreen", &[("site", inv.site.as_str())])) } }
             }
@@ -558,6 +575,7 @@ enum Action {
     Invite,
     Answer,
     Report,
+    Recruitment,
 }
 
 impl Action {
@@ -573,6 +591,7 @@ impl Action {
             Action::Invite => "invite".into(),
             Action::Answer => "answer".into(),
             Action::Report => "report".into(),
+            Action::Recruitment => "recruitment".into(),
         }
     }
 }
@@ -695,6 +714,15 @@ fn perform(
             user,
             t,
         )),
+        Action::Recruitment => {
+            let r = alliance::collect_recruitment(s, id, user, t)
+                .map(|_| ())
+                .map_err(|e| vec![e]);
+            if r.is_ok() {
+                portal.hub.notify_jobs();
+            }
+            r
+        }
         Action::Report => alliance::report_enrollment(
             s,
             id,
@@ -765,6 +793,7 @@ project_action!(attach, Action::Cohort);
 project_action!(invite, Action::Invite);
 project_action!(answer, Action::Answer);
 project_action!(report, Action::Report);
+project_action!(recruitment, Action::Recruitment);
 
 /// `POST /projects/{id}/cohorts/{n}/replace`: a new version of the definition.
 pub async fn replace(
@@ -805,12 +834,31 @@ pub async fn launch_analysis(
         "characterization" => "characterization",
         "incidence" => "incidence",
         "survival" => "survival",
+        "regression" => "regression",
         _ => return ctx.not_found(),
     };
     let p2 = portal.clone();
     let (r, form) = match blocking(move || {
         let s = p2.hub.store();
-        let r = if kind == "survival" {
+        let r = if kind == "regression" {
+            let config = p2.hub.config();
+            alliance::run_regression(
+                s.as_ref(),
+                &config.quotas,
+                config.floors,
+                &pid,
+                &alliance::RegressionForm {
+                    model: form.get("model"),
+                    target: form.get("target"),
+                    outcome: form.get("outcome"),
+                    comparator: form.get("comparator"),
+                    tar: form.get("tar"),
+                    covariates: form.get("covariates"),
+                },
+                &user,
+                now(),
+            )
+        } else if kind == "survival" {
             alliance::run_survival(
                 s.as_ref(),
                 &pid,

@@ -34,6 +34,7 @@ impl World {
             hub.clone(),
             PortalConfig {
                 secure_cookies: true,
+                public_url: Some("https://portal.example".into()),
             },
         );
         World {

@@ -86,7 +86,16 @@ pub struct Args {
     /// Print the result as one JSON object on stdout (everything else on stderr).
     #[arg(long)]
     json: bool,
+    /// The sites release exact aggregates (the `exact` release mode: the threshold, no noise,
+    /// DataSHIELD's model) and the hub states no limit on the privacy loss per release: for
+    /// showing federated regression, which sites under differential privacy refuse.
+    #[arg(long)]
+    exact: bool,
 }
+
+/// Queries a user may send a site per rate-limit window in an `--exact` demo (each round of a
+/// regression run is one).
+const EXACT_DEMO_RATE_LIMIT: u32 = 1000;
 
 /// The demo sites' 30-day ρ budgets: per user, per organization, in all.
 const DEMO_BUDGETS: [f64; 3] = [4.0, 8.0, 16.0];
@@ -98,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let work = WorkDir::prepare(&args.work)?;
     let hospitals = synthesize(&console, &cdm, &work, &args)?;
     let stores = ingest(&console, &work, &hospitals)?;
-    let net = Network::start(&console, &work, &stores, args.listen)?;
+    let net = Network::start(&console, &work, &stores, args.listen, args.exact)?;
     let view = net.feasibility(&console, &work)?;
     net.seed_portal(&console)?;
     if args.json {
@@ -397,12 +406,14 @@ fn account(id: &str, role: UserRole, about: &str) -> Account {
 }
 
 impl Network {
-    /// Starts the hub and the sites, creates the accounts and the approved project.
+    /// Starts the hub and the sites, creates the accounts and the approved project; `exact`:
+    /// the sites release exact aggregates and the hub states no privacy-loss floor.
     pub fn start(
         console: &Console,
         work: &WorkDir,
         stores: &[HospitalStore],
         listen: SocketAddr,
+        exact: bool,
     ) -> anyhow::Result<Self> {
         let t = Instant::now();
         console.say("== 3. start the hub and the sites");
@@ -455,6 +466,10 @@ impl Network {
                 .collect(),
             listen,
             max_backoff_secs: 2,
+            floors: exact.then_some(qiao_hub::protocol::Floors {
+                max_rho_per_release: None,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let net = qiao_testkit::Network::start(&work.root, &spec, &qiao_testkit::Nodes::InProcess)?;
@@ -471,7 +486,18 @@ impl Network {
             // Network analyses (characterization, incidence) run without the steward's
             // approval, so the portal's analysis pages answer in the demo.
             policy.analyses = qiao_site::policy::Approval::Auto;
+            if exact {
+                // Exact releases; every regression round is a query to the rate limit.
+                policy.release = qiao_disclosure::ReleaseMode::Exact;
+                policy.rate_limit.max_queries = EXACT_DEMO_RATE_LIMIT;
+            }
             policy.save(&dir)?;
+        }
+        if exact {
+            console.say(format!(
+                "   sites release exact aggregates (threshold {}, no noise) and answer {EXACT_DEMO_RATE_LIMIT} queries per window: federated regression runs (--exact)",
+                qiao_hub::protocol::Floors::default().min_cell_count
+            ));
         }
         console.say(
             "   sites run network analyses (characterization, incidence) without approval in the demo (new sites: manual)",

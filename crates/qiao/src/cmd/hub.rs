@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// Serve plain HTTP without TLS (local demos and tests only).
     #[arg(long)]
     pub insecure_http: bool,
+    /// The portal's address as its users reach it (e.g. `https://qiao.example.org`): the
+    /// start of the invitation and reset links the admin hands out. Default: the address
+    /// the admin's browser reached (its `Host`).
+    #[arg(long)]
+    pub public_url: Option<String>,
     /// Deliver a job again to a site that has not answered it after this many seconds.
     #[arg(long, default_value_t = 30)]
     pub redeliver_secs: i64,
@@ -307,6 +312,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     let portal = qiao_portal::PortalConfig {
         secure_cookies: tls.is_some(),
+        public_url: a.public_url.clone(),
     };
     run_foreground_with(
         store,

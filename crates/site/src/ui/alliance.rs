@@ -166,6 +166,7 @@ fn sign_in(ui: &Ui, peer: SocketAddr, headers: &HeaderMap, f: &AssertionForm) ->
         &mut resp,
         &session::session_cookie(ui.cookies, &token, super::SESSION_SECS),
     );
+    super::set_zone_cookie(ui, &mut resp, &who.user);
     resp
 }
 

@@ -101,10 +101,43 @@ impl Ui {
         Some((token, s))
     }
 
+    /// The signed-in user of a request, in the role the site's accounts give them *now*: the
+    /// role is read again on every request, so a steward's change (an alliance user's grant
+    /// withdrawn or changed, a local account removed) applies to open sessions at once; a
+    /// session whose user holds no role any more ends.
     fn signed(&self, headers: &HeaderMap) -> Option<Signed> {
-        self.session(headers).map(|(token, s)| Signed {
+        let (token, s) = self.session(headers)?;
+        let current = match Users::load(&self.dir) {
+            Ok(u) => u.role_of(&s.user),
+            Err(e) => {
+                tracing::error!("site ui: reading the accounts: {e:#}");
+                None
+            }
+        };
+        let Some(role) = current else {
+            if let Ok(mut sessions) = self.sessions.lock() {
+                sessions.remove(&token);
+            }
+            self.audit(
+                EntryDraft::new(now_unix(), audit::user(&s.user), "ui.session_end").decision(
+                    format!(
+                        "session ended: {} holds no role at this site any more",
+                        s.user
+                    ),
+                ),
+            );
+            return None;
+        };
+        if role != s.role {
+            if let Ok(mut sessions) = self.sessions.lock() {
+                if let Some(open) = sessions.get_mut(&token) {
+                    open.role = role;
+                }
+            }
+        }
+        Some(Signed {
             user: s.user,
-            role: s.role,
+            role,
             csrf: session::csrf_token(&token),
             token,
         })
@@ -274,6 +307,7 @@ pub(crate) fn router(ui: Arc<Ui>) -> Router {
         .merge(pages::routes())
         .merge(alliance::routes())
         .merge(qiao_web::assets::routes(ui.cookies))
+        .layer(axum::middleware::from_fn(qiao_web::zone::zone_scope))
         .layer(axum::middleware::from_fn(session::security_headers))
         .with_state(ui)
 }
@@ -469,7 +503,17 @@ async fn login(
         &mut resp,
         &session::session_cookie(ui.cookies, &token, SESSION_SECS),
     );
+    set_zone_cookie(&ui, &mut resp, &f.user);
     resp
+}
+
+/// Sets the zone cookie from the zone `user` chose here (none: the page language's).
+fn set_zone_cookie(ui: &Ui, resp: &mut Response, user: &str) {
+    let zone = crate::users::zone_of(&ui.dir, user).unwrap_or_else(|e| {
+        tracing::error!("site ui: reading the accounts: {e:#}");
+        None
+    });
+    set_cookie(resp, &qiao_web::zone::zone_cookie(ui.cookies, zone));
 }
 
 #[derive(Deserialize, Default)]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::{csrf_checked, require, Signed, Ui};
 use crate::audit;
 use crate::cohorts;
+use crate::data::now_unix;
 use crate::policy::{
     self, Approval, PolicyChangeError, PolicyEdit, PolicyField, PolicyInvalid, SitePolicy,
 };
@@ -31,6 +32,8 @@ pub(super) fn routes() -> Router<Arc<Ui>> {
         .route("/audit", get(audit_log))
         .route("/prescreen", get(prescreen_index))
         .route("/prescreen/{project}/{digest}", get(prescreen_list))
+        .route("/prescreen/{project}/{digest}/mark", post(prescreen_mark))
+        .route("/settings", get(settings).post(settings_save))
 }
 
 #[derive(Deserialize, Default)]
@@ -46,6 +49,7 @@ fn query_label(lang: Lang, q: &QueryType) -> &'static str {
         QueryType::Incidence(_) => t(lang, "site.query.incidence"),
         QueryType::Survival(_) => t(lang, "site.query.survival"),
         QueryType::RegressionRound(_) => t(lang, "site.query.regression_round"),
+        QueryType::Recruitment(_) => t(lang, "site.query.recruitment"),
     }
 }
 
@@ -660,6 +664,7 @@ async fn prescreen_list(
     headers: HeaderMap,
     Path((project, digest)): Path<(String, String)>,
     Query(q): Query<super::listing::ListQuery>,
+    Query(flash): Query<FlashQuery>,
 ) -> Result<Response, super::Gate> {
     let path = format!("/prescreen/{project}/{digest}");
     let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
@@ -712,7 +717,12 @@ async fn prescreen_list(
         Err(e) => return Ok(internal(&ui, lang, &who, &e)),
     };
     let persons = crate::exec::subject_ids(&rows).count();
-    // The hospital's own record number beside each id (this page only: nothing hub-bound has it).
+    let mut marks = match crate::recruitment::load(&ui.dir, &project) {
+        Ok(m) => m.persons,
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    // The hospital's own record number beside each id (this page only: nothing hub-bound has
+    // it), and the candidate's recruitment mark (shown on the person's first row).
     let people = ui.store.persons();
     let rows: Vec<super::listing::ListRow> = rows
         .into_iter()
@@ -721,6 +731,7 @@ async fn prescreen_list(
                 .index_of(row.subject_id)
                 .and_then(|i| people.source_value(i))
                 .map(str::to_owned),
+            mark: marks.remove(&row.subject_id),
             row,
         })
         .collect();
@@ -731,7 +742,13 @@ async fn prescreen_list(
             super::listing::to_csv(&selected),
         ));
     }
-    let page = ui.page(lang, "site.prescreen.list_title", &path, &who);
+    let mut page = ui.page(lang, "site.prescreen.list_title", &path, &who);
+    page.flash = Flash::from_query(lang, flash.flash.as_deref());
+    let today = qiao_web::i18n::ymd_value(now_in_zone(lang));
+    let marking = super::listing::Marking {
+        csrf: &who.csrf,
+        today: &today,
+    };
     Ok(page.respond(html! {
         p.local role="note" { (t(lang, "site.prescreen.local_only")) }
         p { (tf(lang, "site.prescreen.summary", &[
@@ -741,8 +758,187 @@ async fn prescreen_list(
             ("rows", &fmt_int(lang, rows.len() as i64)),
         ])) }
         (narrative(lang, cohort.name.as_deref().unwrap_or(&digest), &cohort.definition))
-        (super::listing::render(lang, &path, &selected, &q))
+        p.muted { (t(lang, "site.mark.intro")) }
+        (super::listing::render(lang, &path, &selected, &q, Some(&marking)))
     }))
+}
+
+/// Now, shifted into the request's zone (a form's default day).
+fn now_in_zone(lang: Lang) -> i64 {
+    crate::data::now_unix() + qiao_web::i18n::utc_offset(lang)
+}
+
+#[derive(Deserialize, Default)]
+struct MarkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    person: String,
+    #[serde(default)]
+    mark: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /prescreen/{project}/{digest}/mark`: the investigator marks a candidate of the list
+/// (the access rule of the list, the person on the list), then back to the list with a flash.
+async fn prescreen_mark(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path((project, digest)): Path<(String, String)>,
+    Form(f): Form<MarkForm>,
+) -> Result<Response, super::Gate> {
+    let path = format!("/prescreen/{project}/{digest}");
+    let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
+    let lang = Lang::negotiate(&headers);
+    csrf_checked(&who, &f.csrf, lang)?;
+    let cohort = match cohorts::get(&ui.dir, &project, &digest) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Ok(layout::error_page(
+                lang,
+                StatusCode::NOT_FOUND,
+                "site.prescreen.title",
+                t(lang, "site.prescreen.not_found"),
+            ))
+        }
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let label = format!(
+        "project {project}, received cohort {}, marking",
+        &digest[..12.min(digest.len())]
+    );
+    match crate::prescreen::admit(&ui.dir, &who.user, &project, &digest, &label) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => {
+            return Ok(layout::error_page(
+                lang,
+                StatusCode::FORBIDDEN,
+                "site.prescreen.title",
+                &tf(
+                    lang,
+                    "site.prescreen.not_assigned",
+                    &[("project", &project)],
+                ),
+            ))
+        }
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    }
+    // Only the query string of the list's own selection comes back (no other URL).
+    let back: String = f
+        .back
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "=&%-_.+".contains(*c))
+        .take(500)
+        .collect();
+    let to_list = |flash: &str| layout::see_other(&format!("{path}?{back}&flash={flash}"));
+    let Ok(person) = f.person.trim().parse::<i64>() else {
+        return Ok(to_list("flash.err_mark_person"));
+    };
+    let change = if f.mark == "clear" {
+        crate::recruitment::Change::Clear
+    } else {
+        match crate::recruitment::Mark::parse(&f.mark) {
+            Some(mark) => crate::recruitment::Change::Mark {
+                mark,
+                date: &f.date,
+                reason: &f.reason,
+            },
+            None => return Ok(to_list("flash.err_mark_person")),
+        }
+    };
+    // The person must be on this list: the cohort computed again (nothing is shown or audited
+    // as a listing).
+    let ui2 = Arc::clone(&ui);
+    let definition = cohort.definition.clone();
+    let on_list = tokio::task::spawn_blocking(move || {
+        crate::exec::run_definition(&ui2.store, &definition)
+            .map(|run| run.rows.iter().any(|r| r.subject_id == person))
+    })
+    .await;
+    match on_list {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ok(to_list("flash.err_mark_person")),
+        Ok(Err(e)) => return Ok(internal(&ui, lang, &who, &anyhow::anyhow!("{e}"))),
+        Err(e) => return Ok(internal(&ui, lang, &who, &anyhow::anyhow!("{e}"))),
+    }
+    use crate::recruitment::MarkRefused;
+    match crate::recruitment::set(&ui.dir, &project, person, change, &who.user, now_unix()) {
+        Ok(Ok(_)) => Ok(to_list("flash.mark_saved")),
+        Ok(Err(refused)) => Ok(to_list(match refused {
+            MarkRefused::BadDate => "flash.err_mark_date",
+            MarkRefused::Future => "flash.err_mark_future",
+            MarkRefused::EnrolledBeforeScreened { .. } => "flash.err_mark_order",
+            MarkRefused::Conflict(_) => "flash.err_mark_conflict",
+            MarkRefused::BadReason => "flash.err_mark_reason",
+        })),
+        Err(e) => Ok(internal(&ui, lang, &who, &e)),
+    }
+}
+
+// --- the user's own settings -----------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct ZoneForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    zone: String,
+}
+
+/// `GET /settings`: the signed-in user's time zone (kept with the site's accounts).
+async fn settings(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, super::Gate> {
+    let Some(who) = ui.signed(&headers) else {
+        return Ok(layout::see_other("/login?next=%2Fsettings"));
+    };
+    let lang = Lang::negotiate(&headers);
+    let chosen = match crate::users::zone_of(&ui.dir, &who.user) {
+        Ok(z) => z.map(|m| m.to_string()).unwrap_or_default(),
+        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    };
+    let mut page = ui.page(lang, "settings.title", "/settings", &who);
+    page.flash = Flash::from_query(lang, q.flash.as_deref());
+    Ok(page.respond(html! {
+        form.card #zone-form method="post" action="/settings" {
+            (layout::csrf_field(&who.csrf))
+            (layout::select(lang, "zone", "settings.zone", &layout::zone_options(lang), &chosen, &FormErrors::new()))
+            p.muted { (t(lang, "settings.zone_note")) }
+            (layout::submit(lang, "settings.save"))
+        }
+        p #now { (tf(lang, "settings.now", &[("time", &fmt_datetime(lang, now_unix()))])) }
+    }))
+}
+
+/// `POST /settings`: saves the zone and sets the zone cookie.
+async fn settings_save(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Form(f): Form<ZoneForm>,
+) -> Result<Response, super::Gate> {
+    let Some(who) = ui.signed(&headers) else {
+        return Ok(layout::see_other("/login?next=%2Fsettings"));
+    };
+    let lang = Lang::negotiate(&headers);
+    csrf_checked(&who, &f.csrf, lang)?;
+    let minutes = qiao_web::zone::parse(&f.zone);
+    match crate::users::set_zone(&ui.dir, &who.user, minutes) {
+        Ok(()) => {
+            let mut resp = layout::see_other("/settings?flash=flash.saved");
+            if let Ok(v) = qiao_web::zone::zone_cookie(ui.cookies, minutes).parse() {
+                resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            Ok(resp)
+        }
+        Err(e) => Ok(internal(&ui, lang, &who, &e)),
+    }
 }
 
 // --- errors ----------------------------------------------------------------------------------

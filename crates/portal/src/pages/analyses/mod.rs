@@ -5,14 +5,18 @@
 //!
 //! Each analysis kind is one module here with three functions — `render` (the result page's
 //! body), `tables` (its CSV tables) and the form in [`section`]; survival (Kaplan–Meier curves
-//! with the at-risk table and the log-rank test, issue 16) is the third. Regression (a forest
-//! plot through `qiao_web::chart::forest`) would be one more module, one more [`AnalysisKind`]
-//! variant and one more arm in [`result_page`] and [`csv`].
+//! with the at-risk table and the log-rank test, issue 16) is the third. Regression (issue 16)
+//! is the fourth, and the one that is not a job: a multi-round run at the hub, whose page shows
+//! the run's progress (and resumes it when failed: `POST …/{n}/resume`), then the coefficients
+//! and a forest plot of the odds or hazard ratios on a log axis (`qiao_web::chart::ratio_forest`).
 
 mod characterization;
 mod incidence;
 mod names;
+mod regression;
 mod survival;
+
+pub use regression::resume;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -42,8 +46,12 @@ pub(crate) fn load_runs(
 ) -> Result<Runs, qiao_hub::StoreError> {
     let mut out = Vec::new();
     for r in alliance::analysis_runs(store, id)? {
-        let view = match store.job(&r.job)? {
-            Some(rec) => Some(qiao_hub::view::job_view(&rec, &store.results(&r.job)?)),
+        let job = match &r.run {
+            Some(run) => regression::current_job(store, run)?.unwrap_or(r.job),
+            None => r.job,
+        };
+        let view = match store.job(&job)? {
+            Some(rec) => Some(qiao_hub::view::job_view(&rec, &store.results(&job)?)),
             None => None,
         };
         out.push((r, view));
@@ -98,6 +106,32 @@ fn run_title(lang: Lang, f: &ProjectFile, r: &AnalysisRun) -> String {
                     lang,
                     "ana.title_surv_vs",
                     &[
+                        ("target", &target),
+                        ("outcome", &outcome),
+                        ("comparator", &cohort_name(&f.cohorts, c)),
+                    ],
+                ),
+            }
+        }
+        AnalysisKind::Regression {
+            model,
+            outcome,
+            comparator,
+            ..
+        } => {
+            let model = regression::model_name(lang, model);
+            let outcome = cohort_name(&f.cohorts, outcome);
+            match comparator {
+                None => tf(
+                    lang,
+                    "ana.title_reg",
+                    &[("model", model), ("target", &target), ("outcome", &outcome)],
+                ),
+                Some(c) => tf(
+                    lang,
+                    "ana.title_reg_vs",
+                    &[
+                        ("model", model),
                         ("target", &target),
                         ("outcome", &outcome),
                         ("comparator", &cohort_name(&f.cohorts, c)),
@@ -236,6 +270,22 @@ pub(crate) fn section(
                     (submit(lang, "ana.run_surv"))
                 }
             }
+            details.card open[form.is_some_and(|(n, _, _)| n == "regression")] {
+                summary { (t(lang, "ana.reg_form")) }
+                @let errs = errs_for("regression");
+                (form_error(errs))
+                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
+                    (csrf_field(csrf))
+                    input type="hidden" name="kind" value="regression";
+                    (select(lang, "model", "ana.model", &regression::models(lang), &val("regression", "model", "cox"), errs))
+                    (select(lang, "target", "ana.target", &cohorts, &val("regression", "target", ""), errs))
+                    (select(lang, "comparator", "ana.comparator", &optional, &val("regression", "comparator", ""), errs))
+                    (select(lang, "outcome", "ana.outcome", &cohorts, &val("regression", "outcome", ""), errs))
+                    (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("regression", "tar", "start+0:obs_end"), errs))
+                    (field(lang, InputKind::Text, "covariates", "ana.reg_covariates", &val("regression", "covariates", "age, gender"), errs))
+                    (submit(lang, "ana.run_reg"))
+                }
+            }
         }
     }
 }
@@ -260,6 +310,8 @@ pub(crate) struct Loaded {
     pub view: JobView,
     pub sites: Vec<Site>,
     pub names: Names,
+    /// A regression's run at the hub.
+    pub regression: Option<qiao_hub::service::runs::RunRecord>,
 }
 
 async fn load(portal: &Shared, ctx: &Ctx, id: String, n: u32) -> Result<(User, Loaded), Response> {
@@ -276,10 +328,20 @@ async fn load(portal: &Shared, ctx: &Ctx, id: String, n: u32) -> Result<(User, L
         let Some(run) = alliance::analysis_run(s.as_ref(), &file.project, n)? else {
             return Ok(Some((file, project.members, None)));
         };
-        let Some(rec) = s.job(&run.job)? else {
+        // A regression: its run (failed here when its round is past the deadline, as the
+        // hub's API does) and the current round's job.
+        let regression = match &run.run {
+            Some(id) => qiao_hub::service::runs::get(s.as_ref(), id, qiao_hub::util::now())?,
+            None => None,
+        };
+        let job = regression
+            .as_ref()
+            .and_then(|r| r.current())
+            .map_or(run.job, |r| r.job_id);
+        let Some(rec) = s.job(&job)? else {
             return Ok(Some((file, project.members, None)));
         };
-        let view = qiao_hub::view::job_view(&rec, &s.results(&run.job)?);
+        let view = qiao_hub::view::job_view(&rec, &s.results(&job)?);
         let mut defs = Vec::new();
         for c in &file.cohorts {
             if let Some(d) = alliance::cohort_definition(s.as_ref(), &file.project, c.n)? {
@@ -290,7 +352,7 @@ async fn load(portal: &Shared, ctx: &Ctx, id: String, n: u32) -> Result<(User, L
         Ok(Some((
             file,
             project.members,
-            Some((run, view, s.sites()?, names)),
+            Some((run, view, s.sites()?, names, regression)),
         )))
     })
     .await;
@@ -303,7 +365,7 @@ async fn load(portal: &Shared, ctx: &Ctx, id: String, n: u32) -> Result<(User, L
     if !alliance::can_see(&user, &file, &members) {
         return Err(ctx.forbidden());
     }
-    let Some((run, view, sites, names)) = rest else {
+    let Some((run, view, sites, names, regression)) = rest else {
         return Err(ctx.not_found());
     };
     Ok((
@@ -314,6 +376,7 @@ async fn load(portal: &Shared, ctx: &Ctx, id: String, n: u32) -> Result<(User, L
             view,
             sites,
             names,
+            regression,
         },
     ))
 }
@@ -416,7 +479,7 @@ pub async fn result_page(
     Path((id, n)): Path<(String, u32)>,
     Query(q): Query<ResultQuery>,
 ) -> Response {
-    let (_, l) = match load(&portal, &ctx, id, n).await {
+    let (user, l) = match load(&portal, &ctx, id, n).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -436,7 +499,10 @@ pub async fn result_page(
         }
         AnalysisKind::Incidence { .. } => incidence::render(lang, &base, &l, &scope),
         AnalysisKind::Survival { .. } => survival::render(lang, &base, &l, &scope),
+        AnalysisKind::Regression { .. } => regression::render(lang, &base, &l, &user, &ctx.csrf()),
     };
+    // A regression's sites answer rounds, not results of their own: no per-site view.
+    let per_site = !matches!(l.run.kind, AnalysisKind::Regression { .. });
     let mut page = ctx.page("ana.result_title");
     let title = run_title(lang, &l.file, &l.run);
     page.title = format!("{title} · {}", l.file.title);
@@ -445,7 +511,7 @@ pub async fn result_page(
         h2 { (title) }
         p.muted { (t(lang, "ana.run_at")) " " (fmt_datetime(lang, l.run.at)) " · " (tf(lang, "ana.run_by", &[("user", l.run.by.as_str())])) }
         (statuses(lang, &l.view, &l.sites))
-        (scope_nav(lang, &base, &l, site))
+        @if per_site { (scope_nav(lang, &base, &l, site)) }
         h3 { (t(lang, "ana.sdc")) }
         (disclosure_note(lang, &l.view, &l.sites, site))
         p.muted { (t(lang, "sdc.legend")) }
@@ -454,7 +520,7 @@ pub async fn result_page(
 }
 
 /// `GET /projects/{id}/analyses/{n}/{table}` (`covariates.csv`, `continuous.csv`,
-/// `incidence.csv`, `km.csv`): the table for the pooled result and every site, one row per value.
+/// `incidence.csv`, `km.csv`, `coefficients.csv`): the table for the pooled result and every site, one row per value.
 pub async fn csv(
     State(portal): State<Shared>,
     ctx: Ctx,
@@ -473,6 +539,7 @@ pub async fn csv(
         }
         (AnalysisKind::Incidence { .. }, "incidence.csv") => incidence::rows_csv(&l),
         (AnalysisKind::Survival { .. }, "km.csv") => survival::km_csv(&l),
+        (AnalysisKind::Regression { .. }, "coefficients.csv") => regression::coefficients_csv(&l),
         _ => return ctx.not_found(),
     };
     let text = match write_csv(rows) {

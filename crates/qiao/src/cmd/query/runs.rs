@@ -112,7 +112,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let run = follow(&client, run, Duration::from_secs(a.wait))?;
     let mut out = std::io::stdout().lock();
     match run.status {
-        RunStatus::Converged | RunStatus::NotConverged => {}
+        RunStatus::Converged | RunStatus::NotConverged | RunStatus::Completed => {}
         RunStatus::Failed => {
             if a.json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&report(&run))?)?;
@@ -150,6 +150,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         run.rounds.len(),
         if fit.converged {
             ""
+        } else if fit.privacy.is_some() {
+            " (a fixed number of rounds on noisy sums: differential privacy)"
         } else {
             " (NOT converged)"
         }
@@ -214,6 +216,9 @@ fn report(run: &RunRecord) -> serde_json::Value {
         RegressionModel::Logistic => "federated logistic regression (outcome within the time at risk), Newton-Raphson over the sites' sums, Wald 95% intervals",
         RegressionModel::Cox => "federated Cox proportional hazards, Efron ties, stratified by site, Newton-Raphson over the sites' sums, Wald 95% intervals",
     });
+    if run.fit.as_ref().is_some_and(|f| f.privacy.is_some()) {
+        v["method"] = json!("federated logistic regression under differential privacy: covariates clipped to the ranges in `privacy.clip`, each round's sums released with Gaussian noise (one zCDP release per round, every round charged at round 0), a fixed number of Newton-Raphson rounds with the noisy information made positive definite, the estimate the last round's Newton step, Wald 95% intervals including the gradient noise");
+    }
     v["rounds"] = json!(run
         .rounds
         .iter()
@@ -222,6 +227,7 @@ fn report(run: &RunRecord) -> serde_json::Value {
             "coefficients": r.coefficients,
             "loglik": r.sites.iter().map(|s| s.sums.loglik).sum::<f64>(),
             "sites": r.sites.len(),
+            "rho_spent": r.sites.iter().map(|s| s.rho_spent).collect::<Vec<_>>(),
             "millis": r.finished_at_ms.map(|f| f - r.issued_at_ms),
         }))
         .collect::<Vec<_>>());
