@@ -64,7 +64,7 @@ impl Names {
             Kind::Concept(..) | Kind::Group(..) | Kind::Inpatient(_) => {
                 format!("{}: {}", a.name, self.concept(k))
             }
-            Kind::ValueAsConcept(_) | Kind::RangeGroup | Kind::CareSite => {
+            Kind::ValueAsConcept(_) | Kind::RangeGroup => {
                 format!("{}: covariate {covariate_id}", a.name)
             }
         }
