@@ -48,6 +48,7 @@ fn continuous_covariates_are_released_clipped_with_their_declared_rho() {
         discloser: &discloser,
         ledger: &mut ledger,
         now: now(),
+        recruitment: &[],
     };
     let result = qiao_site::execute(&j, &mut cx).result;
     let Outcome::Done {
@@ -171,6 +172,7 @@ fn a_continuous_covariate_beyond_the_sampler_is_refused_by_name() {
         discloser: &discloser,
         ledger: &mut ledger,
         now: now(),
+        recruitment: &[],
     };
     let outcome = qiao_site::execute(&j, &mut cx).result.outcome;
     assert!(
