@@ -483,8 +483,8 @@ fn fetch(
         let t = Instant::now();
         let resolved = session
             .sql(&sql::codesets_query(job.concept_sets, job.at))
-            .and_then(|df| df.collect_record_batches())
             .map_err(query_err)
+            .and_then(|df| df.collect_record_batches().map_err(query_err))
             .and_then(|b| resolved_of(&b));
         if trace {
             eprintln!("spark step codesets (collected): {:.0} ms", ms(t.elapsed()));

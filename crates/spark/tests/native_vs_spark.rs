@@ -456,9 +456,11 @@ impl SparkDb {
     }
 
     fn exec(&self, sql: &str) {
-        self.session
+        let df = self
+            .session
             .sql(sql)
-            .and_then(|df| df.collect_record_batches())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        df.collect_record_batches()
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
@@ -473,10 +475,10 @@ impl SparkDb {
 
 impl Drop for SparkDb {
     fn drop(&mut self) {
-        let _ = self
-            .session
-            .sql(&format!("DROP DATABASE IF EXISTS {} CASCADE", self.name))
-            .and_then(|df| df.collect_record_batches());
+        let drop = format!("DROP DATABASE IF EXISTS {} CASCADE", self.name);
+        if let Ok(df) = self.session.sql(&drop) {
+            let _ = df.collect_record_batches();
+        }
     }
 }
 
