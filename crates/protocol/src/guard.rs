@@ -306,14 +306,17 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
     let Outcome::Done { payload } = &result.outcome else {
         return Ok(());
     };
+    let wrong = || AggregateViolation::PayloadMismatch {
+        expected: job.query.payload_type(),
+        found: payload.payload_type(),
+    };
     if payload.payload_type() != job.query.payload_type() {
-        return Err(AggregateViolation::PayloadMismatch {
-            expected: job.query.payload_type(),
-            found: payload.payload_type(),
-        });
+        return Err(wrong());
     }
-    match (payload, &job.query) {
-        (Payload::CohortCount(r), _) => {
+    // One arm per payload (a new payload type does not compile until it is checked here); the
+    // job's query is of the same type (compared above), the `else` arms never taken.
+    match payload {
+        Payload::CohortCount(r) => {
             let expected = inclusion_rule_names(&job.definition);
             for (index, rule) in r.rules.iter().enumerate() {
                 match expected.get(index) {
@@ -350,13 +353,14 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
                 });
             }
         }
-        (
-            Payload::Demographics(r),
-            QueryType::Demographics {
+        Payload::Demographics(r) => {
+            let QueryType::Demographics {
                 age_band_years,
                 by_index_year,
-            },
-        ) => {
+            } = &job.query
+            else {
+                return Err(wrong());
+            };
             let width = u16::from(*age_band_years);
             for (index, cell) in r.cells.iter().enumerate() {
                 if cell.index_year.is_some() && !by_index_year {
@@ -383,29 +387,37 @@ pub fn check_against_job(job: &Job, result: &JobResult) -> Result<(), AggregateV
                 }
             }
         }
-        (Payload::Characterization(r), QueryType::Characterization(spec)) => {
+        Payload::Characterization(r) => {
+            let QueryType::Characterization(spec) = &job.query else {
+                return Err(wrong());
+            };
             check_characterization(r, spec)?;
         }
-        (Payload::Incidence(r), QueryType::Incidence(spec)) => {
+        Payload::Incidence(r) => {
+            let QueryType::Incidence(spec) = &job.query else {
+                return Err(wrong());
+            };
             check_incidence(r, spec)?;
         }
-        (Payload::Survival(r), QueryType::Survival(spec)) => {
+        Payload::Survival(r) => {
+            let QueryType::Survival(spec) = &job.query else {
+                return Err(wrong());
+            };
             check_survival(r, spec)?;
         }
-        (Payload::RegressionRound(r), QueryType::RegressionRound(round)) => {
+        Payload::RegressionRound(r) => {
+            let QueryType::RegressionRound(round) = &job.query else {
+                return Err(wrong());
+            };
             crate::message::regression::check_sums(r, round)
                 .map_err(|(path, detail)| mismatch(path, detail))?;
         }
-        (Payload::Recruitment(r), QueryType::Recruitment(spec)) => {
+        Payload::Recruitment(r) => {
+            let QueryType::Recruitment(spec) = &job.query else {
+                return Err(wrong());
+            };
             crate::message::recruitment::check_recruitment(r, spec)
                 .map_err(|(path, detail)| mismatch(path, detail))?;
-        }
-        _ => {
-            // Unreachable: payload types were compared above.
-            return Err(AggregateViolation::PayloadMismatch {
-                expected: job.query.payload_type(),
-                found: payload.payload_type(),
-            });
         }
     }
     Ok(())
