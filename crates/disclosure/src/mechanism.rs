@@ -154,20 +154,12 @@ pub(crate) fn noisy_value(
         // Unreachable with a validated policy; never release a noiseless value.
         return (0, f64::INFINITY);
     };
-    let seed = hmac_sha256(
-        &secret.noise_key,
-        &[
-            b"qiao-disclosure/v2/dp-release",
-            &question.0,
-            &(stat.name.len() as u64).to_le_bytes(),
-            stat.name.as_bytes(),
-            &stat.sensitivity.to_le_bytes(),
-            &sigma.to_bits().to_le_bytes(),
-            &persons.to_bytes(),
-            &value.to_le_bytes(),
-        ],
+    let mut rng = noise_stream(
+        secret,
+        b"qiao-disclosure/v2/dp-release",
+        (question, stat, sigma, persons),
+        &[&value.to_le_bytes()],
     );
-    let mut rng = ChaCha20Rng::from_seed(seed);
     let z = noise.sample(&mut rng);
     let v = i64::try_from(value).unwrap_or(i64::MAX);
     (v.saturating_add(z), noise.sigma())
@@ -190,26 +182,43 @@ pub(crate) fn noisy_vector(
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    let seed = hmac_sha256(
-        &secret.noise_key,
-        &[
-            b"qiao-disclosure/v2/dp-vector",
-            &question.0,
-            &(stat.name.len() as u64).to_le_bytes(),
-            stat.name.as_bytes(),
-            &stat.sensitivity.to_le_bytes(),
-            &sigma.to_bits().to_le_bytes(),
-            &persons.to_bytes(),
-            &(values.len() as u64).to_le_bytes(),
-            &bytes,
-        ],
+    let mut rng = noise_stream(
+        secret,
+        b"qiao-disclosure/v2/dp-vector",
+        (question, stat, sigma, persons),
+        &[&(values.len() as u64).to_le_bytes(), &bytes],
     );
-    let mut rng = ChaCha20Rng::from_seed(seed);
     let noisy = values
         .iter()
         .map(|&v| v.saturating_add(noise.sample(&mut rng)))
         .collect();
     Some((noisy, noise.sigma()))
+}
+
+/// The ChaCha20 stream a DP release draws its noise from: seeded with the site's keyed PRF of
+/// the mechanism's `domain`, the question, the statistic (name, Δ), σ, the person set and the
+/// release's true values (`values`, as bytes), so a repeated question gets the same noise.
+fn noise_stream(
+    secret: &SiteSecret,
+    domain: &[u8],
+    (question, stat, sigma, persons): (&Question, &Statistic, f64, &PersonSetDigest),
+    values: &[&[u8]],
+) -> ChaCha20Rng {
+    let name_len = (stat.name.len() as u64).to_le_bytes();
+    let sensitivity = stat.sensitivity.to_le_bytes();
+    let sigma = sigma.to_bits().to_le_bytes();
+    let persons = persons.to_bytes();
+    let mut parts: Vec<&[u8]> = vec![
+        domain,
+        &question.0,
+        &name_len,
+        stat.name.as_bytes(),
+        &sensitivity,
+        &sigma,
+        &persons,
+    ];
+    parts.extend_from_slice(values);
+    ChaCha20Rng::from_seed(hmac_sha256(&secret.noise_key, &parts))
 }
 
 /// The non-increasing sequence closest (least squares) to `xs`: pool-adjacent-violators.
