@@ -57,27 +57,46 @@ pub struct Users {
     /// Local roles the steward granted to alliance users, by their hub user id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alliance: BTreeMap<String, LocalRole>,
-    /// The time zone each user chose on the settings page (minutes east of UTC, one of
-    /// [`qiao_web::zone::CHOICES`]), by their name here (`alliance:ID` for alliance users).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub zones: BTreeMap<String, i32>,
+    /// The time zone each user chose on the settings page ([`qiao_web::zone::Zone::name`]; an
+    /// earlier version's minutes east of UTC are read as the fixed offset), by their name here
+    /// (`alliance:ID` for alliance users).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "zone_names"
+    )]
+    pub zones: BTreeMap<String, String>,
+}
+
+/// Each stored zone as its name ([`qiao_web::zone::deserialize_name`]).
+fn zone_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Stored(#[serde(deserialize_with = "qiao_web::zone::deserialize_name")] Option<String>);
+    let raw = BTreeMap::<String, Stored>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(user, Stored(z))| z.map(|z| (user, z)))
+        .collect())
 }
 
 /// The zone `name` chose (`None`: the page language's).
-pub fn zone_of(dir: &SiteDir, name: &str) -> anyhow::Result<Option<i32>> {
-    Ok(Users::load(dir)?.zones.get(name).copied())
+pub fn zone_of(dir: &SiteDir, name: &str) -> anyhow::Result<Option<String>> {
+    Ok(Users::load(dir)?.zones.get(name).cloned())
 }
 
 /// `name` chooses a zone (`None`: the page language's).
-pub fn set_zone(dir: &SiteDir, name: &str, minutes: Option<i32>) -> anyhow::Result<()> {
-    if minutes.is_some_and(|m| qiao_web::zone::parse(&m.to_string()).is_none()) {
-        bail!("not a zone offer: {minutes:?}");
-    }
+pub fn set_zone(
+    dir: &SiteDir,
+    name: &str,
+    zone: Option<&qiao_web::zone::Zone>,
+) -> anyhow::Result<()> {
     dir.locked(|| {
         let mut users = Users::load(dir)?;
-        match minutes {
-            Some(m) => {
-                users.zones.insert(name.to_owned(), m);
+        match zone {
+            Some(z) => {
+                users.zones.insert(name.to_owned(), z.name().to_owned());
             }
             None => {
                 users.zones.remove(name);

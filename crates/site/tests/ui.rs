@@ -1255,22 +1255,27 @@ async fn investigators_mark_candidates_and_filter_the_list_by_mark() {
         base,
         Some(&wang),
         "/settings",
-        &[("csrf", &wang.csrf), ("zone", "330")],
+        &[("csrf", &wang.csrf), ("zone", "Asia/Kolkata")],
     )
     .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let (tz, _) = set_cookie(&h, "tz").expect("the zone cookie");
-    assert_eq!(tz, "tz=330");
+    assert_eq!(tz, "tz=Asia/Kolkata");
     let with_zone = Browser {
         cookie: format!("{}; {tz}", wang.cookie),
         csrf: wang.csrf.clone(),
     };
     let (_, _, body) = get(base, Some(&with_zone), "/settings").await;
     assert!(body.contains("UTC+05:30"), "{body}");
-    assert!(body.contains("<option value=\"330\" selected>"), "{body}");
+    assert!(
+        body.contains("<option value=\"Asia/Kolkata\" selected>"),
+        "{body}"
+    );
     assert_eq!(
-        qiao_site::users::zone_of(&dir, "dr.wang").unwrap(),
-        Some(330)
+        qiao_site::users::zone_of(&dir, "dr.wang")
+            .unwrap()
+            .as_deref(),
+        Some("Asia/Kolkata")
     );
     // Signing in again sets it from the account.
     let c = client();
@@ -1291,6 +1296,6 @@ async fn investigators_mark_candidates_and_filter_the_list_by_mark() {
         .unwrap();
     assert_eq!(
         set_cookie(r.headers(), "tz").map(|c| c.0).as_deref(),
-        Some("tz=330")
+        Some("tz=Asia/Kolkata")
     );
 }

@@ -302,34 +302,47 @@ pub fn fmt_ymd(lang: Lang, y: i64, m: u32, d: u32) -> String {
     }
 }
 
-/// The zone times are shown in, as seconds east of UTC: the one the user chose for this request
-/// ([`crate::zone`]), else the language's: zh-CN Beijing time (Asia/Shanghai, UTC+8, no
-/// daylight saving since 1991), en UTC. Dates stored as a day's UTC midnight (form dates) keep
-/// their day in both.
-pub fn utc_offset(lang: Lang) -> i64 {
-    crate::zone::chosen_secs().unwrap_or(match lang {
-        Lang::En => 0,
-        Lang::ZhCn => 8 * 3600,
-    })
+/// The offset of the zone times are shown in at the unix time `unix_secs`, as seconds east of
+/// UTC: the zone the user chose for this request ([`crate::zone`], daylight saving included),
+/// else the language's: zh-CN Beijing time (Asia/Shanghai, UTC+8, no daylight saving since
+/// 1991), en UTC. Dates stored as a day's UTC midnight (form dates) keep their day in both.
+pub fn offset_at(lang: Lang, unix_secs: i64) -> i64 {
+    match crate::zone::chosen() {
+        Some(z) => z.offset_at(unix_secs),
+        None => default_offset(lang),
+    }
 }
 
-/// A unix time (seconds, UTC) as a locale date in the language's zone ([`utc_offset`]).
+fn default_offset(lang: Lang) -> i64 {
+    match lang {
+        Lang::En => 0,
+        Lang::ZhCn => 8 * 3600,
+    }
+}
+
+/// A unix time (seconds, UTC) as a locale date in the user's zone ([`offset_at`]).
 pub fn fmt_date(lang: Lang, unix_secs: i64) -> String {
-    let local = unix_secs + utc_offset(lang);
+    let local = unix_secs + offset_at(lang, unix_secs);
     let (y, m, d) = civil_from_days(local.div_euclid(86_400));
     fmt_ymd(lang, y, m, d)
 }
 
-/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the zone of [`utc_offset`],
-/// named: en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`; another zone by
-/// its offset (`UTC+05:30`).
+/// A unix time (seconds, UTC) as a locale date and `HH:MM` time in the user's zone
+/// ([`offset_at`]), named: en `25 Nov 2026 13:05 UTC`, zh-CN `2026年11月25日 21:05（北京时间）`;
+/// another zone by its offset at that time (`UTC+05:30`; Berlin `UTC+01:00` in winter and
+/// `UTC+02:00` in summer).
 pub fn fmt_datetime(lang: Lang, unix_secs: i64) -> String {
-    let offset = utc_offset(lang);
+    let chosen = crate::zone::chosen();
+    let offset = offset_at(lang, unix_secs);
     let s = (unix_secs + offset).rem_euclid(86_400);
     let hm = format!("{:02}:{:02}", s / 3600, (s % 3600) / 60);
-    let zone = match (lang, offset) {
-        (Lang::ZhCn, 28_800) => "北京时间".to_owned(),
-        _ => crate::zone::label((offset / 60) as i32),
+    let beijing = chosen
+        .as_ref()
+        .map_or(lang == Lang::ZhCn, |z| z.is_beijing());
+    let zone = if lang == Lang::ZhCn && beijing {
+        "北京时间".to_owned()
+    } else {
+        crate::zone::label(offset / 60)
     };
     match lang {
         Lang::En => format!("{} {hm} {zone}", fmt_date(lang, unix_secs)),
@@ -337,10 +350,17 @@ pub fn fmt_datetime(lang: Lang, unix_secs: i64) -> String {
     }
 }
 
-/// The first second of a `YYYY-MM-DD` day in the language's zone (a date filter's bound);
-/// `None` if malformed.
+/// The first second of a `YYYY-MM-DD` day in the user's zone (a date filter's bound); `None`
+/// if malformed.
 pub fn parse_local_ymd(lang: Lang, s: &str) -> Option<i64> {
-    parse_ymd(s).map(|t| t - utc_offset(lang))
+    let utc_midnight = parse_ymd(s)?;
+    match crate::zone::chosen() {
+        Some(z) => {
+            let (y, m, d) = civil_from_days(utc_midnight.div_euclid(86_400));
+            z.day_start(i16::try_from(y).ok()?, m as i8, d as i8)
+        }
+        None => Some(utc_midnight - default_offset(lang)),
+    }
 }
 
 /// A month (`2026-11`) in the locale's form: en `Nov 2026`, zh-CN `2026年11月`.
@@ -874,6 +894,10 @@ mod zone_tests {
     use crate::session::CookiePolicy;
     use crate::zone::{label, parse, scoped_sync, zone_cookie};
 
+    fn z(name: &str) -> Option<crate::zone::Zone> {
+        Some(parse(name).unwrap_or_else(|| panic!("{name} is a zone")))
+    }
+
     #[test]
     fn a_chosen_zone_applies_to_formatting_and_day_bounds() {
         // 2026-11-25 13:05 UTC.
@@ -883,7 +907,7 @@ mod zone_tests {
             fmt_datetime(Lang::ZhCn, t),
             "2026年11月25日 21:05（北京时间）"
         );
-        scoped_sync(Some(330), || {
+        scoped_sync(z("Asia/Kolkata"), || {
             assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 18:35 UTC+05:30");
             assert_eq!(
                 fmt_datetime(Lang::ZhCn, t),
@@ -895,33 +919,108 @@ mod zone_tests {
                 Some(1_795_564_800 - 330 * 60)
             );
         });
-        scoped_sync(Some(-300), || {
+        scoped_sync(z("UTC-05:00"), || {
             // Before midnight UTC the day is still the 25th five hours west.
             assert_eq!(
                 fmt_datetime(Lang::En, t + 11 * 3600),
                 "25 Nov 2026 19:05 UTC−05:00"
             );
         });
-        // A Chinese user choosing UTC, an English one Beijing time.
-        scoped_sync(Some(0), || {
+        // A Chinese user choosing UTC, an English one Beijing time; Singapore is UTC+8 too
+        // but not Beijing time.
+        scoped_sync(z("UTC"), || {
             assert_eq!(fmt_datetime(Lang::ZhCn, t), "2026年11月25日 13:05（UTC）");
         });
-        scoped_sync(Some(480), || {
+        scoped_sync(z("Asia/Shanghai"), || {
             assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 21:05 UTC+08:00");
+        });
+        scoped_sync(z("Asia/Singapore"), || {
+            assert_eq!(
+                fmt_datetime(Lang::ZhCn, t),
+                "2026年11月25日 21:05（UTC+08:00）"
+            );
         });
         // Outside a scope: the language's zone again.
         assert_eq!(fmt_datetime(Lang::En, t), "25 Nov 2026 13:05 UTC");
     }
 
     #[test]
-    fn only_listed_offsets_are_taken() {
-        assert_eq!(parse("480"), Some(480));
-        assert_eq!(parse(" -210 "), Some(-210));
-        for bad in ["", "481", "8", "UTC+8", "99999999999", "-720.0"] {
-            assert_eq!(parse(bad), None, "{bad}");
+    fn daylight_saving_follows_the_zone_rules() {
+        // 2026-11-25 13:05 UTC (winter) and 2026-07-01 12:00 UTC (summer).
+        let winter = 1_795_611_900;
+        let summer = 1_782_907_200;
+        scoped_sync(z("Europe/Berlin"), || {
+            assert_eq!(
+                fmt_datetime(Lang::En, winter),
+                "25 Nov 2026 14:05 UTC+01:00"
+            );
+            assert_eq!(fmt_datetime(Lang::En, summer), "1 Jul 2026 14:00 UTC+02:00");
+            // Midnight of a summer day is 22:00 UTC the day before.
+            assert_eq!(
+                parse_local_ymd(Lang::En, "2026-07-01"),
+                Some(1_782_864_000 - 2 * 3600)
+            );
+        });
+        scoped_sync(z("America/New_York"), || {
+            assert_eq!(fmt_datetime(Lang::En, summer), "1 Jul 2026 08:00 UTC−04:00");
+            assert_eq!(
+                fmt_datetime(Lang::En, winter),
+                "25 Nov 2026 08:05 UTC−05:00"
+            );
+            // 2026-03-08, the day clocks go forward at 02:00: it still starts at 00:00 EST.
+            assert_eq!(
+                parse_local_ymd(Lang::En, "2026-03-08"),
+                Some(1_772_928_000 + 5 * 3600)
+            );
+        });
+        // Sydney's summer is December.
+        scoped_sync(z("Australia/Sydney"), || {
+            assert_eq!(
+                fmt_datetime(Lang::En, winter),
+                "26 Nov 2026 00:05 UTC+11:00"
+            );
+            assert_eq!(fmt_datetime(Lang::En, summer), "1 Jul 2026 22:00 UTC+10:00");
+        });
+    }
+
+    #[test]
+    fn zones_are_iana_names_or_fixed_offsets() {
+        assert_eq!(parse("Europe/Berlin").unwrap().name(), "Europe/Berlin");
+        assert_eq!(parse(" asia/shanghai ").unwrap().name(), "Asia/Shanghai");
+        assert_eq!(parse("UTC+05:30").unwrap().name(), "UTC+05:30");
+        assert_eq!(parse("UTC−03:00").unwrap().name(), "UTC-03:00");
+        // The minutes an earlier version stored.
+        assert_eq!(parse("480").unwrap().name(), "UTC+08:00");
+        assert_eq!(parse("0").unwrap().name(), "UTC");
+        for bad in [
+            "",
+            "Mars/Olympus",
+            "UTC+8",
+            "UTC+15:00",
+            "UTC+05:60",
+            "99999999999",
+            "-720.0",
+            "Europe/Berlin; Path=/",
+            "../../etc/passwd",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+        for name in crate::zone::CHOICES {
+            assert_eq!(
+                parse(name).map(|z| z.name().to_owned()).as_deref(),
+                Some(*name)
+            );
         }
         assert_eq!(label(-570), "UTC−09:30");
         assert_eq!(label(765), "UTC+12:45");
-        assert!(zone_cookie(CookiePolicy { secure: true }, Some(60)).starts_with("tz=60;"));
+        let p = CookiePolicy { secure: true };
+        assert!(zone_cookie(p, Some("Europe/Berlin")).starts_with("tz=Europe/Berlin;"));
+        assert!(zone_cookie(p, Some("UTC−03:00")).starts_with("tz=UTC-03:00;"));
+        assert!(zone_cookie(p, Some("nowhere")).starts_with("tz=;"));
+        assert_eq!(
+            parse("Europe/Berlin").unwrap().describe(1_795_611_900),
+            "Europe/Berlin (UTC+01:00)"
+        );
+        assert_eq!(parse("UTC-03:00").unwrap().describe(0), "UTC−03:00");
     }
 }

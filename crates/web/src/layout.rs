@@ -72,14 +72,19 @@ pub struct UserBadge {
     pub logout_action: String,
 }
 
-/// The options of a time-zone select: the page language's zone (value `""`), then every offset
-/// a user may choose ([`crate::zone::CHOICES`]).
-pub fn zone_options(lang: Lang) -> Vec<(String, String)> {
+/// The options of a time-zone select: the page language's zone (value `""`), every zone the
+/// settings pages offer ([`crate::zone::CHOICES`]) and `chosen` (a saved zone not offered), each
+/// with its offset at `now` (`Europe/Berlin (UTC+01:00)`).
+pub fn zone_options(lang: Lang, chosen: &str, now: i64) -> Vec<(String, String)> {
+    let extra = (!chosen.is_empty() && !crate::zone::CHOICES.contains(&chosen)).then_some(chosen);
     std::iter::once((String::new(), t(lang, "zone.by_language").to_owned()))
         .chain(
             crate::zone::CHOICES
                 .iter()
-                .map(|m| (m.to_string(), crate::zone::label(*m))),
+                .copied()
+                .chain(extra)
+                .filter_map(crate::zone::parse)
+                .map(|z| (z.name().to_owned(), z.describe(now))),
         )
         .collect()
 }

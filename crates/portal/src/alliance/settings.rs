@@ -6,6 +6,7 @@ use qiao_hub::audit::EntryDraft;
 use qiao_hub::model::User;
 use qiao_hub::store::{append_audit, get_json, put_json, Table};
 use qiao_hub::{HubStore, StoreError};
+use qiao_web::zone::Zone;
 use serde::{Deserialize, Serialize};
 
 use super::refusal::Outcome;
@@ -18,10 +19,16 @@ pub const SETTINGS: Table = Table::Extension("user_settings");
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
-    /// The chosen zone, minutes east of UTC (one of [`qiao_web::zone::CHOICES`]); `None`: the
-    /// page language's.
-    #[serde(default)]
-    pub zone_minutes: Option<i32>,
+    /// The chosen zone's name ([`qiao_web::zone::Zone::name`]: an IANA name or a fixed
+    /// `UTC+05:30`; minutes east of UTC as an earlier version stored them are read as the
+    /// fixed offset); `None`: the page language's.
+    #[serde(
+        default,
+        rename = "zone",
+        alias = "zone_minutes",
+        deserialize_with = "qiao_web::zone::deserialize_name"
+    )]
+    pub zone: Option<String>,
 }
 
 /// The settings of user `id` (defaults if never saved).
@@ -35,17 +42,17 @@ pub fn user_settings(store: &dyn HubStore, id: &str) -> Result<UserSettings, Sto
 pub fn set_zone(
     store: &dyn HubStore,
     by: &User,
-    zone_minutes: Option<i32>,
+    zone: Option<&Zone>,
     now: i64,
 ) -> Outcome<UserSettings> {
     write(store, |tx| {
         let mut s: UserSettings = get_json(tx, SETTINGS, by.id.as_str())?.unwrap_or_default();
-        s.zone_minutes = zone_minutes;
+        s.zone = zone.map(|z| z.name().to_owned());
         put_json(tx, SETTINGS, by.id.as_str(), &s)?;
         append_audit(
             tx,
-            EntryDraft::new(now, actor(by), "user.settings").decision(match zone_minutes {
-                Some(m) => format!("time zone {}", qiao_web::zone::label(m)),
+            EntryDraft::new(now, actor(by), "user.settings").decision(match zone {
+                Some(z) => format!("time zone {}", z.name()),
                 None => "time zone of the page language".to_owned(),
             }),
         )?;

@@ -109,13 +109,13 @@ pub async fn login_submit(State(portal): State<Shared>, ctx: Ctx, form: PostForm
                 .await
                 .ok()
                 .and_then(Result::ok)
-                .and_then(|s| s.zone_minutes);
+                .and_then(|s| s.zone);
             with_cookie(
                 with_cookie(
                     see_other(&next),
                     &session::session_cookie(portal.cookies, &resp.token, max_age),
                 ),
-                &qiao_web::zone::zone_cookie(portal.cookies, zone),
+                &qiao_web::zone::zone_cookie(portal.cookies, zone.as_deref()),
             )
         }
         Err(LoginRefused::InvalidCredentials | LoginRefused::Disabled) => {

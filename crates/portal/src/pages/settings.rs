@@ -25,18 +25,16 @@ pub async fn settings(State(portal): State<Shared>, ctx: Ctx) -> Response {
         Err(e) => return ctx.internal(e),
     };
     let lang = ctx.lang;
-    let chosen = saved
-        .zone_minutes
-        .map(|m| m.to_string())
-        .unwrap_or_default();
+    let chosen = saved.zone.unwrap_or_default();
+    let now = qiao_hub::util::now();
     let body = html! {
         form.card #zone-form method="post" action="/settings" {
             (csrf_field(&ctx.csrf()))
-            (select(lang, "zone", "settings.zone", &qiao_web::layout::zone_options(lang), &chosen, &FormErrors::new()))
+            (select(lang, "zone", "settings.zone", &qiao_web::layout::zone_options(lang, &chosen, now), &chosen, &FormErrors::new()))
             p.muted { (t(lang, "settings.zone_note")) }
             (submit(lang, "settings.save"))
         }
-        p #now { (tf(lang, "settings.now", &[("time", &fmt_datetime(lang, qiao_hub::util::now()))])) }
+        p #now { (tf(lang, "settings.now", &[("time", &fmt_datetime(lang, now))])) }
     };
     ctx.page("settings.title").respond(body)
 }
@@ -48,15 +46,22 @@ pub async fn save(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> Res
         Ok(u) => u.clone(),
         Err(r) => return r,
     };
-    let minutes = zone::parse(form.get("zone"));
+    let chosen = zone::parse(form.get("zone"));
     let store = portal.hub.store().clone();
-    let r =
-        blocking(move || alliance::set_zone(store.as_ref(), &user, minutes, qiao_hub::util::now()))
-            .await;
+    let saving = chosen.clone();
+    let r = blocking(move || {
+        alliance::set_zone(
+            store.as_ref(),
+            &user,
+            saving.as_ref(),
+            qiao_hub::util::now(),
+        )
+    })
+    .await;
     match r {
         Ok(Ok(_)) => super::auth::with_cookie(
             redirect_flash("/settings", "flash.saved"),
-            &zone::zone_cookie(portal.cookies, minutes),
+            &zone::zone_cookie(portal.cookies, chosen.as_ref().map(|z| z.name())),
         ),
         Ok(Err(e)) => ctx.internal(format!("{e:?}")),
         Err(e) => ctx.internal(e),

@@ -513,7 +513,10 @@ fn set_zone_cookie(ui: &Ui, resp: &mut Response, user: &str) {
         tracing::error!("site ui: reading the accounts: {e:#}");
         None
     });
-    set_cookie(resp, &qiao_web::zone::zone_cookie(ui.cookies, zone));
+    set_cookie(
+        resp,
+        &qiao_web::zone::zone_cookie(ui.cookies, zone.as_deref()),
+    );
 }
 
 #[derive(Deserialize, Default)]

@@ -659,6 +659,27 @@ async fn prescreen_index(
     }))
 }
 
+/// The cohort `project` sent under `digest`, or the page to answer instead (not found, or an
+/// internal error).
+fn received_cohort(
+    ui: &Ui,
+    lang: Lang,
+    who: &Signed,
+    project: &str,
+    digest: &str,
+) -> Result<cohorts::ProjectCohort, Response> {
+    match cohorts::get(&ui.dir, project, digest) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(layout::error_page(
+            lang,
+            StatusCode::NOT_FOUND,
+            "site.prescreen.title",
+            t(lang, "site.prescreen.not_found"),
+        )),
+        Err(e) => Err(internal(ui, lang, who, &e)),
+    }
+}
+
 async fn prescreen_list(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
@@ -669,17 +690,9 @@ async fn prescreen_list(
     let path = format!("/prescreen/{project}/{digest}");
     let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
     let lang = Lang::negotiate(&headers);
-    let cohort = match cohorts::get(&ui.dir, &project, &digest) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Ok(layout::error_page(
-                lang,
-                StatusCode::NOT_FOUND,
-                "site.prescreen.title",
-                t(lang, "site.prescreen.not_found"),
-            ))
-        }
-        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    let cohort = match received_cohort(&ui, lang, &who, &project, &digest) {
+        Ok(c) => c,
+        Err(page) => return Ok(page),
     };
     let ui2 = Arc::clone(&ui);
     let user = who.user.clone();
@@ -765,7 +778,8 @@ async fn prescreen_list(
 
 /// Now, shifted into the request's zone (a form's default day).
 fn now_in_zone(lang: Lang) -> i64 {
-    crate::data::now_unix() + qiao_web::i18n::utc_offset(lang)
+    let now = crate::data::now_unix();
+    now + qiao_web::i18n::offset_at(lang, now)
 }
 
 #[derive(Deserialize, Default)]
@@ -796,17 +810,9 @@ async fn prescreen_mark(
     let who = require(&ui, &headers, LocalRole::Investigator, &path)?;
     let lang = Lang::negotiate(&headers);
     csrf_checked(&who, &f.csrf, lang)?;
-    let cohort = match cohorts::get(&ui.dir, &project, &digest) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Ok(layout::error_page(
-                lang,
-                StatusCode::NOT_FOUND,
-                "site.prescreen.title",
-                t(lang, "site.prescreen.not_found"),
-            ))
-        }
-        Err(e) => return Ok(internal(&ui, lang, &who, &e)),
+    let cohort = match received_cohort(&ui, lang, &who, &project, &digest) {
+        Ok(c) => c,
+        Err(page) => return Ok(page),
     };
     let label = format!(
         "project {project}, received cohort {}, marking",
@@ -901,7 +907,7 @@ async fn settings(
     };
     let lang = Lang::negotiate(&headers);
     let chosen = match crate::users::zone_of(&ui.dir, &who.user) {
-        Ok(z) => z.map(|m| m.to_string()).unwrap_or_default(),
+        Ok(z) => z.unwrap_or_default(),
         Err(e) => return Ok(internal(&ui, lang, &who, &e)),
     };
     let mut page = ui.page(lang, "settings.title", "/settings", &who);
@@ -909,7 +915,7 @@ async fn settings(
     Ok(page.respond(html! {
         form.card #zone-form method="post" action="/settings" {
             (layout::csrf_field(&who.csrf))
-            (layout::select(lang, "zone", "settings.zone", &layout::zone_options(lang), &chosen, &FormErrors::new()))
+            (layout::select(lang, "zone", "settings.zone", &layout::zone_options(lang, &chosen, now_unix()), &chosen, &FormErrors::new()))
             p.muted { (t(lang, "settings.zone_note")) }
             (layout::submit(lang, "settings.save"))
         }
@@ -928,11 +934,13 @@ async fn settings_save(
     };
     let lang = Lang::negotiate(&headers);
     csrf_checked(&who, &f.csrf, lang)?;
-    let minutes = qiao_web::zone::parse(&f.zone);
-    match crate::users::set_zone(&ui.dir, &who.user, minutes) {
+    let chosen = qiao_web::zone::parse(&f.zone);
+    match crate::users::set_zone(&ui.dir, &who.user, chosen.as_ref()) {
         Ok(()) => {
             let mut resp = layout::see_other("/settings?flash=flash.saved");
-            if let Ok(v) = qiao_web::zone::zone_cookie(ui.cookies, minutes).parse() {
+            if let Ok(v) =
+                qiao_web::zone::zone_cookie(ui.cookies, chosen.as_ref().map(|z| z.name())).parse()
+            {
                 resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
             }
             Ok(resp)
