@@ -612,7 +612,10 @@ mod tests {
         let running = by(Stage::Running);
         let months: Vec<&str> = running.reports.iter().map(|r| r.month.as_str()).collect();
         assert_eq!(months, ["2026-08", "2026-09", "2026-10"]);
-        assert_eq!(running.enrolled(), 6 + 11 + 17);
+        assert_eq!(
+            crate::alliance::enrolled(&crate::alliance::recruitment_lines(&running, None)),
+            6 + 11 + 17
+        );
         // Members in every state.
         let mut statuses: Vec<String> =
             seeded.institutions.iter().map(|(_, s)| s.clone()).collect();

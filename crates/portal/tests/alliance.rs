@@ -402,7 +402,10 @@ fn the_pipeline_from_draft_to_completed_with_role_checks_and_audit() {
     report_enrollment(s, &id, "2026-10", "10", "4", &inv1, T + 13).unwrap();
     report_enrollment(s, &id, "2026-11", "12", "6", &stew1, T + 14).unwrap();
     let f = report_enrollment(s, &id, "2026-10", "11", "5", &inv1, T + 15).unwrap();
-    assert_eq!((f.reports.len(), f.enrolled()), (2, 11));
+    assert_eq!(
+        (f.reports.len(), enrolled(&recruitment_lines(&f, None))),
+        (2, 11)
+    );
     let f = transition(s, &id, Stage::Completed, "Target reached", &spon, T + 16).unwrap();
     assert!(
         !hub_project(&w).approved,
@@ -530,7 +533,7 @@ fn guidance_quorum_and_cohorts_attached_while_drafting() {
     };
     let f = create_project(s, &pf, &spon, T).unwrap();
     let id = f.project.clone();
-    let g = guide(&f, DEFAULT_QUORUM);
+    let g = guide(&f, DEFAULT_QUORUM, 0);
     assert_eq!(
         (g.step, g.next.as_ref().map(|n| n.0), g.waits_on),
         (
@@ -550,7 +553,7 @@ fn guidance_quorum_and_cohorts_attached_while_drafting() {
         vec![Refusal::State("state.err_attach_stage")],
         "not once submitted"
     );
-    let g = guide(&f, DEFAULT_QUORUM);
+    let g = guide(&f, DEFAULT_QUORUM, 0);
     assert_eq!(
         (g.step, g.next.map(|n| n.0), g.waits_on.map(|w| w.0)),
         (1, Some("guide.next_assign"), Some("guide.who_admin"))
@@ -584,7 +587,7 @@ fn guidance_quorum_and_cohorts_attached_while_drafting() {
     assert_eq!(set_quorum(s, "1", &admin, T), Ok(1));
     let f = assign_reviewers(s, &id, &ids(&["c2", "c3"]), "two", &admin, T + 5).unwrap();
     let crit = criteria(s).unwrap();
-    let g = guide(&f, 1);
+    let g = guide(&f, 1, 0);
     assert_eq!(
         (g.next, g.waits_on),
         (
@@ -606,7 +609,7 @@ fn guidance_quorum_and_cohorts_attached_while_drafting() {
             .collect::<BTreeMap<_, _>>()
     };
     let f = submit_review(s, &id, &sc("5", "2", "4"), "approve", "Fine.", &c2, T + 7).unwrap();
-    let g = guide(&f, 1);
+    let g = guide(&f, 1, 0);
     assert_eq!(
         (g.next.map(|n| n.0), g.waits_on.map(|w| w.0)),
         (Some("guide.next_decide"), Some("guide.who_committee"))
@@ -640,7 +643,7 @@ fn guidance_quorum_and_cohorts_attached_while_drafting() {
     );
     set_quorum(s, "2", &admin, T).unwrap();
     let f = decide_project(s, &id, false, "Rejected on merit", &c3, T + 10).unwrap();
-    let g = guide(&f, 2);
+    let g = guide(&f, 2, 0);
     assert_eq!((g.step, g.closed, g.next), (1, true, None));
     let quorums = w
         .store

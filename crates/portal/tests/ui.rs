@@ -712,7 +712,8 @@ async fn the_pipeline_through_the_pages() {
     assert_eq!(csv.status, StatusCode::OK);
     assert!(
         csv.body.starts_with(
-            "month,site,screened,enrolled,reported_by,reported_at\n2026-10,h1,30,12,inv1,"
+            "month,site,screened,enrolled,excluded,source,disclosure,reported_by,reported_at\n\
+             2026-10,h1,30,12,,typed,,inv1,"
         ),
         "{}",
         csv.body
@@ -825,6 +826,23 @@ async fn the_pipeline_through_the_pages() {
             "{}",
             page.body
         );
+        // The stage guide, the project list and the CSV read the same total and lines.
+        assert!(page.body.contains("(26 of 40 enrolled)"), "{}", page.body);
+        let list = spon.get("/projects").await;
+        let row = list
+            .body
+            .split("href=\"/projects/afib\"")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .expect("afib's row");
+        assert!(row.contains("<td class=\"num\">26</td>"), "{row}");
+        let csv = spon.get("/projects/afib/reports.csv").await;
+        assert!(
+            csv.body
+                .contains(&format!("\n{},h1,25,14,,marks,", month.key())),
+            "{}",
+            csv.body
+        );
     }
     assert!(
         page.body.contains("id=\"recruitment-total\""),
@@ -836,6 +854,31 @@ async fn the_pipeline_through_the_pages() {
         .submit("/projects/afib", "/projects/afib/recruitment", &[])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // At most one collection a day: each spends privacy budget at every site.
+    assert!(
+        page.body.contains("id=\"recruitment-next\""),
+        "{}",
+        page.body
+    );
+    let r = spon
+        .submit("/projects/afib", "/projects/afib/recruitment", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("collected less than a day ago"),
+        "{}",
+        r.body
+    );
+    let file = al::project_file(w.store.as_ref(), "afib").unwrap().unwrap();
+    assert_eq!(file.recruitment.len(), 1, "no second job");
+    assert_eq!(
+        al::next_collection(&file, asked.at + al::COLLECT_INTERVAL_SECS - 1),
+        Some(asked.at + al::COLLECT_INTERVAL_SECS)
+    );
+    assert_eq!(
+        al::next_collection(&file, asked.at + al::COLLECT_INTERVAL_SECS),
+        None
+    );
     // In Chinese.
     inv1.lang = None;
     inv1.get("/lang?to=zh-CN&next=/").await;

@@ -81,8 +81,9 @@ pub struct Guide {
     pub waits_on: Option<(&'static str, Vec<(&'static str, String)>)>,
 }
 
-/// The guide of `file` with `quorum` reviews needed.
-pub fn guide(file: &ProjectFile, quorum: u32) -> Guide {
+/// The guide of `file` with `quorum` reviews needed and `enrolled` so far (the recruitment
+/// lines' total, [`super::enrolled`]).
+pub fn guide(file: &ProjectFile, quorum: u32, enrolled: u64) -> Guide {
     let sponsor = || {
         Some((
             "guide.who_sponsor",
@@ -168,7 +169,7 @@ pub fn guide(file: &ProjectFile, quorum: u32) -> Guide {
                 (
                     "guide.next_report",
                     vec![
-                        ("enrolled", file.enrolled().to_string()),
+                        ("enrolled", enrolled.to_string()),
                         ("target", file.target.to_string()),
                     ],
                 ),

@@ -61,7 +61,8 @@ pub use pipeline::{
 };
 pub use quorum::{quorum, set_quorum, DEFAULT_QUORUM, MAX_QUORUM};
 pub use recruitment::{
-    collect_recruitment, months_since, recruitment_lines, LineSource, RecruitmentLine,
+    collect_recruitment, enrolled, latest_view, months_since, next_collection, recruitment_lines,
+    LineSource, RecruitmentLine, COLLECT_INTERVAL_SECS,
 };
 pub use refusal::{Outcome, Refusal};
 pub use regression::{

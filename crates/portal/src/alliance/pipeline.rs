@@ -340,13 +340,6 @@ pub struct ProjectFile {
     pub created_at: i64,
 }
 
-impl ProjectFile {
-    /// Total enrolled so far.
-    pub fn enrolled(&self) -> u64 {
-        self.reports.iter().map(|r| u64::from(r.enrolled)).sum()
-    }
-}
-
 /// A new project's fields as submitted.
 #[derive(Clone, Debug, Default)]
 pub struct ProjectForm {

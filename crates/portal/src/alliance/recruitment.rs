@@ -8,7 +8,7 @@ use qiao_hub::audit::EntryDraft;
 use qiao_hub::model::User;
 use qiao_hub::protocol::{
     DisclosureSummary, Job, JobId, Payload, ProjectId, QueryType, RecruitmentSpec, Released,
-    SiteId, UserId, UserRole, YearMonth, MAX_RECRUITMENT_MONTHS,
+    SiteId, UserRole, YearMonth, MAX_RECRUITMENT_MONTHS,
 };
 use qiao_hub::store::{append_audit, create_job_in, get_json, put_json};
 use qiao_hub::view::JobView;
@@ -50,8 +50,25 @@ pub fn months_since(f: &ProjectFile, now: i64) -> Vec<YearMonth> {
     out.split_off(skip)
 }
 
+/// How long after a collection the next one may be asked: each collection is a new question
+/// every site answers from its privacy budget (three releases: screened, enrolled, excluded), so pressing
+/// the button again and again would drain the budgets for nothing — recruitment moves by the
+/// day. A rule on time alone, never on the counts.
+pub const COLLECT_INTERVAL_SECS: i64 = 24 * 3600;
+
+/// When the project's next collection may be asked (`None`: now).
+pub fn next_collection(f: &ProjectFile, now: i64) -> Option<i64> {
+    let next = f
+        .recruitment
+        .last()?
+        .at
+        .saturating_add(COLLECT_INTERVAL_SECS);
+    (next > now).then_some(next)
+}
+
 /// The sponsor asks the accepted sites for their recruitment counts (running stage): one job
-/// on the project's first attached cohort, the months since it started running. Audited.
+/// on the project's first attached cohort, the months since it started running, at most once
+/// per [`COLLECT_INTERVAL_SECS`]. Audited.
 pub fn collect_recruitment(
     store: &dyn HubStore,
     id: &ProjectId,
@@ -65,6 +82,9 @@ pub fn collect_recruitment(
         }
         if f.stage != Stage::Running {
             return Err(Refusal::State("state.err_not_running"));
+        }
+        if next_collection(&f, now).is_some() {
+            return Err(Refusal::State("recr.err_too_soon"));
         }
         let Some(cohort) = f.cohorts.first().map(|c| c.n) else {
             return Err(Refusal::State("state.err_no_cohort"));
@@ -146,20 +166,26 @@ pub struct RecruitmentLine {
     pub disclosure: Option<DisclosureSummary>,
 }
 
-impl RecruitmentLine {
-    /// The line as a report for the enrollment chart and forecast (a withheld value counts as
-    /// 0 there; the table shows it as released).
-    pub fn as_report(&self, by: &UserId, at: i64) -> Report {
-        let n = |r: &Released| u32::try_from(r.point().unwrap_or(0)).unwrap_or(u32::MAX);
-        Report {
-            site: self.site.clone(),
-            month: self.month.clone(),
-            screened: n(&self.screened),
-            enrolled: n(&self.enrolled),
-            by: by.clone(),
-            at,
-        }
-    }
+/// The view of the project's latest collection of recruitment counts (`None` before the first
+/// or when its job is gone): what [`recruitment_lines`] merges with the typed reports.
+pub fn latest_view(
+    store: &dyn HubStore,
+    f: &ProjectFile,
+) -> Result<Option<JobView>, qiao_hub::StoreError> {
+    let Some(r) = f.recruitment.last() else {
+        return Ok(None);
+    };
+    Ok(match store.job(&r.job)? {
+        Some(rec) => Some(qiao_hub::view::job_view(&rec, &store.results(&r.job)?)),
+        None => None,
+    })
+}
+
+/// Enrolled so far: the sum of the lines' enrolled values (a withheld value counts as 0, as in
+/// the chart and the forecast). The project list, the stage guide and the progress line all
+/// read this one total.
+pub fn enrolled(lines: &[RecruitmentLine]) -> u64 {
+    lines.iter().map(|l| l.enrolled.point().unwrap_or(0)).sum()
 }
 
 /// The project's recruitment lines: each site's released months from the latest collection

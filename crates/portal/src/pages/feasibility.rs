@@ -16,7 +16,7 @@ use qiao_web::i18n::{fmt_decimal, fmt_int, fmt_month, t_dyn, tf};
 use qiao_web::layout::controlled;
 use qiao_web::{html, t, Lang, Markup};
 
-use crate::alliance::ProjectFile;
+use crate::alliance::{enrolled, RecruitmentLine};
 
 /// The views of one feasibility run's jobs.
 pub struct RunViews {
@@ -376,13 +376,16 @@ pub fn render(lang: Lang, id: &str, run: &RunViews, sites: &[Site], target: Targ
     }
 }
 
-/// Cumulative enrollment per month against a straight line to the target.
-pub fn enrollment_chart(lang: Lang, f: &ProjectFile) -> Markup {
+/// Cumulative enrollment per month (the project's recruitment lines: the sites' released
+/// counts of their marks, typed months overriding; a withheld value counts as 0) against a
+/// straight line to the target.
+pub fn enrollment_chart(lang: Lang, lines: &[RecruitmentLine], target_count: u32) -> Markup {
+    let total_enrolled = enrolled(lines);
     let mut months: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for r in &f.reports {
-        let e = months.entry(r.month.as_str()).or_default();
-        e.0 += u64::from(r.screened);
-        e.1 += u64::from(r.enrolled);
+    for l in lines {
+        let e = months.entry(l.month.as_str()).or_default();
+        e.0 += l.screened.point().unwrap_or(0);
+        e.1 += l.enrolled.point().unwrap_or(0);
     }
     if months.is_empty() {
         return html! { p.muted { (t(lang, "run.no_reports")) } };
@@ -411,7 +414,7 @@ pub fn enrollment_chart(lang: Lang, f: &ProjectFile) -> Markup {
         })
         .collect();
     let target: Vec<Option<f64>> = (0..labels.len())
-        .map(|_| Some(f64::from(f.target)))
+        .map(|_| Some(f64::from(target_count)))
         .collect();
     html! {
         (chart::line("enrollment", t(lang, "run.chart"), &labels, &[
@@ -419,7 +422,7 @@ pub fn enrollment_chart(lang: Lang, f: &ProjectFile) -> Markup {
             Series { label: t(lang, "run.screened_cum").to_owned(), class: "s1", values: screened },
             Series { label: t(lang, "run.target_line").to_owned(), class: "target", values: target },
         ]))
-        p { (tf(lang, "run.progress", &[("enrolled", &fmt_int(lang, f.enrolled() as i64)), ("target", &fmt_int(lang, i64::from(f.target)))])) }
+        p { (tf(lang, "run.progress", &[("enrolled", &fmt_int(lang, total_enrolled as i64)), ("target", &fmt_int(lang, i64::from(target_count)))])) }
     }
 }
 

@@ -21,7 +21,8 @@ use crate::alliance::{
 use crate::web::{blocking, redirect_flash, role_key, Ctx, PostForm, Shared};
 
 struct Loaded {
-    files: Vec<(ProjectFile, Project)>,
+    /// Each project with its hub record and enrolled so far (its recruitment lines' total).
+    files: Vec<(ProjectFile, Project, u64)>,
 }
 
 fn load_all(portal: &Shared) -> Result<Loaded, qiao_hub::StoreError> {
@@ -30,7 +31,9 @@ fn load_all(portal: &Shared) -> Result<Loaded, qiao_hub::StoreError> {
     let mut out = Vec::with_capacity(files.len());
     for f in files {
         if let Some(p) = s.project(&f.project)? {
-            out.push((f, p));
+            let view = alliance::latest_view(s.as_ref(), &f)?;
+            let enrolled = alliance::enrolled(&alliance::recruitment_lines(&f, view.as_ref()));
+            out.push((f, p, enrolled));
         }
     }
     Ok(Loaded { files: out })
@@ -65,20 +68,20 @@ async fn list_page(portal: &Shared, ctx: &Ctx, form: Option<(&PostForm, FormErro
         Ok(Err(e)) => return ctx.internal(e),
         Err(e) => return ctx.internal(e),
     };
-    let visible: Vec<&(ProjectFile, Project)> = loaded
+    let visible: Vec<&(ProjectFile, Project, u64)> = loaded
         .files
         .iter()
-        .filter(|(f, p)| alliance::can_see(&user, f, &p.members))
+        .filter(|(f, p, _)| alliance::can_see(&user, f, &p.members))
         .collect();
     let body = html! {
         table {
             thead { tr { th { (t(lang, "proj.title_field")) } th { (t(lang, "proj.institution")) } th { (t(lang, "proj.stage")) } th.num { (t(lang, "proj.target")) } th.num { (t(lang, "proj.enrolled")) } th { (t(lang, "proj.created")) } } }
-            tbody { @for (f, _) in &visible { tr {
+            tbody { @for (f, _, enrolled) in &visible { tr {
                 td { a href=(format!("/projects/{}", f.project)) { (f.title) } br; span.muted { (f.project) } }
                 td { (f.institution) }
                 td { (stage_badge(lang, f.stage)) }
                 td.num { (fmt_int(lang, i64::from(f.target))) }
-                td.num { (fmt_int(lang, f.enrolled() as i64)) }
+                td.num { (fmt_int(lang, *enrolled as i64)) }
                 td { (fmt_date(lang, f.created_at)) }
             } } }
         }
@@ -194,13 +197,7 @@ fn load_detail(portal: &Shared, id: &str) -> Result<Option<Detail>, qiao_hub::St
     } else {
         Vec::new()
     };
-    let recruitment = match file.recruitment.last() {
-        Some(r) => match s.job(&r.job)? {
-            Some(rec) => Some(qiao_hub::view::job_view(&rec, &s.results(&r.job)?)),
-            None => None,
-        },
-        None => None,
-    };
+    let recruitment = alliance::latest_view(s.as_ref(), &file)?;
     Ok(Some(Detail {
         recruitment,
         analyses: super::analyses::load_runs(s.as_ref(), &file.project)?,
@@ -266,13 +263,7 @@ fn render_detail(
     // Recruitment: the sites' released counts of their marks, typed months overriding; the
     // chart and the forecast read the same lines.
     let lines = alliance::recruitment_lines(f, d.recruitment.as_ref());
-    let filled = ProjectFile {
-        reports: lines
-            .iter()
-            .map(|l| l.as_report(&f.sponsor, f.created_at))
-            .collect(),
-        ..f.clone()
-    };
+    let enrolled = alliance::enrolled(&lines);
     let my_invite = user
         .site
         .as_ref()
@@ -296,7 +287,7 @@ fn render_detail(
                 dt { (t(lang, "proj.created")) } dd { (fmt_date(lang, f.created_at)) }
             }
             p { (f.summary) }
-            (guidance::indicator(lang, &alliance::guide(f, d.quorum)))
+            (guidance::indicator(lang, &alliance::guide(f, d.quorum, enrolled)))
         }
         @if !nexts.is_empty() {
             h2 { (t(lang, "proj.move")) }
@@ -430,7 +421,7 @@ fn render_detail(
                             p.muted { (t(lang, "feas.history_note")) }
                         }
                         @if let Some(views) = d.runs.get(&c.n) {
-                            (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled: filled.enrolled(), now: run.at }))
+                            (feasibility::render(lang, &format!("c{}", c.n), views, &d.sites, feasibility::Target { target: u64::from(f.target), enrolled, now: run.at }))
                         }
                     } @else {
                         p.muted { (t(lang, "feas.not_run")) }
@@ -495,9 +486,9 @@ fn render_detail(
         // Running.
         @if matches!(f.stage, Stage::Running | Stage::Completed) {
             h2 { (t(lang, "run.title")) }
-            (feasibility::enrollment_chart(lang, &filled))
+            (feasibility::enrollment_chart(lang, &lines, f.target))
             p { a #reports-csv href=(format!("/projects/{}/reports.csv", f.project)) download { (t(lang, "runs.reports_csv")) } }
-            (super::recruitment::section(lang, &csrf, f, d.recruitment.as_ref(), &lines, is_sponsor, errs_for("recruitment")))
+            (super::recruitment::section(lang, &csrf, f, d.recruitment.as_ref(), &lines, is_sponsor, errs_for("recruitment"), qiao_hub::util::now()))
             @if let Some(inv) = my_invite.filter(|i| i.status == InviteStatus::Accepted && user.role == UserRole::SiteInvestigator) {
                 p { a.button #open-prescreen href=(format!("/sites/{}/open?next={}", inv.site, qiao_web::layout::url_encode("/prescreen"))) { (qiao_web::tf(lang, "open.prescreen", &[("site", inv.site.as_str())])) } }
             }

@@ -7,7 +7,7 @@ use qiao_web::i18n::{fmt_datetime, fmt_int};
 use qiao_web::layout::{controlled, csrf_field, submit, FormErrors};
 use qiao_web::{html, t, tf, Lang, Markup};
 
-use crate::alliance::{LineSource, ProjectFile, RecruitmentLine, Stage};
+use crate::alliance::{next_collection, LineSource, ProjectFile, RecruitmentLine, Stage};
 
 use super::feasibility::{released, status_text, total};
 
@@ -20,6 +20,7 @@ pub(crate) fn section(
     lines: &[RecruitmentLine],
     is_sponsor: bool,
     errors: &FormErrors,
+    now: i64,
 ) -> Markup {
     let shown = |r: &qiao_hub::protocol::Released, l: &RecruitmentLine| match &l.disclosure {
         Some(d) => controlled(lang, released(lang, r, d).1.trim_end_matches('†')),
@@ -70,9 +71,14 @@ pub(crate) fn section(
             }
             @if is_sponsor && f.stage == Stage::Running {
                 @if let Some(e) = errors.get("form") { p.flash.err role="alert" { (e) } }
-                form.inline method="post" action=(format!("/projects/{}/recruitment", f.project)) {
-                    (csrf_field(csrf))
-                    (submit(lang, "recr.collect"))
+                @if let Some(next) = next_collection(f, now) {
+                    p.muted #recruitment-next { (tf(lang, "recr.next", &[("when", &fmt_datetime(lang, next))])) }
+                } @else {
+                    form.inline method="post" action=(format!("/projects/{}/recruitment", f.project)) {
+                        (csrf_field(csrf))
+                        (submit(lang, "recr.collect"))
+                    }
+                    p.muted { (t(lang, "recr.cost")) }
                 }
             }
             p.muted { (t(lang, "recr.override_note")) }

@@ -8,13 +8,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use qiao_hub::model::Site;
+use qiao_hub::protocol::Released;
+use qiao_hub::view::JobView;
 use qiao_web::i18n::{fmt_datetime, fmt_int};
 use qiao_web::{html, t, tf, Lang, Markup};
 use serde::Deserialize;
 
 use super::library::fmt_iso_date;
 use super::results::result_lines;
-use crate::alliance::{self, FeasibilityRun, ProjectFile};
+use crate::alliance::{self, FeasibilityRun, LineSource, ProjectFile};
 use crate::web::{blocking, Ctx, Shared};
 
 /// Which two runs (0 = the first); default the last two.
@@ -235,8 +237,9 @@ fn step_label(lang: qiao_web::Lang, step: &str) -> String {
     }
 }
 
-/// `GET /projects/{id}/reports.csv`: every enrollment report (month, site, screened, enrolled,
-/// who, when), for whoever may see the project.
+/// `GET /projects/{id}/reports.csv`: the project's recruitment lines as the project page shows
+/// them (the sites' released counts of their marks, typed months overriding), for whoever may
+/// see the project.
 pub async fn reports_csv(
     State(portal): State<Shared>,
     ctx: Ctx,
@@ -247,8 +250,16 @@ pub async fn reports_csv(
         Err(r) => return r,
     };
     let p = portal.clone();
-    let (file, members) = match blocking(move || load(&p, &id)).await {
-        Ok(Ok(Some((f, m, _)))) => (f, m),
+    let (file, members, view) = match blocking(move || {
+        let Some((f, m, _)) = load(&p, &id)? else {
+            return Ok(None);
+        };
+        let view = alliance::latest_view(p.hub.store().as_ref(), &f)?;
+        Ok::<_, qiao_hub::StoreError>(Some((f, m, view)))
+    })
+    .await
+    {
+        Ok(Ok(Some(x))) => x,
         Ok(Ok(None)) => return ctx.not_found(),
         Ok(Err(e)) => return ctx.internal(e),
         Err(e) => return ctx.internal(e),
@@ -256,7 +267,7 @@ pub async fn reports_csv(
     if !alliance::can_see(&user, &file, &members) {
         return ctx.forbidden();
     }
-    let text = match reports_text(&file) {
+    let text = match reports_text(&file, view.as_ref()) {
         Ok(t) => t,
         Err(e) => return ctx.internal(e),
     };
@@ -275,27 +286,53 @@ pub async fn reports_csv(
     resp
 }
 
-/// The enrollment reports as CSV (RFC 4180), by month then site.
-pub fn reports_text(file: &ProjectFile) -> Result<String, csv::Error> {
+/// The recruitment lines as CSV (RFC 4180), by month then site: each count as released (a
+/// withheld one empty, its reason in `disclosure`), where the line comes from (`marks`: the
+/// site's released counts, collected at `reported_at`; `typed`: a report by `reported_by`).
+pub fn reports_text(file: &ProjectFile, view: Option<&JobView>) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "month",
         "site",
         "screened",
         "enrolled",
+        "excluded",
+        "source",
+        "disclosure",
         "reported_by",
         "reported_at",
     ])?;
-    let mut reports: Vec<_> = file.reports.iter().collect();
-    reports.sort_by(|a, b| (&a.month, &a.site).cmp(&(&b.month, &b.site)));
-    for r in reports {
+    let value = |r: &Released| r.point().map(|v| v.to_string()).unwrap_or_default();
+    let collected_at = file.recruitment.last().map(|r| r.at);
+    for l in alliance::recruitment_lines(file, view) {
+        let (source, by, at) = match l.source {
+            LineSource::Typed => {
+                let r = file
+                    .reports
+                    .iter()
+                    .find(|r| r.site == l.site && r.month == l.month);
+                ("typed", r.map(|r| r.by.to_string()), r.map(|r| r.at))
+            }
+            LineSource::Marks => ("marks", None, collected_at),
+        };
+        let withheld = [&l.screened, &l.enrolled]
+            .into_iter()
+            .chain(l.excluded.as_ref())
+            .filter(|r| r.point().is_none())
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
         w.write_record([
-            r.month.clone(),
-            r.site.to_string(),
-            r.screened.to_string(),
-            r.enrolled.to_string(),
-            r.by.to_string(),
-            fmt_datetime(qiao_web::Lang::En, r.at),
+            l.month.clone(),
+            l.site.to_string(),
+            value(&l.screened),
+            value(&l.enrolled),
+            l.excluded.as_ref().map(value).unwrap_or_default(),
+            source.to_owned(),
+            withheld,
+            by.unwrap_or_default(),
+            at.map(|t| fmt_datetime(qiao_web::Lang::En, t))
+                .unwrap_or_default(),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

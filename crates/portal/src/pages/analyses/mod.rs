@@ -159,6 +159,31 @@ fn statuses(lang: Lang, view: &JobView, sites: &[Site]) -> Markup {
     }
 }
 
+/// One launch form of the section, folded unless it is the refused submission shown again:
+/// (`kind`, its summary's key, its button's key), the form's errors and its fields.
+fn launch_form(
+    lang: Lang,
+    csrf: &str,
+    f: &ProjectFile,
+    form: Option<(&str, &PostForm, &FormErrors)>,
+    (kind, summary_key, submit_key): (&str, &'static str, &'static str),
+    errs: &FormErrors,
+    fields: Markup,
+) -> Markup {
+    html! {
+        details.card open[form.is_some_and(|(n, _, _)| n == kind)] {
+            summary { (t(lang, summary_key)) }
+            (form_error(errs))
+            form method="post" action=(format!("/projects/{}/analyses", f.project)) {
+                (csrf_field(csrf))
+                input type="hidden" name="kind" value=(kind);
+                (fields)
+                (submit(lang, submit_key))
+            }
+        }
+    }
+}
+
 /// The project page's section: the runs and, for the project's sponsors in the stages that
 /// run queries, the two launch forms. `form` is a refused submission to show again.
 pub(crate) fn section(
@@ -218,74 +243,46 @@ pub(crate) fn section(
             }
         }
         @if can_run {
-            details.card open[form.is_some_and(|(n, _, _)| n == "characterization")] {
-                summary { (t(lang, "ana.char_form")) }
-                @let errs = errs_for("characterization");
-                (form_error(errs))
-                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
-                    (csrf_field(csrf))
-                    input type="hidden" name="kind" value="characterization";
-                    (select(lang, "target", "ana.target", &cohorts, &val("characterization", "target", ""), errs))
-                    (select(lang, "comparator", "ana.comparator", &optional, &val("characterization", "comparator", ""), errs))
-                    (field(lang, InputKind::Text, "analyses", "ana.analyses", &val("characterization", "analyses", ""), errs))
-                    (textarea(lang, "covariates", "ana.covariates", &val("characterization", "covariates", ""), 2, errs))
-                    (submit(lang, "ana.run_char"))
-                }
-            }
-            details.card open[form.is_some_and(|(n, _, _)| n == "incidence")] {
-                summary { (t(lang, "ana.inc_form")) }
-                @let errs = errs_for("incidence");
-                (form_error(errs))
-                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
-                    (csrf_field(csrf))
-                    input type="hidden" name="kind" value="incidence";
-                    (select(lang, "target", "ana.target", &cohorts, &val("incidence", "target", ""), errs))
-                    (select(lang, "outcome", "ana.outcome", &cohorts, &val("incidence", "outcome", ""), errs))
-                    (textarea(lang, "tars", "ana.tars", &val("incidence", "tars", "start+0:end+0"), 2, errs))
-                    (field(lang, InputKind::Number, "clean_window", "ana.clean_window", &val("incidence", "clean_window", "0"), errs))
-                    fieldset {
-                        legend { (t(lang, "ana.strata")) }
-                        @for (v, key) in [("age", "ana.by_age"), ("gender", "ana.by_gender"), ("year", "ana.by_year")] {
-                            label { input type="checkbox" name="strata" value=(v) checked[checked("incidence", v)]; " " (t_dyn(lang, key)) } " "
-                        }
-                        @if let Some(e) = errs.get("strata") { p.field-error { (e) } }
+            @let errs = errs_for("characterization");
+            (launch_form(lang, csrf, f, form, ("characterization", "ana.char_form", "ana.run_char"), errs, html! {
+                (select(lang, "target", "ana.target", &cohorts, &val("characterization", "target", ""), errs))
+                (select(lang, "comparator", "ana.comparator", &optional, &val("characterization", "comparator", ""), errs))
+                (field(lang, InputKind::Text, "analyses", "ana.analyses", &val("characterization", "analyses", ""), errs))
+                (textarea(lang, "covariates", "ana.covariates", &val("characterization", "covariates", ""), 2, errs))
+            }))
+            @let errs = errs_for("incidence");
+            (launch_form(lang, csrf, f, form, ("incidence", "ana.inc_form", "ana.run_inc"), errs, html! {
+                (select(lang, "target", "ana.target", &cohorts, &val("incidence", "target", ""), errs))
+                (select(lang, "outcome", "ana.outcome", &cohorts, &val("incidence", "outcome", ""), errs))
+                (textarea(lang, "tars", "ana.tars", &val("incidence", "tars", "start+0:end+0"), 2, errs))
+                (field(lang, InputKind::Number, "clean_window", "ana.clean_window", &val("incidence", "clean_window", "0"), errs))
+                fieldset {
+                    legend { (t(lang, "ana.strata")) }
+                    @for (v, key) in [("age", "ana.by_age"), ("gender", "ana.by_gender"), ("year", "ana.by_year")] {
+                        label { input type="checkbox" name="strata" value=(v) checked[checked("incidence", v)]; " " (t_dyn(lang, key)) } " "
                     }
-                    (field(lang, InputKind::Text, "age_breaks", "ana.age_breaks", &val("incidence", "age_breaks", ""), errs))
-                    (submit(lang, "ana.run_inc"))
+                    @if let Some(e) = errs.get("strata") { p.field-error { (e) } }
                 }
-            }
-            details.card open[form.is_some_and(|(n, _, _)| n == "survival")] {
-                summary { (t(lang, "ana.surv_form")) }
-                @let errs = errs_for("survival");
-                (form_error(errs))
-                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
-                    (csrf_field(csrf))
-                    input type="hidden" name="kind" value="survival";
-                    (select(lang, "target", "ana.target", &cohorts, &val("survival", "target", ""), errs))
-                    (select(lang, "comparator", "ana.comparator", &optional, &val("survival", "comparator", ""), errs))
-                    (select(lang, "outcome", "ana.outcome", &cohorts, &val("survival", "outcome", ""), errs))
-                    (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("survival", "tar", "start+0:obs_end"), errs))
-                    (field(lang, InputKind::Number, "grid_days", "ana.grid_days", &val("survival", "grid_days", "30"), errs))
-                    (field(lang, InputKind::Number, "horizon_days", "ana.horizon_days", &val("survival", "horizon_days", "3650"), errs))
-                    (submit(lang, "ana.run_surv"))
-                }
-            }
-            details.card open[form.is_some_and(|(n, _, _)| n == "regression")] {
-                summary { (t(lang, "ana.reg_form")) }
-                @let errs = errs_for("regression");
-                (form_error(errs))
-                form method="post" action=(format!("/projects/{}/analyses", f.project)) {
-                    (csrf_field(csrf))
-                    input type="hidden" name="kind" value="regression";
-                    (select(lang, "model", "ana.model", &regression::models(lang), &val("regression", "model", "cox"), errs))
-                    (select(lang, "target", "ana.target", &cohorts, &val("regression", "target", ""), errs))
-                    (select(lang, "comparator", "ana.comparator", &optional, &val("regression", "comparator", ""), errs))
-                    (select(lang, "outcome", "ana.outcome", &cohorts, &val("regression", "outcome", ""), errs))
-                    (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("regression", "tar", "start+0:obs_end"), errs))
-                    (field(lang, InputKind::Text, "covariates", "ana.reg_covariates", &val("regression", "covariates", "age, gender"), errs))
-                    (submit(lang, "ana.run_reg"))
-                }
-            }
+                (field(lang, InputKind::Text, "age_breaks", "ana.age_breaks", &val("incidence", "age_breaks", ""), errs))
+            }))
+            @let errs = errs_for("survival");
+            (launch_form(lang, csrf, f, form, ("survival", "ana.surv_form", "ana.run_surv"), errs, html! {
+                (select(lang, "target", "ana.target", &cohorts, &val("survival", "target", ""), errs))
+                (select(lang, "comparator", "ana.comparator", &optional, &val("survival", "comparator", ""), errs))
+                (select(lang, "outcome", "ana.outcome", &cohorts, &val("survival", "outcome", ""), errs))
+                (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("survival", "tar", "start+0:obs_end"), errs))
+                (field(lang, InputKind::Number, "grid_days", "ana.grid_days", &val("survival", "grid_days", "30"), errs))
+                (field(lang, InputKind::Number, "horizon_days", "ana.horizon_days", &val("survival", "horizon_days", "3650"), errs))
+            }))
+            @let errs = errs_for("regression");
+            (launch_form(lang, csrf, f, form, ("regression", "ana.reg_form", "ana.run_reg"), errs, html! {
+                (select(lang, "model", "ana.model", &regression::models(lang), &val("regression", "model", "cox"), errs))
+                (select(lang, "target", "ana.target", &cohorts, &val("regression", "target", ""), errs))
+                (select(lang, "comparator", "ana.comparator", &optional, &val("regression", "comparator", ""), errs))
+                (select(lang, "outcome", "ana.outcome", &cohorts, &val("regression", "outcome", ""), errs))
+                (field(lang, InputKind::Text, "tar", "ana.surv_tar", &val("regression", "tar", "start+0:obs_end"), errs))
+                (field(lang, InputKind::Text, "covariates", "ana.reg_covariates", &val("regression", "covariates", "age, gender"), errs))
+            }))
         }
     }
 }
