@@ -417,36 +417,14 @@ mod tests {
             date: d,
             reason: "",
         };
-        assert!(set(
-            &dir,
-            "p1",
-            7,
-            mark(Mark::Screened, "2026-11-02"),
-            "dr.a",
-            NOW
-        )
-        .unwrap()
-        .is_ok());
-        assert!(set(
-            &dir,
-            "p1",
-            7,
-            mark(Mark::Enrolled, "2026-11-20"),
-            "dr.a",
-            NOW
-        )
-        .unwrap()
-        .is_ok());
-        assert!(set(
-            &dir,
-            "p1",
-            9,
-            mark(Mark::Excluded, "2026-10-30"),
-            "dr.a",
-            NOW
-        )
-        .unwrap()
-        .is_ok());
+        for (person, m, day) in [
+            (7, Mark::Screened, "2026-11-02"),
+            (7, Mark::Enrolled, "2026-11-20"),
+            (9, Mark::Excluded, "2026-10-30"),
+        ] {
+            let r = set(&dir, "p1", person, mark(m, day), "dr.a", NOW).unwrap();
+            assert!(r.is_ok(), "{person} {day}: {r:?}");
+        }
         // A refusal writes nothing.
         assert_eq!(
             set(

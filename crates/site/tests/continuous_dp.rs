@@ -42,14 +42,7 @@ fn continuous_covariates_are_released_clipped_with_their_declared_rho() {
         definition(1),
         "carol",
     );
-    let mut cx = qiao_site::ExecContext {
-        site_id: &site_id,
-        cdm: store(),
-        discloser: &discloser,
-        ledger: &mut ledger,
-        now: now(),
-        recruitment: &[],
-    };
+    let mut cx = context(&site_id, &discloser, &mut ledger);
     let result = qiao_site::execute(&j, &mut cx).result;
     let Outcome::Done {
         payload: Payload::Characterization(r),
@@ -166,14 +159,7 @@ fn a_continuous_covariate_beyond_the_sampler_is_refused_by_name() {
         covariate_ids: vec![1002],
     };
     let j = job(QueryType::Characterization(spec), definition(1), "carol");
-    let mut cx = qiao_site::ExecContext {
-        site_id: &site_id,
-        cdm: store(),
-        discloser: &discloser,
-        ledger: &mut ledger,
-        now: now(),
-        recruitment: &[],
-    };
+    let mut cx = context(&site_id, &discloser, &mut ledger);
     let outcome = qiao_site::execute(&j, &mut cx).result.outcome;
     assert!(
         matches!(outcome, Outcome::Refused { .. } | Outcome::Failed { .. }),

@@ -9,19 +9,12 @@ mod common;
 use common::*;
 use qiao_disclosure::{Discloser, Policy, QueryLedger, SiteSecret};
 use qiao_protocol::{CohortCountResult, JobResult, Outcome, Payload, QueryType, Released, SiteId};
-use qiao_site::{execute, ExecContext};
+use qiao_site::execute;
 
 fn count(discloser: &Discloser, def: u32) -> CohortCountResult {
     let site = SiteId::new("hospital-a").unwrap();
     let mut ledger = QueryLedger::new();
-    let mut cx = ExecContext {
-        site_id: &site,
-        cdm: store(),
-        discloser,
-        ledger: &mut ledger,
-        now: now(),
-        recruitment: &[],
-    };
+    let mut cx = context(&site, discloser, &mut ledger);
     let job = job(QueryType::CohortCount, definition(def), "alice");
     let done: JobResult = execute(&job, &mut cx).result;
     match done.outcome {

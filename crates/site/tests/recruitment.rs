@@ -14,7 +14,7 @@ use qiao_protocol::{
     SiteId, YearMonth,
 };
 use qiao_site::recruitment::{self, Change, Mark};
-use qiao_site::{execute, ExecContext, SiteDir};
+use qiao_site::{execute, SiteDir};
 
 const PROJECT: &str = "celecoxib-feasibility";
 
@@ -29,14 +29,8 @@ fn release(
     let site = SiteId::new("hospital-a").unwrap();
     let d = Discloser::new(policy, SiteSecret::from_bytes(&[9u8; 32]).unwrap()).unwrap();
     let mut ledger = QueryLedger::new();
-    let mut cx = ExecContext {
-        site_id: &site,
-        cdm: store(),
-        discloser: &d,
-        ledger: &mut ledger,
-        now: now(),
-        recruitment: marks,
-    };
+    let mut cx = context(&site, &d, &mut ledger);
+    cx.recruitment = marks;
     let job = job(
         QueryType::Recruitment(RecruitmentSpec {
             months: vec![ym(2026, 10), ym(2026, 11)],

@@ -1013,14 +1013,7 @@ fn repeated_analyses_of_one_cohort_lock_the_user_out_under_shrine() {
     let mut outcomes = Vec::new();
     for query in [characterize.clone(), incidence, characterize] {
         let j = job(query, definition(1), "alice");
-        let mut cx = qiao_site::ExecContext {
-            site_id: &site_id,
-            cdm: store(),
-            discloser: &discloser,
-            ledger: &mut ledger,
-            now: now(),
-            recruitment: &[],
-        };
+        let mut cx = context(&site_id, &discloser, &mut ledger);
         outcomes.push(qiao_site::execute(&j, &mut cx).result.outcome);
     }
     assert!(

@@ -112,6 +112,23 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// What a job runs with at `site_id` over the GiBleed [`store`], now, without recruitment
+/// marks (a recruitment test sets `recruitment`).
+pub fn context<'a>(
+    site_id: &'a SiteId,
+    discloser: &'a qiao_disclosure::Discloser,
+    ledger: &'a mut qiao_disclosure::QueryLedger,
+) -> qiao_site::ExecContext<'a> {
+    qiao_site::ExecContext {
+        site_id,
+        cdm: store(),
+        discloser,
+        ledger,
+        now: now(),
+        recruitment: &[],
+    }
+}
+
 pub fn job(query: QueryType, definition: Value, user: &str) -> Job {
     Job {
         job_id: JobId::random(),
