@@ -650,3 +650,53 @@ print(json.dumps(out))
     assert!(checked > 1000, "{checked}");
     eprintln!("intervals: {checked} bounds equal scipy's (max relative difference {max_rel:e})");
 }
+
+/// The exact intervals at network scale (up to 10⁹ persons and 5·10⁷ outcomes), where the
+/// incomplete gamma and beta functions' prefactors lose precision if computed from ln Γ and
+/// their series need more than ten thousand terms: equal to scipy's to 1e-9.
+#[test]
+fn exact_intervals_equal_scipy_at_network_scale() {
+    let Some(py) = python() else { return };
+    use qiao_analysis::incidence::intervals::{binomial_proportion_ci, poisson_rate_ci};
+    // (outcomes, person-days, persons with an outcome, persons at risk)
+    let cases: [(u64, f64, u64, u64); 8] = [
+        (0, 3_652.5, 0, 10),
+        (3, 1_000.0, 3, 10),
+        (12_345, 9.1e7, 500, 100_000),
+        (1_000_000, 3.6525e9, 1_000_000, 10_000_000),
+        (2_500_000, 7.305e9, 2_400_000, 90_000_000),
+        (10_000_000, 1.0e11, 9_000_000, 100_000_000),
+        (50_000_000, 3.6525e11, 123_456_789, 1_000_000_000),
+        (7, 1.0e12, 999_999_999, 1_000_000_000),
+    ];
+    let input = work_dir().join("intervals_network_scale.json");
+    std::fs::write(&input, serde_json::to_string(&cases).unwrap()).unwrap();
+    let script = r#"
+import json, sys
+from scipy.stats import chi2, binomtest
+out = []
+for k, days, x, n in json.load(open(sys.argv[1])):
+    t = days / 365.25
+    lo = 0.0 if k == 0 else chi2.ppf(0.025, 2 * k) / 2
+    hi = chi2.ppf(0.975, 2 * k + 2) / 2
+    ci = binomtest(x, n).proportion_ci(confidence_level=0.95, method='exact')
+    out.append([100 * lo / t, 100 * hi / t, 100 * ci.low, 100 * ci.high])
+print(json.dumps(out))
+"#;
+    let out = run(
+        &py,
+        &["-c".into(), script.into(), input.display().to_string()],
+    );
+    let expected: Vec<[f64; 4]> = serde_json::from_str(out.trim()).unwrap();
+    for ((k, days, x, n), want) in cases.iter().zip(&expected) {
+        let (ir_lo, ir_hi) = poisson_rate_ci(*k, days / 365.25, 100.0).unwrap();
+        let (ip_lo, ip_hi) = binomial_proportion_ci(*x, *n, 100.0).unwrap();
+        for (w, got) in want.iter().zip([ir_lo, ir_hi, ip_lo, ip_hi]) {
+            let rel = (w - got).abs() / w.abs().max(1e-300);
+            assert!(
+                *w == got || rel < 1e-9,
+                "{k} outcomes over {days} days, {x}/{n}: scipy {w}, Qiao {got}"
+            );
+        }
+    }
+}

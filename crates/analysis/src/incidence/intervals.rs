@@ -2,6 +2,14 @@
 //! rate, Clopper–Pearson's for a proportion. Both are quantiles of the gamma and beta
 //! distributions, computed from the regularized incomplete gamma and beta functions (series and
 //! continued fractions) and inverted by safeguarded Newton steps to full double precision.
+//!
+//! At network scale (millions of outcomes or persons) the functions' prefactor
+//! `xᵃ e⁻ˣ / Γ(a)` is the exponential of a difference of numbers near `a ln a`: computed as that
+//! difference it loses `a ln a · 1e-16` of absolute accuracy (1e-9 at a = 10⁶). It is computed
+//! instead in Loader's saddle-point form, from Stirling's correction and the deviance term
+//! `a ln(a/x) + x − a` (summed as a series when `a ≈ x`), which keeps full relative precision at
+//! any size; and the series and continued fractions run until they converge in double precision
+//! (their length grows as √a near the mode).
 
 /// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error ≈ 1e-15).
 fn ln_gamma(x: f64) -> f64 {
@@ -31,22 +39,102 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
+/// Stirling's correction `ln Γ(n+1) − [(n + ½) ln n − n + ½ ln 2π]`, n > 0: its asymptotic
+/// series above 15, else from ln Γ (small there, so no cancellation).
+fn stirling_error(n: f64) -> f64 {
+    const S: [f64; 5] = [
+        1.0 / 12.0,
+        1.0 / 360.0,
+        1.0 / 1260.0,
+        1.0 / 1680.0,
+        1.0 / 1188.0,
+    ];
+    if n <= 15.0 {
+        let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        return ln_gamma(n + 1.0) - (n + 0.5) * n.ln() + n - half_ln_2pi;
+    }
+    let nn = n * n;
+    let terms = if n > 500.0 {
+        2
+    } else if n > 80.0 {
+        3
+    } else if n > 35.0 {
+        4
+    } else {
+        5
+    };
+    // S0 − (S1 − (S2 − …)/n²)/n², divided by n.
+    let mut acc = S[terms - 1];
+    for k in (0..terms - 1).rev() {
+        acc = S[k] - acc / nn;
+    }
+    acc / n
+}
+
+/// The deviance term `x ln(x/m) + m − x` (x, m > 0) without cancellation when x ≈ m: there
+/// it is the series `(x−m)·v + 2x·Σ v^(2j+1)/(2j+1)` with `v = (x−m)/(x+m)`.
+fn deviance(x: f64, m: f64) -> f64 {
+    if (x - m).abs() < 0.1 * (x + m) {
+        let v = (x - m) / (x + m);
+        let v2 = v * v;
+        let mut sum = (x - m) * v;
+        let mut ej = 2.0 * x * v;
+        for j in 1..1000 {
+            ej *= v2;
+            let next = sum + ej / f64::from(2 * j + 1);
+            if next == sum {
+                break;
+            }
+            sum = next;
+        }
+        sum
+    } else {
+        x * (x / m).ln() + m - x
+    }
+}
+
+/// `xᵃ e⁻ˣ / Γ(a)` (a, x > 0) to full relative precision: `a` times the Poisson density
+/// `e⁻ˣ xᵃ / Γ(a+1) = exp(−stirling_error(a) − deviance(a, x)) / √(2πa)`.
+fn gamma_front(a: f64, x: f64) -> f64 {
+    let density =
+        (-stirling_error(a) - deviance(a, x)).exp() / (2.0 * std::f64::consts::PI * a).sqrt();
+    a * density
+}
+
+/// `xᵃ (1−x)ᵇ / B(a, b)` (a, b > 0, 0 < x < 1) to full relative precision: with n = a + b,
+/// `ab/n` times the binomial density `Γ(n+1)/(Γ(a+1)Γ(b+1)) xᵃ (1−x)ᵇ`, which is
+/// `exp(st(n) − st(a) − st(b) − deviance(a, nx) − deviance(b, n(1−x))) · √(n / (2πab))`.
+fn beta_front(a: f64, b: f64, x: f64) -> f64 {
+    let n = a + b;
+    let lc = stirling_error(n)
+        - stirling_error(a)
+        - stirling_error(b)
+        - deviance(a, n * x)
+        - deviance(b, n * (1.0 - x));
+    let density = lc.exp() * (n / (2.0 * std::f64::consts::PI * a * b)).sqrt();
+    a * b / n * density
+}
+
+/// The most terms a series or continued fraction may take: they converge in O(√a) terms near
+/// the mode (≈ 1.2 million at a = 10¹⁰), so this bound is only reached on a non-finite input.
+const MAX_TERMS: usize = 10_000_000;
+
 /// The regularized lower incomplete gamma function P(a, x).
 fn gamma_p(a: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 0.0;
     }
-    let front = (a * x.ln() - x - ln_gamma(a)).exp();
+    let front = gamma_front(a, x);
     if x < a + 1.0 {
         // Series: P = e^{-x} x^a / Γ(a+1) · Σ x^n / ((a+1)…(a+n)).
         let mut term = 1.0 / a;
         let mut sum = term;
         let mut ap = a;
-        for _ in 0..10_000 {
+        for _ in 0..MAX_TERMS {
             ap += 1.0;
             term *= x / ap;
             sum += term;
-            if term.abs() < sum.abs() * 1e-17 {
+            if term.abs() <= sum.abs() * f64::EPSILON {
                 break;
             }
         }
@@ -58,7 +146,7 @@ fn gamma_p(a: f64, x: f64) -> f64 {
         let mut c = 1.0 / tiny;
         let mut d = 1.0 / b;
         let mut h = d;
-        for i in 1..10_000 {
+        for i in 1..MAX_TERMS {
             let an = -(i as f64) * (i as f64 - a);
             b += 2.0;
             d = an * d + b;
@@ -72,7 +160,7 @@ fn gamma_p(a: f64, x: f64) -> f64 {
             d = 1.0 / d;
             let del = d * c;
             h *= del;
-            if (del - 1.0).abs() < 1e-17 {
+            if (del - 1.0).abs() <= f64::EPSILON {
                 break;
             }
         }
@@ -88,8 +176,7 @@ fn beta_i(a: f64, b: f64, x: f64) -> f64 {
     if x >= 1.0 {
         return 1.0;
     }
-    let front =
-        (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    let front = beta_front(a, b, x);
     // The continued fraction converges fast for x < (a+1)/(a+b+2); use symmetry otherwise.
     if x < (a + 1.0) / (a + b + 2.0) {
         front * beta_cf(a, b, x) / a
@@ -108,7 +195,7 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
     }
     d = 1.0 / d;
     let mut h = d;
-    for m in 1..10_000 {
+    for m in 1..MAX_TERMS {
         let m = m as f64;
         let m2 = 2.0 * m;
         let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
@@ -134,7 +221,7 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
         d = 1.0 / d;
         let del = d * c;
         h *= del;
-        if (del - 1.0).abs() < 1e-16 {
+        if (del - 1.0).abs() <= f64::EPSILON {
             break;
         }
     }
@@ -179,10 +266,9 @@ pub fn gamma_quantile(p: f64, a: f64) -> f64 {
     while gamma_p(a, hi) < p {
         hi *= 2.0;
     }
-    let ln_norm = ln_gamma(a);
     invert(
         |x| gamma_p(a, x),
-        |x| ((a - 1.0) * x.ln() - x - ln_norm).exp(),
+        |x| if x > 0.0 { gamma_front(a, x) / x } else { 0.0 },
         p,
         0.0,
         hi,
@@ -191,10 +277,15 @@ pub fn gamma_quantile(p: f64, a: f64) -> f64 {
 
 /// The p-quantile of Beta(a, b).
 pub fn beta_quantile(p: f64, a: f64, b: f64) -> f64 {
-    let ln_norm = ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b);
     invert(
         |x| beta_i(a, b, x),
-        |x| ((a - 1.0) * x.ln() + (b - 1.0) * (1.0 - x).ln() - ln_norm).exp(),
+        |x| {
+            if x > 0.0 && x < 1.0 {
+                beta_front(a, b, x) / (x * (1.0 - x))
+            } else {
+                0.0
+            }
+        },
         p,
         0.0,
         1.0,
