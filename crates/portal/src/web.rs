@@ -232,6 +232,17 @@ impl Ctx {
         }
     }
 
+    /// A project action's preamble: the signed-in user (any role; the action checks its own)
+    /// and the project id of the path, else the sign-in redirect or a 404 page.
+    pub fn require_project(
+        &self,
+        id: &str,
+    ) -> Result<(User, qiao_hub::protocol::ProjectId), Response> {
+        let user = self.require(&[])?.clone();
+        let pid = id.parse().map_err(|_| self.not_found())?;
+        Ok((user, pid))
+    }
+
     /// An error page that keeps the user's navigation.
     fn error_with_nav(
         &self,

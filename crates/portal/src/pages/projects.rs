@@ -728,12 +728,9 @@ fn perform(
 }
 
 async fn act(portal: Shared, ctx: Ctx, id: String, form: PostForm, action: Action) -> Response {
-    let user = match ctx.require(&[]) {
-        Ok(u) => u.clone(),
+    let (user, pid) = match ctx.require_project(&id) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Ok(pid) = id.parse::<ProjectId>() else {
-        return ctx.not_found();
     };
     let p2 = portal.clone();
     let (r, form, action) = match blocking(move || {
@@ -814,12 +811,9 @@ pub async fn launch_analysis(
     Path(id): Path<String>,
     form: PostForm,
 ) -> Response {
-    let user = match ctx.require(&[]) {
-        Ok(u) => u.clone(),
+    let (user, pid) = match ctx.require_project(&id) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Ok(pid) = id.parse::<ProjectId>() else {
-        return ctx.not_found();
     };
     let kind = match form.get("kind") {
         "characterization" => "characterization",

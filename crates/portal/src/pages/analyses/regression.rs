@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use qiao_analysis::regression::Fit;
 use qiao_hub::model::User;
-use qiao_hub::protocol::{JobId, ProjectId, RegressionModel, UserRole};
+use qiao_hub::protocol::{JobId, RegressionModel, UserRole};
 use qiao_hub::service::runs::{RunRecord, RunStatus, RUNS};
 use qiao_hub::store::get_json;
 use qiao_hub::util::now;
@@ -331,12 +331,9 @@ pub async fn resume(
     Path((id, n)): Path<(String, u32)>,
     _form: PostForm,
 ) -> Response {
-    let user = match ctx.require(&[]) {
-        Ok(u) => u.clone(),
+    let (user, pid) = match ctx.require_project(&id) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let Ok(pid) = id.parse::<ProjectId>() else {
-        return ctx.not_found();
     };
     let p = portal.clone();
     let r = blocking(move || {
