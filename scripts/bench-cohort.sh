@@ -22,6 +22,9 @@
 #   run; DuckDB: `duckcdm_run.py --db DB DEF`: Python start-up, open, SQL generation, execution),
 #   fastest of RUNS; the ratio of the sums is what a user waiting for each cohort sees.
 #
+# - With QIAO_BASE=path/to/another/qiao (e.g. main's build, same store format) its whole processes
+#   and CPU are measured too, interleaved with Qiao's in the same loop (row "Baseline").
+#
 # Run with: bash scripts/bench-cohort.sh [K] [RUNS]     (K=100 needs ~12 GB free under $BENCH_DIR,
 # default /tmp/qiao-bench; the CSV folder gibleed_xK is shared with scripts/bench-ingest.sh)
 # Prints a markdown table.
@@ -102,6 +105,7 @@ for d in "${DEFS[@]}"; do
   for r in $(seq "$RUNS"); do
     printf '%s\tqiao\t%s\n' "$d" "$(wall "$QIAO" cohort run --store "$STORE" --stats --json "$d")"
     printf '%s\tduck\t%s\n' "$d" "$(wall "$PY" scripts/duckcdm_run.py --db "$DUCK" "$d")"
+    [ -z "${QIAO_BASE:-}" ] || printf '%s\tbase\t%s\n' "$d" "$(wall "$QIAO_BASE" cohort run --store "$STORE" --stats --json "$d")"
   done
 done >"$OUT/whole.tsv"
 # CPU time (user + sys) of one more process per definition and engine: what a loaded machine's
@@ -113,7 +117,8 @@ r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print((r.ru_utime + r.ru_stime) * 1000)' "$@"
 }
 for d in "${DEFS[@]}"; do
-  printf '%s\t%s\n' "$(cpu "$QIAO" cohort run --store "$STORE" --stats --json "$d")" "$(cpu "$PY" scripts/duckcdm_run.py --db "$DUCK" "$d")"
+  printf '%s\t%s\t%s\n' "$(cpu "$QIAO" cohort run --store "$STORE" --stats --json "$d")" "$(cpu "$PY" scripts/duckcdm_run.py --db "$DUCK" "$d")" \
+    "$([ -z "${QIAO_BASE:-}" ] || cpu "$QIAO_BASE" cohort run --store "$STORE" --stats --json "$d")"
 done >"$OUT/cpu.tsv"
 
 "$PY" - "$OUT" "$RUNS" "$K" "$DATA" "$STORE" "$DUCK" "$CDM" <<'EOF'
@@ -192,6 +197,12 @@ cq = sum(float(l.split()[0]) for l in open(f'{out}/cpu.tsv'))
 cd = sum(float(l.split()[1]) for l in open(f'{out}/cpu.tsv'))
 print(f'CPU (user + sys) of one more process per definition: Qiao {cq:.0f} ms, DuckDB (duckcdm) {cd:.0f} ms, '
       f'**{cd / max(cq, 1):.1f}x**; load average {" ".join(f"{x:.1f}" for x in os.getloadavg())}.')
+if any(e == 'base' for (_, e) in whole):
+    wb = [whole[(r[0], 'base')] for r in rows]
+    cb = sum(float(l.split()[2]) for l in open(f'{out}/cpu.tsv'))
+    print(f'Baseline (QIAO_BASE), the same whole processes in the same runs: {sum(wb):.0f} ms in all '
+          f'(base / qiao {sum(wb) / sum(wq):.2f}x; DuckDB / base {sum(wd) / sum(wb):.1f}x), '
+          f'CPU {cb:.0f} ms (base / qiao {cb / max(cq, 1):.2f}x).')
 print()
 print('Counts: both engines agree on entries and subjects of every cohort, each', k, 'x its GiBleed count.')
 print('Qiao ms / DuckDB ms: fastest of the last runs of each definition executed back to back in one')

@@ -546,6 +546,8 @@ impl Prepared {
             let spans: Vec<std::ops::Range<u32>> = (0..n.div_ceil(span))
                 .map(|i| i * span..((i + 1) * span).min(n))
                 .collect();
+            // Very few primary events: less work than starting (or waking) the thread pool.
+            let parallel = parallel && bound.is_none_or(|b| b >= THREADS_FROM_EVENTS);
             let ctx = &ctx;
             // Workers (and their grown buffers) go back to a pool when a split of the work ends,
             // for the next split or wave to reuse.
@@ -687,6 +689,11 @@ const CHUNK: usize = 256;
 
 /// Primary criteria matched rows below which the fused pipeline evaluates all spans in one wave.
 const FEW_EVENTS: usize = 1 << 20;
+
+/// Primary criteria matched rows below which the fused pipeline evaluates on the calling thread:
+/// a span of so few events takes microseconds, less than handing it to the pool's threads (and,
+/// in a new process, starting them).
+const THREADS_FROM_EVENTS: usize = 2048;
 
 /// The two evaluators of a plan: the same semantics, tested against each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -332,20 +332,32 @@ impl Gathered {
 /// The person of each of `rows` (a domain's rows, ascending; `column` its person column), read
 /// in parallel pieces with many loads in flight (u32::MAX for a row past the column's end).
 fn persons_of(column: PersonColumn<'_>, rows: &[u32]) -> Vec<u32> {
-    let pieces: Vec<Vec<u32>> = rows
-        .par_chunks(GATHER_PIECE)
-        .map(|chunk| {
-            let mut out = Vec::with_capacity(chunk.len());
-            for (k, &r) in chunk.iter().enumerate() {
-                if let Some(&next) = chunk.get(k + AHEAD) {
-                    column.prefetch(next as usize);
-                }
-                out.push(column.get(r as usize).unwrap_or(u32::MAX));
+    let pieces: Vec<Vec<u32>> = in_pieces(rows, GATHER_PIECE, |chunk| {
+        let mut out = Vec::with_capacity(chunk.len());
+        for (k, &r) in chunk.iter().enumerate() {
+            if let Some(&next) = chunk.get(k + AHEAD) {
+                column.prefetch(next as usize);
             }
-            out
-        })
-        .collect();
+            out.push(column.get(r as usize).unwrap_or(u32::MAX));
+        }
+        out
+    });
     pieces.concat()
+}
+
+/// `f` of each piece of `items` (`piece` items each), in order: in parallel where there are
+/// several pieces, on this thread where there is one (a small gather neither starts nor wakes the
+/// thread pool: a short query's process never starts it).
+fn in_pieces<T: Sync, R: Send>(
+    items: &[T],
+    piece: usize,
+    f: impl Fn(&[T]) -> R + Sync + Send,
+) -> Vec<R> {
+    match items.len() {
+        0 => Vec::new(),
+        n if n <= piece => vec![f(items)],
+        _ => items.par_chunks(piece).map(f).collect(),
+    }
 }
 
 /// Whose rows [`Ctx::gather`] gathers.
@@ -747,25 +759,22 @@ impl<'s> Ctx<'s> {
             }
         };
         let pieces: Vec<Gathered> = match persons {
-            None => rows
-                .par_chunks(GATHER_PIECE)
-                .map(|chunk| {
-                    let mut g = Gathered {
-                        filtered,
-                        ..Gathered::default()
-                    };
-                    for (k, &r) in chunk.iter().enumerate() {
-                        if let Some(&next) = chunk.get(k + AHEAD) {
-                            person.prefetch(next as usize);
-                            ahead(next);
-                        }
-                        if let Some(p) = person.get(r as usize) {
-                            take(&mut g, r, p);
-                        }
+            None => in_pieces(&rows, GATHER_PIECE, |chunk| {
+                let mut g = Gathered {
+                    filtered,
+                    ..Gathered::default()
+                };
+                for (k, &r) in chunk.iter().enumerate() {
+                    if let Some(&next) = chunk.get(k + AHEAD) {
+                        person.prefetch(next as usize);
+                        ahead(next);
                     }
-                    g
-                })
-                .collect(),
+                    if let Some(p) = person.get(r as usize) {
+                        take(&mut g, r, p);
+                    }
+                }
+                g
+            }),
             Some(persons) => {
                 // The rows of those persons, with their person: found from the person offsets
                 // (read in person order) where the persons are fewer than the rows, else from
@@ -789,8 +798,7 @@ impl<'s> Ctx<'s> {
                         }
                         out
                     };
-                    let pieces: Vec<Vec<(u32, u32)>> =
-                        persons.list.par_chunks(GATHER_PIECE).map(of).collect();
+                    let pieces: Vec<Vec<(u32, u32)>> = in_pieces(&persons.list, GATHER_PIECE, of);
                     pieces.concat()
                 } else {
                     let of_rows = persons_of(person, &rows);
@@ -800,21 +808,19 @@ impl<'s> Ctx<'s> {
                         .map(|(&r, p)| (r, p))
                         .collect()
                 };
-                kept.par_chunks(GATHER_PIECE)
-                    .map(|chunk| {
-                        let mut g = Gathered {
-                            filtered,
-                            ..Gathered::default()
-                        };
-                        for (k, &(r, p)) in chunk.iter().enumerate() {
-                            if let Some(&(next, _)) = chunk.get(k + AHEAD) {
-                                ahead(next);
-                            }
-                            take(&mut g, r, p);
+                in_pieces(&kept, GATHER_PIECE, |chunk| {
+                    let mut g = Gathered {
+                        filtered,
+                        ..Gathered::default()
+                    };
+                    for (k, &(r, p)) in chunk.iter().enumerate() {
+                        if let Some(&(next, _)) = chunk.get(k + AHEAD) {
+                            ahead(next);
                         }
-                        g
-                    })
-                    .collect()
+                        take(&mut g, r, p);
+                    }
+                    g
+                })
             }
         };
         let mut all = Gathered {

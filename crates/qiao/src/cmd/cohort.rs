@@ -440,6 +440,11 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
     if let Some(f) = &mut stats_files {
         f.flush()?;
     }
+    // The only variant without the `spark` feature.
+    #[allow(irrefutable_let_patterns)]
+    if let Backend::Store(store) = backend {
+        super::keep_until_exit(store);
+    }
     if failed > 0 {
         bail!("{failed} of {} definitions failed", a.definitions.len());
     }
