@@ -47,11 +47,16 @@ impl<'a> Context<'a> {
 }
 
 /// The distinct (person, index date) entries, as FE's `SELECT DISTINCT … subject_id, cohort_start_date`.
-pub fn distinct_entries(entries: &[Entry]) -> Vec<Entry> {
+/// Entries already sorted and distinct (a cohort's rows by subject and start) are taken as they
+/// are.
+pub fn distinct_entries(entries: &[Entry]) -> std::borrow::Cow<'_, [Entry]> {
+    if entries.windows(2).all(|w| w[0] < w[1]) {
+        return std::borrow::Cow::Borrowed(entries);
+    }
     let mut v = entries.to_vec();
     v.sort_unstable();
     v.dedup();
-    v
+    std::borrow::Cow::Owned(v)
 }
 
 /// The text FE puts in a windowed covariate name.
@@ -246,17 +251,20 @@ pub fn entry_covariates(
     match a.kind {
         Kind::PersonConcept(column, label, by_class) => {
             let col = persons.i32_column(column);
+            // Whether a concept's class is the label, looked up once per distinct concept.
+            let mut class_of: HashMap<i32, bool> = HashMap::default();
             for e in entries {
                 if !persons.has_row(e.person) {
                     continue;
                 }
                 let c = col.get(e.person as usize).copied().unwrap_or(NULL_CONCEPT);
                 let class_ok = !by_class
-                    || ctx
-                        .vocab
-                        .concept(c)
-                        .and_then(|k| k.concept_class_id)
-                        .is_some_and(|k| k.to_lowercase() == label);
+                    || *class_of.entry(c).or_insert_with(|| {
+                        ctx.vocab
+                            .concept(c)
+                            .and_then(|k| k.concept_class_id)
+                            .is_some_and(|k| k.to_lowercase() == label)
+                    });
                 if c != 0 && c != NULL_CONCEPT && class_ok {
                     hit(*e, by_concept(i64::from(c)));
                 }
@@ -306,7 +314,7 @@ pub fn entry_covariates(
             let mut concept_seen: FirstSeen<i32> = FirstSeen::default();
             let mut group_stamp: Vec<u32> = vec![0; groups.map_or(0, |g| g.ids.len())];
             let mut fresh: Vec<i32> = Vec::new();
-            for (round, e) in (1u32..).zip(distinct_entries(entries)) {
+            for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
                 fresh.clear();
                 for r in window_rows(&d, e, start_day, settings.end_days, use_end) {
                     let c = concepts[r];
@@ -609,7 +617,7 @@ fn value_as_concept(
     let start_day = settings.start_day(a.window);
     let concepts = d.concept();
     let mut pairs_by_person: Vec<(u32, i32, i32)> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         for r in window_rows(&d, e, start_day, settings.end_days, false) {
             let c = concepts[r];
             let v = values.get(r).unwrap_or(NULL_CONCEPT);
@@ -676,7 +684,7 @@ fn range_group(
     let aid = i64::from(a.id);
     let mut seen: Vec<i64> = Vec::new();
     let mut first: FirstSeen<i64> = FirstSeen::default();
-    for (round, e) in (1u32..).zip(distinct_entries(entries)) {
+    for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
         seen.clear();
         for r in window_rows(&d, e, start_day, settings.end_days, false) {
             let c = concepts[r];

@@ -124,7 +124,7 @@ fn concept_counts(
     let mut values: Vec<(u32, i64)> = Vec::new();
     let mut by_concept: HashMap<i32, Vec<(u32, i64)>> = HashMap::default();
     let mut seen: Vec<i32> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         let hi = e.start.saturating_add(settings.end_days);
         let lo = e.start.saturating_add(start_day);
         seen.clear();

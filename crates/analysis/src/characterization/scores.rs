@@ -384,7 +384,7 @@ pub fn score(
     let gender = persons.i32_column("gender_concept_id");
     let mut scores: Vec<(u32, i64)> = Vec::new();
     let mut rows: Vec<(u8, i64)> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         rows.clear();
         if let Some(d) = &eras {
             let range = d.person_rows(e.person);

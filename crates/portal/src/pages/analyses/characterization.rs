@@ -78,7 +78,7 @@ const QUANTILES: [&str; 7] = [
     "ana.min",
     "ana.p10",
     "ana.p25",
-    "ana.median",
+    "ana.q50",
     "ana.p75",
     "ana.p90",
     "ana.max",
