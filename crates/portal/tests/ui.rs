@@ -1909,11 +1909,14 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
             .map(|x| format!("<td class=\"num\">{x}</td>"))
             .collect::<String>()
     };
+    // The counts are DP counts, shown with their 95% range.
     let age_target = cells(&[
-        "300", "53.33", "11.07", "40.00", "40.00", "40.00", "50.00", "60.00", "70.00", "70.00",
+        "300 (293–307)†",
+        "53.33", "11.07", "40.00", "40.00", "40.00", "50.00", "60.00", "70.00", "70.00",
     ]);
     let age_comparator = cells(&[
-        "200", "55.00", "25.06", "30.00", "30.00", "30.00", "30.00", "80.00", "80.00", "80.00",
+        "200 (193–207)†",
+        "55.00", "25.06", "30.00", "30.00", "30.00", "30.00", "80.00", "80.00", "80.00",
     ]);
     assert!(
         b.contains(&format!("{age_target}{age_comparator}")),

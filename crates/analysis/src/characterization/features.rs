@@ -88,9 +88,15 @@ fn window_rows<'d>(
     let hi = e.start.saturating_add(end_day);
     let lo = start_day.map(|s| e.start.saturating_add(s));
     let upto = starts.partition_point(rows.clone(), |s| s <= hi);
-    (rows.start..upto).filter(move |&r| match lo {
-        None => true,
-        Some(lo) => (if use_end { ends.at(r) } else { starts.at(r) }) >= lo,
+    // Rows are by start: a window on the start date is a range; one on the end date (eras)
+    // reads every row that starts by `hi`.
+    let from = match lo {
+        Some(lo) if !use_end => starts.partition_point(rows.start..upto, |s| s < lo),
+        _ => rows.start,
+    };
+    (from..upto).filter(move |&r| match lo {
+        Some(lo) if use_end => ends.at(r) >= lo,
+        _ => true,
     })
 }
 

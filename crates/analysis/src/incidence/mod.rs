@@ -282,6 +282,9 @@ pub fn run_clipped(
         let mut ttar_all: BTreeMap<(i64, i64), Vec<Tar>> = BTreeMap::new();
         for &t in &analysis.targets {
             let target = get(t)?;
+            // Each row's person, looked up once for every time at risk.
+            let person_of: Vec<Option<u32>> =
+                target.iter().map(|r| index_of(r.subject_id)).collect();
             for &tar_id in &analysis.tars {
                 let tar = design
                     .time_at_risk_defs
@@ -289,7 +292,7 @@ pub fn run_clipped(
                     .find(|d| d.id == tar_id)
                     .expect("checked");
                 let mut v = Vec::new();
-                for r in target {
+                for (r, &idx) in target.iter().zip(&person_of) {
                     let anchor = |a: &design::Anchor| {
                         let base = match a.date_field {
                             design::DateField::Start => r.start,
@@ -304,7 +307,7 @@ pub fn run_clipped(
                     if s > e {
                         continue;
                     }
-                    let Some(idx) = index_of(r.subject_id) else {
+                    let Some(idx) = idx else {
                         continue;
                     };
                     let Some(d) = &op else { continue };
