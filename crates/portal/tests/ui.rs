@@ -1824,8 +1824,8 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
     // Age (0–120 years, bin 1: 121 bins) and prior observation time (0–36,599 days, bins of
     // 366: 100 bins). h1: target ages 40 and 60 (100 each), comparator 30; h2: target 50 and
     // 70 (50 each), comparator 80. Prior observation: h1's target in bin 1, h2's in bin 3.
-    let site = |name: &str, te, ce, age: [&[(usize, u64)]; 2], prior: [&[(usize, u64)]; 2]| {
-        JobResult {
+    let site =
+        |name: &str, te, ce, age: [&[(usize, u64)]; 2], prior: [&[(usize, u64)]; 2]| JobResult {
             job_id: job.job_id,
             site_id: name.parse().unwrap(),
             outcome: Outcome::Done {
@@ -1862,30 +1862,31 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
                     },
                 }),
             },
-        }
-    };
-    w.store.put_result(
-        &site(
-            "h1",
-            200,
-            100,
-            [&[(40, 100), (60, 100)], &[(30, 100)]],
-            [&[(1, 200)], &[(2, 100)]],
-        ),
-        T,
-    )
-    .unwrap();
-    w.store.put_result(
-        &site(
-            "h2",
-            100,
-            100,
-            [&[(50, 50), (70, 50)], &[(80, 100)]],
-            [&[(3, 100)], &[(2, 100)]],
-        ),
-        T,
-    )
-    .unwrap();
+        };
+    w.store
+        .put_result(
+            &site(
+                "h1",
+                200,
+                100,
+                [&[(40, 100), (60, 100)], &[(30, 100)]],
+                [&[(1, 200)], &[(2, 100)]],
+            ),
+            T,
+        )
+        .unwrap();
+    w.store
+        .put_result(
+            &site(
+                "h2",
+                100,
+                100,
+                [&[(50, 50), (70, 50)], &[(80, 100)]],
+                [&[(3, 100)], &[(2, 100)]],
+            ),
+            T,
+        )
+        .unwrap();
     let path = format!("/projects/rwe/analyses/{}", run.n);
     let page = sp.get(&path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -1896,7 +1897,10 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
             && b.contains("The column “Declared range, bin width w” names"),
         "{b}"
     );
-    assert!(b.contains("<td class=\"range\">0–120 years, w = 1</td>"), "{b}");
+    assert!(
+        b.contains("<td class=\"range\">0–120 years, w = 1</td>"),
+        "{b}"
+    );
     assert!(
         b.contains("<td class=\"range\">0–36,599 days, w = 366</td>"),
         "{b}"
@@ -1912,11 +1916,27 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
     // The counts are DP counts, shown with their 95% range.
     let age_target = cells(&[
         "300 (293–307)†",
-        "53.33", "11.07", "40.00", "40.00", "40.00", "50.00", "60.00", "70.00", "70.00",
+        "53.33",
+        "11.07",
+        "40.00",
+        "40.00",
+        "40.00",
+        "50.00",
+        "60.00",
+        "70.00",
+        "70.00",
     ]);
     let age_comparator = cells(&[
         "200 (193–207)†",
-        "55.00", "25.06", "30.00", "30.00", "30.00", "30.00", "80.00", "80.00", "80.00",
+        "55.00",
+        "25.06",
+        "30.00",
+        "30.00",
+        "30.00",
+        "30.00",
+        "80.00",
+        "80.00",
+        "80.00",
     ]);
     assert!(
         b.contains(&format!("{age_target}{age_comparator}")),
@@ -1958,7 +1978,10 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
     let stats = ["min", "p10", "p25", "median", "p75", "p90", "max"];
     let side = |s: &str| stats.map(|q| col(&format!("{s}_{q}")).parse::<f64>().unwrap());
     assert_eq!(side("target"), [40.0, 40.0, 40.0, 50.0, 60.0, 70.0, 70.0]);
-    assert_eq!(side("comparator"), [30.0, 30.0, 30.0, 30.0, 80.0, 80.0, 80.0]);
+    assert_eq!(
+        side("comparator"),
+        [30.0, 30.0, 30.0, 30.0, 80.0, 80.0, 80.0]
+    );
 }
 
 /// A site's covariates for the portal's regression test: treatment (target = 1) and age in

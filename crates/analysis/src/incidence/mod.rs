@@ -75,7 +75,13 @@ struct Tar {
     subject: i64,
     start: i32,
     end: i32,
+    /// The subject's person index (a time at risk's; [`NO_PERSON`] for excluded periods). A
+    /// function of `subject`, so it leaves the order and the merging as they are.
+    person: u32,
 }
+
+/// The person index of an excluded period (not read).
+const NO_PERSON: u32 = u32::MAX;
 
 /// Merges intervals per subject (sorted by subject, start) as CohortIncidence's era-fying does:
 /// an interval joins the previous group when the group's latest end is on or after its start.
@@ -230,8 +236,7 @@ pub fn run_clipped(
             }
         }
     };
-    let demog = |subject: i64, start: i32| -> Option<Demog> {
-        let idx = index_of(subject)?;
+    let demog = |idx: u32, start: i32| -> Option<Demog> {
         if !persons.has_row(idx) {
             return None;
         }
@@ -318,6 +323,7 @@ pub fn run_clipped(
                                 subject: r.subject_id,
                                 start: s,
                                 end: e.min(pe),
+                                person: idx,
                             });
                         }
                     }
@@ -378,6 +384,7 @@ pub fn run_clipped(
                         subject: r.subject_id,
                         start: s,
                         end: e,
+                        person: NO_PERSON,
                     });
                 }
             }
@@ -387,6 +394,7 @@ pub fn run_clipped(
                         subject: r.subject_id,
                         start: r.start,
                         end: r.end,
+                        person: NO_PERSON,
                     });
                 }
             }
@@ -426,7 +434,7 @@ pub fn run_clipped(
                     // Each TAR row's strata numbers (None: its subject has no person row).
                     let row_strata: Vec<Option<(u32, u32)>> = tars
                         .iter()
-                        .map(|x| Some(strata_index.of(&demog(x.subject, x.start)?, &strata_of)))
+                        .map(|x| Some(strata_index.of(&demog(x.person, x.start)?, &strata_of)))
                         .collect();
                     // #tar_agg by stratum number. Rows are in subject order, so a subject is
                     // counted once per stratum by remembering the last subject counted there.
@@ -584,8 +592,7 @@ pub fn run_clipped(
     {
         use rayon::prelude::*;
         rows.par_iter_mut().for_each(|r| {
-            let ir =
-                intervals::poisson_rate_ci(r.outcomes, r.person_days as f64 / 365.25, 100.0);
+            let ir = intervals::poisson_rate_ci(r.outcomes, r.person_days as f64 / 365.25, 100.0);
             let ip = intervals::binomial_proportion_ci(r.person_outcomes, r.persons_at_risk, 100.0);
             (r.ir_ci95_low, r.ir_ci95_high) = (ir.map(|c| c.0), ir.map(|c| c.1));
             (r.ip_ci95_low, r.ip_ci95_high) = (ip.map(|c| c.0), ip.map(|c| c.1));

@@ -75,13 +75,7 @@ fn smd_text(lang: Lang, x: Option<f64>) -> String {
 
 /// The quantile columns of a continuous covariate (FE's order), with their catalog keys.
 const QUANTILES: [&str; 7] = [
-    "ana.min",
-    "ana.p10",
-    "ana.p25",
-    "ana.q50",
-    "ana.p75",
-    "ana.p90",
-    "ana.max",
+    "ana.min", "ana.p10", "ana.p25", "ana.q50", "ana.p75", "ana.p90", "ana.max",
 ];
 
 /// FE's min, p10, p25, median, p75, p90 and max of `m` as the hub derived them from the noised
@@ -113,7 +107,9 @@ fn range_text(lang: Lang, r: &DeclaredRange) -> String {
 
 /// The declared range of a continuous covariate (the target's, else the comparator's: both
 /// sides are clipped to the same one).
-fn range_of(c: &qiao_analysis::network::characterization::PooledContinuous) -> Option<&DeclaredRange> {
+fn range_of(
+    c: &qiao_analysis::network::characterization::PooledContinuous,
+) -> Option<&DeclaredRange> {
     [&c.target, &c.comparator]
         .into_iter()
         .flatten()
