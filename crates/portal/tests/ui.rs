@@ -1960,7 +1960,9 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
             && b.contains("<th class=\"num\">中位数</th>"),
         "{b}"
     );
-    assert!(b.contains(&age_target), "{b}");
+    // Chinese shows a DP count's range in full-width parentheses.
+    let zh_cells = age_target.replace("300 (293–307)†", "300（293–307）†");
+    assert!(b.contains(&zh_cells), "{zh_cells} not in {b}");
     // The CSV: the range and the derived statistics of each side.
     let csv = sp.get(&format!("{path}/continuous.csv")).await.body;
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
