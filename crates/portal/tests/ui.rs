@@ -1811,6 +1811,224 @@ async fn analysis_pages_launch_show_and_export_by_role() {
     );
 }
 
+/// Continuous covariates released under DP: the page states the declared range and bin width
+/// of each and shows FE's min, quantiles and max as the hub derives them from the sites' noised
+/// histograms added together (en and zh-CN), and the CSV carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
+    use qiao_hub::protocol::{
+        CharacterizationResult, ContinuousResult, DpParams, Moments, PopulationResult,
+    };
+    let w = World::new();
+    let id = rwe_project(&w);
+    let s = w.store.as_ref();
+    al::transition(s, &id, Stage::Feasibility, "f", &common::u(&w, "spon"), T).unwrap();
+    let mut sp = signed_in(&w, "spon").await;
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &[
+                ("kind", "characterization"),
+                ("target", "1"),
+                ("comparator", "2"),
+                ("analyses", ""),
+                ("covariates", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let run = &al::analysis_runs(s, &id).unwrap()[0];
+    let job = w.store.job(&run.job).unwrap().unwrap().job;
+    let dp = |v: u64| Released::Dp {
+        value: (v >= 10).then_some(v),
+        sigma: 2.5,
+        threshold: 10,
+    };
+    // A histogram of `bins` bins holding `n` entries in each of `cells` (bin, n).
+    let moments = |bins: usize, bin: u64, cells: &[(usize, u64)]| {
+        let mut h = vec![0u64; bins];
+        for &(k, n) in cells {
+            h[k] += n;
+        }
+        let k = |i: usize| i as u64;
+        Moments {
+            count: dp(h.iter().sum()),
+            sum: dp(h.iter().enumerate().map(|(i, n)| k(i) * n).sum()),
+            sum_squares: dp(h.iter().enumerate().map(|(i, n)| k(i) * k(i) * n).sum()),
+            bin,
+            histogram: h.into_iter().map(dp).collect(),
+        }
+    };
+    let pop = |n| PopulationResult {
+        entries: dp(n),
+        subjects: dp(n),
+    };
+    // Age (0–120 years, bin 1: 121 bins) and prior observation time (0–36,599 days, bins of
+    // 366: 100 bins). h1: target ages 40 and 60 (100 each), comparator 30; h2: target 50 and
+    // 70 (50 each), comparator 80. Prior observation: h1's target in bin 1, h2's in bin 3.
+    let site =
+        |name: &str, te, ce, age: [&[(usize, u64)]; 2], prior: [&[(usize, u64)]; 2]| JobResult {
+            job_id: job.job_id,
+            site_id: name.parse().unwrap(),
+            outcome: Outcome::Done {
+                payload: Payload::Characterization(CharacterizationResult {
+                    target: pop(te),
+                    comparator: Some(pop(ce)),
+                    covariates: Vec::new(),
+                    continuous: vec![
+                        ContinuousResult {
+                            covariate_id: 1002,
+                            analysis_id: 2,
+                            target: Some(moments(121, 1, age[0])),
+                            comparator: Some(moments(121, 1, age[1])),
+                        },
+                        ContinuousResult {
+                            covariate_id: 1008,
+                            analysis_id: 8,
+                            target: Some(moments(100, 366, prior[0])),
+                            comparator: Some(moments(100, 366, prior[1])),
+                        },
+                    ],
+                    disclosure: DisclosureSummary {
+                        min_cell_count: 10,
+                        obfuscation: None,
+                        secondary_suppression: false,
+                        dp: Some(DpParams {
+                            rho_spent: 0.5,
+                            sigma: 2.5,
+                            entries_bound: 1,
+                            remaining_rho: 1.0,
+                            user_remaining_rho: None,
+                            organization_remaining_rho: None,
+                        }),
+                    },
+                }),
+            },
+        };
+    w.store
+        .put_result(
+            &site(
+                "h1",
+                200,
+                100,
+                [&[(40, 100), (60, 100)], &[(30, 100)]],
+                [&[(1, 200)], &[(2, 100)]],
+            ),
+            T,
+        )
+        .unwrap();
+    w.store
+        .put_result(
+            &site(
+                "h2",
+                100,
+                100,
+                [&[(50, 50), (70, 50)], &[(80, 100)]],
+                [&[(3, 100)], &[(2, 100)]],
+            ),
+            T,
+        )
+        .unwrap();
+    let path = format!("/projects/rwe/analyses/{}", run.n);
+    let page = sp.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let b = &page.body;
+    // The statement, and each covariate's range and bin.
+    assert!(
+        b.contains("releases a histogram of that range in bins of width w with Gaussian noise")
+            && b.contains("The column “Declared range, bin width w” names"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<td class=\"range\">0–120 years, w = 1</td>"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<td class=\"range\">0–36,599 days, w = 366</td>"),
+        "{b}"
+    );
+    // Age, target: 300 entries (40: 100, 50: 50, 60: 100, 70: 50); FE's rule gives min 40,
+    // p10 40, p25 40, median 50 (150 of 300), p75 60, p90 70, max 70; mean 16,000 / 300,
+    // sd √((300·890,000 − 16,000²) / (300·299)) = 11.07. Comparator: 30 and 80 (100 each).
+    let cells = |xs: &[&str]| {
+        xs.iter()
+            .map(|x| format!("<td class=\"num\">{x}</td>"))
+            .collect::<String>()
+    };
+    // The counts are DP counts, shown with their 95% range.
+    let age_target = cells(&[
+        "300 (293–307)†",
+        "53.33",
+        "11.07",
+        "40.00",
+        "40.00",
+        "40.00",
+        "50.00",
+        "60.00",
+        "70.00",
+        "70.00",
+    ]);
+    let age_comparator = cells(&[
+        "200 (193–207)†",
+        "55.00",
+        "25.06",
+        "30.00",
+        "30.00",
+        "30.00",
+        "30.00",
+        "80.00",
+        "80.00",
+        "80.00",
+    ]);
+    assert!(
+        b.contains(&format!("{age_target}{age_comparator}")),
+        "{age_target}{age_comparator} not in {b}"
+    );
+    // Prior observation, target: bin 1 (200) and bin 3 (100), midpoints 366 + 182.5 and
+    // 3·366 + 182.5.
+    let prior = cells(&[
+        "548.50", "548.50", "548.50", "548.50", "1,280.50", "1,280.50", "1,280.50",
+    ]);
+    assert!(b.contains(&prior), "{prior} not in {b}");
+    // The same in Chinese.
+    let mut zh = signed_in(&w, "spon").await;
+    zh.get(&format!("/lang?to=zh-CN&next={path}")).await;
+    let b = zh.get(&path).await.body;
+    assert!(b.contains("<html lang=\"zh-CN\">"), "{b}");
+    assert!(
+        b.contains("按宽度为 w 的分箱发布该范围的直方图")
+            && b.contains("<td class=\"range\">0–120 岁，w = 1</td>")
+            && b.contains("<td class=\"range\">0–36,599 天，w = 366</td>")
+            && b.contains("<th class=\"num\">中位数</th>"),
+        "{b}"
+    );
+    // Chinese shows a DP count's range in full-width parentheses.
+    let zh_cells = age_target.replace("300 (293–307)†", "300（293–307）†");
+    assert!(b.contains(&zh_cells), "{zh_cells} not in {b}");
+    // The CSV: the range and the derived statistics of each side.
+    let csv = sp.get(&format!("{path}/continuous.csv")).await.body;
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("pooled,1002,"))
+        .expect("pooled age row")
+        .split(',')
+        .collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).expect(name)];
+    assert_eq!(
+        (col("range_max"), col("range_bin"), col("range_unit")),
+        ("120", "1", "years")
+    );
+    let stats = ["min", "p10", "p25", "median", "p75", "p90", "max"];
+    let side = |s: &str| stats.map(|q| col(&format!("{s}_{q}")).parse::<f64>().unwrap());
+    assert_eq!(side("target"), [40.0, 40.0, 40.0, 50.0, 60.0, 70.0, 70.0]);
+    assert_eq!(
+        side("comparator"),
+        [30.0, 30.0, 30.0, 30.0, 80.0, 80.0, 80.0]
+    );
+}
+
 /// A site's covariates for the portal's regression test: treatment (target = 1) and age in
 /// decades, times and events from a fixed linear congruential sequence (risk rising with both).
 fn regression_site(n: usize, seed: u64) -> qiao_analysis::regression::SiteData {

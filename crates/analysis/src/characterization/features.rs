@@ -1,7 +1,7 @@
 //! The binary covariates: demographics, domain concepts, FE's concept groups, values as concept and
 //! measurement range groups, each as its FeatureExtraction SQL template counts them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use qiao_cdm::{date, NULL_CONCEPT, NULL_ID, NULL_INT};
 use qiao_store::{Domain, Store, Vocabulary};
@@ -12,6 +12,9 @@ use super::{Binary, Entry, Kind, Prespec, Settings, Window};
 pub struct Context<'a> {
     pub store: &'a Store,
     pub vocab: Vocabulary<'a>,
+    /// FE's concept groups of condition eras, drug eras and other drug tables, built once and
+    /// shared by the analyses of every window ([`groups`]).
+    groups: [std::sync::OnceLock<Groups>; 3],
 }
 
 impl<'a> Context<'a> {
@@ -19,7 +22,18 @@ impl<'a> Context<'a> {
         Context {
             store,
             vocab: store.vocabulary(),
+            groups: Default::default(),
         }
+    }
+
+    /// `DomainConceptGroup.sql`'s groups of `table`.
+    fn groups(&self, table: &str) -> &Groups {
+        let i = match table {
+            "drug_era" => 1,
+            t if t.starts_with("drug") => 2,
+            _ => 0,
+        };
+        self.groups[i].get_or_init(|| groups(self, table))
     }
 
     /// The concept's name as FE's `CASE WHEN concept_name IS NULL THEN 'Unknown concept'`.
@@ -33,11 +47,16 @@ impl<'a> Context<'a> {
 }
 
 /// The distinct (person, index date) entries, as FE's `SELECT DISTINCT … subject_id, cohort_start_date`.
-pub fn distinct_entries(entries: &[Entry]) -> Vec<Entry> {
+/// Entries already sorted and distinct (a cohort's rows by subject and start) are taken as they
+/// are.
+pub fn distinct_entries(entries: &[Entry]) -> std::borrow::Cow<'_, [Entry]> {
+    if entries.windows(2).all(|w| w[0] < w[1]) {
+        return std::borrow::Cow::Borrowed(entries);
+    }
     let mut v = entries.to_vec();
     v.sort_unstable();
     v.dedup();
-    v
+    std::borrow::Cow::Owned(v)
 }
 
 /// The text FE puts in a windowed covariate name.
@@ -69,9 +88,15 @@ fn window_rows<'d>(
     let hi = e.start.saturating_add(end_day);
     let lo = start_day.map(|s| e.start.saturating_add(s));
     let upto = starts.partition_point(rows.clone(), |s| s <= hi);
-    (rows.start..upto).filter(move |&r| match lo {
-        None => true,
-        Some(lo) => (if use_end { ends.at(r) } else { starts.at(r) }) >= lo,
+    // Rows are by start: a window on the start date is a range; one on the end date (eras)
+    // reads every row that starts by `hi`.
+    let from = match lo {
+        Some(lo) if !use_end => starts.partition_point(rows.start..upto, |s| s < lo),
+        _ => rows.start,
+    };
+    (from..upto).filter(move |&r| match lo {
+        Some(lo) if use_end => ends.at(r) >= lo,
+        _ => true,
     })
 }
 
@@ -120,7 +145,7 @@ pub fn binary(
             });
             pairs.sort_unstable();
             pairs.dedup();
-            let mut counts: HashMap<i64, u64> = HashMap::new();
+            let mut counts: HashMap<i64, u64> = HashMap::default();
             for (_, cov) in pairs {
                 *counts.entry(cov).or_default() += 1;
             }
@@ -133,7 +158,7 @@ pub fn binary(
             )
         }
         _ => {
-            let mut counts: HashMap<i64, u64> = HashMap::new();
+            let mut counts: HashMap<i64, u64> = HashMap::default();
             entry_covariates(ctx, a, entries, settings, &mut |_, cov| {
                 *counts.entry(cov).or_default() += 1
             });
@@ -232,17 +257,20 @@ pub fn entry_covariates(
     match a.kind {
         Kind::PersonConcept(column, label, by_class) => {
             let col = persons.i32_column(column);
+            // Whether a concept's class is the label, looked up once per distinct concept.
+            let mut class_of: HashMap<i32, bool> = HashMap::default();
             for e in entries {
                 if !persons.has_row(e.person) {
                     continue;
                 }
                 let c = col.get(e.person as usize).copied().unwrap_or(NULL_CONCEPT);
                 let class_ok = !by_class
-                    || ctx
-                        .vocab
-                        .concept(c)
-                        .and_then(|k| k.concept_class_id)
-                        .is_some_and(|k| k.to_lowercase() == label);
+                    || *class_of.entry(c).or_insert_with(|| {
+                        ctx.vocab
+                            .concept(c)
+                            .and_then(|k| k.concept_class_id)
+                            .is_some_and(|k| k.to_lowercase() == label)
+                    });
                 if c != 0 && c != NULL_CONCEPT && class_ok {
                     hit(*e, by_concept(i64::from(c)));
                 }
@@ -282,14 +310,18 @@ pub fn entry_covariates(
                 _ => None,
             };
             let groups = match a.kind {
-                Kind::Group(..) => Some(groups(ctx, table)),
+                Kind::Group(..) => Some(ctx.groups(table)),
                 _ => None,
             };
             let start_day = settings.start_day(a.window);
             let concepts = d.concept();
-            let mut seen: Vec<i32> = Vec::new();
-            for e in distinct_entries(entries) {
-                seen.clear();
+            // Each entry's distinct concepts, and (groups) the distinct groups they roll up to:
+            // the first row of a concept in the entry's window adds its groups, later ones nothing.
+            let mut concept_seen: FirstSeen<i32> = FirstSeen::default();
+            let mut group_stamp: Vec<u32> = vec![0; groups.map_or(0, |g| g.ids.len())];
+            let mut fresh: Vec<i32> = Vec::new();
+            for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
+                fresh.clear();
                 for r in window_rows(&d, e, start_day, settings.end_days, use_end) {
                     let c = concepts[r];
                     if c == 0 || c == NULL_CONCEPT {
@@ -300,18 +332,23 @@ pub fn entry_covariates(
                             continue;
                         }
                     }
-                    match &groups {
-                        None => seen.push(c),
+                    if !concept_seen.first(c, round) {
+                        continue;
+                    }
+                    match groups {
+                        None => fresh.push(c),
                         Some(g) => {
-                            if let Some(ancestors) = g.get(&c) {
-                                seen.extend_from_slice(ancestors);
+                            for &k in g.of(c) {
+                                let stamp = &mut group_stamp[k as usize];
+                                if *stamp != round {
+                                    *stamp = round;
+                                    fresh.push(g.ids[k as usize]);
+                                }
                             }
                         }
                     }
                 }
-                seen.sort_unstable();
-                seen.dedup();
-                for &c in &seen {
+                for &c in &fresh {
                     hit(e, by_concept(i64::from(c)));
                 }
             }
@@ -451,8 +488,53 @@ impl<'a> InpatientVisits<'a> {
     }
 }
 
+/// Which keys a round (one cohort entry) has seen: each key's slot is stamped with the round
+/// that saw it last, so a key counts once per round without sorting or clearing.
+struct FirstSeen<K> {
+    slot: HashMap<K, u32>,
+    stamp: Vec<u32>,
+}
+
+impl<K> Default for FirstSeen<K> {
+    fn default() -> Self {
+        FirstSeen {
+            slot: HashMap::default(),
+            stamp: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> FirstSeen<K> {
+    /// True the first time round `round` (≥ 1) sees `key`.
+    fn first(&mut self, key: K, round: u32) -> bool {
+        let next = self.stamp.len() as u32;
+        let slot = *self.slot.entry(key).or_insert(next);
+        if slot == next {
+            self.stamp.push(0);
+        }
+        let stamp = &mut self.stamp[slot as usize];
+        let first = *stamp != round;
+        *stamp = round;
+        first
+    }
+}
+
+/// FE's concept groups of a table: the group concepts, and for each concept the groups (indexes
+/// into `ids`) it rolls up to.
+struct Groups {
+    ids: Vec<i32>,
+    of: HashMap<i32, Vec<u32>>,
+}
+
+impl Groups {
+    /// The groups concept `c` rolls up to.
+    fn of(&self, c: i32) -> &[u32] {
+        self.of.get(&c).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// `DomainConceptGroup.sql`'s `#groups`: descendant concept → the group concepts it rolls up to.
-fn groups(ctx: &Context<'_>, table: &str) -> HashMap<i32, Vec<i32>> {
+fn groups(ctx: &Context<'_>, table: &str) -> Groups {
     let vocab = &ctx.vocab;
     let mut valid: Vec<i32> = Vec::new();
     if table.starts_with("drug") {
@@ -502,13 +584,13 @@ fn groups(ctx: &Context<'_>, table: &str) -> HashMap<i32, Vec<i32>> {
     }
     valid.sort_unstable();
     valid.dedup();
-    let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
-    for &g in &valid {
+    let mut of: HashMap<i32, Vec<u32>> = HashMap::default();
+    for (k, &g) in (0u32..).zip(&valid) {
         for &d in vocab.descendants(g) {
-            map.entry(d).or_default().push(g);
+            of.entry(d).or_default().push(k);
         }
     }
-    map
+    Groups { ids: valid, of }
 }
 
 /// FE's post-coordinated covariate id of (concept, value concept) (`MeasObsValueAsConcept.sql`;
@@ -541,7 +623,7 @@ fn value_as_concept(
     let start_day = settings.start_day(a.window);
     let concepts = d.concept();
     let mut pairs_by_person: Vec<(u32, i32, i32)> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         for r in window_rows(&d, e, start_day, settings.end_days, false) {
             let c = concepts[r];
             let v = values.get(r).unwrap_or(NULL_CONCEPT);
@@ -552,12 +634,12 @@ fn value_as_concept(
     }
     pairs_by_person.sort_unstable();
     pairs_by_person.dedup();
-    let mut counts: HashMap<(i32, i32), u64> = HashMap::new();
+    let mut counts: HashMap<(i32, i32), u64> = HashMap::default();
     for &(_, c, v) in &pairs_by_person {
         *counts.entry((c, v)).or_default() += 1;
     }
     // #no_collisions: per covariate id, MIN(concept) and MIN(value) over its distinct pairs.
-    let mut mins: HashMap<i64, (i32, i32)> = HashMap::new();
+    let mut mins: HashMap<i64, (i32, i32)> = HashMap::default();
     for &(c, v) in counts.keys() {
         let id = value_covariate_id(c, v, a.id);
         let m = mins.entry(id).or_insert((c, v));
@@ -607,7 +689,8 @@ fn range_group(
     let concepts = d.concept();
     let aid = i64::from(a.id);
     let mut seen: Vec<i64> = Vec::new();
-    for e in distinct_entries(entries) {
+    let mut first: FirstSeen<i64> = FirstSeen::default();
+    for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
         seen.clear();
         for r in window_rows(&d, e, start_day, settings.end_days, false) {
             let c = concepts[r];
@@ -629,10 +712,11 @@ fn range_group(
                 Some(v) if v > hi => 3,
                 _ => 2,
             };
-            seen.push(i64::from(c) * 10000 + group * 1000 + aid);
+            let id = i64::from(c) * 10000 + group * 1000 + aid;
+            if first.first(id, round) {
+                seen.push(id);
+            }
         }
-        seen.sort_unstable();
-        seen.dedup();
         for &id in &seen {
             hit(e, id);
         }

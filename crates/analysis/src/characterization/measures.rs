@@ -10,7 +10,7 @@
 //!   with a concept ≠ 0 whose start is on or before index + end day and whose FE end date (the
 //!   table's end for eras and visits, its date otherwise) is on or after index + start day.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use qiao_cdm::{date, NULL_CONCEPT, NULL_INT};
 use qiao_cohort::CohortRow;
@@ -122,9 +122,9 @@ fn concept_counts(
     let start_day = settings.start_day(a.window).unwrap_or(i32::MIN);
     let (starts, ends, concepts) = (d.start(), d.end(), d.concept());
     let mut values: Vec<(u32, i64)> = Vec::new();
-    let mut by_concept: HashMap<i32, Vec<(u32, i64)>> = HashMap::new();
+    let mut by_concept: HashMap<i32, Vec<(u32, i64)>> = HashMap::default();
     let mut seen: Vec<i32> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         let hi = e.start.saturating_add(settings.end_days);
         let lo = e.start.saturating_add(start_day);
         seen.clear();

@@ -141,10 +141,19 @@ pub struct Characterization {
 /// The cohort entries of `rows` (subject ids resolved to person indexes).
 pub fn entries(store: &Store, rows: &[CohortRow]) -> Result<Vec<Entry>, CharacterizationError> {
     let persons = store.persons();
+    // Rows come by subject: a subject's rows look its person up once.
+    let mut last: Option<(i64, Option<u32>)> = None;
     rows.iter()
         .map(|r| {
-            persons
-                .index_of(r.subject_id)
+            let person = match last {
+                Some((s, p)) if s == r.subject_id => p,
+                _ => {
+                    let p = persons.index_of(r.subject_id);
+                    last = Some((r.subject_id, p));
+                    p
+                }
+            };
+            person
                 .map(|person| Entry {
                     person,
                     start: r.start,

@@ -7,7 +7,7 @@
 //! distinct categories' weights (DCSI and HFRS: of each category's highest score). [`distribution`] is FE's
 //! statistic over the scored entries with the unscored counted as zeros where FE does so.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use qiao_cdm::{date, NULL_CONCEPT, NULL_INT};
 
@@ -269,7 +269,7 @@ const HFRS: &[(&str, &str, i64)] = &[
 /// Concept → the (category, weight) rows it scores.
 fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
     let vocab = &ctx.vocab;
-    let mut map: HashMap<i32, Vec<(u8, i64)>> = HashMap::new();
+    let mut map: HashMap<i32, Vec<(u8, i64)>> = HashMap::default();
     let mut add = |c: i32, cat: u8, w: i64| {
         let v = map.entry(c).or_default();
         if !v.contains(&(cat, w)) {
@@ -293,7 +293,7 @@ fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
         }
         Score::Chads2Vasc => {
             for c in CHADS2VASC {
-                let minus: std::collections::HashSet<i32> = c
+                let minus: rustc_hash::FxHashSet<i32> = c
                     .minus
                     .iter()
                     .flat_map(|&a| vocab.descendants(a).iter().copied())
@@ -384,7 +384,7 @@ pub fn score(
     let gender = persons.i32_column("gender_concept_id");
     let mut scores: Vec<(u32, i64)> = Vec::new();
     let mut rows: Vec<(u8, i64)> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         rows.clear();
         if let Some(d) = &eras {
             let range = d.person_rows(e.person);
@@ -475,7 +475,7 @@ pub fn score(
 pub fn max_score(s: Score) -> Option<u64> {
     // Sum over categories of the highest weight of each.
     fn by_category(rows: impl Iterator<Item = (u8, i64)>) -> i64 {
-        let mut best: HashMap<u8, i64> = HashMap::new();
+        let mut best: HashMap<u8, i64> = HashMap::default();
         for (c, w) in rows {
             let b = best.entry(c).or_insert(w);
             *b = (*b).max(w);

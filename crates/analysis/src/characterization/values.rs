@@ -47,7 +47,7 @@ pub fn values(
     let mut by_covariate: BTreeMap<i64, (i32, i32, Vec<f64>)> = BTreeMap::new();
     // The entry's latest row per (concept, unit): (concept, unit, -date, value).
     let mut latest: Vec<(i32, i32, i32, f64)> = Vec::new();
-    for e in distinct_entries(entries) {
+    for e in distinct_entries(entries).iter().copied() {
         latest.clear();
         let rows = d.person_rows(e.person);
         let hi = e.start.saturating_add(settings.end_days);

@@ -75,7 +75,13 @@ struct Tar {
     subject: i64,
     start: i32,
     end: i32,
+    /// The subject's person index (a time at risk's; [`NO_PERSON`] for excluded periods). A
+    /// function of `subject`, so it leaves the order and the merging as they are.
+    person: u32,
 }
+
+/// The person index of an excluded period (not read).
+const NO_PERSON: u32 = u32::MAX;
 
 /// Merges intervals per subject (sorted by subject, start) as CohortIncidence's era-fying does:
 /// an interval joins the previous group when the group's latest end is on or after its start.
@@ -118,6 +124,47 @@ struct Demog {
     age: Option<i32>,
     gender: Option<i64>,
     year: i32,
+}
+
+/// The strata keys of each distinct (age, gender, start year), computed once and numbered: a
+/// stratum's aggregate lives at its number in a plain vector, and a TAR row finds its keys'
+/// numbers with one lookup of its demographics.
+#[derive(Default)]
+struct StrataIndex {
+    /// (age, gender, year) → its keys' numbers, `numbers[start..end]`.
+    by_demog: FxHashMap<(Option<i32>, Option<i64>, i32), (u32, u32)>,
+    numbers: Vec<u32>,
+    /// Stratum → its number, and the strata by number.
+    number_of: FxHashMap<Stratum, u32>,
+    keys: Vec<Stratum>,
+}
+
+impl StrataIndex {
+    /// The numbers of the strata keys of `d` (as `strata_of` lists them, repeats included).
+    fn of(&mut self, d: &Demog, strata_of: &dyn Fn(&Demog, &mut Vec<Stratum>)) -> (u32, u32) {
+        let demog = (d.age, d.gender, d.year);
+        if let Some(&r) = self.by_demog.get(&demog) {
+            return r;
+        }
+        let mut keys = Vec::new();
+        strata_of(d, &mut keys);
+        let start = self.numbers.len() as u32;
+        for k in keys {
+            let next = self.keys.len() as u32;
+            let n = *self.number_of.entry(k).or_insert(next);
+            if n == next {
+                self.keys.push(k);
+            }
+            self.numbers.push(n);
+        }
+        let r = (start, self.numbers.len() as u32);
+        self.by_demog.insert(demog, r);
+        r
+    }
+
+    fn numbers(&self, (start, end): (u32, u32)) -> &[u32] {
+        &self.numbers[start as usize..end as usize]
+    }
 }
 
 /// Runs every analysis of `design` over `cohorts` (targets, outcomes, exclusion and subgroup
@@ -189,8 +236,7 @@ pub fn run_clipped(
             }
         }
     };
-    let demog = |subject: i64, start: i32| -> Option<Demog> {
-        let idx = index_of(subject)?;
+    let demog = |idx: u32, start: i32| -> Option<Demog> {
         if !persons.has_row(idx) {
             return None;
         }
@@ -234,12 +280,16 @@ pub fn run_clipped(
             .map(|s| (s.cohort_subgroup.id, Some(s.cohort_subgroup.cohort.id))),
     );
 
+    let mut strata_index = StrataIndex::default();
     let mut rows: Vec<SummaryRow> = Vec::new();
     for analysis in &design.analysis_list {
         // 1) TARs per (target, tar), merged, in the study window.
         let mut ttar_all: BTreeMap<(i64, i64), Vec<Tar>> = BTreeMap::new();
         for &t in &analysis.targets {
             let target = get(t)?;
+            // Each row's person, looked up once for every time at risk.
+            let person_of: Vec<Option<u32>> =
+                target.iter().map(|r| index_of(r.subject_id)).collect();
             for &tar_id in &analysis.tars {
                 let tar = design
                     .time_at_risk_defs
@@ -247,7 +297,7 @@ pub fn run_clipped(
                     .find(|d| d.id == tar_id)
                     .expect("checked");
                 let mut v = Vec::new();
-                for r in target {
+                for (r, &idx) in target.iter().zip(&person_of) {
                     let anchor = |a: &design::Anchor| {
                         let base = match a.date_field {
                             design::DateField::Start => r.start,
@@ -262,7 +312,7 @@ pub fn run_clipped(
                     if s > e {
                         continue;
                     }
-                    let Some(idx) = index_of(r.subject_id) else {
+                    let Some(idx) = idx else {
                         continue;
                     };
                     let Some(d) = &op else { continue };
@@ -273,6 +323,7 @@ pub fn run_clipped(
                                 subject: r.subject_id,
                                 start: s,
                                 end: e.min(pe),
+                                person: idx,
                             });
                         }
                     }
@@ -333,6 +384,7 @@ pub fn run_clipped(
                         subject: r.subject_id,
                         start: s,
                         end: e,
+                        person: NO_PERSON,
                     });
                 }
             }
@@ -342,6 +394,7 @@ pub fn run_clipped(
                         subject: r.subject_id,
                         start: r.start,
                         end: r.end,
+                        person: NO_PERSON,
                     });
                 }
             }
@@ -378,21 +431,22 @@ pub fn run_clipped(
                             .filter(|x| set.contains(&(x.subject, x.start)))
                             .collect()
                     };
-                    let demogs: Vec<Option<Demog>> =
-                        tars.iter().map(|x| demog(x.subject, x.start)).collect();
-                    let with_person: Vec<(Tar, Demog)> = tars
+                    // Each TAR row's strata numbers (None: its subject has no person row).
+                    let row_strata: Vec<Option<(u32, u32)>> = tars
                         .iter()
-                        .zip(&demogs)
-                        .filter_map(|(x, d)| d.map(|d| (*x, d)))
+                        .map(|x| Some(strata_index.of(&demog(x.person, x.start)?, &strata_of)))
                         .collect();
-                    // #tar_agg. Rows are in subject order, so a subject is counted once per
-                    // stratum by remembering the last subject counted there.
-                    let mut keys: Vec<Stratum> = Vec::new();
-                    let mut tar_agg: FxHashMap<Stratum, (i64, Distinct)> = FxHashMap::default();
-                    for (x, d) in &with_person {
-                        strata_of(d, &mut keys);
-                        for k in &keys {
-                            let e = tar_agg.entry(*k).or_default();
+                    // #tar_agg by stratum number. Rows are in subject order, so a subject is
+                    // counted once per stratum by remembering the last subject counted there.
+                    let mut tar_agg: Vec<(i64, Distinct)> = Vec::new();
+                    for (x, r) in tars.iter().zip(&row_strata) {
+                        let Some(r) = r else { continue };
+                        for &k in strata_index.numbers(*r) {
+                            let k = k as usize;
+                            if k >= tar_agg.len() {
+                                tar_agg.resize(strata_index.keys.len(), Default::default());
+                            }
+                            let e = &mut tar_agg[k];
                             e.0 += i64::from(x.end - x.start) + 1;
                             e.1.add(x.subject);
                         }
@@ -436,7 +490,7 @@ pub fn run_clipped(
                             per_row.push((days, pe, after));
                         }
                         // #outcome_agg over the TAR rows of subjects with excluded time or outcomes.
-                        #[derive(Default)]
+                        #[derive(Default, Clone)]
                         struct Agg {
                             excluded_days: i64,
                             subjects: Distinct,
@@ -446,16 +500,17 @@ pub fn run_clipped(
                             outcomes_pe: u64,
                             outcomes: u64,
                         }
-                        let mut agg: FxHashMap<Stratum, Agg> = FxHashMap::default();
-                        for ((x, &(days, pe, after)), d) in tars.iter().zip(&per_row).zip(&demogs) {
+                        let mut agg: Vec<Agg> = vec![Agg::default(); tar_agg.len()];
+                        for ((x, &(days, pe, after)), r) in
+                            tars.iter().zip(&per_row).zip(&row_strata)
+                        {
                             if !op_subjects.contains(&x.subject) {
                                 continue;
                             }
-                            let Some(d) = d else { continue };
+                            let Some(r) = r else { continue };
                             let tar_days = i64::from(x.end - x.start) + 1;
-                            strata_of(d, &mut keys);
-                            for k in &keys {
-                                let a = agg.entry(*k).or_default();
+                            for &k in strata_index.numbers(*r) {
+                                let a = &mut agg[k as usize];
                                 a.excluded_days += days;
                                 a.subjects.add(x.subject);
                                 if tar_days > days {
@@ -471,8 +526,8 @@ pub fn run_clipped(
                                 a.outcomes += after;
                             }
                         }
-                        let mut emit = |k: Option<Stratum>, pd_pe: i64, persons_pe: u64| {
-                            let a = k.and_then(|k| agg.get(&k));
+                        let mut emit = |k: Option<usize>, pd_pe: i64, persons_pe: u64| {
+                            let a = k.map(|k| &agg[k]);
                             let excluded_persons =
                                 a.map_or(0, |a| a.subjects.count - a.at_risk.count);
                             let excluded_days = a.map_or(0, |a| a.excluded_days);
@@ -484,18 +539,8 @@ pub fn run_clipped(
                                 .then(|| 100.0 * person_outcomes as f64 / persons_at_risk as f64);
                             let ir = (person_days > 0)
                                 .then(|| 100.0 * outcomes as f64 / (person_days as f64 / 365.25));
-                            let ir_ci = intervals::poisson_rate_ci(
-                                outcomes,
-                                person_days as f64 / 365.25,
-                                100.0,
-                            );
-                            let ip_ci = intervals::binomial_proportion_ci(
-                                person_outcomes,
-                                persons_at_risk,
-                                100.0,
-                            );
                             let (age_group_id, gender_id, start_year) =
-                                k.unwrap_or((None, None, None));
+                                k.map_or((None, None, None), |k| strata_index.keys[k]);
                             rows.push(SummaryRow {
                                 ref_id: 1,
                                 source_name: source_name.to_string(),
@@ -520,22 +565,38 @@ pub fn run_clipped(
                                 outcomes,
                                 incidence_proportion_p100p: ip,
                                 incidence_rate_p100py: ir,
-                                ir_ci95_low: ir_ci.map(|c| c.0),
-                                ir_ci95_high: ir_ci.map(|c| c.1),
-                                ip_ci95_low: ip_ci.map(|c| c.0),
-                                ip_ci95_high: ip_ci.map(|c| c.1),
+                                // Set below, for every row at once.
+                                ir_ci95_low: None,
+                                ir_ci95_high: None,
+                                ip_ci95_low: None,
+                                ip_ci95_high: None,
                             });
                         };
-                        if tar_agg.is_empty() {
-                            emit(None, 0, 0);
+                        // The strata with TAR rows (a stratum's first row counts its subject).
+                        let mut any = false;
+                        for (k, (pd, persons)) in tar_agg.iter().enumerate() {
+                            if persons.count > 0 {
+                                any = true;
+                                emit(Some(k), *pd, persons.count);
+                            }
                         }
-                        for (k, (pd, persons)) in &tar_agg {
-                            emit(Some(*k), *pd, persons.count);
+                        if !any {
+                            emit(None, 0, 0);
                         }
                     }
                 }
             }
         }
+    }
+    // The exact intervals of each row (each an iterative inversion: in parallel).
+    {
+        use rayon::prelude::*;
+        rows.par_iter_mut().for_each(|r| {
+            let ir = intervals::poisson_rate_ci(r.outcomes, r.person_days as f64 / 365.25, 100.0);
+            let ip = intervals::binomial_proportion_ci(r.person_outcomes, r.persons_at_risk, 100.0);
+            (r.ir_ci95_low, r.ir_ci95_high) = (ir.map(|c| c.0), ir.map(|c| c.1));
+            (r.ip_ci95_low, r.ip_ci95_high) = (ip.map(|c| c.0), ip.map(|c| c.1));
+        });
     }
     sort_rows(&mut rows);
     Ok(rows)

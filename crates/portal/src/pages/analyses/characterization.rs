@@ -4,8 +4,9 @@
 //! |SMD| < 0.1 shaded, and CSV of both tables — pooled or one site's.
 
 use qiao_analysis::network::characterization::{
-    Characterization, PooledCharacterization, PooledCovariate,
+    Characterization, PooledCharacterization, PooledCovariate, PooledMoments,
 };
+use qiao_analysis::network::continuous::DeclaredRange;
 use qiao_analysis::network::Analysis;
 use qiao_hub::protocol::{Payload, QueryType};
 use qiao_hub::view::NetworkTotals;
@@ -70,6 +71,49 @@ fn pct(lang: Lang, x: Option<f64>) -> String {
 
 fn smd_text(lang: Lang, x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_owned(), |v| fmt_decimal(lang, v, 3))
+}
+
+/// The quantile columns of a continuous covariate (FE's order), with their catalog keys.
+const QUANTILES: [&str; 7] = [
+    "ana.min", "ana.p10", "ana.p25", "ana.q50", "ana.p75", "ana.p90", "ana.max",
+];
+
+/// FE's min, p10, p25, median, p75, p90 and max of `m` as the hub derived them from the noised
+/// histograms (None without DP: never released).
+fn quantiles(m: &PooledMoments) -> [Option<f64>; 7] {
+    m.derived.as_ref().map_or([None; 7], |d| {
+        [d.min, d.p10, d.p25, d.median, d.p75, d.p90, d.max]
+    })
+}
+
+/// "0–120 years, w = 1": a declared range and its bin width, in the page's language.
+fn range_text(lang: Lang, r: &DeclaredRange) -> String {
+    let unit = match r.unit.as_str() {
+        "years" => t(lang, "ana.unit_years"),
+        "days" => t(lang, "ana.unit_days"),
+        "points" => t(lang, "ana.unit_points"),
+        _ => t(lang, "ana.unit_count"),
+    };
+    tf(
+        lang,
+        "ana.range_value",
+        &[
+            ("max", &fmt_int(lang, r.max as i64)),
+            ("unit", unit),
+            ("bin", &fmt_int(lang, r.bin as i64)),
+        ],
+    )
+}
+
+/// The declared range of a continuous covariate (the target's, else the comparator's: both
+/// sides are clipped to the same one).
+fn range_of(
+    c: &qiao_analysis::network::characterization::PooledContinuous,
+) -> Option<&DeclaredRange> {
+    [&c.target, &c.comparator]
+        .into_iter()
+        .flatten()
+        .find_map(|m| m.range.as_ref())
 }
 
 /// The page body.
@@ -149,6 +193,9 @@ pub(super) fn render(
         )
     };
     let (te, ts) = pop(&r.target);
+    // Some covariate released under DP: its range, bin and histogram quantiles are shown.
+    let has_ranges = r.continuous.iter().any(|c| range_of(c).is_some());
+    let dec2 = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |v| fmt_decimal(lang, v, 2));
     html! {
         table.population {
             thead { tr { th {} th.num { (t(lang, "ana.entries")) } th.num { (t(lang, "ana.subjects")) } } }
@@ -217,6 +264,9 @@ pub(super) fn render(
         }
         h3 id="continuous" { (t(lang, "ana.continuous")) }
         p.muted { (t(lang, "ana.continuous_note")) }
+        @if has_ranges {
+            p.dp-note { (tf(lang, "ana.continuous_dp_note", &[("range", t(lang, "ana.range"))])) }
+        }
         @if r.continuous.is_empty() {
             p.muted { (t(lang, "ana.no_continuous")) }
         } @else {
@@ -225,21 +275,32 @@ pub(super) fn render(
             div.scroll { table.continuous {
                 thead { tr {
                     th.num { (t(lang, "ana.covariate_id")) } th { (t(lang, "ana.covariate")) }
+                    @if has_ranges { th { (t(lang, "ana.range")) } }
                     th.num { (t(lang, "ana.target_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) }
-                    @if has_comparator { th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) } th.num { (t(lang, "ana.smd")) } }
+                    @if has_ranges { @for k in QUANTILES { th.num { (t(lang, k)) } } }
+                    @if has_comparator {
+                        th.num { (t(lang, "ana.comparator_n")) } th.num { (t(lang, "ana.mean")) } th.num { (t(lang, "ana.sd")) }
+                        @if has_ranges { @for k in QUANTILES { th.num { (t(lang, k)) } } }
+                        th.num { (t(lang, "ana.smd")) }
+                    }
                 } }
                 tbody { @for c in &r.continuous {
                     tr {
                         td.num { (c.covariate_id) }
                         td { (l.names.covariate(c.covariate_id, c.analysis_id)) }
+                        @if has_ranges { td.range { (range_of(c).map_or_else(|| "–".to_owned(), |x| range_text(lang, x))) } }
                         @for m in std::iter::once(&c.target).chain(has_comparator.then_some(&c.comparator)) {
                             @match m {
                                 Some(m) => {
                                     td.num { (shown(lang, &total(&m.count))) }
-                                    td.num { (m.mean.map_or_else(|| "–".to_owned(), |v| fmt_decimal(lang, v, 2))) }
-                                    td.num { (m.sd.map_or_else(|| "–".to_owned(), |v| fmt_decimal(lang, v, 2))) }
+                                    td.num { (dec2(m.mean)) }
+                                    td.num { (dec2(m.sd)) }
+                                    @if has_ranges { @for x in quantiles(m) { td.num { (dec2(x)) } } }
                                 }
-                                None => { td.num { "–" } td.num { "–" } td.num { "–" } }
+                                None => {
+                                    td.num { "–" } td.num { "–" } td.num { "–" }
+                                    @if has_ranges { @for _ in QUANTILES { td.num { "–" } } }
+                                }
                             }
                         }
                         @if has_comparator { td.num { (smd_text(lang, c.smd)) } }
@@ -311,9 +372,16 @@ pub(super) fn continuous_csv(l: &Loaded) -> Vec<Vec<String>> {
         "comparator_mean",
         "comparator_sd",
         "smd",
+        "range_max",
+        "range_bin",
+        "range_unit",
     ]
     .map(str::to_owned)
     .to_vec()];
+    let stats = ["min", "p10", "p25", "median", "p75", "p90", "max"];
+    for side in ["target", "comparator"] {
+        rows[0].extend(stats.iter().map(|q| format!("{side}_{q}")));
+    }
     for (scope, r) in scopes(l) {
         for c in &r.continuous {
             let mut row = vec![
@@ -333,6 +401,14 @@ pub(super) fn continuous_csv(l: &Loaded) -> Vec<Vec<String>> {
                 }
             }
             row.push(num(c.smd));
+            match range_of(c) {
+                Some(x) => row.extend([x.max.to_string(), x.bin.to_string(), x.unit.clone()]),
+                None => row.extend(std::iter::repeat_n(String::new(), 3)),
+            }
+            for m in [&c.target, &c.comparator] {
+                let q = m.as_ref().map_or([None; 7], quantiles);
+                row.extend(q.into_iter().map(num));
+            }
             rows.push(row);
         }
     }
