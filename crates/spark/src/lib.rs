@@ -392,7 +392,8 @@ fn tables_in(
             .and_then(|c| c.as_boolean_opt())
             .ok_or_else(|| SparkError::Result("SHOW TABLES: no isTemporary".into()))?;
         for k in 0..b.num_rows() {
-            if !names.is_null(k) && !(temporary.is_valid(k) && temporary.value(k)) {
+            let is_temporary = temporary.is_valid(k) && temporary.value(k);
+            if names.is_valid(k) && !is_temporary {
                 present.insert(names.value(k).to_ascii_lowercase());
             }
         }
