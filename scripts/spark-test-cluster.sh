@@ -24,8 +24,15 @@
 #
 # A result stream stays open for up to an hour (the server's default, 2 minutes, ends a slow query's
 # stream for the client to reattach, which the Rust client does not do).
-# Sizes for a shared 2-core machine: daemons 256 MiB, each worker 1 core and 1 GiB, each
-# executor 768 MiB, the Connect server's driver 2 GiB, 4 shuffle partitions.
+# Sizes for a shared 2-core machine: daemons 256 MiB, each worker 2 task slots and 1.5 GiB, each
+# executor 1 GiB, the Connect server's driver 2 GiB, 4 shuffle partitions.
+# Settings for many small queries (a test run sends ~2,000 Spark jobs of little data each; their
+# time is latency, not work): a task starts on the first free slot (spark.locality.wait=0: the
+# default waits up to 3 s for the executor holding a checkpoint block while the other one idles),
+# 2 slots per executor on 1 core (a slot mostly waits on shuffle fetches and scheduling), jobs of
+# concurrent runs share the slots (FAIR), tables under 32 MiB are broadcast rather than shuffled
+# (all of GiBleed's; GiBleed x100's event tables are not), and the JVMs log warnings only (at INFO
+# the driver writes ~1 MB of log per minute of tests).
 # Ports (loopback only): master QIAO_SPARK_MASTER_PORT (7177), its web UI +1000, Spark Connect
 # QIAO_SPARK_CONNECT_PORT (15012). Logs and pid files: .work/spark/.
 set -euo pipefail
@@ -75,7 +82,9 @@ alive() {
   [[ -f $pidf ]] || return 1
   pid="$(cat "$pidf")"
   [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+  # Read whole, not piped into `grep -q`: under pipefail, grep leaving early fails `tr` (SIGPIPE)
+  # and a live process read as dead.
+  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"$2"* ]]
 }
 
 # Starts `spark-class` class $2 under name $1 (pid file, log), unless it is already running.
@@ -122,25 +131,38 @@ start() {
   launch master "$MASTER_CLASS" --host "$HOST" --port "$MASTER_PORT" --webui-port $((MASTER_PORT + 1000))
   wait_for_port "$MASTER_PORT" "the master" master "$MASTER_CLASS"
   for w in 1 2; do
-    launch "worker$w" "$WORKER_CLASS" --host "$HOST" --cores 1 --memory 1g \
+    launch "worker$w" "$WORKER_CLASS" --host "$HOST" --cores 2 --memory 1536m \
       --webui-port 0 --work-dir "$WORK/work$w" "$master"
   done
   # The Connect server is a driver, not a daemon: its heap is the driver memory.
   unset SPARK_DAEMON_MEMORY
+  local log4j="$WORK/log4j2-warn.properties"
+  cat >"$log4j" <<'LOG4J'
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+LOG4J
   export SPARK_DRIVER_MEMORY=2g
   launch connect org.apache.spark.deploy.SparkSubmit \
     --class "$CONNECT_CLASS" --name "Qiao test Spark Connect server" \
     --master "$master" --driver-memory 2g \
     --conf spark.connect.grpc.binding.address=$HOST \
     --conf spark.connect.grpc.binding.port="$CONNECT_PORT" \
-    --conf spark.executor.memory=768m --conf spark.executor.cores=1 --conf spark.cores.max=2 \
+    --conf spark.executor.memory=1g --conf spark.executor.cores=2 --conf spark.cores.max=4 \
     --conf spark.sql.shuffle.partitions=4 --conf spark.default.parallelism=4 \
     --conf spark.sql.adaptive.enabled=true \
+    --conf spark.locality.wait=0s --conf spark.scheduler.mode=FAIR \
+    --conf spark.sql.autoBroadcastJoinThreshold=32m \
+    --conf "spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=file:$log4j" \
     --conf spark.sql.warehouse.dir="$WORK/warehouse" \
     --conf spark.driver.host=$HOST --conf spark.driver.bindAddress=$HOST \
     --conf spark.ui.enabled=false \
     --conf spark.connect.execute.reattachable.senderMaxStreamDuration=1h \
-    --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$WORK" \
+    --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$WORK -Dlog4j2.configurationFile=file:$log4j" \
     spark-internal
   wait_for_port "$CONNECT_PORT" "the Spark Connect server" connect "$CONNECT_CLASS"
   "$VENV/bin/python" "$ROOT/scripts/spark_load.py" "$URL" "$WORK/warehouse" \
@@ -155,7 +177,7 @@ stop() {
   for name in connect worker2 worker1 master; do
     [[ -f $WORK/$name.pid ]] || continue
     pid="$(cat "$WORK/$name.pid")"
-    if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'org.apache.spark'; then
+    if [[ -r /proc/$pid/cmdline && "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *org.apache.spark* ]]; then
       log "stopping $name (pid $pid)"
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 60); do

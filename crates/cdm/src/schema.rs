@@ -783,6 +783,36 @@ pub static TABLES: &[&TableSpec] = &[
     &CONCEPT_RELATIONSHIP,
 ];
 
+/// `column` of `table`, checked in a constant's evaluation: a column the schema does not have or
+/// does not store fails the build (`const C: &str = stored(&DRUG_EXPOSURE, "days_supply")`), so
+/// code naming CDM columns by hand cannot misspell one into a column of NULLs.
+pub const fn stored(table: &'static TableSpec, column: &'static str) -> &'static str {
+    let mut i = 0;
+    while i < table.columns.len() {
+        let c = &table.columns[i];
+        if same_str(c.name, column) && !matches!(c.ty, ColType::Skip) {
+            return c.name;
+        }
+        i += 1;
+    }
+    panic!("a column named in code is not stored by qiao_cdm's schema");
+}
+
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The table spec for a (case-insensitive) table name.
 pub fn table(name: &str) -> Option<&'static TableSpec> {
     TABLES

@@ -165,26 +165,9 @@ pub fn attribute_label(json: &str, lang: Lang) -> Option<&'static str> {
     Some(lang.t(en, zh))
 }
 
-/// The name of a criteria type ("a drug era") in `lang`.
+/// The name of a criteria type ("a drug era") in `lang`, from the domain table.
 fn domain_name(c: &Criteria, lang: Lang) -> &'static str {
-    let (en, zh) = match c {
-        Criteria::ConditionEra(_) => ("a condition era", "疾病时期"),
-        Criteria::ConditionOccurrence(_) => ("a condition occurrence", "疾病记录"),
-        Criteria::Death(_) => ("a death", "死亡"),
-        Criteria::DeviceExposure(_) => ("a device exposure", "器械暴露"),
-        Criteria::DoseEra(_) => ("a dose era", "剂量时期"),
-        Criteria::DrugEra(_) => ("a drug era", "药物时期"),
-        Criteria::DrugExposure(_) => ("a drug exposure", "药物暴露"),
-        Criteria::LocationRegion(_) => ("a location region", "所在地区"),
-        Criteria::Measurement(_) => ("a measurement", "检验检查"),
-        Criteria::Observation(_) => ("an observation", "观察记录"),
-        Criteria::ObservationPeriod(_) => ("an observation period", "观察期"),
-        Criteria::ProcedureOccurrence(_) => ("a procedure", "诊疗操作"),
-        Criteria::Specimen(_) => ("a specimen", "标本"),
-        Criteria::VisitOccurrence(_) => ("a visit", "就诊"),
-        Criteria::VisitDetail(_) => ("a visit detail", "就诊明细"),
-        Criteria::PayerPlanPeriod(_) => ("a payer plan period", "医保计划期"),
-    };
+    let (en, zh) = crate::model::domains::domain_of(c).noun;
     lang.t(en, zh)
 }
 

@@ -311,20 +311,7 @@ impl SparkCohorts {
         let cdm = &self.schemas.cdm;
         let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
         // The event tables of the schema that are present (a CDM may lack some).
-        let listed = self
-            .session
-            .sql(&format!("SHOW TABLES IN {cdm}"))
-            .map_err(query_err)?
-            .collect_record_batches()
-            .map_err(query_err)?;
-        let mut present = std::collections::BTreeSet::new();
-        for b in &listed {
-            let names = b
-                .column_by_name("tableName")
-                .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| SparkError::Result("SHOW TABLES: no tableName".into()))?;
-            present.extend(names.iter().flatten().map(str::to_ascii_lowercase));
-        }
+        let present = tables_in(&self.session, cdm)?;
         let day = |e: &str| format!("CAST(DATEDIFF({e}, DATE'1970-01-01') AS BIGINT)");
         let mut dates = Vec::new();
         for t in qiao_cdm::TABLES {
@@ -380,6 +367,38 @@ impl SparkCohorts {
             observation_years: years,
         })
     }
+}
+
+/// The tables (and views) of catalog schema `schema`, lower case; a session's temporary views
+/// are not the schema's.
+fn tables_in(
+    session: &SparkSession,
+    schema: &str,
+) -> Result<std::collections::BTreeSet<String>, SparkError> {
+    let query_err = |e: spark_connect::SparkError| SparkError::Query(e.to_string());
+    let listed = session
+        .sql(&format!("SHOW TABLES IN {schema}"))
+        .map_err(query_err)?
+        .collect_record_batches()
+        .map_err(query_err)?;
+    let mut present = std::collections::BTreeSet::new();
+    for b in &listed {
+        let names = b
+            .column_by_name("tableName")
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| SparkError::Result("SHOW TABLES: no tableName".into()))?;
+        let temporary = b
+            .column_by_name("isTemporary")
+            .and_then(|c| c.as_boolean_opt())
+            .ok_or_else(|| SparkError::Result("SHOW TABLES: no isTemporary".into()))?;
+        for k in 0..b.num_rows() {
+            let is_temporary = temporary.is_valid(k) && temporary.value(k);
+            if names.is_valid(k) && !is_temporary {
+                present.insert(names.value(k).to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(present)
 }
 
 /// `QIAO_SPARK_TRACE` set: each step's time and each run's breakdown on stderr
@@ -481,9 +500,19 @@ fn fetch(
     let (resolved, op_done) = std::thread::scope(|scope| {
         let op_done = scope.spawn(|| materialize(op));
         let t = Instant::now();
-        let resolved = session
-            .sql(&sql::codesets_query(job.concept_sets, job.at))
-            .map_err(query_err)
+        // A CDM without a table the criteria read is refused as the native engine refuses it
+        // (`Plan::check_tables`), not sent to fail in Spark's analyzer.
+        let resolved = tables_in(session, &job.at.cdm)
+            .and_then(|present| {
+                job.plan
+                    .check_tables(|t| present.contains(t))
+                    .map_err(SparkError::Plan)
+            })
+            .and_then(|()| {
+                session
+                    .sql(&sql::codesets_query(job.concept_sets, job.at))
+                    .map_err(query_err)
+            })
             .and_then(|df| df.collect_record_batches().map_err(query_err))
             .and_then(|b| resolved_of(&b));
         if trace {

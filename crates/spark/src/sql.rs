@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use qiao_cdm::date::Day;
-use qiao_cdm::{self as schema, ColType, EndRule, TableSpec};
+use qiao_cdm::{self as schema, EndRule, TableSpec};
 use qiao_cohort::exec::plan::{
     Bound, ConceptExpr, CorrPlan, CountKind, CritNode, DateExpr, DemoFilter, EndPlan, Filter,
     GroupPlan, Member, NumExpr, Plan, WindowPlan,
@@ -401,34 +401,11 @@ fn with(ctes: &[(String, String)], body: &str) -> String {
 
 // ------------------------------------------------------------------ CDM columns
 
-/// `column` of `table` as `qiao_cdm`'s schema names it, checked when this crate is built (a
-/// constant's evaluation): a column the schema does not know or store fails the build, never a
-/// query that Spark refuses or that reads NULLs.
+/// `column` of `table`, checked when this crate is built ([`schema::stored`]): a column the
+/// schema does not know or store fails the build, never a query that Spark refuses or that reads
+/// NULLs.
 const fn col(table: &'static TableSpec, column: &'static str) -> &'static str {
-    let mut i = 0;
-    while i < table.columns.len() {
-        let c = &table.columns[i];
-        if same(c.name, column) && !matches!(c.ty, ColType::Skip) {
-            return c.name;
-        }
-        i += 1;
-    }
-    panic!("a column the Spark SQL reads is not stored by qiao_cdm's schema");
-}
-
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    schema::stored(table, column)
 }
 
 /// A column of a node's own table (known when the plan is compiled): Err names both.

@@ -499,6 +499,9 @@ impl Prepared {
                 what: "the concept sets were not resolved against the store's vocabulary (Prepared::unresolved)".into(),
             }));
         }
+        self.plan
+            .check_tables(|t| store.domain(t).is_some())
+            .map_err(CohortError::Unsupported)?;
         let fused = pipeline == Pipeline::Fused && self.pipeline() == Pipeline::Fused;
         let mut ctx = Ctx::new(store, &self.plan, &self.codesets);
         let want_masks = sink.wants_person_masks();

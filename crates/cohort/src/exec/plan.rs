@@ -499,9 +499,12 @@ impl Compiler {
             filters: Vec::new(),
             needs_person: false,
         };
+        let dom = domains::domain_of(c);
+        // The criteria's `<Domain>SourceConcept` joined on its domain's source concept column.
+        let source = |cs: Option<i32>| cs.and_then(|s| dom.source_concept.map(|col| (col, s)));
         let mut node = CritNode {
             kind: c.name(),
-            table: domains::domain_of(c).table.name,
+            table: dom.table.name,
             codeset: None,
             source: None,
             region_codeset: None,
@@ -511,7 +514,7 @@ impl Compiler {
             user_end: None,
             filters: Vec::new(),
             needs_person: false,
-            visit_col: Some("visit_occurrence_id"),
+            visit_col: dom.visit,
             correlated: None,
         };
         // Every builder but Specimen and LocationRegion applies the date adjustment and then keeps
@@ -535,9 +538,7 @@ impl Compiler {
         match c {
             Criteria::ConditionOccurrence(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .condition_source_concept
-                    .map(|s| ("condition_source_concept_id", s));
+                node.source = source(x.condition_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.date(DateExpr::End, &x.occurrence_end_date);
@@ -566,7 +567,7 @@ impl Compiler {
             }
             Criteria::DrugExposure(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x.drug_source_concept.map(|s| ("drug_source_concept_id", s));
+                node.source = source(x.drug_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 // circe-be compares OccurrenceEndDate with C.start_date.
@@ -595,7 +596,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::DrugEra(x) => {
-                node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.era_start_date);
@@ -611,7 +611,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::ConditionEra(x) => {
-                node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.era_start_date);
@@ -623,7 +622,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::DoseEra(x) => {
-                node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.era_start_date);
@@ -638,9 +636,7 @@ impl Compiler {
             }
             Criteria::ProcedureOccurrence(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .procedure_source_concept
-                    .map(|s| ("procedure_source_concept_id", s));
+                node.source = source(x.procedure_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.list(
@@ -661,9 +657,7 @@ impl Compiler {
             }
             Criteria::Measurement(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .measurement_source_concept
-                    .map(|s| ("measurement_source_concept_id", s));
+                node.source = source(x.measurement_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.list(
@@ -709,9 +703,7 @@ impl Compiler {
             }
             Criteria::Observation(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .observation_source_concept
-                    .map(|s| ("observation_source_concept_id", s));
+                node.source = source(x.observation_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.list(
@@ -740,9 +732,7 @@ impl Compiler {
             }
             Criteria::VisitOccurrence(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .visit_source_concept
-                    .map(|s| ("visit_source_concept_id", s));
+                node.source = source(x.visit_source_concept);
                 node.first = x.first == Some(true);
                 if x.place_of_service_location.is_some() {
                     self.place_of_service_location();
@@ -765,9 +755,7 @@ impl Compiler {
             }
             Criteria::VisitDetail(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .visit_detail_source_concept
-                    .map(|s| ("visit_detail_source_concept_id", s));
+                node.source = source(x.visit_detail_source_concept);
                 node.first = x.first == Some(true);
                 if x.place_of_service_location.is_some() {
                     self.place_of_service_location();
@@ -787,9 +775,7 @@ impl Compiler {
             }
             Criteria::DeviceExposure(x) => {
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .device_source_concept
-                    .map(|s| ("device_source_concept_id", s));
+                node.source = source(x.device_source_concept);
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.date(DateExpr::End, &x.occurrence_end_date);
@@ -809,7 +795,6 @@ impl Compiler {
                 fb.cs(CE::VisitConcept, &x.visit_type_cs);
             }
             Criteria::Specimen(x) => {
-                node.visit_col = None;
                 node.codeset = x.codeset_id;
                 node.first = x.first == Some(true);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
@@ -835,11 +820,8 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::Death(x) => {
-                node.visit_col = None;
                 node.codeset = x.codeset_id;
-                node.source = x
-                    .death_source_concept
-                    .map(|s| ("cause_source_concept_id", s));
+                node.source = source(x.death_source_concept);
                 fb.date(DateExpr::Start, &x.occurrence_start_date);
                 fb.list(
                     CE::Col("death_type_concept_id"),
@@ -851,7 +833,6 @@ impl Compiler {
                 fb.gender(&x.gender, &x.gender_cs);
             }
             Criteria::ObservationPeriod(x) => {
-                node.visit_col = None;
                 node.first = x.first == Some(true);
                 if let Some(p) = &x.user_defined_period {
                     node.user_start = p.start_date.as_deref().and_then(parse_date);
@@ -872,7 +853,6 @@ impl Compiler {
                 fb.int(N::Age { at_end: true }, &x.age_at_end);
             }
             Criteria::PayerPlanPeriod(x) => {
-                node.visit_col = None;
                 node.first = x.first == Some(true);
                 if let Some(p) = &x.user_defined_period {
                     node.user_start = p.start_date.as_deref().and_then(parse_date);
@@ -903,7 +883,6 @@ impl Compiler {
                 );
             }
             Criteria::LocationRegion(x) => {
-                node.visit_col = None;
                 node.region_codeset = x.codeset_id;
                 fb.filters.push(Filter::DomainIsPerson);
             }
@@ -1302,6 +1281,43 @@ fn bound_name(b: Bound, index: &str) -> String {
 }
 
 impl Plan {
+    /// The CDM tables the criteria read as their events, each once, in node order, with the
+    /// first criteria reading it.
+    pub fn criteria_tables(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+        for n in &self.nodes {
+            if !out.iter().any(|(t, _)| *t == n.table) {
+                out.push((n.table, n.kind));
+            }
+        }
+        out
+    }
+
+    /// Refuses the plan on a CDM that lacks a table its criteria read (`has(table)` false), as
+    /// Circe's SQL fails there ("relation does not exist"): an answer of zero would read as "no
+    /// such patients" where the data were never there. A table present but empty is an answer.
+    /// The case in practice is LocationRegion: its `location_history` is a CDM 6.0 table that
+    /// CDM 5.3 and 5.4 do not define. Every evaluator calls this, so all refuse alike.
+    pub fn check_tables(&self, has: impl Fn(&str) -> bool) -> Result<(), Unsupported> {
+        let missing: Vec<String> = self
+            .criteria_tables()
+            .into_iter()
+            .filter(|(t, _)| !has(t))
+            .map(|(t, kind)| format!("{t} (read by {kind})"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Unsupported {
+            path: "CDM".into(),
+            what: format!(
+                "this CDM has no table {}: Circe's SQL fails on such a CDM \
+                 (location_history is a CDM 6.0 table; CDM 5.3 and 5.4 do not define it)",
+                missing.join(", ")
+            ),
+        })
+    }
+
     fn node_text(&self, out: &mut String, id: usize, indent: usize) {
         let n = &self.nodes[id];
         let pad = " ".repeat(indent);

@@ -1,9 +1,11 @@
 //! The 16 Circe criteria domains in one table: each one's CDM table, tied to its
 //! [`qiao_cdm::schema`] specification, and the columns a distinct occurrence count may read.
-//! Planning takes a criteria's table from here ([`domain_of`]) and checks every column the plan
-//! names against the schema ([`check_column`]), so a misspelt column is an error when a definition
-//! is planned (and in every test), never a column read as all NULL; validation asks
-//! [`count_kind`] which count columns a domain allows.
+//! Planning takes a criteria's table, source concept column and visit column from here
+//! ([`domain_of`]) and checks every other column the plan names against the schema
+//! ([`check_column`]), so a misspelt column is an error when a definition is planned (and in every
+//! test), never a column read as all NULL; validation asks [`count_kind`] which count columns a
+//! domain allows; the narrative names each domain's events from here; the Spark SQL reads the
+//! plan, whose tables and columns come from here.
 
 use qiao_cdm::{self as schema, TableSpec};
 
@@ -16,30 +18,159 @@ pub struct DomainSpec {
     pub criteria: &'static str,
     /// Its CDM table.
     pub table: &'static TableSpec,
+    /// The column the criteria's `<Domain>SourceConcept` concept set is joined on (None: the
+    /// criteria has none, or circe-be ignores it, as Specimen's).
+    pub source_concept: Option<&'static str>,
+    /// The column read as the event's visit (`visit_occurrence_id`; None: circe-be's
+    /// `CAST(NULL as bigint)`).
+    pub visit: Option<&'static str>,
+    /// One event of the domain in prose, English and Simplified Chinese ("a drug era", "药物时期").
+    pub noun: (&'static str, &'static str),
 }
 
-/// The 16 domains, in the order of the Circe criteria.
+/// Whether a domain's rows carry their visit.
+const VISIT: bool = true;
+const NO_VISIT: bool = false;
+
+/// The 16 domains, in the order of the Circe criteria. Every column named here is checked
+/// against the schema when the crate is built ([`schema::stored`]).
 pub static DOMAINS: [DomainSpec; 16] = [
-    d("ConditionEra", &schema::CONDITION_ERA),
-    d("ConditionOccurrence", &schema::CONDITION_OCCURRENCE),
-    d("Death", &schema::DEATH),
-    d("DeviceExposure", &schema::DEVICE_EXPOSURE),
-    d("DoseEra", &schema::DOSE_ERA),
-    d("DrugEra", &schema::DRUG_ERA),
-    d("DrugExposure", &schema::DRUG_EXPOSURE),
-    d("LocationRegion", &schema::LOCATION_HISTORY),
-    d("Measurement", &schema::MEASUREMENT),
-    d("Observation", &schema::OBSERVATION),
-    d("ObservationPeriod", &schema::OBSERVATION_PERIOD),
-    d("ProcedureOccurrence", &schema::PROCEDURE_OCCURRENCE),
-    d("Specimen", &schema::SPECIMEN),
-    d("VisitOccurrence", &schema::VISIT_OCCURRENCE),
-    d("VisitDetail", &schema::VISIT_DETAIL),
-    d("PayerPlanPeriod", &schema::PAYER_PLAN_PERIOD),
+    d(
+        "ConditionEra",
+        &schema::CONDITION_ERA,
+        None,
+        NO_VISIT,
+        ("a condition era", "疾病时期"),
+    ),
+    d(
+        "ConditionOccurrence",
+        &schema::CONDITION_OCCURRENCE,
+        Some("condition_source_concept_id"),
+        VISIT,
+        ("a condition occurrence", "疾病记录"),
+    ),
+    d(
+        "Death",
+        &schema::DEATH,
+        Some("cause_source_concept_id"),
+        NO_VISIT,
+        ("a death", "死亡"),
+    ),
+    d(
+        "DeviceExposure",
+        &schema::DEVICE_EXPOSURE,
+        Some("device_source_concept_id"),
+        VISIT,
+        ("a device exposure", "器械暴露"),
+    ),
+    d(
+        "DoseEra",
+        &schema::DOSE_ERA,
+        None,
+        NO_VISIT,
+        ("a dose era", "剂量时期"),
+    ),
+    d(
+        "DrugEra",
+        &schema::DRUG_ERA,
+        None,
+        NO_VISIT,
+        ("a drug era", "药物时期"),
+    ),
+    d(
+        "DrugExposure",
+        &schema::DRUG_EXPOSURE,
+        Some("drug_source_concept_id"),
+        VISIT,
+        ("a drug exposure", "药物暴露"),
+    ),
+    d(
+        "LocationRegion",
+        &schema::LOCATION_HISTORY,
+        None,
+        NO_VISIT,
+        ("a location region", "所在地区"),
+    ),
+    d(
+        "Measurement",
+        &schema::MEASUREMENT,
+        Some("measurement_source_concept_id"),
+        VISIT,
+        ("a measurement", "检验检查"),
+    ),
+    d(
+        "Observation",
+        &schema::OBSERVATION,
+        Some("observation_source_concept_id"),
+        VISIT,
+        ("an observation", "观察记录"),
+    ),
+    d(
+        "ObservationPeriod",
+        &schema::OBSERVATION_PERIOD,
+        None,
+        NO_VISIT,
+        ("an observation period", "观察期"),
+    ),
+    d(
+        "ProcedureOccurrence",
+        &schema::PROCEDURE_OCCURRENCE,
+        Some("procedure_source_concept_id"),
+        VISIT,
+        ("a procedure", "诊疗操作"),
+    ),
+    d(
+        "Specimen",
+        &schema::SPECIMEN,
+        None,
+        NO_VISIT,
+        ("a specimen", "标本"),
+    ),
+    d(
+        "VisitOccurrence",
+        &schema::VISIT_OCCURRENCE,
+        Some("visit_source_concept_id"),
+        VISIT,
+        ("a visit", "就诊"),
+    ),
+    d(
+        "VisitDetail",
+        &schema::VISIT_DETAIL,
+        Some("visit_detail_source_concept_id"),
+        VISIT,
+        ("a visit detail", "就诊明细"),
+    ),
+    d(
+        "PayerPlanPeriod",
+        &schema::PAYER_PLAN_PERIOD,
+        None,
+        NO_VISIT,
+        ("a payer plan period", "医保计划期"),
+    ),
 ];
 
-const fn d(criteria: &'static str, table: &'static TableSpec) -> DomainSpec {
-    DomainSpec { criteria, table }
+/// A row of [`DOMAINS`], its columns checked in the constant's evaluation.
+const fn d(
+    criteria: &'static str,
+    table: &'static TableSpec,
+    source_concept: Option<&'static str>,
+    visit: bool,
+    noun: (&'static str, &'static str),
+) -> DomainSpec {
+    DomainSpec {
+        criteria,
+        table,
+        source_concept: match source_concept {
+            Some(c) => Some(schema::stored(table, c)),
+            None => None,
+        },
+        visit: if visit {
+            Some(schema::stored(table, "visit_occurrence_id"))
+        } else {
+            None
+        },
+        noun,
+    }
 }
 
 /// The domain of a criteria.
