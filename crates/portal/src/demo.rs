@@ -613,7 +613,7 @@ mod tests {
         let months: Vec<&str> = running.reports.iter().map(|r| r.month.as_str()).collect();
         assert_eq!(months, ["2026-08", "2026-09", "2026-10"]);
         assert_eq!(
-            crate::alliance::enrolled(&crate::alliance::recruitment_lines(&running, None)),
+            crate::alliance::enrolled(&crate::alliance::recruitment_lines(running, None)),
             6 + 11 + 17
         );
         // Members in every state.

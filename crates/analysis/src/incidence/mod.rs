@@ -126,13 +126,16 @@ struct Demog {
     year: i32,
 }
 
+/// A TAR row's demographics: age, gender concept, start year.
+type Demographics = (Option<i32>, Option<i64>, i32);
+
 /// The strata keys of each distinct (age, gender, start year), computed once and numbered: a
 /// stratum's aggregate lives at its number in a plain vector, and a TAR row finds its keys'
 /// numbers with one lookup of its demographics.
 #[derive(Default)]
 struct StrataIndex {
     /// (age, gender, year) → its keys' numbers, `numbers[start..end]`.
-    by_demog: FxHashMap<(Option<i32>, Option<i64>, i32), (u32, u32)>,
+    by_demog: FxHashMap<Demographics, (u32, u32)>,
     numbers: Vec<u32>,
     /// Stratum → its number, and the strata by number.
     number_of: FxHashMap<Stratum, u32>,

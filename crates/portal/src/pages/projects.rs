@@ -488,7 +488,7 @@ fn render_detail(
             h2 { (t(lang, "run.title")) }
             (feasibility::enrollment_chart(lang, &lines, f.target))
             p { a #reports-csv href=(format!("/projects/{}/reports.csv", f.project)) download { (t(lang, "runs.reports_csv")) } }
-            (super::recruitment::section(lang, &csrf, f, d.recruitment.as_ref(), &lines, is_sponsor, errs_for("recruitment"), qiao_hub::util::now()))
+            (super::recruitment::section(lang, &csrf, f, d.recruitment.as_ref(), &lines, is_sponsor, errs_for("recruitment")))
             @if let Some(inv) = my_invite.filter(|i| i.status == InviteStatus::Accepted && user.role == UserRole::SiteInvestigator) {
                 p { a.button #open-prescreen href=(format!("/sites/{}/open?next={}", inv.site, qiao_web::layout::url_encode("/prescreen"))) { (qiao_web::tf(lang, "open.prescreen", &[("site", inv.site.as_str())])) } }
             }

@@ -20,8 +20,8 @@ pub(crate) fn section(
     lines: &[RecruitmentLine],
     is_sponsor: bool,
     errors: &FormErrors,
-    now: i64,
 ) -> Markup {
+    let now = qiao_hub::util::now();
     let shown = |r: &qiao_hub::protocol::Released, l: &RecruitmentLine| match &l.disclosure {
         Some(d) => controlled(lang, released(lang, r, d).1.trim_end_matches('†')),
         None => html! { (fmt_int(lang, r.point().unwrap_or(0) as i64)) },

@@ -660,7 +660,9 @@ async fn prescreen_index(
 }
 
 /// The cohort `project` sent under `digest`, or the page to answer instead (not found, or an
-/// internal error).
+/// internal error). The error is the response itself, returned at once by the handler (as the
+/// handlers' `Result<Response, Gate>` already do), so its size does not matter.
+#[allow(clippy::result_large_err)]
 fn received_cohort(
     ui: &Ui,
     lang: Lang,
