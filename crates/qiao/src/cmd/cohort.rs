@@ -301,33 +301,38 @@ type SparkRun = (
 /// of its own; Spark interleaves their jobs, whose time on a small CDM is mostly latency), the
 /// results in the definitions' order.
 #[cfg(feature = "spark")]
-fn spark_runs(spark: &qiao_spark::SparkCohorts, paths: &[PathBuf]) -> Vec<Option<SparkRun>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let out = std::sync::Mutex::new((0..paths.len()).map(|_| None).collect::<Vec<_>>());
-    std::thread::scope(|s| {
-        for _ in 0..SPARK_AT_ONCE.min(paths.len()) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = paths.get(k) else { break };
+fn spark_runs(
+    spark: &qiao_spark::SparkCohorts,
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<SparkRun>> {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(SPARK_AT_ONCE.min(paths.len()).max(1))
+        .build()
+        .context("starting the Spark runs' threads")?;
+    Ok(pool.install(|| {
+        paths
+            .par_iter()
+            .map(|path| {
                 let t0 = Instant::now();
                 let r = load(path).and_then(|def| {
                     let (rows, stats, _) = spark.run(&def)?;
                     Ok((rows, stats))
                 });
-                let run: SparkRun = (r, t0.elapsed().as_secs_f64() * 1000.0);
-                out.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(run);
-            });
-        }
-    });
-    out.into_inner().unwrap_or_else(|e| e.into_inner())
+                (r, t0.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect()
+    }))
 }
 
 fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
     let backend = Backend::open(&a)?;
     #[cfg(feature = "spark")]
     let mut on_spark = match &backend {
-        Backend::Spark(spark) => spark_runs(spark, &a.definitions),
+        Backend::Spark(spark) => spark_runs(spark, &a.definitions)?
+            .into_iter()
+            .map(Some)
+            .collect(),
         Backend::Store(_) => Vec::new(),
     };
     let mut csv = match &a.out {
@@ -489,11 +494,6 @@ fn run_cohorts(a: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(f) = &mut stats_files {
         f.flush()?;
-    }
-    // The only variant without the `spark` feature.
-    #[allow(irrefutable_let_patterns)]
-    if let Backend::Store(store) = backend {
-        super::keep_until_exit(store);
     }
     if failed > 0 {
         bail!("{failed} of {} definitions failed", a.definitions.len());
