@@ -1261,6 +1261,26 @@ fn rwe_project(w: &World) -> qiao_hub::protocol::ProjectId {
     id
 }
 
+/// The sponsor launches a characterization of cohort 1 against cohort 2 with FE's default set
+/// on the `rwe` project (a redirect to the run's page).
+async fn launch_characterization(sp: &mut Client) -> common::Resp {
+    let r = sp
+        .submit(
+            "/projects/rwe",
+            "/projects/rwe/analyses",
+            &[
+                ("kind", "characterization"),
+                ("target", "1"),
+                ("comparator", "2"),
+                ("analyses", ""),
+                ("covariates", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysis_pages_launch_show_and_export_by_role() {
     use qiao_hub::protocol::{
@@ -1306,20 +1326,7 @@ async fn analysis_pages_launch_show_and_export_by_role() {
         r.body
     );
     assert!(al::analysis_runs(s, &id).unwrap().is_empty());
-    let r = sp
-        .submit(
-            "/projects/rwe",
-            "/projects/rwe/analyses",
-            &[
-                ("kind", "characterization"),
-                ("target", "1"),
-                ("comparator", "2"),
-                ("analyses", ""),
-                ("covariates", ""),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = launch_characterization(&mut sp).await;
     assert_eq!(
         r.location.as_deref(),
         Some("/projects/rwe/analyses/1?flash=flash.saved")
@@ -1824,20 +1831,7 @@ async fn characterization_page_shows_dp_quantiles_and_declared_ranges() {
     let s = w.store.as_ref();
     al::transition(s, &id, Stage::Feasibility, "f", &common::u(&w, "spon"), T).unwrap();
     let mut sp = signed_in(&w, "spon").await;
-    let r = sp
-        .submit(
-            "/projects/rwe",
-            "/projects/rwe/analyses",
-            &[
-                ("kind", "characterization"),
-                ("target", "1"),
-                ("comparator", "2"),
-                ("analyses", ""),
-                ("covariates", ""),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    launch_characterization(&mut sp).await;
     let run = &al::analysis_runs(s, &id).unwrap()[0];
     let job = w.store.job(&run.job).unwrap().unwrap().job;
     let dp = |v: u64| Released::Dp {
