@@ -1067,6 +1067,16 @@ async fn forms_reject_bad_input_and_save_nothing() {
     alliance(&w);
     let before = w.store.audit_entries(0, 100_000).unwrap().len();
     let mut spon = signed_in(&w, "spon").await;
+    // A time zone that is no zone, named in the refusal.
+    let r = spon
+        .submit("/settings", "/settings", &[("zone", "Mars/Olympus")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("“Mars/Olympus” is not a time zone"),
+        "{}",
+        r.body
+    );
     let r = spon
         .submit(
             "/projects",

@@ -1251,6 +1251,17 @@ async fn investigators_mark_candidates_and_filter_the_list_by_mark() {
     let (s, _, body) = get(base, Some(&wang), "/settings").await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.contains("name=\"zone\""), "{body}");
+    // A value that is no zone is refused by name; nothing is saved.
+    let (s, _, body) = post(
+        base,
+        Some(&wang),
+        "/settings",
+        &[("csrf", &wang.csrf), ("zone", "Mars/Olympus")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("“Mars/Olympus” is not a time zone"), "{body}");
+    assert_eq!(qiao_site::users::zone_of(&dir, "dr.wang").unwrap(), None);
     let (s, h, _) = post(
         base,
         Some(&wang),

@@ -24,13 +24,17 @@ pub async fn settings(State(portal): State<Shared>, ctx: Ctx) -> Response {
         Ok(Err(e)) => return ctx.internal(e),
         Err(e) => return ctx.internal(e),
     };
+    page(&ctx, &saved.zone.unwrap_or_default(), &FormErrors::new())
+}
+
+/// The settings page with `chosen` selected and the form's `errors`.
+fn page(ctx: &Ctx, chosen: &str, errors: &FormErrors) -> Response {
     let lang = ctx.lang;
-    let chosen = saved.zone.unwrap_or_default();
     let now = qiao_hub::util::now();
     let body = html! {
         form.card #zone-form method="post" action="/settings" {
             (csrf_field(&ctx.csrf()))
-            (select(lang, "zone", "settings.zone", &qiao_web::layout::zone_options(lang, &chosen, now), &chosen, &FormErrors::new()))
+            (select(lang, "zone", "settings.zone", &qiao_web::layout::zone_options(lang, chosen, now), chosen, errors))
             p.muted { (t(lang, "settings.zone_note")) }
             (submit(lang, "settings.save"))
         }
@@ -39,14 +43,23 @@ pub async fn settings(State(portal): State<Shared>, ctx: Ctx) -> Response {
     ctx.page("settings.title").respond(body)
 }
 
-/// `POST /settings`: saves the zone (an unlisted value is the language's zone) and sets the
-/// zone cookie.
+/// `POST /settings`: saves the zone (empty: the language's) and sets the zone cookie; a value
+/// that is no zone is refused, naming it, and nothing is saved.
 pub async fn save(State(portal): State<Shared>, ctx: Ctx, form: PostForm) -> Response {
     let user = match ctx.require(&[]) {
         Ok(u) => u.clone(),
         Err(r) => return r,
     };
-    let chosen = zone::parse(form.get("zone"));
+    let value = form.get("zone").trim();
+    let chosen = zone::parse(value);
+    if chosen.is_none() && !value.is_empty() {
+        let mut errors = FormErrors::new();
+        errors.add(
+            "zone",
+            tf(ctx.lang, "settings.err_zone", &[("value", value)]),
+        );
+        return super::common::unprocessable(page(&ctx, "", &errors));
+    }
     let store = portal.hub.store().clone();
     let saving = chosen.clone();
     let r = blocking(move || {

@@ -912,20 +912,40 @@ async fn settings(
         Ok(z) => z.unwrap_or_default(),
         Err(e) => return Ok(internal(&ui, lang, &who, &e)),
     };
-    let mut page = ui.page(lang, "settings.title", "/settings", &who);
-    page.flash = Flash::from_query(lang, q.flash.as_deref());
-    Ok(page.respond(html! {
+    Ok(settings_page(
+        &ui,
+        lang,
+        &who,
+        &chosen,
+        q.flash.as_deref(),
+        &FormErrors::new(),
+    ))
+}
+
+/// The settings page with `chosen` selected, the flash and the form's `errors`.
+fn settings_page(
+    ui: &Ui,
+    lang: Lang,
+    who: &Signed,
+    chosen: &str,
+    flash: Option<&str>,
+    errors: &FormErrors,
+) -> Response {
+    let mut page = ui.page(lang, "settings.title", "/settings", who);
+    page.flash = Flash::from_query(lang, flash);
+    page.respond(html! {
         form.card #zone-form method="post" action="/settings" {
             (layout::csrf_field(&who.csrf))
-            (layout::select(lang, "zone", "settings.zone", &layout::zone_options(lang, &chosen, now_unix()), &chosen, &FormErrors::new()))
+            (layout::select(lang, "zone", "settings.zone", &layout::zone_options(lang, chosen, now_unix()), chosen, errors))
             p.muted { (t(lang, "settings.zone_note")) }
             (layout::submit(lang, "settings.save"))
         }
         p #now { (tf(lang, "settings.now", &[("time", &fmt_datetime(lang, now_unix()))])) }
-    }))
+    })
 }
 
-/// `POST /settings`: saves the zone and sets the zone cookie.
+/// `POST /settings`: saves the zone (empty: the language's) and sets the zone cookie; a value
+/// that is no zone is refused, naming it, and nothing is saved.
 async fn settings_save(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
@@ -936,7 +956,15 @@ async fn settings_save(
     };
     let lang = Lang::negotiate(&headers);
     csrf_checked(&who, &f.csrf, lang)?;
-    let chosen = qiao_web::zone::parse(&f.zone);
+    let value = f.zone.trim();
+    let chosen = qiao_web::zone::parse(value);
+    if chosen.is_none() && !value.is_empty() {
+        let mut errors = FormErrors::new();
+        errors.add("zone", tf(lang, "settings.err_zone", &[("value", value)]));
+        let mut r = settings_page(&ui, lang, &who, "", None, &errors);
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
     match crate::users::set_zone(&ui.dir, &who.user, chosen.as_ref()) {
         Ok(()) => {
             let mut resp = layout::see_other("/settings?flash=flash.saved");
