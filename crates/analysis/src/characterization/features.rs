@@ -28,12 +28,8 @@ impl<'a> Context<'a> {
 
     /// `DomainConceptGroup.sql`'s groups of `table`.
     fn groups(&self, table: &str) -> &Groups {
-        let i = match table {
-            "drug_era" => 1,
-            t if t.starts_with("drug") => 2,
-            _ => 0,
-        };
-        self.groups[i].get_or_init(|| groups(self, table))
+        let kind = GroupKind::of(table);
+        self.groups[kind as usize].get_or_init(|| groups(self, kind))
     }
 
     /// The concept's name as FE's `CASE WHEN concept_name IS NULL THEN 'Unknown concept'`.
@@ -534,10 +530,32 @@ impl Groups {
 }
 
 /// `DomainConceptGroup.sql`'s `#groups`: descendant concept → the group concepts it rolls up to.
-fn groups(ctx: &Context<'_>, table: &str) -> Groups {
+/// Which of FE's group sets a table's concepts roll up to (the index of its cache in
+/// [`Context`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GroupKind {
+    /// SNOMED clinical findings (condition tables).
+    Condition = 0,
+    /// ATC classes and standard ingredients (drug eras).
+    DrugEra = 1,
+    /// ATC classes and standard drugs (other drug tables).
+    Drug = 2,
+}
+
+impl GroupKind {
+    fn of(table: &str) -> GroupKind {
+        match table {
+            "drug_era" => GroupKind::DrugEra,
+            t if t.starts_with("drug") => GroupKind::Drug,
+            _ => GroupKind::Condition,
+        }
+    }
+}
+
+fn groups(ctx: &Context<'_>, kind: GroupKind) -> Groups {
     let vocab = &ctx.vocab;
     let mut valid: Vec<i32> = Vec::new();
-    if table.starts_with("drug") {
+    if kind != GroupKind::Condition {
         for &id in vocab.concept_ids() {
             let Some(c) = vocab.concept(id) else { continue };
             let atc = c.vocabulary_id == Some("ATC")
@@ -545,7 +563,7 @@ fn groups(ctx: &Context<'_>, table: &str) -> Groups {
                     .is_some_and(|code| matches!(code.chars().count(), 1 | 3 | 4 | 5));
             let standard = c.standard_concept == Some("S")
                 && c.domain_id == Some("Drug")
-                && (table != "drug_era" || c.concept_class_id == Some("Ingredient"));
+                && (kind != GroupKind::DrugEra || c.concept_class_id == Some("Ingredient"));
             if (atc || standard) && id != 0 {
                 valid.push(id);
             }
