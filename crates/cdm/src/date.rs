@@ -49,6 +49,12 @@ pub fn to_ymd(day: Day) -> (i32, u32, u32) {
 
 /// The calendar year of a day number.
 pub fn year(day: Day) -> i32 {
+    // 1901 to 2099 have a leap year every 4 years: there, counted from 1901-01-01 (day −25,202,
+    // the start of a 4-year cycle of 1,461 days), the year is one division away.
+    const FROM_1901: i32 = 25_202;
+    if (-FROM_1901..47_482).contains(&day) {
+        return 1901 + (4 * (day + FROM_1901) + 3) / 1461;
+    }
     to_ymd(day).0
 }
 
@@ -105,6 +111,16 @@ pub fn format(day: Day) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn year_equals_the_civil_dates_year() {
+        for day in from_ymd(1890, 1, 1)..from_ymd(2110, 1, 1) {
+            assert_eq!(year(day), to_ymd(day).0, "day {day}");
+        }
+        assert_eq!(year(from_ymd(2100, 2, 28)), 2100);
+        assert_eq!(year(from_ymd(1900, 12, 31)), 1900);
+        assert_eq!(year(from_ymd(1901, 1, 1)), 1901);
+    }
 
     #[test]
     fn epoch_and_known_days() {

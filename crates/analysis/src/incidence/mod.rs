@@ -17,7 +17,7 @@
 pub mod design;
 pub mod intervals;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -122,20 +122,27 @@ impl Distinct {
 #[derive(Clone, Copy)]
 struct Demog {
     age: Option<i32>,
-    gender: Option<i64>,
+    gender: Option<i32>,
     year: i32,
 }
 
-/// A TAR row's demographics: age, gender concept, start year.
-type Demographics = (Option<i32>, Option<i64>, i32);
+impl Demog {
+    /// The three values in one integer: a present value is its 32 bits and a presence bit.
+    fn key(&self) -> u128 {
+        let some = |v: u32| (1u64 << 32) | u64::from(v);
+        let age = self.age.map_or(0, |a| some(a as u32));
+        let gender = self.gender.map_or(0, |g| some(g as u32));
+        (u128::from(age) << 66) | (u128::from(gender) << 32) | u128::from(self.year as u32)
+    }
+}
 
 /// The strata keys of each distinct (age, gender, start year), computed once and numbered: a
 /// stratum's aggregate lives at its number in a plain vector, and a TAR row finds its keys'
 /// numbers with one lookup of its demographics.
 #[derive(Default)]
 struct StrataIndex {
-    /// (age, gender, year) → its keys' numbers, `numbers[start..end]`.
-    by_demog: FxHashMap<Demographics, (u32, u32)>,
+    /// (age, gender, year) packed by [`Demog::key`] → its keys' numbers, `numbers[start..end]`.
+    by_demog: FxHashMap<u128, (u32, u32)>,
     numbers: Vec<u32>,
     /// Stratum → its number, and the strata by number.
     number_of: FxHashMap<Stratum, u32>,
@@ -145,7 +152,7 @@ struct StrataIndex {
 impl StrataIndex {
     /// The numbers of the strata keys of `d` (as `strata_of` lists them, repeats included).
     fn of(&mut self, d: &Demog, strata_of: &dyn Fn(&Demog, &mut Vec<Stratum>)) -> (u32, u32) {
-        let demog = (d.age, d.gender, d.year);
+        let demog = d.key();
         if let Some(&r) = self.by_demog.get(&demog) {
             return r;
         }
@@ -208,7 +215,6 @@ pub fn run_clipped(
     let yob = persons.i32_column("year_of_birth");
     let gender_col = persons.i32_column("gender_concept_id");
     let vocab = store.vocabulary();
-    let (window_start, window_end) = design.window_days();
     let age_groups = design.age_groups();
     let strata = design.strata_settings.clone().unwrap_or_default();
     // Which strata combinations #tar_agg has: every subset of the enabled dimensions.
@@ -226,19 +232,6 @@ pub fn run_clipped(
             }
         }
     }
-    // Subjects arrive in order (cohort rows and TARs are sorted by subject): remember the last
-    // one's person index instead of searching the person ids again.
-    let last_index: std::cell::Cell<Option<(i64, Option<u32>)>> = std::cell::Cell::new(None);
-    let index_of = |subject: i64| -> Option<u32> {
-        match last_index.get() {
-            Some((s, i)) if s == subject => i,
-            _ => {
-                let i = persons.index_of(subject);
-                last_index.set(Some((subject, i)));
-                i
-            }
-        }
-    };
     let demog = |idx: u32, start: i32| -> Option<Demog> {
         if !persons.has_row(idx) {
             return None;
@@ -248,14 +241,14 @@ pub fn run_clipped(
         let year = date::year(start);
         Some(Demog {
             age: (y != NULL_INT).then(|| year - y),
-            gender: (g != NULL_INT).then_some(i64::from(g)),
+            gender: (g != NULL_INT).then_some(g),
             year,
         })
     };
     let strata_of = |d: &Demog, out: &mut Vec<Stratum>| {
         out.clear();
         for &(a, g, y) in &combos {
-            let gender = if g { d.gender } else { None };
+            let gender = if g { d.gender.map(i64::from) } else { None };
             let year = y.then_some(d.year);
             if a {
                 // LEFT JOIN age_group_def: every group the age falls in, or NULL.
@@ -275,109 +268,42 @@ pub fn run_clipped(
             }
         }
     };
-    let mut subgroups: Vec<(i64, Option<i64>)> = vec![(0, None)];
-    subgroups.extend(
-        design
-            .subgroups
+    // Subgroups: id and, but for subgroup 0 (everyone), its cohort's periods sorted by subject.
+    let mut subgroups: Vec<(i64, Option<Vec<(i64, i32, i32)>>)> = vec![(0, None)];
+    for s in &design.subgroups {
+        let mut periods: Vec<(i64, i32, i32)> = get(s.cohort_subgroup.cohort.id)?
             .iter()
-            .map(|s| (s.cohort_subgroup.id, Some(s.cohort_subgroup.cohort.id))),
-    );
+            .map(|r| (r.subject_id, r.start, r.end))
+            .collect();
+        periods.sort_unstable();
+        subgroups.push((s.cohort_subgroup.id, Some(periods)));
+    }
+    let gender_name = |g: i64| {
+        i32::try_from(g)
+            .ok()
+            .and_then(|g| vocab.concept(g))
+            .and_then(|c| c.concept_name.map(str::to_string))
+    };
 
-    let mut strata_index = StrataIndex::default();
     let mut rows: Vec<SummaryRow> = Vec::new();
     for analysis in &design.analysis_list {
-        // 1) TARs per (target, tar), merged, in the study window.
-        let mut ttar_all: BTreeMap<(i64, i64), Vec<Tar>> = BTreeMap::new();
+        // Each target row's person, looked up once for every time at risk.
+        let mut targets: FxHashMap<i64, (&[CohortRow], Vec<Option<u32>>)> = FxHashMap::default();
         for &t in &analysis.targets {
             let target = get(t)?;
-            // Each row's person, looked up once for every time at risk.
-            let person_of: Vec<Option<u32>> =
-                target.iter().map(|r| index_of(r.subject_id)).collect();
-            for &tar_id in &analysis.tars {
-                let tar = design
-                    .time_at_risk_defs
-                    .iter()
-                    .find(|d| d.id == tar_id)
-                    .expect("checked");
-                let mut v = Vec::new();
-                for (r, &idx) in target.iter().zip(&person_of) {
-                    let anchor = |a: &design::Anchor| {
-                        let base = match a.date_field {
-                            design::DateField::Start => r.start,
-                            design::DateField::End => r.end,
-                        };
-                        base.saturating_add(a.offset)
-                    };
-                    let (s, mut e) = (anchor(&tar.start), anchor(&tar.end));
-                    if let Some(max) = clip.max_tar_days {
-                        e = e.min(s.saturating_add(max.max(1) - 1));
-                    }
-                    if s > e {
-                        continue;
-                    }
-                    let Some(idx) = idx else {
-                        continue;
-                    };
-                    let Some(d) = &op else { continue };
-                    for p in d.person_rows(idx) {
-                        let (ps, pe) = (d.start().at(p), d.end().at(p));
-                        if r.start >= ps && r.start <= pe && s >= ps && s <= pe {
-                            v.push(Tar {
-                                subject: r.subject_id,
-                                start: s,
-                                end: e.min(pe),
-                                person: idx,
-                            });
-                        }
-                    }
-                }
-                let v: Vec<Tar> = erafy(v)
-                    .into_iter()
-                    .filter(|t| {
-                        window_start.is_none_or(|w| t.start >= w)
-                            && window_end.is_none_or(|w| t.start <= w)
-                    })
-                    .map(|t| Tar {
-                        end: window_end.map_or(t.end, |w| t.end.min(w)),
-                        ..t
-                    })
-                    .collect();
-                ttar_all.insert((t, tar_id), v);
-            }
+            targets.insert(t, (target, person_indexes(persons.ids(), target)));
         }
-        // Subgroup membership of (subject, TAR start).
-        let mut members: FxHashMap<i64, FxHashSet<(i64, i32)>> = FxHashMap::default();
-        for &(sg, cohort) in &subgroups {
-            let Some(cohort) = cohort else { continue };
-            let mut by_subject: FxHashMap<i64, Vec<(i32, i32)>> = FxHashMap::default();
-            for r in get(cohort)? {
-                by_subject
-                    .entry(r.subject_id)
-                    .or_default()
-                    .push((r.start, r.end));
-            }
-            let set = members.entry(sg).or_default();
-            for tars in ttar_all.values() {
-                for t in tars {
-                    if by_subject
-                        .get(&t.subject)
-                        .is_some_and(|p| p.iter().any(|&(s, e)| s <= t.start && t.start <= e))
-                    {
-                        set.insert((t.subject, t.start));
-                    }
-                }
-            }
-        }
-        // 2) Excluded periods per outcome and subject, merged.
-        let mut excluded: FxHashMap<i64, FxHashMap<i64, Vec<Tar>>> = FxHashMap::default();
+        // Per outcome: its excluded periods, merged, and its starts, both sorted by subject.
+        let mut outcomes: FxHashMap<i64, OutcomeRows> = FxHashMap::default();
         for &o in &analysis.outcomes {
             let def = design
                 .outcome_defs
                 .iter()
                 .find(|d| d.id == o)
                 .expect("checked");
+            let rows = get(def.cohort_id)?;
             let mut v = Vec::new();
-            for r in get(def.cohort_id)? {
+            for r in rows {
                 let (s, e) = (
                     r.start.saturating_add(1),
                     r.end.saturating_add(def.clean_window),
@@ -401,208 +327,382 @@ pub fn run_clipped(
                     });
                 }
             }
-            let mut by_subject: FxHashMap<i64, Vec<Tar>> = FxHashMap::default();
-            for t in erafy(v) {
-                by_subject.entry(t.subject).or_default().push(t);
-            }
-            excluded.insert(o, by_subject);
+            let mut starts: Vec<(i64, i32)> =
+                rows.iter().map(|r| (r.subject_id, r.start)).collect();
+            starts.sort_unstable();
+            outcomes.insert(
+                o,
+                OutcomeRows {
+                    excluded: erafy(v),
+                    starts,
+                },
+            );
         }
-        let mut outcome_starts: FxHashMap<i64, FxHashMap<i64, Vec<i32>>> = FxHashMap::default();
-        for &o in &analysis.outcomes {
-            let def = design
-                .outcome_defs
-                .iter()
-                .find(|d| d.id == o)
-                .expect("checked");
-            let mut m: FxHashMap<i64, Vec<i32>> = FxHashMap::default();
-            for r in get(def.cohort_id)? {
-                m.entry(r.subject_id).or_default().push(r.start);
-            }
-            outcome_starts.insert(o, m);
-        }
-
-        for &t in &analysis.targets {
-            for &tar_id in &analysis.tars {
-                let all = &ttar_all[&(t, tar_id)];
-                for &(sg, _) in &subgroups {
-                    let tars: Vec<Tar> = if sg == 0 {
-                        all.clone()
-                    } else {
-                        let set = &members[&sg];
-                        all.iter()
-                            .copied()
-                            .filter(|x| set.contains(&(x.subject, x.start)))
-                            .collect()
-                    };
-                    // Each TAR row's strata numbers (None: its subject has no person row).
-                    let row_strata: Vec<Option<(u32, u32)>> = tars
+        // One job per (target, time at risk), in parallel.
+        let jobs: Vec<(i64, i64)> = analysis
+            .targets
+            .iter()
+            .flat_map(|&t| analysis.tars.iter().map(move |&tar| (t, tar)))
+            .collect();
+        let job_rows: Vec<Vec<SummaryRow>> = {
+            use rayon::prelude::*;
+            jobs.par_iter()
+                .map(|&(t, tar_id)| {
+                    let (target, person_of) = &targets[&t];
+                    let tar = design
+                        .time_at_risk_defs
                         .iter()
-                        .map(|x| Some(strata_index.of(&demog(x.person, x.start)?, &strata_of)))
-                        .collect();
-                    // #tar_agg by stratum number. Rows are in subject order, so a subject is
-                    // counted once per stratum by remembering the last subject counted there.
-                    let mut tar_agg: Vec<(i64, Distinct)> = Vec::new();
-                    for (x, r) in tars.iter().zip(&row_strata) {
-                        let Some(r) = r else { continue };
-                        for &k in strata_index.numbers(*r) {
-                            let k = k as usize;
-                            if k >= tar_agg.len() {
-                                tar_agg.resize(strata_index.keys.len(), Default::default());
+                        .find(|d| d.id == tar_id)
+                        .expect("checked");
+                    let all = times_at_risk(target, person_of, tar, op.as_ref(), clip, design);
+                    let mut out = Vec::new();
+                    let mut index = StrataIndex::default();
+                    for (sg, periods) in &subgroups {
+                        let filtered: Vec<Tar>;
+                        let tars: &[Tar] = match periods {
+                            None => &all,
+                            Some(p) => {
+                                filtered = all
+                                    .iter()
+                                    .copied()
+                                    .filter(|x| in_periods(p, x.subject, x.start))
+                                    .collect();
+                                &filtered
                             }
-                            let e = &mut tar_agg[k];
-                            e.0 += i64::from(x.end - x.start) + 1;
-                            e.1.add(x.subject);
-                        }
-                    }
-                    for &o in &analysis.outcomes {
-                        let exc = &excluded[&o];
-                        let starts = &outcome_starts[&o];
-                        // Per TAR row: excluded days, outcomes before and after exclusion.
-                        let mut per_row: Vec<(i64, u64, u64)> = Vec::with_capacity(tars.len());
-                        let mut op_subjects: FxHashSet<i64> = FxHashSet::default();
-                        for x in &tars {
-                            let ex: Vec<(i32, i32)> = exc
-                                .get(&x.subject)
-                                .map(|v| {
-                                    v.iter()
-                                        .filter(|e| e.start <= x.end && e.end >= x.start)
-                                        .map(|e| (e.start.max(x.start), e.end.min(x.end)))
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            let days: i64 = ex.iter().map(|&(s, e)| i64::from(e - s) + 1).sum();
-                            let mut pe = 0u64;
-                            let mut after = 0u64;
-                            if let Some(os) = starts.get(&x.subject) {
-                                for &s in os {
-                                    if x.start <= s && s <= x.end {
-                                        pe += 1;
-                                        if !ex.iter().any(|&(a, b)| a <= s && s <= b) {
-                                            after += 1;
-                                        }
+                        };
+                        // Each TAR row's strata numbers (None: its subject has no person row);
+                        // a subject's rows in one year share them.
+                        let mut last: Option<(u32, i32, Option<(u32, u32)>)> = None;
+                        let row_strata: Vec<Option<(u32, u32)>> = tars
+                            .iter()
+                            .map(|x| {
+                                let year = date::year(x.start);
+                                if let Some((p, y, r)) = last {
+                                    if p == x.person && y == year {
+                                        return r;
                                     }
                                 }
-                            }
-                            if let Some(max) = clip.max_outcomes_per_tar {
-                                pe = pe.min(max);
-                                after = after.min(max);
-                            }
-                            if !ex.is_empty() || pe > 0 {
-                                op_subjects.insert(x.subject);
-                            }
-                            per_row.push((days, pe, after));
-                        }
-                        // #outcome_agg over the TAR rows of subjects with excluded time or outcomes.
-                        #[derive(Default, Clone)]
-                        struct Agg {
-                            excluded_days: i64,
-                            subjects: Distinct,
-                            at_risk: Distinct,
-                            with_pe: Distinct,
-                            with_outcome: Distinct,
-                            outcomes_pe: u64,
-                            outcomes: u64,
-                        }
-                        let mut agg: Vec<Agg> = vec![Agg::default(); tar_agg.len()];
-                        for ((x, &(days, pe, after)), r) in
-                            tars.iter().zip(&per_row).zip(&row_strata)
-                        {
-                            if !op_subjects.contains(&x.subject) {
-                                continue;
-                            }
+                                let r = demog(x.person, x.start).map(|d| index.of(&d, &strata_of));
+                                last = Some((x.person, year, r));
+                                r
+                            })
+                            .collect();
+                        // #tar_agg by stratum number. Rows are in subject order, so a subject
+                        // is counted once per stratum by remembering the last subject counted.
+                        let mut tar_agg: Vec<(i64, Distinct)> =
+                            vec![Default::default(); index.keys.len()];
+                        for (x, r) in tars.iter().zip(&row_strata) {
                             let Some(r) = r else { continue };
-                            let tar_days = i64::from(x.end - x.start) + 1;
-                            for &k in strata_index.numbers(*r) {
-                                let a = &mut agg[k as usize];
-                                a.excluded_days += days;
-                                a.subjects.add(x.subject);
-                                if tar_days > days {
-                                    a.at_risk.add(x.subject);
-                                }
-                                if pe > 0 {
-                                    a.with_pe.add(x.subject);
-                                }
-                                if after > 0 {
-                                    a.with_outcome.add(x.subject);
-                                }
-                                a.outcomes_pe += pe;
-                                a.outcomes += after;
+                            for &k in index.numbers(*r) {
+                                let e = &mut tar_agg[k as usize];
+                                e.0 += i64::from(x.end - x.start) + 1;
+                                e.1.add(x.subject);
                             }
                         }
-                        let mut emit = |k: Option<usize>, pd_pe: i64, persons_pe: u64| {
-                            let a = k.map(|k| &agg[k]);
-                            let excluded_persons =
-                                a.map_or(0, |a| a.subjects.count - a.at_risk.count);
-                            let excluded_days = a.map_or(0, |a| a.excluded_days);
-                            let persons_at_risk = persons_pe - excluded_persons;
-                            let person_days = pd_pe - excluded_days;
-                            let person_outcomes = a.map_or(0, |a| a.with_outcome.count);
-                            let outcomes = a.map_or(0, |a| a.outcomes);
-                            let ip = (persons_at_risk > 0)
-                                .then(|| 100.0 * person_outcomes as f64 / persons_at_risk as f64);
-                            let ir = (person_days > 0)
-                                .then(|| 100.0 * outcomes as f64 / (person_days as f64 / 365.25));
-                            let (age_group_id, gender_id, start_year) =
-                                k.map_or((None, None, None), |k| strata_index.keys[k]);
-                            rows.push(SummaryRow {
-                                ref_id: 1,
-                                source_name: source_name.to_string(),
-                                target_cohort_definition_id: t,
-                                tar_id,
-                                subgroup_id: sg,
-                                outcome_id: o,
-                                age_group_id,
-                                gender_id,
-                                gender_name: gender_id
-                                    .and_then(|g| i32::try_from(g).ok())
-                                    .and_then(|g| vocab.concept(g))
-                                    .and_then(|c| c.concept_name.map(str::to_string)),
-                                start_year,
-                                persons_at_risk_pe: persons_pe,
-                                persons_at_risk,
-                                person_days_pe: pd_pe,
-                                person_days,
-                                person_outcomes_pe: a.map_or(0, |a| a.with_pe.count),
-                                person_outcomes,
-                                outcomes_pe: a.map_or(0, |a| a.outcomes_pe),
-                                outcomes,
-                                incidence_proportion_p100p: ip,
-                                incidence_rate_p100py: ir,
-                                // Set below, for every row at once.
-                                ir_ci95_low: None,
-                                ir_ci95_high: None,
-                                ip_ci95_low: None,
-                                ip_ci95_high: None,
-                            });
-                        };
-                        // The strata with TAR rows (a stratum's first row counts its subject).
-                        let mut any = false;
-                        for (k, (pd, persons)) in tar_agg.iter().enumerate() {
-                            if persons.count > 0 {
-                                any = true;
-                                emit(Some(k), *pd, persons.count);
+                        for &o in &analysis.outcomes {
+                            let agg = outcome_agg(tars, &row_strata, &index, &outcomes[&o], clip);
+                            let mut any = false;
+                            let mut emit = |k: Option<usize>, pd_pe: i64, persons_pe: u64| {
+                                let a = k.map(|k| &agg[k]);
+                                let excluded_persons =
+                                    a.map_or(0, |a| a.subjects.count - a.at_risk.count);
+                                let excluded_days = a.map_or(0, |a| a.excluded_days);
+                                let persons_at_risk = persons_pe - excluded_persons;
+                                let person_days = pd_pe - excluded_days;
+                                let person_outcomes = a.map_or(0, |a| a.with_outcome.count);
+                                let outcomes = a.map_or(0, |a| a.outcomes);
+                                let ip = (persons_at_risk > 0).then(|| {
+                                    100.0 * person_outcomes as f64 / persons_at_risk as f64
+                                });
+                                let ir = (person_days > 0).then(|| {
+                                    100.0 * outcomes as f64 / (person_days as f64 / 365.25)
+                                });
+                                let (age_group_id, gender_id, start_year) =
+                                    k.map_or((None, None, None), |k| index.keys[k]);
+                                out.push(SummaryRow {
+                                    ref_id: 1,
+                                    source_name: source_name.to_string(),
+                                    target_cohort_definition_id: t,
+                                    tar_id,
+                                    subgroup_id: *sg,
+                                    outcome_id: o,
+                                    age_group_id,
+                                    gender_id,
+                                    gender_name: gender_id.and_then(gender_name),
+                                    start_year,
+                                    persons_at_risk_pe: persons_pe,
+                                    persons_at_risk,
+                                    person_days_pe: pd_pe,
+                                    person_days,
+                                    person_outcomes_pe: a.map_or(0, |a| a.with_pe.count),
+                                    person_outcomes,
+                                    outcomes_pe: a.map_or(0, |a| a.outcomes_pe),
+                                    outcomes,
+                                    incidence_proportion_p100p: ip,
+                                    incidence_rate_p100py: ir,
+                                    // Set below, for every row at once.
+                                    ir_ci95_low: None,
+                                    ir_ci95_high: None,
+                                    ip_ci95_low: None,
+                                    ip_ci95_high: None,
+                                });
+                            };
+                            // The strata with TAR rows (a stratum's first row counts its subject).
+                            for (k, (pd, persons)) in tar_agg.iter().enumerate() {
+                                if persons.count > 0 {
+                                    any = true;
+                                    emit(Some(k), *pd, persons.count);
+                                }
                             }
-                        }
-                        if !any {
-                            emit(None, 0, 0);
+                            if !any {
+                                emit(None, 0, 0);
+                            }
                         }
                     }
-                }
-            }
-        }
+                    out
+                })
+                .collect()
+        };
+        rows.extend(job_rows.into_iter().flatten());
     }
-    // The exact intervals of each row (each an iterative inversion: in parallel).
+    // The exact intervals: each distinct count's (an iterative inversion) once, in parallel.
     {
         use rayon::prelude::*;
-        rows.par_iter_mut().for_each(|r| {
-            let ir = intervals::poisson_rate_ci(r.outcomes, r.person_days as f64 / 365.25, 100.0);
-            let ip = intervals::binomial_proportion_ci(r.person_outcomes, r.persons_at_risk, 100.0);
+        let events: FxHashSet<u64> = rows.iter().map(|r| r.outcomes).collect();
+        let events: FxHashMap<u64, (f64, f64)> = events
+            .into_par_iter()
+            .map(|k| (k, intervals::poisson_count_bounds(k)))
+            .collect();
+        let props: FxHashSet<(u64, u64)> = rows
+            .iter()
+            .map(|r| (r.person_outcomes, r.persons_at_risk))
+            .collect();
+        let props: FxHashMap<(u64, u64), Option<(f64, f64)>> = props
+            .into_par_iter()
+            .map(|(x, n)| ((x, n), intervals::binomial_proportion_ci(x, n, 100.0)))
+            .collect();
+        for r in &mut rows {
+            let ir = intervals::rate_ci(events[&r.outcomes], r.person_days as f64 / 365.25, 100.0);
+            let ip = props[&(r.person_outcomes, r.persons_at_risk)];
             (r.ir_ci95_low, r.ir_ci95_high) = (ir.map(|c| c.0), ir.map(|c| c.1));
             (r.ip_ci95_low, r.ip_ci95_high) = (ip.map(|c| c.0), ip.map(|c| c.1));
-        });
+        }
     }
     sort_rows(&mut rows);
     Ok(rows)
+}
+
+/// An outcome's rows as the per-TAR counting reads them: its excluded periods (outcome start + 1
+/// to end + clean window, and the exclusion cohort's periods), merged, and its start dates; both
+/// sorted by subject.
+struct OutcomeRows {
+    excluded: Vec<Tar>,
+    starts: Vec<(i64, i32)>,
+}
+
+/// Each row's person index in `ids` (the store's sorted person ids): rows sorted by subject, as
+/// the cohort engine gives them, are found by searching forward from the previous one.
+fn person_indexes(ids: &[i64], rows: &[CohortRow]) -> Vec<Option<u32>> {
+    let mut from = 0usize;
+    let mut last: Option<(i64, Option<u32>)> = None;
+    rows.iter()
+        .map(|r| {
+            let subject = r.subject_id;
+            match last {
+                Some((s, i)) if s == subject => return i,
+                Some((s, _)) if s > subject => from = 0,
+                _ => {}
+            }
+            // Gallop forward from `from`, then search the last step.
+            let mut step = 1usize;
+            let mut hi = from;
+            while hi < ids.len() && ids[hi] < subject {
+                from = hi + 1;
+                hi += step;
+                step *= 2;
+            }
+            let hi = hi.min(ids.len());
+            let at = from + ids[from..hi].partition_point(|&id| id < subject);
+            from = at;
+            let i = (ids.get(at) == Some(&subject)).then_some(at as u32);
+            last = Some((subject, i));
+            i
+        })
+        .collect()
+}
+
+/// Whether `subject` has a period in `periods` (sorted by subject) containing `day`.
+fn in_periods(periods: &[(i64, i32, i32)], subject: i64, day: i32) -> bool {
+    let from = periods.partition_point(|p| p.0 < subject);
+    periods[from..]
+        .iter()
+        .take_while(|p| p.0 == subject)
+        .any(|&(_, s, e)| s <= day && day <= e)
+}
+
+/// One target's times at risk for `tar`: each entry's TAR from its anchors, kept when the entry
+/// and the TAR start lie in one observation period, cut at that period's end (and at
+/// `clip.max_tar_days`), merged per person, kept when it starts in the study window and cut at
+/// its end. `person_of` is each target row's person index.
+fn times_at_risk(
+    target: &[CohortRow],
+    person_of: &[Option<u32>],
+    tar: &design::TimeAtRisk,
+    op: Option<&qiao_store::Domain<'_>>,
+    clip: Clip,
+    design: &Design,
+) -> Vec<Tar> {
+    let (window_start, window_end) = design.window_days();
+    let Some(d) = op else { return Vec::new() };
+    let mut v = Vec::with_capacity(target.len());
+    for (r, &idx) in target.iter().zip(person_of) {
+        let anchor = |a: &design::Anchor| {
+            let base = match a.date_field {
+                design::DateField::Start => r.start,
+                design::DateField::End => r.end,
+            };
+            base.saturating_add(a.offset)
+        };
+        let (s, mut e) = (anchor(&tar.start), anchor(&tar.end));
+        if let Some(max) = clip.max_tar_days {
+            e = e.min(s.saturating_add(max.max(1) - 1));
+        }
+        if s > e {
+            continue;
+        }
+        let Some(idx) = idx else {
+            continue;
+        };
+        for p in d.person_rows(idx) {
+            let (ps, pe) = (d.start().at(p), d.end().at(p));
+            if r.start >= ps && r.start <= pe && s >= ps && s <= pe {
+                v.push(Tar {
+                    subject: r.subject_id,
+                    start: s,
+                    end: e.min(pe),
+                    person: idx,
+                });
+            }
+        }
+    }
+    let mut v = erafy(v);
+    v.retain(|t| {
+        window_start.is_none_or(|w| t.start >= w) && window_end.is_none_or(|w| t.start <= w)
+    });
+    if let Some(w) = window_end {
+        for t in &mut v {
+            t.end = t.end.min(w);
+        }
+    }
+    v
+}
+
+/// #outcome_agg of one outcome by stratum number.
+#[derive(Default, Clone)]
+struct Agg {
+    excluded_days: i64,
+    subjects: Distinct,
+    at_risk: Distinct,
+    with_pe: Distinct,
+    with_outcome: Distinct,
+    outcomes_pe: u64,
+    outcomes: u64,
+}
+
+/// #outcome_agg: over the TAR rows (sorted by subject) of subjects with excluded time or
+/// outcomes in one of their TARs, each row's excluded days and outcomes before and after
+/// exclusion, summed per stratum. The outcome's rows are walked beside the TARs, subject by
+/// subject.
+fn outcome_agg(
+    tars: &[Tar],
+    row_strata: &[Option<(u32, u32)>],
+    index: &StrataIndex,
+    outcome: &OutcomeRows,
+    clip: Clip,
+) -> Vec<Agg> {
+    let mut agg: Vec<Agg> = vec![Agg::default(); index.keys.len()];
+    let (excluded, starts) = (&outcome.excluded[..], &outcome.starts[..]);
+    let (mut ce, mut cs) = (0usize, 0usize);
+    let mut per_row: Vec<(i64, u64, u64)> = Vec::new();
+    let mut i = 0;
+    while i < tars.len() {
+        let subject = tars[i].subject;
+        let j = i + tars[i..]
+            .iter()
+            .take_while(|x| x.subject == subject)
+            .count();
+        while ce < excluded.len() && excluded[ce].subject < subject {
+            ce += 1;
+        }
+        let ee = ce
+            + excluded[ce..]
+                .iter()
+                .take_while(|x| x.subject == subject)
+                .count();
+        while cs < starts.len() && starts[cs].0 < subject {
+            cs += 1;
+        }
+        let se = cs + starts[cs..].iter().take_while(|x| x.0 == subject).count();
+        let (exs, sts) = (&excluded[ce..ee], &starts[cs..se]);
+        let group = i..j;
+        i = j;
+        if exs.is_empty() && sts.is_empty() {
+            continue;
+        }
+        per_row.clear();
+        let mut flagged = false;
+        for x in &tars[group.clone()] {
+            // Excluded periods are merged, so their overlaps with the TAR are disjoint.
+            let days: i64 = exs
+                .iter()
+                .filter(|e| e.start <= x.end && e.end >= x.start)
+                .map(|e| i64::from(e.end.min(x.end) - e.start.max(x.start)) + 1)
+                .sum();
+            let (mut pe, mut after) = (0u64, 0u64);
+            for &(_, s) in sts {
+                if x.start <= s && s <= x.end {
+                    pe += 1;
+                    if !exs.iter().any(|e| e.start <= s && s <= e.end) {
+                        after += 1;
+                    }
+                }
+            }
+            if let Some(max) = clip.max_outcomes_per_tar {
+                pe = pe.min(max);
+                after = after.min(max);
+            }
+            flagged |= days > 0 || pe > 0;
+            per_row.push((days, pe, after));
+        }
+        if !flagged {
+            continue;
+        }
+        for ((x, &(days, pe, after)), r) in tars[group.clone()]
+            .iter()
+            .zip(&per_row)
+            .zip(&row_strata[group])
+        {
+            let Some(r) = r else { continue };
+            let tar_days = i64::from(x.end - x.start) + 1;
+            for &k in index.numbers(*r) {
+                let a = &mut agg[k as usize];
+                a.excluded_days += days;
+                a.subjects.add(x.subject);
+                if tar_days > days {
+                    a.at_risk.add(x.subject);
+                }
+                if pe > 0 {
+                    a.with_pe.add(x.subject);
+                }
+                if after > 0 {
+                    a.with_outcome.add(x.subject);
+                }
+                a.outcomes_pe += pe;
+                a.outcomes += after;
+            }
+        }
+    }
+    agg
 }
 
 /// Sorts rows as CohortIncidence's verify query and the oracle do: target, TAR, subgroup,
@@ -619,4 +719,31 @@ pub fn sort_rows(rows: &mut [SummaryRow]) {
             r.start_year,
         )
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_indexes_equal_a_binary_search_in_any_order() {
+        let ids: Vec<i64> = (0..1000).map(|i| i * 3 + 1).collect();
+        let subjects = [1, 1, 4, 5, 700, 2998, 2998, 3000, 0, 7, 1501, 40, 40, -5];
+        let rows: Vec<CohortRow> = subjects
+            .iter()
+            .map(|&subject_id| CohortRow {
+                subject_id,
+                start: 0,
+                end: 0,
+            })
+            .collect();
+        let want: Vec<Option<u32>> = subjects
+            .iter()
+            .map(|s| ids.binary_search(s).ok().map(|i| i as u32))
+            .collect();
+        assert_eq!(person_indexes(&ids, &rows), want);
+        assert_eq!(want[3], None);
+        assert_eq!(want[5], Some(999));
+        assert_eq!(person_indexes(&[], &rows), vec![None; rows.len()]);
+    }
 }
