@@ -287,9 +287,120 @@ pub fn assert_aggregate_only(result: &JobResult) -> Result<(), AggregateViolatio
     if let Outcome::Done { payload } = &result.outcome {
         check_payload(payload)?;
     }
-    let value =
-        serde_json::to_value(result).map_err(|e| AggregateViolation::Serialize(e.to_string()))?;
+    let text =
+        serde_json::to_vec(result).map_err(|e| AggregateViolation::Serialize(e.to_string()))?;
+    check_result_text(&text)
+}
+
+/// [`check_result_json`] on a result's JSON text: checked as it is read; only a text that breaks
+/// a rule is read into a tree, for the tree's walk to say which rule and where.
+pub fn check_result_text(text: &[u8]) -> Result<(), AggregateViolation> {
+    if json_text_passes(text) {
+        return Ok(());
+    }
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| AggregateViolation::Serialize(e.to_string()))?;
     check_result_json(&value)
+}
+
+/// Whether a result's JSON text keeps the rules of [`check_result_json`], checked while it is
+/// read, without building its tree (a result can hold a hundred thousand numbers). False on
+/// any breach (or text that is not JSON); [`check_result_json`] then says which and where.
+fn json_text_passes(text: &[u8]) -> bool {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// A value under `key`; an array's item must be an object.
+    struct Node {
+        key: Option<&'static str>,
+        item: bool,
+    }
+    /// An object's key: one of [`ALLOWED_KEYS`].
+    struct Key;
+
+    impl<'de> DeserializeSeed<'de> for Node {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl Node {
+        fn scalar<E: Error>(&self) -> Result<(), E> {
+            if self.item {
+                Err(E::custom("an array item that is not an object"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+    impl<'de> Visitor<'de> for Node {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an aggregate-only result")
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<(), E> {
+            self.scalar()?;
+            if self.key.is_some_and(|k| STRING_KEYS.contains(&k)) && s.len() <= MAX_STRING_BYTES {
+                Ok(())
+            } else {
+                Err(E::custom("a string where none may be"))
+            }
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.scalar()?;
+            let key = self.key;
+            while seq.next_element_seed(Node { key, item: true })?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key_seed(Key)? {
+                map.next_value_seed(Node {
+                    key: Some(key),
+                    item: false,
+                })?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = &'static str;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Key {
+        type Value = &'static str;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an allowed key")
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<&'static str, E> {
+            allowed_key(s).ok_or_else(|| E::custom("a key that is not allowed"))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(text);
+    Node {
+        key: None,
+        item: false,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .is_ok()
 }
 
 /// [`assert_aggregate_only`] plus the ties to the job: same job id, payload of the requested
@@ -446,10 +557,48 @@ pub fn inclusion_rule_names(definition: &Value) -> Vec<String> {
 /// Walks a serialized result: keys only from [`ALLOWED_KEYS`], strings only under
 /// [`STRING_KEYS`] (and at most [`MAX_STRING_BYTES`]), arrays only of objects.
 pub fn check_result_json(value: &Value) -> Result<(), AggregateViolation> {
-    walk(value, "$", None)
+    walk(value, &mut Vec::new(), None)
 }
 
-fn walk(value: &Value, path: &str, key: Option<&str>) -> Result<(), AggregateViolation> {
+/// A step of a JSON path: an object's key or an array's index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The JSON path of `steps` (`$.rows[3].name`), written only for an error.
+fn path_of(steps: &[Step<'_>]) -> String {
+    let mut path = String::from("$");
+    for s in steps {
+        match s {
+            Step::Key(k) => {
+                path.push('.');
+                path.push_str(k);
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
+}
+
+/// `key` as it is in [`ALLOWED_KEYS`], if it is (a set built once: a result has a key per
+/// number).
+fn allowed_key(key: &str) -> Option<&'static str> {
+    static SET: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| ALLOWED_KEYS.iter().copied().collect())
+        .get(key)
+        .copied()
+}
+
+fn allowed(key: &str) -> bool {
+    allowed_key(key).is_some()
+}
+
+fn walk<'v>(
+    value: &'v Value,
+    steps: &mut Vec<Step<'v>>,
+    key: Option<&str>,
+) -> Result<(), AggregateViolation> {
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
         Value::String(s) => {
@@ -457,29 +606,34 @@ fn walk(value: &Value, path: &str, key: Option<&str>) -> Result<(), AggregateVio
                 Ok(())
             } else {
                 Err(AggregateViolation::UnexpectedString {
-                    path: path.to_owned(),
+                    path: path_of(steps),
                 })
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                let item_path = format!("{path}[{i}]");
+                steps.push(Step::Index(i));
                 if !item.is_object() {
-                    return Err(AggregateViolation::RawArray { path: item_path });
+                    return Err(AggregateViolation::RawArray {
+                        path: path_of(steps),
+                    });
                 }
-                walk(item, &item_path, key)?;
+                walk(item, steps, key)?;
+                steps.pop();
             }
             Ok(())
         }
         Value::Object(map) => {
             for (k, v) in map {
-                if !ALLOWED_KEYS.contains(&k.as_str()) {
+                if !allowed(k) {
                     return Err(AggregateViolation::UnexpectedKey {
-                        path: path.to_owned(),
+                        path: path_of(steps),
                         key: k.clone(),
                     });
                 }
-                walk(v, &format!("{path}.{k}"), Some(k))?;
+                steps.push(Step::Key(k));
+                walk(v, steps, Some(k))?;
+                steps.pop();
             }
             Ok(())
         }
@@ -565,6 +719,21 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                     found: r.rows.len(),
                     max: crate::message::analyses::MAX_INCIDENCE_ROWS,
                 });
+            }
+            for (i, row) in r.rows.iter().enumerate() {
+                let fields = [
+                    ("persons_at_risk_pe", &row.persons_at_risk_pe),
+                    ("persons_at_risk", &row.persons_at_risk),
+                    ("person_days_pe", &row.person_days_pe),
+                    ("person_days", &row.person_days),
+                    ("person_outcomes_pe", &row.person_outcomes_pe),
+                    ("person_outcomes", &row.person_outcomes),
+                    ("outcomes_pe", &row.outcomes_pe),
+                    ("outcomes", &row.outcomes),
+                ];
+                for (name, value) in fields {
+                    check_released_at(value, disclosure, || format!("$.rows[{i}].{name}"))?;
+                }
             }
         }
         Payload::Recruitment(r) => {
@@ -684,6 +853,15 @@ fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
         }
     }
     Ok(())
+}
+
+/// [`check_released`] with the path written only for an error (a result can hold thousands).
+fn check_released_at(
+    r: &Released,
+    summary: &DisclosureSummary,
+    path: impl FnOnce() -> String,
+) -> Result<(), AggregateViolation> {
+    check_released(r, "", summary).or_else(|_| check_released(r, &path(), summary))
 }
 
 fn check_released(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use proptest::prelude::*;
-use qiao_protocol::guard::{check_result_json, MAX_CELLS, MAX_RULES};
+use qiao_protocol::guard::{check_result_json, check_result_text, MAX_CELLS, MAX_RULES};
 use qiao_protocol::*;
 use serde_json::{json, Value};
 
@@ -137,6 +137,7 @@ proptest! {
         }
         prop_assert!(raw_arrays.is_empty(), "arrays of raw values at {raw_arrays:?}");
         prop_assert_eq!(check_result_json(&value), Ok(()));
+        prop_assert_eq!(check_result_text(&serde_json::to_vec(&value).unwrap()), Ok(()));
         prop_assert_eq!(assert_aggregate_only(&result), Ok(()));
         let text = serde_json::to_string(&result).unwrap();
         let back: JobResult = serde_json::from_str(&text).unwrap();
@@ -154,6 +155,9 @@ proptest! {
             matches!(check_result_json(&value), Err(AggregateViolation::RawArray { .. })),
             "accepted {value}"
         );
+        // The text form (checked as it is read) finds the same breach at the same path.
+        let text = serde_json::to_vec(&value).unwrap();
+        prop_assert_eq!(check_result_text(&text), check_result_json(&value));
     }
 }
 
@@ -540,4 +544,28 @@ fn rounds_travel_tagged_and_results_must_have_the_rounds_shape() {
     let mut inf = sums(3);
     inf.hessian[4].value = f64::INFINITY;
     assert!(check_against_job(&job, &result(inf)).is_err());
+}
+
+#[test]
+fn the_text_check_finds_what_the_tree_walk_finds() {
+    let bad = [
+        json!({ "job_id": "j", "outcome": { "payload": { "person_ids": [{ "n": 1 }] } } }),
+        json!({ "job_id": "j", "outcome": { "status": "done", "payload": { "value": "a name" } } }),
+        json!({ "job_id": "j", "rows": [1, 2] }),
+        json!({ "job_id": "j", "rows": [{ "value": 1 }, { "secret": 2 }] }),
+        json!("just a string"),
+        json!({ "name": "x".repeat(10_000) }),
+    ];
+    for value in bad {
+        let text = serde_json::to_vec(&value).unwrap();
+        let tree = check_result_json(&value);
+        assert!(tree.is_err(), "{value}");
+        assert_eq!(check_result_text(&text), tree, "{value}");
+    }
+    let good = json!({ "job_id": "j", "rows": [{ "value": 1, "name": "rule" }], "status": "done" });
+    assert_eq!(
+        check_result_text(&serde_json::to_vec(&good).unwrap()),
+        Ok(())
+    );
+    assert_eq!(check_result_json(&good), Ok(()));
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use qiao_audit::EntryDraft;
 
 use crate::audit;
-use crate::data::{now_unix, read_json, write_json, SiteDir};
+use crate::data::{now_unix, read_json, write_atomic, write_json, SiteDir};
 
 /// Where a queued job stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,17 +258,44 @@ impl<'a> Journal<'a> {
         read_json(&self.path(id))
     }
 
-    /// Stores an entry (durably, before the result is first sent).
-    pub fn put(&self, entry: &JournalEntry) -> anyhow::Result<()> {
-        write_json(&self.path(&entry.result.job_id), entry)
+    /// `ID.done`: the entry is settled (acknowledged, or refused for good by the hub). Only a
+    /// shortcut for [`Journal::unacked`], which then need not read the entry (a result can be
+    /// megabytes): the entry itself says what is true, and an entry without its mark is read.
+    fn done_mark(&self, id: &JobId) -> std::path::PathBuf {
+        self.dir.journal_dir().join(format!("{id}.done"))
     }
 
-    /// Entries not yet acknowledged (nor refused for good by the hub).
+    /// Stores an entry (durably, before the result is first sent).
+    pub fn put(&self, entry: &JournalEntry) -> anyhow::Result<()> {
+        let id = &entry.result.job_id;
+        let mark = self.done_mark(id);
+        if settled(entry) {
+            write_json(&self.path(id), entry)?;
+            write_atomic(&mark, b"")
+        } else {
+            // The mark goes first: a crash in between leaves an unmarked entry, which is read.
+            match fs::remove_file(&mark) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", mark.display())),
+            }
+            write_json(&self.path(id), entry)
+        }
+    }
+
+    /// Entries not yet acknowledged (nor refused for good by the hub). Settled entries with
+    /// their mark are not read; one without (written by an earlier version) is read once and
+    /// marked.
     pub fn unacked(&self) -> anyhow::Result<Vec<JournalEntry>> {
         let mut out = Vec::new();
         for id in job_files(&self.dir.journal_dir())? {
+            if self.done_mark(&id).exists() {
+                continue;
+            }
             if let Some(e) = self.get(&id)? {
-                if !e.acked && e.hub_rejected.is_none() {
+                if settled(&e) {
+                    write_atomic(&self.done_mark(&id), b"")?;
+                } else {
                     out.push(e);
                 }
             }
@@ -276,6 +303,11 @@ impl<'a> Journal<'a> {
         out.sort_by_key(|e| e.finished_at);
         Ok(out)
     }
+}
+
+/// Acknowledged, or refused for good by the hub: never sent again.
+fn settled(e: &JournalEntry) -> bool {
+    e.acked || e.hub_rejected.is_some()
 }
 
 /// The job ids of the `ID.json` files in `dir` (none if it does not exist yet); other files
@@ -298,4 +330,56 @@ fn job_files(dir: &std::path::Path) -> anyhow::Result<Vec<JobId>> {
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qiao_protocol::{Outcome, RefusalReason, SiteId};
+
+    fn entry(acked: bool) -> JournalEntry {
+        JournalEntry {
+            result: JobResult {
+                job_id: JobId::random(),
+                site_id: SiteId::new("site-a").unwrap(),
+                outcome: Outcome::Refused {
+                    reason: RefusalReason::QueryTypeDenied,
+                },
+            },
+            finished_at: 1,
+            acked,
+            sends: 1,
+            hub_rejected: None,
+        }
+    }
+
+    #[test]
+    fn settled_entries_are_marked_and_not_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SiteDir::create(tmp.path().join("site")).unwrap();
+        let journal = Journal::new(&dir);
+        let (mut a, b) = (entry(false), entry(false));
+        journal.put(&a).unwrap();
+        journal.put(&b).unwrap();
+        assert_eq!(journal.unacked().unwrap().len(), 2);
+        a.acked = true;
+        journal.put(&a).unwrap();
+        let mark = journal.done_mark(&a.result.job_id);
+        assert!(mark.exists());
+        assert_eq!(journal.unacked().unwrap(), vec![b.clone()]);
+        // The mark is what lets unacked() skip the entry: with it, a corrupted entry is not read.
+        std::fs::write(journal.path(&a.result.job_id), b"{ not json").unwrap();
+        assert_eq!(journal.unacked().unwrap(), vec![b.clone()]);
+        // Sent again (no longer acknowledged): the mark goes.
+        a.acked = false;
+        journal.put(&a).unwrap();
+        assert!(!mark.exists());
+        assert_eq!(journal.unacked().unwrap().len(), 2);
+        // An acknowledged entry of an earlier version (no mark) is read once and marked.
+        let mut old = entry(true);
+        old.hub_rejected = Some("refused".into());
+        write_json(&journal.path(&old.result.job_id), &old).unwrap();
+        assert_eq!(journal.unacked().unwrap().len(), 2);
+        assert!(journal.done_mark(&old.result.job_id).exists());
+    }
 }

@@ -136,6 +136,9 @@ impl Demog {
     }
 }
 
+/// A TAR row's strata numbers: the range `start..end` of [`StrataIndex`]'s `numbers`.
+type Numbers = (u32, u32);
+
 /// The strata keys of each distinct (age, gender, start year), computed once and numbered: a
 /// stratum's aggregate lives at its number in a plain vector, and a TAR row finds its keys'
 /// numbers with one lookup of its demographics.
@@ -269,7 +272,7 @@ pub fn run_clipped(
         }
     };
     // Subgroups: id and, but for subgroup 0 (everyone), its cohort's periods sorted by subject.
-    let mut subgroups: Vec<(i64, Option<Vec<(i64, i32, i32)>>)> = vec![(0, None)];
+    let mut subgroups: Vec<(i64, Option<Periods>)> = vec![(0, None)];
     for s in &design.subgroups {
         let mut periods: Vec<(i64, i32, i32)> = get(s.cohort_subgroup.cohort.id)?
             .iter()
@@ -372,7 +375,7 @@ pub fn run_clipped(
                         };
                         // Each TAR row's strata numbers (None: its subject has no person row);
                         // a subject's rows in one year share them.
-                        let mut last: Option<(u32, i32, Option<(u32, u32)>)> = None;
+                        let mut last: Option<(u32, i32, Option<Numbers>)> = None;
                         let row_strata: Vec<Option<(u32, u32)>> = tars
                             .iter()
                             .map(|x| {
@@ -530,6 +533,9 @@ fn person_indexes(ids: &[i64], rows: &[CohortRow]) -> Vec<Option<u32>> {
         })
         .collect()
 }
+
+/// A cohort's periods (subject, start, end), sorted by subject.
+type Periods = Vec<(i64, i32, i32)>;
 
 /// Whether `subject` has a period in `periods` (sorted by subject) containing `day`.
 fn in_periods(periods: &[(i64, i32, i32)], subject: i64, day: i32) -> bool {
