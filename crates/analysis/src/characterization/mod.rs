@@ -141,18 +141,10 @@ pub struct Characterization {
 /// The cohort entries of `rows` (subject ids resolved to person indexes).
 pub fn entries(store: &Store, rows: &[CohortRow]) -> Result<Vec<Entry>, CharacterizationError> {
     let persons = store.persons();
-    // Rows come by subject: a subject's rows look its person up once.
-    let mut last: Option<(i64, Option<u32>)> = None;
+    let index = crate::cohorts::person_indexes(persons.ids(), rows);
     rows.iter()
-        .map(|r| {
-            let person = match last {
-                Some((s, p)) if s == r.subject_id => p,
-                _ => {
-                    let p = persons.index_of(r.subject_id);
-                    last = Some((r.subject_id, p));
-                    p
-                }
-            };
+        .zip(index)
+        .map(|(r, person)| {
             person
                 .map(|person| Entry {
                     person,
@@ -194,25 +186,37 @@ pub fn characterize(
         subjects: subjects.len() as u64,
     };
     let ctx = features::Context::new(store);
-    let results: Vec<(Vec<Binary>, Vec<Continuous>)> = {
-        use rayon::prelude::*;
-        analyses
-            .par_iter()
-            .map(|a| match a.kind {
-                Kind::Score(s) => (
-                    Vec::new(),
-                    scores::score(&ctx, a, s, &entries, settings)
-                        .into_iter()
-                        .collect(),
-                ),
-                Kind::Measure(m) => (
-                    Vec::new(),
-                    measures::measure(&ctx, a, m, &entries, rows, settings),
-                ),
-                _ => (features::binary(&ctx, a, &entries, settings), Vec::new()),
-            })
-            .collect()
-    };
+    // The scores together (one read of the condition eras for all), beside the other analyses.
+    let score_list: Vec<(&Prespec, Score)> = analyses
+        .iter()
+        .filter_map(|a| match a.kind {
+            Kind::Score(s) => Some((*a, s)),
+            _ => None,
+        })
+        .collect();
+    let (mut scored, mut results): (_, Vec<(Vec<Binary>, Vec<Continuous>)>) = rayon::join(
+        || scores::scores(&ctx, &score_list, &entries, settings).into_iter(),
+        || {
+            use rayon::prelude::*;
+            analyses
+                .par_iter()
+                .map(|a| match a.kind {
+                    Kind::Score(_) => (Vec::new(), Vec::new()),
+                    Kind::Measure(m) => (
+                        Vec::new(),
+                        measures::measure(&ctx, a, m, &entries, rows, settings),
+                    ),
+                    _ => (features::binary(&ctx, a, &entries, settings), Vec::new()),
+                })
+                .collect()
+        },
+    );
+    // Each score in its analysis's place.
+    for (a, r) in analyses.iter().zip(&mut results) {
+        if matches!(a.kind, Kind::Score(_)) {
+            r.1.extend(scored.next().flatten());
+        }
+    }
     let mut binary = Vec::new();
     let mut continuous = Vec::new();
     for (b, c) in results {

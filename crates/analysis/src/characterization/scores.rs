@@ -365,27 +365,35 @@ fn scoring(ctx: &Context<'_>, s: Score) -> HashMap<i32, Vec<(u8, i64)>> {
     map
 }
 
-/// The continuous covariate of score `s` for the cohort `entries` (None: no entry scored, where
-/// FE's inner join leaves no row).
-pub fn score(
+/// The continuous covariates of the scores `list` (each with its analysis) for the cohort
+/// `entries`, in the list's order (None: no entry scored, where FE's inner join leaves no row).
+/// The condition eras before each entry's end day are read once for all the scores.
+pub fn scores(
     ctx: &Context<'_>,
-    a: &Prespec,
-    s: Score,
+    list: &[(&Prespec, Score)],
     entries: &[Entry],
     settings: &Settings,
-) -> Option<Continuous> {
-    if entries.is_empty() {
-        return None;
+) -> Vec<Option<Continuous>> {
+    if entries.is_empty() || list.is_empty() {
+        return vec![None; list.len()];
     }
-    let map = scoring(ctx, s);
+    // Concept → (score, category, weight) of every score in the list.
+    let mut map: HashMap<i32, Vec<(usize, u8, i64)>> = HashMap::default();
+    for (i, &(_, s)) in list.iter().enumerate() {
+        for (c, rows) in scoring(ctx, s) {
+            map.entry(c)
+                .or_default()
+                .extend(rows.into_iter().map(|(cat, w)| (i, cat, w)));
+        }
+    }
     let eras = ctx.store.domain("condition_era");
     let persons = ctx.store.persons();
     let yob = persons.i32_column("year_of_birth");
     let gender = persons.i32_column("gender_concept_id");
-    let mut scores: Vec<(u32, i64)> = Vec::new();
-    let mut rows: Vec<(u8, i64)> = Vec::new();
+    let mut scores: Vec<Vec<(u32, i64)>> = vec![Vec::new(); list.len()];
+    let mut rows: Vec<Vec<(u8, i64)>> = vec![Vec::new(); list.len()];
     for e in distinct_entries(entries).iter().copied() {
-        rows.clear();
+        rows.iter_mut().for_each(Vec::clear);
         if let Some(d) = &eras {
             let range = d.person_rows(e.person);
             let hi = e.start.saturating_add(settings.end_days);
@@ -400,53 +408,66 @@ pub fn score(
                     continue;
                 }
                 if let Some(v) = map.get(&c) {
-                    rows.extend_from_slice(v);
+                    for &(i, cat, w) in v {
+                        rows[i].push((cat, w));
+                    }
                 }
             }
         }
-        if matches!(s, Score::Chads2 | Score::Chads2Vasc) && persons.has_row(e.person) {
-            let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
-            // (YEAR(index) - year_of_birth) >= 75 is NULL, so false, for a NULL year of birth.
-            let age = (y != NULL_INT).then(|| date::year(e.start) - y);
-            let weight = if s == Score::Chads2 {
-                i64::from(age.is_some_and(|a| a >= 75))
-            } else {
-                let female = gender.get(e.person as usize) == Some(&8532);
-                let by_age = match age {
-                    Some(a) if a >= 75 => 2,
-                    Some(a) if a >= 65 => 1,
-                    _ => 0,
+        for (i, &(_, s)) in list.iter().enumerate() {
+            let rows = &mut rows[i];
+            if matches!(s, Score::Chads2 | Score::Chads2Vasc) && persons.has_row(e.person) {
+                let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
+                // (YEAR(index) - year_of_birth) >= 75 is NULL, so false, for a NULL year of birth.
+                let age = (y != NULL_INT).then(|| date::year(e.start) - y);
+                let weight = if s == Score::Chads2 {
+                    i64::from(age.is_some_and(|a| a >= 75))
+                } else {
+                    let female = gender.get(e.person as usize) == Some(&8532);
+                    let by_age = match age {
+                        Some(a) if a >= 75 => 2,
+                        Some(a) if a >= 65 => 1,
+                        _ => 0,
+                    };
+                    by_age + i64::from(female)
                 };
-                by_age + i64::from(female)
-            };
-            rows.push((3, weight));
-        }
-        if rows.is_empty() {
-            continue;
-        }
-        rows.sort_unstable();
-        rows.dedup();
-        let total = if matches!(s, Score::Dcsi | Score::Hfrs) {
-            // SUM over categories of MAX(score).
-            let mut t = 0;
-            let mut i = 0;
-            while i < rows.len() {
-                let cat = rows[i].0;
-                let mut m = rows[i].1;
-                while i < rows.len() && rows[i].0 == cat {
-                    m = m.max(rows[i].1);
-                    i += 1;
-                }
-                t += m;
+                rows.push((3, weight));
             }
-            t
-        } else {
-            rows.iter().map(|r| r.1).sum()
-        };
-        scores.push((e.person, total));
+            if rows.is_empty() {
+                continue;
+            }
+            rows.sort_unstable();
+            rows.dedup();
+            let total = if matches!(s, Score::Dcsi | Score::Hfrs) {
+                // SUM over categories of MAX(score).
+                let mut t = 0;
+                let mut i = 0;
+                while i < rows.len() {
+                    let cat = rows[i].0;
+                    let mut m = rows[i].1;
+                    while i < rows.len() && rows[i].0 == cat {
+                        m = m.max(rows[i].1);
+                        i += 1;
+                    }
+                    t += m;
+                }
+                t
+            } else {
+                rows.iter().map(|r| r.1).sum()
+            };
+            scores[i].push((e.person, total));
+        }
     }
+    list.iter()
+        .zip(scores)
+        .map(|(&(a, s), scores)| continuous(a, s, scores, entries.len() as u64))
+        .collect()
+}
+
+/// Score `s`'s covariate from each scored entry's (person, score).
+fn continuous(a: &Prespec, s: Score, scores: Vec<(u32, i64)>, entries: u64) -> Option<Continuous> {
     let mut plain: Vec<i64> = scores.iter().map(|x| x.1).collect();
-    let stats = distribution(&mut plain, entries.len() as u64)?;
+    let stats = distribution(&mut plain, entries)?;
     let name = match s {
         Score::Charlson => "Charlson index - Romano adaptation",
         Score::Dcsi => "Diabetes Comorbidity Severity Index (DCSI)",
