@@ -169,6 +169,90 @@ pub fn binary(
     }
 }
 
+/// [`binary`] of analyses that differ only in their window, on an era table (`Concept(table,
+/// true)` or `Group(table, true)`: every row starting by the end day is read, whatever the
+/// window). Each entry's rows are read once for all of them: a row counts for an analysis when
+/// its end is on or after that analysis's window start. Results in `list`'s order.
+pub fn binary_eras(
+    ctx: &Context<'_>,
+    list: &[&Prespec],
+    entries: &[Entry],
+    settings: &Settings,
+) -> Vec<Vec<Binary>> {
+    let Some(first) = list.first() else {
+        return Vec::new();
+    };
+    let (table, grouped) = match first.kind {
+        Kind::Concept(table, true) => (table, false),
+        Kind::Group(table, true) => (table, true),
+        _ => unreachable!("binary_eras is given era analyses"),
+    };
+    debug_assert!(list.iter().all(|a| a.kind == first.kind));
+    let d = match ctx.store.domain(table) {
+        Some(d) if !entries.is_empty() => d,
+        _ => return vec![Vec::new(); list.len()],
+    };
+    let groups = grouped.then(|| ctx.groups(table));
+    let start_days: Vec<Option<i32>> = list.iter().map(|a| settings.start_day(a.window)).collect();
+    let ids: Vec<i64> = list.iter().map(|a| i64::from(a.id)).collect();
+    let (concepts, starts, ends) = (d.concept(), d.start(), d.end());
+    // Per analysis: the concepts (or groups) an entry has already counted, and the counts.
+    let mut seen: Vec<FirstSeen<i32>> = list.iter().map(|_| FirstSeen::default()).collect();
+    let mut stamps: Vec<Vec<u32>> = list
+        .iter()
+        .map(|_| vec![0; groups.map_or(0, |g| g.ids.len())])
+        .collect();
+    let mut counts: Vec<HashMap<i64, u64>> = list.iter().map(|_| HashMap::default()).collect();
+    for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
+        let rows = d.person_rows(e.person);
+        let hi = e.start.saturating_add(settings.end_days);
+        let upto = starts.partition_point(rows.clone(), |s| s <= hi);
+        let los: Vec<Option<i32>> = start_days
+            .iter()
+            .map(|s| s.map(|s| e.start.saturating_add(s)))
+            .collect();
+        // `r` reads two columns; as an index loop this measured 69 ms against 82 ms zipped.
+        #[allow(clippy::needless_range_loop)]
+        for r in rows.start..upto {
+            let c = concepts[r];
+            if c == 0 || c == NULL_CONCEPT {
+                continue;
+            }
+            let end = ends.at(r);
+            for i in 0..list.len() {
+                if los[i].is_some_and(|lo| end < lo) || !seen[i].first(c, round) {
+                    continue;
+                }
+                match groups {
+                    None => *counts[i].entry(i64::from(c) * 1000 + ids[i]).or_default() += 1,
+                    Some(g) => {
+                        for &k in g.of(c) {
+                            let stamp = &mut stamps[i][k as usize];
+                            if *stamp != round {
+                                *stamp = round;
+                                let group = i64::from(g.ids[k as usize]);
+                                *counts[i].entry(group * 1000 + ids[i]).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    list.iter()
+        .zip(counts)
+        .map(|(a, counts)| {
+            finish(
+                counts,
+                a,
+                entries.len(),
+                |cov| concept_of(a, cov),
+                |cov| covariate_name(ctx, a, settings, cov),
+            )
+        })
+        .collect()
+}
+
 /// The concept of covariate `cov` of analysis `a` (0 for age groups, index years and months).
 fn concept_of(a: &Prespec, cov: i64) -> i64 {
     match a.kind {

@@ -170,6 +170,9 @@ fn analyses(settings: &Settings) -> Result<Vec<&'static Prespec>, Characterizati
         .collect()
 }
 
+/// An analysis's covariates, by its index in the analyses.
+type Computed = (usize, Vec<Binary>, Vec<Continuous>);
+
 /// FeatureExtraction's aggregated covariates of the cohort `rows` on `store`.
 pub fn characterize(
     store: &Store,
@@ -186,36 +189,71 @@ pub fn characterize(
         subjects: subjects.len() as u64,
     };
     let ctx = features::Context::new(store);
-    // The scores together (one read of the condition eras for all), beside the other analyses.
-    let score_list: Vec<(&Prespec, Score)> = analyses
-        .iter()
-        .filter_map(|a| match a.kind {
-            Kind::Score(s) => Some((*a, s)),
+    // Analyses that read the same rows run together: the scores (condition eras), and each era
+    // table's analyses of one kind (every row up to the end day, whatever the window). Each
+    // group is one task; the tasks run in parallel.
+    let mut tasks: Vec<Vec<usize>> = Vec::new();
+    let mut shared: Vec<(Kind, usize)> = Vec::new();
+    for (i, a) in analyses.iter().enumerate() {
+        let key = match a.kind {
+            Kind::Score(_) => Some(Kind::Score(Score::Charlson)),
+            k @ (Kind::Concept(_, true) | Kind::Group(_, true)) => Some(k),
             _ => None,
-        })
-        .collect();
-    let (mut scored, mut results): (_, Vec<(Vec<Binary>, Vec<Continuous>)>) = rayon::join(
-        || scores::scores(&ctx, &score_list, &entries, settings).into_iter(),
-        || {
-            use rayon::prelude::*;
-            analyses
-                .par_iter()
-                .map(|a| match a.kind {
-                    Kind::Score(_) => (Vec::new(), Vec::new()),
-                    Kind::Measure(m) => (
-                        Vec::new(),
-                        measures::measure(&ctx, a, m, &entries, rows, settings),
-                    ),
-                    _ => (features::binary(&ctx, a, &entries, settings), Vec::new()),
-                })
-                .collect()
-        },
-    );
-    // Each score in its analysis's place.
-    for (a, r) in analyses.iter().zip(&mut results) {
-        if matches!(a.kind, Kind::Score(_)) {
-            r.1.extend(scored.next().flatten());
+        };
+        match key.and_then(|k| shared.iter().find(|(s, _)| *s == k)) {
+            Some(&(_, t)) => tasks[t].push(i),
+            None => {
+                if let Some(k) = key {
+                    shared.push((k, tasks.len()));
+                }
+                tasks.push(vec![i]);
+            }
         }
+    }
+    let done: Vec<Vec<Computed>> = {
+        use rayon::prelude::*;
+        tasks
+            .par_iter()
+            .map(|task| {
+                let list: Vec<&Prespec> = task.iter().map(|&i| analyses[i]).collect();
+                let out: Vec<(Vec<Binary>, Vec<Continuous>)> = match list[0].kind {
+                    Kind::Score(_) => {
+                        let scores: Vec<(&Prespec, Score)> = list
+                            .iter()
+                            .filter_map(|a| match a.kind {
+                                Kind::Score(s) => Some((*a, s)),
+                                _ => None,
+                            })
+                            .collect();
+                        scores::scores(&ctx, &scores, &entries, settings)
+                            .into_iter()
+                            .map(|c| (Vec::new(), c.into_iter().collect()))
+                            .collect()
+                    }
+                    Kind::Concept(_, true) | Kind::Group(_, true) => {
+                        features::binary_eras(&ctx, &list, &entries, settings)
+                            .into_iter()
+                            .map(|b| (b, Vec::new()))
+                            .collect()
+                    }
+                    Kind::Measure(m) => vec![(
+                        Vec::new(),
+                        measures::measure(&ctx, list[0], m, &entries, rows, settings),
+                    )],
+                    _ => vec![(
+                        features::binary(&ctx, list[0], &entries, settings),
+                        Vec::new(),
+                    )],
+                };
+                task.iter().zip(out).map(|(&i, (b, c))| (i, b, c)).collect()
+            })
+            .collect()
+    };
+    // In the analyses' order.
+    let mut results: Vec<(Vec<Binary>, Vec<Continuous>)> =
+        vec![(Vec::new(), Vec::new()); analyses.len()];
+    for (i, b, c) in done.into_iter().flatten() {
+        results[i] = (b, c);
     }
     let mut binary = Vec::new();
     let mut continuous = Vec::new();
