@@ -721,17 +721,7 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                 });
             }
             for (i, row) in r.rows.iter().enumerate() {
-                let fields = [
-                    ("persons_at_risk_pe", &row.persons_at_risk_pe),
-                    ("persons_at_risk", &row.persons_at_risk),
-                    ("person_days_pe", &row.person_days_pe),
-                    ("person_days", &row.person_days),
-                    ("person_outcomes_pe", &row.person_outcomes_pe),
-                    ("person_outcomes", &row.person_outcomes),
-                    ("outcomes_pe", &row.outcomes_pe),
-                    ("outcomes", &row.outcomes),
-                ];
-                for (name, value) in fields {
+                for (name, value) in row.values() {
                     check_released_at(value, disclosure, || format!("$.rows[{i}].{name}"))?;
                 }
             }
