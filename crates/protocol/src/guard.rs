@@ -720,11 +720,6 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
                     max: crate::message::analyses::MAX_INCIDENCE_ROWS,
                 });
             }
-            for (i, row) in r.rows.iter().enumerate() {
-                for (name, value) in row.values() {
-                    check_released_at(value, disclosure, || format!("$.rows[{i}].{name}"))?;
-                }
-            }
         }
         Payload::Recruitment(r) => {
             if r.months.len() > crate::message::recruitment::MAX_RECRUITMENT_MONTHS {
@@ -748,15 +743,20 @@ fn check_payload(payload: &Payload) -> Result<(), AggregateViolation> {
             }
         }
     }
-    for (path, r) in analysis_values(payload) {
-        check_released(r, &path, disclosure)?;
-    }
-    Ok(())
+    each_analysis_value(payload, &mut |path, r| {
+        check_released_at(r, disclosure, path)
+    })
 }
 
-/// Every released number of a characterization or incidence result, by its JSON path.
-fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
-    let mut v = Vec::new();
+/// Writes a JSON path when asked.
+type PathOf<'a> = dyn Fn() -> String + 'a;
+
+/// Calls `f` with every released number of an analysis result and a function writing its JSON
+/// path (a result can hold a hundred thousand numbers: a path is written only if asked for).
+fn each_analysis_value(
+    payload: &Payload,
+    f: &mut dyn FnMut(&PathOf, &Released) -> Result<(), AggregateViolation>,
+) -> Result<(), AggregateViolation> {
     match payload {
         Payload::Characterization(r) => {
             for (side, p) in [
@@ -764,25 +764,25 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
                 ("comparator", r.comparator.as_ref()),
             ] {
                 if let Some(p) = p {
-                    v.push((format!("$.{side}.entries"), &p.entries));
-                    v.push((format!("$.{side}.subjects"), &p.subjects));
+                    f(&|| format!("$.{side}.entries"), &p.entries)?;
+                    f(&|| format!("$.{side}.subjects"), &p.subjects)?;
                 }
             }
             for (i, c) in r.covariates.iter().enumerate() {
-                v.push((format!("$.covariates[{i}].target"), &c.target));
+                f(&|| format!("$.covariates[{i}].target"), &c.target)?;
                 if let Some(x) = &c.comparator {
-                    v.push((format!("$.covariates[{i}].comparator"), x));
+                    f(&|| format!("$.covariates[{i}].comparator"), x)?;
                 }
             }
             for (i, c) in r.continuous.iter().enumerate() {
                 for (side, m) in [("target", &c.target), ("comparator", &c.comparator)] {
                     if let Some(m) = m {
-                        let p = format!("$.continuous[{i}].{side}");
-                        v.push((format!("{p}.count"), &m.count));
-                        v.push((format!("{p}.sum"), &m.sum));
-                        v.push((format!("{p}.sum_squares"), &m.sum_squares));
+                        let p = || format!("$.continuous[{i}].{side}");
+                        f(&|| format!("{}.count", p()), &m.count)?;
+                        f(&|| format!("{}.sum", p()), &m.sum)?;
+                        f(&|| format!("{}.sum_squares", p()), &m.sum_squares)?;
                         for (k, x) in m.histogram.iter().enumerate() {
-                            v.push((format!("{p}.histogram[{k}]"), x));
+                            f(&|| format!("{}.histogram[{k}]", p()), x)?;
                         }
                     }
                 }
@@ -791,7 +791,7 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
         Payload::Incidence(r) => {
             for (i, row) in r.rows.iter().enumerate() {
                 for (name, x) in row.values() {
-                    v.push((format!("$.rows[{i}].{name}"), x));
+                    f(&|| format!("$.rows[{i}].{name}"), x)?;
                 }
             }
         }
@@ -801,29 +801,29 @@ fn analysis_values(payload: &Payload) -> Vec<(String, &Released)> {
                 ("comparator", r.comparator.as_ref()),
             ] {
                 let Some(arm) = arm else { continue };
-                v.push((format!("$.{side}.entered"), &arm.entered));
+                f(&|| format!("$.{side}.entered"), &arm.entered)?;
                 for (i, x) in arm.events.iter().enumerate() {
-                    v.push((format!("$.{side}.events[{i}]"), x));
+                    f(&|| format!("$.{side}.events[{i}]"), x)?;
                 }
                 for (i, x) in arm.censored.iter().enumerate() {
-                    v.push((format!("$.{side}.censored[{i}]"), x));
+                    f(&|| format!("$.{side}.censored[{i}]"), x)?;
                 }
             }
         }
         Payload::RegressionRound(r) => {
-            v.push(("$.persons".into(), &r.persons));
-            v.push(("$.events".into(), &r.events));
+            f(&|| "$.persons".into(), &r.persons)?;
+            f(&|| "$.events".into(), &r.events)?;
         }
         Payload::Recruitment(r) => {
             for (i, m) in r.months.iter().enumerate() {
-                v.push((format!("$.months[{i}].screened"), &m.screened));
-                v.push((format!("$.months[{i}].enrolled"), &m.enrolled));
-                v.push((format!("$.months[{i}].excluded"), &m.excluded));
+                f(&|| format!("$.months[{i}].screened"), &m.screened)?;
+                f(&|| format!("$.months[{i}].enrolled"), &m.enrolled)?;
+                f(&|| format!("$.months[{i}].excluded"), &m.excluded)?;
             }
         }
         Payload::CohortCount(_) | Payload::Demographics(_) => {}
     }
-    v
+    Ok(())
 }
 
 fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
@@ -849,7 +849,7 @@ fn check_summary(s: &DisclosureSummary) -> Result<(), AggregateViolation> {
 fn check_released_at(
     r: &Released,
     summary: &DisclosureSummary,
-    path: impl FnOnce() -> String,
+    path: &PathOf,
 ) -> Result<(), AggregateViolation> {
     check_released(r, "", summary).or_else(|_| check_released(r, &path(), summary))
 }
