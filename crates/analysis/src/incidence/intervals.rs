@@ -351,7 +351,7 @@ pub fn poisson_rate_ci(events: u64, exposure: f64, per: f64) -> Option<(f64, f64
 }
 
 /// A rate's interval from its count's bounds ([`poisson_count_bounds`]).
-pub fn rate_ci((low, high): (f64, f64), exposure: f64, per: f64) -> Option<(f64, f64)> {
+fn rate_ci((low, high): (f64, f64), exposure: f64, per: f64) -> Option<(f64, f64)> {
     if exposure <= 0.0 || !exposure.is_finite() {
         return None;
     }
@@ -375,6 +375,34 @@ pub fn binomial_proportion_ci(x: u64, n: u64, per: f64) -> Option<(f64, f64)> {
         beta_quantile(0.975, xf + 1.0, nf - xf)
     };
     Some((low * per, high * per))
+}
+
+/// The intervals of many rows (a stratified incidence table), each distinct count's quantiles
+/// inverted once: most strata share their small counts.
+#[derive(Default)]
+pub struct Memo {
+    events: rustc_hash::FxHashMap<u64, (f64, f64)>,
+    proportions: rustc_hash::FxHashMap<(u64, u64), Option<(f64, f64)>>,
+}
+
+impl Memo {
+    /// [`poisson_rate_ci`].
+    pub fn rate(&mut self, events: u64, exposure: f64, per: f64) -> Option<(f64, f64)> {
+        let bounds = *self
+            .events
+            .entry(events)
+            .or_insert_with(|| poisson_count_bounds(events));
+        rate_ci(bounds, exposure, per)
+    }
+
+    /// [`binomial_proportion_ci`].
+    pub fn proportion(&mut self, x: u64, n: u64, per: f64) -> Option<(f64, f64)> {
+        let ci = *self
+            .proportions
+            .entry((x, n))
+            .or_insert_with(|| binomial_proportion_ci(x, n, 1.0));
+        ci.map(|(low, high)| (low * per, high * per))
+    }
 }
 
 #[cfg(test)]

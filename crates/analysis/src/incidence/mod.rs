@@ -19,7 +19,7 @@ pub mod intervals;
 
 use std::collections::HashMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use qiao_cdm::{date, NULL_INT};
 use qiao_cohort::CohortRow;
@@ -474,28 +474,12 @@ pub fn run_clipped(
         };
         rows.extend(job_rows.into_iter().flatten());
     }
-    // The exact intervals: each distinct count's (an iterative inversion) once, in parallel.
-    {
-        use rayon::prelude::*;
-        let events: FxHashSet<u64> = rows.iter().map(|r| r.outcomes).collect();
-        let events: FxHashMap<u64, (f64, f64)> = events
-            .into_par_iter()
-            .map(|k| (k, intervals::poisson_count_bounds(k)))
-            .collect();
-        let props: FxHashSet<(u64, u64)> = rows
-            .iter()
-            .map(|r| (r.person_outcomes, r.persons_at_risk))
-            .collect();
-        let props: FxHashMap<(u64, u64), Option<(f64, f64)>> = props
-            .into_par_iter()
-            .map(|(x, n)| ((x, n), intervals::binomial_proportion_ci(x, n, 100.0)))
-            .collect();
-        for r in &mut rows {
-            let ir = intervals::rate_ci(events[&r.outcomes], r.person_days as f64 / 365.25, 100.0);
-            let ip = props[&(r.person_outcomes, r.persons_at_risk)];
-            (r.ir_ci95_low, r.ir_ci95_high) = (ir.map(|c| c.0), ir.map(|c| c.1));
-            (r.ip_ci95_low, r.ip_ci95_high) = (ip.map(|c| c.0), ip.map(|c| c.1));
-        }
+    let mut memo = intervals::Memo::default();
+    for r in &mut rows {
+        let ir = memo.rate(r.outcomes, r.person_days as f64 / 365.25, 100.0);
+        let ip = memo.proportion(r.person_outcomes, r.persons_at_risk, 100.0);
+        (r.ir_ci95_low, r.ir_ci95_high) = (ir.map(|c| c.0), ir.map(|c| c.1));
+        (r.ip_ci95_low, r.ip_ci95_high) = (ip.map(|c| c.0), ip.map(|c| c.1));
     }
     sort_rows(&mut rows);
     Ok(rows)

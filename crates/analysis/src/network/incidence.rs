@@ -262,7 +262,7 @@ impl Analysis for Incidence {
                     .push((row, &r.disclosure));
             }
         }
-        let mut memo = Memo::default();
+        let mut memo = intervals::Memo::default();
         PooledIncidence {
             sites_done: released.len(),
             rows: rows
@@ -273,18 +273,10 @@ impl Analysis for Incidence {
     }
 }
 
-/// The exact intervals' quantiles by count, each computed once per pooling (most strata share
-/// their small counts).
-#[derive(Default)]
-struct Memo {
-    events: HashMap<u64, (f64, f64)>,
-    proportions: HashMap<(u64, u64), Option<(f64, f64)>>,
-}
-
 fn pooled_row(
     key: Key,
     site_rows: &[(&IncidenceRow, &DisclosureSummary)],
-    memo: &mut Memo,
+    memo: &mut intervals::Memo,
 ) -> PooledIncidenceRow {
     let sum = |f: fn(&IncidenceRow) -> &Released| {
         Sum::of(
@@ -302,15 +294,8 @@ fn pooled_row(
     let years = person_days.point_sum as f64 / 365.25;
     let ip = (n > 0).then(|| 100.0 * x.min(n) as f64 / n as f64);
     let ir = (person_days.point_sum > 0).then(|| 100.0 * outcomes.point_sum as f64 / years);
-    let bounds = *memo
-        .events
-        .entry(outcomes.point_sum)
-        .or_insert_with(|| intervals::poisson_count_bounds(outcomes.point_sum));
-    let ir_ci = intervals::rate_ci(bounds, years, 100.0);
-    let ip_ci = *memo
-        .proportions
-        .entry((x.min(n), n))
-        .or_insert_with(|| intervals::binomial_proportion_ci(x.min(n), n, 100.0));
+    let ir_ci = memo.rate(outcomes.point_sum, years, 100.0);
+    let ip_ci = memo.proportion(x.min(n), n, 100.0);
     PooledIncidenceRow {
         tar_id: key.0,
         age_group_id: key.1,
