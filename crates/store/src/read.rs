@@ -685,6 +685,11 @@ impl<'a> Persons<'a> {
     pub fn index_of(&self, person_id: i64) -> Option<u32> {
         self.ids.binary_search(&person_id).ok().map(|i| i as u32)
     }
+    /// [`Persons::index_of`] of each of `person_ids`. Ids in ascending order (a cohort's rows, an
+    /// event table's) are found by searching forward from the previous one; any order works.
+    pub fn index_of_each(&self, person_ids: impl IntoIterator<Item = i64>) -> Vec<Option<u32>> {
+        index_of_each(self.ids, person_ids)
+    }
     /// True if the person has a row in `person` (false for orphans known only from event tables).
     pub fn has_row(&self, idx: u32) -> bool {
         self.has_row.get(idx as usize).is_some_and(|&h| h != 0)
@@ -1000,4 +1005,53 @@ fn column_of(raw: RawParts<'_>, rows: usize) -> Option<ColumnRef<'_>> {
         },
         rows,
     )
+}
+
+/// [`Persons::index_of_each`] over the sorted `ids`: from the previous hit, gallop forward, then
+/// search the last step; back to the start when an id is smaller than the one before.
+fn index_of_each(ids: &[i64], person_ids: impl IntoIterator<Item = i64>) -> Vec<Option<u32>> {
+    let mut from = 0usize;
+    let mut last: Option<(i64, Option<u32>)> = None;
+    person_ids
+        .into_iter()
+        .map(|subject| {
+            match last {
+                Some((s, i)) if s == subject => return i,
+                Some((s, _)) if s > subject => from = 0,
+                _ => {}
+            }
+            let mut step = 1usize;
+            let mut hi = from;
+            while hi < ids.len() && ids[hi] < subject {
+                from = hi + 1;
+                hi += step;
+                step *= 2;
+            }
+            let hi = hi.min(ids.len());
+            let at = from + ids[from..hi].partition_point(|&id| id < subject);
+            from = at;
+            let i = (ids.get(at) == Some(&subject)).then_some(at as u32);
+            last = Some((subject, i));
+            i
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod index_of_each_tests {
+    use super::index_of_each;
+
+    #[test]
+    fn equals_a_binary_search_in_any_order() {
+        let ids: Vec<i64> = (0..1000).map(|i| i * 3 + 1).collect();
+        let subjects = [1, 1, 4, 5, 700, 2998, 2998, 3000, 0, 7, 1501, 40, 40, -5];
+        let want: Vec<Option<u32>> = subjects
+            .iter()
+            .map(|s| ids.binary_search(s).ok().map(|i| i as u32))
+            .collect();
+        assert_eq!(index_of_each(&ids, subjects), want);
+        assert_eq!(want[3], None);
+        assert_eq!(want[5], Some(999));
+        assert_eq!(index_of_each(&[], subjects), vec![None; subjects.len()]);
+    }
 }

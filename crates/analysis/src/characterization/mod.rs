@@ -141,7 +141,7 @@ pub struct Characterization {
 /// The cohort entries of `rows` (subject ids resolved to person indexes).
 pub fn entries(store: &Store, rows: &[CohortRow]) -> Result<Vec<Entry>, CharacterizationError> {
     let persons = store.persons();
-    let index = crate::cohorts::person_indexes(persons.ids(), rows);
+    let index = persons.index_of_each(rows.iter().map(|r| r.subject_id));
     rows.iter()
         .zip(index)
         .map(|(r, person)| {

@@ -298,7 +298,7 @@ pub fn run_clipped(
                 t,
                 (
                     target,
-                    crate::cohorts::person_indexes(persons.ids(), target),
+                    persons.index_of_each(target.iter().map(|r| r.subject_id)),
                 ),
             );
         }
