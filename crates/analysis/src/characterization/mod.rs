@@ -170,6 +170,25 @@ fn analyses(settings: &Settings) -> Result<Vec<&'static Prespec>, Characterizati
         .collect()
 }
 
+/// Rows that several analyses read alike, so that they read them once, as one task.
+#[derive(Clone, Copy, PartialEq)]
+enum SharedRows {
+    /// The condition eras before each entry's end day: every comorbidity score.
+    Scores,
+    /// An era table's rows up to the end day, whatever the window: its analyses of one kind.
+    Eras(Kind),
+}
+
+impl SharedRows {
+    fn of(kind: Kind) -> Option<SharedRows> {
+        match kind {
+            Kind::Score(_) => Some(SharedRows::Scores),
+            Kind::Concept(_, true) | Kind::Group(_, true) => Some(SharedRows::Eras(kind)),
+            _ => None,
+        }
+    }
+}
+
 /// An analysis's covariates, by its index in the analyses.
 type Computed = (usize, Vec<Binary>, Vec<Continuous>);
 
@@ -193,19 +212,16 @@ pub fn characterize(
     // table's analyses of one kind (every row up to the end day, whatever the window). Each
     // group is one task; the tasks run in parallel.
     let mut tasks: Vec<Vec<usize>> = Vec::new();
-    let mut shared: Vec<(Kind, usize)> = Vec::new();
+    let mut shared: Vec<(SharedRows, usize)> = Vec::new();
     for (i, a) in analyses.iter().enumerate() {
-        let key = match a.kind {
-            Kind::Score(_) => Some(Kind::Score(Score::Charlson)),
-            k @ (Kind::Concept(_, true) | Kind::Group(_, true)) => Some(k),
-            _ => None,
+        let Some(key) = SharedRows::of(a.kind) else {
+            tasks.push(vec![i]);
+            continue;
         };
-        match key.and_then(|k| shared.iter().find(|(s, _)| *s == k)) {
+        match shared.iter().find(|(k, _)| *k == key) {
             Some(&(_, t)) => tasks[t].push(i),
             None => {
-                if let Some(k) = key {
-                    shared.push((k, tasks.len()));
-                }
+                shared.push((key, tasks.len()));
                 tasks.push(vec![i]);
             }
         }

@@ -418,50 +418,55 @@ pub fn scores(
             let rows = &mut rows[i];
             if matches!(s, Score::Chads2 | Score::Chads2Vasc) && persons.has_row(e.person) {
                 let y = yob.get(e.person as usize).copied().unwrap_or(NULL_INT);
-                // (YEAR(index) - year_of_birth) >= 75 is NULL, so false, for a NULL year of birth.
-                let age = (y != NULL_INT).then(|| date::year(e.start) - y);
-                let weight = if s == Score::Chads2 {
-                    i64::from(age.is_some_and(|a| a >= 75))
-                } else {
-                    let female = gender.get(e.person as usize) == Some(&8532);
-                    let by_age = match age {
-                        Some(a) if a >= 75 => 2,
-                        Some(a) if a >= 65 => 1,
-                        _ => 0,
-                    };
-                    by_age + i64::from(female)
-                };
-                rows.push((3, weight));
+                let female = gender.get(e.person as usize) == Some(&8532);
+                rows.push((3, age_sex_weight(s, e.start, y, female)));
             }
-            if rows.is_empty() {
-                continue;
+            if let Some(total) = total(s, rows) {
+                scores[i].push((e.person, total));
             }
-            rows.sort_unstable();
-            rows.dedup();
-            let total = if matches!(s, Score::Dcsi | Score::Hfrs) {
-                // SUM over categories of MAX(score).
-                let mut t = 0;
-                let mut i = 0;
-                while i < rows.len() {
-                    let cat = rows[i].0;
-                    let mut m = rows[i].1;
-                    while i < rows.len() && rows[i].0 == cat {
-                        m = m.max(rows[i].1);
-                        i += 1;
-                    }
-                    t += m;
-                }
-                t
-            } else {
-                rows.iter().map(|r| r.1).sum()
-            };
-            scores[i].push((e.person, total));
         }
     }
     list.iter()
         .zip(scores)
         .map(|(&(a, s), scores)| continuous(a, s, scores, entries.len() as u64))
         .collect()
+}
+
+/// The age and sex row of CHADS2 (age ≥ 75: 1) and CHA2DS2-VASc (age ≥ 75: 2, ≥ 65: 1, female:
+/// 1) for an entry at `start` of a person born in `year_of_birth` (NULL_INT: unknown).
+fn age_sex_weight(s: Score, start: i32, year_of_birth: i32, female: bool) -> i64 {
+    // (YEAR(index) - year_of_birth) >= 75 is NULL, so false, for a NULL year of birth.
+    let age = (year_of_birth != NULL_INT).then(|| date::year(start) - year_of_birth);
+    if s == Score::Chads2 {
+        return i64::from(age.is_some_and(|a| a >= 75));
+    }
+    let by_age = match age {
+        Some(a) if a >= 75 => 2,
+        Some(a) if a >= 65 => 1,
+        _ => 0,
+    };
+    by_age + i64::from(female)
+}
+
+/// An entry's score from its (category, weight) rows (None: no row, so not scored): DCSI and
+/// HFRS sum each category's highest weight, the others the distinct rows' weights.
+fn total(s: Score, rows: &mut Vec<(u8, i64)>) -> Option<i64> {
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    if !matches!(s, Score::Dcsi | Score::Hfrs) {
+        return Some(rows.iter().map(|r| r.1).sum());
+    }
+    // SUM over categories of MAX(score): rows are sorted, so a category's last row is its max.
+    Some(
+        rows.iter()
+            .enumerate()
+            .filter(|&(i, r)| rows.get(i + 1).is_none_or(|next| next.0 != r.0))
+            .map(|(_, r)| r.1)
+            .sum(),
+    )
 }
 
 /// Score `s`'s covariate from each scored entry's (person, score).
