@@ -197,11 +197,8 @@ pub fn binary_eras(
     let ids: Vec<i64> = list.iter().map(|a| i64::from(a.id)).collect();
     let (concepts, starts, ends) = (d.concept(), d.start(), d.end());
     // Per analysis: the concepts (or groups) an entry has already counted, and the counts.
-    let mut seen: Vec<FirstSeen<i32>> = list.iter().map(|_| FirstSeen::default()).collect();
-    let mut stamps: Vec<Vec<u32>> = list
-        .iter()
-        .map(|_| vec![0; groups.map_or(0, |g| g.ids.len())])
-        .collect();
+    let mut distinct: Vec<DistinctConcepts> =
+        list.iter().map(|_| DistinctConcepts::new(groups)).collect();
     let mut counts: Vec<HashMap<i64, u64>> = list.iter().map(|_| HashMap::default()).collect();
     for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
         let rows = d.person_rows(e.person);
@@ -220,22 +217,13 @@ pub fn binary_eras(
             }
             let end = ends.at(r);
             for i in 0..list.len() {
-                if los[i].is_some_and(|lo| end < lo) || !seen[i].first(c, round) {
+                if los[i].is_some_and(|lo| end < lo) {
                     continue;
                 }
-                match groups {
-                    None => *counts[i].entry(i64::from(c) * 1000 + ids[i]).or_default() += 1,
-                    Some(g) => {
-                        for &k in g.of(c) {
-                            let stamp = &mut stamps[i][k as usize];
-                            if *stamp != round {
-                                *stamp = round;
-                                let group = i64::from(g.ids[k as usize]);
-                                *counts[i].entry(group * 1000 + ids[i]).or_default() += 1;
-                            }
-                        }
-                    }
-                }
+                let (counts, id) = (&mut counts[i], ids[i]);
+                distinct[i].add(c, round, |k| {
+                    *counts.entry(i64::from(k) * 1000 + id).or_default() += 1
+                });
             }
         }
     }
@@ -395,10 +383,7 @@ pub fn entry_covariates(
             };
             let start_day = settings.start_day(a.window);
             let concepts = d.concept();
-            // Each entry's distinct concepts, and (groups) the distinct groups they roll up to:
-            // the first row of a concept in the entry's window adds its groups, later ones nothing.
-            let mut concept_seen: FirstSeen<i32> = FirstSeen::default();
-            let mut group_stamp: Vec<u32> = vec![0; groups.map_or(0, |g| g.ids.len())];
+            let mut distinct = DistinctConcepts::new(groups);
             let mut fresh: Vec<i32> = Vec::new();
             for (round, e) in (1u32..).zip(distinct_entries(entries).iter().copied()) {
                 fresh.clear();
@@ -412,21 +397,7 @@ pub fn entry_covariates(
                             continue;
                         }
                     }
-                    if !concept_seen.first(c, round) {
-                        continue;
-                    }
-                    match groups {
-                        None => fresh.push(c),
-                        Some(g) => {
-                            for &k in g.of(c) {
-                                let stamp = &mut group_stamp[k as usize];
-                                if *stamp != round {
-                                    *stamp = round;
-                                    fresh.push(g.ids[k as usize]);
-                                }
-                            }
-                        }
-                    }
+                    distinct.add(c, round, |k| fresh.push(k));
                 }
                 for &c in &fresh {
                     hit(e, by_concept(i64::from(c)));
@@ -596,6 +567,46 @@ impl<K: std::hash::Hash + Eq> FirstSeen<K> {
         let first = *stamp != round;
         *stamp = round;
         first
+    }
+}
+
+/// An entry's distinct concepts in a window, or (with groups) the distinct groups they roll up
+/// to. Each entry is a round (≥ 1): the first row of a concept in a round adds the concept, or
+/// those of its groups not added yet in that round; later rows add nothing.
+struct DistinctConcepts<'g> {
+    groups: Option<&'g Groups>,
+    seen: FirstSeen<i32>,
+    /// Per group: the last round that added it.
+    stamps: Vec<u32>,
+}
+
+impl<'g> DistinctConcepts<'g> {
+    fn new(groups: Option<&'g Groups>) -> Self {
+        DistinctConcepts {
+            groups,
+            seen: FirstSeen::default(),
+            stamps: vec![0; groups.map_or(0, |g| g.ids.len())],
+        }
+    }
+
+    /// Passes to `added` what concept `c`'s row adds in `round`.
+    #[inline]
+    fn add(&mut self, c: i32, round: u32, mut added: impl FnMut(i32)) {
+        if !self.seen.first(c, round) {
+            return;
+        }
+        match self.groups {
+            None => added(c),
+            Some(g) => {
+                for &k in g.of(c) {
+                    let stamp = &mut self.stamps[k as usize];
+                    if *stamp != round {
+                        *stamp = round;
+                        added(g.ids[k as usize]);
+                    }
+                }
+            }
+        }
     }
 }
 
