@@ -145,7 +145,7 @@ type Numbers = (u32, u32);
 #[derive(Default)]
 struct StrataIndex {
     /// (age, gender, year) packed by [`Demog::key`] → its keys' numbers, `numbers[start..end]`.
-    by_demog: FxHashMap<u128, (u32, u32)>,
+    by_demog: FxHashMap<u128, Numbers>,
     numbers: Vec<u32>,
     /// Stratum → its number, and the strata by number.
     number_of: FxHashMap<Stratum, u32>,
@@ -154,7 +154,7 @@ struct StrataIndex {
 
 impl StrataIndex {
     /// The numbers of the strata keys of `d` (as `strata_of` lists them, repeats included).
-    fn of(&mut self, d: &Demog, strata_of: &dyn Fn(&Demog, &mut Vec<Stratum>)) -> (u32, u32) {
+    fn of(&mut self, d: &Demog, strata_of: &dyn Fn(&Demog, &mut Vec<Stratum>)) -> Numbers {
         let demog = d.key();
         if let Some(&r) = self.by_demog.get(&demog) {
             return r;
@@ -175,7 +175,7 @@ impl StrataIndex {
         r
     }
 
-    fn numbers(&self, (start, end): (u32, u32)) -> &[u32] {
+    fn numbers(&self, (start, end): Numbers) -> &[u32] {
         &self.numbers[start as usize..end as usize]
     }
 }
@@ -382,7 +382,7 @@ pub fn run_clipped(
                         // Each TAR row's strata numbers (None: its subject has no person row);
                         // a subject's rows in one year share them.
                         let mut last: Option<(u32, i32, Option<Numbers>)> = None;
-                        let row_strata: Vec<Option<(u32, u32)>> = tars
+                        let row_strata: Vec<Option<Numbers>> = tars
                             .iter()
                             .map(|x| {
                                 let year = date::year(x.start);
@@ -410,61 +410,29 @@ pub fn run_clipped(
                         }
                         for &o in &analysis.outcomes {
                             let agg = outcome_agg(tars, &row_strata, &index, &outcomes[&o], clip);
-                            let mut any = false;
-                            let mut emit = |k: Option<usize>, pd_pe: i64, persons_pe: u64| {
-                                let a = k.map(|k| &agg[k]);
-                                let excluded_persons =
-                                    a.map_or(0, |a| a.subjects.count - a.at_risk.count);
-                                let excluded_days = a.map_or(0, |a| a.excluded_days);
-                                let persons_at_risk = persons_pe - excluded_persons;
-                                let person_days = pd_pe - excluded_days;
-                                let person_outcomes = a.map_or(0, |a| a.with_outcome.count);
-                                let outcomes = a.map_or(0, |a| a.outcomes);
-                                let ip = (persons_at_risk > 0).then(|| {
-                                    100.0 * person_outcomes as f64 / persons_at_risk as f64
-                                });
-                                let ir = (person_days > 0).then(|| {
-                                    100.0 * outcomes as f64 / (person_days as f64 / 365.25)
-                                });
-                                let (age_group_id, gender_id, start_year) =
-                                    k.map_or((None, None, None), |k| index.keys[k]);
-                                out.push(SummaryRow {
-                                    ref_id: 1,
-                                    source_name: source_name.to_string(),
-                                    target_cohort_definition_id: t,
-                                    tar_id,
-                                    subgroup_id: *sg,
-                                    outcome_id: o,
-                                    age_group_id,
-                                    gender_id,
-                                    gender_name: gender_id.and_then(gender_name),
-                                    start_year,
-                                    persons_at_risk_pe: persons_pe,
-                                    persons_at_risk,
-                                    person_days_pe: pd_pe,
-                                    person_days,
-                                    person_outcomes_pe: a.map_or(0, |a| a.with_pe.count),
-                                    person_outcomes,
-                                    outcomes_pe: a.map_or(0, |a| a.outcomes_pe),
-                                    outcomes,
-                                    incidence_proportion_p100p: ip,
-                                    incidence_rate_p100py: ir,
-                                    // Set below, for every row at once.
-                                    ir_ci95_low: None,
-                                    ir_ci95_high: None,
-                                    ip_ci95_low: None,
-                                    ip_ci95_high: None,
-                                });
+                            let id = RowId {
+                                source_name,
+                                target: t,
+                                tar: tar_id,
+                                subgroup: *sg,
+                                outcome: o,
+                            };
+                            let row = |stratum: Stratum, tar_agg, agg| {
+                                let gender_name = stratum.1.and_then(gender_name);
+                                SummaryRow {
+                                    gender_name,
+                                    ..summary_row(&id, stratum, tar_agg, agg)
+                                }
                             };
                             // The strata with TAR rows (a stratum's first row counts its subject).
-                            for (k, (pd, persons)) in tar_agg.iter().enumerate() {
+                            let before = out.len();
+                            for (k, &(pd, persons)) in tar_agg.iter().enumerate() {
                                 if persons.count > 0 {
-                                    any = true;
-                                    emit(Some(k), *pd, persons.count);
+                                    out.push(row(index.keys[k], (pd, persons.count), &agg[k]));
                                 }
                             }
-                            if !any {
-                                emit(None, 0, 0);
+                            if out.len() == before {
+                                out.push(row((None, None, None), (0, 0), &Agg::default()));
                             }
                         }
                     }
@@ -562,6 +530,59 @@ fn times_at_risk(
     v
 }
 
+/// Which row of `incidence_summary`: all but the stratum.
+struct RowId<'a> {
+    source_name: &'a str,
+    target: i64,
+    tar: i64,
+    subgroup: i64,
+    outcome: i64,
+}
+
+/// A stratum's `incidence_summary` row, as CohortIncidence's final SELECT combines the stratum's
+/// #tar_agg (person days and persons before exclusion) and #outcome_agg (`agg`; all zero when no
+/// subject of the stratum has excluded time or outcomes). No gender name and no intervals yet.
+fn summary_row(
+    id: &RowId<'_>,
+    stratum: Stratum,
+    (pd_pe, persons_pe): (i64, u64),
+    agg: &Agg,
+) -> SummaryRow {
+    let persons_at_risk = persons_pe - (agg.subjects.count - agg.at_risk.count);
+    let person_days = pd_pe - agg.excluded_days;
+    let person_outcomes = agg.with_outcome.count;
+    let outcomes = agg.outcomes;
+    let (age_group_id, gender_id, start_year) = stratum;
+    SummaryRow {
+        ref_id: 1,
+        source_name: id.source_name.to_string(),
+        target_cohort_definition_id: id.target,
+        tar_id: id.tar,
+        subgroup_id: id.subgroup,
+        outcome_id: id.outcome,
+        age_group_id,
+        gender_id,
+        gender_name: None,
+        start_year,
+        persons_at_risk_pe: persons_pe,
+        persons_at_risk,
+        person_days_pe: pd_pe,
+        person_days,
+        person_outcomes_pe: agg.with_pe.count,
+        person_outcomes,
+        outcomes_pe: agg.outcomes_pe,
+        outcomes,
+        incidence_proportion_p100p: (persons_at_risk > 0)
+            .then(|| 100.0 * person_outcomes as f64 / persons_at_risk as f64),
+        incidence_rate_p100py: (person_days > 0)
+            .then(|| 100.0 * outcomes as f64 / (person_days as f64 / 365.25)),
+        ir_ci95_low: None,
+        ir_ci95_high: None,
+        ip_ci95_low: None,
+        ip_ci95_high: None,
+    }
+}
+
 /// #outcome_agg of one outcome by stratum number.
 #[derive(Default, Clone)]
 struct Agg {
@@ -580,7 +601,7 @@ struct Agg {
 /// subject.
 fn outcome_agg(
     tars: &[Tar],
-    row_strata: &[Option<(u32, u32)>],
+    row_strata: &[Option<Numbers>],
     index: &StrataIndex,
     outcome: &OutcomeRows,
     clip: Clip,
