@@ -540,16 +540,19 @@ fn portal_flow_in_headless_chromium() {
     for p in &mut procs {
         p.check_alive();
     }
-    let mut server_logs = String::new();
-    for p in &procs {
-        server_logs += &format!("--- {} ---\n", p.name);
-        server_logs += &std::fs::read_to_string(&p.log).unwrap_or_default();
+    if !status.success() {
+        let logs: Vec<(String, String)> = procs
+            .iter()
+            .map(|p| {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                (p.name.clone(), log)
+            })
+            .collect();
+        panic!(
+            "{}",
+            journey_failure("flow.mjs", started.elapsed(), &stdout, &stderr, &logs)
+        );
     }
-    assert!(
-        status.success(),
-        "flow.mjs failed after {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}\nservers:\n{server_logs}",
-        started.elapsed()
-    );
 
     // Every step the flow reports: its name, the screenshot it saved, what it checked.
     let steps: Vec<serde_json::Value> = stdout
@@ -763,12 +766,14 @@ fn demo_journey(
     demo.check_alive();
     let demo_log = std::fs::read_to_string(&demo.log).unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{script} failed after {:?}\nstdout:\n{stdout}\nstderr:\n{}\ndemo:\n{demo_log}",
-        started.elapsed(),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let logs = [("demo".to_owned(), demo_log)];
+        panic!(
+            "{}",
+            journey_failure(script, started.elapsed(), &stdout, &stderr, &logs)
+        );
+    }
     eprintln!("{stdout}");
     let steps = stdout
         .lines()
@@ -1093,4 +1098,37 @@ fn portal_survival_and_regression_in_headless_chromium() {
             .replace('）', ")");
         assert_eq!(shown, hr, "{lang}: {reg}");
     }
+}
+
+/// Why a journey failed, reason first: what the script said on stderr (the step, the error,
+/// the page's text), the steps it had passed (by name), then the last lines of each server's
+/// log. CI shows the beginning and the end of a long failure, so the reason must not sit
+/// behind the steps' full JSON.
+fn journey_failure(
+    script: &str,
+    elapsed: Duration,
+    stdout: &str,
+    stderr: &str,
+    logs: &[(String, String)],
+) -> String {
+    let passed: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|s| s["step"].as_str().map(str::to_owned))
+        .collect();
+    let mut out = format!(
+        "{script} failed after {elapsed:?}\nstderr:\n{stderr}\nsteps passed ({}): {}\n",
+        passed.len(),
+        passed.join(", ")
+    );
+    for (name, log) in logs {
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        out += &format!(
+            "--- {name} (last {} lines) ---\n{}\n",
+            tail.len(),
+            tail.join("\n")
+        );
+    }
+    out
 }
