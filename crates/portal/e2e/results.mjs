@@ -133,7 +133,7 @@ async function launchAnalyses() {
     await page.locator(`details:has(input[name=kind][value=${kind}]) > summary`).click();
     const form = page.locator(`form:has(input[name=kind][value=${kind}])`);
     await fill(form);
-    await Promise.all([page.waitForLoadState('load'), form.locator('button[type=submit]').click()]);
+    await Promise.all([page.waitForEvent('load'), form.locator('button[type=submit]').click()]);
     const path = new URL(page.url()).pathname;
     check(/\/analyses\/\d+$/.test(path), `${kind} launched: ${page.url()}`);
     paths[kind] = path;
@@ -165,7 +165,7 @@ try {
   await page.goto(`${HUB}/login`);
   await page.fill('input[name=username]', USER);
   await page.fill('input[name=password]', PASSWORD);
-  await Promise.all([page.waitForLoadState('load'), page.click('main form button[type=submit]')]);
+  await Promise.all([page.waitForEvent('load'), page.click('main form button[type=submit]')]);
   check(new URL(page.url()).pathname !== '/login', `${USER} signed in`);
 
   current = 'favicon';
@@ -193,7 +193,7 @@ try {
   await page.setViewportSize({ width: 1400, height: 900 });
 
   current = 'results-zh';
-  await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
   const lang = await page.locator('html').getAttribute('lang');
   check(lang === 'zh-CN', `html lang=${lang}`);
   const zh = await results('zh-CN');
@@ -212,7 +212,7 @@ try {
   ];
   for (const l of ['zh-CN', 'en']) {
     if (l === 'en') {
-      await Promise.all([page.waitForLoadState('load'), page.click('.lang-switch a[lang=en]')]);
+      await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=en]')]);
     }
     for (const [name, path, drawn] of pages) {
       current = `analysis-${name}-${l}`;
