@@ -120,6 +120,20 @@ impl ChainVerifier {
         }
     }
 
+    /// A verifier for the entries after `head`, a point of the chain already verified (by
+    /// this process: an open or append of [`crate::AuditLog`] that it remembers).
+    pub fn after(head: Option<Checkpoint>) -> Self {
+        match head {
+            Some(h) => Self {
+                next_seq: h.seq.saturating_add(1),
+                prev: h.hash,
+                checkpoint: None,
+                checkpoint_seen: false,
+            },
+            None => Self::new(None),
+        }
+    }
+
     /// The `seq` the next entry must have.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -293,6 +307,11 @@ impl<S: AuditStore> Chain<S> {
     /// The last entry.
     pub fn head(&self) -> Option<Checkpoint> {
         self.head
+    }
+
+    /// Whether an append failed (nothing more is appended until reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// Re-reads and verifies the whole store.

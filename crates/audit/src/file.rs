@@ -84,11 +84,40 @@ pub struct OpenReport {
     pub torn_tail: Option<TornTail>,
 }
 
+/// A log file's verified prefix, as a process last saw it: the file (device, inode), the
+/// length of its complete lines and the head they end with. See [`AuditLog::open_after`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    identity: Identity,
+    len: u64,
+    head: Option<Checkpoint>,
+}
+
+/// Which file: its device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    fn of(file: &File) -> io::Result<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata()?;
+        Ok(Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
 /// The raw store under [`AuditLog`]: an append-mode file holding an exclusive lock.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
     file: File,
+    /// Bytes of complete lines: the verified prefix plus this process's appends.
+    len: u64,
 }
 
 impl AuditStore for FileStore {
@@ -99,13 +128,15 @@ impl AuditStore for FileStore {
         line.push(b'\n');
         // O_APPEND: the write goes to the end whatever the file offset.
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.len += line.len() as u64;
+        Ok(())
     }
 
     fn entries(&self) -> io::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         let file = File::open(&self.path)?;
-        scan(file, None, |e| entries.push(e.clone())).map_err(|e| match e {
+        scan(file, ChainVerifier::new(None), |e| entries.push(e.clone())).map_err(|e| match e {
             ScanError::Io(e) => e,
             ScanError::Chain(c) => io::Error::new(io::ErrorKind::InvalidData, c),
         })?;
@@ -118,18 +149,19 @@ enum ScanError {
     Chain(ChainError),
 }
 
-/// Reads and verifies a log from `reader`; returns the report and the length of the complete
-/// lines (where a torn tail starts).
+/// Reads and verifies a log from `reader` with `verifier` (a new one from the start of the file,
+/// or one continuing after a verified prefix, the reader then at its end: line numbers follow
+/// the verifier's `seq`, one entry a line); returns the report and the length of the complete
+/// lines read (where a torn tail starts).
 fn scan(
     reader: impl Read,
-    checkpoint: Option<Checkpoint>,
+    mut verifier: ChainVerifier,
     mut each: impl FnMut(&Entry),
 ) -> Result<(VerifyReport, u64), ScanError> {
     let mut reader = BufReader::new(reader);
-    let mut verifier = ChainVerifier::new(checkpoint);
     let mut buf = Vec::new();
     let mut complete = 0u64;
-    let mut line_no = 0u64;
+    let mut line_no = verifier.next_seq() - 1;
     loop {
         buf.clear();
         let n = (&mut reader)
@@ -186,7 +218,7 @@ pub fn verify_with_checkpoint(
         path: path.to_owned(),
         source,
     })?;
-    scan(file, checkpoint, |_| {})
+    scan(file, ChainVerifier::new(checkpoint), |_| {})
         .map(|(report, _)| report)
         .map_err(|e| scan_error(path, e))
 }
@@ -198,8 +230,8 @@ pub fn read_entries(path: &Path) -> Result<(Vec<Entry>, VerifyReport), FileLogEr
         source,
     })?;
     let mut entries = Vec::new();
-    let (report, _) =
-        scan(file, None, |e| entries.push(e.clone())).map_err(|e| scan_error(path, e))?;
+    let (report, _) = scan(file, ChainVerifier::new(None), |e| entries.push(e.clone()))
+        .map_err(|e| scan_error(path, e))?;
     Ok((entries, report))
 }
 
@@ -236,6 +268,30 @@ impl AuditLog {
         path: &Path,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(AuditLog, OpenReport), FileLogError> {
+        Self::open_inner(path, checkpoint, None)
+    }
+
+    /// [`AuditLog::open`] by a process that verified the log before (`known`, from
+    /// [`AuditLog::verified`] after its last append): when the file is the same one (device and
+    /// inode) and no shorter, only the lines after `known`'s prefix are read and verified, the
+    /// first of them chained to `known`'s head. Anything else (another file, a shorter one, a
+    /// continuation that does not verify) falls back to verifying the whole chain, which reports
+    /// a broken chain where it breaks. Appends then cost the new lines, not the whole log; a
+    /// change to the prefix made meanwhile is still found by every full verification (the
+    /// site's audit page, `qiao site audit verify`, the hub's checkpoints), as the appended
+    /// entries chain to the head this process verified.
+    pub fn open_after(
+        path: &Path,
+        known: Option<&Verified>,
+    ) -> Result<(AuditLog, OpenReport), FileLogError> {
+        Self::open_inner(path, None, known)
+    }
+
+    fn open_inner(
+        path: &Path,
+        checkpoint: Option<Checkpoint>,
+        known: Option<&Verified>,
+    ) -> Result<(AuditLog, OpenReport), FileLogError> {
         let io_error = |source| FileLogError::Io {
             path: path.to_owned(),
             source,
@@ -266,9 +322,23 @@ impl AuditLog {
         if created {
             sync_parent(path).map_err(io_error)?;
         }
-        file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        let (report, complete) =
-            scan(&mut file, checkpoint, |_| {}).map_err(|e| scan_error(path, e))?;
+        let identity = Identity::of(&file).map_err(io_error)?;
+        let size = file.metadata().map_err(io_error)?.len();
+        let mut scanned = None;
+        if let Some(k) = known.filter(|k| k.identity == identity && k.len <= size) {
+            file.seek(SeekFrom::Start(k.len)).map_err(io_error)?;
+            if let Ok((report, complete)) = scan(&mut file, ChainVerifier::after(k.head), |_| {}) {
+                scanned = Some((report, k.len + complete));
+            }
+        }
+        let (report, complete) = match scanned {
+            Some(done) => done,
+            None => {
+                file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+                scan(&mut file, ChainVerifier::new(checkpoint), |_| {})
+                    .map_err(|e| scan_error(path, e))?
+            }
+        };
         let mut torn_tail = None;
         if report.torn_tail_bytes > 0 {
             file.set_len(complete).map_err(io_error)?;
@@ -287,6 +357,7 @@ impl AuditLog {
         let store = FileStore {
             path: path.to_owned(),
             file,
+            len: complete,
         };
         let log = AuditLog {
             path: path.to_owned(),
@@ -328,6 +399,21 @@ impl AuditLog {
     /// The last entry.
     pub fn head(&self) -> Option<Checkpoint> {
         self.chain.lock().ok().and_then(|c| c.head())
+    }
+
+    /// What this log has verified and written so far, for a later [`AuditLog::open_after`] by
+    /// the same process; `None` after a failed append.
+    pub fn verified(&self) -> Option<Verified> {
+        let chain = self.chain.lock().ok()?;
+        if chain.is_poisoned() {
+            return None;
+        }
+        let store = chain.store();
+        Some(Verified {
+            identity: Identity::of(&store.file).ok()?,
+            len: store.len,
+            head: chain.head(),
+        })
     }
 
     /// The file.

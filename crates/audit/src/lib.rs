@@ -23,5 +23,5 @@ pub use checkpoint::{check_heads, last_head, HeadProblem, HeadsError, HeadsRepor
 pub use entry::{Actor, Entry, EntryDraft, EntryHash};
 pub use file::{
     read_entries, verify, verify_with_checkpoint, AuditLog, FileLogError, FileStore, OpenReport,
-    TornTail,
+    TornTail, Verified,
 };

@@ -397,3 +397,91 @@ fn the_log_file_is_readable_by_its_owner_only() {
     let (entries, _) = qiao_audit::read_entries(&path).unwrap();
     assert_eq!(entries[0].actor.to_string(), "unverified");
 }
+
+/// Opening after a verified prefix: the lines another process appended since are verified and
+/// continued; a broken continuation, a shorter file or another file falls back to the whole
+/// chain; a prefix edited meanwhile is not re-read at the append but breaks every full
+/// verification, the new entry chaining to the head this process verified.
+#[test]
+fn open_after_a_verified_prefix_reads_only_the_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let (log, _) = AuditLog::open(&path).unwrap();
+    let first: Vec<Entry> = (1..=3).map(|i| log.append(draft(i)).unwrap()).collect();
+    let known = log.verified().unwrap();
+    drop(log);
+
+    // Another process appends two entries; ours continues after them.
+    let (other, _) = AuditLog::open(&path).unwrap();
+    let theirs = other.append(draft(4)).unwrap();
+    assert_eq!(theirs.prev_hash, first[2].hash);
+    other.append(draft(5)).unwrap();
+    drop(other);
+    let (log, report) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    assert_eq!(report.entries, 5);
+    assert_eq!(report.head.unwrap().seq, 5);
+    let e = log.append(draft(6)).unwrap();
+    assert_eq!(e.seq, 6);
+    let known = log.verified().unwrap();
+    drop(log);
+    assert_eq!(verify(&path).unwrap().entries, 6);
+
+    // A torn line after the prefix: truncated, as by a full open.
+    let intact = fs::read(&path).unwrap();
+    let mut torn = intact.clone();
+    torn.extend_from_slice(b"{\"seq\":7,\"ti");
+    fs::write(&path, &torn).unwrap();
+    let (log, report) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    assert_eq!(report.torn_tail.unwrap().offset, intact.len() as u64);
+    assert_eq!(fs::read(&path).unwrap(), intact);
+    drop(log);
+
+    // An edited line after the prefix: the full chain is verified and names it.
+    let mut edited = lines(&path);
+    let (log, _) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    log.append(draft(7)).unwrap();
+    drop(log);
+    edited.push(lines(&path)[6].replace("result.release", "result.relea5e"));
+    write_lines(&path, &edited);
+    match AuditLog::open_after(&path, Some(&known)) {
+        Err(FileLogError::Chain { source, .. }) => {
+            assert_eq!((source.seq, source.line), (7, Some(7)));
+            assert_eq!(source.reason, ChainErrorReason::HashMismatch);
+        }
+        other => panic!("expected a chain error, got {other:?}"),
+    }
+
+    // A shorter file (entries removed from its end): the whole chain is read again, and it is
+    // whole (5 entries), so the log opens at entry 5 — the hub's checkpoints catch the loss.
+    let short: Vec<String> = lines(&path)[..5].to_vec();
+    write_lines(&path, &short);
+    let (log, report) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    assert_eq!(report.entries, 5);
+    let head5 = report.head.unwrap();
+    let known = log.verified().unwrap();
+    drop(log);
+
+    // The prefix edited in place between two appends: not re-read by this append, which chains
+    // to the head verified before; every full verification names the edited entry.
+    let mut edited = lines(&path);
+    edited[1] = edited[1].replace("result.release", "result.relea5e");
+    write_lines(&path, &edited);
+    let (log, _) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    let e = log.append(draft(8)).unwrap();
+    assert_eq!((e.seq, e.prev_hash), (6, head5.hash));
+    drop(log);
+    let broken = chain_error(&path);
+    assert_eq!(broken.seq, 2);
+    assert_eq!(broken.reason, ChainErrorReason::HashMismatch);
+    // And a process without a verified prefix refuses to open it.
+    assert!(matches!(
+        AuditLog::open(&path),
+        Err(FileLogError::Chain { .. })
+    ));
+    // Another file at the same path (a new inode): verified whole, from its first line.
+    fs::remove_file(&path).unwrap();
+    write_lines(&path, &edited[..1]);
+    let (_, report) = AuditLog::open_after(&path, Some(&known)).unwrap();
+    assert_eq!(report.entries, 1);
+    assert_eq!(report.head.unwrap().hash, first[0].hash);
+}
