@@ -563,15 +563,11 @@ impl Prepared {
                 || stream::Pooled::take(&pool, ctx),
                 |w: &mut stream::Pooled, spans| {
                     let w = w.worker();
-                    let mut outs = spans
-                        .iter()
-                        .take_while(|_| !cancel::cancelled(stop))
-                        .map(|s| w.span(ctx, s.clone(), want_masks));
-                    let first = outs.next().unwrap_or_default();
-                    outs.fold(first, |mut acc, next| {
-                        acc.append(next);
-                        acc
-                    })
+                    let mut acc = ChunkOut::default();
+                    for s in spans.iter().take_while(|_| !cancel::cancelled(stop)) {
+                        w.span(ctx, s.clone(), want_masks, &mut acc);
+                    }
+                    acc
                 },
                 &mut merge,
             )?;
@@ -755,21 +751,6 @@ struct ChunkOut {
     subjects: u64,
     /// (person_id, best-event mask), only when the sink wants them.
     person_masks: Vec<(i64, u64)>,
-}
-
-impl ChunkOut {
-    /// Adds the output of the chunk that follows this one.
-    fn append(&mut self, next: ChunkOut) {
-        self.rows.extend(next.rows);
-        for (mine, theirs) in self.masks.iter_mut().zip(next.masks) {
-            for (m, n) in theirs {
-                *mine.entry(m).or_default() += n;
-            }
-        }
-        self.in_final += next.in_final;
-        self.subjects += next.subjects;
-        self.person_masks.extend(next.person_masks);
-    }
 }
 
 /// Parses, validates, compiles and runs a definition in one call.

@@ -195,8 +195,15 @@ impl<'c, 's> Worker<'c, 's> {
         }
     }
 
-    /// Evaluates the persons of `span`.
-    pub(crate) fn span(&mut self, ctx: &Ctx<'s>, span: Range<u32>, want_masks: bool) -> ChunkOut {
+    /// Evaluates the persons of `span`, adding their output to `acc` (a worker's spans of one
+    /// split share one: rows are written once, not copied from span to split).
+    pub(crate) fn span(
+        &mut self,
+        ctx: &Ctx<'s>,
+        span: Range<u32>,
+        want_masks: bool,
+        acc: &mut ChunkOut,
+    ) {
         let plan = ctx.plan;
         let k = plan.primary.len();
         self.events.resize_with(k, Vec::new);
@@ -295,8 +302,7 @@ impl<'c, 's> Worker<'c, 's> {
             self.op_off.push(self.ops.len() as u32);
         }
 
-        let mut acc = ChunkOut::default();
-        // About a row per event (one allocation, no copies as it grows).
+        // About a row per event (one allocation per span, no copies as it grows).
         acc.rows
             .reserve(self.events[..k].iter().map(Vec::len).sum::<usize>());
         let mut counts = Counts::default();
@@ -379,19 +385,18 @@ impl<'c, 's> Worker<'c, 's> {
             }
             let id = self.ids[i];
             if !direct {
-                self.person(ctx, (p, i), id, &mut acc, &mut counts, want_masks);
+                self.person(ctx, (p, i), id, acc, &mut counts, want_masks);
             } else if qualified > 0 {
                 counts.zero_events += qualified;
                 counts.zero_persons += 1;
                 if want_masks {
                     acc.person_masks.push((id, 0));
                 }
-                emit(plan, &mut self.rows, &mut self.merged, id, &mut acc);
+                emit(plan, &mut self.rows, &mut self.merged, id, acc);
             }
         }
         self.reads = reads;
-        counts.into(&mut acc);
-        acc
+        counts.into(acc);
     }
 
     /// The pipeline after the primary events of person `p`, the span's `i`th (in `self.cands`).
