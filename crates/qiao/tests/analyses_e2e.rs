@@ -11,10 +11,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{qiao, s, Project, User};
+use support::{qiao, s};
 
 const COHORTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -83,6 +83,63 @@ fn union_cdm(hospitals: &[&Path], out: &Path) {
     }
 }
 
+/// Three `qiao synth` hospitals (`persons` the middle one's size, seed 11) in `dir`, their
+/// stores, and the store of their union ([`union_cdm`]).
+fn hospitals_and_union(dir: &Path, persons: usize) -> (Vec<(String, PathBuf)>, PathBuf) {
+    let (cdm, stores) = support::synth_hospitals(dir, 3, persons, 11);
+    let dirs: Vec<PathBuf> = stores.iter().map(|(name, _)| cdm.join(name)).collect();
+    let union_dir = dir.join("union");
+    union_cdm(
+        &dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+        &union_dir,
+    );
+    let union = dir.join("union.qiao");
+    qiao(&["ingest", "--cdm", s(&union_dir), "--out", s(&union)]);
+    (stores, union)
+}
+
+/// `qiao query` flags of a regression: `model` of the outcome GI bleeding in target `t`
+/// against comparator `c`, with `covariates`.
+fn regress_flags<'a>(model: &'a str, covariates: &'a str, t: &'a str, c: &'a str) -> Vec<&'a str> {
+    vec![
+        "--analysis",
+        "regress",
+        "--model",
+        model,
+        "--outcome",
+        GI_BLEED,
+        "--comparator",
+        c,
+        "--covariates",
+        covariates,
+        t,
+    ]
+}
+
+/// The exact logistic fit on the `union` store (`qiao analyze regress`), as [`regress_flags`].
+fn union_logistic(union: &Path, covariates: &str, t: &str, c: &str) -> Value {
+    serde_json::from_str(&qiao(&[
+        "analyze",
+        "regress",
+        "--store",
+        s(union),
+        "--model",
+        "logistic",
+        "--target",
+        t,
+        "--comparator",
+        c,
+        "--outcome",
+        GI_BLEED,
+        "--covariates",
+        covariates,
+        "--min-persons",
+        "1",
+        "--json",
+    ]))
+    .unwrap()
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -104,31 +161,9 @@ fn close(a: &Value, b: &Value, what: &str) {
 fn pooled_analyses_equal_the_union_and_dp_charges_the_declared_rho() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cdm, stores) = support::synth_hospitals(d, 3, 600, 11);
-    let names = ["hospital_1", "hospital_2", "hospital_3"];
-    let dirs: Vec<std::path::PathBuf> = names.iter().map(|n| cdm.join(n)).collect();
-    let union_dir = d.join("union");
-    union_cdm(
-        &dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
-        &union_dir,
-    );
-    let union = d.join("union.qiao");
-    qiao(&["ingest", "--cdm", s(&union_dir), "--out", s(&union)]);
+    let (stores, union) = hospitals_and_union(d, 600);
 
-    let mut net = support::network(
-        d,
-        &stores,
-        &[User {
-            id: "sponsor",
-            institution: "Pharma",
-        }],
-        &[Project {
-            id: "p1",
-            members: &["sponsor"],
-        }],
-        Some(7),
-        NO_FLOORS,
-    );
+    let mut net = support::sponsor_network(d, &stores, Some(7), NO_FLOORS);
     let token = net.tokens["sponsor"].clone();
     let query = |args: &[&str]| -> Value {
         let mut all = vec![
@@ -663,21 +698,7 @@ fn regression_runs(
         );
     }
     let url = net.url.clone();
-    let model_args = |model: &'static str| {
-        vec![
-            "--analysis",
-            "regress",
-            "--model",
-            model,
-            "--outcome",
-            GI_BLEED,
-            "--comparator",
-            c,
-            "--covariates",
-            "age,gender",
-            t,
-        ]
-    };
+    let model_args = |model| regress_flags(model, "age,gender", t, c);
     let json_of = |out: &std::process::Output| -> Value {
         assert!(
             out.status.success(),
@@ -689,26 +710,7 @@ fn regression_runs(
 
     // Logistic: the federated fit equals the fit on the union.
     let fed = json_of(&regress(&url, token, &model_args("logistic")));
-    let local: Value = serde_json::from_str(&qiao(&[
-        "analyze",
-        "regress",
-        "--store",
-        s(union),
-        "--model",
-        "logistic",
-        "--target",
-        t,
-        "--comparator",
-        c,
-        "--outcome",
-        GI_BLEED,
-        "--covariates",
-        "age,gender",
-        "--min-persons",
-        "1",
-        "--json",
-    ]))
-    .unwrap();
+    let local = union_logistic(union, "age,gender", t, c);
     assert_eq!(fed["status"], "converged", "{fed}");
     assert_eq!((&fed["n"], &fed["events"]), (&local["n"], &local["events"]));
     assert_eq!(fed["iterations"], local["iterations"]);
@@ -901,30 +903,8 @@ fn site_spent(net: &qiao_testkit::Network, i: usize) -> f64 {
 fn regression_under_dp_fits_near_the_exact_fit_and_charges_each_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cdm, stores) = support::synth_hospitals(d, 3, 6000, 11);
-    let dirs: Vec<std::path::PathBuf> =
-        (1..=3).map(|i| cdm.join(format!("hospital_{i}"))).collect();
-    let union_dir = d.join("union");
-    union_cdm(
-        &dirs.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
-        &union_dir,
-    );
-    let union = d.join("union.qiao");
-    qiao(&["ingest", "--cdm", s(&union_dir), "--out", s(&union)]);
-    let mut net = support::network(
-        d,
-        &stores,
-        &[User {
-            id: "sponsor",
-            institution: "Pharma",
-        }],
-        &[Project {
-            id: "p1",
-            members: &["sponsor"],
-        }],
-        Some(7),
-        NO_FLOORS,
-    );
+    let (stores, union) = hospitals_and_union(d, 6000);
+    let mut net = support::sponsor_network(d, &stores, Some(7), NO_FLOORS);
     let token = net.tokens["sponsor"].clone();
     for i in 0..3 {
         // Analyses answered without a steward's approval; each round is a query to the
@@ -932,48 +912,14 @@ fn regression_under_dp_fits_near_the_exact_fit_and_charges_each_run_once() {
         support::policy(&net, i, &["--analyses", "auto", "--rate-limit", "1000"]);
     }
     let (t, c) = (format!("{COHORTS}/1.json"), format!("{COHORTS}/2.json"));
-    let model_args = |model: &'static str, covariates: &'static str| {
-        vec![
-            "--analysis",
-            "regress",
-            "--model",
-            model,
-            "--outcome",
-            GI_BLEED,
-            "--comparator",
-            &c,
-            "--covariates",
-            covariates,
-            &t,
-        ]
-    };
-    let exact: Value = serde_json::from_str(&qiao(&[
-        "analyze",
-        "regress",
-        "--store",
-        s(&union),
-        "--model",
-        "logistic",
-        "--target",
-        &t,
-        "--comparator",
-        &c,
-        "--outcome",
-        GI_BLEED,
-        "--covariates",
-        "gender",
-        "--min-persons",
-        "1",
-        "--json",
-    ]))
-    .unwrap();
+    let exact = union_logistic(&union, "gender", &t, &c);
     assert_eq!(exact["converged"], true);
     regression_under_dp(
         &mut net,
         &token,
         &exact,
-        &model_args("logistic", "gender"),
-        &model_args("cox", "age,gender"),
+        &regress_flags("logistic", "gender", &t, &c),
+        &regress_flags("cox", "age,gender", &t, &c),
     );
     net.stop().unwrap();
 }

@@ -12,7 +12,7 @@ use qiao_hub::api::QueryRequest;
 use qiao_hub::protocol::{Payload, QueryType, RefusalReason, Released};
 use qiao_hub::view::SiteStatus;
 use support::circe::{admitted, definition};
-use support::{cdm, qiao, s, Project, User};
+use support::{cdm, qiao, s};
 
 #[test]
 fn sites_apply_the_stricter_of_policy_and_floors_or_refuse() {
@@ -30,17 +30,9 @@ fn sites_apply_the_stricter_of_policy_and_floors_or_refuse() {
     ]);
     let stores: Vec<(String, PathBuf)> =
         vec![("dp".into(), store.clone()), ("noiseless".into(), store)];
-    let net = support::network(
+    let net = support::sponsor_network(
         &dir.path().join("net"),
         &stores,
-        &[User {
-            id: "sponsor",
-            institution: "Pharma",
-        }],
-        &[Project {
-            id: "p1",
-            members: &["sponsor"],
-        }],
         Some(12),
         &[
             "--floor-min-cell-count",

@@ -129,6 +129,30 @@ pub fn network(
     network_with(dir, stores, users, projects, secret_seed, hub_args, &[])
 }
 
+/// [`network`] with one sponsor researcher, `sponsor` of Pharma, member of one approved
+/// project, `p1`.
+pub fn sponsor_network(
+    dir: &Path,
+    stores: &[(String, PathBuf)],
+    secret_seed: Option<u64>,
+    hub_args: &[&str],
+) -> Network {
+    network(
+        dir,
+        stores,
+        &[User {
+            id: "sponsor",
+            institution: "Pharma",
+        }],
+        &[Project {
+            id: "p1",
+            members: &["sponsor"],
+        }],
+        secret_seed,
+        hub_args,
+    )
+}
+
 /// [`network`] with extra `qiao site serve` flags for every site (e.g. `--workers`).
 pub fn network_with(
     dir: &Path,
