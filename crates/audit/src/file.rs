@@ -116,6 +116,8 @@ impl Identity {
 pub struct FileStore {
     path: PathBuf,
     file: File,
+    /// The file's device and inode, read at open.
+    identity: Identity,
     /// Bytes of complete lines: the verified prefix plus this process's appends.
     len: u64,
 }
@@ -357,6 +359,7 @@ impl AuditLog {
         let store = FileStore {
             path: path.to_owned(),
             file,
+            identity,
             len: complete,
         };
         let log = AuditLog {
@@ -410,7 +413,7 @@ impl AuditLog {
         }
         let store = chain.store();
         Some(Verified {
-            identity: Identity::of(&store.file).ok()?,
+            identity: store.identity,
             len: store.len,
             head: chain.head(),
         })
