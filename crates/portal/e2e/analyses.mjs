@@ -15,7 +15,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
+import { englishOnChinesePage, env, failJourney, launchChromium, loadBy, parseCatalog } from './lib.mjs';
 
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
 const HUB = env('QIAO_E2E_HUB');
@@ -60,7 +60,7 @@ async function submitForm(formSel, fill, detailsSel = null) {
   if (detailsSel) await page.locator(detailsSel).click();
   const form = page.locator(formSel);
   await fill(form);
-  await Promise.all([page.waitForEvent('load'), form.locator('button[type=submit]').click()]);
+  await loadBy(page, () => form.locator('button[type=submit]').click());
   return new URL(page.url()).pathname;
 }
 
@@ -90,7 +90,7 @@ try {
   await page.goto(`${HUB}/login`);
   await page.fill('input[name=username]', env('QIAO_E2E_SPONSOR'));
   await page.fill('input[name=password]', env('QIAO_E2E_SPONSOR_PASSWORD'));
-  await Promise.all([page.waitForEvent('load'), page.click('main form button[type=submit]')]);
+  await loadBy(page, () => page.click('main form button[type=submit]'));
   check(new URL(page.url()).pathname !== '/login', 'the sponsor signed in');
 
   current = 'attach';
@@ -115,7 +115,7 @@ try {
   // A refused regression form, in zh-CN: the bad covariate named at its field.
   current = 'regression-refused-zh';
   await page.goto(project);
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   const [rForm, rDetails] = launch('regression');
   await submitForm(rForm, regression('age, bmi'), rDetails);
   const err = await page.locator('form:has(input[name=kind][value=regression]) .field-error').allTextContents();
@@ -130,7 +130,7 @@ try {
 
   for (const lang of ['zh-CN', 'en']) {
     if (lang === 'en') {
-      await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=en]')]);
+      await loadBy(page, () => page.click('.lang-switch a[lang=en]'));
     }
     const tag = lang === 'en' ? 'en' : 'zh';
     current = `survival-${tag}`;

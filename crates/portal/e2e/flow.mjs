@@ -10,7 +10,7 @@
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { bilingual, englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, launchChromium, loadBy, parseCatalog } from './lib.mjs';
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
 const SHOTS = env('QIAO_E2E_SCREENSHOTS');
@@ -84,17 +84,14 @@ async function fieldError(name) {
   return text(`#err-${name}`);
 }
 
-// A click that loads a page is awaited as `Promise.all([page.waitForEvent('load'), click])`: the
-// listener is in place before the click, so it waits for the new document. (`waitForLoadState`
-// there resolves at once on the page already loaded, and a check then reads the old page.)
 async function login(user, password) {
   await page.fill('input[name=user]', user);
   await page.fill('input[name=password]', password);
-  await Promise.all([page.waitForEvent('load'), page.click('form.login button[type=submit]')]);
+  await loadBy(page, () => page.click('form.login button[type=submit]'));
 }
 
 async function logout() {
-  await Promise.all([page.waitForEvent('load'), page.click('header form.inline button[type=submit]')]);
+  await loadBy(page, () => page.click('header form.inline button[type=submit]'));
 }
 
 async function sitePages() {
@@ -106,7 +103,7 @@ async function sitePages() {
   const headers = resp.headers();
   check(headers['content-security-policy']?.includes("default-src 'self'"), 'CSP header');
   check(headers['x-frame-options'] === 'DENY', 'X-Frame-Options');
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   await chinese('site.login.title');
   await shot('site-a-login-zh');
 
@@ -131,14 +128,14 @@ async function sitePages() {
   await shot('site-a-approvals', { pending });
 
   current = 'site-a-deny-without-reason';
-  await Promise.all([page.waitForEvent('load'), page.click('form.deny button[type=submit]')]);
+  await loadBy(page, () => page.click('form.deny button[type=submit]'));
   await chinese('site.approvals.title');
   check((await fieldError('reason')) === zh('site.approvals.reason_required'), 'the reason is required, said next to it');
   check(await page.locator('table.approvals span.state.pending').count() === 1, 'still pending');
   await shot('site-a-deny-needs-reason');
 
   current = 'site-a-approve';
-  await Promise.all([page.waitForEvent('load'), page.click('table.approvals form.inline button[type=submit]')]);
+  await loadBy(page, () => page.click('table.approvals form.inline button[type=submit]'));
   await chinese('site.approvals.title');
   check((await text('p.flash')) === zh('flash.site_approved'), 'approved flash');
   check(await page.locator('table.approvals span.state.pending').count() === 0, 'nothing pending');
@@ -154,7 +151,7 @@ async function sitePages() {
   await page.fill('#sigma', 'abc');
   await page.fill('#user_rho', '1');
   await page.selectOption('#cohort_count', 'manual');
-  await Promise.all([page.waitForEvent('load'), page.click('form.policy button[type=submit]')]);
+  await loadBy(page, () => page.click('form.policy button[type=submit]'));
   await chinese('site.policy.title');
   check((await fieldError('min_cell_count')) === zh('site.policy.err_threshold'), 'threshold error next to it');
   check((await fieldError('sigma')) === zh('site.policy.err_sigma'), 'sigma error next to it');
@@ -169,7 +166,7 @@ async function sitePages() {
   await page.fill('#min_cell_count', '11');
   await page.fill('#sigma', '8');
   await page.fill('#user_rho', '0.25');
-  await Promise.all([page.waitForEvent('load'), page.click('form.policy button[type=submit]')]);
+  await loadBy(page, () => page.click('form.policy button[type=submit]'));
   await chinese('site.policy.title');
   check((await text('p.flash')) === zh('flash.site_policy_saved'), 'saved flash');
   check((await page.inputValue('#min_cell_count')) === '11', 'threshold 11 saved');
@@ -207,7 +204,7 @@ async function sitePages() {
   check(cohorts === 1, `one received cohort, found ${cohorts}`);
   check((await text('table.cohorts tbody td')) === 'p-site-pages', 'of project p-site-pages');
   await shot('site-a-prescreen-index');
-  await Promise.all([page.waitForEvent('load'), page.click('table.cohorts a.open')]);
+  await loadBy(page, () => page.click('table.cohorts a.open'));
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
   check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);
@@ -219,13 +216,13 @@ async function sitePages() {
   check(await page.locator('details.narrative').count() === 1, 'the investigator can read the definition');
   await shot('site-a-prescreen-list', { rows });
   // Sorted by person, descending (the heading's link), then filtered to one person.
-  await Promise.all([page.waitForEvent('load'), page.click('table.prescreen th:first-child a.sort')]);
-  await Promise.all([page.waitForEvent('load'), page.click('table.prescreen th:first-child a.sort')]);
+  await loadBy(page, () => page.click('table.prescreen th:first-child a.sort'));
+  await loadBy(page, () => page.click('table.prescreen th:first-child a.sort'));
   const top = Number(await text('table.prescreen tbody td:first-child'));
   const ids = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
   check(ids.every((x) => x <= top), `sorted descending: ${ids.slice(0, 5)}`);
   await page.fill('form.filter input[name=q]', String(top));
-  await Promise.all([page.waitForEvent('load'), page.click('form.filter button[type=submit]')]);
+  await loadBy(page, () => page.click('form.filter button[type=submit]'));
   const filtered = (await page.locator('table.prescreen tbody td:first-child').allInnerTexts()).map(Number);
   check(filtered.includes(top) && filtered.length < rows, `filtered to the rows containing ${top}: ${filtered}`);
   const csv = await page.request.get(new URL(await page.locator('#list-csv').getAttribute('href'), page.url()).href);
@@ -236,10 +233,10 @@ async function sitePages() {
   current = 'site-a-prescreen-mark';
   const markForm = page.locator('table.prescreen tbody tr').first().locator('form.mark');
   await markForm.locator('select[name=mark]').selectOption('enrolled');
-  await Promise.all([page.waitForEvent('load'), markForm.locator('button[type=submit]').click()]);
+  await loadBy(page, () => markForm.locator('button[type=submit]').click());
   check((await text('p.flash.ok')) === zh('flash.mark_saved'), `mark saved: ${await text('main')}`);
   await page.selectOption('form.filter select[name=mark]', 'enrolled');
-  await Promise.all([page.waitForEvent('load'), page.click('form.filter button[type=submit]')]);
+  await loadBy(page, () => page.click('form.filter button[type=submit]'));
   check((await page.locator('table.prescreen tbody tr').count()) === 1, 'one enrolled candidate');
   check((await text('table.prescreen tbody td:nth-child(5)')).startsWith(zh('site.mark.enrolled')), 'the mark shown');
   await shot('site-a-prescreen-marked-zh');
@@ -249,7 +246,7 @@ async function sitePages() {
   current = 'site-b-refused';
   await page.goto(`${SITE_B}/prescreen`);
   check(new URL(page.url()).pathname === '/login', 'site B asks to sign in');
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   await chinese('site.login.title');
   await login('dr.a', PASSWORD);
   check(new URL(page.url()).pathname === '/login', 'still on the login page');
@@ -267,16 +264,13 @@ async function portalLogin(user) {
   await page.goto(`${HUB}/login`);
   await page.fill('input[name=username]', user);
   await page.fill('input[name=password]', PASSWORD);
-  await Promise.all([page.waitForEvent('load'), page.click('main form button[type=submit]')]);
+  await loadBy(page, () => page.click('main form button[type=submit]'));
   check(new URL(page.url()).pathname !== '/login', `${user} signed in`);
 }
 
 /** Submits the form whose action is `action` (clicking `button`, default its submit button). */
 async function submit(action, button = 'button[type=submit]') {
-  await Promise.all([
-    page.waitForEvent('load'),
-    page.locator(`form[action="${action}"] ${button}`).first().click(),
-  ]);
+  await loadBy(page, () => page.locator(`form[action="${action}"] ${button}`).first().click());
 }
 
 async function saved() {
@@ -304,7 +298,7 @@ async function portal() {
   let resp = await page.goto(`${HUB}/login`);
   check(resp.status() === 200, `portal login status ${resp.status()}`);
   check((await h1()) === EN.get('login.title'), 'English first');
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   await chinese('login.title');
   await shot('portal-login-zh');
 
@@ -438,13 +432,13 @@ async function portal() {
   await page.locator('#score-summary').scrollIntoViewIfNeeded();
   await shot('portal-score-summary-zh');
   // The same in English, then back.
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=en]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=en]'));
   const quorumEn = await text('#score-summary p.quorum');
   check(quorumEn.startsWith(EN.get('guide.quorum_state').replace('{done}', '2').replace('{quorum}', '2')), `in English: ${quorumEn}`);
   check((await text('nav.stages li.current')) === EN.get('guide.step_review'), 'the current step is the review');
   await page.locator('#score-summary').scrollIntoViewIfNeeded();
   await shot('portal-score-summary-en');
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   await page.fill(`form[action="/projects/${PROJECT}/decide"] #comment`, '委员会批准。');
   await submit(`/projects/${PROJECT}/decide`, 'button[value=approve]');
   await saved();
@@ -466,7 +460,7 @@ async function portal() {
   await page.fill(`${replace} #definition`, DEFINITION);
   await submit(`/projects/${PROJECT}/cohorts/1/replace`);
   await saved();
-  await Promise.all([page.waitForEvent('load'), page.click('#cohort-1 a.diff')]);
+  await loadBy(page, () => page.click('#cohort-1 a.diff'));
   await chinese('ver.title');
   check(await page.locator('pre.diff ins').count() === 2 && await page.locator('pre.diff del').count() === 2,
     'the title line changed, in both languages');
@@ -525,7 +519,7 @@ async function prescreenPortalProject() {
   await chinese('site.prescreen.title');
   const link = page.locator(`table.cohorts a.open[href^="/prescreen/${PROJECT}/"]`);
   check(await link.count() === 1, `the portal project's cohort is listed at hospital A`);
-  await Promise.all([page.waitForEvent('load'), link.click()]);
+  await loadBy(page, () => link.click());
   await chinese('site.prescreen.list_title');
   const rows = await page.locator('table.prescreen tbody tr').count();
   check(rows === Math.min(PRESCREEN_PERSONS, 100), `${PRESCREEN_PERSONS} patients listed, 100 a page, found ${rows}`);

@@ -27,6 +27,16 @@ export function parseCatalog(path) {
 }
 
 /**
+ * Runs `click` (a function that clicks something that loads a page) and waits for the new
+ * document's load event. The listener is in place before the click, so it waits for the new
+ * document: `Promise.all([page.waitForLoadState('load'), click])` resolves at once on the page
+ * already loaded, and a check after it can read the old page.
+ */
+export async function loadBy(page, click) {
+  await Promise.all([page.waitForEvent('load'), click()]);
+}
+
+/**
  * Chromium in a persistent profile with one page, `width` px wide; creates the profile and
  * screenshot folders. This machine has no internet: without these flags Chromium stalls on
  * network look-ups.

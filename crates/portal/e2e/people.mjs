@@ -9,7 +9,7 @@
 // `qiao demo`. Prints one JSON line per step: {"step", "screenshot", "url", "render_ms"}.
 
 import { join } from 'node:path';
-import { bilingual, englishOnChinesePage, env, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, launchChromium, loadBy, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -57,7 +57,7 @@ const text = async (sel) => (await page.locator(sel).first().innerText()).trim()
 const h1 = () => text('main h1');
 const main = async () => page.locator('main').innerText();
 async function click(sel) {
-  await Promise.all([page.waitForEvent('load'), page.locator(sel).first().click()]);
+  await loadBy(page, () => page.locator(sel).first().click());
 }
 async function lang(to) {
   const link = page.locator(`.lang-switch a[lang=${to}]`);
@@ -104,8 +104,7 @@ try {
   const row = page.locator('#inst-sunrise-pharma');
   check((await row.locator('details.application').innerText()).includes('lung cancer study'), 'the application text');
   await shot('admin-reads-application-zh');
-  await Promise.all([page.waitForEvent('load'),
-    row.locator('button[name=decision][value=approve]').click()]);
+  await loadBy(page, () => row.locator('button[name=decision][value=approve]').click());
   await page.goto(`${HUB}/admin/users`);
   check((await h1()) === zh('users.title'), 'users page in Chinese');
   await page.selectOption('#institution', 'sunrise-pharma');

@@ -11,7 +11,7 @@
 // zh-CN no page may show an English catalog string.
 
 import { join } from 'node:path';
-import { bilingual, englishOnChinesePage, env, failJourney, launchChromium, parseCatalog } from './lib.mjs';
+import { bilingual, englishOnChinesePage, env, failJourney, launchChromium, loadBy, parseCatalog } from './lib.mjs';
 
 
 const NODE_MODULES = env('QIAO_E2E_NODE_MODULES');
@@ -133,7 +133,7 @@ async function launchAnalyses() {
     await page.locator(`details:has(input[name=kind][value=${kind}]) > summary`).click();
     const form = page.locator(`form:has(input[name=kind][value=${kind}])`);
     await fill(form);
-    await Promise.all([page.waitForEvent('load'), form.locator('button[type=submit]').click()]);
+    await loadBy(page, () => form.locator('button[type=submit]').click());
     const path = new URL(page.url()).pathname;
     check(/\/analyses\/\d+$/.test(path), `${kind} launched: ${page.url()}`);
     paths[kind] = path;
@@ -165,7 +165,7 @@ try {
   await page.goto(`${HUB}/login`);
   await page.fill('input[name=username]', USER);
   await page.fill('input[name=password]', PASSWORD);
-  await Promise.all([page.waitForEvent('load'), page.click('main form button[type=submit]')]);
+  await loadBy(page, () => page.click('main form button[type=submit]'));
   check(new URL(page.url()).pathname !== '/login', `${USER} signed in`);
 
   current = 'favicon';
@@ -193,7 +193,7 @@ try {
   await page.setViewportSize({ width: 1400, height: 900 });
 
   current = 'results-zh';
-  await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=zh-CN]')]);
+  await loadBy(page, () => page.click('.lang-switch a[lang=zh-CN]'));
   const lang = await page.locator('html').getAttribute('lang');
   check(lang === 'zh-CN', `html lang=${lang}`);
   const zh = await results('zh-CN');
@@ -212,7 +212,7 @@ try {
   ];
   for (const l of ['zh-CN', 'en']) {
     if (l === 'en') {
-      await Promise.all([page.waitForEvent('load'), page.click('.lang-switch a[lang=en]')]);
+      await loadBy(page, () => page.click('.lang-switch a[lang=en]'));
     }
     for (const [name, path, drawn] of pages) {
       current = `analysis-${name}-${l}`;
